@@ -1,0 +1,146 @@
+//! Building and executing blocks over the [`State`].
+
+use cairn_ledger::{
+    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, PublicKey, Transaction, merkle,
+};
+
+use crate::{State, TxError};
+
+/// What executing a block produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// The receipts, in transaction order.
+    pub receipts: Vec<ExecutionReceipt>,
+    /// Jobs that expired at the end of the block.
+    pub expired: Vec<Hash>,
+}
+
+/// Why a block is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The block's own bytes are inconsistent.
+    #[error("malformed block: {0}")]
+    Malformed(String),
+    /// A transaction in it does not apply.
+    #[error("transaction {index} does not apply: {error}")]
+    Tx {
+        /// Its position.
+        index: usize,
+        /// Why.
+        error: TxError,
+    },
+    /// A root in the header is not what execution produced.
+    #[error("the header's {0} is not what executing the block gives")]
+    Root(&'static str),
+}
+
+/// The position of a block: its height and its parent's hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Height of the new block.
+    pub height: u64,
+    /// Hash of its parent ([`Hash::ZERO`] at height 1).
+    pub parent_hash: Hash,
+}
+
+/// Builds the next block from `candidates`, in order, skipping those that do not apply (they
+/// are returned with the reason). The state is left with the block's changes uncommitted.
+pub fn build_block(
+    state: &mut State,
+    at: Position,
+    candidates: impl IntoIterator<Item = Transaction>,
+    proposer: PublicKey,
+    time_ms: u64,
+    last_commit: Option<Commit>,
+) -> (Block, Executed, Vec<(Transaction, TxError)>) {
+    let max = state.params().block_txs_max as usize;
+    // Room for the header and the last commit, generously.
+    let bytes_max = (state.params().block_bytes_max as usize).saturating_sub(64 << 10);
+    let mut bytes = 0usize;
+    let mut txs = Vec::new();
+    let mut receipts = Vec::new();
+    let mut rejected = Vec::new();
+    for tx in candidates {
+        if txs.len() >= max {
+            break;
+        }
+        let size = borsh::object_length(&tx).expect("borsh sizing cannot fail");
+        if bytes + size > bytes_max {
+            continue;
+        }
+        match state.apply_tx(&tx, at.height) {
+            Ok(receipt) => {
+                bytes += size;
+                receipts.extend(receipt);
+                txs.push(tx);
+            }
+            Err(e) => rejected.push((tx, e)),
+        }
+    }
+    let expired = state.end_block(at.height);
+    let tx_leaves: Vec<Hash> = txs.iter().map(Transaction::leaf_hash).collect();
+    let receipt_leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+    let header = BlockHeader {
+        version: FORMAT_VERSION,
+        chain_id: state.chain_id(),
+        height: at.height,
+        parent_hash: at.parent_hash,
+        time_ms,
+        proposer,
+        tx_root: merkle::root(&tx_leaves),
+        receipt_root: merkle::root(&receipt_leaves),
+        state_root: state.root(),
+        last_commit_hash: Hash::of_borsh(&last_commit),
+        tx_count: u32::try_from(txs.len()).expect("bounded by block_txs_max"),
+        receipt_count: u32::try_from(receipts.len()).expect("at most one per transaction"),
+    };
+    (Block { header, txs, last_commit }, Executed { receipts, expired }, rejected)
+}
+
+/// Executes a block received from the network at position `at`, checking its structure,
+/// every transaction and the roots. On success the state holds the block's changes,
+/// uncommitted; on error the state is rolled back to where it was.
+pub fn execute_block(state: &mut State, at: Position, block: &Block) -> Result<Executed, BlockError> {
+    let result = execute_inner(state, at, block);
+    if result.is_err() {
+        state.rollback();
+    }
+    result
+}
+
+fn execute_inner(state: &mut State, at: Position, block: &Block) -> Result<Executed, BlockError> {
+    let h = &block.header;
+    block.check_structure().map_err(|e| BlockError::Malformed(e.to_string()))?;
+    if h.chain_id != state.chain_id() {
+        return Err(BlockError::Malformed("the block is from another chain".into()));
+    }
+    if h.height != at.height || h.parent_hash != at.parent_hash {
+        return Err(BlockError::Malformed(format!(
+            "block {} with parent {} does not extend height {} / {}",
+            h.height,
+            h.parent_hash,
+            at.height - 1,
+            at.parent_hash
+        )));
+    }
+    if block.txs.len() > state.params().block_txs_max as usize {
+        return Err(BlockError::Malformed("too many transactions".into()));
+    }
+    if borsh::object_length(block).expect("borsh sizing cannot fail") > state.params().block_bytes_max as usize {
+        return Err(BlockError::Malformed("the block is larger than block_bytes_max".into()));
+    }
+    let mut receipts = Vec::new();
+    for (index, tx) in block.txs.iter().enumerate() {
+        let receipt = state.apply_tx(tx, h.height).map_err(|error| BlockError::Tx { index, error })?;
+        receipts.extend(receipt);
+    }
+    let expired = state.end_block(h.height);
+    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+    if merkle::root(&leaves) != h.receipt_root || receipts.len() != h.receipt_count as usize {
+        return Err(BlockError::Root("receipt_root"));
+    }
+    if state.root() != h.state_root {
+        return Err(BlockError::Root("state_root"));
+    }
+    Ok(Executed { receipts, expired })
+}

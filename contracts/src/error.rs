@@ -1,0 +1,66 @@
+//! Why a transaction is refused.
+
+use cairn_ledger::Hash;
+
+/// Why a transaction cannot be applied. A refused transaction changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The signature, version or encoding is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The offer names another chain.
+    #[error("the offer is for another chain (its chain_id is not this genesis's)")]
+    WrongChain,
+    /// The account nonce does not match.
+    #[error("nonce {got} is wrong: the account's next nonce is {expected}")]
+    Nonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The nonce given.
+        got: u64,
+    },
+    /// The client cannot cover the escrow.
+    #[error("balance {balance} cannot cover the escrow of {escrow} (fuel_limit × max_price); lower them or fund the account")]
+    InsufficientBalance {
+        /// The account balance.
+        balance: u64,
+        /// The escrow needed.
+        escrow: u64,
+    },
+    /// A field is outside what the chain allows.
+    #[error("{0}")]
+    Limit(String),
+    /// No registered provider asks at most the offered price.
+    #[error("no registered provider asks at most {max_price} per unit of fuel; raise max_price")]
+    NoProvider {
+        /// The offered price.
+        max_price: u64,
+    },
+    /// The job already exists.
+    #[error("job {0} already exists")]
+    DuplicateJob(Hash),
+    /// The job is unknown.
+    #[error("job {0} is unknown on chain")]
+    UnknownJob(Hash),
+    /// The job is not open for results.
+    #[error("job {0} is not open: it was completed or expired")]
+    JobClosed(Hash),
+    /// The provider is not assigned to the job.
+    #[error("provider {0} is not assigned to this job")]
+    NotAssigned(cairn_ledger::PublicKey),
+    /// The result does not match the job.
+    #[error("the result does not match the job: {0}")]
+    Mismatch(&'static str),
+    /// Arithmetic overflow.
+    #[error("{0} overflows")]
+    Overflow(&'static str),
+}
+
+/// Result with [`TxError`].
+pub type Result<T, E = TxError> = std::result::Result<T, E>;
+
+impl From<cairn_ledger::Error> for TxError {
+    fn from(e: cairn_ledger::Error) -> Self {
+        TxError::Invalid(e.to_string())
+    }
+}

@@ -1,0 +1,30 @@
+//! Cairn's state transition function: accounts, providers, job escrow, assignment, receipts
+//! and settlement — pure functions over an in-memory [`State`].
+//!
+//! A block is applied transaction by transaction with [`State::apply_tx`]; each either applies
+//! whole or fails with a [`TxError`] and changes nothing. [`State::end_block`] expires jobs
+//! past their deadline. Every change is journaled, so a block can be rolled back
+//! ([`State::rollback`]) or committed ([`State::commit`], which returns the changed entries
+//! for the store). [`State::root`] commits to the whole state.
+//!
+//! ```
+//! use cairn_contracts::State;
+//! use cairn_ledger::{ChainParams, Genesis, FORMAT_VERSION, Keypair, Validator, GenesisAccount};
+//! let v = Keypair::from_seed([1; 32]);
+//! let genesis = Genesis {
+//!     version: FORMAT_VERSION, chain_name: "doc".into(), genesis_time_ms: 0,
+//!     validators: vec![Validator { address: v.public(), power: 1 }],
+//!     accounts: vec![GenesisAccount { address: v.public(), balance: 5 }],
+//!     providers: vec![], params: ChainParams::default(),
+//! };
+//! let state = State::from_genesis(&genesis).unwrap();
+//! assert_eq!(state.account(&v.public()).balance, 5);
+//! ```
+
+pub mod block;
+mod error;
+mod state;
+
+pub use block::{BlockError, Executed, Position, build_block, execute_block};
+pub use error::{Result, TxError};
+pub use state::{Account, Job, JobPhase, NonceRule, Provider, State, StateKey};

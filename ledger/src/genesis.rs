@@ -1,0 +1,140 @@
+//! The genesis file: the chain's first state, its validators and its parameters.
+//!
+//! Written as JSON (`genesis.json`); its chain id is `sha256(borsh(genesis))`, so every field
+//! — including the parameters — is part of the chain's identity.
+
+use std::path::Path;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::PublicKey;
+use crate::types::{FORMAT_VERSION, Validator, ValidatorSet};
+use crate::{Error, Hash, Result};
+
+/// An account funded at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// The account's address.
+    pub address: PublicKey,
+    /// Its starting balance.
+    pub balance: u64,
+}
+
+/// A provider registered at genesis, with its standing ask.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisProvider {
+    /// The provider's address.
+    pub address: PublicKey,
+    /// Its price per unit of fuel.
+    pub price_per_fuel: u64,
+}
+
+/// Chain-wide parameters: every node must agree on them (they are in the chain id).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// How far behind the head an offer's `assignment_height` may be.
+    pub assignment_window_blocks: u64,
+    /// The longest deadline an offer may ask for, counted from its inclusion.
+    pub deadline_max_blocks: u64,
+    /// The largest input carried inline in an offer.
+    pub input_bytes_max: u32,
+    /// The largest output carried inline in a result.
+    pub output_bytes_max: u32,
+    /// The largest fuel limit an offer may ask for.
+    pub fuel_limit_max: u64,
+    /// The most transactions in one block.
+    pub block_txs_max: u32,
+    /// The largest encoded block (its transactions and last commit included).
+    pub block_bytes_max: u32,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        ChainParams {
+            assignment_window_blocks: 1_000,
+            deadline_max_blocks: 10_000,
+            input_bytes_max: 256 << 10,
+            output_bytes_max: 64 << 10,
+            fuel_limit_max: 10_000_000_000,
+            block_txs_max: 5_000,
+            block_bytes_max: 8 << 20,
+        }
+    }
+}
+
+/// The genesis of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// A human name for the chain, e.g. `cairn-local`.
+    pub chain_name: String,
+    /// When the chain starts, milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// The validators and their voting power.
+    pub validators: Vec<Validator>,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+    /// Registered providers.
+    pub providers: Vec<GenesisProvider>,
+    /// Chain parameters.
+    pub params: ChainParams,
+}
+
+/// The largest genesis file read.
+pub const GENESIS_FILE_BYTES_MAX: u64 = 16 << 20;
+
+impl Genesis {
+    /// The chain id: `sha256(borsh(genesis))`.
+    pub fn chain_id(&self) -> Hash {
+        Hash::of_borsh(self)
+    }
+
+    /// The validator set, in canonical order.
+    pub fn validator_set(&self) -> Result<ValidatorSet> {
+        ValidatorSet::new(self.validators.clone())
+    }
+
+    /// Checks the version, the validator set and that no address is listed twice.
+    pub fn validate(&self) -> Result<()> {
+        if self.version != FORMAT_VERSION {
+            return Err(Error::Version { what: "genesis", version: self.version });
+        }
+        self.validator_set()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for a in &self.accounts {
+            if !seen.insert(a.address) {
+                return Err(Error::Invalid(format!("genesis lists account {} twice", a.address)));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.providers {
+            if !seen.insert(p.address) {
+                return Err(Error::Invalid(format!("genesis lists provider {} twice", p.address)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and validates a genesis JSON file.
+    pub fn load(path: &Path) -> Result<Genesis> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::Genesis(format!("cannot read {}: {e}", path.display())))?;
+        if meta.len() > GENESIS_FILE_BYTES_MAX {
+            return Err(Error::Genesis(format!("{} is larger than {GENESIS_FILE_BYTES_MAX} bytes", path.display())));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Genesis(format!("cannot read {}: {e}", path.display())))?;
+        let genesis: Genesis =
+            serde_json::from_str(&text).map_err(|e| Error::Genesis(format!("{}: {e}", path.display())))?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// Writes the genesis as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("genesis always serializes");
+        std::fs::write(path, text).map_err(|e| Error::Genesis(format!("cannot write {}: {e}", path.display())))
+    }
+}

@@ -1,0 +1,215 @@
+//! Format fixtures and proof tests.
+
+use crate::*;
+
+pub(crate) fn sample_offer(chain_id: Hash) -> JobOffer {
+    JobOffer {
+        version: FORMAT_VERSION,
+        chain_id,
+        client: Keypair::from_seed([1; 32]).public(),
+        nonce: 0,
+        module_id: Hash::of(b"module"),
+        input: b"hello".to_vec(),
+        fuel_limit: 1_000_000,
+        max_price: 2,
+        redundancy: 1,
+        assignment_height: 0,
+        deadline_height: 100,
+    }
+}
+
+fn genesis(validators: &[Keypair]) -> Genesis {
+    Genesis {
+        version: FORMAT_VERSION,
+        chain_name: "test".into(),
+        genesis_time_ms: 0,
+        validators: validators.iter().map(|k| Validator { address: k.public(), power: 10 }).collect(),
+        accounts: vec![],
+        providers: vec![],
+        params: ChainParams::default(),
+    }
+}
+
+fn signed_commit(chain_id: Hash, header: &BlockHeader, signers: &[Keypair]) -> Commit {
+    let mut commit = Commit {
+        version: FORMAT_VERSION,
+        height: header.height,
+        round: 0,
+        block_hash: header.hash(),
+        signatures: vec![],
+    };
+    let mut sigs: Vec<CommitSignature> = signers
+        .iter()
+        .map(|k| CommitSignature {
+            validator: k.public(),
+            signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
+        })
+        .collect();
+    sigs.sort_by_key(|s| s.validator);
+    commit.signatures = sigs;
+    commit
+}
+
+/// A proof for the second of three receipts in a block finalized by 3 of 4 validators.
+fn sample_proof() -> (ReceiptProof, Genesis) {
+    let validators: Vec<Keypair> = (10..14).map(|i| Keypair::from_seed([i; 32])).collect();
+    let genesis = genesis(&validators);
+    let chain_id = genesis.chain_id();
+    let provider = Keypair::from_seed([3; 32]);
+    let receipts: Vec<ExecutionReceipt> = (0..3u8)
+        .map(|i| {
+            let output = vec![i; 4];
+            let claim = ResultClaim {
+                version: FORMAT_VERSION,
+                job_id: Hash::of(&[i]),
+                module_id: Hash::of(b"module"),
+                input_hash: Hash::of(b"in"),
+                output_hash: Hash::of(&output),
+                fuel_used: 100 + u64::from(i),
+                status: JobStatus::Ok,
+                provider: provider.public(),
+            };
+            JobResult::new(claim, output, &provider).receipt()
+        })
+        .collect();
+    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+    let header = BlockHeader {
+        version: FORMAT_VERSION,
+        chain_id,
+        height: 7,
+        parent_hash: Hash::of(b"parent"),
+        time_ms: 1_700_000_000_000,
+        proposer: validators[0].public(),
+        tx_root: Hash::of(b"txs"),
+        receipt_root: merkle::root(&leaves),
+        state_root: Hash::of(b"state"),
+        last_commit_hash: Hash::of(b"last"),
+        tx_count: 3,
+        receipt_count: 3,
+    };
+    let commit = signed_commit(chain_id, &header, &validators[..3]);
+    let proof = ReceiptProof {
+        version: FORMAT_VERSION,
+        receipt: receipts[1].clone(),
+        path: MerklePath::new(&leaves, 1).expect("in range"),
+        header,
+        commit,
+    };
+    (proof, genesis)
+}
+
+#[test]
+fn a_valid_proof_verifies() {
+    let (proof, genesis) = sample_proof();
+    let v = proof.verify(&genesis).expect("valid proof");
+    assert_eq!(v.height, 7);
+    assert_eq!((v.signed_power, v.total_power), (30, 40));
+}
+
+#[test]
+fn changing_any_byte_of_a_proof_breaks_it() {
+    let (proof, genesis) = sample_proof();
+    let bytes = borsh::to_vec(&proof).expect("encodes");
+    let mut still_valid = 0;
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        let Ok(tampered) = borsh::from_slice::<ReceiptProof>(&b) else { continue };
+        if tampered.verify(&genesis).is_ok() {
+            still_valid += 1;
+            eprintln!("flipping byte {i} kept the proof valid");
+        }
+    }
+    assert_eq!(still_valid, 0, "every tampered byte must break verification");
+}
+
+#[test]
+fn a_commit_without_quorum_or_from_strangers_fails() {
+    let (mut proof, genesis) = sample_proof();
+    let chain_id = genesis.chain_id();
+    let validators: Vec<Keypair> = (10..14).map(|i| Keypair::from_seed([i; 32])).collect();
+    proof.commit = signed_commit(chain_id, &proof.header, &validators[..2]);
+    assert!(matches!(proof.verify(&genesis), Err(Error::NoQuorum { signed: 20, total: 40 })));
+    let strangers: Vec<Keypair> = (50..53).map(|i| Keypair::from_seed([i; 32])).collect();
+    proof.commit = signed_commit(chain_id, &proof.header, &strangers);
+    assert!(proof.verify(&genesis).is_err());
+    let mut other = genesis.clone();
+    other.chain_name = "other".into();
+    let (proof, _) = sample_proof();
+    assert!(proof.verify(&other).is_err(), "a proof must not verify against another chain's genesis");
+}
+
+#[test]
+fn proof_json_round_trips() {
+    let (proof, genesis) = sample_proof();
+    let json = serde_json::to_string(&proof).expect("serializes");
+    let back: ReceiptProof = serde_json::from_str(&json).expect("parses");
+    assert_eq!(back, proof);
+    back.verify(&genesis).expect("still valid");
+}
+
+/// Pins the bytes of every signed format: a change here changes every id and signature.
+#[test]
+fn format_fixtures_are_pinned() {
+    let offer = sample_offer(Hash::of(b"chain"));
+    let signed = offer.clone().sign(&Keypair::from_seed([1; 32]));
+    assert_eq!(Hash::of_borsh(&offer).to_hex(), OFFER_FIXTURE);
+    assert_eq!(signed.job_id().to_hex(), JOB_ID_FIXTURE);
+    let (proof, _) = sample_proof();
+    assert_eq!(Hash::of_borsh(&proof).to_hex(), PROOF_FIXTURE);
+    assert_eq!(borsh::to_vec(&JobStatus::ALL).expect("encodes"), vec![0, 1, 2, 3, 4, 5]);
+}
+
+const OFFER_FIXTURE: &str = "";
+const JOB_ID_FIXTURE: &str = "";
+const PROOF_FIXTURE: &str = "";
+
+#[test]
+fn store_reopens_at_its_head_and_refuses_another_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (proof, genesis) = sample_proof();
+    let chain_id = genesis.chain_id();
+    let mut block = Block { header: proof.header.clone(), txs: vec![], last_commit: None };
+    block.header.height = 1;
+    let commit = Commit { height: 1, block_hash: block.hash(), ..proof.commit.clone() };
+    {
+        let store = Store::open(dir.path(), chain_id).expect("open");
+        assert_eq!(store.head_height().expect("head"), 0);
+        let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
+        let state = [(b"k".to_vec(), Some(b"v".to_vec()))];
+        store
+            .commit_block(BlockWrite {
+                block: &block,
+                commit: &commit,
+                receipts: std::slice::from_ref(&proof.receipt),
+                jobs: &jobs,
+                state: &state,
+            })
+            .expect("commit");
+        let not_next = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &[] };
+        assert!(store.commit_block(not_next).is_err(), "height 1 again must be refused");
+        let id = store.put_blob(b"wasm").expect("blob");
+        assert_eq!(store.blob(&id).expect("read"), Some(b"wasm".to_vec()));
+    }
+    let store = Store::open(dir.path(), chain_id).expect("reopen");
+    assert_eq!(store.head_height().expect("head"), 1);
+    assert_eq!(store.block(1).expect("read"), Some(block));
+    assert_eq!(store.commit(1).expect("read"), Some(commit));
+    assert_eq!(store.receipts(1).expect("read"), Some(vec![proof.receipt.clone()]));
+    assert_eq!(store.state_entries().expect("read"), vec![(b"k".to_vec(), b"v".to_vec())]);
+    assert_eq!(store.job(&Hash::of(b"j")).expect("read").and_then(|j| j.receipt), Some((1, 0)));
+    drop(store);
+    assert!(Store::open(dir.path(), Hash::of(b"another chain")).is_err());
+}
+
+#[test]
+fn oversized_and_trailing_bytes_are_refused() {
+    let offer = sample_offer(Hash::ZERO);
+    let bytes = borsh::to_vec(&offer).expect("encodes");
+    assert!(decode::<JobOffer>("offer", &bytes, bytes.len() - 1).is_err());
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(decode::<JobOffer>("offer", &trailing, 1 << 20).is_err());
+    assert_eq!(decode::<JobOffer>("offer", &bytes, 1 << 20).expect("decodes"), offer);
+    assert!(decode::<JobOffer>("offer", &[0xff; 40], 1 << 20).is_err());
+}

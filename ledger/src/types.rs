@@ -1,0 +1,436 @@
+//! The signed, versioned records of Cairn: offers, results, receipts, transactions, blocks,
+//! votes and commits.
+//!
+//! Every type here is encoded with borsh for hashing, signing, storage and gossip (its bytes are
+//! pinned by the fixture tests in `tests.rs`), and with serde as JSON at the RPC edge.
+//! Each top-level record starts with a `version` byte, currently [`FORMAT_VERSION`].
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::hex_bytes;
+use crate::keys::{Domain, Keypair, PublicKey, Signature};
+use crate::{Error, Hash, JobStatus, Result};
+
+/// The version byte every record of this format carries.
+pub const FORMAT_VERSION: u8 = 1;
+
+fn check_version(what: &'static str, version: u8) -> Result<()> {
+    if version == FORMAT_VERSION {
+        Ok(())
+    } else {
+        Err(Error::Version { what, version })
+    }
+}
+
+/// A client's offer to pay for one execution of a module on an input.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct JobOffer {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The chain this offer is for (its genesis hash); prevents replay on another chain.
+    pub chain_id: Hash,
+    /// The paying client.
+    pub client: PublicKey,
+    /// The client's account nonce; offers of one client are applied in nonce order.
+    pub nonce: u64,
+    /// SHA-256 of the module's wasm bytes.
+    pub module_id: Hash,
+    /// The input given to the job.
+    #[serde(with = "hex_bytes")]
+    pub input: Vec<u8>,
+    /// The most fuel the job may use.
+    pub fuel_limit: u64,
+    /// The highest price per unit of fuel the client accepts.
+    pub max_price: u64,
+    /// How many providers must execute the job (1 for now).
+    pub redundancy: u8,
+    /// The finalized height whose provider registry decides the assignment.
+    pub assignment_height: u64,
+    /// The height after which an unexecuted job is refunded.
+    pub deadline_height: u64,
+}
+
+impl JobOffer {
+    /// The escrow locked when the offer is included: `fuel_limit × max_price`.
+    pub fn escrow(&self) -> Result<u64> {
+        self.fuel_limit.checked_mul(self.max_price).ok_or(Error::Overflow("escrow"))
+    }
+
+    /// SHA-256 of the input.
+    pub fn input_hash(&self) -> Hash {
+        Hash::of(&self.input)
+    }
+
+    /// Signs the offer with the client's key.
+    pub fn sign(self, key: &Keypair) -> SignedOffer {
+        let signature = key.sign(Domain::JobOffer, &self);
+        SignedOffer { offer: self, signature }
+    }
+}
+
+/// A job offer with its client's signature. Its hash is the job id.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedOffer {
+    /// The offer.
+    pub offer: JobOffer,
+    /// The client's signature over the offer in domain `cairn/v1/job-offer`.
+    pub signature: Signature,
+}
+
+impl SignedOffer {
+    /// `job_id = sha256(borsh(signed offer))`.
+    pub fn job_id(&self) -> Hash {
+        Hash::of_borsh(self)
+    }
+
+    /// Checks the version and the client's signature.
+    pub fn verify(&self) -> Result<()> {
+        check_version("job offer", self.offer.version)?;
+        self.offer.client.verify(Domain::JobOffer, &self.offer, &self.signature)
+    }
+}
+
+/// What a provider signs about one execution: everything a receipt proves, except the output
+/// bytes themselves (committed to by their hash).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ResultClaim {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The job (hash of the signed offer).
+    pub job_id: Hash,
+    /// The module that ran.
+    pub module_id: Hash,
+    /// SHA-256 of the input it ran on.
+    pub input_hash: Hash,
+    /// SHA-256 of the output (of the empty string unless the status is `ok`).
+    pub output_hash: Hash,
+    /// Fuel the execution used.
+    pub fuel_used: u64,
+    /// How the execution ended.
+    pub status: JobStatus,
+    /// The provider that executed it and signs this claim.
+    pub provider: PublicKey,
+}
+
+/// A provider's signed result, with the output bytes. Gossiped on the results topic and
+/// included in blocks as a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The signed claim.
+    pub claim: ResultClaim,
+    /// The provider's signature over the claim in domain `cairn/v1/job-result`.
+    pub signature: Signature,
+    /// The output bytes; their hash is `claim.output_hash`.
+    #[serde(with = "hex_bytes")]
+    pub output: Vec<u8>,
+}
+
+impl JobResult {
+    /// Signs `claim` and attaches `output`.
+    pub fn new(claim: ResultClaim, output: Vec<u8>, key: &Keypair) -> JobResult {
+        let signature = key.sign(Domain::JobResult, &claim);
+        JobResult { claim, signature, output }
+    }
+
+    /// Checks the version, the provider's signature, the output's hash and size.
+    pub fn verify(&self, output_bytes_max: usize) -> Result<()> {
+        check_version("job result", self.claim.version)?;
+        if self.output.len() > output_bytes_max {
+            return Err(Error::TooLarge { what: "job output", size: self.output.len(), max: output_bytes_max });
+        }
+        if self.claim.status != JobStatus::Ok && !self.output.is_empty() {
+            return Err(Error::Invalid("a result whose status is not ok must have an empty output".into()));
+        }
+        if Hash::of(&self.output) != self.claim.output_hash {
+            return Err(Error::Invalid("output does not match output_hash".into()));
+        }
+        self.claim.provider.verify(Domain::JobResult, &self.claim, &self.signature)
+    }
+
+    /// The receipt this result becomes once accepted in a block.
+    pub fn receipt(&self) -> ExecutionReceipt {
+        ExecutionReceipt { version: FORMAT_VERSION, claim: self.claim.clone(), provider_signature: self.signature }
+    }
+}
+
+/// The record of one accepted execution: a leaf of its block's receipt root.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ExecutionReceipt {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The provider's claim.
+    pub claim: ResultClaim,
+    /// The provider's signature over the claim.
+    pub provider_signature: Signature,
+}
+
+impl ExecutionReceipt {
+    /// Checks the version and the provider's signature.
+    pub fn verify(&self) -> Result<()> {
+        check_version("execution receipt", self.version)?;
+        check_version("result claim", self.claim.version)?;
+        self.claim.provider.verify(Domain::JobResult, &self.claim, &self.provider_signature)
+    }
+
+    /// The receipt's Merkle leaf hash: `sha256(0x00 || borsh(receipt))`.
+    pub fn leaf_hash(&self) -> Hash {
+        crate::merkle::leaf_hash(&borsh::to_vec(self).expect("borsh encoding into a Vec cannot fail"))
+    }
+}
+
+/// A transaction: what blocks order.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transaction {
+    /// A client's job offer: locks its escrow.
+    Offer(SignedOffer),
+    /// A provider's result: becomes a receipt, pays the provider, refunds the rest.
+    Result(JobResult),
+}
+
+impl Transaction {
+    /// `sha256(borsh(tx))`.
+    pub fn hash(&self) -> Hash {
+        Hash::of_borsh(self)
+    }
+
+    /// The transaction's Merkle leaf hash: `sha256(0x00 || borsh(tx))`.
+    pub fn leaf_hash(&self) -> Hash {
+        crate::merkle::leaf_hash(&borsh::to_vec(self).expect("borsh encoding into a Vec cannot fail"))
+    }
+
+    /// The job this transaction is about.
+    pub fn job_id(&self) -> Hash {
+        match self {
+            Transaction::Offer(o) => o.job_id(),
+            Transaction::Result(r) => r.claim.job_id,
+        }
+    }
+}
+
+/// A block header: commits to the block's transactions, receipts and the resulting state.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The chain (genesis hash).
+    pub chain_id: Hash,
+    /// Height; the first block is 1.
+    pub height: u64,
+    /// Hash of the previous header ([`Hash::ZERO`] for height 1).
+    pub parent_hash: Hash,
+    /// Proposer's clock, milliseconds since the Unix epoch (informational).
+    pub time_ms: u64,
+    /// The validator that proposed the block.
+    pub proposer: PublicKey,
+    /// Merkle root of the transactions' leaf hashes, in block order.
+    pub tx_root: Hash,
+    /// Merkle root of the receipts' leaf hashes, in block order.
+    pub receipt_root: Hash,
+    /// Commitment to the whole state after this block.
+    pub state_root: Hash,
+    /// `sha256(borsh(last_commit))` of the block's `last_commit` (an `Option<Commit>`).
+    pub last_commit_hash: Hash,
+    /// Number of transactions.
+    pub tx_count: u32,
+    /// Number of receipts.
+    pub receipt_count: u32,
+}
+
+impl BlockHeader {
+    /// The block hash: `sha256(borsh(header))`.
+    pub fn hash(&self) -> Hash {
+        Hash::of_borsh(self)
+    }
+}
+
+/// A block: its header, its transactions, and the commit that finalized its parent.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// The transactions, in execution order.
+    pub txs: Vec<Transaction>,
+    /// The commit of the parent block (`None` at height 1).
+    pub last_commit: Option<Commit>,
+}
+
+impl Block {
+    /// The block hash (its header's).
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// Checks what the block's own bytes determine: version, counts, transaction root and the
+    /// last-commit hash. Receipts and state are checked by re-execution.
+    pub fn check_structure(&self) -> Result<()> {
+        check_version("block header", self.header.version)?;
+        if self.header.tx_count as usize != self.txs.len() {
+            return Err(Error::Invalid("tx_count does not match the transactions".into()));
+        }
+        let leaves: Vec<Hash> = self.txs.iter().map(Transaction::leaf_hash).collect();
+        if crate::merkle::root(&leaves) != self.header.tx_root {
+            return Err(Error::Invalid("tx_root does not match the transactions".into()));
+        }
+        if Hash::of_borsh(&self.last_commit) != self.header.last_commit_hash {
+            return Err(Error::Invalid("last_commit_hash does not match last_commit".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The kind of a consensus vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+pub enum VoteKind {
+    /// First-round vote of Tendermint.
+    Prevote = 0,
+    /// Second-round vote; a block is final with precommits of more than 2/3 of voting power.
+    Precommit = 1,
+}
+
+/// A validator's vote. Only these fields are signed, so a vote can be rebuilt from a commit
+/// signature and the commit's height, round and block hash.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Vote {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The chain (genesis hash).
+    pub chain_id: Hash,
+    /// Prevote or precommit.
+    pub kind: VoteKind,
+    /// The height voted on.
+    pub height: u64,
+    /// The consensus round.
+    pub round: u32,
+    /// The block voted for, or `None` for nil.
+    pub block_hash: Option<Hash>,
+    /// The voting validator.
+    pub validator: PublicKey,
+}
+
+/// One validator's signature in a commit.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct CommitSignature {
+    /// The validator.
+    pub validator: PublicKey,
+    /// Its signature over the precommit `Vote { kind: Precommit, height, round, block_hash: Some(..) }`.
+    pub signature: Signature,
+}
+
+/// Proof that a block is final: precommits for it from more than 2/3 of the voting power.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Commit {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The height of the block.
+    pub height: u64,
+    /// The round in which it was decided.
+    pub round: u32,
+    /// The block's hash.
+    pub block_hash: Hash,
+    /// The precommit signatures, sorted by validator address, each validator at most once.
+    pub signatures: Vec<CommitSignature>,
+}
+
+/// The most validators (and so commit signatures) a chain may have.
+pub const VALIDATORS_MAX: usize = 256;
+
+impl Commit {
+    /// The precommit vote that `validator` signed for this commit.
+    pub fn vote_of(&self, chain_id: Hash, validator: PublicKey) -> Vote {
+        Vote {
+            version: FORMAT_VERSION,
+            chain_id,
+            kind: VoteKind::Precommit,
+            height: self.height,
+            round: self.round,
+            block_hash: Some(self.block_hash),
+            validator,
+        }
+    }
+
+    /// Checks that more than 2/3 of `validators`' voting power signed a precommit for this
+    /// commit's block. Returns the power that signed.
+    pub fn verify(&self, chain_id: Hash, validators: &ValidatorSet) -> Result<u64> {
+        check_version("commit", self.version)?;
+        if self.signatures.len() > VALIDATORS_MAX {
+            return Err(Error::TooLarge { what: "commit signatures", size: self.signatures.len(), max: VALIDATORS_MAX });
+        }
+        let mut signed_power: u64 = 0;
+        let mut last: Option<PublicKey> = None;
+        for s in &self.signatures {
+            if last.is_some_and(|l| l >= s.validator) {
+                return Err(Error::Invalid("commit signatures must be sorted by validator, without repeats".into()));
+            }
+            last = Some(s.validator);
+            let power = validators
+                .power_of(&s.validator)
+                .ok_or_else(|| Error::Invalid(format!("{} is not a validator", s.validator)))?;
+            s.validator.verify(Domain::Vote, &self.vote_of(chain_id, s.validator), &s.signature)?;
+            signed_power = signed_power.checked_add(power).ok_or(Error::Overflow("voting power"))?;
+        }
+        if !validators.is_quorum(signed_power) {
+            return Err(Error::NoQuorum { signed: signed_power, total: validators.total_power() });
+        }
+        Ok(signed_power)
+    }
+}
+
+/// A validator and its voting power.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Validator {
+    /// Its address (public key).
+    pub address: PublicKey,
+    /// Its voting power.
+    pub power: u64,
+}
+
+/// The validator set, in canonical order: power descending, then address ascending.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ValidatorSet {
+    validators: Vec<Validator>,
+}
+
+impl ValidatorSet {
+    /// Builds a set, sorting it canonically. Fails on duplicates, zero power or overflow.
+    pub fn new(mut validators: Vec<Validator>) -> Result<ValidatorSet> {
+        if validators.is_empty() || validators.len() > VALIDATORS_MAX {
+            return Err(Error::Invalid(format!("a validator set has 1 to {VALIDATORS_MAX} validators")));
+        }
+        validators.sort_by(|a, b| b.power.cmp(&a.power).then(a.address.cmp(&b.address)));
+        let mut total: u64 = 0;
+        for (i, v) in validators.iter().enumerate() {
+            if v.power == 0 {
+                return Err(Error::Invalid(format!("validator {} has zero power", v.address)));
+            }
+            if validators[..i].iter().any(|w| w.address == v.address) {
+                return Err(Error::Invalid(format!("validator {} is listed twice", v.address)));
+            }
+            total = total.checked_add(v.power).ok_or(Error::Overflow("total voting power"))?;
+        }
+        Ok(ValidatorSet { validators })
+    }
+
+    /// The validators in canonical order.
+    pub fn validators(&self) -> &[Validator] {
+        &self.validators
+    }
+
+    /// Sum of voting power.
+    pub fn total_power(&self) -> u64 {
+        self.validators.iter().map(|v| v.power).sum()
+    }
+
+    /// The power of `address`, if it is a validator.
+    pub fn power_of(&self, address: &PublicKey) -> Option<u64> {
+        self.validators.iter().find(|v| &v.address == address).map(|v| v.power)
+    }
+
+    /// Whether `power` is more than 2/3 of the total.
+    pub fn is_quorum(&self, power: u64) -> bool {
+        u128::from(power) * 3 > u128::from(self.total_power()) * 2
+    }
+}

@@ -1,0 +1,185 @@
+//! The node's view of the chain: the store, the state at the head, and the two ways a block
+//! becomes final here — proposed and committed by this validator, or received with its commit.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use cairn_consensus::Signer;
+use cairn_contracts::{BlockError, Executed, Position, State, TxError, build_block, execute_block};
+use cairn_ledger::{
+    Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, Genesis, Hash, JobLocation, MerklePath,
+    FORMAT_VERSION, ReceiptProof, Store, Transaction, ValidatorSet,
+};
+
+/// A block that became final here.
+#[derive(Debug)]
+pub struct Finalized {
+    /// The block.
+    pub block: Block,
+    /// Its commit.
+    pub commit: Commit,
+    /// What executing it produced.
+    pub executed: Executed,
+}
+
+/// The chain at this node.
+pub struct Chain {
+    /// The genesis.
+    pub genesis: Genesis,
+    /// Its chain id.
+    pub chain_id: Hash,
+    /// The validator set.
+    pub validators: ValidatorSet,
+    /// The block store.
+    pub store: Arc<Store>,
+    /// The state after the head.
+    pub state: State,
+    /// The head's header (`None` before the first block).
+    pub head: Option<BlockHeader>,
+    /// The head's commit.
+    pub head_commit: Option<Commit>,
+}
+
+impl Chain {
+    /// Opens the store at `path`, rebuilds the state, and checks it against the head's root.
+    pub fn open(genesis: Genesis, path: &Path) -> anyhow::Result<Chain> {
+        let chain_id = genesis.chain_id();
+        let validators = genesis.validator_set()?;
+        let store = Arc::new(Store::open(path, chain_id)?);
+        let state = State::from_entries(&genesis, &store.state_entries()?)
+            .map_err(|e| anyhow::anyhow!("rebuilding state from {}: {e}", path.display()))?;
+        let height = store.head_height()?;
+        let (head, head_commit) = if height == 0 {
+            (None, None)
+        } else {
+            let block = store.block(height)?.with_context(|| format!("block {height} missing from the store"))?;
+            let commit = store.commit(height)?.with_context(|| format!("commit {height} missing from the store"))?;
+            (Some(block.header), Some(commit))
+        };
+        if let Some(h) = &head
+            && h.state_root != state.root()
+        {
+            bail!(
+                "the stored state does not match block {}'s state root: the database at {} is corrupt",
+                h.height,
+                path.display()
+            );
+        }
+        Ok(Chain { genesis, chain_id, validators, store, state, head, head_commit })
+    }
+
+    /// The finalized height (0 before the first block).
+    pub fn height(&self) -> u64 {
+        self.head.as_ref().map_or(0, |h| h.height)
+    }
+
+    /// Where the next block goes.
+    pub fn next_position(&self) -> Position {
+        Position { height: self.height() + 1, parent_hash: self.head.as_ref().map_or(Hash::ZERO, BlockHeader::hash) }
+    }
+
+    /// Builds the next block from `candidates`, finalizes it with this validator's commit and
+    /// stores it. Returns it, with the candidates that did not apply.
+    pub fn propose(
+        &mut self,
+        signer: &Signer,
+        candidates: Vec<Transaction>,
+        time_ms: u64,
+    ) -> anyhow::Result<(Finalized, Vec<(Transaction, TxError)>)> {
+        let at = self.next_position();
+        let (block, executed, rejected) =
+            build_block(&mut self.state, at, candidates, signer.address(), time_ms, self.head_commit.clone());
+        let commit = match signer.solo_commit(at.height, block.hash()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.state.rollback();
+                return Err(e.into());
+            }
+        };
+        self.persist(&block, &commit, &executed.receipts)?;
+        Ok((Finalized { block, commit, executed }, rejected))
+    }
+
+    /// Checks and applies a finalized block received from a peer (the next one).
+    pub fn apply(&mut self, block: Block, commit: Commit) -> Result<Finalized, ApplyError> {
+        cairn_consensus::check_link(self.chain_id, &self.validators, self.head.as_ref(), &block, &commit)
+            .map_err(|e| ApplyError::Invalid(e.to_string()))?;
+        let at = self.next_position();
+        let executed = execute_block(&mut self.state, at, &block).map_err(ApplyError::Block)?;
+        self.persist(&block, &commit, &executed.receipts).map_err(ApplyError::Storage)?;
+        Ok(Finalized { block, commit, executed })
+    }
+
+    fn persist(&mut self, block: &Block, commit: &Commit, receipts: &[ExecutionReceipt]) -> anyhow::Result<()> {
+        let height = block.header.height;
+        let mut jobs: Vec<(Hash, JobLocation)> = Vec::new();
+        let mut receipt_index = 0u32;
+        for tx in &block.txs {
+            let id = tx.job_id();
+            let mut loc = match jobs.iter().position(|(j, _)| *j == id) {
+                Some(i) => jobs.remove(i).1,
+                None => self.store.job(&id)?.unwrap_or_default(),
+            };
+            match tx {
+                Transaction::Offer(_) => loc.offer_height = Some(height),
+                Transaction::Result(_) => {
+                    loc.receipt = Some((height, receipt_index));
+                    receipt_index += 1;
+                }
+            }
+            jobs.push((id, loc));
+        }
+        // The state's journal is committed only once the batch is on disk; a storage error is
+        // fatal for the node (the caller stops), so the state is never ahead of the store.
+        let changes = self.state.commit();
+        self.store
+            .commit_block(BlockWrite { block, commit, receipts, jobs: &jobs, state: &changes })
+            .context("writing the block to the store")?;
+        self.head = Some(block.header.clone());
+        self.head_commit = Some(commit.clone());
+        Ok(())
+    }
+
+    /// The receipt proof of `job_id`, if its receipt is finalized.
+    pub fn proof(&self, job_id: &Hash) -> anyhow::Result<Option<ReceiptProof>> {
+        proof_from_store(&self.store, job_id)
+    }
+
+    /// The finalized blocks from `from`, at most `max`.
+    pub fn blocks_from(&self, from: u64, max: u32) -> anyhow::Result<Vec<(Block, Commit)>> {
+        let mut out = Vec::new();
+        for h in from..from.saturating_add(u64::from(max)).min(self.height() + 1) {
+            let block = self.store.block(h)?.with_context(|| format!("block {h} missing"))?;
+            let commit = self.store.commit(h)?.with_context(|| format!("commit {h} missing"))?;
+            out.push((block, commit));
+        }
+        Ok(out)
+    }
+}
+
+/// Builds a receipt proof from the store alone (no lock on the chain needed).
+pub fn proof_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Option<ReceiptProof>> {
+    let Some((height, index)) = store.job(job_id)?.and_then(|l| l.receipt) else { return Ok(None) };
+    let receipts = store.receipts(height)?.with_context(|| format!("receipts of block {height} missing"))?;
+    let header = store.block(height)?.with_context(|| format!("block {height} missing"))?.header;
+    let commit = store.commit(height)?.with_context(|| format!("commit {height} missing"))?;
+    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+    let path = MerklePath::new(&leaves, index as usize).context("receipt index out of range")?;
+    let receipt = receipts[index as usize].clone();
+    Ok(Some(ReceiptProof { version: FORMAT_VERSION, receipt, path, header, commit }))
+}
+
+/// Why a received block was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Its link or commit does not verify.
+    #[error("invalid block: {0}")]
+    Invalid(String),
+    /// Executing it failed.
+    #[error("{0}")]
+    Block(BlockError),
+    /// The store failed: fatal.
+    #[error("storage: {0:#}")]
+    Storage(anyhow::Error),
+}

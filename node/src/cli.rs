@@ -1,0 +1,438 @@
+//! The `cairn` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_ledger::{Genesis, Hash, Keypair, PublicKey, ReceiptProof};
+use cairn_rpc::client::{self, OfferTerms};
+use cairn_rpc::{CairnApiClient, JobStage};
+use clap::{Args, Parser, Subcommand};
+
+use crate::NodeConfig;
+
+/// Cairn: verifiable edge compute.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create or show keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Upload modules.
+    #[command(subcommand)]
+    Module(ModuleCmd),
+    /// Submit jobs and fetch their results and proofs.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Verify receipts offline.
+    #[command(subcommand)]
+    Receipt(ReceiptCmd),
+    /// Query accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// A local testnet on this machine.
+    #[command(subcommand)]
+    Testnet(TestnetCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Create a new key file.
+    New {
+        /// Where to write it.
+        #[arg(long, default_value = "cairn-key.json")]
+        out: PathBuf,
+    },
+    /// Print a key file's public key.
+    Show {
+        /// The key file.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCmd {
+    /// Run a node until Ctrl-C.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data folder.
+    #[arg(long)]
+    home: Option<PathBuf>,
+    /// Genesis file.
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Key file.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// libp2p listen multiaddr.
+    #[arg(long)]
+    listen: Option<String>,
+    /// JSON-RPC address.
+    #[arg(long)]
+    rpc: Option<std::net::SocketAddr>,
+    /// Peer to dial at start (repeatable).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// Finalize blocks.
+    #[arg(long)]
+    validator: bool,
+    /// Execute assigned jobs.
+    #[arg(long)]
+    provider: bool,
+    /// Block time in milliseconds.
+    #[arg(long)]
+    block_time_ms: Option<u64>,
+    /// Log JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RpcArg {
+    /// The node's RPC address.
+    #[arg(long, env = "CAIRN_RPC", default_value = "ws://127.0.0.1:9944")]
+    rpc: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModuleCmd {
+    /// Upload a wasm module; prints its id.
+    Put {
+        /// The module.
+        wasm: PathBuf,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JobCmd {
+    /// Upload a module, submit a job, wait for its result and finalized receipt.
+    Run {
+        /// The module.
+        wasm: PathBuf,
+        /// The input, as text.
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// The input, from a file.
+        #[arg(long)]
+        input_file: Option<PathBuf>,
+        /// The client key (pays for the job).
+        #[arg(long, env = "CAIRN_KEY", default_value = "cairn-key.json")]
+        key: PathBuf,
+        /// Most fuel the job may use.
+        #[arg(long, default_value_t = 100_000_000)]
+        fuel_limit: u64,
+        /// Highest price per unit of fuel.
+        #[arg(long, default_value_t = 1)]
+        max_price: u64,
+        /// Where to write the proof.
+        #[arg(long)]
+        proof_out: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Show what a node knows of a job.
+    Get {
+        /// The job id.
+        id: Hash,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Fetch a job's receipt proof.
+    Proof {
+        /// The job id.
+        id: Hash,
+        /// Where to write it (default: `<id>.proof.json`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReceiptCmd {
+    /// Verify a receipt proof offline against a genesis file.
+    Verify {
+        /// The proof (JSON).
+        proof: PathBuf,
+        /// The chain's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCmd {
+    /// An account's balance and next nonce.
+    Get {
+        /// The address (hex public key).
+        address: PublicKey,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct TestnetArgs {
+    /// The testnet's folder.
+    #[arg(long, default_value = ".testnet")]
+    dir: PathBuf,
+    /// Provider nodes (besides the validator).
+    #[arg(long, default_value_t = 2)]
+    providers: usize,
+    /// Block time in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    block_time_ms: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum TestnetCmd {
+    /// Start a testnet in the background.
+    Up(TestnetArgs),
+    /// Stop it.
+    Down {
+        /// The testnet's folder.
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+    },
+    /// Show its nodes.
+    Status {
+        /// The testnet's folder.
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+    },
+    /// Start a testnet, run the example jobs, verify every proof, stop it.
+    Demo {
+        #[command(flatten)]
+        net: TestnetArgs,
+        /// Folder of example job modules (`*.wasm`).
+        #[arg(long, default_value = "examples/jobs/wasm")]
+        jobs: PathBuf,
+    },
+    /// Measure submit→result and submit→finalized latency over many jobs.
+    Bench {
+        #[command(flatten)]
+        net: TestnetArgs,
+        /// How many jobs.
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+        /// Jobs in flight at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
+    Ok(cairn_testnet::Spec {
+        dir: net.dir.clone(),
+        providers: net.providers,
+        block_time_ms: net.block_time_ms,
+        binary: std::env::current_exe().context("locating the cairn binary")?,
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys(KeysCmd::New { out }) => {
+            let key = Keypair::generate();
+            key.save(&out)?;
+            println!("{}", key.public());
+            eprintln!("wrote {}", out.display());
+        }
+        Command::Keys(KeysCmd::Show { path }) => println!("{}", Keypair::load(&path)?.public()),
+        Command::Node(NodeCmd::Run(args)) => {
+            let config = node_config(*args)?;
+            init_logs(config.log_json);
+            crate::run_node(config, crate::shutdown_signal()).await?;
+        }
+        Command::Module(ModuleCmd::Put { wasm, rpc }) => {
+            let bytes = read_module(&wasm)?;
+            let c = client::connect(&rpc.rpc).await?;
+            println!("{}", c.module_put(hex::encode(bytes)).await?);
+        }
+        Command::Job(JobCmd::Run { wasm, input, input_file, key, fuel_limit, max_price, proof_out, timeout_s, rpc }) => {
+            let input = match (input, input_file) {
+                (Some(s), _) => s.into_bytes(),
+                (None, Some(f)) => std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                (None, None) => Vec::new(),
+            };
+            let key = Keypair::load(&key)?;
+            job_run(&rpc.rpc, &key, &wasm, input, OfferTerms { fuel_limit, max_price, ..OfferTerms::default() }, proof_out, timeout_s)
+                .await?;
+        }
+        Command::Job(JobCmd::Get { id, rpc }) => {
+            let c = client::connect(&rpc.rpc).await?;
+            println!("{}", serde_json::to_string_pretty(&c.job_get(id).await?)?);
+        }
+        Command::Job(JobCmd::Proof { id, out, rpc }) => {
+            let c = client::connect(&rpc.rpc).await?;
+            let proof = c.job_proof(id).await?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{id}.proof.json")));
+            std::fs::write(&out, serde_json::to_string_pretty(&proof)?)?;
+            println!("{}", out.display());
+        }
+        Command::Receipt(ReceiptCmd::Verify { proof, genesis }) => {
+            let text = std::fs::read_to_string(&proof).with_context(|| format!("cannot read {}", proof.display()))?;
+            let proof: ReceiptProof = serde_json::from_str(&text).context("the file is not a receipt proof")?;
+            let genesis = Genesis::load(&genesis)?;
+            let v = proof.verify(&genesis)?;
+            let c = &proof.receipt.claim;
+            println!("proof verified: job {} is in block {} finalized by {}/{} voting power", v.job_id, v.height, v.signed_power, v.total_power);
+            println!("  provider {}  status {}  fuel {}  output sha256 {}", c.provider, c.status, c.fuel_used, c.output_hash);
+        }
+        Command::Account(AccountCmd::Get { address, rpc }) => {
+            let c = client::connect(&rpc.rpc).await?;
+            println!("{}", serde_json::to_string_pretty(&c.account_get(address).await?)?);
+        }
+        Command::Testnet(cmd) => testnet(cmd).await?,
+    }
+    Ok(())
+}
+
+async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
+    match cmd {
+        TestnetCmd::Up(net) => {
+            let t = cairn_testnet::up(&testnet_spec(&net)?).await?;
+            t.detach();
+            println!("testnet running in {}; stop it with `cairn testnet down --dir {}`", net.dir.display(), net.dir.display());
+            cairn_testnet::print_status(&net.dir).await?;
+        }
+        TestnetCmd::Down { dir } => cairn_testnet::down(&dir)?,
+        TestnetCmd::Status { dir } => cairn_testnet::print_status(&dir).await?,
+        TestnetCmd::Demo { net, jobs } => cairn_testnet::demo(&testnet_spec(&net)?, &jobs).await?,
+        TestnetCmd::Bench { net, jobs, concurrency } => {
+            cairn_testnet::bench(&testnet_spec(&net)?, jobs, concurrency).await?;
+        }
+    }
+    Ok(())
+}
+
+fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
+    let mut c = match &a.config {
+        Some(p) => NodeConfig::load(p)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(v) = a.home {
+        c.home = v;
+    }
+    if a.genesis.is_some() {
+        c.genesis = a.genesis;
+    }
+    if a.key.is_some() {
+        c.key = a.key;
+    }
+    if let Some(v) = a.listen {
+        c.listen = v;
+    }
+    if let Some(v) = a.rpc {
+        c.rpc = v;
+    }
+    c.bootstrap.extend(a.bootstrap);
+    c.validator |= a.validator;
+    c.provider |= a.provider;
+    if let Some(v) = a.block_time_ms {
+        c.block_time_ms = v;
+    }
+    c.log_json |= a.log_json;
+    Ok(c)
+}
+
+/// The largest module file read.
+pub const MODULE_FILE_BYTES_MAX: u64 = 4 << 20;
+
+fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    anyhow::ensure!(len <= MODULE_FILE_BYTES_MAX, "{} is larger than {MODULE_FILE_BYTES_MAX} bytes", path.display());
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn job_run(
+    rpc: &str,
+    key: &Keypair,
+    wasm: &Path,
+    input: Vec<u8>,
+    terms: OfferTerms,
+    proof_out: Option<PathBuf>,
+    timeout_s: u64,
+) -> anyhow::Result<()> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(80));
+    spinner.set_message("uploading module");
+    let c = client::connect(rpc).await?;
+    let module_id = c.module_put(hex::encode(read_module(wasm)?)).await.context("module_put")?;
+    spinner.set_message("signing offer");
+    let offer = client::sign_offer(&c, key, module_id, input, terms, None).await?;
+    spinner.set_message("submitted");
+    let run = client::run_to_finality(&c, offer, Duration::from_secs(timeout_s), |stage| {
+        spinner.set_message(match stage {
+            JobStage::Accepted => "accepted — waiting for a provider",
+            JobStage::Executed => "executed — waiting for a block",
+            JobStage::Included => "included — waiting for finality",
+            JobStage::Finalized => "finalized",
+            JobStage::Expired => "expired",
+        });
+    })
+    .await;
+    spinner.finish_and_clear();
+    let run = run?;
+    let out = proof_out.unwrap_or_else(|| PathBuf::from(format!("{}.proof.json", run.job_id)));
+    std::fs::write(&out, serde_json::to_string_pretty(&run.proof)?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("job      {}", run.job_id);
+    println!("status   {}  fuel {}  provider {}", run.result.status, run.result.fuel_used, run.result.provider);
+    println!("output   {}", String::from_utf8_lossy(&run.result.output));
+    println!("result   in {:.1} ms; finalized in {:.1} ms", ms(run.to_result), ms(run.to_finalized));
+    println!("proof    {} (check it with `cairn receipt verify {} --genesis <genesis.json>`)", out.display(), out.display());
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,133 @@
+//! Node configuration: a TOML file whose every field has a default, overridden by flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// The node's configuration (`cairn node run --config node.toml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The data folder: the database, and `node.json` with the addresses bound.
+    pub home: PathBuf,
+    /// The genesis file (default: `<home>/genesis.json`).
+    pub genesis: Option<PathBuf>,
+    /// The node's key file (default: `<home>/node-key.json`).
+    pub key: Option<PathBuf>,
+    /// The libp2p listen address. Port 0 picks a free port.
+    pub listen: String,
+    /// Peers to dial at start (multiaddrs with `/p2p/<peer id>`).
+    pub bootstrap: Vec<String>,
+    /// The JSON-RPC address (HTTP and WebSocket). Loopback by default.
+    pub rpc: SocketAddr,
+    /// Finalize blocks (the key must be a genesis validator).
+    pub validator: bool,
+    /// Execute jobs assigned to this key (a genesis provider).
+    pub provider: bool,
+    /// Time between blocks when there are transactions.
+    pub block_time_ms: u64,
+    /// Produce blocks even with nothing to include.
+    pub empty_blocks: bool,
+    /// The most pending transactions.
+    pub mempool_txs_max: usize,
+    /// Pending transactions are re-gossiped after this long without a block.
+    pub rebroadcast_ms: u64,
+    /// Jobs executed at once by a provider.
+    pub executions_max: usize,
+    /// Concurrent RPC connections.
+    pub rpc_connections_max: u32,
+    /// The largest RPC request (a module upload is hex, so twice the module's size).
+    pub rpc_request_bytes_max: u32,
+    /// The largest RPC response.
+    pub rpc_response_bytes_max: u32,
+    /// Subscriptions per RPC connection.
+    pub rpc_subscriptions_per_connection_max: u32,
+    /// Log as JSON lines instead of text.
+    pub log_json: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            home: PathBuf::from(".cairn"),
+            genesis: None,
+            key: None,
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            bootstrap: vec![],
+            rpc: SocketAddr::from(([127, 0, 0, 1], 9944)),
+            validator: false,
+            provider: false,
+            block_time_ms: 200,
+            empty_blocks: false,
+            mempool_txs_max: 20_000,
+            rebroadcast_ms: 2_000,
+            executions_max: 2,
+            rpc_connections_max: 256,
+            rpc_request_bytes_max: 10 << 20,
+            rpc_response_bytes_max: 32 << 20,
+            rpc_subscriptions_per_connection_max: 1_024,
+            log_json: false,
+        }
+    }
+}
+
+/// The largest config file read.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
+
+impl NodeConfig {
+    /// Reads a TOML config file.
+    pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
+        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+        anyhow::ensure!(len <= CONFIG_FILE_BYTES_MAX, "{} is larger than {CONFIG_FILE_BYTES_MAX} bytes", path.display());
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// The genesis file's path.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.genesis.clone().unwrap_or_else(|| self.home.join("genesis.json"))
+    }
+
+    /// The key file's path.
+    pub fn key_path(&self) -> PathBuf {
+        self.key.clone().unwrap_or_else(|| self.home.join("node-key.json"))
+    }
+
+    /// The database folder.
+    pub fn db_path(&self) -> PathBuf {
+        self.home.join("db")
+    }
+
+    /// Where the node writes the addresses it bound (`node.json`).
+    pub fn addresses_path(&self) -> PathBuf {
+        self.home.join("node.json")
+    }
+}
+
+/// What a running node writes to `<home>/node.json` once it listens, so scripts and tests that
+/// asked for port 0 can find it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundAddresses {
+    /// The node's process id.
+    pub pid: u32,
+    /// The RPC address bound.
+    pub rpc: SocketAddr,
+    /// The libp2p addresses, with `/p2p/<peer id>`.
+    pub p2p: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults_and_unknown_keys_are_refused() {
+        assert_eq!(toml::from_str::<NodeConfig>("").expect("parses"), NodeConfig::default());
+        let c: NodeConfig = toml::from_str("provider = true\nblock_time_ms = 50").expect("parses");
+        assert!(c.provider);
+        assert_eq!(c.block_time_ms, 50);
+        assert!(toml::from_str::<NodeConfig>("block_time = 5").is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! The Cairn node and the `cairn` command-line tool.
+//!
+//! A node owns every socket, timer and task of Cairn: the libp2p swarm ([`p2p`]), the chain
+//! and its rocksdb store ([`chain`]), the mempool ([`mempool`]), the provider worker and block
+//! production ([`service`]), and the JSON-RPC server ([`rpc_server`]). [`run_node`] starts one
+//! and runs it until shutdown. The CLI is in [`cli`].
+
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod mempool;
+pub mod p2p;
+pub mod rpc_server;
+pub mod service;
+pub mod tracker;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context;
+use cairn_ledger::{Genesis, Keypair};
+use cairn_vm::{Vm, VmConfig};
+use tokio::sync::mpsc;
+
+pub use config::{BoundAddresses, NodeConfig};
+
+/// Starts a node with `config` and runs it until `shutdown` resolves.
+pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.home).with_context(|| format!("cannot create {}", config.home.display()))?;
+    let genesis = Genesis::load(&config.genesis_path())?;
+    let key = Keypair::load(&config.key_path())?;
+    if config.provider && !genesis.providers.iter().any(|p| p.address == key.public()) {
+        anyhow::bail!(
+            "--provider: key {} is not a registered provider in genesis; use a key that genesis lists under providers",
+            key.public()
+        );
+    }
+    let chain = chain::Chain::open(genesis, &config.db_path())?;
+    tracing::info!(
+        chain = %chain.chain_id,
+        height = chain.height(),
+        address = %key.public(),
+        validator = config.validator,
+        provider = config.provider,
+        "node starting"
+    );
+    let (commands_tx, commands_rx) = mpsc::channel(service::COMMAND_QUEUE);
+    let shared = Arc::new(service::Shared {
+        chain: RwLock::new(chain),
+        mempool: Mutex::new(mempool::Mempool::new(config.mempool_txs_max)),
+        tracker: Mutex::new(tracker::Tracker::default()),
+        vm: Arc::new(Vm::new(VmConfig::default())),
+        key,
+        config,
+        net: Mutex::new(service::NetInfo::default()),
+        commands: commands_tx,
+        rpc_addr: std::sync::OnceLock::new(),
+    });
+    let (rpc_addr, rpc_handle) = rpc_server::start(shared.clone()).await?;
+    tracing::info!("RPC listening on {rpc_addr} (HTTP and WebSocket)");
+    let service = service::Service::new(shared, commands_rx)?;
+    let result = service.run(shutdown).await;
+    let _ = rpc_handle.stop();
+    rpc_handle.stopped().await;
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

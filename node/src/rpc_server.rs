@@ -1,0 +1,259 @@
+//! The JSON-RPC server: [`CairnApiServer`] over the node's [`Shared`] state.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cairn_contracts::{JobPhase, TxError};
+use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer, Transaction};
+use cairn_rpc::error::{self, err};
+use cairn_rpc::{AccountInfo, CairnApiServer, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, RpcResult};
+use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerConfig, ServerHandle, SubscriptionMessage};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::chain::proof_from_store;
+use crate::service::{AdmitError, Command, Shared, lock};
+use crate::tracker::result_info;
+
+/// Starts the RPC server on the configured address; records the address bound.
+pub async fn start(shared: Arc<Shared>) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let c = &shared.config;
+    let limits = ServerConfig::builder()
+        .max_request_body_size(c.rpc_request_bytes_max)
+        .max_response_body_size(c.rpc_response_bytes_max)
+        .max_connections(c.rpc_connections_max)
+        .max_subscriptions_per_connection(c.rpc_subscriptions_per_connection_max)
+        .build();
+    let server = Server::builder()
+        .set_config(limits)
+        .build(c.rpc)
+        .await
+        .with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
+    let addr = server.local_addr()?;
+    let _ = shared.rpc_addr.set(addr);
+    let handle = server.start(RpcImpl { shared }.into_rpc());
+    Ok((addr, handle))
+}
+
+fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {
+    Ok(jsonrpsee::core::to_json_raw_value(ev)?.into())
+}
+
+struct RpcImpl {
+    shared: Arc<Shared>,
+}
+
+fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
+    err(error::INTERNAL, format!("internal error: {e}; see the node's log"))
+}
+
+fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
+    let code = match e {
+        TxError::Invalid(m) if m.contains("signature") => error::BAD_SIGNATURE,
+        TxError::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
+        TxError::Nonce { .. } => error::BAD_NONCE,
+        _ => error::INVALID_TX,
+    };
+    err(code, e.to_string())
+}
+
+impl RpcImpl {
+    fn job_info(&self, job_id: Hash) -> RpcResult<JobInfo> {
+        let tracked = lock(&self.shared.tracker).get(&job_id);
+        let chain = self.shared.chain();
+        if let Some(job) = chain.state.job(&job_id) {
+            let loc = chain.store.job(&job_id).map_err(internal)?.unwrap_or_default();
+            let mut result = tracked.as_ref().and_then(|t| t.1.clone());
+            if result.is_none()
+                && let Some((h, _)) = loc.receipt
+                && let Some(block) = chain.store.block(h).map_err(internal)?
+            {
+                result = block.txs.iter().find_map(|tx| match tx {
+                    Transaction::Result(r) if r.claim.job_id == job_id => Some(result_info(r)),
+                    _ => None,
+                });
+            }
+            let stage = match job.phase {
+                JobPhase::Completed => JobStage::Finalized,
+                JobPhase::Expired => JobStage::Expired,
+                JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
+            };
+            return Ok(JobInfo {
+                job_id,
+                stage,
+                client: job.client,
+                module_id: job.module_id,
+                fuel_limit: job.fuel_limit,
+                max_price: job.max_price,
+                assigned: job.assigned.clone(),
+                result,
+                offer_height: loc.offer_height,
+                receipt_height: loc.receipt.map(|r| r.0),
+                paid: (job.phase == JobPhase::Completed).then_some(job.paid),
+            });
+        }
+        let offer = lock(&self.shared.mempool).offer(&job_id).cloned();
+        match (offer, tracked) {
+            (Some(o), tracked) => Ok(JobInfo {
+                job_id,
+                stage: tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
+                client: o.offer.client,
+                module_id: o.offer.module_id,
+                fuel_limit: o.offer.fuel_limit,
+                max_price: o.offer.max_price,
+                assigned: chain.state.assignment(&job_id, o.offer.max_price, usize::from(o.offer.redundancy)),
+                result: tracked.and_then(|t| t.1),
+                offer_height: None,
+                receipt_height: None,
+                paid: None,
+            }),
+            (None, _) => Err(err(error::NOT_FOUND, format!("job {job_id} is unknown to this node; check the id"))),
+        }
+    }
+}
+
+#[async_trait]
+impl CairnApiServer for RpcImpl {
+    async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
+        let wasm = hex::decode(wasm_hex.strip_prefix("0x").unwrap_or(&wasm_hex))
+            .map_err(|e| err(error::INVALID_MODULE, format!("the module must be hex: {e}")))?;
+        let shared = self.shared.clone();
+        let id = tokio::task::spawn_blocking(move || -> RpcResult<Hash> {
+            shared.vm.validate(&wasm).map_err(|e| err(error::INVALID_MODULE, e.to_string()))?;
+            shared.chain().store.put_blob(&wasm).map_err(internal)
+        })
+        .await
+        .map_err(internal)??;
+        let _ = self.shared.commands.try_send(Command::ModuleStored(id));
+        Ok(id)
+    }
+
+    async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
+        let module_id = offer.offer.module_id;
+        if !self.shared.chain().store.has_blob(&module_id).map_err(internal)? {
+            return Err(err(
+                error::MODULE_UNKNOWN,
+                format!("module {module_id} is not stored on this node; upload it with module_put first"),
+            ));
+        }
+        let job_id = offer.job_id();
+        match self.shared.admit_offer(&offer) {
+            Ok(_) => {}
+            Err(AdmitError::Tx(e)) => return Err(tx_error(&e)),
+            Err(AdmitError::Full(m)) => return Err(err(error::OVERLOADED, m)),
+        }
+        self.shared
+            .commands
+            .try_send(Command::Offer(offer))
+            .map_err(|_| err(error::OVERLOADED, "the node is busy; retry shortly"))?;
+        Ok(job_id)
+    }
+
+    async fn job_get(&self, job_id: Hash) -> RpcResult<JobInfo> {
+        self.job_info(job_id)
+    }
+
+    async fn job_proof(&self, job_id: Hash) -> RpcResult<ReceiptProof> {
+        let store = self.shared.chain().store.clone();
+        match proof_from_store(&store, &job_id).map_err(internal)? {
+            Some(p) => Ok(p),
+            None => match self.job_info(job_id) {
+                Ok(info) if info.stage == JobStage::Expired => {
+                    Err(err(error::NOT_FOUND, format!("job {job_id} expired without a receipt")))
+                }
+                Ok(_) => Err(err(
+                    error::NOT_FINALIZED,
+                    format!("job {job_id} has no finalized receipt yet; retry after its finalized event"),
+                )),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    async fn job_subscribe(&self, pending: PendingSubscriptionSink, job_id: Hash) -> SubscriptionResult {
+        let (mut past, mut rx) = lock(&self.shared.tracker).subscribe(&job_id);
+        if past.is_empty() {
+            // Not seen since this node started: tell what the chain knows, if anything.
+            if let Ok(info) = self.job_info(job_id)
+                && info.stage >= JobStage::Finalized
+            {
+                past.push(JobEvent { job_id, stage: info.stage, result: info.result, height: info.receipt_height });
+            }
+        }
+        let sink = pending.accept().await?;
+        let mut last = None;
+        for ev in past {
+            last = Some(ev.stage);
+            sink.send(message(&ev)?).await?;
+        }
+        let done = |s: Option<JobStage>| matches!(s, Some(JobStage::Finalized | JobStage::Expired));
+        while !done(last) {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                ev = rx.recv() => match ev {
+                    Ok(ev) if ev.job_id == job_id => {
+                        last = Some(ev.stage);
+                        sink.send(message(&ev)?).await?;
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed events: resend the current stage.
+                        let (past, _) = lock(&self.shared.tracker).subscribe(&job_id);
+                        let sent = last;
+                        for ev in past.into_iter().filter(|e| sent.is_none_or(|l| e.stage > l)) {
+                            last = Some(ev.stage);
+                            sink.send(message(&ev)?).await?;
+                        }
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn chain_head(&self) -> RpcResult<HeadInfo> {
+        let chain = self.shared.chain();
+        Ok(match &chain.head {
+            Some(h) => HeadInfo { height: h.height, hash: h.hash(), state_root: h.state_root, time_ms: h.time_ms },
+            None => HeadInfo {
+                height: 0,
+                hash: Hash::ZERO,
+                state_root: chain.state.root(),
+                time_ms: chain.genesis.genesis_time_ms,
+            },
+        })
+    }
+
+    async fn chain_get_block(&self, height: u64) -> RpcResult<Block> {
+        let store = self.shared.chain().store.clone();
+        store
+            .block(height)
+            .map_err(internal)?
+            .ok_or_else(|| err(error::NOT_FOUND, format!("no finalized block at height {height}")))
+    }
+
+    async fn account_get(&self, address: PublicKey) -> RpcResult<AccountInfo> {
+        let account = self.shared.chain().state.account(&address);
+        let next_nonce = lock(&self.shared.mempool).next_nonce(address, account.nonce);
+        Ok(AccountInfo { address, balance: account.balance, next_nonce })
+    }
+
+    async fn node_info(&self) -> RpcResult<NodeInfo> {
+        let net = lock(&self.shared.net).clone();
+        let chain = self.shared.chain();
+        Ok(NodeInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            chain_id: chain.chain_id,
+            chain_name: chain.genesis.chain_name.clone(),
+            address: self.shared.key.public(),
+            peer_id: net.peer_id,
+            listen_addrs: net.listen_addrs,
+            validator: self.shared.config.validator,
+            provider: self.shared.config.provider,
+            peers: net.peers,
+            height: chain.height(),
+        })
+    }
+}

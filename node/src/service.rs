@@ -1,0 +1,696 @@
+//! The node service: one event loop that owns the swarm and drives the chain, the mempool,
+//! the provider worker and block production. RPC handlers share its state through [`Shared`]
+//! and reach the loop through a bounded command channel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_consensus::Signer;
+use cairn_contracts::NonceRule;
+use cairn_ledger::{Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction, FORMAT_VERSION};
+use cairn_rpc::JobStage;
+use cairn_vm::Vm;
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::chain::{ApplyError, Chain, Finalized};
+use crate::config::{BoundAddresses, NodeConfig};
+use crate::mempool::Mempool;
+use crate::p2p::{
+    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, OfferBatch, ResultBatch, SYNC_BLOCKS_MAX, SyncRequest,
+    SyncResponse, Topics, WIRE_VERSION, Wire,
+};
+use crate::tracker::Tracker;
+
+/// Commands queued for the event loop (bounded).
+pub const COMMAND_QUEUE: usize = 4_096;
+/// Modules waited for at once by a provider.
+pub const MODULE_WAITS_MAX: usize = 1_024;
+/// Offers waiting for one module.
+pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
+
+/// What the RPC asks of the event loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Gossip a checked offer (already in the mempool) and execute it if assigned here.
+    Offer(SignedOffer),
+    /// A module was stored here: run offers waiting for it.
+    ModuleStored(Hash),
+}
+
+/// Network facts the RPC reports.
+#[derive(Debug, Clone, Default)]
+pub struct NetInfo {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Its listen addresses with `/p2p/<peer id>`.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// State shared by the event loop and the RPC handlers. Locks are held briefly, never across
+/// an `.await`.
+pub struct Shared {
+    /// The chain.
+    pub chain: RwLock<Chain>,
+    /// Pending transactions.
+    pub mempool: Mutex<Mempool>,
+    /// Jobs seen and their events.
+    pub tracker: Mutex<Tracker>,
+    /// The sandbox.
+    pub vm: Arc<Vm>,
+    /// The node's key.
+    pub key: Keypair,
+    /// The configuration.
+    pub config: NodeConfig,
+    /// Network facts.
+    pub net: Mutex<NetInfo>,
+    /// Commands to the event loop.
+    pub commands: mpsc::Sender<Command>,
+    /// The RPC address bound, once the server is up.
+    pub rpc_addr: std::sync::OnceLock<std::net::SocketAddr>,
+}
+
+/// Poisoned locks mean a thread panicked while holding them: the node cannot go on safely.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().expect("a thread panicked while holding a node lock")
+}
+
+impl Shared {
+    /// Read access to the chain.
+    pub fn chain(&self) -> std::sync::RwLockReadGuard<'_, Chain> {
+        self.chain.read().expect("a thread panicked while holding the chain lock")
+    }
+
+    fn chain_mut(&self) -> std::sync::RwLockWriteGuard<'_, Chain> {
+        self.chain.write().expect("a thread panicked while holding the chain lock")
+    }
+
+    /// Checks an offer against the head state and admits it to the mempool. Returns whether
+    /// it was new.
+    pub fn admit_offer(&self, offer: &SignedOffer) -> Result<bool, AdmitError> {
+        {
+            let chain = self.chain();
+            chain
+                .state
+                .check_offer(offer, chain.height() + 1, NonceRule::NotBelow)
+                .map_err(AdmitError::Tx)?;
+        }
+        let new = lock(&self.mempool).insert_offer(offer.clone()).map_err(|e| AdmitError::Full(e.to_string()))?;
+        if new {
+            lock(&self.tracker).advance(offer.job_id(), JobStage::Accepted, None, None);
+        }
+        Ok(new)
+    }
+}
+
+/// Why an offer was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// It breaks a chain rule.
+    #[error("{0}")]
+    Tx(cairn_contracts::TxError),
+    /// The mempool is full.
+    #[error("{0}")]
+    Full(String),
+}
+
+/// A provider's finished execution.
+struct Executed {
+    result: JobResult,
+}
+
+/// The event loop's own state.
+pub struct Service {
+    shared: Arc<Shared>,
+    swarm: Swarm<Behaviour>,
+    topics: Topics,
+    signer: Option<Signer>,
+    commands: mpsc::Receiver<Command>,
+    executed_tx: mpsc::Sender<Executed>,
+    executed_rx: mpsc::Receiver<Executed>,
+    executions: Arc<Semaphore>,
+    /// Jobs this provider has started (so each runs once).
+    started: HashSet<Hash>,
+    /// Offers waiting for their module, by module id.
+    waiting: HashMap<Hash, Vec<SignedOffer>>,
+    /// Blob requests in flight.
+    blob_requests: HashMap<OutboundRequestId, Hash>,
+    /// The sync request in flight, if any.
+    syncing: Option<OutboundRequestId>,
+    /// Offers and results to gossip at the end of this turn of the loop, batched.
+    outbox_offers: Vec<SignedOffer>,
+    outbox_results: Vec<JobResult>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Service {
+    /// Builds the swarm, starts listening and dials the bootstrap peers.
+    pub fn new(shared: Arc<Shared>, commands: mpsc::Receiver<Command>) -> anyhow::Result<Service> {
+        let config = &shared.config;
+        let (chain_id, validators) = {
+            let chain = shared.chain();
+            (chain.chain_id, chain.validators.clone())
+        };
+        let topics = Topics::new(&chain_id);
+        let mut swarm = p2p::build_swarm(&shared.key, &topics)?;
+        let listen: Multiaddr = config.listen.parse().with_context(|| format!("bad listen address {}", config.listen))?;
+        swarm.listen_on(listen).context("cannot listen for peers")?;
+        for addr in &config.bootstrap {
+            let ma: Multiaddr = addr.parse().with_context(|| format!("bad bootstrap address {addr}"))?;
+            swarm.dial(ma).with_context(|| format!("cannot dial {addr}"))?;
+        }
+        lock(&shared.net).peer_id = swarm.local_peer_id().to_string();
+        let signer = if config.validator {
+            Some(Signer::new(shared.key.clone(), chain_id, validators).context("--validator")?)
+        } else {
+            None
+        };
+        let (executed_tx, executed_rx) = mpsc::channel(COMMAND_QUEUE);
+        let executions = Arc::new(Semaphore::new(config.executions_max.max(1)));
+        Ok(Service {
+            shared,
+            swarm,
+            topics,
+            signer,
+            commands,
+            executed_tx,
+            executed_rx,
+            executions,
+            started: HashSet::new(),
+            waiting: HashMap::new(),
+            blob_requests: HashMap::new(),
+            syncing: None,
+            outbox_offers: Vec::new(),
+            outbox_results: Vec::new(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves or a fatal error (storage) occurs.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let config = self.shared.config.clone();
+        let mut block_timer = tokio::time::interval(Duration::from_millis(config.block_time_ms.max(1)));
+        block_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut maintenance = tokio::time::interval(Duration::from_millis(config.rebroadcast_ms.max(100) / 2));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev)?,
+                Some(cmd) = self.commands.recv() => {
+                    self.on_command(cmd);
+                    while let Ok(cmd) = self.commands.try_recv() {
+                        self.on_command(cmd);
+                    }
+                }
+                Some(done) = self.executed_rx.recv() => {
+                    self.on_executed(done);
+                    while let Ok(done) = self.executed_rx.try_recv() {
+                        self.on_executed(done);
+                    }
+                }
+                _ = block_timer.tick(), if self.signer.is_some() => self.produce_block()?,
+                _ = maintenance.tick() => self.maintain(),
+            }
+            self.flush_outbox();
+        }
+        tracing::info!("node stopped");
+        Ok(())
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Offer(offer) => {
+                self.outbox_offers.push(offer.clone());
+                self.consider_executing(offer);
+            }
+            Command::ModuleStored(id) => {
+                if let Some(offers) = self.waiting.remove(&id) {
+                    for o in offers {
+                        self.start_execution(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes what accumulated during this turn of the loop as one message per topic.
+    fn flush_outbox(&mut self) {
+        while !self.outbox_offers.is_empty() {
+            let n = self.outbox_offers.len().min(BATCH_ITEMS_MAX);
+            let offers: Vec<SignedOffer> = self.outbox_offers.drain(..n).collect();
+            let msg = OfferBatch { version: WIRE_VERSION, sent_ms: now_ms(), offers };
+            self.publish(self.topics.offers.clone(), borsh::to_vec(&msg).expect("encodes"));
+        }
+        while !self.outbox_results.is_empty() {
+            let n = self.outbox_results.len().min(BATCH_ITEMS_MAX);
+            let results: Vec<JobResult> = self.outbox_results.drain(..n).collect();
+            let msg = ResultBatch { version: WIRE_VERSION, sent_ms: now_ms(), results };
+            self.publish(self.topics.results.clone(), borsh::to_vec(&msg).expect("encodes"));
+        }
+    }
+
+    fn publish(&mut self, topic: gossipsub::IdentTopic, data: Vec<u8>) {
+        match self.swarm.behaviour_mut().gossipsub.publish(topic.clone(), data) {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+            // Alone for now: the mempool re-broadcasts once peers arrive.
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!(%topic, "no peers to gossip to yet");
+            }
+            Err(e) => tracing::warn!(%topic, "gossip publish failed: {e}"),
+        }
+    }
+
+    /// Provider: run the offer if this node is assigned to it.
+    fn consider_executing(&mut self, offer: SignedOffer) {
+        if !self.shared.config.provider || self.started.contains(&offer.job_id()) {
+            return;
+        }
+        let assigned = {
+            let chain = self.shared.chain();
+            let job_id = offer.job_id();
+            match chain.state.job(&job_id) {
+                Some(job) => job.phase == cairn_contracts::JobPhase::Open && job.assigned.contains(&self.shared.key.public()),
+                None => chain.state.assignment(&job_id, offer.offer.max_price, 1).contains(&self.shared.key.public()),
+            }
+        };
+        if !assigned {
+            return;
+        }
+        let module_id = offer.offer.module_id;
+        let has = self.shared.chain().store.has_blob(&module_id).unwrap_or(false);
+        if has {
+            self.start_execution(offer);
+        } else {
+            if !self.waiting.contains_key(&module_id) && self.waiting.len() >= MODULE_WAITS_MAX {
+                tracing::warn!(%module_id, "too many modules awaited; dropping offer");
+                return;
+            }
+            let list = self.waiting.entry(module_id).or_default();
+            if list.len() < OFFERS_PER_MODULE_WAIT_MAX && !list.iter().any(|o| o == &offer) {
+                list.push(offer);
+            }
+            self.request_blob(module_id);
+        }
+    }
+
+    fn request_blob(&mut self, module_id: Hash) {
+        if self.blob_requests.values().any(|m| *m == module_id) {
+            return;
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let id = self.swarm.behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(module_id)));
+            self.blob_requests.insert(id, module_id);
+        }
+    }
+
+    fn start_execution(&mut self, offer: SignedOffer) {
+        let job_id = offer.job_id();
+        if !self.started.insert(job_id) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let permits = self.executions.clone();
+        let done = self.executed_tx.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let result = tokio::task::spawn_blocking(move || execute(&shared, &offer)).await;
+            match result {
+                Ok(Ok(result)) => {
+                    let _ = done.send(Executed { result }).await;
+                }
+                Ok(Err(e)) => tracing::error!(%job_id, "cannot execute: {e:#}"),
+                Err(e) => tracing::error!(%job_id, "execution task failed: {e}"),
+            }
+        });
+    }
+
+    fn on_executed(&mut self, done: Executed) {
+        let r = done.result;
+        tracing::info!(job_id = %r.claim.job_id, status = %r.claim.status, fuel = r.claim.fuel_used, "executed");
+        self.accept_result(r.clone());
+        self.outbox_results.push(r);
+    }
+
+    fn accept_result(&mut self, r: JobResult) {
+        let new = match lock(&self.shared.mempool).insert_result(r.clone()) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!("result dropped: {e}");
+                return;
+            }
+        };
+        if new {
+            lock(&self.shared.tracker).advance(r.claim.job_id, JobStage::Executed, Some(&r), None);
+        }
+    }
+
+    fn produce_block(&mut self) -> anyhow::Result<()> {
+        let Some(signer) = self.signer.clone() else { return Ok(()) };
+        let candidates = lock(&self.shared.mempool).candidates();
+        if candidates.is_empty() && !self.shared.config.empty_blocks {
+            return Ok(());
+        }
+        let (finalized, rejected) = {
+            let mut chain = self.shared.chain_mut();
+            chain.propose(&signer, candidates, now_ms()).context("finalizing a block")?
+        };
+        for (tx, e) in &rejected {
+            tracing::debug!(job_id = %tx.job_id(), "left out of the block: {e}");
+        }
+        lock(&self.shared.mempool).remove_rejected(&rejected);
+        let msg = BlockMsg { version: WIRE_VERSION, block: finalized.block.clone(), commit: finalized.commit.clone() };
+        self.publish(self.topics.blocks.clone(), borsh::to_vec(&msg).expect("encodes"));
+        self.after_finalized(&finalized);
+        Ok(())
+    }
+
+    /// Bookkeeping once a block is final here, however it got here.
+    fn after_finalized(&mut self, f: &Finalized) {
+        let height = f.block.header.height;
+        tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
+        lock(&self.shared.mempool).remove_included(&f.block);
+        let mut offers = Vec::new();
+        {
+            let mut tracker = lock(&self.shared.tracker);
+            for tx in &f.block.txs {
+                match tx {
+                    Transaction::Result(r) => tracker.advance(r.claim.job_id, JobStage::Finalized, Some(r), Some(height)),
+                    Transaction::Offer(o) => {
+                        tracker.advance(o.job_id(), JobStage::Accepted, None, None);
+                        offers.push(o.clone());
+                    }
+                }
+            }
+            for id in &f.executed.expired {
+                tracker.advance(*id, JobStage::Expired, None, Some(height));
+            }
+        }
+        // A provider that missed an offer's gossip still executes it once it is on chain.
+        for o in offers {
+            self.consider_executing(o);
+        }
+    }
+
+    fn maintain(&mut self) {
+        let interval = Duration::from_millis(self.shared.config.rebroadcast_ms);
+        let (offers, results) = {
+            let chain = self.shared.chain();
+            let mut mempool = lock(&self.shared.mempool);
+            mempool.prune(&chain.state, chain.height() + 1);
+            mempool.due_for_rebroadcast(interval, BATCH_ITEMS_MAX)
+        };
+        self.outbox_offers.extend(offers);
+        self.outbox_results.extend(results);
+        let modules: Vec<Hash> = self.waiting.keys().copied().collect();
+        for m in modules {
+            self.request_blob(m);
+        }
+    }
+
+    fn write_addresses(&self) {
+        let net = lock(&self.shared.net).clone();
+        let bound = BoundAddresses {
+            pid: std::process::id(),
+            rpc: self.shared.rpc_addr.get().copied().unwrap_or(self.shared.config.rpc),
+            p2p: net.listen_addrs,
+        };
+        let path = self.shared.config.addresses_path();
+        let text = serde_json::to_string_pretty(&bound).expect("serializes");
+        // Write then rename, so readers never see half a file.
+        let tmp = path.with_extension("json.tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn request_sync(&mut self, peer: PeerId) {
+        if self.syncing.is_some() {
+            return;
+        }
+        let from = self.shared.chain().height() + 1;
+        let req = SyncRequest::Blocks { from, max: SYNC_BLOCKS_MAX };
+        self.syncing = Some(self.swarm.behaviour_mut().sync.send_request(&peer, Wire::encode(&req)));
+    }
+
+    /// Applies a finalized block from a peer. Returns whether it was applied; `Err` only for a
+    /// fatal (storage) error.
+    fn apply_block(&mut self, msg: BlockMsg) -> anyhow::Result<Result<bool, String>> {
+        let height = self.shared.chain().height();
+        let h = msg.block.header.height;
+        if h <= height {
+            return Ok(Ok(false));
+        }
+        if h > height + 1 {
+            return Ok(Err(format!("block {h} is ahead of the head {height}")));
+        }
+        let applied = self.shared.chain_mut().apply(msg.block, msg.commit);
+        match applied {
+            Ok(f) => {
+                self.after_finalized(&f);
+                Ok(Ok(true))
+            }
+            Err(ApplyError::Storage(e)) => Err(e),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> anyhow::Result<()> {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = format!("{address}/p2p/{}", self.swarm.local_peer_id());
+                tracing::info!("listening on {full}");
+                lock(&self.shared.net).listen_addrs.push(full);
+                self.write_addresses();
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                lock(&self.shared.net).peers = self.swarm.connected_peers().count();
+                if num_established.get() == 1 {
+                    tracing::info!(%peer_id, "peer connected");
+                    self.request_sync(peer_id);
+                    let modules: Vec<Hash> = self.waiting.keys().copied().collect();
+                    for m in modules {
+                        let id = self.swarm.behaviour_mut().sync.send_request(&peer_id, Wire::encode(&SyncRequest::Blob(m)));
+                        self.blob_requests.insert(id, m);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                lock(&self.shared.net).peers = self.swarm.connected_peers().count();
+                if num_established == 0 {
+                    tracing::info!(%peer_id, "peer disconnected");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received { peer_id, info, .. })) => {
+                // Learn peers of peers on loopback so a small testnet becomes a full mesh.
+                for addr in info.listen_addrs {
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let acceptance = self.on_gossip(propagation_source, &message)?;
+                let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_gossip(&mut self, source: PeerId, message: &gossipsub::Message) -> anyhow::Result<MessageAcceptance> {
+        let t = &message.topic;
+        let limit = p2p::GOSSIP_MESSAGE_BYTES_MAX;
+        if *t == self.topics.offers.hash() {
+            let Ok(batch) = cairn_ledger::decode::<OfferBatch>("offer batch", &message.data, limit) else {
+                return Ok(MessageAcceptance::Reject);
+            };
+            if batch.version != WIRE_VERSION || batch.offers.len() > BATCH_ITEMS_MAX {
+                return Ok(MessageAcceptance::Reject);
+            }
+            let mut any_valid = false;
+            for offer in batch.offers {
+                match self.shared.admit_offer(&offer) {
+                    Ok(_) => {
+                        any_valid = true;
+                        self.consider_executing(offer);
+                    }
+                    Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(e))) => {
+                        tracing::debug!(%source, "invalid offer: {e}");
+                        return Ok(MessageAcceptance::Reject);
+                    }
+                    // Stale (already included, nonce used) or full: not the sender's fault.
+                    Err(_) => {}
+                }
+            }
+            return Ok(if any_valid { MessageAcceptance::Accept } else { MessageAcceptance::Ignore });
+        }
+        if *t == self.topics.results.hash() {
+            let Ok(batch) = cairn_ledger::decode::<ResultBatch>("result batch", &message.data, limit) else {
+                return Ok(MessageAcceptance::Reject);
+            };
+            if batch.version != WIRE_VERSION || batch.results.len() > BATCH_ITEMS_MAX {
+                return Ok(MessageAcceptance::Reject);
+            }
+            let output_max = self.shared.chain().state.params().output_bytes_max as usize;
+            for r in &batch.results {
+                if r.verify(output_max).is_err() {
+                    return Ok(MessageAcceptance::Reject);
+                }
+            }
+            for r in batch.results {
+                self.accept_result(r);
+            }
+            return Ok(MessageAcceptance::Accept);
+        }
+        if *t == self.topics.blocks.hash() {
+            let Ok(msg) = cairn_ledger::decode::<BlockMsg>("block", &message.data, limit) else {
+                return Ok(MessageAcceptance::Reject);
+            };
+            if msg.version != WIRE_VERSION {
+                return Ok(MessageAcceptance::Reject);
+            }
+            let commit_ok = {
+                let chain = self.shared.chain();
+                msg.commit.block_hash == msg.block.hash()
+                    && msg.commit.height == msg.block.header.height
+                    && msg.commit.verify(chain.chain_id, &chain.validators).is_ok()
+            };
+            if !commit_ok {
+                return Ok(MessageAcceptance::Reject);
+            }
+            match self.apply_block(msg)? {
+                Ok(_) => {}
+                Err(why) => {
+                    tracing::debug!("block not applied now: {why}; syncing");
+                    self.request_sync(source);
+                }
+            }
+            return Ok(MessageAcceptance::Accept);
+        }
+        Ok(MessageAcceptance::Reject)
+    }
+
+    fn on_sync(
+        &mut self,
+        ev: request_response::Event<Wire, Wire>,
+    ) -> anyhow::Result<()> {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let response = match request.decode::<SyncRequest>("sync request") {
+                        Ok(SyncRequest::Blocks { from, max }) => {
+                            match self.shared.chain().blocks_from(from, max.min(SYNC_BLOCKS_MAX)) {
+                                Ok(blocks) => SyncResponse::Blocks(blocks),
+                                Err(e) => SyncResponse::Error(e.to_string()),
+                            }
+                        }
+                        Ok(SyncRequest::Blob(id)) => match self.shared.chain().store.blob(&id) {
+                            Ok(b) => SyncResponse::Blob(b),
+                            Err(e) => SyncResponse::Error(e.to_string()),
+                        },
+                        Err(e) => SyncResponse::Error(e.to_string()),
+                    };
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, Wire::encode(&response));
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let decoded = response.decode::<SyncResponse>("sync response");
+                    if self.syncing == Some(request_id) {
+                        self.syncing = None;
+                        if let Ok(SyncResponse::Blocks(blocks)) = decoded {
+                            let full = blocks.len() as u32 >= SYNC_BLOCKS_MAX;
+                            for (block, commit) in blocks {
+                                let h = block.header.height;
+                                if let Err(why) = self.apply_block(BlockMsg { version: WIRE_VERSION, block, commit })? {
+                                    tracing::warn!(%peer, "synced block {h} refused: {why}");
+                                    return Ok(());
+                                }
+                            }
+                            if full {
+                                self.request_sync(peer);
+                            }
+                        }
+                    } else if let Some(module_id) = self.blob_requests.remove(&request_id)
+                        && let Ok(SyncResponse::Blob(Some(bytes))) = decoded
+                    {
+                        self.on_blob(module_id, bytes);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, peer, error, .. } => {
+                tracing::debug!(%peer, "request failed: {error}");
+                if self.syncing == Some(request_id) {
+                    self.syncing = None;
+                }
+                self.blob_requests.remove(&request_id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {
+        if Hash::of(&bytes) != module_id || !self.waiting.contains_key(&module_id) {
+            return;
+        }
+        if let Err(e) = self.shared.vm.validate(&bytes) {
+            tracing::warn!(%module_id, "fetched module is invalid: {e}");
+        }
+        if let Err(e) = self.shared.chain().store.put_blob(&bytes) {
+            tracing::error!(%module_id, "cannot store module: {e}");
+            return;
+        }
+        self.on_command(Command::ModuleStored(module_id));
+    }
+}
+
+/// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread).
+fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
+    let o = &offer.offer;
+    let wasm = shared
+        .chain()
+        .store
+        .blob(&o.module_id)?
+        .with_context(|| format!("module {} is not stored here", o.module_id))?;
+    let outcome = shared.vm.execute(&wasm, &o.input, o.fuel_limit);
+    let output_max = shared.chain().state.params().output_bytes_max as usize;
+    let (status, output) = if outcome.status == JobStatus::Ok && outcome.output.len() > output_max {
+        (JobStatus::OutputTooLarge, Vec::new())
+    } else if outcome.status == JobStatus::Ok {
+        (JobStatus::Ok, outcome.output)
+    } else {
+        (outcome.status, Vec::new())
+    };
+    let claim = ResultClaim {
+        version: FORMAT_VERSION,
+        job_id: offer.job_id(),
+        module_id: o.module_id,
+        input_hash: o.input_hash(),
+        output_hash: Hash::of(&output),
+        fuel_used: if status == JobStatus::OutOfFuel { o.fuel_limit } else { outcome.fuel_used.min(o.fuel_limit) },
+        status,
+        provider: shared.key.public(),
+    };
+    Ok(JobResult::new(claim, output, &shared.key))
+}

@@ -1,0 +1,70 @@
+//! A job's whole life on a 3-process testnet.
+
+use cairn_ledger::{Hash, ReceiptProof};
+use cairn_rpc::client::{self, OfferTerms};
+use cairn_rpc::{CairnApiClient, JobStage};
+
+use crate::support::{TIMEOUT, start, uppercase_module};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
+    let net = start(2).await;
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    assert_eq!(module_id, Hash::of(&uppercase_module()));
+
+    let offer = client::sign_offer(&c, &net.client_key, module_id, b"hello cairn".to_vec(), OfferTerms::default(), None)
+        .await
+        .expect("offer");
+    let mut watch = client::submit(&c, offer.clone()).await.expect("submit");
+    let mut stages = vec![];
+    let last = watch.until(JobStage::Finalized, TIMEOUT, |ev| stages.push(ev.stage)).await;
+    let last = last.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    assert_eq!(stages, vec![JobStage::Accepted, JobStage::Executed, JobStage::Included, JobStage::Finalized]);
+    let result = last.result.expect("finalized carries the result");
+    assert_eq!(result.output, b"HELLO CAIRN");
+    let assigned = net.genesis.providers.iter().any(|p| p.address == result.provider);
+    assert!(assigned, "executed by a genesis provider");
+
+    // The receipt proof, fetched over RPC, verifies against the genesis alone.
+    let proof = c.job_proof(offer.job_id()).await.expect("job_proof");
+    let verified = proof.verify(&net.genesis).expect("proof verifies");
+    assert_eq!(verified.job_id, offer.job_id());
+    assert_eq!(proof.receipt.claim.output_hash, Hash::of(b"HELLO CAIRN"));
+
+    // The JSON a user saves verifies too, and tampering with any part breaks it.
+    let json = serde_json::to_string(&proof).expect("json");
+    let back: ReceiptProof = serde_json::from_str(&json).expect("parses");
+    back.verify(&net.genesis).expect("round-tripped proof verifies");
+    let tampered: Vec<(&str, Box<dyn Fn(&mut ReceiptProof)>)> = vec![
+        ("receipt output", Box::new(|p| p.receipt.claim.output_hash = Hash::of(b"HELLO WORLD"))),
+        ("receipt fuel", Box::new(|p| p.receipt.claim.fuel_used += 1)),
+        ("merkle path", Box::new(|p| p.path.siblings.push(Hash::ZERO))),
+        ("merkle index", Box::new(|p| p.path.leaf_count += 1)),
+        ("header root", Box::new(|p| p.header.state_root = Hash::ZERO)),
+        ("header height", Box::new(|p| p.header.height += 1)),
+        ("commit signature", Box::new(|p| p.commit.signatures[0].signature.0[5] ^= 1)),
+        ("commit round", Box::new(|p| p.commit.round += 1)),
+    ];
+    for (what, tamper) in tampered {
+        let mut p = proof.clone();
+        tamper(&mut p);
+        assert!(p.verify(&net.genesis).is_err(), "tampering with the {what} must break the proof");
+    }
+
+    // job_get agrees, and the client paid exactly fuel × price.
+    let info = c.job_get(offer.job_id()).await.expect("job_get");
+    assert_eq!(info.stage, JobStage::Finalized);
+    assert_eq!(info.paid, Some(result.fuel_used * cairn_testnet::PROVIDER_PRICE));
+    let account = c.account_get(net.client_key.public()).await.expect("account");
+    assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - result.fuel_used * cairn_testnet::PROVIDER_PRICE);
+    assert_eq!(account.next_nonce, 1);
+
+    // Every node follows the same chain.
+    let head = c.chain_head().await.expect("head");
+    for i in 1..3 {
+        net.wait_height(i, head.height).await;
+        let block = net.rpc(i).await.chain_get_block(head.height).await.expect("block");
+        assert_eq!(block.hash(), head.hash);
+    }
+}

@@ -1,0 +1,90 @@
+//! Shared helpers: start a testnet of real node processes in a temporary folder.
+
+use std::time::Duration;
+
+use cairn_contracts::State;
+use cairn_ledger::{Genesis, Hash, Keypair, PublicKey, SignedOffer};
+use cairn_rpc::CairnApiClient;
+use cairn_rpc::client::{self, OfferTerms};
+use cairn_testnet::{Spec, Testnet};
+use jsonrpsee::ws_client::WsClient;
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Net {
+    pub t: Testnet,
+    pub genesis: Genesis,
+    pub client_key: Keypair,
+    _dir: tempfile::TempDir,
+}
+
+/// One validator and `providers` providers.
+pub async fn start(providers: usize) -> Net {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = Spec {
+        dir: dir.path().to_path_buf(),
+        providers,
+        block_time_ms: 50,
+        binary: env!("CARGO_BIN_EXE_cairn").into(),
+    };
+    let t = cairn_testnet::up(&spec).await.expect("testnet starts");
+    let genesis = t.genesis().expect("genesis");
+    let client_key = t.client_key().expect("client key");
+    Net { t, genesis, client_key, _dir: dir }
+}
+
+impl Net {
+    pub async fn rpc(&self, i: usize) -> WsClient {
+        client::connect(&self.t.rpc_url(i)).await.expect("rpc connects")
+    }
+
+    pub fn provider_key(&self, i: usize) -> PublicKey {
+        Keypair::load(&self.t.dir.join("nodes").join(i.to_string()).join("node-key.json"))
+            .expect("provider key")
+            .public()
+    }
+
+    /// Signs offers with successive inputs until one is assigned to `provider`.
+    pub async fn offer_for(&self, c: &WsClient, module_id: Hash, provider: PublicKey, tag: &str) -> SignedOffer {
+        let state = State::from_genesis(&self.genesis).expect("genesis state");
+        for i in 0..256 {
+            let input = format!("{tag} {i}").into_bytes();
+            let offer = client::sign_offer(c, &self.client_key, module_id, input, OfferTerms::default(), None)
+                .await
+                .expect("sign offer");
+            if state.assignment(&offer.job_id(), offer.offer.max_price, 1) == vec![provider] {
+                return offer;
+            }
+        }
+        panic!("no offer assigned to {provider} in 256 tries");
+    }
+
+    /// Waits until node `i` reaches `height`.
+    pub async fn wait_height(&self, i: usize, height: u64) {
+        let c = self.rpc(i).await;
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let h = c.chain_head().await.expect("chain_head").height;
+            if h >= height {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "node {i} stuck at {h}, wanted {height}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (0..self.t.nodes.len()).map(|i| format!("--- node {i} ---\n{}\n", self.t.log_tail(i, 30))).collect()
+    }
+}
+
+pub fn uppercase_module() -> Vec<u8> {
+    cairn_vm::fixtures::uppercase_wasm()
+}
+
+pub fn code_of(e: &jsonrpsee::core::ClientError) -> Option<i32> {
+    match e {
+        jsonrpsee::core::ClientError::Call(obj) => Some(obj.code()),
+        _ => None,
+    }
+}

@@ -1,0 +1,182 @@
+//! The client side of a job's life: sign an offer, subscribe, submit, wait for each stage,
+//! fetch the proof. Used by `cairn job run`, the testnet demo and the end-to-end tests.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cairn_ledger::{FORMAT_VERSION, Hash, JobOffer, Keypair, ReceiptProof, SignedOffer};
+use jsonrpsee::core::client::Subscription;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+
+use crate::{CairnApiClient, JobEvent, JobStage, ResultInfo};
+
+/// The largest message the client accepts (a proof or a block with its transactions).
+pub const CLIENT_MESSAGE_BYTES_MAX: u32 = 32 << 20;
+
+/// Connects to a node's RPC (`ws://…`, or a bare `host:port`).
+pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
+    let url = if url.contains("://") { url.to_string() } else { format!("ws://{url}") };
+    WsClientBuilder::default()
+        .max_request_size(CLIENT_MESSAGE_BYTES_MAX)
+        .max_response_size(CLIENT_MESSAGE_BYTES_MAX)
+        .request_timeout(Duration::from_secs(60))
+        .build(&url)
+        .await
+        .with_context(|| format!("cannot connect to the node's RPC at {url}; is the node running?"))
+}
+
+/// The economic terms of an offer.
+#[derive(Clone, Copy, Debug)]
+pub struct OfferTerms {
+    /// The most fuel the job may use.
+    pub fuel_limit: u64,
+    /// The highest price per unit of fuel.
+    pub max_price: u64,
+    /// Blocks from the head until the deadline.
+    pub deadline_blocks: u64,
+}
+
+impl Default for OfferTerms {
+    fn default() -> Self {
+        OfferTerms { fuel_limit: 100_000_000, max_price: 1, deadline_blocks: 200 }
+    }
+}
+
+/// Builds and signs an offer for the chain the node serves. `nonce: None` asks the node for
+/// the account's next nonce (counting offers in its mempool).
+pub async fn sign_offer(
+    client: &WsClient,
+    key: &Keypair,
+    module_id: Hash,
+    input: Vec<u8>,
+    terms: OfferTerms,
+    nonce: Option<u64>,
+) -> anyhow::Result<SignedOffer> {
+    let info = client.node_info().await.context("node_info")?;
+    let head = client.chain_head().await.context("chain_head")?;
+    let nonce = match nonce {
+        Some(n) => n,
+        None => client.account_get(key.public()).await.context("account_get")?.next_nonce,
+    };
+    Ok(JobOffer {
+        version: FORMAT_VERSION,
+        chain_id: info.chain_id,
+        client: key.public(),
+        nonce,
+        module_id,
+        input,
+        fuel_limit: terms.fuel_limit,
+        max_price: terms.max_price,
+        redundancy: 1,
+        assignment_height: head.height,
+        deadline_height: head.height + terms.deadline_blocks,
+    }
+    .sign(key))
+}
+
+/// A submitted job being watched.
+pub struct Watch {
+    /// The job id.
+    pub job_id: Hash,
+    /// When it was submitted.
+    pub submitted_at: Instant,
+    sub: Subscription<JobEvent>,
+}
+
+/// Subscribes to the job's events, then submits it (so no event is missed).
+pub async fn submit(client: &WsClient, offer: SignedOffer) -> anyhow::Result<Watch> {
+    let job_id = offer.job_id();
+    let sub = client.job_subscribe(job_id).await.context("job_subscribe")?;
+    let submitted_at = Instant::now();
+    let returned = client.job_submit(offer).await.context("job_submit")?;
+    if returned != job_id {
+        bail!("the node returned job id {returned}, expected {job_id}");
+    }
+    Ok(Watch { job_id, submitted_at, sub })
+}
+
+impl Watch {
+    /// The next event, within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<JobEvent> {
+        match tokio::time::timeout(timeout, self.sub.next()).await {
+            Err(_) => bail!("no event for job {} within {timeout:?}", self.job_id),
+            Ok(None) => bail!("the node closed the subscription for job {}", self.job_id),
+            Ok(Some(ev)) => ev.context("job event"),
+        }
+    }
+
+    /// Waits until `stage` (or a later one) is reached, calling `on_event` for each event.
+    pub async fn until(
+        &mut self,
+        stage: JobStage,
+        timeout: Duration,
+        mut on_event: impl FnMut(&JobEvent),
+    ) -> anyhow::Result<JobEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self.next(left).await?;
+            on_event(&ev);
+            if ev.stage == JobStage::Expired && stage != JobStage::Expired {
+                bail!("job {} expired: no provider delivered a result before its deadline", self.job_id);
+            }
+            if ev.stage >= stage {
+                return Ok(ev);
+            }
+        }
+    }
+}
+
+/// A job run to finality.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    /// The job id.
+    pub job_id: Hash,
+    /// The provider's result.
+    pub result: ResultInfo,
+    /// From submission to the result's arrival.
+    pub to_result: Duration,
+    /// From submission to the finalized receipt.
+    pub to_finalized: Duration,
+    /// The receipt proof.
+    pub proof: ReceiptProof,
+}
+
+/// Submits `offer` and follows it to its finalized receipt, calling `on_stage` at each stage.
+pub async fn run_to_finality(
+    client: &WsClient,
+    offer: SignedOffer,
+    timeout: Duration,
+    mut on_stage: impl FnMut(JobStage),
+) -> anyhow::Result<JobRun> {
+    let mut watch = submit(client, offer).await?;
+    on_stage(JobStage::Accepted);
+    let mut result = None;
+    let mut to_result = None;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ev = watch.next(deadline.saturating_duration_since(Instant::now())).await?;
+        on_stage(ev.stage);
+        if let Some(r) = ev.result {
+            if to_result.is_none() {
+                to_result = Some(watch.submitted_at.elapsed());
+            }
+            result = Some(r);
+        }
+        match ev.stage {
+            JobStage::Expired => bail!("job {} expired before a provider delivered", watch.job_id),
+            JobStage::Finalized => break,
+            _ => {}
+        }
+    }
+    let to_finalized = watch.submitted_at.elapsed();
+    let result = result.context("finalized without a result")?;
+    let proof = client.job_proof(watch.job_id).await.context("job_proof")?;
+    Ok(JobRun {
+        job_id: watch.job_id,
+        result,
+        to_result: to_result.unwrap_or(to_finalized),
+        to_finalized,
+        proof,
+    })
+}

@@ -1,0 +1,132 @@
+//! JSON shapes of the RPC's answers.
+
+use cairn_ledger::hash::hex_bytes;
+use cairn_ledger::{Hash, JobStatus, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// How far a job has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStage {
+    /// Checked and in the mempool, gossiped to the network.
+    Accepted,
+    /// A provider executed it and its signed result arrived.
+    Executed,
+    /// The result is in a block.
+    Included,
+    /// That block is finalized: a proof is available.
+    Finalized,
+    /// The deadline passed without a result; the escrow was refunded.
+    Expired,
+}
+
+/// A provider's result as the RPC shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultInfo {
+    /// The executing provider.
+    pub provider: PublicKey,
+    /// How the execution ended.
+    pub status: JobStatus,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// SHA-256 of the output.
+    pub output_hash: Hash,
+    /// The output (hex).
+    #[serde(with = "hex_bytes")]
+    pub output: Vec<u8>,
+}
+
+/// A job status event (the `job_subscribe` item).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    /// The job.
+    pub job_id: Hash,
+    /// The stage reached.
+    pub stage: JobStage,
+    /// The result, from `executed` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultInfo>,
+    /// The block height, for `included`, `finalized` and `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+}
+
+/// What a node knows of a job (`job_get`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job.
+    pub job_id: Hash,
+    /// The furthest stage this node has seen.
+    pub stage: JobStage,
+    /// The paying client.
+    pub client: PublicKey,
+    /// The module.
+    pub module_id: Hash,
+    /// The fuel limit.
+    pub fuel_limit: u64,
+    /// The highest price per unit of fuel.
+    pub max_price: u64,
+    /// The providers assigned to execute it.
+    pub assigned: Vec<PublicKey>,
+    /// The result, once executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultInfo>,
+    /// Height of the block that included the offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_height: Option<u64>,
+    /// Height of the block that included the accepted result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_height: Option<u64>,
+    /// What the provider was paid (once completed on chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid: Option<u64>,
+}
+
+/// The last finalized block (`chain_head`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadInfo {
+    /// Its height (0 before the first block).
+    pub height: u64,
+    /// Its hash.
+    pub hash: Hash,
+    /// The state root after it.
+    pub state_root: Hash,
+    /// Its time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// An account (`account_get`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// Its address.
+    pub address: PublicKey,
+    /// Balance at the head.
+    pub balance: u64,
+    /// The nonce of its next offer, counting offers still in this node's mempool.
+    pub next_nonce: u64,
+}
+
+/// This node (`node_info`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The software version.
+    pub version: String,
+    /// The chain id (genesis hash).
+    pub chain_id: Hash,
+    /// The chain's name.
+    pub chain_name: String,
+    /// The node's key (account, provider or validator identity).
+    pub address: PublicKey,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it listens on for peers, with `/p2p/<peer id>`.
+    pub listen_addrs: Vec<String>,
+    /// Whether it validates.
+    pub validator: bool,
+    /// Whether it executes jobs.
+    pub provider: bool,
+    /// Connected peers.
+    pub peers: usize,
+    /// Its finalized height.
+    pub height: u64,
+}

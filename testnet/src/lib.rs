@@ -1,0 +1,348 @@
+//! Local Cairn testnets: keys and genesis generated in a folder, nodes launched as separate
+//! `cairn node run` processes on loopback, and the demo and benchmark that drive them.
+//!
+//! Layout of a testnet folder:
+//!
+//! ```text
+//! genesis.json          the chain (1 validator, N providers, a funded client)
+//! client-key.json       the client that pays for jobs
+//! nodes/<i>/node-key.json, node.log, node.json (addresses bound), db/
+//! ```
+//!
+//! Node 0 validates; nodes 1..=N are providers. Every node binds port 0 (RPC and libp2p) and
+//! writes what it bound to `node.json`; later nodes bootstrap to all earlier ones.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cairn_ledger::{
+    ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, Validator,
+};
+use cairn_rpc::CairnApiClient;
+use serde::Deserialize;
+
+pub use demo::{bench, demo};
+
+/// How long to wait for a node to come up.
+pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The client's balance at genesis.
+pub const CLIENT_BALANCE: u64 = 1_000_000_000_000_000;
+/// Providers' price per unit of fuel at genesis.
+pub const PROVIDER_PRICE: u64 = 1;
+/// The most provider nodes a local testnet starts.
+pub const PROVIDERS_MAX: usize = 32;
+
+/// What testnet to run.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The testnet folder.
+    pub dir: PathBuf,
+    /// Provider nodes besides the validator.
+    pub providers: usize,
+    /// Block time of the validator.
+    pub block_time_ms: u64,
+    /// The `cairn` binary to launch.
+    pub binary: PathBuf,
+}
+
+/// What a node wrote about itself (`node.json`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Bound {
+    /// Process id.
+    pub pid: u32,
+    /// RPC address.
+    pub rpc: SocketAddr,
+    /// libp2p addresses with peer id.
+    pub p2p: Vec<String>,
+}
+
+/// A running testnet. Dropping it stops its nodes, unless detached.
+pub struct Testnet {
+    /// The folder.
+    pub dir: PathBuf,
+    spec: Spec,
+    children: Vec<Option<Child>>,
+    /// The nodes' addresses, by index.
+    pub nodes: Vec<Bound>,
+    detached: bool,
+}
+
+fn node_home(dir: &Path, i: usize) -> PathBuf {
+    dir.join("nodes").join(i.to_string())
+}
+
+/// Creates keys and genesis in `spec.dir` unless they already exist there.
+pub fn generate(spec: &Spec) -> anyhow::Result<()> {
+    anyhow::ensure!(spec.providers <= PROVIDERS_MAX, "at most {PROVIDERS_MAX} providers");
+    let genesis_path = spec.dir.join("genesis.json");
+    if genesis_path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&spec.dir).with_context(|| format!("cannot create {}", spec.dir.display()))?;
+    let mut keys = Vec::new();
+    for i in 0..=spec.providers {
+        let home = node_home(&spec.dir, i);
+        std::fs::create_dir_all(&home)?;
+        let key = Keypair::generate();
+        key.save(&home.join("node-key.json"))?;
+        keys.push(key);
+    }
+    let client = Keypair::generate();
+    client.save(&spec.dir.join("client-key.json"))?;
+    let genesis = Genesis {
+        version: FORMAT_VERSION,
+        chain_name: "cairn-local".into(),
+        genesis_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        validators: vec![Validator { address: keys[0].public(), power: 10 }],
+        accounts: vec![GenesisAccount { address: client.public(), balance: CLIENT_BALANCE }],
+        providers: keys[1..]
+            .iter()
+            .map(|k| GenesisProvider { address: k.public(), price_per_fuel: PROVIDER_PRICE })
+            .collect(),
+        params: ChainParams::default(),
+    };
+    genesis.save(&genesis_path)?;
+    Ok(())
+}
+
+/// Reads a node's `node.json`.
+pub fn read_bound(home: &Path) -> anyhow::Result<Option<Bound>> {
+    let path = home.join("node.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("bad {}", path.display()))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+impl Testnet {
+    /// The client key that pays for jobs.
+    pub fn client_key(&self) -> anyhow::Result<Keypair> {
+        Ok(Keypair::load(&self.dir.join("client-key.json"))?)
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> anyhow::Result<Genesis> {
+        Ok(Genesis::load(&self.dir.join("genesis.json"))?)
+    }
+
+    /// The genesis file's path.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.join("genesis.json")
+    }
+
+    /// The RPC URL of node `i`.
+    pub fn rpc_url(&self, i: usize) -> String {
+        format!("ws://{}", self.nodes[i].rpc)
+    }
+
+    /// Leaves the nodes running after this value is dropped.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// Kills node `i` with SIGKILL (no clean shutdown) and waits for it to exit.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().context("kill")?;
+            child.wait().context("wait")?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `i` again (after [`Testnet::kill`]) and waits until it serves RPC.
+    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.children[i].is_none(), "node {i} is still running");
+        let bootstrap: Vec<String> =
+            self.nodes.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, b)| b.p2p.clone()).collect();
+        let _ = std::fs::remove_file(node_home(&self.dir, i).join("node.json"));
+        let (child, bound) = start_node(&self.spec, i, &bootstrap).await?;
+        self.children[i] = Some(child);
+        self.nodes[i] = bound;
+        Ok(())
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after a grace period).
+    pub fn stop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            terminate(child.id());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for slot in self.children.iter_mut() {
+            if let Some(mut child) = slot.take() {
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// The last lines of node `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = std::fs::read_to_string(node_home(&self.dir, i).join("node.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.stop();
+        }
+    }
+}
+
+fn terminate(pid: u32) {
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Result<(Child, Bound)> {
+    let home = node_home(&spec.dir, i);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("node.log"))
+        .with_context(|| format!("cannot open {}", home.join("node.log").display()))?;
+    let mut cmd = std::process::Command::new(&spec.binary);
+    cmd.args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc", "127.0.0.1:0"])
+        .arg("--home")
+        .arg(&home)
+        .arg("--genesis")
+        .arg(spec.dir.join("genesis.json"))
+        .arg("--block-time-ms")
+        .arg(spec.block_time_ms.to_string())
+        .arg(if i == 0 { "--validator" } else { "--provider" })
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    for b in bootstrap {
+        cmd.arg("--bootstrap").arg(b);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: a Ctrl-C meant for the CLI does not kill detached nodes.
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().with_context(|| format!("cannot start {}", spec.binary.display()))?;
+    let deadline = Instant::now() + NODE_START_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("node {i} exited with {status} while starting; see {}", home.join("node.log").display());
+        }
+        if let Some(bound) = read_bound(&home)?
+            && bound.pid == child.id()
+            && !bound.p2p.is_empty()
+            && let Ok(c) = cairn_rpc::client::connect(&bound.rpc.to_string()).await
+            && c.node_info().await.is_ok()
+        {
+            return Ok((child, bound));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("node {i} did not start within {NODE_START_TIMEOUT:?}; see {}", home.join("node.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Generates the testnet if needed and starts its nodes; returns once every node serves RPC
+/// and the validator sees every provider.
+pub async fn up(spec: &Spec) -> anyhow::Result<Testnet> {
+    generate(spec)?;
+    let genesis = Genesis::load(&spec.dir.join("genesis.json"))?;
+    let count = 1 + genesis.providers.len();
+    let mut t = Testnet { dir: spec.dir.clone(), spec: spec.clone(), children: Vec::new(), nodes: Vec::new(), detached: false };
+    for i in 0..count {
+        let _ = std::fs::remove_file(node_home(&spec.dir, i).join("node.json"));
+        let bootstrap: Vec<String> = t.nodes.iter().flat_map(|b| b.p2p.clone()).collect();
+        let (child, bound) = start_node(spec, i, &bootstrap).await?;
+        t.children.push(Some(child));
+        t.nodes.push(bound);
+    }
+    wait_for_peers(&t, count - 1).await?;
+    Ok(t)
+}
+
+/// Waits until every node has at least `min` peers... of the validator; providers at least one.
+pub async fn wait_for_peers(t: &Testnet, providers: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + NODE_START_TIMEOUT;
+    for i in 0..t.nodes.len() {
+        let c = cairn_rpc::client::connect(&t.rpc_url(i)).await?;
+        let want = if i == 0 { providers } else { 1 };
+        loop {
+            let info = c.node_info().await?;
+            if info.peers >= want {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("node {i} has {} peers, expected at least {want}", info.peers);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Stops the nodes of the testnet in `dir` (started by `up`).
+pub fn down(dir: &Path) -> anyhow::Result<()> {
+    let nodes = dir.join("nodes");
+    let entries = std::fs::read_dir(&nodes).with_context(|| format!("no testnet in {}", dir.display()))?;
+    let mut stopped = 0;
+    for entry in entries {
+        let home = entry?.path();
+        if let Some(b) = read_bound(&home)? {
+            terminate(b.pid);
+            let _ = std::fs::remove_file(home.join("node.json"));
+            stopped += 1;
+        }
+    }
+    println!("stopped {stopped} node(s)");
+    Ok(())
+}
+
+/// Prints each node's role, addresses, peers and height.
+pub async fn print_status(dir: &Path) -> anyhow::Result<()> {
+    let nodes = dir.join("nodes");
+    let mut homes: Vec<PathBuf> = std::fs::read_dir(&nodes)
+        .with_context(|| format!("no testnet in {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    homes.sort();
+    for home in homes {
+        let name = home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(b) = read_bound(&home)? else {
+            println!("node {name}: stopped");
+            continue;
+        };
+        match cairn_rpc::client::connect(&b.rpc.to_string()).await {
+            Ok(c) => match c.node_info().await {
+                Ok(info) => println!(
+                    "node {name}: {} height {} peers {} rpc ws://{} p2p {}",
+                    if info.validator { "validator" } else { "provider " },
+                    info.height,
+                    info.peers,
+                    b.rpc,
+                    b.p2p.first().map(String::as_str).unwrap_or("-")
+                ),
+                Err(e) => println!("node {name}: not answering ({e})"),
+            },
+            Err(_) => println!("node {name}: not running (pid {} gone?)", b.pid),
+        }
+    }
+    Ok(())
+}

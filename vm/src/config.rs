@@ -1,0 +1,67 @@
+//! The sandbox's limits.
+
+/// Size of a WebAssembly page in bytes.
+pub const WASM_PAGE_SIZE_BYTES: usize = 65_536;
+
+/// Default for [`VmConfig::memory_pages_max`]: 256 pages, 16 MiB.
+pub const MEMORY_PAGES_MAX_DEFAULT: u32 = 256;
+/// Default for [`VmConfig::module_size_bytes_max`]: 4 MiB.
+pub const MODULE_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Default for [`VmConfig::input_size_bytes_max`]: 1 MiB.
+pub const INPUT_SIZE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Default for [`VmConfig::output_size_bytes_max`]: 64 KiB.
+pub const OUTPUT_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// Default for [`VmConfig::log_size_bytes_max`]: 4 KiB.
+pub const LOG_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024;
+/// Default for [`VmConfig::cache_modules_max`].
+pub const CACHE_MODULES_MAX_DEFAULT: usize = 64;
+/// Default for [`VmConfig::table_elements_max`].
+pub const TABLE_ELEMENTS_MAX_DEFAULT: u32 = 10_000;
+/// Default for [`VmConfig::stack_size_bytes_max`]: 1 MiB.
+pub const STACK_SIZE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+
+/// The most bytes of an `abort` message the host reads; the rest is dropped.
+pub const ABORT_MESSAGE_BYTES_MAX: usize = 1024;
+
+/// Limits of the sandbox.
+///
+/// Every field except [`log_size_bytes_max`](Self::log_size_bytes_max) and
+/// [`cache_modules_max`](Self::cache_modules_max) can change a job's status, so all the
+/// nodes of a network must run with the same values: they are network parameters, not
+/// local tuning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// The most 64 KiB pages a job's memory may have. A module that declares more as its
+    /// minimum is rejected; a `memory.grow` past it fails (returns -1).
+    pub memory_pages_max: u32,
+    /// The largest module accepted, in bytes.
+    pub module_size_bytes_max: usize,
+    /// The largest input accepted, in bytes.
+    pub input_size_bytes_max: usize,
+    /// The largest output a job may return, in bytes; more is status `OutputTooLarge`.
+    pub output_size_bytes_max: usize,
+    /// The most bytes kept from a job's `log` calls; the rest is dropped.
+    pub log_size_bytes_max: usize,
+    /// The most compiled modules kept in memory (least recently used evicted first).
+    pub cache_modules_max: usize,
+    /// The most elements a table may have. A module that declares more as a table's
+    /// minimum is rejected; a `table.grow` past it fails (returns -1).
+    pub table_elements_max: u32,
+    /// Size of the stack guest code runs on, in bytes. Deep recursion past it traps.
+    pub stack_size_bytes_max: usize,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            memory_pages_max: MEMORY_PAGES_MAX_DEFAULT,
+            module_size_bytes_max: MODULE_SIZE_BYTES_MAX_DEFAULT,
+            input_size_bytes_max: INPUT_SIZE_BYTES_MAX_DEFAULT,
+            output_size_bytes_max: OUTPUT_SIZE_BYTES_MAX_DEFAULT,
+            log_size_bytes_max: LOG_SIZE_BYTES_MAX_DEFAULT,
+            cache_modules_max: CACHE_MODULES_MAX_DEFAULT,
+            table_elements_max: TABLE_ELEMENTS_MAX_DEFAULT,
+            stack_size_bytes_max: STACK_SIZE_BYTES_MAX_DEFAULT,
+        }
+    }
+}

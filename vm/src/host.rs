@@ -1,0 +1,117 @@
+//! The host functions a job may import from module `cairn`: `abort` and `log`.
+//!
+//! Both read guest memory through the instance's exported memory, with bounds checks:
+//! a range outside memory traps the job. Neither reads more than its limit, so a hostile
+//! guest cannot make the host copy unbounded amounts of data.
+
+use wasmer::{
+    AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Imports, Memory, MemoryView, imports,
+};
+
+use crate::config::ABORT_MESSAGE_BYTES_MAX;
+use crate::validate::HOST_MODULE;
+
+/// Per-job state the host functions see.
+pub(crate) struct HostState {
+    /// The guest's exported memory; set right after instantiation, before any guest call.
+    pub(crate) memory: Option<Memory>,
+    /// What the guest logged, at most `log_size_bytes_max` bytes.
+    pub(crate) log: Vec<u8>,
+    log_size_bytes_max: usize,
+}
+
+impl HostState {
+    pub(crate) fn new(log_size_bytes_max: usize) -> Self {
+        HostState {
+            memory: None,
+            log: Vec::new(),
+            log_size_bytes_max,
+        }
+    }
+}
+
+/// Why a host function stopped the job. Always status `Trap` (unless a refused
+/// `memory.grow` came first, see the crate docs); the text becomes the outcome's message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostTrap {
+    /// The guest called `cairn.abort`.
+    #[error("job aborted: {0}")]
+    Abort(String),
+    /// A host function was given a range outside the guest's memory.
+    #[error("`cairn.{function}` was called with bytes {ptr}..{ptr}+{len} outside the job's memory")]
+    OutOfBounds {
+        function: &'static str,
+        ptr: u32,
+        len: u32,
+    },
+    /// A host function ran before the memory was attached (cannot happen: no start
+    /// function is allowed, and the memory is attached before `cairn_alloc` runs).
+    #[error("`cairn.{0}` was called before the job's memory was ready")]
+    NoMemory(&'static str),
+}
+
+/// The import object offering the host functions.
+pub(crate) fn imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostState>) -> Imports {
+    imports! {
+        HOST_MODULE => {
+            "abort" => Function::new_typed_with_env(store, env, abort),
+            "log" => Function::new_typed_with_env(store, env, log),
+        }
+    }
+}
+
+/// `cairn.abort(msg_ptr: i32, msg_len: i32)`: stops the job with status Trap; the message
+/// (its first [`ABORT_MESSAGE_BYTES_MAX`] bytes, lossy UTF-8) becomes the outcome's message.
+fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
+    let (state, store) = env.data_and_store_mut();
+    let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("abort"))?;
+    let view = memory.view(&store);
+    let (start, size) = checked_range(&view, "abort", ptr, len)?;
+    let mut message = vec![0; size.min(ABORT_MESSAGE_BYTES_MAX as u64) as usize];
+    view.read(start, &mut message)
+        .map_err(|_| out_of_bounds("abort", ptr, len))?;
+    Err(HostTrap::Abort(
+        String::from_utf8_lossy(&message).into_owned(),
+    ))
+}
+
+/// `cairn.log(ptr: i32, len: i32)`: appends the bytes to the job's log; what does not fit
+/// within the log limit is dropped.
+fn log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
+    let (state, store) = env.data_and_store_mut();
+    let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("log"))?;
+    let view = memory.view(&store);
+    let (start, size) = checked_range(&view, "log", ptr, len)?;
+    let room = state.log_size_bytes_max.saturating_sub(state.log.len());
+    let take = size.min(room as u64) as usize;
+    if take > 0 {
+        let old_len = state.log.len();
+        state.log.resize(old_len + take, 0);
+        view.read(start, &mut state.log[old_len..])
+            .map_err(|_| out_of_bounds("log", ptr, len))?;
+    }
+    Ok(())
+}
+
+/// The guest's `(ptr, len)` as an in-bounds `(start, len)` of memory. Both are unsigned
+/// 32-bit values in the ABI; `i32` is only how wasm passes them.
+fn checked_range(
+    view: &MemoryView<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<(u64, u64), HostTrap> {
+    let (start, size) = (u64::from(ptr as u32), u64::from(len as u32));
+    if start + size > view.data_size() {
+        return Err(out_of_bounds(function, ptr, len));
+    }
+    Ok((start, size))
+}
+
+fn out_of_bounds(function: &'static str, ptr: i32, len: i32) -> HostTrap {
+    HostTrap::OutOfBounds {
+        function,
+        ptr: ptr as u32,
+        len: len as u32,
+    }
+}

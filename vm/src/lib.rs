@@ -1,0 +1,247 @@
+//! The Cairn execution sandbox: runs a WebAssembly job deterministically, metered and
+//! bounded, and turns every way it can end into a [`JobStatus`].
+//!
+//! A job is a pure function of (module, input, fuel limit): the same three give the same
+//! output bytes, the same fuel used and the same status on every node, which is what lets
+//! providers' receipts be compared and re-executed by validators. To get there:
+//!
+//! - **Deterministic code**: wasmer with Cranelift, NaN canonicalization on, and exactly the
+//!   WebAssembly 2.0 features (no threads, relaxed SIMD, memory64, exceptions…). No WASI,
+//!   clock or randomness: a job may import only `cairn.abort` and `cairn.log`.
+//! - **Fuel** ([`FUEL_PER_OPERATOR`] per operator, counted on the module's operators by
+//!   wasmer's metering middleware) is both the billing unit and the halting guarantee.
+//! - **Limits** ([`VmConfig`]): module, input, output and log sizes, memory pages, table
+//!   elements, stack. A `memory.grow` past the limit returns -1; if the guest then traps
+//!   the status is `MemoryLimit`.
+//! - **Isolation**: a fresh store and instance per job; compiled modules are shared through
+//!   a bounded LRU cache keyed by the module id (SHA-256 of the wasm).
+//!
+//! The job ABI is specified in `docs/JOB-ABI.md`; the guest side is the `cairn-sdk` crate.
+//!
+//! Main types: [`Vm`] (validate and execute; `Send + Sync`, share it in an `Arc`),
+//! [`VmConfig`], [`Outcome`], [`ModuleInfo`], [`VmError`]. [`fixtures`] holds small test
+//! modules for other crates' tests.
+//!
+//! ```
+//! use cairn_vm::{JobStatus, Vm, VmConfig, fixtures};
+//!
+//! let vm = Vm::new(VmConfig::default());
+//! let wasm = fixtures::uppercase_wasm();
+//! let info = vm.validate(&wasm)?;
+//! assert_eq!(info.size_bytes, wasm.len());
+//!
+//! let outcome = vm.execute(&wasm, b"hello, cairn", 1_000_000);
+//! assert_eq!(outcome.status, JobStatus::Ok);
+//! assert_eq!(outcome.output, b"HELLO, CAIRN");
+//! assert!(outcome.fuel_used > 0);
+//!
+//! let outcome = vm.execute(&fixtures::infinite_loop_wasm(), b"", 10_000);
+//! assert_eq!(outcome.status, JobStatus::OutOfFuel);
+//! assert_eq!(outcome.fuel_used, 10_000);
+//! # Ok::<(), cairn_vm::VmError>(())
+//! ```
+
+mod cache;
+mod config;
+mod engine;
+mod error;
+pub mod fixtures;
+mod host;
+mod run;
+mod tunables;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+pub use cairn_ledger::JobStatus;
+pub use config::*;
+pub use engine::FUEL_PER_OPERATOR;
+pub use error::{Result, VmError};
+pub use validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN, HOST_MODULE};
+
+use cache::Lru;
+use engine::Compiled;
+
+/// The id of a module: the SHA-256 of its bytes.
+pub fn module_id(wasm: &[u8]) -> [u8; 32] {
+    Sha256::digest(wasm).into()
+}
+
+/// What validation learned about a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// SHA-256 of the module's bytes (see [`module_id`]).
+    pub module_id: [u8; 32],
+    /// The module's size.
+    pub size_bytes: usize,
+}
+
+/// How a job ended.
+///
+/// - `output` is empty unless `status` is `Ok`.
+/// - `fuel_used` is the fuel consumed: exactly the limit for `OutOfFuel`, 0 for
+///   `InvalidModule` and for failures before any guest code ran.
+/// - `log` holds what the guest passed to `cairn.log`, truncated at
+///   [`VmConfig::log_size_bytes_max`], whatever the status.
+/// - `message` explains a failure for people (trap reason, abort message, limit hit); it
+///   is empty when `status` is `Ok`. Statuses, outputs and fuel are deterministic; the
+///   wording of messages is not part of any signed data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// How the job ended.
+    pub status: JobStatus,
+    /// What `cairn_run` returned; empty unless `status` is `Ok`.
+    pub output: Vec<u8>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// What the job logged, at most [`VmConfig::log_size_bytes_max`] bytes.
+    pub log: Vec<u8>,
+    /// Why the job failed, for people; empty when `status` is `Ok`.
+    pub message: String,
+}
+
+impl Outcome {
+    fn failed(status: JobStatus, fuel_used: u64, message: String) -> Outcome {
+        Outcome {
+            status,
+            output: Vec::new(),
+            fuel_used,
+            log: Vec::new(),
+            message,
+        }
+    }
+}
+
+/// The sandbox: validates modules and executes jobs.
+///
+/// `Send + Sync`: one `Vm` (in an `Arc`) serves every thread of a node; jobs run in
+/// parallel on the calling threads, each in its own store and instance. Compiled modules
+/// are cached (LRU, at most [`VmConfig::cache_modules_max`]).
+pub struct Vm {
+    config: VmConfig,
+    cache: Mutex<Lru<[u8; 32], Arc<Compiled>>>,
+}
+
+impl fmt::Debug for Vm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vm")
+            .field("config", &self.config)
+            .field("cached_modules", &self.cached_modules())
+            .finish()
+    }
+}
+
+impl Vm {
+    /// A sandbox with these limits.
+    pub fn new(config: VmConfig) -> Vm {
+        let cache = Mutex::new(Lru::new(config.cache_modules_max));
+        Vm { config, cache }
+    }
+
+    /// The limits this sandbox enforces.
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// Number of compiled modules in the cache.
+    pub fn cached_modules(&self) -> usize {
+        self.lock_cache().len()
+    }
+
+    /// Parses and validates a module: size limit; a valid WebAssembly 2.0 binary with no
+    /// other features; the job ABI's exports (`memory`, `cairn_alloc`, `cairn_run`) with
+    /// their signatures; only the `cairn.abort` and `cairn.log` imports; no start
+    /// function; memory and table minimums within the limits. Does not compile.
+    ///
+    /// `module_put` calls this before storing a module; [`Vm::execute`] calls it before
+    /// compiling one.
+    pub fn validate(&self, wasm: &[u8]) -> Result<ModuleInfo> {
+        validate::validate(&self.config, wasm)?;
+        Ok(ModuleInfo {
+            module_id: module_id(wasm),
+            size_bytes: wasm.len(),
+        })
+    }
+
+    /// Runs one job: `cairn_alloc(input.len())`, the input written there,
+    /// `cairn_run(ptr, len)`, the output read back, all within `fuel_limit`.
+    ///
+    /// Never panics and never takes the process down on a hostile module: every failure
+    /// is a status of the [`Outcome`]. Checks happen in this order:
+    ///
+    /// 1. the module is valid and compiles, else `InvalidModule` (fuel 0);
+    /// 2. the input is within [`VmConfig::input_size_bytes_max`], else `Trap` (fuel 0) —
+    ///    the node rejects such jobs before execution; this is a fallback;
+    /// 3. the run: `OutOfFuel` (fuel = limit) takes precedence, then `MemoryLimit` (a trap
+    ///    after a refused `memory.grow`), then `Trap`; an output over the limit is
+    ///    `OutputTooLarge`, one outside memory is `Trap`.
+    pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Outcome {
+        let compiled = match self.compiled(wasm) {
+            Ok(compiled) => compiled,
+            Err(e) => return Outcome::failed(JobStatus::InvalidModule, 0, e.to_string()),
+        };
+        if input.len() > self.config.input_size_bytes_max {
+            return Outcome::failed(
+                JobStatus::Trap,
+                0,
+                format!(
+                    "input too large: {} bytes, over the limit of {} bytes",
+                    input.len(),
+                    self.config.input_size_bytes_max
+                ),
+            );
+        }
+        catch_unwind(AssertUnwindSafe(|| {
+            run::run(&self.config, &compiled, input, fuel_limit)
+        }))
+        .unwrap_or_else(|panic| {
+            Outcome::failed(
+                JobStatus::Trap,
+                0,
+                format!("internal error in the sandbox: {}", panic_message(&*panic)),
+            )
+        })
+    }
+
+    /// The compiled module, from the cache or validated and compiled now.
+    fn compiled(&self, wasm: &[u8]) -> Result<Arc<Compiled>> {
+        let id = module_id(wasm);
+        if let Some(compiled) = self.lock_cache().get(&id) {
+            return Ok(compiled);
+        }
+        validate::validate(&self.config, wasm)?;
+        // Compiled outside the lock: other jobs keep running meanwhile. Two threads may
+        // compile the same module at once; the later insert wins, both results are equal.
+        let compiled =
+            catch_unwind(|| engine::compile(&self.config, wasm)).unwrap_or_else(|panic| {
+                Err(VmError::Compile(format!(
+                    "the compiler panicked: {}",
+                    panic_message(&*panic)
+                )))
+            })?;
+        let compiled = Arc::new(compiled);
+        self.lock_cache().insert(id, Arc::clone(&compiled));
+        Ok(compiled)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Lru<[u8; 32], Arc<Compiled>>> {
+        // The cache's invariants hold between operations, so a poisoned lock is still usable.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

@@ -1,0 +1,214 @@
+//! Running one job on a compiled module: a fresh store and instance, the fuel limit, the
+//! input in, the output out, and every failure turned into a status.
+
+use cairn_ledger::JobStatus;
+use wasmer::{FunctionEnv, Instance, InstantiationError, LinkError, RuntimeError, Store, Value};
+use wasmer_middlewares::metering::{MeteringPoints, get_remaining_points, set_remaining_points};
+
+use crate::engine::{Compiled, GROW_REFUSED_EXPORT};
+use crate::host::{self, HostState, HostTrap};
+use crate::validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN};
+use crate::{Outcome, VmConfig};
+
+/// Runs `input` through the compiled module with `fuel_limit`. The input's size was
+/// already checked against the limit.
+pub(crate) fn run(
+    config: &VmConfig,
+    compiled: &Compiled,
+    input: &[u8],
+    fuel_limit: u64,
+) -> Outcome {
+    // A store per job: a store frees its instances only when dropped.
+    let mut store = Store::new(compiled.engine.clone());
+    let env = FunctionEnv::new(&mut store, HostState::new(config.log_size_bytes_max));
+    let imports = host::imports(&mut store, &env);
+    let instance = match Instance::new(&mut store, &compiled.module, &imports) {
+        Ok(instance) => instance,
+        Err(e) => return instantiation_failed(e),
+    };
+    let mut job = Job {
+        store,
+        env,
+        instance,
+        fuel_limit,
+        memory_pages_max: config.memory_pages_max,
+    };
+    let result = job.call(config, input);
+    job.finish(result)
+}
+
+fn instantiation_failed(error: InstantiationError) -> Outcome {
+    match error {
+        // Out-of-bounds active data or element segments: the module's own fault. (No
+        // start function is allowed, so no guest code ran and no fuel was used.)
+        InstantiationError::Start(trap) | InstantiationError::Link(LinkError::Trap(trap)) => {
+            Outcome::failed(
+                JobStatus::Trap,
+                0,
+                format!("instantiation trapped: {}", trap.message()),
+            )
+        }
+        // Could not reserve the job's memory or tables.
+        InstantiationError::Link(LinkError::Resource(reason)) => Outcome::failed(
+            JobStatus::MemoryLimit,
+            0,
+            format!("the job's memory could not be created: {reason}"),
+        ),
+        // Imports, CPU features: excluded by validation and compilation.
+        other => Outcome::failed(
+            JobStatus::InvalidModule,
+            0,
+            format!("the module could not be instantiated: {other}"),
+        ),
+    }
+}
+
+/// Why a job stopped before returning an output.
+enum Stop {
+    /// Guest code (or a host function it called) trapped, in the named export.
+    Trapped(&'static str, RuntimeError),
+    /// The host refused what the guest handed over.
+    Rejected(JobStatus, String),
+}
+
+struct Job {
+    store: Store,
+    env: FunctionEnv<HostState>,
+    instance: Instance,
+    fuel_limit: u64,
+    memory_pages_max: u32,
+}
+
+impl Job {
+    /// Calls `cairn_alloc`, writes the input, calls `cairn_run`, reads the output.
+    fn call(&mut self, config: &VmConfig, input: &[u8]) -> Result<Vec<u8>, Stop> {
+        let invalid = |e: wasmer::ExportError| {
+            // Validation checked the exports; kept as a status rather than a panic.
+            Stop::Rejected(JobStatus::InvalidModule, format!("job ABI export: {e}"))
+        };
+        set_remaining_points(&mut self.store, &self.instance, self.fuel_limit);
+        let exports = &self.instance.exports;
+        let memory = exports.get_memory(EXPORT_MEMORY).map_err(invalid)?.clone();
+        let alloc = exports
+            .get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC)
+            .map_err(invalid)?;
+        let run = exports
+            .get_typed_function::<(i32, i32), i64>(&self.store, EXPORT_RUN)
+            .map_err(invalid)?;
+        self.env.as_mut(&mut self.store).memory = Some(memory.clone());
+
+        let input_len = i32::try_from(input.len()).map_err(|_| {
+            Stop::Rejected(
+                JobStatus::Trap,
+                "input too large for a 32-bit job".to_owned(),
+            )
+        })?;
+        let input_ptr = alloc
+            .call(&mut self.store, input_len)
+            .map_err(|e| Stop::Trapped(EXPORT_ALLOC, e))?;
+        memory
+            .view(&self.store)
+            .write(u64::from(input_ptr as u32), input)
+            .map_err(|_| {
+                Stop::Rejected(
+                    JobStatus::Trap,
+                    format!(
+                        "`{EXPORT_ALLOC}({input_len})` returned {}, and the input does not fit \
+                         there in the job's memory",
+                        input_ptr as u32
+                    ),
+                )
+            })?;
+
+        let packed = run
+            .call(&mut self.store, input_ptr, input_len)
+            .map_err(|e| Stop::Trapped(EXPORT_RUN, e))?;
+        let (output_ptr, output_len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+        if output_len as usize > config.output_size_bytes_max {
+            return Err(Stop::Rejected(
+                JobStatus::OutputTooLarge,
+                format!(
+                    "the output is {output_len} bytes, over the limit of {} bytes",
+                    config.output_size_bytes_max
+                ),
+            ));
+        }
+        let mut output = vec![0; output_len as usize];
+        memory
+            .view(&self.store)
+            .read(u64::from(output_ptr), &mut output)
+            .map_err(|_| {
+                Stop::Rejected(
+                    JobStatus::Trap,
+                    format!(
+                        "`{EXPORT_RUN}` returned an output of {output_len} bytes at {output_ptr}, \
+                         outside the job's memory"
+                    ),
+                )
+            })?;
+        Ok(output)
+    }
+
+    /// The outcome: status by precedence OutOfFuel, then MemoryLimit (a trap after a
+    /// refused `memory.grow`), then Trap.
+    fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Outcome {
+        let log = std::mem::take(&mut self.env.as_mut(&mut self.store).log);
+        let fuel_used = match get_remaining_points(&mut self.store, &self.instance) {
+            MeteringPoints::Exhausted => {
+                return Outcome {
+                    status: JobStatus::OutOfFuel,
+                    output: Vec::new(),
+                    fuel_used: self.fuel_limit,
+                    log,
+                    message: format!("ran out of fuel (limit {})", self.fuel_limit),
+                };
+            }
+            MeteringPoints::Remaining(remaining) => self.fuel_limit.saturating_sub(remaining),
+        };
+        let (status, message) = match result {
+            Ok(output) => {
+                return Outcome {
+                    status: JobStatus::Ok,
+                    output,
+                    fuel_used,
+                    log,
+                    message: String::new(),
+                };
+            }
+            Err(Stop::Rejected(status, message)) => (status, message),
+            Err(Stop::Trapped(export, error)) => {
+                let detail = match error.downcast_ref::<HostTrap>() {
+                    Some(host_trap) => host_trap.to_string(),
+                    None => error.message(),
+                };
+                if self.grow_refused() {
+                    let message = format!(
+                        "`{export}` trapped after a memory.grow was refused at the limit of {} \
+                         pages: {detail}",
+                        self.memory_pages_max
+                    );
+                    (JobStatus::MemoryLimit, message)
+                } else {
+                    (JobStatus::Trap, format!("`{export}` trapped: {detail}"))
+                }
+            }
+        };
+        Outcome {
+            status,
+            output: Vec::new(),
+            fuel_used,
+            log,
+            message,
+        }
+    }
+
+    /// Whether any `memory.grow` of this instance returned -1.
+    fn grow_refused(&mut self) -> bool {
+        let flag = self
+            .instance
+            .exports
+            .get_global(GROW_REFUSED_EXPORT)
+            .map(|global| global.get(&mut self.store));
+        matches!(flag, Ok(Value::I32(refused)) if refused != 0)
+    }
+}
