@@ -160,9 +160,9 @@ fn format_fixtures_are_pinned() {
     assert_eq!(borsh::to_vec(&JobStatus::ALL).expect("encodes"), vec![0, 1, 2, 3, 4, 5]);
 }
 
-const OFFER_FIXTURE: &str = "";
-const JOB_ID_FIXTURE: &str = "";
-const PROOF_FIXTURE: &str = "";
+const OFFER_FIXTURE: &str = "6bd56114edcc88f71c55d1344f43fee1aa46d5ef1b3a2ffebd57f37f2e72adf3";
+const JOB_ID_FIXTURE: &str = "46e23e38de013893c73c9252effce652d75119875f48465d7755c7242bc4ae71";
+const PROOF_FIXTURE: &str = "5d9907f5b8545a103b17ee4faf5b3e08461d53f3527267d9aeb8a4c84ca431cc";
 
 #[test]
 fn store_reopens_at_its_head_and_refuses_another_chain() {

@@ -182,3 +182,24 @@ mod abi {
         ((output_ptr << 32) | (output_len & 0xffff_ffff)) as i64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn shout(input: &[u8]) -> alloc::vec::Vec<u8> {
+        input.to_ascii_uppercase()
+    }
+
+    // Off wasm32 the macro exports nothing, but must still compile.
+    crate::job!(shout);
+
+    #[test]
+    fn log_does_nothing_off_wasm() {
+        crate::log("hello");
+    }
+
+    #[test]
+    #[should_panic(expected = "bad input")]
+    fn abort_panics_off_wasm() {
+        crate::abort("bad input");
+    }
+}

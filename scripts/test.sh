@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test of the workspace, from a fresh machine: installs what is missing, builds the
+# example jobs (the vm's tests run them), then runs the unit, integration and end-to-end
+# tests (end-to-end tests start real node processes on 127.0.0.1 with free ports).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
+
+scripts/setup.sh
+scripts/build-jobs.sh
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast
+fi
+cargo test --workspace --doc

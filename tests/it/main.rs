@@ -1,0 +1,3 @@
+//! Cross-crate tests.
+
+mod pipeline;

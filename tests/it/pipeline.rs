@@ -1,0 +1,114 @@
+//! Offer → execution in the real sandbox → block → commit → rocksdb → proof, in one process.
+
+use cairn_consensus::Signer;
+use cairn_contracts::{Position, State, build_block, execute_block};
+use cairn_ledger::{
+    BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
+    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Store,
+    Transaction, Validator,
+};
+use cairn_vm::{Vm, VmConfig};
+
+struct Keys {
+    validator: Keypair,
+    provider: Keypair,
+    client: Keypair,
+}
+
+fn genesis(k: &Keys) -> Genesis {
+    Genesis {
+        version: FORMAT_VERSION,
+        chain_name: "pipeline".into(),
+        genesis_time_ms: 0,
+        validators: vec![Validator { address: k.validator.public(), power: 1 }],
+        accounts: vec![GenesisAccount { address: k.client.public(), balance: 1_000_000_000 }],
+        providers: vec![GenesisProvider { address: k.provider.public(), price_per_fuel: 1 }],
+        params: ChainParams::default(),
+    }
+}
+
+#[test]
+fn a_job_goes_from_offer_to_verified_proof() {
+    let k = Keys {
+        validator: Keypair::from_seed([1; 32]),
+        provider: Keypair::from_seed([2; 32]),
+        client: Keypair::from_seed([3; 32]),
+    };
+    let genesis = genesis(&k);
+    let chain_id = genesis.chain_id();
+    let wasm = cairn_vm::fixtures::uppercase_wasm();
+    let module_id = Hash::of(&wasm);
+
+    let offer = JobOffer {
+        version: FORMAT_VERSION,
+        chain_id,
+        client: k.client.public(),
+        nonce: 0,
+        module_id,
+        input: b"pipeline".to_vec(),
+        fuel_limit: 1_000_000,
+        max_price: 1,
+        redundancy: 1,
+        assignment_height: 0,
+        deadline_height: 50,
+    }
+    .sign(&k.client);
+
+    // The provider runs the job in the real sandbox and signs the result.
+    let vm = Vm::new(VmConfig::default());
+    let outcome = vm.execute(&wasm, &offer.offer.input, offer.offer.fuel_limit);
+    assert_eq!(outcome.status, JobStatus::Ok, "{}", outcome.message);
+    assert_eq!(outcome.output, b"PIPELINE");
+    let claim = ResultClaim {
+        version: FORMAT_VERSION,
+        job_id: offer.job_id(),
+        module_id,
+        input_hash: offer.offer.input_hash(),
+        output_hash: Hash::of(&outcome.output),
+        fuel_used: outcome.fuel_used,
+        status: outcome.status,
+        provider: k.provider.public(),
+    };
+    let result = JobResult::new(claim, outcome.output.clone(), &k.provider);
+
+    // The validator puts offer and result in one block and finalizes it.
+    let mut state = State::from_genesis(&genesis).expect("genesis state");
+    let mut follower = state.clone();
+    let at = Position { height: 1, parent_hash: Hash::ZERO };
+    let txs = vec![Transaction::Offer(offer.clone()), Transaction::Result(result)];
+    let (block, executed, rejected) = build_block(&mut state, at, txs, k.validator.public(), 0, None);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(executed.receipts.len(), 1);
+    let signer = Signer::new(k.validator.clone(), chain_id, genesis.validator_set().expect("set")).expect("signer");
+    let commit = signer.solo_commit(1, block.hash()).expect("commit");
+
+    // Another node re-executes the block and reaches the same roots.
+    let replayed = execute_block(&mut follower, at, &block).expect("block replays");
+    assert_eq!(replayed, executed);
+    assert_eq!(follower.root(), state.root());
+
+    // Stored in rocksdb, then the proof is rebuilt from disk and verified from genesis alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), chain_id).expect("store");
+    let changes = state.commit();
+    let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
+    store
+        .commit_block(BlockWrite { block: &block, commit: &commit, receipts: &executed.receipts, jobs: &jobs, state: &changes })
+        .expect("commit to disk");
+    drop(store);
+    let store = Store::open(dir.path(), chain_id).expect("reopen");
+    let receipts = store.receipts(1).expect("read").expect("receipts");
+    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+    let proof = ReceiptProof {
+        version: FORMAT_VERSION,
+        receipt: receipts[0].clone(),
+        path: MerklePath::new(&leaves, 0).expect("path"),
+        header: store.block(1).expect("read").expect("block").header,
+        commit: store.commit(1).expect("read").expect("commit"),
+    };
+    let v = proof.verify(&genesis).expect("proof verifies");
+    assert_eq!(v.job_id, offer.job_id());
+    let reloaded = State::from_entries(&genesis, &store.state_entries().expect("entries")).expect("state");
+    assert_eq!(reloaded.root(), block.header.state_root);
+    assert_eq!(reloaded.account(&k.provider.public()).balance, outcome.fuel_used);
+}
