@@ -133,9 +133,7 @@ impl VoteCollector {
         if self.validators.power_of(&vote.validator).is_none() {
             return Err(ConsensusError::NotValidator(vote.validator));
         }
-        vote.validator
-            .verify(Domain::Vote, vote, &signature)
-            .map_err(|e| ConsensusError::Invalid(e.to_string()))?;
+        vote.validator.verify(Domain::Vote, vote, &signature).map_err(|e| ConsensusError::Invalid(e.to_string()))?;
         self.signatures.entry(vote.validator).or_insert(signature);
         Ok(self.power())
     }

@@ -20,7 +20,9 @@ pub enum TxError {
         got: u64,
     },
     /// The client cannot cover the escrow.
-    #[error("balance {balance} cannot cover the escrow of {escrow} (fuel_limit × max_price); lower them or fund the account")]
+    #[error(
+        "balance {balance} cannot cover the escrow of {escrow} (fuel_limit × max_price); lower them or fund the account"
+    )]
     InsufficientBalance {
         /// The account balance.
         balance: u64,

@@ -448,7 +448,8 @@ impl State {
     /// End of block `height`: jobs whose deadline has passed without a result are expired and
     /// their escrow refunded. Returns the expired jobs.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
-        let due: Vec<Hash> = self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
+        let due: Vec<Hash> =
+            self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
         for id in &due {
             let mut job = self.jobs.get(id).cloned().expect("open index follows jobs");
             job.phase = JobPhase::Expired;
@@ -470,10 +471,7 @@ impl State {
     /// Accepts every change since the last commit and returns them as store writes.
     pub fn commit(&mut self) -> Vec<StateChange> {
         let journal = std::mem::take(&mut self.journal);
-        journal
-            .into_keys()
-            .map(|key| (key.to_bytes(), self.get(&key).map(|v| v.to_bytes())))
-            .collect()
+        journal.into_keys().map(|key| (key.to_bytes(), self.get(&key).map(|v| v.to_bytes()))).collect()
     }
 
     /// Sum of all balances and open escrows: constant under every transaction (no fees yet).

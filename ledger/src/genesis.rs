@@ -119,8 +119,8 @@ impl Genesis {
 
     /// Reads and validates a genesis JSON file.
     pub fn load(path: &Path) -> Result<Genesis> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Genesis(format!("cannot read {}: {e}", path.display())))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::Genesis(format!("cannot read {}: {e}", path.display())))?;
         if meta.len() > GENESIS_FILE_BYTES_MAX {
             return Err(Error::Genesis(format!("{} is larger than {GENESIS_FILE_BYTES_MAX} bytes", path.display())));
         }

@@ -47,10 +47,9 @@ impl Hash {
 pub(crate) fn parse_hex_array<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], crate::Error> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     let bytes = hex::decode(s).map_err(|e| crate::Error::Hex { what, reason: e.to_string() })?;
-    bytes.try_into().map_err(|b: Vec<u8>| crate::Error::Hex {
-        what,
-        reason: format!("expected {N} bytes, got {}", b.len()),
-    })
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| crate::Error::Hex { what, reason: format!("expected {N} bytes, got {}", b.len()) })
 }
 
 impl std::fmt::Debug for Hash {

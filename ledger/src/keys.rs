@@ -204,9 +204,7 @@ impl Keypair {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut f = opts
-            .open(path)
-            .map_err(|e| Error::KeyFile(format!("cannot create {}: {e}", path.display())))?;
+        let mut f = opts.open(path).map_err(|e| Error::KeyFile(format!("cannot create {}: {e}", path.display())))?;
         f.write_all(self.to_json().as_bytes())
             .map_err(|e| Error::KeyFile(format!("cannot write {}: {e}", path.display())))
     }

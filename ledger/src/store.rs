@@ -119,9 +119,9 @@ impl Store {
     fn get_decoded<T: BorshDeserialize>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
         match self.get(cf, key)? {
             None => Ok(None),
-            Some(bytes) => decode(cf, &bytes, RECORD_BYTES_MAX)
-                .map(Some)
-                .map_err(|e| Error::Corrupt(format!("{cf}: {e}"))),
+            Some(bytes) => {
+                decode(cf, &bytes, RECORD_BYTES_MAX).map(Some).map_err(|e| Error::Corrupt(format!("{cf}: {e}")))
+            }
         }
     }
 

@@ -213,3 +213,34 @@ fn oversized_and_trailing_bytes_are_refused() {
     assert_eq!(decode::<JobOffer>("offer", &bytes, 1 << 20).expect("decodes"), offer);
     assert!(decode::<JobOffer>("offer", &[0xff; 40], 1 << 20).is_err());
 }
+
+const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/fixtures");
+
+/// The proof and genesis in `docs/fixtures` are test vectors for independent verifiers: they
+/// must stay byte-identical to what this code produces, and verify.
+#[test]
+fn documented_test_vectors_verify_and_are_current() {
+    let (proof, genesis) = sample_proof();
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("{FIXTURE_DIR}/{name}"))
+            .unwrap_or_else(|e| panic!("docs/fixtures/{name}: {e}; regenerate with `cargo test -p cairn-ledger -- --ignored write_test_vectors`"))
+    };
+    let file_proof: ReceiptProof = serde_json::from_str(&read("receipt-proof.json")).expect("proof parses");
+    let file_genesis: Genesis = serde_json::from_str(&read("genesis.json")).expect("genesis parses");
+    assert_eq!(file_proof, proof);
+    assert_eq!(file_genesis, genesis);
+    file_proof.verify(&file_genesis).expect("the documented proof verifies");
+    assert_eq!(read("receipt-proof.borsh.hex").trim(), hex::encode(borsh::to_vec(&proof).expect("encodes")));
+}
+
+/// Writes the test vectors (run deliberately, then review the diff).
+#[test]
+#[ignore = "writes docs/fixtures; run by hand when a format changes on purpose"]
+fn write_test_vectors() {
+    let (proof, genesis) = sample_proof();
+    std::fs::create_dir_all(FIXTURE_DIR).expect("mkdir");
+    let write = |name: &str, text: String| std::fs::write(format!("{FIXTURE_DIR}/{name}"), text).expect("write");
+    write("receipt-proof.json", serde_json::to_string_pretty(&proof).expect("json") + "\n");
+    write("genesis.json", serde_json::to_string_pretty(&genesis).expect("json") + "\n");
+    write("receipt-proof.borsh.hex", hex::encode(borsh::to_vec(&proof).expect("encodes")) + "\n");
+}

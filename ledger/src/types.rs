@@ -16,11 +16,7 @@ use crate::{Error, Hash, JobStatus, Result};
 pub const FORMAT_VERSION: u8 = 1;
 
 fn check_version(what: &'static str, version: u8) -> Result<()> {
-    if version == FORMAT_VERSION {
-        Ok(())
-    } else {
-        Err(Error::Version { what, version })
-    }
+    if version == FORMAT_VERSION { Ok(()) } else { Err(Error::Version { what, version }) }
 }
 
 /// A client's offer to pay for one execution of a module on an input.
@@ -357,7 +353,11 @@ impl Commit {
     pub fn verify(&self, chain_id: Hash, validators: &ValidatorSet) -> Result<u64> {
         check_version("commit", self.version)?;
         if self.signatures.len() > VALIDATORS_MAX {
-            return Err(Error::TooLarge { what: "commit signatures", size: self.signatures.len(), max: VALIDATORS_MAX });
+            return Err(Error::TooLarge {
+                what: "commit signatures",
+                size: self.signatures.len(),
+                max: VALIDATORS_MAX,
+            });
         }
         let mut signed_power: u64 = 0;
         let mut last: Option<PublicKey> = None;

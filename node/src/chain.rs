@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use cairn_consensus::Signer;
 use cairn_contracts::{BlockError, Executed, Position, State, TxError, build_block, execute_block};
 use cairn_ledger::{
-    Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, Genesis, Hash, JobLocation, MerklePath,
-    FORMAT_VERSION, ReceiptProof, Store, Transaction, ValidatorSet,
+    Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
+    ReceiptProof, Store, Transaction, ValidatorSet,
 };
 
 /// A block that became final here.

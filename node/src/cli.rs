@@ -204,6 +204,9 @@ struct TestnetArgs {
     /// Block time in milliseconds.
     #[arg(long, default_value_t = 100)]
     block_time_ms: u64,
+    /// Of the providers, how many to leave for you to start by hand (the last ones).
+    #[arg(long, default_value_t = 0)]
+    manual: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,6 +277,7 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         dir: net.dir.clone(),
         providers: net.providers,
         block_time_ms: net.block_time_ms,
+        manual_providers: net.manual,
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -297,15 +301,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", c.module_put(hex::encode(bytes)).await?);
         }
-        Command::Job(JobCmd::Run { wasm, input, input_file, key, fuel_limit, max_price, proof_out, timeout_s, rpc }) => {
+        Command::Job(JobCmd::Run {
+            wasm,
+            input,
+            input_file,
+            key,
+            fuel_limit,
+            max_price,
+            proof_out,
+            timeout_s,
+            rpc,
+        }) => {
             let input = match (input, input_file) {
                 (Some(s), _) => s.into_bytes(),
                 (None, Some(f)) => std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
                 (None, None) => Vec::new(),
             };
             let key = Keypair::load(&key)?;
-            job_run(&rpc.rpc, &key, &wasm, input, OfferTerms { fuel_limit, max_price, ..OfferTerms::default() }, proof_out, timeout_s)
-                .await?;
+            job_run(
+                &rpc.rpc,
+                &key,
+                &wasm,
+                input,
+                OfferTerms { fuel_limit, max_price, ..OfferTerms::default() },
+                proof_out,
+                timeout_s,
+            )
+            .await?;
         }
         Command::Job(JobCmd::Get { id, rpc }) => {
             let c = client::connect(&rpc.rpc).await?;
@@ -324,8 +346,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let genesis = Genesis::load(&genesis)?;
             let v = proof.verify(&genesis)?;
             let c = &proof.receipt.claim;
-            println!("proof verified: job {} is in block {} finalized by {}/{} voting power", v.job_id, v.height, v.signed_power, v.total_power);
-            println!("  provider {}  status {}  fuel {}  output sha256 {}", c.provider, c.status, c.fuel_used, c.output_hash);
+            println!(
+                "proof verified: job {} is in block {} finalized by {}/{} voting power",
+                v.job_id, v.height, v.signed_power, v.total_power
+            );
+            println!(
+                "  provider {}  status {}  fuel {}  output sha256 {}",
+                c.provider, c.status, c.fuel_used, c.output_hash
+            );
         }
         Command::Account(AccountCmd::Get { address, rpc }) => {
             let c = client::connect(&rpc.rpc).await?;
@@ -341,7 +369,11 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
         TestnetCmd::Up(net) => {
             let t = cairn_testnet::up(&testnet_spec(&net)?).await?;
             t.detach();
-            println!("testnet running in {}; stop it with `cairn testnet down --dir {}`", net.dir.display(), net.dir.display());
+            println!(
+                "testnet running in {}; stop it with `cairn testnet down --dir {}`",
+                net.dir.display(),
+                net.dir.display()
+            );
             cairn_testnet::print_status(&net.dir).await?;
         }
         TestnetCmd::Down { dir } => cairn_testnet::down(&dir)?,
@@ -429,7 +461,11 @@ async fn job_run(
     println!("status   {}  fuel {}  provider {}", run.result.status, run.result.fuel_used, run.result.provider);
     println!("output   {}", String::from_utf8_lossy(&run.result.output));
     println!("result   in {:.1} ms; finalized in {:.1} ms", ms(run.to_result), ms(run.to_finalized));
-    println!("proof    {} (check it with `cairn receipt verify {} --genesis <genesis.json>`)", out.display(), out.display());
+    println!(
+        "proof    {} (check it with `cairn receipt verify {} --genesis <genesis.json>`)",
+        out.display(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -80,7 +80,11 @@ impl NodeConfig {
     /// Reads a TOML config file.
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
         let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
-        anyhow::ensure!(len <= CONFIG_FILE_BYTES_MAX, "{} is larger than {CONFIG_FILE_BYTES_MAX} bytes", path.display());
+        anyhow::ensure!(
+            len <= CONFIG_FILE_BYTES_MAX,
+            "{} is larger than {CONFIG_FILE_BYTES_MAX} bytes",
+            path.display()
+        );
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cairn_consensus::Signer;
 use cairn_contracts::NonceRule;
-use cairn_ledger::{Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction, FORMAT_VERSION};
+use cairn_ledger::{FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction};
 use cairn_rpc::JobStage;
 use cairn_vm::Vm;
 use futures::StreamExt;
@@ -98,10 +98,7 @@ impl Shared {
     pub fn admit_offer(&self, offer: &SignedOffer) -> Result<bool, AdmitError> {
         {
             let chain = self.chain();
-            chain
-                .state
-                .check_offer(offer, chain.height() + 1, NonceRule::NotBelow)
-                .map_err(AdmitError::Tx)?;
+            chain.state.check_offer(offer, chain.height() + 1, NonceRule::NotBelow).map_err(AdmitError::Tx)?;
         }
         let new = lock(&self.mempool).insert_offer(offer.clone()).map_err(|e| AdmitError::Full(e.to_string()))?;
         if new {
@@ -151,10 +148,7 @@ pub struct Service {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Service {
@@ -167,7 +161,8 @@ impl Service {
         };
         let topics = Topics::new(&chain_id);
         let mut swarm = p2p::build_swarm(&shared.key, &topics)?;
-        let listen: Multiaddr = config.listen.parse().with_context(|| format!("bad listen address {}", config.listen))?;
+        let listen: Multiaddr =
+            config.listen.parse().with_context(|| format!("bad listen address {}", config.listen))?;
         swarm.listen_on(listen).context("cannot listen for peers")?;
         for addr in &config.bootstrap {
             let ma: Multiaddr = addr.parse().with_context(|| format!("bad bootstrap address {addr}"))?;
@@ -283,7 +278,9 @@ impl Service {
             let chain = self.shared.chain();
             let job_id = offer.job_id();
             match chain.state.job(&job_id) {
-                Some(job) => job.phase == cairn_contracts::JobPhase::Open && job.assigned.contains(&self.shared.key.public()),
+                Some(job) => {
+                    job.phase == cairn_contracts::JobPhase::Open && job.assigned.contains(&self.shared.key.public())
+                }
                 None => chain.state.assignment(&job_id, offer.offer.max_price, 1).contains(&self.shared.key.public()),
             }
         };
@@ -389,7 +386,9 @@ impl Service {
             let mut tracker = lock(&self.shared.tracker);
             for tx in &f.block.txs {
                 match tx {
-                    Transaction::Result(r) => tracker.advance(r.claim.job_id, JobStage::Finalized, Some(r), Some(height)),
+                    Transaction::Result(r) => {
+                        tracker.advance(r.claim.job_id, JobStage::Finalized, Some(r), Some(height))
+                    }
                     Transaction::Offer(o) => {
                         tracker.advance(o.job_id(), JobStage::Accepted, None, None);
                         offers.push(o.clone());
@@ -484,7 +483,8 @@ impl Service {
                     self.request_sync(peer_id);
                     let modules: Vec<Hash> = self.waiting.keys().copied().collect();
                     for m in modules {
-                        let id = self.swarm.behaviour_mut().sync.send_request(&peer_id, Wire::encode(&SyncRequest::Blob(m)));
+                        let id =
+                            self.swarm.behaviour_mut().sync.send_request(&peer_id, Wire::encode(&SyncRequest::Blob(m)));
                         self.blob_requests.insert(id, m);
                     }
                 }
@@ -495,7 +495,11 @@ impl Service {
                     tracing::info!(%peer_id, "peer disconnected");
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 // Learn peers of peers on loopback so a small testnet becomes a full mesh.
                 for addr in info.listen_addrs {
                     self.swarm.add_peer_address(peer_id, addr);
@@ -592,10 +596,7 @@ impl Service {
         Ok(MessageAcceptance::Reject)
     }
 
-    fn on_sync(
-        &mut self,
-        ev: request_response::Event<Wire, Wire>,
-    ) -> anyhow::Result<()> {
+    fn on_sync(&mut self, ev: request_response::Event<Wire, Wire>) -> anyhow::Result<()> {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {

@@ -172,11 +172,5 @@ pub async fn run_to_finality(
     let to_finalized = watch.submitted_at.elapsed();
     let result = result.context("finalized without a result")?;
     let proof = client.job_proof(watch.job_id).await.context("job_proof")?;
-    Ok(JobRun {
-        job_id: watch.job_id,
-        result,
-        to_result: to_result.unwrap_or(to_finalized),
-        to_finalized,
-        proof,
-    })
+    Ok(JobRun { job_id: watch.job_id, result, to_result: to_result.unwrap_or(to_finalized), to_finalized, proof })
 }

@@ -151,8 +151,7 @@ mod abi {
             // Any in-bounds address will do; nothing is written or read.
             return 0;
         }
-        let layout = Layout::from_size_align(len, 1)
-            .unwrap_or_else(|_| crate::abort("cairn_alloc: length too large"));
+        let layout = Layout::from_size_align(len, 1).unwrap_or_else(|_| crate::abort("cairn_alloc: length too large"));
         // SAFETY: `layout` has a non-zero size.
         let ptr = unsafe { alloc::alloc::alloc(layout) };
         if ptr.is_null() {

@@ -23,10 +23,7 @@ struct BumpAllocator {
 }
 
 #[global_allocator]
-static ALLOCATOR: BumpAllocator = BumpAllocator {
-    next: AtomicUsize::new(0),
-    end: AtomicUsize::new(0),
-};
+static ALLOCATOR: BumpAllocator = BumpAllocator { next: AtomicUsize::new(0), end: AtomicUsize::new(0) };
 
 impl BumpAllocator {
     /// Makes `[.., new_end)` part of the current region by growing memory, if the region
@@ -43,24 +40,19 @@ impl BumpAllocator {
         if wasm32::memory_grow(0, pages) == usize::MAX {
             return false;
         }
-        self.end
-            .store(end + pages * PAGE_SIZE_BYTES, Ordering::Relaxed);
+        self.end.store(end + pages * PAGE_SIZE_BYTES, Ordering::Relaxed);
         true
     }
 
     /// Starts a new region at the end of memory, large enough for `layout`.
     fn new_region(&self, layout: Layout) -> Option<usize> {
-        let pages = layout
-            .size()
-            .checked_add(layout.align())?
-            .div_ceil(PAGE_SIZE_BYTES);
+        let pages = layout.size().checked_add(layout.align())?.div_ceil(PAGE_SIZE_BYTES);
         let old_pages = wasm32::memory_grow(0, pages);
         if old_pages == usize::MAX {
             return None;
         }
         let start = old_pages * PAGE_SIZE_BYTES;
-        self.end
-            .store(start + pages * PAGE_SIZE_BYTES, Ordering::Relaxed);
+        self.end.store(start + pages * PAGE_SIZE_BYTES, Ordering::Relaxed);
         Some(start)
     }
 }
@@ -152,10 +144,7 @@ struct Message {
 
 impl Message {
     fn new() -> Self {
-        Message {
-            bytes: [0; 256],
-            len: 0,
-        }
+        Message { bytes: [0; 256], len: 0 }
     }
 
     fn push(&mut self, text: &str) {

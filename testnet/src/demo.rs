@@ -25,9 +25,7 @@ fn demo_input(name: &str) -> Vec<u8> {
 
 fn list_modules(jobs_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut modules: Vec<(String, PathBuf)> = std::fs::read_dir(jobs_dir)
-        .with_context(|| {
-            format!("no example jobs in {}; build them with scripts/build-jobs.sh", jobs_dir.display())
-        })?
+        .with_context(|| format!("no example jobs in {}; build them with scripts/build-jobs.sh", jobs_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
         .map(|p| (p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), p))
@@ -82,14 +80,24 @@ async fn run_demo(t: &Testnet, modules: &[(String, PathBuf)]) -> anyhow::Result<
         let module_id = c.module_put(hex::encode(&wasm)).await.context("module_put")?;
         let input = demo_input(name);
         let offer = client::sign_offer(&c, &key, module_id, input.clone(), OfferTerms::default(), None).await?;
-        let run = client::run_to_finality(&c, offer, JOB_TIMEOUT, |_| {}).await.with_context(|| format!("job {name}"))?;
+        let run =
+            client::run_to_finality(&c, offer, JOB_TIMEOUT, |_| {}).await.with_context(|| format!("job {name}"))?;
         let v = run.proof.verify(&genesis).with_context(|| format!("proof of job {name}"))?;
         verified += 1;
         println!("\njob {name} ({} bytes of wasm)", wasm.len());
         println!("  input     {}", String::from_utf8_lossy(&input));
         println!("  output    {}", String::from_utf8_lossy(&run.result.output));
-        println!("  status    {}, {} fuel, provider {}", run.result.status, run.result.fuel_used, &run.result.provider.to_hex()[..16]);
-        println!("  latency   submit→result {:.1} ms, submit→finalized receipt {:.1} ms", ms(run.to_result), ms(run.to_finalized));
+        println!(
+            "  status    {}, {} fuel, provider {}",
+            run.result.status,
+            run.result.fuel_used,
+            &run.result.provider.to_hex()[..16]
+        );
+        println!(
+            "  latency   submit→result {:.1} ms, submit→finalized receipt {:.1} ms",
+            ms(run.to_result),
+            ms(run.to_finalized)
+        );
         println!("  proof     verified: block {}, {}/{} voting power", v.height, v.signed_power, v.total_power);
     }
     println!("\nall {verified} job(s) ran and every proof verified against the genesis");
@@ -122,8 +130,7 @@ pub struct BenchReport {
 pub async fn bench(spec: &Spec, jobs: usize, concurrency: usize) -> anyhow::Result<BenchReport> {
     let jobs_dir = Path::new("examples/jobs/wasm");
     let modules = list_modules(jobs_dir)?;
-    let (_, module_path) =
-        modules.iter().find(|(n, _)| n == "uppercase").unwrap_or(&modules[0]).clone();
+    let (_, module_path) = modules.iter().find(|(n, _)| n == "uppercase").unwrap_or(&modules[0]).clone();
     let spec = fresh(spec, "bench")?;
     let t = up(&spec).await?;
     let key = t.client_key()?;
@@ -138,7 +145,15 @@ pub async fn bench(spec: &Spec, jobs: usize, concurrency: usize) -> anyhow::Resu
         let n = remaining.min(concurrency);
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..n {
-            let offer = client::sign_offer(&c, &key, module_id, format!("job {nonce}").into_bytes(), OfferTerms::default(), Some(nonce)).await?;
+            let offer = client::sign_offer(
+                &c,
+                &key,
+                module_id,
+                format!("job {nonce}").into_bytes(),
+                OfferTerms::default(),
+                Some(nonce),
+            )
+            .await?;
             nonce += 1;
             let url = t.rpc_url(0);
             set.spawn(async move {

@@ -20,9 +20,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cairn_ledger::{
-    ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, Validator,
-};
+use cairn_ledger::{ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, Validator};
 use cairn_rpc::CairnApiClient;
 use serde::Deserialize;
 
@@ -46,6 +44,9 @@ pub struct Spec {
     pub providers: usize,
     /// Block time of the validator.
     pub block_time_ms: u64,
+    /// Provider nodes generated (keys in genesis) but left for the operator to start by hand;
+    /// they are the last ones.
+    pub manual_providers: usize,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
@@ -83,6 +84,7 @@ pub fn generate(spec: &Spec) -> anyhow::Result<()> {
     if genesis_path.exists() {
         return Ok(());
     }
+    anyhow::ensure!(spec.manual_providers <= spec.providers, "more manual providers than providers");
     std::fs::create_dir_all(&spec.dir).with_context(|| format!("cannot create {}", spec.dir.display()))?;
     let mut keys = Vec::new();
     for i in 0..=spec.providers {
@@ -265,8 +267,9 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
 pub async fn up(spec: &Spec) -> anyhow::Result<Testnet> {
     generate(spec)?;
     let genesis = Genesis::load(&spec.dir.join("genesis.json"))?;
-    let count = 1 + genesis.providers.len();
-    let mut t = Testnet { dir: spec.dir.clone(), spec: spec.clone(), children: Vec::new(), nodes: Vec::new(), detached: false };
+    let count = 1 + genesis.providers.len() - spec.manual_providers.min(genesis.providers.len());
+    let mut t =
+        Testnet { dir: spec.dir.clone(), spec: spec.clone(), children: Vec::new(), nodes: Vec::new(), detached: false };
     for i in 0..count {
         let _ = std::fs::remove_file(node_home(&spec.dir, i).join("node.json"));
         let bootstrap: Vec<String> = t.nodes.iter().flat_map(|b| b.p2p.clone()).collect();

@@ -4,8 +4,8 @@ use cairn_consensus::Signer;
 use cairn_contracts::{Position, State, build_block, execute_block};
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Store,
-    Transaction, Validator,
+    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Store, Transaction,
+    Validator,
 };
 use cairn_vm::{Vm, VmConfig};
 
@@ -93,7 +93,13 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let changes = state.commit();
     let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
     store
-        .commit_block(BlockWrite { block: &block, commit: &commit, receipts: &executed.receipts, jobs: &jobs, state: &changes })
+        .commit_block(BlockWrite {
+            block: &block,
+            commit: &commit,
+            receipts: &executed.receipts,
+            jobs: &jobs,
+            state: &changes,
+        })
         .expect("commit to disk");
     drop(store);
     let store = Store::open(dir.path(), chain_id).expect("reopen");

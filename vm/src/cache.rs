@@ -18,12 +18,7 @@ pub(crate) struct Lru<K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     /// A map holding at most `capacity` entries (0: holds nothing).
     pub(crate) fn new(capacity: usize) -> Self {
-        Lru {
-            capacity,
-            clock: 0,
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-        }
+        Lru { capacity, clock: 0, entries: HashMap::new(), order: BTreeMap::new() }
     }
 
     fn tick(&mut self) -> u64 {

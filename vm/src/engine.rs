@@ -4,13 +4,11 @@
 use std::sync::{Arc, Mutex};
 
 use wasmer::sys::{
-    CompilerConfig, Cranelift, EngineBuilder, Features, FunctionMiddleware, MiddlewareError,
-    MiddlewareReaderState, ModuleMiddleware, NativeEngineExt,
+    CompilerConfig, Cranelift, EngineBuilder, Features, FunctionMiddleware, MiddlewareError, MiddlewareReaderState,
+    ModuleMiddleware, NativeEngineExt,
 };
 use wasmer::wasmparser::Operator;
-use wasmer::{
-    Engine, ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, Module, Mutability, Type,
-};
+use wasmer::{Engine, ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, Module, Mutability, Type};
 use wasmer_middlewares::Metering;
 
 use crate::tunables::LimitingTunables;
@@ -70,10 +68,7 @@ pub(crate) fn compile(config: &VmConfig, wasm: &[u8]) -> Result<Compiled> {
     compiler.push_middleware(Arc::new(Metering::new(0, operator_cost)));
     compiler.push_middleware(Arc::new(GrowTracker::default()));
 
-    let mut engine: Engine = EngineBuilder::new(compiler)
-        .set_features(Some(engine_features()))
-        .engine()
-        .into();
+    let mut engine: Engine = EngineBuilder::new(compiler).set_features(Some(engine_features())).engine().into();
     let tunables = LimitingTunables::new(
         engine.target(),
         config.memory_pages_max,
@@ -120,34 +115,19 @@ impl ModuleMiddleware for GrowTracker {
         Box::new(FunctionGrowTracker { scratch, refused })
     }
 
-    fn transform_module_info(
-        &self,
-        module_info: &mut wasmer::ModuleInfo,
-    ) -> std::result::Result<(), MiddlewareError> {
-        let mut globals = self
-            .globals
-            .lock()
-            .expect("the grow tracker's lock is never held across a panic");
+    fn transform_module_info(&self, module_info: &mut wasmer::ModuleInfo) -> std::result::Result<(), MiddlewareError> {
+        let mut globals = self.globals.lock().expect("the grow tracker's lock is never held across a panic");
         if globals.is_some() {
-            return Err(MiddlewareError::new(
-                "GrowTracker",
-                "one instance must not be used for two modules",
-            ));
+            return Err(MiddlewareError::new("GrowTracker", "one instance must not be used for two modules"));
         }
         let mut add_i32_global = || {
-            let index = module_info
-                .globals
-                .push(GlobalType::new(Type::I32, Mutability::Var));
-            module_info
-                .global_initializers
-                .push(GlobalInit::I32Const(0));
+            let index = module_info.globals.push(GlobalType::new(Type::I32, Mutability::Var));
+            module_info.global_initializers.push(GlobalInit::I32Const(0));
             index
         };
         let scratch = add_i32_global();
         let refused = add_i32_global();
-        module_info
-            .exports
-            .insert(GROW_REFUSED_EXPORT.to_owned(), ExportIndex::Global(refused));
+        module_info.exports.insert(GROW_REFUSED_EXPORT.to_owned(), ExportIndex::Global(refused));
         *globals = Some((scratch.as_u32(), refused.as_u32()));
         Ok(())
     }
@@ -169,24 +149,14 @@ impl FunctionMiddleware for FunctionGrowTracker {
         state.push_operator(operator);
         if is_grow {
             state.extend([
-                Operator::GlobalSet {
-                    global_index: self.scratch,
-                },
-                Operator::GlobalGet {
-                    global_index: self.refused,
-                },
-                Operator::GlobalGet {
-                    global_index: self.scratch,
-                },
+                Operator::GlobalSet { global_index: self.scratch },
+                Operator::GlobalGet { global_index: self.refused },
+                Operator::GlobalGet { global_index: self.scratch },
                 Operator::I32Const { value: -1 },
                 Operator::I32Eq,
                 Operator::I32Or,
-                Operator::GlobalSet {
-                    global_index: self.refused,
-                },
-                Operator::GlobalGet {
-                    global_index: self.scratch,
-                },
+                Operator::GlobalSet { global_index: self.refused },
+                Operator::GlobalGet { global_index: self.scratch },
             ]);
         }
         Ok(())

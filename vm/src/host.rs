@@ -4,9 +4,7 @@
 //! a range outside memory traps the job. Neither reads more than its limit, so a hostile
 //! guest cannot make the host copy unbounded amounts of data.
 
-use wasmer::{
-    AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Imports, Memory, MemoryView, imports,
-};
+use wasmer::{AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Imports, Memory, MemoryView, imports};
 
 use crate::config::ABORT_MESSAGE_BYTES_MAX;
 use crate::validate::HOST_MODULE;
@@ -22,11 +20,7 @@ pub(crate) struct HostState {
 
 impl HostState {
     pub(crate) fn new(log_size_bytes_max: usize) -> Self {
-        HostState {
-            memory: None,
-            log: Vec::new(),
-            log_size_bytes_max,
-        }
+        HostState { memory: None, log: Vec::new(), log_size_bytes_max }
     }
 }
 
@@ -39,11 +33,7 @@ pub(crate) enum HostTrap {
     Abort(String),
     /// A host function was given a range outside the guest's memory.
     #[error("`cairn.{function}` was called with bytes {ptr}..{ptr}+{len} outside the job's memory")]
-    OutOfBounds {
-        function: &'static str,
-        ptr: u32,
-        len: u32,
-    },
+    OutOfBounds { function: &'static str, ptr: u32, len: u32 },
     /// A host function ran before the memory was attached (cannot happen: no start
     /// function is allowed, and the memory is attached before `cairn_alloc` runs).
     #[error("`cairn.{0}` was called before the job's memory was ready")]
@@ -68,11 +58,8 @@ fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), H
     let view = memory.view(&store);
     let (start, size) = checked_range(&view, "abort", ptr, len)?;
     let mut message = vec![0; size.min(ABORT_MESSAGE_BYTES_MAX as u64) as usize];
-    view.read(start, &mut message)
-        .map_err(|_| out_of_bounds("abort", ptr, len))?;
-    Err(HostTrap::Abort(
-        String::from_utf8_lossy(&message).into_owned(),
-    ))
+    view.read(start, &mut message).map_err(|_| out_of_bounds("abort", ptr, len))?;
+    Err(HostTrap::Abort(String::from_utf8_lossy(&message).into_owned()))
 }
 
 /// `cairn.log(ptr: i32, len: i32)`: appends the bytes to the job's log; what does not fit
@@ -87,20 +74,14 @@ fn log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), Hos
     if take > 0 {
         let old_len = state.log.len();
         state.log.resize(old_len + take, 0);
-        view.read(start, &mut state.log[old_len..])
-            .map_err(|_| out_of_bounds("log", ptr, len))?;
+        view.read(start, &mut state.log[old_len..]).map_err(|_| out_of_bounds("log", ptr, len))?;
     }
     Ok(())
 }
 
 /// The guest's `(ptr, len)` as an in-bounds `(start, len)` of memory. Both are unsigned
 /// 32-bit values in the ABI; `i32` is only how wasm passes them.
-fn checked_range(
-    view: &MemoryView<'_>,
-    function: &'static str,
-    ptr: i32,
-    len: i32,
-) -> Result<(u64, u64), HostTrap> {
+fn checked_range(view: &MemoryView<'_>, function: &'static str, ptr: i32, len: i32) -> Result<(u64, u64), HostTrap> {
     let (start, size) = (u64::from(ptr as u32), u64::from(len as u32));
     if start + size > view.data_size() {
         return Err(out_of_bounds(function, ptr, len));
@@ -109,9 +90,5 @@ fn checked_range(
 }
 
 fn out_of_bounds(function: &'static str, ptr: i32, len: i32) -> HostTrap {
-    HostTrap::OutOfBounds {
-        function,
-        ptr: ptr as u32,
-        len: len as u32,
-    }
+    HostTrap::OutOfBounds { function, ptr: ptr as u32, len: len as u32 }
 }

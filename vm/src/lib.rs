@@ -110,13 +110,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn failed(status: JobStatus, fuel_used: u64, message: String) -> Outcome {
-        Outcome {
-            status,
-            output: Vec::new(),
-            fuel_used,
-            log: Vec::new(),
-            message,
-        }
+        Outcome { status, output: Vec::new(), fuel_used, log: Vec::new(), message }
     }
 }
 
@@ -132,10 +126,7 @@ pub struct Vm {
 
 impl fmt::Debug for Vm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Vm")
-            .field("config", &self.config)
-            .field("cached_modules", &self.cached_modules())
-            .finish()
+        f.debug_struct("Vm").field("config", &self.config).field("cached_modules", &self.cached_modules()).finish()
     }
 }
 
@@ -165,10 +156,7 @@ impl Vm {
     /// compiling one.
     pub fn validate(&self, wasm: &[u8]) -> Result<ModuleInfo> {
         validate::validate(&self.config, wasm)?;
-        Ok(ModuleInfo {
-            module_id: module_id(wasm),
-            size_bytes: wasm.len(),
-        })
+        Ok(ModuleInfo { module_id: module_id(wasm), size_bytes: wasm.len() })
     }
 
     /// Runs one job: `cairn_alloc(input.len())`, the input written there,
@@ -199,16 +187,15 @@ impl Vm {
                 ),
             );
         }
-        catch_unwind(AssertUnwindSafe(|| {
-            run::run(&self.config, &compiled, input, fuel_limit)
-        }))
-        .unwrap_or_else(|panic| {
-            Outcome::failed(
-                JobStatus::Trap,
-                0,
-                format!("internal error in the sandbox: {}", panic_message(&*panic)),
-            )
-        })
+        catch_unwind(AssertUnwindSafe(|| run::run(&self.config, &compiled, input, fuel_limit))).unwrap_or_else(
+            |panic| {
+                Outcome::failed(
+                    JobStatus::Trap,
+                    0,
+                    format!("internal error in the sandbox: {}", panic_message(&*panic)),
+                )
+            },
+        )
     }
 
     /// The compiled module, from the cache or validated and compiled now.
@@ -220,13 +207,9 @@ impl Vm {
         validate::validate(&self.config, wasm)?;
         // Compiled outside the lock: other jobs keep running meanwhile. Two threads may
         // compile the same module at once; the later insert wins, both results are equal.
-        let compiled =
-            catch_unwind(|| engine::compile(&self.config, wasm)).unwrap_or_else(|panic| {
-                Err(VmError::Compile(format!(
-                    "the compiler panicked: {}",
-                    panic_message(&*panic)
-                )))
-            })?;
+        let compiled = catch_unwind(|| engine::compile(&self.config, wasm)).unwrap_or_else(|panic| {
+            Err(VmError::Compile(format!("the compiler panicked: {}", panic_message(&*panic))))
+        })?;
         let compiled = Arc::new(compiled);
         self.lock_cache().insert(id, Arc::clone(&compiled));
         Ok(compiled)

@@ -12,12 +12,7 @@ use crate::{Outcome, VmConfig};
 
 /// Runs `input` through the compiled module with `fuel_limit`. The input's size was
 /// already checked against the limit.
-pub(crate) fn run(
-    config: &VmConfig,
-    compiled: &Compiled,
-    input: &[u8],
-    fuel_limit: u64,
-) -> Outcome {
+pub(crate) fn run(config: &VmConfig, compiled: &Compiled, input: &[u8], fuel_limit: u64) -> Outcome {
     // A store per job: a store frees its instances only when dropped.
     let mut store = Store::new(compiled.engine.clone());
     let env = FunctionEnv::new(&mut store, HostState::new(config.log_size_bytes_max));
@@ -26,13 +21,7 @@ pub(crate) fn run(
         Ok(instance) => instance,
         Err(e) => return instantiation_failed(e),
     };
-    let mut job = Job {
-        store,
-        env,
-        instance,
-        fuel_limit,
-        memory_pages_max: config.memory_pages_max,
-    };
+    let mut job = Job { store, env, instance, fuel_limit, memory_pages_max: config.memory_pages_max };
     let result = job.call(config, input);
     job.finish(result)
 }
@@ -42,24 +31,14 @@ fn instantiation_failed(error: InstantiationError) -> Outcome {
         // Out-of-bounds active data or element segments: the module's own fault. (No
         // start function is allowed, so no guest code ran and no fuel was used.)
         InstantiationError::Start(trap) | InstantiationError::Link(LinkError::Trap(trap)) => {
-            Outcome::failed(
-                JobStatus::Trap,
-                0,
-                format!("instantiation trapped: {}", trap.message()),
-            )
+            Outcome::failed(JobStatus::Trap, 0, format!("instantiation trapped: {}", trap.message()))
         }
         // Could not reserve the job's memory or tables.
-        InstantiationError::Link(LinkError::Resource(reason)) => Outcome::failed(
-            JobStatus::MemoryLimit,
-            0,
-            format!("the job's memory could not be created: {reason}"),
-        ),
+        InstantiationError::Link(LinkError::Resource(reason)) => {
+            Outcome::failed(JobStatus::MemoryLimit, 0, format!("the job's memory could not be created: {reason}"))
+        }
         // Imports, CPU features: excluded by validation and compilation.
-        other => Outcome::failed(
-            JobStatus::InvalidModule,
-            0,
-            format!("the module could not be instantiated: {other}"),
-        ),
+        other => Outcome::failed(JobStatus::InvalidModule, 0, format!("the module could not be instantiated: {other}")),
     }
 }
 
@@ -89,63 +68,42 @@ impl Job {
         set_remaining_points(&mut self.store, &self.instance, self.fuel_limit);
         let exports = &self.instance.exports;
         let memory = exports.get_memory(EXPORT_MEMORY).map_err(invalid)?.clone();
-        let alloc = exports
-            .get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC)
-            .map_err(invalid)?;
-        let run = exports
-            .get_typed_function::<(i32, i32), i64>(&self.store, EXPORT_RUN)
-            .map_err(invalid)?;
+        let alloc = exports.get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC).map_err(invalid)?;
+        let run = exports.get_typed_function::<(i32, i32), i64>(&self.store, EXPORT_RUN).map_err(invalid)?;
         self.env.as_mut(&mut self.store).memory = Some(memory.clone());
 
-        let input_len = i32::try_from(input.len()).map_err(|_| {
+        let input_len = i32::try_from(input.len())
+            .map_err(|_| Stop::Rejected(JobStatus::Trap, "input too large for a 32-bit job".to_owned()))?;
+        let input_ptr = alloc.call(&mut self.store, input_len).map_err(|e| Stop::Trapped(EXPORT_ALLOC, e))?;
+        memory.view(&self.store).write(u64::from(input_ptr as u32), input).map_err(|_| {
             Stop::Rejected(
                 JobStatus::Trap,
-                "input too large for a 32-bit job".to_owned(),
+                format!(
+                    "`{EXPORT_ALLOC}({input_len})` returned {}, and the input does not fit \
+                         there in the job's memory",
+                    input_ptr as u32
+                ),
             )
         })?;
-        let input_ptr = alloc
-            .call(&mut self.store, input_len)
-            .map_err(|e| Stop::Trapped(EXPORT_ALLOC, e))?;
-        memory
-            .view(&self.store)
-            .write(u64::from(input_ptr as u32), input)
-            .map_err(|_| {
-                Stop::Rejected(
-                    JobStatus::Trap,
-                    format!(
-                        "`{EXPORT_ALLOC}({input_len})` returned {}, and the input does not fit \
-                         there in the job's memory",
-                        input_ptr as u32
-                    ),
-                )
-            })?;
 
-        let packed = run
-            .call(&mut self.store, input_ptr, input_len)
-            .map_err(|e| Stop::Trapped(EXPORT_RUN, e))?;
+        let packed = run.call(&mut self.store, input_ptr, input_len).map_err(|e| Stop::Trapped(EXPORT_RUN, e))?;
         let (output_ptr, output_len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
         if output_len as usize > config.output_size_bytes_max {
             return Err(Stop::Rejected(
                 JobStatus::OutputTooLarge,
-                format!(
-                    "the output is {output_len} bytes, over the limit of {} bytes",
-                    config.output_size_bytes_max
-                ),
+                format!("the output is {output_len} bytes, over the limit of {} bytes", config.output_size_bytes_max),
             ));
         }
         let mut output = vec![0; output_len as usize];
-        memory
-            .view(&self.store)
-            .read(u64::from(output_ptr), &mut output)
-            .map_err(|_| {
-                Stop::Rejected(
-                    JobStatus::Trap,
-                    format!(
-                        "`{EXPORT_RUN}` returned an output of {output_len} bytes at {output_ptr}, \
+        memory.view(&self.store).read(u64::from(output_ptr), &mut output).map_err(|_| {
+            Stop::Rejected(
+                JobStatus::Trap,
+                format!(
+                    "`{EXPORT_RUN}` returned an output of {output_len} bytes at {output_ptr}, \
                          outside the job's memory"
-                    ),
-                )
-            })?;
+                ),
+            )
+        })?;
         Ok(output)
     }
 
@@ -167,13 +125,7 @@ impl Job {
         };
         let (status, message) = match result {
             Ok(output) => {
-                return Outcome {
-                    status: JobStatus::Ok,
-                    output,
-                    fuel_used,
-                    log,
-                    message: String::new(),
-                };
+                return Outcome { status: JobStatus::Ok, output, fuel_used, log, message: String::new() };
             }
             Err(Stop::Rejected(status, message)) => (status, message),
             Err(Stop::Trapped(export, error)) => {
@@ -193,22 +145,12 @@ impl Job {
                 }
             }
         };
-        Outcome {
-            status,
-            output: Vec::new(),
-            fuel_used,
-            log,
-            message,
-        }
+        Outcome { status, output: Vec::new(), fuel_used, log, message }
     }
 
     /// Whether any `memory.grow` of this instance returned -1.
     fn grow_refused(&mut self) -> bool {
-        let flag = self
-            .instance
-            .exports
-            .get_global(GROW_REFUSED_EXPORT)
-            .map(|global| global.get(&mut self.store));
+        let flag = self.instance.exports.get_global(GROW_REFUSED_EXPORT).map(|global| global.get(&mut self.store));
         matches!(flag, Ok(Value::I32(refused)) if refused != 0)
     }
 }

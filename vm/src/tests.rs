@@ -58,9 +58,7 @@ fn echo_handles_empty_and_large_inputs() {
     assert!(outcome.output.is_empty());
 
     // Just under the output limit; the allocator grows memory for it.
-    let input: Vec<u8> = (0..VmConfig::default().output_size_bytes_max)
-        .map(|i| (i % 251) as u8)
-        .collect();
+    let input: Vec<u8> = (0..VmConfig::default().output_size_bytes_max).map(|i| (i % 251) as u8).collect();
     let outcome = vm.execute(&fixtures::echo_wasm(), &input, FUEL);
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output, input);
@@ -135,10 +133,7 @@ fn memory_grow_bomb_is_a_memory_limit() {
 fn memory_grow_is_refused_past_the_limit_and_the_guest_may_carry_on() {
     // Grows by one page past the limit: refused (-1) without trapping, so the job is Ok
     // and reports what it saw: the result of the grow and the memory size after it.
-    let config = VmConfig {
-        memory_pages_max: 4,
-        ..VmConfig::default()
-    };
+    let config = VmConfig { memory_pages_max: 4, ..VmConfig::default() };
     let wasm = job_with_run(
         "",
         r#"(i32.store (i32.const 0) (memory.grow (i32.const 4)))
@@ -165,13 +160,7 @@ fn memory_minimum_over_the_limit_is_rejected_at_validation() {
         (func (export "cairn_alloc") (param i32) (result i32) (i32.const 0))
         (func (export "cairn_run") (param i32 i32) (result i64) (i64.const 0)))"#);
     let vm = vm();
-    assert_eq!(
-        vm.validate(&wasm),
-        Err(VmError::MemoryTooLarge {
-            pages_min: 300,
-            pages_max: 256
-        })
-    );
+    assert_eq!(vm.validate(&wasm), Err(VmError::MemoryTooLarge { pages_min: 300, pages_max: 256 }));
     let outcome = vm.execute(&wasm, b"", FUEL);
     assert_status(&outcome, JobStatus::InvalidModule);
     assert_eq!(outcome.fuel_used, 0);
@@ -202,19 +191,12 @@ fn alloc_returning_a_pointer_outside_memory_is_a_trap() {
         (func (export "cairn_run") (param i32 i32) (result i64) (i64.const 0)))"#);
     let outcome = vm().execute(&wasm, b"0123456789", FUEL);
     assert_status(&outcome, JobStatus::Trap);
-    assert!(
-        outcome.message.contains("cairn_alloc"),
-        "{}",
-        outcome.message
-    );
+    assert!(outcome.message.contains("cairn_alloc"), "{}", outcome.message);
 }
 
 #[test]
 fn input_over_the_limit_is_a_trap_before_running() {
-    let config = VmConfig {
-        input_size_bytes_max: 16,
-        ..VmConfig::default()
-    };
+    let config = VmConfig { input_size_bytes_max: 16, ..VmConfig::default() };
     let outcome = Vm::new(config).execute(&fixtures::echo_wasm(), &[0; 17], FUEL);
     assert_status(&outcome, JobStatus::Trap);
     assert_eq!(outcome.fuel_used, 0);
@@ -234,10 +216,7 @@ fn deep_recursion_is_a_trap() {
 
 #[test]
 fn table_grow_is_refused_past_the_limit() {
-    let config = VmConfig {
-        table_elements_max: 10,
-        ..VmConfig::default()
-    };
+    let config = VmConfig { table_elements_max: 10, ..VmConfig::default() };
     let wasm = job_with_run(
         "(table 5 funcref)",
         r#"(i32.store (i32.const 0) (table.grow (ref.null func) (i32.const 6)))
@@ -250,13 +229,7 @@ fn table_grow_is_refused_past_the_limit() {
     assert_eq!(outcome.output[4..], 5i32.to_le_bytes());
 
     let too_big = job_with_run("(table 11 funcref)", "(i64.const 0)");
-    assert!(matches!(
-        Vm::new(config).validate(&too_big),
-        Err(VmError::TableTooLarge {
-            elements_min: 11,
-            ..
-        })
-    ));
+    assert!(matches!(Vm::new(config).validate(&too_big), Err(VmError::TableTooLarge { elements_min: 11, .. })));
 }
 
 #[test]
@@ -273,10 +246,7 @@ fn out_of_bounds_data_segment_is_a_trap_at_instantiation() {
 fn garbage_is_an_invalid_module() {
     let vm = vm();
     for garbage in [&b""[..], b"\0asm", b"definitely not wasm", b"(module)"] {
-        assert!(
-            matches!(vm.validate(garbage), Err(VmError::Malformed(_))),
-            "{garbage:?}"
-        );
+        assert!(matches!(vm.validate(garbage), Err(VmError::Malformed(_))), "{garbage:?}");
         let outcome = vm.execute(garbage, b"", FUEL);
         assert_status(&outcome, JobStatus::InvalidModule);
         assert_eq!(outcome.fuel_used, 0);
@@ -285,16 +255,10 @@ fn garbage_is_an_invalid_module() {
 
 #[test]
 fn oversized_module_is_rejected() {
-    let config = VmConfig {
-        module_size_bytes_max: 64,
-        ..VmConfig::default()
-    };
+    let config = VmConfig { module_size_bytes_max: 64, ..VmConfig::default() };
     let wasm = fixtures::echo_wasm();
     assert!(wasm.len() > 64);
-    assert!(matches!(
-        Vm::new(config).validate(&wasm),
-        Err(VmError::ModuleTooLarge { .. })
-    ));
+    assert!(matches!(Vm::new(config).validate(&wasm), Err(VmError::ModuleTooLarge { .. })));
 }
 
 #[test]
@@ -332,14 +296,8 @@ fn unknown_imports_are_invalid() {
 
 #[test]
 fn host_import_with_wrong_signature_is_invalid() {
-    let wasm = job_with_run(
-        r#"(import "cairn" "log" (func (param i32)))"#,
-        "(i64.const 0)",
-    );
-    assert!(matches!(
-        vm().validate(&wasm),
-        Err(VmError::ImportSignature { name: "log", .. })
-    ));
+    let wasm = job_with_run(r#"(import "cairn" "log" (func (param i32)))"#, "(i64.const 0)");
+    assert!(matches!(vm().validate(&wasm), Err(VmError::ImportSignature { name: "log", .. })));
 }
 
 #[test]
@@ -377,13 +335,7 @@ fn missing_exports_and_wrong_signatures_are_invalid() {
     for case in cases {
         let wasm = wat(case);
         let error = vm.validate(&wasm).expect_err(case);
-        assert!(
-            matches!(
-                error,
-                VmError::MissingExport { .. } | VmError::ExportSignature { .. }
-            ),
-            "{case}: {error:?}"
-        );
+        assert!(matches!(error, VmError::MissingExport { .. } | VmError::ExportSignature { .. }), "{case}: {error:?}");
         let outcome = vm.execute(&wasm, b"", FUEL);
         assert_status(&outcome, JobStatus::InvalidModule);
         assert_eq!(outcome.fuel_used, 0);
@@ -428,11 +380,7 @@ fn nondeterministic_and_unneeded_features_are_invalid() {
             )
         };
         let wasm = wat(&module);
-        assert!(
-            matches!(vm.validate(&wasm), Err(VmError::Malformed(_))),
-            "{items}: {:?}",
-            vm.validate(&wasm)
-        );
+        assert!(matches!(vm.validate(&wasm), Err(VmError::Malformed(_))), "{items}: {:?}", vm.validate(&wasm));
     }
 }
 
@@ -450,13 +398,7 @@ fn log_is_kept_and_truncated_at_the_limit() {
     let outcome = vm.execute(&fixtures::log_wasm(), &input, FUEL);
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.log.len(), limit);
-    let expected: Vec<u8> = input
-        .iter()
-        .chain(&input)
-        .chain(&input)
-        .copied()
-        .take(limit)
-        .collect();
+    let expected: Vec<u8> = input.iter().chain(&input).chain(&input).copied().take(limit).collect();
     assert_eq!(outcome.log, expected);
 }
 
@@ -486,11 +428,7 @@ fn log_outside_memory_is_a_trap() {
 fn abort_is_a_trap_with_the_guests_message() {
     let outcome = vm().execute(&fixtures::abort_wasm(), b"", FUEL);
     assert_status(&outcome, JobStatus::Trap);
-    assert!(
-        outcome.message.ends_with("job aborted: bad input"),
-        "{}",
-        outcome.message
-    );
+    assert!(outcome.message.ends_with("job aborted: bad input"), "{}", outcome.message);
 }
 
 #[test]
@@ -521,11 +459,7 @@ fn same_job_same_outcome_across_runs_and_vms() {
     let second_vm = vm();
     for (wasm, input) in &cases {
         let first = first_vm.execute(wasm, input, FUEL);
-        assert_eq!(
-            first,
-            first_vm.execute(wasm, input, FUEL),
-            "same vm, cached"
-        );
+        assert_eq!(first, first_vm.execute(wasm, input, FUEL), "same vm, cached");
         assert_eq!(first, second_vm.execute(wasm, input, FUEL), "another vm");
     }
 }
@@ -534,10 +468,8 @@ fn same_job_same_outcome_across_runs_and_vms() {
 fn nans_are_canonical() {
     let outcome = vm().execute(&fixtures::float_wasm(), b"nan", FUEL);
     assert_status(&outcome, JobStatus::Ok);
-    let f64_at =
-        |at: usize| u64::from_le_bytes(outcome.output[at..at + 8].try_into().expect("8 bytes"));
-    let f32_at =
-        |at: usize| u32::from_le_bytes(outcome.output[at..at + 4].try_into().expect("4 bytes"));
+    let f64_at = |at: usize| u64::from_le_bytes(outcome.output[at..at + 8].try_into().expect("8 bytes"));
+    let f32_at = |at: usize| u32::from_le_bytes(outcome.output[at..at + 4].try_into().expect("4 bytes"));
     const F64_NAN: u64 = 0x7ff8_0000_0000_0000;
     const F32_NAN: u32 = 0x7fc0_0000;
     assert_eq!(outcome.output.len(), 56);
@@ -553,20 +485,10 @@ fn nans_are_canonical() {
 
 #[test]
 fn cache_is_bounded_and_results_do_not_depend_on_it() {
-    let config = VmConfig {
-        cache_modules_max: 2,
-        ..VmConfig::default()
-    };
+    let config = VmConfig { cache_modules_max: 2, ..VmConfig::default() };
     let vm = Vm::new(config);
-    let modules = [
-        fixtures::echo_wasm(),
-        fixtures::uppercase_wasm(),
-        fixtures::log_wasm(),
-    ];
-    let first: Vec<Outcome> = modules
-        .iter()
-        .map(|wasm| vm.execute(wasm, b"abc", FUEL))
-        .collect();
+    let modules = [fixtures::echo_wasm(), fixtures::uppercase_wasm(), fixtures::log_wasm()];
+    let first: Vec<Outcome> = modules.iter().map(|wasm| vm.execute(wasm, b"abc", FUEL)).collect();
     assert_eq!(vm.cached_modules(), 2);
     // The echo module was evicted; running it again compiles it again, same outcome.
     for (wasm, outcome) in modules.iter().zip(&first) {
@@ -574,10 +496,7 @@ fn cache_is_bounded_and_results_do_not_depend_on_it() {
     }
     assert_eq!(vm.cached_modules(), 2);
 
-    let uncached = Vm::new(VmConfig {
-        cache_modules_max: 0,
-        ..VmConfig::default()
-    });
+    let uncached = Vm::new(VmConfig { cache_modules_max: 0, ..VmConfig::default() });
     assert_eq!(uncached.execute(&modules[1], b"abc", FUEL), first[1]);
     assert_eq!(uncached.cached_modules(), 0);
 }
@@ -631,16 +550,8 @@ fn example_jobs_run() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/wasm");
     let cases: [(&str, &[u8], &[u8]); 6] = [
         ("uppercase", b"hello, Cairn!", b"HELLO, CAIRN!"),
-        (
-            "sha256",
-            b"abc",
-            b"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-        ),
-        (
-            "sha256",
-            b"",
-            b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        ),
+        ("sha256", b"abc", b"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("sha256", b"", b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("primes", b"100", b"25"),
         ("primes", b"1000000", b"78498"),
         (
@@ -654,21 +565,13 @@ fn example_jobs_run() {
     for (name, input, expected) in cases {
         let path = dir.join(format!("{name}.wasm"));
         let Ok(wasm) = std::fs::read(&path) else {
-            println!(
-                "note: {} is absent, skipped; run scripts/build-jobs.sh first",
-                path.display()
-            );
+            println!("note: {} is absent, skipped; run scripts/build-jobs.sh first", path.display());
             continue;
         };
-        vm.validate(&wasm)
-            .unwrap_or_else(|e| panic!("{name}.wasm is invalid: {e}"));
+        vm.validate(&wasm).unwrap_or_else(|e| panic!("{name}.wasm is invalid: {e}"));
         let outcome = vm.execute(&wasm, input, 1_000_000_000);
         assert_eq!(outcome.status, JobStatus::Ok, "{name}: {}", outcome.message);
-        assert_eq!(
-            String::from_utf8_lossy(&outcome.output),
-            String::from_utf8_lossy(expected),
-            "{name}"
-        );
+        assert_eq!(String::from_utf8_lossy(&outcome.output), String::from_utf8_lossy(expected), "{name}");
         ran += 1;
     }
 
@@ -677,23 +580,30 @@ fn example_jobs_run() {
     if let Ok(wasm) = std::fs::read(dir.join("primes.wasm")) {
         let outcome = vm.execute(&wasm, b"not a number", 1_000_000_000);
         assert_status(&outcome, JobStatus::Trap);
-        assert!(
-            outcome.message.contains("decimal number"),
-            "{}",
-            outcome.message
-        );
+        assert!(outcome.message.contains("decimal number"), "{}", outcome.message);
         let outcome = vm.execute(&wasm, b"4000000000", 10_000);
         assert_status(&outcome, JobStatus::OutOfFuel);
         assert_eq!(outcome.fuel_used, 10_000);
     }
+    // The SDK's allocator at the ABI's limits: a 1 MiB input, a 64 KiB output.
+    let input_max = vm.config().input_size_bytes_max;
+    let output_max = vm.config().output_size_bytes_max;
+    if let Ok(wasm) = std::fs::read(dir.join("sha256.wasm")) {
+        let outcome = vm.execute(&wasm, &vec![b'a'; input_max], 1_000_000_000);
+        assert_status(&outcome, JobStatus::Ok);
+        assert_eq!(outcome.output, b"9bc1b2a288b26af7257a36277ae3816a7d4f16e89c1e7e77d0a5c48bad62b360");
+    }
+    if let Ok(wasm) = std::fs::read(dir.join("uppercase.wasm")) {
+        let outcome = vm.execute(&wasm, &vec![b'a'; output_max], 1_000_000_000);
+        assert_status(&outcome, JobStatus::Ok);
+        assert_eq!(outcome.output, vec![b'A'; output_max]);
+        let outcome = vm.execute(&wasm, &vec![b'a'; output_max + 1], 1_000_000_000);
+        assert_status(&outcome, JobStatus::OutputTooLarge);
+    }
     if let Ok(wasm) = std::fs::read(dir.join("json-transform.wasm")) {
         let outcome = vm.execute(&wasm, b"[1, 2]", 1_000_000_000);
         assert_status(&outcome, JobStatus::Trap);
-        assert!(
-            outcome.message.contains("JSON object"),
-            "{}",
-            outcome.message
-        );
+        assert!(outcome.message.contains("JSON object"), "{}", outcome.message);
     }
     println!("ran {ran} example job cases");
 }

@@ -12,8 +12,7 @@
 use std::ptr::NonNull;
 
 use wasmer::sys::vm::{
-    MemoryError, MemoryStyle, TableStyle, VMConfig, VMMemory, VMMemoryDefinition, VMTable,
-    VMTableDefinition,
+    MemoryError, MemoryStyle, TableStyle, VMConfig, VMMemory, VMMemoryDefinition, VMTable, VMTableDefinition,
 };
 use wasmer::sys::{BaseTunables, Target, Tunables};
 use wasmer::{MemoryType, Pages, TableType};
@@ -37,9 +36,7 @@ impl LimitingTunables {
             base: BaseTunables::for_target(target),
             memory_pages_max: Pages(memory_pages_max),
             table_elements_max,
-            vm_config: VMConfig {
-                wasm_stack_size: Some(stack_size_bytes),
-            },
+            vm_config: VMConfig { wasm_stack_size: Some(stack_size_bytes) },
         }
     }
 
@@ -52,30 +49,17 @@ impl LimitingTunables {
                 max_allowed: self.memory_pages_max,
             });
         }
-        let maximum = ty
-            .maximum
-            .map_or(self.memory_pages_max, |m| m.min(self.memory_pages_max));
-        Ok(MemoryType {
-            maximum: Some(maximum),
-            ..*ty
-        })
+        let maximum = ty.maximum.map_or(self.memory_pages_max, |m| m.min(self.memory_pages_max));
+        Ok(MemoryType { maximum: Some(maximum), ..*ty })
     }
 
     /// The table type with its maximum lowered to the limit.
     fn limit_table(&self, ty: &TableType) -> Result<TableType, String> {
         if ty.minimum > self.table_elements_max {
-            return Err(format!(
-                "a table of {} elements is over the limit of {}",
-                ty.minimum, self.table_elements_max
-            ));
+            return Err(format!("a table of {} elements is over the limit of {}", ty.minimum, self.table_elements_max));
         }
-        let maximum = ty
-            .maximum
-            .map_or(self.table_elements_max, |m| m.min(self.table_elements_max));
-        Ok(TableType {
-            maximum: Some(maximum),
-            ..*ty
-        })
+        let maximum = ty.maximum.map_or(self.table_elements_max, |m| m.min(self.table_elements_max));
+        Ok(TableType { maximum: Some(maximum), ..*ty })
     }
 }
 
@@ -93,11 +77,7 @@ impl Tunables for LimitingTunables {
         self.base.table_style(table)
     }
 
-    fn create_host_memory(
-        &self,
-        ty: &MemoryType,
-        style: &MemoryStyle,
-    ) -> Result<VMMemory, MemoryError> {
+    fn create_host_memory(&self, ty: &MemoryType, style: &MemoryStyle) -> Result<VMMemory, MemoryError> {
         self.base.create_host_memory(&self.limit_memory(ty)?, style)
     }
 
@@ -110,10 +90,7 @@ impl Tunables for LimitingTunables {
         let limited = self.limit_memory(ty)?;
         // SAFETY: forwarded unchanged from our caller, who upholds `create_vm_memory`'s
         // contract (`vm_definition_location` points to a valid, owned definition).
-        unsafe {
-            self.base
-                .create_vm_memory(&limited, style, vm_definition_location)
-        }
+        unsafe { self.base.create_vm_memory(&limited, style, vm_definition_location) }
     }
 
     fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
@@ -129,10 +106,7 @@ impl Tunables for LimitingTunables {
         let limited = self.limit_table(ty)?;
         // SAFETY: forwarded unchanged from our caller, who upholds `create_vm_table`'s
         // contract (`vm_definition_location` points to a valid, owned definition).
-        unsafe {
-            self.base
-                .create_vm_table(&limited, style, vm_definition_location)
-        }
+        unsafe { self.base.create_vm_table(&limited, style, vm_definition_location) }
     }
 
     fn vmconfig(&self) -> &VMConfig {

@@ -4,18 +4,14 @@
 //! node reaches the same verdict. It runs before compilation: the compiler only ever sees
 //! modules that passed.
 
-use wasmer::wasmparser::{
-    ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
-};
+use wasmer::wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
 
 use crate::{Result, VmConfig, VmError};
 
 /// The host functions a job may import, all from module [`HOST_MODULE`]: name, parameters,
 /// results.
-pub(crate) const HOST_FUNCTIONS: [(&str, &[ValType], &[ValType]); 2] = [
-    ("abort", &[ValType::I32, ValType::I32], &[]),
-    ("log", &[ValType::I32, ValType::I32], &[]),
-];
+pub(crate) const HOST_FUNCTIONS: [(&str, &[ValType], &[ValType]); 2] =
+    [("abort", &[ValType::I32, ValType::I32], &[]), ("log", &[ValType::I32, ValType::I32], &[])];
 
 /// The module name of the host imports.
 pub const HOST_MODULE: &str = "cairn";
@@ -59,14 +55,9 @@ impl ModuleShape {
 /// Checks `wasm` against the job ABI and `config`'s limits.
 pub(crate) fn validate(config: &VmConfig, wasm: &[u8]) -> Result<()> {
     if wasm.len() > config.module_size_bytes_max {
-        return Err(VmError::ModuleTooLarge {
-            size_bytes: wasm.len(),
-            size_bytes_max: config.module_size_bytes_max,
-        });
+        return Err(VmError::ModuleTooLarge { size_bytes: wasm.len(), size_bytes_max: config.module_size_bytes_max });
     }
-    Validator::new_with_features(wasm_features())
-        .validate_all(wasm)
-        .map_err(|e| VmError::Malformed(e.to_string()))?;
+    Validator::new_with_features(wasm_features()).validate_all(wasm).map_err(|e| VmError::Malformed(e.to_string()))?;
     let shape = shape(config, wasm)?;
     check_exports(&shape)
 }
@@ -77,11 +68,7 @@ fn malformed(e: impl std::fmt::Display) -> VmError {
 
 /// Walks the sections of a module that already passed the validator.
 fn shape(config: &VmConfig, wasm: &[u8]) -> Result<ModuleShape> {
-    let mut shape = ModuleShape {
-        types: Vec::new(),
-        func_types: Vec::new(),
-        exports: Vec::new(),
-    };
+    let mut shape = ModuleShape { types: Vec::new(), func_types: Vec::new(), exports: Vec::new() };
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(malformed)? {
             Payload::TypeSection(reader) => {
@@ -132,9 +119,7 @@ fn shape(config: &VmConfig, wasm: &[u8]) -> Result<ModuleShape> {
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(malformed)?;
-                    shape
-                        .exports
-                        .push((export.name.to_owned(), export.kind, export.index));
+                    shape.exports.push((export.name.to_owned(), export.kind, export.index));
                 }
             }
             Payload::StartSection { .. } => return Err(VmError::StartFunction),
@@ -146,15 +131,11 @@ fn shape(config: &VmConfig, wasm: &[u8]) -> Result<ModuleShape> {
 
 /// Accepts only the ABI's host functions; returns the import's type index.
 fn check_import(shape: &ModuleShape, module: &str, name: &str, ty: TypeRef) -> Result<u32> {
-    let forbidden = || VmError::ForbiddenImport {
-        module: module.to_owned(),
-        name: name.to_owned(),
-    };
+    let forbidden = || VmError::ForbiddenImport { module: module.to_owned(), name: name.to_owned() };
     if module != HOST_MODULE {
         return Err(forbidden());
     }
-    let Some((host_name, params, results)) = HOST_FUNCTIONS.iter().find(|(n, ..)| *n == name)
-    else {
+    let Some((host_name, params, results)) = HOST_FUNCTIONS.iter().find(|(n, ..)| *n == name) else {
         return Err(forbidden());
     };
     let type_index = match ty {
@@ -167,17 +148,11 @@ fn check_import(shape: &ModuleShape, module: &str, name: &str, ty: TypeRef) -> R
             });
         }
     };
-    match shape
-        .types
-        .get(type_index as usize)
-        .and_then(Option::as_ref)
-    {
+    match shape.types.get(type_index as usize).and_then(Option::as_ref) {
         Some(f) if f.params() == *params && f.results() == *results => Ok(type_index),
-        found => Err(VmError::ImportSignature {
-            name: host_name,
-            expected: HOST_SIGNATURE,
-            found: describe_func(found),
-        }),
+        found => {
+            Err(VmError::ImportSignature { name: host_name, expected: HOST_SIGNATURE, found: describe_func(found) })
+        }
     }
 }
 
@@ -193,44 +168,22 @@ fn check_exports(shape: &ModuleShape) -> Result<()> {
 
     let (kind, _) = find(EXPORT_MEMORY, "a memory")?;
     if kind != ExternalKind::Memory {
-        return Err(VmError::ExportSignature {
-            name: EXPORT_MEMORY,
-            expected: "a memory",
-            found: describe_kind(kind),
-        });
+        return Err(VmError::ExportSignature { name: EXPORT_MEMORY, expected: "a memory", found: describe_kind(kind) });
     }
 
     let functions: [(&'static str, &'static str, &[ValType], &[ValType]); 2] = [
-        (
-            EXPORT_ALLOC,
-            ALLOC_SIGNATURE,
-            &[ValType::I32],
-            &[ValType::I32],
-        ),
-        (
-            EXPORT_RUN,
-            RUN_SIGNATURE,
-            &[ValType::I32, ValType::I32],
-            &[ValType::I64],
-        ),
+        (EXPORT_ALLOC, ALLOC_SIGNATURE, &[ValType::I32], &[ValType::I32]),
+        (EXPORT_RUN, RUN_SIGNATURE, &[ValType::I32, ValType::I32], &[ValType::I64]),
     ];
     for (name, expected, params, results) in functions {
         let (kind, index) = find(name, expected)?;
         if kind != ExternalKind::Func {
-            return Err(VmError::ExportSignature {
-                name,
-                expected,
-                found: describe_kind(kind),
-            });
+            return Err(VmError::ExportSignature { name, expected, found: describe_kind(kind) });
         }
         match shape.func_type(index) {
             Some(f) if f.params() == params && f.results() == results => {}
             found => {
-                return Err(VmError::ExportSignature {
-                    name,
-                    expected,
-                    found: describe_func(found),
-                });
+                return Err(VmError::ExportSignature { name, expected, found: describe_func(found) });
             }
         }
     }
@@ -252,13 +205,7 @@ fn describe_func(f: Option<&FuncType>) -> String {
     let Some(f) = f else {
         return "a non-function type".to_owned();
     };
-    let list = |types: &[ValType]| {
-        types
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |types: &[ValType]| types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     match f.results() {
         [] => format!("a function ({}) -> ()", list(f.params())),
         [one] => format!("a function ({}) -> {one}", list(f.params())),

@@ -91,10 +91,7 @@ fn bad_offers_are_refused_and_change_nothing() {
         s.apply_tx(&Transaction::Offer(offer(&w, 0, 100_000, 1)), 1),
         Err(TxError::InsufficientBalance { balance: 10_000, escrow: 100_000 })
     );
-    assert_eq!(
-        s.apply_tx(&Transaction::Offer(offer(&w, 5, 10, 1)), 1),
-        Err(TxError::Nonce { expected: 0, got: 5 })
-    );
+    assert_eq!(s.apply_tx(&Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
     assert_eq!(s.apply_tx(&Transaction::Offer(offer(&w, 0, 10, 0)), 1), Err(TxError::NoProvider { max_price: 0 }));
     assert_eq!(s.root(), root);
     assert!(s.commit().is_empty());
@@ -142,8 +139,7 @@ fn rollback_restores_and_commit_round_trips_through_entries() {
     let r = result(&w, &s, &o, 5);
     s.apply_tx(&Transaction::Result(r), 1).expect("result");
     let changes = s.commit();
-    let entries: Vec<(Vec<u8>, Vec<u8>)> =
-        changes.into_iter().map(|(k, v)| (k, v.expect("nothing deleted"))).collect();
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = changes.into_iter().map(|(k, v)| (k, v.expect("nothing deleted"))).collect();
     let reloaded = State::from_entries(&w.genesis, &entries).expect("reload");
     assert_eq!(reloaded.root(), s.root());
 }
@@ -158,8 +154,7 @@ fn assignment_is_deterministic_and_respects_price() {
     assert_eq!(a, s.clone().assignment(&id, 1, 2));
     assert!(s.assignment(&id, 0, 2).is_empty());
     // Different jobs spread over providers.
-    let firsts: std::collections::BTreeSet<_> =
-        (0..32u8).map(|i| s.assignment(&Hash::of(&[i]), 1, 1)[0]).collect();
+    let firsts: std::collections::BTreeSet<_> = (0..32u8).map(|i| s.assignment(&Hash::of(&[i]), 1, 1)[0]).collect();
     assert_eq!(firsts.len(), 2);
 }
 

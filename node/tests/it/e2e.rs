@@ -13,9 +13,10 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
     assert_eq!(module_id, Hash::of(&uppercase_module()));
 
-    let offer = client::sign_offer(&c, &net.client_key, module_id, b"hello cairn".to_vec(), OfferTerms::default(), None)
-        .await
-        .expect("offer");
+    let offer =
+        client::sign_offer(&c, &net.client_key, module_id, b"hello cairn".to_vec(), OfferTerms::default(), None)
+            .await
+            .expect("offer");
     let mut watch = client::submit(&c, offer.clone()).await.expect("submit");
     let mut stages = vec![];
     let last = watch.until(JobStage::Finalized, TIMEOUT, |ev| stages.push(ev.stage)).await;
@@ -36,7 +37,8 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     let json = serde_json::to_string(&proof).expect("json");
     let back: ReceiptProof = serde_json::from_str(&json).expect("parses");
     back.verify(&net.genesis).expect("round-tripped proof verifies");
-    let tampered: Vec<(&str, Box<dyn Fn(&mut ReceiptProof)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut ReceiptProof)>;
+    let tampered: Vec<(&str, Tamper)> = vec![
         ("receipt output", Box::new(|p| p.receipt.claim.output_hash = Hash::of(b"HELLO WORLD"))),
         ("receipt fuel", Box::new(|p| p.receipt.claim.fuel_used += 1)),
         ("merkle path", Box::new(|p| p.path.siblings.push(Hash::ZERO))),

@@ -1,9 +1,9 @@
 //! Bad input gets a clear error with a stable code and loses nothing.
 
 use cairn_ledger::{Hash, Signature};
+use cairn_rpc::CairnApiClient;
 use cairn_rpc::client::{self, OfferTerms};
 use cairn_rpc::error;
-use cairn_rpc::CairnApiClient;
 
 use crate::support::{TIMEOUT, code_of, start, uppercase_module};
 

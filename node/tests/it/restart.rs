@@ -32,7 +32,9 @@ async fn a_killed_provider_reopens_at_its_height_and_catches_up() {
         assert_eq!(chain.state.root(), before.state_root, "recomputed state matches the header");
     }
 
-    // The chain moves on without it.
+    // The chain moves on without it; a job offered to it meanwhile waits on chain.
+    let waiting = net.offer_for(&c, module_id, p1, "offered while down").await;
+    let mut waiting = client::submit(&c, waiting).await.expect("submit while down");
     let offer = net.offer_for(&c, module_id, p2, "while down").await;
     client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.expect("provider 2 still serves");
     let height = c.chain_head().await.expect("head").height;
@@ -43,6 +45,9 @@ async fn a_killed_provider_reopens_at_its_height_and_catches_up() {
     net.wait_height(1, height).await;
     let synced = net.rpc(1).await.chain_get_block(height).await.expect("synced block");
     assert_eq!(synced, c.chain_get_block(height).await.expect("block"));
+    let done = waiting.until(JobStage::Finalized, TIMEOUT, |_| {}).await;
+    let done = done.unwrap_or_else(|e| panic!("the job offered while it was down: {e:#}\n{}", net.logs()));
+    assert_eq!(done.result.expect("result").provider, p1);
     let offer = net.offer_for(&c, module_id, p1, "after").await;
     let job_id = offer.job_id();
     let input = offer.offer.input.clone();

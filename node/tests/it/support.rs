@@ -25,6 +25,7 @@ pub async fn start(providers: usize) -> Net {
         dir: dir.path().to_path_buf(),
         providers,
         block_time_ms: 50,
+        manual_providers: 0,
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
     let t = cairn_testnet::up(&spec).await.expect("testnet starts");

@@ -168,10 +168,7 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Parse<u32> {
-        let hex = self
-            .text
-            .get(self.pos..self.pos + 4)
-            .ok_or("invalid escape")?;
+        let hex = self.text.get(self.pos..self.pos + 4).ok_or("invalid escape")?;
         let code = u32::from_str_radix(hex, 16).map_err(|_| "invalid escape")?;
         if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("invalid escape");
@@ -337,24 +334,12 @@ mod tests {
     #[test]
     fn handles_escapes_and_unicode() {
         let input = r#"{"k\"ey": "a\n\u00e9\ud83d\ude00", "e": ""}"#;
-        assert_eq!(
-            transform_json(input.as_bytes()).as_deref(),
-            Ok("{\"e\":\"\",\"k\\\"ey\":\"\u{1f600}é\\na\"}")
-        );
+        assert_eq!(transform_json(input.as_bytes()).as_deref(), Ok("{\"e\":\"\",\"k\\\"ey\":\"\u{1f600}é\\na\"}"));
     }
 
     #[test]
     fn rejects_invalid_input() {
-        for bad in [
-            "",
-            "[1]",
-            "{",
-            "{\"a\":}",
-            "{\"a\":1,}",
-            "{\"a\":01}",
-            "{} x",
-            "{\"a\":\"\\ud800\"}",
-        ] {
+        for bad in ["", "[1]", "{", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{} x", "{\"a\":\"\\ud800\"}"] {
             assert!(transform_json(bad.as_bytes()).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);

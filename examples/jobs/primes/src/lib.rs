@@ -20,9 +20,7 @@ fn parse_n(input: &[u8]) -> Option<u32> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.iter().try_fold(0u32, |n, &d| {
-        n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
-    })
+    digits.iter().try_fold(0u32, |n, &d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
 }
 
 /// The odd primes up to `limit`, by a plain sieve (`limit` is at most 65 535 here).
@@ -103,15 +101,7 @@ mod tests {
 
     #[test]
     fn counts_match_known_values() {
-        let known = [
-            (0, 0),
-            (1, 0),
-            (2, 1),
-            (3, 2),
-            (10, 4),
-            (100, 25),
-            (65_537, 6543),
-        ];
+        let known = [(0, 0), (1, 0), (2, 1), (3, 2), (10, 4), (100, 25), (65_537, 6543)];
         for (n, pi) in known {
             assert_eq!(count_primes(n), pi, "pi({n})");
         }

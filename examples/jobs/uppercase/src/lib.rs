@@ -17,9 +17,6 @@ cairn_sdk::job!(uppercase);
 mod tests {
     #[test]
     fn uppercases_ascii_only() {
-        assert_eq!(
-            super::uppercase("hello, Cairn! é".as_bytes()),
-            "HELLO, CAIRN! é".as_bytes()
-        );
+        assert_eq!(super::uppercase("hello, Cairn! é".as_bytes()), "HELLO, CAIRN! é".as_bytes());
     }
 }
