@@ -1,7 +1,7 @@
 //! Building and executing blocks over the [`State`].
 
 use cairn_ledger::{
-    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, PublicKey, Transaction, merkle,
+    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, PublicKey, StateChange, Transaction, merkle,
 };
 
 use crate::{State, TxError};
@@ -32,6 +32,16 @@ pub enum BlockError {
     /// A root in the header is not what execution produced.
     #[error("the header's {0} is not what executing the block gives")]
     Root(&'static str),
+    /// The state commitment could not be computed (storage).
+    #[error("state commitment: {0}")]
+    Commitment(String),
+}
+
+/// Computes the state root after a block from its state changes (the caller's state tree,
+/// at version = height). Storage is the caller's; this crate stays pure.
+pub trait StateCommitment {
+    /// The root after applying `changes` at `version`.
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String>;
 }
 
 /// The position of a block: its height and its parent's hash.
@@ -43,8 +53,22 @@ pub struct Position {
     pub parent_hash: Hash,
 }
 
+/// An in-memory state tree advances one version per call (tests, tools, light replays).
+impl StateCommitment for cairn_ledger::state_tree::MemoryTree {
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
+        let update = cairn_ledger::state_tree::prepare(self, changes, version).map_err(|e| e.to_string())?;
+        self.apply(&update);
+        Ok(update.root)
+    }
+}
+
+/// A block built by [`build_block`], with what executing it produced and the candidates left
+/// out (with the reason).
+pub type Built = (Block, Executed, Vec<(Transaction, TxError)>);
+
 /// Builds the next block from `candidates`, in order, skipping those that do not apply (they
-/// are returned with the reason). The state is left with the block's changes uncommitted.
+/// are returned with the reason). The state is left with the block's changes uncommitted; on
+/// error it is rolled back.
 pub fn build_block(
     state: &mut State,
     at: Position,
@@ -52,7 +76,8 @@ pub fn build_block(
     proposer: PublicKey,
     time_ms: u64,
     last_commit: Option<Commit>,
-) -> (Block, Executed, Vec<(Transaction, TxError)>) {
+    commitment: &mut impl StateCommitment,
+) -> Result<Built, BlockError> {
     let max = state.params().block_txs_max as usize;
     // Room for the header and the last commit, generously.
     let bytes_max = (state.params().block_bytes_max as usize).saturating_sub(64 << 10);
@@ -78,6 +103,13 @@ pub fn build_block(
         }
     }
     let expired = state.end_block(at.height);
+    let state_root = match commitment.root_after(&state.pending_changes(), at.height) {
+        Ok(root) => root,
+        Err(e) => {
+            state.rollback();
+            return Err(BlockError::Commitment(e));
+        }
+    };
     let tx_leaves: Vec<Hash> = txs.iter().map(Transaction::leaf_hash).collect();
     let receipt_leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
     let header = BlockHeader {
@@ -89,26 +121,36 @@ pub fn build_block(
         proposer,
         tx_root: merkle::root(&tx_leaves),
         receipt_root: merkle::root(&receipt_leaves),
-        state_root: state.root(),
+        state_root,
         last_commit_hash: Hash::of_borsh(&last_commit),
         tx_count: u32::try_from(txs.len()).expect("bounded by block_txs_max"),
         receipt_count: u32::try_from(receipts.len()).expect("at most one per transaction"),
     };
-    (Block { header, txs, last_commit }, Executed { receipts, expired }, rejected)
+    Ok((Block { header, txs, last_commit }, Executed { receipts, expired }, rejected))
 }
 
 /// Executes a block received from the network at position `at`, checking its structure,
 /// every transaction and the roots. On success the state holds the block's changes,
 /// uncommitted; on error the state is rolled back to where it was.
-pub fn execute_block(state: &mut State, at: Position, block: &Block) -> Result<Executed, BlockError> {
-    let result = execute_inner(state, at, block);
+pub fn execute_block(
+    state: &mut State,
+    at: Position,
+    block: &Block,
+    commitment: &mut impl StateCommitment,
+) -> Result<Executed, BlockError> {
+    let result = execute_inner(state, at, block, commitment);
     if result.is_err() {
         state.rollback();
     }
     result
 }
 
-fn execute_inner(state: &mut State, at: Position, block: &Block) -> Result<Executed, BlockError> {
+fn execute_inner(
+    state: &mut State,
+    at: Position,
+    block: &Block,
+    commitment: &mut impl StateCommitment,
+) -> Result<Executed, BlockError> {
     let h = &block.header;
     block.check_structure().map_err(|e| BlockError::Malformed(e.to_string()))?;
     if h.chain_id != state.chain_id() {
@@ -139,7 +181,8 @@ fn execute_inner(state: &mut State, at: Position, block: &Block) -> Result<Execu
     if merkle::root(&leaves) != h.receipt_root || receipts.len() != h.receipt_count as usize {
         return Err(BlockError::Root("receipt_root"));
     }
-    if state.root() != h.state_root {
+    let root = commitment.root_after(&state.pending_changes(), h.height).map_err(BlockError::Commitment)?;
+    if root != h.state_root {
         return Err(BlockError::Root("state_root"));
     }
     Ok(Executed { receipts, expired })

@@ -5,7 +5,8 @@
 //! whole or fails with a [`TxError`] and changes nothing. [`State::end_block`] expires jobs
 //! past their deadline. Every change is journaled, so a block can be rolled back
 //! ([`State::rollback`]) or committed ([`State::commit`], which returns the changed entries
-//! for the store). [`State::root`] commits to the whole state.
+//! for the store). The state root is computed by the caller's [`StateCommitment`] (the node's
+//! Jellyfish Merkle Tree) from the changes.
 //!
 //! ```
 //! use cairn_contracts::State;
@@ -25,6 +26,6 @@ pub mod block;
 mod error;
 mod state;
 
-pub use block::{BlockError, Executed, Position, build_block, execute_block};
+pub use block::{BlockError, Built, Executed, Position, StateCommitment, build_block, execute_block};
 pub use error::{Result, TxError};
 pub use state::{Account, Job, JobPhase, NonceRule, Provider, State, StateKey};

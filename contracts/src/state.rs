@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
     ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, PublicKey, SignedOffer, StateChange,
-    Transaction, merkle,
+    Transaction,
 };
 
 use crate::{Result, TxError};
@@ -68,6 +68,8 @@ pub struct Job {
 /// A state key. Its bytes (`tag || id`) order and name the state entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StateKey {
+    /// `0x00`: the height of the last block applied (u64), so every block changes the state.
+    Height,
     /// `0x01 || address`.
     Account(PublicKey),
     /// `0x02 || address`.
@@ -80,6 +82,7 @@ impl StateKey {
     /// The key's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let (tag, id) = match self {
+            StateKey::Height => return vec![0],
             StateKey::Account(a) => (1u8, a.0),
             StateKey::Provider(p) => (2, p.0),
             StateKey::Job(j) => (3, j.0),
@@ -92,6 +95,9 @@ impl StateKey {
 
     /// Parses key bytes.
     pub fn from_bytes(bytes: &[u8]) -> Option<StateKey> {
+        if bytes == [0] {
+            return Some(StateKey::Height);
+        }
         let (&tag, id) = bytes.split_first()?;
         let id: [u8; 32] = id.try_into().ok()?;
         match tag {
@@ -105,6 +111,7 @@ impl StateKey {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Value {
+    Height(u64),
     Account(Account),
     Provider(Provider),
     Job(Box<Job>),
@@ -113,6 +120,7 @@ enum Value {
 impl Value {
     fn to_bytes(&self) -> Vec<u8> {
         match self {
+            Value::Height(h) => borsh::to_vec(h),
             Value::Account(a) => borsh::to_vec(a),
             Value::Provider(p) => borsh::to_vec(p),
             Value::Job(j) => borsh::to_vec(j.as_ref()),
@@ -135,13 +143,12 @@ pub enum NonceRule {
 pub struct State {
     params: ChainParams,
     chain_id: Hash,
+    height: u64,
     accounts: BTreeMap<PublicKey, Account>,
     providers: BTreeMap<PublicKey, Provider>,
     jobs: BTreeMap<Hash, Job>,
     /// Open jobs by deadline (derived from `jobs`).
     open: BTreeSet<(u64, Hash)>,
-    /// Leaf hash of every entry by key bytes (derived), for the state root.
-    leaves: BTreeMap<Vec<u8>, Hash>,
     /// Value of each key before the first uncommitted change to it.
     journal: BTreeMap<StateKey, Option<Value>>,
 }
@@ -151,11 +158,11 @@ impl State {
         State {
             params,
             chain_id,
+            height: 0,
             accounts: BTreeMap::new(),
             providers: BTreeMap::new(),
             jobs: BTreeMap::new(),
             open: BTreeSet::new(),
-            leaves: BTreeMap::new(),
             journal: BTreeMap::new(),
         }
     }
@@ -174,17 +181,19 @@ impl State {
         for p in &genesis.providers {
             s.put(StateKey::Provider(p.address), Some(Value::Provider(Provider { price_per_fuel: p.price_per_fuel })));
         }
+        s.put(StateKey::Height, Some(Value::Height(0)));
         s.journal.clear();
         Ok(s)
     }
 
-    /// The genesis state with `entries` (as stored) laid over it.
+    /// The state with `entries` (as stored, genesis included).
     pub fn from_entries(genesis: &Genesis, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<State> {
         let mut s = State::from_genesis(genesis)?;
         for (k, v) in entries {
             let key = StateKey::from_bytes(k).ok_or_else(|| TxError::Invalid("bad state key in store".into()))?;
             let corrupt = |e: std::io::Error| TxError::Invalid(format!("bad state value in store: {e}"));
             let value = match key {
+                StateKey::Height => Value::Height(borsh::from_slice(v).map_err(corrupt)?),
                 StateKey::Account(_) => Value::Account(borsh::from_slice(v).map_err(corrupt)?),
                 StateKey::Provider(_) => Value::Provider(borsh::from_slice(v).map_err(corrupt)?),
                 StateKey::Job(_) => Value::Job(Box::new(borsh::from_slice(v).map_err(corrupt)?)),
@@ -207,6 +216,7 @@ impl State {
 
     fn get(&self, key: &StateKey) -> Option<Value> {
         match key {
+            StateKey::Height => Some(Value::Height(self.height)),
             StateKey::Account(a) => self.accounts.get(a).copied().map(Value::Account),
             StateKey::Provider(p) => self.providers.get(p).copied().map(Value::Provider),
             StateKey::Job(j) => self.jobs.get(j).cloned().map(|j| Value::Job(Box::new(j))),
@@ -224,18 +234,9 @@ impl State {
         {
             self.open.remove(&(old.deadline_height, id));
         }
-        let kb = key.to_bytes();
-        match &value {
-            Some(v) => {
-                let mut leaf = kb.clone();
-                leaf.extend_from_slice(&v.to_bytes());
-                self.leaves.insert(kb, merkle::leaf_hash(&leaf));
-            }
-            None => {
-                self.leaves.remove(&kb);
-            }
-        }
         match (key, value) {
+            (StateKey::Height, Some(Value::Height(h))) => self.height = h,
+            (StateKey::Height, None) => self.height = 0,
             (StateKey::Account(a), Some(Value::Account(v))) => {
                 self.accounts.insert(a, v);
             }
@@ -295,11 +296,22 @@ impl State {
         self.jobs.get(id)
     }
 
-    /// The commitment to the whole state: the Merkle root (see `cairn_ledger::merkle`) of
-    /// `H(0x00 || key || borsh(value))` over all entries in key-byte order.
-    pub fn root(&self) -> Hash {
-        let leaves: Vec<Hash> = self.leaves.values().copied().collect();
-        merkle::root(&leaves)
+    /// The height of the last block applied (0 at genesis).
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// Every entry as stored, in key order (the genesis state included). The state tree over
+    /// these entries is the state root.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut keys: Vec<StateKey> = vec![StateKey::Height];
+        keys.extend(self.accounts.keys().map(|a| StateKey::Account(*a)));
+        keys.extend(self.providers.keys().map(|p| StateKey::Provider(*p)));
+        keys.extend(self.jobs.keys().map(|j| StateKey::Job(*j)));
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> =
+            keys.iter().filter_map(|k| self.get(k).map(|v| (k.to_bytes(), v.to_bytes()))).collect();
+        out.sort();
+        out
     }
 
     /// The providers that must execute a job: those asking at most `max_price`, ranked by
@@ -446,8 +458,9 @@ impl State {
     }
 
     /// End of block `height`: jobs whose deadline has passed without a result are expired and
-    /// their escrow refunded. Returns the expired jobs.
+    /// their escrow refunded; the height entry moves. Returns the expired jobs.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
+        self.put(StateKey::Height, Some(Value::Height(height)));
         let due: Vec<Hash> =
             self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
         for id in &due {
@@ -468,10 +481,16 @@ impl State {
         self.journal.clear();
     }
 
+    /// The changes since the last commit, as store writes (in key order).
+    pub fn pending_changes(&self) -> Vec<StateChange> {
+        self.journal.keys().map(|key| (key.to_bytes(), self.get(key).map(|v| v.to_bytes()))).collect()
+    }
+
     /// Accepts every change since the last commit and returns them as store writes.
     pub fn commit(&mut self) -> Vec<StateChange> {
-        let journal = std::mem::take(&mut self.journal);
-        journal.into_keys().map(|key| (key.to_bytes(), self.get(&key).map(|v| v.to_bytes()))).collect()
+        let changes = self.pending_changes();
+        self.journal.clear();
+        changes
     }
 
     /// Sum of all balances and open escrows: constant under every transaction (no fees yet).

@@ -22,6 +22,8 @@ pub enum Domain {
     JobResult,
     /// A validator's consensus vote.
     Vote,
+    /// A validator's consensus proposal (the block hash it proposes for a height and round).
+    Proposal,
 }
 
 impl Domain {
@@ -31,6 +33,7 @@ impl Domain {
             Domain::JobOffer => b"cairn/v1/job-offer",
             Domain::JobResult => b"cairn/v1/job-result",
             Domain::Vote => b"cairn/v1/vote",
+            Domain::Proposal => b"cairn/v1/proposal",
         }
     }
 

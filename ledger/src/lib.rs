@@ -5,6 +5,7 @@
 //!   [`ExecutionReceipt`], [`Transaction`], [`Block`], [`Vote`], [`Commit`].
 //! - [`merkle`]: domain-separated Merkle roots and paths over transactions and receipts.
 //! - [`proof`]: [`ReceiptProof`], checkable offline against a [`Genesis`].
+//! - [`state_tree`]: the Jellyfish Merkle Tree over the state, its proofs.
 //! - [`store`]: the rocksdb block store, one atomic batch per block.
 //!
 //! ```
@@ -20,6 +21,7 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod proof;
+pub mod state_tree;
 pub mod status;
 pub mod store;
 pub mod types;
@@ -33,6 +35,7 @@ pub use hash::Hash;
 pub use keys::{Domain, Keypair, PublicKey, Signature};
 pub use merkle::MerklePath;
 pub use proof::{ReceiptProof, VerifiedReceipt};
+pub use state_tree::{StateProof, StateUpdate, StateValue};
 pub use status::JobStatus;
 pub use store::{BlockWrite, JobLocation, StateChange, Store};
 pub use types::{

@@ -9,6 +9,7 @@
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"` | height (u64 BE), chain id |
+//! | `jmt_nodes`, `jmt_values`, `jmt_stale` | see [`crate::state_tree`] | the state tree |
 //!
 //! [`Store::commit_block`] writes a block, its commit, receipts, job index and state changes
 //! in one synced `WriteBatch`, then moves the head: after a crash the store reopens at the last
@@ -20,6 +21,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use crate::error::decode;
+use crate::state_tree::{StateUpdate, decode_value, encode_value};
 use crate::types::{Block, Commit, ExecutionReceipt};
 use crate::{Error, Hash, Result};
 
@@ -30,7 +32,24 @@ const CF_JOBS: &str = "jobs";
 const CF_STATE: &str = "state";
 const CF_BLOBS: &str = "blobs";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [CF_BLOCKS, CF_COMMITS, CF_RECEIPTS, CF_JOBS, CF_STATE, CF_BLOBS, CF_META];
+const CF_JMT_NODES: &str = "jmt_nodes";
+const CF_JMT_VALUES: &str = "jmt_values";
+const CF_JMT_STALE: &str = "jmt_stale";
+const ALL_CFS: [&str; 10] = [
+    CF_BLOCKS,
+    CF_COMMITS,
+    CF_RECEIPTS,
+    CF_JOBS,
+    CF_STATE,
+    CF_BLOBS,
+    CF_META,
+    CF_JMT_NODES,
+    CF_JMT_VALUES,
+    CF_JMT_STALE,
+];
+
+/// How many versions of the state tree are kept by default before stale nodes are pruned.
+pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 10_000;
 
 const META_HEAD: &[u8] = b"head";
 const META_CHAIN_ID: &[u8] = b"chain_id";
@@ -61,13 +80,16 @@ pub struct BlockWrite<'a> {
     pub receipts: &'a [ExecutionReceipt],
     /// Job index updates.
     pub jobs: &'a [(Hash, JobLocation)],
-    /// State changes.
+    /// State changes (the flat `state` table).
     pub state: &'a [StateChange],
+    /// The state tree's update for this block (version = height).
+    pub tree: &'a StateUpdate,
 }
 
 /// The node's rocksdb database.
 pub struct Store {
     db: DB,
+    state_history_blocks: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -94,7 +116,7 @@ impl Store {
         opts.set_max_open_files(256);
         let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
-        let store = Store { db };
+        let store = Store { db, state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => store.db.put_cf(store.cf(CF_META), META_CHAIN_ID, chain_id.0).map_err(storage)?,
             Some(found) if found == chain_id.0 => {}
@@ -176,10 +198,88 @@ impl Store {
                 None => batch.delete_cf(self.cf(CF_STATE), k),
             }
         }
+        if w.tree.version != height {
+            return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
+        }
+        self.put_tree(&mut batch, w.tree);
+        self.prune_tree(&mut batch, height)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(storage)
+    }
+
+    /// Keeps `blocks` versions of the state tree; older stale nodes are deleted as blocks commit.
+    pub fn set_state_history(&mut self, blocks: u64) {
+        self.state_history_blocks = blocks.max(1);
+    }
+
+    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) {
+        for (k, n) in update.batch.node_batch.nodes() {
+            batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
+        }
+        for ((version, kh), v) in update.batch.node_batch.values() {
+            let mut k = kh.0.to_vec();
+            k.extend_from_slice(&version.to_be_bytes());
+            batch.put_cf(self.cf(CF_JMT_VALUES), k, encode_value(v));
+        }
+        for stale in &update.batch.stale_node_index_batch {
+            let mut k = stale.stale_since_version.to_be_bytes().to_vec();
+            k.extend(borsh::to_vec(&stale.node_key).expect("encodes"));
+            batch.put_cf(self.cf(CF_JMT_STALE), k, []);
+        }
+    }
+
+    /// Deletes tree nodes that went stale at or before `height - history`.
+    fn prune_tree(&self, batch: &mut WriteBatch, height: u64) -> Result<()> {
+        let Some(cutoff) = height.checked_sub(self.state_history_blocks) else { return Ok(()) };
+        for item in self.db.iterator_cf(self.cf(CF_JMT_STALE), IteratorMode::Start) {
+            let (k, _) = item.map_err(storage)?;
+            let since = u64::from_be_bytes(k[..8].try_into().map_err(|_| Error::Corrupt("stale index key".into()))?);
+            if since > cutoff {
+                break;
+            }
+            batch.delete_cf(self.cf(CF_JMT_NODES), &k[8..]);
+            batch.delete_cf(self.cf(CF_JMT_STALE), &k);
+        }
+        Ok(())
+    }
+
+    /// Writes the genesis state (tree version 0 and the flat state table), once.
+    pub fn init_genesis_state(&self, changes: &[StateChange], tree: &StateUpdate) -> Result<()> {
+        if tree.version != 0 {
+            return Err(Error::Invalid("the genesis state is version 0".into()));
+        }
+        if self.state_root(0)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for (k, v) in changes {
+            if let Some(v) = v {
+                batch.put_cf(self.cf(CF_STATE), k, v);
+            }
+        }
+        self.put_tree(&mut batch, tree);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(storage)
+    }
+
+    /// The state root at `version`, if that version is stored.
+    pub fn state_root(&self, version: u64) -> Result<Option<Hash>> {
+        let tree = jmt::JellyfishMerkleTree::<Store, sha2::Sha256>::new(self);
+        tree.get_root_hash_option(version)
+            .map(|r| r.map(|r| Hash(r.0)))
+            .map_err(|e| Error::Storage(format!("state tree: {e}")))
+    }
+
+    /// The value of state `key` at `version` with its JMT proof (borsh-encoded).
+    pub fn state_proof(&self, key: &[u8], version: u64) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
+        let tree = jmt::JellyfishMerkleTree::<Store, sha2::Sha256>::new(self);
+        let (value, proof) = tree
+            .get_with_proof(crate::state_tree::key_hash(key), version)
+            .map_err(|e| Error::Storage(format!("state tree: {e}")))?;
+        Ok((value, borsh::to_vec(&proof).expect("encodes")))
     }
 
     /// Every state entry, in key order (to rebuild the in-memory state at startup).
@@ -210,5 +310,32 @@ impl Store {
     /// Whether the blob `id` is stored.
     pub fn has_blob(&self, id: &Hash) -> Result<bool> {
         Ok(self.db.get_pinned_cf(self.cf(CF_BLOBS), id.0).map_err(storage)?.is_some())
+    }
+}
+
+impl jmt::storage::TreeReader for Store {
+    fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
+        let key = borsh::to_vec(node_key)?;
+        match self.db.get_cf(self.cf(CF_JMT_NODES), key)? {
+            None => Ok(None),
+            Some(b) => Ok(Some(decode("state tree node", &b, RECORD_BYTES_MAX)?)),
+        }
+    }
+
+    fn get_value_option(&self, max_version: jmt::Version, key_hash: jmt::KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut seek = key_hash.0.to_vec();
+        seek.extend_from_slice(&max_version.to_be_bytes());
+        let mode = IteratorMode::From(&seek, rocksdb::Direction::Reverse);
+        match self.db.iterator_cf(self.cf(CF_JMT_VALUES), mode).next() {
+            Some(item) => {
+                let (k, v) = item?;
+                if k.len() == 40 && k[..32] == key_hash.0 { Ok(decode_value(&v)?) } else { Ok(None) }
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {
+        anyhow::bail!("restoring a state tree is not supported")
     }
 }

@@ -176,7 +176,11 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
         let store = Store::open(dir.path(), chain_id).expect("open");
         assert_eq!(store.head_height().expect("head"), 0);
         let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
+        let genesis_state = [(b"g".to_vec(), Some(b"0".to_vec()))];
+        let tree0 = state_tree::prepare(&store, &genesis_state, 0).expect("tree v0");
+        store.init_genesis_state(&genesis_state, &tree0).expect("genesis state");
         let state = [(b"k".to_vec(), Some(b"v".to_vec()))];
+        let tree = state_tree::prepare(&store, &state, 1).expect("tree v1");
         store
             .commit_block(BlockWrite {
                 block: &block,
@@ -184,9 +188,11 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
                 receipts: std::slice::from_ref(&proof.receipt),
                 jobs: &jobs,
                 state: &state,
+                tree: &tree,
             })
             .expect("commit");
-        let not_next = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &[] };
+        assert_eq!(store.state_root(1).expect("root"), Some(tree.root));
+        let not_next = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &[], tree: &tree };
         assert!(store.commit_block(not_next).is_err(), "height 1 again must be refused");
         let id = store.put_blob(b"wasm").expect("blob");
         assert_eq!(store.blob(&id).expect("read"), Some(b"wasm".to_vec()));
@@ -196,7 +202,19 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
     assert_eq!(store.block(1).expect("read"), Some(block));
     assert_eq!(store.commit(1).expect("read"), Some(commit));
     assert_eq!(store.receipts(1).expect("read"), Some(vec![proof.receipt.clone()]));
-    assert_eq!(store.state_entries().expect("read"), vec![(b"k".to_vec(), b"v".to_vec())]);
+    let entries = store.state_entries().expect("read");
+    assert_eq!(entries, vec![(b"g".to_vec(), b"0".to_vec()), (b"k".to_vec(), b"v".to_vec())]);
+    assert_eq!(state_tree::MemoryTree::root_of(&entries).expect("root"), store.state_root(1).expect("r").expect("v1"));
+    // Proofs of presence and absence from the stored tree.
+    let (value, proof) = store.state_proof(b"k", 1).expect("proof");
+    assert_eq!(value, Some(b"v".to_vec()));
+    let proof: jmt::proof::SparseMerkleProof<sha2::Sha256> = borsh::from_slice(&proof).expect("decodes");
+    let root = jmt::RootHash(store.state_root(1).expect("r").expect("v1").0);
+    proof.verify_existence(root, state_tree::key_hash(b"k"), b"v").expect("exists");
+    let (value, proof) = store.state_proof(b"absent", 1).expect("proof");
+    assert_eq!(value, None);
+    let proof: jmt::proof::SparseMerkleProof<sha2::Sha256> = borsh::from_slice(&proof).expect("decodes");
+    proof.verify_nonexistence(root, state_tree::key_hash(b"absent")).expect("absent");
     assert_eq!(store.job(&Hash::of(b"j")).expect("read").and_then(|j| j.receipt), Some((1, 0)));
     drop(store);
     assert!(Store::open(dir.path(), Hash::of(b"another chain")).is_err());

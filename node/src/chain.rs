@@ -6,11 +6,28 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cairn_consensus::Signer;
-use cairn_contracts::{BlockError, Executed, Position, State, TxError, build_block, execute_block};
+use cairn_contracts::{BlockError, Executed, Position, State, StateCommitment, TxError, build_block, execute_block};
+use cairn_ledger::state_tree::{self, MemoryTree, StateUpdate};
 use cairn_ledger::{
     Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
-    ReceiptProof, Store, Transaction, ValidatorSet,
+    ReceiptProof, StateChange, Store, Transaction, ValidatorSet,
 };
+
+/// The state tree on disk as the contracts' [`StateCommitment`]: computes the next version's
+/// root and keeps the update for the block's write batch.
+struct DiskTree<'a> {
+    store: &'a Store,
+    update: Option<StateUpdate>,
+}
+
+impl StateCommitment for DiskTree<'_> {
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
+        let update = state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
+        let root = update.root;
+        self.update = Some(update);
+        Ok(root)
+    }
+}
 
 /// A block that became final here.
 #[derive(Debug)]
@@ -49,6 +66,11 @@ impl Chain {
         let store = Arc::new(Store::open(path, chain_id)?);
         let state = State::from_entries(&genesis, &store.state_entries()?)
             .map_err(|e| anyhow::anyhow!("rebuilding state from {}: {e}", path.display()))?;
+        if store.state_root(0)?.is_none() {
+            let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
+            let tree = state_tree::prepare(store.as_ref(), &changes, 0)?;
+            store.init_genesis_state(&changes, &tree)?;
+        }
         let height = store.head_height()?;
         let (head, head_commit) = if height == 0 {
             (None, None)
@@ -57,12 +79,14 @@ impl Chain {
             let commit = store.commit(height)?.with_context(|| format!("commit {height} missing from the store"))?;
             (Some(block.header), Some(commit))
         };
-        if let Some(h) = &head
-            && h.state_root != state.root()
-        {
+        // The state rebuilt from its table must be the state the head header commits to.
+        let expected = match &head {
+            Some(h) => h.state_root,
+            None => store.state_root(0)?.context("genesis state root missing")?,
+        };
+        if MemoryTree::root_of(&state.entries())? != expected || store.state_root(height)? != Some(expected) {
             bail!(
-                "the stored state does not match block {}'s state root: the database at {} is corrupt",
-                h.height,
+                "the stored state does not match block {height}'s state root: the database at {} is corrupt",
                 path.display()
             );
         }
@@ -88,8 +112,17 @@ impl Chain {
         time_ms: u64,
     ) -> anyhow::Result<(Finalized, Vec<(Transaction, TxError)>)> {
         let at = self.next_position();
-        let (block, executed, rejected) =
-            build_block(&mut self.state, at, candidates, signer.address(), time_ms, self.head_commit.clone());
+        let mut tree = DiskTree { store: &self.store, update: None };
+        let (block, executed, rejected) = build_block(
+            &mut self.state,
+            at,
+            candidates,
+            signer.address(),
+            time_ms,
+            self.head_commit.clone(),
+            &mut tree,
+        )?;
+        let update = tree.update.context("the block's state update")?;
         let commit = match signer.solo_commit(at.height, block.hash()) {
             Ok(c) => c,
             Err(e) => {
@@ -97,7 +130,7 @@ impl Chain {
                 return Err(e.into());
             }
         };
-        self.persist(&block, &commit, &executed.receipts)?;
+        self.persist(&block, &commit, &executed.receipts, &update)?;
         Ok((Finalized { block, commit, executed }, rejected))
     }
 
@@ -106,12 +139,20 @@ impl Chain {
         cairn_consensus::check_link(self.chain_id, &self.validators, self.head.as_ref(), &block, &commit)
             .map_err(|e| ApplyError::Invalid(e.to_string()))?;
         let at = self.next_position();
-        let executed = execute_block(&mut self.state, at, &block).map_err(ApplyError::Block)?;
-        self.persist(&block, &commit, &executed.receipts).map_err(ApplyError::Storage)?;
+        let mut tree = DiskTree { store: &self.store, update: None };
+        let executed = execute_block(&mut self.state, at, &block, &mut tree).map_err(ApplyError::Block)?;
+        let update = tree.update.ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
+        self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
         Ok(Finalized { block, commit, executed })
     }
 
-    fn persist(&mut self, block: &Block, commit: &Commit, receipts: &[ExecutionReceipt]) -> anyhow::Result<()> {
+    fn persist(
+        &mut self,
+        block: &Block,
+        commit: &Commit,
+        receipts: &[ExecutionReceipt],
+        tree: &StateUpdate,
+    ) -> anyhow::Result<()> {
         let height = block.header.height;
         let mut jobs: Vec<(Hash, JobLocation)> = Vec::new();
         let mut receipt_index = 0u32;
@@ -134,7 +175,7 @@ impl Chain {
         // fatal for the node (the caller stops), so the state is never ahead of the store.
         let changes = self.state.commit();
         self.store
-            .commit_block(BlockWrite { block, commit, receipts, jobs: &jobs, state: &changes })
+            .commit_block(BlockWrite { block, commit, receipts, jobs: &jobs, state: &changes, tree })
             .context("writing the block to the store")?;
         self.head = Some(block.header.clone());
         self.head_commit = Some(commit.clone());

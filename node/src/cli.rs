@@ -40,6 +40,9 @@ enum Command {
     /// Query accounts.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Prove and verify chain state.
+    #[command(subcommand)]
+    State(StateCmd),
     /// A local testnet on this machine.
     #[command(subcommand)]
     Testnet(TestnetCmd),
@@ -190,6 +193,35 @@ enum AccountCmd {
         address: PublicKey,
         #[command(flatten)]
         rpc: RpcArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StateCmd {
+    /// Fetch a proof of a state entry at a finalized height.
+    Proof {
+        /// The state key (hex), e.g. `01<address>` for an account.
+        #[arg(long, conflicts_with = "account", required_unless_present = "account")]
+        key: Option<String>,
+        /// Prove this account's entry.
+        #[arg(long)]
+        account: Option<PublicKey>,
+        /// The height (default: the head).
+        #[arg(long)]
+        height: Option<u64>,
+        /// Where to write it.
+        #[arg(long, default_value = "state.proof.json")]
+        out: PathBuf,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Verify a state proof offline against a genesis file.
+    Verify {
+        /// The proof (JSON).
+        proof: PathBuf,
+        /// The chain's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
     },
 }
 
@@ -358,6 +390,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Account(AccountCmd::Get { address, rpc }) => {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", serde_json::to_string_pretty(&c.account_get(address).await?)?);
+        }
+        Command::State(StateCmd::Proof { key, account, height, out, rpc }) => {
+            let key = match (key, account) {
+                (Some(k), _) => k,
+                (None, Some(a)) => format!("01{}", a.to_hex()),
+                (None, None) => anyhow::bail!("give --key or --account"),
+            };
+            let c = client::connect(&rpc.rpc).await?;
+            let proof = c.state_get_proof(key, height).await?;
+            std::fs::write(&out, serde_json::to_string_pretty(&proof)?)?;
+            println!("{}", out.display());
+        }
+        Command::State(StateCmd::Verify { proof, genesis }) => {
+            let text = std::fs::read_to_string(&proof).with_context(|| format!("cannot read {}", proof.display()))?;
+            let proof: cairn_ledger::StateProof =
+                serde_json::from_str(&text).context("the file is not a state proof")?;
+            let (value, height) = proof.verify(&Genesis::load(&genesis)?)?;
+            match value {
+                Some(v) => {
+                    println!("proof verified: at height {height} key {} = {}", hex::encode(&proof.key), hex::encode(v))
+                }
+                None => println!("proof verified: at height {height} key {} is absent", hex::encode(&proof.key)),
+            }
         }
         Command::Testnet(cmd) => testnet(cmd).await?,
     }

@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_contracts::{JobPhase, TxError};
-use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer, Transaction};
+use cairn_ledger::{
+    Block, FORMAT_VERSION, Hash, PublicKey, ReceiptProof, SignedOffer, StateProof, StateValue, Transaction,
+};
+
+/// The longest state key (a tag and a 32-byte id).
+const STATE_KEY_BYTES_MAX: usize = 33;
 use cairn_rpc::error::{self, err};
 use cairn_rpc::{AccountInfo, CairnApiServer, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, RpcResult};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
@@ -220,7 +225,7 @@ impl CairnApiServer for RpcImpl {
             None => HeadInfo {
                 height: 0,
                 hash: Hash::ZERO,
-                state_root: chain.state.root(),
+                state_root: chain.store.state_root(0).map_err(internal)?.unwrap_or(Hash::ZERO),
                 time_ms: chain.genesis.genesis_time_ms,
             },
         })
@@ -238,6 +243,28 @@ impl CairnApiServer for RpcImpl {
         let account = self.shared.chain().state.account(&address);
         let next_nonce = lock(&self.shared.mempool).next_nonce(address, account.nonce);
         Ok(AccountInfo { address, balance: account.balance, next_nonce })
+    }
+
+    async fn state_get_proof(&self, key_hex: String, height: Option<u64>) -> RpcResult<StateProof> {
+        let key = hex::decode(key_hex.strip_prefix("0x").unwrap_or(&key_hex))
+            .map_err(|e| err(jsonrpsee::types::error::INVALID_PARAMS_CODE, format!("the key must be hex: {e}")))?;
+        if key.len() > STATE_KEY_BYTES_MAX {
+            return Err(err(jsonrpsee::types::error::INVALID_PARAMS_CODE, "state keys are at most 33 bytes"));
+        }
+        let (store, head) = {
+            let chain = self.shared.chain();
+            (chain.store.clone(), chain.height())
+        };
+        let height = height.unwrap_or(head);
+        if height == 0 || height > head {
+            return Err(err(error::NOT_FOUND, format!("no finalized block at height {height} (head is {head})")));
+        }
+        let header = store.block(height).map_err(internal)?.ok_or_else(|| internal("block missing"))?.header;
+        let commit = store.commit(height).map_err(internal)?.ok_or_else(|| internal("commit missing"))?;
+        let (value, proof) = store.state_proof(&key, height).map_err(|e| {
+            err(error::NOT_FOUND, format!("no state proof at height {height}: {e}; older versions are pruned"))
+        })?;
+        Ok(StateProof { version: FORMAT_VERSION, key, value: value.map(StateValue), proof, header, commit })
     }
 
     async fn node_info(&self) -> RpcResult<NodeInfo> {

@@ -19,7 +19,7 @@ pub mod client;
 pub mod error;
 pub mod types;
 
-use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer};
+use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer, StateProof};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -65,6 +65,12 @@ pub trait CairnApi {
     /// An account's balance and next nonce at the head.
     #[method(name = "account_get")]
     async fn account_get(&self, address: PublicKey) -> RpcResult<AccountInfo>;
+
+    /// A proof of a state key's value (or absence) at a finalized height (default: the head),
+    /// checkable offline against the genesis. Keys: `01‖address` account, `02‖address`
+    /// provider, `03‖job id` job, `00` height (hex).
+    #[method(name = "state_getProof")]
+    async fn state_get_proof(&self, key_hex: String, height: Option<u64>) -> RpcResult<StateProof>;
 
     /// This node: identity, roles, chain, peers.
     #[method(name = "node_info")]

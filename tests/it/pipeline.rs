@@ -2,10 +2,11 @@
 
 use cairn_consensus::Signer;
 use cairn_contracts::{Position, State, build_block, execute_block};
+use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Store, Transaction,
-    Validator,
+    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateChange, Store,
+    Transaction, Validator,
 };
 use cairn_vm::{Vm, VmConfig};
 
@@ -74,23 +75,33 @@ fn a_job_goes_from_offer_to_verified_proof() {
     // The validator puts offer and result in one block and finalizes it.
     let mut state = State::from_genesis(&genesis).expect("genesis state");
     let mut follower = state.clone();
+    let (mut tree, genesis_root) = MemoryTree::with_genesis(&state.entries()).expect("genesis tree");
+    let (mut follower_tree, _) = MemoryTree::with_genesis(&state.entries()).expect("genesis tree");
     let at = Position { height: 1, parent_hash: Hash::ZERO };
     let txs = vec![Transaction::Offer(offer.clone()), Transaction::Result(result)];
-    let (block, executed, rejected) = build_block(&mut state, at, txs, k.validator.public(), 0, None);
+    let (block, executed, rejected) =
+        build_block(&mut state, at, txs, k.validator.public(), 0, None, &mut tree).expect("block builds");
+    assert_ne!(block.header.state_root, genesis_root);
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(executed.receipts.len(), 1);
     let signer = Signer::new(k.validator.clone(), chain_id, genesis.validator_set().expect("set")).expect("signer");
     let commit = signer.solo_commit(1, block.hash()).expect("commit");
 
     // Another node re-executes the block and reaches the same roots.
-    let replayed = execute_block(&mut follower, at, &block).expect("block replays");
+    let replayed = execute_block(&mut follower, at, &block, &mut follower_tree).expect("block replays");
     assert_eq!(replayed, executed);
-    assert_eq!(follower.root(), state.root());
+    assert_eq!(follower.entries(), state.entries());
 
     // Stored in rocksdb, then the proof is rebuilt from disk and verified from genesis alone.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), chain_id).expect("store");
+    let genesis_changes: Vec<StateChange> =
+        State::from_genesis(&genesis).expect("genesis").entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let tree0 = state_tree::prepare(&store, &genesis_changes, 0).expect("tree v0");
+    store.init_genesis_state(&genesis_changes, &tree0).expect("genesis state");
     let changes = state.commit();
+    let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
+    assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");
     let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
     store
         .commit_block(BlockWrite {
@@ -99,6 +110,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
             receipts: &executed.receipts,
             jobs: &jobs,
             state: &changes,
+            tree: &tree1,
         })
         .expect("commit to disk");
     drop(store);
@@ -115,6 +127,6 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let v = proof.verify(&genesis).expect("proof verifies");
     assert_eq!(v.job_id, offer.job_id());
     let reloaded = State::from_entries(&genesis, &store.state_entries().expect("entries")).expect("state");
-    assert_eq!(reloaded.root(), block.header.state_root);
+    assert_eq!(MemoryTree::root_of(&reloaded.entries()).expect("root"), block.header.state_root);
     assert_eq!(reloaded.account(&k.provider.public()).balance, outcome.fuel_used);
 }

@@ -1,5 +1,7 @@
 //! The sandbox's limits.
 
+use std::path::PathBuf;
+
 /// Size of a WebAssembly page in bytes.
 pub const WASM_PAGE_SIZE_BYTES: usize = 65_536;
 
@@ -20,13 +22,37 @@ pub const TABLE_ELEMENTS_MAX_DEFAULT: u32 = 10_000;
 /// Default for [`VmConfig::stack_size_bytes_max`]: 1 MiB.
 pub const STACK_SIZE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 
+/// Default for [`VmConfig::call_depth_max`].
+pub const CALL_DEPTH_MAX_DEFAULT: u32 = 2_000;
+/// Default for [`VmConfig::cache_bytes_max`]: 256 MiB.
+pub const CACHE_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
+
+/// The most functions (imported and defined) a module may have.
+pub const FUNCTIONS_MAX: usize = 10_000;
+/// The most globals a module may define.
+pub const GLOBALS_MAX: usize = 1_000;
+/// The most imports a module may declare (only `cairn.abort` and `cairn.log` exist).
+pub const IMPORTS_MAX: usize = 16;
+/// The most exports a module may declare.
+pub const EXPORTS_MAX: usize = 1_000;
+/// The most data segments a module may have.
+pub const DATA_SEGMENTS_MAX: usize = 1_000;
+/// The most element segments a module may have.
+pub const ELEMENT_SEGMENTS_MAX: usize = 1_000;
+/// The most types a module may declare.
+pub const TYPES_MAX: usize = 10_000;
+/// The most locals (parameters excluded) one function may declare.
+pub const LOCALS_PER_FUNCTION_MAX: u64 = 10_000;
+/// The most tables a module may have.
+pub const TABLES_MAX: usize = 16;
+
 /// The most bytes of an `abort` message the host reads; the rest is dropped.
 pub const ABORT_MESSAGE_BYTES_MAX: usize = 1024;
 
 /// Limits of the sandbox.
 ///
-/// Every field except [`log_size_bytes_max`](Self::log_size_bytes_max) and
-/// [`cache_modules_max`](Self::cache_modules_max) can change a job's status, so all the
+/// Every field except [`log_size_bytes_max`](Self::log_size_bytes_max) and the cache
+/// settings can change a job's status, so all the
 /// nodes of a network must run with the same values: they are network parameters, not
 /// local tuning.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +75,18 @@ pub struct VmConfig {
     pub table_elements_max: u32,
     /// Size of the stack guest code runs on, in bytes. Deep recursion past it traps.
     pub stack_size_bytes_max: usize,
+    /// The most nested calls a job may make (status `Trap` past it). Counted by the
+    /// instrumentation, so it does not depend on frame sizes; it keeps typical recursion
+    /// well inside [`stack_size_bytes_max`](Self::stack_size_bytes_max).
+    pub call_depth_max: u32,
+    /// The most bytes of compiled code kept in memory (least recently used evicted first);
+    /// the cache is bounded by this and by [`cache_modules_max`](Self::cache_modules_max).
+    /// Local tuning: no effect on outcomes.
+    pub cache_bytes_max: usize,
+    /// Where compiled modules are also kept on disk (`None`: in memory only). Only this
+    /// node may write there: artifacts are machine code that is loaded as is, after its
+    /// checksum is checked. Local tuning: no effect on outcomes.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for VmConfig {
@@ -62,6 +100,9 @@ impl Default for VmConfig {
             cache_modules_max: CACHE_MODULES_MAX_DEFAULT,
             table_elements_max: TABLE_ELEMENTS_MAX_DEFAULT,
             stack_size_bytes_max: STACK_SIZE_BYTES_MAX_DEFAULT,
+            call_depth_max: CALL_DEPTH_MAX_DEFAULT,
+            cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
+            cache_dir: None,
         }
     }
 }

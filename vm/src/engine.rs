@@ -1,34 +1,19 @@
-//! Compiling a module for the sandbox: Cranelift with NaN canonicalization, the fuel and
-//! memory-grow middlewares, the limiting tunables, and the WebAssembly features.
+//! Compiling a module for the sandbox: Cranelift with NaN canonicalization, the metering
+//! middleware ([`crate::meter`]), the limiting tunables, and the WebAssembly features.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use wasmer::sys::{
-    CompilerConfig, Cranelift, EngineBuilder, Features, FunctionMiddleware, MiddlewareError, MiddlewareReaderState,
-    ModuleMiddleware, NativeEngineExt,
-};
-use wasmer::wasmparser::Operator;
-use wasmer::{Engine, ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, Module, Mutability, Type};
-use wasmer_middlewares::Metering;
+use sha2::{Digest, Sha256};
+use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt};
+use wasmer::{Engine, Module};
 
+use crate::meter::{Meter, MeterMode};
 use crate::tunables::LimitingTunables;
 use crate::{Result, VmConfig, VmError};
 
-/// Fuel charged for each WebAssembly operator the guest executes.
-///
-/// Every operator costs the same for now, including `call`, `memory.grow`, `memory.copy`
-/// and `memory.fill`, whatever their operands. Fuel is counted on the module's own
-/// operators, before compilation, so it does not depend on the machine or the compiler's
-/// output. Host calls (`cairn.abort`, `cairn.log`) cost only their `call`.
-pub const FUEL_PER_OPERATOR: u64 = 1;
-
-/// Name of the export through which the memory-grow middleware exposes its flag.
-pub(crate) const GROW_REFUSED_EXPORT: &str = "cairn_vm_memory_grow_refused";
-
-/// The cost function given to [`Metering`]; see [`FUEL_PER_OPERATOR`].
-fn operator_cost(_operator: &Operator<'_>) -> u64 {
-    FUEL_PER_OPERATOR
-}
+/// Version of the instrumentation (fuel table, charge points, call-depth counting). Part
+/// of the engine-configuration hash, so cached artifacts of another version are not used.
+pub(crate) const INSTRUMENTATION_VERSION: u32 = 2;
 
 /// The wasmer feature set matching [`validate::wasm_features`](crate::validate): WebAssembly 2.0.
 fn engine_features() -> Features {
@@ -51,114 +36,62 @@ fn engine_features() -> Features {
 
 /// A module compiled for the sandbox, with the engine it belongs to.
 ///
-/// Each module has its own engine: the metering middleware records per-module state and
-/// must not be shared between compilations, and the engine holds the middleware chain.
+/// A freshly compiled module has its own engine: the metering middleware records
+/// per-module state and must not be shared between compilations, and the engine holds the
+/// middleware chain. Modules loaded from the disk cache share one headless engine.
 pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) module: Module,
 }
 
-/// Compiles a module that passed [`validate`](crate::validate).
-pub(crate) fn compile(config: &VmConfig, wasm: &[u8]) -> Result<Compiled> {
+/// Compiles a module that passed [`validate`](crate::validate), metered with `mode`
+/// (`None`: unmetered, only for measuring the meter's overhead).
+pub(crate) fn compile(config: &VmConfig, wasm: &[u8], mode: Option<MeterMode>) -> Result<Compiled> {
     let mut compiler = Cranelift::new();
     // Deterministic floats: every NaN result gets the one canonical bit pattern.
     compiler.canonicalize_nans(true);
-    // Fuel first, so that the grow tracker's own instructions are not charged.
-    // The initial limit is irrelevant: each job sets its own before running guest code.
-    compiler.push_middleware(Arc::new(Metering::new(0, operator_cost)));
-    compiler.push_middleware(Arc::new(GrowTracker::default()));
-
+    // A fresh middleware per compilation: it records the globals it added to this module.
+    if let Some(mode) = mode {
+        compiler.push_middleware(Arc::new(Meter::new(mode, config.call_depth_max)));
+    }
     let mut engine: Engine = EngineBuilder::new(compiler).set_features(Some(engine_features())).engine().into();
-    let tunables = LimitingTunables::new(
-        engine.target(),
-        config.memory_pages_max,
-        config.table_elements_max,
-        config.stack_size_bytes_max,
-    );
     // Before compiling: memory styles are baked into the code.
-    engine.set_tunables(tunables);
-
+    engine.set_tunables(tunables(&engine, config));
     let module = Module::from_binary(&engine, wasm).map_err(|e| VmError::Compile(e.to_string()))?;
     Ok(Compiled { engine, module })
 }
 
-/// Records, in an exported global, whether any `memory.grow` of the instance was refused,
-/// so that a trap that follows can be reported as `MemoryLimit`.
-///
-/// After every `memory.grow` it inserts (with two globals it adds to the module, `scratch`
-/// and `refused`, both i32 initialised to 0):
-///
-/// ```wat
-/// global.set $scratch                     ;; the grow's result
-/// global.get $refused
-/// global.get $scratch  i32.const -1  i32.eq
-/// i32.or
-/// global.set $refused                     ;; refused |= (result == -1)
-/// global.get $scratch                     ;; the result, back for the guest
-/// ```
-///
-/// A middleware cannot add locals, hence the scratch global. The guest cannot reach either
-/// global: its code was validated before they existed.
-#[derive(Debug, Default)]
-struct GrowTracker {
-    /// `(scratch, refused)` global indexes, set when the module is transformed.
-    globals: Mutex<Option<(u32, u32)>>,
+fn tunables(engine: &Engine, config: &VmConfig) -> LimitingTunables {
+    LimitingTunables::new(
+        engine.target(),
+        config.memory_pages_max,
+        config.table_elements_max,
+        config.stack_size_bytes_max,
+    )
 }
 
-impl ModuleMiddleware for GrowTracker {
-    fn generate_function_middleware(&self, _: LocalFunctionIndex) -> Box<dyn FunctionMiddleware> {
-        let (scratch, refused) = self
-            .globals
-            .lock()
-            .expect("the grow tracker's lock is never held across a panic")
-            .expect("wasmer transforms the module info before generating function middlewares");
-        Box::new(FunctionGrowTracker { scratch, refused })
-    }
-
-    fn transform_module_info(&self, module_info: &mut wasmer::ModuleInfo) -> std::result::Result<(), MiddlewareError> {
-        let mut globals = self.globals.lock().expect("the grow tracker's lock is never held across a panic");
-        if globals.is_some() {
-            return Err(MiddlewareError::new("GrowTracker", "one instance must not be used for two modules"));
-        }
-        let mut add_i32_global = || {
-            let index = module_info.globals.push(GlobalType::new(Type::I32, Mutability::Var));
-            module_info.global_initializers.push(GlobalInit::I32Const(0));
-            index
-        };
-        let scratch = add_i32_global();
-        let refused = add_i32_global();
-        module_info.exports.insert(GROW_REFUSED_EXPORT.to_owned(), ExportIndex::Global(refused));
-        *globals = Some((scratch.as_u32(), refused.as_u32()));
-        Ok(())
-    }
+/// An engine that cannot compile, only run artifacts compiled by [`compile`] with the
+/// same configuration (and loaded from the disk cache).
+pub(crate) fn headless_engine(config: &VmConfig) -> Engine {
+    let mut engine: Engine = EngineBuilder::headless().set_features(Some(engine_features())).engine().into();
+    engine.set_tunables(tunables(&engine, config));
+    engine
 }
 
-#[derive(Debug)]
-struct FunctionGrowTracker {
-    scratch: u32,
-    refused: u32,
-}
-
-impl FunctionMiddleware for FunctionGrowTracker {
-    fn feed<'a>(
-        &mut self,
-        operator: Operator<'a>,
-        state: &mut MiddlewareReaderState<'a>,
-    ) -> std::result::Result<(), MiddlewareError> {
-        let is_grow = matches!(operator, Operator::MemoryGrow { .. });
-        state.push_operator(operator);
-        if is_grow {
-            state.extend([
-                Operator::GlobalSet { global_index: self.scratch },
-                Operator::GlobalGet { global_index: self.refused },
-                Operator::GlobalGet { global_index: self.scratch },
-                Operator::I32Const { value: -1 },
-                Operator::I32Eq,
-                Operator::I32Or,
-                Operator::GlobalSet { global_index: self.refused },
-                Operator::GlobalGet { global_index: self.scratch },
-            ]);
-        }
-        Ok(())
-    }
+/// A hash of everything that shapes compiled code besides the module: the compiler and
+/// its settings, the features, the instrumentation and the limits baked into it, and the
+/// CPU. Artifacts are cached under (module id, this hash).
+pub(crate) fn engine_config_hash(config: &VmConfig) -> [u8; 32] {
+    let engine = headless_engine(config);
+    let description = format!(
+        "cairn-vm {} instrumentation {INSTRUMENTATION_VERSION}; wasmer 7.1 cranelift nan-canonical; \
+         features {:?}; call_depth_max {}; memory_pages_max {}; table_elements_max {}; target {:?}",
+        env!("CARGO_PKG_VERSION"),
+        engine_features(),
+        config.call_depth_max,
+        config.memory_pages_max,
+        config.table_elements_max,
+        engine.target(),
+    );
+    Sha256::digest(description.as_bytes()).into()
 }

@@ -118,6 +118,23 @@ pub enum VmError {
         elements_max: u32,
     },
 
+    /// The module has more items of some kind than the sandbox accepts (functions,
+    /// globals, imports, exports, data or element segments, types, tables, or locals in
+    /// one function; see the `*_MAX` constants). Refused before compilation, which would
+    /// take time proportional to them.
+    #[error(
+        "the module has {count} {what}, over the limit of {max}: build it in release mode \
+         with LTO, or split the work"
+    )]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// How many the module has.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+
     /// The compiler could not compile a module that passed validation. This points at a
     /// compiler limit or bug, not at the job.
     #[error("the module could not be compiled: {0}. Report this with the module attached")]

@@ -43,10 +43,12 @@
 
 mod cache;
 mod config;
+mod disk;
 mod engine;
 mod error;
 pub mod fixtures;
 mod host;
+mod meter;
 mod run;
 mod tunables;
 mod validate;
@@ -57,18 +59,24 @@ mod tests;
 use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sha2::{Digest, Sha256};
 
 pub use cairn_ledger::JobStatus;
 pub use config::*;
-pub use engine::FUEL_PER_OPERATOR;
 pub use error::{Result, VmError};
+pub use meter::{FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, MeterMode, operator_cost};
 pub use validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN, HOST_MODULE};
 
 use cache::Lru;
+use disk::{DiskCache, Miss};
 use engine::Compiled;
+
+/// The fuel of the simplest operators (`i32.add`, `local.get`, `br`, …); the whole table is
+/// [`operator_cost`] and `docs/FUEL.md`.
+pub const FUEL_PER_OPERATOR: u64 = 1;
 
 /// The id of a module: the SHA-256 of its bytes.
 pub fn module_id(wasm: &[u8]) -> [u8; 32] {
@@ -114,27 +122,117 @@ impl Outcome {
     }
 }
 
+/// What [`Vm::reexecute`] returns: the parts of an outcome that a receipt commits to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reexecution {
+    /// SHA-256 of the output bytes (of the empty string unless `status` is `Ok`).
+    pub output_hash: [u8; 32],
+    /// Fuel consumed, as in [`Outcome::fuel_used`].
+    pub fuel_used: u64,
+    /// How the job ended.
+    pub status: JobStatus,
+}
+
+/// Counters of the compiled-module caches, for tests and diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Modules compiled.
+    pub compiled: u64,
+    /// Modules loaded from the disk cache.
+    pub disk_loads: u64,
+    /// Disk cache files rejected (corrupted, truncated, other configuration) and deleted.
+    pub disk_rejected: u64,
+}
+
 /// The sandbox: validates modules and executes jobs.
 ///
 /// `Send + Sync`: one `Vm` (in an `Arc`) serves every thread of a node; jobs run in
 /// parallel on the calling threads, each in its own store and instance. Compiled modules
-/// are cached (LRU, at most [`VmConfig::cache_modules_max`]).
+/// are cached in memory (LRU, at most [`VmConfig::cache_modules_max`] modules and
+/// [`VmConfig::cache_bytes_max`] bytes of compiled code) and, with
+/// [`VmConfig::cache_dir`], on disk.
 pub struct Vm {
     config: VmConfig,
+    mode: Option<MeterMode>,
     cache: Mutex<Lru<[u8; 32], Arc<Compiled>>>,
+    disk: Option<DiskCache>,
+    /// Runs the artifacts loaded from disk; created on first use.
+    headless: OnceLock<wasmer::Engine>,
+    compiled_count: AtomicU64,
+    disk_loads: AtomicU64,
+    disk_rejected: AtomicU64,
 }
 
 impl fmt::Debug for Vm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Vm").field("config", &self.config).field("cached_modules", &self.cached_modules()).finish()
+        f.debug_struct("Vm")
+            .field("config", &self.config)
+            .field("mode", &self.mode)
+            .field("cached_modules", &self.cached_modules())
+            .finish()
     }
 }
 
 impl Vm {
     /// A sandbox with these limits.
     pub fn new(config: VmConfig) -> Vm {
-        let cache = Mutex::new(Lru::new(config.cache_modules_max));
-        Vm { config, cache }
+        Vm::build(config, Some(MeterMode::Fast))
+    }
+
+    /// A sandbox metered in another [`MeterMode`]. Every mode gives the same outcomes
+    /// (that is tested); [`Vm::new`] uses the fastest. For tests and measurements.
+    pub fn with_meter_mode(config: VmConfig, mode: MeterMode) -> Vm {
+        Vm::build(config, Some(mode))
+    }
+
+    /// A sandbox that does not meter at all: jobs report no fuel and need not halt. Only
+    /// for measuring the meter's overhead; never run untrusted jobs on it.
+    #[doc(hidden)]
+    pub fn unmetered_for_benchmarks(config: VmConfig) -> Vm {
+        Vm::build(config, None)
+    }
+
+    fn build(config: VmConfig, mode: Option<MeterMode>) -> Vm {
+        let cache = Mutex::new(Lru::new(config.cache_modules_max, config.cache_bytes_max));
+        let disk = match (&config.cache_dir, mode) {
+            (Some(dir), Some(mode)) => {
+                // The mode changes the code, hence the hash.
+                let mut hash = engine::engine_config_hash(&config);
+                hash[0] ^= mode as u8;
+                Some(DiskCache::new(dir.clone(), hash))
+            }
+            _ => None,
+        };
+        Vm {
+            config,
+            mode,
+            cache,
+            disk,
+            headless: OnceLock::new(),
+            compiled_count: AtomicU64::new(0),
+            disk_loads: AtomicU64::new(0),
+            disk_rejected: AtomicU64::new(0),
+        }
+    }
+
+    /// Counters of the caches since this `Vm` was created.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled_count.load(Ordering::Relaxed),
+            disk_loads: self.disk_loads.load(Ordering::Relaxed),
+            disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Bytes of compiled code in the in-memory cache (the size of each module's artifact).
+    pub fn cached_bytes(&self) -> usize {
+        self.lock_cache().weight()
+    }
+
+    /// The disk cache file of a module, if this `Vm` has a cache folder (whether or not
+    /// the file exists).
+    pub fn disk_cache_path(&self, wasm: &[u8]) -> Option<std::path::PathBuf> {
+        self.disk.as_ref().map(|disk| disk.path(&module_id(wasm)))
     }
 
     /// The limits this sandbox enforces.
@@ -198,20 +296,57 @@ impl Vm {
         )
     }
 
-    /// The compiled module, from the cache or validated and compiled now.
+    /// Re-executes a job, as a dispute or an audit does: the same checks and the same run
+    /// as [`Vm::execute`], reduced to what a receipt commits to. Deterministic like
+    /// `execute`: every node, every restart, every cache state gives the same result for
+    /// the same (module, input, fuel limit) and the same network limits.
+    pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Reexecution {
+        let outcome = self.execute(wasm, input, fuel_limit);
+        Reexecution {
+            output_hash: Sha256::digest(&outcome.output).into(),
+            fuel_used: outcome.fuel_used,
+            status: outcome.status,
+        }
+    }
+
+    /// The compiled module: from the memory cache, else from the disk cache, else
+    /// validated and compiled now (and written to both caches).
     fn compiled(&self, wasm: &[u8]) -> Result<Arc<Compiled>> {
         let id = module_id(wasm);
         if let Some(compiled) = self.lock_cache().get(&id) {
             return Ok(compiled);
         }
         validate::validate(&self.config, wasm)?;
+        if let Some(disk) = &self.disk {
+            let engine = self.headless.get_or_init(|| engine::headless_engine(&self.config));
+            match disk.load(&id, engine) {
+                Ok(module) => {
+                    self.disk_loads.fetch_add(1, Ordering::Relaxed);
+                    let weight = artifact_weight(&module, wasm);
+                    let compiled = Arc::new(Compiled { engine: engine.clone(), module });
+                    self.lock_cache().insert(id, Arc::clone(&compiled), weight);
+                    return Ok(compiled);
+                }
+                Err(Miss::Rejected(_)) => {
+                    self.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Miss::Absent) => {}
+            }
+        }
         // Compiled outside the lock: other jobs keep running meanwhile. Two threads may
         // compile the same module at once; the later insert wins, both results are equal.
-        let compiled = catch_unwind(|| engine::compile(&self.config, wasm)).unwrap_or_else(|panic| {
-            Err(VmError::Compile(format!("the compiler panicked: {}", panic_message(&*panic))))
-        })?;
+        let compiled = catch_unwind(AssertUnwindSafe(|| engine::compile(&self.config, wasm, self.mode)))
+            .unwrap_or_else(|panic| {
+                Err(VmError::Compile(format!("the compiler panicked: {}", panic_message(&*panic))))
+            })?;
+        self.compiled_count.fetch_add(1, Ordering::Relaxed);
+        let artifact = compiled.module.serialize().ok();
+        let weight = artifact.as_ref().map_or_else(|| estimated_weight(wasm), |a| a.len());
+        if let (Some(disk), Some(artifact)) = (&self.disk, &artifact) {
+            disk.store(&id, artifact);
+        }
         let compiled = Arc::new(compiled);
-        self.lock_cache().insert(id, Arc::clone(&compiled));
+        self.lock_cache().insert(id, Arc::clone(&compiled), weight);
         Ok(compiled)
     }
 
@@ -219,6 +354,23 @@ impl Vm {
         // The cache's invariants hold between operations, so a poisoned lock is still usable.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Bytes a compiled module occupies, measured by its artifact.
+fn artifact_weight(module: &wasmer::Module, wasm: &[u8]) -> usize {
+    module.serialize().map_or_else(|_| estimated_weight(wasm), |a| a.len())
+}
+
+/// A stand-in for a module's compiled size when its artifact cannot be measured.
+fn estimated_weight(wasm: &[u8]) -> usize {
+    wasm.len().saturating_mul(4)
+}
+
+/// Re-executes a job on a sandbox with the default limits ([`VmConfig::default`]), which
+/// every node of a network shares: see [`Vm::reexecute`]. Compiles the module each time;
+/// a node that re-executes often keeps a [`Vm`] and calls the method instead.
+pub fn reexecute(wasm: &[u8], input: &[u8], fuel_limit: u64) -> Reexecution {
+    Vm::new(VmConfig::default()).reexecute(wasm, input, fuel_limit)
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {

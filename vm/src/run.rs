@@ -3,10 +3,10 @@
 
 use cairn_ledger::JobStatus;
 use wasmer::{FunctionEnv, Instance, InstantiationError, LinkError, RuntimeError, Store, Value};
-use wasmer_middlewares::metering::{MeteringPoints, get_remaining_points, set_remaining_points};
 
-use crate::engine::{Compiled, GROW_REFUSED_EXPORT};
+use crate::engine::Compiled;
 use crate::host::{self, HostState, HostTrap};
+use crate::meter::{EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STOP, STOP_CALL_DEPTH, STOP_FUEL};
 use crate::validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN};
 use crate::{Outcome, VmConfig};
 
@@ -21,7 +21,15 @@ pub(crate) fn run(config: &VmConfig, compiled: &Compiled, input: &[u8], fuel_lim
         Ok(instance) => instance,
         Err(e) => return instantiation_failed(e),
     };
-    let mut job = Job { store, env, instance, fuel_limit, memory_pages_max: config.memory_pages_max };
+    let mut job = Job {
+        store,
+        env,
+        instance,
+        fuel_limit,
+        fuel_start: i64::try_from(fuel_limit).unwrap_or(i64::MAX),
+        memory_pages_max: config.memory_pages_max,
+        call_depth_max: config.call_depth_max,
+    };
     let result = job.call(config, input);
     job.finish(result)
 }
@@ -55,7 +63,11 @@ struct Job {
     env: FunctionEnv<HostState>,
     instance: Instance,
     fuel_limit: u64,
+    /// The fuel global's initial value: the limit, capped at `i64::MAX` (no job can burn
+    /// 2^63 fuel, so the cap is never observable).
+    fuel_start: i64,
     memory_pages_max: u32,
+    call_depth_max: u32,
 }
 
 impl Job {
@@ -65,7 +77,10 @@ impl Job {
             // Validation checked the exports; kept as a status rather than a panic.
             Stop::Rejected(JobStatus::InvalidModule, format!("job ABI export: {e}"))
         };
-        set_remaining_points(&mut self.store, &self.instance, self.fuel_limit);
+        if let Ok(fuel) = self.instance.exports.get_global(EXPORT_FUEL) {
+            fuel.set(&mut self.store, Value::I64(self.fuel_start))
+                .map_err(|e| Stop::Rejected(JobStatus::Trap, format!("internal error setting the fuel: {e}")))?;
+        }
         let exports = &self.instance.exports;
         let memory = exports.get_memory(EXPORT_MEMORY).map_err(invalid)?.clone();
         let alloc = exports.get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC).map_err(invalid)?;
@@ -111,18 +126,21 @@ impl Job {
     /// refused `memory.grow`), then Trap.
     fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Outcome {
         let log = std::mem::take(&mut self.env.as_mut(&mut self.store).log);
-        let fuel_used = match get_remaining_points(&mut self.store, &self.instance) {
-            MeteringPoints::Exhausted => {
-                return Outcome {
-                    status: JobStatus::OutOfFuel,
-                    output: Vec::new(),
-                    fuel_used: self.fuel_limit,
-                    log,
-                    message: format!("ran out of fuel (limit {})", self.fuel_limit),
-                };
-            }
-            MeteringPoints::Remaining(remaining) => self.fuel_limit.saturating_sub(remaining),
-        };
+        // Unmetered modules (only built to measure the meter) report no fuel.
+        let remaining = self.global_i64(EXPORT_FUEL).unwrap_or(self.fuel_start);
+        let stop = self.global_i32(EXPORT_STOP).unwrap_or(0);
+        // The fast meter notices exhaustion at its next check, or not at all if the job
+        // ends first: a negative remainder is exhaustion just the same.
+        if stop == STOP_FUEL || remaining < 0 {
+            return Outcome {
+                status: JobStatus::OutOfFuel,
+                output: Vec::new(),
+                fuel_used: self.fuel_limit,
+                log,
+                message: format!("ran out of fuel (limit {})", self.fuel_limit),
+            };
+        }
+        let fuel_used = u64::try_from(self.fuel_start - remaining).unwrap_or(0);
         let (status, message) = match result {
             Ok(output) => {
                 return Outcome { status: JobStatus::Ok, output, fuel_used, log, message: String::new() };
@@ -131,6 +149,9 @@ impl Job {
             Err(Stop::Trapped(export, error)) => {
                 let detail = match error.downcast_ref::<HostTrap>() {
                     Some(host_trap) => host_trap.to_string(),
+                    None if stop == STOP_CALL_DEPTH => {
+                        format!("calls nested deeper than the limit of {}", self.call_depth_max)
+                    }
                     None => error.message(),
                 };
                 if self.grow_refused() {
@@ -150,7 +171,20 @@ impl Job {
 
     /// Whether any `memory.grow` of this instance returned -1.
     fn grow_refused(&mut self) -> bool {
-        let flag = self.instance.exports.get_global(GROW_REFUSED_EXPORT).map(|global| global.get(&mut self.store));
-        matches!(flag, Ok(Value::I32(refused)) if refused != 0)
+        self.global_i32(EXPORT_GROW_REFUSED).is_some_and(|refused| refused != 0)
+    }
+
+    fn global_i32(&mut self, name: &str) -> Option<i32> {
+        match self.instance.exports.get_global(name).ok()?.get(&mut self.store) {
+            Value::I32(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    fn global_i64(&mut self, name: &str) -> Option<i64> {
+        match self.instance.exports.get_global(name).ok()?.get(&mut self.store) {
+            Value::I64(value) => Some(value),
+            _ => None,
+        }
     }
 }

@@ -6,6 +6,10 @@
 
 use wasmer::wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
 
+use crate::config::{
+    DATA_SEGMENTS_MAX, ELEMENT_SEGMENTS_MAX, EXPORTS_MAX, FUNCTIONS_MAX, GLOBALS_MAX, IMPORTS_MAX,
+    LOCALS_PER_FUNCTION_MAX, TABLES_MAX, TYPES_MAX,
+};
 use crate::{Result, VmConfig, VmError};
 
 /// The host functions a job may import, all from module [`HOST_MODULE`]: name, parameters,
@@ -53,13 +57,60 @@ impl ModuleShape {
 }
 
 /// Checks `wasm` against the job ABI and `config`'s limits.
+///
+/// The counts of a module's items are checked first, from the section headers, so a
+/// pathological module is refused before anything proportional to its contents is done.
 pub(crate) fn validate(config: &VmConfig, wasm: &[u8]) -> Result<()> {
     if wasm.len() > config.module_size_bytes_max {
         return Err(VmError::ModuleTooLarge { size_bytes: wasm.len(), size_bytes_max: config.module_size_bytes_max });
     }
+    check_counts(wasm)?;
     Validator::new_with_features(wasm_features()).validate_all(wasm).map_err(|e| VmError::Malformed(e.to_string()))?;
     let shape = shape(config, wasm)?;
     check_exports(&shape)
+}
+
+fn too_many(what: &'static str, count: u64, max: u64) -> Result<()> {
+    if count > max { Err(VmError::TooMany { what, count, max }) } else { Ok(()) }
+}
+
+/// The counts of a module's items against the structural limits (`FUNCTIONS_MAX`, …),
+/// read from the section headers (and, for locals, the function bodies' headers).
+fn check_counts(wasm: &[u8]) -> Result<()> {
+    let mut imported_functions = 0u64;
+    for payload in Parser::new(0).parse_all(wasm) {
+        // Malformed bytes are reported by the full validation that follows.
+        let Ok(payload) = payload else { return Ok(()) };
+        match payload {
+            Payload::TypeSection(r) => too_many("types", r.count().into(), TYPES_MAX as u64)?,
+            Payload::ImportSection(r) => {
+                too_many("imports", r.count().into(), IMPORTS_MAX as u64)?;
+                imported_functions = r.count().into();
+            }
+            Payload::FunctionSection(r) => {
+                too_many("functions", imported_functions + u64::from(r.count()), FUNCTIONS_MAX as u64)?
+            }
+            Payload::TableSection(r) => too_many("tables", r.count().into(), TABLES_MAX as u64)?,
+            Payload::GlobalSection(r) => too_many("globals", r.count().into(), GLOBALS_MAX as u64)?,
+            Payload::ExportSection(r) => too_many("exports", r.count().into(), EXPORTS_MAX as u64)?,
+            Payload::ElementSection(r) => too_many("element segments", r.count().into(), ELEMENT_SEGMENTS_MAX as u64)?,
+            Payload::DataSection(r) => too_many("data segments", r.count().into(), DATA_SEGMENTS_MAX as u64)?,
+            Payload::CodeSectionStart { count, .. } => {
+                too_many("functions", imported_functions + u64::from(count), FUNCTIONS_MAX as u64)?
+            }
+            Payload::CodeSectionEntry(body) => {
+                let Ok(locals) = body.get_locals_reader() else { return Ok(()) };
+                let mut total = 0u64;
+                for local in locals {
+                    let Ok((count, _)) = local else { return Ok(()) };
+                    total += u64::from(count);
+                    too_many("locals in one function", total, LOCALS_PER_FUNCTION_MAX)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn malformed(e: impl std::fmt::Display) -> VmError {

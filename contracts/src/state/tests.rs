@@ -83,7 +83,7 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
 fn bad_offers_are_refused_and_change_nothing() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
-    let root = s.root();
+    let root = s.entries();
     let mut bad_sig = offer(&w, 0, 1_000, 2);
     bad_sig.signature = Signature([0; 64]);
     assert!(matches!(s.apply_tx(&Transaction::Offer(bad_sig), 1), Err(TxError::Invalid(_))));
@@ -93,7 +93,7 @@ fn bad_offers_are_refused_and_change_nothing() {
     );
     assert_eq!(s.apply_tx(&Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
     assert_eq!(s.apply_tx(&Transaction::Offer(offer(&w, 0, 10, 0)), 1), Err(TxError::NoProvider { max_price: 0 }));
-    assert_eq!(s.root(), root);
+    assert_eq!(s.entries(), root);
     assert!(s.commit().is_empty());
 }
 
@@ -127,11 +127,11 @@ fn unexecuted_jobs_expire_and_refund() {
 fn rollback_restores_and_commit_round_trips_through_entries() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
-    let root0 = s.root();
+    let root0 = s.entries();
     s.apply_tx(&Transaction::Offer(offer(&w, 0, 1_000, 2)), 1).expect("offer");
-    assert_ne!(s.root(), root0);
+    assert_ne!(s.entries(), root0);
     s.rollback();
-    assert_eq!(s.root(), root0);
+    assert_eq!(s.entries(), root0);
     assert_eq!(s.account(&w.client.public()).nonce, 0);
 
     let o = offer(&w, 0, 1_000, 2);
@@ -141,7 +141,7 @@ fn rollback_restores_and_commit_round_trips_through_entries() {
     let changes = s.commit();
     let entries: Vec<(Vec<u8>, Vec<u8>)> = changes.into_iter().map(|(k, v)| (k, v.expect("nothing deleted"))).collect();
     let reloaded = State::from_entries(&w.genesis, &entries).expect("reload");
-    assert_eq!(reloaded.root(), s.root());
+    assert_eq!(reloaded.entries(), s.entries());
 }
 
 #[test]
@@ -189,10 +189,10 @@ fn value_is_conserved_over_random_sequences() {
         assert_eq!(s.total_value(), total, "height {height}");
         if next() % 5 == 0 {
             s.commit();
-            let root = s.root();
+            let root = s.entries();
             let _ = s.apply_tx(&Transaction::Offer(offer(&w, s.account(&w.client.public()).nonce, 10, 1)), height);
             s.rollback();
-            assert_eq!(s.root(), root);
+            assert_eq!(s.entries(), root);
         }
         s.commit();
     }

@@ -62,6 +62,21 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - result.fuel_used * cairn_testnet::PROVIDER_PRICE);
     assert_eq!(account.next_nonce, 1);
 
+    // The client's account is proven from the state root of a finalized header.
+    let key = format!("01{}", net.client_key.public().to_hex());
+    let state_proof = c.state_get_proof(key, None).await.expect("state_getProof");
+    let (value, _) = state_proof.verify(&net.genesis).expect("state proof verifies");
+    let account: cairn_contracts::Account = borsh::from_slice(&value.expect("the account exists")).expect("decodes");
+    assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - result.fuel_used * cairn_testnet::PROVIDER_PRICE);
+    let mut forged = state_proof.clone();
+    forged.value = Some(cairn_ledger::StateValue(
+        borsh::to_vec(&cairn_contracts::Account { balance: u64::MAX, nonce: 1 }).expect("encodes"),
+    ));
+    assert!(forged.verify(&net.genesis).is_err(), "a changed value must not verify");
+    let absent =
+        c.state_get_proof(format!("01{}", Hash::of(b"nobody").to_hex()), None).await.expect("proof of absence");
+    assert_eq!(absent.verify(&net.genesis).expect("absence verifies").0, None);
+
     // Every node follows the same chain.
     let head = c.chain_head().await.expect("head");
     for i in 1..3 {
