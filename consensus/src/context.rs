@@ -370,7 +370,14 @@ impl CairnContext {
         self.chain_id
     }
 
-    fn vote(&self, kind: VoteKind, height: Height, round: Round, value: NilOrVal<BlockHash>, a: Address) -> ConsensusVote {
+    fn vote(
+        &self,
+        kind: VoteKind,
+        height: Height,
+        round: Round,
+        value: NilOrVal<BlockHash>,
+        a: Address,
+    ) -> ConsensusVote {
         ConsensusVote::new(Vote {
             version: FORMAT_VERSION,
             chain_id: self.chain_id,
@@ -398,12 +405,24 @@ impl mt::Context for CairnContext {
     type Extension = ();
     type SigningScheme = Ed25519;
 
-    fn select_proposer<'a>(&self, set: &'a ConsensusValidators, height: Height, round: Round) -> &'a ConsensusValidator {
+    fn select_proposer<'a>(
+        &self,
+        set: &'a ConsensusValidators,
+        height: Height,
+        round: Round,
+    ) -> &'a ConsensusValidator {
         let round = round.as_u32().unwrap_or(0);
         &set.validators[proposer_index(set.validators.iter().map(|v| v.power), height.0, round)]
     }
 
-    fn new_proposal(&self, height: Height, round: Round, value: BlockHash, pol_round: Round, a: Address) -> ConsensusProposal {
+    fn new_proposal(
+        &self,
+        height: Height,
+        round: Round,
+        value: BlockHash,
+        pol_round: Round,
+        a: Address,
+    ) -> ConsensusProposal {
         ConsensusProposal::new(Proposal {
             version: FORMAT_VERSION,
             chain_id: self.chain_id,

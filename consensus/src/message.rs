@@ -12,8 +12,9 @@
 //! signatures: each signed vote is rebuilt from the certificate's fields and the chain id.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_ledger::types::VALIDATORS_MAX;
 use cairn_ledger::{
-    CommitSignature, FORMAT_VERSION, Hash, Keypair, PublicKey, Signature, VALIDATORS_MAX, ValidatorSet, Vote, VoteKind,
+    CommitSignature, FORMAT_VERSION, Hash, Keypair, PublicKey, Signature, ValidatorSet, Vote, VoteKind,
 };
 use informalsystems_malachitebft_core_types as mt;
 use mt::{NilOrVal, Round, SignedMessage};
@@ -141,8 +142,8 @@ impl ConsensusMessage {
         if version != MESSAGE_VERSION {
             return Err(ConsensusError::Decode(format!("unsupported consensus message version {version}")));
         }
-        let msg: ConsensusMessage =
-            cairn_ledger::decode("consensus message", body, MESSAGE_SIZE_MAX).map_err(|e| ConsensusError::Decode(e.to_string()))?;
+        let msg: ConsensusMessage = cairn_ledger::decode("consensus message", body, MESSAGE_SIZE_MAX)
+            .map_err(|e| ConsensusError::Decode(e.to_string()))?;
         let signatures = match &msg {
             ConsensusMessage::PolkaCertificate(c) => c.signatures.len(),
             ConsensusMessage::RoundCertificate(c) => c.votes.len(),

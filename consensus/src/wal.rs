@@ -78,7 +78,8 @@ impl WalEntry {
         if version != WAL_VERSION {
             return Err(ConsensusError::Decode(format!("unsupported WAL entry version {version}")));
         }
-        cairn_ledger::decode("WAL entry", body, MESSAGE_SIZE_MAX + 64).map_err(|e| ConsensusError::Decode(e.to_string()))
+        cairn_ledger::decode("WAL entry", body, MESSAGE_SIZE_MAX + 64)
+            .map_err(|e| ConsensusError::Decode(e.to_string()))
     }
 }
 

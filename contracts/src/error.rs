@@ -53,6 +53,9 @@ pub enum TxError {
     /// The result does not match the job.
     #[error("the result does not match the job: {0}")]
     Mismatch(&'static str),
+    /// The sender is not a registered provider.
+    #[error("{0} is not a registered provider; register with a stake first")]
+    NotProvider(cairn_ledger::PublicKey),
     /// Arithmetic overflow.
     #[error("{0} overflows")]
     Overflow(&'static str),

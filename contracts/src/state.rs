@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
-    ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, PublicKey, SignedOffer, StateChange,
-    Transaction,
+    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, PublicKey, SignedOffer, SignedTx,
+    StateChange, Transaction, Tx,
 };
 
 use crate::{Result, TxError};
@@ -19,12 +19,25 @@ pub struct Account {
     pub nonce: u64,
 }
 
-/// A registered provider and its standing ask.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+/// A registered provider: its standing ask, stake and capacity.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Provider {
     /// Price per unit of fuel.
     pub price_per_fuel: u64,
+    /// Bonded stake: weights assignment, and is what penalties take from.
+    pub stake: u64,
+    /// Jobs it executes at once.
+    pub capacity: u32,
+    /// Jobs currently assigned to it and not yet delivered.
+    pub active_jobs: u32,
+    /// Stake on its way back to the balance: (release height, amount), oldest first.
+    pub unbonding: Vec<(u64, u64)>,
 }
+
+/// The most unbonding entries a provider may have at once.
+pub const UNBONDING_ENTRIES_MAX: usize = 16;
+/// How many providers a job's ranking keeps (the assignee and its stand-ins).
+pub const RANKING_MAX: usize = 8;
 
 /// Where a job is in its life on chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -55,14 +68,32 @@ pub struct Job {
     pub escrow: u64,
     /// The height after which the job expires.
     pub deadline_height: u64,
-    /// The providers assigned, best ranked first.
-    pub assigned: Vec<PublicKey>,
+    /// The providers ranked for the job (best first, at most [`RANKING_MAX`]).
+    pub ranking: Vec<PublicKey>,
+    /// Index in `ranking` of the provider currently assigned.
+    pub current: u8,
+    /// The height at which the current provider was assigned.
+    pub assigned_height: u64,
     /// Where the job is in its life.
     pub phase: JobPhase,
     /// What the provider was paid (once completed).
     pub paid: u64,
     /// The accepted result's claim hash (once completed).
     pub receipt_leaf: Option<Hash>,
+}
+
+impl Job {
+    /// The providers whose result is accepted: the current assignee and those ranked before it
+    /// (a late delivery from a replaced provider still counts).
+    pub fn assignees(&self) -> &[PublicKey] {
+        let n = (usize::from(self.current) + 1).min(self.ranking.len());
+        &self.ranking[..n]
+    }
+
+    /// The provider currently assigned.
+    pub fn assignee(&self) -> Option<PublicKey> {
+        self.ranking.get(usize::from(self.current)).copied()
+    }
 }
 
 /// A state key. Its bytes (`tag || id`) order and name the state entries.
@@ -170,16 +201,24 @@ impl State {
     /// The state at genesis (committed: nothing is journaled).
     pub fn from_genesis(genesis: &Genesis) -> Result<State> {
         genesis.validate()?;
-        let total: u128 = genesis.accounts.iter().map(|a| u128::from(a.balance)).sum();
+        let total: u128 = genesis.accounts.iter().map(|a| u128::from(a.balance)).sum::<u128>()
+            + genesis.providers.iter().map(|p| u128::from(p.stake)).sum::<u128>();
         if total > u128::from(u64::MAX) {
-            return Err(TxError::Limit("genesis balances add up to more than u64::MAX".into()));
+            return Err(TxError::Limit("genesis balances and stakes add up to more than u64::MAX".into()));
         }
         let mut s = State::empty(genesis.params.clone(), genesis.chain_id());
         for a in &genesis.accounts {
             s.put(StateKey::Account(a.address), Some(Value::Account(Account { balance: a.balance, nonce: 0 })));
         }
         for p in &genesis.providers {
-            s.put(StateKey::Provider(p.address), Some(Value::Provider(Provider { price_per_fuel: p.price_per_fuel })));
+            let provider = Provider {
+                price_per_fuel: p.price_per_fuel,
+                stake: p.stake,
+                capacity: p.capacity,
+                active_jobs: 0,
+                unbonding: vec![],
+            };
+            s.put(StateKey::Provider(p.address), Some(Value::Provider(provider)));
         }
         s.put(StateKey::Height, Some(Value::Height(0)));
         s.journal.clear();
@@ -218,7 +257,7 @@ impl State {
         match key {
             StateKey::Height => Some(Value::Height(self.height)),
             StateKey::Account(a) => self.accounts.get(a).copied().map(Value::Account),
-            StateKey::Provider(p) => self.providers.get(p).copied().map(Value::Provider),
+            StateKey::Provider(p) => self.providers.get(p).cloned().map(Value::Provider),
             StateKey::Job(j) => self.jobs.get(j).cloned().map(|j| Value::Job(Box::new(j))),
         }
     }
@@ -282,8 +321,20 @@ impl State {
     }
 
     /// A provider's registration.
-    pub fn provider(&self, address: &PublicKey) -> Option<Provider> {
-        self.providers.get(address).copied()
+    pub fn provider(&self, address: &PublicKey) -> Option<&Provider> {
+        self.providers.get(address)
+    }
+
+    fn set_provider(&mut self, address: PublicKey, provider: Provider) {
+        self.put(StateKey::Provider(address), Some(Value::Provider(provider)));
+    }
+
+    /// Adds `delta` (±1) to a provider's count of undelivered jobs.
+    fn count_job(&mut self, address: PublicKey, delta: i8) {
+        if let Some(mut p) = self.providers.get(&address).cloned() {
+            p.active_jobs = if delta > 0 { p.active_jobs.saturating_add(1) } else { p.active_jobs.saturating_sub(1) };
+            self.set_provider(address, p);
+        }
     }
 
     /// All registered providers.
@@ -294,6 +345,11 @@ impl State {
     /// A job.
     pub fn job(&self, id: &Hash) -> Option<&Job> {
         self.jobs.get(id)
+    }
+
+    /// The open jobs, by deadline.
+    pub fn open_jobs(&self) -> impl Iterator<Item = (&Hash, &Job)> {
+        self.open.iter().map(|(_, id)| (id, self.jobs.get(id).expect("open index follows jobs")))
     }
 
     /// The height of the last block applied (0 at genesis).
@@ -314,17 +370,36 @@ impl State {
         out
     }
 
-    /// The providers that must execute a job: those asking at most `max_price`, ranked by
-    /// `sha256(job_id || provider)` ascending (rendezvous hashing), the first `k`.
-    pub fn assignment(&self, job_id: &Hash, max_price: u64, k: usize) -> Vec<PublicKey> {
-        let mut ranked: Vec<(Hash, PublicKey)> = self
-            .providers
-            .iter()
-            .filter(|(_, p)| p.price_per_fuel <= max_price)
-            .map(|(addr, _)| (Hash::of_parts(&[&job_id.0, &addr.0]), *addr))
+    /// Providers eligible for a job at `max_price`: stake at least `stake_min`, ask at most
+    /// `max_price`, capacity left.
+    fn eligible(&self, max_price: u64) -> impl Iterator<Item = (&PublicKey, &Provider)> {
+        let stake_min = self.params.stake_min;
+        self.providers.iter().filter(move |(_, p)| {
+            p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price && p.active_jobs < p.capacity
+        })
+    }
+
+    /// The providers ranked for a job: eligible ones ordered by stake-weighted rendezvous
+    /// hashing of `(job_id, provider)` — each draws `-log2(u)` from `u = sha256(job_id ||
+    /// provider)` and is ranked by `-log2(u) / stake`, smallest first, so a provider's chance to
+    /// rank first is proportional to its stake — at most `n` of them.
+    pub fn ranking(&self, job_id: &Hash, max_price: u64, n: usize) -> Vec<PublicKey> {
+        let mut scored: Vec<(u128, u64, PublicKey)> = self
+            .eligible(max_price)
+            .map(|(addr, p)| {
+                let h = Hash::of_parts(&[&job_id.0, &addr.0]);
+                let u = u64::from_be_bytes(h.0[..8].try_into().expect("8 bytes"));
+                (neg_log2_q32(u), p.stake, *addr)
+            })
             .collect();
-        ranked.sort();
-        ranked.into_iter().take(k).map(|(_, a)| a).collect()
+        // a/sa < b/sb  ⇔  a·sb < b·sa (no division, exact in u128: a < 2^39, stakes < 2^64).
+        scored.sort_by(|(a, sa, pa), (b, sb, pb)| (a * u128::from(*sb)).cmp(&(b * u128::from(*sa))).then(pa.cmp(pb)));
+        scored.into_iter().take(n).map(|(_, _, a)| a).collect()
+    }
+
+    /// The first `k` ranked providers: who executes the job now.
+    pub fn assignment(&self, job_id: &Hash, max_price: u64, k: usize) -> Vec<PublicKey> {
+        self.ranking(job_id, max_price, k)
     }
 
     /// Checks an offer against the rules and this state, at block `height`, without applying it.
@@ -390,7 +465,7 @@ impl State {
         if job.phase != JobPhase::Open {
             return Err(TxError::JobClosed(c.job_id));
         }
-        if !job.assigned.contains(&c.provider) {
+        if !job.assignees().contains(&c.provider) {
             return Err(TxError::NotAssigned(c.provider));
         }
         if c.module_id != job.module_id {
@@ -419,6 +494,7 @@ impl State {
                 let mut account = self.account(&o.client);
                 account.balance -= escrow;
                 account.nonce = account.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
+                let ranking = self.ranking(&job_id, o.max_price, RANKING_MAX);
                 let job = Job {
                     client: o.client,
                     module_id: o.module_id,
@@ -427,13 +503,19 @@ impl State {
                     max_price: o.max_price,
                     escrow,
                     deadline_height: o.deadline_height,
-                    assigned: self.assignment(&job_id, o.max_price, usize::from(o.redundancy)),
+                    ranking,
+                    current: 0,
+                    assigned_height: height,
                     phase: JobPhase::Open,
                     paid: 0,
                     receipt_leaf: None,
                 };
+                let assignee = job.assignee();
                 self.set_account(o.client, account);
                 self.set_job(job_id, job);
+                if let Some(a) = assignee {
+                    self.count_job(a, 1);
+                }
                 Ok(None)
             }
             Transaction::Result(result) => {
@@ -441,6 +523,7 @@ impl State {
                 let c = &result.claim;
                 let mut job = self.jobs.get(&c.job_id).cloned().expect("checked above");
                 let ask = self.provider(&c.provider).map_or(job.max_price, |p| p.price_per_fuel.min(job.max_price));
+                let assignee = job.assignee();
                 let payment = c.fuel_used.checked_mul(ask).ok_or(TxError::Overflow("payment"))?;
                 let refund = job.escrow.checked_sub(payment).ok_or(TxError::Overflow("refund"))?;
                 let receipt = result.receipt();
@@ -451,23 +534,178 @@ impl State {
                 // transaction creates value.
                 self.credit(c.provider, payment);
                 self.credit(job.client, refund);
+                if let Some(a) = assignee {
+                    self.count_job(a, -1);
+                }
                 self.set_job(c.job_id, job);
                 Ok(Some(receipt))
+            }
+            Transaction::Account(signed) => {
+                self.check_account_tx(signed, NonceRule::Exact)?;
+                self.apply_account_tx(&signed.tx, height)?;
+                Ok(None)
             }
         }
     }
 
-    /// End of block `height`: jobs whose deadline has passed without a result are expired and
-    /// their escrow refunded; the height entry moves. Returns the expired jobs.
+    /// Checks an account transaction against the rules and this state, without applying it.
+    pub fn check_account_tx(&self, signed: &SignedTx, nonce_rule: NonceRule) -> Result<()> {
+        signed.verify()?;
+        let tx = &signed.tx;
+        if tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChain);
+        }
+        if tx.fee < self.params.tx_fee_min {
+            return Err(TxError::Limit(format!("the fee must be at least {}", self.params.tx_fee_min)));
+        }
+        let account = self.account(&tx.sender);
+        let nonce_ok = match nonce_rule {
+            NonceRule::Exact => tx.nonce == account.nonce,
+            NonceRule::NotBelow => tx.nonce >= account.nonce,
+        };
+        if !nonce_ok {
+            return Err(TxError::Nonce { expected: account.nonce, got: tx.nonce });
+        }
+        let spend = match &tx.action {
+            Action::Transfer { amount, .. } => *amount,
+            Action::RegisterProvider { stake, capacity, .. } => {
+                if *capacity == 0 {
+                    return Err(TxError::Limit("a provider's capacity must be at least 1".into()));
+                }
+                let existing = self.provider(&tx.sender).map_or(0, |p| p.stake);
+                if existing.saturating_add(*stake) < self.params.stake_min {
+                    return Err(TxError::Limit(format!(
+                        "a provider's stake must be at least {}",
+                        self.params.stake_min
+                    )));
+                }
+                *stake
+            }
+            Action::UpdatePrice { .. } => {
+                self.provider(&tx.sender).ok_or(TxError::NotProvider(tx.sender))?;
+                0
+            }
+            Action::Unbond { amount } => {
+                let p = self.provider(&tx.sender).ok_or(TxError::NotProvider(tx.sender))?;
+                if *amount == 0 || *amount > p.stake {
+                    return Err(TxError::Limit(format!("unbond between 1 and the stake ({})", p.stake)));
+                }
+                if p.unbonding.len() >= UNBONDING_ENTRIES_MAX {
+                    return Err(TxError::Limit(format!("at most {UNBONDING_ENTRIES_MAX} unbondings at once")));
+                }
+                0
+            }
+        };
+        let needed = tx.fee.checked_add(spend).ok_or(TxError::Overflow("fee + amount"))?;
+        if account.balance < needed {
+            return Err(TxError::InsufficientBalance { balance: account.balance, escrow: needed });
+        }
+        Ok(())
+    }
+
+    fn apply_account_tx(&mut self, tx: &Tx, height: u64) -> Result<()> {
+        let mut sender = self.account(&tx.sender);
+        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
+        // The fee is burned: it leaves the total value.
+        sender.balance -= tx.fee;
+        match &tx.action {
+            Action::Transfer { to, amount } => {
+                sender.balance -= amount;
+                self.set_account(tx.sender, sender);
+                self.credit(*to, *amount);
+            }
+            Action::RegisterProvider { stake, price_per_fuel, capacity } => {
+                sender.balance -= stake;
+                self.set_account(tx.sender, sender);
+                let mut p = self.provider(&tx.sender).cloned().unwrap_or(Provider {
+                    price_per_fuel: *price_per_fuel,
+                    stake: 0,
+                    capacity: *capacity,
+                    active_jobs: 0,
+                    unbonding: vec![],
+                });
+                p.stake += stake;
+                p.price_per_fuel = *price_per_fuel;
+                p.capacity = *capacity;
+                self.set_provider(tx.sender, p);
+            }
+            Action::UpdatePrice { price_per_fuel } => {
+                self.set_account(tx.sender, sender);
+                let mut p = self.provider(&tx.sender).cloned().expect("checked: a provider");
+                p.price_per_fuel = *price_per_fuel;
+                self.set_provider(tx.sender, p);
+            }
+            Action::Unbond { amount } => {
+                self.set_account(tx.sender, sender);
+                let mut p = self.provider(&tx.sender).cloned().expect("checked: a provider");
+                p.stake -= amount;
+                p.unbonding.push((height + self.params.unbonding_blocks, *amount));
+                self.set_provider(tx.sender, p);
+            }
+        }
+        Ok(())
+    }
+
+    /// End of block `height`, in order: unbonded stake due is released to its owners; an
+    /// assignee that has not delivered within `delivery_blocks` is replaced by the next ranked
+    /// provider; jobs past their deadline expire — the escrow returns to the client with a
+    /// penalty from the assignee's stake. The height entry moves. Returns the expired jobs.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
         self.put(StateKey::Height, Some(Value::Height(height)));
+        let releasing: Vec<PublicKey> = self
+            .providers
+            .iter()
+            .filter(|(_, p)| p.unbonding.first().is_some_and(|(at, _)| *at <= height))
+            .map(|(a, _)| *a)
+            .collect();
+        for address in releasing {
+            let mut p = self.providers.get(&address).cloned().expect("listed above");
+            let released: u64 = p.unbonding.iter().filter(|(at, _)| *at <= height).map(|(_, amount)| amount).sum();
+            p.unbonding.retain(|(at, _)| *at > height);
+            self.set_provider(address, p);
+            self.credit(address, released);
+        }
+        let open: Vec<Hash> = self.open.iter().map(|(_, id)| *id).collect();
+        let delivery = self.params.delivery_blocks;
+        for id in open {
+            let job = self.jobs.get(&id).expect("open index follows jobs");
+            if job.deadline_height < height {
+                continue;
+            }
+            let late = height.saturating_sub(job.assigned_height) >= delivery;
+            if late && usize::from(job.current) + 1 < job.ranking.len() {
+                let mut job = job.clone();
+                let old = job.assignee();
+                job.current += 1;
+                job.assigned_height = height;
+                let new = job.assignee();
+                self.set_job(id, job);
+                if let Some(o) = old {
+                    self.count_job(o, -1);
+                }
+                if let Some(n) = new {
+                    self.count_job(n, 1);
+                }
+            }
+        }
         let due: Vec<Hash> =
             self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
         for id in &due {
             let mut job = self.jobs.get(id).cloned().expect("open index follows jobs");
             job.phase = JobPhase::Expired;
-            self.credit(job.client, job.escrow);
+            let assignee = job.assignee();
+            let client = job.client;
+            self.credit(client, job.escrow);
             self.set_job(*id, job);
+            if let Some(a) = assignee {
+                self.count_job(a, -1);
+                let mut p = self.providers.get(&a).cloned().expect("assignees are providers");
+                let penalty =
+                    (u128::from(p.stake) * u128::from(self.params.missed_deadline_penalty_bps) / 10_000) as u64;
+                p.stake -= penalty;
+                self.set_provider(a, p);
+                self.credit(client, penalty);
+            }
         }
         due
     }
@@ -493,13 +731,42 @@ impl State {
         changes
     }
 
-    /// Sum of all balances and open escrows: constant under every transaction (no fees yet).
+    /// Sum of balances, stakes, unbonding stakes and open escrows: changed only by burned fees.
     pub fn total_value(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
+        let stakes: u128 = self
+            .providers
+            .values()
+            .map(|p| u128::from(p.stake) + p.unbonding.iter().map(|(_, a)| u128::from(*a)).sum::<u128>())
+            .sum();
         let escrows: u128 =
             self.jobs.values().filter(|j| j.phase == JobPhase::Open).map(|j| u128::from(j.escrow)).sum();
-        balances + escrows
+        balances + stakes + escrows
     }
+}
+
+/// `-log2(x / 2^64)` in Q32 fixed point (integer part in the high bits), for `x` in
+/// `[0, 2^64)` with `x = 0` read as `2^-64`. Pure integer arithmetic: identical on every node.
+fn neg_log2_q32(x: u64) -> u128 {
+    if x == 0 {
+        return 64u128 << 32;
+    }
+    let n = u128::from(x.leading_zeros());
+    // m in [2^63, 2^64): x / 2^64 = (m / 2^64) * 2^-n, and m / 2^64 in [1/2, 1).
+    let m = u128::from(x << x.leading_zeros());
+    // z = 2m / 2^64 in [1, 2), in Q63; log2(x / 2^64) = log2(z) - 1 - n.
+    let one = 1u128 << 63;
+    let mut z = m; // m / 2^64 * 2 = m / 2^63: z in Q63 is m itself.
+    let mut frac: u128 = 0;
+    for bit in (0..32).rev() {
+        z = (z * z) >> 63;
+        if z >= 2 * one {
+            z >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    // -log2 = 1 + n - log2(z); with log2(z) = frac / 2^32 in [0, 1).
+    ((1 + n) << 32) - frac
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub struct GenesisProvider {
     pub address: PublicKey,
     /// Its price per unit of fuel.
     pub price_per_fuel: u64,
+    /// Its stake (created at genesis, counted in the total value).
+    pub stake: u64,
+    /// Jobs it executes at once.
+    pub capacity: u32,
 }
 
 /// Chain-wide parameters: every node must agree on them (they are in the chain id).
@@ -47,6 +51,17 @@ pub struct ChainParams {
     pub block_txs_max: u32,
     /// The largest encoded block (its transactions and last commit included).
     pub block_bytes_max: u32,
+    /// The least stake for a provider to be assigned jobs.
+    pub stake_min: u64,
+    /// Blocks an unbonded stake waits before returning to the balance.
+    pub unbonding_blocks: u64,
+    /// The least fee of an account transaction (burned).
+    pub tx_fee_min: u64,
+    /// Blocks an assigned provider has to deliver before the next-ranked one takes its place.
+    pub delivery_blocks: u64,
+    /// Share of its stake (basis points) a provider loses to the client when a job it was
+    /// assigned expires undelivered.
+    pub missed_deadline_penalty_bps: u32,
 }
 
 impl Default for ChainParams {
@@ -59,6 +74,11 @@ impl Default for ChainParams {
             fuel_limit_max: 10_000_000_000,
             block_txs_max: 5_000,
             block_bytes_max: 8 << 20,
+            stake_min: 1_000,
+            unbonding_blocks: 100,
+            tx_fee_min: 1,
+            delivery_blocks: 20,
+            missed_deadline_penalty_bps: 100,
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum Domain {
     Vote,
     /// A validator's consensus proposal (the block hash it proposes for a height and round).
     Proposal,
+    /// An account's transaction (transfer, provider registration, challenge, …).
+    Tx,
 }
 
 impl Domain {
@@ -34,6 +36,7 @@ impl Domain {
             Domain::JobResult => b"cairn/v1/job-result",
             Domain::Vote => b"cairn/v1/vote",
             Domain::Proposal => b"cairn/v1/proposal",
+            Domain::Tx => b"cairn/v1/tx",
         }
     }
 

@@ -39,6 +39,6 @@ pub use state_tree::{StateProof, StateUpdate, StateValue};
 pub use status::JobStatus;
 pub use store::{BlockWrite, JobLocation, StateChange, Store};
 pub use types::{
-    Block, BlockHeader, Commit, CommitSignature, ExecutionReceipt, FORMAT_VERSION, JobOffer, JobResult, ResultClaim,
-    SignedOffer, Transaction, Validator, ValidatorSet, Vote, VoteKind,
+    Action, Block, BlockHeader, Commit, CommitSignature, ExecutionReceipt, FORMAT_VERSION, JobOffer, JobResult,
+    ResultClaim, SignedOffer, SignedTx, Transaction, Tx, Validator, ValidatorSet, Vote, VoteKind,
 };

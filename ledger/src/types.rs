@@ -175,6 +175,81 @@ impl ExecutionReceipt {
     }
 }
 
+/// What an account's transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Moves `amount` from the sender to `to`.
+    Transfer {
+        /// The recipient.
+        to: PublicKey,
+        /// How much.
+        amount: u64,
+    },
+    /// Registers the sender as a provider (or adds stake to its registration), with its
+    /// standing ask and how many jobs it takes at once.
+    RegisterProvider {
+        /// Stake moved from the balance (added to any existing stake).
+        stake: u64,
+        /// Price per unit of fuel.
+        price_per_fuel: u64,
+        /// Jobs it executes at once.
+        capacity: u32,
+    },
+    /// Changes the sender's standing ask.
+    UpdatePrice {
+        /// New price per unit of fuel.
+        price_per_fuel: u64,
+    },
+    /// Starts withdrawing stake: it returns to the balance after the unbonding period.
+    Unbond {
+        /// How much stake.
+        amount: u64,
+    },
+}
+
+/// An account's transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Tx {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// The chain (genesis hash).
+    pub chain_id: Hash,
+    /// The signing account.
+    pub sender: PublicKey,
+    /// The account's nonce (shared with its offers).
+    pub nonce: u64,
+    /// The fee, burned.
+    pub fee: u64,
+    /// What it does.
+    pub action: Action,
+}
+
+impl Tx {
+    /// Signs the transaction with the sender's key.
+    pub fn sign(self, key: &Keypair) -> SignedTx {
+        let signature = key.sign(Domain::Tx, &self);
+        SignedTx { tx: self, signature }
+    }
+}
+
+/// A transaction with its sender's signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Tx,
+    /// The sender's signature in domain `cairn/v1/tx`.
+    pub signature: Signature,
+}
+
+impl SignedTx {
+    /// Checks the version and the sender's signature.
+    pub fn verify(&self) -> Result<()> {
+        check_version("transaction", self.tx.version)?;
+        self.tx.sender.verify(Domain::Tx, &self.tx, &self.signature)
+    }
+}
+
 /// A transaction: what blocks order.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -183,6 +258,8 @@ pub enum Transaction {
     Offer(SignedOffer),
     /// A provider's result: becomes a receipt, pays the provider, refunds the rest.
     Result(JobResult),
+    /// An account's transaction.
+    Account(SignedTx),
 }
 
 impl Transaction {
@@ -196,11 +273,12 @@ impl Transaction {
         crate::merkle::leaf_hash(&borsh::to_vec(self).expect("borsh encoding into a Vec cannot fail"))
     }
 
-    /// The job this transaction is about.
-    pub fn job_id(&self) -> Hash {
+    /// The job this transaction is about, if any.
+    pub fn job_id(&self) -> Option<Hash> {
         match self {
-            Transaction::Offer(o) => o.job_id(),
-            Transaction::Result(r) => r.claim.job_id,
+            Transaction::Offer(o) => Some(o.job_id()),
+            Transaction::Result(r) => Some(r.claim.job_id),
+            Transaction::Account(_) => None,
         }
     }
 }

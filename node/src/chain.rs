@@ -157,7 +157,7 @@ impl Chain {
         let mut jobs: Vec<(Hash, JobLocation)> = Vec::new();
         let mut receipt_index = 0u32;
         for tx in &block.txs {
-            let id = tx.job_id();
+            let Some(id) = tx.job_id() else { continue };
             let mut loc = match jobs.iter().position(|(j, _)| *j == id) {
                 Some(i) => jobs.remove(i).1,
                 None => self.store.job(&id)?.unwrap_or_default(),
@@ -168,6 +168,7 @@ impl Chain {
                     loc.receipt = Some((height, receipt_index));
                     receipt_index += 1;
                 }
+                Transaction::Account(_) => {}
             }
             jobs.push((id, loc));
         }

@@ -1,5 +1,6 @@
-//! Transactions waiting for a block: offers ordered by (client, nonce), then results.
-//! Bounded; re-broadcast until included; pruned when they can no longer apply.
+//! Transactions waiting for a block: nonce-ordered ones (offers and account transactions,
+//! which share each account's nonce) by (sender, nonce), then results. Bounded; re-broadcast
+//! until included; pruned when they can no longer apply.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -13,6 +14,9 @@ pub enum MempoolError {
     /// The mempool holds its maximum.
     #[error("the mempool is full ({0} transactions); retry shortly")]
     Full(usize),
+    /// Results go through [`Mempool::insert_result`].
+    #[error("not a nonce-ordered transaction")]
+    NotNonced,
 }
 
 #[derive(Debug)]
@@ -21,10 +25,19 @@ struct Entry<T> {
     last_sent: Instant,
 }
 
+/// The sender and nonce of an offer or account transaction.
+fn nonce_key(tx: &Transaction) -> Option<(PublicKey, u64)> {
+    match tx {
+        Transaction::Offer(o) => Some((o.offer.client, o.offer.nonce)),
+        Transaction::Account(t) => Some((t.tx.sender, t.tx.nonce)),
+        Transaction::Result(_) => None,
+    }
+}
+
 /// The pending transactions.
 #[derive(Debug)]
 pub struct Mempool {
-    offers: BTreeMap<(PublicKey, u64), Entry<SignedOffer>>,
+    nonced: BTreeMap<(PublicKey, u64), Entry<Transaction>>,
     offer_ids: HashMap<Hash, (PublicKey, u64)>,
     results: BTreeMap<Hash, Entry<JobResult>>,
     txs_max: usize,
@@ -33,12 +46,12 @@ pub struct Mempool {
 impl Mempool {
     /// An empty mempool holding at most `txs_max` transactions.
     pub fn new(txs_max: usize) -> Mempool {
-        Mempool { offers: BTreeMap::new(), offer_ids: HashMap::new(), results: BTreeMap::new(), txs_max }
+        Mempool { nonced: BTreeMap::new(), offer_ids: HashMap::new(), results: BTreeMap::new(), txs_max }
     }
 
     /// Number of pending transactions.
     pub fn len(&self) -> usize {
-        self.offers.len() + self.results.len()
+        self.nonced.len() + self.results.len()
     }
 
     /// Whether nothing is pending.
@@ -46,18 +59,20 @@ impl Mempool {
         self.len() == 0
     }
 
-    /// Adds an offer (already checked). `Ok(false)` if it, or another offer with the same
-    /// client and nonce, is already here.
-    pub fn insert_offer(&mut self, offer: SignedOffer) -> Result<bool, MempoolError> {
-        let key = (offer.offer.client, offer.offer.nonce);
-        if self.offers.contains_key(&key) {
+    /// Adds an offer or account transaction (already checked). `Ok(false)` if it, or another
+    /// with the same sender and nonce, is already here.
+    pub fn insert_nonced(&mut self, tx: Transaction) -> Result<bool, MempoolError> {
+        let key = nonce_key(&tx).ok_or(MempoolError::NotNonced)?;
+        if self.nonced.contains_key(&key) {
             return Ok(false);
         }
         if self.len() >= self.txs_max {
             return Err(MempoolError::Full(self.txs_max));
         }
-        self.offer_ids.insert(offer.job_id(), key);
-        self.offers.insert(key, Entry { item: offer, last_sent: Instant::now() });
+        if let Transaction::Offer(o) = &tx {
+            self.offer_ids.insert(o.job_id(), key);
+        }
+        self.nonced.insert(key, Entry { item: tx, last_sent: Instant::now() });
         Ok(true)
     }
 
@@ -75,37 +90,44 @@ impl Mempool {
 
     /// The pending offer of a job.
     pub fn offer(&self, job_id: &Hash) -> Option<&SignedOffer> {
-        self.offer_ids.get(job_id).and_then(|k| self.offers.get(k)).map(|e| &e.item)
+        match self.offer_ids.get(job_id).and_then(|k| self.nonced.get(k)).map(|e| &e.item) {
+            Some(Transaction::Offer(o)) => Some(o),
+            _ => None,
+        }
     }
 
-    /// Block candidates: offers by client and nonce, then results (a result may follow its
-    /// offer in the same block).
+    /// Block candidates: nonce-ordered transactions by sender and nonce, then results (a
+    /// result may follow its offer in the same block).
     pub fn candidates(&self) -> Vec<Transaction> {
-        let offers = self.offers.values().map(|e| Transaction::Offer(e.item.clone()));
+        let nonced = self.nonced.values().map(|e| e.item.clone());
         let results = self.results.values().map(|e| Transaction::Result(e.item.clone()));
-        offers.chain(results).collect()
+        nonced.chain(results).collect()
     }
 
-    /// The next nonce of `client` counting its consecutive pending offers after `state_nonce`.
-    pub fn next_nonce(&self, client: PublicKey, state_nonce: u64) -> u64 {
+    /// The next nonce of `sender` counting its consecutive pending transactions after
+    /// `state_nonce`.
+    pub fn next_nonce(&self, sender: PublicKey, state_nonce: u64) -> u64 {
         let mut n = state_nonce;
-        while self.offers.contains_key(&(client, n)) {
+        while self.nonced.contains_key(&(sender, n)) {
             n += 1;
         }
         n
     }
 
     fn remove_tx(&mut self, tx: &Transaction) {
-        match tx {
-            Transaction::Offer(o) => {
-                let key = (o.offer.client, o.offer.nonce);
-                if self.offers.get(&key).is_some_and(|e| e.item == *o) {
-                    self.offers.remove(&key);
-                    self.offer_ids.remove(&o.job_id());
+        match nonce_key(tx) {
+            Some(key) => {
+                if self.nonced.get(&key).is_some_and(|e| e.item == *tx) {
+                    self.nonced.remove(&key);
+                    if let Transaction::Offer(o) = tx {
+                        self.offer_ids.remove(&o.job_id());
+                    }
                 }
             }
-            Transaction::Result(r) => {
-                self.results.remove(&r.claim.job_id);
+            None => {
+                if let Transaction::Result(r) = tx {
+                    self.results.remove(&r.claim.job_id);
+                }
             }
         }
     }
@@ -118,7 +140,7 @@ impl Mempool {
     }
 
     /// Drops transactions a block builder refused for good; keeps those that may apply later
-    /// (a result whose offer is not in yet, an offer waiting for an earlier nonce).
+    /// (a result whose offer is not in yet, a transaction waiting for an earlier nonce).
     pub fn remove_rejected(&mut self, rejected: &[(Transaction, TxError)]) {
         for (tx, e) in rejected {
             let transient = match e {
@@ -132,17 +154,17 @@ impl Mempool {
         }
     }
 
-    /// Drops what can no longer apply at `height`: offers with a used nonce or past their
-    /// deadline, results for jobs that are closed on chain or expired.
+    /// Drops what can no longer apply at `height`: transactions with a used nonce, offers past
+    /// their deadline, results for jobs that are closed on chain or unknown everywhere.
     pub fn prune(&mut self, state: &State, height: u64) {
         let stale: Vec<Transaction> = self
-            .offers
-            .values()
-            .filter(|e| {
-                let o = &e.item.offer;
-                o.nonce < state.account(&o.client).nonce || o.deadline_height < height
+            .nonced
+            .iter()
+            .filter(|((sender, nonce), e)| {
+                *nonce < state.account(sender).nonce
+                    || matches!(&e.item, Transaction::Offer(o) if o.offer.deadline_height < height)
             })
-            .map(|e| Transaction::Offer(e.item.clone()))
+            .map(|(_, e)| e.item.clone())
             .chain(
                 self.results
                     .values()
@@ -161,19 +183,20 @@ impl Mempool {
         }
     }
 
-    /// Offers and results not sent for `interval`, marked as sent now (at most `max` of each).
-    pub fn due_for_rebroadcast(&mut self, interval: Duration, max: usize) -> (Vec<SignedOffer>, Vec<JobResult>) {
+    /// Transactions and results not sent for `interval`, marked as sent now (at most `max` of
+    /// each).
+    pub fn due_for_rebroadcast(&mut self, interval: Duration, max: usize) -> (Vec<Transaction>, Vec<JobResult>) {
         let now = Instant::now();
-        let mut offers = Vec::new();
-        for e in self.offers.values_mut().filter(|e| now - e.last_sent >= interval).take(max) {
+        let mut txs = Vec::new();
+        for e in self.nonced.values_mut().filter(|e| now - e.last_sent >= interval).take(max) {
             e.last_sent = now;
-            offers.push(e.item.clone());
+            txs.push(e.item.clone());
         }
         let mut results = Vec::new();
         for e in self.results.values_mut().filter(|e| now - e.last_sent >= interval).take(max) {
             e.last_sent = now;
             results.push(e.item.clone());
         }
-        (offers, results)
+        (txs, results)
     }
 }

@@ -2,7 +2,7 @@
 //! request-response) and the wire formats carried over it.
 //!
 //! Gossip topics (one per chain, named with the first 16 hex digits of the chain id):
-//! `offers` carries [`OfferBatch`], `results` [`ResultBatch`], `blocks` [`BlockMsg`] — each
+//! `txs` carries [`TxBatch`] (offers and account transactions), `results` [`ResultBatch`], `blocks` [`BlockMsg`] — each
 //! borsh with a leading version byte. Request-response (`/cairn/sync/1`) carries a
 //! [`SyncRequest`] and answers a [`SyncResponse`], borsh inside a CBOR byte string.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_ledger::{Block, Commit, Hash, JobResult, Keypair, SignedOffer};
+use cairn_ledger::{Block, Commit, Hash, JobResult, Keypair, Transaction};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
@@ -34,15 +34,15 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 /// Idle connections are closed after this.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A batch of job offers.
+/// A batch of job offers and account transactions.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct OfferBatch {
+pub struct TxBatch {
     /// [`WIRE_VERSION`].
     pub version: u8,
     /// Sender's clock; makes a re-broadcast batch a distinct message.
     pub sent_ms: u64,
-    /// The offers.
-    pub offers: Vec<SignedOffer>,
+    /// The transactions (no results: those have their own topic).
+    pub txs: Vec<Transaction>,
 }
 
 /// A batch of provider results.
@@ -138,8 +138,8 @@ mod behaviour {
 /// The gossip topics of one chain.
 #[derive(Clone, Debug)]
 pub struct Topics {
-    /// Job offers.
-    pub offers: IdentTopic,
+    /// Job offers and account transactions.
+    pub txs: IdentTopic,
     /// Provider results.
     pub results: IdentTopic,
     /// Finalized blocks.
@@ -151,7 +151,7 @@ impl Topics {
     pub fn new(chain_id: &Hash) -> Topics {
         let id = &chain_id.to_hex()[..16];
         Topics {
-            offers: IdentTopic::new(format!("/cairn/{id}/offers/1")),
+            txs: IdentTopic::new(format!("/cairn/{id}/txs/1")),
             results: IdentTopic::new(format!("/cairn/{id}/results/1")),
             blocks: IdentTopic::new(format!("/cairn/{id}/blocks/1")),
         }
@@ -201,7 +201,7 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
-    for t in [&topics.offers, &topics.results, &topics.blocks] {
+    for t in [&topics.txs, &topics.results, &topics.blocks] {
         swarm.behaviour_mut().gossipsub.subscribe(t).context("subscribe")?;
     }
     Ok(swarm)

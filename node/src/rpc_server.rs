@@ -6,13 +6,18 @@ use std::sync::Arc;
 use anyhow::Context;
 use cairn_contracts::{JobPhase, TxError};
 use cairn_ledger::{
-    Block, FORMAT_VERSION, Hash, PublicKey, ReceiptProof, SignedOffer, StateProof, StateValue, Transaction,
+    Block, FORMAT_VERSION, Hash, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof, StateValue, Transaction,
 };
+
+/// The most providers `provider_list` returns.
+const PROVIDER_LIST_MAX: usize = 10_000;
 
 /// The longest state key (a tag and a 32-byte id).
 const STATE_KEY_BYTES_MAX: usize = 33;
 use cairn_rpc::error::{self, err};
-use cairn_rpc::{AccountInfo, CairnApiServer, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, RpcResult};
+use cairn_rpc::{
+    AccountInfo, CairnApiServer, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ProviderInfo, RpcResult,
+};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerConfig, ServerHandle, SubscriptionMessage};
 use tokio::sync::broadcast::error::RecvError;
@@ -64,6 +69,17 @@ fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
 }
 
 impl RpcImpl {
+    fn submit(&self, tx: Transaction) -> RpcResult<()> {
+        match self.shared.admit(&tx) {
+            Ok(_) => {}
+            Err(AdmitError::Tx(e)) => return Err(tx_error(&e)),
+            Err(AdmitError::Full(m)) => return Err(err(error::OVERLOADED, m)),
+        }
+        self.shared
+            .commands
+            .try_send(Command::Tx(tx))
+            .map_err(|_| err(error::OVERLOADED, "the node is busy; retry shortly"))
+    }
     fn job_info(&self, job_id: Hash) -> RpcResult<JobInfo> {
         let tracked = lock(&self.shared.tracker).get(&job_id);
         let chain = self.shared.chain();
@@ -91,7 +107,7 @@ impl RpcImpl {
                 module_id: job.module_id,
                 fuel_limit: job.fuel_limit,
                 max_price: job.max_price,
-                assigned: job.assigned.clone(),
+                assigned: job.assignees().to_vec(),
                 result,
                 offer_height: loc.offer_height,
                 receipt_height: loc.receipt.map(|r| r.0),
@@ -143,16 +159,33 @@ impl CairnApiServer for RpcImpl {
             ));
         }
         let job_id = offer.job_id();
-        match self.shared.admit_offer(&offer) {
-            Ok(_) => {}
-            Err(AdmitError::Tx(e)) => return Err(tx_error(&e)),
-            Err(AdmitError::Full(m)) => return Err(err(error::OVERLOADED, m)),
-        }
-        self.shared
-            .commands
-            .try_send(Command::Offer(offer))
-            .map_err(|_| err(error::OVERLOADED, "the node is busy; retry shortly"))?;
+        self.submit(Transaction::Offer(offer))?;
         Ok(job_id)
+    }
+
+    async fn tx_submit(&self, tx: SignedTx) -> RpcResult<Hash> {
+        let tx = Transaction::Account(tx);
+        let hash = tx.hash();
+        self.submit(tx)?;
+        Ok(hash)
+    }
+
+    async fn provider_list(&self) -> RpcResult<Vec<ProviderInfo>> {
+        let chain = self.shared.chain();
+        Ok(chain
+            .state
+            .providers()
+            .take(PROVIDER_LIST_MAX)
+            .map(|(address, p)| ProviderInfo {
+                address: *address,
+                price_per_fuel: p.price_per_fuel,
+                stake: p.stake,
+                capacity: p.capacity,
+                active_jobs: p.active_jobs,
+                unbonding: p.unbonding.iter().map(|(_, a)| *a).sum(),
+                eligible: p.stake >= chain.state.params().stake_min && p.active_jobs < p.capacity,
+            })
+            .collect())
     }
 
     async fn job_get(&self, job_id: Hash) -> RpcResult<JobInfo> {

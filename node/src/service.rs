@@ -23,8 +23,8 @@ use crate::chain::{ApplyError, Chain, Finalized};
 use crate::config::{BoundAddresses, NodeConfig};
 use crate::mempool::Mempool;
 use crate::p2p::{
-    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, OfferBatch, ResultBatch, SYNC_BLOCKS_MAX, SyncRequest,
-    SyncResponse, Topics, WIRE_VERSION, Wire,
+    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ResultBatch, SYNC_BLOCKS_MAX, SyncRequest,
+    SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
 };
 use crate::tracker::Tracker;
 
@@ -38,8 +38,8 @@ pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
 /// What the RPC asks of the event loop.
 #[derive(Debug)]
 pub enum Command {
-    /// Gossip a checked offer (already in the mempool) and execute it if assigned here.
-    Offer(SignedOffer),
+    /// Gossip a checked transaction (already in the mempool); execute an offer if assigned here.
+    Tx(Transaction),
     /// A module was stored here: run offers waiting for it.
     ModuleStored(Hash),
 }
@@ -93,16 +93,27 @@ impl Shared {
         self.chain.write().expect("a thread panicked while holding the chain lock")
     }
 
-    /// Checks an offer against the head state and admits it to the mempool. Returns whether
-    /// it was new.
-    pub fn admit_offer(&self, offer: &SignedOffer) -> Result<bool, AdmitError> {
+    /// Checks an offer or account transaction against the head state and admits it to the
+    /// mempool. Returns whether it was new.
+    pub fn admit(&self, tx: &Transaction) -> Result<bool, AdmitError> {
         {
             let chain = self.chain();
-            chain.state.check_offer(offer, chain.height() + 1, NonceRule::NotBelow).map_err(AdmitError::Tx)?;
+            let checked = match tx {
+                Transaction::Offer(o) => {
+                    chain.state.check_offer(o, chain.height() + 1, NonceRule::NotBelow).map(|_| ())
+                }
+                Transaction::Account(t) => chain.state.check_account_tx(t, NonceRule::NotBelow),
+                Transaction::Result(_) => {
+                    return Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(
+                        "results are submitted by providers over gossip".into(),
+                    )));
+                }
+            };
+            checked.map_err(AdmitError::Tx)?;
         }
-        let new = lock(&self.mempool).insert_offer(offer.clone()).map_err(|e| AdmitError::Full(e.to_string()))?;
-        if new {
-            lock(&self.tracker).advance(offer.job_id(), JobStage::Accepted, None, None);
+        let new = lock(&self.mempool).insert_nonced(tx.clone()).map_err(|e| AdmitError::Full(e.to_string()))?;
+        if new && let Transaction::Offer(o) = tx {
+            lock(&self.tracker).advance(o.job_id(), JobStage::Accepted, None, None);
         }
         Ok(new)
     }
@@ -143,7 +154,7 @@ pub struct Service {
     /// The sync request in flight, if any.
     syncing: Option<OutboundRequestId>,
     /// Offers and results to gossip at the end of this turn of the loop, batched.
-    outbox_offers: Vec<SignedOffer>,
+    outbox_txs: Vec<Transaction>,
     outbox_results: Vec<JobResult>,
 }
 
@@ -189,7 +200,7 @@ impl Service {
             waiting: HashMap::new(),
             blob_requests: HashMap::new(),
             syncing: None,
-            outbox_offers: Vec::new(),
+            outbox_txs: Vec::new(),
             outbox_results: Vec::new(),
         })
     }
@@ -228,9 +239,11 @@ impl Service {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Offer(offer) => {
-                self.outbox_offers.push(offer.clone());
-                self.consider_executing(offer);
+            Command::Tx(tx) => {
+                self.outbox_txs.push(tx.clone());
+                if let Transaction::Offer(offer) = tx {
+                    self.consider_executing(offer);
+                }
             }
             Command::ModuleStored(id) => {
                 if let Some(offers) = self.waiting.remove(&id) {
@@ -244,11 +257,11 @@ impl Service {
 
     /// Publishes what accumulated during this turn of the loop as one message per topic.
     fn flush_outbox(&mut self) {
-        while !self.outbox_offers.is_empty() {
-            let n = self.outbox_offers.len().min(BATCH_ITEMS_MAX);
-            let offers: Vec<SignedOffer> = self.outbox_offers.drain(..n).collect();
-            let msg = OfferBatch { version: WIRE_VERSION, sent_ms: now_ms(), offers };
-            self.publish(self.topics.offers.clone(), borsh::to_vec(&msg).expect("encodes"));
+        while !self.outbox_txs.is_empty() {
+            let n = self.outbox_txs.len().min(BATCH_ITEMS_MAX);
+            let txs: Vec<Transaction> = self.outbox_txs.drain(..n).collect();
+            let msg = TxBatch { version: WIRE_VERSION, sent_ms: now_ms(), txs };
+            self.publish(self.topics.txs.clone(), borsh::to_vec(&msg).expect("encodes"));
         }
         while !self.outbox_results.is_empty() {
             let n = self.outbox_results.len().min(BATCH_ITEMS_MAX);
@@ -279,7 +292,7 @@ impl Service {
             let job_id = offer.job_id();
             match chain.state.job(&job_id) {
                 Some(job) => {
-                    job.phase == cairn_contracts::JobPhase::Open && job.assigned.contains(&self.shared.key.public())
+                    job.phase == cairn_contracts::JobPhase::Open && job.assignees().contains(&self.shared.key.public())
                 }
                 None => chain.state.assignment(&job_id, offer.offer.max_price, 1).contains(&self.shared.key.public()),
             }
@@ -367,7 +380,7 @@ impl Service {
             chain.propose(&signer, candidates, now_ms()).context("finalizing a block")?
         };
         for (tx, e) in &rejected {
-            tracing::debug!(job_id = %tx.job_id(), "left out of the block: {e}");
+            tracing::debug!(tx = %tx.hash(), "left out of the block: {e}");
         }
         lock(&self.shared.mempool).remove_rejected(&rejected);
         let msg = BlockMsg { version: WIRE_VERSION, block: finalized.block.clone(), commit: finalized.commit.clone() };
@@ -393,16 +406,37 @@ impl Service {
                         tracker.advance(o.job_id(), JobStage::Accepted, None, None);
                         offers.push(o.clone());
                     }
+                    Transaction::Account(_) => {}
                 }
             }
             for id in &f.executed.expired {
                 tracker.advance(*id, JobStage::Expired, None, Some(height));
             }
         }
-        // A provider that missed an offer's gossip still executes it once it is on chain.
+        // A provider that missed an offer's gossip still executes it once it is on chain, and a
+        // stand-in executes the jobs it was just reassigned.
         for o in offers {
             self.consider_executing(o);
         }
+        if self.shared.config.provider {
+            for o in self.reassigned_offers() {
+                self.consider_executing(o);
+            }
+        }
+    }
+
+    /// Open jobs now assigned to this provider that it has not started, with their offers (read
+    /// from the blocks that included them).
+    fn reassigned_offers(&self) -> Vec<SignedOffer> {
+        let me = self.shared.key.public();
+        let chain = self.shared.chain();
+        let mine: Vec<Hash> = chain
+            .state
+            .open_jobs()
+            .filter(|(id, job)| job.assignee() == Some(me) && job.current > 0 && !self.started.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        mine.iter().filter_map(|id| offer_on_chain(&chain.store, id)).collect()
     }
 
     fn maintain(&mut self) {
@@ -413,7 +447,7 @@ impl Service {
             mempool.prune(&chain.state, chain.height() + 1);
             mempool.due_for_rebroadcast(interval, BATCH_ITEMS_MAX)
         };
-        self.outbox_offers.extend(offers);
+        self.outbox_txs.extend(offers);
         self.outbox_results.extend(results);
         let modules: Vec<Hash> = self.waiting.keys().copied().collect();
         for m in modules {
@@ -526,22 +560,24 @@ impl Service {
     fn on_gossip(&mut self, source: PeerId, message: &gossipsub::Message) -> anyhow::Result<MessageAcceptance> {
         let t = &message.topic;
         let limit = p2p::GOSSIP_MESSAGE_BYTES_MAX;
-        if *t == self.topics.offers.hash() {
-            let Ok(batch) = cairn_ledger::decode::<OfferBatch>("offer batch", &message.data, limit) else {
+        if *t == self.topics.txs.hash() {
+            let Ok(batch) = cairn_ledger::decode::<TxBatch>("transaction batch", &message.data, limit) else {
                 return Ok(MessageAcceptance::Reject);
             };
-            if batch.version != WIRE_VERSION || batch.offers.len() > BATCH_ITEMS_MAX {
+            if batch.version != WIRE_VERSION || batch.txs.len() > BATCH_ITEMS_MAX {
                 return Ok(MessageAcceptance::Reject);
             }
             let mut any_valid = false;
-            for offer in batch.offers {
-                match self.shared.admit_offer(&offer) {
+            for tx in batch.txs {
+                match self.shared.admit(&tx) {
                     Ok(_) => {
                         any_valid = true;
-                        self.consider_executing(offer);
+                        if let Transaction::Offer(offer) = tx {
+                            self.consider_executing(offer);
+                        }
                     }
                     Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(e))) => {
-                        tracing::debug!(%source, "invalid offer: {e}");
+                        tracing::debug!(%source, "invalid transaction: {e}");
                         return Ok(MessageAcceptance::Reject);
                     }
                     // Stale (already included, nonce used) or full: not the sender's fault.
@@ -664,6 +700,16 @@ impl Service {
         }
         self.on_command(Command::ModuleStored(module_id));
     }
+}
+
+/// The signed offer of a job, from the block that included it.
+fn offer_on_chain(store: &cairn_ledger::Store, job_id: &Hash) -> Option<SignedOffer> {
+    let height = store.job(job_id).ok()??.offer_height?;
+    let block = store.block(height).ok()??;
+    block.txs.into_iter().find_map(|tx| match tx {
+        Transaction::Offer(o) if o.job_id() == *job_id => Some(o),
+        _ => None,
+    })
 }
 
 /// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread).

@@ -19,12 +19,12 @@ pub mod client;
 pub mod error;
 pub mod types;
 
-use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer, StateProof};
+use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
-pub use types::{AccountInfo, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ResultInfo};
+pub use types::{AccountInfo, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ProviderInfo, ResultInfo};
 
 /// Result of an RPC method.
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -40,6 +40,15 @@ pub trait CairnApi {
     /// and gossiped.
     #[method(name = "job_submit")]
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash>;
+
+    /// Submits a signed account transaction (transfer, provider registration, price update,
+    /// unbond); returns its hash once it is in the mempool and gossiped.
+    #[method(name = "tx_submit")]
+    async fn tx_submit(&self, tx: SignedTx) -> RpcResult<Hash>;
+
+    /// The registered providers at the head.
+    #[method(name = "provider_list")]
+    async fn provider_list(&self) -> RpcResult<Vec<ProviderInfo>>;
 
     /// What this node knows of a job.
     #[method(name = "job_get")]

@@ -130,3 +130,22 @@ pub struct NodeInfo {
     /// Its finalized height.
     pub height: u64,
 }
+
+/// A registered provider (`provider_list`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// Its address.
+    pub address: PublicKey,
+    /// Its standing ask per unit of fuel.
+    pub price_per_fuel: u64,
+    /// Bonded stake.
+    pub stake: u64,
+    /// Jobs it takes at once.
+    pub capacity: u32,
+    /// Jobs assigned and not yet delivered.
+    pub active_jobs: u32,
+    /// Stake on its way back to the balance.
+    pub unbonding: u64,
+    /// Whether it can be assigned new jobs (stake and capacity; price is per offer).
+    pub eligible: bool,
+}

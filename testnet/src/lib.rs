@@ -32,6 +32,10 @@ pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CLIENT_BALANCE: u64 = 1_000_000_000_000_000;
 /// Providers' price per unit of fuel at genesis.
 pub const PROVIDER_PRICE: u64 = 1;
+/// Providers' stake at genesis.
+pub const PROVIDER_STAKE: u64 = 1_000_000;
+/// Jobs a testnet provider takes at once (on chain; the node runs `executions_max` at a time).
+pub const PROVIDER_CAPACITY: u32 = 10_000;
 /// The most provider nodes a local testnet starts.
 pub const PROVIDERS_MAX: usize = 32;
 
@@ -107,7 +111,12 @@ pub fn generate(spec: &Spec) -> anyhow::Result<()> {
         accounts: vec![GenesisAccount { address: client.public(), balance: CLIENT_BALANCE }],
         providers: keys[1..]
             .iter()
-            .map(|k| GenesisProvider { address: k.public(), price_per_fuel: PROVIDER_PRICE })
+            .map(|k| GenesisProvider {
+                address: k.public(),
+                price_per_fuel: PROVIDER_PRICE,
+                stake: PROVIDER_STAKE,
+                capacity: PROVIDER_CAPACITY,
+            })
             .collect(),
         params: ChainParams::default(),
     };

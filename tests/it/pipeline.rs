@@ -23,7 +23,12 @@ fn genesis(k: &Keys) -> Genesis {
         genesis_time_ms: 0,
         validators: vec![Validator { address: k.validator.public(), power: 1 }],
         accounts: vec![GenesisAccount { address: k.client.public(), balance: 1_000_000_000 }],
-        providers: vec![GenesisProvider { address: k.provider.public(), price_per_fuel: 1 }],
+        providers: vec![GenesisProvider {
+            address: k.provider.public(),
+            price_per_fuel: 1,
+            stake: 10_000,
+            capacity: 100,
+        }],
         params: ChainParams::default(),
     }
 }

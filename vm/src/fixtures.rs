@@ -45,6 +45,13 @@ pub fn float_wasm() -> Vec<u8> {
     compile(include_str!("../tests/fixtures/float.wat"), "float")
 }
 
+/// Float-heavy arithmetic over the input (divisions, square roots, min/max, conversions,
+/// NaNs, SIMD); returns the results' raw bits, 32 bytes (`float_heavy.wat`): tests that
+/// floating point is deterministic.
+pub fn float_heavy_wasm() -> Vec<u8> {
+    compile(include_str!("../tests/fixtures/float_heavy.wat"), "float_heavy")
+}
+
 fn compile(wat: &str, name: &str) -> Vec<u8> {
     wat::parse_str(wat).unwrap_or_else(|e| panic!("fixture {name}.wat is not valid WAT: {e}"))
 }

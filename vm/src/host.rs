@@ -4,7 +4,7 @@
 //! a range outside memory traps the job. Neither reads more than its limit, so a hostile
 //! guest cannot make the host copy unbounded amounts of data.
 
-use wasmer::{AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Imports, Memory, MemoryView, imports};
+use wasmer::{AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Global, Imports, Memory, MemoryView, Value, imports};
 
 use crate::config::ABORT_MESSAGE_BYTES_MAX;
 use crate::validate::HOST_MODULE;
@@ -13,6 +13,10 @@ use crate::validate::HOST_MODULE;
 pub(crate) struct HostState {
     /// The guest's exported memory; set right after instantiation, before any guest call.
     pub(crate) memory: Option<Memory>,
+    /// The meter's remaining-fuel global (absent in unmetered builds). Host functions
+    /// refuse to run once it is negative: the fast meter may let a job call one after its
+    /// fuel ran out, and what the host does must not depend on the meter.
+    pub(crate) fuel: Option<Global>,
     /// What the guest logged, at most `log_size_bytes_max` bytes.
     pub(crate) log: Vec<u8>,
     log_size_bytes_max: usize,
@@ -20,7 +24,7 @@ pub(crate) struct HostState {
 
 impl HostState {
     pub(crate) fn new(log_size_bytes_max: usize) -> Self {
-        HostState { memory: None, log: Vec::new(), log_size_bytes_max }
+        HostState { memory: None, fuel: None, log: Vec::new(), log_size_bytes_max }
     }
 }
 
@@ -34,6 +38,9 @@ pub(crate) enum HostTrap {
     /// A host function was given a range outside the guest's memory.
     #[error("`cairn.{function}` was called with bytes {ptr}..{ptr}+{len} outside the job's memory")]
     OutOfBounds { function: &'static str, ptr: u32, len: u32 },
+    /// A host function was called after the fuel ran out (reported as `OutOfFuel`).
+    #[error("`cairn.{0}` was called after the fuel ran out")]
+    OutOfFuel(&'static str),
     /// A host function ran before the memory was attached (cannot happen: no start
     /// function is allowed, and the memory is attached before `cairn_alloc` runs).
     #[error("`cairn.{0}` was called before the job's memory was ready")]
@@ -53,7 +60,8 @@ pub(crate) fn imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostState>)
 /// `cairn.abort(msg_ptr: i32, msg_len: i32)`: stops the job with status Trap; the message
 /// (its first [`ABORT_MESSAGE_BYTES_MAX`] bytes, lossy UTF-8) becomes the outcome's message.
 fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
-    let (state, store) = env.data_and_store_mut();
+    let (state, mut store) = env.data_and_store_mut();
+    check_fuel(state, &mut store, "abort")?;
     let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("abort"))?;
     let view = memory.view(&store);
     let (start, size) = checked_range(&view, "abort", ptr, len)?;
@@ -65,7 +73,8 @@ fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), H
 /// `cairn.log(ptr: i32, len: i32)`: appends the bytes to the job's log; what does not fit
 /// within the log limit is dropped.
 fn log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
-    let (state, store) = env.data_and_store_mut();
+    let (state, mut store) = env.data_and_store_mut();
+    check_fuel(state, &mut store, "log")?;
     let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("log"))?;
     let view = memory.view(&store);
     let (start, size) = checked_range(&view, "log", ptr, len)?;
@@ -77,6 +86,13 @@ fn log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), Hos
         view.read(start, &mut state.log[old_len..]).map_err(|_| out_of_bounds("log", ptr, len))?;
     }
     Ok(())
+}
+
+fn check_fuel(state: &HostState, store: &mut impl AsStoreMut, function: &'static str) -> Result<(), HostTrap> {
+    match state.fuel.as_ref().map(|fuel| fuel.get(store)) {
+        Some(Value::I64(remaining)) if remaining < 0 => Err(HostTrap::OutOfFuel(function)),
+        _ => Ok(()),
+    }
 }
 
 /// The guest's `(ptr, len)` as an in-bounds `(start, len)` of memory. Both are unsigned

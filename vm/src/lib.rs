@@ -8,13 +8,21 @@
 //! - **Deterministic code**: wasmer with Cranelift, NaN canonicalization on, and exactly the
 //!   WebAssembly 2.0 features (no threads, relaxed SIMD, memory64, exceptions…). No WASI,
 //!   clock or randomness: a job may import only `cairn.abort` and `cairn.log`.
-//! - **Fuel** ([`FUEL_PER_OPERATOR`] per operator, counted on the module's operators by
-//!   wasmer's metering middleware) is both the billing unit and the halting guarantee.
-//! - **Limits** ([`VmConfig`]): module, input, output and log sizes, memory pages, table
-//!   elements, stack. A `memory.grow` past the limit returns -1; if the guest then traps
+//! - **Fuel** (a cost per operator, [`operator_cost`], and bulk memory operations charged
+//!   by size; `docs/FUEL.md`), counted on the module's operators by our own metering
+//!   middleware, is both the billing unit and the halting guarantee. Calls are counted
+//!   too: nesting deeper than [`VmConfig::call_depth_max`] traps.
+//! - **Limits** ([`VmConfig`] and the `*_MAX` constants): module, input, output and log
+//!   sizes, memory pages, table elements, stack, call depth, and the counts of functions,
+//!   types, locals, globals, imports, exports, tables and segments (checked before
+//!   compilation). A `memory.grow` past the limit returns -1; if the guest then traps
 //!   the status is `MemoryLimit`.
 //! - **Isolation**: a fresh store and instance per job; compiled modules are shared through
-//!   a bounded LRU cache keyed by the module id (SHA-256 of the wasm).
+//!   an LRU cache bounded in modules and bytes, keyed by the module id (SHA-256 of the
+//!   wasm), and optionally an on-disk cache keyed by (module id, engine-configuration hash)
+//!   whose files carry their own checksum.
+//! - **Re-execution** for disputes: [`Vm::reexecute`] and [`reexecute`] return
+//!   `(output_hash, fuel_used, status)` ([`Reexecution`]).
 //!
 //! The job ABI is specified in `docs/JOB-ABI.md`; the guest side is the `cairn-sdk` crate.
 //!
@@ -294,6 +302,13 @@ impl Vm {
                 )
             },
         )
+    }
+
+    /// Validates and compiles a module into the caches without running anything, so the
+    /// first job on it starts warm (a node can call this when a module is stored).
+    pub fn prepare(&self, wasm: &[u8]) -> Result<ModuleInfo> {
+        self.compiled(wasm)?;
+        Ok(ModuleInfo { module_id: module_id(wasm), size_bytes: wasm.len() })
     }
 
     /// Re-executes a job, as a dispute or an audit does: the same checks and the same run

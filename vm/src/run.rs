@@ -85,7 +85,10 @@ impl Job {
         let memory = exports.get_memory(EXPORT_MEMORY).map_err(invalid)?.clone();
         let alloc = exports.get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC).map_err(invalid)?;
         let run = exports.get_typed_function::<(i32, i32), i64>(&self.store, EXPORT_RUN).map_err(invalid)?;
-        self.env.as_mut(&mut self.store).memory = Some(memory.clone());
+        let fuel = self.instance.exports.get_global(EXPORT_FUEL).ok().cloned();
+        let state = self.env.as_mut(&mut self.store);
+        state.memory = Some(memory.clone());
+        state.fuel = fuel;
 
         let input_len = i32::try_from(input.len())
             .map_err(|_| Stop::Rejected(JobStatus::Trap, "input too large for a 32-bit job".to_owned()))?;

@@ -607,3 +607,9 @@ fn example_jobs_run() {
     }
     println!("ran {ran} example job cases");
 }
+
+mod cache_disk;
+mod determinism;
+mod fuel;
+mod hostile;
+mod limits;

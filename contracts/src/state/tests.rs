@@ -1,5 +1,6 @@
 use cairn_ledger::{
-    FORMAT_VERSION, GenesisAccount, GenesisProvider, JobOffer, Keypair, ResultClaim, Signature, Validator,
+    Action, FORMAT_VERSION, GenesisAccount, GenesisProvider, JobOffer, Keypair, ResultClaim, Signature, Tx,
+    Validator,
 };
 
 use super::*;
@@ -19,13 +20,21 @@ fn world() -> World {
         genesis_time_ms: 0,
         validators: vec![Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
         accounts: vec![GenesisAccount { address: client.public(), balance: 10_000 }],
-        providers: providers.iter().map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1 }).collect(),
+        providers: providers
+            .iter()
+            .map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1, stake: 10_000, capacity: 1_000 })
+            .collect(),
         params: ChainParams::default(),
     };
     World { genesis, client, providers }
 }
 
 fn offer(w: &World, nonce: u64, fuel_limit: u64, max_price: u64) -> SignedOffer {
+    offer_at(w, nonce, fuel_limit, max_price, 1)
+}
+
+/// An offer made when `height` is the next block.
+fn offer_at(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64) -> SignedOffer {
     JobOffer {
         version: FORMAT_VERSION,
         chain_id: w.genesis.chain_id(),
@@ -36,15 +45,15 @@ fn offer(w: &World, nonce: u64, fuel_limit: u64, max_price: u64) -> SignedOffer 
         fuel_limit,
         max_price,
         redundancy: 1,
-        assignment_height: 0,
-        deadline_height: 10,
+        assignment_height: height - 1,
+        deadline_height: height + 9,
     }
     .sign(&w.client)
 }
 
 fn result(w: &World, state: &State, signed: &SignedOffer, fuel_used: u64) -> JobResult {
     let job_id = signed.job_id();
-    let assigned = state.job(&job_id).expect("job").assigned[0];
+    let assigned = state.job(&job_id).expect("job").ranking[0];
     let key = w.providers.iter().find(|p| p.public() == assigned).expect("a known provider");
     let output = b"out".to_vec();
     let claim = ResultClaim {
@@ -103,7 +112,7 @@ fn a_result_from_an_unassigned_provider_is_refused() {
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let o = offer(&w, 0, 1_000, 2);
     s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
-    let assigned = s.job(&o.job_id()).expect("job").assigned[0];
+    let assigned = s.job(&o.job_id()).expect("job").ranking[0];
     let other = w.providers.iter().find(|p| p.public() != assigned).expect("two providers");
     let mut r = result(&w, &s, &o, 10);
     r.claim.provider = other.public();
@@ -118,9 +127,117 @@ fn unexecuted_jobs_expire_and_refund() {
     let o = offer(&w, 0, 1_000, 2);
     s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
     assert!(s.end_block(10).is_empty(), "the deadline is inclusive");
+    let assignee = s.job(&o.job_id()).expect("job").ranking[0];
+    assert_eq!(s.provider(&assignee).expect("provider").active_jobs, 1);
     assert_eq!(s.end_block(11), vec![o.job_id()]);
-    assert_eq!(s.account(&w.client.public()).balance, 10_000);
+    // The escrow comes back, with 1% of the assignee's stake for the missed deadline.
+    assert_eq!(s.account(&w.client.public()).balance, 10_100);
+    let p = s.provider(&assignee).expect("provider");
+    assert_eq!((p.stake, p.active_jobs), (9_900, 0));
     assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Expired);
+}
+
+fn account_tx(w: &World, key: &Keypair, nonce: u64, fee: u64, action: Action) -> Transaction {
+    Transaction::Account(
+        Tx { version: FORMAT_VERSION, chain_id: w.genesis.chain_id(), sender: key.public(), nonce, fee, action }
+            .sign(key),
+    )
+}
+
+#[test]
+fn transfers_and_provider_registration_follow_the_rules() {
+    let w = world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let total = s.total_value();
+    let newcomer = Keypair::from_seed([7; 32]);
+    let to = newcomer.public();
+    let t = account_tx(&w, &w.client, 0, 1, Action::Transfer { to, amount: 5_000 });
+    assert_eq!(s.apply_tx(&t, 1), Ok(None));
+    assert_eq!(s.account(&to).balance, 5_000);
+    assert_eq!(s.account(&w.client.public()), Account { balance: 4_999, nonce: 1 });
+    assert_eq!(s.total_value(), total - 1, "the fee is burned");
+    // A replay is refused: the nonce moved on.
+    assert_eq!(s.apply_tx(&t, 1), Err(TxError::Nonce { expected: 1, got: 0 }));
+    // Below the minimum stake, and without funds, registration is refused.
+    let low = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 10, price_per_fuel: 1, capacity: 1 });
+    assert!(matches!(s.apply_tx(&low, 1), Err(TxError::Limit(_))));
+    let rich = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1 });
+    assert!(matches!(s.apply_tx(&rich, 1), Err(TxError::InsufficientBalance { .. })));
+    let reg = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 4_000, price_per_fuel: 3, capacity: 2 });
+    s.apply_tx(&reg, 1).expect("registers");
+    assert_eq!(s.provider(&to).expect("registered").stake, 4_000);
+    s.apply_tx(&account_tx(&w, &newcomer, 1, 1, Action::UpdatePrice { price_per_fuel: 2 }), 1).expect("price");
+    assert_eq!(s.provider(&to).expect("registered").price_per_fuel, 2);
+    // Unbonding leaves the stake, waits, then returns to the balance.
+    s.apply_tx(&account_tx(&w, &newcomer, 2, 1, Action::Unbond { amount: 3_500 }), 2).expect("unbond");
+    let p = s.provider(&to).expect("registered");
+    assert_eq!((p.stake, p.unbonding.clone()), (500, vec![(102, 3_500)]));
+    assert!(s.ranking(&Hash::of(b"j"), 10, 8).iter().all(|a| *a != to), "below the minimum stake: not eligible");
+    let before = s.account(&to).balance;
+    s.end_block(101);
+    assert_eq!(s.account(&to).balance, before);
+    s.end_block(102);
+    assert_eq!(s.account(&to).balance, before + 3_500);
+    assert!(s.provider(&to).expect("registered").unbonding.is_empty());
+    assert_eq!(s.total_value(), total - 4, "only the four fees left");
+    // Only providers update prices or unbond.
+    let t = account_tx(&w, &w.client, 1, 1, Action::UpdatePrice { price_per_fuel: 1 });
+    assert_eq!(s.apply_tx(&t, 3), Err(TxError::NotProvider(w.client.public())));
+}
+
+#[test]
+fn an_undelivered_job_passes_to_the_next_ranked_provider() {
+    let w = world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let mut o = offer(&w, 0, 1_000, 2);
+    o.offer.deadline_height = 100;
+    let o = o.offer.sign(&w.client);
+    s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
+    let job = s.job(&o.job_id()).expect("job").clone();
+    assert_eq!(job.ranking.len(), 2);
+    let delivery = w.genesis.params.delivery_blocks;
+    s.end_block(1 + delivery - 1);
+    assert_eq!(s.job(&o.job_id()).expect("job").current, 0);
+    s.end_block(1 + delivery);
+    let moved = s.job(&o.job_id()).expect("job");
+    assert_eq!((moved.current, moved.assignee()), (1, Some(job.ranking[1])));
+    assert_eq!(s.provider(&job.ranking[0]).expect("p").active_jobs, 0);
+    assert_eq!(s.provider(&job.ranking[1]).expect("p").active_jobs, 1);
+    // Both the stand-in and the late first provider may deliver; the first result wins.
+    let r = result(&w, &s, &o, 10);
+    assert_eq!(r.claim.provider, job.ranking[0]);
+    s.apply_tx(&Transaction::Result(r), 1 + delivery).expect("a late delivery still counts");
+}
+
+#[test]
+fn ranking_is_weighted_by_stake() {
+    let w = world();
+    let mut genesis = w.genesis.clone();
+    genesis.providers[0].stake = 30_000;
+    genesis.providers[1].stake = 10_000;
+    let s = State::from_genesis(&genesis).expect("genesis");
+    let heavy = genesis.providers[0].address;
+    let firsts = (0..4_000u32).filter(|i| s.ranking(&Hash::of(&i.to_le_bytes()), 1, 1)[0] == heavy).count();
+    // Expected 3/4 of 4000 = 3000; the standard deviation is about 27.
+    assert!((2_850..=3_150).contains(&firsts), "{firsts}");
+}
+
+#[test]
+fn neg_log2_is_exact_at_powers_of_two_and_monotone() {
+    assert_eq!(super::neg_log2_q32(1 << 63), 1 << 32);
+    assert_eq!(super::neg_log2_q32(1 << 62), 2 << 32);
+    assert_eq!(super::neg_log2_q32(0), 64 << 32);
+    let mut last = u128::MAX;
+    for i in 1..2_000u64 {
+        let v = super::neg_log2_q32(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 63);
+        let _ = v;
+        let x = super::neg_log2_q32(i << 50);
+        assert!(x < last, "decreasing in x");
+        last = x;
+    }
+    // -log2(0.75) = 0.415037…
+    let q = super::neg_log2_q32(3 << 62) as f64 / (1u64 << 32) as f64;
+    assert!((q - 0.415_037_499).abs() < 1e-8, "{q}");
 }
 
 #[test]
@@ -162,7 +279,8 @@ fn assignment_is_deterministic_and_respects_price() {
 /// value, and the journal rolls back exactly.
 #[test]
 fn value_is_conserved_over_random_sequences() {
-    let w = world();
+    let mut w = world();
+    w.genesis.accounts[0].balance = 10_000_000;
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let total = s.total_value();
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -173,11 +291,26 @@ fn value_is_conserved_over_random_sequences() {
         rng
     };
     let mut offers: Vec<SignedOffer> = vec![];
+    let mut burned: u128 = 0;
+    let (mut applied_offers, mut applied_txs) = (0, 0);
     for height in 1..400u64 {
         let nonce = s.account(&w.client.public()).nonce + next() % 2;
-        let o = offer(&w, nonce, 1 + next() % 3_000, next() % 3);
+        let o = offer_at(&w, nonce, 1 + next() % 3_000, next() % 3, height);
         if s.apply_tx(&Transaction::Offer(o.clone()), height).is_ok() {
+            applied_offers += 1;
             offers.push(o);
+        }
+        let p = &w.providers[(next() % 2) as usize];
+        let fee = next() % 3;
+        let (key, action) = match next() % 3 {
+            0 => (&w.client, Action::Transfer { to: p.public(), amount: next() % 2_000 }),
+            1 => (p, Action::RegisterProvider { stake: next() % 500, price_per_fuel: 1 + next() % 2, capacity: 4 }),
+            _ => (p, Action::Unbond { amount: next() % 3_000 }),
+        };
+        let nonce = s.account(&key.public()).nonce + next() % 2;
+        if s.apply_tx(&account_tx(&w, key, nonce, fee, action), height).is_ok() {
+            applied_txs += 1;
+            burned += u128::from(fee);
         }
         if let Some(o) = offers.get((next() as usize) % offers.len().max(1))
             && s.job(&o.job_id()).is_some_and(|j| j.phase == JobPhase::Open)
@@ -186,14 +319,16 @@ fn value_is_conserved_over_random_sequences() {
             let _ = s.apply_tx(&Transaction::Result(result(&w, &s, o, fuel)), height);
         }
         s.end_block(height);
-        assert_eq!(s.total_value(), total, "height {height}");
+        assert_eq!(s.total_value() + burned, total, "height {height}");
         if next() % 5 == 0 {
             s.commit();
             let root = s.entries();
-            let _ = s.apply_tx(&Transaction::Offer(offer(&w, s.account(&w.client.public()).nonce, 10, 1)), height);
+            let o = offer_at(&w, s.account(&w.client.public()).nonce, 10, 1, height + 1);
+            let _ = s.apply_tx(&Transaction::Offer(o), height + 1);
             s.rollback();
             assert_eq!(s.entries(), root);
         }
         s.commit();
     }
+    assert!(applied_offers > 50 && applied_txs > 50, "the sequence exercised the rules: {applied_offers} {applied_txs}");
 }

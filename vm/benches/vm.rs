@@ -1,0 +1,184 @@
+//! Sandbox benchmarks: warm start, metering overhead, SHA-256 in wasm vs native, cold
+//! compile, and memory with 1,000 modules cached. Results and commands: BENCHMARKS.md.
+//!
+//! `cargo bench -p cairn-vm` (release). The example jobs come from
+//! `scripts/build-jobs.sh`; benchmarks that need one that is absent are skipped.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_vm::{JobStatus, Vm, VmConfig, fixtures};
+use criterion::{Criterion, criterion_group, criterion_main};
+use sha2::{Digest, Sha256};
+
+const FUEL: u64 = 10_000_000_000;
+
+fn example(name: &str) -> Option<Vec<u8>> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/jobs/wasm/{name}.wasm"))).ok()
+}
+
+fn wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("benchmark WAT is valid")
+}
+
+/// Integer arithmetic in a tight loop: 2 million rounds of xorshift.
+fn compute_heavy() -> Vec<u8> {
+    wat(r#"(module (memory (export "memory") 1)
+        (func (export "cairn_alloc") (param i32) (result i32) (i32.const 1024))
+        (func (export "cairn_run") (param i32 i32) (result i64)
+          (local $i i32) (local $x i64)
+          (local.set $x (i64.const 88172645463325252))
+          (loop $next
+            (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
+            (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
+            (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $next (i32.lt_u (local.get $i) (i32.const 2000000))))
+          (i64.store (i32.const 0) (local.get $x))
+          (i64.const 8)))"#)
+}
+
+/// Loads and stores: 8 passes over 1 MiB, each word incremented.
+fn memory_heavy() -> Vec<u8> {
+    wat(r#"(module (memory (export "memory") 17)
+        (func (export "cairn_alloc") (param i32) (result i32) (i32.const 1024))
+        (func (export "cairn_run") (param i32 i32) (result i64)
+          (local $pass i32) (local $a i32)
+          (loop $passes
+            (local.set $a (i32.const 65536))
+            (loop $words
+              (i32.store (local.get $a) (i32.add (i32.load (local.get $a)) (local.get $a)))
+              (local.set $a (i32.add (local.get $a) (i32.const 4)))
+              (br_if $words (i32.lt_u (local.get $a) (i32.const 1114112))))
+            (local.set $pass (i32.add (local.get $pass) (i32.const 1)))
+            (br_if $passes (i32.lt_u (local.get $pass) (i32.const 8))))
+          (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.const 8))))"#)
+}
+
+/// A module of about `size` bytes: many small, distinct functions, and `seed` in one of
+/// them so that every seed is a distinct module.
+fn sized_module(size: usize, seed: u32) -> Vec<u8> {
+    let mut funcs = String::new();
+    let mut i = 0;
+    loop {
+        funcs.push_str(&format!(
+            "(func (param i32) (result i32) (i32.add (i32.mul (local.get 0) (i32.const {i})) (i32.xor (local.get 0) (i32.const {}))))",
+            i * 7 + 1
+        ));
+        i += 1;
+        if i % 64 == 0 && wat(&module_text(&funcs, seed)).len() >= size {
+            return wat(&module_text(&funcs, seed));
+        }
+    }
+}
+
+fn module_text(funcs: &str, seed: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") 1) {funcs}
+            (func (export "cairn_alloc") (param i32) (result i32) (i32.const {seed}))
+            (func (export "cairn_run") (param i32 i32) (result i64) (i64.const 0)))"#
+    )
+}
+
+fn warm_start(c: &mut Criterion) {
+    let vm = Vm::new(VmConfig::default());
+    let wasm = fixtures::echo_wasm();
+    assert_eq!(vm.execute(&wasm, b"hi", FUEL).status, JobStatus::Ok);
+    c.bench_function("warm_start/echo", |b| b.iter(|| black_box(vm.execute(&wasm, black_box(b"hi"), FUEL))));
+}
+
+fn metering(c: &mut Criterion) {
+    let metered = Vm::new(VmConfig::default());
+    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
+    let mut group = c.benchmark_group("metering");
+    group.sample_size(20).measurement_time(Duration::from_secs(6));
+    let mut cases = vec![("compute", compute_heavy(), Vec::new()), ("memory", memory_heavy(), Vec::new())];
+    if let Some(primes) = example("primes") {
+        cases.push(("primes", primes, b"300000".to_vec()));
+    }
+    for (name, wasm, input) in &cases {
+        let m = metered.execute(wasm, input, FUEL);
+        let u = unmetered.execute(wasm, input, FUEL);
+        assert_eq!((m.status, &m.output), (JobStatus::Ok, &u.output), "{name}");
+        println!("{name}: fuel {}", m.fuel_used);
+        // Interleaved: noisy machines swing both alike.
+        group.bench_function(format!("{name}/unmetered"), |b| {
+            b.iter(|| black_box(unmetered.execute(wasm, input, FUEL)))
+        });
+        group.bench_function(format!("{name}/metered"), |b| b.iter(|| black_box(metered.execute(wasm, input, FUEL))));
+    }
+    group.finish();
+}
+
+fn sha256(c: &mut Criterion) {
+    let Some(wasm) = example("sha256") else {
+        println!("sha256.wasm absent: run scripts/build-jobs.sh");
+        return;
+    };
+    let vm = Vm::new(VmConfig::default());
+    let input: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let outcome = vm.execute(&wasm, &input, FUEL);
+    assert_eq!(outcome.status, JobStatus::Ok);
+    let native: String = Sha256::digest(&input).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(outcome.output, native.as_bytes());
+    println!("sha256 1 MiB: fuel {}", outcome.fuel_used);
+    let mut group = c.benchmark_group("sha256_1mib");
+    group.sample_size(20);
+    group.bench_function("native", |b| b.iter(|| black_box(Sha256::digest(black_box(&input)))));
+    group.bench_function("wasm_metered", |b| b.iter(|| black_box(vm.execute(&wasm, &input, FUEL))));
+    group.finish();
+}
+
+fn cold_compile(c: &mut Criterion) {
+    let module = sized_module(100 * 1024, 0);
+    println!("cold compile module: {} bytes", module.len());
+    let vm = Vm::new(VmConfig { cache_modules_max: 0, ..VmConfig::default() });
+    let mut group = c.benchmark_group("cold_compile");
+    group.sample_size(10);
+    group.bench_function("100KiB", |b| b.iter(|| black_box(vm.prepare(&module).expect("valid"))));
+    group.finish();
+}
+
+fn rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Not a timing: resident memory before and after compiling 1,000 distinct small
+/// modules into one Vm's cache (sized to hold them all), printed.
+fn thousand_modules(_: &mut Criterion) {
+    let modules: Vec<Vec<u8>> = (0..1000).map(|seed| sized_module(2 * 1024, seed)).collect();
+    let vm = Vm::new(VmConfig { cache_modules_max: 1000, cache_bytes_max: usize::MAX, ..VmConfig::default() });
+    let before = rss_kib("VmRSS:");
+    let start = Instant::now();
+    for wasm in &modules {
+        vm.prepare(wasm).expect("valid");
+    }
+    let elapsed = start.elapsed();
+    for wasm in modules.iter().take(10) {
+        assert_eq!(vm.execute(wasm, b"", FUEL).status, JobStatus::Ok);
+    }
+    println!(
+        "1000 modules of {} bytes cached: {} modules, {} KiB of artifacts, RSS {} KiB -> {} KiB (+{} KiB), \
+         peak {} KiB, compiled in {:.2?}",
+        modules[0].len(),
+        vm.cached_modules(),
+        vm.cached_bytes() / 1024,
+        before,
+        rss_kib("VmRSS:"),
+        rss_kib("VmRSS:").saturating_sub(before),
+        rss_kib("VmHWM:"),
+        elapsed
+    );
+}
+
+criterion_group!(benches, warm_start, metering, sha256, cold_compile, thousand_modules);
+criterion_main!(benches);

@@ -1,0 +1,181 @@
+//! The disk cache, the byte-bounded memory cache, re-execution, and isolation between jobs.
+
+use sha2::{Digest, Sha256};
+
+use super::{FUEL, assert_status, job_with_run, vm};
+use crate::{CacheStats, JobStatus, Vm, VmConfig, fixtures, reexecute};
+
+fn disk_vm(dir: &std::path::Path) -> Vm {
+    Vm::new(VmConfig { cache_dir: Some(dir.to_owned()), ..VmConfig::default() })
+}
+
+fn modules() -> Vec<(Vec<u8>, Vec<u8>, u64)> {
+    vec![
+        (fixtures::uppercase_wasm(), b"disk cache".to_vec(), FUEL),
+        (fixtures::float_heavy_wasm(), (0..=255).collect(), FUEL),
+        (fixtures::grow_bomb_wasm(), Vec::new(), FUEL),
+        (fixtures::infinite_loop_wasm(), Vec::new(), 12_345),
+        (fixtures::log_wasm(), b"log".to_vec(), FUEL),
+    ]
+}
+
+#[test]
+fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let fresh = disk_vm(dir.path());
+    let expected: Vec<_> = modules().iter().map(|(wasm, input, fuel)| fresh.execute(wasm, input, *fuel)).collect();
+    assert_eq!(fresh.cache_stats(), CacheStats { compiled: 5, disk_loads: 0, disk_rejected: 0 });
+
+    // A restarted node: a new Vm on the same folder loads every module from disk, on a
+    // headless engine, and gets the same outputs and exactly the same fuel.
+    let restarted = disk_vm(dir.path());
+    for ((wasm, input, fuel), expected) in modules().iter().zip(&expected) {
+        assert_eq!(&restarted.execute(wasm, input, *fuel), expected);
+    }
+    assert_eq!(restarted.cache_stats(), CacheStats { compiled: 0, disk_loads: 5, disk_rejected: 0 });
+    // And the same as a Vm without any disk cache.
+    let memory_only = vm();
+    for ((wasm, input, fuel), expected) in modules().iter().zip(&expected) {
+        assert_eq!(&memory_only.execute(wasm, input, *fuel), expected);
+    }
+}
+
+#[test]
+fn corrupted_or_truncated_cache_files_are_detected_and_recompiled() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let wasm = fixtures::uppercase_wasm();
+    let expected = disk_vm(dir.path()).execute(&wasm, b"abc", FUEL);
+    let path = disk_vm(dir.path()).disk_cache_path(&wasm).expect("a cache folder is set");
+    let good = std::fs::read(&path).expect("the artifact was written");
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last / 2] ^= 0x40; // inside the artifact
+    let mut wrong_header = good.clone();
+    wrong_header[50] ^= 1; // the module id
+    let damaged: [(&str, Vec<u8>); 5] = [
+        ("a flipped bit", flipped),
+        ("a truncated file", good[..good.len() / 3].to_vec()),
+        ("a truncated header", good[..20].to_vec()),
+        ("another module's header", wrong_header),
+        ("garbage", b"#!/bin/sh\necho pwned\n".to_vec()),
+    ];
+    for (what, bytes) in damaged {
+        std::fs::write(&path, &bytes).expect("write the damaged file");
+        let vm = disk_vm(dir.path());
+        assert_eq!(vm.execute(&wasm, b"abc", FUEL), expected, "{what}");
+        assert_eq!(vm.cache_stats(), CacheStats { compiled: 1, disk_loads: 0, disk_rejected: 1 }, "{what}");
+        // Rewritten, good again.
+        assert_eq!(std::fs::read(&path).expect("rewritten"), good, "{what}");
+    }
+}
+
+#[test]
+fn the_cache_key_includes_the_engine_configuration() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let wasm = fixtures::echo_wasm();
+    let a = disk_vm(dir.path());
+    let b = Vm::new(VmConfig { cache_dir: Some(dir.path().to_owned()), memory_pages_max: 17, ..VmConfig::default() });
+    assert_ne!(a.disk_cache_path(&wasm), b.disk_cache_path(&wasm));
+    a.execute(&wasm, b"x", FUEL);
+    b.execute(&wasm, b"x", FUEL);
+    assert_eq!(b.cache_stats().compiled, 1, "another configuration's artifact is never loaded");
+}
+
+#[test]
+fn the_memory_cache_is_bounded_in_bytes() {
+    let probe = vm();
+    probe.execute(&fixtures::echo_wasm(), b"", FUEL);
+    let one = probe.cached_bytes();
+    assert!(one > 0);
+    // Room for about two modules of that size.
+    let vm = Vm::new(VmConfig { cache_bytes_max: one * 5 / 2, ..VmConfig::default() });
+    for wasm in [fixtures::echo_wasm(), fixtures::trap_wasm(), fixtures::infinite_loop_wasm(), fixtures::abort_wasm()] {
+        vm.execute(&wasm, b"", 1000);
+        assert!(vm.cached_bytes() <= one * 5 / 2);
+    }
+    assert!(vm.cached_modules() <= 3);
+}
+
+#[test]
+fn reexecute_matches_execute() {
+    let vm = vm();
+    for (wasm, input, fuel) in modules() {
+        let outcome = vm.execute(&wasm, &input, fuel);
+        let again = vm.reexecute(&wasm, &input, fuel);
+        assert_eq!(again.status, outcome.status);
+        assert_eq!(again.fuel_used, outcome.fuel_used);
+        assert_eq!(again.output_hash, <[u8; 32]>::from(Sha256::digest(&outcome.output)));
+        assert_eq!(reexecute(&wasm, &input, fuel), again, "the free function, on a fresh default Vm");
+    }
+    let invalid = reexecute(b"not wasm", b"", FUEL);
+    assert_eq!((invalid.status, invalid.fuel_used), (JobStatus::InvalidModule, 0));
+}
+
+// ---- isolation between jobs ----
+
+#[test]
+fn no_global_of_one_job_is_visible_to_the_next() {
+    // Returns a mutable global's value, then bumps it: a leak would show as 1, 2, ...
+    let wasm = job_with_run(
+        "(global $g (mut i32) (i32.const 0)) (global $h (mut i64) (i64.const 7))",
+        r#"(i32.store (i32.const 0) (global.get $g))
+           (i64.store (i32.const 4) (global.get $h))
+           (global.set $g (i32.add (global.get $g) (i32.const 1)))
+           (global.set $h (i64.const -1))
+           (i64.const 12)"#,
+    );
+    let vm = vm();
+    let first = vm.execute(&wasm, b"", FUEL);
+    assert_status(&first, JobStatus::Ok);
+    for _ in 0..3 {
+        assert_eq!(vm.execute(&wasm, b"", FUEL), first);
+    }
+}
+
+#[test]
+fn no_byte_of_one_job_is_visible_to_the_next_even_after_a_grow() {
+    // Grows to 3 pages, sums the grown pages' bytes, then fills everything with 0xff.
+    let wasm = job_with_run(
+        "",
+        r#"(local $i i32) (local $sum i32)
+           (drop (memory.grow (i32.const 2)))
+           (block $done (loop $next
+             (br_if $done (i32.ge_u (local.get $i) (i32.const 0x30000)))
+             (local.set $sum (i32.add (local.get $sum) (i32.load8_u (local.get $i))))
+             (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br $next)))
+           (memory.fill (i32.const 0) (i32.const 0xff) (i32.const 0x30000))
+           (i32.store (i32.const 0) (local.get $sum))
+           (i32.store (i32.const 4) (memory.size))
+           (i64.const 8)"#,
+    );
+    let vm = vm();
+    for _ in 0..3 {
+        let outcome = vm.execute(&wasm, b"", FUEL);
+        assert_status(&outcome, JobStatus::Ok);
+        assert_eq!(outcome.output[..4], 0u32.to_le_bytes(), "a previous job's bytes leaked");
+        assert_eq!(outcome.output[4..], 3u32.to_le_bytes(), "the memory starts at its declared size");
+    }
+}
+
+#[test]
+fn memory_beyond_the_allowed_size_is_inaccessible_and_out_of_bounds_traps_after_a_grow() {
+    let vm = Vm::new(VmConfig { memory_pages_max: 3, ..VmConfig::default() });
+    // In bounds after a grow: fine. Past the grown size (but inside what a later job
+    // could have): a trap. Past the limit: a trap.
+    let after_grow = |address: u32| {
+        job_with_run(
+            "",
+            &format!("(drop (memory.grow (i32.const 1))) (drop (i32.load8_u (i32.const {address}))) (i64.const 0)"),
+        )
+    };
+    assert_status(&vm.execute(&after_grow(0x1ffff), b"", FUEL), JobStatus::Ok);
+    assert_status(&vm.execute(&after_grow(0x20000), b"", FUEL), JobStatus::Trap);
+    assert_status(&vm.execute(&after_grow(0x30000), b"", FUEL), JobStatus::Trap);
+    // A first job grows to the limit; the next job's memory is back to one page.
+    let grow_all = job_with_run("", "(drop (memory.grow (i32.const 2))) (i64.const 0)");
+    assert_status(&vm.execute(&grow_all, b"", FUEL), JobStatus::Ok);
+    let read_high = job_with_run("", "(drop (i32.load8_u (i32.const 0x10000))) (i64.const 0)");
+    assert_status(&vm.execute(&read_high, b"", FUEL), JobStatus::Trap);
+}
