@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_ledger::{Genesis, Hash, Keypair, PublicKey, ReceiptProof};
+use cairn_ledger::{Action, Genesis, Hash, Keypair, PublicKey, ReceiptProof};
 use cairn_rpc::client::{self, OfferTerms};
 use cairn_rpc::{CairnApiClient, JobStage};
 use clap::{Args, Parser, Subcommand};
@@ -40,6 +40,9 @@ enum Command {
     /// Query accounts.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Register and manage providers.
+    #[command(subcommand)]
+    Provider(ProviderCmd),
     /// Prove and verify chain state.
     #[command(subcommand)]
     State(StateCmd),
@@ -191,6 +194,68 @@ enum AccountCmd {
     Get {
         /// The address (hex public key).
         address: PublicKey,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Send funds to another account.
+    Transfer {
+        /// The recipient.
+        #[arg(long)]
+        to: PublicKey,
+        /// How much.
+        #[arg(long)]
+        amount: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct TxArgs {
+    /// The sending account's key.
+    #[arg(long, env = "CAIRN_KEY", default_value = "cairn-key.json")]
+    key: PathBuf,
+    /// The fee (burned).
+    #[arg(long, default_value_t = 1)]
+    fee: u64,
+    #[command(flatten)]
+    rpc: RpcArg,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProviderCmd {
+    /// Register this key as a provider (or add stake), with its ask and capacity.
+    Register {
+        /// Stake to bond from the balance.
+        #[arg(long)]
+        stake: u64,
+        /// Price per unit of fuel.
+        #[arg(long)]
+        price: u64,
+        /// Jobs taken at once.
+        #[arg(long, default_value_t = 4)]
+        capacity: u32,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Change the ask.
+    Update {
+        /// New price per unit of fuel.
+        #[arg(long)]
+        price: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Withdraw stake (it returns to the balance after the unbonding period).
+    Unbond {
+        /// How much.
+        #[arg(long)]
+        amount: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// The registered providers.
+    List {
         #[command(flatten)]
         rpc: RpcArg,
     },
@@ -391,6 +456,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", serde_json::to_string_pretty(&c.account_get(address).await?)?);
         }
+        Command::Account(AccountCmd::Transfer { to, amount, tx }) => {
+            send_tx(tx, Action::Transfer { to, amount }).await?;
+        }
+        Command::Provider(ProviderCmd::Register { stake, price, capacity, tx }) => {
+            send_tx(tx, Action::RegisterProvider { stake, price_per_fuel: price, capacity }).await?;
+        }
+        Command::Provider(ProviderCmd::Update { price, tx }) => {
+            send_tx(tx, Action::UpdatePrice { price_per_fuel: price }).await?;
+        }
+        Command::Provider(ProviderCmd::Unbond { amount, tx }) => send_tx(tx, Action::Unbond { amount }).await?,
+        Command::Provider(ProviderCmd::List { rpc }) => {
+            let c = client::connect(&rpc.rpc).await?;
+            println!("{}", serde_json::to_string_pretty(&c.provider_list().await?)?);
+        }
         Command::State(StateCmd::Proof { key, account, height, out, rpc }) => {
             let key = match (key, account) {
                 (Some(k), _) => k,
@@ -469,6 +548,17 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
     }
     c.log_json |= a.log_json;
     Ok(c)
+}
+
+/// Signs `action` with the key in `args`, submits it and waits until it is in a finalized
+/// block.
+async fn send_tx(args: TxArgs, action: Action) -> anyhow::Result<()> {
+    let key = Keypair::load(&args.key)?;
+    let c = client::connect(&args.rpc.rpc).await?;
+    let tx = client::sign_tx(&c, &key, args.fee, action, None).await?;
+    let hash = client::submit_tx(&c, tx, Duration::from_secs(60)).await?;
+    println!("transaction {hash} finalized");
+    Ok(())
 }
 
 /// The largest module file read.

@@ -28,13 +28,15 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
     std::fs::create_dir_all(&config.home).with_context(|| format!("cannot create {}", config.home.display()))?;
     let genesis = Genesis::load(&config.genesis_path())?;
     let key = Keypair::load(&config.key_path())?;
-    if config.provider && !genesis.providers.iter().any(|p| p.address == key.public()) {
-        anyhow::bail!(
-            "--provider: key {} is not a registered provider in genesis; use a key that genesis lists under providers",
-            key.public()
+    let chain = chain::Chain::open(genesis, &config.db_path())?;
+    if config.provider && chain.state.provider(&key.public()).is_none() {
+        // It may be registered in blocks this node has not synced yet.
+        tracing::warn!(
+            address = %key.public(),
+            "--provider: this key is not a registered provider at the local head; register it with \
+             `cairn provider register`, or wait for sync if it already is"
         );
     }
-    let chain = chain::Chain::open(genesis, &config.db_path())?;
     tracing::info!(
         chain = %chain.chain_id,
         height = chain.height(),

@@ -275,7 +275,7 @@ impl CairnApiServer for RpcImpl {
     async fn account_get(&self, address: PublicKey) -> RpcResult<AccountInfo> {
         let account = self.shared.chain().state.account(&address);
         let next_nonce = lock(&self.shared.mempool).next_nonce(address, account.nonce);
-        Ok(AccountInfo { address, balance: account.balance, next_nonce })
+        Ok(AccountInfo { address, balance: account.balance, nonce: account.nonce, next_nonce })
     }
 
     async fn state_get_proof(&self, key_hex: String, height: Option<u64>) -> RpcResult<StateProof> {

@@ -372,7 +372,10 @@ impl Service {
     fn produce_block(&mut self) -> anyhow::Result<()> {
         let Some(signer) = self.signer.clone() else { return Ok(()) };
         let candidates = lock(&self.shared.mempool).candidates();
-        if candidates.is_empty() && !self.shared.config.empty_blocks {
+        // Idle chains do not grow: a block is made when there is something to include, or open
+        // jobs whose delivery and deadline clocks must keep running.
+        let waiting_jobs = self.shared.chain().state.open_jobs().next().is_some();
+        if candidates.is_empty() && !waiting_jobs && !self.shared.config.empty_blocks {
             return Ok(());
         }
         let (finalized, rejected) = {

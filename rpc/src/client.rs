@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cairn_ledger::{FORMAT_VERSION, Hash, JobOffer, Keypair, ReceiptProof, SignedOffer};
+use cairn_ledger::{Action, FORMAT_VERSION, Hash, JobOffer, Keypair, ReceiptProof, SignedOffer, SignedTx, Tx};
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 
@@ -72,6 +72,39 @@ pub async fn sign_offer(
         deadline_height: head.height + terms.deadline_blocks,
     }
     .sign(key))
+}
+
+/// Builds and signs an account transaction for the chain the node serves.
+pub async fn sign_tx(
+    client: &WsClient,
+    key: &Keypair,
+    fee: u64,
+    action: Action,
+    nonce: Option<u64>,
+) -> anyhow::Result<SignedTx> {
+    let info = client.node_info().await.context("node_info")?;
+    let nonce = match nonce {
+        Some(n) => n,
+        None => client.account_get(key.public()).await.context("account_get")?.next_nonce,
+    };
+    Ok(Tx { version: FORMAT_VERSION, chain_id: info.chain_id, sender: key.public(), nonce, fee, action }.sign(key))
+}
+
+/// Submits an account transaction and waits until the sender's nonce has moved past it in a
+/// finalized block (or `timeout`).
+pub async fn submit_tx(client: &WsClient, tx: SignedTx, timeout: Duration) -> anyhow::Result<Hash> {
+    let (sender, nonce) = (tx.tx.sender, tx.tx.nonce);
+    let hash = client.tx_submit(tx).await.context("tx_submit")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if client.account_get(sender).await.context("account_get")?.nonce > nonce {
+            return Ok(hash);
+        }
+        if Instant::now() > deadline {
+            bail!("transaction {hash} not finalized within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A submitted job being watched.

@@ -102,6 +102,8 @@ pub struct AccountInfo {
     pub address: PublicKey,
     /// Balance at the head.
     pub balance: u64,
+    /// The nonce its next transaction must carry at the head (finalized).
+    pub nonce: u64,
     /// The nonce of its next offer, counting offers still in this node's mempool.
     pub next_nonce: u64,
 }

@@ -296,7 +296,8 @@ impl Sim {
     fn equivocate(&mut self, from: usize, bytes: Vec<u8>) {
         let key = self.nodes[from].key.clone();
         let twin = match ConsensusMessage::decode(&bytes).expect("own message decodes") {
-            ConsensusMessage::Vote(v) => {
+            // Only its own messages: a proposal it relays (from round 10 on) is someone else's.
+            ConsensusMessage::Vote(v) if v.vote.validator == key.public() => {
                 let mut vote = v.vote.clone();
                 vote.block_hash = match vote.block_hash {
                     Some(h) => Some(Hash::of_parts(&[b"evil", &h.0])),
@@ -304,7 +305,7 @@ impl Sim {
                 };
                 Some(ConsensusMessage::Vote(SignedVote::sign(&key, vote)).encode())
             }
-            ConsensusMessage::Proposal(p) => {
+            ConsensusMessage::Proposal(p) if p.proposal.proposer == key.public() => {
                 let mut proposal = p.proposal.clone();
                 proposal.block_hash = Hash::of_parts(&[b"evil", &proposal.block_hash.0]);
                 Some(ConsensusMessage::Proposal(SignedProposal::sign(&key, proposal)).encode())

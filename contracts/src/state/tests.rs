@@ -1,6 +1,5 @@
 use cairn_ledger::{
-    Action, FORMAT_VERSION, GenesisAccount, GenesisProvider, JobOffer, Keypair, ResultClaim, Signature, Tx,
-    Validator,
+    Action, FORMAT_VERSION, GenesisAccount, GenesisProvider, JobOffer, Keypair, ResultClaim, Signature, Tx, Validator,
 };
 
 use super::*;
@@ -161,9 +160,11 @@ fn transfers_and_provider_registration_follow_the_rules() {
     // Below the minimum stake, and without funds, registration is refused.
     let low = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 10, price_per_fuel: 1, capacity: 1 });
     assert!(matches!(s.apply_tx(&low, 1), Err(TxError::Limit(_))));
-    let rich = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1 });
+    let rich =
+        account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1 });
     assert!(matches!(s.apply_tx(&rich, 1), Err(TxError::InsufficientBalance { .. })));
-    let reg = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 4_000, price_per_fuel: 3, capacity: 2 });
+    let reg =
+        account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 4_000, price_per_fuel: 3, capacity: 2 });
     s.apply_tx(&reg, 1).expect("registers");
     assert_eq!(s.provider(&to).expect("registered").stake, 4_000);
     s.apply_tx(&account_tx(&w, &newcomer, 1, 1, Action::UpdatePrice { price_per_fuel: 2 }), 1).expect("price");
@@ -330,5 +331,8 @@ fn value_is_conserved_over_random_sequences() {
         }
         s.commit();
     }
-    assert!(applied_offers > 50 && applied_txs > 50, "the sequence exercised the rules: {applied_offers} {applied_txs}");
+    assert!(
+        applied_offers > 50 && applied_txs > 50,
+        "the sequence exercised the rules: {applied_offers} {applied_txs}"
+    );
 }

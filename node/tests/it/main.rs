@@ -1,7 +1,9 @@
 //! End-to-end tests: real `cairn` processes on loopback, real rocksdb, real wasmer, real
 //! JSON-RPC.
 
+mod crash;
 mod e2e;
 mod malformed;
+mod market;
 mod restart;
 mod support;
