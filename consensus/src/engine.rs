@@ -239,7 +239,7 @@ pub enum EngineOutput {
         commit: Commit,
     },
     /// A validator signed two different messages for the same step: keep this for slashing.
-    Equivocation(Evidence),
+    Equivocation(Box<Evidence>),
     /// A received message was refused (for peer scoring and logs).
     Rejected {
         /// Why.
@@ -438,7 +438,7 @@ impl Core {
             Some(first) if first.vote != *vote => {
                 if self.reported.insert((key, false)) {
                     let evidence = Evidence::ConflictingVotes { first: first.clone(), second: v.clone() };
-                    self.out.push(EngineOutput::Equivocation(evidence));
+                    self.out.push(EngineOutput::Equivocation(Box::new(evidence)));
                 }
             }
             Some(_) => {}
@@ -458,7 +458,7 @@ impl Core {
             Some(first) if first.proposal != *prop => {
                 if self.reported.insert(((prop.height, prop.round, 2, prop.proposer), true)) {
                     let evidence = Evidence::ConflictingProposals { first: first.clone(), second: p.clone() };
-                    self.out.push(EngineOutput::Equivocation(evidence));
+                    self.out.push(EngineOutput::Equivocation(Box::new(evidence)));
                 }
             }
             Some(_) => {}

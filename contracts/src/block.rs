@@ -4,7 +4,7 @@ use cairn_ledger::{
     Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, PublicKey, StateChange, Transaction, merkle,
 };
 
-use crate::{State, TxError};
+use crate::{Reexecute, State, TxError};
 
 /// What executing a block produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +77,7 @@ pub fn build_block(
     time_ms: u64,
     last_commit: Option<Commit>,
     commitment: &mut impl StateCommitment,
+    exec: &mut dyn Reexecute,
 ) -> Result<Built, BlockError> {
     let max = state.params().block_txs_max as usize;
     // Room for the header and the last commit, generously.
@@ -93,7 +94,7 @@ pub fn build_block(
         if bytes + size > bytes_max {
             continue;
         }
-        match state.apply_tx(&tx, at.height) {
+        match state.apply_tx(&tx, at.height, exec) {
             Ok(receipt) => {
                 bytes += size;
                 receipts.extend(receipt);
@@ -137,8 +138,9 @@ pub fn execute_block(
     at: Position,
     block: &Block,
     commitment: &mut impl StateCommitment,
+    exec: &mut dyn Reexecute,
 ) -> Result<Executed, BlockError> {
-    let result = execute_inner(state, at, block, commitment);
+    let result = execute_inner(state, at, block, commitment, exec);
     if result.is_err() {
         state.rollback();
     }
@@ -150,6 +152,7 @@ fn execute_inner(
     at: Position,
     block: &Block,
     commitment: &mut impl StateCommitment,
+    exec: &mut dyn Reexecute,
 ) -> Result<Executed, BlockError> {
     let h = &block.header;
     block.check_structure().map_err(|e| BlockError::Malformed(e.to_string()))?;
@@ -173,7 +176,7 @@ fn execute_inner(
     }
     let mut receipts = Vec::new();
     for (index, tx) in block.txs.iter().enumerate() {
-        let receipt = state.apply_tx(tx, h.height).map_err(|error| BlockError::Tx { index, error })?;
+        let receipt = state.apply_tx(tx, h.height, exec).map_err(|error| BlockError::Tx { index, error })?;
         receipts.extend(receipt);
     }
     let expired = state.end_block(h.height);

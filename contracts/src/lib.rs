@@ -28,4 +28,4 @@ mod state;
 
 pub use block::{BlockError, Built, Executed, Position, StateCommitment, build_block, execute_block};
 pub use error::{Result, TxError};
-pub use state::{Account, Job, JobPhase, NonceRule, Provider, State, StateKey};
+pub use state::{Account, Job, JobPhase, NoReexecution, NonceRule, Provider, Reexecute, State, StateKey};

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
-    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, PublicKey, SignedOffer, SignedTx,
-    StateChange, Transaction, Tx,
+    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, PublicKey, ResultClaim, SignedOffer,
+    SignedTx, StateChange, Transaction, Tx,
 };
 
 use crate::{Result, TxError};
@@ -49,6 +49,10 @@ pub enum JobPhase {
     Completed = 1,
     /// No result by the deadline; the escrow was refunded.
     Expired = 2,
+    /// The challenge window passed: the provider was paid, the client refunded the rest.
+    Settled = 3,
+    /// A challenge proved the result wrong: the provider was slashed, the client refunded.
+    Slashed = 4,
 }
 
 /// A job as the chain keeps it (the offer's input lives in its block, not in state).
@@ -76,10 +80,12 @@ pub struct Job {
     pub assigned_height: u64,
     /// Where the job is in its life.
     pub phase: JobPhase,
-    /// What the provider was paid (once completed).
+    /// What the provider is paid (fixed when its result is accepted, paid at settlement).
     pub paid: u64,
-    /// The accepted result's claim hash (once completed).
-    pub receipt_leaf: Option<Hash>,
+    /// The accepted result's claim.
+    pub claim: Option<ResultClaim>,
+    /// The height at which an accepted result settles, if unchallenged.
+    pub settle_height: u64,
 }
 
 impl Job {
@@ -160,6 +166,24 @@ impl Value {
     }
 }
 
+/// Re-executes a job for a challenge: the caller owns the modules and inputs (blocks, blob
+/// store) and the sandbox; this crate stays pure.
+pub trait Reexecute {
+    /// `(output_hash, fuel_used, status)` of running `job` (module, input, fuel limit), exactly
+    /// as a provider's result would state them.
+    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus), String>;
+}
+
+/// For blocks without challenges, and for checks: refuses to re-execute.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReexecution;
+
+impl Reexecute for NoReexecution {
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus), String> {
+        Err("re-execution is not available here".into())
+    }
+}
+
 /// How strictly an offer's nonce is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NonceRule {
@@ -180,6 +204,8 @@ pub struct State {
     jobs: BTreeMap<Hash, Job>,
     /// Open jobs by deadline (derived from `jobs`).
     open: BTreeSet<(u64, Hash)>,
+    /// Completed jobs by settlement height (derived from `jobs`).
+    settling: BTreeSet<(u64, Hash)>,
     /// Value of each key before the first uncommitted change to it.
     journal: BTreeMap<StateKey, Option<Value>>,
 }
@@ -194,6 +220,7 @@ impl State {
             providers: BTreeMap::new(),
             jobs: BTreeMap::new(),
             open: BTreeSet::new(),
+            settling: BTreeSet::new(),
             journal: BTreeMap::new(),
         }
     }
@@ -272,6 +299,7 @@ impl State {
             && let Some(old) = self.jobs.get(&id)
         {
             self.open.remove(&(old.deadline_height, id));
+            self.settling.remove(&(old.settle_height, id));
         }
         match (key, value) {
             (StateKey::Height, Some(Value::Height(h))) => self.height = h,
@@ -283,8 +311,14 @@ impl State {
                 self.providers.insert(p, v);
             }
             (StateKey::Job(id), Some(Value::Job(j))) => {
-                if j.phase == JobPhase::Open {
-                    self.open.insert((j.deadline_height, id));
+                match j.phase {
+                    JobPhase::Open => {
+                        self.open.insert((j.deadline_height, id));
+                    }
+                    JobPhase::Completed => {
+                        self.settling.insert((j.settle_height, id));
+                    }
+                    _ => {}
                 }
                 self.jobs.insert(id, *j);
             }
@@ -345,6 +379,12 @@ impl State {
     /// A job.
     pub fn job(&self, id: &Hash) -> Option<&Job> {
         self.jobs.get(id)
+    }
+
+    /// Whether blocks must keep coming even with nothing to include: open jobs (delivery and
+    /// deadline clocks), results waiting to settle, stake waiting to unbond.
+    pub fn has_pending_work(&self) -> bool {
+        !self.open.is_empty() || !self.settling.is_empty() || self.providers.values().any(|p| !p.unbonding.is_empty())
     }
 
     /// The open jobs, by deadline.
@@ -485,7 +525,13 @@ impl State {
 
     /// Applies one transaction in block `height`. On error nothing changed.
     /// Returns the receipt a result transaction produces.
-    pub fn apply_tx(&mut self, tx: &Transaction, height: u64) -> Result<Option<ExecutionReceipt>> {
+    /// A challenge re-executes the job through `exec`.
+    pub fn apply_tx(
+        &mut self,
+        tx: &Transaction,
+        height: u64,
+        exec: &mut dyn Reexecute,
+    ) -> Result<Option<ExecutionReceipt>> {
         match tx {
             Transaction::Offer(signed) => {
                 let escrow = self.check_offer(signed, height, NonceRule::Exact)?;
@@ -508,7 +554,8 @@ impl State {
                     assigned_height: height,
                     phase: JobPhase::Open,
                     paid: 0,
-                    receipt_leaf: None,
+                    claim: None,
+                    settle_height: 0,
                 };
                 let assignee = job.assignee();
                 self.set_account(o.client, account);
@@ -525,15 +572,15 @@ impl State {
                 let ask = self.provider(&c.provider).map_or(job.max_price, |p| p.price_per_fuel.min(job.max_price));
                 let assignee = job.assignee();
                 let payment = c.fuel_used.checked_mul(ask).ok_or(TxError::Overflow("payment"))?;
-                let refund = job.escrow.checked_sub(payment).ok_or(TxError::Overflow("refund"))?;
+                if payment > job.escrow {
+                    return Err(TxError::Overflow("payment above the escrow"));
+                }
                 let receipt = result.receipt();
+                // Paid at settlement, once the challenge window has passed.
                 job.phase = JobPhase::Completed;
                 job.paid = payment;
-                job.receipt_leaf = Some(receipt.leaf_hash());
-                // Credits cannot overflow: genesis caps the total value at u64::MAX and no
-                // transaction creates value.
-                self.credit(c.provider, payment);
-                self.credit(job.client, refund);
+                job.claim = Some(c.clone());
+                job.settle_height = height + self.params.challenge_window_blocks;
                 if let Some(a) = assignee {
                     self.count_job(a, -1);
                 }
@@ -542,7 +589,7 @@ impl State {
             }
             Transaction::Account(signed) => {
                 self.check_account_tx(signed, NonceRule::Exact)?;
-                self.apply_account_tx(&signed.tx, height)?;
+                self.apply_account_tx(&signed.tx, height, exec)?;
                 Ok(None)
             }
         }
@@ -595,6 +642,21 @@ impl State {
                 }
                 0
             }
+            Action::Challenge { job_id, bond } => {
+                let job = self.jobs.get(job_id).ok_or(TxError::UnknownJob(*job_id))?;
+                if job.phase != JobPhase::Completed {
+                    return Err(TxError::Limit(
+                        "only a job with a result inside its challenge window can be challenged".into(),
+                    ));
+                }
+                if *bond < self.params.challenge_bond_min {
+                    return Err(TxError::Limit(format!(
+                        "the bond must be at least {}",
+                        self.params.challenge_bond_min
+                    )));
+                }
+                *bond
+            }
         };
         let needed = tx.fee.checked_add(spend).ok_or(TxError::Overflow("fee + amount"))?;
         if account.balance < needed {
@@ -603,7 +665,21 @@ impl State {
         Ok(())
     }
 
-    fn apply_account_tx(&mut self, tx: &Tx, height: u64) -> Result<()> {
+    fn apply_account_tx(&mut self, tx: &Tx, height: u64, exec: &mut dyn Reexecute) -> Result<()> {
+        // A challenge's verdict is computed first: if re-execution fails, nothing changes.
+        let verdict = match &tx.action {
+            Action::Challenge { job_id, .. } => {
+                let job = self.jobs.get(job_id).expect("checked: the job exists");
+                if height >= job.settle_height {
+                    return Err(TxError::Limit("the challenge window of this job has closed".into()));
+                }
+                let claim = job.claim.as_ref().expect("a completed job has a claim");
+                let (output_hash, fuel_used, status) =
+                    exec.reexecute(job_id, job).map_err(|e| TxError::Limit(format!("cannot re-execute: {e}")))?;
+                Some((output_hash, fuel_used, status) == (claim.output_hash, claim.fuel_used, claim.status))
+            }
+            _ => None,
+        };
         let mut sender = self.account(&tx.sender);
         sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
         // The fee is burned: it leaves the total value.
@@ -642,16 +718,48 @@ impl State {
                 p.unbonding.push((height + self.params.unbonding_blocks, *amount));
                 self.set_provider(tx.sender, p);
             }
+            Action::Challenge { job_id, bond } => {
+                sender.balance -= bond;
+                self.set_account(tx.sender, sender);
+                let mut job = self.jobs.get(job_id).cloned().expect("checked: the job exists");
+                let provider = job.claim.as_ref().expect("a completed job has a claim").provider;
+                if verdict == Some(true) {
+                    // The result was right: the bond goes to the provider; settlement goes on.
+                    self.credit(provider, *bond);
+                } else {
+                    // The result was wrong: the provider is slashed to the challenger, who gets
+                    // the bond back; the client gets the whole escrow back.
+                    let mut p = self.provider(&provider).cloned().expect("results come from providers");
+                    let slash = (u128::from(p.stake) * u128::from(self.params.slash_bps) / 10_000) as u64;
+                    p.stake -= slash;
+                    self.set_provider(provider, p);
+                    self.credit(tx.sender, bond + slash);
+                    self.credit(job.client, job.escrow);
+                    job.phase = JobPhase::Slashed;
+                    job.paid = 0;
+                    self.set_job(*job_id, job);
+                }
+            }
         }
         Ok(())
     }
 
-    /// End of block `height`, in order: unbonded stake due is released to its owners; an
+    /// End of block `height`, in order: results whose challenge window has passed settle (the
+    /// provider is paid, the client refunded the rest); unbonded stake due is released; an
     /// assignee that has not delivered within `delivery_blocks` is replaced by the next ranked
     /// provider; jobs past their deadline expire — the escrow returns to the client with a
     /// penalty from the assignee's stake. The height entry moves. Returns the expired jobs.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
         self.put(StateKey::Height, Some(Value::Height(height)));
+        let settled: Vec<Hash> = self.settling.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
+        for id in settled {
+            let mut job = self.jobs.get(&id).cloned().expect("settling index follows jobs");
+            let provider = job.claim.as_ref().expect("a completed job has a claim").provider;
+            self.credit(provider, job.paid);
+            self.credit(job.client, job.escrow - job.paid);
+            job.phase = JobPhase::Settled;
+            self.set_job(id, job);
+        }
         let releasing: Vec<PublicKey> = self
             .providers
             .iter()
@@ -739,8 +847,12 @@ impl State {
             .values()
             .map(|p| u128::from(p.stake) + p.unbonding.iter().map(|(_, a)| u128::from(*a)).sum::<u128>())
             .sum();
-        let escrows: u128 =
-            self.jobs.values().filter(|j| j.phase == JobPhase::Open).map(|j| u128::from(j.escrow)).sum();
+        let escrows: u128 = self
+            .jobs
+            .values()
+            .filter(|j| matches!(j.phase, JobPhase::Open | JobPhase::Completed))
+            .map(|j| u128::from(j.escrow))
+            .sum();
         balances + stakes + escrows
     }
 }

@@ -62,6 +62,13 @@ pub struct ChainParams {
     /// Share of its stake (basis points) a provider loses to the client when a job it was
     /// assigned expires undelivered.
     pub missed_deadline_penalty_bps: u32,
+    /// Blocks after a result's inclusion during which it can be challenged; payment waits.
+    pub challenge_window_blocks: u64,
+    /// The least bond of a challenge.
+    pub challenge_bond_min: u64,
+    /// Share of its stake (basis points) a provider whose result is proven wrong loses to the
+    /// challenger.
+    pub slash_bps: u32,
 }
 
 impl Default for ChainParams {
@@ -79,6 +86,9 @@ impl Default for ChainParams {
             tx_fee_min: 1,
             delivery_blocks: 20,
             missed_deadline_penalty_bps: 100,
+            challenge_window_blocks: 10,
+            challenge_bond_min: 100,
+            slash_bps: 5_000,
         }
     }
 }

@@ -162,7 +162,7 @@ fn format_fixtures_are_pinned() {
 
 const OFFER_FIXTURE: &str = "6bd56114edcc88f71c55d1344f43fee1aa46d5ef1b3a2ffebd57f37f2e72adf3";
 const JOB_ID_FIXTURE: &str = "46e23e38de013893c73c9252effce652d75119875f48465d7755c7242bc4ae71";
-const PROOF_FIXTURE: &str = "19bd6e121a5e6e75ea82e563ba6b32ba608a455431032289467e3cf4a40ead98";
+const PROOF_FIXTURE: &str = "157a911bb17398ab90d703197a7b0c9de51bdbfb37222903a1ce1d7520033ccf";
 
 #[test]
 fn store_reopens_at_its_head_and_refuses_another_chain() {

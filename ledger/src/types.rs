@@ -206,6 +206,15 @@ pub enum Action {
         /// How much stake.
         amount: u64,
     },
+    /// Disputes a job's accepted result within its challenge window, posting a bond. The
+    /// validators re-execute the job: a wrong result slashes its provider (to the challenger),
+    /// a right one takes the bond (to the provider).
+    Challenge {
+        /// The job.
+        job_id: Hash,
+        /// The bond.
+        bond: u64,
+    },
 }
 
 /// An account's transaction.
@@ -278,7 +287,10 @@ impl Transaction {
         match self {
             Transaction::Offer(o) => Some(o.job_id()),
             Transaction::Result(r) => Some(r.claim.job_id),
-            Transaction::Account(_) => None,
+            Transaction::Account(t) => match t.tx.action {
+                Action::Challenge { job_id, .. } => Some(job_id),
+                _ => None,
+            },
         }
     }
 }

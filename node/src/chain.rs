@@ -8,6 +8,9 @@ use anyhow::{Context, bail};
 use cairn_consensus::Signer;
 use cairn_contracts::{BlockError, Executed, Position, State, StateCommitment, TxError, build_block, execute_block};
 use cairn_ledger::state_tree::{self, MemoryTree, StateUpdate};
+use cairn_vm::Vm;
+
+use crate::exec::Reexecutor;
 use cairn_ledger::{
     Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
     ReceiptProof, StateChange, Store, Transaction, ValidatorSet,
@@ -110,7 +113,10 @@ impl Chain {
         signer: &Signer,
         candidates: Vec<Transaction>,
         time_ms: u64,
+        vm: &Vm,
     ) -> anyhow::Result<(Finalized, Vec<(Transaction, TxError)>)> {
+        let output_bytes_max = self.state.params().output_bytes_max as usize;
+        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
         let at = self.next_position();
         let mut tree = DiskTree { store: &self.store, update: None };
         let (block, executed, rejected) = build_block(
@@ -121,6 +127,7 @@ impl Chain {
             time_ms,
             self.head_commit.clone(),
             &mut tree,
+            &mut exec,
         )?;
         let update = tree.update.context("the block's state update")?;
         let commit = match signer.solo_commit(at.height, block.hash()) {
@@ -135,12 +142,14 @@ impl Chain {
     }
 
     /// Checks and applies a finalized block received from a peer (the next one).
-    pub fn apply(&mut self, block: Block, commit: Commit) -> Result<Finalized, ApplyError> {
+    pub fn apply(&mut self, block: Block, commit: Commit, vm: &Vm) -> Result<Finalized, ApplyError> {
         cairn_consensus::check_link(self.chain_id, &self.validators, self.head.as_ref(), &block, &commit)
             .map_err(|e| ApplyError::Invalid(e.to_string()))?;
         let at = self.next_position();
         let mut tree = DiskTree { store: &self.store, update: None };
-        let executed = execute_block(&mut self.state, at, &block, &mut tree).map_err(ApplyError::Block)?;
+        let output_bytes_max = self.state.params().output_bytes_max as usize;
+        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let executed = execute_block(&mut self.state, at, &block, &mut tree, &mut exec).map_err(ApplyError::Block)?;
         let update = tree.update.ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
         self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
         Ok(Finalized { block, commit, executed })

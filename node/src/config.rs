@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub rpc_subscriptions_per_connection_max: u32,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
+    /// Test only: a provider that signs wrong outputs (to exercise challenges and slashing).
+    pub test_wrong_results: bool,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +71,7 @@ impl Default for NodeConfig {
             rpc_response_bytes_max: 32 << 20,
             rpc_subscriptions_per_connection_max: 1_024,
             log_json: false,
+            test_wrong_results: false,
         }
     }
 }

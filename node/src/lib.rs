@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod exec;
 pub mod mempool;
 pub mod p2p;
 pub mod rpc_server;

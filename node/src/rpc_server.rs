@@ -96,7 +96,7 @@ impl RpcImpl {
                 });
             }
             let stage = match job.phase {
-                JobPhase::Completed => JobStage::Finalized,
+                JobPhase::Completed | JobPhase::Settled | JobPhase::Slashed => JobStage::Finalized,
                 JobPhase::Expired => JobStage::Expired,
                 JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
             };
@@ -111,7 +111,7 @@ impl RpcImpl {
                 result,
                 offer_height: loc.offer_height,
                 receipt_height: loc.receipt.map(|r| r.0),
-                paid: (job.phase == JobPhase::Completed).then_some(job.paid),
+                paid: (job.phase == JobPhase::Settled).then_some(job.paid),
             });
         }
         let offer = lock(&self.shared.mempool).offer(&job_id).cloned();

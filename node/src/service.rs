@@ -374,13 +374,13 @@ impl Service {
         let candidates = lock(&self.shared.mempool).candidates();
         // Idle chains do not grow: a block is made when there is something to include, or open
         // jobs whose delivery and deadline clocks must keep running.
-        let waiting_jobs = self.shared.chain().state.open_jobs().next().is_some();
-        if candidates.is_empty() && !waiting_jobs && !self.shared.config.empty_blocks {
+        let pending = self.shared.chain().state.has_pending_work();
+        if candidates.is_empty() && !pending && !self.shared.config.empty_blocks {
             return Ok(());
         }
         let (finalized, rejected) = {
             let mut chain = self.shared.chain_mut();
-            chain.propose(&signer, candidates, now_ms()).context("finalizing a block")?
+            chain.propose(&signer, candidates, now_ms(), &self.shared.vm).context("finalizing a block")?
         };
         for (tx, e) in &rejected {
             tracing::debug!(tx = %tx.hash(), "left out of the block: {e}");
@@ -439,7 +439,7 @@ impl Service {
             .filter(|(id, job)| job.assignee() == Some(me) && job.current > 0 && !self.started.contains(id))
             .map(|(id, _)| *id)
             .collect();
-        mine.iter().filter_map(|id| offer_on_chain(&chain.store, id)).collect()
+        mine.iter().filter_map(|id| crate::exec::offer_on_chain(&chain.store, id)).collect()
     }
 
     fn maintain(&mut self) {
@@ -494,7 +494,7 @@ impl Service {
         if h > height + 1 {
             return Ok(Err(format!("block {h} is ahead of the head {height}")));
         }
-        let applied = self.shared.chain_mut().apply(msg.block, msg.commit);
+        let applied = self.shared.chain_mut().apply(msg.block, msg.commit, &self.shared.vm);
         match applied {
             Ok(f) => {
                 self.after_finalized(&f);
@@ -705,16 +705,6 @@ impl Service {
     }
 }
 
-/// The signed offer of a job, from the block that included it.
-fn offer_on_chain(store: &cairn_ledger::Store, job_id: &Hash) -> Option<SignedOffer> {
-    let height = store.job(job_id).ok()??.offer_height?;
-    let block = store.block(height).ok()??;
-    block.txs.into_iter().find_map(|tx| match tx {
-        Transaction::Offer(o) if o.job_id() == *job_id => Some(o),
-        _ => None,
-    })
-}
-
 /// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread).
 fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
     let o = &offer.offer;
@@ -723,24 +713,21 @@ fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
         .store
         .blob(&o.module_id)?
         .with_context(|| format!("module {} is not stored here", o.module_id))?;
-    let outcome = shared.vm.execute(&wasm, &o.input, o.fuel_limit);
     let output_max = shared.chain().state.params().output_bytes_max as usize;
-    let (status, output) = if outcome.status == JobStatus::Ok && outcome.output.len() > output_max {
-        (JobStatus::OutputTooLarge, Vec::new())
-    } else if outcome.status == JobStatus::Ok {
-        (JobStatus::Ok, outcome.output)
-    } else {
-        (outcome.status, Vec::new())
-    };
+    let mut run = crate::exec::run_job(&shared.vm, &wasm, &o.input, o.fuel_limit, output_max);
+    if shared.config.test_wrong_results && run.status == JobStatus::Ok {
+        // Test-only: a provider that lies about its output (to exercise challenges).
+        run.output.push(b'!');
+    }
     let claim = ResultClaim {
         version: FORMAT_VERSION,
         job_id: offer.job_id(),
         module_id: o.module_id,
         input_hash: o.input_hash(),
-        output_hash: Hash::of(&output),
-        fuel_used: if status == JobStatus::OutOfFuel { o.fuel_limit } else { outcome.fuel_used.min(o.fuel_limit) },
-        status,
+        output_hash: Hash::of(&run.output),
+        fuel_used: run.fuel_used,
+        status: run.status,
         provider: shared.key.public(),
     };
-    Ok(JobResult::new(claim, output, &shared.key))
+    Ok(JobResult::new(claim, run.output, &shared.key))
 }

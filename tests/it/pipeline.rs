@@ -1,7 +1,7 @@
 //! Offer → execution in the real sandbox → block → commit → rocksdb → proof, in one process.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{Position, State, build_block, execute_block};
+use cairn_contracts::{NoReexecution, Position, State, build_block, execute_block};
 use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
@@ -85,7 +85,8 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let at = Position { height: 1, parent_hash: Hash::ZERO };
     let txs = vec![Transaction::Offer(offer.clone()), Transaction::Result(result)];
     let (block, executed, rejected) =
-        build_block(&mut state, at, txs, k.validator.public(), 0, None, &mut tree).expect("block builds");
+        build_block(&mut state, at, txs, k.validator.public(), 0, None, &mut tree, &mut NoReexecution)
+            .expect("block builds");
     assert_ne!(block.header.state_root, genesis_root);
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(executed.receipts.len(), 1);
@@ -93,7 +94,8 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let commit = signer.solo_commit(1, block.hash()).expect("commit");
 
     // Another node re-executes the block and reaches the same roots.
-    let replayed = execute_block(&mut follower, at, &block, &mut follower_tree).expect("block replays");
+    let replayed =
+        execute_block(&mut follower, at, &block, &mut follower_tree, &mut NoReexecution).expect("block replays");
     assert_eq!(replayed, executed);
     assert_eq!(follower.entries(), state.entries());
 
@@ -133,5 +135,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
     assert_eq!(v.job_id, offer.job_id());
     let reloaded = State::from_entries(&genesis, &store.state_entries().expect("entries")).expect("state");
     assert_eq!(MemoryTree::root_of(&reloaded.entries()).expect("root"), block.header.state_root);
-    assert_eq!(reloaded.account(&k.provider.public()).balance, outcome.fuel_used);
+    let job = reloaded.job(&offer.job_id()).expect("job");
+    assert_eq!(job.paid, outcome.fuel_used, "paid at settlement, after the challenge window");
+    assert_eq!(reloaded.account(&k.provider.public()).balance, 0);
 }

@@ -150,6 +150,9 @@ impl Node {
     }
 }
 
+/// A signing step: height, round, and 0 prevote, 1 precommit, 2 proposal.
+type Slot = (u64, u32, u8);
+
 pub struct Sim {
     seed: u64,
     scenario: Scenario,
@@ -166,7 +169,7 @@ pub struct Sim {
     messages: u64,
     max_round: u32,
     /// What each validator signed, by (validator, (height, round, step)).
-    signed: BTreeMap<(usize, (u64, u32, u8)), Vec<u8>>,
+    signed: BTreeMap<(usize, Slot), Vec<u8>>,
 }
 
 fn fail(seed: u64, what: String) -> ! {
@@ -394,7 +397,7 @@ impl Sim {
                         fail(self.seed, format!("validator {i} holds evidence against honest {}", e.offender()));
                     }
                     if self.honest(i) {
-                        self.nodes[i].evidence.push(e);
+                        self.nodes[i].evidence.push(*e);
                     }
                 }
                 EngineOutput::Rejected { reason } => {

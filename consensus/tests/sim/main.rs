@@ -10,7 +10,7 @@ mod restart;
 use harness::{Crash, Partition, Rng, Scenario, run_seeds, shuffled, split};
 
 /// Seeds per scenario in a normal run.
-const SEEDS: u64 = 40;
+const SEEDS: u64 = 60;
 
 #[test]
 fn n4f0_happy_path() {

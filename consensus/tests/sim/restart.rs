@@ -16,7 +16,7 @@ fn keys(n: u8) -> (Vec<Keypair>, ValidatorSet) {
     (keys, set)
 }
 
-fn key_of<'a>(keys: &'a [Keypair], who: cairn_ledger::PublicKey) -> &'a Keypair {
+fn key_of(keys: &[Keypair], who: cairn_ledger::PublicKey) -> &Keypair {
     keys.iter().find(|k| k.public() == who).expect("a validator's key")
 }
 
@@ -161,7 +161,6 @@ fn four_validators_decide_and_a_restarted_one_decides_the_same_block_again() {
         let out = engines[to].handle(EngineInput::Message(bytes));
         step(to, out, &mut inbox, &mut engines);
     }
-    drop(step);
     for d in &decided {
         let (hash, commit) = d.as_ref().expect("every validator decided");
         assert_eq!(*hash, block);

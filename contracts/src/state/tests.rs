@@ -4,6 +4,10 @@ use cairn_ledger::{
 
 use super::*;
 
+fn apply(s: &mut State, tx: &Transaction, height: u64) -> Result<Option<ExecutionReceipt>> {
+    s.apply_tx(tx, height, &mut NoReexecution)
+}
+
 struct World {
     genesis: Genesis,
     client: Keypair,
@@ -74,17 +78,76 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let total = s.total_value();
     let o = offer(&w, 0, 1_000, 2);
-    assert_eq!(s.apply_tx(&Transaction::Offer(o.clone()), 1), Ok(None));
+    assert_eq!(apply(&mut s, &Transaction::Offer(o.clone()), 1), Ok(None));
     assert_eq!(s.account(&w.client.public()), Account { balance: 8_000, nonce: 1 });
     let r = result(&w, &s, &o, 300);
-    let receipt = s.apply_tx(&Transaction::Result(r.clone()), 1).expect("applies").expect("a receipt");
+    let receipt = apply(&mut s, &Transaction::Result(r.clone()), 1).expect("applies").expect("a receipt");
     assert_eq!(receipt.claim, r.claim);
+    assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Completed);
+    assert_eq!(apply(&mut s, &Transaction::Result(r.clone()), 2), Err(TxError::JobClosed(o.job_id())));
+    // Payment waits for the challenge window.
+    let window = w.genesis.params.challenge_window_blocks;
+    s.end_block(window);
+    assert_eq!(s.account(&r.claim.provider).balance, 0);
+    assert_eq!(s.total_value(), total);
+    s.end_block(1 + window);
     // price 1 per fuel: provider earns 300, the client gets 2000 - 300 back.
     assert_eq!(s.account(&r.claim.provider).balance, 300);
     assert_eq!(s.account(&w.client.public()).balance, 9_700);
-    assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Completed);
+    assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
     assert_eq!(s.total_value(), total);
-    assert_eq!(s.apply_tx(&Transaction::Result(r), 2), Err(TxError::JobClosed(o.job_id())));
+}
+
+/// A re-execution that answers a fixed outcome.
+struct Fixed(Hash, u64, JobStatus);
+
+impl Reexecute for Fixed {
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> std::result::Result<(Hash, u64, JobStatus), String> {
+        Ok((self.0, self.1, self.2))
+    }
+}
+
+#[test]
+fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
+    let w = world();
+    let challenger = &w.client;
+    for honest in [true, false] {
+        let mut s = State::from_genesis(&w.genesis).expect("genesis");
+        let total = s.total_value();
+        let o = offer(&w, 0, 1_000, 2);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let r = result(&w, &s, &o, 300);
+        apply(&mut s, &Transaction::Result(r.clone()), 1).expect("result");
+        let provider = r.claim.provider;
+        let stake = s.provider(&provider).expect("provider").stake;
+        let mut exec = if honest {
+            Fixed(r.claim.output_hash, r.claim.fuel_used, r.claim.status)
+        } else {
+            Fixed(Hash::of(b"the real output"), r.claim.fuel_used, r.claim.status)
+        };
+        let challenge = account_tx(&w, challenger, 1, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
+        s.apply_tx(&challenge, 2, &mut exec).expect("challenge applies");
+        if honest {
+            // The bond goes to the provider; settlement proceeds as usual.
+            assert_eq!(s.account(&provider).balance, 500);
+            assert_eq!(s.account(&challenger.public()).balance, 8_000 - 1 - 500);
+            s.end_block(1 + w.genesis.params.challenge_window_blocks);
+            assert_eq!(s.account(&provider).balance, 800);
+            assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
+        } else {
+            // Half the stake goes to the challenger with its bond; the client (here the same
+            // account) gets the whole escrow back; the provider is not paid.
+            assert_eq!(s.provider(&provider).expect("provider").stake, stake / 2);
+            assert_eq!(s.account(&challenger.public()).balance, 10_000 - 1 + stake / 2);
+            assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Slashed);
+            s.end_block(1 + w.genesis.params.challenge_window_blocks);
+            assert_eq!(s.account(&provider).balance, 0);
+        }
+        assert_eq!(s.total_value(), total - 1, "only the fee left the system");
+        // Closed jobs cannot be challenged again.
+        let again = account_tx(&w, challenger, 2, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
+        assert!(s.apply_tx(&again, 20, &mut exec).is_err());
+    }
 }
 
 #[test]
@@ -94,13 +157,13 @@ fn bad_offers_are_refused_and_change_nothing() {
     let root = s.entries();
     let mut bad_sig = offer(&w, 0, 1_000, 2);
     bad_sig.signature = Signature([0; 64]);
-    assert!(matches!(s.apply_tx(&Transaction::Offer(bad_sig), 1), Err(TxError::Invalid(_))));
+    assert!(matches!(apply(&mut s, &Transaction::Offer(bad_sig), 1), Err(TxError::Invalid(_))));
     assert_eq!(
-        s.apply_tx(&Transaction::Offer(offer(&w, 0, 100_000, 1)), 1),
+        apply(&mut s, &Transaction::Offer(offer(&w, 0, 100_000, 1)), 1),
         Err(TxError::InsufficientBalance { balance: 10_000, escrow: 100_000 })
     );
-    assert_eq!(s.apply_tx(&Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
-    assert_eq!(s.apply_tx(&Transaction::Offer(offer(&w, 0, 10, 0)), 1), Err(TxError::NoProvider { max_price: 0 }));
+    assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
+    assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 0, 10, 0)), 1), Err(TxError::NoProvider { max_price: 0 }));
     assert_eq!(s.entries(), root);
     assert!(s.commit().is_empty());
 }
@@ -110,13 +173,13 @@ fn a_result_from_an_unassigned_provider_is_refused() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let o = offer(&w, 0, 1_000, 2);
-    s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
     let assigned = s.job(&o.job_id()).expect("job").ranking[0];
     let other = w.providers.iter().find(|p| p.public() != assigned).expect("two providers");
     let mut r = result(&w, &s, &o, 10);
     r.claim.provider = other.public();
     let r = JobResult::new(r.claim, r.output, other);
-    assert_eq!(s.apply_tx(&Transaction::Result(r), 1), Err(TxError::NotAssigned(other.public())));
+    assert_eq!(apply(&mut s, &Transaction::Result(r), 1), Err(TxError::NotAssigned(other.public())));
 }
 
 #[test]
@@ -124,7 +187,7 @@ fn unexecuted_jobs_expire_and_refund() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let o = offer(&w, 0, 1_000, 2);
-    s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
     assert!(s.end_block(10).is_empty(), "the deadline is inclusive");
     let assignee = s.job(&o.job_id()).expect("job").ranking[0];
     assert_eq!(s.provider(&assignee).expect("provider").active_jobs, 1);
@@ -151,26 +214,26 @@ fn transfers_and_provider_registration_follow_the_rules() {
     let newcomer = Keypair::from_seed([7; 32]);
     let to = newcomer.public();
     let t = account_tx(&w, &w.client, 0, 1, Action::Transfer { to, amount: 5_000 });
-    assert_eq!(s.apply_tx(&t, 1), Ok(None));
+    assert_eq!(apply(&mut s, &t, 1), Ok(None));
     assert_eq!(s.account(&to).balance, 5_000);
     assert_eq!(s.account(&w.client.public()), Account { balance: 4_999, nonce: 1 });
     assert_eq!(s.total_value(), total - 1, "the fee is burned");
     // A replay is refused: the nonce moved on.
-    assert_eq!(s.apply_tx(&t, 1), Err(TxError::Nonce { expected: 1, got: 0 }));
+    assert_eq!(apply(&mut s, &t, 1), Err(TxError::Nonce { expected: 1, got: 0 }));
     // Below the minimum stake, and without funds, registration is refused.
     let low = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 10, price_per_fuel: 1, capacity: 1 });
-    assert!(matches!(s.apply_tx(&low, 1), Err(TxError::Limit(_))));
+    assert!(matches!(apply(&mut s, &low, 1), Err(TxError::Limit(_))));
     let rich =
         account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1 });
-    assert!(matches!(s.apply_tx(&rich, 1), Err(TxError::InsufficientBalance { .. })));
+    assert!(matches!(apply(&mut s, &rich, 1), Err(TxError::InsufficientBalance { .. })));
     let reg =
         account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 4_000, price_per_fuel: 3, capacity: 2 });
-    s.apply_tx(&reg, 1).expect("registers");
+    apply(&mut s, &reg, 1).expect("registers");
     assert_eq!(s.provider(&to).expect("registered").stake, 4_000);
-    s.apply_tx(&account_tx(&w, &newcomer, 1, 1, Action::UpdatePrice { price_per_fuel: 2 }), 1).expect("price");
+    apply(&mut s, &account_tx(&w, &newcomer, 1, 1, Action::UpdatePrice { price_per_fuel: 2 }), 1).expect("price");
     assert_eq!(s.provider(&to).expect("registered").price_per_fuel, 2);
     // Unbonding leaves the stake, waits, then returns to the balance.
-    s.apply_tx(&account_tx(&w, &newcomer, 2, 1, Action::Unbond { amount: 3_500 }), 2).expect("unbond");
+    apply(&mut s, &account_tx(&w, &newcomer, 2, 1, Action::Unbond { amount: 3_500 }), 2).expect("unbond");
     let p = s.provider(&to).expect("registered");
     assert_eq!((p.stake, p.unbonding.clone()), (500, vec![(102, 3_500)]));
     assert!(s.ranking(&Hash::of(b"j"), 10, 8).iter().all(|a| *a != to), "below the minimum stake: not eligible");
@@ -183,7 +246,7 @@ fn transfers_and_provider_registration_follow_the_rules() {
     assert_eq!(s.total_value(), total - 4, "only the four fees left");
     // Only providers update prices or unbond.
     let t = account_tx(&w, &w.client, 1, 1, Action::UpdatePrice { price_per_fuel: 1 });
-    assert_eq!(s.apply_tx(&t, 3), Err(TxError::NotProvider(w.client.public())));
+    assert_eq!(apply(&mut s, &t, 3), Err(TxError::NotProvider(w.client.public())));
 }
 
 #[test]
@@ -193,7 +256,7 @@ fn an_undelivered_job_passes_to_the_next_ranked_provider() {
     let mut o = offer(&w, 0, 1_000, 2);
     o.offer.deadline_height = 100;
     let o = o.offer.sign(&w.client);
-    s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
     let job = s.job(&o.job_id()).expect("job").clone();
     assert_eq!(job.ranking.len(), 2);
     let delivery = w.genesis.params.delivery_blocks;
@@ -207,7 +270,7 @@ fn an_undelivered_job_passes_to_the_next_ranked_provider() {
     // Both the stand-in and the late first provider may deliver; the first result wins.
     let r = result(&w, &s, &o, 10);
     assert_eq!(r.claim.provider, job.ranking[0]);
-    s.apply_tx(&Transaction::Result(r), 1 + delivery).expect("a late delivery still counts");
+    apply(&mut s, &Transaction::Result(r), 1 + delivery).expect("a late delivery still counts");
 }
 
 #[test]
@@ -246,16 +309,16 @@ fn rollback_restores_and_commit_round_trips_through_entries() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let root0 = s.entries();
-    s.apply_tx(&Transaction::Offer(offer(&w, 0, 1_000, 2)), 1).expect("offer");
+    apply(&mut s, &Transaction::Offer(offer(&w, 0, 1_000, 2)), 1).expect("offer");
     assert_ne!(s.entries(), root0);
     s.rollback();
     assert_eq!(s.entries(), root0);
     assert_eq!(s.account(&w.client.public()).nonce, 0);
 
     let o = offer(&w, 0, 1_000, 2);
-    s.apply_tx(&Transaction::Offer(o.clone()), 1).expect("offer");
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
     let r = result(&w, &s, &o, 5);
-    s.apply_tx(&Transaction::Result(r), 1).expect("result");
+    apply(&mut s, &Transaction::Result(r), 1).expect("result");
     let changes = s.commit();
     let entries: Vec<(Vec<u8>, Vec<u8>)> = changes.into_iter().map(|(k, v)| (k, v.expect("nothing deleted"))).collect();
     let reloaded = State::from_entries(&w.genesis, &entries).expect("reload");
@@ -293,11 +356,11 @@ fn value_is_conserved_over_random_sequences() {
     };
     let mut offers: Vec<SignedOffer> = vec![];
     let mut burned: u128 = 0;
-    let (mut applied_offers, mut applied_txs) = (0, 0);
+    let (mut applied_offers, mut applied_txs, mut challenges) = (0, 0, 0);
     for height in 1..400u64 {
         let nonce = s.account(&w.client.public()).nonce + next() % 2;
         let o = offer_at(&w, nonce, 1 + next() % 3_000, next() % 3, height);
-        if s.apply_tx(&Transaction::Offer(o.clone()), height).is_ok() {
+        if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
             applied_offers += 1;
             offers.push(o);
         }
@@ -305,11 +368,11 @@ fn value_is_conserved_over_random_sequences() {
         let fee = next() % 3;
         let (key, action) = match next() % 3 {
             0 => (&w.client, Action::Transfer { to: p.public(), amount: next() % 2_000 }),
-            1 => (p, Action::RegisterProvider { stake: next() % 500, price_per_fuel: 1 + next() % 2, capacity: 4 }),
-            _ => (p, Action::Unbond { amount: next() % 3_000 }),
+            1 => (p, Action::RegisterProvider { stake: next() % 1_000, price_per_fuel: 1 + next() % 2, capacity: 4 }),
+            _ => (p, Action::Unbond { amount: next() % 300 }),
         };
         let nonce = s.account(&key.public()).nonce + next() % 2;
-        if s.apply_tx(&account_tx(&w, key, nonce, fee, action), height).is_ok() {
+        if apply(&mut s, &account_tx(&w, key, nonce, fee, action), height).is_ok() {
             applied_txs += 1;
             burned += u128::from(fee);
         }
@@ -317,7 +380,23 @@ fn value_is_conserved_over_random_sequences() {
             && s.job(&o.job_id()).is_some_and(|j| j.phase == JobPhase::Open)
         {
             let fuel = next() % (o.offer.fuel_limit + 10);
-            let _ = s.apply_tx(&Transaction::Result(result(&w, &s, o, fuel)), height);
+            let r = result(&w, &s, o, fuel);
+            let _ = apply(&mut s, &Transaction::Result(r), height);
+        }
+        if let Some(o) = offers.get((next() as usize) % offers.len().max(1))
+            && let Some(claim) = s.job(&o.job_id()).and_then(|j| j.claim.clone())
+        {
+            let mut exec = if next() % 2 == 0 {
+                Fixed(claim.output_hash, claim.fuel_used, claim.status)
+            } else {
+                Fixed(Hash::ZERO, claim.fuel_used, JobStatus::Trap)
+            };
+            let nonce = s.account(&w.client.public()).nonce;
+            let challenge = Action::Challenge { job_id: o.job_id(), bond: 50 + next() % 500 };
+            if s.apply_tx(&account_tx(&w, &w.client, nonce, 1, challenge), height, &mut exec).is_ok() {
+                challenges += 1;
+                burned += 1;
+            }
         }
         s.end_block(height);
         assert_eq!(s.total_value() + burned, total, "height {height}");
@@ -325,14 +404,14 @@ fn value_is_conserved_over_random_sequences() {
             s.commit();
             let root = s.entries();
             let o = offer_at(&w, s.account(&w.client.public()).nonce, 10, 1, height + 1);
-            let _ = s.apply_tx(&Transaction::Offer(o), height + 1);
+            let _ = apply(&mut s, &Transaction::Offer(o), height + 1);
             s.rollback();
             assert_eq!(s.entries(), root);
         }
         s.commit();
     }
     assert!(
-        applied_offers > 50 && applied_txs > 50,
-        "the sequence exercised the rules: {applied_offers} {applied_txs}"
+        applied_offers > 50 && applied_txs > 50 && challenges > 10,
+        "the sequence exercised the rules: {applied_offers} {applied_txs} {challenges}"
     );
 }

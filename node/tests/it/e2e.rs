@@ -54,8 +54,16 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
         assert!(p.verify(&net.genesis).is_err(), "tampering with the {what} must break the proof");
     }
 
-    // job_get agrees, and the client paid exactly fuel × price.
-    let info = c.job_get(offer.job_id()).await.expect("job_get");
+    // job_get agrees, and once the challenge window has passed the client paid exactly
+    // fuel × price.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let info = loop {
+        let info = c.job_get(offer.job_id()).await.expect("job_get");
+        if info.paid.is_some() || std::time::Instant::now() > deadline {
+            break info;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     assert_eq!(info.stage, JobStage::Finalized);
     assert_eq!(info.paid, Some(result.fuel_used * cairn_testnet::PROVIDER_PRICE));
     let account = c.account_get(net.client_key.public()).await.expect("account");

@@ -1,0 +1,64 @@
+//! Running a job the way every node must: the provider to produce its result, a validator to
+//! re-execute a challenged one. Both go through [`run_job`], so their claims agree byte for byte.
+
+use anyhow::Context;
+use cairn_contracts::{Job, Reexecute};
+use cairn_ledger::{Hash, JobStatus, SignedOffer, Store, Transaction};
+use cairn_vm::Vm;
+
+/// What a job's run yields, as its result states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// How it ended.
+    pub status: JobStatus,
+    /// Its output (empty unless `status` is ok).
+    pub output: Vec<u8>,
+    /// Fuel used (the limit when out of fuel).
+    pub fuel_used: u64,
+}
+
+/// Runs `wasm` on `input` within `fuel_limit`; an output above `output_bytes_max` becomes
+/// `output_too_large`.
+pub fn run_job(vm: &Vm, wasm: &[u8], input: &[u8], fuel_limit: u64, output_bytes_max: usize) -> Run {
+    let outcome = vm.execute(wasm, input, fuel_limit);
+    let (status, output) = match outcome.status {
+        JobStatus::Ok if outcome.output.len() > output_bytes_max => (JobStatus::OutputTooLarge, Vec::new()),
+        JobStatus::Ok => (JobStatus::Ok, outcome.output),
+        other => (other, Vec::new()),
+    };
+    let fuel_used = if status == JobStatus::OutOfFuel { fuel_limit } else { outcome.fuel_used.min(fuel_limit) };
+    Run { status, output, fuel_used }
+}
+
+/// The signed offer of a job, from the block that included it.
+pub fn offer_on_chain(store: &Store, job_id: &Hash) -> Option<SignedOffer> {
+    let height = store.job(job_id).ok()??.offer_height?;
+    let block = store.block(height).ok()??;
+    block.txs.into_iter().find_map(|tx| match tx {
+        Transaction::Offer(o) if o.job_id() == *job_id => Some(o),
+        _ => None,
+    })
+}
+
+/// Re-executes challenged jobs from the node's store (offer input from its block, module from
+/// the blob store) in its sandbox.
+pub struct Reexecutor<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The sandbox.
+    pub vm: &'a Vm,
+    /// The chain's output limit.
+    pub output_bytes_max: usize,
+}
+
+impl Reexecute for Reexecutor<'_> {
+    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus), String> {
+        let go = || -> anyhow::Result<(Hash, u64, JobStatus)> {
+            let offer = offer_on_chain(self.store, job_id).context("the job's offer is not in this node's blocks")?;
+            let wasm = self.store.blob(&job.module_id)?.context("the job's module is not stored on this node")?;
+            let run = run_job(self.vm, &wasm, &offer.offer.input, job.fuel_limit, self.output_bytes_max);
+            Ok((Hash::of(&run.output), run.fuel_used, run.status))
+        };
+        go().map_err(|e| format!("{e:#}"))
+    }
+}
