@@ -62,6 +62,19 @@ impl StateCommitment for cairn_ledger::state_tree::MemoryTree {
     }
 }
 
+/// What a proposer puts around the transactions of the block it builds.
+#[derive(Clone, Debug)]
+pub struct NextBlock {
+    /// Where the block goes.
+    pub at: Position,
+    /// The proposing validator.
+    pub proposer: PublicKey,
+    /// The proposer's clock.
+    pub time_ms: u64,
+    /// The commit of the parent (`None` at height 1).
+    pub last_commit: Option<Commit>,
+}
+
 /// A block built by [`build_block`], with what executing it produced and the candidates left
 /// out (with the reason).
 pub type Built = (Block, Executed, Vec<(Transaction, TxError)>);
@@ -71,14 +84,12 @@ pub type Built = (Block, Executed, Vec<(Transaction, TxError)>);
 /// error it is rolled back.
 pub fn build_block(
     state: &mut State,
-    at: Position,
+    next: NextBlock,
     candidates: impl IntoIterator<Item = Transaction>,
-    proposer: PublicKey,
-    time_ms: u64,
-    last_commit: Option<Commit>,
     commitment: &mut impl StateCommitment,
     exec: &mut dyn Reexecute,
 ) -> Result<Built, BlockError> {
+    let NextBlock { at, proposer, time_ms, last_commit } = next;
     let max = state.params().block_txs_max as usize;
     // Room for the header and the last commit, generously.
     let bytes_max = (state.params().block_bytes_max as usize).saturating_sub(64 << 10);

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cairn_consensus::Signer;
-use cairn_contracts::{BlockError, Executed, Position, State, StateCommitment, TxError, build_block, execute_block};
+use cairn_contracts::{
+    BlockError, Executed, NextBlock, Position, State, StateCommitment, TxError, build_block, execute_block,
+};
 use cairn_ledger::state_tree::{self, MemoryTree, StateUpdate};
 use cairn_vm::Vm;
 
@@ -119,16 +121,8 @@ impl Chain {
         let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
         let at = self.next_position();
         let mut tree = DiskTree { store: &self.store, update: None };
-        let (block, executed, rejected) = build_block(
-            &mut self.state,
-            at,
-            candidates,
-            signer.address(),
-            time_ms,
-            self.head_commit.clone(),
-            &mut tree,
-            &mut exec,
-        )?;
+        let next = NextBlock { at, proposer: signer.address(), time_ms, last_commit: self.head_commit.clone() };
+        let (block, executed, rejected) = build_block(&mut self.state, next, candidates, &mut tree, &mut exec)?;
         let update = tree.update.context("the block's state update")?;
         let commit = match signer.solo_commit(at.height, block.hash()) {
             Ok(c) => c,

@@ -77,7 +77,7 @@ impl RpcImpl {
         }
         self.shared
             .commands
-            .try_send(Command::Tx(tx))
+            .try_send(Command::Tx(Box::new(tx)))
             .map_err(|_| err(error::OVERLOADED, "the node is busy; retry shortly"))
     }
     fn job_info(&self, job_id: Hash) -> RpcResult<JobInfo> {

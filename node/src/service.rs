@@ -39,7 +39,7 @@ pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
 #[derive(Debug)]
 pub enum Command {
     /// Gossip a checked transaction (already in the mempool); execute an offer if assigned here.
-    Tx(Transaction),
+    Tx(Box<Transaction>),
     /// A module was stored here: run offers waiting for it.
     ModuleStored(Hash),
 }
@@ -239,9 +239,9 @@ impl Service {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Tx(tx) => {
-                self.outbox_txs.push(tx.clone());
-                if let Transaction::Offer(offer) = tx {
+                        Command::Tx(tx) => {
+                self.outbox_txs.push((*tx).clone());
+                if let Transaction::Offer(offer) = *tx {
                     self.consider_executing(offer);
                 }
             }

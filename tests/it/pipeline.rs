@@ -1,7 +1,7 @@
 //! Offer → execution in the real sandbox → block → commit → rocksdb → proof, in one process.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NoReexecution, Position, State, build_block, execute_block};
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, build_block, execute_block};
 use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
@@ -84,9 +84,9 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let (mut follower_tree, _) = MemoryTree::with_genesis(&state.entries()).expect("genesis tree");
     let at = Position { height: 1, parent_hash: Hash::ZERO };
     let txs = vec![Transaction::Offer(offer.clone()), Transaction::Result(result)];
+    let next = NextBlock { at, proposer: k.validator.public(), time_ms: 0, last_commit: None };
     let (block, executed, rejected) =
-        build_block(&mut state, at, txs, k.validator.public(), 0, None, &mut tree, &mut NoReexecution)
-            .expect("block builds");
+        build_block(&mut state, next, txs, &mut tree, &mut NoReexecution).expect("block builds");
     assert_ne!(block.header.state_root, genesis_root);
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(executed.receipts.len(), 1);
