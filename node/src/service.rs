@@ -239,7 +239,7 @@ impl Service {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-                        Command::Tx(tx) => {
+            Command::Tx(tx) => {
                 self.outbox_txs.push((*tx).clone());
                 if let Transaction::Offer(offer) = *tx {
                     self.consider_executing(offer);
