@@ -107,6 +107,9 @@ struct RunArgs {
     /// Log JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Test only: sign wrong outputs (to exercise challenges and slashing).
+    #[arg(long, hide = true)]
+    test_wrong_results: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -375,6 +378,7 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         providers: net.providers,
         block_time_ms: net.block_time_ms,
         manual_providers: net.manual,
+        lying_providers: 0,
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -547,6 +551,7 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
         c.block_time_ms = v;
     }
     c.log_json |= a.log_json;
+    c.test_wrong_results |= a.test_wrong_results;
     Ok(c)
 }
 

@@ -51,6 +51,8 @@ pub struct Spec {
     /// Provider nodes generated (keys in genesis) but left for the operator to start by hand;
     /// they are the last ones.
     pub manual_providers: usize,
+    /// Test only: the first this many providers sign wrong outputs.
+    pub lying_providers: usize,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
@@ -237,6 +239,7 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .arg("--block-time-ms")
         .arg(spec.block_time_ms.to_string())
         .arg(if i == 0 { "--validator" } else { "--provider" })
+        .args((i >= 1 && i <= spec.lying_providers).then_some("--test-wrong-results"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -63,3 +63,56 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
     let p = c.provider_list().await.expect("list").into_iter().find(|p| p.address == absent.public()).expect("listed");
     assert_eq!((p.stake, p.unbonding, p.eligible), (0, 50_000_000, false));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
+    // Provider 1 lies about outputs; provider 2 is honest.
+    let net = crate::support::start_with(2, 1).await;
+    let c = net.rpc(0).await;
+    let (liar, honest) = (net.provider_key(1), net.provider_key(2));
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let stake_of = |list: &[cairn_rpc::ProviderInfo], who| list.iter().find(|p| p.address == who).map(|p| p.stake);
+
+    // An honest job and a lying one, both finalized with receipts.
+    let offer = net.offer_for(&c, module_id, honest, "honest").await;
+    let honest_input = offer.offer.input.clone();
+    let honest_run = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.expect("honest job");
+    assert_eq!(honest_run.result.output, honest_input.to_ascii_uppercase());
+    let offer = net.offer_for(&c, module_id, liar, "lie").await;
+    let escrow = offer.offer.escrow().expect("escrow");
+    let input = offer.offer.input.clone();
+    let lie_job = offer.job_id();
+    let lie = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.expect("lying job finalized");
+    assert_eq!(lie.result.provider, liar);
+    assert_ne!(lie.result.output, input.to_ascii_uppercase(), "the liar signed a wrong output");
+
+    // The client challenges within the window: validators re-execute and slash the liar.
+    let before = c.account_get(net.client_key.public()).await.expect("account");
+    let stakes_before = c.provider_list().await.expect("list");
+    let bond = 500;
+    let tx =
+        client::sign_tx(&c, &net.client_key, 1, Action::Challenge { job_id: lie_job, bond }, None).await.expect("sign");
+    client::submit_tx(&c, tx, TIMEOUT).await.unwrap_or_else(|e| panic!("challenge: {e:#}\n{}", net.logs()));
+    let stakes_after = c.provider_list().await.expect("list");
+    let liar_stake = stake_of(&stakes_before, liar).expect("liar listed");
+    let slash = liar_stake / 2;
+    assert_eq!(stake_of(&stakes_after, liar), Some(liar_stake - slash));
+    assert_eq!(stake_of(&stakes_after, honest), stake_of(&stakes_before, honest));
+    // The client paid the fee, got its bond back, the slash, and the whole escrow.
+    let after = c.account_get(net.client_key.public()).await.expect("account");
+    assert_eq!(after.balance, before.balance - 1 + slash + escrow);
+    let info = c.job_get(lie_job).await.expect("job");
+    assert_eq!(info.paid, None, "the liar is never paid");
+
+    // The honest provider is paid exactly fuel × price once its window passes; the liar nothing.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let honest_balance = c.account_get(honest).await.expect("account").balance;
+        if honest_balance == honest_run.result.fuel_used * cairn_testnet::PROVIDER_PRICE {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "honest provider not paid: {honest_balance}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(c.account_get(liar).await.expect("account").balance, 0);
+}

@@ -20,12 +20,18 @@ pub struct Net {
 
 /// One validator and `providers` providers.
 pub async fn start(providers: usize) -> Net {
+    start_with(providers, 0).await
+}
+
+/// One validator and `providers` providers, the first `lying` of which sign wrong outputs.
+pub async fn start_with(providers: usize, lying: usize) -> Net {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = Spec {
         dir: dir.path().to_path_buf(),
         providers,
         block_time_ms: 50,
         manual_providers: 0,
+        lying_providers: lying,
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
     let t = cairn_testnet::up(&spec).await.expect("testnet starts");
