@@ -1,0 +1,194 @@
+//! Block execution throughput (transactions applied, state tree updated and the block committed
+//! to rocksdb) and receipt/state proof generation and verification, on one node.
+//!
+//! `cargo bench -p cairn-tests --bench chain`
+
+use cairn_consensus::Signer;
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, StateCommitment, build_block};
+use cairn_ledger::state_tree::{self, StateUpdate};
+use cairn_ledger::{
+    BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
+    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateChange,
+    StateProof, StateValue, Store, Transaction, Validator,
+};
+use criterion::{BatchSize, Criterion, Throughput, criterion_main};
+
+/// Offers (and as many results) per benchmarked block.
+const JOBS_PER_BLOCK: usize = 500;
+
+struct Disk<'a> {
+    store: &'a Store,
+    update: Option<StateUpdate>,
+}
+
+impl StateCommitment for Disk<'_> {
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
+        let u = state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
+        let root = u.root;
+        self.update = Some(u);
+        Ok(root)
+    }
+}
+
+struct Fixture {
+    genesis: Genesis,
+    validator: Keypair,
+    txs: Vec<Transaction>,
+}
+
+fn fixture() -> Fixture {
+    let validator = Keypair::from_seed([1; 32]);
+    let provider = Keypair::from_seed([2; 32]);
+    let client = Keypair::from_seed([3; 32]);
+    let genesis = Genesis {
+        version: FORMAT_VERSION,
+        chain_name: "bench".into(),
+        genesis_time_ms: 0,
+        validators: vec![Validator { address: validator.public(), power: 1 }],
+        accounts: vec![GenesisAccount { address: client.public(), balance: u64::MAX / 4 }],
+        providers: vec![GenesisProvider {
+            address: provider.public(),
+            price_per_fuel: 1,
+            stake: 1_000_000,
+            capacity: 1_000_000,
+        }],
+        params: ChainParams::default(),
+    };
+    let chain_id = genesis.chain_id();
+    let mut txs = Vec::new();
+    let mut results = Vec::new();
+    for nonce in 0..JOBS_PER_BLOCK as u64 {
+        let offer = JobOffer {
+            version: FORMAT_VERSION,
+            chain_id,
+            client: client.public(),
+            nonce,
+            module_id: Hash::of(b"module"),
+            input: nonce.to_le_bytes().to_vec(),
+            fuel_limit: 1_000,
+            max_price: 1,
+            redundancy: 1,
+            assignment_height: 0,
+            deadline_height: 100,
+        }
+        .sign(&client);
+        let output = b"out".to_vec();
+        let claim = ResultClaim {
+            version: FORMAT_VERSION,
+            job_id: offer.job_id(),
+            module_id: offer.offer.module_id,
+            input_hash: offer.offer.input_hash(),
+            output_hash: Hash::of(&output),
+            fuel_used: 10,
+            status: JobStatus::Ok,
+            provider: provider.public(),
+        };
+        results.push(Transaction::Result(JobResult::new(claim, output, &provider)));
+        txs.push(Transaction::Offer(offer));
+    }
+    txs.extend(results);
+    Fixture { genesis, validator, txs }
+}
+
+fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), f.genesis.chain_id()).expect("store");
+    let state = State::from_genesis(&f.genesis).expect("state");
+    let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let tree = state_tree::prepare(&store, &changes, 0).expect("tree");
+    store.init_genesis_state(&changes, &tree).expect("genesis");
+    (dir, store, state)
+}
+
+/// Builds, finalizes and stores block 1 with every fixture transaction.
+fn commit_block(f: &Fixture, store: &Store, state: &mut State) -> (cairn_ledger::Block, Vec<ExecutionReceipt>) {
+    let signer = Signer::new(f.validator.clone(), f.genesis.chain_id(), f.genesis.validator_set().expect("set"))
+        .expect("signer");
+    let mut disk = Disk { store, update: None };
+    let next = NextBlock {
+        at: Position { height: 1, parent_hash: Hash::ZERO },
+        proposer: f.validator.public(),
+        time_ms: 0,
+        last_commit: None,
+    };
+    let (block, executed, rejected) =
+        build_block(state, next, f.txs.clone(), &mut disk, &mut NoReexecution).expect("block builds");
+    assert!(rejected.is_empty());
+    let commit = signer.solo_commit(1, block.hash()).expect("commit");
+    let changes = state.commit();
+    let jobs: Vec<(Hash, JobLocation)> = executed
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.claim.job_id, JobLocation { offer_height: Some(1), receipt: Some((1, i as u32)) }))
+        .collect();
+    let tree = disk.update.expect("update");
+    store
+        .commit_block(BlockWrite {
+            block: &block,
+            commit: &commit,
+            receipts: &executed.receipts,
+            jobs: &jobs,
+            state: &changes,
+            tree: &tree,
+        })
+        .expect("stored");
+    (block, executed.receipts)
+}
+
+fn bench(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("block");
+    g.throughput(Throughput::Elements(f.txs.len() as u64));
+    g.sample_size(10);
+    g.bench_function(format!("apply_and_commit_{}_txs", f.txs.len()), |b| {
+        b.iter_batched(
+            || open(&f),
+            |(_dir, store, mut state)| commit_block(&f, &store, &mut state),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let (_dir, store, mut state) = open(&f);
+    let (block, receipts) = commit_block(&f, &store, &mut state);
+    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+    let commit = store.commit(1).expect("read").expect("commit");
+    let receipt_proof = |i: usize| ReceiptProof {
+        version: FORMAT_VERSION,
+        receipt: receipts[i].clone(),
+        path: MerklePath::new(&leaves, i).expect("path"),
+        header: block.header.clone(),
+        commit: commit.clone(),
+    };
+    let mut g = c.benchmark_group("proof");
+    g.bench_function("receipt_build_from_store", |b| {
+        b.iter(|| {
+            let receipts = store.receipts(1).expect("read").expect("receipts");
+            let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+            MerklePath::new(&leaves, 123).expect("path")
+        })
+    });
+    let proof = receipt_proof(123);
+    g.bench_function("receipt_verify", |b| b.iter(|| proof.verify(&f.genesis).expect("valid")));
+    let key = cairn_contracts::StateKey::Job(receipts[7].claim.job_id).to_bytes();
+    g.bench_function("state_build", |b| b.iter(|| store.state_proof(&key, 1).expect("proof")));
+    let (value, bytes) = store.state_proof(&key, 1).expect("proof");
+    let state_proof = StateProof {
+        version: FORMAT_VERSION,
+        key,
+        value: value.map(StateValue),
+        proof: bytes,
+        header: block.header.clone(),
+        commit: commit.clone(),
+    };
+    g.bench_function("state_verify", |b| b.iter(|| state_proof.verify(&f.genesis).expect("valid")));
+    g.finish();
+}
+
+// The macro generates an undocumented function.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+criterion_main!(group::benches);
