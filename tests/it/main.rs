@@ -1,3 +1,4 @@
 //! Cross-crate tests.
 
 mod pipeline;
+mod replication;

@@ -1,0 +1,170 @@
+//! Two nodes that execute the same blocks reach the same state root at every height, on disk,
+//! and a state proof from one verifies against the other's header.
+
+use cairn_consensus::Signer;
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, StateCommitment, build_block, execute_block};
+use cairn_ledger::state_tree::{self, StateUpdate};
+use cairn_ledger::{
+    Action, Block, BlockWrite, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
+    JobOffer, JobResult, JobStatus, Keypair, ResultClaim, StateChange, StateProof, StateValue, Store, Transaction, Tx,
+    Validator,
+};
+
+struct Disk<'a> {
+    store: &'a Store,
+    update: Option<StateUpdate>,
+}
+
+impl StateCommitment for Disk<'_> {
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
+        let u = state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
+        let root = u.root;
+        self.update = Some(u);
+        Ok(root)
+    }
+}
+
+struct Node {
+    _dir: tempfile::TempDir,
+    store: Store,
+    state: State,
+}
+
+impl Node {
+    fn new(genesis: &Genesis) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), genesis.chain_id()).expect("store");
+        let state = State::from_genesis(genesis).expect("state");
+        let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let tree = state_tree::prepare(&store, &changes, 0).expect("tree");
+        store.init_genesis_state(&changes, &tree).expect("genesis");
+        Node { _dir: dir, store, state }
+    }
+
+    fn store_block(
+        &mut self,
+        block: &Block,
+        commit: &Commit,
+        receipts: &[cairn_ledger::ExecutionReceipt],
+        tree: &StateUpdate,
+    ) {
+        let changes = self.state.commit();
+        let w = BlockWrite { block, commit, receipts, jobs: &[], state: &changes, tree };
+        self.store.commit_block(w).expect("stored");
+    }
+}
+
+#[test]
+fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
+    let validator = Keypair::from_seed([1; 32]);
+    let client = Keypair::from_seed([3; 32]);
+    let providers: Vec<Keypair> = (10..13).map(|i| Keypair::from_seed([i; 32])).collect();
+    let genesis = Genesis {
+        version: FORMAT_VERSION,
+        chain_name: "replication".into(),
+        genesis_time_ms: 0,
+        validators: vec![Validator { address: validator.public(), power: 1 }],
+        accounts: vec![GenesisAccount { address: client.public(), balance: 1_000_000_000 }],
+        providers: providers
+            .iter()
+            .map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1, stake: 10_000, capacity: 100 })
+            .collect(),
+        params: ChainParams::default(),
+    };
+    let chain_id = genesis.chain_id();
+    let signer = Signer::new(validator.clone(), chain_id, genesis.validator_set().expect("set")).expect("signer");
+    let (mut a, mut b) = (Node::new(&genesis), Node::new(&genesis));
+    let mut parent = Hash::ZERO;
+    let mut last_commit = None;
+    let mut nonce = 0;
+    let mut pending_results: Vec<Transaction> = vec![];
+    for height in 1..=20u64 {
+        let mut txs = std::mem::take(&mut pending_results);
+        for _ in 0..5 {
+            let offer = JobOffer {
+                version: FORMAT_VERSION,
+                chain_id,
+                client: client.public(),
+                nonce,
+                module_id: Hash::of(b"m"),
+                input: nonce.to_le_bytes().to_vec(),
+                fuel_limit: 100,
+                max_price: 1,
+                redundancy: 1,
+                assignment_height: height - 1,
+                deadline_height: height + 3,
+            }
+            .sign(&client);
+            nonce += 1;
+            // Half the jobs get a result in the next block; the rest expire.
+            if nonce % 2 == 0 {
+                let assignee = a.state.ranking(&offer.job_id(), 1, 1)[0];
+                let key = providers.iter().find(|p| p.public() == assignee).expect("provider");
+                let claim = ResultClaim {
+                    version: FORMAT_VERSION,
+                    job_id: offer.job_id(),
+                    module_id: offer.offer.module_id,
+                    input_hash: offer.offer.input_hash(),
+                    output_hash: Hash::of(b"o"),
+                    fuel_used: 7,
+                    status: JobStatus::Ok,
+                    provider: assignee,
+                };
+                pending_results.push(Transaction::Result(JobResult::new(claim, b"o".to_vec(), key)));
+            }
+            txs.push(Transaction::Offer(offer));
+        }
+        let transfer = Tx {
+            version: FORMAT_VERSION,
+            chain_id,
+            sender: client.public(),
+            nonce,
+            fee: 1,
+            action: Action::Transfer { to: providers[0].public(), amount: height },
+        };
+        nonce += 1;
+        txs.push(Transaction::Account(transfer.sign(&client)));
+
+        let at = Position { height, parent_hash: parent };
+        let next = NextBlock { at, proposer: validator.public(), time_ms: height, last_commit: last_commit.clone() };
+        let mut disk_a = Disk { store: &a.store, update: None };
+        let (block, executed, rejected) =
+            build_block(&mut a.state, next, txs, &mut disk_a, &mut NoReexecution).expect("builds");
+        assert!(rejected.is_empty(), "height {height}: {rejected:?}");
+        let tree_a = disk_a.update.expect("update");
+        let commit = signer.solo_commit(height, block.hash()).expect("commit");
+        a.store_block(&block, &commit, &executed.receipts, &tree_a);
+
+        let mut disk_b = Disk { store: &b.store, update: None };
+        let replayed = execute_block(&mut b.state, at, &block, &mut disk_b, &mut NoReexecution).expect("replays");
+        let tree_b = disk_b.update.expect("update");
+        b.store_block(&block, &commit, &replayed.receipts, &tree_b);
+
+        assert_eq!(tree_a.root, block.header.state_root);
+        assert_eq!(tree_b.root, block.header.state_root, "height {height}");
+        assert_eq!(a.store.state_root(height).expect("a"), b.store.state_root(height).expect("b"));
+        assert_eq!(a.state.entries(), b.state.entries());
+
+        // A proof from node A verifies against node B's stored header.
+        let key = cairn_contracts::StateKey::Account(providers[0].public()).to_bytes();
+        let (value, proof) = a.store.state_proof(&key, height).expect("proof");
+        let header_b = b.store.block(height).expect("read").expect("block").header;
+        let commit_b = b.store.commit(height).expect("read").expect("commit");
+        let sp = StateProof {
+            version: FORMAT_VERSION,
+            key,
+            value: value.map(StateValue),
+            proof,
+            header: header_b,
+            commit: commit_b,
+        };
+        let (proven, h) = sp.verify(&genesis).expect("A's proof verifies against B's header");
+        assert_eq!(h, height);
+        let account: cairn_contracts::Account = borsh::from_slice(&proven.expect("exists")).expect("decodes");
+        assert_eq!(account.balance, a.state.account(&providers[0].public()).balance);
+
+        parent = block.hash();
+        last_commit = Some(commit);
+    }
+    assert!(a.state.open_jobs().count() < 20, "jobs were completed and expired along the way");
+}
