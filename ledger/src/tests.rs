@@ -262,3 +262,29 @@ fn write_test_vectors() {
     write("genesis.json", serde_json::to_string_pretty(&genesis).expect("json") + "\n");
     write("receipt-proof.borsh.hex", hex::encode(borsh::to_vec(&proof).expect("encodes")) + "\n");
 }
+
+#[test]
+fn stale_state_tree_nodes_are_pruned_beyond_the_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (proof, genesis) = sample_proof();
+    let mut store = Store::open(dir.path(), genesis.chain_id()).expect("open");
+    store.set_state_history(2);
+    let g = [(b"k".to_vec(), Some(b"0".to_vec()))];
+    store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+    for height in 1..=6u64 {
+        let mut block = Block { header: proof.header.clone(), txs: vec![], last_commit: None };
+        block.header.height = height;
+        let commit = Commit { height, block_hash: block.hash(), ..proof.commit.clone() };
+        let changes = [(b"k".to_vec(), Some(height.to_le_bytes().to_vec()))];
+        let tree = state_tree::prepare(&store, &changes, height).expect("update");
+        let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+        store.commit_block(w).expect("commit");
+    }
+    // Recent versions still prove; versions older than the history are gone.
+    for height in [5u64, 6] {
+        let (value, _) = store.state_proof(b"k", height).expect("recent proof");
+        assert_eq!(value, Some(height.to_le_bytes().to_vec()));
+    }
+    assert!(store.state_root(1).expect("read").is_none(), "version 1's root was pruned");
+    assert!(store.state_proof(b"k", 1).is_err());
+}
