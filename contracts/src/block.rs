@@ -53,6 +53,35 @@ pub struct Position {
     pub parent_hash: Hash,
 }
 
+/// The state tree in a node's store as a [`StateCommitment`]: computes the next version's root
+/// from the stored previous version, and keeps the update for the block's write batch (the
+/// caller writes it with the block).
+pub struct StoreTree<'a> {
+    store: &'a cairn_ledger::Store,
+    update: Option<cairn_ledger::StateUpdate>,
+}
+
+impl<'a> StoreTree<'a> {
+    /// Over `store`, which holds the parent version.
+    pub fn new(store: &'a cairn_ledger::Store) -> StoreTree<'a> {
+        StoreTree { store, update: None }
+    }
+
+    /// The update of the last root computed.
+    pub fn into_update(self) -> Option<cairn_ledger::StateUpdate> {
+        self.update
+    }
+}
+
+impl StateCommitment for StoreTree<'_> {
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
+        let update = cairn_ledger::state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
+        let root = update.root;
+        self.update = Some(update);
+        Ok(root)
+    }
+}
+
 /// An in-memory state tree advances one version per call (tests, tools, light replays).
 impl StateCommitment for cairn_ledger::state_tree::MemoryTree {
     fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {

@@ -26,6 +26,8 @@ pub mod block;
 mod error;
 mod state;
 
-pub use block::{BlockError, Built, Executed, NextBlock, Position, StateCommitment, build_block, execute_block};
+pub use block::{
+    BlockError, Built, Executed, NextBlock, Position, StateCommitment, StoreTree, build_block, execute_block,
+};
 pub use error::{Result, TxError};
 pub use state::{Account, Job, JobPhase, NoReexecution, NonceRule, Provider, Reexecute, State, StateKey};

@@ -4,8 +4,8 @@
 //! `cargo bench -p cairn-tests --bench chain`
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NextBlock, NoReexecution, Position, State, StateCommitment, build_block};
-use cairn_ledger::state_tree::{self, StateUpdate};
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, StoreTree, build_block};
+use cairn_ledger::state_tree;
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
     JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateChange,
@@ -15,20 +15,6 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 
 /// Offers (and as many results) per benchmarked block.
 const JOBS_PER_BLOCK: usize = 500;
-
-struct Disk<'a> {
-    store: &'a Store,
-    update: Option<StateUpdate>,
-}
-
-impl StateCommitment for Disk<'_> {
-    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
-        let u = state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
-        let root = u.root;
-        self.update = Some(u);
-        Ok(root)
-    }
-}
 
 struct Fixture {
     genesis: Genesis,
@@ -104,7 +90,7 @@ fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
 fn commit_block(f: &Fixture, store: &Store, state: &mut State) -> (cairn_ledger::Block, Vec<ExecutionReceipt>) {
     let signer = Signer::new(f.validator.clone(), f.genesis.chain_id(), f.genesis.validator_set().expect("set"))
         .expect("signer");
-    let mut disk = Disk { store, update: None };
+    let mut disk = StoreTree::new(store);
     let next = NextBlock {
         at: Position { height: 1, parent_hash: Hash::ZERO },
         proposer: f.validator.public(),
@@ -122,7 +108,7 @@ fn commit_block(f: &Fixture, store: &Store, state: &mut State) -> (cairn_ledger:
         .enumerate()
         .map(|(i, r)| (r.claim.job_id, JobLocation { offer_height: Some(1), receipt: Some((1, i as u32)) }))
         .collect();
-    let tree = disk.update.expect("update");
+    let tree = disk.into_update().expect("update");
     store
         .commit_block(BlockWrite {
             block: &block,

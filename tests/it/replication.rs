@@ -2,27 +2,13 @@
 //! and a state proof from one verifies against the other's header.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NextBlock, NoReexecution, Position, State, StateCommitment, build_block, execute_block};
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, StoreTree, build_block, execute_block};
 use cairn_ledger::state_tree::{self, StateUpdate};
 use cairn_ledger::{
     Action, Block, BlockWrite, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
     JobOffer, JobResult, JobStatus, Keypair, ResultClaim, StateChange, StateProof, StateValue, Store, Transaction, Tx,
     Validator,
 };
-
-struct Disk<'a> {
-    store: &'a Store,
-    update: Option<StateUpdate>,
-}
-
-impl StateCommitment for Disk<'_> {
-    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
-        let u = state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
-        let root = u.root;
-        self.update = Some(u);
-        Ok(root)
-    }
-}
 
 struct Node {
     _dir: tempfile::TempDir,
@@ -127,17 +113,17 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
 
         let at = Position { height, parent_hash: parent };
         let next = NextBlock { at, proposer: validator.public(), time_ms: height, last_commit: last_commit.clone() };
-        let mut disk_a = Disk { store: &a.store, update: None };
+        let mut disk_a = StoreTree::new(&a.store);
         let (block, executed, rejected) =
             build_block(&mut a.state, next, txs, &mut disk_a, &mut NoReexecution).expect("builds");
         assert!(rejected.is_empty(), "height {height}: {rejected:?}");
-        let tree_a = disk_a.update.expect("update");
+        let tree_a = disk_a.into_update().expect("update");
         let commit = signer.solo_commit(height, block.hash()).expect("commit");
         a.store_block(&block, &commit, &executed.receipts, &tree_a);
 
-        let mut disk_b = Disk { store: &b.store, update: None };
+        let mut disk_b = StoreTree::new(&b.store);
         let replayed = execute_block(&mut b.state, at, &block, &mut disk_b, &mut NoReexecution).expect("replays");
-        let tree_b = disk_b.update.expect("update");
+        let tree_b = disk_b.into_update().expect("update");
         b.store_block(&block, &commit, &replayed.receipts, &tree_b);
 
         assert_eq!(tree_a.root, block.header.state_root);
