@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local testnet demo, from a fresh machine: installs what is missing, builds the example
-# jobs and the `cairn` binary, then starts a 3-node testnet (1 validator, 2 providers) as
+# jobs and the `cairn` binary, then starts a local testnet (4 validators, 2 providers) as
 # separate processes on loopback, runs every example job, prints outputs and latencies,
 # verifies every proof, and shuts everything down.
 set -euo pipefail

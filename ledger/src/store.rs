@@ -10,6 +10,9 @@
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"` | height (u64 BE), chain id |
 //! | `jmt_nodes`, `jmt_values`, `jmt_stale` | see [`crate::state_tree`] | the state tree |
+//! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
+//! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
+//! | `evidence` | height ‖ sha256(evidence) | borsh evidence of equivocation (opaque bytes), kept |
 //!
 //! [`Store::commit_block`] writes a block, its commit, receipts, job index and state changes
 //! in one synced `WriteBatch`, then moves the head: after a crash the store reopens at the last
@@ -35,7 +38,10 @@ const CF_META: &str = "meta";
 const CF_JMT_NODES: &str = "jmt_nodes";
 const CF_JMT_VALUES: &str = "jmt_values";
 const CF_JMT_STALE: &str = "jmt_stale";
-const ALL_CFS: [&str; 10] = [
+const CF_WAL: &str = "consensus_wal";
+const CF_PROPOSED: &str = "proposed";
+const CF_EVIDENCE: &str = "evidence";
+const ALL_CFS: [&str; 13] = [
     CF_BLOCKS,
     CF_COMMITS,
     CF_RECEIPTS,
@@ -46,6 +52,9 @@ const ALL_CFS: [&str; 10] = [
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,
+    CF_WAL,
+    CF_PROPOSED,
+    CF_EVIDENCE,
 ];
 
 /// How many versions of the state tree are kept by default before stale nodes are pruned.
@@ -104,6 +113,12 @@ fn storage(e: rocksdb::Error) -> Error {
 
 fn height_key(height: u64) -> [u8; 8] {
     height.to_be_bytes()
+}
+
+fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {
+    let mut k = height.to_be_bytes().to_vec();
+    k.extend_from_slice(tail);
+    k
 }
 
 impl Store {
@@ -313,6 +328,78 @@ impl Store {
     }
 }
 
+impl Store {
+    fn put_synced(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(self.cf(cf), key, value, &wo).map_err(storage)
+    }
+
+    /// Entries of `cf` whose key starts with `height` (8 bytes BE), in key order.
+    fn at_height(&self, cf: &str, height: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let prefix = height_key(height);
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (k, v) = item.map_err(storage)?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the entries of `cf` whose key's height prefix is below `height` (synced).
+    fn delete_below(&self, cf: &str, height: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(cf), height_key(0), height_key(height));
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(storage)
+    }
+
+    /// Appends entry `seq` of the consensus write-ahead log of `height`, synced to disk before
+    /// it returns (a validator acts on nothing it signed before its log entry is durable).
+    pub fn wal_append(&self, height: u64, seq: u64, entry: &[u8]) -> Result<()> {
+        self.put_synced(CF_WAL, &height_pair_key(height, &seq.to_be_bytes()), entry)
+    }
+
+    /// The consensus write-ahead log of `height`, in append order.
+    pub fn wal_entries(&self, height: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(self.at_height(CF_WAL, height)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Deletes the write-ahead logs, and the proposed blocks kept, of every height below
+    /// `height` (their blocks are stored with their commits).
+    pub fn wal_prune_below(&self, height: u64) -> Result<()> {
+        self.delete_below(CF_WAL, height)?;
+        self.delete_below(CF_PROPOSED, height)
+    }
+
+    /// Keeps a block this validator proposes (synced), so that after a restart it can serve
+    /// and apply the block its write-ahead log names only by hash.
+    pub fn put_proposed(&self, block: &Block) -> Result<()> {
+        let key = height_pair_key(block.header.height, &block.hash().0);
+        self.put_synced(CF_PROPOSED, &key, &borsh::to_vec(block).expect("encodes"))
+    }
+
+    /// A block kept with [`Store::put_proposed`].
+    pub fn proposed(&self, height: u64, block_hash: &Hash) -> Result<Option<Block>> {
+        self.get_decoded(CF_PROPOSED, &height_pair_key(height, &block_hash.0))
+    }
+
+    /// Keeps evidence of equivocation seen at `height` (synced; idempotent).
+    pub fn put_evidence(&self, height: u64, evidence: &[u8]) -> Result<()> {
+        self.put_synced(CF_EVIDENCE, &height_pair_key(height, &Hash::of(evidence).0), evidence)
+    }
+
+    /// The evidence kept for `height`.
+    pub fn evidence(&self, height: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(self.at_height(CF_EVIDENCE, height)?.into_iter().map(|(_, v)| v).collect())
+    }
+}
+
 impl jmt::storage::TreeReader for Store {
     fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
         let key = borsh::to_vec(node_key)?;
@@ -337,5 +424,35 @@ impl jmt::storage::TreeReader for Store {
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {
         anyhow::bail!("restoring a state tree is not supported")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_consensus_wal_keeps_order_per_height_survives_reopen_and_prunes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain_id = Hash::of(b"chain");
+        {
+            let store = Store::open(dir.path(), chain_id).expect("open");
+            for seq in 0..300u64 {
+                store.wal_append(5, seq, &seq.to_le_bytes()).expect("append");
+            }
+            store.wal_append(6, 0, b"next").expect("append");
+            store.put_evidence(5, b"two votes").expect("evidence");
+            store.put_evidence(5, b"two votes").expect("idempotent");
+        }
+        let store = Store::open(dir.path(), chain_id).expect("reopen");
+        let entries = store.wal_entries(5).expect("entries");
+        assert_eq!(entries.len(), 300);
+        assert!(entries.iter().enumerate().all(|(i, e)| *e == (i as u64).to_le_bytes()));
+        assert_eq!(store.wal_entries(6).expect("entries"), vec![b"next".to_vec()]);
+        assert_eq!(store.evidence(5).expect("evidence"), vec![b"two votes".to_vec()]);
+        store.wal_prune_below(6).expect("prune");
+        assert!(store.wal_entries(5).expect("entries").is_empty());
+        assert_eq!(store.wal_entries(6).expect("entries").len(), 1);
+        assert_eq!(store.evidence(5).expect("evidence kept").len(), 1);
     }
 }

@@ -15,7 +15,7 @@ use cairn_vm::Vm;
 use crate::exec::Reexecutor;
 use cairn_ledger::{
     Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
-    ReceiptProof, StateChange, Store, Transaction, ValidatorSet,
+    PublicKey, ReceiptProof, StateChange, Store, Transaction, ValidatorSet,
 };
 
 /// The state tree on disk as the contracts' [`StateCommitment`]: computes the next version's
@@ -133,6 +133,53 @@ impl Chain {
         };
         self.persist(&block, &commit, &executed.receipts, &update)?;
         Ok((Finalized { block, commit, executed }, rejected))
+    }
+
+    /// Builds the next block from `candidates` as `proposer`'s proposal, without finalizing it:
+    /// the state is rolled back (the block becomes final only when consensus decides it).
+    /// Returns it, with the candidates that did not apply.
+    pub fn build_proposal(
+        &mut self,
+        proposer: PublicKey,
+        candidates: Vec<Transaction>,
+        time_ms: u64,
+        vm: &Vm,
+    ) -> anyhow::Result<(Block, Vec<(Transaction, TxError)>)> {
+        let output_bytes_max = self.state.params().output_bytes_max as usize;
+        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let at = self.next_position();
+        let mut tree = DiskTree { store: &self.store, update: None };
+        let next = NextBlock { at, proposer, time_ms, last_commit: self.head_commit.clone() };
+        let built = build_block(&mut self.state, next, candidates, &mut tree, &mut exec);
+        self.state.rollback();
+        let (block, _executed, rejected) = built?;
+        Ok((block, rejected))
+    }
+
+    /// Checks a proposed block on top of the head without committing it: its link (height,
+    /// parent, proposer, the parent's commit) and a full re-execution, rolled back.
+    pub fn check_proposal(&mut self, block: &Block, vm: &Vm) -> Result<(), String> {
+        let h = &block.header;
+        if self.validators.power_of(&h.proposer).is_none() {
+            return Err(format!("the proposer {} is not a validator", h.proposer));
+        }
+        match (&self.head, &block.last_commit) {
+            (None, None) => {}
+            (Some(p), Some(last)) => {
+                if last.height != p.height || last.block_hash != p.hash() {
+                    return Err("last_commit is not for the parent block".into());
+                }
+                last.verify(self.chain_id, &self.validators).map_err(|e| e.to_string())?;
+            }
+            _ => return Err("last_commit must be present exactly after height 1".into()),
+        }
+        let at = self.next_position();
+        let mut tree = DiskTree { store: &self.store, update: None };
+        let output_bytes_max = self.state.params().output_bytes_max as usize;
+        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let result = execute_block(&mut self.state, at, block, &mut tree, &mut exec);
+        self.state.rollback();
+        result.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Checks and applies a finalized block received from a peer (the next one).

@@ -298,7 +298,10 @@ struct TestnetArgs {
     /// The testnet's folder.
     #[arg(long, default_value = ".testnet")]
     dir: PathBuf,
-    /// Provider nodes (besides the validator).
+    /// Validator nodes (with one, it finalizes alone; with several, BFT consensus).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Provider nodes (besides the validators).
     #[arg(long, default_value_t = 2)]
     providers: usize,
     /// Block time in milliseconds.
@@ -366,8 +369,11 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,libp2p_gossipsub=error,informalsystems_malachitebft_core_consensus=warn",
+        )
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
@@ -375,6 +381,7 @@ fn init_logs(json: bool) {
 fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
     Ok(cairn_testnet::Spec {
         dir: net.dir.clone(),
+        validators: net.validators,
         providers: net.providers,
         block_time_ms: net.block_time_ms,
         manual_providers: net.manual,

@@ -2,9 +2,10 @@
 //!
 //! A node owns every socket, timer and task of Cairn: the libp2p swarm ([`p2p`]), the chain
 //! and its rocksdb store ([`chain`]), the mempool ([`mempool`]), the provider worker and block
-//! production ([`service`]), and the JSON-RPC server ([`rpc_server`]). [`run_node`] starts one
+//! production ([`service`]), consensus among several validators ([`bft`]), and the JSON-RPC server ([`rpc_server`]). [`run_node`] starts one
 //! and runs it until shutdown. The CLI is in [`cli`].
 
+pub mod bft;
 pub mod chain;
 pub mod cli;
 pub mod config;

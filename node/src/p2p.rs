@@ -3,7 +3,10 @@
 //!
 //! Gossip topics (one per chain, named with the first 16 hex digits of the chain id):
 //! `txs` carries [`TxBatch`] (offers and account transactions), `results` [`ResultBatch`], `blocks` [`BlockMsg`] — each
-//! borsh with a leading version byte. Request-response (`/cairn/sync/1`) carries a
+//! borsh with a leading version byte. Validators of a chain with several validators also use
+//! `consensus` (the consensus engine's messages, `cairn_consensus::ConsensusMessage` bytes, at
+//! most [`CONSENSUS_MESSAGE_BYTES_MAX`]) and `proposals` ([`ProposedBlock`]: the block a
+//! proposal names by hash). Request-response (`/cairn/sync/1`) carries a
 //! [`SyncRequest`] and answers a [`SyncResponse`], borsh inside a CBOR byte string.
 
 use std::time::Duration;
@@ -21,6 +24,8 @@ use serde::{Deserialize, Serialize};
 pub const WIRE_VERSION: u8 = 1;
 /// The largest gossip message (a block with its transactions).
 pub const GOSSIP_MESSAGE_BYTES_MAX: usize = 10 << 20;
+/// The largest consensus message (a vote, proposal or certificate).
+pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 64 << 10;
 /// The most items in one offer or result batch.
 pub const BATCH_ITEMS_MAX: usize = 1_000;
 /// The most blocks in one sync response.
@@ -67,6 +72,15 @@ pub struct BlockMsg {
     pub commit: Commit,
 }
 
+/// A block proposed for consensus (not final): the proposal names it by hash.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ProposedBlock {
+    /// [`WIRE_VERSION`].
+    pub version: u8,
+    /// The block.
+    pub block: Block,
+}
+
 /// A request to a peer.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub enum SyncRequest {
@@ -79,6 +93,13 @@ pub enum SyncRequest {
     },
     /// A blob (module) by hash.
     Blob(Hash),
+    /// A block proposed at `height` (not yet final), by hash.
+    Proposed {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        block_hash: Hash,
+    },
 }
 
 /// A peer's answer.
@@ -90,6 +111,8 @@ pub enum SyncResponse {
     Blob(Option<Vec<u8>>),
     /// The peer could not answer.
     Error(String),
+    /// The proposed block asked for, if the peer has it.
+    Proposed(Option<Box<Block>>),
 }
 
 /// Bytes inside a CBOR byte string: the request-response envelope.
@@ -144,6 +167,10 @@ pub struct Topics {
     pub results: IdentTopic,
     /// Finalized blocks.
     pub blocks: IdentTopic,
+    /// Consensus messages (validators only).
+    pub consensus: IdentTopic,
+    /// Proposed blocks (validators only).
+    pub proposals: IdentTopic,
 }
 
 impl Topics {
@@ -154,6 +181,8 @@ impl Topics {
             txs: IdentTopic::new(format!("/cairn/{id}/txs/1")),
             results: IdentTopic::new(format!("/cairn/{id}/results/1")),
             blocks: IdentTopic::new(format!("/cairn/{id}/blocks/1")),
+            consensus: IdentTopic::new(format!("/cairn/{id}/consensus/1")),
+            proposals: IdentTopic::new(format!("/cairn/{id}/proposals/1")),
         }
     }
 }

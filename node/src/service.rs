@@ -5,11 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context;
-use cairn_consensus::Signer;
+use cairn_consensus::{Engine, EngineInput, EngineOutput, Signer};
 use cairn_contracts::NonceRule;
-use cairn_ledger::{FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction};
+use cairn_ledger::{
+    Block, Commit, FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction,
+};
 use cairn_rpc::JobStage;
 use cairn_vm::Vm;
 use futures::StreamExt;
@@ -19,12 +22,13 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::bft::{BLOCK_FETCH_RETRY, Bft};
 use crate::chain::{ApplyError, Chain, Finalized};
 use crate::config::{BoundAddresses, NodeConfig};
 use crate::mempool::Mempool;
 use crate::p2p::{
-    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ResultBatch, SYNC_BLOCKS_MAX, SyncRequest,
-    SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
+    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, CONSENSUS_MESSAGE_BYTES_MAX, ProposedBlock,
+    ResultBatch, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
 };
 use crate::tracker::Tracker;
 
@@ -156,6 +160,10 @@ pub struct Service {
     /// Offers and results to gossip at the end of this turn of the loop, batched.
     outbox_txs: Vec<Transaction>,
     outbox_results: Vec<JobResult>,
+    /// Consensus, when this node validates a chain with several validators.
+    bft: Option<Bft>,
+    /// Proposed-block requests in flight.
+    proposed_requests: HashMap<OutboundRequestId, (u64, Hash)>,
 }
 
 fn now_ms() -> u64 {
@@ -180,10 +188,18 @@ impl Service {
             swarm.dial(ma).with_context(|| format!("cannot dial {addr}"))?;
         }
         lock(&shared.net).peer_id = swarm.local_peer_id().to_string();
-        let signer = if config.validator {
-            Some(Signer::new(shared.key.clone(), chain_id, validators).context("--validator")?)
+        // One validator finalizes alone; several run the consensus engine.
+        let (signer, bft) = if config.validator && validators.validators().len() > 1 {
+            let engine = Engine::new(shared.key.clone(), chain_id, validators, config.consensus.params())
+                .context("--validator")?;
+            for t in [&topics.consensus, &topics.proposals] {
+                swarm.behaviour_mut().gossipsub.subscribe(t).context("subscribe")?;
+            }
+            (None, Some(Bft::new(engine)))
+        } else if config.validator {
+            (Some(Signer::new(shared.key.clone(), chain_id, validators).context("--validator")?), None)
         } else {
-            None
+            (None, None)
         };
         let (executed_tx, executed_rx) = mpsc::channel(COMMAND_QUEUE);
         let executions = Arc::new(Semaphore::new(config.executions_max.max(1)));
@@ -202,6 +218,8 @@ impl Service {
             syncing: None,
             outbox_txs: Vec::new(),
             outbox_results: Vec::new(),
+            bft,
+            proposed_requests: HashMap::new(),
         })
     }
 
@@ -212,7 +230,10 @@ impl Service {
         block_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut maintenance = tokio::time::interval(Duration::from_millis(config.rebroadcast_ms.max(100) / 2));
         tokio::pin!(shutdown);
+        self.start_consensus()?;
         loop {
+            let deadline = self.bft.as_ref().and_then(Bft::next_deadline);
+            let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into());
             tokio::select! {
                 _ = &mut shutdown => break,
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev)?,
@@ -228,9 +249,19 @@ impl Service {
                         self.on_executed(done);
                     }
                 }
-                _ = block_timer.tick(), if self.signer.is_some() => self.produce_block()?,
+                _ = block_timer.tick(), if self.signer.is_some() || self.bft.is_some() => {
+                    if self.signer.is_some() {
+                        self.produce_block()?;
+                    }
+                }
+                _ = timer, if deadline.is_some() => {
+                    if let Some(bft) = self.bft.as_mut() {
+                        bft.fire_due(Instant::now());
+                    }
+                }
                 _ = maintenance.tick() => self.maintain(),
             }
+            self.pump_consensus()?;
             self.flush_outbox();
         }
         tracing::info!("node stopped");
@@ -498,6 +529,7 @@ impl Service {
         match applied {
             Ok(f) => {
                 self.after_finalized(&f);
+                self.consensus_head_moved()?;
                 Ok(Ok(true))
             }
             Err(ApplyError::Storage(e)) => Err(e),
@@ -632,6 +664,12 @@ impl Service {
             }
             return Ok(MessageAcceptance::Accept);
         }
+        if *t == self.topics.consensus.hash() {
+            return Ok(self.on_consensus_gossip(source, &message.data));
+        }
+        if *t == self.topics.proposals.hash() {
+            return self.on_proposed_gossip(&message.data);
+        }
         Ok(MessageAcceptance::Reject)
     }
 
@@ -650,6 +688,9 @@ impl Service {
                             Ok(b) => SyncResponse::Blob(b),
                             Err(e) => SyncResponse::Error(e.to_string()),
                         },
+                        Ok(SyncRequest::Proposed { height, block_hash }) => {
+                            SyncResponse::Proposed(self.proposed_block(height, &block_hash).map(Box::new))
+                        }
                         Err(e) => SyncResponse::Error(e.to_string()),
                     };
                     let _ = self.swarm.behaviour_mut().sync.send_response(channel, Wire::encode(&response));
@@ -671,6 +712,15 @@ impl Service {
                                 self.request_sync(peer);
                             }
                         }
+                    } else if let Some((height, block_hash)) = self.proposed_requests.remove(&request_id) {
+                        if let Ok(SyncResponse::Proposed(Some(block))) = decoded
+                            && block.header.height == height
+                            && block.hash() == block_hash
+                            && let Some(bft) = self.bft.as_mut()
+                        {
+                            bft.keep_block(*block);
+                            self.check_needed_blocks();
+                        }
                     } else if let Some(module_id) = self.blob_requests.remove(&request_id)
                         && let Ok(SyncResponse::Blob(Some(bytes))) = decoded
                     {
@@ -684,10 +734,294 @@ impl Service {
                     self.syncing = None;
                 }
                 self.blob_requests.remove(&request_id);
+                self.proposed_requests.remove(&request_id);
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Loads the engine: replays the write-ahead log of the next height if there is one (a
+    /// restart mid-height), or waits to start the next height.
+    fn start_consensus(&mut self) -> anyhow::Result<()> {
+        let Some(bft) = self.bft.as_mut() else { return Ok(()) };
+        let (store, head) = {
+            let chain = self.shared.chain();
+            (chain.store.clone(), chain.height())
+        };
+        store.wal_prune_below(head + 1).context("pruning the consensus log")?;
+        let entries = store.wal_entries(head + 1).context("reading the consensus log")?;
+        bft.head_moved(head);
+        if entries.is_empty() {
+            // Due at once if there is work: no block time to wait for after a restart.
+            bft.head_moved_at = Instant::now() - Duration::from_millis(self.shared.config.block_time_ms);
+            return Ok(());
+        }
+        tracing::info!(height = head + 1, entries = entries.len(), "replaying the consensus log");
+        let outputs = bft.engine.replay(head + 1, &entries).context("replaying the consensus log")?;
+        bft.next_height = None;
+        bft.wal_height = head + 1;
+        bft.wal_seq = entries.len() as u64;
+        self.carry_out(head + 1, outputs)?;
+        self.pump_consensus()
+    }
+
+    /// Starts the next height when due, then feeds the engine every queued input and carries
+    /// out what it returns.
+    fn pump_consensus(&mut self) -> anyhow::Result<()> {
+        if self.bft.is_none() {
+            return Ok(());
+        }
+        let has_work = {
+            let pending = self.shared.chain().state.has_pending_work();
+            pending || !lock(&self.shared.mempool).is_empty()
+        };
+        let head = self.shared.chain().height();
+        let config = &self.shared.config;
+        let block_time = Duration::from_millis(config.block_time_ms);
+        if let Some(bft) = self.bft.as_mut()
+            && let Some(height) = bft.due_to_start(head, block_time, config.empty_blocks, has_work)
+        {
+            bft.next_height = None;
+            bft.push(EngineInput::StartHeight { height });
+        }
+        loop {
+            let Some(bft) = self.bft.as_mut() else { return Ok(()) };
+            let Some(input) = bft.inputs.pop_front() else { return Ok(()) };
+            let outputs = bft.engine.handle(input);
+            let height = bft.engine.height();
+            self.carry_out(height, outputs)?;
+        }
+    }
+
+    /// Carries out the engine's outputs in order. Inputs they lead to are queued, not fed
+    /// here, so that every output of one call is done before the next call.
+    fn carry_out(&mut self, height: u64, outputs: Vec<EngineOutput>) -> anyhow::Result<()> {
+        for output in outputs {
+            let Some(bft) = self.bft.as_mut() else { return Ok(()) };
+            match output {
+                EngineOutput::WalAppend(bytes) => {
+                    let store = self.shared.chain().store.clone();
+                    if bft.wal_height != height {
+                        bft.wal_height = height;
+                        bft.wal_seq = store.wal_entries(height).context("reading the consensus log")?.len() as u64;
+                    }
+                    // Durable before anything after it is acted on: a restart never signs twice.
+                    store.wal_append(height, bft.wal_seq, &bytes).context("writing the consensus log")?;
+                    bft.wal_seq += 1;
+                }
+                EngineOutput::Publish(bytes) => self.publish(self.topics.consensus.clone(), bytes),
+                EngineOutput::ScheduleTimeout { height, round, kind, duration_ms } => {
+                    bft.schedule((height, round, kind), Duration::from_millis(duration_ms));
+                }
+                EngineOutput::CancelTimeout { height, round, kind } => bft.cancel(&(height, round, kind)),
+                EngineOutput::CancelAllTimeouts => bft.cancel_all(),
+                EngineOutput::RoundStarted { height, round, proposer } => {
+                    if round > 0 {
+                        tracing::info!(height, round, %proposer, "consensus round started");
+                    } else {
+                        tracing::debug!(height, round, %proposer, "consensus round started");
+                    }
+                }
+                EngineOutput::RequestValue { height, round, .. } => self.propose(height, round)?,
+                EngineOutput::NeedBlock { height, block_hash, proposer, .. } => {
+                    bft.need(height, block_hash, proposer);
+                    self.check_needed_blocks();
+                }
+                EngineOutput::RestreamBlock { height, block_hash, .. } => {
+                    if let Some(block) = self.proposed_block(height, &block_hash) {
+                        let msg = ProposedBlock { version: WIRE_VERSION, block };
+                        self.publish(self.topics.proposals.clone(), borsh::to_vec(&msg).expect("encodes"));
+                    }
+                }
+                EngineOutput::Decided { height, round, block_hash, commit } => {
+                    self.on_decided(height, round, block_hash, commit)?;
+                }
+                EngineOutput::Equivocation(evidence) => {
+                    tracing::warn!(
+                        offender = %evidence.offender(),
+                        height = evidence.height(),
+                        "equivocation: a validator signed two different messages for one step; evidence kept"
+                    );
+                    let bytes = borsh::to_vec(&*evidence).expect("encodes");
+                    self.shared.chain().store.put_evidence(evidence.height(), &bytes).context("storing evidence")?;
+                }
+                EngineOutput::Rejected { reason } => tracing::debug!("consensus message refused: {reason}"),
+                EngineOutput::Fault { reason } => tracing::error!("consensus engine fault: {reason}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// This validator proposes at `height`, `round`: builds a block on the head from the
+    /// mempool (without committing it), keeps it durably, gossips it, and hands its hash to
+    /// the engine.
+    fn propose(&mut self, height: u64, round: u32) -> anyhow::Result<()> {
+        if self.shared.chain().height() + 1 != height {
+            tracing::debug!(height, "asked to propose at a height this node is not at yet");
+            return Ok(());
+        }
+        let candidates = lock(&self.shared.mempool).candidates();
+        let built =
+            self.shared.chain_mut().build_proposal(self.shared.key.public(), candidates, now_ms(), &self.shared.vm);
+        let (block, rejected) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(height, round, "cannot build a block to propose: {e:#}");
+                return Ok(());
+            }
+        };
+        lock(&self.shared.mempool).remove_rejected(&rejected);
+        self.shared.chain().store.put_proposed(&block).context("keeping the proposed block")?;
+        let block_hash = block.hash();
+        tracing::debug!(height, round, %block_hash, txs = block.txs.len(), "proposing");
+        let msg = ProposedBlock { version: WIRE_VERSION, block: block.clone() };
+        self.publish(self.topics.proposals.clone(), borsh::to_vec(&msg).expect("encodes"));
+        if let Some(bft) = self.bft.as_mut() {
+            bft.keep_block(block);
+            bft.push(EngineInput::ProposeValue { height, round, block_hash });
+        }
+        Ok(())
+    }
+
+    /// A proposed block seen here or kept on disk.
+    fn proposed_block(&self, height: u64, block_hash: &Hash) -> Option<Block> {
+        if let Some(b) = self.bft.as_ref().and_then(|bft| bft.block(height, block_hash)) {
+            return Some(b.clone());
+        }
+        self.shared.chain().store.proposed(height, block_hash).ok().flatten()
+    }
+
+    /// Checks the blocks the engine waits for that extend the head and are here; asks peers
+    /// for those that are not.
+    fn check_needed_blocks(&mut self) {
+        let head = self.shared.chain().height();
+        let Some(bft) = self.bft.as_ref() else { return };
+        let wanted: Vec<((u64, Hash), crate::bft::Needed)> =
+            bft.needed.iter().filter(|((h, _), _)| *h == head + 1).map(|(k, v)| (*k, v.clone())).collect();
+        for ((height, block_hash), needed) in wanted {
+            match self.proposed_block(height, &block_hash) {
+                Some(block) => {
+                    let verdict = if block.header.proposer != needed.proposer {
+                        Err("the block's proposer is not the proposal's".to_string())
+                    } else {
+                        self.shared.chain_mut().check_proposal(&block, &self.shared.vm)
+                    };
+                    if let Err(why) = &verdict {
+                        tracing::warn!(height, %block_hash, "proposed block is invalid: {why}");
+                    }
+                    if let Some(bft) = self.bft.as_mut() {
+                        bft.needed.remove(&(height, block_hash));
+                        bft.keep_block(block);
+                        bft.push(EngineInput::BlockValidity { height, block_hash, valid: verdict.is_ok() });
+                    }
+                }
+                None => {
+                    if needed.fetched.is_some_and(|t| t.elapsed() < BLOCK_FETCH_RETRY) {
+                        continue;
+                    }
+                    let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                    for peer in peers {
+                        let req = Wire::encode(&SyncRequest::Proposed { height, block_hash });
+                        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.proposed_requests.insert(id, (height, block_hash));
+                    }
+                    if let Some(n) = self.bft.as_mut().and_then(|b| b.needed.get_mut(&(height, block_hash))) {
+                        n.fetched = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The engine decided: store the block with its commit (unless already stored), tell the
+    /// network, and move on.
+    fn on_decided(&mut self, height: u64, round: u32, block_hash: Hash, commit: Commit) -> anyhow::Result<()> {
+        let head = self.shared.chain().height();
+        if height <= head {
+            return self.consensus_head_moved();
+        }
+        let Some(block) = self.proposed_block(height, &block_hash) else {
+            tracing::warn!(height, %block_hash, "decided a block this node does not have; syncing");
+            let peer = self.swarm.connected_peers().next().copied();
+            if let Some(peer) = peer {
+                self.request_sync(peer);
+            }
+            return Ok(());
+        };
+        tracing::debug!(height, round, signatures = commit.signatures.len(), "decided");
+        let msg = BlockMsg { version: WIRE_VERSION, block: block.clone(), commit: commit.clone() };
+        match self.apply_block(msg.clone())? {
+            Ok(true) => self.publish(self.topics.blocks.clone(), borsh::to_vec(&msg).expect("encodes")),
+            Ok(false) => {}
+            Err(why) => tracing::error!(height, "cannot apply the decided block: {why}"),
+        }
+        Ok(())
+    }
+
+    /// The head moved (a decision, a gossiped block or sync): drop the consensus log below
+    /// it and wait to start the next height.
+    fn consensus_head_moved(&mut self) -> anyhow::Result<()> {
+        let Some(bft) = self.bft.as_mut() else { return Ok(()) };
+        let (store, head) = {
+            let chain = self.shared.chain();
+            (chain.store.clone(), chain.height())
+        };
+        store.wal_prune_below(head + 1).context("pruning the consensus log")?;
+        bft.head_moved(head);
+        self.check_needed_blocks();
+        Ok(())
+    }
+
+    fn on_consensus_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
+        let head = self.shared.chain().height();
+        let Some(bft) = self.bft.as_mut() else { return MessageAcceptance::Ignore };
+        if data.len() > CONSENSUS_MESSAGE_BYTES_MAX {
+            return MessageAcceptance::Reject;
+        }
+        let msg = match bft.engine.check_message(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(%source, "invalid consensus message: {e}");
+                return MessageAcceptance::Reject;
+            }
+        };
+        let height = msg.height();
+        if height <= head {
+            return MessageAcceptance::Ignore;
+        }
+        if bft.next_height.is_some_and(|h| height >= h) {
+            bft.peers_started = true;
+        }
+        bft.push(EngineInput::Message(data.to_vec()));
+        if height > head + 1 {
+            // Others are deciding later heights: fetch the finalized blocks this node missed.
+            self.request_sync(source);
+        }
+        MessageAcceptance::Accept
+    }
+
+    fn on_proposed_gossip(&mut self, data: &[u8]) -> anyhow::Result<MessageAcceptance> {
+        let head = self.shared.chain().height();
+        let chain_id = self.shared.chain().chain_id;
+        let Some(bft) = self.bft.as_mut() else { return Ok(MessageAcceptance::Ignore) };
+        let Ok(msg) = cairn_ledger::decode::<ProposedBlock>("proposed block", data, p2p::GOSSIP_MESSAGE_BYTES_MAX)
+        else {
+            return Ok(MessageAcceptance::Reject);
+        };
+        let h = &msg.block.header;
+        if msg.version != WIRE_VERSION
+            || h.chain_id != chain_id
+            || bft.engine.validators().power_of(&h.proposer).is_none()
+        {
+            return Ok(MessageAcceptance::Reject);
+        }
+        if h.height <= head || h.height > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
+            return Ok(MessageAcceptance::Ignore);
+        }
+        bft.keep_block(msg.block);
+        self.check_needed_blocks();
+        Ok(MessageAcceptance::Accept)
     }
 
     fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {

@@ -54,7 +54,12 @@ fn fresh(spec: &Spec, name: &str) -> anyhow::Result<Spec> {
 pub async fn demo(spec: &Spec, jobs_dir: &Path) -> anyhow::Result<()> {
     let modules = list_modules(jobs_dir)?;
     let spec = fresh(spec, "demo")?;
-    println!("starting a testnet in {}: 1 validator, {} providers", spec.dir.display(), spec.providers);
+    println!(
+        "starting a testnet in {}: {} validator(s), {} providers",
+        spec.dir.display(),
+        spec.validators,
+        spec.providers
+    );
     let t = up(&spec).await?;
     let result = run_demo(&t, &modules).await;
     if result.is_err() {
@@ -69,7 +74,7 @@ pub async fn demo(spec: &Spec, jobs_dir: &Path) -> anyhow::Result<()> {
 
 async fn run_demo(t: &Testnet, modules: &[(String, PathBuf)]) -> anyhow::Result<()> {
     for (i, n) in t.nodes.iter().enumerate() {
-        println!("  node {i} {} rpc ws://{}", if i == 0 { "validator" } else { "provider " }, n.rpc);
+        println!("  node {i} {} rpc ws://{}", if i < t.validators() { "validator" } else { "provider " }, n.rpc);
     }
     let genesis = t.genesis()?;
     let key = t.client_key()?;
@@ -123,6 +128,8 @@ pub struct BenchReport {
     pub to_finalized: (Duration, Duration),
     /// Wall time.
     pub elapsed: Duration,
+    /// Blocks finalized during the run.
+    pub blocks: u64,
 }
 
 /// Runs `jobs` echo-sized jobs (the `uppercase` example, or the first example found) through a
@@ -136,6 +143,7 @@ pub async fn bench(spec: &Spec, jobs: usize, concurrency: usize) -> anyhow::Resu
     let key = t.client_key()?;
     let c = client::connect(&t.rpc_url(0)).await?;
     let module_id = c.module_put(hex::encode(std::fs::read(&module_path)?)).await?;
+    let first_height = c.chain_head().await?.height;
     let started = std::time::Instant::now();
     let mut runs: Vec<JobRun> = Vec::with_capacity(jobs);
     let mut nonce = c.account_get(key.public()).await?.next_nonce;
@@ -167,6 +175,7 @@ pub async fn bench(spec: &Spec, jobs: usize, concurrency: usize) -> anyhow::Resu
         remaining -= n;
     }
     let elapsed = started.elapsed();
+    let blocks = c.chain_head().await?.height.saturating_sub(first_height);
     let genesis = t.genesis()?;
     for r in &runs {
         r.proof.verify(&genesis)?;
@@ -180,12 +189,19 @@ pub async fn bench(spec: &Spec, jobs: usize, concurrency: usize) -> anyhow::Resu
         to_result: (percentile(&to_result, 50.0), percentile(&to_result, 99.0)),
         to_finalized: (percentile(&to_final, 50.0), percentile(&to_final, 99.0)),
         elapsed,
+        blocks,
     };
     println!(
-        "{jobs} jobs, {concurrency} in flight, block time {} ms, {} providers: {:.1} s",
+        "{jobs} jobs, {concurrency} in flight, block time {} ms, {} validator(s), {} providers: {:.1} s",
         spec.block_time_ms,
+        t.validators(),
         spec.providers,
         elapsed.as_secs_f64()
+    );
+    println!(
+        "finalized blocks  {blocks} in {:.1} s: {:.1} blocks/s",
+        elapsed.as_secs_f64(),
+        blocks as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     println!("submit→result     p50 {:.2} ms  p99 {:.2} ms", ms(report.to_result.0), ms(report.to_result.1));
     println!("submit→finalized  p50 {:.2} ms  p99 {:.2} ms", ms(report.to_finalized.0), ms(report.to_finalized.1));

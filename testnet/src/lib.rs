@@ -4,12 +4,13 @@
 //! Layout of a testnet folder:
 //!
 //! ```text
-//! genesis.json          the chain (1 validator, N providers, a funded client)
+//! genesis.json          the chain (V validators of power 10, N providers, a funded client)
 //! client-key.json       the client that pays for jobs
 //! nodes/<i>/node-key.json, node.log, node.json (addresses bound), db/
 //! ```
 //!
-//! Node 0 validates; nodes 1..=N are providers. Every node binds port 0 (RPC and libp2p) and
+//! Nodes `0..V` validate (with one validator it finalizes alone; with several they run BFT
+//! consensus); nodes `V..V+N` are providers. Every node binds port 0 (RPC and libp2p) and
 //! writes what it bound to `node.json`; later nodes bootstrap to all earlier ones.
 
 mod demo;
@@ -38,13 +39,19 @@ pub const PROVIDER_STAKE: u64 = 1_000_000;
 pub const PROVIDER_CAPACITY: u32 = 10_000;
 /// The most provider nodes a local testnet starts.
 pub const PROVIDERS_MAX: usize = 32;
+/// The most validator nodes a local testnet starts.
+pub const VALIDATORS_MAX: usize = 32;
+/// Each testnet validator's voting power.
+pub const VALIDATOR_POWER: u64 = 10;
 
 /// What testnet to run.
 #[derive(Clone, Debug)]
 pub struct Spec {
     /// The testnet folder.
     pub dir: PathBuf,
-    /// Provider nodes besides the validator.
+    /// Validator nodes (at least 1): nodes `0..validators`.
+    pub validators: usize,
+    /// Provider nodes besides the validators.
     pub providers: usize,
     /// Block time of the validator.
     pub block_time_ms: u64,
@@ -86,6 +93,7 @@ fn node_home(dir: &Path, i: usize) -> PathBuf {
 /// Creates keys and genesis in `spec.dir` unless they already exist there.
 pub fn generate(spec: &Spec) -> anyhow::Result<()> {
     anyhow::ensure!(spec.providers <= PROVIDERS_MAX, "at most {PROVIDERS_MAX} providers");
+    anyhow::ensure!((1..=VALIDATORS_MAX).contains(&spec.validators), "1 to {VALIDATORS_MAX} validators");
     let genesis_path = spec.dir.join("genesis.json");
     if genesis_path.exists() {
         return Ok(());
@@ -93,7 +101,7 @@ pub fn generate(spec: &Spec) -> anyhow::Result<()> {
     anyhow::ensure!(spec.manual_providers <= spec.providers, "more manual providers than providers");
     std::fs::create_dir_all(&spec.dir).with_context(|| format!("cannot create {}", spec.dir.display()))?;
     let mut keys = Vec::new();
-    for i in 0..=spec.providers {
+    for i in 0..spec.validators + spec.providers {
         let home = node_home(&spec.dir, i);
         std::fs::create_dir_all(&home)?;
         let key = Keypair::generate();
@@ -109,9 +117,12 @@ pub fn generate(spec: &Spec) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
-        validators: vec![Validator { address: keys[0].public(), power: 10 }],
+        validators: keys[..spec.validators]
+            .iter()
+            .map(|k| Validator { address: k.public(), power: VALIDATOR_POWER })
+            .collect(),
         accounts: vec![GenesisAccount { address: client.public(), balance: CLIENT_BALANCE }],
-        providers: keys[1..]
+        providers: keys[spec.validators..]
             .iter()
             .map(|k| GenesisProvider {
                 address: k.public(),
@@ -137,6 +148,16 @@ pub fn read_bound(home: &Path) -> anyhow::Result<Option<Bound>> {
 }
 
 impl Testnet {
+    /// How many of the nodes (the first ones) are validators.
+    pub fn validators(&self) -> usize {
+        self.spec.validators
+    }
+
+    /// Whether node `i` is running (not killed).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.children.get(i).is_some_and(Option::is_some)
+    }
+
     /// The client key that pays for jobs.
     pub fn client_key(&self) -> anyhow::Result<Keypair> {
         Ok(Keypair::load(&self.dir.join("client-key.json"))?)
@@ -230,6 +251,8 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .append(true)
         .open(home.join("node.log"))
         .with_context(|| format!("cannot open {}", home.join("node.log").display()))?;
+    let validators = spec.validators.max(1);
+    let is_validator = i < validators;
     let mut cmd = std::process::Command::new(&spec.binary);
     cmd.args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc", "127.0.0.1:0"])
         .arg("--home")
@@ -238,8 +261,8 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .arg(spec.dir.join("genesis.json"))
         .arg("--block-time-ms")
         .arg(spec.block_time_ms.to_string())
-        .arg(if i == 0 { "--validator" } else { "--provider" })
-        .args((i >= 1 && i <= spec.lying_providers).then_some("--test-wrong-results"))
+        .arg(if is_validator { "--validator" } else { "--provider" })
+        .args((!is_validator && i - validators < spec.lying_providers).then_some("--test-wrong-results"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -279,7 +302,9 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
 pub async fn up(spec: &Spec) -> anyhow::Result<Testnet> {
     generate(spec)?;
     let genesis = Genesis::load(&spec.dir.join("genesis.json"))?;
-    let count = 1 + genesis.providers.len() - spec.manual_providers.min(genesis.providers.len());
+    // An existing testnet keeps the validators its genesis lists.
+    let spec = &Spec { validators: genesis.validators.len(), ..spec.clone() };
+    let count = genesis.validators.len() + genesis.providers.len() - spec.manual_providers.min(genesis.providers.len());
     let mut t =
         Testnet { dir: spec.dir.clone(), spec: spec.clone(), children: Vec::new(), nodes: Vec::new(), detached: false };
     for i in 0..count {

@@ -83,11 +83,18 @@ fn module_text(funcs: &str, seed: u32) -> String {
     )
 }
 
+/// Warm start with the memory pool (the default) and without it (a fresh 6 GiB
+/// reservation per job, wasmer's own path), interleaved.
 fn warm_start(c: &mut Criterion) {
-    let vm = Vm::new(VmConfig::default());
+    let pooled = Vm::new(VmConfig::default());
+    let unpooled = Vm::new(VmConfig { memory_pool_regions: 0, ..VmConfig::default() });
     let wasm = fixtures::echo_wasm();
-    assert_eq!(vm.execute(&wasm, b"hi", FUEL).status, JobStatus::Ok);
-    c.bench_function("warm_start/echo", |b| b.iter(|| black_box(vm.execute(&wasm, black_box(b"hi"), FUEL))));
+    let mut group = c.benchmark_group("warm_start");
+    for (name, vm) in [("echo/pooled", &pooled), ("echo/unpooled", &unpooled)] {
+        assert_eq!(vm.execute(&wasm, b"hi", FUEL).status, JobStatus::Ok);
+        group.bench_function(name, |b| b.iter(|| black_box(vm.execute(&wasm, black_box(b"hi"), FUEL))));
+    }
+    group.finish();
 }
 
 fn metering(c: &mut Criterion) {

@@ -27,6 +27,17 @@ pub const CALL_DEPTH_MAX_DEFAULT: u32 = 2_000;
 /// Default for [`VmConfig::cache_bytes_max`]: 256 MiB.
 pub const CACHE_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
 
+/// Default for [`VmConfig::memory_pool_regions`], per core: idle memory regions kept
+/// for reuse ([`memory_pool_regions_default`]).
+pub const MEMORY_POOL_REGIONS_PER_CORE: usize = 2;
+
+/// Default for [`VmConfig::memory_pool_regions`]: [`MEMORY_POOL_REGIONS_PER_CORE`] × the
+/// cores available (2 × 1 if that is unknown).
+pub fn memory_pool_regions_default() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    MEMORY_POOL_REGIONS_PER_CORE.saturating_mul(cores)
+}
+
 /// The most functions (imported and defined) a module may have.
 pub const FUNCTIONS_MAX: usize = 10_000;
 /// The most globals a module may define.
@@ -51,10 +62,10 @@ pub const ABORT_MESSAGE_BYTES_MAX: usize = 1024;
 
 /// Limits of the sandbox.
 ///
-/// Every field except [`log_size_bytes_max`](Self::log_size_bytes_max) and the cache
-/// settings can change a job's status, so all the
-/// nodes of a network must run with the same values: they are network parameters, not
-/// local tuning.
+/// Every field except [`log_size_bytes_max`](Self::log_size_bytes_max), the cache
+/// settings and [`memory_pool_regions`](Self::memory_pool_regions) can change a job's
+/// status, so all the nodes of a network must run with the same values: they are network
+/// parameters, not local tuning.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmConfig {
     /// The most 64 KiB pages a job's memory may have. A module that declares more as its
@@ -87,6 +98,12 @@ pub struct VmConfig {
     /// node may write there: artifacts are machine code that is loaded as is, after its
     /// checksum is checked. Local tuning: no effect on outcomes.
     pub cache_dir: Option<PathBuf>,
+    /// How many jobs' memory regions (6 GiB of address space each, wasmer's static
+    /// reservation) are kept, zeroed and re-protected, for the next jobs, instead of a
+    /// fresh reservation per job; 0: no pool. When the pool is empty a job reserves a
+    /// fresh region; a region released to a full pool is unmapped. Local tuning: no
+    /// effect on outcomes.
+    pub memory_pool_regions: usize,
 }
 
 impl Default for VmConfig {
@@ -103,6 +120,7 @@ impl Default for VmConfig {
             call_depth_max: CALL_DEPTH_MAX_DEFAULT,
             cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
             cache_dir: None,
+            memory_pool_regions: memory_pool_regions_default(),
         }
     }
 }

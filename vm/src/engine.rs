@@ -8,6 +8,7 @@ use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngi
 use wasmer::{Engine, Module};
 
 use crate::meter::{Meter, MeterMode};
+use crate::pool::MemoryPool;
 use crate::tunables::LimitingTunables;
 use crate::{Result, VmConfig, VmError};
 
@@ -46,7 +47,12 @@ pub(crate) struct Compiled {
 
 /// Compiles a module that passed [`validate`](crate::validate), metered with `mode`
 /// (`None`: unmetered, only for measuring the meter's overhead).
-pub(crate) fn compile(config: &VmConfig, wasm: &[u8], mode: Option<MeterMode>) -> Result<Compiled> {
+pub(crate) fn compile(
+    config: &VmConfig,
+    wasm: &[u8],
+    mode: Option<MeterMode>,
+    pool: Option<&Arc<MemoryPool>>,
+) -> Result<Compiled> {
     let mut compiler = Cranelift::new();
     // Deterministic floats: every NaN result gets the one canonical bit pattern.
     compiler.canonicalize_nans(true);
@@ -56,25 +62,26 @@ pub(crate) fn compile(config: &VmConfig, wasm: &[u8], mode: Option<MeterMode>) -
     }
     let mut engine: Engine = EngineBuilder::new(compiler).set_features(Some(engine_features())).engine().into();
     // Before compiling: memory styles are baked into the code.
-    engine.set_tunables(tunables(&engine, config));
+    engine.set_tunables(tunables(&engine, config, pool));
     let module = Module::from_binary(&engine, wasm).map_err(|e| VmError::Compile(e.to_string()))?;
     Ok(Compiled { engine, module })
 }
 
-fn tunables(engine: &Engine, config: &VmConfig) -> LimitingTunables {
+fn tunables(engine: &Engine, config: &VmConfig, pool: Option<&Arc<MemoryPool>>) -> LimitingTunables {
     LimitingTunables::new(
         engine.target(),
         config.memory_pages_max,
         config.table_elements_max,
         config.stack_size_bytes_max,
+        pool.cloned(),
     )
 }
 
 /// An engine that cannot compile, only run artifacts compiled by [`compile`] with the
 /// same configuration (and loaded from the disk cache).
-pub(crate) fn headless_engine(config: &VmConfig) -> Engine {
+pub(crate) fn headless_engine(config: &VmConfig, pool: Option<&Arc<MemoryPool>>) -> Engine {
     let mut engine: Engine = EngineBuilder::headless().set_features(Some(engine_features())).engine().into();
-    engine.set_tunables(tunables(&engine, config));
+    engine.set_tunables(tunables(&engine, config, pool));
     engine
 }
 
@@ -82,7 +89,7 @@ pub(crate) fn headless_engine(config: &VmConfig) -> Engine {
 /// its settings, the features, the instrumentation and the limits baked into it, and the
 /// CPU. Artifacts are cached under (module id, this hash).
 pub(crate) fn engine_config_hash(config: &VmConfig) -> [u8; 32] {
-    let engine = headless_engine(config);
+    let engine = headless_engine(config, None);
     let description = format!(
         "cairn-vm {} instrumentation {INSTRUMENTATION_VERSION}; wasmer 7.1 cranelift nan-canonical; \
          features {:?}; call_depth_max {}; memory_pages_max {}; table_elements_max {}; target {:?}",

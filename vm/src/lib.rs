@@ -17,9 +17,11 @@
 //!   types, locals, globals, imports, exports, tables and segments (checked before
 //!   compilation). A `memory.grow` past the limit returns -1; if the guest then traps
 //!   the status is `MemoryLimit`.
-//! - **Isolation**: a fresh store and instance per job; compiled modules are shared through
-//!   an LRU cache bounded in modules and bytes, keyed by the module id (SHA-256 of the
-//!   wasm), and optionally an on-disk cache keyed by (module id, engine-configuration hash)
+//! - **Isolation**: a fresh store and instance per job, its memory on a region from a
+//!   bounded pool ([`VmConfig::memory_pool_regions`]), zeroed when the previous job
+//!   released it and made inaccessible again past the new memory's size; compiled
+//!   modules are shared through an LRU cache bounded in modules and bytes, keyed by the
+//!   module id (SHA-256 of the wasm), and optionally an on-disk cache keyed by (module id, engine-configuration hash)
 //!   whose files carry their own checksum.
 //! - **Re-execution** for disputes: [`Vm::reexecute`] and [`reexecute`] return
 //!   `(output_hash, fuel_used, status)` ([`Reexecution`]).
@@ -57,6 +59,7 @@ mod error;
 pub mod fixtures;
 mod host;
 mod meter;
+mod pool;
 mod run;
 mod tunables;
 mod validate;
@@ -166,6 +169,8 @@ pub struct Vm {
     disk: Option<DiskCache>,
     /// Runs the artifacts loaded from disk; created on first use.
     headless: OnceLock<wasmer::Engine>,
+    /// Where jobs' memories come from (`None`: [`VmConfig::memory_pool_regions`] is 0).
+    memory_pool: Option<Arc<pool::MemoryPool>>,
     compiled_count: AtomicU64,
     disk_loads: AtomicU64,
     disk_rejected: AtomicU64,
@@ -211,12 +216,14 @@ impl Vm {
             }
             _ => None,
         };
+        let memory_pool = (config.memory_pool_regions > 0).then(|| pool::MemoryPool::new(config.memory_pool_regions));
         Vm {
             config,
             mode,
             cache,
             disk,
             headless: OnceLock::new(),
+            memory_pool,
             compiled_count: AtomicU64::new(0),
             disk_loads: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
@@ -333,7 +340,7 @@ impl Vm {
         }
         validate::validate(&self.config, wasm)?;
         if let Some(disk) = &self.disk {
-            let engine = self.headless.get_or_init(|| engine::headless_engine(&self.config));
+            let engine = self.headless.get_or_init(|| engine::headless_engine(&self.config, self.memory_pool.as_ref()));
             match disk.load(&id, engine) {
                 Ok(module) => {
                     self.disk_loads.fetch_add(1, Ordering::Relaxed);
@@ -350,10 +357,10 @@ impl Vm {
         }
         // Compiled outside the lock: other jobs keep running meanwhile. Two threads may
         // compile the same module at once; the later insert wins, both results are equal.
-        let compiled = catch_unwind(AssertUnwindSafe(|| engine::compile(&self.config, wasm, self.mode)))
-            .unwrap_or_else(|panic| {
-                Err(VmError::Compile(format!("the compiler panicked: {}", panic_message(&*panic))))
-            })?;
+        let compiled = catch_unwind(AssertUnwindSafe(|| {
+            engine::compile(&self.config, wasm, self.mode, self.memory_pool.as_ref())
+        }))
+        .unwrap_or_else(|panic| Err(VmError::Compile(format!("the compiler panicked: {}", panic_message(&*panic)))))?;
         self.compiled_count.fetch_add(1, Ordering::Relaxed);
         let artifact = compiled.module.serialize().ok();
         let weight = artifact.as_ref().map_or_else(|| estimated_weight(wasm), |a| a.len());
@@ -363,6 +370,12 @@ impl Vm {
         let compiled = Arc::new(compiled);
         self.lock_cache().insert(id, Arc::clone(&compiled), weight);
         Ok(compiled)
+    }
+
+    /// The memory pool's counters (`None`: no pool).
+    #[cfg(test)]
+    pub(crate) fn memory_pool_stats(&self) -> Option<pool::PoolStats> {
+        self.memory_pool.as_ref().map(|pool| pool.stats())
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Lru<[u8; 32], Arc<Compiled>>> {

@@ -613,3 +613,4 @@ mod determinism;
 mod fuel;
 mod hostile;
 mod limits;
+mod pool;

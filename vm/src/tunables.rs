@@ -6,10 +6,14 @@
 //! like any refused grow. The tunables are set on the engine before compilation, because
 //! the memory style (static, 4 GiB reservation with guard pages: no explicit bounds
 //! checks) is baked into the compiled code.
+//!
+//! With a [`MemoryPool`], static memories are handed out from pre-reserved regions
+//! ([`crate::pool`]) instead of a fresh reservation per instance.
 
 #![allow(unsafe_code)] // The `Tunables` trait's `create_vm_*` methods are `unsafe fn`s.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use wasmer::sys::vm::{
     MemoryError, MemoryStyle, TableStyle, VMConfig, VMMemory, VMMemoryDefinition, VMTable, VMTableDefinition,
@@ -17,12 +21,16 @@ use wasmer::sys::vm::{
 use wasmer::sys::{BaseTunables, Target, Tunables};
 use wasmer::{MemoryType, Pages, TableType};
 
+use crate::pool::MemoryPool;
+
 /// [`BaseTunables`] with the memory, table and stack limits of a [`VmConfig`](crate::VmConfig).
 pub(crate) struct LimitingTunables {
     base: BaseTunables,
     memory_pages_max: Pages,
     table_elements_max: u32,
     vm_config: VMConfig,
+    /// Where memories come from (`None`: a fresh reservation each, as wasmer does).
+    pool: Option<Arc<MemoryPool>>,
 }
 
 impl LimitingTunables {
@@ -31,12 +39,14 @@ impl LimitingTunables {
         memory_pages_max: u32,
         table_elements_max: u32,
         stack_size_bytes: usize,
+        pool: Option<Arc<MemoryPool>>,
     ) -> Self {
         LimitingTunables {
             base: BaseTunables::for_target(target),
             memory_pages_max: Pages(memory_pages_max),
             table_elements_max,
             vm_config: VMConfig { wasm_stack_size: Some(stack_size_bytes) },
+            pool,
         }
     }
 
@@ -78,7 +88,14 @@ impl Tunables for LimitingTunables {
     }
 
     fn create_host_memory(&self, ty: &MemoryType, style: &MemoryStyle) -> Result<VMMemory, MemoryError> {
-        self.base.create_host_memory(&self.limit_memory(ty)?, style)
+        let limited = self.limit_memory(ty)?;
+        if let Some(pool) = &self.pool {
+            // SAFETY: no definition location: the memory owns its definition.
+            if let Some(memory) = unsafe { pool.create(&limited, style, None) }? {
+                return Ok(memory);
+            }
+        }
+        self.base.create_host_memory(&limited, style)
     }
 
     unsafe fn create_vm_memory(
@@ -88,6 +105,13 @@ impl Tunables for LimitingTunables {
         vm_definition_location: NonNull<VMMemoryDefinition>,
     ) -> Result<VMMemory, MemoryError> {
         let limited = self.limit_memory(ty)?;
+        if let Some(pool) = &self.pool {
+            // SAFETY: forwarded unchanged from our caller, who upholds `create_vm_memory`'s
+            // contract (`vm_definition_location` points to a valid, owned definition).
+            if let Some(memory) = unsafe { pool.create(&limited, style, Some(vm_definition_location)) }? {
+                return Ok(memory);
+            }
+        }
         // SAFETY: forwarded unchanged from our caller, who upholds `create_vm_memory`'s
         // contract (`vm_definition_location` points to a valid, owned definition).
         unsafe { self.base.create_vm_memory(&limited, style, vm_definition_location) }

@@ -25,9 +25,19 @@ pub async fn start(providers: usize) -> Net {
 
 /// One validator and `providers` providers, the first `lying` of which sign wrong outputs.
 pub async fn start_with(providers: usize, lying: usize) -> Net {
+    start_spec(1, providers, lying).await
+}
+
+/// `validators` validators (BFT when more than one) and `providers` providers.
+pub async fn start_validators(validators: usize, providers: usize) -> Net {
+    start_spec(validators, providers, 0).await
+}
+
+async fn start_spec(validators: usize, providers: usize, lying: usize) -> Net {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = Spec {
         dir: dir.path().to_path_buf(),
+        validators,
         providers,
         block_time_ms: 50,
         manual_providers: 0,
@@ -64,6 +74,11 @@ impl Net {
             }
         }
         panic!("no offer assigned to {provider} in 256 tries");
+    }
+
+    /// Node `i`'s head height.
+    pub async fn height(&self, i: usize) -> u64 {
+        self.rpc(i).await.chain_head().await.expect("chain_head").height
     }
 
     /// Waits until node `i` reaches `height`.

@@ -1,0 +1,151 @@
+//! Four validators finalizing by BFT consensus, as real processes: with one validator down
+//! blocks keep being finalized and jobs keep completing, and it catches up when restarted;
+//! with two down nothing is finalized and nothing forks, and finality resumes when one
+//! returns. Every receipt proof verifies offline against the genesis.
+
+use std::time::{Duration, Instant};
+
+use cairn_node::chain::Chain;
+use cairn_rpc::CairnApiClient;
+use cairn_rpc::client::{self, OfferTerms};
+
+use crate::support::{Net, TIMEOUT, start_validators, uppercase_module};
+
+const VALIDATORS: usize = 4;
+/// Node 4 is the provider.
+const PROVIDERS: usize = 1;
+
+/// Runs one job through node `via` to its finalized receipt and checks the proof offline:
+/// more than 2/3 of the power signed, so at least 3 of the 4 validators.
+async fn job(net: &Net, via: usize, module_id: cairn_ledger::Hash, tag: &str) -> u64 {
+    let c = net.rpc(via).await;
+    c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let offer =
+        client::sign_offer(&c, &net.client_key, module_id, tag.as_bytes().to_vec(), OfferTerms::default(), None)
+            .await
+            .expect("offer");
+    let run = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await;
+    let run = run.unwrap_or_else(|e| panic!("job {tag}: {e:#}\n{}", net.logs()));
+    assert_eq!(run.result.output, tag.to_uppercase().into_bytes());
+    let v = run.proof.verify(&net.genesis).expect("the receipt proof verifies against the genesis");
+    assert!(run.proof.commit.signatures.len() >= 3, "a 4-validator commit has at least 3 signatures");
+    assert!(3 * v.signed_power > 2 * v.total_power);
+    v.height
+}
+
+/// The node index of the validator that proposes in round 0 of the height after node `i`'s
+/// head: killing it forces the others through a round change.
+async fn next_proposer(net: &Net, i: usize) -> usize {
+    let set = net.genesis.validator_set().expect("validator set");
+    let address = cairn_consensus::proposer(&set, net.height(i).await + 1, 0);
+    (0..VALIDATORS).find(|j| net.provider_key(*j) == address).expect("the proposer is one of the nodes")
+}
+
+/// Polls the running validators' heads for `window`: returns the height if none moved.
+async fn head_stays(net: &Net, nodes: &[usize], window: Duration) -> Result<u64, String> {
+    let start = net.height(nodes[0]).await;
+    let deadline = Instant::now() + window;
+    while Instant::now() < deadline {
+        for &i in nodes {
+            let h = net.height(i).await;
+            if h != start {
+                return Err(format!("node {i} moved from {start} to {h}"));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(start)
+}
+
+/// After the nodes stop: every validator's store holds the same block at every height, each
+/// with a commit that verifies against the genesis.
+fn assert_no_fork(net: &Net) {
+    let mut chains = Vec::new();
+    for i in 0..VALIDATORS {
+        let db = net.t.dir.join("nodes").join(i.to_string()).join("db");
+        chains.push(Chain::open(net.genesis.clone(), &db).expect("the store reopens consistent"));
+    }
+    let top = chains.iter().map(Chain::height).max().unwrap_or(0);
+    for h in 1..=top {
+        let mut hashes = chains.iter().filter_map(|c| c.store.block(h).expect("read").map(|b| b.hash()));
+        let first = hashes.next().expect("some validator has every height");
+        assert!(hashes.all(|x| x == first), "validators disagree at height {h}");
+        for c in &chains {
+            if let Some(commit) = c.store.commit(h).expect("read") {
+                assert_eq!(commit.block_hash, first);
+                commit.verify(c.chain_id, &c.validators).expect("every commit verifies");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n4_one_validator_down_keeps_finalizing_and_catches_up_after_restart() {
+    let mut net = start_validators(VALIDATORS, PROVIDERS).await;
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    job(&net, 0, module_id, "all four").await;
+
+    // The next proposer goes down: the others must change round to finalize. Jobs go through
+    // the provider (node 4), which outlives every validator.
+    let down = next_proposer(&net, 0).await;
+    net.t.kill(down).expect("kill -9 the next proposer");
+    let alive: Vec<usize> = (0..VALIDATORS).filter(|i| *i != down).collect();
+    let before = net.height(alive[0]).await;
+    for i in 0..3 {
+        job(&net, VALIDATORS, module_id, &format!("three of four {i}")).await;
+    }
+    let after = net.height(alive[0]).await;
+    assert!(after > before, "blocks are finalized with one validator down");
+
+    net.t.restart(down).await.expect("restart the validator");
+    net.wait_height(down, after).await;
+    // And it takes part again: a job submitted through it completes.
+    job(&net, down, module_id, "back to four").await;
+    net.t.stop();
+    assert_no_fork(&net);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n4_two_validators_down_halt_finality_without_forking_until_one_returns() {
+    let mut net = start_validators(VALIDATORS, PROVIDERS).await;
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    job(&net, 0, module_id, "before").await;
+
+    net.t.kill(2).expect("kill -9 validator 2");
+    net.t.kill(3).expect("kill -9 validator 3");
+    // Work is waiting: an offer in the mempool of the two that are left.
+    let offer = client::sign_offer(&c, &net.client_key, module_id, b"stuck".to_vec(), OfferTerms::default(), None)
+        .await
+        .expect("offer");
+    c.job_submit(offer.clone()).await.expect("job_submit");
+    // Votes already in flight may finish the height being decided; after that, nothing.
+    let mut halted = None;
+    let deadline = Instant::now() + TIMEOUT;
+    while halted.is_none() {
+        assert!(Instant::now() < deadline, "the head never settled\n{}", net.logs());
+        halted = head_stays(&net, &[0, 1], Duration::from_secs(1)).await.ok();
+    }
+    let halted = halted.expect("settled");
+    head_stays(&net, &[0, 1], Duration::from_secs(4))
+        .await
+        .unwrap_or_else(|e| panic!("a block was finalized by 2 of 4 validators: {e}"));
+
+    net.t.restart(2).await.expect("restart validator 2");
+    net.wait_height(0, halted + 1).await;
+    let proof = {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(p) = c.job_proof(offer.job_id()).await {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "the waiting job never finalized\n{}", net.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    proof.verify(&net.genesis).expect("the proof of the job that waited verifies");
+    job(&net, 2, module_id, "after").await;
+    net.t.stop();
+    assert_no_fork(&net);
+}
