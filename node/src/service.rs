@@ -315,6 +315,13 @@ impl Service {
 
     /// Provider: run the offer if this node is assigned to it.
     fn consider_executing(&mut self, offer: SignedOffer) {
+        // Every node keeps the modules of the offers it sees: validators re-execute challenged
+        // jobs, and a stand-in provider may need the module later.
+        let module_id = offer.offer.module_id;
+        let has = self.shared.chain().store.has_blob(&module_id).unwrap_or(false);
+        if !has {
+            self.request_blob(module_id);
+        }
         if !self.shared.config.provider || self.started.contains(&offer.job_id()) {
             return;
         }
@@ -331,8 +338,6 @@ impl Service {
         if !assigned {
             return;
         }
-        let module_id = offer.offer.module_id;
-        let has = self.shared.chain().store.has_blob(&module_id).unwrap_or(false);
         if has {
             self.start_execution(offer);
         } else {
@@ -1025,7 +1030,8 @@ impl Service {
     }
 
     fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {
-        if Hash::of(&bytes) != module_id || !self.waiting.contains_key(&module_id) {
+        // Only blobs this node asked for arrive here; the hash is the check.
+        if Hash::of(&bytes) != module_id {
             return;
         }
         if let Err(e) = self.shared.vm.validate(&bytes) {
