@@ -106,7 +106,7 @@ fn pooled_jobs_on_many_threads_with_random_sizes_never_see_each_other() {
             let (vm, modules) = (Arc::clone(&vm), Arc::clone(&modules));
             scope.spawn(move || {
                 let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (thread + 1));
-                for _ in 0..40 {
+                for _ in 0..100 {
                     let initial = 1 + rng.below(4) as u32;
                     let grow = rng.below(5) as u8;
                     let fill = 1 + rng.below(255) as u8;
