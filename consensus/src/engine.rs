@@ -29,9 +29,11 @@ const VERIFIED_MAX: usize = 4096;
 /// Heights of inputs Malachite buffers for later, at most.
 const INPUT_QUEUE_HEIGHTS_MAX: usize = HEIGHTS_AHEAD_MAX as usize + 1;
 
-/// Consensus timeouts. A round's timeout is `base + delta × round`, so rounds lengthen until
-/// the network is fast enough for one to succeed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Consensus timeouts (the `[consensus]` table of a node's config). A round's timeout is
+/// `base + delta × round`, so rounds lengthen until the network is fast enough for one to
+/// succeed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConsensusParams {
     /// Waiting for the proposal in round 0.
     pub propose_timeout_ms: u64,

@@ -33,7 +33,7 @@ pub struct NodeConfig {
     /// height without waiting for transactions).
     pub empty_blocks: bool,
     /// Consensus timeouts (used when genesis lists more than one validator).
-    pub consensus: ConsensusConfig,
+    pub consensus: cairn_consensus::ConsensusParams,
     /// The most pending transactions.
     pub mempool_txs_max: usize,
     /// Pending transactions are re-gossiped after this long without a block.
@@ -67,7 +67,7 @@ impl Default for NodeConfig {
             provider: false,
             block_time_ms: 200,
             empty_blocks: false,
-            consensus: ConsensusConfig::default(),
+            consensus: cairn_consensus::ConsensusParams::default(),
             mempool_txs_max: 20_000,
             rebroadcast_ms: 2_000,
             executions_max: 2,
@@ -77,62 +77,6 @@ impl Default for NodeConfig {
             rpc_subscriptions_per_connection_max: 1_024,
             log_json: false,
             test_wrong_results: false,
-        }
-    }
-}
-
-/// Consensus timeouts (`[consensus]` in the config file). A round's timeout is
-/// `base + delta × round`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsensusConfig {
-    /// Waiting for the proposal in round 0.
-    pub propose_timeout_ms: u64,
-    /// Added to the propose timeout per round.
-    pub propose_timeout_delta_ms: u64,
-    /// Waiting for more prevotes once more than 2/3 prevoted for anything.
-    pub prevote_timeout_ms: u64,
-    /// Added to the prevote timeout per round.
-    pub prevote_timeout_delta_ms: u64,
-    /// Waiting for more precommits once more than 2/3 precommitted for anything.
-    pub precommit_timeout_ms: u64,
-    /// Added to the precommit timeout per round.
-    pub precommit_timeout_delta_ms: u64,
-    /// How often a validator re-sends its last votes while a round does not end.
-    pub rebroadcast_timeout_ms: u64,
-}
-
-impl Default for ConsensusConfig {
-    fn default() -> Self {
-        ConsensusConfig::from(&cairn_consensus::ConsensusParams::default())
-    }
-}
-
-impl From<&cairn_consensus::ConsensusParams> for ConsensusConfig {
-    fn from(p: &cairn_consensus::ConsensusParams) -> Self {
-        ConsensusConfig {
-            propose_timeout_ms: p.propose_timeout_ms,
-            propose_timeout_delta_ms: p.propose_timeout_delta_ms,
-            prevote_timeout_ms: p.prevote_timeout_ms,
-            prevote_timeout_delta_ms: p.prevote_timeout_delta_ms,
-            precommit_timeout_ms: p.precommit_timeout_ms,
-            precommit_timeout_delta_ms: p.precommit_timeout_delta_ms,
-            rebroadcast_timeout_ms: p.rebroadcast_timeout_ms,
-        }
-    }
-}
-
-impl ConsensusConfig {
-    /// The engine's parameters.
-    pub fn params(&self) -> cairn_consensus::ConsensusParams {
-        cairn_consensus::ConsensusParams {
-            propose_timeout_ms: self.propose_timeout_ms,
-            propose_timeout_delta_ms: self.propose_timeout_delta_ms,
-            prevote_timeout_ms: self.prevote_timeout_ms,
-            prevote_timeout_delta_ms: self.prevote_timeout_delta_ms,
-            precommit_timeout_ms: self.precommit_timeout_ms,
-            precommit_timeout_delta_ms: self.precommit_timeout_delta_ms,
-            rebroadcast_timeout_ms: self.rebroadcast_timeout_ms,
         }
     }
 }
@@ -198,7 +142,7 @@ mod tests {
         assert_eq!(c.block_time_ms, 50);
         assert!(toml::from_str::<NodeConfig>("block_time = 5").is_err());
         let c: NodeConfig = toml::from_str("[consensus]\npropose_timeout_ms = 300").expect("parses");
-        assert_eq!(c.consensus.params().propose_timeout_ms, 300);
+        assert_eq!(c.consensus.propose_timeout_ms, 300);
         assert_eq!(c.consensus.prevote_timeout_ms, cairn_consensus::ConsensusParams::default().prevote_timeout_ms);
     }
 }

@@ -190,7 +190,7 @@ impl Service {
         lock(&shared.net).peer_id = swarm.local_peer_id().to_string();
         // One validator finalizes alone; several run the consensus engine.
         let (signer, bft) = if config.validator && validators.validators().len() > 1 {
-            let engine = Engine::new(shared.key.clone(), chain_id, validators, config.consensus.params())
+            let engine = Engine::new(shared.key.clone(), chain_id, validators, config.consensus.clone())
                 .context("--validator")?;
             for t in [&topics.consensus, &topics.proposals] {
                 swarm.behaviour_mut().gossipsub.subscribe(t).context("subscribe")?;
