@@ -8,9 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
 
 scripts/setup.sh
 scripts/build-jobs.sh
+cargo test --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else
     cargo test --workspace --no-fail-fast
 fi
-cargo test --workspace --doc
