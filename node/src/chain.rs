@@ -65,10 +65,19 @@ pub struct Chain {
 
 impl Chain {
     /// Opens the store at `path`, rebuilds the state, and checks it against the head's root.
+    /// Keeps [`cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT`] versions of the state.
     pub fn open(genesis: Genesis, path: &Path) -> anyhow::Result<Chain> {
+        Chain::open_with_history(genesis, path, cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT)
+    }
+
+    /// [`Chain::open`], keeping `state_history_blocks` versions of the state tree (see
+    /// [`Store::set_state_history`]).
+    pub fn open_with_history(genesis: Genesis, path: &Path, state_history_blocks: u64) -> anyhow::Result<Chain> {
         let chain_id = genesis.chain_id();
         let validators = genesis.validator_set()?;
-        let store = Arc::new(Store::open(path, chain_id)?);
+        let mut store = Store::open(path, chain_id)?;
+        store.set_state_history(state_history_blocks);
+        let store = Arc::new(store);
         let state = State::from_entries(&genesis, &store.state_entries()?)
             .map_err(|e| anyhow::anyhow!("rebuilding state from {}: {e}", path.display()))?;
         if store.state_root(0)?.is_none() {

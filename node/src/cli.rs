@@ -110,6 +110,12 @@ struct RunArgs {
     /// Test only: sign wrong outputs (to exercise challenges and slashing).
     #[arg(long, hide = true)]
     test_wrong_results: bool,
+    /// Test only: sign and publish a conflicting vote for each vote (to exercise evidence).
+    #[arg(long, hide = true)]
+    test_equivocate: bool,
+    /// Test only: abort once right after logging an own vote at this height, before sending it.
+    #[arg(long, hide = true)]
+    test_crash_after_wal_append_at_height: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -386,6 +392,8 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         block_time_ms: net.block_time_ms,
         manual_providers: net.manual,
         lying_providers: 0,
+        equivocating_validators: 0,
+        crash_after_wal_append: None,
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -559,6 +567,10 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
     }
     c.log_json |= a.log_json;
     c.test_wrong_results |= a.test_wrong_results;
+    c.test_equivocate |= a.test_equivocate;
+    if a.test_crash_after_wal_append_at_height.is_some() {
+        c.test_crash_after_wal_append_at_height = a.test_crash_after_wal_append_at_height;
+    }
     Ok(c)
 }
 

@@ -50,8 +50,18 @@ pub struct NodeConfig {
     pub rpc_subscriptions_per_connection_max: u32,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
+    /// Versions of the state tree kept for `state_getProof` at past heights; older ones are
+    /// pruned as blocks commit (at least 1).
+    pub state_history_blocks: u64,
     /// Test only: a provider that signs wrong outputs (to exercise challenges and slashing).
     pub test_wrong_results: bool,
+    /// Test only: a validator that, for each vote it publishes, also signs and publishes a
+    /// conflicting one (to exercise evidence of equivocation).
+    pub test_equivocate: bool,
+    /// Test only: a validator that aborts right after durably appending one of its own
+    /// votes at this height to its consensus log, before publishing it (once: a marker file
+    /// in `home` keeps the restarted process from aborting again).
+    pub test_crash_after_wal_append_at_height: Option<u64>,
 }
 
 impl Default for NodeConfig {
@@ -76,7 +86,10 @@ impl Default for NodeConfig {
             rpc_response_bytes_max: 32 << 20,
             rpc_subscriptions_per_connection_max: 1_024,
             log_json: false,
+            state_history_blocks: cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT,
             test_wrong_results: false,
+            test_equivocate: false,
+            test_crash_after_wal_append_at_height: None,
         }
     }
 }
@@ -112,6 +125,12 @@ impl NodeConfig {
         self.home.join("db")
     }
 
+    /// The marker a validator leaves when it aborts for
+    /// [`NodeConfig::test_crash_after_wal_append_at_height`].
+    pub fn test_crash_marker_path(&self) -> PathBuf {
+        self.home.join("test-crashed")
+    }
+
     /// Where the node writes the addresses it bound (`node.json`).
     pub fn addresses_path(&self) -> PathBuf {
         self.home.join("node.json")
@@ -144,5 +163,7 @@ mod tests {
         let c: NodeConfig = toml::from_str("[consensus]\npropose_timeout_ms = 300").expect("parses");
         assert_eq!(c.consensus.propose_timeout_ms, 300);
         assert_eq!(c.consensus.prevote_timeout_ms, cairn_consensus::ConsensusParams::default().prevote_timeout_ms);
+        let c: NodeConfig = toml::from_str("state_history_blocks = 64").expect("parses");
+        assert_eq!(c.state_history_blocks, 64);
     }
 }

@@ -30,7 +30,7 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
     std::fs::create_dir_all(&config.home).with_context(|| format!("cannot create {}", config.home.display()))?;
     let genesis = Genesis::load(&config.genesis_path())?;
     let key = Keypair::load(&config.key_path())?;
-    let chain = chain::Chain::open(genesis, &config.db_path())?;
+    let chain = chain::Chain::open_with_history(genesis, &config.db_path(), config.state_history_blocks)?;
     if config.provider && chain.state.provider(&key.public()).is_none() {
         // It may be registered in blocks this node has not synced yet.
         tracing::warn!(

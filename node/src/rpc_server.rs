@@ -12,11 +12,18 @@ use cairn_ledger::{
 /// The most providers `provider_list` returns.
 const PROVIDER_LIST_MAX: usize = 10_000;
 
+/// `consensus_evidence` looks at this many heights, up to the highest one messages are taken for.
+const EVIDENCE_HEIGHTS_MAX: u64 = 10_000;
+
+/// The most evidence `consensus_evidence` returns.
+const EVIDENCE_LIST_MAX: usize = 1_000;
+
 /// The longest state key (a tag and a 32-byte id).
 const STATE_KEY_BYTES_MAX: usize = 33;
 use cairn_rpc::error::{self, err};
 use cairn_rpc::{
-    AccountInfo, CairnApiServer, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ProviderInfo, RpcResult,
+    AccountInfo, CairnApiServer, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo,
+    ProviderInfo, RpcResult,
 };
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerConfig, ServerHandle, SubscriptionMessage};
@@ -316,4 +323,42 @@ impl CairnApiServer for RpcImpl {
             height: chain.height(),
         })
     }
+
+    async fn consensus_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
+        let (store, head) = {
+            let chain = self.shared.chain();
+            (chain.store.clone(), chain.height())
+        };
+        let top = head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX;
+        let mut out = Vec::new();
+        for height in top.saturating_sub(EVIDENCE_HEIGHTS_MAX).max(1)..=top {
+            for bytes in store.evidence(height).map_err(internal)? {
+                if out.len() >= EVIDENCE_LIST_MAX {
+                    return Ok(out);
+                }
+                match evidence_info(&bytes) {
+                    Some(info) => out.push(info),
+                    None => tracing::warn!(height, "undecodable evidence in the store"),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the RPC shows of stored evidence (borsh of [`cairn_consensus::Evidence`]).
+fn evidence_info(bytes: &[u8]) -> Option<EvidenceInfo> {
+    use cairn_consensus::Evidence;
+    let evidence: Evidence = borsh::from_slice(bytes).ok()?;
+    let (round, kind) = match &evidence {
+        Evidence::ConflictingVotes { first, .. } => (
+            first.vote.round,
+            match first.vote.kind {
+                cairn_ledger::VoteKind::Prevote => EvidenceKind::ConflictingPrevotes,
+                cairn_ledger::VoteKind::Precommit => EvidenceKind::ConflictingPrecommits,
+            },
+        ),
+        Evidence::ConflictingProposals { first, .. } => (first.proposal.round, EvidenceKind::ConflictingProposals),
+    };
+    Some(EvidenceInfo { offender: evidence.offender(), height: evidence.height(), round, kind, hash: Hash::of(bytes) })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use anyhow::Context;
-use cairn_consensus::{Engine, EngineInput, EngineOutput, Signer};
+use cairn_consensus::{ConsensusMessage, Engine, EngineInput, EngineOutput, SignedVote, Signer, WalEntry};
 use cairn_contracts::NonceRule;
 use cairn_ledger::{
     Block, Commit, FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction,
@@ -814,8 +814,23 @@ impl Service {
                     // Durable before anything after it is acted on: a restart never signs twice.
                     store.wal_append(height, bft.wal_seq, &bytes).context("writing the consensus log")?;
                     bft.wal_seq += 1;
+                    if self.shared.config.test_crash_after_wal_append_at_height == Some(height)
+                        && is_own_vote(&bytes, &self.shared.key.public())
+                    {
+                        crash_for_test(&self.shared.config, height);
+                    }
                 }
-                EngineOutput::Publish(bytes) => self.publish(self.topics.consensus.clone(), bytes),
+                EngineOutput::Publish(bytes) => {
+                    let conflicting = if self.shared.config.test_equivocate {
+                        conflicting_vote(&bytes, &self.shared.key)
+                    } else {
+                        None
+                    };
+                    self.publish(self.topics.consensus.clone(), bytes);
+                    if let Some(second) = conflicting {
+                        self.publish(self.topics.consensus.clone(), second);
+                    }
+                }
                 EngineOutput::ScheduleTimeout { height, round, kind, duration_ms } => {
                     bft.schedule((height, round, kind), Duration::from_millis(duration_ms));
                 }
@@ -1045,6 +1060,45 @@ impl Service {
     }
 }
 
+/// Whether a consensus log entry is a vote signed by `me`.
+fn is_own_vote(entry: &[u8], me: &cairn_ledger::PublicKey) -> bool {
+    matches!(
+        WalEntry::decode(entry),
+        Ok(WalEntry::Message(ConsensusMessage::Vote(v))) if v.vote.validator == *me
+    )
+}
+
+/// Test only ([`NodeConfig::test_crash_after_wal_append_at_height`]): dies between logging a
+/// vote and sending it, once (the marker file keeps the restarted process alive).
+fn crash_for_test(config: &NodeConfig, height: u64) {
+    let marker = config.test_crash_marker_path();
+    if marker.exists() {
+        return;
+    }
+    if let Err(e) = std::fs::write(&marker, height.to_string()) {
+        tracing::error!("cannot write {}: {e}", marker.display());
+        return;
+    }
+    tracing::warn!(height, "test: aborting after logging a vote, before sending it");
+    std::process::abort();
+}
+
+/// Test only ([`NodeConfig::test_equivocate`]): for a vote of this validator's, the same
+/// vote for something else (nil for a block, a made-up block for nil), signed — what an
+/// equivocating validator sends besides. `None` for any other message.
+fn conflicting_vote(message: &[u8], key: &Keypair) -> Option<Vec<u8>> {
+    let ConsensusMessage::Vote(signed) = ConsensusMessage::decode(message).ok()? else { return None };
+    if signed.vote.validator != key.public() {
+        return None;
+    }
+    let mut vote = signed.vote;
+    vote.block_hash = match vote.block_hash {
+        Some(_) => None,
+        None => Some(Hash::of(message)),
+    };
+    Some(ConsensusMessage::Vote(SignedVote::sign(key, vote)).encode())
+}
+
 /// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread).
 fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
     let o = &offer.offer;
@@ -1070,4 +1124,47 @@ fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
         provider: shared.key.public(),
     };
     Ok(JobResult::new(claim, run.output, &shared.key))
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::{Vote, VoteKind};
+
+    use super::*;
+
+    fn vote(key: &Keypair, block_hash: Option<Hash>) -> Vec<u8> {
+        let v = Vote {
+            version: FORMAT_VERSION,
+            chain_id: Hash::ZERO,
+            kind: VoteKind::Precommit,
+            height: 3,
+            round: 1,
+            block_hash,
+            validator: key.public(),
+        };
+        ConsensusMessage::Vote(SignedVote::sign(key, v)).encode()
+    }
+
+    #[test]
+    fn an_equivocating_validator_signs_the_same_step_for_something_else_and_only_its_own_votes() {
+        let key = Keypair::from_seed([1; 32]);
+        for block_hash in [Some(Hash::of(b"block")), None] {
+            let first = vote(&key, block_hash);
+            let second = conflicting_vote(&first, &key).expect("a conflicting vote");
+            let (Ok(ConsensusMessage::Vote(a)), Ok(ConsensusMessage::Vote(b))) =
+                (ConsensusMessage::decode(&first), ConsensusMessage::decode(&second))
+            else {
+                panic!("votes")
+            };
+            assert_ne!(a.vote.block_hash, b.vote.block_hash);
+            assert_eq!((a.vote.height, a.vote.round, a.vote.kind), (b.vote.height, b.vote.round, b.vote.kind));
+            assert!(is_own_vote(&WalEntry::Message(ConsensusMessage::Vote(b)).encode(), &key.public()));
+        }
+        let other = Keypair::from_seed([2; 32]);
+        assert_eq!(conflicting_vote(&vote(&other, None), &key), None, "never for someone else's vote");
+        assert!(!is_own_vote(
+            &WalEntry::Timeout { kind: cairn_consensus::TimeoutKind::Prevote, round: 0 }.encode(),
+            &key.public()
+        ));
+    }
 }

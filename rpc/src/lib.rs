@@ -24,7 +24,9 @@ use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
-pub use types::{AccountInfo, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ProviderInfo, ResultInfo};
+pub use types::{
+    AccountInfo, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ProviderInfo, ResultInfo,
+};
 
 /// Result of an RPC method.
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -84,4 +86,9 @@ pub trait CairnApi {
     /// This node: identity, roles, chain, peers.
     #[method(name = "node_info")]
     async fn node_info(&self) -> RpcResult<NodeInfo>;
+
+    /// Evidence of equivocation this node kept (validators only; empty otherwise), for
+    /// the most recent heights, oldest first.
+    #[method(name = "consensus_evidence")]
+    async fn consensus_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
 }

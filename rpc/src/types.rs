@@ -151,3 +151,30 @@ pub struct ProviderInfo {
     /// Whether it can be assigned new jobs (stake and capacity; price is per offer).
     pub eligible: bool,
 }
+
+/// What a validator signed twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// Two different prevotes in one round.
+    ConflictingPrevotes,
+    /// Two different precommits in one round.
+    ConflictingPrecommits,
+    /// Two different proposals in one round.
+    ConflictingProposals,
+}
+
+/// Evidence of equivocation kept by this validator (`consensus_evidence`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceInfo {
+    /// The validator that signed two different messages for one step.
+    pub offender: PublicKey,
+    /// The height it happened at.
+    pub height: u64,
+    /// The round.
+    pub round: u32,
+    /// What it signed twice.
+    pub kind: EvidenceKind,
+    /// `sha256` of the stored evidence (borsh of both signed messages).
+    pub hash: Hash,
+}

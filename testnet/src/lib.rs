@@ -60,6 +60,11 @@ pub struct Spec {
     pub manual_providers: usize,
     /// Test only: the first this many providers sign wrong outputs.
     pub lying_providers: usize,
+    /// Test only: the first this many validators sign a conflicting vote for each vote.
+    pub equivocating_validators: usize,
+    /// Test only: validator `i` aborts once right after logging one of its votes at height
+    /// `h` (`Some((i, h))`), before sending it.
+    pub crash_after_wal_append: Option<(usize, u64)>,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
@@ -192,6 +197,16 @@ impl Testnet {
         Ok(())
     }
 
+    /// Whether node `i`'s process has exited by itself (then it can be [`Testnet::restart`]ed).
+    pub fn exited(&mut self, i: usize) -> anyhow::Result<bool> {
+        let Some(child) = self.children[i].as_mut() else { return Ok(false) };
+        if child.try_wait().context("wait")?.is_some() {
+            self.children[i] = None;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Starts node `i` again (after [`Testnet::kill`]) and waits until it serves RPC.
     pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         anyhow::ensure!(self.children[i].is_none(), "node {i} is still running");
@@ -263,11 +278,18 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .arg(spec.block_time_ms.to_string())
         .arg(if is_validator { "--validator" } else { "--provider" })
         .args((!is_validator && i - validators < spec.lying_providers).then_some("--test-wrong-results"))
+        .args((is_validator && i < spec.equivocating_validators).then_some("--test-equivocate"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     for b in bootstrap {
         cmd.arg("--bootstrap").arg(b);
+    }
+    if let Some((node, height)) = spec.crash_after_wal_append
+        && node == i
+        && is_validator
+    {
+        cmd.arg("--test-crash-after-wal-append-at-height").arg(height.to_string());
     }
     #[cfg(unix)]
     {

@@ -1,7 +1,9 @@
 //! Four validators finalizing by BFT consensus, as real processes: with one validator down
 //! blocks keep being finalized and jobs keep completing, and it catches up when restarted;
 //! with two down nothing is finalized and nothing forks, and finality resumes when one
-//! returns. Every receipt proof verifies offline against the genesis.
+//! returns. Every receipt proof verifies offline against the genesis. A validator that
+//! equivocates is recorded by the honest ones and nothing forks; one that dies between
+//! logging a vote and sending it restarts without signing a conflicting one.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,7 @@ use cairn_node::chain::Chain;
 use cairn_rpc::CairnApiClient;
 use cairn_rpc::client::{self, OfferTerms};
 
-use crate::support::{Net, TIMEOUT, start_validators, uppercase_module};
+use crate::support::{Net, TIMEOUT, start_custom, start_validators, uppercase_module};
 
 const VALIDATORS: usize = 4;
 /// Node 4 is the provider.
@@ -146,6 +148,78 @@ async fn n4_two_validators_down_halt_finality_without_forking_until_one_returns(
     };
     proof.verify(&net.genesis).expect("the proof of the job that waited verifies");
     job(&net, 2, module_id, "after").await;
+    net.t.stop();
+    assert_no_fork(&net);
+}
+
+/// The evidence node `i` kept, by offender.
+async fn evidence_against(net: &Net, i: usize, offender: cairn_ledger::PublicKey) -> Vec<cairn_rpc::EvidenceInfo> {
+    let all = net.rpc(i).await.consensus_evidence().await.expect("consensus_evidence");
+    all.into_iter().filter(|e| e.offender == offender).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n4_an_equivocating_validator_is_recorded_by_the_others_and_nothing_forks() {
+    let mut net = start_custom(VALIDATORS, PROVIDERS, 0, |s| s.equivocating_validators = 1).await;
+    let offender = net.provider_key(0);
+    let c = net.rpc(1).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    // Jobs keep completing (every proof verifies, in `job`) while validator 0 signs two
+    // votes for each step; until every honest validator has recorded it.
+    let mut recorded = false;
+    for i in 0..10 {
+        job(&net, VALIDATORS, module_id, &format!("equivocation {i}")).await;
+        let mut all = true;
+        for v in 1..VALIDATORS {
+            all &= !evidence_against(&net, v, offender).await.is_empty();
+        }
+        if i >= 2 && all {
+            recorded = true;
+            break;
+        }
+    }
+    assert!(recorded, "every honest validator records evidence against the equivocator\n{}", net.logs());
+    for v in 1..VALIDATORS {
+        let all = net.rpc(v).await.consensus_evidence().await.expect("consensus_evidence");
+        assert!(all.iter().all(|e| e.offender == offender), "evidence names only the equivocator: {all:?}");
+        assert!(all.iter().all(|e| e.kind != cairn_rpc::EvidenceKind::ConflictingProposals));
+    }
+    net.t.stop();
+    assert_no_fork(&net);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n4_a_validator_killed_between_logging_and_sending_a_vote_never_signs_a_conflicting_one() {
+    const CRASH_HEIGHT: u64 = 3;
+    let mut net = start_custom(VALIDATORS, PROVIDERS, 0, |s| s.crash_after_wal_append = Some((0, CRASH_HEIGHT))).await;
+    let me = net.provider_key(0);
+    let c = net.rpc(1).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    // Validator 0 aborts as it votes at CRASH_HEIGHT, its vote logged but not sent.
+    let mut i = 0;
+    while !net.t.exited(0).expect("try_wait") {
+        assert!(i < 20, "validator 0 never aborted at height {CRASH_HEIGHT}\n{}", net.logs());
+        job(&net, VALIDATORS, module_id, &format!("before the crash {i}")).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let marker = net.t.dir.join("nodes").join("0").join("test-crashed");
+    assert!(marker.exists(), "it aborted for the test switch, not something else\n{}", net.logs());
+    // Finality goes on with three.
+    job(&net, VALIDATORS, module_id, "three of four").await;
+    // It restarts, replays its log, catches up and takes part again.
+    net.t.restart(0).await.expect("restart validator 0");
+    let log = std::fs::read_to_string(net.t.dir.join("nodes").join("0").join("node.log")).expect("node 0's log");
+    assert!(log.contains("replaying the consensus log"), "the restarted validator replays its log\n{}", net.logs());
+    let head = net.height(1).await;
+    net.wait_height(0, head).await;
+    for i in 0..3 {
+        job(&net, 0, module_id, &format!("after the restart {i}")).await;
+    }
+    for v in 1..VALIDATORS {
+        let against = evidence_against(&net, v, me).await;
+        assert!(against.is_empty(), "validator {v} recorded evidence against the restarted one: {against:?}");
+    }
     net.t.stop();
     assert_no_fork(&net);
 }

@@ -34,16 +34,24 @@ pub async fn start_validators(validators: usize, providers: usize) -> Net {
 }
 
 async fn start_spec(validators: usize, providers: usize, lying: usize) -> Net {
+    start_custom(validators, providers, lying, |_| {}).await
+}
+
+/// `validators` validators and `providers` providers, with test switches set by `adjust`.
+pub async fn start_custom(validators: usize, providers: usize, lying: usize, adjust: impl FnOnce(&mut Spec)) -> Net {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = Spec {
+    let mut spec = Spec {
         dir: dir.path().to_path_buf(),
         validators,
         providers,
         block_time_ms: 50,
         manual_providers: 0,
         lying_providers: lying,
+        equivocating_validators: 0,
+        crash_after_wal_append: None,
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
+    adjust(&mut spec);
     let t = cairn_testnet::up(&spec).await.expect("testnet starts");
     let genesis = t.genesis().expect("genesis");
     let client_key = t.client_key().expect("client key");
