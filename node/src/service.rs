@@ -34,6 +34,8 @@ use crate::tracker::Tracker;
 
 /// Commands queued for the event loop (bounded).
 pub const COMMAND_QUEUE: usize = 4_096;
+/// Past this many remembered started jobs, those closed on chain are forgotten.
+pub const STARTED_JOBS_PRUNE_AT: usize = 10_000;
 /// Modules waited for at once by a provider.
 pub const MODULE_WAITS_MAX: usize = 1_024;
 /// Offers waiting for one module.
@@ -484,6 +486,12 @@ impl Service {
             let chain = self.shared.chain();
             let mut mempool = lock(&self.shared.mempool);
             mempool.prune(&chain.state, chain.height() + 1);
+            // Forget started jobs that are closed on chain: the set stays as small as the work
+            // in flight.
+            if self.started.len() > STARTED_JOBS_PRUNE_AT {
+                self.started
+                    .retain(|id| chain.state.job(id).is_none_or(|j| j.phase == cairn_contracts::JobPhase::Open));
+            }
             mempool.due_for_rebroadcast(interval, BATCH_ITEMS_MAX)
         };
         self.outbox_txs.extend(offers);
