@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    BlockError, Executed, NextBlock, Position, State, StateCommitment, TxError, build_block, execute_block,
+    BlockError, Executed, NextBlock, Position, State, StoreTree, TxError, build_block, execute_block,
 };
 use cairn_ledger::state_tree::{self, MemoryTree, StateUpdate};
 use cairn_vm::Vm;
@@ -17,22 +17,6 @@ use cairn_ledger::{
     Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
     PublicKey, ReceiptProof, StateChange, Store, Transaction, ValidatorSet,
 };
-
-/// The state tree on disk as the contracts' [`StateCommitment`]: computes the next version's
-/// root and keeps the update for the block's write batch.
-struct DiskTree<'a> {
-    store: &'a Store,
-    update: Option<StateUpdate>,
-}
-
-impl StateCommitment for DiskTree<'_> {
-    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
-        let update = state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
-        let root = update.root;
-        self.update = Some(update);
-        Ok(root)
-    }
-}
 
 /// A block that became final here.
 #[derive(Debug)]
@@ -129,10 +113,10 @@ impl Chain {
         let output_bytes_max = self.state.params().output_bytes_max as usize;
         let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
         let at = self.next_position();
-        let mut tree = DiskTree { store: &self.store, update: None };
+        let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer: signer.address(), time_ms, last_commit: self.head_commit.clone() };
         let (block, executed, rejected) = build_block(&mut self.state, next, candidates, &mut tree, &mut exec)?;
-        let update = tree.update.context("the block's state update")?;
+        let update = tree.into_update().context("the block's state update")?;
         let commit = match signer.solo_commit(at.height, block.hash()) {
             Ok(c) => c,
             Err(e) => {
@@ -157,7 +141,7 @@ impl Chain {
         let output_bytes_max = self.state.params().output_bytes_max as usize;
         let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
         let at = self.next_position();
-        let mut tree = DiskTree { store: &self.store, update: None };
+        let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer, time_ms, last_commit: self.head_commit.clone() };
         let built = build_block(&mut self.state, next, candidates, &mut tree, &mut exec);
         self.state.rollback();
@@ -183,7 +167,7 @@ impl Chain {
             _ => return Err("last_commit must be present exactly after height 1".into()),
         }
         let at = self.next_position();
-        let mut tree = DiskTree { store: &self.store, update: None };
+        let mut tree = StoreTree::new(&self.store);
         let output_bytes_max = self.state.params().output_bytes_max as usize;
         let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
         let result = execute_block(&mut self.state, at, block, &mut tree, &mut exec);
@@ -196,11 +180,11 @@ impl Chain {
         cairn_consensus::check_link(self.chain_id, &self.validators, self.head.as_ref(), &block, &commit)
             .map_err(|e| ApplyError::Invalid(e.to_string()))?;
         let at = self.next_position();
-        let mut tree = DiskTree { store: &self.store, update: None };
+        let mut tree = StoreTree::new(&self.store);
         let output_bytes_max = self.state.params().output_bytes_max as usize;
         let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
         let executed = execute_block(&mut self.state, at, &block, &mut tree, &mut exec).map_err(ApplyError::Block)?;
-        let update = tree.update.ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
+        let update = tree.into_update().ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
         self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
         Ok(Finalized { block, commit, executed })
     }
