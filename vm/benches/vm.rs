@@ -14,6 +14,11 @@ use cairn_vm::{JobStatus, Vm, VmConfig, fixtures};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
+/// The `sha256` example job's own SHA-256, compiled natively: the software baseline
+/// (`sha2` above uses the CPU's SHA extensions where it has them).
+#[path = "../../examples/jobs/sha256/src/sha256.rs"]
+mod job_sha256;
+
 const FUEL: u64 = 10_000_000_000;
 
 fn example(name: &str) -> Option<Vec<u8>> {
@@ -120,21 +125,33 @@ fn metering(c: &mut Criterion) {
     group.finish();
 }
 
+/// SHA-256 of 1 MiB: native `sha2` (SHA extensions when the CPU has them), the job's
+/// own Rust code compiled natively (software), and the `sha256` job in wasm, unmetered
+/// and metered, interleaved.
 fn sha256(c: &mut Criterion) {
     let Some(wasm) = example("sha256") else {
         println!("sha256.wasm absent: run scripts/build-jobs.sh");
         return;
     };
     let vm = Vm::new(VmConfig::default());
+    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
     let input: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let outcome = vm.execute(&wasm, &input, FUEL);
     assert_eq!(outcome.status, JobStatus::Ok);
     let native: String = Sha256::digest(&input).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(outcome.output, native.as_bytes());
-    println!("sha256 1 MiB: fuel {}", outcome.fuel_used);
+    assert_eq!(unmetered.execute(&wasm, &input, FUEL).output, outcome.output);
+    assert_eq!(job_sha256::sha256(&input)[..], Sha256::digest(&input)[..]);
+    println!(
+        "sha256 1 MiB: fuel {}; CPU SHA extensions: {}",
+        outcome.fuel_used,
+        std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" sha_ni"))
+    );
     let mut group = c.benchmark_group("sha256_1mib");
     group.sample_size(20);
     group.bench_function("native", |b| b.iter(|| black_box(Sha256::digest(black_box(&input)))));
+    group.bench_function("native_soft", |b| b.iter(|| black_box(job_sha256::sha256(black_box(&input)))));
+    group.bench_function("wasm_unmetered", |b| b.iter(|| black_box(unmetered.execute(&wasm, &input, FUEL))));
     group.bench_function("wasm_metered", |b| b.iter(|| black_box(vm.execute(&wasm, &input, FUEL))));
     group.finish();
 }
