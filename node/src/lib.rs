@@ -52,7 +52,8 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         chain: RwLock::new(chain),
         mempool: Mutex::new(mempool::Mempool::new(config.mempool_txs_max)),
         tracker: Mutex::new(tracker::Tracker::default()),
-        vm: Arc::new(Vm::new(VmConfig::default())),
+        // Compiled modules survive restarts in the node's own folder (only it writes there).
+        vm: Arc::new(Vm::new(VmConfig { cache_dir: Some(config.home.join("vm-cache")), ..VmConfig::default() })),
         key,
         config,
         net: Mutex::new(service::NetInfo::default()),
