@@ -57,7 +57,7 @@ fn offer_at(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64)
 fn result(w: &World, state: &State, signed: &SignedOffer, fuel_used: u64) -> JobResult {
     let job_id = signed.job_id();
     let assigned = state.job(&job_id).expect("job").ranking[0];
-    let key = w.providers.iter().find(|p| p.public() == assigned).expect("a known provider");
+    let key = std::iter::once(&w.client).chain(&w.providers).find(|p| p.public() == assigned).expect("a known key");
     let output = b"out".to_vec();
     let claim = ResultClaim {
         version: FORMAT_VERSION,
@@ -425,4 +425,117 @@ fn conservation_run(seed: u64) {
         applied_offers > 30 && applied_txs > 30 && challenges >= 3,
         "seed {seed}: the sequence exercised the rules: {applied_offers} {applied_txs} {challenges}"
     );
+}
+
+mod property {
+    //! The conservation property over arbitrary operation sequences, with shrinking: a failing
+    //! case is reduced to a minimal sequence of operations.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Offer { nonce_skew: u64, fuel: u64, price: u64 },
+        Result { pick: usize, fuel: u64 },
+        Account { who: usize, kind: u8, amount: u64, fee: u64, nonce_skew: u64 },
+        Challenge { pick: usize, right: bool, bond: u64 },
+        EndBlock,
+        RolledBackOffer,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..2u64, 1..3_000u64, 0..3u64).prop_map(|(nonce_skew, fuel, price)| Op::Offer { nonce_skew, fuel, price }),
+            3 => (any::<usize>(), 0..3_010u64).prop_map(|(pick, fuel)| Op::Result { pick, fuel }),
+            3 => (0..3usize, 0..4u8, 0..2_000u64, 0..3u64, 0..2u64)
+                .prop_map(|(who, kind, amount, fee, nonce_skew)| Op::Account { who, kind, amount, fee, nonce_skew }),
+            1 => (any::<usize>(), any::<bool>(), 0..600u64).prop_map(|(pick, right, bond)| Op::Challenge { pick, right, bond }),
+            2 => Just(Op::EndBlock),
+            1 => Just(Op::RolledBackOffer),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Balances + stakes + escrows change only by the fees burned; a replayed transaction
+        /// is refused; a rolled-back transaction leaves no trace.
+        #[test]
+        fn value_changes_only_by_burned_fees(ops in proptest::collection::vec(op(), 1..250)) {
+            let mut w = world();
+            w.genesis.accounts[0].balance = 10_000_000;
+            let mut s = State::from_genesis(&w.genesis).expect("genesis");
+            let total = s.total_value();
+            let mut burned: u128 = 0;
+            let mut height = 1u64;
+            let mut offers: Vec<SignedOffer> = vec![];
+            for op in ops {
+                match op {
+                    Op::Offer { nonce_skew, fuel, price } => {
+                        let nonce = s.account(&w.client.public()).nonce + nonce_skew;
+                        let o = offer_at(&w, nonce, fuel, price, height);
+                        if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
+                            prop_assert!(apply(&mut s, &Transaction::Offer(o.clone()), height).is_err());
+                            offers.push(o);
+                        }
+                    }
+                    Op::Result { pick, fuel } => {
+                        if let Some(o) = offers.get(pick % offers.len().max(1))
+                            && s.job(&o.job_id()).is_some_and(|j| j.phase == JobPhase::Open)
+                        {
+                            let r = result(&w, &s, o, fuel.min(o.offer.fuel_limit + 10));
+                            let _ = apply(&mut s, &Transaction::Result(r), height);
+                        }
+                    }
+                    Op::Account { who, kind, amount, fee, nonce_skew } => {
+                        let key = if who == 0 { &w.client } else { &w.providers[who - 1] };
+                        let to = w.providers[who % 2].public();
+                        let action = match kind {
+                            0 => Action::Transfer { to, amount },
+                            1 => Action::RegisterProvider { stake: amount, price_per_fuel: 1 + amount % 2, capacity: 4 },
+                            2 => Action::UpdatePrice { price_per_fuel: 1 + amount % 3 },
+                            _ => Action::Unbond { amount: amount % 500 },
+                        };
+                        let tx = account_tx(&w, key, s.account(&key.public()).nonce + nonce_skew, fee, action);
+                        if apply(&mut s, &tx, height).is_ok() {
+                            burned += u128::from(fee);
+                            prop_assert!(apply(&mut s, &tx, height).is_err(), "a replay must be refused");
+                        }
+                    }
+                    Op::Challenge { pick, right, bond } => {
+                        if let Some(o) = offers.get(pick % offers.len().max(1))
+                            && let Some(claim) = s.job(&o.job_id()).and_then(|j| j.claim.clone())
+                        {
+                            let mut exec = if right {
+                                Fixed(claim.output_hash, claim.fuel_used, claim.status)
+                            } else {
+                                Fixed(Hash::ZERO, claim.fuel_used, JobStatus::Trap)
+                            };
+                            let nonce = s.account(&w.client.public()).nonce;
+                            let tx = account_tx(&w, &w.client, nonce, 1, Action::Challenge { job_id: o.job_id(), bond });
+                            if s.apply_tx(&tx, height, &mut exec).is_ok() {
+                                burned += 1;
+                            }
+                        }
+                    }
+                    Op::EndBlock => {
+                        s.end_block(height);
+                        s.commit();
+                        height += 1;
+                    }
+                    Op::RolledBackOffer => {
+                        s.commit();
+                        let before = s.entries();
+                        let o = offer_at(&w, s.account(&w.client.public()).nonce, 10, 1, height);
+                        let _ = apply(&mut s, &Transaction::Offer(o), height);
+                        s.rollback();
+                        prop_assert_eq!(s.entries(), before);
+                    }
+                }
+                prop_assert_eq!(s.total_value() + burned, total);
+            }
+        }
+    }
 }
