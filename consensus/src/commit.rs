@@ -131,6 +131,24 @@ pub fn check_link(
     block: &Block,
     commit: &Commit,
 ) -> Result<()> {
+    check_parent(chain_id, validators, parent, block)?;
+    let h = &block.header;
+    if commit.height != h.height || commit.block_hash != block.hash() {
+        return Err(ConsensusError::Invalid("the commit is not for this block".into()));
+    }
+    commit.verify(chain_id, validators).map_err(|e| ConsensusError::Invalid(e.to_string()))?;
+    Ok(())
+}
+
+/// Checks that `block` (finalized or only proposed) extends `parent` (`None` before the first
+/// block): its height and parent hash follow, its proposer is a validator, and its
+/// `last_commit` finalizes the parent.
+pub fn check_parent(
+    chain_id: Hash,
+    validators: &ValidatorSet,
+    parent: Option<&BlockHeader>,
+    block: &Block,
+) -> Result<()> {
     let h = &block.header;
     let (want_height, want_parent) = parent.map_or((1, Hash::ZERO), |p| (p.height + 1, p.hash()));
     if h.height != want_height || h.parent_hash != want_parent {
@@ -152,10 +170,6 @@ pub fn check_link(
         }
         _ => return Err(ConsensusError::Invalid("last_commit must be present exactly after height 1".into())),
     }
-    if commit.height != h.height || commit.block_hash != block.hash() {
-        return Err(ConsensusError::Invalid("the commit is not for this block".into()));
-    }
-    commit.verify(chain_id, validators).map_err(|e| ConsensusError::Invalid(e.to_string()))?;
     Ok(())
 }
 

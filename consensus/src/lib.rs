@@ -50,7 +50,7 @@ pub mod wal;
 
 use cairn_ledger::PublicKey;
 
-pub use commit::{Signer, VoteCollector, check_link};
+pub use commit::{Signer, VoteCollector, check_link, check_parent};
 pub use context::proposer;
 pub use engine::{
     AWAITING_PROPOSALS_MAX, ConsensusParams, Engine, EngineInput, EngineOutput, Evidence, HEIGHTS_AHEAD_MAX,

@@ -121,7 +121,7 @@ pub fn build_block(
     let NextBlock { at, proposer, time_ms, last_commit } = next;
     let max = state.params().block_txs_max as usize;
     // Room for the header and the last commit, generously.
-    let bytes_max = (state.params().block_bytes_max as usize).saturating_sub(64 << 10);
+    let bytes_max = state.params().block_bytes_max.saturating_sub(cairn_ledger::genesis::BLOCK_OVERHEAD_BYTES) as usize;
     let mut bytes = 0usize;
     let mut txs = Vec::new();
     let mut receipts = Vec::new();

@@ -491,7 +491,7 @@ impl State {
         if account.balance < escrow {
             return Err(TxError::InsufficientBalance { balance: account.balance, escrow });
         }
-        if self.assignment(&job_id, o.max_price, 1).is_empty() {
+        if self.eligible(o.max_price).next().is_none() {
             return Err(TxError::NoProvider { max_price: o.max_price });
         }
         Ok(escrow)
@@ -730,8 +730,21 @@ impl State {
                     // The result was wrong: the provider is slashed to the challenger, who gets
                     // the bond back; the client gets the whole escrow back.
                     let mut p = self.provider(&provider).cloned().expect("results come from providers");
-                    let slash = (u128::from(p.stake) * u128::from(self.params.slash_bps) / 10_000) as u64;
-                    p.stake -= slash;
+                    // Stake still unbonding counts: unbonding right after a wrong result must
+                    // not escape the slash. Taken from the stake first, then the newest
+                    // unbonding entries.
+                    let unbonding: u64 = p.unbonding.iter().map(|(_, a)| a).sum();
+                    let slashable = u128::from(p.stake) + u128::from(unbonding);
+                    let slash = (slashable * u128::from(self.params.slash_bps) / 10_000) as u64;
+                    let from_stake = slash.min(p.stake);
+                    p.stake -= from_stake;
+                    let mut rest = slash - from_stake;
+                    for (_, amount) in p.unbonding.iter_mut().rev() {
+                        let take = rest.min(*amount);
+                        *amount -= take;
+                        rest -= take;
+                    }
+                    p.unbonding.retain(|(_, amount)| *amount > 0);
                     self.set_provider(provider, p);
                     self.credit(tx.sender, bond + slash);
                     self.credit(job.client, job.escrow);

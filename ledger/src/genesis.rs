@@ -71,6 +71,29 @@ pub struct ChainParams {
     pub slash_bps: u32,
 }
 
+/// Room a block keeps for its header and last commit, below `block_bytes_max`.
+pub const BLOCK_OVERHEAD_BYTES: u32 = 64 << 10;
+
+impl ChainParams {
+    /// Checks that the parameters are in range: shares in basis points at most 10,000, room
+    /// for at least one transaction in a block, a usable fuel limit.
+    pub fn validate(&self) -> Result<()> {
+        for (name, bps) in
+            [("slash_bps", self.slash_bps), ("missed_deadline_penalty_bps", self.missed_deadline_penalty_bps)]
+        {
+            if bps > 10_000 {
+                return Err(Error::Invalid(format!("params.{name} is {bps}: at most 10000 basis points")));
+            }
+        }
+        if self.block_bytes_max <= BLOCK_OVERHEAD_BYTES || self.block_txs_max == 0 || self.fuel_limit_max == 0 {
+            return Err(Error::Invalid(format!(
+                "params: block_bytes_max must exceed {BLOCK_OVERHEAD_BYTES}, block_txs_max and fuel_limit_max must be at least 1"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ChainParams {
     fn default() -> Self {
         ChainParams {
@@ -126,12 +149,19 @@ impl Genesis {
         ValidatorSet::new(self.validators.clone())
     }
 
-    /// Checks the version, the validator set and that no address is listed twice.
+    /// Checks the version, the validator set, the parameters' ranges, the providers, and that
+    /// no address is listed twice.
     pub fn validate(&self) -> Result<()> {
         if self.version != FORMAT_VERSION {
             return Err(Error::Version { what: "genesis", version: self.version });
         }
         self.validator_set()?;
+        self.params.validate()?;
+        for p in &self.providers {
+            if p.capacity == 0 {
+                return Err(Error::Invalid(format!("genesis provider {} has capacity 0", p.address)));
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for a in &self.accounts {
             if !seen.insert(a.address) {

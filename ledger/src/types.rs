@@ -41,7 +41,9 @@ pub struct JobOffer {
     pub max_price: u64,
     /// How many providers must execute the job (1 for now).
     pub redundancy: u8,
-    /// The finalized height whose provider registry decides the assignment.
+    /// A recent finalized height the client saw (freshness: the offer is refused once the head
+    /// is more than `assignment_window_blocks` past it). The assignment itself is ranked from
+    /// the provider registry when the offer is included.
     pub assignment_height: u64,
     /// The height after which an unexecuted job is refunded.
     pub deadline_height: u64,

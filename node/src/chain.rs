@@ -1,6 +1,8 @@
 //! The node's view of the chain: the store, the state at the head, and the two ways a block
 //! becomes final here — proposed and committed by this validator, or received with its commit.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -110,8 +112,7 @@ impl Chain {
         time_ms: u64,
         vm: &Vm,
     ) -> anyhow::Result<(Finalized, Vec<(Transaction, TxError)>)> {
-        let output_bytes_max = self.state.params().output_bytes_max as usize;
-        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer: signer.address(), time_ms, last_commit: self.head_commit.clone() };
@@ -138,8 +139,7 @@ impl Chain {
         time_ms: u64,
         vm: &Vm,
     ) -> anyhow::Result<(Block, Vec<(Transaction, TxError)>)> {
-        let output_bytes_max = self.state.params().output_bytes_max as usize;
-        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer, time_ms, last_commit: self.head_commit.clone() };
@@ -152,24 +152,11 @@ impl Chain {
     /// Checks a proposed block on top of the head without committing it: its link (height,
     /// parent, proposer, the parent's commit) and a full re-execution, rolled back.
     pub fn check_proposal(&mut self, block: &Block, vm: &Vm) -> Result<(), String> {
-        let h = &block.header;
-        if self.validators.power_of(&h.proposer).is_none() {
-            return Err(format!("the proposer {} is not a validator", h.proposer));
-        }
-        match (&self.head, &block.last_commit) {
-            (None, None) => {}
-            (Some(p), Some(last)) => {
-                if last.height != p.height || last.block_hash != p.hash() {
-                    return Err("last_commit is not for the parent block".into());
-                }
-                last.verify(self.chain_id, &self.validators).map_err(|e| e.to_string())?;
-            }
-            _ => return Err("last_commit must be present exactly after height 1".into()),
-        }
+        cairn_consensus::check_parent(self.chain_id, &self.validators, self.head.as_ref(), block)
+            .map_err(|e| e.to_string())?;
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
-        let output_bytes_max = self.state.params().output_bytes_max as usize;
-        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let result = execute_block(&mut self.state, at, block, &mut tree, &mut exec);
         self.state.rollback();
         result.map(|_| ()).map_err(|e| e.to_string())
@@ -181,8 +168,7 @@ impl Chain {
             .map_err(|e| ApplyError::Invalid(e.to_string()))?;
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
-        let output_bytes_max = self.state.params().output_bytes_max as usize;
-        let mut exec = Reexecutor { store: &self.store, vm, output_bytes_max };
+        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let executed = execute_block(&mut self.state, at, &block, &mut tree, &mut exec).map_err(ApplyError::Block)?;
         let update = tree.into_update().ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
         self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
@@ -197,13 +183,13 @@ impl Chain {
         tree: &StateUpdate,
     ) -> anyhow::Result<()> {
         let height = block.header.height;
-        let mut jobs: Vec<(Hash, JobLocation)> = Vec::new();
+        let mut jobs: BTreeMap<Hash, JobLocation> = BTreeMap::new();
         let mut receipt_index = 0u32;
         for tx in &block.txs {
             let Some(id) = tx.job_id() else { continue };
-            let mut loc = match jobs.iter().position(|(j, _)| *j == id) {
-                Some(i) => jobs.remove(i).1,
-                None => self.store.job(&id)?.unwrap_or_default(),
+            let loc = match jobs.entry(id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.store.job(&id)?.unwrap_or_default()),
             };
             match tx {
                 Transaction::Offer(_) => loc.offer_height = Some(height),
@@ -213,8 +199,8 @@ impl Chain {
                 }
                 Transaction::Account(_) => {}
             }
-            jobs.push((id, loc));
         }
+        let jobs: Vec<(Hash, JobLocation)> = jobs.into_iter().collect();
         // The state's journal is committed only once the batch is on disk; a storage error is
         // fatal for the node (the caller stops), so the state is never ahead of the store.
         let changes = self.state.commit();
@@ -226,17 +212,18 @@ impl Chain {
         Ok(())
     }
 
-    /// The receipt proof of `job_id`, if its receipt is finalized.
-    pub fn proof(&self, job_id: &Hash) -> anyhow::Result<Option<ReceiptProof>> {
-        proof_from_store(&self.store, job_id)
-    }
-
-    /// The finalized blocks from `from`, at most `max`.
-    pub fn blocks_from(&self, from: u64, max: u32) -> anyhow::Result<Vec<(Block, Commit)>> {
+    /// The finalized blocks from `from`, at most `max` and, past the first, at most `bytes_max`
+    /// encoded bytes in all (so an answer always fits the peer's response limit).
+    pub fn blocks_from(&self, from: u64, max: u32, bytes_max: usize) -> anyhow::Result<Vec<(Block, Commit)>> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for h in from..from.saturating_add(u64::from(max)).min(self.height() + 1) {
             let block = self.store.block(h)?.with_context(|| format!("block {h} missing"))?;
             let commit = self.store.commit(h)?.with_context(|| format!("commit {h} missing"))?;
+            bytes += borsh::object_length(&block)? + borsh::object_length(&commit)?;
+            if !out.is_empty() && bytes > bytes_max {
+                break;
+            }
             out.push((block, commit));
         }
         Ok(out)

@@ -51,6 +51,13 @@ pub struct Reexecutor<'a> {
     pub output_bytes_max: usize,
 }
 
+impl<'a> Reexecutor<'a> {
+    /// Re-executes from `store` in `vm`, with the chain's output limit from `params`.
+    pub fn new(store: &'a Store, vm: &'a Vm, params: &cairn_ledger::ChainParams) -> Reexecutor<'a> {
+        Reexecutor { store, vm, output_bytes_max: params.output_bytes_max as usize }
+    }
+}
+
 impl Reexecute for Reexecutor<'_> {
     fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus), String> {
         let go = || -> anyhow::Result<(Hash, u64, JobStatus)> {

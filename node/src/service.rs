@@ -692,7 +692,8 @@ impl Service {
                 request_response::Message::Request { request, channel, .. } => {
                     let response = match request.decode::<SyncRequest>("sync request") {
                         Ok(SyncRequest::Blocks { from, max }) => {
-                            match self.shared.chain().blocks_from(from, max.min(SYNC_BLOCKS_MAX)) {
+                            let budget = p2p::SYNC_RESPONSE_BYTES_MAX as usize / 2;
+                            match self.shared.chain().blocks_from(from, max.min(SYNC_BLOCKS_MAX), budget) {
                                 Ok(blocks) => SyncResponse::Blocks(blocks),
                                 Err(e) => SyncResponse::Error(e.to_string()),
                             }
@@ -713,7 +714,8 @@ impl Service {
                     if self.syncing == Some(request_id) {
                         self.syncing = None;
                         if let Ok(SyncResponse::Blocks(blocks)) = decoded {
-                            let full = blocks.len() as u32 >= SYNC_BLOCKS_MAX;
+                            // Answers are cut by count and size: ask again until one is empty.
+                            let full = !blocks.is_empty();
                             for (block, commit) in blocks {
                                 let h = block.header.height;
                                 if let Err(why) = self.apply_block(BlockMsg { version: WIRE_VERSION, block, commit })? {
@@ -1006,6 +1008,15 @@ impl Service {
         let Some(bft) = self.bft.as_mut() else { return MessageAcceptance::Ignore };
         if data.len() > CONSENSUS_MESSAGE_BYTES_MAX {
             return MessageAcceptance::Reject;
+        }
+        // Cheap checks first: a message for a decided height, or further ahead than the engine
+        // looks, is neither verified nor forwarded.
+        match ConsensusMessage::decode(data) {
+            Err(_) => return MessageAcceptance::Reject,
+            Ok(m) if m.height() <= head || m.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX => {
+                return MessageAcceptance::Ignore;
+            }
+            Ok(_) => {}
         }
         let msg = match bft.engine.check_message(data) {
             Ok(m) => m,

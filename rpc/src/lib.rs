@@ -44,7 +44,7 @@ pub trait CairnApi {
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash>;
 
     /// Submits a signed account transaction (transfer, provider registration, price update,
-    /// unbond); returns its hash once it is in the mempool and gossiped.
+    /// unbond, challenge); returns its hash once it is in the mempool and gossiped.
     #[method(name = "tx_submit")]
     async fn tx_submit(&self, tx: SignedTx) -> RpcResult<Hash>;
 

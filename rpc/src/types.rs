@@ -104,7 +104,7 @@ pub struct AccountInfo {
     pub balance: u64,
     /// The nonce its next transaction must carry at the head (finalized).
     pub nonce: u64,
-    /// The nonce of its next offer, counting offers still in this node's mempool.
+    /// The nonce of its next transaction or offer, counting those still in this node's mempool.
     pub next_nonce: u64,
 }
 

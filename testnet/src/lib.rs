@@ -368,13 +368,27 @@ pub fn down(dir: &Path) -> anyhow::Result<()> {
     for entry in entries {
         let home = entry?.path();
         if let Some(b) = read_bound(&home)? {
-            terminate(b.pid);
+            // A stale node.json (the node crashed) may name a pid now used by another process:
+            // signal it only if it is still a `cairn node` serving this home.
+            if is_node_of(b.pid, &home) {
+                terminate(b.pid);
+                stopped += 1;
+            }
             let _ = std::fs::remove_file(home.join("node.json"));
-            stopped += 1;
         }
     }
     println!("stopped {stopped} node(s)");
     Ok(())
+}
+
+/// Whether process `pid` is a `cairn node run` with `--home` `home` (Linux: its command line).
+fn is_node_of(pid: u32, home: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read_to_string(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { return false };
+    let Ok(home) = home.canonicalize() else { return false };
+    let args: Vec<&str> = cmdline.split('\0').collect();
+    args.contains(&"node")
+        && args.windows(2).any(|w| w[0] == "--home" && cwd.join(w[1]).canonicalize().is_ok_and(|p| p == home))
 }
 
 /// Prints each node's role, addresses, peers and height.
