@@ -19,8 +19,8 @@ pub struct Run {
 
 /// Runs `wasm` on `input` within `fuel_limit`; an output above `output_bytes_max` becomes
 /// `output_too_large`.
-pub fn run_job(vm: &Vm, wasm: &[u8], input: &[u8], fuel_limit: u64, output_bytes_max: usize) -> Run {
-    let outcome = vm.execute(wasm, input, fuel_limit);
+pub fn run_job(vm: &Vm, module_id: &Hash, wasm: &[u8], input: &[u8], fuel_limit: u64, output_bytes_max: usize) -> Run {
+    let outcome = vm.execute_with_id(&module_id.0, wasm, input, fuel_limit);
     let (status, output) = match outcome.status {
         JobStatus::Ok if outcome.output.len() > output_bytes_max => (JobStatus::OutputTooLarge, Vec::new()),
         JobStatus::Ok => (JobStatus::Ok, outcome.output),
@@ -63,7 +63,8 @@ impl Reexecute for Reexecutor<'_> {
         let go = || -> anyhow::Result<(Hash, u64, JobStatus)> {
             let offer = offer_on_chain(self.store, job_id).context("the job's offer is not in this node's blocks")?;
             let wasm = self.store.blob(&job.module_id)?.context("the job's module is not stored on this node")?;
-            let run = run_job(self.vm, &wasm, &offer.offer.input, job.fuel_limit, self.output_bytes_max);
+            let run =
+                run_job(self.vm, &job.module_id, &wasm, &offer.offer.input, job.fuel_limit, self.output_bytes_max);
             Ok((Hash::of(&run.output), run.fuel_used, run.status))
         };
         go().map_err(|e| format!("{e:#}"))

@@ -1127,7 +1127,7 @@ fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
         .blob(&o.module_id)?
         .with_context(|| format!("module {} is not stored here", o.module_id))?;
     let output_max = shared.chain().state.params().output_bytes_max as usize;
-    let mut run = crate::exec::run_job(&shared.vm, &wasm, &o.input, o.fuel_limit, output_max);
+    let mut run = crate::exec::run_job(&shared.vm, &o.module_id, &wasm, &o.input, o.fuel_limit, output_max);
     if shared.config.test_wrong_results && run.status == JobStatus::Ok {
         // Test-only: a provider that lies about its output (to exercise challenges).
         run.output.push(b'!');

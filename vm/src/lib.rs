@@ -285,7 +285,15 @@ impl Vm {
     ///    after a refused `memory.grow`), then `Trap`; an output over the limit is
     ///    `OutputTooLarge`, one outside memory is `Trap`.
     pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Outcome {
-        let compiled = match self.compiled(wasm) {
+        self.execute_with_id(&module_id(wasm), wasm, input, fuel_limit)
+    }
+
+    /// [`Vm::execute`] for a caller that already knows the module's id (a node stores modules
+    /// by id): skips hashing the whole module on every job. `id` must be `module_id(wasm)` —
+    /// a wrong id would put this module in the cache under another's name.
+    pub fn execute_with_id(&self, id: &[u8; 32], wasm: &[u8], input: &[u8], fuel_limit: u64) -> Outcome {
+        debug_assert_eq!(*id, module_id(wasm), "execute_with_id needs the module's own id");
+        let compiled = match self.compiled(id, wasm) {
             Ok(compiled) => compiled,
             Err(e) => return Outcome::failed(JobStatus::InvalidModule, 0, e.to_string()),
         };
@@ -314,8 +322,9 @@ impl Vm {
     /// Validates and compiles a module into the caches without running anything, so the
     /// first job on it starts warm (a node can call this when a module is stored).
     pub fn prepare(&self, wasm: &[u8]) -> Result<ModuleInfo> {
-        self.compiled(wasm)?;
-        Ok(ModuleInfo { module_id: module_id(wasm), size_bytes: wasm.len() })
+        let id = module_id(wasm);
+        self.compiled(&id, wasm)?;
+        Ok(ModuleInfo { module_id: id, size_bytes: wasm.len() })
     }
 
     /// Re-executes a job, as a dispute or an audit does: the same checks and the same run
@@ -333,8 +342,8 @@ impl Vm {
 
     /// The compiled module: from the memory cache, else from the disk cache, else
     /// validated and compiled now (and written to both caches).
-    fn compiled(&self, wasm: &[u8]) -> Result<Arc<Compiled>> {
-        let id = module_id(wasm);
+    fn compiled(&self, id: &[u8; 32], wasm: &[u8]) -> Result<Arc<Compiled>> {
+        let id = *id;
         if let Some(compiled) = self.lock_cache().get(&id) {
             return Ok(compiled);
         }
