@@ -447,7 +447,9 @@ impl Core {
         }
     }
 
-    fn note_proposal(&mut self, p: &SignedProposal) {
+    /// Records a proposal; returns whether it is the first (or the same as the first) for its
+    /// height and round — a conflicting one is only evidence.
+    fn note_proposal(&mut self, p: &SignedProposal) -> bool {
         let prop = &p.proposal;
         if prop.proposer == self.address && prop.height == self.height {
             self.own_proposals.entry(prop.round).or_insert_with(|| p.clone());
@@ -456,14 +458,16 @@ impl Core {
         match self.seen_proposals.get(&key) {
             None => {
                 self.seen_proposals.insert(key, p.clone());
+                true
             }
             Some(first) if first.proposal != *prop => {
                 if self.reported.insert(((prop.height, prop.round, 2, prop.proposer), true)) {
                     let evidence = Evidence::ConflictingProposals { first: first.clone(), second: p.clone() };
                     self.out.push(EngineOutput::Equivocation(Box::new(evidence)));
                 }
+                false
             }
-            Some(_) => {}
+            Some(_) => true,
         }
     }
 
@@ -819,11 +823,14 @@ impl Engine {
             }
             ConsensusMessage::Proposal(p) => {
                 self.core.remember_verified(Sig::from(p.signature));
-                self.core.note_proposal(&p);
+                // Only the first proposal of a round may make this node wait for a block: a
+                // proposer signing many made-up blocks must not fill the waiting queue.
+                let first = self.core.note_proposal(&p);
                 let (h, r, block_hash) = (p.proposal.height, p.proposal.round, p.proposal.block_hash);
                 match self.core.blocks.get(&(h, block_hash)) {
                     Some(true) => self.run(Input::Proposal(p.into())),
                     Some(false) => {}
+                    None if !first => {}
                     None => {
                         let key = (h, r, block_hash);
                         if !self.core.awaiting.contains_key(&key) && self.core.awaiting.len() < AWAITING_PROPOSALS_MAX {
