@@ -6,6 +6,7 @@
 //! `CommitCertificate` are exactly the signatures of a Cairn [`Commit`](cairn_ledger::Commit).
 //! Proposals are [`Proposal`]s signed in `Domain::Proposal`.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use cairn_ledger::{Domain, FORMAT_VERSION, Hash, Keypair, PublicKey, Signature, ValidatorSet, Vote, VoteKind};
@@ -443,16 +444,82 @@ impl mt::Context for CairnContext {
     }
 }
 
+/// Signatures verified so far remembered, at most (then the cache starts over).
+pub const VERIFIED_SIGNATURES_MAX: usize = 4096;
+
+/// The digest of the bytes a signature in `domain` covers: `sha256(domain message of body)`.
+pub fn signed_digest<T: borsh::BorshSerialize>(domain: Domain, body: &T) -> Hash {
+    Hash::of(&domain.message(body))
+}
+
+/// Signatures already verified, each remembered with the public key and the digest of the
+/// exact bytes it covers, so that a hit vouches only for that key signing that message: a
+/// valid signature copied onto another message (or claimed for another key) is a miss and is
+/// verified — and refused — like any other. Bounded by [`VERIFIED_SIGNATURES_MAX`].
+#[derive(Clone, Debug, Default)]
+pub struct SignatureCache {
+    entries: HashSet<(PublicKey, Hash, Sig)>,
+}
+
+impl SignatureCache {
+    /// Whether `signature` by `key` over the bytes with `digest` was verified.
+    pub fn contains(&self, key: &PublicKey, digest: &Hash, signature: &Sig) -> bool {
+        self.entries.contains(&(*key, *digest, *signature))
+    }
+
+    /// Remembers a verified signature.
+    pub fn insert(&mut self, key: PublicKey, digest: Hash, signature: Sig) {
+        if self.entries.len() >= VERIFIED_SIGNATURES_MAX {
+            self.entries.clear();
+        }
+        self.entries.insert((key, digest, signature));
+    }
+
+    /// Forgets everything (a new height).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// How many signatures are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Signs with this validator's key and verifies others' signatures, in Cairn's domains.
+/// Verification first looks in its [`SignatureCache`] (what this validator has already
+/// verified, filled by the engine), so that each signature is checked once per node.
 #[derive(Clone, Debug)]
 pub struct CairnSigner {
     key: Keypair,
+    /// Signatures already verified.
+    pub cache: SignatureCache,
+    /// Signatures verified here (cache misses), for statistics.
+    verifications: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl CairnSigner {
     /// A signer with `key`.
     pub fn new(key: Keypair) -> CairnSigner {
-        CairnSigner { key }
+        CairnSigner { key, cache: SignatureCache::default(), verifications: Default::default() }
+    }
+
+    /// How many signatures this signer verified itself (not found in its cache).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn check<T: borsh::BorshSerialize>(&self, domain: Domain, body: &T, signature: &Sig, key: &PublicKey) -> bool {
+        if self.cache.contains(key, &signed_digest(domain, body), signature) {
+            return true;
+        }
+        self.verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        key.verify(domain, body, &Signature::from(*signature)).is_ok()
     }
 }
 
@@ -463,7 +530,7 @@ impl mt::SigningProvider<CairnContext> for CairnSigner {
     }
 
     fn verify_signed_vote(&self, vote: &ConsensusVote, signature: &Sig, public_key: &PublicKey) -> bool {
-        public_key.verify(Domain::Vote, vote.vote(), &Signature::from(*signature)).is_ok()
+        self.check(Domain::Vote, vote.vote(), signature, public_key)
     }
 
     fn sign_proposal(&self, proposal: ConsensusProposal) -> SignedMessage<CairnContext, ConsensusProposal> {
@@ -472,7 +539,7 @@ impl mt::SigningProvider<CairnContext> for CairnSigner {
     }
 
     fn verify_signed_proposal(&self, proposal: &ConsensusProposal, signature: &Sig, public_key: &PublicKey) -> bool {
-        public_key.verify(Domain::Proposal, proposal.proposal(), &Signature::from(*signature)).is_ok()
+        self.check(Domain::Proposal, proposal.proposal(), signature, public_key)
     }
 
     fn sign_proposal_part(&self, part: NoParts) -> SignedMessage<CairnContext, NoParts> {

@@ -5,16 +5,19 @@
 //! output after it is acted on (that is what keeps a restarted validator from signing twice).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_ledger::{Commit, CommitSignature, FORMAT_VERSION, Hash, Keypair, PublicKey, ValidatorSet};
+use cairn_ledger::{Commit, CommitSignature, Domain, FORMAT_VERSION, Hash, Keypair, PublicKey, ValidatorSet};
 use informalsystems_malachitebft_core_consensus as mc;
 use informalsystems_malachitebft_core_types as mt;
 use mc::{Effect, Input, LivenessMsg, LocallyProposedValue, Resumable, Resume, SignedConsensusMsg, State};
 use mt::{Round, SigningProviderExt, ThresholdParams, Timeout};
 
-use crate::context::{Address, BlockHash, CairnContext, CairnSigner, ConsensusValidators, Height, Sig};
-use crate::message::{ConsensusMessage, MSignedProposal, MSignedVote, SignedProposal, SignedVote};
+use crate::context::{Address, BlockHash, CairnContext, CairnSigner, ConsensusValidators, Height, Sig, signed_digest};
+use crate::message::{
+    ConsensusMessage, MSignedProposal, MSignedVote, RoundCertificateKind, SignedProposal, SignedVote,
+};
 use crate::wal::{TimeoutKind, WalEntry};
 use crate::{ConsensusError, Result};
 
@@ -24,8 +27,6 @@ pub const HEIGHTS_AHEAD_MAX: u64 = 2;
 pub const ROUNDS_AHEAD_MAX: u32 = 64;
 /// Proposals waiting for their block's validity, at most.
 pub const AWAITING_PROPOSALS_MAX: usize = 64;
-/// Verified signatures remembered (so the core does not verify them again), at most.
-const VERIFIED_MAX: usize = 4096;
 /// Heights of inputs Malachite buffers for later, at most.
 const INPUT_QUEUE_HEIGHTS_MAX: usize = HEIGHTS_AHEAD_MAX as usize + 1;
 
@@ -115,6 +116,44 @@ impl Evidence {
     }
 }
 
+/// A consensus message whose format, chain, signers and signatures have been checked by
+/// [`Engine::verify_message`] (the only way to make one): fed as
+/// [`EngineInput::Verified`], it is neither decoded nor verified again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedMessage {
+    message: ConsensusMessage,
+    chain_id: Hash,
+}
+
+impl VerifiedMessage {
+    /// The message.
+    pub fn message(&self) -> &ConsensusMessage {
+        &self.message
+    }
+
+    /// The height it is for.
+    pub fn height(&self) -> u64 {
+        self.message.height()
+    }
+
+    /// The round it is for.
+    pub fn round(&self) -> u32 {
+        self.message.round()
+    }
+}
+
+/// Counters of what the engine did with the messages it was given (for metrics and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// ed25519 signatures verified: those of the messages [`Engine::verify_message`] let
+    /// through, and those the core checked itself (cache misses).
+    pub signatures_verified: u64,
+    /// Messages handed to Malachite's core.
+    pub messages_to_core: u64,
+    /// Exact repeats of a vote or proposal already handed to the core, dropped before it.
+    pub duplicates_dropped: u64,
+}
+
 /// What the engine is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineInput {
@@ -124,8 +163,12 @@ pub enum EngineInput {
         /// The height to decide next.
         height: u64,
     },
-    /// A consensus message received from a peer (wire bytes, see [`ConsensusMessage`]).
+    /// A consensus message received from a peer (wire bytes, see [`ConsensusMessage`]):
+    /// decoded and verified here. A node that validates gossip first feeds
+    /// [`EngineInput::Verified`] instead, so nothing is checked twice.
     Message(Vec<u8>),
+    /// A message received from a peer and already checked by [`Engine::verify_message`].
+    Verified(VerifiedMessage),
     /// A timeout that [`EngineOutput::ScheduleTimeout`] asked for has elapsed.
     TimeoutElapsed {
         /// Its height.
@@ -276,8 +319,12 @@ struct Core {
     reported: BTreeSet<(VoteKey, bool)>,
     blocks: BTreeMap<(u64, Hash), bool>,
     awaiting: BTreeMap<(u64, u32, Hash), SignedProposal>,
-    verified: HashSet<Sig>,
-    certificates_logged: HashSet<Hash>,
+    /// (height, round) whose first proposal has been handed to the core.
+    proposals_fed: BTreeSet<(u64, u32)>,
+    /// The certificates logged and handed to the core at `height`: one per (kind, round),
+    /// kind 0 polka, 1 skip, 2 precommit.
+    certificates_logged: BTreeSet<(u8, u32)>,
+    stats: EngineStats,
     /// While replaying: the entries already in the WAL (not appended again).
     replaying: Option<HashSet<Vec<u8>>>,
     /// While replaying: rounds whose own proposed value is in the WAL (not requested again).
@@ -289,6 +336,8 @@ struct Core {
 pub struct Engine {
     state: State<CairnContext>,
     core: Core,
+    /// Signatures verified by [`Engine::verify_message`] (which takes `&self`).
+    checked_signatures: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -320,6 +369,14 @@ fn kind_to(kind: TimeoutKind) -> mt::TimeoutKind {
         TimeoutKind::Prevote => mt::TimeoutKind::Prevote,
         TimeoutKind::Precommit => mt::TimeoutKind::Precommit,
         TimeoutKind::Rebroadcast => mt::TimeoutKind::Rebroadcast,
+    }
+}
+
+/// The kind of a round certificate in `Core::certificates_logged` (0 is a polka).
+fn round_certificate_tag(kind: RoundCertificateKind) -> u8 {
+    match kind {
+        RoundCertificateKind::Skip => 1,
+        RoundCertificateKind::Precommit => 2,
     }
 }
 
@@ -362,6 +419,13 @@ impl Core {
     }
 
     fn sign_vote(&mut self, vote: crate::context::ConsensusVote) -> MSignedVote {
+        let signed = self.sign_vote_once(vote);
+        // The core checks this validator's own votes too: no need to verify what it signed.
+        self.remember_vote(&(&signed).into());
+        signed
+    }
+
+    fn sign_vote_once(&mut self, vote: crate::context::ConsensusVote) -> MSignedVote {
         let v = vote.vote().clone();
         if v.height == self.height {
             let slot = (v.round, v.kind as u8);
@@ -380,6 +444,12 @@ impl Core {
     }
 
     fn sign_proposal(&mut self, proposal: crate::context::ConsensusProposal) -> MSignedProposal {
+        let signed = self.sign_proposal_once(proposal);
+        self.remember_verified(&ConsensusMessage::Proposal((&signed).into()));
+        signed
+    }
+
+    fn sign_proposal_once(&mut self, proposal: crate::context::ConsensusProposal) -> MSignedProposal {
         let p = proposal.proposal().clone();
         if p.height == self.height {
             if let Some(prev) = self.own_proposals.get(&p.round) {
@@ -404,25 +474,42 @@ impl Core {
         msg: &mt::SignedMessage<CairnContext, mc::ConsensusMsg<CairnContext>>,
         pk: &PublicKey,
     ) -> bool {
-        if self.verified.contains(&msg.signature) {
-            return true;
-        }
         use mt::SigningProvider;
-        let ok = match &msg.message {
-            mc::ConsensusMsg::Vote(v) => self.signer.verify_signed_vote(v, &msg.signature, pk),
-            mc::ConsensusMsg::Proposal(p) => self.signer.verify_signed_proposal(p, &msg.signature, pk),
+        let (ok, digest) = match &msg.message {
+            mc::ConsensusMsg::Vote(v) => {
+                (self.signer.verify_signed_vote(v, &msg.signature, pk), signed_digest(Domain::Vote, v.vote()))
+            }
+            mc::ConsensusMsg::Proposal(p) => (
+                self.signer.verify_signed_proposal(p, &msg.signature, pk),
+                signed_digest(Domain::Proposal, p.proposal()),
+            ),
         };
         if ok {
-            self.remember_verified(msg.signature);
+            self.signer.cache.insert(*pk, digest, msg.signature);
         }
         ok
     }
 
-    fn remember_verified(&mut self, sig: Sig) {
-        if self.verified.len() >= VERIFIED_MAX {
-            self.verified.clear();
+    /// Remembers the signatures of a message checked by [`Engine::verify_message`], so the
+    /// core's own checks of them are cache hits.
+    fn remember_verified(&mut self, msg: &ConsensusMessage) {
+        match msg {
+            ConsensusMessage::Vote(v) => self.remember_vote(v),
+            ConsensusMessage::Proposal(p) => {
+                let digest = signed_digest(Domain::Proposal, &p.proposal);
+                self.signer.cache.insert(p.proposal.proposer, digest, Sig::from(p.signature));
+            }
+            ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => {
+                for v in msg.certificate_votes(self.ctx.chain_id()) {
+                    self.remember_vote(&v);
+                }
+            }
         }
-        self.verified.insert(sig);
+    }
+
+    fn remember_vote(&mut self, v: &SignedVote) {
+        let digest = signed_digest(Domain::Vote, &v.vote);
+        self.signer.cache.insert(v.vote.validator, digest, Sig::from(v.signature));
     }
 
     /// Records a received vote; reports equivocation; learns this validator's own votes
@@ -607,13 +694,14 @@ impl Engine {
             reported: BTreeSet::new(),
             blocks: BTreeMap::new(),
             awaiting: BTreeMap::new(),
-            verified: HashSet::new(),
-            certificates_logged: HashSet::new(),
+            proposals_fed: BTreeSet::new(),
+            certificates_logged: BTreeSet::new(),
+            stats: EngineStats::default(),
             replaying: None,
             replay_own_rounds: BTreeSet::new(),
             out: Vec::new(),
         };
-        Ok(Engine { state, core })
+        Ok(Engine { state, core, checked_signatures: AtomicU64::new(0) })
     }
 
     /// This validator's address.
@@ -642,11 +730,46 @@ impl Engine {
     }
 
     /// Decodes and checks a received message without changing any state: for gossip
-    /// validation (accept or reject before forwarding).
-    pub fn check_message(&self, bytes: &[u8]) -> Result<ConsensusMessage> {
-        let msg = ConsensusMessage::decode(bytes)?;
-        msg.check(self.core.ctx.chain_id(), &self.core.validators)?;
-        Ok(msg)
+    /// validation (accept or reject before forwarding). Feed the result as
+    /// [`EngineInput::Verified`].
+    pub fn check_message(&self, bytes: &[u8]) -> Result<VerifiedMessage> {
+        self.verify_message(ConsensusMessage::decode(bytes)?)
+    }
+
+    /// Checks a decoded message without changing any state (see [`ConsensusMessage::check`]):
+    /// run the cheap checks (its height, say) before this, since this verifies signatures.
+    pub fn verify_message(&self, message: ConsensusMessage) -> Result<VerifiedMessage> {
+        let chain_id = self.core.ctx.chain_id();
+        let verified = message.check(chain_id, &self.core.validators)?;
+        self.checked_signatures.fetch_add(verified as u64, Ordering::Relaxed);
+        Ok(VerifiedMessage { message, chain_id })
+    }
+
+    /// Whether `msg` is an exact repeat of a vote, or of a round's first proposal, that the
+    /// engine has already handed to the core: such a message is known valid (it is the same
+    /// bytes as one verified before) and feeding it would change nothing, so gossip
+    /// validation may pass it on without verifying or feeding it. Always false for
+    /// certificates.
+    pub fn is_repeat(&self, msg: &ConsensusMessage) -> bool {
+        match msg {
+            ConsensusMessage::Vote(v) => {
+                let key = (v.vote.height, v.vote.round, v.vote.kind as u8, v.vote.validator);
+                self.core.seen_votes.get(&key) == Some(v)
+            }
+            ConsensusMessage::Proposal(p) => {
+                let key = (p.proposal.height, p.proposal.round);
+                self.core.seen_proposals.get(&key) == Some(p) && self.core.proposals_fed.contains(&key)
+            }
+            ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => false,
+        }
+    }
+
+    /// What the engine did with the messages it was given so far.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            signatures_verified: self.checked_signatures.load(Ordering::Relaxed) + self.core.signer.verifications(),
+            ..self.core.stats
+        }
     }
 
     /// Handles one input; returns what to do, in order.
@@ -654,6 +777,7 @@ impl Engine {
         match input {
             EngineInput::StartHeight { height } => self.start_height(height),
             EngineInput::Message(bytes) => self.on_message(&bytes),
+            EngineInput::Verified(msg) => self.on_verified(msg),
             EngineInput::TimeoutElapsed { height, round, kind } => {
                 if height == self.core.height {
                     self.run(Input::TimeoutElapsed(Timeout::new(Round::new(round), kind_to(kind))));
@@ -674,7 +798,7 @@ impl Engine {
                     if let Some(p) = self.core.awaiting.remove(&key)
                         && valid
                     {
-                        self.run(Input::Proposal(p.into()));
+                        self.feed_proposal(p);
                     }
                 }
             }
@@ -716,9 +840,21 @@ impl Engine {
         for entry in decoded {
             let input = match entry {
                 WalEntry::Message(ConsensusMessage::Vote(v)) => Input::Vote(v.into()),
-                WalEntry::Message(ConsensusMessage::Proposal(p)) => Input::Proposal(p.into()),
-                WalEntry::Message(ConsensusMessage::PolkaCertificate(c)) => Input::PolkaCertificate(c.into()),
-                WalEntry::Message(ConsensusMessage::RoundCertificate(c)) => Input::RoundCertificate(c.into()),
+                WalEntry::Message(ConsensusMessage::Proposal(p)) => {
+                    let key = (p.proposal.height, p.proposal.round);
+                    if self.core.seen_proposals.get(&key) == Some(&p) {
+                        self.core.proposals_fed.insert(key);
+                    }
+                    Input::Proposal(p.into())
+                }
+                WalEntry::Message(ConsensusMessage::PolkaCertificate(c)) => {
+                    self.core.certificates_logged.insert((0, c.round));
+                    Input::PolkaCertificate(c.into())
+                }
+                WalEntry::Message(ConsensusMessage::RoundCertificate(c)) => {
+                    self.core.certificates_logged.insert((round_certificate_tag(c.kind), c.round));
+                    Input::RoundCertificate(c.into())
+                }
                 WalEntry::Timeout { kind, round } => {
                     Input::TimeoutElapsed(Timeout::new(Round::new(round), kind_to(kind)))
                 }
@@ -769,8 +905,8 @@ impl Engine {
         c.height = height;
         c.own_votes.clear();
         c.own_proposals.clear();
-        c.verified.clear();
         c.certificates_logged.clear();
+        c.proposals_fed.retain(|k| k.0 >= height);
         c.seen_votes.retain(|k, _| k.0 >= height);
         c.seen_proposals.retain(|k, _| k.0 >= height);
         c.reported.retain(|(k, _)| k.0 >= height);
@@ -799,36 +935,61 @@ impl Engine {
         self.core.out.push(EngineOutput::Rejected { reason });
     }
 
+    /// Whether a message is for a height and round the engine looks at (cheap: no signature).
+    fn in_range(&self, height: u64, round: u32) -> bool {
+        if self.core.height == 0 || height < self.core.height || height > self.core.height + HEIGHTS_AHEAD_MAX {
+            return false;
+        }
+        let current_round = if height == self.core.height { self.round().unwrap_or(0) } else { 0 };
+        round <= current_round.saturating_add(ROUNDS_AHEAD_MAX)
+    }
+
     fn on_message(&mut self, bytes: &[u8]) {
         let msg = match ConsensusMessage::decode(bytes) {
             Ok(m) => m,
             Err(e) => return self.reject(e.to_string()),
         };
+        // Cheap checks first: nothing out of range is verified.
+        if !self.in_range(msg.height(), msg.round()) {
+            return;
+        }
+        match self.verify_message(msg) {
+            Ok(verified) => self.on_verified(verified),
+            Err(e) => self.reject(e.to_string()),
+        }
+    }
+
+    fn on_verified(&mut self, verified: VerifiedMessage) {
+        if verified.chain_id != self.core.ctx.chain_id() {
+            return self.reject("a message verified for another chain".into());
+        }
+        let msg = verified.message;
         let (height, round) = (msg.height(), msg.round());
-        if self.core.height == 0 || height < self.core.height || height > self.core.height + HEIGHTS_AHEAD_MAX {
+        if !self.in_range(height, round) {
             return;
         }
-        let current_round = if height == self.core.height { self.round().unwrap_or(0) } else { 0 };
-        if round > current_round.saturating_add(ROUNDS_AHEAD_MAX) {
-            return;
-        }
-        if let Err(e) = msg.check(self.core.ctx.chain_id(), &self.core.validators) {
-            return self.reject(e.to_string());
-        }
+        self.core.remember_verified(&msg);
         match msg {
             ConsensusMessage::Vote(v) => {
-                self.core.remember_verified(Sig::from(v.signature));
+                let key = (v.vote.height, v.vote.round, v.vote.kind as u8, v.vote.validator);
+                // An exact repeat of the vote already handed to the core (gossip re-sends,
+                // rebroadcasts) is dropped here: the core has it. Replay hands the logged
+                // votes to the core directly, so the votes it notes are in the core too.
+                if self.core.seen_votes.get(&key) == Some(&v) {
+                    self.core.stats.duplicates_dropped += 1;
+                    return;
+                }
                 self.core.note_vote(&v);
+                self.core.stats.messages_to_core += 1;
                 self.run(Input::Vote(v.into()));
             }
             ConsensusMessage::Proposal(p) => {
-                self.core.remember_verified(Sig::from(p.signature));
                 // Only the first proposal of a round may make this node wait for a block: a
                 // proposer signing many made-up blocks must not fill the waiting queue.
                 let first = self.core.note_proposal(&p);
                 let (h, r, block_hash) = (p.proposal.height, p.proposal.round, p.proposal.block_hash);
                 match self.core.blocks.get(&(h, block_hash)) {
-                    Some(true) => self.run(Input::Proposal(p.into())),
+                    Some(true) => self.feed_proposal(p),
                     Some(false) => {}
                     None if !first => {}
                     None => {
@@ -846,13 +1007,8 @@ impl Engine {
                     return;
                 }
                 let cert: mt::PolkaCertificate<CairnContext> = c.clone().into();
-                let th = ThresholdParams::default();
-                if let Err(e) =
-                    self.core.signer.verify_polka_certificate(&self.core.ctx, &cert, &self.core.mvalidators, th)
-                {
-                    return self.reject(format!("polka certificate: {e}"));
-                }
-                if self.log_certificate(bytes, msg) {
+                if self.log_certificate(0, msg) {
+                    self.core.stats.messages_to_core += 1;
                     self.run(Input::PolkaCertificate(cert));
                 }
             }
@@ -861,25 +1017,235 @@ impl Engine {
                     return;
                 }
                 let cert: mt::RoundCertificate<CairnContext> = c.clone().into();
-                let th = ThresholdParams::default();
-                if let Err(e) =
-                    self.core.signer.verify_round_certificate(&self.core.ctx, &cert, &self.core.mvalidators, th)
-                {
-                    return self.reject(format!("round certificate: {e}"));
-                }
-                if self.log_certificate(bytes, msg) {
+                if self.log_certificate(round_certificate_tag(c.kind), msg) {
+                    self.core.stats.messages_to_core += 1;
                     self.run(Input::RoundCertificate(cert));
                 }
             }
         }
     }
 
-    /// Appends a certificate to the WAL the first time it is seen at this height; false if seen.
-    fn log_certificate(&mut self, bytes: &[u8], msg: ConsensusMessage) -> bool {
-        if !self.core.certificates_logged.insert(Hash::of(bytes)) {
+    /// Hands a proposal to the core, unless it is an exact repeat of the round's first
+    /// proposal, which the core already has (a conflicting one goes on: Malachite keeps the
+    /// evidence).
+    fn feed_proposal(&mut self, p: SignedProposal) {
+        let key = (p.proposal.height, p.proposal.round);
+        let is_first = self.core.seen_proposals.get(&key) == Some(&p);
+        if is_first && !self.core.proposals_fed.insert(key) {
+            self.core.stats.duplicates_dropped += 1;
+            return;
+        }
+        self.core.stats.messages_to_core += 1;
+        self.run(Input::Proposal(p.into()));
+    }
+
+    /// Appends a certificate to the WAL if it is the first of its kind and round at this
+    /// height (whatever its signers); false if one was already logged.
+    fn log_certificate(&mut self, kind: u8, msg: ConsensusMessage) -> bool {
+        if !self.core.certificates_logged.insert((kind, msg.round())) {
             return false;
         }
         self.core.wal_append(&WalEntry::Message(msg));
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::{Validator, Vote, VoteKind};
+
+    use super::*;
+    use crate::message::{PolkaCertificate, Proposal};
+
+    const CHAIN: Hash = Hash([5; 32]);
+
+    fn keys() -> (Vec<Keypair>, ValidatorSet) {
+        let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed([i; 32])).collect();
+        let set =
+            ValidatorSet::new(keys.iter().map(|k| Validator { address: k.public(), power: 1 }).collect()).expect("set");
+        (keys, set)
+    }
+
+    fn key_of(keys: &[Keypair], who: PublicKey) -> Keypair {
+        keys.iter().find(|k| k.public() == who).expect("a validator").clone()
+    }
+
+    /// An engine of a validator that does not propose height 1, round 0, started at height 1.
+    fn follower(keys: &[Keypair], set: &ValidatorSet) -> Engine {
+        let proposer = crate::proposer(set, 1, 0);
+        let me = keys.iter().find(|k| k.public() != proposer).expect("a follower");
+        let mut e = Engine::new(me.clone(), CHAIN, set.clone(), ConsensusParams::default()).expect("validator");
+        e.handle(EngineInput::StartHeight { height: 1 });
+        e
+    }
+
+    fn vote(key: &Keypair, kind: VoteKind, round: u32, block_hash: Option<Hash>) -> SignedVote {
+        let vote = Vote {
+            version: FORMAT_VERSION,
+            chain_id: CHAIN,
+            kind,
+            height: 1,
+            round,
+            block_hash,
+            validator: key.public(),
+        };
+        SignedVote::sign(key, vote)
+    }
+
+    fn proposal(keys: &[Keypair], set: &ValidatorSet, block_hash: Hash) -> SignedProposal {
+        let who = crate::proposer(set, 1, 0);
+        let p = Proposal {
+            version: FORMAT_VERSION,
+            chain_id: CHAIN,
+            height: 1,
+            round: 0,
+            block_hash,
+            pol_round: None,
+            proposer: who,
+        };
+        SignedProposal::sign(&key_of(keys, who), p)
+    }
+
+    fn wal_appends(out: &[EngineOutput]) -> usize {
+        out.iter().filter(|o| matches!(o, EngineOutput::WalAppend(_))).count()
+    }
+
+    /// Gossip validation verifies; the engine, fed what it verified, verifies nothing again.
+    #[test]
+    fn a_message_verified_at_gossip_validation_is_neither_decoded_nor_verified_again() {
+        let (keys, set) = keys();
+        let mut e = follower(&keys, &set);
+        let block = Hash::of(b"block");
+        e.handle(EngineInput::BlockValidity { height: 1, block_hash: block, valid: true });
+        let p = ConsensusMessage::Proposal(proposal(&keys, &set, block)).encode();
+        let verified = e.check_message(&p).expect("a valid proposal");
+        assert_eq!(e.stats().signatures_verified, 1);
+        let out = e.handle(EngineInput::Verified(verified));
+        assert!(out.iter().any(|o| matches!(o, EngineOutput::Publish(_))), "it prevotes for the block");
+        assert_eq!(e.stats().signatures_verified, 1, "the core's check of the proposal is a cache hit");
+        let me = e.address();
+        for k in keys.iter().filter(|k| k.public() != me) {
+            let v = ConsensusMessage::Vote(vote(k, VoteKind::Prevote, 0, Some(block))).encode();
+            let before = e.stats().signatures_verified;
+            let verified = e.check_message(&v).expect("a valid vote");
+            e.handle(EngineInput::Verified(verified));
+            assert_eq!(e.stats().signatures_verified, before + 1, "one verification per vote");
+        }
+        assert_eq!(e.stats().messages_to_core, 4);
+    }
+
+    /// The cache vouches for a signature only with the key and the exact message it signed.
+    #[test]
+    fn a_cached_signature_never_vouches_for_another_message_or_key() {
+        let (keys, set) = keys();
+        let mut e = follower(&keys, &set);
+        let good = vote(&keys[1], VoteKind::Prevote, 0, Some(Hash::of(b"a")));
+        let signed = |v: &SignedVote| {
+            let m: MSignedVote = v.clone().into();
+            m.map(mc::ConsensusMsg::Vote)
+        };
+        assert!(e.core.verify(&signed(&good), &keys[1].public()), "a valid vote verifies");
+        // Its signature on another block, another round, or claimed by another validator.
+        let mut forged = good.clone();
+        forged.vote.block_hash = Some(Hash::of(b"b"));
+        assert!(!e.core.verify(&signed(&forged), &keys[1].public()));
+        let mut forged = good.clone();
+        forged.vote.round = 1;
+        assert!(!e.core.verify(&signed(&forged), &keys[1].public()));
+        let mut forged = good.clone();
+        forged.vote.validator = keys[2].public();
+        assert!(!e.core.verify(&signed(&forged), &keys[2].public()));
+        assert!(e.core.verify(&signed(&good), &keys[1].public()), "still a hit for the vote it signed");
+    }
+
+    /// Repeats of a vote or proposal the core already has are dropped before it; a
+    /// conflicting vote still goes through (it is evidence).
+    #[test]
+    fn identical_votes_and_proposals_reach_the_core_once() {
+        let (keys, set) = keys();
+        let mut e = follower(&keys, &set);
+        let block = Hash::of(b"block");
+        e.handle(EngineInput::BlockValidity { height: 1, block_hash: block, valid: true });
+        let p = ConsensusMessage::Proposal(proposal(&keys, &set, block)).encode();
+        let first = e.handle(EngineInput::Message(p.clone()));
+        assert!(wal_appends(&first) > 0, "the proposal is logged");
+        let again = e.handle(EngineInput::Message(p));
+        assert!(again.is_empty(), "a repeated proposal does nothing: {again:?}");
+        let other = keys.iter().find(|k| k.public() != e.address()).expect("a peer");
+        let v = ConsensusMessage::Vote(vote(other, VoteKind::Prevote, 0, Some(block))).encode();
+        let first = e.handle(EngineInput::Message(v.clone()));
+        assert_eq!(wal_appends(&first), 1, "the vote is logged");
+        for _ in 0..3 {
+            assert!(e.handle(EngineInput::Message(v.clone())).is_empty());
+        }
+        assert_eq!(e.stats().duplicates_dropped, 4);
+        assert_eq!(e.stats().messages_to_core, 2);
+        let conflicting = ConsensusMessage::Vote(vote(other, VoteKind::Prevote, 0, None)).encode();
+        let out = e.handle(EngineInput::Message(conflicting));
+        assert!(out.iter().any(|o| matches!(o, EngineOutput::Equivocation(_))));
+        assert_eq!(e.stats().messages_to_core, 3);
+    }
+
+    /// After a restart the votes replayed from the log are in the core: their repeats from
+    /// peers are dropped, and the replay itself still re-sends this validator's own vote.
+    #[test]
+    fn after_a_replay_repeats_of_logged_votes_are_dropped_and_own_votes_resent() {
+        let (keys, set) = keys();
+        let mut e = follower(&keys, &set);
+        let block = Hash::of(b"block");
+        let mut log = Vec::new();
+        let mut own = Vec::new();
+        let mut collect = |out: Vec<EngineOutput>| {
+            for o in out {
+                match o {
+                    EngineOutput::WalAppend(b) => log.push(b),
+                    EngineOutput::Publish(b) => own.push(b),
+                    _ => {}
+                }
+            }
+        };
+        collect(e.handle(EngineInput::BlockValidity { height: 1, block_hash: block, valid: true }));
+        collect(e.handle(EngineInput::Message(ConsensusMessage::Proposal(proposal(&keys, &set, block)).encode())));
+        let other = keys.iter().find(|k| k.public() != e.address()).expect("a peer").clone();
+        let peer_vote = ConsensusMessage::Vote(vote(&other, VoteKind::Prevote, 0, Some(block))).encode();
+        collect(e.handle(EngineInput::Message(peer_vote.clone())));
+        assert_eq!(own.len(), 1, "one prevote sent");
+        let me = key_of(&keys, e.address());
+        drop(e);
+
+        let mut restarted = Engine::new(me, CHAIN, set.clone(), ConsensusParams::default()).expect("validator");
+        let out = restarted.replay(1, &log).expect("replays");
+        let resent: Vec<&Vec<u8>> =
+            out.iter().filter_map(|o| if let EngineOutput::Publish(b) = o { Some(b) } else { None }).collect();
+        assert_eq!(resent, vec![&own[0]], "the replay re-sends the very same prevote");
+        assert_eq!(wal_appends(&out), 0);
+        let again = restarted.handle(EngineInput::Message(peer_vote));
+        assert!(again.is_empty(), "the logged vote is in the core already: {again:?}");
+        assert_eq!(restarted.stats().duplicates_dropped, 1);
+    }
+
+    fn polka(keys: &[Keypair], signers: &[usize], block: Hash) -> ConsensusMessage {
+        let mut signatures: Vec<CommitSignature> = signers
+            .iter()
+            .map(|&i| {
+                let v = vote(&keys[i], VoteKind::Prevote, 0, Some(block));
+                CommitSignature { validator: v.vote.validator, signature: v.signature }
+            })
+            .collect();
+        signatures.sort_by_key(|s| s.validator);
+        ConsensusMessage::PolkaCertificate(PolkaCertificate { height: 1, round: 0, block_hash: block, signatures })
+    }
+
+    /// One certificate per kind and round is logged and handed to the core, whoever signed it.
+    #[test]
+    fn one_certificate_per_round_is_logged() {
+        let (keys, set) = keys();
+        let mut e = follower(&keys, &set);
+        let block = Hash::of(b"block");
+        let first = e.handle(EngineInput::Message(polka(&keys, &[0, 1, 2], block).encode()));
+        assert_eq!(wal_appends(&first), 1, "the certificate is logged");
+        let other_signers = e.handle(EngineInput::Message(polka(&keys, &[1, 2, 3], block).encode()));
+        assert_eq!(wal_appends(&other_signers), 0, "a second certificate for the round is not: {other_signers:?}");
+        assert!(!other_signers.iter().any(|o| matches!(o, EngineOutput::Rejected { .. })));
     }
 }

@@ -53,8 +53,8 @@ use cairn_ledger::PublicKey;
 pub use commit::{Signer, VoteCollector, check_link, check_parent};
 pub use context::proposer;
 pub use engine::{
-    AWAITING_PROPOSALS_MAX, ConsensusParams, Engine, EngineInput, EngineOutput, Evidence, HEIGHTS_AHEAD_MAX,
-    ROUNDS_AHEAD_MAX,
+    AWAITING_PROPOSALS_MAX, ConsensusParams, Engine, EngineInput, EngineOutput, EngineStats, Evidence,
+    HEIGHTS_AHEAD_MAX, ROUNDS_AHEAD_MAX, VerifiedMessage,
 };
 pub use message::{ConsensusMessage, Proposal, SignedProposal, SignedVote};
 pub use wal::{TimeoutKind, WalEntry};

@@ -144,15 +144,29 @@ impl ConsensusMessage {
         }
         let msg: ConsensusMessage = cairn_ledger::decode("consensus message", body, MESSAGE_SIZE_MAX)
             .map_err(|e| ConsensusError::Decode(e.to_string()))?;
-        let signatures = match &msg {
-            ConsensusMessage::PolkaCertificate(c) => c.signatures.len(),
-            ConsensusMessage::RoundCertificate(c) => c.votes.len(),
-            _ => 0,
-        };
-        if signatures > VALIDATORS_MAX {
-            return Err(ConsensusError::Decode(format!("a certificate has at most {VALIDATORS_MAX} signatures")));
-        }
+        msg.check_canonical().map_err(|e| ConsensusError::Decode(e.to_string()))?;
         Ok(msg)
+    }
+
+    /// The format rules of certificates, checked without looking at any signature: at most
+    /// [`VALIDATORS_MAX`] signatures, sorted by validator, each validator once. So one set of
+    /// signatures has exactly one encoding, and a certificate cannot be re-permuted or padded
+    /// into byte-different copies.
+    pub fn check_canonical(&self) -> Result<()> {
+        let signers: Vec<&PublicKey> = match self {
+            ConsensusMessage::PolkaCertificate(c) => c.signatures.iter().map(|s| &s.validator).collect(),
+            ConsensusMessage::RoundCertificate(c) => c.votes.iter().map(|v| &v.validator).collect(),
+            ConsensusMessage::Vote(_) | ConsensusMessage::Proposal(_) => return Ok(()),
+        };
+        if signers.len() > VALIDATORS_MAX {
+            return Err(ConsensusError::Invalid(format!("a certificate has at most {VALIDATORS_MAX} signatures")));
+        }
+        if signers.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ConsensusError::Invalid(
+                "certificate signatures must be sorted by validator, each validator once".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The height the message is for.
@@ -176,9 +190,13 @@ impl ConsensusMessage {
     }
 
     /// Checks what can be checked without consensus state: the chain, the version, that the
-    /// signer is a validator and that each signature verifies. Certificates are checked
-    /// signature by signature; their voting power is checked by the engine.
-    pub fn check(&self, chain_id: Hash, validators: &ValidatorSet) -> Result<()> {
+    /// signer is a validator — for a proposal, this round's proposer — and that each signature
+    /// verifies. A certificate must also be canonical ([`ConsensusMessage::check_canonical`])
+    /// and carry enough voting power: more than 2/3 for a polka or a precommit round
+    /// certificate (which holds only precommits), more than 1/3 for a skip certificate. Every
+    /// cheap check runs before the first signature is verified. Returns how many signatures
+    /// were verified.
+    pub fn check(&self, chain_id: Hash, validators: &ValidatorSet) -> Result<usize> {
         let bad = |what: &str| ConsensusError::Invalid(what.to_string());
         match self {
             ConsensusMessage::Vote(v) => {
@@ -188,7 +206,8 @@ impl ConsensusMessage {
                 if validators.power_of(&v.vote.validator).is_none() {
                     return Err(ConsensusError::NotValidator(v.vote.validator));
                 }
-                v.verify()
+                v.verify()?;
+                Ok(1)
             }
             ConsensusMessage::Proposal(p) => {
                 if p.proposal.version != FORMAT_VERSION || p.proposal.chain_id != chain_id {
@@ -197,16 +216,36 @@ impl ConsensusMessage {
                 if p.proposal.proposer != crate::context::proposer(validators, p.proposal.height, p.proposal.round) {
                     return Err(bad("proposal from a validator that is not this round's proposer"));
                 }
-                p.verify()
+                p.verify()?;
+                Ok(1)
             }
             ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => {
-                for v in self.certificate_votes(chain_id) {
-                    if validators.power_of(&v.vote.validator).is_none() {
-                        return Err(ConsensusError::NotValidator(v.vote.validator));
+                self.check_canonical()?;
+                let votes = self.certificate_votes(chain_id);
+                let mut signed_power: u64 = 0;
+                for v in &votes {
+                    let power =
+                        validators.power_of(&v.vote.validator).ok_or(ConsensusError::NotValidator(v.vote.validator))?;
+                    signed_power = signed_power.saturating_add(power);
+                }
+                let (signed, total) = (u128::from(signed_power), u128::from(validators.total_power()));
+                let enough = match self {
+                    ConsensusMessage::RoundCertificate(c) if c.kind == RoundCertificateKind::Skip => 3 * signed > total,
+                    ConsensusMessage::RoundCertificate(c) => {
+                        if c.votes.iter().any(|v| v.kind != VoteKind::Precommit) {
+                            return Err(bad("a precommit round certificate holds only precommits"));
+                        }
+                        3 * signed > 2 * total
                     }
+                    _ => 3 * signed > 2 * total,
+                };
+                if !enough {
+                    return Err(bad("certificate without enough voting power"));
+                }
+                for v in &votes {
                     v.verify()?;
                 }
-                Ok(())
+                Ok(votes.len())
             }
         }
     }
@@ -305,6 +344,14 @@ impl From<SignedProposal> for MSignedProposal {
     }
 }
 
+/// Sorts a certificate's signatures by validator and keeps one per validator (the first
+/// Malachite listed): the only encoding [`ConsensusMessage::decode`] accepts.
+fn canonical<T>(mut items: Vec<T>, validator: impl Fn(&T) -> PublicKey) -> Vec<T> {
+    items.sort_by_key(&validator);
+    items.dedup_by_key(|t| validator(t));
+    items
+}
+
 fn round_u32(round: Round) -> u32 {
     round.as_u32().expect("certificates are for defined rounds")
 }
@@ -315,11 +362,13 @@ impl From<&mt::PolkaCertificate<CairnContext>> for PolkaCertificate {
             height: c.height.0,
             round: round_u32(c.round),
             block_hash: c.value_id.0,
-            signatures: c
-                .polka_signatures
-                .iter()
-                .map(|s| CommitSignature { validator: s.address.0, signature: s.signature.into() })
-                .collect(),
+            signatures: canonical(
+                c.polka_signatures
+                    .iter()
+                    .map(|s| CommitSignature { validator: s.address.0, signature: s.signature.into() })
+                    .collect(),
+                |s| s.validator,
+            ),
         }
     }
 }
@@ -355,19 +404,21 @@ impl From<&mt::RoundCertificate<CairnContext>> for RoundCertificate {
                 mt::RoundCertificateType::Skip => RoundCertificateKind::Skip,
                 mt::RoundCertificateType::Precommit => RoundCertificateKind::Precommit,
             },
-            votes: c
-                .round_signatures
-                .iter()
-                .map(|s| RoundVote {
-                    kind: kind_of(s.vote_type),
-                    block_hash: match s.value_id {
-                        NilOrVal::Val(h) => Some(h.0),
-                        NilOrVal::Nil => None,
-                    },
-                    validator: s.address.0,
-                    signature: s.signature.into(),
-                })
-                .collect(),
+            votes: canonical(
+                c.round_signatures
+                    .iter()
+                    .map(|s| RoundVote {
+                        kind: kind_of(s.vote_type),
+                        block_hash: match s.value_id {
+                            NilOrVal::Val(h) => Some(h.0),
+                            NilOrVal::Nil => None,
+                        },
+                        validator: s.address.0,
+                        signature: s.signature.into(),
+                    })
+                    .collect(),
+                |v| v.validator,
+            ),
         }
     }
 }
@@ -447,5 +498,87 @@ mod tests {
         assert!(signed.verify().is_ok());
         assert!(key.public().verify(cairn_ledger::Domain::Vote, &p, &signed.signature).is_err());
         assert_eq!(&cairn_ledger::Domain::Proposal.message(&p)[..18], b"cairn/v1/proposal\x00");
+    }
+
+    fn keys() -> (Vec<Keypair>, ValidatorSet) {
+        let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed([i; 32])).collect();
+        let set =
+            ValidatorSet::new(keys.iter().map(|k| cairn_ledger::Validator { address: k.public(), power: 1 }).collect())
+                .expect("set");
+        (keys, set)
+    }
+
+    fn prevote_signature(key: &Keypair, block_hash: Hash) -> CommitSignature {
+        let vote = Vote {
+            version: FORMAT_VERSION,
+            chain_id: Hash::ZERO,
+            kind: VoteKind::Prevote,
+            height: 1,
+            round: 0,
+            block_hash: Some(block_hash),
+            validator: key.public(),
+        };
+        let signed = SignedVote::sign(key, vote);
+        CommitSignature { validator: key.public(), signature: signed.signature }
+    }
+
+    #[test]
+    fn a_certificate_has_one_encoding() {
+        let (keys, set) = keys();
+        let block = Hash::of(b"block");
+        let mut signatures: Vec<CommitSignature> = keys[..3].iter().map(|k| prevote_signature(k, block)).collect();
+        signatures.sort_by_key(|s| s.validator);
+        let cert = PolkaCertificate { height: 1, round: 0, block_hash: block, signatures };
+        let good = ConsensusMessage::PolkaCertificate(cert.clone());
+        assert_eq!(ConsensusMessage::decode(&good.encode()).expect("canonical"), good);
+        assert_eq!(good.check(Hash::ZERO, &set).expect("valid"), 3);
+        // The same signatures permuted, or one repeated: byte-different copies, refused.
+        let mut permuted = cert.clone();
+        permuted.signatures.swap(0, 2);
+        assert!(ConsensusMessage::decode(&ConsensusMessage::PolkaCertificate(permuted).encode()).is_err());
+        let mut padded = cert.clone();
+        padded.signatures.push(padded.signatures[2].clone());
+        assert!(ConsensusMessage::decode(&ConsensusMessage::PolkaCertificate(padded.clone()).encode()).is_err());
+        assert!(ConsensusMessage::PolkaCertificate(padded).check(Hash::ZERO, &set).is_err());
+        // What the node sends is built canonical from Malachite's certificate, whatever its order.
+        let mut unsorted: mt::PolkaCertificate<CairnContext> = cert.clone().into();
+        unsorted.polka_signatures.reverse();
+        unsorted.polka_signatures.push(unsorted.polka_signatures[0].clone());
+        assert_eq!(PolkaCertificate::from(&unsorted), cert);
+    }
+
+    #[test]
+    fn a_certificate_without_enough_power_is_refused_before_any_signature_is_verified() {
+        let (keys, set) = keys();
+        let block = Hash::of(b"block");
+        let mut signatures: Vec<CommitSignature> = keys[..2].iter().map(|k| prevote_signature(k, block)).collect();
+        signatures.sort_by_key(|s| s.validator);
+        signatures[0].signature = Signature([9; 64]);
+        let two =
+            ConsensusMessage::PolkaCertificate(PolkaCertificate { height: 1, round: 0, block_hash: block, signatures });
+        let err = two.check(Hash::ZERO, &set).expect_err("2 of 4 is no polka");
+        assert!(err.to_string().contains("enough voting power"), "{err}");
+        // A precommit round certificate holds only precommits.
+        let votes = keys[..3]
+            .iter()
+            .map(|k| {
+                let s = prevote_signature(k, block);
+                RoundVote {
+                    kind: VoteKind::Prevote,
+                    block_hash: Some(block),
+                    validator: s.validator,
+                    signature: s.signature,
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut votes = votes;
+        votes.sort_by_key(|v| v.validator);
+        let precommit =
+            RoundCertificate { height: 1, round: 0, kind: RoundCertificateKind::Precommit, votes: votes.clone() };
+        assert!(ConsensusMessage::RoundCertificate(precommit).check(Hash::ZERO, &set).is_err());
+        // Two prevotes are a skip certificate (more than 1/3).
+        let skip =
+            RoundCertificate { height: 1, round: 0, kind: RoundCertificateKind::Skip, votes: votes[..2].to_vec() };
+        assert_eq!(ConsensusMessage::RoundCertificate(skip).check(Hash::ZERO, &set).expect("valid skip"), 2);
     }
 }

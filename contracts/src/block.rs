@@ -144,7 +144,7 @@ pub fn build_block(
         }
     }
     let expired = state.end_block(at.height);
-    let state_root = match commitment.root_after(&state.pending_changes(), at.height) {
+    let state_root = match commitment.root_after(state.pending_changes(), at.height) {
         Ok(root) => root,
         Err(e) => {
             state.rollback();
@@ -195,6 +195,13 @@ fn execute_inner(
     exec: &mut dyn Reexecute,
 ) -> Result<Executed, BlockError> {
     let h = &block.header;
+    // The cheap bounds first: a block too large is refused before its roots are hashed.
+    if block.txs.len() > state.params().block_txs_max as usize {
+        return Err(BlockError::Malformed("too many transactions".into()));
+    }
+    if borsh::object_length(block).expect("borsh sizing cannot fail") > state.params().block_bytes_max as usize {
+        return Err(BlockError::Malformed("the block is larger than block_bytes_max".into()));
+    }
     block.check_structure().map_err(|e| BlockError::Malformed(e.to_string()))?;
     if h.chain_id != state.chain_id() {
         return Err(BlockError::Malformed("the block is from another chain".into()));
@@ -208,12 +215,6 @@ fn execute_inner(
             at.parent_hash
         )));
     }
-    if block.txs.len() > state.params().block_txs_max as usize {
-        return Err(BlockError::Malformed("too many transactions".into()));
-    }
-    if borsh::object_length(block).expect("borsh sizing cannot fail") > state.params().block_bytes_max as usize {
-        return Err(BlockError::Malformed("the block is larger than block_bytes_max".into()));
-    }
     let mut receipts = Vec::new();
     for (index, tx) in block.txs.iter().enumerate() {
         let receipt = state.apply_tx(tx, h.height, exec).map_err(|error| BlockError::Tx { index, error })?;
@@ -224,9 +225,83 @@ fn execute_inner(
     if merkle::root(&leaves) != h.receipt_root || receipts.len() != h.receipt_count as usize {
         return Err(BlockError::Root("receipt_root"));
     }
-    let root = commitment.root_after(&state.pending_changes(), h.height).map_err(BlockError::Commitment)?;
+    let root = commitment.root_after(state.pending_changes(), h.height).map_err(BlockError::Commitment)?;
     if root != h.state_root {
         return Err(BlockError::Root("state_root"));
     }
     Ok(Executed { receipts, expired })
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::state_tree::MemoryTree;
+    use cairn_ledger::{
+        Action, ChainParams, Genesis, GenesisAccount, Keypair, Tx, Validator, state_tree::prepare as tree_prepare,
+    };
+
+    use super::*;
+    use crate::NoReexecution;
+
+    fn genesis(block_txs_max: u32) -> (Genesis, Keypair) {
+        let key = Keypair::from_seed([5; 32]);
+        let genesis = Genesis {
+            version: FORMAT_VERSION,
+            chain_name: "blocks".into(),
+            genesis_time_ms: 0,
+            validators: vec![Validator { address: key.public(), power: 1 }],
+            accounts: vec![GenesisAccount { address: key.public(), balance: 1_000 }],
+            providers: vec![],
+            params: ChainParams { block_txs_max, ..ChainParams::default() },
+        };
+        (genesis, key)
+    }
+
+    fn transfer(genesis: &Genesis, key: &Keypair, nonce: u64) -> Transaction {
+        let action = Action::Transfer { to: Keypair::from_seed([6; 32]).public(), amount: 1 };
+        let tx =
+            Tx { version: FORMAT_VERSION, chain_id: genesis.chain_id(), sender: key.public(), nonce, fee: 1, action };
+        Transaction::Account(tx.sign(key))
+    }
+
+    fn tree_at_genesis(state: &State) -> MemoryTree {
+        let mut tree = MemoryTree::default();
+        let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let update = tree_prepare(&tree, &changes, 0).expect("genesis tree");
+        tree.apply(&update);
+        tree
+    }
+
+    #[test]
+    fn a_block_over_the_bounds_is_refused_before_its_roots_are_checked() {
+        let (genesis, key) = genesis(1);
+        let mut state = State::from_genesis(&genesis).expect("genesis");
+        let mut tree = tree_at_genesis(&state);
+        let at = Position { height: 1, parent_hash: Hash::ZERO };
+        let next = NextBlock { at, proposer: key.public(), time_ms: 1, last_commit: None };
+        let txs = vec![transfer(&genesis, &key, 0), transfer(&genesis, &key, 1)];
+        let (mut block, _, _) =
+            build_block(&mut state, next, txs.clone(), &mut tree, &mut NoReexecution).expect("built");
+        assert_eq!(block.txs.len(), 1, "the builder keeps to block_txs_max");
+        state.rollback();
+        // Two transactions with a tx_root that does not match them: the count is refused first.
+        block.txs = txs;
+        block.header.tx_count = 2;
+        let mut tree = tree_at_genesis(&state);
+        let err = execute_block(&mut state, at, &block, &mut tree, &mut NoReexecution).expect_err("too many");
+        assert_eq!(err, BlockError::Malformed("too many transactions".into()));
+    }
+
+    #[test]
+    fn the_changes_of_a_block_are_encoded_once_for_the_root_and_the_commit() {
+        let (genesis, key) = genesis(10);
+        let mut state = State::from_genesis(&genesis).expect("genesis");
+        let mut tree = tree_at_genesis(&state);
+        let at = Position { height: 1, parent_hash: Hash::ZERO };
+        let next = NextBlock { at, proposer: key.public(), time_ms: 1, last_commit: None };
+        build_block(&mut state, next, vec![transfer(&genesis, &key, 0)], &mut tree, &mut NoReexecution).expect("built");
+        let encoded = state.pending_changes().as_ptr();
+        let changes = state.commit();
+        assert_eq!(changes.as_ptr(), encoded, "commit hands over the encoding the root was computed from");
+        assert!(state.pending_changes().is_empty());
+    }
 }

@@ -5,9 +5,12 @@ use cairn_ledger::Hash;
 /// Why a transaction cannot be applied. A refused transaction changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
-    /// The signature, version or encoding is wrong.
+    /// The version or encoding is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// A signature does not verify (or the signer is not a valid public key).
+    #[error("{0}")]
+    BadSignature(String),
     /// The offer names another chain.
     #[error("the offer is for another chain (its chain_id is not this genesis's)")]
     WrongChain,
@@ -32,11 +35,15 @@ pub enum TxError {
     /// A field is outside what the chain allows.
     #[error("{0}")]
     Limit(String),
-    /// No registered provider asks at most the offered price.
-    #[error("no registered provider asks at most {max_price} per unit of fuel; raise max_price")]
+    /// Fewer eligible providers than the redundancy asked for ask at most the offered price.
+    #[error(
+        "fewer than {needed} eligible providers ask at most {max_price} per unit of fuel; raise max_price or lower the redundancy"
+    )]
     NoProvider {
         /// The offered price.
         max_price: u64,
+        /// The providers needed (the offer's redundancy).
+        needed: u8,
     },
     /// The job already exists.
     #[error("job {0} already exists")]
@@ -50,6 +57,13 @@ pub enum TxError {
     /// The provider is not assigned to the job.
     #[error("provider {0} is not assigned to this job")]
     NotAssigned(cairn_ledger::PublicKey),
+    /// The slot the provider holds (or held) already has a result.
+    #[error("the slot of provider {0} on this job already has a result")]
+    SlotFilled(cairn_ledger::PublicKey),
+    /// The job could not be re-executed here (module or offer missing, sandbox failure): a
+    /// failure of this node, not of the transaction, which may apply later.
+    #[error("cannot re-execute the job: {0}")]
+    Reexecution(String),
     /// The result does not match the job.
     #[error("the result does not match the job: {0}")]
     Mismatch(&'static str),
@@ -66,6 +80,12 @@ pub type Result<T, E = TxError> = std::result::Result<T, E>;
 
 impl From<cairn_ledger::Error> for TxError {
     fn from(e: cairn_ledger::Error) -> Self {
-        TxError::Invalid(e.to_string())
+        match e {
+            cairn_ledger::Error::BadSignature { .. } | cairn_ledger::Error::BadPublicKey => {
+                TxError::BadSignature(e.to_string())
+            }
+            cairn_ledger::Error::Overflow(what) => TxError::Overflow(what),
+            _ => TxError::Invalid(e.to_string()),
+        }
     }
 }

@@ -2,10 +2,11 @@
 //! and settlement — pure functions over an in-memory [`State`].
 //!
 //! A block is applied transaction by transaction with [`State::apply_tx`]; each either applies
-//! whole or fails with a [`TxError`] and changes nothing. [`State::end_block`] expires jobs
-//! past their deadline. Every change is journaled, so a block can be rolled back
-//! ([`State::rollback`]) or committed ([`State::commit`], which returns the changed entries
-//! for the store). The state root is computed by the caller's [`StateCommitment`] (the node's
+//! whole or fails with a [`TxError`] and changes nothing. [`State::end_block`] settles
+//! completed jobs, replaces late providers and closes jobs past their deadline. Redundant
+//! results that disagree are settled by re-execution through [`Reexecute`]. Every change is
+//! journaled, so a block can be rolled back ([`State::rollback`]) or committed
+//! ([`State::commit`], which returns the changed entries for the store). The state root is computed by the caller's [`StateCommitment`] (the node's
 //! Jellyfish Merkle Tree) from the changes.
 //!
 //! ```
@@ -30,4 +31,7 @@ pub use block::{
     BlockError, Built, Executed, NextBlock, Position, StateCommitment, StoreTree, build_block, execute_block,
 };
 pub use error::{Result, TxError};
-pub use state::{Account, Job, JobPhase, NoReexecution, NonceRule, Provider, Reexecute, State, StateKey};
+pub use state::{
+    Account, Delivery, Job, JobPhase, NoReexecution, NonceRule, Outcome, Provider, REDUNDANCY_MAX, Reexecute, Slot,
+    State, StateKey,
+};

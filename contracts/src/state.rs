@@ -1,6 +1,7 @@
 //! The chain state and its transition rules.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
@@ -36,23 +37,70 @@ pub struct Provider {
 
 /// The most unbonding entries a provider may have at once.
 pub const UNBONDING_ENTRIES_MAX: usize = 16;
-/// How many providers a job's ranking keeps (the assignee and its stand-ins).
+/// How many providers a job's ranking keeps (the assignees and their stand-ins).
 pub const RANKING_MAX: usize = 8;
+/// The highest redundancy an offer may ask for: how many providers execute one job. Below
+/// [`RANKING_MAX`], so a job with the highest redundancy still has stand-ins.
+pub const REDUNDANCY_MAX: u8 = 4;
 
 /// Where a job is in its life on chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 #[borsh(use_discriminant = true)]
 pub enum JobPhase {
-    /// Escrow locked, waiting for a result.
+    /// Escrow locked, waiting for results.
     Open = 0,
-    /// A result was accepted; the provider was paid and the client refunded the rest.
+    /// Agreeing results were accepted; payment waits for the challenge window.
     Completed = 1,
     /// No result by the deadline; the escrow was refunded.
     Expired = 2,
-    /// The challenge window passed: the provider was paid, the client refunded the rest.
+    /// The providers found right were paid, the client refunded the rest.
     Settled = 3,
-    /// A challenge proved the result wrong: the provider was slashed, the client refunded.
+    /// No provider was right (a challenge or a re-execution proved the results wrong): they
+    /// were slashed, the client refunded.
     Slashed = 4,
+}
+
+/// What a result states about an execution: compared between providers and with a
+/// re-execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Outcome {
+    /// SHA-256 of the output.
+    pub output_hash: Hash,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// How the run ended.
+    pub status: JobStatus,
+}
+
+impl Outcome {
+    /// The outcome a result claims.
+    pub fn of(claim: &ResultClaim) -> Outcome {
+        Outcome { output_hash: claim.output_hash, fuel_used: claim.fuel_used, status: claim.status }
+    }
+}
+
+/// A result accepted into one of a job's slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Delivery {
+    /// The provider that signed it.
+    pub provider: PublicKey,
+    /// What it claims.
+    pub outcome: Outcome,
+    /// What the provider is paid if its result stands: `fuel_used × min(ask, max_price)`, its
+    /// ask when the result was accepted.
+    pub payment: u64,
+}
+
+/// One of a job's `redundancy` execution slots.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Slot {
+    /// Indexes in the job's `ranking` of the providers that held the slot, the current holder
+    /// last (a replaced provider's late result still fills its slot).
+    pub holders: Vec<u8>,
+    /// The height at which the current holder was assigned.
+    pub assigned_height: u64,
+    /// The slot's result, once delivered.
+    pub delivery: Option<Delivery>,
 }
 
 /// A job as the chain keeps it (the offer's input lives in its block, not in state).
@@ -68,37 +116,95 @@ pub struct Job {
     pub fuel_limit: u64,
     /// The highest price per unit of fuel.
     pub max_price: u64,
-    /// The escrow locked.
+    /// The escrow locked: `fuel_limit × max_price × redundancy`.
     pub escrow: u64,
     /// The height after which the job expires.
     pub deadline_height: u64,
     /// The providers ranked for the job (best first, at most [`RANKING_MAX`]).
     pub ranking: Vec<PublicKey>,
-    /// Index in `ranking` of the provider currently assigned.
-    pub current: u8,
-    /// The height at which the current provider was assigned.
-    pub assigned_height: u64,
+    /// One slot per execution asked for (the offer's redundancy).
+    pub slots: Vec<Slot>,
+    /// Index in `ranking` of the next stand-in (the first provider not yet assigned).
+    pub next: u8,
     /// Where the job is in its life.
     pub phase: JobPhase,
-    /// What the provider is paid (fixed when its result is accepted, paid at settlement).
+    /// What the validators' re-execution gave, once results disagreed (at most once per job).
+    pub verified: Option<Outcome>,
+    /// Stake slashed from providers the re-execution proved wrong, held until the job settles.
+    pub forfeit: u64,
+    /// What the providers are paid in all (fixed when the job completes or settles).
     pub paid: u64,
-    /// The accepted result's claim.
-    pub claim: Option<ResultClaim>,
-    /// The height at which an accepted result settles, if unchallenged.
+    /// The height at which a completed job settles, if unchallenged.
     pub settle_height: u64,
 }
 
 impl Job {
-    /// The providers whose result is accepted: the current assignee and those ranked before it
-    /// (a late delivery from a replaced provider still counts).
+    /// The job's redundancy (k): how many results it waits for.
+    pub fn redundancy(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every provider assigned so far: the first k ranked, then the stand-ins that replaced
+    /// late ones, in the order they took over. Their results are accepted while their slot
+    /// has none.
     pub fn assignees(&self) -> &[PublicKey] {
-        let n = (usize::from(self.current) + 1).min(self.ranking.len());
+        let n = usize::from(self.next).min(self.ranking.len());
         &self.ranking[..n]
     }
 
-    /// The provider currently assigned.
-    pub fn assignee(&self) -> Option<PublicKey> {
-        self.ranking.get(usize::from(self.current)).copied()
+    /// The current holder of each slot.
+    pub fn assigned(&self) -> Vec<PublicKey> {
+        self.slots.iter().filter_map(|s| self.holder(s)).collect()
+    }
+
+    fn holder(&self, slot: &Slot) -> Option<PublicKey> {
+        slot.holders.last().and_then(|i| self.ranking.get(usize::from(*i))).copied()
+    }
+
+    /// The slot `provider` holds or held.
+    pub fn slot_of(&self, provider: &PublicKey) -> Option<usize> {
+        let index = self.assignees().iter().position(|p| p == provider)?;
+        self.slots.iter().position(|s| s.holders.iter().any(|h| usize::from(*h) == index))
+    }
+
+    /// Whether a result from `provider` would be accepted now: the job is open and the slot
+    /// the provider holds or held has no result yet.
+    pub fn accepts(&self, provider: &PublicKey) -> bool {
+        self.phase == JobPhase::Open && self.slot_of(provider).is_some_and(|i| self.slots[i].delivery.is_none())
+    }
+
+    /// Whether `provider` holds, as a stand-in, a slot still waiting for its result.
+    pub fn is_stand_in(&self, provider: &PublicKey) -> bool {
+        self.phase == JobPhase::Open
+            && self
+                .slots
+                .iter()
+                .any(|s| s.delivery.is_none() && s.holders.len() > 1 && self.holder(s).as_ref() == Some(provider))
+    }
+
+    /// The results delivered so far, by slot.
+    pub fn deliveries(&self) -> impl Iterator<Item = &Delivery> {
+        self.slots.iter().filter_map(|s| s.delivery.as_ref())
+    }
+
+    /// The outcome every delivered result states, if there is at least one and they agree.
+    pub fn agreed(&self) -> Option<Outcome> {
+        let mut outcomes = self.deliveries().map(|d| d.outcome);
+        let first = outcomes.next()?;
+        outcomes.all(|o| o == first).then_some(first)
+    }
+
+    /// The height at which some slot's holder becomes late (`delivery_blocks` after its
+    /// assignment), if the job is open and a stand-in is left to replace it.
+    fn reassign_height(&self, delivery_blocks: u64) -> Option<u64> {
+        if self.phase != JobPhase::Open || usize::from(self.next) >= self.ranking.len() {
+            return None;
+        }
+        self.slots
+            .iter()
+            .filter(|s| s.delivery.is_none())
+            .map(|s| s.assigned_height.saturating_add(delivery_blocks))
+            .min()
     }
 }
 
@@ -166,7 +272,7 @@ impl Value {
     }
 }
 
-/// Re-executes a job for a challenge: the caller owns the modules and inputs (blocks, blob
+/// Re-executes a job for a challenge, or when redundant results disagree: the caller owns the modules and inputs (blocks, blob
 /// store) and the sandbox; this crate stays pure.
 pub trait Reexecute {
     /// `(output_hash, fuel_used, status)` of running `job` (module, input, fuel limit), exactly
@@ -174,7 +280,7 @@ pub trait Reexecute {
     fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus), String>;
 }
 
-/// For blocks without challenges, and for checks: refuses to re-execute.
+/// For blocks without challenges or disputes, and for checks: refuses to re-execute.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoReexecution;
 
@@ -206,8 +312,15 @@ pub struct State {
     open: BTreeSet<(u64, Hash)>,
     /// Completed jobs by settlement height (derived from `jobs`).
     settling: BTreeSet<(u64, Hash)>,
+    /// Open jobs by the height at which a slot's holder becomes late, while a stand-in is
+    /// left (derived from `jobs`).
+    reassigning: BTreeSet<(u64, Hash)>,
+    /// Unbonding entries by release height (derived from `providers`).
+    releasing: BTreeSet<(u64, PublicKey)>,
     /// Value of each key before the first uncommitted change to it.
     journal: BTreeMap<StateKey, Option<Value>>,
+    /// The journal's changes as store writes, once encoded (cleared by every change).
+    encoded: OnceLock<Vec<StateChange>>,
 }
 
 impl State {
@@ -221,7 +334,10 @@ impl State {
             jobs: BTreeMap::new(),
             open: BTreeSet::new(),
             settling: BTreeSet::new(),
+            reassigning: BTreeSet::new(),
+            releasing: BTreeSet::new(),
             journal: BTreeMap::new(),
+            encoded: OnceLock::new(),
         }
     }
 
@@ -291,15 +407,30 @@ impl State {
 
     /// The one place state changes: journals the old value and keeps the derived indexes.
     fn put(&mut self, key: StateKey, value: Option<Value>) {
+        self.encoded.take();
         if !self.journal.contains_key(&key) {
             let old = self.get(&key);
             self.journal.insert(key, old);
         }
-        if let StateKey::Job(id) = key
-            && let Some(old) = self.jobs.get(&id)
-        {
-            self.open.remove(&(old.deadline_height, id));
-            self.settling.remove(&(old.settle_height, id));
+        let delivery_blocks = self.params.delivery_blocks;
+        match key {
+            StateKey::Job(id) => {
+                if let Some(old) = self.jobs.get(&id) {
+                    self.open.remove(&(old.deadline_height, id));
+                    self.settling.remove(&(old.settle_height, id));
+                    if let Some(at) = old.reassign_height(delivery_blocks) {
+                        self.reassigning.remove(&(at, id));
+                    }
+                }
+            }
+            StateKey::Provider(address) => {
+                if let Some(old) = self.providers.get(&address) {
+                    for (at, _) in &old.unbonding {
+                        self.releasing.remove(&(*at, address));
+                    }
+                }
+            }
+            StateKey::Height | StateKey::Account(_) => {}
         }
         match (key, value) {
             (StateKey::Height, Some(Value::Height(h))) => self.height = h,
@@ -308,9 +439,13 @@ impl State {
                 self.accounts.insert(a, v);
             }
             (StateKey::Provider(p), Some(Value::Provider(v))) => {
+                self.releasing.extend(v.unbonding.iter().map(|(at, _)| (*at, p)));
                 self.providers.insert(p, v);
             }
             (StateKey::Job(id), Some(Value::Job(j))) => {
+                if let Some(at) = j.reassign_height(delivery_blocks) {
+                    self.reassigning.insert((at, id));
+                }
                 match j.phase {
                     JobPhase::Open => {
                         self.open.insert((j.deadline_height, id));
@@ -384,7 +519,30 @@ impl State {
     /// Whether blocks must keep coming even with nothing to include: open jobs (delivery and
     /// deadline clocks), results waiting to settle, stake waiting to unbond.
     pub fn has_pending_work(&self) -> bool {
-        !self.open.is_empty() || !self.settling.is_empty() || self.providers.values().any(|p| !p.unbonding.is_empty())
+        !self.open.is_empty() || !self.settling.is_empty() || !self.releasing.is_empty()
+    }
+
+    /// The derived indexes recomputed from the entries, as `(open, settling, reassigning,
+    /// releasing)`: what the maintained ones must equal.
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    fn recomputed_indexes(
+        &self,
+    ) -> (BTreeSet<(u64, Hash)>, BTreeSet<(u64, Hash)>, BTreeSet<(u64, Hash)>, BTreeSet<(u64, PublicKey)>) {
+        let delivery = self.params.delivery_blocks;
+        let open = self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Open).map(|(id, j)| (j.deadline_height, *id));
+        let settling =
+            self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Completed).map(|(id, j)| (j.settle_height, *id));
+        let reassigning = self.jobs.iter().filter_map(|(id, j)| Some((j.reassign_height(delivery)?, *id)));
+        let releasing = self.providers.iter().flat_map(|(a, p)| p.unbonding.iter().map(|(at, _)| (*at, *a)));
+        (open.collect(), settling.collect(), reassigning.collect(), releasing.collect())
+    }
+
+    /// Whether the maintained indexes equal a recomputation from the entries.
+    #[cfg(test)]
+    pub(crate) fn indexes_are_consistent(&self) -> bool {
+        let (open, settling, reassigning, releasing) = self.recomputed_indexes();
+        open == self.open && settling == self.settling && reassigning == self.reassigning && releasing == self.releasing
     }
 
     /// The open jobs, by deadline.
@@ -451,8 +609,8 @@ impl State {
         if o.chain_id != self.chain_id {
             return Err(TxError::WrongChain);
         }
-        if o.redundancy != 1 {
-            return Err(TxError::Limit("redundancy must be 1 on this chain".into()));
+        if o.redundancy == 0 || o.redundancy > REDUNDANCY_MAX {
+            return Err(TxError::Limit(format!("redundancy must be between 1 and {REDUNDANCY_MAX}")));
         }
         if o.fuel_limit == 0 || o.fuel_limit > p.fuel_limit_max {
             return Err(TxError::Limit(format!("fuel_limit must be between 1 and {}", p.fuel_limit_max)));
@@ -491,8 +649,9 @@ impl State {
         if account.balance < escrow {
             return Err(TxError::InsufficientBalance { balance: account.balance, escrow });
         }
-        if self.eligible(o.max_price).next().is_none() {
-            return Err(TxError::NoProvider { max_price: o.max_price });
+        let needed = usize::from(o.redundancy);
+        if self.eligible(o.max_price).take(needed).count() < needed {
+            return Err(TxError::NoProvider { max_price: o.max_price, needed: o.redundancy });
         }
         Ok(escrow)
     }
@@ -505,8 +664,9 @@ impl State {
         if job.phase != JobPhase::Open {
             return Err(TxError::JobClosed(c.job_id));
         }
-        if !job.assignees().contains(&c.provider) {
-            return Err(TxError::NotAssigned(c.provider));
+        let slot = job.slot_of(&c.provider).ok_or(TxError::NotAssigned(c.provider))?;
+        if job.slots[slot].delivery.is_some() {
+            return Err(TxError::SlotFilled(c.provider));
         }
         if c.module_id != job.module_id {
             return Err(TxError::Mismatch("module_id"));
@@ -541,6 +701,10 @@ impl State {
                 account.balance -= escrow;
                 account.nonce = account.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
                 let ranking = self.ranking(&job_id, o.max_price, RANKING_MAX);
+                let k = o.redundancy;
+                debug_assert!(ranking.len() >= usize::from(k), "checked: k eligible providers");
+                let slots =
+                    (0..k).map(|i| Slot { holders: vec![i], assigned_height: height, delivery: None }).collect();
                 let job = Job {
                     client: o.client,
                     module_id: o.module_id,
@@ -550,17 +714,18 @@ impl State {
                     escrow,
                     deadline_height: o.deadline_height,
                     ranking,
-                    current: 0,
-                    assigned_height: height,
+                    slots,
+                    next: k,
                     phase: JobPhase::Open,
+                    verified: None,
+                    forfeit: 0,
                     paid: 0,
-                    claim: None,
                     settle_height: 0,
                 };
-                let assignee = job.assignee();
+                let assigned = job.assigned();
                 self.set_account(o.client, account);
                 self.set_job(job_id, job);
-                if let Some(a) = assignee {
+                for a in assigned {
                     self.count_job(a, 1);
                 }
                 Ok(None)
@@ -568,24 +733,55 @@ impl State {
             Transaction::Result(result) => {
                 self.check_result(result)?;
                 let c = &result.claim;
-                let mut job = self.jobs.get(&c.job_id).cloned().expect("checked above");
+                let job_id = c.job_id;
+                let mut job = self.jobs.get(&job_id).cloned().expect("checked above");
+                let slot = job.slot_of(&c.provider).expect("checked above");
                 let ask = self.provider(&c.provider).map_or(job.max_price, |p| p.price_per_fuel.min(job.max_price));
-                let assignee = job.assignee();
                 let payment = c.fuel_used.checked_mul(ask).ok_or(TxError::Overflow("payment"))?;
-                if payment > job.escrow {
-                    return Err(TxError::Overflow("payment above the escrow"));
+                let promised: u64 = job.deliveries().map(|d| d.payment).sum();
+                if promised.checked_add(payment).is_none_or(|total| total > job.escrow) {
+                    return Err(TxError::Overflow("payments above the escrow"));
                 }
-                let receipt = result.receipt();
-                // Paid at settlement, once the challenge window has passed.
-                job.phase = JobPhase::Completed;
-                job.paid = payment;
-                job.claim = Some(c.clone());
-                job.settle_height = height + self.params.challenge_window_blocks;
-                if let Some(a) = assignee {
-                    self.count_job(a, -1);
+                let outcome = Outcome::of(c);
+                // Results that disagree are settled by re-executing the job, once per job; the
+                // verdict is computed first, so if re-execution fails nothing changes.
+                let disputed = job.verified.is_none() && job.deliveries().any(|d| d.outcome != outcome);
+                if disputed {
+                    let (output_hash, fuel_used, status) =
+                        exec.reexecute(&job_id, &job).map_err(TxError::Reexecution)?;
+                    job.verified = Some(Outcome { output_hash, fuel_used, status });
                 }
-                self.set_job(c.job_id, job);
-                Ok(Some(receipt))
+                let holder = job.holder(&job.slots[slot]);
+                job.slots[slot].delivery = Some(Delivery { provider: c.provider, outcome, payment });
+                if let Some(h) = holder {
+                    self.count_job(h, -1);
+                }
+                if let Some(truth) = job.verified {
+                    // Every result the re-execution contradicts is slashed once: all those in
+                    // when the dispute arises, then each later one as it arrives.
+                    let wrong: Vec<PublicKey> = if disputed {
+                        job.deliveries().filter(|d| d.outcome != truth).map(|d| d.provider).collect()
+                    } else if outcome != truth {
+                        vec![c.provider]
+                    } else {
+                        vec![]
+                    };
+                    for p in wrong {
+                        job.forfeit += self.slash(p);
+                    }
+                }
+                if job.slots.iter().all(|s| s.delivery.is_some()) {
+                    if job.verified.is_some() {
+                        self.settle_verified(&mut job);
+                    } else {
+                        // All k agree: paid at settlement, once the challenge window has passed.
+                        job.phase = JobPhase::Completed;
+                        job.paid = job.deliveries().map(|d| d.payment).sum();
+                        job.settle_height = height + self.params.challenge_window_blocks;
+                    }
+                }
+                self.set_job(job_id, job);
+                Ok(Some(result.receipt()))
             }
             Transaction::Account(signed) => {
                 self.check_account_tx(signed, NonceRule::Exact)?;
@@ -673,10 +869,9 @@ impl State {
                 if height >= job.settle_height {
                     return Err(TxError::Limit("the challenge window of this job has closed".into()));
                 }
-                let claim = job.claim.as_ref().expect("a completed job has a claim");
-                let (output_hash, fuel_used, status) =
-                    exec.reexecute(job_id, job).map_err(|e| TxError::Limit(format!("cannot re-execute: {e}")))?;
-                Some((output_hash, fuel_used, status) == (claim.output_hash, claim.fuel_used, claim.status))
+                let claimed = job.agreed().expect("a completed job's results agree");
+                let (output_hash, fuel_used, status) = exec.reexecute(job_id, job).map_err(TxError::Reexecution)?;
+                Some(Outcome { output_hash, fuel_used, status } == claimed)
             }
             _ => None,
         };
@@ -722,31 +917,23 @@ impl State {
                 sender.balance -= bond;
                 self.set_account(tx.sender, sender);
                 let mut job = self.jobs.get(job_id).cloned().expect("checked: the job exists");
-                let provider = job.claim.as_ref().expect("a completed job has a claim").provider;
+                let providers: Vec<PublicKey> = job.deliveries().map(|d| d.provider).collect();
                 if verdict == Some(true) {
-                    // The result was right: the bond goes to the provider; settlement goes on.
-                    self.credit(provider, *bond);
-                } else {
-                    // The result was wrong: the provider is slashed to the challenger, who gets
-                    // the bond back; the client gets the whole escrow back.
-                    let mut p = self.provider(&provider).cloned().expect("results come from providers");
-                    // Stake still unbonding counts: unbonding right after a wrong result must
-                    // not escape the slash. Taken from the stake first, then the newest
-                    // unbonding entries.
-                    let unbonding: u64 = p.unbonding.iter().map(|(_, a)| a).sum();
-                    let slashable = u128::from(p.stake) + u128::from(unbonding);
-                    let slash = (slashable * u128::from(self.params.slash_bps) / 10_000) as u64;
-                    let from_stake = slash.min(p.stake);
-                    p.stake -= from_stake;
-                    let mut rest = slash - from_stake;
-                    for (_, amount) in p.unbonding.iter_mut().rev() {
-                        let take = rest.min(*amount);
-                        *amount -= take;
-                        rest -= take;
+                    // The results were right: the bond is split evenly between the providers
+                    // that delivered (any remainder to the first); settlement goes on.
+                    let n = providers.len() as u64;
+                    for (i, p) in providers.iter().enumerate() {
+                        let remainder = if i == 0 { bond % n } else { 0 };
+                        self.credit(*p, bond / n + remainder);
                     }
-                    p.unbonding.retain(|(_, amount)| *amount > 0);
-                    self.set_provider(provider, p);
-                    self.credit(tx.sender, bond + slash);
+                } else {
+                    // The results were wrong: every provider that delivered is slashed to the
+                    // challenger, who gets the bond back; the client gets the whole escrow back.
+                    let mut slashed = 0u64;
+                    for p in providers {
+                        slashed += self.slash(p);
+                    }
+                    self.credit(tx.sender, bond + slashed);
                     self.credit(job.client, job.escrow);
                     job.phase = JobPhase::Slashed;
                     job.paid = 0;
@@ -757,78 +944,157 @@ impl State {
         Ok(())
     }
 
-    /// End of block `height`, in order: results whose challenge window has passed settle (the
-    /// provider is paid, the client refunded the rest); unbonded stake due is released; an
-    /// assignee that has not delivered within `delivery_blocks` is replaced by the next ranked
-    /// provider; jobs past their deadline expire — the escrow returns to the client with a
-    /// penalty from the assignee's stake. The height entry moves. Returns the expired jobs.
+    /// Takes `slash_bps` of a provider's stake, unbonding stake included (unbonding right after
+    /// a wrong result must not escape the slash): from the stake first, then the newest
+    /// unbonding entries. Returns the amount taken, for the caller to hand on.
+    fn slash(&mut self, provider: PublicKey) -> u64 {
+        let mut p = self.provider(&provider).cloned().expect("results come from providers");
+        let unbonding: u64 = p.unbonding.iter().map(|(_, a)| a).sum();
+        let slashable = u128::from(p.stake) + u128::from(unbonding);
+        let slash = u64::try_from(slashable * u128::from(self.params.slash_bps) / 10_000)
+            .expect("slash_bps ≤ 10,000: at most the provider's own value");
+        let from_stake = slash.min(p.stake);
+        p.stake -= from_stake;
+        let mut rest = slash - from_stake;
+        for (_, amount) in p.unbonding.iter_mut().rev() {
+            let take = rest.min(*amount);
+            *amount -= take;
+            rest -= take;
+        }
+        p.unbonding.retain(|(_, amount)| *amount > 0);
+        self.set_provider(provider, p);
+        slash
+    }
+
+    /// Settles a job whose results were re-executed (all k in, or its deadline passed): the
+    /// providers whose result matches the re-execution are paid and share the stake slashed
+    /// from the others evenly (any remainder to the client); the client gets the rest of the
+    /// escrow. With no provider right the whole forfeit goes to the client and the job is
+    /// *slashed*. The caller stores the job.
+    fn settle_verified(&mut self, job: &mut Job) {
+        let truth = job.verified.expect("settle_verified is for re-executed jobs");
+        let right: Vec<Delivery> = job.deliveries().filter(|d| d.outcome == truth).copied().collect();
+        let paid: u64 = right.iter().map(|d| d.payment).sum();
+        let mut to_client = job.escrow - paid;
+        if right.is_empty() {
+            to_client += job.forfeit;
+            job.phase = JobPhase::Slashed;
+        } else {
+            let n = right.len() as u64;
+            for d in &right {
+                self.credit(d.provider, d.payment + job.forfeit / n);
+            }
+            to_client += job.forfeit % n;
+            job.phase = JobPhase::Settled;
+        }
+        self.credit(job.client, to_client);
+        job.paid = paid;
+    }
+
+    /// End of block `height`, in order: completed jobs whose challenge window has passed settle
+    /// (the providers are paid, the client refunded the rest); unbonded stake due is released;
+    /// each slot whose holder has not delivered within `delivery_blocks` passes to the next
+    /// ranked provider; open jobs past their deadline close: the holders of undelivered slots
+    /// pay a penalty from their stake to the client, and the job settles with what was
+    /// delivered (see [`State::close_at_deadline`]). The height entry moves. Returns the jobs
+    /// that expired without any result.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
         self.put(StateKey::Height, Some(Value::Height(height)));
         let settled: Vec<Hash> = self.settling.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         for id in settled {
             let mut job = self.jobs.get(&id).cloned().expect("settling index follows jobs");
-            let provider = job.claim.as_ref().expect("a completed job has a claim").provider;
-            self.credit(provider, job.paid);
+            for d in job.deliveries() {
+                self.credit(d.provider, d.payment);
+            }
             self.credit(job.client, job.escrow - job.paid);
             job.phase = JobPhase::Settled;
             self.set_job(id, job);
         }
-        let releasing: Vec<PublicKey> = self
-            .providers
-            .iter()
-            .filter(|(_, p)| p.unbonding.first().is_some_and(|(at, _)| *at <= height))
-            .map(|(a, _)| *a)
-            .collect();
+        let mut releasing: Vec<PublicKey> =
+            self.releasing.iter().take_while(|(at, _)| *at <= height).map(|(_, a)| *a).collect();
+        releasing.sort();
+        releasing.dedup();
         for address in releasing {
-            let mut p = self.providers.get(&address).cloned().expect("listed above");
+            let mut p = self.providers.get(&address).cloned().expect("releasing index follows providers");
             let released: u64 = p.unbonding.iter().filter(|(at, _)| *at <= height).map(|(_, amount)| amount).sum();
             p.unbonding.retain(|(at, _)| *at > height);
             self.set_provider(address, p);
             self.credit(address, released);
         }
-        let open: Vec<Hash> = self.open.iter().map(|(_, id)| *id).collect();
+        let late: Vec<Hash> = self.reassigning.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         let delivery = self.params.delivery_blocks;
-        for id in open {
-            let job = self.jobs.get(&id).expect("open index follows jobs");
+        for id in late {
+            let mut job = self.jobs.get(&id).cloned().expect("reassigning index follows jobs");
             if job.deadline_height < height {
                 continue;
             }
-            let late = height.saturating_sub(job.assigned_height) >= delivery;
-            if late && usize::from(job.current) + 1 < job.ranking.len() {
-                let mut job = job.clone();
-                let old = job.assignee();
-                job.current += 1;
-                job.assigned_height = height;
-                let new = job.assignee();
-                self.set_job(id, job);
+            // Slots in order, each replaced independently by the next unused ranked provider.
+            let mut moves = Vec::new();
+            for i in 0..job.slots.len() {
+                let slot = &job.slots[i];
+                let is_late = slot.delivery.is_none() && height.saturating_sub(slot.assigned_height) >= delivery;
+                if !is_late || usize::from(job.next) >= job.ranking.len() {
+                    continue;
+                }
+                let old = job.holder(slot);
+                let slot = &mut job.slots[i];
+                slot.holders.push(job.next);
+                slot.assigned_height = height;
+                moves.push((old, job.ranking[usize::from(job.next)]));
+                job.next += 1;
+            }
+            self.set_job(id, job);
+            for (old, new) in moves {
                 if let Some(o) = old {
                     self.count_job(o, -1);
                 }
-                if let Some(n) = new {
-                    self.count_job(n, 1);
-                }
+                self.count_job(new, 1);
             }
         }
         let due: Vec<Hash> =
             self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
-        for id in &due {
-            let mut job = self.jobs.get(id).cloned().expect("open index follows jobs");
-            job.phase = JobPhase::Expired;
-            let assignee = job.assignee();
-            let client = job.client;
-            self.credit(client, job.escrow);
-            self.set_job(*id, job);
-            if let Some(a) = assignee {
-                self.count_job(a, -1);
-                let mut p = self.providers.get(&a).cloned().expect("assignees are providers");
-                let penalty =
-                    (u128::from(p.stake) * u128::from(self.params.missed_deadline_penalty_bps) / 10_000) as u64;
-                p.stake -= penalty;
-                self.set_provider(a, p);
-                self.credit(client, penalty);
+        let mut expired = Vec::new();
+        for id in due {
+            if self.close_at_deadline(id, height) {
+                expired.push(id);
             }
         }
-        due
+        expired
+    }
+
+    /// Closes an open job whose deadline has passed. The holder of each slot without a result
+    /// pays `missed_deadline_penalty_bps` of its stake to the client. Then: no result at all —
+    /// the job *expires*, the escrow returns to the client (returns `true`); results that were
+    /// re-executed — they settle as when all k are in ([`State::settle_verified`]); results
+    /// that agree — the job completes with them alone (paid at settlement, challengeable in
+    /// the window like any completed job).
+    fn close_at_deadline(&mut self, id: Hash, height: u64) -> bool {
+        let mut job = self.jobs.get(&id).cloned().expect("open index follows jobs");
+        let missing: Vec<PublicKey> =
+            job.slots.iter().filter(|s| s.delivery.is_none()).filter_map(|s| job.holder(s)).collect();
+        for a in missing {
+            self.count_job(a, -1);
+            let mut p = self.providers.get(&a).cloned().expect("assignees are providers");
+            let penalty =
+                u64::try_from(u128::from(p.stake) * u128::from(self.params.missed_deadline_penalty_bps) / 10_000)
+                    .expect("at most the stake");
+            p.stake -= penalty;
+            self.set_provider(a, p);
+            self.credit(job.client, penalty);
+        }
+        let expired = job.deliveries().next().is_none();
+        if expired {
+            job.phase = JobPhase::Expired;
+            self.credit(job.client, job.escrow);
+        } else if job.verified.is_some() {
+            self.settle_verified(&mut job);
+        } else {
+            job.phase = JobPhase::Completed;
+            job.paid = job.deliveries().map(|d| d.payment).sum();
+            job.settle_height = height + self.params.challenge_window_blocks;
+        }
+        self.set_job(id, job);
+        expired
     }
 
     /// Undoes every change since the last commit.
@@ -840,19 +1106,24 @@ impl State {
         self.journal.clear();
     }
 
-    /// The changes since the last commit, as store writes (in key order).
-    pub fn pending_changes(&self) -> Vec<StateChange> {
-        self.journal.keys().map(|key| (key.to_bytes(), self.get(key).map(|v| v.to_bytes()))).collect()
+    /// The changes since the last commit, as store writes (in key order). Encoded once: the
+    /// block's state root and its commit share the encoding until the state changes again.
+    pub fn pending_changes(&self) -> &[StateChange] {
+        self.encoded.get_or_init(|| {
+            self.journal.keys().map(|key| (key.to_bytes(), self.get(key).map(|v| v.to_bytes()))).collect()
+        })
     }
 
     /// Accepts every change since the last commit and returns them as store writes.
     pub fn commit(&mut self) -> Vec<StateChange> {
-        let changes = self.pending_changes();
+        self.pending_changes();
+        let changes = self.encoded.take().expect("just encoded");
         self.journal.clear();
         changes
     }
 
-    /// Sum of balances, stakes, unbonding stakes and open escrows: changed only by burned fees.
+    /// Sum of balances, stakes, unbonding stakes, escrows of open and completed jobs and the
+    /// forfeits open jobs hold: changed only by burned fees.
     pub fn total_value(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
         let stakes: u128 = self
@@ -863,8 +1134,12 @@ impl State {
         let escrows: u128 = self
             .jobs
             .values()
-            .filter(|j| matches!(j.phase, JobPhase::Open | JobPhase::Completed))
-            .map(|j| u128::from(j.escrow))
+            .map(|j| match j.phase {
+                // Stake slashed by a re-execution waits in the job until it settles.
+                JobPhase::Open => u128::from(j.escrow) + u128::from(j.forfeit),
+                JobPhase::Completed => u128::from(j.escrow),
+                JobPhase::Expired | JobPhase::Settled | JobPhase::Slashed => 0,
+            })
             .sum();
         balances + stakes + escrows
     }

@@ -6,7 +6,10 @@
 //! [`Store::state_proof`]; [`StateProof`] bundles one with the header and commit so it
 //! verifies offline against the genesis. Column families: `jmt_nodes` (borsh node key → borsh
 //! node), `jmt_values` (key hash ‖ version BE → `0x00` deleted | `0x01` ‖ value),
-//! `jmt_stale` (stale-since version BE ‖ borsh node key → empty) for pruning.
+//! and, for pruning, `jmt_stale` (stale-since version BE ‖ borsh node key → empty) and
+//! `jmt_stale_values` (stale-since version BE ‖ `jmt_values` key → empty). A value row goes
+//! stale when its key is next written (and a deletion row when it is written); once no
+//! version before that is kept, reads never reach it.
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"` | height (u64 BE), chain id |
-//! | `jmt_nodes`, `jmt_values`, `jmt_stale` | see [`crate::state_tree`] | the state tree |
+//! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::state_tree`] | the state tree |
 //! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
 //! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
 //! | `evidence` | height ‖ sha256(evidence) | borsh evidence of equivocation (opaque bytes), kept |
@@ -38,10 +38,11 @@ const CF_META: &str = "meta";
 const CF_JMT_NODES: &str = "jmt_nodes";
 const CF_JMT_VALUES: &str = "jmt_values";
 const CF_JMT_STALE: &str = "jmt_stale";
+const CF_JMT_STALE_VALUES: &str = "jmt_stale_values";
 const CF_WAL: &str = "consensus_wal";
 const CF_PROPOSED: &str = "proposed";
 const CF_EVIDENCE: &str = "evidence";
-const ALL_CFS: [&str; 13] = [
+const ALL_CFS: [&str; 14] = [
     CF_BLOCKS,
     CF_COMMITS,
     CF_RECEIPTS,
@@ -52,6 +53,7 @@ const ALL_CFS: [&str; 13] = [
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,
+    CF_JMT_STALE_VALUES,
     CF_WAL,
     CF_PROPOSED,
     CF_EVIDENCE,
@@ -62,6 +64,8 @@ pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 10_000;
 
 const META_HEAD: &[u8] = b"head";
 const META_CHAIN_ID: &[u8] = b"chain_id";
+/// The highest stale-since version whose tree nodes and value rows are already deleted.
+const META_PRUNED: &[u8] = b"pruned";
 
 /// The largest record read back from disk (a block with all its transactions).
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
@@ -113,6 +117,20 @@ fn storage(e: rocksdb::Error) -> Error {
 
 fn height_key(height: u64) -> [u8; 8] {
     height.to_be_bytes()
+}
+
+/// A `jmt_values` key: key hash ‖ version (big-endian).
+fn value_row_key(key_hash: &jmt::KeyHash, version: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&key_hash.0);
+    k[32..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn parse_value_row_key(k: &[u8]) -> Option<(jmt::KeyHash, u64)> {
+    let hash: [u8; 32] = k.get(..32)?.try_into().ok()?;
+    let version: [u8; 8] = k.get(32..)?.try_into().ok()?;
+    Some((jmt::KeyHash(hash), u64::from_be_bytes(version)))
 }
 
 fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {
@@ -216,7 +234,7 @@ impl Store {
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
         }
-        self.put_tree(&mut batch, w.tree);
+        self.put_tree(&mut batch, w.tree)?;
         self.prune_tree(&mut batch, height)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
         let mut wo = WriteOptions::default();
@@ -229,34 +247,76 @@ impl Store {
         self.state_history_blocks = blocks.max(1);
     }
 
-    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) {
+    /// Adds a tree update to `batch`: its nodes and value rows, and what they make stale — the
+    /// nodes the tree reports, and each key's previous value row (plus the row itself when the
+    /// update deletes the key: once no version before it is read, absence needs no row).
+    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) -> Result<()> {
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
         }
         for ((version, kh), v) in update.batch.node_batch.values() {
-            let mut k = kh.0.to_vec();
-            k.extend_from_slice(&version.to_be_bytes());
-            batch.put_cf(self.cf(CF_JMT_VALUES), k, encode_value(v));
+            batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
+            let since = version.to_be_bytes();
+            if let Some(previous) = self.value_row_before(kh, *version)? {
+                batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, previous)].concat(), []);
+            }
+            if v.is_none() {
+                batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, *version)].concat(), []);
+            }
         }
         for stale in &update.batch.stale_node_index_batch {
             let mut k = stale.stale_since_version.to_be_bytes().to_vec();
             k.extend(borsh::to_vec(&stale.node_key).expect("encodes"));
             batch.put_cf(self.cf(CF_JMT_STALE), k, []);
         }
+        Ok(())
     }
 
-    /// Deletes tree nodes that went stale at or before `height - history`.
+    /// The version of `key_hash`'s latest value row strictly before `version`, if any.
+    fn value_row_before(&self, key_hash: &jmt::KeyHash, version: u64) -> Result<Option<u64>> {
+        let Some(below) = version.checked_sub(1) else { return Ok(None) };
+        let seek = value_row_key(key_hash, below);
+        let mode = IteratorMode::From(&seek, rocksdb::Direction::Reverse);
+        match self.db.iterator_cf(self.cf(CF_JMT_VALUES), mode).next() {
+            Some(item) => {
+                let (k, _) = item.map_err(storage)?;
+                Ok(parse_value_row_key(&k).filter(|(kh, _)| kh == key_hash).map(|(_, v)| v))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes tree nodes and value rows that went stale at or before `height - history`.
+    /// Each block resumes where the last one stopped (`META_PRUNED`), so the work per block is
+    /// what went stale since, not the whole index.
     fn prune_tree(&self, batch: &mut WriteBatch, height: u64) -> Result<()> {
         let Some(cutoff) = height.checked_sub(self.state_history_blocks) else { return Ok(()) };
-        for item in self.db.iterator_cf(self.cf(CF_JMT_STALE), IteratorMode::Start) {
-            let (k, _) = item.map_err(storage)?;
-            let since = u64::from_be_bytes(k[..8].try_into().map_err(|_| Error::Corrupt("stale index key".into()))?);
-            if since > cutoff {
-                break;
+        let from = match self.get(CF_META, META_PRUNED)? {
+            None => 0,
+            Some(b) => {
+                let done = u64::from_be_bytes(
+                    b.as_slice().try_into().map_err(|_| Error::Corrupt("pruned height is not 8 bytes".into()))?,
+                );
+                if done >= cutoff {
+                    return Ok(());
+                }
+                done + 1
             }
-            batch.delete_cf(self.cf(CF_JMT_NODES), &k[8..]);
-            batch.delete_cf(self.cf(CF_JMT_STALE), &k);
+        };
+        let start = from.to_be_bytes();
+        for (index, target) in [(CF_JMT_STALE, CF_JMT_NODES), (CF_JMT_STALE_VALUES, CF_JMT_VALUES)] {
+            let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+            for item in self.db.iterator_cf(self.cf(index), mode) {
+                let (k, _) = item.map_err(storage)?;
+                let since = k.get(..8).ok_or_else(|| Error::Corrupt(format!("{index} key")))?;
+                if u64::from_be_bytes(since.try_into().expect("8 bytes")) > cutoff {
+                    break;
+                }
+                batch.delete_cf(self.cf(target), &k[8..]);
+                batch.delete_cf(self.cf(index), &k);
+            }
         }
+        batch.put_cf(self.cf(CF_META), META_PRUNED, cutoff.to_be_bytes());
         Ok(())
     }
 
@@ -274,7 +334,7 @@ impl Store {
                 batch.put_cf(self.cf(CF_STATE), k, v);
             }
         }
-        self.put_tree(&mut batch, tree);
+        self.put_tree(&mut batch, tree)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(storage)
@@ -314,12 +374,12 @@ impl Store {
         Ok(id)
     }
 
-    /// The blob with hash `id`, checked against its hash.
+    /// The blob with hash `id`. Not re-hashed on every read (a provider reads its module per
+    /// job): [`Store::put_blob`] names every blob by the hash of its bytes, and rocksdb checks
+    /// each block it reads against its own checksum, so bytes damaged on disk are an error.
+    /// A node that receives a blob from a peer checks it against the id it asked for.
     pub fn blob(&self, id: &Hash) -> Result<Option<Vec<u8>>> {
-        match self.get(CF_BLOBS, &id.0)? {
-            Some(b) if Hash::of(&b) != *id => Err(Error::Corrupt(format!("blob {id} does not match its hash"))),
-            other => Ok(other),
-        }
+        self.get(CF_BLOBS, &id.0)
     }
 
     /// Whether the blob `id` is stored.
@@ -329,6 +389,12 @@ impl Store {
 }
 
 impl Store {
+    /// The number of rows in column family `cf` (tests of pruning).
+    #[cfg(test)]
+    pub(crate) fn row_count(&self, cf: &str) -> usize {
+        self.db.iterator_cf(self.cf(cf), IteratorMode::Start).count()
+    }
+
     fn put_synced(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -363,6 +429,18 @@ impl Store {
     /// it returns (a validator acts on nothing it signed before its log entry is durable).
     pub fn wal_append(&self, height: u64, seq: u64, entry: &[u8]) -> Result<()> {
         self.put_synced(CF_WAL, &height_pair_key(height, &seq.to_be_bytes()), entry)
+    }
+
+    /// Appends `entries` as entries `first_seq..` of the consensus write-ahead log of
+    /// `height` in one synced write: all of them are durable, or none, before it returns.
+    pub fn wal_append_batch(&self, height: u64, first_seq: u64, entries: &[Vec<u8>]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (seq, entry) in (first_seq..).zip(entries) {
+            batch.put_cf(self.cf(CF_WAL), height_pair_key(height, &seq.to_be_bytes()), entry);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(storage)
     }
 
     /// The consensus write-ahead log of `height`, in append order.
@@ -410,8 +488,7 @@ impl jmt::storage::TreeReader for Store {
     }
 
     fn get_value_option(&self, max_version: jmt::Version, key_hash: jmt::KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
-        let mut seek = key_hash.0.to_vec();
-        seek.extend_from_slice(&max_version.to_be_bytes());
+        let seek = value_row_key(&key_hash, max_version);
         let mode = IteratorMode::From(&seek, rocksdb::Direction::Reverse);
         match self.db.iterator_cf(self.cf(CF_JMT_VALUES), mode).next() {
             Some(item) => {
@@ -437,9 +514,12 @@ mod tests {
         let chain_id = Hash::of(b"chain");
         {
             let store = Store::open(dir.path(), chain_id).expect("open");
-            for seq in 0..300u64 {
+            for seq in 0..100u64 {
                 store.wal_append(5, seq, &seq.to_le_bytes()).expect("append");
             }
+            // One step's entries in one synced write, after the single ones.
+            let batch: Vec<Vec<u8>> = (100..300u64).map(|seq| seq.to_le_bytes().to_vec()).collect();
+            store.wal_append_batch(5, 100, &batch).expect("append a batch");
             store.wal_append(6, 0, b"next").expect("append");
             store.put_evidence(5, b"two votes").expect("evidence");
             store.put_evidence(5, b"two votes").expect("idempotent");

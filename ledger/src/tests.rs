@@ -140,6 +140,34 @@ fn a_commit_without_quorum_or_from_strangers_fails() {
 }
 
 #[test]
+fn a_commit_has_one_encoding_and_is_refused_by_cheap_checks_before_any_signature_is_verified() {
+    let (proof, genesis) = sample_proof();
+    let chain_id = genesis.chain_id();
+    let set = genesis.validator_set().expect("set");
+    let validators: Vec<Keypair> = (10..14).map(|i| Keypair::from_seed([i; 32])).collect();
+    let good = signed_commit(chain_id, &proof.header, &validators);
+    assert_eq!(good.verify(chain_id, &set).expect("valid"), 40);
+    // The same signatures permuted, or one of them repeated, are byte-different copies: refused.
+    let mut permuted = good.clone();
+    permuted.signatures.swap(0, 3);
+    assert!(matches!(permuted.verify(chain_id, &set), Err(Error::Invalid(_))));
+    let mut padded = good.clone();
+    padded.signatures.insert(1, padded.signatures[0].clone());
+    assert!(matches!(padded.verify(chain_id, &set), Err(Error::Invalid(_))));
+    // A bad first signature is never looked at when the order or the quorum is already wrong.
+    let mut bad_and_repeated = padded.clone();
+    bad_and_repeated.signatures[0].signature = Signature([7; 64]);
+    assert!(matches!(bad_and_repeated.verify(chain_id, &set), Err(Error::Invalid(_))));
+    let mut bad_without_quorum = signed_commit(chain_id, &proof.header, &validators[..2]);
+    bad_without_quorum.signatures[0].signature = Signature([7; 64]);
+    assert!(matches!(bad_without_quorum.verify(chain_id, &set), Err(Error::NoQuorum { signed: 20, total: 40 })));
+    // With order and quorum right, the bad signature is what fails.
+    let mut bad = good.clone();
+    bad.signatures[0].signature = Signature([7; 64]);
+    assert!(matches!(bad.verify(chain_id, &set), Err(Error::BadSignature { .. })));
+}
+
+#[test]
 fn proof_json_round_trips() {
     let (proof, genesis) = sample_proof();
     let json = serde_json::to_string(&proof).expect("serializes");
@@ -264,27 +292,51 @@ fn write_test_vectors() {
 }
 
 #[test]
-fn stale_state_tree_nodes_are_pruned_beyond_the_history() {
+fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (proof, genesis) = sample_proof();
     let mut store = Store::open(dir.path(), genesis.chain_id()).expect("open");
     store.set_state_history(2);
-    let g = [(b"k".to_vec(), Some(b"0".to_vec()))];
+    let g = [(b"k".to_vec(), Some(b"0".to_vec())), (b"gone".to_vec(), Some(b"x".to_vec()))];
     store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
-    for height in 1..=6u64 {
+    let commit_at = |store: &Store, height: u64, changes: &[StateChange]| {
         let mut block = Block { header: proof.header.clone(), txs: vec![], last_commit: None };
         block.header.height = height;
         let commit = Commit { height, block_hash: block.hash(), ..proof.commit.clone() };
-        let changes = [(b"k".to_vec(), Some(height.to_le_bytes().to_vec()))];
-        let tree = state_tree::prepare(&store, &changes, height).expect("update");
-        let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+        let tree = state_tree::prepare(store, changes, height).expect("update");
+        let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: changes, tree: &tree };
         store.commit_block(w).expect("commit");
+    };
+    for height in 1..=6u64 {
+        let mut changes = vec![(b"k".to_vec(), Some(height.to_le_bytes().to_vec()))];
+        if height == 2 {
+            changes.push((b"gone".to_vec(), None));
+        }
+        commit_at(&store, height, &changes);
     }
     // Recent versions still prove; versions older than the history are gone.
-    for height in [5u64, 6] {
+    for height in [4u64, 5, 6] {
         let (value, _) = store.state_proof(b"k", height).expect("recent proof");
         assert_eq!(value, Some(height.to_le_bytes().to_vec()));
+        let (absent, _) = store.state_proof(b"gone", height).expect("absence proof");
+        assert_eq!(absent, None);
     }
     assert!(store.state_root(1).expect("read").is_none(), "version 1's root was pruned");
     assert!(store.state_proof(b"k", 1).is_err());
+    // Value rows: `k` keeps the rows versions 4..=6 read; the deleted key keeps none.
+    assert_eq!(store.row_count("jmt_values"), 3);
+    // Pruning resumes where it stopped: a store reopened with a longer history prunes
+    // nothing more, and one with the same history keeps pruning block by block.
+    drop(store);
+    let mut store = Store::open(dir.path(), genesis.chain_id()).expect("reopen");
+    store.set_state_history(2);
+    commit_at(&store, 7, &[(b"k".to_vec(), Some(b"7".to_vec()))]);
+    assert_eq!(store.row_count("jmt_values"), 3, "rows of versions 5..=7");
+    assert!(store.state_root(4).expect("read").is_none(), "version 4 was pruned after block 7");
+    assert!(store.state_root(5).expect("read").is_some());
+    let stale = store.row_count("jmt_stale");
+    store.set_state_history(100);
+    commit_at(&store, 8, &[(b"k".to_vec(), Some(b"8".to_vec()))]);
+    assert!(store.row_count("jmt_stale") > stale, "nothing pruned with the longer history");
+    assert!(store.state_root(5).expect("read").is_some());
 }

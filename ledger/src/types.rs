@@ -39,7 +39,7 @@ pub struct JobOffer {
     pub fuel_limit: u64,
     /// The highest price per unit of fuel the client accepts.
     pub max_price: u64,
-    /// How many providers must execute the job (1 for now).
+    /// How many providers must execute the job (k: the escrow covers k executions).
     pub redundancy: u8,
     /// A recent finalized height the client saw (freshness: the offer is refused once the head
     /// is more than `assignment_window_blocks` past it). The assignment itself is ranked from
@@ -50,9 +50,12 @@ pub struct JobOffer {
 }
 
 impl JobOffer {
-    /// The escrow locked when the offer is included: `fuel_limit × max_price`.
+    /// The escrow locked when the offer is included: `fuel_limit × max_price × redundancy`.
     pub fn escrow(&self) -> Result<u64> {
-        self.fuel_limit.checked_mul(self.max_price).ok_or(Error::Overflow("escrow"))
+        self.fuel_limit
+            .checked_mul(self.max_price)
+            .and_then(|e| e.checked_mul(u64::from(self.redundancy)))
+            .ok_or(Error::Overflow("escrow"))
     }
 
     /// SHA-256 of the input.
@@ -442,6 +445,10 @@ impl Commit {
 
     /// Checks that more than 2/3 of `validators`' voting power signed a precommit for this
     /// commit's block. Returns the power that signed.
+    ///
+    /// The encoding is canonical — signatures sorted by validator, each validator once — so
+    /// one set of signatures has exactly one valid commit. The cheap checks (count, order,
+    /// membership, quorum) all run before the first signature is verified.
     pub fn verify(&self, chain_id: Hash, validators: &ValidatorSet) -> Result<u64> {
         check_version("commit", self.version)?;
         if self.signatures.len() > VALIDATORS_MAX {
@@ -461,11 +468,13 @@ impl Commit {
             let power = validators
                 .power_of(&s.validator)
                 .ok_or_else(|| Error::Invalid(format!("{} is not a validator", s.validator)))?;
-            s.validator.verify(Domain::Vote, &self.vote_of(chain_id, s.validator), &s.signature)?;
             signed_power = signed_power.checked_add(power).ok_or(Error::Overflow("voting power"))?;
         }
         if !validators.is_quorum(signed_power) {
             return Err(Error::NoQuorum { signed: signed_power, total: validators.total_power() });
+        }
+        for s in &self.signatures {
+            s.validator.verify(Domain::Vote, &self.vote_of(chain_id, s.validator), &s.signature)?;
         }
         Ok(signed_power)
     }

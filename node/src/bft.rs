@@ -14,8 +14,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use cairn_consensus::{Engine, EngineInput, TimeoutKind};
+use cairn_consensus::{ConsensusMessage, Engine, EngineInput, EngineOutput, TimeoutKind, VerifiedMessage};
 use cairn_ledger::{Block, Hash, PublicKey};
+
+use crate::p2p::CONSENSUS_MESSAGE_BYTES_MAX;
 
 /// Proposed blocks kept in memory (other validators' and our own), at most.
 pub const BLOCKS_CACHED_MAX: usize = 64;
@@ -30,6 +32,50 @@ pub const BLOCK_FETCH_RETRY: Duration = Duration::from_millis(500);
 
 /// Key of a consensus timer.
 pub type TimerKey = (u64, u32, TimeoutKind);
+
+/// What gossip validation makes of a consensus message.
+#[derive(Debug)]
+pub enum GossipVerdict {
+    /// Valid, for a height the engine looks at: forward it, and feed it to the engine as it is
+    /// (decoded and verified once, here).
+    Accept(VerifiedMessage),
+    /// The very bytes of a vote or proposal the engine already has (a re-send): valid, so
+    /// forward it for peers that missed it, but neither verify nor feed it again.
+    Repeat {
+        /// The height it is for.
+        height: u64,
+    },
+    /// For a height already stored or further ahead than the engine looks: neither forwarded
+    /// nor fed, and not held against the sender (it may simply be ahead or behind).
+    Ignore,
+    /// Too large, undecodable, for another chain, or not signed by the validator it names:
+    /// the peer that sent it is penalised.
+    Reject(String),
+}
+
+/// One thing to carry out of an engine step: a run of consecutive WAL appends, written in
+/// one synced rocksdb write, or any other output.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Consecutive [`EngineOutput::WalAppend`]s: one synced write, before the next step.
+    WalWrite(Vec<Vec<u8>>),
+    /// Any other output.
+    Output(EngineOutput),
+}
+
+/// Groups an engine step's outputs, in order, so that consecutive WAL appends become one
+/// synced write; an append never moves past a publish (or any other output) that follows it.
+pub fn steps(outputs: Vec<EngineOutput>) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        match (output, steps.last_mut()) {
+            (EngineOutput::WalAppend(bytes), Some(Step::WalWrite(run))) => run.push(bytes),
+            (EngineOutput::WalAppend(bytes), _) => steps.push(Step::WalWrite(vec![bytes])),
+            (other, _) => steps.push(Step::Output(other)),
+        }
+    }
+    steps
+}
 
 /// A block the engine is waiting for.
 #[derive(Clone, Debug)]
@@ -78,6 +124,29 @@ impl Bft {
             next_height: None,
             head_moved_at: Instant::now(),
             peers_started: false,
+        }
+    }
+
+    /// Gossip validation of a consensus message, with the cheap checks first: its size, its
+    /// decoding, its height against the head (`head`), whether the engine has it already, and
+    /// only then its signatures.
+    pub fn check_gossip(&self, head: u64, data: &[u8]) -> GossipVerdict {
+        if data.len() > CONSENSUS_MESSAGE_BYTES_MAX {
+            return GossipVerdict::Reject(format!("{} bytes, more than {CONSENSUS_MESSAGE_BYTES_MAX}", data.len()));
+        }
+        let msg = match ConsensusMessage::decode(data) {
+            Ok(m) => m,
+            Err(e) => return GossipVerdict::Reject(e.to_string()),
+        };
+        if msg.height() <= head || msg.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
+            return GossipVerdict::Ignore;
+        }
+        if self.engine.is_repeat(&msg) {
+            return GossipVerdict::Repeat { height: msg.height() };
+        }
+        match self.engine.verify_message(msg) {
+            Ok(v) => GossipVerdict::Accept(v),
+            Err(e) => GossipVerdict::Reject(e.to_string()),
         }
     }
 
@@ -210,6 +279,93 @@ mod tests {
         assert!(b.next_deadline().is_some());
         b.cancel_all();
         assert!(b.next_deadline().is_none());
+    }
+
+    fn keys() -> Vec<Keypair> {
+        (1..5).map(|i| Keypair::from_seed([i; 32])).collect()
+    }
+
+    fn prevote(key: &Keypair, chain_id: Hash, height: u64) -> Vec<u8> {
+        let vote = cairn_ledger::Vote {
+            version: cairn_ledger::FORMAT_VERSION,
+            chain_id,
+            kind: cairn_ledger::VoteKind::Prevote,
+            height,
+            round: 0,
+            block_hash: None,
+            validator: key.public(),
+        };
+        ConsensusMessage::Vote(cairn_consensus::SignedVote::sign(key, vote)).encode()
+    }
+
+    #[test]
+    fn gossip_validation_rejects_what_the_sender_is_to_blame_for_and_ignores_the_rest() {
+        let b = bft();
+        let keys = keys();
+        let head = 4;
+        assert!(matches!(b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, head + 1)), GossipVerdict::Accept(_)));
+        // Not the sender's fault: a decided height, or one further ahead than the engine looks.
+        assert!(matches!(b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, head)), GossipVerdict::Ignore));
+        let far = head + 2 + cairn_consensus::HEIGHTS_AHEAD_MAX;
+        assert!(matches!(b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, far)), GossipVerdict::Ignore));
+        // The sender's fault: undecodable, too large, a bad signature, a stranger, another chain.
+        assert!(matches!(b.check_gossip(head, b"\x01garbage"), GossipVerdict::Reject(_)));
+        let huge = vec![1u8; CONSENSUS_MESSAGE_BYTES_MAX + 1];
+        assert!(matches!(b.check_gossip(head, &huge), GossipVerdict::Reject(_)));
+        let mut bad_signature = prevote(&keys[1], Hash::ZERO, head + 1);
+        let last = bad_signature.len() - 1;
+        bad_signature[last] ^= 1;
+        assert!(matches!(b.check_gossip(head, &bad_signature), GossipVerdict::Reject(_)));
+        let stranger = Keypair::from_seed([9; 32]);
+        assert!(matches!(b.check_gossip(head, &prevote(&stranger, Hash::ZERO, head + 1)), GossipVerdict::Reject(_)));
+        let other_chain = prevote(&keys[1], Hash::of(b"other"), head + 1);
+        assert!(matches!(b.check_gossip(head, &other_chain), GossipVerdict::Reject(_)));
+    }
+
+    #[test]
+    fn a_vote_the_engine_has_is_passed_on_without_being_verified_or_fed_again() {
+        let mut b = bft();
+        let keys = keys();
+        b.engine.handle(EngineInput::StartHeight { height: 1 });
+        let vote = prevote(&keys[1], Hash::ZERO, 1);
+        let GossipVerdict::Accept(verified) = b.check_gossip(0, &vote) else { panic!("a valid vote") };
+        b.engine.handle(EngineInput::Verified(verified));
+        let verified = b.engine.stats().signatures_verified;
+        assert!(matches!(b.check_gossip(0, &vote), GossipVerdict::Repeat { height: 1 }));
+        assert_eq!(b.engine.stats().signatures_verified, verified, "a repeat is not verified again");
+        // The same step signed differently is not a repeat: it is verified (and is evidence).
+        let mut other = cairn_consensus::ConsensusMessage::decode(&vote).expect("decodes");
+        if let ConsensusMessage::Vote(v) = &mut other {
+            v.vote.block_hash = Some(Hash::of(b"block"));
+            *v = cairn_consensus::SignedVote::sign(&keys[1], v.vote.clone());
+        }
+        assert!(matches!(b.check_gossip(0, &other.encode()), GossipVerdict::Accept(_)));
+    }
+
+    #[test]
+    fn consecutive_wal_appends_become_one_write_that_never_passes_a_publish() {
+        let append = |b: u8| EngineOutput::WalAppend(vec![b]);
+        let outputs = vec![
+            append(1),
+            append(2),
+            append(3),
+            EngineOutput::Publish(vec![9]),
+            append(4),
+            EngineOutput::CancelAllTimeouts,
+            append(5),
+            append(6),
+        ];
+        assert_eq!(
+            steps(outputs),
+            vec![
+                Step::WalWrite(vec![vec![1], vec![2], vec![3]]),
+                Step::Output(EngineOutput::Publish(vec![9])),
+                Step::WalWrite(vec![vec![4]]),
+                Step::Output(EngineOutput::CancelAllTimeouts),
+                Step::WalWrite(vec![vec![5], vec![6]]),
+            ]
+        );
+        assert!(steps(Vec::new()).is_empty());
     }
 
     #[test]

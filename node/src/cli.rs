@@ -116,6 +116,9 @@ struct RunArgs {
     /// Test only: abort once right after logging an own vote at this height, before sending it.
     #[arg(long, hide = true)]
     test_crash_after_wal_append_at_height: Option<u64>,
+    /// Test only: cut off from every peer while `<home>/test-isolated` exists (a partition).
+    #[arg(long, hide = true)]
+    test_partition: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -394,6 +397,7 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         lying_providers: 0,
         equivocating_validators: 0,
         crash_after_wal_append: None,
+        partition_switch: false,
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -568,6 +572,7 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
     c.log_json |= a.log_json;
     c.test_wrong_results |= a.test_wrong_results;
     c.test_equivocate |= a.test_equivocate;
+    c.test_partition |= a.test_partition;
     if a.test_crash_after_wal_append_at_height.is_some() {
         c.test_crash_after_wal_append_at_height = a.test_crash_after_wal_append_at_height;
     }

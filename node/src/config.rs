@@ -62,6 +62,10 @@ pub struct NodeConfig {
     /// votes at this height to its consensus log, before publishing it (once: a marker file
     /// in `home` keeps the restarted process from aborting again).
     pub test_crash_after_wal_append_at_height: Option<u64>,
+    /// Test only: while the file [`NodeConfig::test_isolated_path`] exists, the node drops
+    /// every peer connection and refuses new ones — a network partition that a test starts
+    /// by creating the file and heals by deleting it.
+    pub test_partition: bool,
 }
 
 impl Default for NodeConfig {
@@ -90,6 +94,7 @@ impl Default for NodeConfig {
             test_wrong_results: false,
             test_equivocate: false,
             test_crash_after_wal_append_at_height: None,
+            test_partition: false,
         }
     }
 }
@@ -129,6 +134,12 @@ impl NodeConfig {
     /// [`NodeConfig::test_crash_after_wal_append_at_height`].
     pub fn test_crash_marker_path(&self) -> PathBuf {
         self.home.join("test-crashed")
+    }
+
+    /// The file that cuts the node off from its peers while it exists, with
+    /// [`NodeConfig::test_partition`].
+    pub fn test_isolated_path(&self) -> PathBuf {
+        self.home.join("test-isolated")
     }
 
     /// Where the node writes the addresses it bound (`node.json`).

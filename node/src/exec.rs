@@ -4,7 +4,7 @@
 use anyhow::Context;
 use cairn_contracts::{Job, Reexecute};
 use cairn_ledger::{Hash, JobStatus, SignedOffer, Store, Transaction};
-use cairn_vm::Vm;
+use cairn_vm::{InternalError, Vm};
 
 /// What a job's run yields, as its result states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,15 +19,26 @@ pub struct Run {
 
 /// Runs `wasm` on `input` within `fuel_limit`; an output above `output_bytes_max` becomes
 /// `output_too_large`.
-pub fn run_job(vm: &Vm, module_id: &Hash, wasm: &[u8], input: &[u8], fuel_limit: u64, output_bytes_max: usize) -> Run {
-    let outcome = vm.execute_with_id(&module_id.0, wasm, input, fuel_limit);
+///
+/// `Err` is a failure of this node, not of the job (memory it could not reserve, a panic in
+/// the sandbox): another node would not reproduce it, so it must never become a signed
+/// status. A provider signs nothing for that job; a re-execution has no verdict.
+pub fn run_job(
+    vm: &Vm,
+    module_id: &Hash,
+    wasm: &[u8],
+    input: &[u8],
+    fuel_limit: u64,
+    output_bytes_max: usize,
+) -> Result<Run, InternalError> {
+    let outcome = vm.execute_with_id(&module_id.0, wasm, input, fuel_limit)?;
     let (status, output) = match outcome.status {
         JobStatus::Ok if outcome.output.len() > output_bytes_max => (JobStatus::OutputTooLarge, Vec::new()),
         JobStatus::Ok => (JobStatus::Ok, outcome.output),
         other => (other, Vec::new()),
     };
     let fuel_used = if status == JobStatus::OutOfFuel { fuel_limit } else { outcome.fuel_used.min(fuel_limit) };
-    Run { status, output, fuel_used }
+    Ok(Run { status, output, fuel_used })
 }
 
 /// The signed offer of a job, from the block that included it.
@@ -63,8 +74,9 @@ impl Reexecute for Reexecutor<'_> {
         let go = || -> anyhow::Result<(Hash, u64, JobStatus)> {
             let offer = offer_on_chain(self.store, job_id).context("the job's offer is not in this node's blocks")?;
             let wasm = self.store.blob(&job.module_id)?.context("the job's module is not stored on this node")?;
+            // A failure of this node gives no verdict: the caller gets an error, not a status.
             let run =
-                run_job(self.vm, &job.module_id, &wasm, &offer.offer.input, job.fuel_limit, self.output_bytes_max);
+                run_job(self.vm, &job.module_id, &wasm, &offer.offer.input, job.fuel_limit, self.output_bytes_max)?;
             Ok((Hash::of(&run.output), run.fuel_used, run.status))
         };
         go().map_err(|e| format!("{e:#}"))

@@ -39,7 +39,8 @@ fn nonce_key(tx: &Transaction) -> Option<(PublicKey, u64)> {
 pub struct Mempool {
     nonced: BTreeMap<(PublicKey, u64), Entry<Transaction>>,
     offer_ids: HashMap<Hash, (PublicKey, u64)>,
-    results: BTreeMap<Hash, Entry<JobResult>>,
+    /// Results by (job, provider): a job with redundancy k takes one from each of k providers.
+    results: BTreeMap<(Hash, PublicKey), Entry<JobResult>>,
     txs_max: usize,
 }
 
@@ -76,15 +77,17 @@ impl Mempool {
         Ok(true)
     }
 
-    /// Adds a result (already checked). `Ok(false)` if one for the job is already here.
+    /// Adds a result (already checked). `Ok(false)` if the provider's result for the job is
+    /// already here.
     pub fn insert_result(&mut self, result: JobResult) -> Result<bool, MempoolError> {
-        if self.results.contains_key(&result.claim.job_id) {
+        let key = (result.claim.job_id, result.claim.provider);
+        if self.results.contains_key(&key) {
             return Ok(false);
         }
         if self.len() >= self.txs_max {
             return Err(MempoolError::Full(self.txs_max));
         }
-        self.results.insert(result.claim.job_id, Entry { item: result, last_sent: Instant::now() });
+        self.results.insert(key, Entry { item: result, last_sent: Instant::now() });
         Ok(true)
     }
 
@@ -126,7 +129,7 @@ impl Mempool {
             }
             None => {
                 if let Transaction::Result(r) = tx {
-                    self.results.remove(&r.claim.job_id);
+                    self.results.remove(&(r.claim.job_id, r.claim.provider));
                 }
             }
         }
@@ -144,7 +147,9 @@ impl Mempool {
     pub fn remove_rejected(&mut self, rejected: &[(Transaction, TxError)]) {
         for (tx, e) in rejected {
             let transient = match e {
-                TxError::UnknownJob(_) | TxError::InsufficientBalance { .. } => true,
+                // A re-execution this node could not run yet (a result whose offer is in the
+                // same block, a module still being fetched) may apply in a later block.
+                TxError::UnknownJob(_) | TxError::InsufficientBalance { .. } | TxError::Reexecution(_) => true,
                 TxError::Nonce { expected, got } => got > expected,
                 _ => false,
             };

@@ -38,6 +38,14 @@ pub const SYNC_RESPONSE_BYTES_MAX: u64 = 64 << 20;
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 /// Idle connections are closed after this.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Gossipsub score of each message a peer delivered that the node rejected in validation, on
+/// every topic (squared over the count: two rejected messages cost four times one).
+pub const INVALID_MESSAGE_PENALTY: f64 = -100.0;
+/// How much of a peer's count of rejected messages is left after each second.
+pub const INVALID_MESSAGE_DECAY: f64 = 0.5;
+/// Below this score nothing a peer sends is processed, and nothing is gossiped to it (one
+/// rejected message puts a peer here for about a second, repeated ones much longer).
+pub const GRAYLIST_SCORE: f64 = -80.0;
 
 /// A batch of job offers and account transactions.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -187,6 +195,63 @@ impl Topics {
     }
 }
 
+/// Gossipsub peer scoring: a peer loses [`INVALID_MESSAGE_PENALTY`] for every message of
+/// any of the chain's topics the node rejects in validation (undecodable, a bad signature, a
+/// signer that is not a validator, …), decaying by [`INVALID_MESSAGE_DECAY`] a second; below
+/// [`GRAYLIST_SCORE`] it is ignored. The other score components are off: delivery-rate
+/// penalties would punish the quiet peers of a small idle testnet, and the IP colocation
+/// penalty every testnet on one machine.
+pub fn peer_score(topics: &Topics) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: INVALID_MESSAGE_PENALTY,
+        invalid_message_deliveries_decay: INVALID_MESSAGE_DECAY,
+        ..Default::default()
+    };
+    let params = gossipsub::PeerScoreParams {
+        topics: [&topics.txs, &topics.results, &topics.blocks, &topics.consensus, &topics.proposals]
+            .into_iter()
+            .map(|t| (t.hash(), topic.clone()))
+            .collect(),
+        app_specific_weight: 0.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: 0.0,
+        slow_peer_weight: 0.0,
+        decay_interval: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: GRAYLIST_SCORE,
+        ..Default::default()
+    };
+    (params, thresholds)
+}
+
+/// The id of a gossip message: the hash of its bytes, so that identical transactions, results
+/// or blocks published by several nodes are one message. On the consensus topic the publisher
+/// and its sequence number are hashed in too: a validator re-sends its last votes while a
+/// round does not end (Tendermint's rebroadcast), byte for byte, and with a content id each
+/// re-send would be dropped as a duplicate — by the publisher first — for as long as gossipsub
+/// remembers the first one (a minute), leaving a validator that missed them (one that just
+/// restarted, say) without them. The copies of one publication still share one id.
+pub fn message_id(consensus: &gossipsub::TopicHash, m: &gossipsub::Message) -> gossipsub::MessageId {
+    let id = if m.topic == *consensus {
+        let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+        let seq = m.sequence_number.unwrap_or(0).to_be_bytes();
+        let source_len = (source.len() as u64).to_be_bytes();
+        Hash::of_parts(&[&seq, &source_len, &source, &m.data])
+    } else {
+        Hash::of(&m.data)
+    };
+    gossipsub::MessageId::from(id.0.to_vec())
+}
+
 /// The libp2p identity of a Cairn key (the same ed25519 key).
 pub fn identity(key: &Keypair) -> anyhow::Result<libp2p::identity::Keypair> {
     libp2p::identity::Keypair::ed25519_from_bytes(key.secret_bytes()).context("ed25519 key for libp2p")
@@ -195,6 +260,7 @@ pub fn identity(key: &Keypair) -> anyhow::Result<libp2p::identity::Keypair> {
 /// Builds the swarm, subscribed to the chain's topics.
 pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behaviour>> {
     let id = identity(key)?;
+    let consensus = topics.consensus.hash();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(id)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
@@ -202,7 +268,7 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(ValidationMode::Strict)
                 .validate_messages()
-                .message_id_fn(|m| gossipsub::MessageId::from(Hash::of(&m.data).0.to_vec()))
+                .message_id_fn(move |m| message_id(&consensus, m))
                 .max_transmit_size(GOSSIP_MESSAGE_BYTES_MAX)
                 .heartbeat_interval(Duration::from_millis(700))
                 // Small clusters: a 3-4 node testnet must form a mesh.
@@ -215,8 +281,10 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
                 .max_control_messages_sent(400)
                 .build()
                 .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+            let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
                 .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
+            let (params, thresholds) = peer_score(topics);
+            gossipsub.with_peer_score(params, thresholds).map_err(|e| anyhow::anyhow!("gossipsub scoring: {e}"))?;
             let identify = identify::Behaviour::new(identify::Config::new("/cairn/id/1".into(), key.public()));
             let codec = request_response::cbor::codec::Codec::<Wire, Wire>::default()
                 .set_request_size_maximum(SYNC_REQUEST_BYTES_MAX)
@@ -249,5 +317,84 @@ mod tests {
         bad.0[0] = 2;
         assert!(bad.decode::<SyncRequest>("req").is_err());
         assert!(Wire(vec![]).decode::<SyncRequest>("req").is_err());
+    }
+
+    /// A peer that sends a message the node rejects in validation is penalised: its score
+    /// drops below the graylist threshold at once.
+    #[tokio::test]
+    async fn a_peer_whose_message_is_rejected_loses_score() {
+        use futures::StreamExt;
+        use libp2p::swarm::SwarmEvent;
+
+        let topics = Topics::new(&Hash::of(b"scoring"));
+        let mut a = build_swarm(&Keypair::from_seed([1; 32]), &topics).expect("swarm a");
+        let mut b = build_swarm(&Keypair::from_seed([2; 32]), &topics).expect("swarm b");
+        for s in [&mut a, &mut b] {
+            s.behaviour_mut().gossipsub.subscribe(&topics.consensus).expect("subscribe");
+        }
+        b.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
+        let a_id = *a.local_peer_id();
+        let b_id = *b.local_peer_id();
+        let run = async {
+            let mut published = false;
+            loop {
+                tokio::select! {
+                    ev = b.select_next_some() => match ev {
+                        SwarmEvent::NewListenAddr { address, .. } => a.dial(address).expect("dial"),
+                        SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                            propagation_source,
+                            message_id,
+                            ..
+                        })) => {
+                            assert_eq!(propagation_source, a_id);
+                            assert_eq!(b.behaviour().gossipsub.peer_score(&a_id), Some(0.0), "no penalty yet");
+                            b.behaviour_mut().gossipsub.report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                gossipsub::MessageAcceptance::Reject,
+                            );
+                            return b.behaviour().gossipsub.peer_score(&a_id);
+                        }
+                        _ => {}
+                    },
+                    ev = a.select_next_some() => {
+                        if let SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                            peer_id,
+                            topic,
+                        })) = ev
+                            && peer_id == b_id
+                            && topic == topics.consensus.hash()
+                            && !published
+                        {
+                            a.behaviour_mut()
+                                .gossipsub
+                                .publish(topics.consensus.clone(), b"not a consensus message".to_vec())
+                                .expect("publish");
+                            published = true;
+                        }
+                    }
+                }
+            }
+        };
+        let score = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the message arrives");
+        let score = score.expect("scoring is on");
+        assert!(score < GRAYLIST_SCORE, "one rejected message graylists its sender: {score}");
+    }
+
+    #[test]
+    fn a_rebroadcast_consensus_message_is_a_new_gossip_message_and_a_repeated_transaction_is_not() {
+        let topics = Topics::new(&Hash::of(b"ids"));
+        let consensus = topics.consensus.hash();
+        let source = Some(identity(&Keypair::from_seed([1; 32])).expect("identity").public().to_peer_id());
+        let message = |topic: &IdentTopic, seq: u64| gossipsub::Message {
+            source,
+            data: b"the same bytes".to_vec(),
+            sequence_number: Some(seq),
+            topic: topic.hash(),
+        };
+        let id = |m: &gossipsub::Message| message_id(&consensus, m);
+        assert_eq!(id(&message(&topics.consensus, 1)), id(&message(&topics.consensus, 1)), "one publication");
+        assert_ne!(id(&message(&topics.consensus, 1)), id(&message(&topics.consensus, 2)), "a re-send");
+        assert_eq!(id(&message(&topics.txs, 1)), id(&message(&topics.txs, 2)), "the same transactions");
     }
 }

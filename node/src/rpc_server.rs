@@ -67,7 +67,7 @@ fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
 
 fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
     let code = match e {
-        TxError::Invalid(m) if m.contains("signature") => error::BAD_SIGNATURE,
+        TxError::BadSignature(_) => error::BAD_SIGNATURE,
         TxError::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
         TxError::Nonce { .. } => error::BAD_NONCE,
         _ => error::INVALID_TX,
@@ -114,6 +114,7 @@ impl RpcImpl {
                 module_id: job.module_id,
                 fuel_limit: job.fuel_limit,
                 max_price: job.max_price,
+                // Every provider assigned so far: the first k ranked, then stand-ins.
                 assigned: job.assignees().to_vec(),
                 result,
                 offer_height: loc.offer_height,

@@ -22,13 +22,13 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::bft::{BLOCK_FETCH_RETRY, Bft};
+use crate::bft::{BLOCK_FETCH_RETRY, Bft, GossipVerdict, Step};
 use crate::chain::{ApplyError, Chain, Finalized};
 use crate::config::{BoundAddresses, NodeConfig};
 use crate::mempool::Mempool;
 use crate::p2p::{
-    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, CONSENSUS_MESSAGE_BYTES_MAX, ProposedBlock,
-    ResultBatch, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
+    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ProposedBlock, ResultBatch, SYNC_BLOCKS_MAX,
+    SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
 };
 use crate::tracker::Tracker;
 
@@ -166,6 +166,8 @@ pub struct Service {
     bft: Option<Bft>,
     /// Proposed-block requests in flight.
     proposed_requests: HashMap<OutboundRequestId, (u64, Hash)>,
+    /// Test only ([`NodeConfig::test_partition`]): cut off from every peer.
+    isolated: bool,
 }
 
 fn now_ms() -> u64 {
@@ -222,6 +224,7 @@ impl Service {
             outbox_results: Vec::new(),
             bft,
             proposed_requests: HashMap::new(),
+            isolated: false,
         })
     }
 
@@ -331,10 +334,11 @@ impl Service {
             let chain = self.shared.chain();
             let job_id = offer.job_id();
             match chain.state.job(&job_id) {
-                Some(job) => {
-                    job.phase == cairn_contracts::JobPhase::Open && job.assignees().contains(&self.shared.key.public())
-                }
-                None => chain.state.assignment(&job_id, offer.offer.max_price, 1).contains(&self.shared.key.public()),
+                Some(job) => job.accepts(&self.shared.key.public()),
+                None => chain
+                    .state
+                    .assignment(&job_id, offer.offer.max_price, usize::from(offer.offer.redundancy))
+                    .contains(&self.shared.key.public()),
             }
         };
         if !assigned {
@@ -436,12 +440,28 @@ impl Service {
         tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
         lock(&self.shared.mempool).remove_included(&f.block);
         let mut offers = Vec::new();
+        // A job with redundancy k is final once its k-th result is (until then its results are
+        // only included).
+        let open: HashSet<Hash> = {
+            let chain = self.shared.chain();
+            f.block
+                .txs
+                .iter()
+                .filter_map(|tx| match tx {
+                    Transaction::Result(r) => Some(r.claim.job_id),
+                    _ => None,
+                })
+                .filter(|id| chain.state.job(id).is_some_and(|j| j.phase == cairn_contracts::JobPhase::Open))
+                .collect()
+        };
         {
             let mut tracker = lock(&self.shared.tracker);
             for tx in &f.block.txs {
                 match tx {
                     Transaction::Result(r) => {
-                        tracker.advance(r.claim.job_id, JobStage::Finalized, Some(r), Some(height))
+                        let id = r.claim.job_id;
+                        let stage = if open.contains(&id) { JobStage::Included } else { JobStage::Finalized };
+                        tracker.advance(id, stage, Some(r), Some(height))
                     }
                     Transaction::Offer(o) => {
                         tracker.advance(o.job_id(), JobStage::Accepted, None, None);
@@ -474,13 +494,41 @@ impl Service {
         let mine: Vec<Hash> = chain
             .state
             .open_jobs()
-            .filter(|(id, job)| job.assignee() == Some(me) && job.current > 0 && !self.started.contains(id))
+            .filter(|(id, job)| job.is_stand_in(&me) && !self.started.contains(id))
             .map(|(id, _)| *id)
             .collect();
         mine.iter().filter_map(|id| crate::exec::offer_on_chain(&chain.store, id)).collect()
     }
 
+    /// Keeps the node connected: redials the bootstrap peers when it has none (they restarted,
+    /// or a partition healed), and, in tests ([`NodeConfig::test_partition`]), cuts it off
+    /// while its isolation file exists.
+    fn maintain_peers(&mut self) {
+        if self.shared.config.test_partition {
+            let isolated = self.shared.config.test_isolated_path().exists();
+            if isolated != self.isolated {
+                tracing::warn!(isolated, "test: network partition switched");
+                self.isolated = isolated;
+            }
+            if isolated {
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in peers {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+                return;
+            }
+        }
+        if self.swarm.connected_peers().next().is_none() {
+            for addr in &self.shared.config.bootstrap {
+                if let Ok(ma) = addr.parse::<Multiaddr>() {
+                    let _ = self.swarm.dial(ma);
+                }
+            }
+        }
+    }
+
     fn maintain(&mut self) {
+        self.maintain_peers();
         let interval = Duration::from_millis(self.shared.config.rebroadcast_ms);
         let (offers, results) = {
             let chain = self.shared.chain();
@@ -558,6 +606,9 @@ impl Service {
                 lock(&self.shared.net).listen_addrs.push(full);
                 self.write_addresses();
             }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.isolated => {
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+            }
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 lock(&self.shared.net).peers = self.swarm.connected_peers().count();
                 if num_established.get() == 1 {
@@ -624,7 +675,9 @@ impl Service {
                             self.consider_executing(offer);
                         }
                     }
-                    Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(e))) => {
+                    Err(AdmitError::Tx(
+                        cairn_contracts::TxError::Invalid(e) | cairn_contracts::TxError::BadSignature(e),
+                    )) => {
                         tracing::debug!(%source, "invalid transaction: {e}");
                         return Ok(MessageAcceptance::Reject);
                     }
@@ -812,24 +865,17 @@ impl Service {
     /// Carries out the engine's outputs in order. Inputs they lead to are queued, not fed
     /// here, so that every output of one call is done before the next call.
     fn carry_out(&mut self, height: u64, outputs: Vec<EngineOutput>) -> anyhow::Result<()> {
-        for output in outputs {
+        for step in crate::bft::steps(outputs) {
+            let output = match step {
+                Step::WalWrite(entries) => {
+                    self.wal_write(height, &entries)?;
+                    continue;
+                }
+                Step::Output(output) => output,
+            };
             let Some(bft) = self.bft.as_mut() else { return Ok(()) };
             match output {
-                EngineOutput::WalAppend(bytes) => {
-                    let store = self.shared.chain().store.clone();
-                    if bft.wal_height != height {
-                        bft.wal_height = height;
-                        bft.wal_seq = store.wal_entries(height).context("reading the consensus log")?.len() as u64;
-                    }
-                    // Durable before anything after it is acted on: a restart never signs twice.
-                    store.wal_append(height, bft.wal_seq, &bytes).context("writing the consensus log")?;
-                    bft.wal_seq += 1;
-                    if self.shared.config.test_crash_after_wal_append_at_height == Some(height)
-                        && is_own_vote(&bytes, &self.shared.key.public())
-                    {
-                        crash_for_test(&self.shared.config, height);
-                    }
-                }
+                EngineOutput::WalAppend(bytes) => self.wal_write(height, &[bytes])?,
                 EngineOutput::Publish(bytes) => {
                     let conflicting = if self.shared.config.test_equivocate {
                         conflicting_vote(&bytes, &self.shared.key)
@@ -879,6 +925,25 @@ impl Service {
                 EngineOutput::Rejected { reason } => tracing::debug!("consensus message refused: {reason}"),
                 EngineOutput::Fault { reason } => tracing::error!("consensus engine fault: {reason}"),
             }
+        }
+        Ok(())
+    }
+
+    /// Appends consecutive consensus log entries of `height` in one synced write: durable
+    /// before anything after them is acted on, so a restart never signs twice.
+    fn wal_write(&mut self, height: u64, entries: &[Vec<u8>]) -> anyhow::Result<()> {
+        let Some(bft) = self.bft.as_mut() else { return Ok(()) };
+        let store = self.shared.chain().store.clone();
+        if bft.wal_height != height {
+            bft.wal_height = height;
+            bft.wal_seq = store.wal_entries(height).context("reading the consensus log")?.len() as u64;
+        }
+        store.wal_append_batch(height, bft.wal_seq, entries).context("writing the consensus log")?;
+        bft.wal_seq += entries.len() as u64;
+        if self.shared.config.test_crash_after_wal_append_at_height == Some(height)
+            && entries.iter().any(|e| is_own_vote(e, &self.shared.key.public()))
+        {
+            crash_for_test(&self.shared.config, height);
         }
         Ok(())
     }
@@ -1006,33 +1071,23 @@ impl Service {
     fn on_consensus_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
         let head = self.shared.chain().height();
         let Some(bft) = self.bft.as_mut() else { return MessageAcceptance::Ignore };
-        if data.len() > CONSENSUS_MESSAGE_BYTES_MAX {
-            return MessageAcceptance::Reject;
-        }
-        // Cheap checks first: a message for a decided height, or further ahead than the engine
-        // looks, is neither verified nor forwarded.
-        match ConsensusMessage::decode(data) {
-            Err(_) => return MessageAcceptance::Reject,
-            Ok(m) if m.height() <= head || m.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX => {
-                return MessageAcceptance::Ignore;
-            }
-            Ok(_) => {}
-        }
-        let msg = match bft.engine.check_message(data) {
-            Ok(m) => m,
-            Err(e) => {
+        // Decoded and verified once, here (cheap checks first); the engine gets the result.
+        let (height, msg) = match bft.check_gossip(head, data) {
+            GossipVerdict::Accept(m) => (m.height(), Some(m)),
+            // Valid (the same bytes as one verified before): passed on, not fed again.
+            GossipVerdict::Repeat { height } => (height, None),
+            GossipVerdict::Ignore => return MessageAcceptance::Ignore,
+            GossipVerdict::Reject(e) => {
                 tracing::debug!(%source, "invalid consensus message: {e}");
                 return MessageAcceptance::Reject;
             }
         };
-        let height = msg.height();
-        if height <= head {
-            return MessageAcceptance::Ignore;
-        }
         if bft.next_height.is_some_and(|h| height >= h) {
             bft.peers_started = true;
         }
-        bft.push(EngineInput::Message(data.to_vec()));
+        if let Some(msg) = msg {
+            bft.push(EngineInput::Verified(msg));
+        }
         if height > head + 1 {
             // Others are deciding later heights: fetch the finalized blocks this node missed.
             self.request_sync(source);
@@ -1127,7 +1182,9 @@ fn execute(shared: &Shared, offer: &SignedOffer) -> anyhow::Result<JobResult> {
         .blob(&o.module_id)?
         .with_context(|| format!("module {} is not stored here", o.module_id))?;
     let output_max = shared.chain().state.params().output_bytes_max as usize;
-    let mut run = crate::exec::run_job(&shared.vm, &o.module_id, &wasm, &o.input, o.fuel_limit, output_max);
+    // A sandbox failure of this node (not of the job) is an error, logged by the caller
+    // with the job id: nothing is signed for it.
+    let mut run = crate::exec::run_job(&shared.vm, &o.module_id, &wasm, &o.input, o.fuel_limit, output_max)?;
     if shared.config.test_wrong_results && run.status == JobStatus::Ok {
         // Test-only: a provider that lies about its output (to exercise challenges).
         run.output.push(b'!');

@@ -65,6 +65,9 @@ pub struct Spec {
     /// Test only: validator `i` aborts once right after logging one of its votes at height
     /// `h` (`Some((i, h))`), before sending it.
     pub crash_after_wal_append: Option<(usize, u64)>,
+    /// Test only: every node is cut off from its peers while `<home>/test-isolated` exists
+    /// (see [`Testnet::isolate`]).
+    pub partition_switch: bool,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
@@ -207,6 +210,22 @@ impl Testnet {
         Ok(false)
     }
 
+    /// Cuts node `i` off from every peer (`isolated`) or lets it reconnect, with
+    /// [`Spec::partition_switch`]: the node notices within a second.
+    pub fn isolate(&self, i: usize, isolated: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(self.spec.partition_switch, "the testnet was started without the partition switch");
+        let marker = node_home(&self.dir, i).join("test-isolated");
+        if isolated {
+            std::fs::write(&marker, b"").with_context(|| format!("cannot write {}", marker.display()))
+        } else {
+            match std::fs::remove_file(&marker) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("cannot delete {}", marker.display())),
+            }
+        }
+    }
+
     /// Starts node `i` again (after [`Testnet::kill`]) and waits until it serves RPC.
     pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         anyhow::ensure!(self.children[i].is_none(), "node {i} is still running");
@@ -279,6 +298,7 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .arg(if is_validator { "--validator" } else { "--provider" })
         .args((!is_validator && i - validators < spec.lying_providers).then_some("--test-wrong-results"))
         .args((is_validator && i < spec.equivocating_validators).then_some("--test-equivocate"))
+        .args(spec.partition_switch.then_some("--test-partition"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

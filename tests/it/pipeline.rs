@@ -62,7 +62,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
 
     // The provider runs the job in the real sandbox and signs the result.
     let vm = Vm::new(VmConfig::default());
-    let outcome = vm.execute(&wasm, &offer.offer.input, offer.offer.fuel_limit);
+    let outcome = vm.execute(&wasm, &offer.offer.input, offer.offer.fuel_limit).expect("no internal error");
     assert_eq!(outcome.status, JobStatus::Ok, "{}", outcome.message);
     assert_eq!(outcome.output, b"PIPELINE");
     let claim = ResultClaim {

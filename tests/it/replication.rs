@@ -2,7 +2,7 @@
 //! and a state proof from one verifies against the other's header.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NextBlock, NoReexecution, Position, State, StoreTree, build_block, execute_block};
+use cairn_contracts::{Job, NextBlock, Position, Reexecute, State, StoreTree, build_block, execute_block};
 use cairn_ledger::state_tree::{self, StateUpdate};
 use cairn_ledger::{
     Action, Block, BlockWrite, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
@@ -40,6 +40,17 @@ impl Node {
     }
 }
 
+/// Re-executes every job as the honest providers of this test run them (output `o`, 7 fuel).
+struct Honest;
+
+impl Reexecute for Honest {
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus), String> {
+        Ok((Hash::of(b"o"), 7, JobStatus::Ok))
+    }
+}
+
+/// Every third job asks for two providers; of those, every other one gets a lying second
+/// result, so blocks also settle disputes by re-execution.
 #[test]
 fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
     let validator = Keypair::from_seed([1; 32]);
@@ -53,7 +64,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
         accounts: vec![GenesisAccount { address: client.public(), balance: 1_000_000_000 }],
         providers: providers
             .iter()
-            .map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1, stake: 10_000, capacity: 100 })
+            .map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1, stake: 1_000_000, capacity: 100 })
             .collect(),
         params: ChainParams::default(),
     };
@@ -64,6 +75,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
     let mut last_commit = None;
     let mut nonce = 0;
     let mut pending_results: Vec<Transaction> = vec![];
+    let mut delivering = vec![];
     for height in 1..=20u64 {
         let mut txs = std::mem::take(&mut pending_results);
         for _ in 0..5 {
@@ -76,27 +88,16 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
                 input: nonce.to_le_bytes().to_vec(),
                 fuel_limit: 100,
                 max_price: 1,
-                redundancy: 1,
+                redundancy: if nonce % 3 == 0 { 2 } else { 1 },
                 assignment_height: height - 1,
                 deadline_height: height + 3,
             }
             .sign(&client);
+            let lie = nonce % 6 == 0;
             nonce += 1;
-            // Half the jobs get a result in the next block; the rest expire.
-            if nonce % 2 == 0 {
-                let assignee = a.state.ranking(&offer.job_id(), 1, 1)[0];
-                let key = providers.iter().find(|p| p.public() == assignee).expect("provider");
-                let claim = ResultClaim {
-                    version: FORMAT_VERSION,
-                    job_id: offer.job_id(),
-                    module_id: offer.offer.module_id,
-                    input_hash: offer.offer.input_hash(),
-                    output_hash: Hash::of(b"o"),
-                    fuel_used: 7,
-                    status: JobStatus::Ok,
-                    provider: assignee,
-                };
-                pending_results.push(Transaction::Result(JobResult::new(claim, b"o".to_vec(), key)));
+            // Half the jobs get their results in the next block; the rest expire.
+            if nonce % 2 == 0 || offer.offer.redundancy == 2 {
+                delivering.push((offer.clone(), lie));
             }
             txs.push(Transaction::Offer(offer));
         }
@@ -115,14 +116,34 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
         let next = NextBlock { at, proposer: validator.public(), time_ms: height, last_commit: last_commit.clone() };
         let mut disk_a = StoreTree::new(&a.store);
         let (block, executed, rejected) =
-            build_block(&mut a.state, next, txs, &mut disk_a, &mut NoReexecution).expect("builds");
+            build_block(&mut a.state, next, txs, &mut disk_a, &mut Honest).expect("builds");
         assert!(rejected.is_empty(), "height {height}: {rejected:?}");
         let tree_a = disk_a.into_update().expect("update");
         let commit = signer.solo_commit(height, block.hash()).expect("commit");
         a.store_block(&block, &commit, &executed.receipts, &tree_a);
+        // The assignees, as the block assigned them (a dispute earlier in the block may have
+        // changed stakes, and so the ranking).
+        for (offer, lie) in delivering.drain(..) {
+            let assigned = a.state.job(&offer.job_id()).expect("included").assigned();
+            for (i, assignee) in assigned.into_iter().enumerate() {
+                let key = providers.iter().find(|p| p.public() == assignee).expect("provider");
+                let output: &[u8] = if lie && i == 1 { b"lie" } else { b"o" };
+                let claim = ResultClaim {
+                    version: FORMAT_VERSION,
+                    job_id: offer.job_id(),
+                    module_id: offer.offer.module_id,
+                    input_hash: offer.offer.input_hash(),
+                    output_hash: Hash::of(output),
+                    fuel_used: 7,
+                    status: JobStatus::Ok,
+                    provider: assignee,
+                };
+                pending_results.push(Transaction::Result(JobResult::new(claim, output.to_vec(), key)));
+            }
+        }
 
         let mut disk_b = StoreTree::new(&b.store);
-        let replayed = execute_block(&mut b.state, at, &block, &mut disk_b, &mut NoReexecution).expect("replays");
+        let replayed = execute_block(&mut b.state, at, &block, &mut disk_b, &mut Honest).expect("replays");
         let tree_b = disk_b.into_update().expect("update");
         b.store_block(&block, &commit, &replayed.receipts, &tree_b);
 
@@ -153,4 +174,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
         last_commit = Some(commit);
     }
     assert!(a.state.open_jobs().count() < 20, "jobs were completed and expired along the way");
+    let slashed =
+        providers.iter().filter(|p| a.state.provider(&p.public()).expect("provider").stake < 1_000_000).count();
+    assert!(slashed >= 1, "disputes were settled by re-execution, slashing the liars");
 }

@@ -65,8 +65,9 @@ impl DiskCache {
         self.dir.join(format!("{}-{}.cairnmod", hex(module_id), &hex(&self.config_hash)[..16]))
     }
 
-    /// The module from its file, if the file passes every check.
-    pub(crate) fn load(&self, module_id: &[u8; 32], engine: &Engine) -> Result<Module, Miss> {
+    /// The module from its file, if the file passes every check, with the artifact's size
+    /// (what it weighs in the memory cache, as a freshly compiled module's artifact does).
+    pub(crate) fn load(&self, module_id: &[u8; 32], engine: &Engine) -> Result<(Module, usize), Miss> {
         let path = self.path(module_id);
         let bytes = match read_bounded(&path) {
             Ok(Some(bytes)) => bytes,
@@ -83,7 +84,10 @@ impl DiskCache {
         // one written with it, so these are the bytes `Module::serialize` produced here.
         #[allow(unsafe_code)]
         let module = unsafe { Module::deserialize(engine, artifact.to_vec()) };
-        module.or_else(|_| self.reject(&path, "the artifact does not deserialize"))
+        match module {
+            Ok(module) => Ok((module, artifact.len())),
+            Err(_) => self.reject(&path, "the artifact does not deserialize"),
+        }
     }
 
     fn check<'b>(&self, bytes: &'b [u8], module_id: &[u8; 32]) -> Result<&'b [u8], &'static str> {

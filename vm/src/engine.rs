@@ -1,5 +1,7 @@
 //! Compiling a module for the sandbox: Cranelift with NaN canonicalization, the metering
-//! middleware ([`crate::meter`]), the limiting tunables, and the WebAssembly features.
+//! (the rewrite of [`crate::instrument`] for the production meter, a middleware of
+//! [`crate::meter`] for the reference meters), the limiting tunables, and the WebAssembly
+//! features.
 
 use std::sync::Arc;
 
@@ -7,14 +9,17 @@ use sha2::{Digest, Sha256};
 use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt};
 use wasmer::{Engine, Module};
 
+use crate::instrument;
 use crate::meter::{Meter, MeterMode};
 use crate::pool::MemoryPool;
 use crate::tunables::LimitingTunables;
 use crate::{Result, VmConfig, VmError};
 
-/// Version of the instrumentation (fuel table, charge points, call-depth counting). Part
-/// of the engine-configuration hash, so cached artifacts of another version are not used.
-pub(crate) const INSTRUMENTATION_VERSION: u32 = 2;
+/// Version of the instrumentation (fuel table, charge points, call-depth counting, and how
+/// the code is instrumented: 3 is the pre-compilation rewrite with the fuel in a local).
+/// Part of the engine-configuration hash, so cached artifacts of another version are not
+/// used.
+pub(crate) const INSTRUMENTATION_VERSION: u32 = 3;
 
 /// The wasmer feature set matching [`validate::wasm_features`](crate::validate): WebAssembly 2.0.
 fn engine_features() -> Features {
@@ -37,9 +42,11 @@ fn engine_features() -> Features {
 
 /// A module compiled for the sandbox, with the engine it belongs to.
 ///
-/// A freshly compiled module has its own engine: the metering middleware records
+/// A freshly compiled module has its own engine: a reference meter's middleware records
 /// per-module state and must not be shared between compilations, and the engine holds the
-/// middleware chain. Modules loaded from the disk cache share one headless engine.
+/// middleware chain. (The production meter's rewrite has no such state; its modules keep
+/// an engine each for simplicity.) Modules loaded from the disk cache share one headless
+/// engine.
 pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) module: Module,
@@ -56,10 +63,22 @@ pub(crate) fn compile(
     let mut compiler = Cranelift::new();
     // Deterministic floats: every NaN result gets the one canonical bit pattern.
     compiler.canonicalize_nans(true);
-    // A fresh middleware per compilation: it records the globals it added to this module.
-    if let Some(mode) = mode {
-        compiler.push_middleware(Arc::new(Meter::new(mode, config.call_depth_max)));
-    }
+    let instrumented;
+    let wasm = match mode {
+        // The production meter rewrites the module before compilation.
+        Some(MeterMode::Fast) => {
+            instrumented = instrument::instrument(wasm, config.call_depth_max)
+                .map_err(|e| VmError::Compile(format!("instrumenting the module: {e}")))?;
+            &instrumented[..]
+        }
+        // The reference meters are middlewares. A fresh one per compilation: it records
+        // the globals it added to this module.
+        Some(mode) => {
+            compiler.push_middleware(Arc::new(Meter::new(mode, config.call_depth_max)));
+            wasm
+        }
+        None => wasm,
+    };
     let mut engine: Engine = EngineBuilder::new(compiler).set_features(Some(engine_features())).engine().into();
     // Before compiling: memory styles are baked into the code.
     engine.set_tunables(tunables(&engine, config, pool));

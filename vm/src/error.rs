@@ -140,3 +140,27 @@ pub enum VmError {
     #[error("the module could not be compiled: {0}. Report this with the module attached")]
     Compile(String),
 }
+
+/// A failure of this node while running a job, not of the job: the host could not reserve
+/// memory that the module's declared minimum is entitled to, the sandbox panicked, or the
+/// instrumentation's state could not be set.
+///
+/// Another node running the same (module, input, fuel limit) would not meet it, so it is
+/// never turned into a [`JobStatus`](crate::JobStatus): a provider that gets one signs no
+/// result (the job can be run again later or by another provider), and a re-execution for a
+/// dispute that gets one has no verdict to give.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the sandbox failed on this node, not because of the job: {reason}. No result should be \
+     signed; check the node's memory (address space, overcommit) and logs, then run the job again"
+)]
+pub struct InternalError {
+    /// What failed.
+    pub reason: String,
+}
+
+impl InternalError {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        InternalError { reason: reason.into() }
+    }
+}

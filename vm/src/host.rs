@@ -73,6 +73,8 @@ fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), H
 /// `cairn.log(ptr: i32, len: i32)`: appends the bytes to the job's log; what does not fit
 /// within the log limit is dropped.
 fn log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
+    #[cfg(test)]
+    test_hooks::maybe_panic();
     let (state, mut store) = env.data_and_store_mut();
     check_fuel(state, &mut store, "log")?;
     let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("log"))?;
@@ -107,4 +109,25 @@ fn checked_range(view: &MemoryView<'_>, function: &'static str, ptr: i32, len: i
 
 fn out_of_bounds(function: &'static str, ptr: i32, len: i32) -> HostTrap {
     HostTrap::OutOfBounds { function, ptr: ptr as u32, len: len as u32 }
+}
+
+/// A way for tests to make the sandbox itself fail (a bug of the node, not of the job).
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use std::cell::Cell;
+
+    thread_local! {
+        static PANIC_IN_LOG: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Makes `cairn.log` panic on this thread while `on`.
+    pub(crate) fn panic_in_log(on: bool) {
+        PANIC_IN_LOG.with(|flag| flag.set(on));
+    }
+
+    pub(super) fn maybe_panic() {
+        if PANIC_IN_LOG.with(Cell::get) {
+            panic!("test hook: a bug in a host function");
+        }
+    }
 }

@@ -9,9 +9,10 @@
 //!   WebAssembly 2.0 features (no threads, relaxed SIMD, memory64, exceptions…). No WASI,
 //!   clock or randomness: a job may import only `cairn.abort` and `cairn.log`.
 //! - **Fuel** (a cost per operator, [`operator_cost`], and bulk memory operations charged
-//!   by size; `docs/FUEL.md`), counted on the module's operators by our own metering
-//!   middleware, is both the billing unit and the halting guarantee. Calls are counted
-//!   too: nesting deeper than [`VmConfig::call_depth_max`] traps.
+//!   by size; `docs/FUEL.md`), counted on the module's operators by a rewrite of the
+//!   module before compilation that keeps the remaining fuel in a local of each function,
+//!   is both the billing unit and the halting guarantee. Calls are counted too: nesting
+//!   deeper than [`VmConfig::call_depth_max`] traps.
 //! - **Limits** ([`VmConfig`] and the `*_MAX` constants): module, input, output and log
 //!   sizes, memory pages, table elements, stack, call depth, and the counts of functions,
 //!   types, locals, globals, imports, exports, tables and segments (checked before
@@ -29,7 +30,9 @@
 //! The job ABI is specified in `docs/JOB-ABI.md`; the guest side is the `cairn-sdk` crate.
 //!
 //! Main types: [`Vm`] (validate and execute; `Send + Sync`, share it in an `Arc`),
-//! [`VmConfig`], [`Outcome`], [`ModuleInfo`], [`VmError`]. [`fixtures`] holds small test
+//! [`VmConfig`], [`Outcome`], [`ModuleInfo`], [`VmError`], and [`InternalError`] — a failure
+//! of this node (memory it could not reserve, a panic in the sandbox) that is never a job
+//! status, because another node would not reproduce it. [`fixtures`] holds small test
 //! modules for other crates' tests.
 //!
 //! ```
@@ -40,15 +43,15 @@
 //! let info = vm.validate(&wasm)?;
 //! assert_eq!(info.size_bytes, wasm.len());
 //!
-//! let outcome = vm.execute(&wasm, b"hello, cairn", 1_000_000);
+//! let outcome = vm.execute(&wasm, b"hello, cairn", 1_000_000)?;
 //! assert_eq!(outcome.status, JobStatus::Ok);
 //! assert_eq!(outcome.output, b"HELLO, CAIRN");
 //! assert!(outcome.fuel_used > 0);
 //!
-//! let outcome = vm.execute(&fixtures::infinite_loop_wasm(), b"", 10_000);
+//! let outcome = vm.execute(&fixtures::infinite_loop_wasm(), b"", 10_000)?;
 //! assert_eq!(outcome.status, JobStatus::OutOfFuel);
 //! assert_eq!(outcome.fuel_used, 10_000);
-//! # Ok::<(), cairn_vm::VmError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod cache;
@@ -58,6 +61,7 @@ mod engine;
 mod error;
 pub mod fixtures;
 mod host;
+mod instrument;
 mod meter;
 mod pool;
 mod run;
@@ -77,7 +81,7 @@ use sha2::{Digest, Sha256};
 
 pub use cairn_ledger::JobStatus;
 pub use config::*;
-pub use error::{Result, VmError};
+pub use error::{InternalError, Result, VmError};
 pub use meter::{FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, MeterMode, operator_cost};
 pub use validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN, HOST_MODULE};
 
@@ -275,8 +279,8 @@ impl Vm {
     /// Runs one job: `cairn_alloc(input.len())`, the input written there,
     /// `cairn_run(ptr, len)`, the output read back, all within `fuel_limit`.
     ///
-    /// Never panics and never takes the process down on a hostile module: every failure
-    /// is a status of the [`Outcome`]. Checks happen in this order:
+    /// Never panics and never takes the process down on a hostile module: every way the
+    /// *job* can end is a status of the [`Outcome`]. Checks happen in this order:
     ///
     /// 1. the module is valid and compiles, else `InvalidModule` (fuel 0);
     /// 2. the input is within [`VmConfig::input_size_bytes_max`], else `Trap` (fuel 0) —
@@ -284,21 +288,30 @@ impl Vm {
     /// 3. the run: `OutOfFuel` (fuel = limit) takes precedence, then `MemoryLimit` (a trap
     ///    after a refused `memory.grow`), then `Trap`; an output over the limit is
     ///    `OutputTooLarge`, one outside memory is `Trap`.
-    pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Outcome {
+    ///
+    /// `Err` is a failure of this node, not of the job ([`InternalError`]: the job's memory
+    /// could not be reserved, the sandbox panicked): there is no outcome to sign.
+    pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
         self.execute_with_id(&module_id(wasm), wasm, input, fuel_limit)
     }
 
     /// [`Vm::execute`] for a caller that already knows the module's id (a node stores modules
     /// by id): skips hashing the whole module on every job. `id` must be `module_id(wasm)` —
     /// a wrong id would put this module in the cache under another's name.
-    pub fn execute_with_id(&self, id: &[u8; 32], wasm: &[u8], input: &[u8], fuel_limit: u64) -> Outcome {
+    pub fn execute_with_id(
+        &self,
+        id: &[u8; 32],
+        wasm: &[u8],
+        input: &[u8],
+        fuel_limit: u64,
+    ) -> Result<Outcome, InternalError> {
         debug_assert_eq!(*id, module_id(wasm), "execute_with_id needs the module's own id");
         let compiled = match self.compiled(id, wasm) {
             Ok(compiled) => compiled,
-            Err(e) => return Outcome::failed(JobStatus::InvalidModule, 0, e.to_string()),
+            Err(e) => return Ok(Outcome::failed(JobStatus::InvalidModule, 0, e.to_string())),
         };
         if input.len() > self.config.input_size_bytes_max {
-            return Outcome::failed(
+            return Ok(Outcome::failed(
                 JobStatus::Trap,
                 0,
                 format!(
@@ -306,16 +319,12 @@ impl Vm {
                     input.len(),
                     self.config.input_size_bytes_max
                 ),
-            );
+            ));
         }
+        // A panic here is a bug of the sandbox (or of wasmer), which another node need not
+        // share: never a status.
         catch_unwind(AssertUnwindSafe(|| run::run(&self.config, &compiled, input, fuel_limit))).unwrap_or_else(
-            |panic| {
-                Outcome::failed(
-                    JobStatus::Trap,
-                    0,
-                    format!("internal error in the sandbox: {}", panic_message(&*panic)),
-                )
-            },
+            |panic| Err(InternalError::new(format!("the sandbox panicked: {}", panic_message(&*panic)))),
         )
     }
 
@@ -330,14 +339,15 @@ impl Vm {
     /// Re-executes a job, as a dispute or an audit does: the same checks and the same run
     /// as [`Vm::execute`], reduced to what a receipt commits to. Deterministic like
     /// `execute`: every node, every restart, every cache state gives the same result for
-    /// the same (module, input, fuel limit) and the same network limits.
-    pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Reexecution {
-        let outcome = self.execute(wasm, input, fuel_limit);
-        Reexecution {
+    /// the same (module, input, fuel limit) and the same network limits. `Err` is a failure
+    /// of this node ([`InternalError`]), which gives no verdict on the job.
+    pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Reexecution, InternalError> {
+        let outcome = self.execute(wasm, input, fuel_limit)?;
+        Ok(Reexecution {
             output_hash: Sha256::digest(&outcome.output).into(),
             fuel_used: outcome.fuel_used,
             status: outcome.status,
-        }
+        })
     }
 
     /// The compiled module: from the memory cache, else from the disk cache, else
@@ -351,9 +361,8 @@ impl Vm {
         if let Some(disk) = &self.disk {
             let engine = self.headless.get_or_init(|| engine::headless_engine(&self.config, self.memory_pool.as_ref()));
             match disk.load(&id, engine) {
-                Ok(module) => {
+                Ok((module, weight)) => {
                     self.disk_loads.fetch_add(1, Ordering::Relaxed);
-                    let weight = artifact_weight(&module, wasm);
                     let compiled = Arc::new(Compiled { engine: engine.clone(), module });
                     self.lock_cache().insert(id, Arc::clone(&compiled), weight);
                     return Ok(compiled);
@@ -393,11 +402,6 @@ impl Vm {
     }
 }
 
-/// Bytes a compiled module occupies, measured by its artifact.
-fn artifact_weight(module: &wasmer::Module, wasm: &[u8]) -> usize {
-    module.serialize().map_or_else(|_| estimated_weight(wasm), |a| a.len())
-}
-
 /// A stand-in for a module's compiled size when its artifact cannot be measured.
 fn estimated_weight(wasm: &[u8]) -> usize {
     wasm.len().saturating_mul(4)
@@ -406,7 +410,7 @@ fn estimated_weight(wasm: &[u8]) -> usize {
 /// Re-executes a job on a sandbox with the default limits ([`VmConfig::default`]), which
 /// every node of a network shares: see [`Vm::reexecute`]. Compiles the module each time;
 /// a node that re-executes often keeps a [`Vm`] and calls the method instead.
-pub fn reexecute(wasm: &[u8], input: &[u8], fuel_limit: u64) -> Reexecution {
+pub fn reexecute(wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Reexecution, InternalError> {
     Vm::new(VmConfig::default()).reexecute(wasm, input, fuel_limit)
 }
 

@@ -1,5 +1,8 @@
-//! Fuel metering, the call-depth limit and the refused-grow flag, injected into every
-//! function body at compilation.
+//! The fuel rule — cost table, segments, charge points — and the two reference meters,
+//! wasmer middlewares that inject metering, the call-depth limit and the refused-grow flag
+//! into every function body at compilation. The production meter, [`MeterMode::Fast`], is
+//! a rewrite of the module's bytes instead ([`crate::instrument`]) that charges at the same
+//! points the same amounts.
 //!
 //! The cost of each operator is [`operator_cost`] (the table is `docs/FUEL.md`); bulk
 //! operations add a charge proportional to their size ([`dynamic_cost_kind`]).
@@ -20,14 +23,14 @@
 //! for exhaustion (remaining fuel below zero) at function entry, at each loop header and
 //! at each bulk operation: every path that can run long passes one of them, so a job
 //! still halts, and straight-line code between checks is bounded by the module's size.
-//! [`MeterMode::Checked`] checks at every charge point, before subtracting. Both charge
-//! at the same points, so a run that completes (or traps) uses exactly the same fuel
-//! under both; a run that exhausts its fuel is `OutOfFuel` under both, with `fuel_used`
-//! reported as the limit (the fast meter may stop a little later, with the remaining
-//! fuel negative, but nothing it does after the segment that overdrew the fuel reaches
-//! the outcome). [`MeterMode::PerOperator`] is the reference meter: it charges and checks
-//! every operator on its own, before it runs; on a completed run it charges exactly the
-//! sum of the costs of the operators executed.
+//! [`MeterMode::Checked`] (a middleware here) checks at every charge point, before
+//! subtracting. Both charge at the same points, so a run that completes (or traps) uses
+//! exactly the same fuel under both; a run that exhausts its fuel is `OutOfFuel` under
+//! both, with `fuel_used` reported as the limit (the fast meter may stop a little later,
+//! with the remaining fuel negative, but nothing it does after the segment that overdrew
+//! the fuel reaches the outcome). [`MeterMode::PerOperator`] (the other middleware) is the
+//! reference meter: it charges and checks every operator on its own, before it runs; on a
+//! completed run it charges exactly the sum of the costs of the operators executed.
 //!
 //! # Globals
 //!
@@ -37,7 +40,7 @@
 //! why the meter stopped the job: [`STOP_FUEL`] or [`STOP_CALL_DEPTH`]) and
 //! [`EXPORT_GROW_REFUSED`] (i32, whether a `memory.grow` returned -1). Two scratch globals
 //! hold an operand while it is inspected (a middleware cannot add locals), one the call
-//! depth.
+//! depth. The rewrite adds and exports the same globals (scratch values in locals).
 
 use std::sync::Mutex;
 
@@ -178,7 +181,6 @@ impl ModuleMiddleware for Meter {
             call_depth_max: self.call_depth_max,
             g: globals,
             accumulated: 0,
-            entered: false,
             frames: vec![Frame::Function],
         })
     }
@@ -217,7 +219,7 @@ impl ModuleMiddleware for Meter {
 /// A label of the function's original code, for deciding whether a `br_if` can be
 /// charged only when taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Frame {
+pub(crate) enum Frame {
     Function,
     Loop,
     /// A `block` or `if`; `true` when it has no results (branching to it carries no values).
@@ -231,49 +233,54 @@ struct FunctionMeter {
     g: Globals,
     /// Cost of the current segment so far.
     accumulated: u64,
-    /// Whether the function-entry check was emitted.
-    entered: bool,
     frames: Vec<Frame>,
 }
 
 /// Fuel amounts are subtracted as i64; a segment's cost is far below that.
-fn as_i64(cost: u64) -> i64 {
+pub(crate) fn as_i64(cost: u64) -> i64 {
     i64::try_from(cost).unwrap_or(i64::MAX)
 }
 
+/// Whether a `br_if` to `relative_depth`, inside the labels `frames` (innermost last), jumps
+/// forward to a label without results: such a `br_if` is charged only when taken.
+pub(crate) fn forward_without_results(frames: &[Frame], relative_depth: u32) -> bool {
+    frames.len().checked_sub(1 + relative_depth as usize).is_some_and(|index| frames[index] == Frame::Forward(true))
+}
+
 impl FunctionMeter {
-    /// `if (remaining < 0) { stop = STOP_FUEL; unreachable }`
-    fn check<'a>(&self, state: &mut MiddlewareReaderState<'a>) {
+    /// With an i32 condition on the stack: `if { stop = reason; unreachable }`.
+    fn stop_if<'a>(&self, state: &mut MiddlewareReaderState<'a>, reason: i32) {
         state.extend([
-            Operator::GlobalGet { global_index: self.g.fuel },
-            Operator::I64Const { value: 0 },
-            Operator::I64LtS,
             Operator::If { blockty: BlockType::Empty },
-            Operator::I32Const { value: STOP_FUEL },
+            Operator::I32Const { value: reason },
             Operator::GlobalSet { global_index: self.g.stop },
             Operator::Unreachable,
             Operator::End,
         ]);
     }
 
-    /// Subtracts a constant cost; checks first unless the mode is `Fast`.
+    /// `if (remaining < 0) { stop = STOP_FUEL; unreachable }`
+    fn check<'a>(&self, state: &mut MiddlewareReaderState<'a>) {
+        state.extend([
+            Operator::GlobalGet { global_index: self.g.fuel },
+            Operator::I64Const { value: 0 },
+            Operator::I64LtS,
+        ]);
+        self.stop_if(state, STOP_FUEL);
+    }
+
+    /// Checks that the fuel covers a constant cost, then subtracts it.
     fn charge<'a>(&self, state: &mut MiddlewareReaderState<'a>, cost: u64) {
         if cost == 0 {
             return;
         }
         let cost = as_i64(cost);
-        if self.mode != MeterMode::Fast {
-            state.extend([
-                Operator::GlobalGet { global_index: self.g.fuel },
-                Operator::I64Const { value: cost },
-                Operator::I64LtS,
-                Operator::If { blockty: BlockType::Empty },
-                Operator::I32Const { value: STOP_FUEL },
-                Operator::GlobalSet { global_index: self.g.stop },
-                Operator::Unreachable,
-                Operator::End,
-            ]);
-        }
+        state.extend([
+            Operator::GlobalGet { global_index: self.g.fuel },
+            Operator::I64Const { value: cost },
+            Operator::I64LtS,
+        ]);
+        self.stop_if(state, STOP_FUEL);
         state.extend([
             Operator::GlobalGet { global_index: self.g.fuel },
             Operator::I64Const { value: cost },
@@ -327,14 +334,6 @@ impl FunctionMeter {
         state.extend([Operator::I64Sub, Operator::GlobalSet { global_index: self.g.fuel }]);
         self.check(state);
     }
-
-    /// Whether a `br_if` to this depth jumps forward to a label without results.
-    fn forward_without_results(&self, relative_depth: u32) -> bool {
-        let Some(index) = self.frames.len().checked_sub(1 + relative_depth as usize) else {
-            return false;
-        };
-        self.frames[index] == Frame::Forward(true)
-    }
 }
 
 impl FunctionMiddleware for FunctionMeter {
@@ -343,12 +342,6 @@ impl FunctionMiddleware for FunctionMeter {
         operator: Operator<'a>,
         state: &mut MiddlewareReaderState<'a>,
     ) -> Result<(), MiddlewareError> {
-        if !self.entered {
-            self.entered = true;
-            if self.mode == MeterMode::Fast {
-                self.check(state);
-            }
-        }
         let cost = operator_cost(&operator);
         if self.mode == MeterMode::PerOperator {
             self.charge(state, cost);
@@ -416,12 +409,8 @@ impl FunctionMiddleware for FunctionMeter {
                     Operator::GlobalGet { global_index: self.g.depth },
                     Operator::I32Const { value: max },
                     Operator::I32GtS,
-                    Operator::If { blockty: BlockType::Empty },
-                    Operator::I32Const { value: STOP_CALL_DEPTH },
-                    Operator::GlobalSet { global_index: self.g.stop },
-                    Operator::Unreachable,
-                    Operator::End,
                 ]);
+                self.stop_if(state, STOP_CALL_DEPTH);
                 state.push_operator(operator);
                 state.extend([
                     Operator::GlobalGet { global_index: self.g.depth },
@@ -431,7 +420,7 @@ impl FunctionMiddleware for FunctionMeter {
                 ]);
             }
             Operator::BrIf { relative_depth }
-                if self.mode != MeterMode::PerOperator && self.forward_without_results(relative_depth) =>
+                if self.mode != MeterMode::PerOperator && forward_without_results(&self.frames, relative_depth) =>
             {
                 // Charged only when taken: `if; charge; br depth+1; end`. Not taken, the
                 // segment goes on.
@@ -439,14 +428,8 @@ impl FunctionMiddleware for FunctionMeter {
                 self.charge(state, self.accumulated);
                 state.extend([Operator::Br { relative_depth: relative_depth + 1 }, Operator::End]);
             }
-            Operator::Loop { .. } => {
-                self.flush(state);
-                state.push_operator(operator);
-                if self.mode == MeterMode::Fast {
-                    self.check(state);
-                }
-            }
             Operator::End
+            | Operator::Loop { .. }
             | Operator::If { .. }
             | Operator::Else
             | Operator::Br { .. }

@@ -1,5 +1,6 @@
 //! Running one job on a compiled module: a fresh store and instance, the fuel limit, the
-//! input in, the output out, and every failure turned into a status.
+//! input in, the output out, and every failure of the job turned into a status (failures
+//! of this node are [`InternalError`]s instead).
 
 use cairn_ledger::JobStatus;
 use wasmer::{FunctionEnv, Instance, InstantiationError, LinkError, RuntimeError, Store, Value};
@@ -8,11 +9,16 @@ use crate::engine::Compiled;
 use crate::host::{self, HostState, HostTrap};
 use crate::meter::{EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STOP, STOP_CALL_DEPTH, STOP_FUEL};
 use crate::validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN};
-use crate::{Outcome, VmConfig};
+use crate::{InternalError, Outcome, VmConfig};
 
 /// Runs `input` through the compiled module with `fuel_limit`. The input's size was
 /// already checked against the limit.
-pub(crate) fn run(config: &VmConfig, compiled: &Compiled, input: &[u8], fuel_limit: u64) -> Outcome {
+pub(crate) fn run(
+    config: &VmConfig,
+    compiled: &Compiled,
+    input: &[u8],
+    fuel_limit: u64,
+) -> Result<Outcome, InternalError> {
     // A store per job: a store frees its instances only when dropped.
     let mut store = Store::new(compiled.engine.clone());
     let env = FunctionEnv::new(&mut store, HostState::new(config.log_size_bytes_max));
@@ -30,23 +36,27 @@ pub(crate) fn run(config: &VmConfig, compiled: &Compiled, input: &[u8], fuel_lim
         memory_pages_max: config.memory_pages_max,
         call_depth_max: config.call_depth_max,
     };
+    job.set_fuel()?;
     let result = job.call(config, input);
     job.finish(result)
 }
 
-fn instantiation_failed(error: InstantiationError) -> Outcome {
+fn instantiation_failed(error: InstantiationError) -> Result<Outcome, InternalError> {
     match error {
         // Out-of-bounds active data or element segments: the module's own fault. (No
         // start function is allowed, so no guest code ran and no fuel was used.)
         InstantiationError::Start(trap) | InstantiationError::Link(LinkError::Trap(trap)) => {
-            Outcome::failed(JobStatus::Trap, 0, format!("instantiation trapped: {}", trap.message()))
+            Ok(Outcome::failed(JobStatus::Trap, 0, format!("instantiation trapped: {}", trap.message())))
         }
-        // Could not reserve the job's memory or tables.
+        // The host could not reserve the memory or tables the module declares: validation
+        // already held their minimums to the limits, so this is this node running short
+        // (address space, mappings), which another node would not reproduce.
         InstantiationError::Link(LinkError::Resource(reason)) => {
-            Outcome::failed(JobStatus::MemoryLimit, 0, format!("the job's memory could not be created: {reason}"))
+            Err(InternalError::new(format!("the job's memory or tables could not be reserved: {reason}")))
         }
-        // Imports, CPU features: excluded by validation and compilation.
-        other => Outcome::failed(JobStatus::InvalidModule, 0, format!("the module could not be instantiated: {other}")),
+        // Imports, CPU features: excluded by validation and compilation, so reaching this
+        // is a fault of this node (its host functions, its artifact), not of the module.
+        other => Err(InternalError::new(format!("a validated module could not be instantiated: {other}"))),
     }
 }
 
@@ -71,16 +81,21 @@ struct Job {
 }
 
 impl Job {
+    /// Gives the job its fuel (metered modules only).
+    fn set_fuel(&mut self) -> Result<(), InternalError> {
+        if let Ok(fuel) = self.instance.exports.get_global(EXPORT_FUEL) {
+            fuel.set(&mut self.store, Value::I64(self.fuel_start))
+                .map_err(|e| InternalError::new(format!("the fuel could not be set: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Calls `cairn_alloc`, writes the input, calls `cairn_run`, reads the output.
     fn call(&mut self, config: &VmConfig, input: &[u8]) -> Result<Vec<u8>, Stop> {
         let invalid = |e: wasmer::ExportError| {
             // Validation checked the exports; kept as a status rather than a panic.
             Stop::Rejected(JobStatus::InvalidModule, format!("job ABI export: {e}"))
         };
-        if let Ok(fuel) = self.instance.exports.get_global(EXPORT_FUEL) {
-            fuel.set(&mut self.store, Value::I64(self.fuel_start))
-                .map_err(|e| Stop::Rejected(JobStatus::Trap, format!("internal error setting the fuel: {e}")))?;
-        }
         let exports = &self.instance.exports;
         let memory = exports.get_memory(EXPORT_MEMORY).map_err(invalid)?.clone();
         let alloc = exports.get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC).map_err(invalid)?;
@@ -127,7 +142,7 @@ impl Job {
 
     /// The outcome: status by precedence OutOfFuel, then MemoryLimit (a trap after a
     /// refused `memory.grow`), then Trap.
-    fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Outcome {
+    fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Result<Outcome, InternalError> {
         let log = std::mem::take(&mut self.env.as_mut(&mut self.store).log);
         // Unmetered modules (only built to measure the meter) report no fuel.
         let remaining = self.global_i64(EXPORT_FUEL).unwrap_or(self.fuel_start);
@@ -135,18 +150,18 @@ impl Job {
         // The fast meter notices exhaustion at its next check, or not at all if the job
         // ends first: a negative remainder is exhaustion just the same.
         if stop == STOP_FUEL || remaining < 0 {
-            return Outcome {
+            return Ok(Outcome {
                 status: JobStatus::OutOfFuel,
                 output: Vec::new(),
                 fuel_used: self.fuel_limit,
                 log,
                 message: format!("ran out of fuel (limit {})", self.fuel_limit),
-            };
+            });
         }
         let fuel_used = u64::try_from(self.fuel_start - remaining).unwrap_or(0);
         let (status, message) = match result {
             Ok(output) => {
-                return Outcome { status: JobStatus::Ok, output, fuel_used, log, message: String::new() };
+                return Ok(Outcome { status: JobStatus::Ok, output, fuel_used, log, message: String::new() });
             }
             Err(Stop::Rejected(status, message)) => (status, message),
             Err(Stop::Trapped(export, error)) => {
@@ -169,7 +184,7 @@ impl Job {
                 }
             }
         };
-        Outcome { status, output: Vec::new(), fuel_used, log, message }
+        Ok(Outcome { status, output: Vec::new(), fuel_used, log, message })
     }
 
     /// Whether any `memory.grow` of this instance returned -1.

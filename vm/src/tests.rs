@@ -42,7 +42,7 @@ fn job_with_run(items: &str, run_body: &str) -> Vec<u8> {
 #[test]
 fn echo_returns_the_input() {
     let vm = vm();
-    let outcome = vm.execute(&fixtures::echo_wasm(), b"hello, cairn", FUEL);
+    let outcome = vm.execute(&fixtures::echo_wasm(), b"hello, cairn", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output, b"hello, cairn");
     assert!(outcome.fuel_used > 0 && outcome.fuel_used < FUEL);
@@ -53,20 +53,21 @@ fn echo_returns_the_input() {
 #[test]
 fn echo_handles_empty_and_large_inputs() {
     let vm = vm();
-    let outcome = vm.execute(&fixtures::echo_wasm(), b"", FUEL);
+    let outcome = vm.execute(&fixtures::echo_wasm(), b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert!(outcome.output.is_empty());
 
     // Just under the output limit; the allocator grows memory for it.
     let input: Vec<u8> = (0..VmConfig::default().output_size_bytes_max).map(|i| (i % 251) as u8).collect();
-    let outcome = vm.execute(&fixtures::echo_wasm(), &input, FUEL);
+    let outcome = vm.execute(&fixtures::echo_wasm(), &input, FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output, input);
 }
 
 #[test]
 fn uppercase_reads_the_output_it_wrote() {
-    let outcome = vm().execute(&fixtures::uppercase_wasm(), "abc xyz, Zé!".as_bytes(), FUEL);
+    let outcome =
+        vm().execute(&fixtures::uppercase_wasm(), "abc xyz, Zé!".as_bytes(), FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output, "ABC XYZ, Zé!".as_bytes());
 }
@@ -94,7 +95,7 @@ fn validate_reports_the_module_id_and_size() {
 
 #[test]
 fn unreachable_is_a_trap() {
-    let outcome = vm().execute(&fixtures::trap_wasm(), b"x", FUEL);
+    let outcome = vm().execute(&fixtures::trap_wasm(), b"x", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert!(outcome.message.contains("cairn_run"), "{}", outcome.message);
 }
@@ -103,7 +104,7 @@ fn unreachable_is_a_trap() {
 fn infinite_loop_runs_out_of_fuel_at_exactly_the_limit() {
     let vm = vm();
     for limit in [0, 1, 1_000, 100_000] {
-        let outcome = vm.execute(&fixtures::infinite_loop_wasm(), b"", limit);
+        let outcome = vm.execute(&fixtures::infinite_loop_wasm(), b"", limit).expect("no internal error");
         assert_status(&outcome, JobStatus::OutOfFuel);
         assert_eq!(outcome.fuel_used, limit);
     }
@@ -113,18 +114,18 @@ fn infinite_loop_runs_out_of_fuel_at_exactly_the_limit() {
 fn fuel_limit_between_used_and_needed() {
     let vm = vm();
     let wasm = fixtures::uppercase_wasm();
-    let needed = vm.execute(&wasm, b"some input", FUEL).fuel_used;
-    let exact = vm.execute(&wasm, b"some input", needed);
+    let needed = vm.execute(&wasm, b"some input", FUEL).expect("no internal error").fuel_used;
+    let exact = vm.execute(&wasm, b"some input", needed).expect("no internal error");
     assert_status(&exact, JobStatus::Ok);
     assert_eq!(exact.fuel_used, needed);
-    let short = vm.execute(&wasm, b"some input", needed - 1);
+    let short = vm.execute(&wasm, b"some input", needed - 1).expect("no internal error");
     assert_status(&short, JobStatus::OutOfFuel);
     assert_eq!(short.fuel_used, needed - 1);
 }
 
 #[test]
 fn memory_grow_bomb_is_a_memory_limit() {
-    let outcome = vm().execute(&fixtures::grow_bomb_wasm(), b"", FUEL);
+    let outcome = vm().execute(&fixtures::grow_bomb_wasm(), b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::MemoryLimit);
     assert!(outcome.fuel_used > 0);
 }
@@ -140,7 +141,7 @@ fn memory_grow_is_refused_past_the_limit_and_the_guest_may_carry_on() {
            (i32.store (i32.const 4) (memory.size))
            (i64.const 8)"#,
     );
-    let outcome = Vm::new(config).execute(&wasm, b"", FUEL);
+    let outcome = Vm::new(config).execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output[..4], (-1i32).to_le_bytes());
     assert_eq!(outcome.output[4..], 1i32.to_le_bytes());
@@ -150,7 +151,7 @@ fn memory_grow_is_refused_past_the_limit_and_the_guest_may_carry_on() {
 fn trap_without_refused_grow_stays_a_trap() {
     // A successful grow does not turn a later trap into MemoryLimit.
     let wasm = job_with_run("", "(drop (memory.grow (i32.const 1))) unreachable");
-    assert_status(&vm().execute(&wasm, b"", FUEL), JobStatus::Trap);
+    assert_status(&vm().execute(&wasm, b"", FUEL).expect("no internal error"), JobStatus::Trap);
 }
 
 #[test]
@@ -161,7 +162,7 @@ fn memory_minimum_over_the_limit_is_rejected_at_validation() {
         (func (export "cairn_run") (param i32 i32) (result i64) (i64.const 0)))"#);
     let vm = vm();
     assert_eq!(vm.validate(&wasm), Err(VmError::MemoryTooLarge { pages_min: 300, pages_max: 256 }));
-    let outcome = vm.execute(&wasm, b"", FUEL);
+    let outcome = vm.execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::InvalidModule);
     assert_eq!(outcome.fuel_used, 0);
 }
@@ -169,7 +170,7 @@ fn memory_minimum_over_the_limit_is_rejected_at_validation() {
 #[test]
 fn output_out_of_bounds_is_a_trap() {
     let wasm = job_with_run("", "(i64.const 0xFFFF000000000064)"); // ptr 0xFFFF0000, len 100
-    let outcome = vm().execute(&wasm, b"", FUEL);
+    let outcome = vm().execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert!(outcome.message.contains("outside"), "{}", outcome.message);
 }
@@ -178,7 +179,7 @@ fn output_out_of_bounds_is_a_trap() {
 fn output_over_the_limit_is_output_too_large() {
     let vm = vm();
     let input = vec![b'x'; vm.config().output_size_bytes_max + 1];
-    let outcome = vm.execute(&fixtures::echo_wasm(), &input, FUEL);
+    let outcome = vm.execute(&fixtures::echo_wasm(), &input, FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::OutputTooLarge);
     assert!(outcome.fuel_used > 0);
 }
@@ -189,7 +190,7 @@ fn alloc_returning_a_pointer_outside_memory_is_a_trap() {
         (memory (export "memory") 1)
         (func (export "cairn_alloc") (param i32) (result i32) (i32.const 65530))
         (func (export "cairn_run") (param i32 i32) (result i64) (i64.const 0)))"#);
-    let outcome = vm().execute(&wasm, b"0123456789", FUEL);
+    let outcome = vm().execute(&wasm, b"0123456789", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert!(outcome.message.contains("cairn_alloc"), "{}", outcome.message);
 }
@@ -197,7 +198,7 @@ fn alloc_returning_a_pointer_outside_memory_is_a_trap() {
 #[test]
 fn input_over_the_limit_is_a_trap_before_running() {
     let config = VmConfig { input_size_bytes_max: 16, ..VmConfig::default() };
-    let outcome = Vm::new(config).execute(&fixtures::echo_wasm(), &[0; 17], FUEL);
+    let outcome = Vm::new(config).execute(&fixtures::echo_wasm(), &[0; 17], FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert_eq!(outcome.fuel_used, 0);
     assert!(outcome.message.contains("input too large"));
@@ -210,7 +211,7 @@ fn deep_recursion_is_a_trap() {
               (i64.add (call $down (i64.add (local.get 0) (i64.const 1))) (i64.const 1)))"#,
         "(call $down (i64.const 0))",
     );
-    let outcome = vm().execute(&wasm, b"", u64::MAX);
+    let outcome = vm().execute(&wasm, b"", u64::MAX).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
 }
 
@@ -223,7 +224,7 @@ fn table_grow_is_refused_past_the_limit() {
            (i32.store (i32.const 4) (table.grow (ref.null func) (i32.const 5)))
            (i64.const 8)"#,
     );
-    let outcome = Vm::new(config.clone()).execute(&wasm, b"", FUEL);
+    let outcome = Vm::new(config.clone()).execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output[..4], (-1i32).to_le_bytes());
     assert_eq!(outcome.output[4..], 5i32.to_le_bytes());
@@ -235,7 +236,7 @@ fn table_grow_is_refused_past_the_limit() {
 #[test]
 fn out_of_bounds_data_segment_is_a_trap_at_instantiation() {
     let wasm = job_with_run(r#"(data (i32.const 65535) "ab")"#, "(i64.const 0)");
-    let outcome = vm().execute(&wasm, b"", FUEL);
+    let outcome = vm().execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert_eq!(outcome.fuel_used, 0);
 }
@@ -247,7 +248,7 @@ fn garbage_is_an_invalid_module() {
     let vm = vm();
     for garbage in [&b""[..], b"\0asm", b"definitely not wasm", b"(module)"] {
         assert!(matches!(vm.validate(garbage), Err(VmError::Malformed(_))), "{garbage:?}");
-        let outcome = vm.execute(garbage, b"", FUEL);
+        let outcome = vm.execute(garbage, b"", FUEL).expect("no internal error");
         assert_status(&outcome, JobStatus::InvalidModule);
         assert_eq!(outcome.fuel_used, 0);
     }
@@ -288,7 +289,7 @@ fn unknown_imports_are_invalid() {
             "{import}: {:?}",
             vm.validate(&wasm)
         );
-        let outcome = vm.execute(&wasm, b"", FUEL);
+        let outcome = vm.execute(&wasm, b"", FUEL).expect("no internal error");
         assert_status(&outcome, JobStatus::InvalidModule);
         assert_eq!(outcome.fuel_used, 0);
     }
@@ -336,7 +337,7 @@ fn missing_exports_and_wrong_signatures_are_invalid() {
         let wasm = wat(case);
         let error = vm.validate(&wasm).expect_err(case);
         assert!(matches!(error, VmError::MissingExport { .. } | VmError::ExportSignature { .. }), "{case}: {error:?}");
-        let outcome = vm.execute(&wasm, b"", FUEL);
+        let outcome = vm.execute(&wasm, b"", FUEL).expect("no internal error");
         assert_status(&outcome, JobStatus::InvalidModule);
         assert_eq!(outcome.fuel_used, 0);
     }
@@ -389,13 +390,13 @@ fn nondeterministic_and_unneeded_features_are_invalid() {
 #[test]
 fn log_is_kept_and_truncated_at_the_limit() {
     let vm = vm();
-    let outcome = vm.execute(&fixtures::log_wasm(), b"hi ", FUEL);
+    let outcome = vm.execute(&fixtures::log_wasm(), b"hi ", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.log, b"hi hi hi ");
 
     let limit = vm.config().log_size_bytes_max;
     let input: Vec<u8> = (0..2000).map(|i| b'a' + (i % 26) as u8).collect();
-    let outcome = vm.execute(&fixtures::log_wasm(), &input, FUEL);
+    let outcome = vm.execute(&fixtures::log_wasm(), &input, FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.log.len(), limit);
     let expected: Vec<u8> = input.iter().chain(&input).chain(&input).copied().take(limit).collect();
@@ -408,7 +409,7 @@ fn log_is_kept_when_the_job_fails() {
         r#"(import "cairn" "log" (func $log (param i32 i32))) (data (i32.const 0) "before")"#,
         "(call $log (i32.const 0) (i32.const 6)) unreachable",
     );
-    let outcome = vm().execute(&wasm, b"", FUEL);
+    let outcome = vm().execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert_eq!(outcome.log, b"before");
 }
@@ -419,14 +420,14 @@ fn log_outside_memory_is_a_trap() {
         r#"(import "cairn" "log" (func $log (param i32 i32)))"#,
         "(call $log (i32.const 65000) (i32.const 1000)) (i64.const 0)",
     );
-    let outcome = vm().execute(&wasm, b"", FUEL);
+    let outcome = vm().execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert!(outcome.message.contains("cairn.log"), "{}", outcome.message);
 }
 
 #[test]
 fn abort_is_a_trap_with_the_guests_message() {
-    let outcome = vm().execute(&fixtures::abort_wasm(), b"", FUEL);
+    let outcome = vm().execute(&fixtures::abort_wasm(), b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert!(outcome.message.ends_with("job aborted: bad input"), "{}", outcome.message);
 }
@@ -440,7 +441,7 @@ fn abort_after_a_refused_grow_is_a_memory_limit() {
            (call $abort (i32.const 0) (i32.const 3))
            unreachable"#,
     );
-    let outcome = vm().execute(&wasm, b"", FUEL);
+    let outcome = vm().execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::MemoryLimit);
     assert!(outcome.message.contains("oom"), "{}", outcome.message);
 }
@@ -458,15 +459,15 @@ fn same_job_same_outcome_across_runs_and_vms() {
     let first_vm = vm();
     let second_vm = vm();
     for (wasm, input) in &cases {
-        let first = first_vm.execute(wasm, input, FUEL);
-        assert_eq!(first, first_vm.execute(wasm, input, FUEL), "same vm, cached");
-        assert_eq!(first, second_vm.execute(wasm, input, FUEL), "another vm");
+        let first = first_vm.execute(wasm, input, FUEL).expect("no internal error");
+        assert_eq!(first, first_vm.execute(wasm, input, FUEL).expect("no internal error"), "same vm, cached");
+        assert_eq!(first, second_vm.execute(wasm, input, FUEL).expect("no internal error"), "another vm");
     }
 }
 
 #[test]
 fn nans_are_canonical() {
-    let outcome = vm().execute(&fixtures::float_wasm(), b"nan", FUEL);
+    let outcome = vm().execute(&fixtures::float_wasm(), b"nan", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     let f64_at = |at: usize| u64::from_le_bytes(outcome.output[at..at + 8].try_into().expect("8 bytes"));
     let f32_at = |at: usize| u32::from_le_bytes(outcome.output[at..at + 4].try_into().expect("4 bytes"));
@@ -488,16 +489,17 @@ fn cache_is_bounded_and_results_do_not_depend_on_it() {
     let config = VmConfig { cache_modules_max: 2, ..VmConfig::default() };
     let vm = Vm::new(config);
     let modules = [fixtures::echo_wasm(), fixtures::uppercase_wasm(), fixtures::log_wasm()];
-    let first: Vec<Outcome> = modules.iter().map(|wasm| vm.execute(wasm, b"abc", FUEL)).collect();
+    let first: Vec<Outcome> =
+        modules.iter().map(|wasm| vm.execute(wasm, b"abc", FUEL).expect("no internal error")).collect();
     assert_eq!(vm.cached_modules(), 2);
     // The echo module was evicted; running it again compiles it again, same outcome.
     for (wasm, outcome) in modules.iter().zip(&first) {
-        assert_eq!(&vm.execute(wasm, b"abc", FUEL), outcome);
+        assert_eq!(&vm.execute(wasm, b"abc", FUEL).expect("no internal error"), outcome);
     }
     assert_eq!(vm.cached_modules(), 2);
 
     let uncached = Vm::new(VmConfig { cache_modules_max: 0, ..VmConfig::default() });
-    assert_eq!(uncached.execute(&modules[1], b"abc", FUEL), first[1]);
+    assert_eq!(uncached.execute(&modules[1], b"abc", FUEL).expect("no internal error"), first[1]);
     assert_eq!(uncached.cached_modules(), 0);
 }
 
@@ -513,7 +515,7 @@ fn one_vm_serves_many_threads() {
             let (vm, wasm) = (Arc::clone(&vm), Arc::clone(&wasm));
             std::thread::spawn(move || {
                 let input = format!("thread {i}");
-                let outcome = vm.execute(&wasm, input.as_bytes(), FUEL);
+                let outcome = vm.execute(&wasm, input.as_bytes(), FUEL).expect("no internal error");
                 (input.to_uppercase(), outcome)
             })
         })
@@ -537,7 +539,7 @@ fn jobs_do_not_see_each_others_memory() {
     );
     let vm = vm();
     for _ in 0..2 {
-        let outcome = vm.execute(&wasm, b"", FUEL);
+        let outcome = vm.execute(&wasm, b"", FUEL).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, 0i32.to_le_bytes());
     }
@@ -569,7 +571,7 @@ fn example_jobs_run() {
             continue;
         };
         vm.validate(&wasm).unwrap_or_else(|e| panic!("{name}.wasm is invalid: {e}"));
-        let outcome = vm.execute(&wasm, input, 1_000_000_000);
+        let outcome = vm.execute(&wasm, input, 1_000_000_000).expect("no internal error");
         assert_eq!(outcome.status, JobStatus::Ok, "{name}: {}", outcome.message);
         assert_eq!(String::from_utf8_lossy(&outcome.output), String::from_utf8_lossy(expected), "{name}");
         ran += 1;
@@ -578,10 +580,10 @@ fn example_jobs_run() {
     // Failures inside SDK-built jobs: bad input aborts with the job's message, a panic
     // traps with its location.
     if let Ok(wasm) = std::fs::read(dir.join("primes.wasm")) {
-        let outcome = vm.execute(&wasm, b"not a number", 1_000_000_000);
+        let outcome = vm.execute(&wasm, b"not a number", 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Trap);
         assert!(outcome.message.contains("decimal number"), "{}", outcome.message);
-        let outcome = vm.execute(&wasm, b"4000000000", 10_000);
+        let outcome = vm.execute(&wasm, b"4000000000", 10_000).expect("no internal error");
         assert_status(&outcome, JobStatus::OutOfFuel);
         assert_eq!(outcome.fuel_used, 10_000);
     }
@@ -589,19 +591,19 @@ fn example_jobs_run() {
     let input_max = vm.config().input_size_bytes_max;
     let output_max = vm.config().output_size_bytes_max;
     if let Ok(wasm) = std::fs::read(dir.join("sha256.wasm")) {
-        let outcome = vm.execute(&wasm, &vec![b'a'; input_max], 1_000_000_000);
+        let outcome = vm.execute(&wasm, &vec![b'a'; input_max], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, b"9bc1b2a288b26af7257a36277ae3816a7d4f16e89c1e7e77d0a5c48bad62b360");
     }
     if let Ok(wasm) = std::fs::read(dir.join("uppercase.wasm")) {
-        let outcome = vm.execute(&wasm, &vec![b'a'; output_max], 1_000_000_000);
+        let outcome = vm.execute(&wasm, &vec![b'a'; output_max], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, vec![b'A'; output_max]);
-        let outcome = vm.execute(&wasm, &vec![b'a'; output_max + 1], 1_000_000_000);
+        let outcome = vm.execute(&wasm, &vec![b'a'; output_max + 1], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::OutputTooLarge);
     }
     if let Ok(wasm) = std::fs::read(dir.join("json-transform.wasm")) {
-        let outcome = vm.execute(&wasm, b"[1, 2]", 1_000_000_000);
+        let outcome = vm.execute(&wasm, b"[1, 2]", 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Trap);
         assert!(outcome.message.contains("JSON object"), "{}", outcome.message);
     }
@@ -612,5 +614,7 @@ mod cache_disk;
 mod determinism;
 mod fuel;
 mod hostile;
+mod internal;
 mod limits;
+mod meter_random;
 mod pool;

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cairn_consensus::{
-    ConsensusMessage, ConsensusParams, Engine, EngineInput, EngineOutput, Evidence, SignedProposal, SignedVote,
-    TimeoutKind,
+    ConsensusMessage, ConsensusParams, Engine, EngineInput, EngineOutput, EngineStats, Evidence, SignedProposal,
+    SignedVote, TimeoutKind,
 };
 use cairn_ledger::{Commit, Hash, Keypair, PublicKey, Validator, ValidatorSet};
 
@@ -115,6 +115,8 @@ pub struct Report {
     pub evidence: Vec<Evidence>,
     pub max_round: u32,
     pub messages: u64,
+    /// The engines' counters, summed over validators and their restarts.
+    pub stats: EngineStats,
 }
 
 #[derive(Debug)]
@@ -142,6 +144,8 @@ struct Node {
     sync_pending_until_ms: u64,
     builds: u64,
     evidence: Vec<Evidence>,
+    /// Counters of the engines this validator ran before its last restart.
+    stats: EngineStats,
 }
 
 impl Node {
@@ -210,6 +214,7 @@ impl Sim {
                 sync_pending_until_ms: 0,
                 builds: 0,
                 evidence: Vec::new(),
+                stats: EngineStats::default(),
             })
             .collect();
         Sim {
@@ -446,7 +451,9 @@ impl Sim {
 
     fn crash_now(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        node.engine = None;
+        if let Some(e) = node.engine.take() {
+            node.stats = add(node.stats, e.stats());
+        }
         node.crash_armed = None;
         node.timers.clear();
         node.incarnation += 1;
@@ -485,10 +492,15 @@ impl Sim {
                 if self.nodes[to].engine.is_none() {
                     return;
                 }
-                if let Ok(msg) = ConsensusMessage::decode(&bytes) {
-                    self.maybe_sync(to, from, msg.height());
-                }
-                self.feed(to, EngineInput::Message(bytes));
+                // As the node's gossip validation: decoded and verified once, then handed on.
+                let msg = ConsensusMessage::decode(&bytes)
+                    .unwrap_or_else(|e| fail(self.seed, format!("validator {to} cannot decode a message: {e}")));
+                self.maybe_sync(to, from, msg.height());
+                let engine = self.nodes[to].engine.as_ref().expect("running");
+                let verified = engine
+                    .verify_message(msg)
+                    .unwrap_or_else(|e| fail(self.seed, format!("validator {to} refused a message: {e}")));
+                self.feed(to, EngineInput::Verified(verified));
             }
             Event::Timer { node, incarnation, token, height, round, kind } => {
                 let n = &mut self.nodes[node];
@@ -606,12 +618,28 @@ impl Sim {
         for &i in &honest {
             evidence.extend(self.nodes[i].evidence.iter().cloned());
         }
+        let mut stats = EngineStats::default();
+        for n in &self.nodes {
+            stats = add(stats, n.stats);
+            if let Some(e) = &n.engine {
+                stats = add(stats, e.stats());
+            }
+        }
         Report {
             decided_heights: self.decisions.len() as u64,
             evidence,
             max_round: self.max_round,
             messages: self.messages,
+            stats,
         }
+    }
+}
+
+fn add(a: EngineStats, b: EngineStats) -> EngineStats {
+    EngineStats {
+        signatures_verified: a.signatures_verified + b.signatures_verified,
+        messages_to_core: a.messages_to_core + b.messages_to_core,
+        duplicates_dropped: a.duplicates_dropped + b.duplicates_dropped,
     }
 }
 
@@ -646,10 +674,15 @@ pub fn run_seeds(name: &str, default_count: u64, scenario: impl Fn(&mut Rng) -> 
     }
     let max_round = reports.iter().map(|r| r.max_round).max().unwrap_or(0);
     let messages: u64 = reports.iter().map(|r| r.messages).sum();
+    let stats = reports.iter().fold(EngineStats::default(), |a, r| add(a, r.stats));
     eprintln!(
-        "{name}: {} seeds passed in {:.1} s (max round {max_round}, {messages} messages)",
+        "{name}: {} seeds passed in {:.1} s (max round {max_round}, {messages} messages sent, {} signatures \
+         verified, {} messages to the core, {} repeats dropped)",
         seeds.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        stats.signatures_verified,
+        stats.messages_to_core,
+        stats.duplicates_dropped,
     );
     reports
 }

@@ -15,8 +15,13 @@ struct World {
 }
 
 fn world() -> World {
+    world_of(2)
+}
+
+/// A client with 10,000 and `n` providers (stake 10,000, price 1, capacity 1,000).
+fn world_of(n: u8) -> World {
     let client = Keypair::from_seed([1; 32]);
-    let providers: Vec<Keypair> = (2..4).map(|i| Keypair::from_seed([i; 32])).collect();
+    let providers: Vec<Keypair> = (2..2 + n).map(|i| Keypair::from_seed([i; 32])).collect();
     let genesis = Genesis {
         version: FORMAT_VERSION,
         chain_name: "test".into(),
@@ -54,11 +59,17 @@ fn offer_at(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64)
     .sign(&w.client)
 }
 
+/// The first ranked provider's result, with output `out`.
 fn result(w: &World, state: &State, signed: &SignedOffer, fuel_used: u64) -> JobResult {
+    let assigned = state.job(&signed.job_id()).expect("job").ranking[0];
+    result_by(w, signed, assigned, fuel_used, b"out")
+}
+
+/// `provider`'s result with `output`.
+fn result_by(w: &World, signed: &SignedOffer, assigned: PublicKey, fuel_used: u64, output: &[u8]) -> JobResult {
     let job_id = signed.job_id();
-    let assigned = state.job(&job_id).expect("job").ranking[0];
     let key = std::iter::once(&w.client).chain(&w.providers).find(|p| p.public() == assigned).expect("a known key");
-    let output = b"out".to_vec();
+    let output = output.to_vec();
     let claim = ResultClaim {
         version: FORMAT_VERSION,
         job_id,
@@ -157,13 +168,16 @@ fn bad_offers_are_refused_and_change_nothing() {
     let root = s.entries();
     let mut bad_sig = offer(&w, 0, 1_000, 2);
     bad_sig.signature = Signature([0; 64]);
-    assert!(matches!(apply(&mut s, &Transaction::Offer(bad_sig), 1), Err(TxError::Invalid(_))));
+    assert!(matches!(apply(&mut s, &Transaction::Offer(bad_sig), 1), Err(TxError::BadSignature(_))));
     assert_eq!(
         apply(&mut s, &Transaction::Offer(offer(&w, 0, 100_000, 1)), 1),
         Err(TxError::InsufficientBalance { balance: 10_000, escrow: 100_000 })
     );
     assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
-    assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 0, 10, 0)), 1), Err(TxError::NoProvider { max_price: 0 }));
+    assert_eq!(
+        apply(&mut s, &Transaction::Offer(offer(&w, 0, 10, 0)), 1),
+        Err(TxError::NoProvider { max_price: 0, needed: 1 })
+    );
     assert_eq!(s.entries(), root);
     assert!(s.commit().is_empty());
 }
@@ -238,10 +252,12 @@ fn transfers_and_provider_registration_follow_the_rules() {
     assert_eq!((p.stake, p.unbonding.clone()), (500, vec![(102, 3_500)]));
     assert!(s.ranking(&Hash::of(b"j"), 10, 8).iter().all(|a| *a != to), "below the minimum stake: not eligible");
     let before = s.account(&to).balance;
+    assert!(s.has_pending_work(), "stake waiting to unbond keeps blocks coming");
     s.end_block(101);
     assert_eq!(s.account(&to).balance, before);
     s.end_block(102);
     assert_eq!(s.account(&to).balance, before + 3_500);
+    assert!(!s.has_pending_work(), "nothing left to release, no job open");
     assert!(s.provider(&to).expect("registered").unbonding.is_empty());
     assert_eq!(s.total_value(), total - 4, "only the four fees left");
     // Only providers update prices or unbond.
@@ -261,10 +277,11 @@ fn an_undelivered_job_passes_to_the_next_ranked_provider() {
     assert_eq!(job.ranking.len(), 2);
     let delivery = w.genesis.params.delivery_blocks;
     s.end_block(1 + delivery - 1);
-    assert_eq!(s.job(&o.job_id()).expect("job").current, 0);
+    assert_eq!(s.job(&o.job_id()).expect("job").assigned(), vec![job.ranking[0]]);
     s.end_block(1 + delivery);
     let moved = s.job(&o.job_id()).expect("job");
-    assert_eq!((moved.current, moved.assignee()), (1, Some(job.ranking[1])));
+    assert_eq!((moved.assigned(), moved.assignees()), (vec![job.ranking[1]], &job.ranking[..2]));
+    assert!(moved.is_stand_in(&job.ranking[1]) && !moved.is_stand_in(&job.ranking[0]));
     assert_eq!(s.provider(&job.ranking[0]).expect("p").active_jobs, 0);
     assert_eq!(s.provider(&job.ranking[1]).expect("p").active_jobs, 1);
     // Both the stand-in and the late first provider may deliver; the first result wins.
@@ -345,13 +362,19 @@ fn assignment_is_deterministic_and_respects_price() {
 #[test]
 fn value_is_conserved_over_random_sequences() {
     let seeds: u64 = std::env::var("CAIRN_PROP_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(16);
+    let mut disputes_by_k = [0usize; 4];
     for seed in 1..=seeds {
-        conservation_run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let run = conservation_run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for (total, n) in disputes_by_k.iter_mut().zip(run) {
+            *total += n;
+        }
     }
+    assert!(disputes_by_k[2] >= 4 && disputes_by_k[3] >= 4, "disputes with k = 2 and 3: {disputes_by_k:?}");
 }
 
-fn conservation_run(seed: u64) {
-    let mut w = world();
+/// Returns the disputes resolved by re-execution, by redundancy.
+fn conservation_run(seed: u64) -> [usize; 4] {
+    let mut w = world_of(4);
     w.genesis.accounts[0].balance = 10_000_000;
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let total = s.total_value();
@@ -365,19 +388,21 @@ fn conservation_run(seed: u64) {
     let mut offers: Vec<SignedOffer> = vec![];
     let mut burned: u128 = 0;
     let (mut applied_offers, mut applied_txs, mut challenges) = (0, 0, 0);
+    let mut disputes_by_k = [0usize; 4];
     for height in 1..400u64 {
         let nonce = s.account(&w.client.public()).nonce + next() % 2;
-        let o = offer_at(&w, nonce, 1 + next() % 3_000, next() % 3, height);
+        let k = 1 + (next() % 3) as u8;
+        let o = offer_k(&w, nonce, 1 + next() % 3_000, next() % 3, height, k);
         if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
             applied_offers += 1;
             offers.push(o);
         }
-        let p = &w.providers[(next() % 2) as usize];
+        let p = &w.providers[(next() % 4) as usize];
         let fee = next() % 3;
         let (key, action) = match next() % 4 {
             3 => (p, Action::UpdatePrice { price_per_fuel: 1 + next() % 2 }),
             0 => (&w.client, Action::Transfer { to: p.public(), amount: next() % 2_000 }),
-            1 => (p, Action::RegisterProvider { stake: next() % 1_000, price_per_fuel: 1 + next() % 2, capacity: 4 }),
+            1 => (p, Action::RegisterProvider { stake: next() % 1_000, price_per_fuel: 1 + next() % 2, capacity: 16 }),
             _ => (p, Action::Unbond { amount: next() % 300 }),
         };
         let nonce = s.account(&key.public()).nonce + next() % 2;
@@ -387,15 +412,23 @@ fn conservation_run(seed: u64) {
             burned += u128::from(fee);
             assert!(apply(&mut s, &tx, height).is_err(), "seed {seed}: a replayed transaction must be refused");
         }
-        if let Some(o) = offers.get((next() as usize) % offers.len().max(1))
-            && s.job(&o.job_id()).is_some_and(|j| j.phase == JobPhase::Open)
-        {
-            let fuel = next() % (o.offer.fuel_limit + 10);
-            let r = result(&w, &s, o, fuel);
-            let _ = apply(&mut s, &Transaction::Result(r), height);
+        for _ in 0..3 {
+            // Mostly recent offers, whose jobs are still open.
+            let recent = offers.len().saturating_sub(1 + (next() % 8) as usize);
+            let pick = if next() % 4 == 0 { (next() as usize) % offers.len().max(1) } else { recent };
+            if let Some(o) = offers.get(pick) {
+                let (pick, lie, over) = (next() as usize, next() % 3 == 0, next() % 8 == 0);
+                let was_disputed = s.job(&o.job_id()).is_some_and(|j| j.verified.is_some());
+                if deliver(&w, &mut s, o, height, Delivered { pick, lie, over, exec_fails: next() % 8 == 0 }).is_ok() {
+                    let job = s.job(&o.job_id()).expect("delivered to a job");
+                    if job.verified.is_some() && !was_disputed {
+                        disputes_by_k[job.redundancy()] += 1;
+                    }
+                }
+            }
         }
         if let Some(o) = offers.get((next() as usize) % offers.len().max(1))
-            && let Some(claim) = s.job(&o.job_id()).and_then(|j| j.claim.clone())
+            && let Some(claim) = s.job(&o.job_id()).filter(|j| j.phase == JobPhase::Completed).and_then(Job::agreed)
         {
             let mut exec = if next() % 2 == 0 {
                 Fixed(claim.output_hash, claim.fuel_used, claim.status)
@@ -411,6 +444,7 @@ fn conservation_run(seed: u64) {
         }
         s.end_block(height);
         assert_eq!(s.total_value() + burned, total, "seed {seed} height {height}");
+        assert!(s.indexes_are_consistent(), "seed {seed} height {height}: indexes drifted");
         if next() % 5 == 0 {
             s.commit();
             let root = s.entries();
@@ -418,13 +452,64 @@ fn conservation_run(seed: u64) {
             let _ = apply(&mut s, &Transaction::Offer(o), height + 1);
             s.rollback();
             assert_eq!(s.entries(), root);
+            assert!(s.indexes_are_consistent(), "seed {seed}: indexes after a rollback");
         }
         s.commit();
     }
     assert!(
-        applied_offers > 30 && applied_txs > 30 && challenges >= 3,
-        "seed {seed}: the sequence exercised the rules: {applied_offers} {applied_txs} {challenges}"
+        applied_offers > 20 && applied_txs > 30 && challenges >= 3 && disputes_by_k[2] + disputes_by_k[3] >= 1,
+        "seed {seed}: the sequence exercised the rules: {applied_offers} {applied_txs} {challenges} {disputes_by_k:?}"
     );
+    disputes_by_k
+}
+
+/// An offer with redundancy `k`, made when `height` is the next block.
+fn offer_k(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64, k: u8) -> SignedOffer {
+    let mut o = offer_at(w, nonce, fuel_limit, max_price, height).offer;
+    o.redundancy = k;
+    o.sign(&w.client)
+}
+
+/// Re-executes as an honest provider runs every test job: output `out`, half the fuel limit.
+struct Truth;
+
+impl Reexecute for Truth {
+    fn reexecute(&mut self, _: &Hash, job: &Job) -> std::result::Result<(Hash, u64, JobStatus), String> {
+        Ok((Hash::of(b"out"), job.fuel_limit / 2, JobStatus::Ok))
+    }
+}
+
+/// How a test result is made.
+#[derive(Clone, Copy, Debug)]
+struct Delivered {
+    /// Which of the job's assignees (current or replaced) signs it.
+    pick: usize,
+    /// A wrong output instead of the honest one.
+    lie: bool,
+    /// Fuel above the limit (refused).
+    over: bool,
+    /// Re-execution is not available (a dispute then fails and changes nothing).
+    exec_fails: bool,
+}
+
+/// Delivers a result for `o` as `how` says (an honest result is what [`Truth`] computes).
+fn deliver(w: &World, s: &mut State, o: &SignedOffer, height: u64, how: Delivered) -> Result<()> {
+    let Some(job) = s.job(&o.job_id()) else { return Err(TxError::UnknownJob(o.job_id())) };
+    let assignees = job.assignees().to_vec();
+    let provider = assignees[how.pick % assignees.len()];
+    let fuel = if how.over { o.offer.fuel_limit + 1 } else { o.offer.fuel_limit / 2 };
+    let output: &[u8] = if how.lie { b"lie" } else { b"out" };
+    let r = Transaction::Result(result_by(w, o, provider, fuel, output));
+    let before = s.job(&o.job_id()).cloned();
+    let applied =
+        if how.exec_fails { s.apply_tx(&r, height, &mut NoReexecution) } else { s.apply_tx(&r, height, &mut Truth) };
+    match applied {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            assert_eq!(s.job(&o.job_id()).cloned(), before, "a refused result changes nothing");
+            Err(e)
+        }
+    }
 }
 
 mod property {
@@ -437,8 +522,8 @@ mod property {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Offer { nonce_skew: u64, fuel: u64, price: u64 },
-        Result { pick: usize, fuel: u64 },
+        Offer { nonce_skew: u64, fuel: u64, price: u64, k: u8 },
+        Result { pick: usize, how: Delivered },
         Account { who: usize, kind: u8, amount: u64, fee: u64, nonce_skew: u64 },
         Challenge { pick: usize, right: bool, bond: u64 },
         EndBlock,
@@ -446,10 +531,14 @@ mod property {
     }
 
     fn op() -> impl Strategy<Value = Op> {
+        let delivered =
+            (any::<usize>(), prop::bool::weighted(0.3), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
+                .prop_map(|(pick, lie, over, exec_fails)| Delivered { pick, lie, over, exec_fails });
         prop_oneof![
-            3 => (0..2u64, 1..3_000u64, 0..3u64).prop_map(|(nonce_skew, fuel, price)| Op::Offer { nonce_skew, fuel, price }),
-            3 => (any::<usize>(), 0..3_010u64).prop_map(|(pick, fuel)| Op::Result { pick, fuel }),
-            3 => (0..3usize, 0..4u8, 0..2_000u64, 0..3u64, 0..2u64)
+            3 => (0..2u64, 1..3_000u64, 0..3u64, 1..=3u8)
+                .prop_map(|(nonce_skew, fuel, price, k)| Op::Offer { nonce_skew, fuel, price, k }),
+            5 => (any::<usize>(), delivered).prop_map(|(pick, how)| Op::Result { pick, how }),
+            3 => (0..5usize, 0..4u8, 0..2_000u64, 0..3u64, 0..2u64)
                 .prop_map(|(who, kind, amount, fee, nonce_skew)| Op::Account { who, kind, amount, fee, nonce_skew }),
             1 => (any::<usize>(), any::<bool>(), 0..600u64).prop_map(|(pick, right, bond)| Op::Challenge { pick, right, bond }),
             2 => Just(Op::EndBlock),
@@ -460,11 +549,13 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-        /// Balances + stakes + escrows change only by the fees burned; a replayed transaction
-        /// is refused; a rolled-back transaction leaves no trace.
+        /// Balances + stakes + escrows (+ forfeits held by open jobs) change only by the fees
+        /// burned, with redundancy 1 to 3 and agreeing, lying and late providers; a replayed
+        /// transaction is refused; a rolled-back transaction leaves no trace; the derived
+        /// indexes always equal a recomputation from the entries.
         #[test]
         fn value_changes_only_by_burned_fees(ops in proptest::collection::vec(op(), 1..250)) {
-            let mut w = world();
+            let mut w = world_of(4);
             w.genesis.accounts[0].balance = 10_000_000;
             let mut s = State::from_genesis(&w.genesis).expect("genesis");
             let total = s.total_value();
@@ -473,25 +564,22 @@ mod property {
             let mut offers: Vec<SignedOffer> = vec![];
             for op in ops {
                 match op {
-                    Op::Offer { nonce_skew, fuel, price } => {
+                    Op::Offer { nonce_skew, fuel, price, k } => {
                         let nonce = s.account(&w.client.public()).nonce + nonce_skew;
-                        let o = offer_at(&w, nonce, fuel, price, height);
+                        let o = offer_k(&w, nonce, fuel, price, height, k);
                         if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
                             prop_assert!(apply(&mut s, &Transaction::Offer(o.clone()), height).is_err());
                             offers.push(o);
                         }
                     }
-                    Op::Result { pick, fuel } => {
-                        if let Some(o) = offers.get(pick % offers.len().max(1))
-                            && s.job(&o.job_id()).is_some_and(|j| j.phase == JobPhase::Open)
-                        {
-                            let r = result(&w, &s, o, fuel.min(o.offer.fuel_limit + 10));
-                            let _ = apply(&mut s, &Transaction::Result(r), height);
+                    Op::Result { pick, how } => {
+                        if let Some(o) = offers.get(pick % offers.len().max(1)) {
+                            let _ = deliver(&w, &mut s, o, height, how);
                         }
                     }
                     Op::Account { who, kind, amount, fee, nonce_skew } => {
                         let key = if who == 0 { &w.client } else { &w.providers[who - 1] };
-                        let to = w.providers[who % 2].public();
+                        let to = w.providers[who % 4].public();
                         let action = match kind {
                             0 => Action::Transfer { to, amount },
                             1 => Action::RegisterProvider { stake: amount, price_per_fuel: 1 + amount % 2, capacity: 4 },
@@ -506,7 +594,7 @@ mod property {
                     }
                     Op::Challenge { pick, right, bond } => {
                         if let Some(o) = offers.get(pick % offers.len().max(1))
-                            && let Some(claim) = s.job(&o.job_id()).and_then(|j| j.claim.clone())
+                            && let Some(claim) = s.job(&o.job_id()).and_then(Job::agreed)
                         {
                             let mut exec = if right {
                                 Fixed(claim.output_hash, claim.fuel_used, claim.status)
@@ -535,7 +623,326 @@ mod property {
                     }
                 }
                 prop_assert_eq!(s.total_value() + burned, total);
+                prop_assert!(s.indexes_are_consistent(), "the derived indexes equal a recomputation");
             }
         }
     }
+}
+
+mod redundancy {
+    //! Redundancy k ≥ 2: assignment per slot, agreement, disputes settled by re-execution,
+    //! deadlines with missing results, challenges against the agreed result.
+
+    use super::*;
+
+    /// `world_of(n)` with every provider's stake set to `stake`.
+    fn state_of(n: u8, stake: u64) -> (World, State) {
+        let mut w = world_of(n);
+        for p in &mut w.genesis.providers {
+            p.stake = stake;
+        }
+        let s = State::from_genesis(&w.genesis).expect("genesis");
+        (w, s)
+    }
+
+    fn honest(w: &World, o: &SignedOffer, p: PublicKey) -> Transaction {
+        Transaction::Result(result_by(w, o, p, o.offer.fuel_limit / 2, b"out"))
+    }
+
+    fn lying(w: &World, o: &SignedOffer, p: PublicKey, output: &[u8]) -> Transaction {
+        Transaction::Result(result_by(w, o, p, o.offer.fuel_limit / 2, output))
+    }
+
+    fn balance(s: &State, p: &PublicKey) -> u64 {
+        s.account(p).balance
+    }
+
+    fn stake(s: &State, p: &PublicKey) -> u64 {
+        s.provider(p).expect("provider").stake
+    }
+
+    #[test]
+    fn redundancy_is_bounded_and_needs_k_eligible_providers() {
+        let (w, mut s) = state_of(3, 10_000);
+        let root = s.entries();
+        for k in [0, REDUNDANCY_MAX + 1] {
+            let o = offer_k(&w, 0, 10, 1, 1, k);
+            assert!(matches!(apply(&mut s, &Transaction::Offer(o), 1), Err(TxError::Limit(_))), "k = {k}");
+        }
+        let o = offer_k(&w, 0, 10, 1, 1, 4);
+        assert_eq!(apply(&mut s, &Transaction::Offer(o), 1), Err(TxError::NoProvider { max_price: 1, needed: 4 }));
+        // The escrow covers k executions, overflow-checked.
+        let o = offer_k(&w, 0, 1_000, 2, 1, 3);
+        assert_eq!(o.offer.escrow().ok(), Some(6_000));
+        let mut huge = offer_k(&w, 0, 10_000_000_000, u64::MAX / 10_000_000_000, 1, 2).offer;
+        assert!(huge.escrow().is_err());
+        huge.redundancy = 1;
+        assert!(huge.escrow().is_ok());
+        let huge = offer_k(&w, 0, 10_000_000_000, u64::MAX / 10_000_000_000, 1, 2);
+        assert_eq!(apply(&mut s, &Transaction::Offer(huge), 1), Err(TxError::Overflow("escrow")));
+        assert_eq!(s.entries(), root, "refused offers change nothing");
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("k = 3 with three providers");
+        let job = s.job(&o.job_id()).expect("job");
+        assert_eq!((job.escrow, job.redundancy()), (6_000, 3));
+        assert_eq!(job.assigned(), job.ranking[..3].to_vec(), "the top k ranked are assigned");
+        assert_eq!(job.assigned(), s.assignment(&o.job_id(), 2, 3));
+        for p in job.assigned() {
+            assert_eq!(s.provider(&p).expect("provider").active_jobs, 1, "capacity counts per slot");
+        }
+        assert_eq!(balance(&s, &w.client.public()), 4_000);
+    }
+
+    #[test]
+    fn agreeing_results_complete_the_job_and_each_provider_is_paid_its_ask() {
+        let (w, mut s) = state_of(3, 10_000);
+        let total = s.total_value();
+        let o = offer_k(&w, 0, 1_000, 2, 1, 2);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let id = o.job_id();
+        let [a, b] = s.job(&id).expect("job").assigned()[..] else { panic!("two assigned") };
+        assert!(apply(&mut s, &honest(&w, &o, a), 1).expect("applies").is_some(), "every result is a receipt");
+        let job = s.job(&id).expect("job");
+        assert_eq!(job.phase, JobPhase::Open, "waiting for the second result");
+        assert!(!job.accepts(&a) && job.accepts(&b));
+        assert_eq!(s.provider(&a).expect("a").active_jobs, 0);
+        assert_eq!(apply(&mut s, &honest(&w, &o, a), 1), Err(TxError::SlotFilled(a)));
+        apply(&mut s, &honest(&w, &o, b), 2).expect("second result");
+        let job = s.job(&id).expect("job");
+        let window = w.genesis.params.challenge_window_blocks;
+        assert_eq!((job.phase, job.paid, job.settle_height), (JobPhase::Completed, 1_000, 2 + window));
+        assert_eq!(apply(&mut s, &honest(&w, &o, b), 2), Err(TxError::JobClosed(id)));
+        s.end_block(1 + window);
+        assert_eq!((balance(&s, &a), balance(&s, &b)), (0, 0), "paid after the challenge window");
+        s.end_block(2 + window);
+        assert_eq!((balance(&s, &a), balance(&s, &b)), (500, 500));
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 1_000);
+        assert_eq!(s.job(&id).expect("job").phase, JobPhase::Settled);
+        assert_eq!(s.total_value(), total);
+    }
+
+    #[test]
+    fn disagreeing_results_are_settled_by_re_execution_without_a_challenge() {
+        let (w, mut s) = state_of(2, 10_000);
+        let total = s.total_value();
+        let o = offer_k(&w, 0, 1_000, 2, 1, 2);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let id = o.job_id();
+        let [right, liar] = s.job(&id).expect("job").assigned()[..] else { panic!("two assigned") };
+        apply(&mut s, &honest(&w, &o, right), 1).expect("honest result");
+        // Re-execution unavailable here (module or offer missing): the result waits, nothing
+        // changes.
+        let before = s.entries();
+        let lie = lying(&w, &o, liar, b"lie");
+        assert!(matches!(apply(&mut s, &lie, 2), Err(TxError::Reexecution(_))));
+        assert_eq!(s.entries(), before);
+        s.apply_tx(&lie, 2, &mut Truth).expect("the dispute is resolved");
+        let job = s.job(&id).expect("job").clone();
+        assert_eq!(
+            job.verified,
+            Some(Outcome { output_hash: Hash::of(b"out"), fuel_used: 500, status: JobStatus::Ok })
+        );
+        // The liar loses half its stake to the right provider, which is paid at once; the client
+        // gets the rest of the escrow back.
+        assert_eq!((job.phase, job.paid, job.forfeit), (JobPhase::Settled, 500, 5_000));
+        assert_eq!(stake(&s, &liar), 5_000);
+        assert_eq!((balance(&s, &right), balance(&s, &liar)), (500 + 5_000, 0));
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500);
+        assert_eq!(s.total_value(), total);
+        let (p, q) = (s.provider(&right).expect("p"), s.provider(&liar).expect("q"));
+        assert_eq!((p.active_jobs, q.active_jobs), (0, 0));
+    }
+
+    #[test]
+    fn the_forfeit_is_split_between_the_right_providers_and_late_liars_are_slashed_on_arrival() {
+        for third_lies in [false, true] {
+            let (w, mut s) = state_of(3, 10_002);
+            let total = s.total_value();
+            let o = offer_k(&w, 0, 1_000, 2, 1, 3);
+            apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+            let id = o.job_id();
+            let [a, b, c] = s.job(&id).expect("job").assigned()[..] else { panic!("three assigned") };
+            apply(&mut s, &honest(&w, &o, a), 1).expect("a");
+            s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth).expect("b: the dispute is resolved");
+            assert_eq!(stake(&s, &b), 5_001, "slashed as soon as the dispute is resolved");
+            assert_eq!(s.job(&id).expect("job").phase, JobPhase::Open, "still waiting for c");
+            // Once re-executed, later results are judged against it without running it again.
+            let third = if third_lies { lying(&w, &o, c, b"other") } else { honest(&w, &o, c) };
+            apply(&mut s, &third, 2).expect("c, without re-execution");
+            let job = s.job(&id).expect("job");
+            assert_eq!(job.phase, JobPhase::Settled);
+            if third_lies {
+                assert_eq!(stake(&s, &c), 5_001);
+                assert_eq!(balance(&s, &a), 500 + 2 * 5_001);
+                assert_eq!(balance(&s, &w.client.public()), 10_000 - 500);
+            } else {
+                // 5,001 split two ways: 2,500 each, the odd unit to the client.
+                assert_eq!((balance(&s, &a), balance(&s, &c)), (500 + 2_500, 500 + 2_500));
+                assert_eq!(balance(&s, &w.client.public()), 10_000 - 1_000 + 1);
+            }
+            assert_eq!(balance(&s, &b), 0);
+            assert_eq!(s.total_value(), total);
+        }
+    }
+
+    #[test]
+    fn when_no_provider_is_right_all_are_slashed_to_the_client() {
+        let (w, mut s) = state_of(2, 10_000);
+        let total = s.total_value();
+        let o = offer_k(&w, 0, 1_000, 2, 1, 2);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let [a, b] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("two assigned") };
+        apply(&mut s, &lying(&w, &o, a, b"one"), 1).expect("a");
+        s.apply_tx(&lying(&w, &o, b, b"two"), 1, &mut Truth).expect("b");
+        let job = s.job(&o.job_id()).expect("job");
+        assert_eq!((job.phase, job.paid), (JobPhase::Slashed, 0));
+        assert_eq!((stake(&s, &a), stake(&s, &b)), (5_000, 5_000));
+        assert_eq!((balance(&s, &a), balance(&s, &b)), (0, 0));
+        assert_eq!(balance(&s, &w.client.public()), 10_000 + 10_000);
+        assert_eq!(s.total_value(), total);
+    }
+
+    #[test]
+    fn at_the_deadline_missing_slots_are_penalised_and_agreeing_results_are_paid() {
+        let (w, mut s) = state_of(2, 10_000);
+        let total = s.total_value();
+        let o = offer_k(&w, 0, 1_000, 2, 1, 2);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let id = o.job_id();
+        let [a, b] = s.job(&id).expect("job").assigned()[..] else { panic!("two assigned") };
+        apply(&mut s, &honest(&w, &o, a), 2).expect("a");
+        assert!(s.end_block(10).is_empty(), "the deadline (10) is inclusive");
+        assert!(s.end_block(11).is_empty(), "a job with a result does not expire");
+        let job = s.job(&id).expect("job");
+        let window = w.genesis.params.challenge_window_blocks;
+        assert_eq!((job.phase, job.paid, job.settle_height), (JobPhase::Completed, 500, 11 + window));
+        assert_eq!((stake(&s, &b), s.provider(&b).expect("b").active_jobs), (9_900, 0), "b missed its slot");
+        s.end_block(11 + window);
+        assert_eq!(balance(&s, &a), 500);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100);
+        assert_eq!(s.total_value(), total);
+
+        // Nothing delivered: the job expires, every slot's holder is penalised.
+        let o = offer_k(&w, 1, 1_000, 2, 30, 2);
+        apply(&mut s, &Transaction::Offer(o.clone()), 30).expect("offer");
+        let before = balance(&s, &w.client.public());
+        assert_eq!(s.end_block(40), vec![o.job_id()]);
+        assert_eq!(balance(&s, &w.client.public()), before + 4_000 + 99 + 100);
+        assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Expired);
+        assert_eq!(s.total_value(), total);
+    }
+
+    #[test]
+    fn at_the_deadline_re_executed_results_settle_with_the_right_ones() {
+        let (w, mut s) = state_of(3, 10_000);
+        let total = s.total_value();
+        let o = offer_k(&w, 0, 1_000, 2, 1, 3);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let [a, b, c] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("three assigned") };
+        apply(&mut s, &honest(&w, &o, a), 1).expect("a");
+        s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth).expect("b");
+        s.end_block(11);
+        assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
+        assert_eq!((stake(&s, &b), stake(&s, &c)), (5_000, 9_900));
+        assert_eq!(balance(&s, &a), 500 + 5_000);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100);
+        assert_eq!(s.total_value(), total);
+    }
+
+    #[test]
+    fn each_slot_passes_to_the_next_ranked_provider_independently() {
+        let (w, mut s) = state_of(4, 10_000);
+        let mut o = offer_k(&w, 0, 1_000, 2, 1, 2).offer;
+        o.deadline_height = 100;
+        let o = o.sign(&w.client);
+        let id = o.job_id();
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let ranking = s.job(&id).expect("job").ranking.clone();
+        assert_eq!(ranking.len(), 4);
+        apply(&mut s, &honest(&w, &o, ranking[1]), 2).expect("slot 1 delivers");
+        let delivery = w.genesis.params.delivery_blocks;
+        s.end_block(delivery);
+        assert_eq!(s.job(&id).expect("job").assigned(), ranking[..2].to_vec());
+        s.end_block(1 + delivery);
+        let job = s.job(&id).expect("job");
+        assert_eq!(job.assigned(), vec![ranking[2], ranking[1]], "only the late slot moved");
+        assert_eq!(job.assignees(), &ranking[..3]);
+        assert!(job.is_stand_in(&ranking[2]));
+        let active = |s: &State, i: usize| s.provider(&ranking[i]).expect("provider").active_jobs;
+        assert_eq!((active(&s, 0), active(&s, 1), active(&s, 2), active(&s, 3)), (0, 0, 1, 0));
+        // The stand-in is late too: the last ranked provider takes the slot.
+        s.end_block(1 + 2 * delivery);
+        assert_eq!(s.job(&id).expect("job").assigned(), vec![ranking[3], ranking[1]]);
+        s.end_block(1 + 3 * delivery);
+        assert_eq!(s.job(&id).expect("job").assigned(), vec![ranking[3], ranking[1]], "no stand-in left");
+        // A replaced provider's late result still fills its slot; then the slot is full.
+        apply(&mut s, &honest(&w, &o, ranking[0]), 70).expect("late first holder");
+        assert_eq!(s.job(&id).expect("job").phase, JobPhase::Completed);
+        assert_eq!((active(&s, 2), active(&s, 3)), (0, 0));
+        assert!(s.indexes_are_consistent());
+    }
+
+    #[test]
+    fn a_challenge_against_agreeing_results_slashes_them_all_or_shares_the_bond() {
+        for right in [true, false] {
+            let (w, mut s) = state_of(2, 10_000);
+            let total = s.total_value();
+            let o = offer_k(&w, 0, 1_000, 2, 1, 2);
+            apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+            let [a, b] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("two assigned") };
+            apply(&mut s, &honest(&w, &o, a), 1).expect("a");
+            apply(&mut s, &honest(&w, &o, b), 1).expect("b");
+            let challenge = account_tx(&w, &w.client, 1, 1, Action::Challenge { job_id: o.job_id(), bond: 501 });
+            let mut exec =
+                if right { Fixed(Hash::of(b"out"), 500, JobStatus::Ok) } else { Fixed(Hash::ZERO, 1, JobStatus::Trap) };
+            s.apply_tx(&challenge, 2, &mut exec).expect("challenge");
+            if right {
+                // The bond is split between the providers, the odd unit to the first slot's.
+                assert_eq!((balance(&s, &a), balance(&s, &b)), (251, 250));
+                s.end_block(1 + w.genesis.params.challenge_window_blocks);
+                assert_eq!((balance(&s, &a), balance(&s, &b)), (251 + 500, 250 + 500));
+            } else {
+                assert_eq!((stake(&s, &a), stake(&s, &b)), (5_000, 5_000));
+                assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Slashed);
+                assert_eq!(balance(&s, &w.client.public()), 10_000 - 1 + 10_000);
+            }
+            assert_eq!(s.total_value(), total - 1);
+        }
+    }
+
+    /// The state's job entry format is pinned: changing it is a deliberate act (and changes
+    /// every state root that holds a job).
+    #[test]
+    fn the_job_entry_encoding_is_pinned() {
+        let p = PublicKey([7; 32]);
+        let delivery = Delivery {
+            provider: p,
+            outcome: Outcome { output_hash: Hash::of(b"out"), fuel_used: 5, status: JobStatus::Ok },
+            payment: 10,
+        };
+        let job = Job {
+            client: PublicKey([1; 32]),
+            module_id: Hash::of(b"m"),
+            input_hash: Hash::of(b"i"),
+            fuel_limit: 100,
+            max_price: 2,
+            escrow: 400,
+            deadline_height: 9,
+            ranking: vec![p, PublicKey([8; 32])],
+            slots: vec![
+                Slot { holders: vec![0], assigned_height: 1, delivery: Some(delivery) },
+                Slot { holders: vec![1], assigned_height: 1, delivery: None },
+            ],
+            next: 2,
+            phase: JobPhase::Open,
+            verified: Some(delivery.outcome),
+            forfeit: 3,
+            paid: 0,
+            settle_height: 0,
+        };
+        let bytes = borsh::to_vec(&job).expect("encodes");
+        assert_eq!(borsh::from_slice::<Job>(&bytes).expect("decodes"), job);
+        assert_eq!(Hash::of(&bytes).to_hex(), JOB_ENTRY_FIXTURE);
+    }
+
+    const JOB_ENTRY_FIXTURE: &str = "e8cb536f1683c3197a75ad441a276025dd4afe5a58df0c0a7f5dbda1bea2ea2b";
 }

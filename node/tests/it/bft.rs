@@ -223,3 +223,75 @@ async fn n4_a_validator_killed_between_logging_and_sending_a_vote_never_signs_a_
     net.t.stop();
     assert_no_fork(&net);
 }
+
+/// Waits until node `i` reports `peers` connected peers.
+async fn wait_peers(net: &Net, i: usize, peers: usize) {
+    let c = net.rpc(i).await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let now = c.node_info().await.expect("node_info").peers;
+        if now == peers {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node {i} has {now} peers, not {peers}\n{}", net.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n4_a_partitioned_validator_rejoins_when_the_partition_heals_and_nothing_forks() {
+    const CUT: usize = 3;
+    let net = start_custom(VALIDATORS, PROVIDERS, 0, |s| s.partition_switch = true).await;
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    job(&net, 0, module_id, "before the partition").await;
+
+    // Validator 3 is cut off from everyone, and keeps running: it has work of its own (an offer
+    // only it holds), so it starts the next height alone and signs its first messages there,
+    // while the others decide that height and more without it. The offer takes the client's
+    // nonce after the jobs the others finalize meanwhile.
+    net.t.isolate(CUT, true).expect("isolate validator 3");
+    wait_peers(&net, CUT, 0).await;
+    let cut_at = net.height(CUT).await;
+    let cut = net.rpc(CUT).await;
+    const JOBS_DURING: u64 = 3;
+    let next_nonce = cut.account_get(net.client_key.public()).await.expect("account").next_nonce;
+    let terms = OfferTerms::default();
+    let stranded = client::sign_offer(
+        &cut,
+        &net.client_key,
+        module_id,
+        b"stranded".to_vec(),
+        terms,
+        Some(next_nonce + JOBS_DURING),
+    )
+    .await
+    .expect("offer");
+    cut.job_submit(stranded.clone()).await.expect("job_submit to the isolated validator");
+
+    // The other three finalize without it; alone, it finalizes nothing.
+    for i in 0..JOBS_DURING {
+        job(&net, VALIDATORS, module_id, &format!("during the partition {i}")).await;
+    }
+    let majority = net.height(0).await;
+    assert!(majority > cut_at, "three of four keep finalizing");
+    assert_eq!(net.height(CUT).await, cut_at, "a validator alone finalizes nothing");
+
+    // The partition heals: it reconnects and catches up to the others' head; the offer it
+    // held alone reaches them and completes with a proof that verifies; and it takes part again.
+    net.t.isolate(CUT, false).expect("heal");
+    net.wait_height(CUT, majority).await;
+    let deadline = Instant::now() + TIMEOUT;
+    let proof = loop {
+        if let Ok(p) = c.job_proof(stranded.job_id()).await {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "the stranded job never finalized\n{}", net.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    proof.verify(&net.genesis).expect("its proof verifies");
+    job(&net, CUT, module_id, "after the partition").await;
+    let mut net = net;
+    net.t.stop();
+    assert_no_fork(&net);
+}

@@ -1,5 +1,6 @@
 //! The market on a live testnet: funds move, a provider registers by transaction, a job
-//! assigned to an absent provider passes to the next ranked one, stake unbonds.
+//! assigned to an absent provider passes to the next ranked one, stake unbonds; a lying
+//! provider is slashed by a challenge, or by re-execution when a second provider disagrees.
 
 use cairn_ledger::{Action, Keypair};
 use cairn_rpc::client::{self, OfferTerms};
@@ -115,4 +116,59 @@ async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(c.account_get(liar).await.expect("account").balance, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_challenge() {
+    // Provider 1 lies about outputs; provider 2 is honest. A job with redundancy 2 goes to both.
+    let net = crate::support::start_with(2, 1).await;
+    let c = net.rpc(0).await;
+    let (liar, honest) = (net.provider_key(1), net.provider_key(2));
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let offer = client::sign_offer(&c, &net.client_key, module_id, b"k = 2".to_vec(), OfferTerms::default(), None)
+        .await
+        .expect("offer");
+    let mut offer = offer.offer;
+    offer.redundancy = 2;
+    let escrow = offer.escrow().expect("escrow");
+    assert_eq!(escrow, 2 * offer.fuel_limit * offer.max_price, "the escrow covers both executions");
+    let offer = offer.sign(&net.client_key);
+    let job_id = offer.job_id();
+
+    let account = |who| {
+        let c = &c;
+        async move { c.account_get(who).await.expect("account_get").balance }
+    };
+    let stake_of = |list: &[cairn_rpc::ProviderInfo], who| list.iter().find(|p| p.address == who).map(|p| p.stake);
+    let client_before = account(net.client_key.public()).await;
+    let (liar_before, honest_before) = (account(liar).await, account(honest).await);
+    let stakes_before = c.provider_list().await.expect("list");
+
+    // Both results reach a block; they disagree, so the validator re-executes the job while
+    // applying the block and settles it at once: no challenge, no challenge window. The job is
+    // final only with its second result.
+    let run = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await;
+    let run = run.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    let info = c.job_get(job_id).await.expect("job_get");
+    assert_eq!(info.stage, JobStage::Finalized);
+    let mut assigned = info.assigned.clone();
+    assigned.sort();
+    let mut both = vec![liar, honest];
+    both.sort();
+    assert_eq!(assigned, both, "the top two ranked providers: both of them");
+    let fuel_used = run.proof.receipt.claim.fuel_used;
+    let payment = fuel_used * cairn_testnet::PROVIDER_PRICE;
+    assert_eq!(info.paid, Some(payment), "only the honest provider is paid");
+
+    // The liar loses `slash_bps` of its stake to the honest provider, which is also paid
+    // `fuel_used × ask`; the client gets everything else back.
+    let stakes_after = c.provider_list().await.expect("list");
+    let liar_stake = stake_of(&stakes_before, liar).expect("liar listed");
+    let slash = liar_stake * u64::from(net.genesis.params.slash_bps) / 10_000;
+    assert!(slash > 0);
+    assert_eq!(stake_of(&stakes_after, liar), Some(liar_stake - slash));
+    assert_eq!(stake_of(&stakes_after, honest), stake_of(&stakes_before, honest));
+    assert_eq!(account(honest).await, honest_before + payment + slash);
+    assert_eq!(account(liar).await, liar_before);
+    assert_eq!(account(net.client_key.public()).await, client_before - payment);
 }

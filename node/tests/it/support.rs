@@ -49,6 +49,7 @@ pub async fn start_custom(validators: usize, providers: usize, lying: usize, adj
         lying_providers: lying,
         equivocating_validators: 0,
         crash_after_wal_append: None,
+        partition_switch: false,
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
     adjust(&mut spec);
@@ -98,7 +99,7 @@ impl Net {
             if h >= height {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "node {i} stuck at {h}, wanted {height}");
+            assert!(std::time::Instant::now() < deadline, "node {i} stuck at {h}, wanted {height}\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

@@ -23,20 +23,25 @@ fn modules() -> Vec<(Vec<u8>, Vec<u8>, u64)> {
 fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let fresh = disk_vm(dir.path());
-    let expected: Vec<_> = modules().iter().map(|(wasm, input, fuel)| fresh.execute(wasm, input, *fuel)).collect();
+    let expected: Vec<_> = modules()
+        .iter()
+        .map(|(wasm, input, fuel)| fresh.execute(wasm, input, *fuel).expect("no internal error"))
+        .collect();
     assert_eq!(fresh.cache_stats(), CacheStats { compiled: 5, disk_loads: 0, disk_rejected: 0 });
 
     // A restarted node: a new Vm on the same folder loads every module from disk, on a
     // headless engine, and gets the same outputs and exactly the same fuel.
     let restarted = disk_vm(dir.path());
     for ((wasm, input, fuel), expected) in modules().iter().zip(&expected) {
-        assert_eq!(&restarted.execute(wasm, input, *fuel), expected);
+        assert_eq!(&restarted.execute(wasm, input, *fuel).expect("no internal error"), expected);
     }
     assert_eq!(restarted.cache_stats(), CacheStats { compiled: 0, disk_loads: 5, disk_rejected: 0 });
+    // A loaded module weighs what it weighed when compiled: its artifact's size.
+    assert_eq!(restarted.cached_bytes(), fresh.cached_bytes());
     // And the same as a Vm without any disk cache.
     let memory_only = vm();
     for ((wasm, input, fuel), expected) in modules().iter().zip(&expected) {
-        assert_eq!(&memory_only.execute(wasm, input, *fuel), expected);
+        assert_eq!(&memory_only.execute(wasm, input, *fuel).expect("no internal error"), expected);
     }
 }
 
@@ -44,7 +49,7 @@ fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
 fn corrupted_or_truncated_cache_files_are_detected_and_recompiled() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let wasm = fixtures::uppercase_wasm();
-    let expected = disk_vm(dir.path()).execute(&wasm, b"abc", FUEL);
+    let expected = disk_vm(dir.path()).execute(&wasm, b"abc", FUEL).expect("no internal error");
     let path = disk_vm(dir.path()).disk_cache_path(&wasm).expect("a cache folder is set");
     let good = std::fs::read(&path).expect("the artifact was written");
 
@@ -63,7 +68,7 @@ fn corrupted_or_truncated_cache_files_are_detected_and_recompiled() {
     for (what, bytes) in damaged {
         std::fs::write(&path, &bytes).expect("write the damaged file");
         let vm = disk_vm(dir.path());
-        assert_eq!(vm.execute(&wasm, b"abc", FUEL), expected, "{what}");
+        assert_eq!(vm.execute(&wasm, b"abc", FUEL).expect("no internal error"), expected, "{what}");
         assert_eq!(vm.cache_stats(), CacheStats { compiled: 1, disk_loads: 0, disk_rejected: 1 }, "{what}");
         // Rewritten, good again.
         assert_eq!(std::fs::read(&path).expect("rewritten"), good, "{what}");
@@ -77,21 +82,21 @@ fn the_cache_key_includes_the_engine_configuration() {
     let a = disk_vm(dir.path());
     let b = Vm::new(VmConfig { cache_dir: Some(dir.path().to_owned()), memory_pages_max: 17, ..VmConfig::default() });
     assert_ne!(a.disk_cache_path(&wasm), b.disk_cache_path(&wasm));
-    a.execute(&wasm, b"x", FUEL);
-    b.execute(&wasm, b"x", FUEL);
+    a.execute(&wasm, b"x", FUEL).expect("no internal error");
+    b.execute(&wasm, b"x", FUEL).expect("no internal error");
     assert_eq!(b.cache_stats().compiled, 1, "another configuration's artifact is never loaded");
 }
 
 #[test]
 fn the_memory_cache_is_bounded_in_bytes() {
     let probe = vm();
-    probe.execute(&fixtures::echo_wasm(), b"", FUEL);
+    probe.execute(&fixtures::echo_wasm(), b"", FUEL).expect("no internal error");
     let one = probe.cached_bytes();
     assert!(one > 0);
     // Room for about two modules of that size.
     let vm = Vm::new(VmConfig { cache_bytes_max: one * 5 / 2, ..VmConfig::default() });
     for wasm in [fixtures::echo_wasm(), fixtures::trap_wasm(), fixtures::infinite_loop_wasm(), fixtures::abort_wasm()] {
-        vm.execute(&wasm, b"", 1000);
+        vm.execute(&wasm, b"", 1000).expect("no internal error");
         assert!(vm.cached_bytes() <= one * 5 / 2);
     }
     assert!(vm.cached_modules() <= 3);
@@ -101,14 +106,18 @@ fn the_memory_cache_is_bounded_in_bytes() {
 fn reexecute_matches_execute() {
     let vm = vm();
     for (wasm, input, fuel) in modules() {
-        let outcome = vm.execute(&wasm, &input, fuel);
-        let again = vm.reexecute(&wasm, &input, fuel);
+        let outcome = vm.execute(&wasm, &input, fuel).expect("no internal error");
+        let again = vm.reexecute(&wasm, &input, fuel).expect("no internal error");
         assert_eq!(again.status, outcome.status);
         assert_eq!(again.fuel_used, outcome.fuel_used);
         assert_eq!(again.output_hash, <[u8; 32]>::from(Sha256::digest(&outcome.output)));
-        assert_eq!(reexecute(&wasm, &input, fuel), again, "the free function, on a fresh default Vm");
+        assert_eq!(
+            reexecute(&wasm, &input, fuel).expect("no internal error"),
+            again,
+            "the free function, on a fresh default Vm"
+        );
     }
-    let invalid = reexecute(b"not wasm", b"", FUEL);
+    let invalid = reexecute(b"not wasm", b"", FUEL).expect("no internal error");
     assert_eq!((invalid.status, invalid.fuel_used), (JobStatus::InvalidModule, 0));
 }
 
@@ -126,10 +135,10 @@ fn no_global_of_one_job_is_visible_to_the_next() {
            (i64.const 12)"#,
     );
     let vm = vm();
-    let first = vm.execute(&wasm, b"", FUEL);
+    let first = vm.execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&first, JobStatus::Ok);
     for _ in 0..3 {
-        assert_eq!(vm.execute(&wasm, b"", FUEL), first);
+        assert_eq!(vm.execute(&wasm, b"", FUEL).expect("no internal error"), first);
     }
 }
 
@@ -152,7 +161,7 @@ fn no_byte_of_one_job_is_visible_to_the_next_even_after_a_grow() {
     );
     let vm = vm();
     for _ in 0..3 {
-        let outcome = vm.execute(&wasm, b"", FUEL);
+        let outcome = vm.execute(&wasm, b"", FUEL).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output[..4], 0u32.to_le_bytes(), "a previous job's bytes leaked");
         assert_eq!(outcome.output[4..], 3u32.to_le_bytes(), "the memory starts at its declared size");
@@ -170,12 +179,12 @@ fn memory_beyond_the_allowed_size_is_inaccessible_and_out_of_bounds_traps_after_
             &format!("(drop (memory.grow (i32.const 1))) (drop (i32.load8_u (i32.const {address}))) (i64.const 0)"),
         )
     };
-    assert_status(&vm.execute(&after_grow(0x1ffff), b"", FUEL), JobStatus::Ok);
-    assert_status(&vm.execute(&after_grow(0x20000), b"", FUEL), JobStatus::Trap);
-    assert_status(&vm.execute(&after_grow(0x30000), b"", FUEL), JobStatus::Trap);
+    assert_status(&vm.execute(&after_grow(0x1ffff), b"", FUEL).expect("no internal error"), JobStatus::Ok);
+    assert_status(&vm.execute(&after_grow(0x20000), b"", FUEL).expect("no internal error"), JobStatus::Trap);
+    assert_status(&vm.execute(&after_grow(0x30000), b"", FUEL).expect("no internal error"), JobStatus::Trap);
     // A first job grows to the limit; the next job's memory is back to one page.
     let grow_all = job_with_run("", "(drop (memory.grow (i32.const 2))) (i64.const 0)");
-    assert_status(&vm.execute(&grow_all, b"", FUEL), JobStatus::Ok);
+    assert_status(&vm.execute(&grow_all, b"", FUEL).expect("no internal error"), JobStatus::Ok);
     let read_high = job_with_run("", "(drop (i32.load8_u (i32.const 0x10000))) (i64.const 0)");
-    assert_status(&vm.execute(&read_high, b"", FUEL), JobStatus::Trap);
+    assert_status(&vm.execute(&read_high, b"", FUEL).expect("no internal error"), JobStatus::Trap);
 }

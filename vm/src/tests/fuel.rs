@@ -9,7 +9,7 @@ use crate::{
 };
 
 fn fuel_of(wasm: &[u8]) -> u64 {
-    let outcome = vm().execute(wasm, b"", FUEL);
+    let outcome = vm().execute(wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     outcome.fuel_used
 }
@@ -53,14 +53,14 @@ fn bulk_memory_is_charged_by_size() {
 #[test]
 fn a_trapping_bulk_operation_is_charged_and_an_unaffordable_one_never_runs() {
     // Out of bounds: charged, then traps.
-    let outcome = vm().execute(&bulk("memory.fill", 70_000), b"", FUEL);
+    let outcome = vm().execute(&bulk("memory.fill", 70_000), b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     // 16 MiB of fill with too little fuel: out of fuel before it runs.
     let wasm = job_with_run(
         "",
         "(drop (memory.grow (i32.const 255))) (memory.fill (i32.const 0) (i32.const 1) (i32.const 0x1000000)) (i64.const 0)",
     );
-    let outcome = vm().execute(&wasm, b"", 300_000);
+    let outcome = vm().execute(&wasm, b"", 300_000).expect("no internal error");
     assert_status(&outcome, JobStatus::OutOfFuel);
     assert_eq!(outcome.fuel_used, 300_000);
 }
@@ -155,7 +155,7 @@ fn meter_corpus() -> Vec<(String, Vec<u8>, Vec<u8>)> {
 }
 
 fn run_in(mode: MeterMode, wasm: &[u8], input: &[u8], fuel: u64) -> Outcome {
-    Vm::with_meter_mode(VmConfig::default(), mode).execute(wasm, input, fuel)
+    Vm::with_meter_mode(VmConfig::default(), mode).execute(wasm, input, fuel).expect("no internal error")
 }
 
 #[test]
@@ -203,5 +203,49 @@ fn out_of_fuel_reports_the_limit_in_every_mode() {
             assert_status(&outcome, JobStatus::OutOfFuel);
             assert_eq!(outcome.fuel_used, limit, "{mode:?}");
         }
+    }
+}
+
+#[test]
+fn the_rewrite_keeps_the_modules_own_globals_and_replaces_exports_named_like_the_meters() {
+    // Own globals (ours are numbered after them), one used in a loop; and a guest export
+    // that takes the name of the fuel global, which every meter replaces with its own.
+    let wasm = job_with_run(
+        r#"(global $g (mut i32) (i32.const 5))
+           (global $k i64 (i64.const 7))
+           (func (export "cairn_vm_fuel_remaining") (result i32) (global.get $g))"#,
+        r#"(loop $l
+             (global.set $g (i32.add (global.get $g) (i32.const 1)))
+             (br_if $l (i32.lt_u (global.get $g) (i32.const 50))))
+           (i64.store (i32.const 0) (i64.add (global.get $k) (i64.extend_i32_u (global.get $g))))
+           (i64.const 8)"#,
+    );
+    let fast = run_in(MeterMode::Fast, &wasm, b"", FUEL);
+    assert_status(&fast, JobStatus::Ok);
+    assert_eq!(fast.output, 57u64.to_le_bytes());
+    assert_eq!(fast, run_in(MeterMode::Checked, &wasm, b"", FUEL));
+    assert_eq!(fast, run_in(MeterMode::PerOperator, &wasm, b"", FUEL));
+}
+
+#[test]
+fn the_fuel_global_is_exact_when_a_host_function_reads_it_after_calls() {
+    // The fast meter keeps the fuel in a local and reloads it after each call; `cairn.log`
+    // refuses to run once the global is negative, so a stale global would change the log.
+    let wasm = job_with_run(
+        r#"(import "cairn" "log" (func $log (param i32 i32)))
+           (func $burn (local $i i32)
+             (loop $l
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 100)))))"#,
+        r#"(call $burn) (call $log (local.get $ptr) (local.get $len))
+           (call $burn) (call $log (local.get $ptr) (local.get $len))
+           (i64.const 0)"#,
+    );
+    let full = run_in(MeterMode::Fast, &wasm, b"ab", FUEL);
+    assert_status(&full, JobStatus::Ok);
+    assert_eq!(full.log, b"abab");
+    for fuel in (0..full.fuel_used + 2).step_by(7) {
+        let fast = run_in(MeterMode::Fast, &wasm, b"ab", fuel);
+        assert_eq!(fast, run_in(MeterMode::Checked, &wasm, b"ab", fuel), "fuel {fuel}");
     }
 }

@@ -18,7 +18,7 @@ macro_rules! hostile {
 fn run_valid(wasm: &[u8], fuel: u64) -> Outcome {
     let vm = vm();
     vm.validate(wasm).expect("this hostile module passes validation");
-    vm.execute(wasm, b"input", fuel)
+    vm.execute(wasm, b"input", fuel).expect("no internal error")
 }
 
 /// Checks that validation fails with `expected` and that executing is `InvalidModule`
@@ -28,7 +28,7 @@ fn assert_invalid(wasm: &[u8], expected: impl Fn(&VmError) -> bool) {
     let vm = vm();
     let error = vm.validate(wasm).expect_err("this hostile module is invalid");
     assert!(expected(&error), "unexpected error: {error:?}");
-    let outcome = vm.execute(wasm, b"input", FUEL);
+    let outcome = vm.execute(wasm, b"input", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::InvalidModule);
     assert_eq!(outcome.fuel_used, 0);
     assert_eq!(outcome.message, error.to_string());
@@ -73,7 +73,7 @@ fn memory_grow_bomb_stays_within_the_limit() {
     );
     for pages_max in [1, 17, 256] {
         let vm = Vm::new(VmConfig { memory_pages_max: pages_max, ..VmConfig::default() });
-        let outcome = vm.execute(&wasm, b"", FUEL);
+        let outcome = vm.execute(&wasm, b"", FUEL).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, pages_max.to_le_bytes());
     }
@@ -173,10 +173,10 @@ fn the_vm_keeps_working_after_the_whole_corpus() {
         hostile!("threads"),
         hostile!("relaxed_simd"),
     ] {
-        let outcome = vm.execute(&wasm, b"input", 1_000_000);
+        let outcome = vm.execute(&wasm, b"input", 1_000_000).expect("no internal error");
         assert_ne!(outcome.status, JobStatus::Ok);
     }
-    let outcome = vm.execute(&crate::fixtures::uppercase_wasm(), b"still here", FUEL);
+    let outcome = vm.execute(&crate::fixtures::uppercase_wasm(), b"still here", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.output, b"STILL HERE");
 }

@@ -18,7 +18,7 @@ fn assert_limit(item: &str, max: usize, what: &str, extra: &str) {
     vm.validate(&job_with_items(item, max, extra)).unwrap_or_else(|e| panic!("{max} {what} are allowed: {e}"));
     let error = vm.validate(&job_with_items(item, max + 1, extra)).expect_err("one more is refused");
     assert!(matches!(&error, VmError::TooMany { what: w, .. } if *w == what), "{error:?}");
-    let outcome = vm.execute(&job_with_items(item, max + 1, extra), b"", FUEL);
+    let outcome = vm.execute(&job_with_items(item, max + 1, extra), b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::InvalidModule);
 }
 
@@ -96,7 +96,7 @@ fn module_size_is_limited() {
     let data = "\\00".repeat(5 * 1024 * 1024);
     let wasm = job_with_run(&format!("(data \"{data}\")"), "(i64.const 0)");
     assert!(matches!(vm().validate(&wasm), Err(VmError::ModuleTooLarge { .. })));
-    let outcome = vm().execute(&wasm, b"", FUEL);
+    let outcome = vm().execute(&wasm, b"", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::InvalidModule);
 }
 
@@ -110,8 +110,8 @@ fn call_depth_is_limited_exactly() {
     );
     let vm = Vm::new(VmConfig { call_depth_max: 100, ..VmConfig::default() });
     // cairn_run calls $down (depth 1), which calls itself n more times.
-    assert_status(&vm.execute(&wasm, &[99], FUEL), JobStatus::Ok);
-    let outcome = vm.execute(&wasm, &[100], FUEL);
+    assert_status(&vm.execute(&wasm, &[99], FUEL).expect("no internal error"), JobStatus::Ok);
+    let outcome = vm.execute(&wasm, &[100], FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert!(outcome.message.contains("deeper than the limit of 100"), "{}", outcome.message);
 }
@@ -140,12 +140,12 @@ fn input_output_and_log_sizes_are_limited() {
     };
     let vm = Vm::new(config);
     let echo = crate::fixtures::echo_wasm();
-    assert_status(&vm.execute(&echo, &[1; 50], FUEL), JobStatus::Ok);
-    assert_status(&vm.execute(&echo, &[1; 51], FUEL), JobStatus::OutputTooLarge);
-    let outcome = vm.execute(&echo, &[1; 101], FUEL);
+    assert_status(&vm.execute(&echo, &[1; 50], FUEL).expect("no internal error"), JobStatus::Ok);
+    assert_status(&vm.execute(&echo, &[1; 51], FUEL).expect("no internal error"), JobStatus::OutputTooLarge);
+    let outcome = vm.execute(&echo, &[1; 101], FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Trap);
     assert_eq!(outcome.fuel_used, 0);
-    let outcome = vm.execute(&crate::fixtures::log_wasm(), b"0123456", FUEL);
+    let outcome = vm.execute(&crate::fixtures::log_wasm(), b"0123456", FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::Ok);
     assert_eq!(outcome.log, b"0123456012");
 }

@@ -73,7 +73,7 @@ fn the_pool_reuses_regions_and_keeps_at_most_its_bound_idle() {
     let vm = pooled_vm(2);
     let wasm = isolation_job(1);
     for _ in 0..10 {
-        assert_clean(&vm.execute(&wasm, &[1, 0xab, 0], FUEL), 2);
+        assert_clean(&vm.execute(&wasm, &[1, 0xab, 0], FUEL).expect("no internal error"), 2);
     }
     let stats = vm.memory_pool_stats().expect("a pool");
     assert_eq!((stats.reserved, stats.reused, stats.idle), (1, 9, 1), "{stats:?}");
@@ -85,7 +85,7 @@ fn the_pool_reuses_regions_and_keeps_at_most_its_bound_idle() {
             let (vm, wasm) = (Arc::clone(&vm), wasm.clone());
             scope.spawn(move || {
                 for _ in 0..20 {
-                    assert_clean(&vm.execute(&wasm, &[0, 0x5a, 0], FUEL), 1);
+                    assert_clean(&vm.execute(&wasm, &[0, 0x5a, 0], FUEL).expect("no internal error"), 1);
                 }
             });
         }
@@ -112,7 +112,7 @@ fn pooled_jobs_on_many_threads_with_random_sizes_never_see_each_other() {
                     let fill = 1 + rng.below(255) as u8;
                     let probe = rng.below(4) == 0;
                     let wasm = &modules[initial as usize - 1];
-                    let outcome = vm.execute(wasm, &[grow, fill, u8::from(probe)], FUEL);
+                    let outcome = vm.execute(wasm, &[grow, fill, u8::from(probe)], FUEL).expect("no internal error");
                     if probe {
                         // One byte past the grown size: inaccessible, though the region
                         // had more accessible for an earlier, larger job.
@@ -135,13 +135,13 @@ fn a_grow_refused_at_the_limit_and_a_grow_bomb_leave_the_pool_clean() {
     let bomb = fixtures::grow_bomb_wasm();
     let clean = isolation_job(1);
     for _ in 0..3 {
-        assert_status(&vm.execute(&bomb, b"", FUEL), JobStatus::MemoryLimit);
+        assert_status(&vm.execute(&bomb, b"", FUEL).expect("no internal error"), JobStatus::MemoryLimit);
         // The region the bomb grew to the limit: zeroed, and back to one page.
-        assert_clean(&vm.execute(&clean, &[0, 0xff, 0], FUEL), 1);
-        assert_status(&vm.execute(&clean, &[0, 0xff, 1], FUEL), JobStatus::Trap);
+        assert_clean(&vm.execute(&clean, &[0, 0xff, 0], FUEL).expect("no internal error"), 1);
+        assert_status(&vm.execute(&clean, &[0, 0xff, 1], FUEL).expect("no internal error"), JobStatus::Trap);
         // Grow to the limit (16 pages) and past it (refused: -1, size unchanged).
-        assert_clean(&vm.execute(&clean, &[15, 0xff, 0], FUEL), 16);
-        assert_clean(&vm.execute(&clean, &[16, 0xff, 0], FUEL), 1);
+        assert_clean(&vm.execute(&clean, &[15, 0xff, 0], FUEL).expect("no internal error"), 16);
+        assert_clean(&vm.execute(&clean, &[16, 0xff, 0], FUEL).expect("no internal error"), 1);
     }
 }
 
@@ -163,7 +163,10 @@ fn pooled_and_unpooled_vms_give_identical_outcomes() {
     for _ in 0..2 {
         for (wasm, input) in &cases {
             let fuel = 2_000_000;
-            assert_eq!(pooled.execute(wasm, input, fuel), unpooled.execute(wasm, input, fuel));
+            assert_eq!(
+                pooled.execute(wasm, input, fuel).expect("no internal error"),
+                unpooled.execute(wasm, input, fuel).expect("no internal error")
+            );
         }
     }
 }
