@@ -285,7 +285,9 @@ pub enum EngineOutput {
     },
     /// A validator signed two different messages for the same step: keep this for slashing.
     Equivocation(Box<Evidence>),
-    /// A received message was refused (for peer scoring and logs).
+    /// A message fed as bytes ([`EngineInput::Message`]) was refused (for logs). It names no
+    /// sender: a node that penalises senders checks messages itself, with
+    /// [`Engine::verify_message`], where it knows who sent them.
     Rejected {
         /// Why.
         reason: String,

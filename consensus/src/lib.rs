@@ -14,6 +14,10 @@
 //! - **A lone validator** ([`Signer::solo_commit`]): with one validator holding all the power,
 //!   it finalizes a block alone, in exactly the same commit format.
 //!
+//! A node that validates gossip checks each message once with [`Engine::verify_message`]
+//! (cheap checks first, then signatures) and feeds the [`VerifiedMessage`] it returns; the
+//! engine neither decodes nor verifies it again, and drops exact repeats before the core.
+//!
 //! [`VoteCollector`] gathers precommits into a commit and [`check_link`] checks that a block
 //! extends its parent. Wire and WAL formats are in [`message`] and [`wal`], and in
 //! `docs/CONSENSUS.md`.

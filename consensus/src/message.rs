@@ -581,4 +581,35 @@ mod tests {
             RoundCertificate { height: 1, round: 0, kind: RoundCertificateKind::Skip, votes: votes[..2].to_vec() };
         assert_eq!(ConsensusMessage::RoundCertificate(skip).check(Hash::ZERO, &set).expect("valid skip"), 2);
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Whatever order and repeats a certificate's signatures come in, exactly one
+        /// encoding decodes — sorted by validator, each once — and the certificates the engine
+        /// builds from Malachite's are always that one.
+        #[test]
+        fn only_the_canonical_order_of_a_certificate_decodes(
+            order in proptest::strategy::Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+            take in 1..=6usize,
+            repeat in proptest::option::of((0..6usize, 0..7usize)),
+        ) {
+            let keys: Vec<Keypair> = (1..=6u8).map(|i| Keypair::from_seed([i; 32])).collect();
+            let block = Hash::of(b"block");
+            let mut signatures: Vec<CommitSignature> =
+                order[..take].iter().map(|&i| prevote_signature(&keys[i], block)).collect();
+            if let Some((from, at)) = repeat {
+                let copy = signatures[from % signatures.len()].clone();
+                signatures.insert(at.min(signatures.len()), copy);
+            }
+            let mut canonical = signatures.clone();
+            canonical.sort_by_key(|s| s.validator);
+            canonical.dedup_by_key(|s| s.validator);
+            let cert = PolkaCertificate { height: 1, round: 0, block_hash: block, signatures: signatures.clone() };
+            let decoded = ConsensusMessage::decode(&ConsensusMessage::PolkaCertificate(cert.clone()).encode());
+            proptest::prop_assert_eq!(decoded.is_ok(), signatures == canonical);
+            let built: mt::PolkaCertificate<CairnContext> = cert.into();
+            proptest::prop_assert_eq!(PolkaCertificate::from(&built).signatures, canonical);
+        }
+    }
 }

@@ -4,7 +4,7 @@ use cairn_ledger::{
     Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, PublicKey, StateChange, Transaction, merkle,
 };
 
-use crate::{Reexecute, State, TxError};
+use crate::{Reexecute, SignatureCheck, State, TxError};
 
 /// What executing a block produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +13,10 @@ pub struct Executed {
     pub receipts: Vec<ExecutionReceipt>,
     /// Jobs that expired at the end of the block.
     pub expired: Vec<Hash>,
+    /// Jobs that closed at their deadline at the end of the block with some of their results
+    /// (completed or settled with them): final with this block, though it holds none of
+    /// their result transactions.
+    pub closed: Vec<Hash>,
 }
 
 /// Why a block is invalid.
@@ -109,14 +113,16 @@ pub struct NextBlock {
 pub type Built = (Block, Executed, Vec<(Transaction, TxError)>);
 
 /// Builds the next block from `candidates`, in order, skipping those that do not apply (they
-/// are returned with the reason). The state is left with the block's changes uncommitted; on
-/// error it is rolled back.
+/// are returned with the reason). Signatures are checked through `sigs` (a node passes its
+/// cache, so candidates it verified on admission are not verified again). The state is left
+/// with the block's changes uncommitted; on error it is rolled back.
 pub fn build_block(
     state: &mut State,
     next: NextBlock,
     candidates: impl IntoIterator<Item = Transaction>,
     commitment: &mut impl StateCommitment,
     exec: &mut dyn Reexecute,
+    sigs: &mut dyn SignatureCheck,
 ) -> Result<Built, BlockError> {
     let NextBlock { at, proposer, time_ms, last_commit } = next;
     let max = state.params().block_txs_max as usize;
@@ -134,7 +140,7 @@ pub fn build_block(
         if bytes + size > bytes_max {
             continue;
         }
-        match state.apply_tx(&tx, at.height, exec) {
+        match state.apply_tx(&tx, at.height, exec, sigs) {
             Ok(receipt) => {
                 bytes += size;
                 receipts.extend(receipt);
@@ -143,7 +149,7 @@ pub fn build_block(
             Err(e) => rejected.push((tx, e)),
         }
     }
-    let expired = state.end_block(at.height);
+    let closed = state.end_block_closing(at.height);
     let state_root = match commitment.root_after(state.pending_changes(), at.height) {
         Ok(root) => root,
         Err(e) => {
@@ -167,20 +173,23 @@ pub fn build_block(
         tx_count: u32::try_from(txs.len()).expect("bounded by block_txs_max"),
         receipt_count: u32::try_from(receipts.len()).expect("at most one per transaction"),
     };
-    Ok((Block { header, txs, last_commit }, Executed { receipts, expired }, rejected))
+    let executed = Executed { receipts, expired: closed.expired, closed: closed.with_results };
+    Ok((Block { header, txs, last_commit }, executed, rejected))
 }
 
 /// Executes a block received from the network at position `at`, checking its structure,
-/// every transaction and the roots. On success the state holds the block's changes,
-/// uncommitted; on error the state is rolled back to where it was.
+/// every transaction and the roots. Signatures are checked through `sigs` (see
+/// [`build_block`]). On success the state holds the block's changes, uncommitted; on error the
+/// state is rolled back to where it was.
 pub fn execute_block(
     state: &mut State,
     at: Position,
     block: &Block,
     commitment: &mut impl StateCommitment,
     exec: &mut dyn Reexecute,
+    sigs: &mut dyn SignatureCheck,
 ) -> Result<Executed, BlockError> {
-    let result = execute_inner(state, at, block, commitment, exec);
+    let result = execute_inner(state, at, block, commitment, exec, sigs);
     if result.is_err() {
         state.rollback();
     }
@@ -193,6 +202,7 @@ fn execute_inner(
     block: &Block,
     commitment: &mut impl StateCommitment,
     exec: &mut dyn Reexecute,
+    sigs: &mut dyn SignatureCheck,
 ) -> Result<Executed, BlockError> {
     let h = &block.header;
     // The cheap bounds first: a block too large is refused before its roots are hashed.
@@ -217,10 +227,10 @@ fn execute_inner(
     }
     let mut receipts = Vec::new();
     for (index, tx) in block.txs.iter().enumerate() {
-        let receipt = state.apply_tx(tx, h.height, exec).map_err(|error| BlockError::Tx { index, error })?;
+        let receipt = state.apply_tx(tx, h.height, exec, sigs).map_err(|error| BlockError::Tx { index, error })?;
         receipts.extend(receipt);
     }
-    let expired = state.end_block(h.height);
+    let closed = state.end_block_closing(h.height);
     let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
     if merkle::root(&leaves) != h.receipt_root || receipts.len() != h.receipt_count as usize {
         return Err(BlockError::Root("receipt_root"));
@@ -229,7 +239,7 @@ fn execute_inner(
     if root != h.state_root {
         return Err(BlockError::Root("state_root"));
     }
-    Ok(Executed { receipts, expired })
+    Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results })
 }
 
 #[cfg(test)]
@@ -240,7 +250,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::NoReexecution;
+    use crate::{NoReexecution, VerifyAlways};
 
     fn genesis(block_txs_max: u32) -> (Genesis, Keypair) {
         let key = Keypair::from_seed([5; 32]);
@@ -280,14 +290,16 @@ mod tests {
         let next = NextBlock { at, proposer: key.public(), time_ms: 1, last_commit: None };
         let txs = vec![transfer(&genesis, &key, 0), transfer(&genesis, &key, 1)];
         let (mut block, _, _) =
-            build_block(&mut state, next, txs.clone(), &mut tree, &mut NoReexecution).expect("built");
+            build_block(&mut state, next, txs.clone(), &mut tree, &mut NoReexecution, &mut VerifyAlways)
+                .expect("built");
         assert_eq!(block.txs.len(), 1, "the builder keeps to block_txs_max");
         state.rollback();
         // Two transactions with a tx_root that does not match them: the count is refused first.
         block.txs = txs;
         block.header.tx_count = 2;
         let mut tree = tree_at_genesis(&state);
-        let err = execute_block(&mut state, at, &block, &mut tree, &mut NoReexecution).expect_err("too many");
+        let err = execute_block(&mut state, at, &block, &mut tree, &mut NoReexecution, &mut VerifyAlways)
+            .expect_err("too many");
         assert_eq!(err, BlockError::Malformed("too many transactions".into()));
     }
 
@@ -298,7 +310,15 @@ mod tests {
         let mut tree = tree_at_genesis(&state);
         let at = Position { height: 1, parent_hash: Hash::ZERO };
         let next = NextBlock { at, proposer: key.public(), time_ms: 1, last_commit: None };
-        build_block(&mut state, next, vec![transfer(&genesis, &key, 0)], &mut tree, &mut NoReexecution).expect("built");
+        build_block(
+            &mut state,
+            next,
+            vec![transfer(&genesis, &key, 0)],
+            &mut tree,
+            &mut NoReexecution,
+            &mut VerifyAlways,
+        )
+        .expect("built");
         let encoded = state.pending_changes().as_ptr();
         let changes = state.commit();
         assert_eq!(changes.as_ptr(), encoded, "commit hands over the encoding the root was computed from");

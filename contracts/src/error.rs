@@ -22,14 +22,14 @@ pub enum TxError {
         /// The nonce given.
         got: u64,
     },
-    /// The client cannot cover the escrow.
+    /// The account cannot cover what the transaction spends.
     #[error(
-        "balance {balance} cannot cover the escrow of {escrow} (fuel_limit × max_price); lower them or fund the account"
+        "balance {balance} cannot cover {escrow}: the fee plus an offer's escrow (fuel_limit × max_price × redundancy) or a transaction's amount; lower them or fund the account"
     )]
     InsufficientBalance {
         /// The account balance.
         balance: u64,
-        /// The escrow needed.
+        /// What is needed: the fee plus the escrow (an offer) or the amount (a transaction).
         escrow: u64,
     },
     /// A field is outside what the chain allows.

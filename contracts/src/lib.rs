@@ -4,7 +4,9 @@
 //! A block is applied transaction by transaction with [`State::apply_tx`]; each either applies
 //! whole or fails with a [`TxError`] and changes nothing. [`State::end_block`] settles
 //! completed jobs, replaces late providers and closes jobs past their deadline. Redundant
-//! results that disagree are settled by re-execution through [`Reexecute`]. Every change is
+//! results that disagree are settled by re-execution through [`Reexecute`]. Signatures are
+//! checked through a [`SignatureCheck`]: a node passes its [`SignatureCache`], so a transaction
+//! it already verified (on admission to its mempool) is not verified again. Every change is
 //! journaled, so a block can be rolled back ([`State::rollback`]) or committed
 //! ([`State::commit`], which returns the changed entries for the store). The state root is computed by the caller's [`StateCommitment`] (the node's
 //! Jellyfish Merkle Tree) from the changes.
@@ -25,13 +27,15 @@
 
 pub mod block;
 mod error;
+pub mod signatures;
 mod state;
 
 pub use block::{
     BlockError, Built, Executed, NextBlock, Position, StateCommitment, StoreTree, build_block, execute_block,
 };
 pub use error::{Result, TxError};
+pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
 pub use state::{
-    Account, Delivery, Job, JobPhase, NoReexecution, NonceRule, Outcome, Provider, REDUNDANCY_MAX, Reexecute, Slot,
+    Account, Closed, Delivery, Job, JobPhase, NoReexecution, NonceRule, Outcome, Provider, REDUNDANCY_MAX, Reexecute, Slot,
     State, StateKey,
 };

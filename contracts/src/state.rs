@@ -9,7 +9,7 @@ use cairn_ledger::{
     SignedTx, StateChange, Transaction, Tx,
 };
 
-use crate::{Result, TxError};
+use crate::{Result, SignatureCheck, TxError};
 
 /// An account: a balance and the nonce of its next offer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -288,6 +288,16 @@ impl Reexecute for NoReexecution {
     fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus), String> {
         Err("re-execution is not available here".into())
     }
+}
+
+/// The jobs closed at their deadline by the end of a block ([`State::end_block_closing`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Closed {
+    /// Jobs without any result: expired, the escrow refunded.
+    pub expired: Vec<Hash>,
+    /// Jobs with some of their results: completed with them (paid after the challenge window)
+    /// or, if re-executed, settled.
+    pub with_results: Vec<Hash>,
 }
 
 /// How strictly an offer's nonce is checked.
@@ -600,14 +610,40 @@ impl State {
         self.ranking(job_id, max_price, k)
     }
 
-    /// Checks an offer against the rules and this state, at block `height`, without applying it.
-    /// Returns the escrow it would lock.
+    /// Checks a transaction against the rules and this state, at block `height`, without
+    /// applying it: its signature through `sigs` (a node's cache of what it already verified),
+    /// then the rules. What a node checks before admitting a transaction to its mempool.
+    pub fn check_tx(
+        &self,
+        tx: &Transaction,
+        height: u64,
+        nonce_rule: NonceRule,
+        sigs: &mut dyn SignatureCheck,
+    ) -> Result<()> {
+        sigs.check(tx, self.params.output_bytes_max as usize)?;
+        match tx {
+            Transaction::Offer(o) => self.offer_rules(o, height, nonce_rule).map(|_| ()),
+            Transaction::Result(r) => self.result_rules(r),
+            Transaction::Account(t) => self.account_rules(t, nonce_rule),
+        }
+    }
+
+    /// Checks an offer (its signature included) against the rules and this state, at block
+    /// `height`, without applying it. Returns the escrow it would lock.
     pub fn check_offer(&self, signed: &SignedOffer, height: u64, nonce_rule: NonceRule) -> Result<u64> {
         signed.verify()?;
+        self.offer_rules(signed, height, nonce_rule)
+    }
+
+    /// The rules of an offer, its signature aside (checked by the caller).
+    fn offer_rules(&self, signed: &SignedOffer, height: u64, nonce_rule: NonceRule) -> Result<u64> {
         let o = &signed.offer;
         let p = &self.params;
         if o.chain_id != self.chain_id {
             return Err(TxError::WrongChain);
+        }
+        if o.fee < p.tx_fee_min {
+            return Err(TxError::Limit(format!("the fee must be at least {}", p.tx_fee_min)));
         }
         if o.redundancy == 0 || o.redundancy > REDUNDANCY_MAX {
             return Err(TxError::Limit(format!("redundancy must be between 1 and {REDUNDANCY_MAX}")));
@@ -646,8 +682,9 @@ impl State {
             return Err(TxError::Nonce { expected: account.nonce, got: o.nonce });
         }
         let escrow = o.escrow()?;
-        if account.balance < escrow {
-            return Err(TxError::InsufficientBalance { balance: account.balance, escrow });
+        let needed = escrow.checked_add(o.fee).ok_or(TxError::Overflow("escrow + fee"))?;
+        if account.balance < needed {
+            return Err(TxError::InsufficientBalance { balance: account.balance, escrow: needed });
         }
         let needed = usize::from(o.redundancy);
         if self.eligible(o.max_price).take(needed).count() < needed {
@@ -656,9 +693,14 @@ impl State {
         Ok(escrow)
     }
 
-    /// Checks a result against its job, without applying it.
+    /// Checks a result (its signature included) against its job, without applying it.
     pub fn check_result(&self, result: &JobResult) -> Result<()> {
         result.verify(self.params.output_bytes_max as usize)?;
+        self.result_rules(result)
+    }
+
+    /// The rules of a result, its signature aside (checked by the caller).
+    fn result_rules(&self, result: &JobResult) -> Result<()> {
         let c = &result.claim;
         let job = self.jobs.get(&c.job_id).ok_or(TxError::UnknownJob(c.job_id))?;
         if job.phase != JobPhase::Open {
@@ -685,20 +727,24 @@ impl State {
 
     /// Applies one transaction in block `height`. On error nothing changed.
     /// Returns the receipt a result transaction produces.
-    /// A challenge re-executes the job through `exec`.
+    /// Its signature is checked through `sigs` (verified, unless this node's cache knows exactly
+    /// this transaction as verified); a challenge or a dispute re-executes the job through `exec`.
     pub fn apply_tx(
         &mut self,
         tx: &Transaction,
         height: u64,
         exec: &mut dyn Reexecute,
+        sigs: &mut dyn SignatureCheck,
     ) -> Result<Option<ExecutionReceipt>> {
+        sigs.check(tx, self.params.output_bytes_max as usize)?;
         match tx {
             Transaction::Offer(signed) => {
-                let escrow = self.check_offer(signed, height, NonceRule::Exact)?;
+                let escrow = self.offer_rules(signed, height, NonceRule::Exact)?;
                 let o = &signed.offer;
                 let job_id = signed.job_id();
                 let mut account = self.account(&o.client);
-                account.balance -= escrow;
+                // The fee is burned: it leaves the total value, on top of the escrow locked.
+                account.balance -= escrow + o.fee;
                 account.nonce = account.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
                 let ranking = self.ranking(&job_id, o.max_price, RANKING_MAX);
                 let k = o.redundancy;
@@ -731,7 +777,7 @@ impl State {
                 Ok(None)
             }
             Transaction::Result(result) => {
-                self.check_result(result)?;
+                self.result_rules(result)?;
                 let c = &result.claim;
                 let job_id = c.job_id;
                 let mut job = self.jobs.get(&job_id).cloned().expect("checked above");
@@ -784,16 +830,22 @@ impl State {
                 Ok(Some(result.receipt()))
             }
             Transaction::Account(signed) => {
-                self.check_account_tx(signed, NonceRule::Exact)?;
+                self.account_rules(signed, NonceRule::Exact)?;
                 self.apply_account_tx(&signed.tx, height, exec)?;
                 Ok(None)
             }
         }
     }
 
-    /// Checks an account transaction against the rules and this state, without applying it.
+    /// Checks an account transaction (its signature included) against the rules and this state,
+    /// without applying it.
     pub fn check_account_tx(&self, signed: &SignedTx, nonce_rule: NonceRule) -> Result<()> {
         signed.verify()?;
+        self.account_rules(signed, nonce_rule)
+    }
+
+    /// The rules of an account transaction, its signature aside (checked by the caller).
+    fn account_rules(&self, signed: &SignedTx, nonce_rule: NonceRule) -> Result<()> {
         let tx = &signed.tx;
         if tx.chain_id != self.chain_id {
             return Err(TxError::WrongChain);
@@ -999,6 +1051,12 @@ impl State {
     /// delivered (see [`State::close_at_deadline`]). The height entry moves. Returns the jobs
     /// that expired without any result.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
+        self.end_block_closing(height).expired
+    }
+
+    /// [`State::end_block`], returning every job closed at its deadline: those that expired
+    /// and those that completed or settled with the results they had.
+    pub fn end_block_closing(&mut self, height: u64) -> Closed {
         self.put(StateKey::Height, Some(Value::Height(height)));
         let settled: Vec<Hash> = self.settling.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         for id in settled {
@@ -1053,13 +1111,15 @@ impl State {
         }
         let due: Vec<Hash> =
             self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
-        let mut expired = Vec::new();
+        let mut closed = Closed::default();
         for id in due {
             if self.close_at_deadline(id, height) {
-                expired.push(id);
+                closed.expired.push(id);
+            } else {
+                closed.with_results.push(id);
             }
         }
-        expired
+        closed
     }
 
     /// Closes an open job whose deadline has passed. The holder of each slot without a result

@@ -8,6 +8,7 @@ pub(crate) fn sample_offer(chain_id: Hash) -> JobOffer {
         chain_id,
         client: Keypair::from_seed([1; 32]).public(),
         nonce: 0,
+        fee: 1,
         module_id: Hash::of(b"module"),
         input: b"hello".to_vec(),
         fuel_limit: 1_000_000,
@@ -180,7 +181,7 @@ fn proof_json_round_trips() {
 #[test]
 fn format_fixtures_are_pinned() {
     let offer = sample_offer(Hash::of(b"chain"));
-    let signed = offer.clone().sign(&Keypair::from_seed([1; 32]));
+    let signed = sample_signed_offer();
     assert_eq!(Hash::of_borsh(&offer).to_hex(), OFFER_FIXTURE);
     assert_eq!(signed.job_id().to_hex(), JOB_ID_FIXTURE);
     let (proof, _) = sample_proof();
@@ -188,8 +189,8 @@ fn format_fixtures_are_pinned() {
     assert_eq!(borsh::to_vec(&JobStatus::ALL).expect("encodes"), vec![0, 1, 2, 3, 4, 5]);
 }
 
-const OFFER_FIXTURE: &str = "6bd56114edcc88f71c55d1344f43fee1aa46d5ef1b3a2ffebd57f37f2e72adf3";
-const JOB_ID_FIXTURE: &str = "46e23e38de013893c73c9252effce652d75119875f48465d7755c7242bc4ae71";
+const OFFER_FIXTURE: &str = "ded7df686747eb01847967257cfc539dbe14086534ddb33498164813088f952d";
+const JOB_ID_FIXTURE: &str = "8cf6293ac3078dd388f97b15215a550f32acf5c290b53d91fdf913b49712d12f";
 const PROOF_FIXTURE: &str = "157a911bb17398ab90d703197a7b0c9de51bdbfb37222903a1ce1d7520033ccf";
 
 #[test]
@@ -262,8 +263,13 @@ fn oversized_and_trailing_bytes_are_refused() {
 
 const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/fixtures");
 
-/// The proof and genesis in `docs/fixtures` are test vectors for independent verifiers: they
-/// must stay byte-identical to what this code produces, and verify.
+/// The signed offer of the test vectors: the fixture offer, signed by its client.
+fn sample_signed_offer() -> SignedOffer {
+    sample_offer(Hash::of(b"chain")).sign(&Keypair::from_seed([1; 32]))
+}
+
+/// The proof, genesis and signed offer in `docs/fixtures` are test vectors for independent
+/// implementations: they must stay byte-identical to what this code produces, and verify.
 #[test]
 fn documented_test_vectors_verify_and_are_current() {
     let (proof, genesis) = sample_proof();
@@ -277,6 +283,12 @@ fn documented_test_vectors_verify_and_are_current() {
     assert_eq!(file_genesis, genesis);
     file_proof.verify(&file_genesis).expect("the documented proof verifies");
     assert_eq!(read("receipt-proof.borsh.hex").trim(), hex::encode(borsh::to_vec(&proof).expect("encodes")));
+    let offer = sample_signed_offer();
+    let file_offer: SignedOffer = serde_json::from_str(&read("job-offer.json")).expect("offer parses");
+    assert_eq!(file_offer, offer);
+    file_offer.verify().expect("the documented offer's signature verifies");
+    assert_eq!(read("job-offer.borsh.hex").trim(), hex::encode(borsh::to_vec(&offer).expect("encodes")));
+    assert_eq!(file_offer.job_id().to_hex(), JOB_ID_FIXTURE);
 }
 
 /// Writes the test vectors (run deliberately, then review the diff).
@@ -289,6 +301,9 @@ fn write_test_vectors() {
     write("receipt-proof.json", serde_json::to_string_pretty(&proof).expect("json") + "\n");
     write("genesis.json", serde_json::to_string_pretty(&genesis).expect("json") + "\n");
     write("receipt-proof.borsh.hex", hex::encode(borsh::to_vec(&proof).expect("encodes")) + "\n");
+    let offer = sample_signed_offer();
+    write("job-offer.json", serde_json::to_string_pretty(&offer).expect("json") + "\n");
+    write("job-offer.borsh.hex", hex::encode(borsh::to_vec(&offer).expect("encodes")) + "\n");
 }
 
 #[test]

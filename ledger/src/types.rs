@@ -30,6 +30,9 @@ pub struct JobOffer {
     pub client: PublicKey,
     /// The client's account nonce; offers of one client are applied in nonce order.
     pub nonce: u64,
+    /// The fee, burned when the offer is included (on top of the escrow); at least the chain's
+    /// `tx_fee_min`.
+    pub fee: u64,
     /// SHA-256 of the module's wasm bytes.
     pub module_id: Hash,
     /// The input given to the job.

@@ -40,10 +40,14 @@ pub enum GossipVerdict {
     /// (decoded and verified once, here).
     Accept(VerifiedMessage),
     /// The very bytes of a vote or proposal the engine already has (a re-send): valid, so
-    /// forward it for peers that missed it, but neither verify nor feed it again.
+    /// neither verified nor fed again. Forward it only if the gossip message was published by
+    /// `signer` itself (its rebroadcast, for peers that missed the first one): anyone else
+    /// re-publishing it would only make the network carry copies.
     Repeat {
         /// The height it is for.
         height: u64,
+        /// The validator that signed it.
+        signer: PublicKey,
     },
     /// For a height already stored or further ahead than the engine looks: neither forwarded
     /// nor fed, and not held against the sender (it may simply be ahead or behind).
@@ -142,7 +146,15 @@ impl Bft {
             return GossipVerdict::Ignore;
         }
         if self.engine.is_repeat(&msg) {
-            return GossipVerdict::Repeat { height: msg.height() };
+            let signer = match &msg {
+                ConsensusMessage::Vote(v) => v.vote.validator,
+                ConsensusMessage::Proposal(p) => p.proposal.proposer,
+                // `is_repeat` is false for certificates.
+                ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => {
+                    return GossipVerdict::Ignore;
+                }
+            };
+            return GossipVerdict::Repeat { height: msg.height(), signer };
         }
         match self.engine.verify_message(msg) {
             Ok(v) => GossipVerdict::Accept(v),
@@ -331,7 +343,8 @@ mod tests {
         let GossipVerdict::Accept(verified) = b.check_gossip(0, &vote) else { panic!("a valid vote") };
         b.engine.handle(EngineInput::Verified(verified));
         let verified = b.engine.stats().signatures_verified;
-        assert!(matches!(b.check_gossip(0, &vote), GossipVerdict::Repeat { height: 1 }));
+        let GossipVerdict::Repeat { height: 1, signer } = b.check_gossip(0, &vote) else { panic!("a repeat") };
+        assert_eq!(signer, keys[1].public());
         assert_eq!(b.engine.stats().signatures_verified, verified, "a repeat is not verified again");
         // The same step signed differently is not a repeat: it is verified (and is evidence).
         let mut other = cairn_consensus::ConsensusMessage::decode(&vote).expect("decodes");

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    BlockError, Executed, NextBlock, Position, State, StoreTree, TxError, build_block, execute_block,
+    BlockError, Executed, NextBlock, Position, SignatureCache, State, StoreTree, TxError, build_block, execute_block,
 };
 use cairn_ledger::state_tree::{self, MemoryTree, StateUpdate};
 use cairn_vm::Vm;
@@ -47,6 +47,11 @@ pub struct Chain {
     pub head: Option<BlockHeader>,
     /// The head's commit.
     pub head_commit: Option<Commit>,
+    /// Transactions whose signatures this node verified (bounded): filled on admission to the
+    /// mempool and by every block executed, consulted by block building and execution so a
+    /// transaction is verified once per node. Shared behind a lock so admission and gossip
+    /// validation can fill it without holding a lock on the chain while they verify.
+    pub signatures: Arc<Mutex<SignatureCache>>,
 }
 
 impl Chain {
@@ -90,7 +95,8 @@ impl Chain {
                 path.display()
             );
         }
-        Ok(Chain { genesis, chain_id, validators, store, state, head, head_commit })
+        let signatures = Arc::new(Mutex::new(SignatureCache::default()));
+        Ok(Chain { genesis, chain_id, validators, store, state, head, head_commit, signatures })
     }
 
     /// The finalized height (0 before the first block).
@@ -116,7 +122,9 @@ impl Chain {
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer: signer.address(), time_ms, last_commit: self.head_commit.clone() };
-        let (block, executed, rejected) = build_block(&mut self.state, next, candidates, &mut tree, &mut exec)?;
+        let mut sigs = &*self.signatures;
+        let (block, executed, rejected) =
+            build_block(&mut self.state, next, candidates, &mut tree, &mut exec, &mut sigs)?;
         let update = tree.into_update().context("the block's state update")?;
         let commit = match signer.solo_commit(at.height, block.hash()) {
             Ok(c) => c,
@@ -143,7 +151,8 @@ impl Chain {
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer, time_ms, last_commit: self.head_commit.clone() };
-        let built = build_block(&mut self.state, next, candidates, &mut tree, &mut exec);
+        let mut sigs = &*self.signatures;
+        let built = build_block(&mut self.state, next, candidates, &mut tree, &mut exec, &mut sigs);
         self.state.rollback();
         let (block, _executed, rejected) = built?;
         Ok((block, rejected))
@@ -157,7 +166,8 @@ impl Chain {
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
-        let result = execute_block(&mut self.state, at, block, &mut tree, &mut exec);
+        let mut sigs = &*self.signatures;
+        let result = execute_block(&mut self.state, at, block, &mut tree, &mut exec, &mut sigs);
         self.state.rollback();
         result.map(|_| ()).map_err(|e| e.to_string())
     }
@@ -169,7 +179,9 @@ impl Chain {
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
-        let executed = execute_block(&mut self.state, at, &block, &mut tree, &mut exec).map_err(ApplyError::Block)?;
+        let mut sigs = &*self.signatures;
+        let executed =
+            execute_block(&mut self.state, at, &block, &mut tree, &mut exec, &mut sigs).map_err(ApplyError::Block)?;
         let update = tree.into_update().ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
         self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
         Ok(Finalized { block, commit, executed })

@@ -142,6 +142,7 @@ enum ModuleCmd {
 #[derive(Subcommand, Debug)]
 enum JobCmd {
     /// Upload a module, submit a job, wait for its result and finalized receipt.
+    #[command(visible_alias = "submit")]
     Run {
         /// The module.
         wasm: PathBuf,
@@ -160,6 +161,12 @@ enum JobCmd {
         /// Highest price per unit of fuel.
         #[arg(long, default_value_t = 1)]
         max_price: u64,
+        /// How many providers execute the job (k, 1 to 4); the escrow covers k executions.
+        #[arg(long, default_value_t = 1)]
+        redundancy: u8,
+        /// The fee, burned when the offer is included (default: the chain's minimum).
+        #[arg(long)]
+        fee: Option<u64>,
         /// Where to write the proof.
         #[arg(long)]
         proof_out: Option<PathBuf>,
@@ -227,9 +234,9 @@ struct TxArgs {
     /// The sending account's key.
     #[arg(long, env = "CAIRN_KEY", default_value = "cairn-key.json")]
     key: PathBuf,
-    /// The fee (burned).
-    #[arg(long, default_value_t = 1)]
-    fee: u64,
+    /// The fee, burned (default: the chain's minimum).
+    #[arg(long)]
+    fee: Option<u64>,
     #[command(flatten)]
     rpc: RpcArg,
 }
@@ -428,6 +435,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key,
             fuel_limit,
             max_price,
+            redundancy,
+            fee,
             proof_out,
             timeout_s,
             rpc,
@@ -443,7 +452,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &key,
                 &wasm,
                 input,
-                OfferTerms { fuel_limit, max_price, ..OfferTerms::default() },
+                OfferTerms { fuel_limit, max_price, redundancy, fee, ..OfferTerms::default() },
                 proof_out,
                 timeout_s,
             )

@@ -205,3 +205,66 @@ impl Mempool {
         (txs, results)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::{BlockHeader, FORMAT_VERSION, JobStatus, Keypair, ResultClaim};
+
+    use super::*;
+
+    fn result(job_id: Hash, provider: &Keypair, output: &[u8]) -> JobResult {
+        let claim = ResultClaim {
+            version: FORMAT_VERSION,
+            job_id,
+            module_id: Hash::of(b"module"),
+            input_hash: Hash::of(b"input"),
+            output_hash: Hash::of(output),
+            fuel_used: 7,
+            status: JobStatus::Ok,
+            provider: provider.public(),
+        };
+        JobResult::new(claim, output.to_vec(), provider)
+    }
+
+    fn block_of(txs: Vec<Transaction>) -> Block {
+        let header = BlockHeader {
+            version: FORMAT_VERSION,
+            chain_id: Hash::ZERO,
+            height: 1,
+            parent_hash: Hash::ZERO,
+            time_ms: 0,
+            proposer: Keypair::from_seed([9; 32]).public(),
+            tx_root: Hash::ZERO,
+            receipt_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+            last_commit_hash: Hash::ZERO,
+            tx_count: txs.len() as u32,
+            receipt_count: 0,
+        };
+        Block { header, txs, last_commit: None }
+    }
+
+    #[test]
+    fn two_results_of_one_redundant_job_are_both_kept_by_job_and_provider() {
+        let mut m = Mempool::new(3);
+        let job = Hash::of(b"a job with redundancy 2");
+        let (a, b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        let (ra, rb) = (result(job, &a, b"same"), result(job, &b, b"same"));
+        assert_eq!(m.insert_result(ra.clone()), Ok(true));
+        assert_eq!(m.insert_result(rb.clone()), Ok(true), "another provider's result for the same job is kept");
+        assert_eq!(m.insert_result(result(job, &a, b"other")), Ok(false), "one result per provider and job");
+        assert_eq!(m.len(), 2);
+        let candidates = m.candidates();
+        assert_eq!(candidates.len(), 2);
+        assert!(candidates.contains(&Transaction::Result(ra.clone())));
+        assert!(candidates.contains(&Transaction::Result(rb.clone())));
+        // A block that includes one of them removes that one only.
+        m.remove_included(&block_of(vec![Transaction::Result(ra)]));
+        assert_eq!(m.candidates(), vec![Transaction::Result(rb)]);
+        // Bounded: a full mempool refuses more.
+        let c = Keypair::from_seed([3; 32]);
+        assert_eq!(m.insert_result(result(job, &c, b"same")), Ok(true));
+        assert_eq!(m.insert_result(result(Hash::of(b"another job"), &a, b"x")), Ok(true));
+        assert_eq!(m.insert_result(result(Hash::of(b"a third job"), &a, b"x")), Err(MempoolError::Full(3)));
+    }
+}

@@ -252,6 +252,13 @@ pub fn message_id(consensus: &gossipsub::TopicHash, m: &gossipsub::Message) -> g
     gossipsub::MessageId::from(id.0.to_vec())
 }
 
+/// The libp2p peer id of the node whose key is `key` (a node's libp2p identity is its Cairn
+/// key); `None` if the bytes are not an ed25519 public key.
+pub fn peer_id_of(key: &cairn_ledger::PublicKey) -> Option<libp2p::PeerId> {
+    let ed = libp2p::identity::ed25519::PublicKey::try_from_bytes(&key.0).ok()?;
+    Some(libp2p::identity::PublicKey::from(ed).to_peer_id())
+}
+
 /// The libp2p identity of a Cairn key (the same ed25519 key).
 pub fn identity(key: &Keypair) -> anyhow::Result<libp2p::identity::Keypair> {
     libp2p::identity::Keypair::ed25519_from_bytes(key.secret_bytes()).context("ed25519 key for libp2p")
@@ -396,5 +403,13 @@ mod tests {
         assert_eq!(id(&message(&topics.consensus, 1)), id(&message(&topics.consensus, 1)), "one publication");
         assert_ne!(id(&message(&topics.consensus, 1)), id(&message(&topics.consensus, 2)), "a re-send");
         assert_eq!(id(&message(&topics.txs, 1)), id(&message(&topics.txs, 2)), "the same transactions");
+    }
+
+    #[test]
+    fn a_validators_peer_id_is_derived_from_its_key() {
+        let key = Keypair::from_seed([4; 32]);
+        let id = identity(&key).expect("identity").public().to_peer_id();
+        assert_eq!(peer_id_of(&key.public()), Some(id));
+        assert_ne!(peer_id_of(&Keypair::from_seed([5; 32]).public()), Some(id));
     }
 }

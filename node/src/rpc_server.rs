@@ -322,6 +322,7 @@ impl CairnApiServer for RpcImpl {
             provider: self.shared.config.provider,
             peers: net.peers,
             height: chain.height(),
+            tx_fee_min: chain.state.params().tx_fee_min,
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cairn_consensus::{ConsensusMessage, Engine, EngineInput, EngineOutput, SignedVote, Signer, WalEntry};
-use cairn_contracts::NonceRule;
+use cairn_contracts::{NonceRule, SignatureCheck};
 use cairn_ledger::{
     Block, Commit, FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, ResultClaim, SignedOffer, Transaction,
 };
@@ -105,10 +105,12 @@ impl Shared {
         {
             let chain = self.chain();
             let checked = match tx {
-                Transaction::Offer(o) => {
-                    chain.state.check_offer(o, chain.height() + 1, NonceRule::NotBelow).map(|_| ())
+                // The signature is verified once here and remembered, so the blocks that
+                // include the transaction do not verify it again.
+                Transaction::Offer(_) | Transaction::Account(_) => {
+                    let mut sigs = &*chain.signatures;
+                    chain.state.check_tx(tx, chain.height() + 1, NonceRule::NotBelow, &mut sigs)
                 }
-                Transaction::Account(t) => chain.state.check_account_tx(t, NonceRule::NotBelow),
                 Transaction::Result(_) => {
                     return Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(
                         "results are submitted by providers over gossip".into(),
@@ -473,6 +475,11 @@ impl Service {
             for id in &f.executed.expired {
                 tracker.advance(*id, JobStage::Expired, None, Some(height));
             }
+            // A job that closed at its deadline with some of its k results is final with this
+            // block, though the block holds none of its result transactions.
+            for id in &f.executed.closed {
+                tracker.advance(*id, JobStage::Finalized, None, Some(height));
+            }
         }
         // A provider that missed an offer's gossip still executes it once it is on chain, and a
         // stand-in executes the jobs it was just reassigned.
@@ -694,10 +701,17 @@ impl Service {
             if batch.version != WIRE_VERSION || batch.results.len() > BATCH_ITEMS_MAX {
                 return Ok(MessageAcceptance::Reject);
             }
-            let output_max = self.shared.chain().state.params().output_bytes_max as usize;
-            for r in &batch.results {
-                if r.verify(output_max).is_err() {
-                    return Ok(MessageAcceptance::Reject);
+            {
+                // Verified once here and remembered for the blocks that include them.
+                let (output_max, signatures) = {
+                    let chain = self.shared.chain();
+                    (chain.state.params().output_bytes_max as usize, chain.signatures.clone())
+                };
+                let mut sigs = &*signatures;
+                for r in &batch.results {
+                    if sigs.check(&Transaction::Result(r.clone()), output_max).is_err() {
+                        return Ok(MessageAcceptance::Reject);
+                    }
                 }
             }
             for r in batch.results {
@@ -731,7 +745,7 @@ impl Service {
             return Ok(MessageAcceptance::Accept);
         }
         if *t == self.topics.consensus.hash() {
-            return Ok(self.on_consensus_gossip(source, &message.data));
+            return Ok(self.on_consensus_gossip(source, message.source, &message.data));
         }
         if *t == self.topics.proposals.hash() {
             return self.on_proposed_gossip(&message.data);
@@ -1068,14 +1082,22 @@ impl Service {
         Ok(())
     }
 
-    fn on_consensus_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
+    /// `source` sent the message to this node; `author` published it (gossipsub's signed
+    /// source).
+    fn on_consensus_gossip(&mut self, source: PeerId, author: Option<PeerId>, data: &[u8]) -> MessageAcceptance {
         let head = self.shared.chain().height();
         let Some(bft) = self.bft.as_mut() else { return MessageAcceptance::Ignore };
         // Decoded and verified once, here (cheap checks first); the engine gets the result.
         let (height, msg) = match bft.check_gossip(head, data) {
             GossipVerdict::Accept(m) => (m.height(), Some(m)),
-            // Valid (the same bytes as one verified before): passed on, not fed again.
-            GossipVerdict::Repeat { height } => (height, None),
+            // Valid (the same bytes as one verified before): not fed again, and passed on only
+            // as its signer's own rebroadcast.
+            GossipVerdict::Repeat { height, signer } => {
+                if author.is_none() || author != p2p::peer_id_of(&signer) {
+                    return MessageAcceptance::Ignore;
+                }
+                (height, None)
+            }
             GossipVerdict::Ignore => return MessageAcceptance::Ignore,
             GossipVerdict::Reject(e) => {
                 tracing::debug!(%source, "invalid consensus message: {e}");

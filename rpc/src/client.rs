@@ -34,16 +34,22 @@ pub struct OfferTerms {
     pub max_price: u64,
     /// Blocks from the head until the deadline.
     pub deadline_blocks: u64,
+    /// How many providers execute the job (k; the escrow covers k executions).
+    pub redundancy: u8,
+    /// The fee, burned when the offer is included; `None` pays the chain's minimum (`node_info`'s
+    /// `tx_fee_min`).
+    pub fee: Option<u64>,
 }
 
 impl Default for OfferTerms {
     fn default() -> Self {
-        OfferTerms { fuel_limit: 100_000_000, max_price: 1, deadline_blocks: 200 }
+        OfferTerms { fuel_limit: 100_000_000, max_price: 1, deadline_blocks: 200, redundancy: 1, fee: None }
     }
 }
 
-/// Builds and signs an offer for the chain the node serves. `nonce: None` asks the node for
-/// the account's next nonce (counting offers in its mempool).
+/// Builds and signs an offer for the chain the node serves, with `terms` (the fee defaults to
+/// the chain's minimum). `nonce: None` asks the node for the account's next nonce (counting
+/// offers in its mempool).
 pub async fn sign_offer(
     client: &WsClient,
     key: &Keypair,
@@ -63,26 +69,29 @@ pub async fn sign_offer(
         chain_id: info.chain_id,
         client: key.public(),
         nonce,
+        fee: terms.fee.unwrap_or(info.tx_fee_min),
         module_id,
         input,
         fuel_limit: terms.fuel_limit,
         max_price: terms.max_price,
-        redundancy: 1,
+        redundancy: terms.redundancy,
         assignment_height: head.height,
         deadline_height: head.height + terms.deadline_blocks,
     }
     .sign(key))
 }
 
-/// Builds and signs an account transaction for the chain the node serves.
+/// Builds and signs an account transaction for the chain the node serves. `fee: None` pays the
+/// chain's minimum (`node_info`'s `tx_fee_min`).
 pub async fn sign_tx(
     client: &WsClient,
     key: &Keypair,
-    fee: u64,
+    fee: Option<u64>,
     action: Action,
     nonce: Option<u64>,
 ) -> anyhow::Result<SignedTx> {
     let info = client.node_info().await.context("node_info")?;
+    let fee = fee.unwrap_or(info.tx_fee_min);
     let nonce = match nonce {
         Some(n) => n,
         None => client.account_get(key.public()).await.context("account_get")?.next_nonce,

@@ -6,7 +6,7 @@
 //! | -32001 | not found: unknown job, block, or module |
 //! | -32002 | invalid transaction: breaks a chain rule (limits, deadline, chain id, duplicate) |
 //! | -32003 | bad signature |
-//! | -32004 | insufficient balance for the escrow |
+//! | -32004 | insufficient balance for the fee plus the escrow or amount |
 //! | -32005 | wrong nonce |
 //! | -32006 | invalid module: not wasm, or not the job ABI |
 //! | -32007 | not yet finalized: no proof yet, retry after the `finalized` event |

@@ -131,6 +131,9 @@ pub struct NodeInfo {
     pub peers: usize,
     /// Its finalized height.
     pub height: u64,
+    /// The chain's least fee of a transaction or offer (genesis `tx_fee_min`): what clients pay
+    /// when they choose no fee.
+    pub tx_fee_min: u64,
 }
 
 /// A registered provider (`provider_list`).

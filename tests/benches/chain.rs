@@ -1,10 +1,13 @@
 //! Block execution throughput (transactions applied, state tree updated and the block committed
-//! to rocksdb) and receipt/state proof generation and verification, on one node.
+//! to rocksdb) — with every signature verified, and with every transaction already in the
+//! node's signature cache — and receipt/state proof generation and verification, on one node.
 //!
 //! `cargo bench -p cairn-tests --bench chain`
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NextBlock, NoReexecution, Position, State, StoreTree, build_block};
+use cairn_contracts::{
+    NextBlock, NoReexecution, Position, SignatureCache, SignatureCheck, State, StoreTree, VerifyAlways, build_block,
+};
 use cairn_ledger::state_tree;
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
@@ -49,6 +52,7 @@ fn fixture() -> Fixture {
             chain_id,
             client: client.public(),
             nonce,
+            fee: 1,
             module_id: Hash::of(b"module"),
             input: nonce.to_le_bytes().to_vec(),
             fuel_limit: 1_000,
@@ -86,8 +90,14 @@ fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
     (dir, store, state)
 }
 
-/// Builds, finalizes and stores block 1 with every fixture transaction.
-fn commit_block(f: &Fixture, store: &Store, state: &mut State) -> (cairn_ledger::Block, Vec<ExecutionReceipt>) {
+/// Builds, finalizes and stores block 1 with every fixture transaction, checking signatures
+/// through `sigs`.
+fn commit_block(
+    f: &Fixture,
+    store: &Store,
+    state: &mut State,
+    sigs: &mut dyn SignatureCheck,
+) -> (cairn_ledger::Block, Vec<ExecutionReceipt>) {
     let signer = Signer::new(f.validator.clone(), f.genesis.chain_id(), f.genesis.validator_set().expect("set"))
         .expect("signer");
     let mut disk = StoreTree::new(store);
@@ -98,7 +108,7 @@ fn commit_block(f: &Fixture, store: &Store, state: &mut State) -> (cairn_ledger:
         last_commit: None,
     };
     let (block, executed, rejected) =
-        build_block(state, next, f.txs.clone(), &mut disk, &mut NoReexecution).expect("block builds");
+        build_block(state, next, f.txs.clone(), &mut disk, &mut NoReexecution, sigs).expect("block builds");
     assert!(rejected.is_empty());
     let commit = signer.solo_commit(1, block.hash()).expect("commit");
     let changes = state.commit();
@@ -130,14 +140,45 @@ fn bench(c: &mut Criterion) {
     g.bench_function(format!("apply_and_commit_{}_txs", f.txs.len()), |b| {
         b.iter_batched(
             || open(&f),
-            |(_dir, store, mut state)| commit_block(&f, &store, &mut state),
+            |(_dir, store, mut state)| commit_block(&f, &store, &mut state, &mut VerifyAlways),
             BatchSize::PerIteration,
         )
     });
     g.finish();
 
+    // The same block with every signature checked (nothing cached) and with every transaction
+    // already verified on admission (all cached): what the signature cache saves.
+    let output_max = f.genesis.params.output_bytes_max as usize;
+    let mut cached = SignatureCache::default();
+    for tx in &f.txs {
+        cached.check(tx, output_max).expect("valid");
+    }
+    let mut g = c.benchmark_group("signatures");
+    g.throughput(Throughput::Elements(f.txs.len() as u64));
+    g.sample_size(10);
+    for all_cached in [false, true] {
+        let name = if all_cached { "signatures_cached" } else { "signatures_verified" };
+        g.bench_function(format!("apply_and_commit_{}_txs_{name}", f.txs.len()), |b| {
+            b.iter_batched(
+                || {
+                    let cache = if all_cached { cached.clone() } else { SignatureCache::default() };
+                    (open(&f), cache)
+                },
+                |((_dir, store, mut state), mut cache)| {
+                    let hits = cache.hits();
+                    let out = commit_block(&f, &store, &mut state, &mut cache);
+                    let expected = if all_cached { f.txs.len() as u64 } else { 0 };
+                    assert_eq!(cache.hits() - hits, expected);
+                    out
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+
     let (_dir, store, mut state) = open(&f);
-    let (block, receipts) = commit_block(&f, &store, &mut state);
+    let (block, receipts) = commit_block(&f, &store, &mut state, &mut VerifyAlways);
     let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
     let commit = store.commit(1).expect("read").expect("commit");
     let receipt_proof = |i: usize| ReceiptProof {

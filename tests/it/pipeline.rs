@@ -1,7 +1,7 @@
 //! Offer → execution in the real sandbox → block → commit → rocksdb → proof, in one process.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NextBlock, NoReexecution, Position, State, build_block, execute_block};
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, VerifyAlways, build_block, execute_block};
 use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
@@ -50,6 +50,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
         chain_id,
         client: k.client.public(),
         nonce: 0,
+        fee: 1,
         module_id,
         input: b"pipeline".to_vec(),
         fuel_limit: 1_000_000,
@@ -86,7 +87,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let txs = vec![Transaction::Offer(offer.clone()), Transaction::Result(result)];
     let next = NextBlock { at, proposer: k.validator.public(), time_ms: 0, last_commit: None };
     let (block, executed, rejected) =
-        build_block(&mut state, next, txs, &mut tree, &mut NoReexecution).expect("block builds");
+        build_block(&mut state, next, txs, &mut tree, &mut NoReexecution, &mut VerifyAlways).expect("block builds");
     assert_ne!(block.header.state_root, genesis_root);
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(executed.receipts.len(), 1);
@@ -94,8 +95,8 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let commit = signer.solo_commit(1, block.hash()).expect("commit");
 
     // Another node re-executes the block and reaches the same roots.
-    let replayed =
-        execute_block(&mut follower, at, &block, &mut follower_tree, &mut NoReexecution).expect("block replays");
+    let replayed = execute_block(&mut follower, at, &block, &mut follower_tree, &mut NoReexecution, &mut VerifyAlways)
+        .expect("block replays");
     assert_eq!(replayed, executed);
     assert_eq!(follower.entries(), state.entries());
 

@@ -2,7 +2,10 @@
 //! and a state proof from one verifies against the other's header.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{Job, NextBlock, Position, Reexecute, State, StoreTree, build_block, execute_block};
+use cairn_contracts::{
+    Job, NextBlock, NonceRule, Position, Reexecute, SignatureCache, SignatureCheck, State, StoreTree, VerifyAlways,
+    build_block, execute_block,
+};
 use cairn_ledger::state_tree::{self, StateUpdate};
 use cairn_ledger::{
     Action, Block, BlockWrite, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
@@ -50,7 +53,9 @@ impl Reexecute for Honest {
 }
 
 /// Every third job asks for two providers; of those, every other one gets a lying second
-/// result, so blocks also settle disputes by re-execution.
+/// result, so blocks also settle disputes by re-execution. Node A verified every transaction
+/// when it admitted it and builds from its signature cache; node B verifies everything while
+/// replaying: they agree all the same.
 #[test]
 fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
     let validator = Keypair::from_seed([1; 32]);
@@ -71,6 +76,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
     let chain_id = genesis.chain_id();
     let signer = Signer::new(validator.clone(), chain_id, genesis.validator_set().expect("set")).expect("signer");
     let (mut a, mut b) = (Node::new(&genesis), Node::new(&genesis));
+    let mut a_signatures = SignatureCache::default();
     let mut parent = Hash::ZERO;
     let mut last_commit = None;
     let mut nonce = 0;
@@ -84,6 +90,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
                 chain_id,
                 client: client.public(),
                 nonce,
+                fee: 1 + nonce % 3,
                 module_id: Hash::of(b"m"),
                 input: nonce.to_le_bytes().to_vec(),
                 fuel_limit: 100,
@@ -114,10 +121,21 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
 
         let at = Position { height, parent_hash: parent };
         let next = NextBlock { at, proposer: validator.public(), time_ms: height, last_commit: last_commit.clone() };
+        // Node A admits the transactions as a mempool does: their signatures are verified once,
+        // and the block built from them finds every one in the cache.
+        for tx in &txs {
+            let output_max = a.state.params().output_bytes_max as usize;
+            match tx {
+                Transaction::Result(_) => a_signatures.check(tx, output_max).expect("a valid result"),
+                _ => a.state.check_tx(tx, height, NonceRule::NotBelow, &mut a_signatures).expect("admitted"),
+            }
+        }
+        let hits = a_signatures.hits();
         let mut disk_a = StoreTree::new(&a.store);
         let (block, executed, rejected) =
-            build_block(&mut a.state, next, txs, &mut disk_a, &mut Honest).expect("builds");
+            build_block(&mut a.state, next, txs, &mut disk_a, &mut Honest, &mut a_signatures).expect("builds");
         assert!(rejected.is_empty(), "height {height}: {rejected:?}");
+        assert_eq!(a_signatures.hits() - hits, block.txs.len() as u64, "no signature verified twice on node A");
         let tree_a = disk_a.into_update().expect("update");
         let commit = signer.solo_commit(height, block.hash()).expect("commit");
         a.store_block(&block, &commit, &executed.receipts, &tree_a);
@@ -143,7 +161,8 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
         }
 
         let mut disk_b = StoreTree::new(&b.store);
-        let replayed = execute_block(&mut b.state, at, &block, &mut disk_b, &mut Honest).expect("replays");
+        let replayed =
+            execute_block(&mut b.state, at, &block, &mut disk_b, &mut Honest, &mut VerifyAlways).expect("replays");
         let tree_b = disk_b.into_update().expect("update");
         b.store_block(&block, &commit, &replayed.receipts, &tree_b);
 

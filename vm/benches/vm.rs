@@ -31,36 +31,12 @@ fn wat(text: &str) -> Vec<u8> {
 
 /// Integer arithmetic in a tight loop: 2 million rounds of xorshift.
 fn compute_heavy() -> Vec<u8> {
-    wat(r#"(module (memory (export "memory") 1)
-        (func (export "cairn_alloc") (param i32) (result i32) (i32.const 1024))
-        (func (export "cairn_run") (param i32 i32) (result i64)
-          (local $i i32) (local $x i64)
-          (local.set $x (i64.const 88172645463325252))
-          (loop $next
-            (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
-            (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
-            (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br_if $next (i32.lt_u (local.get $i) (i32.const 2000000))))
-          (i64.store (i32.const 0) (local.get $x))
-          (i64.const 8)))"#)
+    wat(include_str!("compute_heavy.wat"))
 }
 
 /// Loads and stores: 8 passes over 1 MiB, each word incremented.
 fn memory_heavy() -> Vec<u8> {
-    wat(r#"(module (memory (export "memory") 17)
-        (func (export "cairn_alloc") (param i32) (result i32) (i32.const 1024))
-        (func (export "cairn_run") (param i32 i32) (result i64)
-          (local $pass i32) (local $a i32)
-          (loop $passes
-            (local.set $a (i32.const 65536))
-            (loop $words
-              (i32.store (local.get $a) (i32.add (i32.load (local.get $a)) (local.get $a)))
-              (local.set $a (i32.add (local.get $a) (i32.const 4)))
-              (br_if $words (i32.lt_u (local.get $a) (i32.const 1114112))))
-            (local.set $pass (i32.add (local.get $pass) (i32.const 1)))
-            (br_if $passes (i32.lt_u (local.get $pass) (i32.const 8))))
-          (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.const 8))))"#)
+    wat(include_str!("memory_heavy.wat"))
 }
 
 /// A module of about `size` bytes: many small, distinct functions, and `seed` in one of

@@ -108,9 +108,14 @@ pub(crate) fn headless_engine(config: &VmConfig, pool: Option<&Arc<MemoryPool>>)
 /// its settings, the features, the instrumentation and the limits baked into it, and the
 /// CPU. Artifacts are cached under (module id, this hash).
 pub(crate) fn engine_config_hash(config: &VmConfig) -> [u8; 32] {
+    engine_config_hash_for(config, INSTRUMENTATION_VERSION)
+}
+
+/// [`engine_config_hash`] with another instrumentation version (for tests).
+pub(crate) fn engine_config_hash_for(config: &VmConfig, instrumentation_version: u32) -> [u8; 32] {
     let engine = headless_engine(config, None);
     let description = format!(
-        "cairn-vm {} instrumentation {INSTRUMENTATION_VERSION}; wasmer 7.1 cranelift nan-canonical; \
+        "cairn-vm {} instrumentation {instrumentation_version}; wasmer 7.1 cranelift nan-canonical; \
          features {:?}; call_depth_max {}; memory_pages_max {}; table_elements_max {}; target {:?}",
         env!("CARGO_PKG_VERSION"),
         engine_features(),

@@ -3,9 +3,10 @@ use cairn_ledger::{
 };
 
 use super::*;
+use crate::VerifyAlways;
 
 fn apply(s: &mut State, tx: &Transaction, height: u64) -> Result<Option<ExecutionReceipt>> {
-    s.apply_tx(tx, height, &mut NoReexecution)
+    s.apply_tx(tx, height, &mut NoReexecution, &mut VerifyAlways)
 }
 
 struct World {
@@ -37,6 +38,14 @@ fn world_of(n: u8) -> World {
     World { genesis, client, providers }
 }
 
+/// The fee of the test offers: the chain's minimum.
+const OFFER_FEE: u64 = 1;
+
+/// The fees burned by the client's offers so far, in tests where it sends nothing else.
+fn fees(s: &State, w: &World) -> u128 {
+    u128::from(OFFER_FEE) * u128::from(s.account(&w.client.public()).nonce)
+}
+
 fn offer(w: &World, nonce: u64, fuel_limit: u64, max_price: u64) -> SignedOffer {
     offer_at(w, nonce, fuel_limit, max_price, 1)
 }
@@ -48,6 +57,7 @@ fn offer_at(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64)
         chain_id: w.genesis.chain_id(),
         client: w.client.public(),
         nonce,
+        fee: OFFER_FEE,
         module_id: Hash::of(b"wasm"),
         input: b"in".to_vec(),
         fuel_limit,
@@ -90,7 +100,9 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
     let total = s.total_value();
     let o = offer(&w, 0, 1_000, 2);
     assert_eq!(apply(&mut s, &Transaction::Offer(o.clone()), 1), Ok(None));
-    assert_eq!(s.account(&w.client.public()), Account { balance: 8_000, nonce: 1 });
+    // The escrow is locked and the fee burned.
+    assert_eq!(s.account(&w.client.public()), Account { balance: 8_000 - OFFER_FEE, nonce: 1 });
+    let total = total - u128::from(OFFER_FEE);
     let r = result(&w, &s, &o, 300);
     let receipt = apply(&mut s, &Transaction::Result(r.clone()), 1).expect("applies").expect("a receipt");
     assert_eq!(receipt.claim, r.claim);
@@ -104,7 +116,7 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
     s.end_block(1 + window);
     // price 1 per fuel: provider earns 300, the client gets 2000 - 300 back.
     assert_eq!(s.account(&r.claim.provider).balance, 300);
-    assert_eq!(s.account(&w.client.public()).balance, 9_700);
+    assert_eq!(s.account(&w.client.public()).balance, 9_700 - OFFER_FEE);
     assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
     assert_eq!(s.total_value(), total);
 }
@@ -137,11 +149,11 @@ fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
             Fixed(Hash::of(b"the real output"), r.claim.fuel_used, r.claim.status)
         };
         let challenge = account_tx(&w, challenger, 1, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
-        s.apply_tx(&challenge, 2, &mut exec).expect("challenge applies");
+        s.apply_tx(&challenge, 2, &mut exec, &mut VerifyAlways).expect("challenge applies");
         if honest {
             // The bond goes to the provider; settlement proceeds as usual.
             assert_eq!(s.account(&provider).balance, 500);
-            assert_eq!(s.account(&challenger.public()).balance, 8_000 - 1 - 500);
+            assert_eq!(s.account(&challenger.public()).balance, 8_000 - OFFER_FEE - 1 - 500);
             s.end_block(1 + w.genesis.params.challenge_window_blocks);
             assert_eq!(s.account(&provider).balance, 800);
             assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
@@ -149,15 +161,15 @@ fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
             // Half the stake goes to the challenger with its bond; the client (here the same
             // account) gets the whole escrow back; the provider is not paid.
             assert_eq!(s.provider(&provider).expect("provider").stake, stake / 2);
-            assert_eq!(s.account(&challenger.public()).balance, 10_000 - 1 + stake / 2);
+            assert_eq!(s.account(&challenger.public()).balance, 10_000 - OFFER_FEE - 1 + stake / 2);
             assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Slashed);
             s.end_block(1 + w.genesis.params.challenge_window_blocks);
             assert_eq!(s.account(&provider).balance, 0);
         }
-        assert_eq!(s.total_value(), total - 1, "only the fee left the system");
+        assert_eq!(s.total_value(), total - u128::from(OFFER_FEE) - 1, "only the fees left the system");
         // Closed jobs cannot be challenged again.
         let again = account_tx(&w, challenger, 2, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
-        assert!(s.apply_tx(&again, 20, &mut exec).is_err());
+        assert!(s.apply_tx(&again, 20, &mut exec, &mut VerifyAlways).is_err());
     }
 }
 
@@ -171,8 +183,16 @@ fn bad_offers_are_refused_and_change_nothing() {
     assert!(matches!(apply(&mut s, &Transaction::Offer(bad_sig), 1), Err(TxError::BadSignature(_))));
     assert_eq!(
         apply(&mut s, &Transaction::Offer(offer(&w, 0, 100_000, 1)), 1),
-        Err(TxError::InsufficientBalance { balance: 10_000, escrow: 100_000 })
+        Err(TxError::InsufficientBalance { balance: 10_000, escrow: 100_000 + OFFER_FEE })
     );
+    // The balance must cover the fee on top of the escrow.
+    assert_eq!(
+        apply(&mut s, &Transaction::Offer(offer(&w, 0, 10_000, 1)), 1),
+        Err(TxError::InsufficientBalance { balance: 10_000, escrow: 10_000 + OFFER_FEE })
+    );
+    let mut cheap = offer(&w, 0, 10, 1).offer;
+    cheap.fee = w.genesis.params.tx_fee_min - 1;
+    assert!(matches!(apply(&mut s, &Transaction::Offer(cheap.sign(&w.client)), 1), Err(TxError::Limit(_))));
     assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
     assert_eq!(
         apply(&mut s, &Transaction::Offer(offer(&w, 0, 10, 0)), 1),
@@ -206,8 +226,9 @@ fn unexecuted_jobs_expire_and_refund() {
     let assignee = s.job(&o.job_id()).expect("job").ranking[0];
     assert_eq!(s.provider(&assignee).expect("provider").active_jobs, 1);
     assert_eq!(s.end_block(11), vec![o.job_id()]);
-    // The escrow comes back, with 1% of the assignee's stake for the missed deadline.
-    assert_eq!(s.account(&w.client.public()).balance, 10_100);
+    // The escrow comes back, with 1% of the assignee's stake for the missed deadline; the fee
+    // stays burned.
+    assert_eq!(s.account(&w.client.public()).balance, 10_100 - OFFER_FEE);
     let p = s.provider(&assignee).expect("provider");
     assert_eq!((p.stake, p.active_jobs), (9_900, 0));
     assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Expired);
@@ -392,9 +413,12 @@ fn conservation_run(seed: u64) -> [usize; 4] {
     for height in 1..400u64 {
         let nonce = s.account(&w.client.public()).nonce + next() % 2;
         let k = 1 + (next() % 3) as u8;
-        let o = offer_k(&w, nonce, 1 + next() % 3_000, next() % 3, height, k);
+        // Fees from below the minimum (refused) to a few above it.
+        let fee = next() % 4;
+        let o = offer_k_fee(&w, nonce, 1 + next() % 3_000, next() % 3, height, k, fee);
         if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
             applied_offers += 1;
+            burned += u128::from(fee);
             offers.push(o);
         }
         let p = &w.providers[(next() % 4) as usize];
@@ -437,7 +461,8 @@ fn conservation_run(seed: u64) -> [usize; 4] {
             };
             let nonce = s.account(&w.client.public()).nonce;
             let challenge = Action::Challenge { job_id: o.job_id(), bond: 50 + next() % 500 };
-            if s.apply_tx(&account_tx(&w, &w.client, nonce, 1, challenge), height, &mut exec).is_ok() {
+            if s.apply_tx(&account_tx(&w, &w.client, nonce, 1, challenge), height, &mut exec, &mut VerifyAlways).is_ok()
+            {
                 challenges += 1;
                 burned += 1;
             }
@@ -465,8 +490,14 @@ fn conservation_run(seed: u64) -> [usize; 4] {
 
 /// An offer with redundancy `k`, made when `height` is the next block.
 fn offer_k(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64, k: u8) -> SignedOffer {
+    offer_k_fee(w, nonce, fuel_limit, max_price, height, k, OFFER_FEE)
+}
+
+/// [`offer_k`] with the fee `fee`.
+fn offer_k_fee(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64, k: u8, fee: u64) -> SignedOffer {
     let mut o = offer_at(w, nonce, fuel_limit, max_price, height).offer;
     o.redundancy = k;
+    o.fee = fee;
     o.sign(&w.client)
 }
 
@@ -501,8 +532,11 @@ fn deliver(w: &World, s: &mut State, o: &SignedOffer, height: u64, how: Delivere
     let output: &[u8] = if how.lie { b"lie" } else { b"out" };
     let r = Transaction::Result(result_by(w, o, provider, fuel, output));
     let before = s.job(&o.job_id()).cloned();
-    let applied =
-        if how.exec_fails { s.apply_tx(&r, height, &mut NoReexecution) } else { s.apply_tx(&r, height, &mut Truth) };
+    let applied = if how.exec_fails {
+        s.apply_tx(&r, height, &mut NoReexecution, &mut VerifyAlways)
+    } else {
+        s.apply_tx(&r, height, &mut Truth, &mut VerifyAlways)
+    };
     match applied {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -522,7 +556,7 @@ mod property {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Offer { nonce_skew: u64, fuel: u64, price: u64, k: u8 },
+        Offer { nonce_skew: u64, fuel: u64, price: u64, k: u8, fee: u64 },
         Result { pick: usize, how: Delivered },
         Account { who: usize, kind: u8, amount: u64, fee: u64, nonce_skew: u64 },
         Challenge { pick: usize, right: bool, bond: u64 },
@@ -535,8 +569,8 @@ mod property {
             (any::<usize>(), prop::bool::weighted(0.3), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
                 .prop_map(|(pick, lie, over, exec_fails)| Delivered { pick, lie, over, exec_fails });
         prop_oneof![
-            3 => (0..2u64, 1..3_000u64, 0..3u64, 1..=3u8)
-                .prop_map(|(nonce_skew, fuel, price, k)| Op::Offer { nonce_skew, fuel, price, k }),
+            3 => (0..2u64, 1..3_000u64, 0..3u64, 1..=3u8, 0..4u64)
+                .prop_map(|(nonce_skew, fuel, price, k, fee)| Op::Offer { nonce_skew, fuel, price, k, fee }),
             5 => (any::<usize>(), delivered).prop_map(|(pick, how)| Op::Result { pick, how }),
             3 => (0..5usize, 0..4u8, 0..2_000u64, 0..3u64, 0..2u64)
                 .prop_map(|(who, kind, amount, fee, nonce_skew)| Op::Account { who, kind, amount, fee, nonce_skew }),
@@ -550,7 +584,7 @@ mod property {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
         /// Balances + stakes + escrows (+ forfeits held by open jobs) change only by the fees
-        /// burned, with redundancy 1 to 3 and agreeing, lying and late providers; a replayed
+        /// burned (of account transactions and offers alike), with redundancy 1 to 3 and agreeing, lying and late providers; a replayed
         /// transaction is refused; a rolled-back transaction leaves no trace; the derived
         /// indexes always equal a recomputation from the entries.
         #[test]
@@ -564,10 +598,12 @@ mod property {
             let mut offers: Vec<SignedOffer> = vec![];
             for op in ops {
                 match op {
-                    Op::Offer { nonce_skew, fuel, price, k } => {
+                    Op::Offer { nonce_skew, fuel, price, k, fee } => {
                         let nonce = s.account(&w.client.public()).nonce + nonce_skew;
-                        let o = offer_k(&w, nonce, fuel, price, height, k);
+                        let o = offer_k_fee(&w, nonce, fuel, price, height, k, fee);
                         if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
+                            // The offer's fee is burned like an account transaction's.
+                            burned += u128::from(fee);
                             prop_assert!(apply(&mut s, &Transaction::Offer(o.clone()), height).is_err());
                             offers.push(o);
                         }
@@ -603,7 +639,7 @@ mod property {
                             };
                             let nonce = s.account(&w.client.public()).nonce;
                             let tx = account_tx(&w, &w.client, nonce, 1, Action::Challenge { job_id: o.job_id(), bond });
-                            if s.apply_tx(&tx, height, &mut exec).is_ok() {
+                            if s.apply_tx(&tx, height, &mut exec, &mut VerifyAlways).is_ok() {
                                 burned += 1;
                             }
                         }
@@ -689,7 +725,7 @@ mod redundancy {
         for p in job.assigned() {
             assert_eq!(s.provider(&p).expect("provider").active_jobs, 1, "capacity counts per slot");
         }
-        assert_eq!(balance(&s, &w.client.public()), 4_000);
+        assert_eq!(balance(&s, &w.client.public()), 4_000 - OFFER_FEE);
     }
 
     #[test]
@@ -715,9 +751,9 @@ mod redundancy {
         assert_eq!((balance(&s, &a), balance(&s, &b)), (0, 0), "paid after the challenge window");
         s.end_block(2 + window);
         assert_eq!((balance(&s, &a), balance(&s, &b)), (500, 500));
-        assert_eq!(balance(&s, &w.client.public()), 10_000 - 1_000);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 1_000 - OFFER_FEE);
         assert_eq!(s.job(&id).expect("job").phase, JobPhase::Settled);
-        assert_eq!(s.total_value(), total);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
     }
 
     #[test]
@@ -735,7 +771,7 @@ mod redundancy {
         let lie = lying(&w, &o, liar, b"lie");
         assert!(matches!(apply(&mut s, &lie, 2), Err(TxError::Reexecution(_))));
         assert_eq!(s.entries(), before);
-        s.apply_tx(&lie, 2, &mut Truth).expect("the dispute is resolved");
+        s.apply_tx(&lie, 2, &mut Truth, &mut VerifyAlways).expect("the dispute is resolved");
         let job = s.job(&id).expect("job").clone();
         assert_eq!(
             job.verified,
@@ -746,8 +782,8 @@ mod redundancy {
         assert_eq!((job.phase, job.paid, job.forfeit), (JobPhase::Settled, 500, 5_000));
         assert_eq!(stake(&s, &liar), 5_000);
         assert_eq!((balance(&s, &right), balance(&s, &liar)), (500 + 5_000, 0));
-        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500);
-        assert_eq!(s.total_value(), total);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 - OFFER_FEE);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
         let (p, q) = (s.provider(&right).expect("p"), s.provider(&liar).expect("q"));
         assert_eq!((p.active_jobs, q.active_jobs), (0, 0));
     }
@@ -762,7 +798,8 @@ mod redundancy {
             let id = o.job_id();
             let [a, b, c] = s.job(&id).expect("job").assigned()[..] else { panic!("three assigned") };
             apply(&mut s, &honest(&w, &o, a), 1).expect("a");
-            s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth).expect("b: the dispute is resolved");
+            s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth, &mut VerifyAlways)
+                .expect("b: the dispute is resolved");
             assert_eq!(stake(&s, &b), 5_001, "slashed as soon as the dispute is resolved");
             assert_eq!(s.job(&id).expect("job").phase, JobPhase::Open, "still waiting for c");
             // Once re-executed, later results are judged against it without running it again.
@@ -773,14 +810,14 @@ mod redundancy {
             if third_lies {
                 assert_eq!(stake(&s, &c), 5_001);
                 assert_eq!(balance(&s, &a), 500 + 2 * 5_001);
-                assert_eq!(balance(&s, &w.client.public()), 10_000 - 500);
+                assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 - OFFER_FEE);
             } else {
                 // 5,001 split two ways: 2,500 each, the odd unit to the client.
                 assert_eq!((balance(&s, &a), balance(&s, &c)), (500 + 2_500, 500 + 2_500));
-                assert_eq!(balance(&s, &w.client.public()), 10_000 - 1_000 + 1);
+                assert_eq!(balance(&s, &w.client.public()), 10_000 - 1_000 + 1 - OFFER_FEE);
             }
             assert_eq!(balance(&s, &b), 0);
-            assert_eq!(s.total_value(), total);
+            assert_eq!(s.total_value(), total - fees(&s, &w));
         }
     }
 
@@ -792,13 +829,13 @@ mod redundancy {
         apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
         let [a, b] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("two assigned") };
         apply(&mut s, &lying(&w, &o, a, b"one"), 1).expect("a");
-        s.apply_tx(&lying(&w, &o, b, b"two"), 1, &mut Truth).expect("b");
+        s.apply_tx(&lying(&w, &o, b, b"two"), 1, &mut Truth, &mut VerifyAlways).expect("b");
         let job = s.job(&o.job_id()).expect("job");
         assert_eq!((job.phase, job.paid), (JobPhase::Slashed, 0));
         assert_eq!((stake(&s, &a), stake(&s, &b)), (5_000, 5_000));
         assert_eq!((balance(&s, &a), balance(&s, &b)), (0, 0));
-        assert_eq!(balance(&s, &w.client.public()), 10_000 + 10_000);
-        assert_eq!(s.total_value(), total);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 + 10_000 - OFFER_FEE);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
     }
 
     #[test]
@@ -811,15 +848,16 @@ mod redundancy {
         let [a, b] = s.job(&id).expect("job").assigned()[..] else { panic!("two assigned") };
         apply(&mut s, &honest(&w, &o, a), 2).expect("a");
         assert!(s.end_block(10).is_empty(), "the deadline (10) is inclusive");
-        assert!(s.end_block(11).is_empty(), "a job with a result does not expire");
+        let closed = s.end_block_closing(11);
+        assert_eq!(closed, Closed { expired: vec![], with_results: vec![id] }, "a job with a result does not expire");
         let job = s.job(&id).expect("job");
         let window = w.genesis.params.challenge_window_blocks;
         assert_eq!((job.phase, job.paid, job.settle_height), (JobPhase::Completed, 500, 11 + window));
         assert_eq!((stake(&s, &b), s.provider(&b).expect("b").active_jobs), (9_900, 0), "b missed its slot");
         s.end_block(11 + window);
         assert_eq!(balance(&s, &a), 500);
-        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100);
-        assert_eq!(s.total_value(), total);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100 - OFFER_FEE);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
 
         // Nothing delivered: the job expires, every slot's holder is penalised.
         let o = offer_k(&w, 1, 1_000, 2, 30, 2);
@@ -828,7 +866,7 @@ mod redundancy {
         assert_eq!(s.end_block(40), vec![o.job_id()]);
         assert_eq!(balance(&s, &w.client.public()), before + 4_000 + 99 + 100);
         assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Expired);
-        assert_eq!(s.total_value(), total);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
     }
 
     #[test]
@@ -839,13 +877,13 @@ mod redundancy {
         apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
         let [a, b, c] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("three assigned") };
         apply(&mut s, &honest(&w, &o, a), 1).expect("a");
-        s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth).expect("b");
+        s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth, &mut VerifyAlways).expect("b");
         s.end_block(11);
         assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
         assert_eq!((stake(&s, &b), stake(&s, &c)), (5_000, 9_900));
         assert_eq!(balance(&s, &a), 500 + 5_000);
-        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100);
-        assert_eq!(s.total_value(), total);
+        assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100 - OFFER_FEE);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
     }
 
     #[test]
@@ -894,7 +932,7 @@ mod redundancy {
             let challenge = account_tx(&w, &w.client, 1, 1, Action::Challenge { job_id: o.job_id(), bond: 501 });
             let mut exec =
                 if right { Fixed(Hash::of(b"out"), 500, JobStatus::Ok) } else { Fixed(Hash::ZERO, 1, JobStatus::Trap) };
-            s.apply_tx(&challenge, 2, &mut exec).expect("challenge");
+            s.apply_tx(&challenge, 2, &mut exec, &mut VerifyAlways).expect("challenge");
             if right {
                 // The bond is split between the providers, the odd unit to the first slot's.
                 assert_eq!((balance(&s, &a), balance(&s, &b)), (251, 250));
@@ -903,9 +941,9 @@ mod redundancy {
             } else {
                 assert_eq!((stake(&s, &a), stake(&s, &b)), (5_000, 5_000));
                 assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Slashed);
-                assert_eq!(balance(&s, &w.client.public()), 10_000 - 1 + 10_000);
+                assert_eq!(balance(&s, &w.client.public()), 10_000 - OFFER_FEE - 1 + 10_000);
             }
-            assert_eq!(s.total_value(), total - 1);
+            assert_eq!(s.total_value(), total - u128::from(OFFER_FEE) - 1);
         }
     }
 

@@ -55,7 +55,7 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     }
 
     // job_get agrees, and once the challenge window has passed the client paid exactly
-    // fuel × price.
+    // fuel × price, and the offer's fee: by default the chain's minimum.
     let deadline = std::time::Instant::now() + TIMEOUT;
     let info = loop {
         let info = c.job_get(offer.job_id()).await.expect("job_get");
@@ -66,8 +66,10 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     };
     assert_eq!(info.stage, JobStage::Finalized);
     assert_eq!(info.paid, Some(result.fuel_used * cairn_testnet::PROVIDER_PRICE));
+    assert_eq!(offer.offer.fee, net.genesis.params.tx_fee_min);
+    let spent = result.fuel_used * cairn_testnet::PROVIDER_PRICE + offer.offer.fee;
     let account = c.account_get(net.client_key.public()).await.expect("account");
-    assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - result.fuel_used * cairn_testnet::PROVIDER_PRICE);
+    assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - spent);
     assert_eq!(account.next_nonce, 1);
 
     // The client's account is proven from the state root of a finalized header.
@@ -75,7 +77,7 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     let state_proof = c.state_get_proof(key, None).await.expect("state_getProof");
     let (value, _) = state_proof.verify(&net.genesis).expect("state proof verifies");
     let account: cairn_contracts::Account = borsh::from_slice(&value.expect("the account exists")).expect("decodes");
-    assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - result.fuel_used * cairn_testnet::PROVIDER_PRICE);
+    assert_eq!(account.balance, cairn_testnet::CLIENT_BALANCE - spent);
     let mut forged = state_proof.clone();
     forged.value = Some(cairn_ledger::StateValue(
         borsh::to_vec(&cairn_contracts::Account { balance: u64::MAX, nonce: 1 }).expect("encodes"),

@@ -16,10 +16,15 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
 
     // Funds move by transaction; the fee is burned.
     let before = c.account_get(net.client_key.public()).await.expect("account").balance;
-    let tx =
-        client::sign_tx(&c, &net.client_key, 1, Action::Transfer { to: absent.public(), amount: 60_000_000 }, None)
-            .await
-            .expect("sign");
+    let tx = client::sign_tx(
+        &c,
+        &net.client_key,
+        Some(1),
+        Action::Transfer { to: absent.public(), amount: 60_000_000 },
+        None,
+    )
+    .await
+    .expect("sign");
     client::submit_tx(&c, tx, TIMEOUT).await.expect("transfer finalized");
     assert_eq!(c.account_get(absent.public()).await.expect("account").balance, 60_000_000);
     assert_eq!(c.account_get(net.client_key.public()).await.expect("account").balance, before - 60_000_001);
@@ -27,7 +32,7 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
     // It registers with a stake far above the others', so it ranks first for most jobs — but
     // no node runs with its key.
     let register = Action::RegisterProvider { stake: 50_000_000, price_per_fuel: 1, capacity: 8 };
-    let tx = client::sign_tx(&c, &absent, 1, register, None).await.expect("sign");
+    let tx = client::sign_tx(&c, &absent, Some(1), register, None).await.expect("sign");
     client::submit_tx(&c, tx, TIMEOUT).await.expect("registration finalized");
     let providers = c.provider_list().await.expect("provider_list");
     assert_eq!(providers.len(), 3);
@@ -58,11 +63,31 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
         Some(0)
     );
 
+    // A job with redundancy 2 and a deadline before any stand-in can take over: the absent
+    // provider holds one of its slots (with 96% of the stake it ranks in the top two but for
+    // odds below 1 in 1,000), the other delivers. At the deadline the job completes with the one
+    // result it has, in a block that holds none of its results, and the subscriber hears that
+    // it is final.
+    let terms = OfferTerms { redundancy: 2, deadline_blocks: 10, ..OfferTerms::default() };
+    let offer =
+        client::sign_offer(&c, &net.client_key, module_id, b"one of two".to_vec(), terms, None).await.expect("offer");
+    let job_id = offer.job_id();
+    let run = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await;
+    let run = run.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    assert_ne!(run.result.provider, absent.public());
+    let info = c.job_get(job_id).await.expect("job_get");
+    assert_eq!(info.stage, JobStage::Finalized);
+    assert!(info.assigned.contains(&absent.public()), "the absent provider held a slot: {:?}", info.assigned);
+    assert_eq!(info.assigned.len(), 2, "no stand-in before the deadline");
+
     // Unbonding takes the stake out of assignment at once; it returns after the period.
-    let tx = client::sign_tx(&c, &absent, 1, Action::Unbond { amount: 50_000_000 }, None).await.expect("sign");
+    let listed = |list: Vec<cairn_rpc::ProviderInfo>| list.into_iter().find(|p| p.address == absent.public());
+    let stake = listed(c.provider_list().await.expect("list")).expect("listed").stake;
+    assert!(stake < 50_000_000, "the missed deadline cost the absent provider part of its stake");
+    let tx = client::sign_tx(&c, &absent, Some(1), Action::Unbond { amount: stake }, None).await.expect("sign");
     client::submit_tx(&c, tx, TIMEOUT).await.expect("unbond finalized");
-    let p = c.provider_list().await.expect("list").into_iter().find(|p| p.address == absent.public()).expect("listed");
-    assert_eq!((p.stake, p.unbonding, p.eligible), (0, 50_000_000, false));
+    let p = listed(c.provider_list().await.expect("list")).expect("listed");
+    assert_eq!((p.stake, p.unbonding, p.eligible), (0, stake, false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,8 +116,9 @@ async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
     let before = c.account_get(net.client_key.public()).await.expect("account");
     let stakes_before = c.provider_list().await.expect("list");
     let bond = 500;
-    let tx =
-        client::sign_tx(&c, &net.client_key, 1, Action::Challenge { job_id: lie_job, bond }, None).await.expect("sign");
+    let tx = client::sign_tx(&c, &net.client_key, Some(1), Action::Challenge { job_id: lie_job, bond }, None)
+        .await
+        .expect("sign");
     client::submit_tx(&c, tx, TIMEOUT).await.unwrap_or_else(|e| panic!("challenge: {e:#}\n{}", net.logs()));
     let stakes_after = c.provider_list().await.expect("list");
     let liar_stake = stake_of(&stakes_before, liar).expect("liar listed");
@@ -125,14 +151,13 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
     let c = net.rpc(0).await;
     let (liar, honest) = (net.provider_key(1), net.provider_key(2));
     let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
-    let offer = client::sign_offer(&c, &net.client_key, module_id, b"k = 2".to_vec(), OfferTerms::default(), None)
-        .await
-        .expect("offer");
-    let mut offer = offer.offer;
-    offer.redundancy = 2;
-    let escrow = offer.escrow().expect("escrow");
-    assert_eq!(escrow, 2 * offer.fuel_limit * offer.max_price, "the escrow covers both executions");
-    let offer = offer.sign(&net.client_key);
+    let terms = OfferTerms { redundancy: 2, ..OfferTerms::default() };
+    let offer =
+        client::sign_offer(&c, &net.client_key, module_id, b"k = 2".to_vec(), terms, None).await.expect("offer");
+    let escrow = offer.offer.escrow().expect("escrow");
+    assert_eq!(escrow, 2 * offer.offer.fuel_limit * offer.offer.max_price, "the escrow covers both executions");
+    let fee = offer.offer.fee;
+    assert_eq!(fee, net.genesis.params.tx_fee_min, "the client pays the chain's minimum fee by default");
     let job_id = offer.job_id();
 
     let account = |who| {
@@ -161,7 +186,7 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
     assert_eq!(info.paid, Some(payment), "only the honest provider is paid");
 
     // The liar loses `slash_bps` of its stake to the honest provider, which is also paid
-    // `fuel_used × ask`; the client gets everything else back.
+    // `fuel_used × ask`; the client gets everything else back, less the offer's fee (burned).
     let stakes_after = c.provider_list().await.expect("list");
     let liar_stake = stake_of(&stakes_before, liar).expect("liar listed");
     let slash = liar_stake * u64::from(net.genesis.params.slash_bps) / 10_000;
@@ -170,5 +195,5 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
     assert_eq!(stake_of(&stakes_after, honest), stake_of(&stakes_before, honest));
     assert_eq!(account(honest).await, honest_before + payment + slash);
     assert_eq!(account(liar).await, liar_before);
-    assert_eq!(account(net.client_key.public()).await, client_before - payment);
+    assert_eq!(account(net.client_key.public()).await, client_before - payment - fee);
 }

@@ -88,6 +88,20 @@ fn the_cache_key_includes_the_engine_configuration() {
 }
 
 #[test]
+fn the_cache_key_includes_the_meter_and_how_it_instruments() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let wasm = fixtures::echo_wasm();
+    let config = VmConfig { cache_dir: Some(dir.path().to_owned()), ..VmConfig::default() };
+    let fast = Vm::new(config.clone());
+    let checked = Vm::with_meter_mode(config.clone(), crate::MeterMode::Checked);
+    assert_ne!(fast.disk_cache_path(&wasm), checked.disk_cache_path(&wasm));
+    // Version 3 is the pre-compilation rewrite; artifacts instrumented by the version 2
+    // middleware are under another key, so never loaded.
+    assert_eq!(crate::engine::INSTRUMENTATION_VERSION, 3);
+    assert_ne!(crate::engine::engine_config_hash(&config), crate::engine::engine_config_hash_for(&config, 2));
+}
+
+#[test]
 fn the_memory_cache_is_bounded_in_bytes() {
     let probe = vm();
     probe.execute(&fixtures::echo_wasm(), b"", FUEL).expect("no internal error");
