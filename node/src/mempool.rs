@@ -1,8 +1,10 @@
 //! Transactions waiting for a block: nonce-ordered ones (offers and account transactions,
 //! which share each account's nonce) by (sender, nonce), then results. Bounded; re-broadcast
-//! until included; pruned when they can no longer apply.
+//! until included; pruned when they can no longer apply. Block candidates pay the most per
+//! byte first, each sender's in nonce order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use cairn_contracts::{State, TxError};
@@ -24,6 +26,46 @@ struct Entry<T> {
     item: T,
     last_sent: Instant,
 }
+
+/// A transaction's fee per byte of its encoding, compared exactly (cross-multiplied).
+#[derive(Debug, Clone, Copy)]
+struct FeeRate {
+    fee: u64,
+    size_bytes: u64,
+}
+
+impl FeeRate {
+    fn of(tx: &Transaction) -> FeeRate {
+        let fee = match tx {
+            Transaction::Offer(o) => o.offer.fee,
+            Transaction::Account(t) => t.tx.fee,
+            Transaction::Result(_) => 0,
+        };
+        let size_bytes = borsh::object_length(tx).expect("borsh sizing cannot fail") as u64;
+        FeeRate { fee, size_bytes: size_bytes.max(1) }
+    }
+}
+
+impl Ord for FeeRate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (u128::from(self.fee) * u128::from(other.size_bytes))
+            .cmp(&(u128::from(other.fee) * u128::from(self.size_bytes)))
+    }
+}
+
+impl PartialOrd for FeeRate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for FeeRate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for FeeRate {}
 
 /// The sender and nonce of an offer or account transaction.
 fn nonce_key(tx: &Transaction) -> Option<(PublicKey, u64)> {
@@ -99,12 +141,31 @@ impl Mempool {
         }
     }
 
-    /// Block candidates: nonce-ordered transactions by sender and nonce, then results (a
-    /// result may follow its offer in the same block).
+    /// Block candidates: nonce-ordered transactions, then results (a result may follow its
+    /// offer in the same block). Each sender's transactions stay in nonce order; across
+    /// senders, the next transaction paying the highest fee per byte goes first (ties by
+    /// sender), so a full block keeps those that pay most for their room.
     pub fn candidates(&self) -> Vec<Transaction> {
-        let nonced = self.nonced.values().map(|e| e.item.clone());
-        let results = self.results.values().map(|e| Transaction::Result(e.item.clone()));
-        nonced.chain(results).collect()
+        let mut queues: BTreeMap<PublicKey, VecDeque<&Transaction>> = BTreeMap::new();
+        for ((sender, _), e) in &self.nonced {
+            queues.entry(*sender).or_default().push_back(&e.item);
+        }
+        // The best next transaction of each sender; the smallest sender wins a tie.
+        let mut heads: BinaryHeap<(FeeRate, std::cmp::Reverse<PublicKey>)> = queues
+            .iter()
+            .filter_map(|(sender, q)| q.front().map(|tx| (FeeRate::of(tx), std::cmp::Reverse(*sender))))
+            .collect();
+        let mut out = Vec::with_capacity(self.len());
+        while let Some((_, std::cmp::Reverse(sender))) = heads.pop() {
+            let queue = queues.get_mut(&sender).expect("every head has a queue");
+            let tx = queue.pop_front().expect("a head is a queued transaction");
+            out.push(tx.clone());
+            if let Some(next) = queue.front() {
+                heads.push((FeeRate::of(next), std::cmp::Reverse(sender)));
+            }
+        }
+        out.extend(self.results.values().map(|e| Transaction::Result(e.item.clone())));
+        out
     }
 
     /// The next nonce of `sender` counting its consecutive pending transactions after
@@ -208,7 +269,7 @@ impl Mempool {
 
 #[cfg(test)]
 mod tests {
-    use cairn_ledger::{BlockHeader, FORMAT_VERSION, JobStatus, Keypair, ResultClaim};
+    use cairn_ledger::{Action, BlockHeader, FORMAT_VERSION, JobStatus, Keypair, ResultClaim, Tx};
 
     use super::*;
 
@@ -242,6 +303,33 @@ mod tests {
             receipt_count: 0,
         };
         Block { header, txs, last_commit: None }
+    }
+
+    fn transfer(key: &Keypair, nonce: u64, fee: u64) -> Transaction {
+        let action = Action::Transfer { to: Keypair::from_seed([8; 32]).public(), amount: 1 };
+        let tx = Tx { version: FORMAT_VERSION, chain_id: Hash::ZERO, sender: key.public(), nonce, fee, action };
+        Transaction::Account(tx.sign(key))
+    }
+
+    #[test]
+    fn candidates_pay_the_most_per_byte_first_and_each_sender_keeps_its_nonce_order() {
+        let mut m = Mempool::new(10);
+        let (a, b, c) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
+        // a: a cheap transaction, then a rich one that must wait for it; b: middling; c: rich.
+        let txs = [transfer(&a, 0, 1), transfer(&a, 1, 100), transfer(&b, 0, 5), transfer(&c, 0, 50)];
+        for tx in &txs {
+            assert_eq!(m.insert_nonced(tx.clone()), Ok(true));
+        }
+        let result = result(Hash::of(b"job"), &a, b"out");
+        m.insert_result(result.clone()).expect("room");
+        let order = m.candidates();
+        let expected =
+            vec![txs[3].clone(), txs[2].clone(), txs[0].clone(), txs[1].clone(), Transaction::Result(result)];
+        assert_eq!(order, expected);
+        // A transaction pays per byte: the same fee on a larger transaction ranks lower.
+        let small = FeeRate { fee: 10, size_bytes: 100 };
+        assert!(small > FeeRate { fee: 10, size_bytes: 1_000 });
+        assert_eq!(small, FeeRate { fee: 100, size_bytes: 1_000 });
     }
 
     #[test]
