@@ -158,6 +158,29 @@ impl Chain {
         Ok((block, rejected))
     }
 
+    /// The modules a block may need to be executed here (a result or a challenge can make the
+    /// validators re-execute its job) that this node does not store yet. A node that cannot
+    /// execute a block for want of one fetches these and tries again, instead of holding the
+    /// block invalid for good.
+    pub fn missing_modules(&self, block: &Block) -> Vec<Hash> {
+        let mut modules: Vec<Hash> = block
+            .txs
+            .iter()
+            .filter_map(|tx| match tx {
+                Transaction::Offer(o) => Some(o.offer.module_id),
+                Transaction::Result(r) => Some(r.claim.module_id),
+                Transaction::Account(a) => match &a.tx.action {
+                    cairn_ledger::Action::Challenge { job_id, .. } => self.state.job(job_id).map(|j| j.module_id),
+                    _ => None,
+                },
+            })
+            .collect();
+        modules.sort();
+        modules.dedup();
+        modules.retain(|m| !self.store.has_blob(m).unwrap_or(false));
+        modules
+    }
+
     /// Checks a proposed block on top of the head without committing it: its link (height,
     /// parent, proposer, the parent's commit) and a full re-execution, rolled back.
     pub fn check_proposal(&mut self, block: &Block, vm: &Vm) -> Result<(), String> {

@@ -183,6 +183,18 @@ enum JobCmd {
         #[command(flatten)]
         rpc: RpcArg,
     },
+    /// Challenge a job's result within its challenge window, with a bond: validators
+    /// re-execute the job; a wrong result is slashed to you (bond returned, client refunded), a
+    /// right one keeps your bond.
+    Challenge {
+        /// The job id.
+        id: Hash,
+        /// The bond (at least the chain's `challenge_bond_min`).
+        #[arg(long)]
+        bond: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Fetch a job's receipt proof.
     Proof {
         /// The job id.
@@ -488,6 +500,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", serde_json::to_string_pretty(&c.account_get(address).await?)?);
         }
+        Command::Job(JobCmd::Challenge { id, bond, tx }) => send_tx(tx, Action::Challenge { job_id: id, bond }).await?,
         Command::Account(AccountCmd::Transfer { to, amount, tx }) => {
             send_tx(tx, Action::Transfer { to, amount }).await?;
         }

@@ -593,7 +593,15 @@ impl Service {
         if h > height + 1 {
             return Ok(Err(format!("block {h} is ahead of the head {height}")));
         }
+        let missing = self.shared.chain().missing_modules(&msg.block);
         let applied = self.shared.chain_mut().apply(msg.block, msg.commit, &self.shared.vm);
+        if applied.is_err() {
+            // Re-executing one of its jobs may have needed a module this node lacks: fetch it, so
+            // the block applies when it comes again (sync or gossip).
+            for m in missing {
+                self.request_blob(m);
+            }
+        }
         match applied {
             Ok(f) => {
                 self.after_finalized(&f);
@@ -1018,6 +1026,10 @@ impl Service {
                     };
                     if let Err(why) = &verdict {
                         tracing::warn!(height, %block_hash, "proposed block is invalid: {why}");
+                        let missing = self.shared.chain().missing_modules(&block);
+                        for m in missing {
+                            self.request_blob(m);
+                        }
                     }
                     if let Some(bft) = self.bft.as_mut() {
                         bft.needed.remove(&(height, block_hash));

@@ -116,10 +116,17 @@ async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
     let before = c.account_get(net.client_key.public()).await.expect("account");
     let stakes_before = c.provider_list().await.expect("list");
     let bond = 500;
-    let tx = client::sign_tx(&c, &net.client_key, Some(1), Action::Challenge { job_id: lie_job, bond }, None)
-        .await
-        .expect("sign");
-    client::submit_tx(&c, tx, TIMEOUT).await.unwrap_or_else(|e| panic!("challenge: {e:#}\n{}", net.logs()));
+    // Through the CLI, as a client would.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["job", "challenge", &lie_job.to_string(), "--bond", &bond.to_string(), "--fee", "1", "--rpc"])
+        .arg(net.t.rpc_url(0))
+        .arg("--key")
+        .arg(net.t.dir.join("client-key.json"))
+        .output()
+        .expect("cairn runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "challenge: {}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr), net.logs());
+    assert!(stdout.contains("finalized"), "{stdout}");
     let stakes_after = c.provider_list().await.expect("list");
     let liar_stake = stake_of(&stakes_before, liar).expect("liar listed");
     let slash = liar_stake / 2;
@@ -196,4 +203,55 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
     assert_eq!(account(honest).await, honest_before + payment + slash);
     assert_eq!(account(liar).await, liar_before);
     assert_eq!(account(net.client_key.public()).await, client_before - payment - fee);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_missing_a_disputed_jobs_module_fetches_it_and_applies_the_block() {
+    // Provider 1 lies, provider 2 is honest, provider 3 is down while a k = 2 job between the
+    // first two is disputed and settled by re-execution. Provider 3 never saw the offer, so it
+    // lacks the module: applying the block with the results needs it. It must fetch it (when
+    // it applies the offer's block, or — offer and results in one block — when that block
+    // fails for want of it) and catch up.
+    let mut net = crate::support::start_with(3, 1).await;
+    let c = net.rpc(0).await;
+    let (liar, honest) = (net.provider_key(1), net.provider_key(2));
+    net.t.kill(3).expect("kill provider 3");
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let state = cairn_contracts::State::from_genesis(&net.genesis).expect("genesis state");
+    let terms = OfferTerms { redundancy: 2, ..OfferTerms::default() };
+    let mut pair = vec![liar, honest];
+    pair.sort();
+    let mut offer = None;
+    for i in 0..256 {
+        let o = client::sign_offer(&c, &net.client_key, module_id, format!("late {i}").into_bytes(), terms, None)
+            .await
+            .expect("offer");
+        let mut assigned = state.assignment(&o.job_id(), o.offer.max_price, 2);
+        assigned.sort();
+        if assigned == pair {
+            offer = Some(o);
+            break;
+        }
+    }
+    let offer = offer.expect("an offer assigned to providers 1 and 2");
+    let job_id = offer.job_id();
+    client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    let info = c.job_get(job_id).await.expect("job_get");
+    assert_eq!(info.paid.map(|p| p > 0), Some(true), "settled by re-execution, the honest provider paid");
+
+    // Provider 3 comes back; another job (on another module, so its offer does not bring the
+    // first module along) keeps blocks coming so it has something to sync to.
+    net.t.restart(3).await.expect("restart provider 3");
+    let echo = c.module_put(hex::encode(cairn_vm::fixtures::echo_wasm())).await.expect("module_put");
+    let offer = net.offer_for(&c, echo, honest, "after").await;
+    client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    let head = net.height(0).await;
+    net.wait_height(3, head).await;
+    let late = net.rpc(3).await;
+    assert_eq!(late.job_get(job_id).await.expect("job_get").paid, info.paid, "provider 3 agrees on the settlement");
+    assert_eq!(
+        late.chain_get_block(head).await.expect("block").header.state_root,
+        c.chain_get_block(head).await.expect("block").header.state_root,
+        "same state at the same height"
+    );
 }
