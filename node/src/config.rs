@@ -66,6 +66,9 @@ pub struct NodeConfig {
     /// every peer connection and refuses new ones — a network partition that a test starts
     /// by creating the file and heals by deleting it.
     pub test_partition: bool,
+    /// Test only: the provider's first this-many executions fail on its side, as a sandbox
+    /// failure of the node would (nothing signed), to exercise retries.
+    pub test_fail_executions: u32,
 }
 
 impl Default for NodeConfig {
@@ -95,6 +98,7 @@ impl Default for NodeConfig {
             test_equivocate: false,
             test_crash_after_wal_append_at_height: None,
             test_partition: false,
+            test_fail_executions: 0,
         }
     }
 }

@@ -139,9 +139,17 @@ pub enum AdmitError {
 }
 
 /// A provider's finished execution.
-struct Executed {
-    result: JobResult,
+enum Executed {
+    /// The job ran: its signed result.
+    Done(Box<JobResult>),
+    /// This node failed to run the job (a sandbox failure of its own, a missing module or
+    /// offer): nothing was signed, and the job may be tried again.
+    Failed(Hash),
 }
+
+/// How many times a provider tries a job that failed on its side before giving up on it (the
+/// slot then passes to the next ranked provider after `delivery_blocks`).
+pub const EXECUTION_ATTEMPTS_MAX: u8 = 3;
 
 /// The event loop's own state.
 pub struct Service {
@@ -155,6 +163,10 @@ pub struct Service {
     executions: Arc<Semaphore>,
     /// Jobs this provider has started (so each runs once).
     started: HashSet<Hash>,
+    /// Jobs whose execution failed on this node, with the attempts so far.
+    failed_attempts: HashMap<Hash, u8>,
+    /// Executions failed on purpose so far ([`NodeConfig::test_fail_executions`]).
+    injected_failures: u32,
     /// Offers waiting for their module, by module id.
     waiting: HashMap<Hash, Vec<SignedOffer>>,
     /// Blob requests in flight.
@@ -219,6 +231,8 @@ impl Service {
             executed_rx,
             executions,
             started: HashSet::new(),
+            failed_attempts: HashMap::new(),
+            injected_failures: 0,
             waiting: HashMap::new(),
             blob_requests: HashMap::new(),
             syncing: None,
@@ -380,21 +394,49 @@ impl Service {
         let shared = self.shared.clone();
         let permits = self.executions.clone();
         let done = self.executed_tx.clone();
+        if self.injected_failures < self.shared.config.test_fail_executions {
+            self.injected_failures += 1;
+            tracing::error!(%job_id, "cannot execute: failed on purpose (test_fail_executions)");
+            tokio::spawn(async move {
+                let _ = done.send(Executed::Failed(job_id)).await;
+            });
+            return;
+        }
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             let result = tokio::task::spawn_blocking(move || execute(&shared, &offer)).await;
             match result {
                 Ok(Ok(result)) => {
-                    let _ = done.send(Executed { result }).await;
+                    let _ = done.send(Executed::Done(Box::new(result))).await;
                 }
-                Ok(Err(e)) => tracing::error!(%job_id, "cannot execute: {e:#}"),
-                Err(e) => tracing::error!(%job_id, "execution task failed: {e}"),
+                Ok(Err(e)) => {
+                    tracing::error!(%job_id, "cannot execute: {e:#}");
+                    let _ = done.send(Executed::Failed(job_id)).await;
+                }
+                Err(e) => {
+                    tracing::error!(%job_id, "execution task failed: {e}");
+                    let _ = done.send(Executed::Failed(job_id)).await;
+                }
             }
         });
     }
 
     fn on_executed(&mut self, done: Executed) {
-        let r = done.result;
+        let r = match done {
+            Executed::Done(r) => *r,
+            Executed::Failed(job_id) => {
+                // Forgetting the start lets the next block's scan (or the offer's next gossip)
+                // try again, a bounded number of times.
+                let attempts = self.failed_attempts.entry(job_id).or_insert(0);
+                *attempts += 1;
+                if *attempts < EXECUTION_ATTEMPTS_MAX {
+                    self.started.remove(&job_id);
+                } else {
+                    tracing::warn!(%job_id, attempts = *attempts, "giving up on a job that keeps failing here");
+                }
+                return;
+            }
+        };
         tracing::info!(job_id = %r.claim.job_id, status = %r.claim.status, fuel = r.claim.fuel_used, "executed");
         self.accept_result(r.clone());
         self.outbox_results.push(r);
@@ -481,27 +523,29 @@ impl Service {
                 tracker.advance(*id, JobStage::Finalized, None, Some(height));
             }
         }
-        // A provider that missed an offer's gossip still executes it once it is on chain, and a
-        // stand-in executes the jobs it was just reassigned.
+        // A provider that missed an offer's gossip still executes it once it is on chain; a
+        // stand-in executes the jobs it was just reassigned, and a job whose run failed here is
+        // tried again.
         for o in offers {
             self.consider_executing(o);
         }
         if self.shared.config.provider {
-            for o in self.reassigned_offers() {
+            for o in self.unstarted_offers() {
                 self.consider_executing(o);
             }
         }
     }
 
-    /// Open jobs now assigned to this provider that it has not started, with their offers (read
-    /// from the blocks that included them).
-    fn reassigned_offers(&self) -> Vec<SignedOffer> {
+    /// Open jobs whose result this provider owes (it holds or held a slot without a result)
+    /// and that it has not started, with their offers (read from the blocks that included
+    /// them).
+    fn unstarted_offers(&self) -> Vec<SignedOffer> {
         let me = self.shared.key.public();
         let chain = self.shared.chain();
         let mine: Vec<Hash> = chain
             .state
             .open_jobs()
-            .filter(|(id, job)| job.is_stand_in(&me) && !self.started.contains(id))
+            .filter(|(id, job)| !self.started.contains(id) && job.accepts(&me))
             .map(|(id, _)| *id)
             .collect();
         mine.iter().filter_map(|id| crate::exec::offer_on_chain(&chain.store, id)).collect()
@@ -546,6 +590,8 @@ impl Service {
             if self.started.len() > STARTED_JOBS_PRUNE_AT {
                 self.started
                     .retain(|id| chain.state.job(id).is_none_or(|j| j.phase == cairn_contracts::JobPhase::Open));
+                let started = &self.started;
+                self.failed_attempts.retain(|id, _| started.contains(id));
             }
             mempool.due_for_rebroadcast(interval, BATCH_ITEMS_MAX)
         };

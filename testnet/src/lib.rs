@@ -7,6 +7,7 @@
 //! genesis.json          the chain (V validators of power 10, N providers, a funded client)
 //! client-key.json       the client that pays for jobs
 //! nodes/<i>/node-key.json, node.log, node.json (addresses bound), db/
+//! nodes/<i>/node.toml    optional: extra node configuration, passed as `--config` if present
 //! ```
 //!
 //! Nodes `0..V` validate (with one validator it finalizes alone; with several they run BFT
@@ -27,7 +28,9 @@ use serde::Deserialize;
 
 pub use demo::{bench, demo};
 
-/// How long to wait for a node to come up.
+/// A node's optional configuration file in its folder (`cairn node run --config`).
+pub const NODE_CONFIG_FILE: &str = "node.toml";
+/// How long a node may take to start and write its addresses.
 pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The client's balance at genesis.
 pub const CLIENT_BALANCE: u64 = 1_000_000_000_000_000;
@@ -299,6 +302,13 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .args((!is_validator && i - validators < spec.lying_providers).then_some("--test-wrong-results"))
         .args((is_validator && i < spec.equivocating_validators).then_some("--test-equivocate"))
         .args(spec.partition_switch.then_some("--test-partition"))
+        .args(
+            home.join(NODE_CONFIG_FILE)
+                .exists()
+                .then(|| ["--config".into(), home.join(NODE_CONFIG_FILE)])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

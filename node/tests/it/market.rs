@@ -255,3 +255,25 @@ async fn a_node_missing_a_disputed_jobs_module_fetches_it_and_applies_the_block(
         "same state at the same height"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_whose_execution_fails_on_its_side_signs_nothing_and_tries_again() {
+    // The provider's first two executions fail on its side (as a sandbox failure of the node
+    // would): it signs nothing for them and runs the job again, within its attempt limit.
+    let mut net = start(1).await;
+    let provider = net.provider_key(1);
+    let config = net.t.dir.join("nodes").join("1").join(cairn_testnet::NODE_CONFIG_FILE);
+    std::fs::write(&config, "test_fail_executions = 2\n").expect("write node.toml");
+    net.t.kill(1).expect("stop the provider");
+    net.t.restart(1).await.expect("restart the provider with its config");
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let offer = net.offer_for(&c, module_id, provider, "retried").await;
+    let input = offer.offer.input.clone();
+    let run = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await;
+    let run = run.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    assert_eq!(run.result.output, input.to_ascii_uppercase());
+    assert_eq!(run.result.provider, provider);
+    let log = net.t.log_tail(1, 500);
+    assert_eq!(log.matches("failed on purpose").count(), 2, "two failed attempts before the result\n{log}");
+}
