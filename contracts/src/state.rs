@@ -817,14 +817,7 @@ impl State {
                     }
                 }
                 if job.slots.iter().all(|s| s.delivery.is_some()) {
-                    if job.verified.is_some() {
-                        self.settle_verified(&mut job);
-                    } else {
-                        // All k agree: paid at settlement, once the challenge window has passed.
-                        job.phase = JobPhase::Completed;
-                        job.paid = job.deliveries().map(|d| d.payment).sum();
-                        job.settle_height = height + self.params.challenge_window_blocks;
-                    }
+                    self.close_with_results(&mut job, height);
                 }
                 self.set_job(job_id, job);
                 Ok(Some(result.receipt()))
@@ -1146,15 +1139,24 @@ impl State {
         if expired {
             job.phase = JobPhase::Expired;
             self.credit(job.client, job.escrow);
-        } else if job.verified.is_some() {
-            self.settle_verified(&mut job);
+        } else {
+            self.close_with_results(&mut job, height);
+        }
+        self.set_job(id, job);
+        expired
+    }
+
+    /// Closes a job on the results it has (all k, or those in by its deadline): re-executed
+    /// ones settle at once ([`State::settle_verified`]); agreeing ones complete — paid at
+    /// settlement, once the challenge window has passed. The caller stores the job.
+    fn close_with_results(&mut self, job: &mut Job, height: u64) {
+        if job.verified.is_some() {
+            self.settle_verified(job);
         } else {
             job.phase = JobPhase::Completed;
             job.paid = job.deliveries().map(|d| d.payment).sum();
             job.settle_height = height + self.params.challenge_window_blocks;
         }
-        self.set_job(id, job);
-        expired
     }
 
     /// Undoes every change since the last commit.

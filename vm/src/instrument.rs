@@ -39,14 +39,14 @@ use wasm_encoder::{
     Instruction as I, RawSection, ValType as EValType,
 };
 use wasmer::wasmparser::{
-    BinaryReaderError, BlockType, ExportSectionReader, ExternalKind, FunctionBody, GlobalSectionReader, Operator,
-    Parser, Payload, TypeRef,
+    BinaryReaderError, ExportSectionReader, ExternalKind, FunctionBody, GlobalSectionReader, Operator, Parser, Payload,
+    TypeRef,
 };
 
 use crate::meter::{
     Dynamic, EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STOP, FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN,
     FUEL_PER_TABLE_ELEMENT, Frame, STOP_CALL_DEPTH, STOP_FUEL, as_i64, dynamic_cost_kind, forward_without_results,
-    operator_cost,
+    operator_cost, track_labels,
 };
 
 /// Section ids (the binary format's numbers).
@@ -384,17 +384,7 @@ impl FunctionRewrite {
     fn feed(&mut self, operator: &Operator<'_>, raw: &[u8]) {
         self.accumulated += operator_cost(operator);
 
-        // Keep track of the original code's labels.
-        match operator {
-            Operator::Block { blockty } | Operator::If { blockty } => {
-                self.frames.push(Frame::Forward(*blockty == BlockType::Empty))
-            }
-            Operator::Loop { .. } => self.frames.push(Frame::Loop),
-            Operator::End => {
-                self.frames.pop();
-            }
-            _ => {}
-        }
+        track_labels(&mut self.frames, operator);
 
         if let Some(kind) = dynamic_cost_kind(operator) {
             match kind {

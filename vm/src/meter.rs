@@ -241,6 +241,20 @@ pub(crate) fn as_i64(cost: u64) -> i64 {
     i64::try_from(cost).unwrap_or(i64::MAX)
 }
 
+/// Follows the labels of the function's original code: `operator` opens or closes one.
+pub(crate) fn track_labels(frames: &mut Vec<Frame>, operator: &Operator<'_>) {
+    match operator {
+        Operator::Block { blockty } | Operator::If { blockty } => {
+            frames.push(Frame::Forward(*blockty == BlockType::Empty))
+        }
+        Operator::Loop { .. } => frames.push(Frame::Loop),
+        Operator::End => {
+            frames.pop();
+        }
+        _ => {}
+    }
+}
+
 /// Whether a `br_if` to `relative_depth`, inside the labels `frames` (innermost last), jumps
 /// forward to a label without results: such a `br_if` is charged only when taken.
 pub(crate) fn forward_without_results(frames: &[Frame], relative_depth: u32) -> bool {
@@ -349,17 +363,7 @@ impl FunctionMiddleware for FunctionMeter {
             self.accumulated += cost;
         }
 
-        // Keep track of the original code's labels.
-        match &operator {
-            Operator::Block { blockty } | Operator::If { blockty } => {
-                self.frames.push(Frame::Forward(*blockty == BlockType::Empty))
-            }
-            Operator::Loop { .. } => self.frames.push(Frame::Loop),
-            Operator::End => {
-                self.frames.pop();
-            }
-            _ => {}
-        }
+        track_labels(&mut self.frames, &operator);
 
         if let Some(kind) = dynamic_cost_kind(&operator) {
             match kind {
