@@ -2,8 +2,9 @@
 //! request-response) and the wire formats carried over it.
 //!
 //! Gossip topics (one per chain, named with the first 16 hex digits of the chain id):
-//! `txs` carries [`TxBatch`] (offers and account transactions), `results` [`ResultBatch`], `blocks` [`BlockMsg`] — each
-//! borsh with a leading version byte. Validators of a chain with several validators also use
+//! `txs` carries [`TxBatch`] (offers and account transactions), `results` [`ResultBatch`], `blocks` [`BlockMsg`],
+//! `modules` [`ModuleAnnounce`] (a module uploaded to a node, so providers fetch and compile it
+//! before its first job) — each borsh with a leading version byte. Validators of a chain with several validators also use
 //! `consensus` (the consensus engine's messages, `cairn_consensus::ConsensusMessage` bytes, at
 //! most [`CONSENSUS_MESSAGE_BYTES_MAX`]) and `proposals` ([`ProposedBlock`]: the block a
 //! proposal names by hash). Request-response (`/cairn/sync/1`) carries a
@@ -68,6 +69,19 @@ pub struct ResultBatch {
     /// The results.
     pub results: Vec<JobResult>,
 }
+
+/// A module stored on the sender (uploaded over RPC): providers fetch it by id over
+/// request-response and compile it ahead of its first job.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ModuleAnnounce {
+    /// [`WIRE_VERSION`].
+    pub version: u8,
+    /// The module's id (SHA-256 of its bytes).
+    pub module_id: Hash,
+}
+
+/// The largest module announcement (it is a version byte and an id).
+pub const MODULE_ANNOUNCE_BYTES_MAX: usize = 64;
 
 /// A finalized block with its commit.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -179,6 +193,8 @@ pub struct Topics {
     pub consensus: IdentTopic,
     /// Proposed blocks (validators only).
     pub proposals: IdentTopic,
+    /// Modules uploaded to a node.
+    pub modules: IdentTopic,
 }
 
 impl Topics {
@@ -191,6 +207,7 @@ impl Topics {
             blocks: IdentTopic::new(format!("/cairn/{id}/blocks/1")),
             consensus: IdentTopic::new(format!("/cairn/{id}/consensus/1")),
             proposals: IdentTopic::new(format!("/cairn/{id}/proposals/1")),
+            modules: IdentTopic::new(format!("/cairn/{id}/modules/1")),
         }
     }
 }
@@ -213,7 +230,7 @@ pub fn peer_score(topics: &Topics) -> (gossipsub::PeerScoreParams, gossipsub::Pe
         ..Default::default()
     };
     let params = gossipsub::PeerScoreParams {
-        topics: [&topics.txs, &topics.results, &topics.blocks, &topics.consensus, &topics.proposals]
+        topics: [&topics.txs, &topics.results, &topics.blocks, &topics.consensus, &topics.proposals, &topics.modules]
             .into_iter()
             .map(|t| (t.hash(), topic.clone()))
             .collect(),
@@ -305,7 +322,7 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
-    for t in [&topics.txs, &topics.results, &topics.blocks] {
+    for t in [&topics.txs, &topics.results, &topics.blocks, &topics.modules] {
         swarm.behaviour_mut().gossipsub.subscribe(t).context("subscribe")?;
     }
     Ok(swarm)

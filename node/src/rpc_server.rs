@@ -154,7 +154,7 @@ impl CairnApiServer for RpcImpl {
         })
         .await
         .map_err(internal)??;
-        let _ = self.shared.commands.try_send(Command::ModuleStored(id));
+        let _ = self.shared.commands.try_send(Command::ModuleUploaded(id));
         Ok(id)
     }
 

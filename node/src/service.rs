@@ -27,8 +27,8 @@ use crate::chain::{ApplyError, Chain, Finalized};
 use crate::config::{BoundAddresses, NodeConfig};
 use crate::mempool::Mempool;
 use crate::p2p::{
-    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ProposedBlock, ResultBatch, SYNC_BLOCKS_MAX,
-    SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
+    self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ModuleAnnounce, ProposedBlock, ResultBatch,
+    SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
 };
 use crate::tracker::Tracker;
 
@@ -40,6 +40,12 @@ pub const STARTED_JOBS_PRUNE_AT: usize = 10_000;
 pub const MODULE_WAITS_MAX: usize = 1_024;
 /// Offers waiting for one module.
 pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
+/// Announced modules a provider fetches at once (announcements cost nothing to send, so
+/// beyond this they are ignored until the fetches in flight end).
+pub const ANNOUNCED_FETCHES_MAX: usize = 16;
+/// Modules compiled ahead of their jobs at once. Not taken from the execution slots: a job
+/// never queues behind another module's preparation.
+pub const PREPARATIONS_AT_ONCE: usize = 1;
 
 /// What the RPC asks of the event loop.
 #[derive(Debug)]
@@ -48,6 +54,8 @@ pub enum Command {
     Tx(Box<Transaction>),
     /// A module was stored here: run offers waiting for it.
     ModuleStored(Hash),
+    /// A module was uploaded to this node: announce it, so providers prepare it.
+    ModuleUploaded(Hash),
 }
 
 /// Network facts the RPC reports.
@@ -161,8 +169,12 @@ pub struct Service {
     executed_tx: mpsc::Sender<Executed>,
     executed_rx: mpsc::Receiver<Executed>,
     executions: Arc<Semaphore>,
+    /// Slots for compiling modules ahead of their jobs ([`PREPARATIONS_AT_ONCE`]).
+    preparations: Arc<Semaphore>,
     /// Jobs this provider has started (so each runs once).
     started: HashSet<Hash>,
+    /// Announced modules being fetched (at most [`ANNOUNCED_FETCHES_MAX`]).
+    announced: HashSet<Hash>,
     /// Jobs whose execution failed on this node, with the attempts so far.
     failed_attempts: HashMap<Hash, u8>,
     /// Executions failed on purpose so far ([`NodeConfig::test_fail_executions`]).
@@ -230,7 +242,9 @@ impl Service {
             executed_tx,
             executed_rx,
             executions,
+            preparations: Arc::new(Semaphore::new(PREPARATIONS_AT_ONCE)),
             started: HashSet::new(),
+            announced: HashSet::new(),
             failed_attempts: HashMap::new(),
             injected_failures: 0,
             waiting: HashMap::new(),
@@ -296,6 +310,14 @@ impl Service {
                 if let Transaction::Offer(offer) = *tx {
                     self.consider_executing(offer);
                 }
+            }
+            Command::ModuleUploaded(id) => {
+                let msg = ModuleAnnounce { version: WIRE_VERSION, module_id: id };
+                self.publish(self.topics.modules.clone(), borsh::to_vec(&msg).expect("encodes"));
+                if self.shared.config.provider {
+                    self.prepare_in_background(id);
+                }
+                self.on_command(Command::ModuleStored(id));
             }
             Command::ModuleStored(id) => {
                 if let Some(offers) = self.waiting.remove(&id) {
@@ -373,6 +395,28 @@ impl Service {
             }
             self.request_blob(module_id);
         }
+    }
+
+    /// Compiles a stored module into the sandbox's caches off the event loop, so its first
+    /// job starts warm. A job on that module arriving meanwhile waits for this compilation
+    /// rather than starting its own.
+    fn prepare_in_background(&self, module_id: Hash) {
+        let shared = self.shared.clone();
+        let permits = self.preparations.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let wasm = shared.chain().store.blob(&module_id)?.context("not stored")?;
+                shared.vm.prepare(&wasm)?;
+                Ok(())
+            })
+            .await;
+            match prepared {
+                Ok(Ok(())) => tracing::info!(%module_id, "module prepared"),
+                Ok(Err(e)) => tracing::warn!(%module_id, "cannot prepare module: {e:#}"),
+                Err(e) => tracing::warn!(%module_id, "module preparation failed: {e}"),
+            }
+        });
     }
 
     fn request_blob(&mut self, module_id: Hash) {
@@ -580,6 +624,9 @@ impl Service {
 
     fn maintain(&mut self) {
         self.maintain_peers();
+        // Announced fetches that ended without the module (no peer had it) free their place.
+        let requested: HashSet<Hash> = self.blob_requests.values().copied().collect();
+        self.announced.retain(|id| requested.contains(id));
         let interval = Duration::from_millis(self.shared.config.rebroadcast_ms);
         let (offers, results) = {
             let chain = self.shared.chain();
@@ -747,6 +794,28 @@ impl Service {
                 }
             }
             return Ok(if any_valid { MessageAcceptance::Accept } else { MessageAcceptance::Ignore });
+        }
+        if *t == self.topics.modules.hash() {
+            let Ok(msg) = cairn_ledger::decode::<ModuleAnnounce>(
+                "module announcement",
+                &message.data,
+                p2p::MODULE_ANNOUNCE_BYTES_MAX,
+            ) else {
+                return Ok(MessageAcceptance::Reject);
+            };
+            if msg.version != WIRE_VERSION {
+                return Ok(MessageAcceptance::Reject);
+            }
+            let id = msg.module_id;
+            if self.shared.config.provider
+                && !self.announced.contains(&id)
+                && self.announced.len() < ANNOUNCED_FETCHES_MAX
+                && !self.shared.chain().store.has_blob(&id).unwrap_or(true)
+            {
+                self.announced.insert(id);
+                self.request_blob(id);
+            }
+            return Ok(MessageAcceptance::Accept);
         }
         if *t == self.topics.results.hash() {
             let Ok(batch) = cairn_ledger::decode::<ResultBatch>("result batch", &message.data, limit) else {
@@ -1199,8 +1268,9 @@ impl Service {
     }
 
     fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {
-        // Only blobs this node asked for arrive here; the hash is the check.
-        if Hash::of(&bytes) != module_id {
+        // Only blobs this node asked for arrive here; the hash is the check. It asks every
+        // peer, so the same module may arrive more than once.
+        if Hash::of(&bytes) != module_id || self.shared.chain().store.has_blob(&module_id).unwrap_or(false) {
             return;
         }
         if let Err(e) = self.shared.vm.validate(&bytes) {
@@ -1209,6 +1279,10 @@ impl Service {
         if let Err(e) = self.shared.chain().store.put_blob(&bytes) {
             tracing::error!(%module_id, "cannot store module: {e}");
             return;
+        }
+        self.announced.remove(&module_id);
+        if self.shared.config.provider {
+            self.prepare_in_background(module_id);
         }
         self.on_command(Command::ModuleStored(module_id));
     }

@@ -79,10 +79,18 @@ async fn run_demo(t: &Testnet, modules: &[(String, PathBuf)]) -> anyhow::Result<
     let genesis = t.genesis()?;
     let key = t.client_key()?;
     let c = client::connect(&t.rpc_url(0)).await?;
-    let mut verified = 0;
+    // Every module is uploaded first: the node announces each one and the providers fetch and
+    // compile it while the jobs are being prepared, as a client that uploads its modules ahead
+    // of its jobs would see.
+    let mut uploaded = Vec::new();
     for (name, path) in modules {
         let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let module_id = c.module_put(hex::encode(&wasm)).await.context("module_put")?;
+        uploaded.push((name, wasm, module_id));
+    }
+    println!("\nuploaded {} module(s); the providers fetch and compile them ahead of the jobs", uploaded.len());
+    let mut verified = 0;
+    for (name, wasm, module_id) in uploaded {
         let input = demo_input(name);
         let offer = client::sign_offer(&c, &key, module_id, input.clone(), OfferTerms::default(), None).await?;
         let run =

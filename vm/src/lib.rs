@@ -72,6 +72,7 @@ mod validate;
 mod tests;
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -175,6 +176,10 @@ pub struct Vm {
     headless: OnceLock<wasmer::Engine>,
     /// Where jobs' memories come from (`None`: [`VmConfig::memory_pool_regions`] is 0).
     memory_pool: Option<Arc<pool::MemoryPool>>,
+    /// Modules being loaded or compiled, each with a lock its loader holds: another thread
+    /// wanting the same module (a job arriving while a node prepares it) waits for that
+    /// compilation instead of starting a second one.
+    loading: Mutex<HashMap<[u8; 32], Arc<Mutex<()>>>>,
     compiled_count: AtomicU64,
     disk_loads: AtomicU64,
     disk_rejected: AtomicU64,
@@ -228,6 +233,7 @@ impl Vm {
             disk,
             headless: OnceLock::new(),
             memory_pool,
+            loading: Mutex::new(HashMap::new()),
             compiled_count: AtomicU64::new(0),
             disk_loads: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
@@ -358,6 +364,14 @@ impl Vm {
             return Ok(compiled);
         }
         validate::validate(&self.config, wasm)?;
+        // One loader per module: a thread that finds another loading it waits, then finds the
+        // result in the cache.
+        let slot = Arc::clone(self.lock_loading().entry(id).or_default());
+        let _loading = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let _forget = Loading { vm: self, id };
+        if let Some(compiled) = self.lock_cache().get(&id) {
+            return Ok(compiled);
+        }
         if let Some(disk) = &self.disk {
             let engine = self.headless.get_or_init(|| engine::headless_engine(&self.config, self.memory_pool.as_ref()));
             match disk.load(&id, engine) {
@@ -373,8 +387,8 @@ impl Vm {
                 Err(Miss::Absent) => {}
             }
         }
-        // Compiled outside the lock: other jobs keep running meanwhile. Two threads may
-        // compile the same module at once; the later insert wins, both results are equal.
+        // Compiled outside the cache's lock: other jobs keep running meanwhile; only threads
+        // wanting this same module wait (above).
         let compiled = catch_unwind(AssertUnwindSafe(|| {
             engine::compile(&self.config, wasm, self.mode, self.memory_pool.as_ref())
         }))
@@ -396,9 +410,26 @@ impl Vm {
         self.memory_pool.as_ref().map(|pool| pool.stats())
     }
 
+    fn lock_loading(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Mutex<()>>>> {
+        self.loading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Lru<[u8; 32], Arc<Compiled>>> {
         // The cache's invariants hold between operations, so a poisoned lock is still usable.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Drops a module's loading slot when its loader is done (or failed, or panicked), so the map
+/// holds only modules being loaded now.
+struct Loading<'a> {
+    vm: &'a Vm,
+    id: [u8; 32],
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.vm.lock_loading().remove(&self.id);
     }
 }
 

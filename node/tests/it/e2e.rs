@@ -95,3 +95,36 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
         assert_eq!(block.hash(), head.hash);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_module_is_announced_and_prepared_by_providers_before_any_job() {
+    // The module is uploaded to the validator; both providers hear the announcement, fetch the
+    // module and compile it, with no offer for it anywhere.
+    let net = start(2).await;
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    for provider in [1, 2] {
+        loop {
+            let log = net.t.log_tail(provider, 200);
+            if log.contains("module prepared") && log.contains(&module_id.to_string()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "provider {provider} did not prepare the module\n{}",
+                net.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // Its first job then finds the module stored and compiled on the provider.
+    let offer = client::sign_offer(&c, &net.client_key, module_id, b"warm".to_vec(), OfferTerms::default(), None)
+        .await
+        .expect("offer");
+    let run = client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(run.result.output, b"WARM");
+    let provider = usize::from(run.result.provider != net.provider_key(1)) + 1;
+    let log = net.t.log_tail(provider, 200);
+    assert_eq!(log.matches("module prepared").count(), 1, "compiled once, ahead of the job\n{log}");
+}

@@ -117,6 +117,33 @@ fn the_memory_cache_is_bounded_in_bytes() {
 }
 
 #[test]
+fn threads_wanting_one_module_at_once_compile_it_once() {
+    // A node preparing a module while its first job arrives: one compilation, both served.
+    let vm = std::sync::Arc::new(vm());
+    let wasm = fixtures::float_heavy_wasm();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (vm, wasm, barrier) = (vm.clone(), wasm.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                if i % 2 == 0 {
+                    vm.prepare(&wasm).expect("prepares");
+                } else {
+                    let out = vm.execute(&wasm, &[1, 2, 3], FUEL).expect("no internal error");
+                    assert_status(&out, JobStatus::Ok);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(vm.cache_stats().compiled, 1, "one compilation for four threads");
+    assert!(vm.loading.lock().expect("lock").is_empty(), "no loading slot left behind");
+}
+
+#[test]
 fn reexecute_matches_execute() {
     let vm = vm();
     for (wasm, input, fuel) in modules() {
