@@ -806,16 +806,18 @@ impl Service {
             if msg.version != WIRE_VERSION {
                 return Ok(MessageAcceptance::Reject);
             }
+            // Relayed only by a node that has the module or is fetching it: an id nobody
+            // holds (announcements cost nothing to make up) goes no further than one hop.
             let id = msg.module_id;
-            if self.shared.config.provider
-                && !self.announced.contains(&id)
-                && self.announced.len() < ANNOUNCED_FETCHES_MAX
-                && !self.shared.chain().store.has_blob(&id).unwrap_or(true)
-            {
+            if self.shared.chain().store.has_blob(&id).unwrap_or(false) || self.announced.contains(&id) {
+                return Ok(MessageAcceptance::Accept);
+            }
+            if self.shared.config.provider && self.announced.len() < ANNOUNCED_FETCHES_MAX {
                 self.announced.insert(id);
                 self.request_blob(id);
+                return Ok(MessageAcceptance::Accept);
             }
-            return Ok(MessageAcceptance::Accept);
+            return Ok(MessageAcceptance::Ignore);
         }
         if *t == self.topics.results.hash() {
             let Ok(batch) = cairn_ledger::decode::<ResultBatch>("result batch", &message.data, limit) else {
