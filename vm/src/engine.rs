@@ -45,8 +45,9 @@ fn engine_features() -> Features {
 /// A freshly compiled module has its own engine: a reference meter's middleware records
 /// per-module state and must not be shared between compilations, and the engine holds the
 /// middleware chain. (The production meter's rewrite has no such state; its modules keep
-/// an engine each for simplicity.) Modules loaded from the disk cache share one headless
-/// engine.
+/// an engine each.) A module loaded from the disk cache gets a headless engine of its own.
+/// Either way the module's code is freed with it: a wasmer engine keeps the code of every
+/// module it compiled or loaded until the engine is dropped.
 pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) module: Module,

@@ -76,7 +76,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -172,8 +172,6 @@ pub struct Vm {
     mode: Option<MeterMode>,
     cache: Mutex<Lru<[u8; 32], Arc<Compiled>>>,
     disk: Option<DiskCache>,
-    /// Runs the artifacts loaded from disk; created on first use.
-    headless: OnceLock<wasmer::Engine>,
     /// Where jobs' memories come from (`None`: [`VmConfig::memory_pool_regions`] is 0).
     memory_pool: Option<Arc<pool::MemoryPool>>,
     /// Modules being loaded or compiled, each with a lock its loader holds: another thread
@@ -231,7 +229,6 @@ impl Vm {
             mode,
             cache,
             disk,
-            headless: OnceLock::new(),
             memory_pool,
             loading: Mutex::new(HashMap::new()),
             compiled_count: AtomicU64::new(0),
@@ -373,11 +370,14 @@ impl Vm {
             return Ok(compiled);
         }
         if let Some(disk) = &self.disk {
-            let engine = self.headless.get_or_init(|| engine::headless_engine(&self.config, self.memory_pool.as_ref()));
-            match disk.load(&id, engine) {
+            // An engine of its own, like a compiled module's: a wasmer engine keeps the code
+            // of every artifact loaded into it until the engine itself is dropped, so a shared
+            // one would grow with every reload of an evicted module.
+            let engine = engine::headless_engine(&self.config, self.memory_pool.as_ref());
+            match disk.load(&id, &engine) {
                 Ok((module, weight)) => {
                     self.disk_loads.fetch_add(1, Ordering::Relaxed);
-                    let compiled = Arc::new(Compiled { engine: engine.clone(), module });
+                    let compiled = Arc::new(Compiled { engine, module });
                     self.lock_cache().insert(id, Arc::clone(&compiled), weight);
                     return Ok(compiled);
                 }

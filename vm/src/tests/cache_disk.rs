@@ -117,6 +117,25 @@ fn the_memory_cache_is_bounded_in_bytes() {
 }
 
 #[test]
+fn each_module_loaded_from_disk_has_an_engine_of_its_own() {
+    // A wasmer engine keeps the code of every artifact loaded into it until it is dropped: a
+    // shared one would keep every module ever reloaded after an eviction.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let wasms = [fixtures::uppercase_wasm(), fixtures::echo_wasm()];
+    let fresh = disk_vm(dir.path());
+    for wasm in &wasms {
+        fresh.prepare(wasm).expect("compiles");
+    }
+    let restarted = disk_vm(dir.path());
+    let engines: Vec<_> = wasms
+        .iter()
+        .map(|wasm| restarted.compiled(&crate::module_id(wasm), wasm).expect("loads").engine.id())
+        .collect();
+    assert_eq!(restarted.cache_stats().disk_loads, 2);
+    assert_ne!(engines[0], engines[1]);
+}
+
+#[test]
 fn threads_wanting_one_module_at_once_compile_it_once() {
     // A node preparing a module while its first job arrives: one compilation, both served.
     let vm = std::sync::Arc::new(vm());
