@@ -37,8 +37,8 @@ pub fn run_job(
         JobStatus::Ok => (JobStatus::Ok, outcome.output),
         other => (other, Vec::new()),
     };
-    let fuel_used = if status == JobStatus::OutOfFuel { fuel_limit } else { outcome.fuel_used.min(fuel_limit) };
-    Ok(Run { status, output, fuel_used })
+    // The sandbox already reports the limit for out of fuel and never more than it otherwise.
+    Ok(Run { status, output, fuel_used: outcome.fuel_used })
 }
 
 /// The signed offer of a job, from the block that included it.

@@ -7,7 +7,6 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_vm::{JobStatus, Vm, VmConfig, fixtures};
@@ -18,26 +17,11 @@ use sha2::{Digest, Sha256};
 /// (`sha2` above uses the CPU's SHA extensions where it has them).
 #[path = "../../examples/jobs/sha256/src/sha256.rs"]
 mod job_sha256;
+mod support;
+
+use support::{example, metering_cases, thread_cpu_ns, wat};
 
 const FUEL: u64 = 10_000_000_000;
-
-fn example(name: &str) -> Option<Vec<u8>> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/jobs/wasm/{name}.wasm"))).ok()
-}
-
-fn wat(text: &str) -> Vec<u8> {
-    wat::parse_str(text).expect("benchmark WAT is valid")
-}
-
-/// Integer arithmetic in a tight loop: 2 million rounds of xorshift.
-fn compute_heavy() -> Vec<u8> {
-    wat(include_str!("compute_heavy.wat"))
-}
-
-/// Loads and stores: 8 passes over 1 MiB, each word incremented.
-fn memory_heavy() -> Vec<u8> {
-    wat(include_str!("memory_heavy.wat"))
-}
 
 /// A module of about `size` bytes: many small, distinct functions, and `seed` in one of
 /// them so that every seed is a distinct module.
@@ -85,10 +69,7 @@ fn metering(c: &mut Criterion) {
     let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
     let mut group = c.benchmark_group("metering");
     group.sample_size(20).measurement_time(Duration::from_secs(6));
-    let mut cases = vec![("compute", compute_heavy(), Vec::new()), ("memory", memory_heavy(), Vec::new())];
-    if let Some(primes) = example("primes") {
-        cases.push(("primes", primes, b"300000".to_vec()));
-    }
+    let cases = metering_cases();
     for (name, wasm, input) in &cases {
         let m = metered.execute(wasm, input, FUEL).expect("no internal error");
         let u = unmetered.execute(wasm, input, FUEL).expect("no internal error");
@@ -105,27 +86,13 @@ fn metering(c: &mut Criterion) {
     group.finish();
 }
 
-/// CPU time of the calling thread, in nanoseconds: on a shared machine it leaves out the
-/// time this thread waited for a core, which wall time (criterion's default) counts.
-fn thread_cpu_ns() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime only writes the `timespec` passed by reference.
-    #[allow(unsafe_code)]
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
-}
-
 /// The metering cases again, timed by the thread's CPU time instead of wall time.
 fn metering_cpu(c: &mut Criterion) {
     let metered = Vm::new(VmConfig::default());
     let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
     let mut group = c.benchmark_group("metering_cpu");
     group.sample_size(20).measurement_time(Duration::from_secs(6));
-    let mut cases = vec![("compute", compute_heavy(), Vec::new()), ("memory", memory_heavy(), Vec::new())];
-    if let Some(primes) = example("primes") {
-        cases.push(("primes", primes, b"300000".to_vec()));
-    }
+    let cases = metering_cases();
     for (name, wasm, input) in &cases {
         for (variant, vm) in [("unmetered", &unmetered), ("metered", &metered)] {
             vm.execute(wasm, input, FUEL).expect("no internal error");

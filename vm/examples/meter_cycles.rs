@@ -6,17 +6,15 @@
 
 #![allow(missing_docs)]
 
-use std::path::Path;
-
 use cairn_vm::{JobStatus, Vm, VmConfig};
 
 /// The `sha256` job's own code, compiled natively (the `native` variant of `sha256`).
 #[path = "../../examples/jobs/sha256/src/sha256.rs"]
 mod job_sha256;
+#[path = "../benches/support/mod.rs"]
+mod support;
 
-fn wat(text: &str) -> Vec<u8> {
-    wat::parse_str(text).expect("valid WAT")
-}
+use support::{example, metering_cases, thread_cpu_ns};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -24,16 +22,14 @@ fn main() {
         panic!("usage: meter_cycles <compute|memory|primes|sha256> <metered|unmetered|native> <runs>");
     };
     let runs: u32 = runs.parse().expect("runs is a number");
-    let example = |name: &str| {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/jobs/wasm/{name}.wasm")))
-            .expect("run scripts/build-jobs.sh first")
-    };
     let (wasm, input) = match case.as_str() {
-        "compute" => (wat(include_str!("../benches/compute_heavy.wat")), Vec::new()),
-        "memory" => (wat(include_str!("../benches/memory_heavy.wat")), Vec::new()),
-        "primes" => (example("primes"), b"300000".to_vec()),
-        "sha256" => (example("sha256"), (0..1 << 20).map(|i: u32| i as u8).collect()),
-        other => panic!("unknown case {other}"),
+        "sha256" => {
+            (example("sha256").expect("run scripts/build-jobs.sh first"), (0..1 << 20).map(|i: u32| i as u8).collect())
+        }
+        other => metering_cases()
+            .into_iter()
+            .find_map(|(name, wasm, input)| (name == other).then_some((wasm, input)))
+            .unwrap_or_else(|| panic!("unknown case {other} (primes needs scripts/build-jobs.sh)")),
     };
     if variant == "native" {
         assert_eq!(case, "sha256", "only sha256 has a native variant");
@@ -66,14 +62,4 @@ fn main() {
         .collect();
     times_ns.sort_unstable();
     println!("{case} {variant}: min {} ns, median {} ns", times_ns[0], times_ns[times_ns.len() / 2]);
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime only writes the `timespec` passed by reference.
-    #[allow(unsafe_code)]
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
 }

@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cairn_ledger::Hash;
 use sha2::{Digest, Sha256};
 use wasmer::{Engine, Module};
 
@@ -51,10 +52,6 @@ pub(crate) struct DiskCache {
     counter: AtomicU64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl DiskCache {
     pub(crate) fn new(dir: PathBuf, config_hash: [u8; 32]) -> Self {
         DiskCache { dir, config_hash, counter: AtomicU64::new(0) }
@@ -62,7 +59,7 @@ impl DiskCache {
 
     /// The file of a module.
     pub(crate) fn path(&self, module_id: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}-{}.cairnmod", hex(module_id), &hex(&self.config_hash)[..16]))
+        self.dir.join(format!("{}-{}.cairnmod", Hash(*module_id).to_hex(), &Hash(self.config_hash).to_hex()[..16]))
     }
 
     /// The module from its file, if the file passes every check, with the artifact's size
@@ -132,7 +129,7 @@ impl DiskCache {
         fs::create_dir_all(&self.dir)?;
         let path = self.path(module_id);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir.join(format!(".{}.{}.{n}.tmp", hex(module_id), std::process::id()));
+        let tmp = self.dir.join(format!(".{}.{}.{n}.tmp", Hash(*module_id).to_hex(), std::process::id()));
         let mut file = fs::File::create(&tmp)?;
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);

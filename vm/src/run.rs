@@ -81,11 +81,13 @@ struct Job {
 }
 
 impl Job {
-    /// Gives the job its fuel (metered modules only).
+    /// Gives the job its fuel and the host functions the fuel global (metered modules only).
     fn set_fuel(&mut self) -> Result<(), InternalError> {
         if let Ok(fuel) = self.instance.exports.get_global(EXPORT_FUEL) {
             fuel.set(&mut self.store, Value::I64(self.fuel_start))
                 .map_err(|e| InternalError::new(format!("the fuel could not be set: {e}")))?;
+            let fuel = fuel.clone();
+            self.env.as_mut(&mut self.store).fuel = Some(fuel);
         }
         Ok(())
     }
@@ -100,10 +102,7 @@ impl Job {
         let memory = exports.get_memory(EXPORT_MEMORY).map_err(invalid)?.clone();
         let alloc = exports.get_typed_function::<i32, i32>(&self.store, EXPORT_ALLOC).map_err(invalid)?;
         let run = exports.get_typed_function::<(i32, i32), i64>(&self.store, EXPORT_RUN).map_err(invalid)?;
-        let fuel = self.instance.exports.get_global(EXPORT_FUEL).ok().cloned();
-        let state = self.env.as_mut(&mut self.store);
-        state.memory = Some(memory.clone());
-        state.fuel = fuel;
+        self.env.as_mut(&mut self.store).memory = Some(memory.clone());
 
         let input_len = i32::try_from(input.len())
             .map_err(|_| Stop::Rejected(JobStatus::Trap, "input too large for a 32-bit job".to_owned()))?;
