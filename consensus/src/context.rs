@@ -424,15 +424,14 @@ impl mt::Context for CairnContext {
         pol_round: Round,
         a: Address,
     ) -> ConsensusProposal {
-        ConsensusProposal::new(Proposal {
-            version: FORMAT_VERSION,
-            chain_id: self.chain_id,
-            height: height.0,
-            round: round.as_u32().expect("Malachite proposes only in defined rounds"),
-            block_hash: value.0,
-            pol_round: pol_round.as_u32(),
-            proposer: a.0,
-        })
+        ConsensusProposal::new(Proposal::new(
+            self.chain_id,
+            height.0,
+            round.as_u32().expect("Malachite proposes only in defined rounds"),
+            value.0,
+            pol_round.as_u32(),
+            a.0,
+        ))
     }
 
     fn new_prevote(&self, height: Height, round: Round, value: NilOrVal<BlockHash>, a: Address) -> ConsensusVote {
@@ -473,11 +472,6 @@ impl SignatureCache {
             self.entries.clear();
         }
         self.entries.insert((key, digest, signature));
-    }
-
-    /// Forgets everything (a new height).
-    pub fn clear(&mut self) {
-        self.entries.clear();
     }
 
     /// How many signatures are remembered.

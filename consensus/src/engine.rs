@@ -16,7 +16,7 @@ use mt::{Round, SigningProviderExt, ThresholdParams, Timeout};
 
 use crate::context::{Address, BlockHash, CairnContext, CairnSigner, ConsensusValidators, Height, Sig, signed_digest};
 use crate::message::{
-    ConsensusMessage, MSignedProposal, MSignedVote, RoundCertificateKind, SignedProposal, SignedVote,
+    ConsensusMessage, MSignedProposal, MSignedVote, RoundCertificateKind, SignedProposal, SignedVote, canonical,
 };
 use crate::wal::{TimeoutKind, WalEntry};
 use crate::{ConsensusError, Result};
@@ -302,6 +302,10 @@ pub enum EngineOutput {
 /// Key of a validator's vote: height, round, kind (0 prevote, 1 precommit), validator.
 type VoteKey = (u64, u32, u8, PublicKey);
 
+fn vote_key(vote: &cairn_ledger::Vote) -> VoteKey {
+    (vote.height, vote.round, vote.kind as u8, vote.validator)
+}
+
 /// Everything but Malachite's own state: answers the core's effects.
 struct Core {
     ctx: CairnContext,
@@ -374,11 +378,16 @@ fn kind_to(kind: TimeoutKind) -> mt::TimeoutKind {
     }
 }
 
-/// The kind of a round certificate in `Core::certificates_logged` (0 is a polka).
-fn round_certificate_tag(kind: RoundCertificateKind) -> u8 {
-    match kind {
-        RoundCertificateKind::Skip => 1,
-        RoundCertificateKind::Precommit => 2,
+/// A certificate's slot in `Core::certificates_logged`: (kind, round), kind 0 polka, 1 skip,
+/// 2 precommit. `None` for a vote or proposal.
+fn certificate_slot(msg: &ConsensusMessage) -> Option<(u8, u32)> {
+    match msg {
+        ConsensusMessage::PolkaCertificate(c) => Some((0, c.round)),
+        ConsensusMessage::RoundCertificate(c) => match c.kind {
+            RoundCertificateKind::Skip => Some((1, c.round)),
+            RoundCertificateKind::Precommit => Some((2, c.round)),
+        },
+        ConsensusMessage::Vote(_) | ConsensusMessage::Proposal(_) => None,
     }
 }
 
@@ -391,13 +400,13 @@ fn message_of(msg: &SignedConsensusMsg<CairnContext>) -> ConsensusMessage {
 
 /// Builds Cairn's [`Commit`] from Malachite's certificate: same signatures, sorted by validator.
 fn commit_of(cert: &mt::CommitCertificate<CairnContext>) -> Commit {
-    let mut signatures: Vec<CommitSignature> = cert
-        .commit_signatures
-        .iter()
-        .map(|s| CommitSignature { validator: s.address.0, signature: s.signature.into() })
-        .collect();
-    signatures.sort_by_key(|s| s.validator);
-    signatures.dedup_by_key(|s| s.validator);
+    let signatures = canonical(
+        cert.commit_signatures
+            .iter()
+            .map(|s| CommitSignature { validator: s.address.0, signature: s.signature.into() })
+            .collect(),
+        |s| s.validator,
+    );
     Commit {
         version: FORMAT_VERSION,
         height: cert.height.0,
@@ -447,7 +456,7 @@ impl Core {
 
     fn sign_proposal(&mut self, proposal: crate::context::ConsensusProposal) -> MSignedProposal {
         let signed = self.sign_proposal_once(proposal);
-        self.remember_verified(&ConsensusMessage::Proposal((&signed).into()));
+        self.remember_proposal(&(&signed).into());
         signed
     }
 
@@ -497,16 +506,18 @@ impl Core {
     fn remember_verified(&mut self, msg: &ConsensusMessage) {
         match msg {
             ConsensusMessage::Vote(v) => self.remember_vote(v),
-            ConsensusMessage::Proposal(p) => {
-                let digest = signed_digest(Domain::Proposal, &p.proposal);
-                self.signer.cache.insert(p.proposal.proposer, digest, Sig::from(p.signature));
-            }
+            ConsensusMessage::Proposal(p) => self.remember_proposal(p),
             ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => {
                 for v in msg.certificate_votes(self.ctx.chain_id()) {
                     self.remember_vote(&v);
                 }
             }
         }
+    }
+
+    fn remember_proposal(&mut self, p: &SignedProposal) {
+        let digest = signed_digest(Domain::Proposal, &p.proposal);
+        self.signer.cache.insert(p.proposal.proposer, digest, Sig::from(p.signature));
     }
 
     fn remember_vote(&mut self, v: &SignedVote) {
@@ -521,7 +532,7 @@ impl Core {
         if vote.validator == self.address && vote.height == self.height {
             self.own_votes.entry((vote.round, vote.kind as u8)).or_insert_with(|| v.clone());
         }
-        let key = (vote.height, vote.round, vote.kind as u8, vote.validator);
+        let key = vote_key(vote);
         match self.seen_votes.get(&key) {
             None => {
                 self.seen_votes.insert(key, v.clone());
@@ -754,10 +765,7 @@ impl Engine {
     /// certificates.
     pub fn is_repeat(&self, msg: &ConsensusMessage) -> bool {
         match msg {
-            ConsensusMessage::Vote(v) => {
-                let key = (v.vote.height, v.vote.round, v.vote.kind as u8, v.vote.validator);
-                self.core.seen_votes.get(&key) == Some(v)
-            }
+            ConsensusMessage::Vote(v) => self.core.seen_votes.get(&vote_key(&v.vote)) == Some(v),
             ConsensusMessage::Proposal(p) => {
                 let key = (p.proposal.height, p.proposal.round);
                 self.core.seen_proposals.get(&key) == Some(p) && self.core.proposals_fed.contains(&key)
@@ -840,6 +848,9 @@ impl Engine {
         self.core.replaying = Some(entries.iter().cloned().collect());
         self.run(Input::StartHeight(Height(height), self.core.mvalidators.clone()));
         for entry in decoded {
+            if let WalEntry::Message(msg) = &entry {
+                self.core.certificates_logged.extend(certificate_slot(msg));
+            }
             let input = match entry {
                 WalEntry::Message(ConsensusMessage::Vote(v)) => Input::Vote(v.into()),
                 WalEntry::Message(ConsensusMessage::Proposal(p)) => {
@@ -849,14 +860,8 @@ impl Engine {
                     }
                     Input::Proposal(p.into())
                 }
-                WalEntry::Message(ConsensusMessage::PolkaCertificate(c)) => {
-                    self.core.certificates_logged.insert((0, c.round));
-                    Input::PolkaCertificate(c.into())
-                }
-                WalEntry::Message(ConsensusMessage::RoundCertificate(c)) => {
-                    self.core.certificates_logged.insert((round_certificate_tag(c.kind), c.round));
-                    Input::RoundCertificate(c.into())
-                }
+                WalEntry::Message(ConsensusMessage::PolkaCertificate(c)) => Input::PolkaCertificate(c.into()),
+                WalEntry::Message(ConsensusMessage::RoundCertificate(c)) => Input::RoundCertificate(c.into()),
                 WalEntry::Timeout { kind, round } => {
                     Input::TimeoutElapsed(Timeout::new(Round::new(round), kind_to(kind)))
                 }
@@ -942,6 +947,13 @@ impl Engine {
         if self.core.height == 0 || height < self.core.height || height > self.core.height + HEIGHTS_AHEAD_MAX {
             return false;
         }
+        self.round_in_range(height, round)
+    }
+
+    /// Whether `round` is at most [`ROUNDS_AHEAD_MAX`] ahead of the current round at `height`
+    /// (of round 0 at a later height): the engine ignores a message of a later round, so gossip
+    /// validation need not verify (or forward) it. Cheap: no signature.
+    pub fn round_in_range(&self, height: u64, round: u32) -> bool {
         let current_round = if height == self.core.height { self.round().unwrap_or(0) } else { 0 };
         round <= current_round.saturating_add(ROUNDS_AHEAD_MAX)
     }
@@ -970,17 +982,18 @@ impl Engine {
         if !self.in_range(height, round) {
             return;
         }
-        self.core.remember_verified(&msg);
+        // Each arm remembers the signatures it hands to the core (so the core's own checks are
+        // cache hits), and only those: a repeat or a message that waits costs no hashing here.
         match msg {
             ConsensusMessage::Vote(v) => {
-                let key = (v.vote.height, v.vote.round, v.vote.kind as u8, v.vote.validator);
                 // An exact repeat of the vote already handed to the core (gossip re-sends,
                 // rebroadcasts) is dropped here: the core has it. Replay hands the logged
                 // votes to the core directly, so the votes it notes are in the core too.
-                if self.core.seen_votes.get(&key) == Some(&v) {
+                if self.core.seen_votes.get(&vote_key(&v.vote)) == Some(&v) {
                     self.core.stats.duplicates_dropped += 1;
                     return;
                 }
+                self.core.remember_vote(&v);
                 self.core.note_vote(&v);
                 self.core.stats.messages_to_core += 1;
                 self.run(Input::Vote(v.into()));
@@ -1004,24 +1017,9 @@ impl Engine {
                     }
                 }
             }
-            ConsensusMessage::PolkaCertificate(ref c) => {
-                if height != self.core.height {
-                    return;
-                }
-                let cert: mt::PolkaCertificate<CairnContext> = c.clone().into();
-                if self.log_certificate(0, msg) {
-                    self.core.stats.messages_to_core += 1;
-                    self.run(Input::PolkaCertificate(cert));
-                }
-            }
-            ConsensusMessage::RoundCertificate(ref c) => {
-                if height != self.core.height {
-                    return;
-                }
-                let cert: mt::RoundCertificate<CairnContext> = c.clone().into();
-                if self.log_certificate(round_certificate_tag(c.kind), msg) {
-                    self.core.stats.messages_to_core += 1;
-                    self.run(Input::RoundCertificate(cert));
+            ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => {
+                if height == self.core.height {
+                    self.feed_certificate(msg);
                 }
             }
         }
@@ -1037,18 +1035,26 @@ impl Engine {
             self.core.stats.duplicates_dropped += 1;
             return;
         }
+        self.core.remember_proposal(&p);
         self.core.stats.messages_to_core += 1;
         self.run(Input::Proposal(p.into()));
     }
 
-    /// Appends a certificate to the WAL if it is the first of its kind and round at this
-    /// height (whatever its signers); false if one was already logged.
-    fn log_certificate(&mut self, kind: u8, msg: ConsensusMessage) -> bool {
-        if !self.core.certificates_logged.insert((kind, msg.round())) {
-            return false;
+    /// Appends a certificate to the WAL and hands it to the core if it is the first of its
+    /// kind and round at this height (whatever its signers); a later one is dropped.
+    fn feed_certificate(&mut self, msg: ConsensusMessage) {
+        if !certificate_slot(&msg).is_some_and(|slot| self.core.certificates_logged.insert(slot)) {
+            return;
         }
+        let input = match &msg {
+            ConsensusMessage::PolkaCertificate(c) => Input::PolkaCertificate(c.clone().into()),
+            ConsensusMessage::RoundCertificate(c) => Input::RoundCertificate(c.clone().into()),
+            ConsensusMessage::Vote(_) | ConsensusMessage::Proposal(_) => return,
+        };
+        self.core.remember_verified(&msg);
         self.core.wal_append(&WalEntry::Message(msg));
-        true
+        self.core.stats.messages_to_core += 1;
+        self.run(input);
     }
 }
 
@@ -1096,16 +1102,7 @@ mod tests {
 
     fn proposal(keys: &[Keypair], set: &ValidatorSet, block_hash: Hash) -> SignedProposal {
         let who = crate::proposer(set, 1, 0);
-        let p = Proposal {
-            version: FORMAT_VERSION,
-            chain_id: CHAIN,
-            height: 1,
-            round: 0,
-            block_hash,
-            pol_round: None,
-            proposer: who,
-        };
-        SignedProposal::sign(&key_of(keys, who), p)
+        SignedProposal::sign(&key_of(keys, who), Proposal::new(CHAIN, 1, 0, block_hash, None, who))
     }
 
     fn wal_appends(out: &[EngineOutput]) -> usize {

@@ -48,6 +48,21 @@ pub struct Proposal {
     pub proposer: PublicKey,
 }
 
+impl Proposal {
+    /// A proposal in the current [`FORMAT_VERSION`]; `pol_round` is `None` unless the block
+    /// is re-proposed on a polka.
+    pub fn new(
+        chain_id: Hash,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        pol_round: Option<u32>,
+        proposer: PublicKey,
+    ) -> Proposal {
+        Proposal { version: FORMAT_VERSION, chain_id, height, round, block_hash, pol_round, proposer }
+    }
+}
+
 /// A vote with its signature.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedVote {
@@ -344,9 +359,9 @@ impl From<SignedProposal> for MSignedProposal {
     }
 }
 
-/// Sorts a certificate's signatures by validator and keeps one per validator (the first
-/// Malachite listed): the only encoding [`ConsensusMessage::decode`] accepts.
-fn canonical<T>(mut items: Vec<T>, validator: impl Fn(&T) -> PublicKey) -> Vec<T> {
+/// Sorts a certificate's (or commit's) signatures by validator and keeps one per validator
+/// (the first Malachite listed): the only encoding [`ConsensusMessage::decode`] accepts.
+pub(crate) fn canonical<T>(mut items: Vec<T>, validator: impl Fn(&T) -> PublicKey) -> Vec<T> {
     items.sort_by_key(&validator);
     items.dedup_by_key(|t| validator(t));
     items
@@ -485,15 +500,7 @@ mod tests {
     #[test]
     fn a_proposal_is_signed_in_its_own_domain() {
         let key = Keypair::from_seed([7; 32]);
-        let p = Proposal {
-            version: FORMAT_VERSION,
-            chain_id: Hash::ZERO,
-            height: 1,
-            round: 0,
-            block_hash: Hash([9; 32]),
-            pol_round: None,
-            proposer: key.public(),
-        };
+        let p = Proposal::new(Hash::ZERO, 1, 0, Hash([9; 32]), None, key.public());
         let signed = SignedProposal::sign(&key, p.clone());
         assert!(signed.verify().is_ok());
         assert!(key.public().verify(cairn_ledger::Domain::Vote, &p, &signed.signature).is_err());

@@ -21,6 +21,10 @@ use crate::{ConsensusError, Result};
 /// The version byte in front of every WAL entry.
 pub const WAL_VERSION: u8 = 1;
 
+/// The largest WAL entry body read back: a consensus message ([`MESSAGE_SIZE_MAX`]) and the
+/// entry's own few bytes around it.
+pub const WAL_ENTRY_SIZE_MAX: usize = MESSAGE_SIZE_MAX + 64;
+
 /// A Tendermint timeout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 #[borsh(use_discriminant = true)]
@@ -78,8 +82,7 @@ impl WalEntry {
         if version != WAL_VERSION {
             return Err(ConsensusError::Decode(format!("unsupported WAL entry version {version}")));
         }
-        cairn_ledger::decode("WAL entry", body, MESSAGE_SIZE_MAX + 64)
-            .map_err(|e| ConsensusError::Decode(e.to_string()))
+        cairn_ledger::decode("WAL entry", body, WAL_ENTRY_SIZE_MAX).map_err(|e| ConsensusError::Decode(e.to_string()))
     }
 }
 

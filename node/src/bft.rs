@@ -132,8 +132,8 @@ impl Bft {
     }
 
     /// Gossip validation of a consensus message, with the cheap checks first: its size, its
-    /// decoding, its height against the head (`head`), whether the engine has it already, and
-    /// only then its signatures.
+    /// decoding, its height against the head (`head`) and its round against the engine's,
+    /// whether the engine has it already, and only then its signatures.
     pub fn check_gossip(&self, head: u64, data: &[u8]) -> GossipVerdict {
         if data.len() > CONSENSUS_MESSAGE_BYTES_MAX {
             return GossipVerdict::Reject(format!("{} bytes, more than {CONSENSUS_MESSAGE_BYTES_MAX}", data.len()));
@@ -142,7 +142,10 @@ impl Bft {
             Ok(m) => m,
             Err(e) => return GossipVerdict::Reject(e.to_string()),
         };
-        if msg.height() <= head || msg.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
+        if msg.height() <= head
+            || msg.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX
+            || !self.engine.round_in_range(msg.height(), msg.round())
+        {
             return GossipVerdict::Ignore;
         }
         if self.engine.is_repeat(&msg) {
@@ -332,6 +335,32 @@ mod tests {
         assert!(matches!(b.check_gossip(head, &prevote(&stranger, Hash::ZERO, head + 1)), GossipVerdict::Reject(_)));
         let other_chain = prevote(&keys[1], Hash::of(b"other"), head + 1);
         assert!(matches!(b.check_gossip(head, &other_chain), GossipVerdict::Reject(_)));
+    }
+
+    /// A message of a round further ahead than the engine looks is ignored before any
+    /// signature is verified (and so is not forwarded either).
+    #[test]
+    fn a_message_of_a_round_too_far_ahead_is_ignored_unverified() {
+        let b = bft();
+        let keys = keys();
+        let vote = |round: u32| {
+            let vote = cairn_ledger::Vote {
+                version: cairn_ledger::FORMAT_VERSION,
+                chain_id: Hash::ZERO,
+                kind: cairn_ledger::VoteKind::Prevote,
+                height: 1,
+                round,
+                block_hash: None,
+                validator: keys[1].public(),
+            };
+            ConsensusMessage::Vote(cairn_consensus::SignedVote::sign(&keys[1], vote)).encode()
+        };
+        let last = cairn_consensus::ROUNDS_AHEAD_MAX;
+        assert!(matches!(b.check_gossip(0, &vote(last)), GossipVerdict::Accept(_)));
+        let verified = b.engine.stats().signatures_verified;
+        assert!(matches!(b.check_gossip(0, &vote(last + 1)), GossipVerdict::Ignore));
+        assert!(matches!(b.check_gossip(0, &vote(u32::MAX)), GossipVerdict::Ignore));
+        assert_eq!(b.engine.stats().signatures_verified, verified, "nothing verified");
     }
 
     #[test]

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 pub const WIRE_VERSION: u8 = 1;
 /// The largest gossip message (a block with its transactions).
 pub const GOSSIP_MESSAGE_BYTES_MAX: usize = 10 << 20;
-/// The largest consensus message (a vote, proposal or certificate).
-pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 64 << 10;
+/// The largest consensus message (a vote, proposal or certificate): the version byte and the
+/// largest body [`cairn_consensus::ConsensusMessage::decode`] accepts.
+pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 1 + cairn_consensus::message::MESSAGE_SIZE_MAX;
 /// The most items in one offer or result batch.
 pub const BATCH_ITEMS_MAX: usize = 1_000;
 /// The most blocks in one sync response.

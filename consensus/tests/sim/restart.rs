@@ -5,7 +5,7 @@ use cairn_consensus::{
     ConsensusMessage, ConsensusParams, Engine, EngineInput, EngineOutput, Proposal, SignedProposal, TimeoutKind,
     proposer,
 };
-use cairn_ledger::{FORMAT_VERSION, Hash, Keypair, Validator, ValidatorSet, VoteKind};
+use cairn_ledger::{Hash, Keypair, Validator, ValidatorSet, VoteKind};
 
 const CHAIN: Hash = Hash([3; 32]);
 
@@ -48,15 +48,7 @@ fn published_votes(outputs: &[EngineOutput], kind: VoteKind) -> Vec<Vec<u8>> {
 
 fn proposal(keys: &[Keypair], set: &ValidatorSet, block_hash: Hash) -> Vec<u8> {
     let who = proposer(set, 1, 0);
-    let p = Proposal {
-        version: FORMAT_VERSION,
-        chain_id: CHAIN,
-        height: 1,
-        round: 0,
-        block_hash,
-        pol_round: None,
-        proposer: who,
-    };
+    let p = Proposal::new(CHAIN, 1, 0, block_hash, None, who);
     ConsensusMessage::Proposal(SignedProposal::sign(key_of(keys, who), p)).encode()
 }
 
