@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -71,9 +71,9 @@ impl TreeReader for MemoryTree {
 impl MemoryTree {
     /// Applies a computed update.
     pub fn apply(&mut self, update: &StateUpdate) {
-        apply_batch(&update.batch.node_batch, |k, n| {
+        for (k, n) in update.batch.node_batch.nodes() {
             self.nodes.insert(k.clone(), n.clone());
-        });
+        }
         for ((version, kh), v) in update.batch.node_batch.values() {
             self.values.insert((*kh, *version), v.clone());
         }
@@ -91,12 +91,6 @@ impl MemoryTree {
         let update = prepare(&tree, &changes, 0)?;
         tree.apply(&update);
         Ok((tree, update.root))
-    }
-}
-
-fn apply_batch(batch: &NodeBatch, mut put: impl FnMut(&NodeKey, &Node)) {
-    for (k, n) in batch.nodes() {
-        put(k, n);
     }
 }
 

@@ -237,9 +237,7 @@ impl Store {
         self.put_tree(&mut batch, w.tree)?;
         self.prune_tree(&mut batch, height)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(storage)
+        self.write_synced(batch)
     }
 
     /// Keeps `blocks` versions of the state tree; older stale nodes are deleted as blocks commit.
@@ -335,9 +333,7 @@ impl Store {
             }
         }
         self.put_tree(&mut batch, tree)?;
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(storage)
+        self.write_synced(batch)
     }
 
     /// The state root at `version`, if that version is stored.
@@ -368,9 +364,7 @@ impl Store {
     /// Stores a blob under its hash (idempotent, synced).
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash> {
         let id = Hash::of(bytes);
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.put_cf_opt(self.cf(CF_BLOBS), id.0, bytes, &wo).map_err(storage)?;
+        self.put_synced(CF_BLOBS, &id.0, bytes)?;
         Ok(id)
     }
 
@@ -393,6 +387,12 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn row_count(&self, cf: &str) -> usize {
         self.db.iterator_cf(self.cf(cf), IteratorMode::Start).count()
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(storage)
     }
 
     fn put_synced(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
@@ -420,9 +420,7 @@ impl Store {
     fn delete_below(&self, cf: &str, height: u64) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(cf), height_key(0), height_key(height));
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(storage)
+        self.write_synced(batch)
     }
 
     /// Appends entry `seq` of the consensus write-ahead log of `height`, synced to disk before
@@ -438,9 +436,7 @@ impl Store {
         for (seq, entry) in (first_seq..).zip(entries) {
             batch.put_cf(self.cf(CF_WAL), height_pair_key(height, &seq.to_be_bytes()), entry);
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(storage)
+        self.write_synced(batch)
     }
 
     /// The consensus write-ahead log of `height`, in append order.
@@ -475,6 +471,26 @@ impl Store {
     /// The evidence kept for `height`.
     pub fn evidence(&self, height: u64) -> Result<Vec<Vec<u8>>> {
         Ok(self.at_height(CF_EVIDENCE, height)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// The evidence kept for heights `from..=to`, with its height, in height order: at most
+    /// `max` entries, read in one scan.
+    pub fn evidence_between(&self, from: u64, to: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let start = height_key(from);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_EVIDENCE), IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+            let (k, v) = item.map_err(storage)?;
+            let height = k
+                .get(..8)
+                .and_then(|h| h.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| Error::Corrupt("evidence key".into()))?;
+            if height > to || out.len() >= max {
+                break;
+            }
+            out.push((height, v.into_vec()));
+        }
+        Ok(out)
     }
 }
 
@@ -534,5 +550,12 @@ mod tests {
         assert!(store.wal_entries(5).expect("entries").is_empty());
         assert_eq!(store.wal_entries(6).expect("entries").len(), 1);
         assert_eq!(store.evidence(5).expect("evidence kept").len(), 1);
+        // A range of heights is read in one scan, bounded by height and by count.
+        store.put_evidence(7, b"two proposals").expect("evidence");
+        store.put_evidence(9, b"later").expect("evidence");
+        let between = store.evidence_between(5, 8, 10).expect("evidence");
+        assert_eq!(between, vec![(5, b"two votes".to_vec()), (7, b"two proposals".to_vec())]);
+        assert_eq!(store.evidence_between(6, 9, 1).expect("evidence"), vec![(7, b"two proposals".to_vec())]);
+        assert!(store.evidence_between(10, 20, 10).expect("evidence").is_empty());
     }
 }

@@ -518,7 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::State(StateCmd::Proof { key, account, height, out, rpc }) => {
             let key = match (key, account) {
                 (Some(k), _) => k,
-                (None, Some(a)) => format!("01{}", a.to_hex()),
+                (None, Some(a)) => hex::encode(cairn_contracts::StateKey::Account(a).to_bytes()),
                 (None, None) => anyhow::bail!("give --key or --account"),
             };
             let c = client::connect(&rpc.rpc).await?;
@@ -601,13 +601,16 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
     Ok(c)
 }
 
+/// How long `send_tx` waits for its transaction to be finalized.
+pub const TX_FINALITY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Signs `action` with the key in `args`, submits it and waits until it is in a finalized
 /// block.
 async fn send_tx(args: TxArgs, action: Action) -> anyhow::Result<()> {
     let key = Keypair::load(&args.key)?;
     let c = client::connect(&args.rpc.rpc).await?;
     let tx = client::sign_tx(&c, &key, args.fee, action, None).await?;
-    let hash = client::submit_tx(&c, tx, Duration::from_secs(60)).await?;
+    let hash = client::submit_tx(&c, tx, TX_FINALITY_TIMEOUT).await?;
     println!("transaction {hash} finalized");
     Ok(())
 }

@@ -220,6 +220,15 @@ impl Mempool {
         }
     }
 
+    /// Whether a result for `job_id` may still apply: its job is open on chain, or its offer is
+    /// pending here.
+    pub fn awaits_result(&self, state: &State, job_id: &Hash) -> bool {
+        match state.job(job_id) {
+            Some(job) => job.phase == cairn_contracts::JobPhase::Open,
+            None => self.offer_ids.contains_key(job_id),
+        }
+    }
+
     /// Drops what can no longer apply at `height`: transactions with a used nonce, offers past
     /// their deadline, results for jobs that are closed on chain or unknown everywhere.
     pub fn prune(&mut self, state: &State, height: u64) {
@@ -234,13 +243,7 @@ impl Mempool {
             .chain(
                 self.results
                     .values()
-                    .filter(|e| {
-                        let id = e.item.claim.job_id;
-                        match state.job(&id) {
-                            Some(job) => job.phase != cairn_contracts::JobPhase::Open,
-                            None => !self.offer_ids.contains_key(&id),
-                        }
-                    })
+                    .filter(|e| !self.awaits_result(state, &e.item.claim.job_id))
                     .map(|e| Transaction::Result(e.item.clone())),
             )
             .collect();
@@ -354,5 +357,47 @@ mod tests {
         assert_eq!(m.insert_result(result(job, &c, b"same")), Ok(true));
         assert_eq!(m.insert_result(result(Hash::of(b"another job"), &a, b"x")), Ok(true));
         assert_eq!(m.insert_result(result(Hash::of(b"a third job"), &a, b"x")), Err(MempoolError::Full(3)));
+    }
+
+    #[test]
+    fn a_result_is_awaited_only_for_a_job_offered_here_or_open_on_chain() {
+        let key = Keypair::from_seed([1; 32]);
+        let genesis = cairn_ledger::Genesis {
+            version: FORMAT_VERSION,
+            chain_name: "mempool".into(),
+            genesis_time_ms: 0,
+            validators: vec![cairn_ledger::Validator { address: key.public(), power: 1 }],
+            accounts: vec![],
+            providers: vec![],
+            params: cairn_ledger::ChainParams::default(),
+        };
+        let state = State::from_genesis(&genesis).expect("state");
+        let offer = cairn_ledger::JobOffer {
+            version: FORMAT_VERSION,
+            chain_id: genesis.chain_id(),
+            client: key.public(),
+            nonce: 0,
+            fee: 1,
+            module_id: Hash::of(b"module"),
+            input: b"in".to_vec(),
+            fuel_limit: 1_000,
+            max_price: 1,
+            redundancy: 1,
+            assignment_height: 0,
+            deadline_height: 100,
+        }
+        .sign(&key);
+        let (offered, unknown) = (offer.job_id(), Hash::of(b"made up"));
+        let mut m = Mempool::new(10);
+        assert!(!m.awaits_result(&state, &offered));
+        assert_eq!(m.insert_nonced(Transaction::Offer(offer)), Ok(true));
+        assert!(m.awaits_result(&state, &offered));
+        assert!(!m.awaits_result(&state, &unknown));
+        // Pruning drops the results that are not awaited, by the same rule.
+        m.insert_result(result(offered, &key, b"x")).expect("room");
+        m.insert_result(result(unknown, &key, b"x")).expect("room");
+        m.prune(&state, 1);
+        let results: Vec<Hash> = m.results.keys().map(|(job, _)| *job).collect();
+        assert_eq!(results, vec![offered]);
     }
 }

@@ -191,7 +191,7 @@ impl CairnApiServer for RpcImpl {
                 capacity: p.capacity,
                 active_jobs: p.active_jobs,
                 unbonding: p.unbonding.iter().map(|(_, a)| *a).sum(),
-                eligible: p.stake >= chain.state.params().stake_min && p.active_jobs < p.capacity,
+                eligible: p.stake >= chain.state.params().stake_min && p.stake > 0 && p.active_jobs < p.capacity,
             })
             .collect())
     }
@@ -332,19 +332,18 @@ impl CairnApiServer for RpcImpl {
             (chain.store.clone(), chain.height())
         };
         let top = head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX;
-        let mut out = Vec::new();
-        for height in top.saturating_sub(EVIDENCE_HEIGHTS_MAX).max(1)..=top {
-            for bytes in store.evidence(height).map_err(internal)? {
-                if out.len() >= EVIDENCE_LIST_MAX {
-                    return Ok(out);
+        let from = top.saturating_sub(EVIDENCE_HEIGHTS_MAX).max(1);
+        let kept = store.evidence_between(from, top, EVIDENCE_LIST_MAX).map_err(internal)?;
+        Ok(kept
+            .into_iter()
+            .filter_map(|(height, bytes)| {
+                let info = evidence_info(&bytes);
+                if info.is_none() {
+                    tracing::warn!(height, "undecodable evidence in the store");
                 }
-                match evidence_info(&bytes) {
-                    Some(info) => out.push(info),
-                    None => tracing::warn!(height, "undecodable evidence in the store"),
-                }
-            }
-        }
-        Ok(out)
+                info
+            })
+            .collect())
     }
 }
 

@@ -389,11 +389,11 @@ impl Service {
                 tracing::warn!(%module_id, "too many modules awaited; dropping offer");
                 return;
             }
+            // Its module was requested above.
             let list = self.waiting.entry(module_id).or_default();
             if list.len() < OFFERS_PER_MODULE_WAIT_MAX && !list.iter().any(|o| o == &offer) {
                 list.push(offer);
             }
-            self.request_blob(module_id);
         }
     }
 
@@ -425,9 +425,13 @@ impl Service {
         }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
-            let id = self.swarm.behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(module_id)));
-            self.blob_requests.insert(id, module_id);
+            self.request_blob_from(peer, module_id);
         }
+    }
+
+    fn request_blob_from(&mut self, peer: PeerId, module_id: Hash) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(module_id)));
+        self.blob_requests.insert(id, module_id);
     }
 
     fn start_execution(&mut self, offer: SignedOffer) {
@@ -724,9 +728,7 @@ impl Service {
                     self.request_sync(peer_id);
                     let modules: Vec<Hash> = self.waiting.keys().copied().collect();
                     for m in modules {
-                        let id =
-                            self.swarm.behaviour_mut().sync.send_request(&peer_id, Wire::encode(&SyncRequest::Blob(m)));
-                        self.blob_requests.insert(id, m);
+                        self.request_blob_from(peer_id, m);
                     }
                 }
             }
@@ -826,23 +828,32 @@ impl Service {
             if batch.version != WIRE_VERSION || batch.results.len() > BATCH_ITEMS_MAX {
                 return Ok(MessageAcceptance::Reject);
             }
-            {
+            let txs: Vec<Transaction> = batch.results.into_iter().map(Transaction::Result).collect();
+            let awaited: Vec<bool> = {
                 // Verified once here and remembered for the blocks that include them.
                 let (output_max, signatures) = {
                     let chain = self.shared.chain();
                     (chain.state.params().output_bytes_max as usize, chain.signatures.clone())
                 };
                 let mut sigs = &*signatures;
-                for r in &batch.results {
-                    if sigs.check(&Transaction::Result(r.clone()), output_max).is_err() {
-                        return Ok(MessageAcceptance::Reject);
-                    }
+                if txs.iter().any(|tx| sigs.check(tx, output_max).is_err()) {
+                    return Ok(MessageAcceptance::Reject);
+                }
+                // Signed results cost nothing to make up: only those for a job still awaiting
+                // results (open on chain, or offered in the mempool) take a place in it. Any
+                // other is dropped here, not relayed (its provider re-broadcasts it).
+                let chain = self.shared.chain();
+                let mempool = lock(&self.shared.mempool);
+                txs.iter().map(|tx| tx.job_id().is_some_and(|id| mempool.awaits_result(&chain.state, &id))).collect()
+            };
+            let mut any_awaited = false;
+            for (tx, awaited) in txs.into_iter().zip(awaited) {
+                if let (Transaction::Result(r), true) = (tx, awaited) {
+                    any_awaited = true;
+                    self.accept_result(r);
                 }
             }
-            for r in batch.results {
-                self.accept_result(r);
-            }
-            return Ok(MessageAcceptance::Accept);
+            return Ok(if any_awaited { MessageAcceptance::Accept } else { MessageAcceptance::Ignore });
         }
         if *t == self.topics.blocks.hash() {
             let Ok(msg) = cairn_ledger::decode::<BlockMsg>("block", &message.data, limit) else {

@@ -2,11 +2,25 @@
 //! assigned to an absent provider passes to the next ranked one, stake unbonds; a lying
 //! provider is slashed by a challenge, or by re-execution when a second provider disagrees.
 
-use cairn_ledger::{Action, Keypair};
+use cairn_ledger::{Action, Hash, Keypair, PublicKey};
 use cairn_rpc::client::{self, OfferTerms};
-use cairn_rpc::{CairnApiClient, JobStage};
+use cairn_rpc::{CairnApiClient, JobStage, ProviderInfo};
+use jsonrpsee::ws_client::WsClient;
 
-use crate::support::{TIMEOUT, start, uppercase_module};
+use crate::support::{Net, TIMEOUT, start, uppercase_module};
+
+/// A testnet with a lying provider (1) and an honest one (2), the uppercase module uploaded.
+async fn liar_and_honest() -> (Net, WsClient, PublicKey, PublicKey, Hash) {
+    let net = crate::support::start_with(2, 1).await;
+    let c = net.rpc(0).await;
+    let (liar, honest) = (net.provider_key(1), net.provider_key(2));
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    (net, c, liar, honest, module_id)
+}
+
+fn stake_of(list: &[ProviderInfo], who: PublicKey) -> Option<u64> {
+    list.iter().find(|p| p.address == who).map(|p| p.stake)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registered_provider_that_never_delivers_is_replaced() {
@@ -81,7 +95,7 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
     assert_eq!(info.assigned.len(), 2, "no stand-in before the deadline");
 
     // Unbonding takes the stake out of assignment at once; it returns after the period.
-    let listed = |list: Vec<cairn_rpc::ProviderInfo>| list.into_iter().find(|p| p.address == absent.public());
+    let listed = |list: Vec<ProviderInfo>| list.into_iter().find(|p| p.address == absent.public());
     let stake = listed(c.provider_list().await.expect("list")).expect("listed").stake;
     assert!(stake < 50_000_000, "the missed deadline cost the absent provider part of its stake");
     let tx = client::sign_tx(&c, &absent, Some(1), Action::Unbond { amount: stake }, None).await.expect("sign");
@@ -93,11 +107,7 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
     // Provider 1 lies about outputs; provider 2 is honest.
-    let net = crate::support::start_with(2, 1).await;
-    let c = net.rpc(0).await;
-    let (liar, honest) = (net.provider_key(1), net.provider_key(2));
-    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
-    let stake_of = |list: &[cairn_rpc::ProviderInfo], who| list.iter().find(|p| p.address == who).map(|p| p.stake);
+    let (net, c, liar, honest, module_id) = liar_and_honest().await;
 
     // An honest job and a lying one, both finalized with receipts.
     let offer = net.offer_for(&c, module_id, honest, "honest").await;
@@ -154,10 +164,7 @@ async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_challenge() {
     // Provider 1 lies about outputs; provider 2 is honest. A job with redundancy 2 goes to both.
-    let net = crate::support::start_with(2, 1).await;
-    let c = net.rpc(0).await;
-    let (liar, honest) = (net.provider_key(1), net.provider_key(2));
-    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let (net, c, liar, honest, module_id) = liar_and_honest().await;
     let terms = OfferTerms { redundancy: 2, ..OfferTerms::default() };
     let offer =
         client::sign_offer(&c, &net.client_key, module_id, b"k = 2".to_vec(), terms, None).await.expect("offer");
@@ -171,7 +178,6 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
         let c = &c;
         async move { c.account_get(who).await.expect("account_get").balance }
     };
-    let stake_of = |list: &[cairn_rpc::ProviderInfo], who| list.iter().find(|p| p.address == who).map(|p| p.stake);
     let client_before = account(net.client_key.public()).await;
     let (liar_before, honest_before) = (account(liar).await, account(honest).await);
     let stakes_before = c.provider_list().await.expect("list");
