@@ -77,6 +77,14 @@ impl<'a> StoreTree<'a> {
     }
 }
 
+/// Writes `state`'s entries into `store` as the genesis state (version 0 of the state tree),
+/// unless the store already holds one. `state` is the genesis state, nothing uncommitted.
+pub fn init_store_genesis(store: &cairn_ledger::Store, state: &State) -> cairn_ledger::Result<()> {
+    let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let tree = cairn_ledger::state_tree::prepare(store, &changes, 0)?;
+    store.init_genesis_state(&changes, &tree)
+}
+
 impl StateCommitment for StoreTree<'_> {
     fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
         let update = cairn_ledger::state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
@@ -150,13 +158,9 @@ pub fn build_block(
         }
     }
     let closed = state.end_block_closing(at.height);
-    let state_root = match commitment.root_after(state.pending_changes(), at.height) {
-        Ok(root) => root,
-        Err(e) => {
-            state.rollback();
-            return Err(BlockError::Commitment(e));
-        }
-    };
+    let state_root = rolled_back_on_error(state, |state| {
+        commitment.root_after(state.pending_changes(), at.height).map_err(BlockError::Commitment)
+    })?;
     let tx_leaves: Vec<Hash> = txs.iter().map(Transaction::leaf_hash).collect();
     let receipt_leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
     let header = BlockHeader {
@@ -189,65 +193,62 @@ pub fn execute_block(
     exec: &mut dyn Reexecute,
     sigs: &mut dyn SignatureCheck,
 ) -> Result<Executed, BlockError> {
-    let result = execute_inner(state, at, block, commitment, exec, sigs);
+    rolled_back_on_error(state, |state| {
+        let h = &block.header;
+        // The cheap bounds first: a block too large is refused before its roots are hashed.
+        if block.txs.len() > state.params().block_txs_max as usize {
+            return Err(BlockError::Malformed("too many transactions".into()));
+        }
+        if borsh::object_length(block).expect("borsh sizing cannot fail") > state.params().block_bytes_max as usize {
+            return Err(BlockError::Malformed("the block is larger than block_bytes_max".into()));
+        }
+        block.check_structure().map_err(|e| BlockError::Malformed(e.to_string()))?;
+        if h.chain_id != state.chain_id() {
+            return Err(BlockError::Malformed("the block is from another chain".into()));
+        }
+        if h.height != at.height || h.parent_hash != at.parent_hash {
+            return Err(BlockError::Malformed(format!(
+                "block {} with parent {} does not extend height {} / {}",
+                h.height,
+                h.parent_hash,
+                at.height - 1,
+                at.parent_hash
+            )));
+        }
+        let mut receipts = Vec::new();
+        for (index, tx) in block.txs.iter().enumerate() {
+            let receipt = state.apply_tx(tx, h.height, exec, sigs).map_err(|error| BlockError::Tx { index, error })?;
+            receipts.extend(receipt);
+        }
+        let closed = state.end_block_closing(h.height);
+        let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+        if merkle::root(&leaves) != h.receipt_root || receipts.len() != h.receipt_count as usize {
+            return Err(BlockError::Root("receipt_root"));
+        }
+        let root = commitment.root_after(state.pending_changes(), h.height).map_err(BlockError::Commitment)?;
+        if root != h.state_root {
+            return Err(BlockError::Root("state_root"));
+        }
+        Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results })
+    })
+}
+
+/// Runs `f` on `state`, rolling the state back to its last commit if `f` fails.
+fn rolled_back_on_error<T>(
+    state: &mut State,
+    f: impl FnOnce(&mut State) -> Result<T, BlockError>,
+) -> Result<T, BlockError> {
+    let result = f(state);
     if result.is_err() {
         state.rollback();
     }
     result
 }
 
-fn execute_inner(
-    state: &mut State,
-    at: Position,
-    block: &Block,
-    commitment: &mut impl StateCommitment,
-    exec: &mut dyn Reexecute,
-    sigs: &mut dyn SignatureCheck,
-) -> Result<Executed, BlockError> {
-    let h = &block.header;
-    // The cheap bounds first: a block too large is refused before its roots are hashed.
-    if block.txs.len() > state.params().block_txs_max as usize {
-        return Err(BlockError::Malformed("too many transactions".into()));
-    }
-    if borsh::object_length(block).expect("borsh sizing cannot fail") > state.params().block_bytes_max as usize {
-        return Err(BlockError::Malformed("the block is larger than block_bytes_max".into()));
-    }
-    block.check_structure().map_err(|e| BlockError::Malformed(e.to_string()))?;
-    if h.chain_id != state.chain_id() {
-        return Err(BlockError::Malformed("the block is from another chain".into()));
-    }
-    if h.height != at.height || h.parent_hash != at.parent_hash {
-        return Err(BlockError::Malformed(format!(
-            "block {} with parent {} does not extend height {} / {}",
-            h.height,
-            h.parent_hash,
-            at.height - 1,
-            at.parent_hash
-        )));
-    }
-    let mut receipts = Vec::new();
-    for (index, tx) in block.txs.iter().enumerate() {
-        let receipt = state.apply_tx(tx, h.height, exec, sigs).map_err(|error| BlockError::Tx { index, error })?;
-        receipts.extend(receipt);
-    }
-    let closed = state.end_block_closing(h.height);
-    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
-    if merkle::root(&leaves) != h.receipt_root || receipts.len() != h.receipt_count as usize {
-        return Err(BlockError::Root("receipt_root"));
-    }
-    let root = commitment.root_after(state.pending_changes(), h.height).map_err(BlockError::Commitment)?;
-    if root != h.state_root {
-        return Err(BlockError::Root("state_root"));
-    }
-    Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results })
-}
-
 #[cfg(test)]
 mod tests {
     use cairn_ledger::state_tree::MemoryTree;
-    use cairn_ledger::{
-        Action, ChainParams, Genesis, GenesisAccount, Keypair, Tx, Validator, state_tree::prepare as tree_prepare,
-    };
+    use cairn_ledger::{Action, ChainParams, Genesis, GenesisAccount, Keypair, Tx, Validator};
 
     use super::*;
     use crate::{NoReexecution, VerifyAlways};
@@ -274,11 +275,7 @@ mod tests {
     }
 
     fn tree_at_genesis(state: &State) -> MemoryTree {
-        let mut tree = MemoryTree::default();
-        let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
-        let update = tree_prepare(&tree, &changes, 0).expect("genesis tree");
-        tree.apply(&update);
-        tree
+        MemoryTree::with_genesis(&state.entries()).expect("genesis tree").0
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! checked through a [`SignatureCheck`]: a node passes its [`SignatureCache`], so a transaction
 //! it already verified (on admission to its mempool) is not verified again. Every change is
 //! journaled, so a block can be rolled back ([`State::rollback`]) or committed
-//! ([`State::commit`], which returns the changed entries for the store). The state root is computed by the caller's [`StateCommitment`] (the node's
-//! Jellyfish Merkle Tree) from the changes.
+//! ([`State::commit`], which returns the changed entries for the store). The state root is
+//! computed by the caller's [`StateCommitment`] (the node's Jellyfish Merkle Tree) from the
+//! changes.
 //!
 //! ```
 //! use cairn_contracts::State;
@@ -32,6 +33,7 @@ mod state;
 
 pub use block::{
     BlockError, Built, Executed, NextBlock, Position, StateCommitment, StoreTree, build_block, execute_block,
+    init_store_genesis,
 };
 pub use error::{Result, TxError};
 pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};

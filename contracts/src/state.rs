@@ -11,12 +11,13 @@ use cairn_ledger::{
 
 use crate::{Result, SignatureCheck, TxError};
 
-/// An account: a balance and the nonce of its next offer.
+/// An account: a balance and the nonce of its next transaction (offers and account transactions
+/// share it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Account {
     /// Spendable balance.
     pub balance: u64,
-    /// The nonce the account's next offer must carry.
+    /// The nonce the account's next offer or account transaction must carry.
     pub nonce: u64,
 }
 
@@ -307,6 +308,17 @@ pub enum NonceRule {
     Exact,
     /// Mempool admission: any nonce from the account's next one on (later ones wait their turn).
     NotBelow,
+}
+
+impl NonceRule {
+    /// Whether `got` is acceptable when the account's next nonce is `expected`.
+    fn check(self, expected: u64, got: u64) -> Result<()> {
+        let ok = match self {
+            NonceRule::Exact => got == expected,
+            NonceRule::NotBelow => got >= expected,
+        };
+        if ok { Ok(()) } else { Err(TxError::Nonce { expected, got }) }
+    }
 }
 
 /// The chain state: accounts, providers and jobs, with a journal of uncommitted changes.
@@ -674,13 +686,7 @@ impl State {
             return Err(TxError::DuplicateJob(job_id));
         }
         let account = self.account(&o.client);
-        let nonce_ok = match nonce_rule {
-            NonceRule::Exact => o.nonce == account.nonce,
-            NonceRule::NotBelow => o.nonce >= account.nonce,
-        };
-        if !nonce_ok {
-            return Err(TxError::Nonce { expected: account.nonce, got: o.nonce });
-        }
+        nonce_rule.check(account.nonce, o.nonce)?;
         let escrow = o.escrow()?;
         let needed = escrow.checked_add(o.fee).ok_or(TxError::Overflow("escrow + fee"))?;
         if account.balance < needed {
@@ -847,13 +853,7 @@ impl State {
             return Err(TxError::Limit(format!("the fee must be at least {}", self.params.tx_fee_min)));
         }
         let account = self.account(&tx.sender);
-        let nonce_ok = match nonce_rule {
-            NonceRule::Exact => tx.nonce == account.nonce,
-            NonceRule::NotBelow => tx.nonce >= account.nonce,
-        };
-        if !nonce_ok {
-            return Err(TxError::Nonce { expected: account.nonce, got: tx.nonce });
-        }
+        nonce_rule.check(account.nonce, tx.nonce)?;
         let spend = match &tx.action {
             Action::Transfer { amount, .. } => *amount,
             Action::RegisterProvider { stake, capacity, .. } => {

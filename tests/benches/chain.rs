@@ -7,12 +7,12 @@
 use cairn_consensus::Signer;
 use cairn_contracts::{
     NextBlock, NoReexecution, Position, SignatureCache, SignatureCheck, State, StoreTree, VerifyAlways, build_block,
+    init_store_genesis,
 };
-use cairn_ledger::state_tree;
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateChange,
-    StateProof, StateValue, Store, Transaction, Validator,
+    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateProof,
+    StateValue, Store, Transaction, Validator,
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 
@@ -84,9 +84,7 @@ fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), f.genesis.chain_id()).expect("store");
     let state = State::from_genesis(&f.genesis).expect("state");
-    let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
-    let tree = state_tree::prepare(&store, &changes, 0).expect("tree");
-    store.init_genesis_state(&changes, &tree).expect("genesis");
+    init_store_genesis(&store, &state).expect("genesis");
     (dir, store, state)
 }
 

@@ -1,12 +1,14 @@
 //! Offer → execution in the real sandbox → block → commit → rocksdb → proof, in one process.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{NextBlock, NoReexecution, Position, State, VerifyAlways, build_block, execute_block};
+use cairn_contracts::{
+    NextBlock, NoReexecution, Position, State, VerifyAlways, build_block, execute_block, init_store_genesis,
+};
 use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
     BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateChange, Store,
-    Transaction, Validator,
+    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Store, Transaction,
+    Validator,
 };
 use cairn_vm::{Vm, VmConfig};
 
@@ -103,10 +105,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
     // Stored in rocksdb, then the proof is rebuilt from disk and verified from genesis alone.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), chain_id).expect("store");
-    let genesis_changes: Vec<StateChange> =
-        State::from_genesis(&genesis).expect("genesis").entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
-    let tree0 = state_tree::prepare(&store, &genesis_changes, 0).expect("tree v0");
-    store.init_genesis_state(&genesis_changes, &tree0).expect("genesis state");
+    init_store_genesis(&store, &State::from_genesis(&genesis).expect("genesis")).expect("genesis state");
     let changes = state.commit();
     let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
     assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");

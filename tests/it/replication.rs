@@ -4,13 +4,12 @@
 use cairn_consensus::Signer;
 use cairn_contracts::{
     Job, NextBlock, NonceRule, Position, Reexecute, SignatureCache, SignatureCheck, State, StoreTree, VerifyAlways,
-    build_block, execute_block,
+    build_block, execute_block, init_store_genesis,
 };
-use cairn_ledger::state_tree::{self, StateUpdate};
+use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{
     Action, Block, BlockWrite, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobOffer, JobResult, JobStatus, Keypair, ResultClaim, StateChange, StateProof, StateValue, Store, Transaction, Tx,
-    Validator,
+    JobOffer, JobResult, JobStatus, Keypair, ResultClaim, StateProof, StateValue, Store, Transaction, Tx, Validator,
 };
 
 struct Node {
@@ -24,9 +23,7 @@ impl Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), genesis.chain_id()).expect("store");
         let state = State::from_genesis(genesis).expect("state");
-        let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
-        let tree = state_tree::prepare(&store, &changes, 0).expect("tree");
-        store.init_genesis_state(&changes, &tree).expect("genesis");
+        init_store_genesis(&store, &state).expect("genesis");
         Node { _dir: dir, store, state }
     }
 
