@@ -11,13 +11,13 @@ use cairn_consensus::Signer;
 use cairn_contracts::{
     BlockError, Executed, NextBlock, Position, SignatureCache, State, StoreTree, TxError, build_block, execute_block,
 };
-use cairn_ledger::state_tree::{self, MemoryTree, StateUpdate};
+use cairn_ledger::state_tree::{MemoryTree, StateUpdate};
 use cairn_vm::Vm;
 
 use crate::exec::Reexecutor;
 use cairn_ledger::{
     Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
-    PublicKey, ReceiptProof, StateChange, Store, Transaction, ValidatorSet,
+    PublicKey, ReceiptProof, Store, Transaction, ValidatorSet,
 };
 
 /// A block that became final here.
@@ -72,9 +72,7 @@ impl Chain {
         let state = State::from_entries(&genesis, &store.state_entries()?)
             .map_err(|e| anyhow::anyhow!("rebuilding state from {}: {e}", path.display()))?;
         if store.state_root(0)?.is_none() {
-            let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
-            let tree = state_tree::prepare(store.as_ref(), &changes, 0)?;
-            store.init_genesis_state(&changes, &tree)?;
+            cairn_contracts::init_store_genesis(store.as_ref(), &state)?;
         }
         let height = store.head_height()?;
         let (head, head_commit) = if height == 0 {
