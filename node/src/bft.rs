@@ -21,6 +21,10 @@ use crate::p2p::CONSENSUS_MESSAGE_BYTES_MAX;
 
 /// Proposed blocks kept in memory (other validators' and our own), at most.
 pub const BLOCKS_CACHED_MAX: usize = 64;
+/// Proposed blocks kept before any verified proposal names them, at most.
+pub const UNCONFIRMED_BLOCKS_MAX: usize = 8;
+/// Bytes of such blocks kept at once, at most.
+pub const UNCONFIRMED_BLOCK_BYTES_MAX: usize = 32 << 20;
 /// Blocks the engine waits for at once, at most.
 pub const BLOCKS_NEEDED_MAX: usize = 64;
 /// Timers at once, at most (the engine keeps a handful per round).
@@ -102,8 +106,12 @@ pub struct Bft {
     pub wal_height: u64,
     /// The next sequence number in that log.
     pub wal_seq: u64,
-    /// Proposed blocks seen, by (height, hash).
+    /// Proposed blocks a verified proposal named, by (height, hash).
     blocks: BTreeMap<(u64, Hash), Block>,
+    /// Proposed blocks no verified proposal has named yet, oldest first, with their sizes: a
+    /// `ProposedBlock` is not signed, so these may be made up. Bounded apart from `blocks`,
+    /// so they can never push out a block a proposal named.
+    unconfirmed: VecDeque<(Block, usize)>,
     /// Blocks the engine asked to check, by (height, hash).
     pub needed: BTreeMap<(u64, Hash), Needed>,
     /// The height to start once due (see the module docs).
@@ -124,6 +132,7 @@ impl Bft {
             wal_height: 0,
             wal_seq: 0,
             blocks: BTreeMap::new(),
+            unconfirmed: VecDeque::new(),
             needed: BTreeMap::new(),
             next_height: None,
             head_moved_at: Instant::now(),
@@ -221,9 +230,26 @@ impl Bft {
         }
     }
 
+    /// Keeps a proposed block that arrived before any proposal named it (`size`: its encoded
+    /// bytes), within [`UNCONFIRMED_BLOCKS_MAX`] and [`UNCONFIRMED_BLOCK_BYTES_MAX`], oldest
+    /// dropped first.
+    pub fn keep_unconfirmed(&mut self, block: Block, size: usize) {
+        if size > UNCONFIRMED_BLOCK_BYTES_MAX || self.block(block.header.height, &block.hash()).is_some() {
+            return;
+        }
+        self.unconfirmed.push_back((block, size));
+        while self.unconfirmed.len() > UNCONFIRMED_BLOCKS_MAX
+            || self.unconfirmed.iter().map(|(_, s)| s).sum::<usize>() > UNCONFIRMED_BLOCK_BYTES_MAX
+        {
+            self.unconfirmed.pop_front();
+        }
+    }
+
     /// A proposed block seen here.
     pub fn block(&self, height: u64, block_hash: &Hash) -> Option<&Block> {
-        self.blocks.get(&(height, *block_hash))
+        self.blocks.get(&(height, *block_hash)).or_else(|| {
+            self.unconfirmed.iter().map(|(b, _)| b).find(|b| b.header.height == height && b.hash() == *block_hash)
+        })
     }
 
     /// Records that the engine waits for a block.
@@ -237,6 +263,7 @@ impl Bft {
     /// The head moved to `head`: forget what is below it and wait to start the next height.
     pub fn head_moved(&mut self, head: u64) {
         self.blocks.retain(|(h, _), _| *h > head);
+        self.unconfirmed.retain(|(b, _)| b.header.height > head);
         self.needed.retain(|(h, _), _| *h > head);
         self.timers.retain(|(h, _, _), _| *h > head);
         if self.engine.height() <= head {
@@ -276,6 +303,49 @@ mod tests {
             .expect("set");
         let engine = Engine::new(keys[0].clone(), Hash::ZERO, set, ConsensusParams::default()).expect("engine");
         Bft::new(engine)
+    }
+
+    fn block(height: u64, time_ms: u64) -> Block {
+        let header = cairn_ledger::BlockHeader {
+            version: cairn_ledger::FORMAT_VERSION,
+            chain_id: Hash::ZERO,
+            height,
+            parent_hash: Hash::ZERO,
+            time_ms,
+            proposer: Keypair::from_seed([1; 32]).public(),
+            tx_root: Hash::ZERO,
+            receipt_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+            last_commit_hash: Hash::ZERO,
+            tx_count: 0,
+            receipt_count: 0,
+        };
+        Block { header, txs: vec![], last_commit: None }
+    }
+
+    #[test]
+    fn blocks_no_proposal_named_are_bounded_apart_and_never_push_out_named_ones() {
+        let mut bft = bft();
+        let named = block(2, 0);
+        bft.keep_block(named.clone());
+        // A flood of made-up blocks: only the newest few stay, the named one stays too.
+        for t in 1..=100 {
+            bft.keep_unconfirmed(block(2, t), 1_000);
+        }
+        assert!(bft.block(2, &named.hash()).is_some());
+        assert_eq!(bft.unconfirmed.len(), UNCONFIRMED_BLOCKS_MAX);
+        assert!(bft.block(2, &block(2, 100).hash()).is_some(), "the newest unconfirmed block is found");
+        assert!(bft.block(2, &block(2, 1).hash()).is_none(), "the oldest was dropped");
+        // Bytes are bounded too: a block over the budget is not kept; big ones push out others.
+        bft.keep_unconfirmed(block(2, 500), UNCONFIRMED_BLOCK_BYTES_MAX + 1);
+        assert!(bft.block(2, &block(2, 500).hash()).is_none());
+        bft.keep_unconfirmed(block(2, 501), UNCONFIRMED_BLOCK_BYTES_MAX / 2 + 1);
+        bft.keep_unconfirmed(block(2, 502), UNCONFIRMED_BLOCK_BYTES_MAX / 2 + 1);
+        assert!(bft.unconfirmed.iter().map(|(_, s)| s).sum::<usize>() <= UNCONFIRMED_BLOCK_BYTES_MAX);
+        assert!(bft.block(2, &block(2, 502).hash()).is_some());
+        // A decided height forgets them.
+        bft.head_moved(2);
+        assert!(bft.unconfirmed.is_empty());
     }
 
     #[test]

@@ -1275,9 +1275,16 @@ impl Service {
         if h.height <= head || h.height > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
             return Ok(MessageAcceptance::Ignore);
         }
-        bft.keep_block(msg.block);
-        self.check_needed_blocks();
-        Ok(MessageAcceptance::Accept)
+        // The message is not signed: only a verified proposal naming the block vouches for
+        // it. Named already: kept and passed on. Not yet (it came first, or it is made up):
+        // kept aside, bounded, and not passed on; the proposal, when it comes, finds it.
+        if bft.needed.contains_key(&(h.height, msg.block.hash())) {
+            bft.keep_block(msg.block);
+            self.check_needed_blocks();
+            return Ok(MessageAcceptance::Accept);
+        }
+        bft.keep_unconfirmed(msg.block, data.len());
+        Ok(MessageAcceptance::Ignore)
     }
 
     fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {
