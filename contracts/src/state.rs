@@ -40,6 +40,10 @@ pub struct Provider {
 pub const UNBONDING_ENTRIES_MAX: usize = 16;
 /// How many providers a job's ranking keeps (the assignees and their stand-ins).
 pub const RANKING_MAX: usize = 8;
+/// The most providers registered at once: every offer ranks all eligible providers (a hash
+/// each), so their number bounds the work an offer costs every node. A new registration past
+/// it is refused (genesis, trusted, may list more).
+pub const PROVIDERS_MAX: usize = 1_024;
 /// The highest redundancy an offer may ask for: how many providers execute one job. Below
 /// [`RANKING_MAX`], so a job with the highest redundancy still has stand-ins.
 pub const REDUNDANCY_MAX: u8 = 4;
@@ -859,6 +863,9 @@ impl State {
             Action::RegisterProvider { stake, capacity, .. } => {
                 if *capacity == 0 {
                     return Err(TxError::Limit("a provider's capacity must be at least 1".into()));
+                }
+                if self.provider(&tx.sender).is_none() && self.providers.len() >= PROVIDERS_MAX {
+                    return Err(TxError::Limit(format!("at most {PROVIDERS_MAX} providers can be registered")));
                 }
                 let existing = self.provider(&tx.sender).map_or(0, |p| p.stake);
                 if existing.saturating_add(*stake) < self.params.stake_min {

@@ -287,6 +287,39 @@ fn transfers_and_provider_registration_follow_the_rules() {
 }
 
 #[test]
+fn registrations_stop_at_the_provider_limit() {
+    let mut w = world();
+    // Genesis fills the registry (addresses derived from an index, not keys: they never sign).
+    w.genesis.providers = (0..crate::state::PROVIDERS_MAX as u64)
+        .map(|i| GenesisProvider {
+            address: PublicKey(Hash::of(&i.to_le_bytes()).0),
+            price_per_fuel: 1,
+            stake: 10_000,
+            capacity: 1,
+        })
+        .collect();
+    w.genesis.providers.push(GenesisProvider {
+        address: w.providers[0].public(),
+        price_per_fuel: 1,
+        stake: 10_000,
+        capacity: 1,
+    });
+    w.genesis.providers.remove(0);
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let newcomer = Keypair::from_seed([7; 32]);
+    apply(&mut s, &account_tx(&w, &w.client, 0, 1, Action::Transfer { to: newcomer.public(), amount: 5_000 }), 1)
+        .expect("funds");
+    let reg = Action::RegisterProvider { stake: 4_000, price_per_fuel: 1, capacity: 1 };
+    let refused = apply(&mut s, &account_tx(&w, &newcomer, 0, 1, reg), 1);
+    assert!(matches!(&refused, Err(TxError::Limit(m)) if m.contains("providers")), "{refused:?}");
+    // A registered provider may still add stake.
+    let to = w.providers[0].public();
+    apply(&mut s, &account_tx(&w, &w.client, 1, 1, Action::Transfer { to, amount: 10 }), 1).expect("funds");
+    let more = Action::RegisterProvider { stake: 1, price_per_fuel: 1, capacity: 1 };
+    apply(&mut s, &account_tx(&w, &w.providers[0], 0, 1, more), 1).expect("adds stake");
+}
+
+#[test]
 fn an_undelivered_job_passes_to_the_next_ranked_provider() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
