@@ -40,13 +40,32 @@ pub struct NodeConfig {
     pub rebroadcast_ms: u64,
     /// Jobs executed at once by a provider.
     pub executions_max: usize,
-    /// Concurrent RPC connections.
+    /// Concurrent RPC connections, all clients together, at most; one more is answered with
+    /// HTTP 429 and closed. Each costs a socket and a task, and a WebSocket also its
+    /// subscriptions.
     pub rpc_connections_max: u32,
+    /// Concurrent RPC connections of one client address (an IPv6 client: its /64 network), at
+    /// most; one more is answered with HTTP 429 and closed. It takes at least
+    /// `rpc_connections_max / rpc_connections_per_ip_max` addresses (8 by default) to fill the
+    /// node, and one address never holds more than this share.
+    pub rpc_connections_per_ip_max: u32,
+    /// JSON-RPC calls a second of one client address, on average (at least 1): every call
+    /// counts, over HTTP and WebSocket, and each entry of a batch. A call over it is not run
+    /// and gets error `OVERLOADED` with a retry hint. Bounds the work one address makes the
+    /// node do to this many calls a second (the node tracks at most
+    /// [`crate::rpc_limits::RATE_CLIENTS_TRACKED_MAX`] addresses).
+    pub rpc_requests_per_ip_per_second: u32,
+    /// Calls one client address may make at once on top of its rate, at most (at least 1): the
+    /// size of its token bucket.
+    pub rpc_requests_per_ip_burst: u32,
     /// The largest RPC request (a module upload is hex, so twice the module's size).
     pub rpc_request_bytes_max: u32,
     /// The largest RPC response.
     pub rpc_response_bytes_max: u32,
-    /// Subscriptions per RPC connection.
+    /// Subscriptions per RPC connection (WebSocket), at most; one more gets a JSON-RPC error.
+    /// Each costs a task and a channel receiver. With the connection limits, one client
+    /// address holds at most `rpc_connections_per_ip_max × this` subscriptions (32 × 64 = 2,048
+    /// by default) and the node at most `rpc_connections_max × this` (256 × 64 = 16,384).
     pub rpc_subscriptions_per_connection_max: u32,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
@@ -89,9 +108,12 @@ impl Default for NodeConfig {
             rebroadcast_ms: 2_000,
             executions_max: 2,
             rpc_connections_max: 256,
+            rpc_connections_per_ip_max: 32,
+            rpc_requests_per_ip_per_second: 1_000,
+            rpc_requests_per_ip_burst: 2_000,
             rpc_request_bytes_max: 10 << 20,
             rpc_response_bytes_max: 32 << 20,
-            rpc_subscriptions_per_connection_max: 1_024,
+            rpc_subscriptions_per_connection_max: 64,
             log_json: false,
             state_history_blocks: cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT,
             test_wrong_results: false,

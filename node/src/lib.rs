@@ -2,8 +2,9 @@
 //!
 //! A node owns every socket, timer and task of Cairn: the libp2p swarm ([`p2p`]), the chain
 //! and its rocksdb store ([`chain`]), the mempool ([`mempool`]), the provider worker and block
-//! production ([`service`]), consensus among several validators ([`bft`]), and the JSON-RPC server ([`rpc_server`]). [`run_node`] starts one
-//! and runs it until shutdown. The CLI is in [`cli`].
+//! production ([`service`]), consensus among several validators ([`bft`]), and the JSON-RPC
+//! server ([`rpc_server`], fair to its clients by [`rpc_limits`]). [`run_node`] starts one and
+//! runs it until shutdown. The CLI is in [`cli`].
 
 pub mod bft;
 pub mod chain;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod exec;
 pub mod mempool;
 pub mod p2p;
+pub mod rpc_limits;
 pub mod rpc_server;
 pub mod service;
 pub mod tracker;

@@ -1,7 +1,10 @@
 //! The JSON-RPC server: [`CairnApiServer`] over the node's [`Shared`] state.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use anyhow::Context;
 use cairn_contracts::{JobPhase, TxError};
@@ -25,32 +28,267 @@ use cairn_rpc::{
     AccountInfo, CairnApiServer, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo,
     ProviderInfo, RpcResult,
 };
+use futures::future::Either;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
-use jsonrpsee::server::{PendingSubscriptionSink, Server, ServerConfig, ServerHandle, SubscriptionMessage};
+use jsonrpsee::server::middleware::rpc::{
+    Batch, BatchEntry, BatchEntryErr, MethodResponse, Notification, Request, RpcServiceBuilder, RpcServiceT,
+};
+use jsonrpsee::server::{
+    Methods, PendingSubscriptionSink, PingConfig, Server, ServerConfig, ServerHandle, SubscriptionMessage,
+    serve_with_graceful_shutdown, stop_channel,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::chain::proof_from_store;
+use crate::rpc_limits::{
+    Client, ConnectionRefusal, ConnectionSlot, ConnectionTable, Limits, RATE_CLIENTS_TRACKED_MAX, RateLimit,
+    RateRefusal, RateTable,
+};
 use crate::service::{AdmitError, Command, Shared, lock};
 use crate::tracker::result_info;
 
+/// Refused connections being answered at once, at most; past it a refused socket is closed
+/// without an answer. Bounds the sockets and tasks refusals hold to this many, each for at most
+/// [`REFUSAL_LINGER`].
+const REFUSALS_IN_FLIGHT_MAX: usize = 64;
+
+/// How long a refused socket is kept, at most, to read what the client sent: closing a socket
+/// with unread bytes resets the connection, and the client could lose the answer.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Bytes read from a refused client before its socket is closed, at most.
+const REFUSAL_DRAIN_BYTES_MAX: usize = 64 << 10;
+
+/// The pause after a failed accept (such as running out of file descriptors), so the loop does
+/// not spin while the condition lasts.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Starts the RPC server on the configured address; records the address bound.
+///
+/// The server runs its own accept loop so that it can be fair (see [`crate::rpc_limits`]): a
+/// connection over its client's share or over the total is answered with HTTP 429 and closed,
+/// and every call of a connection is charged to its client's token bucket by the `FairCalls`
+/// middleware.
 pub async fn start(shared: Arc<Shared>) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let c = &shared.config;
+    anyhow::ensure!(
+        c.rpc_connections_max >= 1 && c.rpc_connections_per_ip_max >= 1,
+        "rpc_connections_max and rpc_connections_per_ip_max must be at least 1"
+    );
+    anyhow::ensure!(
+        c.rpc_requests_per_ip_per_second >= 1 && c.rpc_requests_per_ip_burst >= 1,
+        "rpc_requests_per_ip_per_second and rpc_requests_per_ip_burst must be at least 1"
+    );
     let limits = ServerConfig::builder()
         .max_request_body_size(c.rpc_request_bytes_max)
         .max_response_body_size(c.rpc_response_bytes_max)
         .max_connections(c.rpc_connections_max)
         .max_subscriptions_per_connection(c.rpc_subscriptions_per_connection_max)
+        // A WebSocket client that vanished without closing is noticed and its slot freed.
+        .enable_ws_ping(PingConfig::new())
         .build();
-    let server = Server::builder()
-        .set_config(limits)
-        .build(c.rpc)
-        .await
-        .with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
-    let addr = server.local_addr()?;
+    let fair = Limits::new(
+        ConnectionTable::new(c.rpc_connections_per_ip_max, c.rpc_connections_max),
+        RateTable::new(
+            RateLimit { per_second: c.rpc_requests_per_ip_per_second, burst: c.rpc_requests_per_ip_burst },
+            RATE_CLIENTS_TRACKED_MAX,
+        ),
+    );
+    let listener =
+        TcpListener::bind(c.rpc).await.with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
+    let addr = listener.local_addr()?;
+    let services = Server::builder().set_config(limits).to_service_builder();
+    let methods: Methods = RpcImpl { shared: shared.clone() }.into_rpc().into();
+    let (stop, handle) = stop_channel();
+    tokio::spawn(async move {
+        let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
+        let stopped = stop.clone().shutdown();
+        tokio::pin!(stopped);
+        loop {
+            let (socket, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "RPC server cannot accept a connection");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                        continue;
+                    }
+                },
+                () = &mut stopped => break,
+            };
+            let client = Client::of(peer.ip());
+            let slot = match fair.open_connection(client) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    tracing::debug!(%client, %refusal, "RPC connection refused");
+                    refuse(socket, refusal, &refusals);
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let calls = fair.clone();
+            let middleware =
+                RpcServiceBuilder::new().layer_fn(move |inner| FairCalls { inner, client, limits: calls.clone() });
+            let service = services.clone().set_rpc_middleware(middleware).build(methods.clone(), stop.clone());
+            let stopped = stop.clone().shutdown();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    serve_with_graceful_shutdown(CountedSocket { socket, _slot: slot }, service, stopped).await
+                {
+                    tracing::debug!(%client, error = %e, "RPC connection ended with an error");
+                }
+            });
+        }
+    });
     let _ = shared.rpc_addr.set(addr);
-    let handle = server.start(RpcImpl { shared }.into_rpc());
     Ok((addr, handle))
+}
+
+/// Answers a refused connection with HTTP 429 and `refusal` as text, then closes it. The
+/// answer is small and the socket new, so writing it does not wait; the socket is then read
+/// (at most [`REFUSAL_DRAIN_BYTES_MAX`], for at most [`REFUSAL_LINGER`]) so that closing it
+/// does not reset the connection before the client has read the answer.
+fn refuse(mut socket: TcpStream, refusal: ConnectionRefusal, in_flight: &Arc<Semaphore>) {
+    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let body = format!("{refusal}\n");
+        let answer = format!(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            socket.write_all(answer.as_bytes()).await?;
+            socket.shutdown().await?;
+            let mut buf = [0u8; 4096];
+            let mut read = 0;
+            while read < REFUSAL_DRAIN_BYTES_MAX {
+                match socket.read(&mut buf).await? {
+                    0 => break,
+                    n => read += n,
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+    });
+}
+
+/// An accepted socket and its client's connection slot, given back when the socket closes —
+/// also after a WebSocket upgrade, which moves the socket out of the HTTP connection into the
+/// WebSocket's task.
+struct CountedSocket {
+    socket: TcpStream,
+    _slot: ConnectionSlot,
+}
+
+impl AsyncRead for CountedSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedSocket {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+    }
+}
+
+/// RPC middleware charging every call of a connection to its client's token bucket: a call
+/// over the rate is not run and gets [`error::OVERLOADED`] with a retry hint. Each entry of a
+/// batch is charged like a call; a notification over the rate is dropped (it has no answer).
+#[derive(Clone)]
+struct FairCalls<S> {
+    inner: S,
+    client: Client,
+    limits: Arc<Limits>,
+}
+
+/// The error of a call over its client's rate: the refusal's text, and `retry_after_ms`.
+fn over_rate(refusal: &RateRefusal) -> jsonrpsee::types::ErrorObjectOwned {
+    let data = serde_json::json!({ "retry_after_ms": refusal.retry_after_ms() });
+    jsonrpsee::types::ErrorObjectOwned::owned(error::OVERLOADED, refusal.to_string(), Some(data))
+}
+
+impl<S> RpcServiceT for FairCalls<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync,
+{
+    type MethodResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+
+    fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        match self.limits.take_call(self.client) {
+            Ok(()) => Either::Left(self.inner.call(request)),
+            Err(refusal) => Either::Right(std::future::ready(MethodResponse::error(request.id, over_rate(&refusal)))),
+        }
+    }
+
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let was_empty = batch.is_empty();
+        let entries: Vec<_> = batch
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Ok(BatchEntry::Call(request)) => Some(match self.limits.take_call(self.client) {
+                    Ok(()) => Ok(BatchEntry::Call(request)),
+                    Err(refusal) => Err(BatchEntryErr::new(request.id, over_rate(&refusal))),
+                }),
+                Ok(BatchEntry::Notification(n)) => {
+                    self.limits.take_call(self.client).is_ok().then_some(Ok(BatchEntry::Notification(n)))
+                }
+                Err(e) => Some(Err(e)),
+            })
+            .collect();
+        if entries.is_empty() && !was_empty {
+            // Only notifications, all over the rate: nothing to answer.
+            Either::Right(std::future::ready(MethodResponse::notification()))
+        } else {
+            Either::Left(self.inner.batch(Batch::from(entries)))
+        }
+    }
+
+    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        match self.limits.take_call(self.client) {
+            Ok(()) => Either::Left(self.inner.notification(n)),
+            Err(_) => Either::Right(std::future::ready(MethodResponse::notification())),
+        }
+    }
 }
 
 fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {

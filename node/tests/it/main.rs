@@ -7,4 +7,5 @@ mod e2e;
 mod malformed;
 mod market;
 mod restart;
+mod rpc_fair;
 mod support;
