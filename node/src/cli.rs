@@ -364,16 +364,47 @@ enum TestnetCmd {
         #[arg(long, default_value = "examples/jobs/wasm")]
         jobs: PathBuf,
     },
-    /// Measure submit→result and submit→finalized latency over many jobs.
+    /// Measure the chain on a fresh testnet. Closed loop (`--jobs`, `--concurrency`):
+    /// submit→result and submit→finalized latency over many jobs, a few in flight at once.
+    /// Open loop (`--rate` or `--rates`): offers at a fixed rate whatever the answers, then
+    /// offered vs accepted vs finalized throughput, latency percentiles, refusals, CPU and
+    /// memory per node, in a JSON report (and a plot for a sweep).
     Bench {
         #[command(flatten)]
         net: TestnetArgs,
-        /// How many jobs.
-        #[arg(long, default_value_t = 200)]
+        /// Closed loop: how many jobs.
+        #[arg(long, default_value_t = 200, conflicts_with_all = ["rate", "rates"])]
         jobs: usize,
-        /// Jobs in flight at once.
-        #[arg(long, default_value_t = 1)]
+        /// Closed loop: jobs in flight at once.
+        #[arg(long, default_value_t = 1, conflicts_with_all = ["rate", "rates"])]
         concurrency: usize,
+        /// Open loop: offers per second.
+        #[arg(long, conflicts_with = "rates")]
+        rate: Option<f64>,
+        /// Open loop, a sweep: offers per second at each point, e.g. `250,500,1000` (a fresh
+        /// testnet per rate).
+        #[arg(long, value_delimiter = ',')]
+        rates: Vec<f64>,
+        /// Open loop: seconds of offers at each rate.
+        #[arg(long = "duration", default_value_t = 10.0)]
+        duration_s: f64,
+        /// Open loop: client accounts funded at genesis, each with one offer in flight at most.
+        #[arg(long, default_value_t = cairn_testnet::load::CLIENTS_DEFAULT)]
+        clients: usize,
+        /// Open loop: at most this many seconds after the last answer to wait for the last jobs'
+        /// finalization.
+        #[arg(long = "drain", default_value_t = cairn_testnet::load::DRAIN_DEFAULT.as_secs_f64())]
+        drain_s: f64,
+        /// Open loop: the job's module.
+        #[arg(long, default_value = "examples/jobs/wasm/uppercase.wasm")]
+        module: PathBuf,
+        /// Open loop: the JSON report (default: `<dir>/bench/report.json`).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Open loop: the PNG plot, drawn for a sweep or when given (default: the report's path
+        /// with `.png`).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -558,8 +589,38 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
         TestnetCmd::Down { dir } => cairn_testnet::down(&dir)?,
         TestnetCmd::Status { dir } => cairn_testnet::print_status(&dir).await?,
         TestnetCmd::Demo { net, jobs } => cairn_testnet::demo(&testnet_spec(&net)?, &jobs).await?,
-        TestnetCmd::Bench { net, jobs, concurrency } => {
-            cairn_testnet::bench(&testnet_spec(&net)?, jobs, concurrency).await?;
+        TestnetCmd::Bench {
+            net,
+            jobs,
+            concurrency,
+            rate,
+            rates,
+            duration_s,
+            clients,
+            drain_s,
+            module,
+            report,
+            plot,
+        } => {
+            let rates: Vec<f64> = rate.into_iter().chain(rates).collect();
+            if rates.is_empty() {
+                cairn_testnet::bench(&testnet_spec(&net)?, jobs, concurrency).await?;
+            } else {
+                let seconds = |name: &str, s: f64| {
+                    anyhow::ensure!(s.is_finite() && s >= 0.0, "--{name} must be a number of seconds (got {s})");
+                    Ok(Duration::from_secs_f64(s.min(1e6)))
+                };
+                let opts = cairn_testnet::load::LoadOptions {
+                    rates_per_s: rates,
+                    duration: seconds("duration", duration_s)?,
+                    clients,
+                    drain: seconds("drain", drain_s)?,
+                    module,
+                    report,
+                    plot,
+                };
+                cairn_testnet::load::run(&testnet_spec(&net)?, &opts).await?;
+            }
         }
     }
     Ok(())

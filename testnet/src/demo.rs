@@ -41,7 +41,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn fresh(spec: &Spec, name: &str) -> anyhow::Result<Spec> {
+/// `spec` moved to `<dir>/<name>`, emptied first.
+pub(crate) fn fresh(spec: &Spec, name: &str) -> anyhow::Result<Spec> {
     let dir = spec.dir.join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;

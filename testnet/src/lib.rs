@@ -4,8 +4,9 @@
 //! Layout of a testnet folder:
 //!
 //! ```text
-//! genesis.json          the chain (V validators of power 10, N providers, a funded client)
+//! genesis.json          the chain (V validators of power 10, N providers, funded clients)
 //! client-key.json       the client that pays for jobs
+//! clients/<i>.json      more funded clients, when asked for (the load generator's accounts)
 //! nodes/<i>/node-key.json, node.log, node.json (addresses bound), db/
 //! nodes/<i>/node.toml    optional: extra node configuration, passed as `--config` if present
 //! ```
@@ -13,8 +14,13 @@
 //! Nodes `0..V` validate (with one validator it finalizes alone; with several they run BFT
 //! consensus); nodes `V..V+N` are providers. Every node binds port 0 (RPC and libp2p) and
 //! writes what it bound to `node.json`; later nodes bootstrap to all earlier ones.
+//!
+//! [`load`] is the open-loop load generator (`cairn testnet bench --rate`), [`plot`] draws
+//! its sweeps.
 
 mod demo;
+pub mod load;
+pub mod plot;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,8 +38,11 @@ pub use demo::{bench, demo};
 pub const NODE_CONFIG_FILE: &str = "node.toml";
 /// How long a node may take to start and write its addresses.
 pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
-/// The client's balance at genesis.
+/// The client's balance at genesis (each extra client's too).
 pub const CLIENT_BALANCE: u64 = 1_000_000_000_000_000;
+/// The most extra clients (`clients/<i>.json`) a testnet's genesis funds: with the client and
+/// the providers' stakes, their balances stay far below `u64::MAX`.
+pub const CLIENTS_MAX: usize = 4_096;
 /// Providers' price per unit of fuel at genesis.
 pub const PROVIDER_PRICE: u64 = 1;
 /// Providers' stake at genesis.
@@ -101,9 +110,20 @@ fn node_home(dir: &Path, i: usize) -> PathBuf {
     dir.join("nodes").join(i.to_string())
 }
 
+fn extra_client_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join("clients").join(format!("{i}.json"))
+}
+
 /// Creates keys and genesis in `spec.dir` unless they already exist there.
 pub fn generate(spec: &Spec) -> anyhow::Result<()> {
+    generate_with_clients(spec, 0)
+}
+
+/// Like [`generate`], and funds `clients` more client accounts at genesis (each with
+/// [`CLIENT_BALANCE`]), their keys in `clients/<i>.json`. An existing testnet is left as it is.
+pub fn generate_with_clients(spec: &Spec, clients: usize) -> anyhow::Result<()> {
     anyhow::ensure!(spec.providers <= PROVIDERS_MAX, "at most {PROVIDERS_MAX} providers");
+    anyhow::ensure!(clients <= CLIENTS_MAX, "at most {CLIENTS_MAX} extra clients");
     anyhow::ensure!((1..=VALIDATORS_MAX).contains(&spec.validators), "1 to {VALIDATORS_MAX} validators");
     let genesis_path = spec.dir.join("genesis.json");
     if genesis_path.exists() {
@@ -121,6 +141,16 @@ pub fn generate(spec: &Spec) -> anyhow::Result<()> {
     }
     let client = Keypair::generate();
     client.save(&spec.dir.join("client-key.json"))?;
+    let mut accounts = vec![GenesisAccount { address: client.public(), balance: CLIENT_BALANCE }];
+    if clients > 0 {
+        let folder = spec.dir.join("clients");
+        std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    }
+    for i in 0..clients {
+        let key = Keypair::generate();
+        key.save(&extra_client_path(&spec.dir, i))?;
+        accounts.push(GenesisAccount { address: key.public(), balance: CLIENT_BALANCE });
+    }
     let genesis = Genesis {
         version: FORMAT_VERSION,
         chain_name: "cairn-local".into(),
@@ -132,7 +162,7 @@ pub fn generate(spec: &Spec) -> anyhow::Result<()> {
             .iter()
             .map(|k| Validator { address: k.public(), power: VALIDATOR_POWER })
             .collect(),
-        accounts: vec![GenesisAccount { address: client.public(), balance: CLIENT_BALANCE }],
+        accounts,
         providers: keys[spec.validators..]
             .iter()
             .map(|k| GenesisProvider {
@@ -172,6 +202,20 @@ impl Testnet {
     /// The client key that pays for jobs.
     pub fn client_key(&self) -> anyhow::Result<Keypair> {
         Ok(Keypair::load(&self.dir.join("client-key.json"))?)
+    }
+
+    /// The extra clients funded at genesis (`clients/<i>.json`, in order; see
+    /// [`generate_with_clients`]).
+    pub fn extra_client_keys(&self) -> anyhow::Result<Vec<Keypair>> {
+        let mut keys = Vec::new();
+        for i in 0..CLIENTS_MAX {
+            let path = extra_client_path(&self.dir, i);
+            if !path.exists() {
+                break;
+            }
+            keys.push(Keypair::load(&path)?);
+        }
+        Ok(keys)
     }
 
     /// The genesis.
