@@ -85,6 +85,12 @@ impl ChainParams {
                 return Err(Error::Invalid(format!("params.{name} is {bps}: at most 10000 basis points")));
             }
         }
+        if (self.output_bytes_max as usize) < crate::REASON_BYTES_MAX {
+            return Err(Error::Invalid(format!(
+                "params.output_bytes_max must be at least {} bytes: a failed job's output is its reason",
+                crate::REASON_BYTES_MAX
+            )));
+        }
         if self.block_bytes_max <= BLOCK_OVERHEAD_BYTES || self.block_txs_max == 0 || self.fuel_limit_max == 0 {
             return Err(Error::Invalid(format!(
                 "params: block_bytes_max must exceed {BLOCK_OVERHEAD_BYTES}, block_txs_max and fuel_limit_max must be at least 1"

@@ -36,7 +36,7 @@ pub use keys::{Domain, Keypair, PublicKey, Signature};
 pub use merkle::MerklePath;
 pub use proof::{ReceiptProof, VerifiedReceipt};
 pub use state_tree::{StateProof, StateUpdate, StateValue};
-pub use status::JobStatus;
+pub use status::{JobStatus, REASON_BYTES_MAX};
 pub use store::{BlockWrite, JobLocation, StateChange, Store};
 pub use types::{
     Action, Block, BlockHeader, Commit, CommitSignature, ExecutionReceipt, FORMAT_VERSION, JobOffer, JobResult,

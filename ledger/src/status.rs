@@ -3,6 +3,12 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
+/// The longest reason a failed job's output may hold, in bytes. For every status but
+/// [`JobStatus::Ok`] a job's output is the reason it failed: UTF-8 text of at most this
+/// many bytes that every node computes the same way (`docs/JOB-ABI.md` §6), so receipts
+/// commit to it and re-executions compare it.
+pub const REASON_BYTES_MAX: usize = 1_280;
+
 /// How a job's execution ended. Part of every signed result and receipt: the byte values
 /// are frozen (`borsh` encodes the variant index as one byte, in declaration order).
 #[derive(
@@ -13,17 +19,17 @@ use serde::{Deserialize, Serialize};
 pub enum JobStatus {
     /// `run` returned; the output is what it returned.
     Ok = 0,
-    /// The guest trapped (unreachable, out-of-bounds access, division by zero, stack overflow,
-    /// explicit abort). The output is empty.
+    /// The guest trapped (unreachable, out-of-bounds access, division by zero, too deep a
+    /// recursion, explicit abort). The output is the reason ([`REASON_BYTES_MAX`]).
     Trap = 1,
-    /// The fuel limit was reached; `fuel_used` equals the limit. The output is empty.
+    /// The fuel limit was reached; `fuel_used` equals the limit. The output is the reason.
     OutOfFuel = 2,
-    /// The guest needed more memory than the sandbox allows. The output is empty.
+    /// The guest needed more memory than the sandbox allows. The output is the reason.
     MemoryLimit = 3,
-    /// The module failed validation or does not follow the job ABI. The output is empty and
-    /// no fuel is charged.
+    /// The module failed validation or does not follow the job ABI. The output is the
+    /// reason (the rule it broke) and no fuel is charged.
     InvalidModule = 4,
-    /// The guest returned an output larger than allowed. The output is empty.
+    /// The guest returned an output larger than allowed. The output is the reason.
     OutputTooLarge = 5,
 }
 

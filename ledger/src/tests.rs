@@ -355,3 +355,31 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
     assert!(store.row_count("jmt_stale") > stale, "nothing pruned with the longer history");
     assert!(store.state_root(5).expect("read").is_some());
 }
+
+#[test]
+fn a_failed_result_carries_its_reason_as_bounded_utf8_output() {
+    let provider = Keypair::from_seed([3; 32]);
+    let result = |status: JobStatus, output: Vec<u8>| {
+        let claim = ResultClaim {
+            version: FORMAT_VERSION,
+            job_id: Hash::of(b"job"),
+            module_id: Hash::of(b"module"),
+            input_hash: Hash::of(b"in"),
+            output_hash: Hash::of(&output),
+            fuel_used: 7,
+            status,
+            provider: provider.public(),
+        };
+        JobResult::new(claim, output, &provider)
+    };
+    let limit = 64 * 1024;
+    let reason = b"`cairn_run` trapped: job aborted: bad input".to_vec();
+    result(JobStatus::Trap, reason).verify(limit).expect("a reason is a valid output");
+    result(JobStatus::OutOfFuel, vec![b'x'; REASON_BYTES_MAX]).verify(limit).expect("at the limit");
+    for (why, output) in [("too long", vec![b'x'; REASON_BYTES_MAX + 1]), ("not UTF-8", vec![0xff, 0xfe])] {
+        let error = result(JobStatus::Trap, output).verify(limit).expect_err(why);
+        assert!(error.to_string().contains("its reason as output"), "{why}: {error}");
+    }
+    // An ok job's output is anything up to the chain's limit.
+    result(JobStatus::Ok, vec![0xff; REASON_BYTES_MAX + 1]).verify(limit).expect("any bytes");
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::hex_bytes;
 use crate::keys::{Domain, Keypair, PublicKey, Signature};
-use crate::{Error, Hash, JobStatus, Result};
+use crate::{Error, Hash, JobStatus, REASON_BYTES_MAX, Result};
 
 /// The version byte every record of this format carries.
 pub const FORMAT_VERSION: u8 = 1;
@@ -107,7 +107,7 @@ pub struct ResultClaim {
     pub module_id: Hash,
     /// SHA-256 of the input it ran on.
     pub input_hash: Hash,
-    /// SHA-256 of the output (of the empty string unless the status is `ok`).
+    /// SHA-256 of the output (of the failure's reason unless the status is `ok`).
     pub output_hash: Hash,
     /// Fuel the execution used.
     pub fuel_used: u64,
@@ -143,8 +143,13 @@ impl JobResult {
         if self.output.len() > output_bytes_max {
             return Err(Error::TooLarge { what: "job output", size: self.output.len(), max: output_bytes_max });
         }
-        if self.claim.status != JobStatus::Ok && !self.output.is_empty() {
-            return Err(Error::Invalid("a result whose status is not ok must have an empty output".into()));
+        if self.claim.status != JobStatus::Ok
+            && (self.output.len() > REASON_BYTES_MAX || std::str::from_utf8(&self.output).is_err())
+        {
+            return Err(Error::Invalid(format!(
+                "a result whose status is not ok carries its reason as output: UTF-8 text of at most \
+                 {REASON_BYTES_MAX} bytes"
+            )));
         }
         if Hash::of(&self.output) != self.claim.output_hash {
             return Err(Error::Invalid("output does not match output_hash".into()));

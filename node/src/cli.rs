@@ -719,7 +719,10 @@ async fn job_run(
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("job      {}", run.job_id);
     println!("status   {}  fuel {}  provider {}", run.result.status, run.result.fuel_used, run.result.provider);
-    println!("output   {}", String::from_utf8_lossy(&run.result.output));
+    match &run.result.reason {
+        Some(reason) => println!("reason   {reason}"),
+        None => println!("output   {}", String::from_utf8_lossy(&run.result.output)),
+    }
     println!("result   in {:.1} ms; finalized in {:.1} ms", ms(run.to_result), ms(run.to_finalized));
     println!(
         "proof    {} (check it with `cairn receipt verify {} --genesis <genesis.json>`)",

@@ -11,7 +11,7 @@ use cairn_vm::{InternalError, Vm};
 pub struct Run {
     /// How it ended.
     pub status: JobStatus,
-    /// Its output (empty unless `status` is ok).
+    /// Its output; for any other status than ok, the reason (UTF-8, bounded).
     pub output: Vec<u8>,
     /// Fuel used (the limit when out of fuel).
     pub fuel_used: u64,
@@ -33,9 +33,14 @@ pub fn run_job(
 ) -> Result<Run, InternalError> {
     let outcome = vm.execute_with_id(&module_id.0, wasm, input, fuel_limit)?;
     let (status, output) = match outcome.status {
-        JobStatus::Ok if outcome.output.len() > output_bytes_max => (JobStatus::OutputTooLarge, Vec::new()),
-        JobStatus::Ok => (JobStatus::Ok, outcome.output),
-        other => (other, Vec::new()),
+        // The chain's own limit may be below the sandbox's: the same rule, the same reason.
+        JobStatus::Ok if outcome.output.len() > output_bytes_max => (
+            JobStatus::OutputTooLarge,
+            format!("the output is {} bytes, over the limit of {output_bytes_max} bytes", outcome.output.len())
+                .into_bytes(),
+        ),
+        // Otherwise the output as the sandbox gave it: the result, or the reason of a failure.
+        _ => (outcome.status, outcome.output),
     };
     // The sandbox already reports the limit for out of fuel and never more than it otherwise.
     Ok(Run { status, output, fuel_used: outcome.fuel_used })

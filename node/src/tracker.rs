@@ -41,6 +41,8 @@ pub fn result_info(r: &JobResult) -> ResultInfo {
         fuel_used: r.claim.fuel_used,
         output_hash: r.claim.output_hash,
         output: r.output.clone(),
+        reason: (r.claim.status != cairn_ledger::JobStatus::Ok)
+            .then(|| String::from_utf8_lossy(&r.output).into_owned()),
     }
 }
 

@@ -31,9 +31,13 @@ pub struct ResultInfo {
     pub fuel_used: u64,
     /// SHA-256 of the output.
     pub output_hash: Hash,
-    /// The output (hex).
+    /// The output (hex): what the job returned, or for any other status than `ok` its
+    /// reason as UTF-8 bytes.
     #[serde(with = "hex_bytes")]
     pub output: Vec<u8>,
+    /// Why the job failed (the output as text), for any other status than `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A job status event (the `job_subscribe` item).

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cairn_vm::{JobStatus, Vm, VmConfig, fixtures};
+use cairn_vm::{Compiler, JobStatus, Vm, VmConfig, fixtures};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
@@ -64,9 +64,12 @@ fn warm_start(c: &mut Criterion) {
     group.finish();
 }
 
+/// The optimized code hot modules run ([`Tiering::Tiered`](cairn_vm::Tiering) recompiles
+/// them with Cranelift), metered and not, and the single-pass code every module starts on.
 fn metering(c: &mut Criterion) {
-    let metered = Vm::new(VmConfig::default());
-    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
+    let metered = Vm::with_compiler(VmConfig::default(), Compiler::Cranelift);
+    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default(), Compiler::Cranelift);
+    let singlepass = Vm::with_compiler(VmConfig::default(), Compiler::Singlepass);
     let mut group = c.benchmark_group("metering");
     group.sample_size(20).measurement_time(Duration::from_secs(6));
     let cases = metering_cases();
@@ -82,19 +85,23 @@ fn metering(c: &mut Criterion) {
         group.bench_function(format!("{name}/metered"), |b| {
             b.iter(|| black_box(metered.execute(wasm, input, FUEL).expect("no internal error")))
         });
+        group.bench_function(format!("{name}/singlepass"), |b| {
+            b.iter(|| black_box(singlepass.execute(wasm, input, FUEL).expect("no internal error")))
+        });
     }
     group.finish();
 }
 
 /// The metering cases again, timed by the thread's CPU time instead of wall time.
 fn metering_cpu(c: &mut Criterion) {
-    let metered = Vm::new(VmConfig::default());
-    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
+    let metered = Vm::with_compiler(VmConfig::default(), Compiler::Cranelift);
+    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default(), Compiler::Cranelift);
+    let singlepass = Vm::with_compiler(VmConfig::default(), Compiler::Singlepass);
     let mut group = c.benchmark_group("metering_cpu");
     group.sample_size(20).measurement_time(Duration::from_secs(6));
     let cases = metering_cases();
     for (name, wasm, input) in &cases {
-        for (variant, vm) in [("unmetered", &unmetered), ("metered", &metered)] {
+        for (variant, vm) in [("unmetered", &unmetered), ("metered", &metered), ("singlepass", &singlepass)] {
             vm.execute(wasm, input, FUEL).expect("no internal error");
             group.bench_function(format!("{name}/{variant}"), |b| {
                 b.iter_custom(|iters| {
@@ -118,8 +125,8 @@ fn sha256(c: &mut Criterion) {
         println!("sha256.wasm absent: run scripts/build-jobs.sh");
         return;
     };
-    let vm = Vm::new(VmConfig::default());
-    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default());
+    let vm = Vm::with_compiler(VmConfig::default(), Compiler::Cranelift);
+    let unmetered = Vm::unmetered_for_benchmarks(VmConfig::default(), Compiler::Cranelift);
     let input: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let outcome = vm.execute(&wasm, &input, FUEL).expect("no internal error");
     assert_eq!(outcome.status, JobStatus::Ok);

@@ -2,11 +2,12 @@
 //! the thread's CPU time: on a shared machine the fastest run is the least disturbed one,
 //! which wall-clock medians are not. Interleave processes (metered, unmetered, another
 //! build) to compare them: `meter_cycles <compute|memory|primes|sha256>
-//! <metered|unmetered|native> <runs>` (`native`: only `sha256`, the job's code compiled natively).
+//! <metered|singlepass|unmetered|native> <runs>` (`metered`: Cranelift, the optimized tier;
+//! `singlepass`: the first tier; `native`: only `sha256`, the job's code compiled natively).
 
 #![allow(missing_docs)]
 
-use cairn_vm::{JobStatus, Vm, VmConfig};
+use cairn_vm::{Compiler, JobStatus, Vm, VmConfig};
 
 /// The `sha256` job's own code, compiled natively (the `native` variant of `sha256`).
 #[path = "../../examples/jobs/sha256/src/sha256.rs"]
@@ -19,7 +20,7 @@ use support::{example, metering_cases, thread_cpu_ns};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, case, variant, runs] = &args[..] else {
-        panic!("usage: meter_cycles <compute|memory|primes|sha256> <metered|unmetered|native> <runs>");
+        panic!("usage: meter_cycles <compute|memory|primes|sha256> <metered|singlepass|unmetered|native> <runs>");
     };
     let runs: u32 = runs.parse().expect("runs is a number");
     let (wasm, input) = match case.as_str() {
@@ -45,8 +46,9 @@ fn main() {
         return;
     }
     let vm = match variant.as_str() {
-        "metered" => Vm::new(VmConfig::default()),
-        "unmetered" => Vm::unmetered_for_benchmarks(VmConfig::default()),
+        "metered" => Vm::with_compiler(VmConfig::default(), Compiler::Cranelift),
+        "singlepass" => Vm::with_compiler(VmConfig::default(), Compiler::Singlepass),
+        "unmetered" => Vm::unmetered_for_benchmarks(VmConfig::default(), Compiler::Cranelift),
         other => panic!("unknown variant {other}"),
     };
     // Compiled and warm before timing.

@@ -19,11 +19,37 @@ pub const LOG_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024;
 pub const CACHE_MODULES_MAX_DEFAULT: usize = 64;
 /// Default for [`VmConfig::table_elements_max`].
 pub const TABLE_ELEMENTS_MAX_DEFAULT: u32 = 10_000;
-/// Default for [`VmConfig::stack_size_bytes_max`]: 1 MiB.
-pub const STACK_SIZE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Default for [`VmConfig::stack_units_max`]: 131,072 units (2 MiB at
+/// [`STACK_UNIT_BYTES`]); about 3,000 nested calls of small functions.
+pub const STACK_UNITS_MAX_DEFAULT: u32 = 1 << 17;
 
-/// Default for [`VmConfig::call_depth_max`].
-pub const CALL_DEPTH_MAX_DEFAULT: u32 = 2_000;
+/// The stack units one active call of a function holds besides its slots (return address,
+/// saved registers, the compiler's own spills): see [`frame_units`].
+pub const FRAME_UNITS_BASE: u32 = 32;
+/// The native stack bytes one stack unit stands for: a slot (a parameter, a local or an
+/// operand) takes at most 8 bytes of a compiled frame, so a unit of 16 leaves room.
+pub const STACK_UNIT_BYTES: usize = 16;
+/// How many times the native stack exceeds the most the stack units can stand for, so
+/// that the deterministic limit always comes first.
+pub const NATIVE_STACK_MARGIN: usize = 4;
+/// Native stack kept on top of the units' share, for the host functions and the
+/// runtime's own frames.
+pub const NATIVE_STACK_RESERVE_BYTES: usize = 1 << 20;
+
+/// The stack units one active call of a function with `params` parameters, `locals`
+/// declared locals and at most `operands` operands on its operand stack holds:
+/// [`FRAME_UNITS_BASE`] plus one per slot. Part of the job ABI (`docs/FUEL.md` §4).
+pub fn frame_units(params: u32, locals: u32, operands: u32) -> u32 {
+    FRAME_UNITS_BASE.saturating_add(params).saturating_add(locals).saturating_add(operands)
+}
+
+/// The native stack a job runs on when at most `stack_units_max` units may be in use.
+pub fn native_stack_bytes(stack_units_max: u32) -> usize {
+    (stack_units_max as usize)
+        .saturating_mul(STACK_UNIT_BYTES)
+        .saturating_mul(NATIVE_STACK_MARGIN)
+        .saturating_add(NATIVE_STACK_RESERVE_BYTES)
+}
 /// Default for [`VmConfig::cache_bytes_max`]: 256 MiB.
 pub const CACHE_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
 
@@ -56,6 +82,20 @@ pub const TYPES_MAX: usize = 10_000;
 pub const LOCALS_PER_FUNCTION_MAX: u64 = 10_000;
 /// The most tables a module may have.
 pub const TABLES_MAX: usize = 16;
+/// The most locals (parameters excluded) all of a module's functions may declare together.
+pub const LOCALS_TOTAL_MAX: u64 = 100_000;
+/// The deepest nesting of control structures (`block`, `loop`, `if`, and the function's
+/// own label) in a function.
+pub const CONTROL_DEPTH_MAX: u32 = 1_024;
+/// The most targets (the default included) of one `br_table`.
+pub const BR_TABLE_TARGETS_MAX: u32 = 65_536;
+/// The most operands on a function's operand stack at any point.
+pub const OPERAND_STACK_MAX: u32 = 65_536;
+/// The largest function body, in bytes, after the fuel metering is added.
+pub const FUNCTION_BODY_BYTES_MAX: usize = 1 << 20;
+/// The largest module, in bytes, after the fuel metering is added: what the compiler is
+/// given, hence what bounds compile time.
+pub const METERED_MODULE_BYTES_MAX: usize = 16 << 20;
 
 /// The most bytes of an `abort` message the host reads; the rest is dropped.
 pub const ABORT_MESSAGE_BYTES_MAX: usize = 1024;
@@ -84,12 +124,12 @@ pub struct VmConfig {
     /// The most elements a table may have. A module that declares more as a table's
     /// minimum is rejected; a `table.grow` past it fails (returns -1).
     pub table_elements_max: u32,
-    /// Size of the stack guest code runs on, in bytes. Deep recursion past it traps.
-    pub stack_size_bytes_max: usize,
-    /// The most nested calls a job may make (status `Trap` past it). Counted by the
-    /// instrumentation, so it does not depend on frame sizes; it keeps typical recursion
-    /// well inside [`stack_size_bytes_max`](Self::stack_size_bytes_max).
-    pub call_depth_max: u32,
+    /// The most stack units the active calls of a job may hold together (status `Trap`
+    /// past it): each call of a function holds [`frame_units`] of its parameters, locals
+    /// and deepest operand stack. Counted by the instrumentation, so it does not depend on
+    /// the compiler or the machine; the native stack ([`native_stack_bytes`]) is sized so
+    /// that this limit always comes first.
+    pub stack_units_max: u32,
     /// The most bytes of compiled code kept in memory (least recently used evicted first);
     /// the cache is bounded by this and by [`cache_modules_max`](Self::cache_modules_max).
     /// Local tuning: no effect on outcomes.
@@ -116,8 +156,7 @@ impl Default for VmConfig {
             log_size_bytes_max: LOG_SIZE_BYTES_MAX_DEFAULT,
             cache_modules_max: CACHE_MODULES_MAX_DEFAULT,
             table_elements_max: TABLE_ELEMENTS_MAX_DEFAULT,
-            stack_size_bytes_max: STACK_SIZE_BYTES_MAX_DEFAULT,
-            call_depth_max: CALL_DEPTH_MAX_DEFAULT,
+            stack_units_max: STACK_UNITS_MAX_DEFAULT,
             cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
             cache_dir: None,
             memory_pool_regions: memory_pool_regions_default(),

@@ -4,31 +4,33 @@
 //! features.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use sha2::{Digest, Sha256};
-use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt};
+use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt, Singlepass};
 use wasmer::{Engine, Module};
 
-use crate::instrument;
 use crate::meter::{Meter, MeterMode};
 use crate::pool::MemoryPool;
 use crate::tunables::LimitingTunables;
-use crate::{Result, VmConfig, VmError};
+use crate::validate::Checked;
+use crate::{Result, VmConfig, VmError, native_stack_bytes};
 
-/// Version of the instrumentation (fuel table, charge points, call-depth counting, and how
-/// the code is instrumented: 3 is the pre-compilation rewrite with the fuel in a local).
-/// Part of the engine-configuration hash, so cached artifacts of another version are not
-/// used.
-pub(crate) const INSTRUMENTATION_VERSION: u32 = 3;
+/// Version of the instrumentation (fuel table, charge points, stack accounting, and how
+/// the code is instrumented: 3 is the pre-compilation rewrite with the fuel in a local, 4
+/// counts stack units per frame instead of calls). Part of the engine-configuration hash,
+/// so cached artifacts of another version are not used.
+pub(crate) const INSTRUMENTATION_VERSION: u32 = 4;
 
-/// The wasmer feature set matching [`validate::wasm_features`](crate::validate): WebAssembly 2.0.
+/// The wasmer feature set matching [`validate::wasm_features`](crate::validate): WebAssembly
+/// 2.0 without SIMD.
 fn engine_features() -> Features {
     let mut features = Features::none();
     features
         .bulk_memory(true)
         .reference_types(true)
         .multi_value(true)
-        .simd(true)
+        .simd(false)
         .threads(false)
         .relaxed_simd(false)
         .memory64(false)
@@ -51,31 +53,54 @@ fn engine_features() -> Features {
 pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) module: Module,
+    /// The compiler that made the module's code.
+    pub(crate) compiler: Compiler,
+    /// Fuel the module's jobs used on this node while this code served them
+    /// ([`Tiering::Tiered`](crate::Tiering::Tiered)).
+    pub(crate) fuel_spent: AtomicU64,
+    /// Whether the module was handed to the background compiler.
+    pub(crate) tier_up_requested: AtomicBool,
 }
 
-/// Compiles a module that passed [`validate`](crate::validate), metered with `mode`
-/// (`None`: unmetered, only for measuring the meter's overhead).
+impl Compiled {
+    pub(crate) fn new(engine: Engine, module: Module, compiler: Compiler) -> Compiled {
+        Compiled { engine, module, compiler, fuel_spent: AtomicU64::new(0), tier_up_requested: AtomicBool::new(false) }
+    }
+}
+
+/// The compilers the sandbox can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compiler {
+    /// wasmer's single-pass compiler: compile time linear in the module's size.
+    Singlepass,
+    /// Cranelift: optimizing.
+    Cranelift,
+}
+
+/// Compiles a module that passed [`validate`](crate::validate) (which measured it:
+/// `checked`) with `which`, metered with `mode` (`None`: unmetered, only for measuring the
+/// meter's overhead).
 pub(crate) fn compile(
     config: &VmConfig,
     wasm: &[u8],
+    checked: &Checked,
     mode: Option<MeterMode>,
     pool: Option<&Arc<MemoryPool>>,
+    which: Compiler,
 ) -> Result<Compiled> {
-    let mut compiler = Cranelift::new();
+    let mut compiler: Box<dyn CompilerConfig> = match which {
+        Compiler::Singlepass => Box::new(Singlepass::new()),
+        Compiler::Cranelift => Box::new(Cranelift::new()),
+    };
     // Deterministic floats: every NaN result gets the one canonical bit pattern.
     compiler.canonicalize_nans(true);
-    let instrumented;
     let wasm = match mode {
-        // The production meter rewrites the module before compilation.
-        Some(MeterMode::Fast) => {
-            instrumented = instrument::instrument(wasm, config.call_depth_max)
-                .map_err(|e| VmError::Compile(format!("instrumenting the module: {e}")))?;
-            &instrumented[..]
-        }
+        // The production meter rewrote the module before compilation (in validation).
+        Some(MeterMode::Fast) => &checked.metered[..],
         // The reference meters are middlewares. A fresh one per compilation: it records
         // the globals it added to this module.
         Some(mode) => {
-            compiler.push_middleware(Arc::new(Meter::new(mode, config.call_depth_max)));
+            compiler.push_middleware(Arc::new(Meter::new(mode, checked.frame_units.clone(), config.stack_units_max)));
             wasm
         }
         None => wasm,
@@ -84,7 +109,7 @@ pub(crate) fn compile(
     // Before compiling: memory styles are baked into the code.
     engine.set_tunables(tunables(&engine, config, pool));
     let module = Module::from_binary(&engine, wasm).map_err(|e| VmError::Compile(e.to_string()))?;
-    Ok(Compiled { engine, module })
+    Ok(Compiled::new(engine, module, which))
 }
 
 fn tunables(engine: &Engine, config: &VmConfig, pool: Option<&Arc<MemoryPool>>) -> LimitingTunables {
@@ -92,7 +117,7 @@ fn tunables(engine: &Engine, config: &VmConfig, pool: Option<&Arc<MemoryPool>>) 
         engine.target(),
         config.memory_pages_max,
         config.table_elements_max,
-        config.stack_size_bytes_max,
+        native_stack_bytes(config.stack_units_max),
         pool.cloned(),
     )
 }
@@ -108,19 +133,19 @@ pub(crate) fn headless_engine(config: &VmConfig, pool: Option<&Arc<MemoryPool>>)
 /// A hash of everything that shapes compiled code besides the module: the compiler and
 /// its settings, the features, the instrumentation and the limits baked into it, and the
 /// CPU. Artifacts are cached under (module id, this hash).
-pub(crate) fn engine_config_hash(config: &VmConfig) -> [u8; 32] {
-    engine_config_hash_for(config, INSTRUMENTATION_VERSION)
+pub(crate) fn engine_config_hash(config: &VmConfig, compiler: Compiler) -> [u8; 32] {
+    engine_config_hash_for(config, compiler, INSTRUMENTATION_VERSION)
 }
 
 /// [`engine_config_hash`] with another instrumentation version (for tests).
-pub(crate) fn engine_config_hash_for(config: &VmConfig, instrumentation_version: u32) -> [u8; 32] {
+pub(crate) fn engine_config_hash_for(config: &VmConfig, compiler: Compiler, instrumentation_version: u32) -> [u8; 32] {
     let engine = headless_engine(config, None);
     let description = format!(
-        "cairn-vm {} instrumentation {instrumentation_version}; wasmer 7.1 cranelift nan-canonical; \
-         features {:?}; call_depth_max {}; memory_pages_max {}; table_elements_max {}; target {:?}",
+        "cairn-vm {} instrumentation {instrumentation_version}; wasmer 7.1 {compiler:?} nan-canonical; \
+         features {:?}; stack_units_max {}; memory_pages_max {}; table_elements_max {}; target {:?}",
         env!("CARGO_PKG_VERSION"),
         engine_features(),
-        config.call_depth_max,
+        config.stack_units_max,
         config.memory_pages_max,
         config.table_elements_max,
         engine.target(),

@@ -26,10 +26,11 @@ pub enum VmError {
     },
 
     /// The bytes are not a valid WebAssembly 2.0 binary, or use a feature Cairn leaves off
-    /// (threads, relaxed SIMD, memory64, multiple memories, exceptions, tail calls, GC…).
+    /// (SIMD, threads, relaxed SIMD, memory64, multiple memories, exceptions, tail calls,
+    /// GC…).
     #[error(
         "not a valid Cairn WebAssembly module: {0}. Upload the compiled binary (.wasm), built \
-         for wasm32-unknown-unknown without threads, relaxed SIMD, memory64 or exceptions"
+         for wasm32-unknown-unknown without SIMD (simd128), threads, memory64 or exceptions"
     )]
     Malformed(String),
 
@@ -133,6 +134,38 @@ pub enum VmError {
         count: u64,
         /// The limit.
         max: u64,
+    },
+
+    /// A function of the module goes past one of the structural limits that bound what
+    /// compiling it costs (`CONTROL_DEPTH_MAX`, `BR_TABLE_TARGETS_MAX`,
+    /// `OPERAND_STACK_MAX`, `FUNCTION_BODY_BYTES_MAX`; docs/JOB-ABI.md §5).
+    #[error(
+        "function {function} of the module has {count} {what}, over the limit of {max}: split it \
+         into smaller functions (a huge `match` or a long unrolled loop usually causes this)"
+    )]
+    FunctionLimit {
+        /// The function's index (imported functions first, as in the binary).
+        function: u32,
+        /// The rule: what there is too much of.
+        what: &'static str,
+        /// How much the function has.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    /// The module with its fuel metering added is larger than `METERED_MODULE_BYTES_MAX`,
+    /// which bounds the time it takes to compile (docs/JOB-ABI.md §5).
+    #[error(
+        "the module is {size_bytes} bytes once metered, over the limit of {size_bytes_max} \
+         bytes: build it in release mode with opt-level \"s\", LTO and stripped symbols, or split \
+         the work"
+    )]
+    MeteredTooLarge {
+        /// The metered module's size.
+        size_bytes: usize,
+        /// The limit.
+        size_bytes_max: usize,
     },
 
     /// The compiler could not compile a module that passed validation. This points at a

@@ -39,14 +39,14 @@ pub fn log_wasm() -> Vec<u8> {
     compile(include_str!("../tests/fixtures/log.wat"), "log")
 }
 
-/// Produces NaNs by float and SIMD arithmetic and returns their bits, 56 bytes
+/// Produces NaNs by float arithmetic and returns their bits, 56 bytes
 /// (`float.wat`): tests NaN canonicalization.
 pub fn float_wasm() -> Vec<u8> {
     compile(include_str!("../tests/fixtures/float.wat"), "float")
 }
 
 /// Float-heavy arithmetic over the input (divisions, square roots, min/max, conversions,
-/// NaNs, SIMD); returns the results' raw bits, 32 bytes (`float_heavy.wat`): tests that
+/// NaNs); returns the results' raw bits, 32 bytes (`float_heavy.wat`): tests that
 /// floating point is deterministic.
 pub fn float_heavy_wasm() -> Vec<u8> {
     compile(include_str!("../tests/fixtures/float_heavy.wat"), "float_heavy")

@@ -19,9 +19,12 @@
 //! - the exhaustion checks (function entry, loop headers, bulk operations, as the fast
 //!   middleware did) test `f < 0`.
 //!
-//! The call depth and the refused-grow flag are still globals (one increment and one
-//! decrement per call, one update per `memory.grow`): they are not on a loop's chain. The
-//! operand of a bulk operation is held in two scratch i32 locals instead of scratch globals.
+//! The stack units in use (`docs/FUEL.md` §4) and the refused-grow flag are still globals,
+//! not on any loop's chain: at entry a function adds its frame's units to the global, keeps
+//! the sum in an i32 local `base` and stops the job past the limit; after every call it
+//! returns from, it sets the global back to `base` (so no exit path needs code of its own).
+//! The refused-grow flag is updated after each `memory.grow`. The operand of a bulk
+//! operation is held in two scratch i32 locals instead of scratch globals.
 //!
 //! The guest's own operators are copied byte for byte; only the instrumentation is
 //! encoded (with `wasm-encoder`). Globals are appended after the module's own (which its
@@ -44,9 +47,9 @@ use wasmer::wasmparser::{
 };
 
 use crate::meter::{
-    Dynamic, EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STOP, FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN,
-    FUEL_PER_TABLE_ELEMENT, Frame, STOP_CALL_DEPTH, STOP_FUEL, as_i64, dynamic_cost_kind, forward_without_results,
-    operator_cost, track_labels,
+    Dynamic, EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STACK_UNITS, EXPORT_STOP, FUEL_BYTES_PER_UNIT,
+    FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, Frame, STOP_FUEL, STOP_STACK, as_i64, dynamic_cost_kind,
+    forward_without_results, operator_cost, track_labels,
 };
 
 /// Section ids (the binary format's numbers).
@@ -75,7 +78,7 @@ struct Globals {
     fuel: u32,
     stop: u32,
     grow_refused: u32,
-    depth: u32,
+    units: u32,
 }
 
 /// Indexes of the locals the rewrite adds to one function.
@@ -87,17 +90,30 @@ struct Locals {
     n: u32,
     /// A grow's result (i32).
     r: u32,
+    /// The stack units in use while this call is active, its own frame included (i32).
+    base: u32,
 }
 
-/// What the first pass learns: the number of globals, and each defined function's
-/// number of parameters.
+/// What the first pass learns: the number of globals and of imported functions, and each
+/// defined function's number of parameters.
 struct Shape {
     globals: u32,
+    imported_functions: u32,
     params: Vec<u32>,
+}
+
+/// A module rewritten to meter itself.
+pub(crate) struct Instrumented {
+    /// The rewritten module.
+    pub(crate) wasm: Vec<u8>,
+    /// The largest function body once metered: its index (imported functions first) and
+    /// size in bytes.
+    pub(crate) largest_body: (u32, usize),
 }
 
 fn shape(wasm: &[u8]) -> Result<Shape, BinaryReaderError> {
     let mut globals = 0u32;
+    let mut imported_functions = 0u32;
     let mut type_params: Vec<u32> = Vec::new();
     let mut params = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
@@ -109,8 +125,10 @@ fn shape(wasm: &[u8]) -> Result<Shape, BinaryReaderError> {
             }
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
-                    if matches!(import?.ty, TypeRef::Global(_)) {
-                        globals += 1;
+                    match import?.ty {
+                        TypeRef::Global(_) => globals += 1,
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => imported_functions += 1,
+                        _ => {}
                     }
                 }
             }
@@ -124,15 +142,22 @@ fn shape(wasm: &[u8]) -> Result<Shape, BinaryReaderError> {
             _ => {}
         }
     }
-    Ok(Shape { globals, params })
+    Ok(Shape { globals, imported_functions, params })
 }
 
 /// Rewrites a module that passed validation so that it meters itself (see the module
-/// docs). Errors are malformed input, which validation already excluded.
-pub(crate) fn instrument(wasm: &[u8], call_depth_max: u32) -> Result<Vec<u8>, BinaryReaderError> {
+/// docs): `frame_units` are the stack units of each defined function's frame, in order
+/// (from validation), `stack_units_max` the limit. Errors are malformed input, which
+/// validation already excluded.
+pub(crate) fn instrument(
+    wasm: &[u8],
+    frame_units: &[u32],
+    stack_units_max: u32,
+) -> Result<Instrumented, BinaryReaderError> {
     let shape = shape(wasm)?;
+    let mut largest_body = (0u32, 0usize);
     let base = shape.globals;
-    let g = Globals { fuel: base, stop: base + 1, grow_refused: base + 2, depth: base + 3 };
+    let g = Globals { fuel: base, stop: base + 1, grow_refused: base + 2, units: base + 3 };
 
     let mut out = wasm_encoder::Module::new();
     let mut globals_written = false;
@@ -169,8 +194,16 @@ pub(crate) fn instrument(wasm: &[u8], call_depth_max: u32) -> Result<Vec<u8>, Bi
             }
             Payload::CodeSectionEntry(body) => {
                 let (section, count) = code.as_mut().expect("a code section entry follows the section's start");
-                let params = shape.params.get(section.len() as usize).copied().unwrap_or(0);
-                section.raw(&function(wasm, &body, params, g, call_depth_max)?);
+                let index = section.len() as usize;
+                let params = shape.params.get(index).copied().unwrap_or(0);
+                let units = frame_units.get(index).copied().unwrap_or(u32::MAX);
+                let stack = Stack { frame_units: units, units_max: stack_units_max };
+                let metered = function(wasm, &body, params, g, stack)?;
+                if metered.len() > largest_body.1 {
+                    let index = shape.imported_functions.saturating_add(u32::try_from(index).unwrap_or(u32::MAX));
+                    largest_body = (index, metered.len());
+                }
+                section.raw(&metered);
                 if section.len() == *count {
                     out.section(&code.take().expect("just used").0);
                 }
@@ -192,7 +225,7 @@ pub(crate) fn instrument(wasm: &[u8], call_depth_max: u32) -> Result<Vec<u8>, Bi
             }
         }
     }
-    Ok(out.finish())
+    Ok(Instrumented { wasm: out.finish(), largest_body })
 }
 
 /// The module's own globals, copied as they are.
@@ -223,7 +256,7 @@ fn own_exports(reader: ExportSectionReader<'_>) -> Result<ExportSection, BinaryR
     let mut section = ExportSection::new();
     for export in reader {
         let export = export?;
-        if [EXPORT_FUEL, EXPORT_STOP, EXPORT_GROW_REFUSED].contains(&export.name) {
+        if [EXPORT_FUEL, EXPORT_STOP, EXPORT_GROW_REFUSED, EXPORT_STACK_UNITS].contains(&export.name) {
             continue;
         }
         let kind = match export.kind {
@@ -242,7 +275,15 @@ fn added_exports(mut section: ExportSection, g: Globals) -> ExportSection {
     section.export(EXPORT_FUEL, ExportKind::Global, g.fuel);
     section.export(EXPORT_STOP, ExportKind::Global, g.stop);
     section.export(EXPORT_GROW_REFUSED, ExportKind::Global, g.grow_refused);
+    section.export(EXPORT_STACK_UNITS, ExportKind::Global, g.units);
     section
+}
+
+/// A function's frame and the limit, for the stack accounting.
+#[derive(Clone, Copy, Debug)]
+struct Stack {
+    frame_units: u32,
+    units_max: u32,
 }
 
 /// One function body, instrumented: its local declarations plus ours, then its operators
@@ -252,7 +293,7 @@ fn function(
     body: &FunctionBody<'_>,
     params: u32,
     g: Globals,
-    call_depth_max: u32,
+    stack: Stack,
 ) -> Result<Vec<u8>, BinaryReaderError> {
     // The declared locals: groups of (count, type), copied as they are; ours are numbered
     // after the parameters and all of them.
@@ -267,27 +308,32 @@ fn function(
     }
     let operators_start = body.get_binary_reader_for_operators()?.original_position();
     let first = params.saturating_add(declared);
-    let locals = Locals { fuel: first, n: first + 1, r: first + 2 };
+    let locals = Locals { fuel: first, n: first + 1, r: first + 2, base: first + 3 };
 
     let mut out = Vec::with_capacity(body.range().len() * 2);
     (groups + 2).encode(&mut out);
     out.extend_from_slice(&wasm[groups_start..operators_start]);
     1u32.encode(&mut out);
     EValType::I64.encode(&mut out);
-    2u32.encode(&mut out);
+    3u32.encode(&mut out);
     EValType::I32.encode(&mut out);
 
-    let mut meter = FunctionRewrite {
-        out,
-        g,
-        l: locals,
-        call_depth_max: i32::try_from(call_depth_max).unwrap_or(i32::MAX),
-        accumulated: 0,
-        frames: vec![Frame::Function],
-    };
-    // Function entry: the fuel into the local, then the check.
+    let mut meter = FunctionRewrite { out, g, l: locals, accumulated: 0, frames: vec![Frame::Function] };
+    // Function entry: the fuel into the local, then the check; the frame's stack units
+    // onto the global, then the check (unsigned: the units never reach 2^31).
     meter.emit(&[I::GlobalGet(g.fuel), I::LocalSet(locals.fuel)]);
     meter.check();
+    meter.emit(&[
+        I::GlobalGet(g.units),
+        I::I32Const(stack.frame_units as i32),
+        I::I32Add,
+        I::LocalTee(locals.base),
+        I::GlobalSet(g.units),
+        I::LocalGet(locals.base),
+        I::I32Const(stack.units_max as i32),
+        I::I32GtU,
+    ]);
+    meter.stop_if(STOP_STACK);
     let mut operators = body.get_operators_reader()?;
     while !operators.eof() {
         let start = operators.original_position();
@@ -303,7 +349,6 @@ struct FunctionRewrite {
     out: Vec<u8>,
     g: Globals,
     l: Locals,
-    call_depth_max: i32,
     /// Cost of the current segment so far.
     accumulated: u64,
     /// The labels of the original code.
@@ -421,24 +466,12 @@ impl FunctionRewrite {
         match operator {
             Operator::Call { .. } | Operator::CallIndirect { .. } => {
                 self.flush();
-                // depth += 1; if depth > max { stop = STOP_CALL_DEPTH; unreachable }
-                self.emit(&[
-                    I::GlobalGet(self.g.depth),
-                    I::I32Const(1),
-                    I::I32Add,
-                    I::GlobalSet(self.g.depth),
-                    I::GlobalGet(self.g.depth),
-                    I::I32Const(self.call_depth_max),
-                    I::I32GtS,
-                ]);
-                self.stop_if(STOP_CALL_DEPTH);
                 self.out.extend_from_slice(raw);
-                // depth -= 1; the callee charged the global: f = fuel.
+                // The callee's frame is gone: units = base. The callee charged the global:
+                // f = fuel.
                 self.emit(&[
-                    I::GlobalGet(self.g.depth),
-                    I::I32Const(1),
-                    I::I32Sub,
-                    I::GlobalSet(self.g.depth),
+                    I::LocalGet(self.l.base),
+                    I::GlobalSet(self.g.units),
                     I::GlobalGet(self.g.fuel),
                     I::LocalSet(self.l.fuel),
                 ]);

@@ -64,9 +64,12 @@ mod host;
 mod instrument;
 mod meter;
 mod pool;
+mod reason;
 mod run;
+mod tier;
 mod tunables;
 mod validate;
+pub mod worst_case;
 
 #[cfg(test)]
 mod tests;
@@ -76,7 +79,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -89,6 +92,8 @@ pub use validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN, HOST_MODULE};
 use cache::Lru;
 use disk::{DiskCache, Miss};
 use engine::Compiled;
+pub use engine::Compiler;
+pub use reason::REASON_BYTES_MAX;
 
 /// The fuel of the simplest operators (`i32.add`, `local.get`, `br`, …); the whole table is
 /// [`operator_cost`] and `docs/FUEL.md`.
@@ -110,38 +115,47 @@ pub struct ModuleInfo {
 
 /// How a job ended.
 ///
-/// - `output` is empty unless `status` is `Ok`.
+/// - `output` is what `cairn_run` returned when `status` is `Ok`; for every other status
+///   it is the failure's reason, the same text as `message` (UTF-8, at most
+///   [`REASON_BYTES_MAX`] bytes, deterministic: `docs/JOB-ABI.md` §6).
 /// - `fuel_used` is the fuel consumed: exactly the limit for `OutOfFuel`, 0 for
 ///   `InvalidModule` and for failures before any guest code ran.
 /// - `log` holds what the guest passed to `cairn.log`, truncated at
 ///   [`VmConfig::log_size_bytes_max`], whatever the status.
-/// - `message` explains a failure for people (trap reason, abort message, limit hit); it
-///   is empty when `status` is `Ok`. Statuses, outputs and fuel are deterministic; the
-///   wording of messages is not part of any signed data.
+/// - `message` is the failure's reason (trap kind, abort text, limit hit, rule broken),
+///   empty when `status` is `Ok`. Like the status, the output and the fuel, it is
+///   deterministic: receipts commit to it through the output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// How the job ended.
     pub status: JobStatus,
-    /// What `cairn_run` returned; empty unless `status` is `Ok`.
+    /// What `cairn_run` returned; for any other status than `Ok`, the reason.
     pub output: Vec<u8>,
     /// Fuel consumed.
     pub fuel_used: u64,
     /// What the job logged, at most [`VmConfig::log_size_bytes_max`] bytes.
     pub log: Vec<u8>,
-    /// Why the job failed, for people; empty when `status` is `Ok`.
+    /// Why the job failed (the output of a failed job, as text); empty when `status` is `Ok`.
     pub message: String,
 }
 
 impl Outcome {
+    /// A failed job: its reason (bounded) is both its output and its message.
     fn failed(status: JobStatus, fuel_used: u64, message: String) -> Outcome {
-        Outcome { status, output: Vec::new(), fuel_used, log: Vec::new(), message }
+        let message = reason::bounded(message);
+        Outcome { status, output: message.clone().into_bytes(), fuel_used, log: Vec::new(), message }
+    }
+
+    fn with_log(mut self, log: Vec<u8>) -> Outcome {
+        self.log = log;
+        self
     }
 }
 
 /// What [`Vm::reexecute`] returns: the parts of an outcome that a receipt commits to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reexecution {
-    /// SHA-256 of the output bytes (of the empty string unless `status` is `Ok`).
+    /// SHA-256 of the output bytes (the reason, unless `status` is `Ok`).
     pub output_hash: [u8; 32],
     /// Fuel consumed, as in [`Outcome::fuel_used`].
     pub fuel_used: u64,
@@ -152,12 +166,76 @@ pub struct Reexecution {
 /// Counters of the compiled-module caches, for tests and diagnostics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Modules compiled.
+    /// Modules compiled (by either compiler; tier-ups included).
     pub compiled: u64,
     /// Modules loaded from the disk cache.
     pub disk_loads: u64,
     /// Disk cache files rejected (corrupted, truncated, other configuration) and deleted.
     pub disk_rejected: u64,
+    /// Modules recompiled by the optimizing compiler in the background ([`Tiering::Tiered`]).
+    pub tiered_up: u64,
+}
+
+/// Which compiler makes a module's code.
+///
+/// Both compile the same metered module (fuel, stack units and every other rule are in
+/// the module's own code), so they give the same outcomes; they differ in how long
+/// compiling takes and how fast the code runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiering {
+    /// Every module with this compiler.
+    Fixed(Compiler),
+    /// The single-pass compiler first, whose compile time is linear in the module's size
+    /// (the bound of `docs/JOB-ABI.md` §5); then, for a module whose jobs on this node used
+    /// [`TIER_UP_FUEL_PER_WASM_BYTE`] fuel per byte of the module, Cranelift in the
+    /// background, one module at a time at the lowest CPU priority, its code replacing the
+    /// first when ready. Cranelift's compile time can grow faster than the module (its
+    /// worst cases take minutes), so it never runs where a job or a block waits for it.
+    Tiered,
+}
+
+/// Fuel a module's jobs must use on a node, per byte of the module, before the node
+/// recompiles it with Cranelift ([`Tiering::Tiered`]): the work a module can cause in the
+/// background stays proportional to the work paid for on it.
+pub const TIER_UP_FUEL_PER_WASM_BYTE: u64 = 1_000;
+
+/// The compiled-module caches and their counters, shared with the background compiler.
+pub(crate) struct Caches {
+    memory: Mutex<Lru<[u8; 32], Arc<Compiled>>>,
+    /// On disk, one cache per compiler (`None`: no cache folder, or unmetered).
+    disk_singlepass: Option<DiskCache>,
+    disk_cranelift: Option<DiskCache>,
+    compiled_count: AtomicU64,
+    disk_loads: AtomicU64,
+    disk_rejected: AtomicU64,
+    tiered_up: AtomicU64,
+}
+
+impl Caches {
+    fn disk(&self, compiler: Compiler) -> Option<&DiskCache> {
+        match compiler {
+            Compiler::Singlepass => self.disk_singlepass.as_ref(),
+            Compiler::Cranelift => self.disk_cranelift.as_ref(),
+        }
+    }
+
+    fn lock_memory(&self) -> std::sync::MutexGuard<'_, Lru<[u8; 32], Arc<Compiled>>> {
+        // The cache's invariants hold between operations, so a poisoned lock is still usable.
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a freshly compiled module in both caches.
+    fn keep(&self, id: [u8; 32], compiled: Compiled, wasm_len: usize) -> Arc<Compiled> {
+        self.compiled_count.fetch_add(1, Ordering::Relaxed);
+        let artifact = compiled.module.serialize().ok();
+        let weight = artifact.as_ref().map_or_else(|| estimated_weight(wasm_len), |a| a.len());
+        if let (Some(disk), Some(artifact)) = (self.disk(compiled.compiler), &artifact) {
+            disk.store(&id, artifact);
+        }
+        let compiled = Arc::new(compiled);
+        self.lock_memory().insert(id, Arc::clone(&compiled), weight);
+        compiled
+    }
 }
 
 /// The sandbox: validates modules and executes jobs.
@@ -170,17 +248,16 @@ pub struct CacheStats {
 pub struct Vm {
     config: VmConfig,
     mode: Option<MeterMode>,
-    cache: Mutex<Lru<[u8; 32], Arc<Compiled>>>,
-    disk: Option<DiskCache>,
+    tiering: Tiering,
+    caches: Arc<Caches>,
     /// Where jobs' memories come from (`None`: [`VmConfig::memory_pool_regions`] is 0).
     memory_pool: Option<Arc<pool::MemoryPool>>,
     /// Modules being loaded or compiled, each with a lock its loader holds: another thread
     /// wanting the same module (a job arriving while a node prepares it) waits for that
     /// compilation instead of starting a second one.
     loading: Mutex<HashMap<[u8; 32], Arc<Mutex<()>>>>,
-    compiled_count: AtomicU64,
-    disk_loads: AtomicU64,
-    disk_rejected: AtomicU64,
+    /// The background compiler of [`Tiering::Tiered`], started on its first module.
+    tier_up: OnceLock<tier::Worker>,
 }
 
 impl fmt::Debug for Vm {
@@ -188,73 +265,92 @@ impl fmt::Debug for Vm {
         f.debug_struct("Vm")
             .field("config", &self.config)
             .field("mode", &self.mode)
+            .field("tiering", &self.tiering)
             .field("cached_modules", &self.cached_modules())
             .finish()
     }
 }
 
 impl Vm {
-    /// A sandbox with these limits.
+    /// A sandbox with these limits, compiling [`Tiering::Tiered`].
     pub fn new(config: VmConfig) -> Vm {
-        Vm::build(config, Some(MeterMode::Fast))
+        Vm::build(config, Some(MeterMode::Fast), Tiering::Tiered)
     }
 
-    /// A sandbox metered in another [`MeterMode`]. Every mode gives the same outcomes
-    /// (that is tested); [`Vm::new`] uses the fastest. For tests and measurements.
-    pub fn with_meter_mode(config: VmConfig, mode: MeterMode) -> Vm {
-        Vm::build(config, Some(mode))
+    /// A sandbox that compiles every module with `compiler`. Outcomes are the same with
+    /// every compiler (that is tested); for tests and measurements.
+    pub fn with_compiler(config: VmConfig, compiler: Compiler) -> Vm {
+        Vm::build(config, Some(MeterMode::Fast), Tiering::Fixed(compiler))
+    }
+
+    /// A sandbox metered in another [`MeterMode`], compiling with `compiler`. Every mode
+    /// gives the same outcomes (that is tested); [`Vm::new`] uses the fastest. For tests and
+    /// measurements.
+    pub fn with_meter_mode(config: VmConfig, mode: MeterMode, compiler: Compiler) -> Vm {
+        Vm::build(config, Some(mode), Tiering::Fixed(compiler))
     }
 
     /// A sandbox that does not meter at all: jobs report no fuel and need not halt. Only
     /// for measuring the meter's overhead; never run untrusted jobs on it.
     #[doc(hidden)]
-    pub fn unmetered_for_benchmarks(config: VmConfig) -> Vm {
-        Vm::build(config, None)
+    pub fn unmetered_for_benchmarks(config: VmConfig, compiler: Compiler) -> Vm {
+        Vm::build(config, None, Tiering::Fixed(compiler))
     }
 
-    fn build(config: VmConfig, mode: Option<MeterMode>) -> Vm {
-        let cache = Mutex::new(Lru::new(config.cache_modules_max, config.cache_bytes_max));
-        let disk = match (&config.cache_dir, mode) {
+    /// Checks and compiles `wasm` with `compiler`, without caching, and returns how long
+    /// the compilation took (the checks and the metering rewrite excluded) and the size of
+    /// the metered module. Only for measuring compile times (the `compile_bound` example).
+    #[doc(hidden)]
+    pub fn compile_for_benchmarks(&self, wasm: &[u8], compiler: Compiler) -> Result<(std::time::Duration, usize)> {
+        let checked = validate::check(&self.config, wasm)?;
+        let started = std::time::Instant::now();
+        engine::compile(&self.config, wasm, &checked, self.mode, self.memory_pool.as_ref(), compiler)?;
+        Ok((started.elapsed(), checked.metered.len()))
+    }
+
+    fn build(config: VmConfig, mode: Option<MeterMode>, tiering: Tiering) -> Vm {
+        let disk = |compiler: Compiler| match (&config.cache_dir, mode) {
             (Some(dir), Some(mode)) => {
                 // The mode changes the code, hence the hash.
-                let mut hash = engine::engine_config_hash(&config);
+                let mut hash = engine::engine_config_hash(&config, compiler);
                 hash[0] ^= mode as u8;
                 Some(DiskCache::new(dir.clone(), hash))
             }
             _ => None,
         };
-        let memory_pool = (config.memory_pool_regions > 0).then(|| pool::MemoryPool::new(config.memory_pool_regions));
-        Vm {
-            config,
-            mode,
-            cache,
-            disk,
-            memory_pool,
-            loading: Mutex::new(HashMap::new()),
+        let caches = Arc::new(Caches {
+            memory: Mutex::new(Lru::new(config.cache_modules_max, config.cache_bytes_max)),
+            disk_singlepass: disk(Compiler::Singlepass),
+            disk_cranelift: disk(Compiler::Cranelift),
             compiled_count: AtomicU64::new(0),
             disk_loads: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
-        }
+            tiered_up: AtomicU64::new(0),
+        });
+        let memory_pool = (config.memory_pool_regions > 0).then(|| pool::MemoryPool::new(config.memory_pool_regions));
+        Vm { config, mode, tiering, caches, memory_pool, loading: Mutex::new(HashMap::new()), tier_up: OnceLock::new() }
     }
 
     /// Counters of the caches since this `Vm` was created.
     pub fn cache_stats(&self) -> CacheStats {
+        let c = &self.caches;
         CacheStats {
-            compiled: self.compiled_count.load(Ordering::Relaxed),
-            disk_loads: self.disk_loads.load(Ordering::Relaxed),
-            disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
+            compiled: c.compiled_count.load(Ordering::Relaxed),
+            disk_loads: c.disk_loads.load(Ordering::Relaxed),
+            disk_rejected: c.disk_rejected.load(Ordering::Relaxed),
+            tiered_up: c.tiered_up.load(Ordering::Relaxed),
         }
     }
 
     /// Bytes of compiled code in the in-memory cache (the size of each module's artifact).
     pub fn cached_bytes(&self) -> usize {
-        self.lock_cache().weight()
+        self.caches.lock_memory().weight()
     }
 
-    /// The disk cache file of a module, if this `Vm` has a cache folder (whether or not
-    /// the file exists).
+    /// The disk cache file of a module's code from the compiler this sandbox starts with,
+    /// if this `Vm` has a cache folder (whether or not the file exists).
     pub fn disk_cache_path(&self, wasm: &[u8]) -> Option<std::path::PathBuf> {
-        self.disk.as_ref().map(|disk| disk.path(&module_id(wasm)))
+        self.caches.disk(self.first_compiler()).map(|disk| disk.path(&module_id(wasm)))
     }
 
     /// The limits this sandbox enforces.
@@ -264,18 +360,34 @@ impl Vm {
 
     /// Number of compiled modules in the cache.
     pub fn cached_modules(&self) -> usize {
-        self.lock_cache().len()
+        self.caches.lock_memory().len()
     }
 
-    /// Parses and validates a module: size limit; a valid WebAssembly 2.0 binary with no
-    /// other features; the job ABI's exports (`memory`, `cairn_alloc`, `cairn_run`) with
-    /// their signatures; only the `cairn.abort` and `cairn.log` imports; no start
-    /// function; memory and table minimums within the limits. Does not compile.
+    /// The compiler that made the cached code of a module, if it is in the memory cache.
+    pub fn cached_compiler(&self, wasm: &[u8]) -> Option<Compiler> {
+        self.caches.lock_memory().get(&module_id(wasm)).map(|c| c.compiler)
+    }
+
+    /// The compiler a module is first compiled with.
+    fn first_compiler(&self) -> Compiler {
+        match self.tiering {
+            Tiering::Fixed(compiler) => compiler,
+            Tiering::Tiered => Compiler::Singlepass,
+        }
+    }
+
+    /// Parses and validates a module: size limit; a valid WebAssembly 2.0 binary without
+    /// SIMD and with no other features; the job ABI's exports (`memory`, `cairn_alloc`,
+    /// `cairn_run`) with their signatures; only the `cairn.abort` and `cairn.log` imports;
+    /// no start function; memory and table minimums within the limits; the structural
+    /// limits that bound compile time (nesting, `br_table`s, operand stack, locals, the
+    /// size of each function and of the whole module once metered). Does not compile, but a
+    /// module that passes always compiles, within the bound of `docs/JOB-ABI.md` §5.
     ///
-    /// `module_put` calls this before storing a module; [`Vm::execute`] calls it before
-    /// compiling one.
+    /// `module_put` calls this (through [`Vm::prepare`]) before storing a module;
+    /// [`Vm::execute`] calls it before compiling one.
     pub fn validate(&self, wasm: &[u8]) -> Result<ModuleInfo> {
-        validate::validate(&self.config, wasm)?;
+        validate::check(&self.config, wasm)?;
         Ok(ModuleInfo { module_id: module_id(wasm), size_bytes: wasm.len() })
     }
 
@@ -285,7 +397,7 @@ impl Vm {
     /// Never panics and never takes the process down on a hostile module: every way the
     /// *job* can end is a status of the [`Outcome`]. Checks happen in this order:
     ///
-    /// 1. the module is valid and compiles, else `InvalidModule` (fuel 0);
+    /// 1. the module is valid, else `InvalidModule` (fuel 0);
     /// 2. the input is within [`VmConfig::input_size_bytes_max`], else `Trap` (fuel 0) —
     ///    the node rejects such jobs before execution; this is a fallback;
     /// 3. the run: `OutOfFuel` (fuel = limit) takes precedence, then `MemoryLimit` (a trap
@@ -293,7 +405,8 @@ impl Vm {
     ///    `OutputTooLarge`, one outside memory is `Trap`.
     ///
     /// `Err` is a failure of this node, not of the job ([`InternalError`]: the job's memory
-    /// could not be reserved, the sandbox panicked): there is no outcome to sign.
+    /// could not be reserved, the sandbox panicked, a validated module did not compile):
+    /// there is no outcome to sign.
     pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
         self.execute_with_id(&module_id(wasm), wasm, input, fuel_limit)
     }
@@ -311,7 +424,11 @@ impl Vm {
         debug_assert_eq!(*id, module_id(wasm), "execute_with_id needs the module's own id");
         let compiled = match self.compiled(id, wasm) {
             Ok(compiled) => compiled,
-            Err(e) => return Ok(Outcome::failed(JobStatus::InvalidModule, 0, e.to_string())),
+            // Validation is deterministic: every node finds the module invalid.
+            Err(e @ VmError::Compile(_)) => {
+                return Err(InternalError::new(format!("a valid module did not compile: {e}")));
+            }
+            Err(e) => return Ok(Outcome::failed(JobStatus::InvalidModule, 0, reason::invalid_module(&e))),
         };
         if input.len() > self.config.input_size_bytes_max {
             return Ok(Outcome::failed(
@@ -326,24 +443,53 @@ impl Vm {
         }
         // A panic here is a bug of the sandbox (or of wasmer), which another node need not
         // share: never a status.
-        catch_unwind(AssertUnwindSafe(|| run::run(&self.config, &compiled, input, fuel_limit))).unwrap_or_else(
-            |panic| Err(InternalError::new(format!("the sandbox panicked: {}", panic_message(&*panic)))),
-        )
+        let outcome = catch_unwind(AssertUnwindSafe(|| run::run(&self.config, &compiled, input, fuel_limit)))
+            .unwrap_or_else(|panic| {
+                Err(InternalError::new(format!("the sandbox panicked: {}", panic_message(&*panic))))
+            })?;
+        self.count_toward_tier_up(id, wasm, &compiled, outcome.fuel_used);
+        Ok(outcome)
+    }
+
+    /// [`Tiering::Tiered`]: adds a job's fuel to its module's account, and hands the module
+    /// to the background compiler once the account reaches its threshold.
+    fn count_toward_tier_up(&self, id: &[u8; 32], wasm: &[u8], compiled: &Compiled, fuel_used: u64) {
+        if self.tiering != Tiering::Tiered || compiled.compiler != Compiler::Singlepass {
+            return;
+        }
+        let spent = compiled.fuel_spent.fetch_add(fuel_used, Ordering::Relaxed).saturating_add(fuel_used);
+        let threshold = TIER_UP_FUEL_PER_WASM_BYTE.saturating_mul(wasm.len() as u64);
+        if spent < threshold || compiled.tier_up_requested.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let worker = self.tier_up.get_or_init(|| {
+            tier::Worker::start(self.config.clone(), self.mode, self.memory_pool.clone(), Arc::clone(&self.caches))
+        });
+        if !worker.request(*id, wasm) {
+            // The queue is full: the module may ask again after more jobs.
+            compiled.tier_up_requested.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Validates and compiles a module into the caches without running anything, so the
-    /// first job on it starts warm (a node can call this when a module is stored).
+    /// first job on it starts warm (a node calls this when a module is uploaded or stored).
+    /// Takes at most the compile bound of `docs/JOB-ABI.md` §5.
     pub fn prepare(&self, wasm: &[u8]) -> Result<ModuleInfo> {
         let id = module_id(wasm);
         self.compiled(&id, wasm)?;
         Ok(ModuleInfo { module_id: id, size_bytes: wasm.len() })
     }
 
+    /// Whether a module's code is in the memory cache: a job on it starts without compiling.
+    pub fn is_ready(&self, wasm: &[u8]) -> bool {
+        self.caches.lock_memory().get(&module_id(wasm)).is_some()
+    }
+
     /// Re-executes a job, as a dispute or an audit does: the same checks and the same run
     /// as [`Vm::execute`], reduced to what a receipt commits to. Deterministic like
-    /// `execute`: every node, every restart, every cache state gives the same result for
-    /// the same (module, input, fuel limit) and the same network limits. `Err` is a failure
-    /// of this node ([`InternalError`]), which gives no verdict on the job.
+    /// `execute`: every node, every restart, every cache state and compiler gives the same
+    /// result for the same (module, input, fuel limit) and the same network limits. `Err`
+    /// is a failure of this node ([`InternalError`]), which gives no verdict on the job.
     pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Reexecution, InternalError> {
         let outcome = self.execute(wasm, input, fuel_limit)?;
         Ok(Reexecution {
@@ -353,55 +499,55 @@ impl Vm {
         })
     }
 
-    /// The compiled module: from the memory cache, else from the disk cache, else
-    /// validated and compiled now (and written to both caches).
+    /// The compiled module: from the memory cache, else from the disk cache (the optimized
+    /// code first), else checked and compiled now with the first compiler (and written to
+    /// both caches).
     fn compiled(&self, id: &[u8; 32], wasm: &[u8]) -> Result<Arc<Compiled>> {
         let id = *id;
-        if let Some(compiled) = self.lock_cache().get(&id) {
+        if let Some(compiled) = self.caches.lock_memory().get(&id) {
             return Ok(compiled);
         }
-        validate::validate(&self.config, wasm)?;
+        let checked = validate::check(&self.config, wasm)?;
         // One loader per module: a thread that finds another loading it waits, then finds the
         // result in the cache.
         let slot = Arc::clone(self.lock_loading().entry(id).or_default());
         let _loading = slot.lock().unwrap_or_else(PoisonError::into_inner);
         let _forget = Loading { vm: self, id };
-        if let Some(compiled) = self.lock_cache().get(&id) {
+        if let Some(compiled) = self.caches.lock_memory().get(&id) {
             return Ok(compiled);
         }
-        if let Some(disk) = &self.disk {
+        let on_disk: &[Compiler] = match self.tiering {
+            Tiering::Fixed(Compiler::Singlepass) => &[Compiler::Singlepass],
+            Tiering::Fixed(Compiler::Cranelift) => &[Compiler::Cranelift],
+            Tiering::Tiered => &[Compiler::Cranelift, Compiler::Singlepass],
+        };
+        for &compiler in on_disk {
+            let Some(disk) = self.caches.disk(compiler) else { continue };
             // An engine of its own, like a compiled module's: a wasmer engine keeps the code
             // of every artifact loaded into it until the engine itself is dropped, so a shared
             // one would grow with every reload of an evicted module.
             let engine = engine::headless_engine(&self.config, self.memory_pool.as_ref());
             match disk.load(&id, &engine) {
                 Ok((module, weight)) => {
-                    self.disk_loads.fetch_add(1, Ordering::Relaxed);
-                    let compiled = Arc::new(Compiled { engine, module });
-                    self.lock_cache().insert(id, Arc::clone(&compiled), weight);
+                    self.caches.disk_loads.fetch_add(1, Ordering::Relaxed);
+                    let compiled = Arc::new(Compiled::new(engine, module, compiler));
+                    self.caches.lock_memory().insert(id, Arc::clone(&compiled), weight);
                     return Ok(compiled);
                 }
                 Err(Miss::Rejected(_)) => {
-                    self.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.caches.disk_rejected.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(Miss::Absent) => {}
             }
         }
         // Compiled outside the cache's lock: other jobs keep running meanwhile; only threads
         // wanting this same module wait (above).
+        let compiler = self.first_compiler();
         let compiled = catch_unwind(AssertUnwindSafe(|| {
-            engine::compile(&self.config, wasm, self.mode, self.memory_pool.as_ref())
+            engine::compile(&self.config, wasm, &checked, self.mode, self.memory_pool.as_ref(), compiler)
         }))
         .unwrap_or_else(|panic| Err(VmError::Compile(format!("the compiler panicked: {}", panic_message(&*panic)))))?;
-        self.compiled_count.fetch_add(1, Ordering::Relaxed);
-        let artifact = compiled.module.serialize().ok();
-        let weight = artifact.as_ref().map_or_else(|| estimated_weight(wasm), |a| a.len());
-        if let (Some(disk), Some(artifact)) = (&self.disk, &artifact) {
-            disk.store(&id, artifact);
-        }
-        let compiled = Arc::new(compiled);
-        self.lock_cache().insert(id, Arc::clone(&compiled), weight);
-        Ok(compiled)
+        Ok(self.caches.keep(id, compiled, wasm.len()))
     }
 
     /// The memory pool's counters (`None`: no pool).
@@ -412,11 +558,6 @@ impl Vm {
 
     fn lock_loading(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Mutex<()>>>> {
         self.loading.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Lru<[u8; 32], Arc<Compiled>>> {
-        // The cache's invariants hold between operations, so a poisoned lock is still usable.
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -434,8 +575,8 @@ impl Drop for Loading<'_> {
 }
 
 /// A stand-in for a module's compiled size when its artifact cannot be measured.
-fn estimated_weight(wasm: &[u8]) -> usize {
-    wasm.len().saturating_mul(4)
+fn estimated_weight(wasm_len: usize) -> usize {
+    wasm_len.saturating_mul(4)
 }
 
 /// Re-executes a job on a sandbox with the default limits ([`VmConfig::default`]), which

@@ -1,5 +1,5 @@
 //! The fuel rule — cost table, segments, charge points — and the two reference meters,
-//! wasmer middlewares that inject metering, the call-depth limit and the refused-grow flag
+//! wasmer middlewares that inject metering, the stack limit and the refused-grow flag
 //! into every function body at compilation. The production meter, [`MeterMode::Fast`], is
 //! a rewrite of the module's bytes instead ([`crate::instrument`]) that charges at the same
 //! points the same amounts.
@@ -37,10 +37,21 @@
 //! The middleware appends globals to the module (the guest's code was validated before
 //! they existed, so it cannot name them) and exports the ones the host reads:
 //! [`EXPORT_FUEL`] (i64, remaining fuel, set by the host per job), [`EXPORT_STOP`] (i32,
-//! why the meter stopped the job: [`STOP_FUEL`] or [`STOP_CALL_DEPTH`]) and
-//! [`EXPORT_GROW_REFUSED`] (i32, whether a `memory.grow` returned -1). Two scratch globals
-//! hold an operand while it is inspected (a middleware cannot add locals), one the call
-//! depth. The rewrite adds and exports the same globals (scratch values in locals).
+//! why the meter stopped the job: [`STOP_FUEL`] or [`STOP_STACK`]),
+//! [`EXPORT_GROW_REFUSED`] (i32, whether a `memory.grow` returned -1) and
+//! [`EXPORT_STACK_UNITS`] (i32, the stack units in use, set to 0 by the host before each
+//! call into the job). Two scratch globals hold an operand while it is inspected (a
+//! middleware cannot add locals). The rewrite adds and exports the same globals (scratch
+//! values in locals).
+//!
+//! # Stack
+//!
+//! Each active call of a function holds its frame's stack units ([`crate::frame_units`],
+//! measured by validation). Here a function adds them to the units global at entry and
+//! takes them off again on every way out — `return`, its final `end`, and a `br`, `br_if`
+//! or `br_table` to its own label (a conditional one only when taken) — so no caller needs
+//! to know what it called. The rewrite instead restores the caller's own sum after each
+//! call; both keep the global equal to the sum of the active frames.
 
 use std::sync::Mutex;
 
@@ -50,15 +61,17 @@ use wasmer::{ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, Mutability
 
 /// Export of the remaining-fuel global (i64).
 pub(crate) const EXPORT_FUEL: &str = "cairn_vm_fuel_remaining";
-/// Export of the stop-reason global (i32): 0, [`STOP_FUEL`] or [`STOP_CALL_DEPTH`].
+/// Export of the stop-reason global (i32): 0, [`STOP_FUEL`] or [`STOP_STACK`].
 pub(crate) const EXPORT_STOP: &str = "cairn_vm_stop";
 /// Export of the refused-grow flag (i32, 1 once a `memory.grow` returned -1).
 pub(crate) const EXPORT_GROW_REFUSED: &str = "cairn_vm_memory_grow_refused";
+/// Export of the stack units in use (i32).
+pub(crate) const EXPORT_STACK_UNITS: &str = "cairn_vm_stack_units";
 
 /// The stop-reason value when the fuel ran out.
 pub(crate) const STOP_FUEL: i32 = 1;
-/// The stop-reason value when a call went deeper than the call-depth limit.
-pub(crate) const STOP_CALL_DEPTH: i32 = 2;
+/// The stop-reason value when a call would have held more stack units than the limit.
+pub(crate) const STOP_STACK: i32 = 2;
 
 /// Bytes of `memory.copy`, `memory.fill` or `memory.init` per unit of fuel (rounded up).
 pub const FUEL_BYTES_PER_UNIT: u64 = 64;
@@ -149,7 +162,7 @@ struct Globals {
     fuel: u32,
     stop: u32,
     grow_refused: u32,
-    depth: u32,
+    units: u32,
     scratch_n: u32,
     scratch_r: u32,
 }
@@ -159,18 +172,20 @@ struct Globals {
 #[derive(Debug)]
 pub(crate) struct Meter {
     mode: MeterMode,
-    call_depth_max: u32,
+    /// The stack units of each defined function's frame, in order (from validation).
+    frame_units: Vec<u32>,
+    stack_units_max: u32,
     globals: Mutex<Option<Globals>>,
 }
 
 impl Meter {
-    pub(crate) fn new(mode: MeterMode, call_depth_max: u32) -> Self {
-        Meter { mode, call_depth_max, globals: Mutex::new(None) }
+    pub(crate) fn new(mode: MeterMode, frame_units: Vec<u32>, stack_units_max: u32) -> Self {
+        Meter { mode, frame_units, stack_units_max, globals: Mutex::new(None) }
     }
 }
 
 impl ModuleMiddleware for Meter {
-    fn generate_function_middleware(&self, _: LocalFunctionIndex) -> Box<dyn FunctionMiddleware> {
+    fn generate_function_middleware(&self, index: LocalFunctionIndex) -> Box<dyn FunctionMiddleware> {
         let globals = self
             .globals
             .lock()
@@ -178,7 +193,9 @@ impl ModuleMiddleware for Meter {
             .expect("wasmer transforms the module info before generating function middlewares");
         Box::new(FunctionMeter {
             mode: self.mode,
-            call_depth_max: self.call_depth_max,
+            frame_units: self.frame_units.get(index.as_u32() as usize).copied().unwrap_or(u32::MAX),
+            stack_units_max: self.stack_units_max,
+            entered: false,
             g: globals,
             accumulated: 0,
             frames: vec![Frame::Function],
@@ -198,17 +215,18 @@ impl ModuleMiddleware for Meter {
         let fuel = add(Type::I64, GlobalInit::I64Const(0));
         let stop = add(Type::I32, GlobalInit::I32Const(0));
         let grow_refused = add(Type::I32, GlobalInit::I32Const(0));
-        let depth = add(Type::I32, GlobalInit::I32Const(0));
+        let units = add(Type::I32, GlobalInit::I32Const(0));
         let scratch_n = add(Type::I32, GlobalInit::I32Const(0));
         let scratch_r = add(Type::I32, GlobalInit::I32Const(0));
         module_info.exports.insert(EXPORT_FUEL.to_owned(), ExportIndex::Global(fuel));
         module_info.exports.insert(EXPORT_STOP.to_owned(), ExportIndex::Global(stop));
         module_info.exports.insert(EXPORT_GROW_REFUSED.to_owned(), ExportIndex::Global(grow_refused));
+        module_info.exports.insert(EXPORT_STACK_UNITS.to_owned(), ExportIndex::Global(units));
         *globals = Some(Globals {
             fuel: fuel.as_u32(),
             stop: stop.as_u32(),
             grow_refused: grow_refused.as_u32(),
-            depth: depth.as_u32(),
+            units: units.as_u32(),
             scratch_n: scratch_n.as_u32(),
             scratch_r: scratch_r.as_u32(),
         });
@@ -229,7 +247,11 @@ pub(crate) enum Frame {
 #[derive(Debug)]
 struct FunctionMeter {
     mode: MeterMode,
-    call_depth_max: u32,
+    /// This function's frame, in stack units.
+    frame_units: u32,
+    stack_units_max: u32,
+    /// Whether the entry code was emitted (before the first operator).
+    entered: bool,
     g: Globals,
     /// Cost of the current segment so far.
     accumulated: u64,
@@ -271,6 +293,44 @@ impl FunctionMeter {
             Operator::Unreachable,
             Operator::End,
         ]);
+    }
+
+    /// Function entry: `units += frame; if units > max { stop = STOP_STACK; unreachable }`.
+    fn enter<'a>(&self, state: &mut MiddlewareReaderState<'a>) {
+        state.extend([
+            Operator::GlobalGet { global_index: self.g.units },
+            Operator::I32Const { value: self.frame_units as i32 },
+            Operator::I32Add,
+            Operator::GlobalSet { global_index: self.g.units },
+            Operator::GlobalGet { global_index: self.g.units },
+            Operator::I32Const { value: self.stack_units_max as i32 },
+            Operator::I32GtU,
+        ]);
+        self.stop_if(state, STOP_STACK);
+    }
+
+    /// `units -= frame`, on a way out of the function.
+    fn leave<'a>(&self, state: &mut MiddlewareReaderState<'a>) {
+        state.extend([
+            Operator::GlobalGet { global_index: self.g.units },
+            Operator::I32Const { value: self.frame_units as i32 },
+            Operator::I32Sub,
+            Operator::GlobalSet { global_index: self.g.units },
+        ]);
+    }
+
+    /// With an i32 condition on the stack that decides whether the branch about to run leaves
+    /// the function: keeps it in scratch, leaves if it holds, and puts the branch's own operand
+    /// (`scratch_n`) back.
+    fn leave_if<'a>(&self, state: &mut MiddlewareReaderState<'a>) {
+        state.push_operator(Operator::If { blockty: BlockType::Empty });
+        self.leave(state);
+        state.extend([Operator::End, Operator::GlobalGet { global_index: self.g.scratch_n }]);
+    }
+
+    /// Whether a branch to `relative_depth` leaves the function (targets its own label).
+    fn to_function_label(&self, relative_depth: u32) -> bool {
+        relative_depth as usize + 1 == self.frames.len()
     }
 
     /// `if (remaining < 0) { stop = STOP_FUEL; unreachable }`
@@ -356,6 +416,10 @@ impl FunctionMiddleware for FunctionMeter {
         operator: Operator<'a>,
         state: &mut MiddlewareReaderState<'a>,
     ) -> Result<(), MiddlewareError> {
+        if !self.entered {
+            self.entered = true;
+            self.enter(state);
+        }
         let cost = operator_cost(&operator);
         if self.mode == MeterMode::PerOperator {
             self.charge(state, cost);
@@ -401,27 +465,68 @@ impl FunctionMiddleware for FunctionMeter {
         }
 
         match operator {
+            // Ways out of the function: its frame's units are taken off first.
+            Operator::Return => {
+                self.flush(state);
+                self.leave(state);
+                state.push_operator(operator);
+            }
+            Operator::End if self.frames.is_empty() => {
+                self.flush(state);
+                self.leave(state);
+                state.push_operator(operator);
+            }
+            Operator::Br { relative_depth } if self.to_function_label(relative_depth) => {
+                self.flush(state);
+                self.leave(state);
+                state.push_operator(operator);
+            }
+            Operator::BrIf { relative_depth } if self.to_function_label(relative_depth) => {
+                self.flush(state);
+                // The condition: kept, tested, put back.
+                state.extend([
+                    Operator::GlobalSet { global_index: self.g.scratch_n },
+                    Operator::GlobalGet { global_index: self.g.scratch_n },
+                ]);
+                self.leave_if(state);
+                state.push_operator(operator);
+            }
+            Operator::BrTable { ref targets }
+                if targets
+                    .targets()
+                    .chain(std::iter::once(Ok(targets.default())))
+                    .any(|t| t.is_ok_and(|d| self.to_function_label(d))) =>
+            {
+                self.flush(state);
+                // leaves = (index selects the function's label): some entry i naming it with
+                // index == i, or the default naming it with index >= the entry count.
+                let entries: Vec<u32> = targets.targets().map(|t| t.unwrap_or(u32::MAX)).collect();
+                state.push_operator(Operator::GlobalSet { global_index: self.g.scratch_n });
+                state.push_operator(Operator::I32Const { value: 0 });
+                for (i, d) in entries.iter().enumerate() {
+                    if self.to_function_label(*d) {
+                        state.extend([
+                            Operator::GlobalGet { global_index: self.g.scratch_n },
+                            Operator::I32Const { value: i as i32 },
+                            Operator::I32Eq,
+                            Operator::I32Or,
+                        ]);
+                    }
+                }
+                if self.to_function_label(targets.default()) {
+                    state.extend([
+                        Operator::GlobalGet { global_index: self.g.scratch_n },
+                        Operator::I32Const { value: entries.len() as i32 },
+                        Operator::I32GeU,
+                        Operator::I32Or,
+                    ]);
+                }
+                self.leave_if(state);
+                state.push_operator(operator);
+            }
             Operator::Call { .. } | Operator::CallIndirect { .. } => {
                 self.flush(state);
-                // depth += 1; if depth > max { stop = STOP_CALL_DEPTH; unreachable }
-                let max = i32::try_from(self.call_depth_max).unwrap_or(i32::MAX);
-                state.extend([
-                    Operator::GlobalGet { global_index: self.g.depth },
-                    Operator::I32Const { value: 1 },
-                    Operator::I32Add,
-                    Operator::GlobalSet { global_index: self.g.depth },
-                    Operator::GlobalGet { global_index: self.g.depth },
-                    Operator::I32Const { value: max },
-                    Operator::I32GtS,
-                ]);
-                self.stop_if(state, STOP_CALL_DEPTH);
                 state.push_operator(operator);
-                state.extend([
-                    Operator::GlobalGet { global_index: self.g.depth },
-                    Operator::I32Const { value: 1 },
-                    Operator::I32Sub,
-                    Operator::GlobalSet { global_index: self.g.depth },
-                ]);
             }
             Operator::BrIf { relative_depth }
                 if self.mode != MeterMode::PerOperator && forward_without_results(&self.frames, relative_depth) =>
@@ -438,8 +543,7 @@ impl FunctionMiddleware for FunctionMeter {
             | Operator::Else
             | Operator::Br { .. }
             | Operator::BrIf { .. }
-            | Operator::BrTable { .. }
-            | Operator::Return => {
+            | Operator::BrTable { .. } => {
                 self.flush(state);
                 state.push_operator(operator);
             }

@@ -7,7 +7,8 @@ use wasmer::{FunctionEnv, Instance, InstantiationError, LinkError, RuntimeError,
 
 use crate::engine::Compiled;
 use crate::host::{self, HostState, HostTrap};
-use crate::meter::{EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STOP, STOP_CALL_DEPTH, STOP_FUEL};
+use crate::meter::{EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STACK_UNITS, EXPORT_STOP, STOP_FUEL, STOP_STACK};
+use crate::reason;
 use crate::validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN};
 use crate::{InternalError, Outcome, VmConfig};
 
@@ -34,7 +35,7 @@ pub(crate) fn run(
         fuel_limit,
         fuel_start: i64::try_from(fuel_limit).unwrap_or(i64::MAX),
         memory_pages_max: config.memory_pages_max,
-        call_depth_max: config.call_depth_max,
+        stack_units_max: config.stack_units_max,
     };
     job.set_fuel()?;
     let result = job.call(config, input);
@@ -46,7 +47,12 @@ fn instantiation_failed(error: InstantiationError) -> Result<Outcome, InternalEr
         // Out-of-bounds active data or element segments: the module's own fault. (No
         // start function is allowed, so no guest code ran and no fuel was used.)
         InstantiationError::Start(trap) | InstantiationError::Link(LinkError::Trap(trap)) => {
-            Ok(Outcome::failed(JobStatus::Trap, 0, format!("instantiation trapped: {}", trap.message())))
+            let kind = reason::trap_kind(trap)?;
+            Ok(Outcome::failed(
+                JobStatus::Trap,
+                0,
+                format!("instantiation trapped (a data or element segment does not fit): {kind}"),
+            ))
         }
         // The host could not reserve the memory or tables the module declares: validation
         // already held their minimums to the limits, so this is this node running short
@@ -77,7 +83,7 @@ struct Job {
     /// 2^63 fuel, so the cap is never observable).
     fuel_start: i64,
     memory_pages_max: u32,
-    call_depth_max: u32,
+    stack_units_max: u32,
 }
 
 impl Job {
@@ -106,6 +112,7 @@ impl Job {
 
         let input_len = i32::try_from(input.len())
             .map_err(|_| Stop::Rejected(JobStatus::Trap, "input too large for a 32-bit job".to_owned()))?;
+        self.reset_stack_units();
         let input_ptr = alloc.call(&mut self.store, input_len).map_err(|e| Stop::Trapped(EXPORT_ALLOC, e))?;
         memory.view(&self.store).write(u64::from(input_ptr as u32), input).map_err(|_| {
             Stop::Rejected(
@@ -118,6 +125,7 @@ impl Job {
             )
         })?;
 
+        self.reset_stack_units();
         let packed = run.call(&mut self.store, input_ptr, input_len).map_err(|e| Stop::Trapped(EXPORT_RUN, e))?;
         let (output_ptr, output_len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
         if output_len as usize > config.output_size_bytes_max {
@@ -140,7 +148,8 @@ impl Job {
     }
 
     /// The outcome: status by precedence OutOfFuel, then MemoryLimit (a trap after a
-    /// refused `memory.grow`), then Trap.
+    /// refused `memory.grow`), then Trap. For every status but Ok the output is the reason
+    /// ([`reason`]), also the outcome's message.
     fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Result<Outcome, InternalError> {
         let log = std::mem::take(&mut self.env.as_mut(&mut self.store).log);
         // Unmetered modules (only built to measure the meter) report no fuel.
@@ -149,13 +158,8 @@ impl Job {
         // The fast meter notices exhaustion at its next check, or not at all if the job
         // ends first: a negative remainder is exhaustion just the same.
         if stop == STOP_FUEL || remaining < 0 {
-            return Ok(Outcome {
-                status: JobStatus::OutOfFuel,
-                output: Vec::new(),
-                fuel_used: self.fuel_limit,
-                log,
-                message: format!("ran out of fuel (limit {})", self.fuel_limit),
-            });
+            let message = format!("ran out of fuel: the limit of {} was used up", self.fuel_limit);
+            return Ok(Outcome::failed(JobStatus::OutOfFuel, self.fuel_limit, message).with_log(log));
         }
         let fuel_used = u64::try_from(self.fuel_start - remaining).unwrap_or(0);
         let (status, message) = match result {
@@ -166,15 +170,17 @@ impl Job {
             Err(Stop::Trapped(export, error)) => {
                 let detail = match error.downcast_ref::<HostTrap>() {
                     Some(host_trap) => host_trap.to_string(),
-                    None if stop == STOP_CALL_DEPTH => {
-                        format!("calls nested deeper than the limit of {}", self.call_depth_max)
-                    }
-                    None => error.message(),
+                    None if stop == STOP_STACK => format!(
+                        "the calls in progress would hold more than {} stack units (too deep a recursion, \
+                         or frames with too many locals)",
+                        self.stack_units_max
+                    ),
+                    None => reason::trap_kind(error)?.to_owned(),
                 };
                 if self.grow_refused() {
                     let message = format!(
-                        "`{export}` trapped after a memory.grow was refused at the limit of {} \
-                         pages: {detail}",
+                        "`{export}` trapped after a memory.grow was refused (the limit is {} pages of 64 KiB): \
+                         {detail}",
                         self.memory_pages_max
                     );
                     (JobStatus::MemoryLimit, message)
@@ -183,7 +189,15 @@ impl Job {
                 }
             }
         };
-        Ok(Outcome { status, output: Vec::new(), fuel_used, log, message })
+        Ok(Outcome::failed(status, fuel_used, message).with_log(log))
+    }
+
+    /// Sets the stack units in use to none before a call from the host into the job.
+    fn reset_stack_units(&mut self) {
+        if let Ok(units) = self.instance.exports.get_global(EXPORT_STACK_UNITS) {
+            // Only fails for a global of another type, which the instrumentation never adds.
+            let _ = units.set(&mut self.store, Value::I32(0));
+        }
     }
 
     /// Whether any `memory.grow` of this instance returned -1.

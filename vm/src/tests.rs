@@ -20,8 +20,9 @@ fn wat(text: &str) -> Vec<u8> {
 fn assert_status(outcome: &Outcome, status: JobStatus) {
     assert_eq!(outcome.status, status, "unexpected outcome: {outcome:?}");
     if status != JobStatus::Ok {
-        assert!(outcome.output.is_empty(), "output must be empty unless Ok");
         assert!(!outcome.message.is_empty(), "a failure must say why");
+        assert_eq!(outcome.output, outcome.message.as_bytes(), "a failed job's output is its reason");
+        assert!(outcome.output.len() <= crate::REASON_BYTES_MAX);
     }
 }
 
@@ -467,18 +468,21 @@ fn same_job_same_outcome_across_runs_and_vms() {
 
 #[test]
 fn nans_are_canonical() {
-    let outcome = vm().execute(&fixtures::float_wasm(), b"nan", FUEL).expect("no internal error");
-    assert_status(&outcome, JobStatus::Ok);
-    let f64_at = |at: usize| u64::from_le_bytes(outcome.output[at..at + 8].try_into().expect("8 bytes"));
-    let f32_at = |at: usize| u32::from_le_bytes(outcome.output[at..at + 4].try_into().expect("4 bytes"));
-    const F64_NAN: u64 = 0x7ff8_0000_0000_0000;
-    const F32_NAN: u32 = 0x7fc0_0000;
-    assert_eq!(outcome.output.len(), 56);
-    for at in [0, 8, 16, 32] {
-        assert_eq!(f64_at(at), F64_NAN, "f64 at {at}");
-    }
-    for at in [24, 28, 40, 44, 48, 52] {
-        assert_eq!(f32_at(at), F32_NAN, "f32 at {at}");
+    for compiler in [crate::Compiler::Singlepass, crate::Compiler::Cranelift] {
+        let vm = Vm::with_compiler(VmConfig::default(), compiler);
+        let outcome = vm.execute(&fixtures::float_wasm(), b"nan", FUEL).expect("no internal error");
+        assert_status(&outcome, JobStatus::Ok);
+        let f64_at = |at: usize| u64::from_le_bytes(outcome.output[at..at + 8].try_into().expect("8 bytes"));
+        let f32_at = |at: usize| u32::from_le_bytes(outcome.output[at..at + 4].try_into().expect("4 bytes"));
+        const F64_NAN: u64 = 0x7ff8_0000_0000_0000;
+        const F32_NAN: u32 = 0x7fc0_0000;
+        assert_eq!(outcome.output.len(), 56);
+        for at in [0, 8, 16, 32, 40] {
+            assert_eq!(f64_at(at), F64_NAN, "{compiler:?}: f64 at {at}");
+        }
+        for at in [24, 28, 48, 52] {
+            assert_eq!(f32_at(at), F32_NAN, "{compiler:?}: f32 at {at}");
+        }
     }
 }
 
@@ -618,3 +622,5 @@ mod internal;
 mod limits;
 mod meter_random;
 mod pool;
+mod tiers;
+mod worst_case;

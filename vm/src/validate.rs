@@ -3,12 +3,20 @@
 //! Validation is a pure function of the module's bytes and the [`VmConfig`], so every
 //! node reaches the same verdict. It runs before compilation: the compiler only ever sees
 //! modules that passed.
+//!
+//! Besides the job ABI, it holds every function to the structural limits that bound what
+//! compiling it costs (nesting depth, `br_table` size, operand stack depth, locals) and
+//! measures what each function's frame holds on the stack ([`crate::frame_units`]).
 
-use wasmer::wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
+use wasmer::wasmparser::{
+    ExternalKind, FuncType, FuncValidator, FuncValidatorAllocations, FunctionBody, Operator, Parser, Payload, TypeRef,
+    ValType, ValidPayload, Validator, ValidatorResources, WasmFeatures,
+};
 
 use crate::config::{
-    DATA_SEGMENTS_MAX, ELEMENT_SEGMENTS_MAX, EXPORTS_MAX, FUNCTIONS_MAX, GLOBALS_MAX, IMPORTS_MAX,
-    LOCALS_PER_FUNCTION_MAX, TABLES_MAX, TYPES_MAX,
+    BR_TABLE_TARGETS_MAX, CONTROL_DEPTH_MAX, DATA_SEGMENTS_MAX, ELEMENT_SEGMENTS_MAX, EXPORTS_MAX,
+    FUNCTION_BODY_BYTES_MAX, FUNCTIONS_MAX, GLOBALS_MAX, IMPORTS_MAX, LOCALS_PER_FUNCTION_MAX, LOCALS_TOTAL_MAX,
+    METERED_MODULE_BYTES_MAX, OPERAND_STACK_MAX, TABLES_MAX, TYPES_MAX, frame_units,
 };
 use crate::{Result, VmConfig, VmError};
 
@@ -30,13 +38,52 @@ const ALLOC_SIGNATURE: &str = "a function (i32) -> i32";
 const RUN_SIGNATURE: &str = "a function (i32, i32) -> i64";
 const HOST_SIGNATURE: &str = "a function (i32, i32) -> ()";
 
-/// The WebAssembly features jobs may use: exactly WebAssembly 2.0 (mutable globals,
-/// sign extension, saturating float-to-int, multi-value, bulk memory, reference types and
-/// fixed-width SIMD). Threads, relaxed SIMD, memory64, multiple memories, exceptions,
-/// tail calls, extended constants, GC and the rest are off: some are nondeterministic,
-/// the others are not needed and each is more attack surface.
+/// The WebAssembly features jobs may use: WebAssembly 2.0 without fixed-width SIMD
+/// (mutable globals, sign extension, saturating float-to-int, multi-value, bulk memory,
+/// reference types). SIMD is left out because the compiler that bounds compile time
+/// (single-pass, linear in the module's size) does not support it. Threads, relaxed SIMD,
+/// memory64, multiple memories, exceptions, tail calls, extended constants, GC and the
+/// rest are off: some are nondeterministic, the others are not needed and each is more
+/// attack surface.
 pub(crate) fn wasm_features() -> WasmFeatures {
-    WasmFeatures::WASM2
+    WasmFeatures::WASM2 - WasmFeatures::SIMD
+}
+
+/// What validation measured of a valid module.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// The stack units of each defined function's frame, in function order
+    /// ([`crate::frame_units`]).
+    pub(crate) frame_units: Vec<u32>,
+    /// The module rewritten to meter itself ([`crate::instrument`]): what the sandbox
+    /// compiles (empty until [`check`] fills it).
+    pub(crate) metered: Vec<u8>,
+}
+
+/// Everything a module must pass before the sandbox compiles it: [`validate`], then the
+/// limits on its metered form (the module the compiler is given), so that a module that
+/// passes always compiles, within the bound of `docs/JOB-ABI.md` §5.
+pub(crate) fn check(config: &VmConfig, wasm: &[u8]) -> Result<Checked> {
+    let mut checked = validate(config, wasm)?;
+    let metered = crate::instrument::instrument(wasm, &checked.frame_units, config.stack_units_max)
+        .map_err(|e| VmError::Compile(format!("instrumenting the module: {e}")))?;
+    let (function, body_bytes) = metered.largest_body;
+    if body_bytes > FUNCTION_BODY_BYTES_MAX {
+        return Err(VmError::FunctionLimit {
+            function,
+            what: "bytes of code once metered",
+            count: body_bytes as u64,
+            max: FUNCTION_BODY_BYTES_MAX as u64,
+        });
+    }
+    if metered.wasm.len() > METERED_MODULE_BYTES_MAX {
+        return Err(VmError::MeteredTooLarge {
+            size_bytes: metered.wasm.len(),
+            size_bytes_max: METERED_MODULE_BYTES_MAX,
+        });
+    }
+    checked.metered = metered.wasm;
+    Ok(checked)
 }
 
 /// What the structural pass learned about a valid module.
@@ -60,14 +107,75 @@ impl ModuleShape {
 ///
 /// The counts of a module's items are checked first, from the section headers, so a
 /// pathological module is refused before anything proportional to its contents is done.
-pub(crate) fn validate(config: &VmConfig, wasm: &[u8]) -> Result<()> {
+pub(crate) fn validate(config: &VmConfig, wasm: &[u8]) -> Result<Checked> {
     if wasm.len() > config.module_size_bytes_max {
         return Err(VmError::ModuleTooLarge { size_bytes: wasm.len(), size_bytes_max: config.module_size_bytes_max });
     }
     check_counts(wasm)?;
-    Validator::new_with_features(wasm_features()).validate_all(wasm).map_err(|e| VmError::Malformed(e.to_string()))?;
+    let checked = check_code(wasm)?;
     let shape = shape(config, wasm)?;
-    check_exports(&shape)
+    check_exports(&shape)?;
+    Ok(checked)
+}
+
+/// Validates the module as WebAssembly (with [`wasm_features`]), each function body
+/// operator by operator against the structural limits, and measures each function's frame.
+fn check_code(wasm: &[u8]) -> Result<Checked> {
+    let mut validator = Validator::new_with_features(wasm_features());
+    let mut allocations = FuncValidatorAllocations::default();
+    let mut checked = Checked::default();
+    let mut locals_total = 0u64;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(malformed)?;
+        match validator.payload(&payload).map_err(malformed)? {
+            ValidPayload::Func(func, body) => {
+                let mut func = func.into_validator(std::mem::take(&mut allocations));
+                let frame = check_function(&mut func, &body, &mut locals_total)?;
+                checked.frame_units.push(frame);
+                allocations = func.into_allocations();
+            }
+            ValidPayload::End(_) => break,
+            _ => {}
+        }
+    }
+    Ok(checked)
+}
+
+/// One function body: validated, held to the limits; returns its frame's stack units.
+fn check_function(
+    func: &mut FuncValidator<ValidatorResources>,
+    body: &FunctionBody<'_>,
+    locals_total: &mut u64,
+) -> Result<u32> {
+    // Before the declared locals are read, the function's locals are its parameters.
+    let params = func.len_locals();
+    let mut reader = body.get_binary_reader();
+    func.read_locals(&mut reader).map_err(malformed)?;
+    let declared = func.len_locals().saturating_sub(params);
+    *locals_total += u64::from(declared);
+    too_many("locals in all functions", *locals_total, LOCALS_TOTAL_MAX)?;
+    let mut operators = body.get_operators_reader().map_err(malformed)?;
+    let mut operands_max = 0u32;
+    while !operators.eof() {
+        let offset = operators.original_position();
+        let operator = operators.read().map_err(malformed)?;
+        let function = func.index();
+        let limit = |what, count: u64, max: u64| {
+            if count > max { Err(VmError::FunctionLimit { function, what, count, max }) } else { Ok(()) }
+        };
+        if let Operator::BrTable { targets } = &operator {
+            // The default target counts too.
+            limit("targets in one br_table", u64::from(targets.len()) + 1, BR_TABLE_TARGETS_MAX.into())?;
+        }
+        func.op(offset, &operator).map_err(malformed)?;
+        // The function's own label counts as a level.
+        limit("levels of nested blocks, loops and ifs", func.control_stack_height().into(), CONTROL_DEPTH_MAX.into())?;
+        let operands = func.operand_stack_height();
+        limit("operands on its stack at once", operands.into(), OPERAND_STACK_MAX.into())?;
+        operands_max = operands_max.max(operands);
+    }
+    operators.finish().map_err(malformed)?;
+    Ok(frame_units(params, declared, operands_max))
 }
 
 fn too_many(what: &'static str, count: u64, max: u64) -> Result<()> {
@@ -192,10 +300,17 @@ fn check_import(shape: &ModuleShape, module: &str, name: &str, ty: TypeRef) -> R
     let type_index = match ty {
         TypeRef::Func(i) | TypeRef::FuncExact(i) => i,
         other => {
+            let found = match other {
+                TypeRef::Table(_) => "a table",
+                TypeRef::Memory(_) => "a memory",
+                TypeRef::Global(_) => "a global",
+                TypeRef::Tag(_) => "a tag",
+                TypeRef::Func(_) | TypeRef::FuncExact(_) => "a function",
+            };
             return Err(VmError::ImportSignature {
                 name: host_name,
                 expected: HOST_SIGNATURE,
-                found: format!("{other:?}"),
+                found: found.to_owned(),
             });
         }
     };

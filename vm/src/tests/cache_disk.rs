@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use super::{FUEL, assert_status, job_with_run, vm};
-use crate::{CacheStats, JobStatus, Vm, VmConfig, fixtures, reexecute};
+use crate::{CacheStats, Compiler, JobStatus, Vm, VmConfig, fixtures, reexecute};
 
 fn disk_vm(dir: &std::path::Path) -> Vm {
     Vm::new(VmConfig { cache_dir: Some(dir.to_owned()), ..VmConfig::default() })
@@ -27,7 +27,7 @@ fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
         .iter()
         .map(|(wasm, input, fuel)| fresh.execute(wasm, input, *fuel).expect("no internal error"))
         .collect();
-    assert_eq!(fresh.cache_stats(), CacheStats { compiled: 5, disk_loads: 0, disk_rejected: 0 });
+    assert_eq!(fresh.cache_stats(), CacheStats { compiled: 5, disk_loads: 0, disk_rejected: 0, tiered_up: 0 });
 
     // A restarted node: a new Vm on the same folder loads every module from disk, on a
     // headless engine, and gets the same outputs and exactly the same fuel.
@@ -35,7 +35,7 @@ fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
     for ((wasm, input, fuel), expected) in modules().iter().zip(&expected) {
         assert_eq!(&restarted.execute(wasm, input, *fuel).expect("no internal error"), expected);
     }
-    assert_eq!(restarted.cache_stats(), CacheStats { compiled: 0, disk_loads: 5, disk_rejected: 0 });
+    assert_eq!(restarted.cache_stats(), CacheStats { compiled: 0, disk_loads: 5, disk_rejected: 0, tiered_up: 0 });
     // A loaded module weighs what it weighed when compiled: its artifact's size.
     assert_eq!(restarted.cached_bytes(), fresh.cached_bytes());
     // And the same as a Vm without any disk cache.
@@ -69,7 +69,11 @@ fn corrupted_or_truncated_cache_files_are_detected_and_recompiled() {
         std::fs::write(&path, &bytes).expect("write the damaged file");
         let vm = disk_vm(dir.path());
         assert_eq!(vm.execute(&wasm, b"abc", FUEL).expect("no internal error"), expected, "{what}");
-        assert_eq!(vm.cache_stats(), CacheStats { compiled: 1, disk_loads: 0, disk_rejected: 1 }, "{what}");
+        assert_eq!(
+            vm.cache_stats(),
+            CacheStats { compiled: 1, disk_loads: 0, disk_rejected: 1, tiered_up: 0 },
+            "{what}"
+        );
         // Rewritten, good again.
         assert_eq!(std::fs::read(&path).expect("rewritten"), good, "{what}");
     }
@@ -93,12 +97,20 @@ fn the_cache_key_includes_the_meter_and_how_it_instruments() {
     let wasm = fixtures::echo_wasm();
     let config = VmConfig { cache_dir: Some(dir.path().to_owned()), ..VmConfig::default() };
     let fast = Vm::new(config.clone());
-    let checked = Vm::with_meter_mode(config.clone(), crate::MeterMode::Checked);
+    let checked = Vm::with_meter_mode(config.clone(), crate::MeterMode::Checked, Compiler::Singlepass);
     assert_ne!(fast.disk_cache_path(&wasm), checked.disk_cache_path(&wasm));
-    // Version 3 is the pre-compilation rewrite; artifacts instrumented by the version 2
-    // middleware are under another key, so never loaded.
-    assert_eq!(crate::engine::INSTRUMENTATION_VERSION, 3);
-    assert_ne!(crate::engine::engine_config_hash(&config), crate::engine::engine_config_hash_for(&config, 2));
+    // And the compiler.
+    let optimized = Vm::with_compiler(config.clone(), Compiler::Cranelift);
+    assert_ne!(fast.disk_cache_path(&wasm), optimized.disk_cache_path(&wasm));
+    // Version 4 counts stack units; artifacts instrumented by version 3 (call depth) are
+    // under another key, so never loaded.
+    assert_eq!(crate::engine::INSTRUMENTATION_VERSION, 4);
+    for compiler in [Compiler::Singlepass, Compiler::Cranelift] {
+        assert_ne!(
+            crate::engine::engine_config_hash(&config, compiler),
+            crate::engine::engine_config_hash_for(&config, compiler, 3)
+        );
+    }
 }
 
 #[test]

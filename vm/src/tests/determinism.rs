@@ -6,7 +6,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::FUEL;
-use crate::{MeterMode, Outcome, Vm, VmConfig, fixtures};
+use crate::{Compiler, MeterMode, Outcome, Vm, VmConfig, fixtures};
 
 /// The cases: float-heavy and NaN-producing modules, and a few others, with fuel limits
 /// that let them finish and that stop them midway.
@@ -75,7 +75,11 @@ fn same_outcomes_in_separately_built_engines_and_every_meter_mode() {
     let reference = fingerprint(&Vm::new(VmConfig::default()));
     // Each Vm compiles each module again, in an engine of its own.
     assert_eq!(reference, fingerprint(&Vm::new(VmConfig::default())));
-    assert_eq!(reference, fingerprint(&Vm::with_meter_mode(VmConfig::default(), MeterMode::Checked)));
+    assert_eq!(reference, fingerprint(&Vm::with_compiler(VmConfig::default(), Compiler::Singlepass)));
+    assert_eq!(reference, fingerprint(&Vm::with_compiler(VmConfig::default(), Compiler::Cranelift)));
+    for compiler in [Compiler::Singlepass, Compiler::Cranelift] {
+        assert_eq!(reference, fingerprint(&Vm::with_meter_mode(VmConfig::default(), MeterMode::Checked, compiler)));
+    }
     // Uncached: compiled afresh for every job.
     let uncached = Vm::new(VmConfig { cache_modules_max: 0, ..VmConfig::default() });
     assert_eq!(reference, fingerprint(&uncached));

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use super::{FUEL, assert_status, job_with_run, vm};
 use crate::{
-    FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, JobStatus, MeterMode, Outcome, Vm, VmConfig,
-    fixtures,
+    Compiler, FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, JobStatus, MeterMode, Outcome, Vm,
+    VmConfig, fixtures,
 };
 
 fn fuel_of(wasm: &[u8]) -> u64 {
@@ -154,8 +154,29 @@ fn meter_corpus() -> Vec<(String, Vec<u8>, Vec<u8>)> {
     corpus
 }
 
+/// Runs under `mode`; the reference meters alternate the compilers so both are covered.
 fn run_in(mode: MeterMode, wasm: &[u8], input: &[u8], fuel: u64) -> Outcome {
-    Vm::with_meter_mode(VmConfig::default(), mode).execute(wasm, input, fuel).expect("no internal error")
+    let compiler = match mode {
+        MeterMode::Fast | MeterMode::PerOperator => Compiler::Singlepass,
+        MeterMode::Checked => Compiler::Cranelift,
+    };
+    run_with(mode, compiler, wasm, input, fuel)
+}
+
+fn run_with(mode: MeterMode, compiler: Compiler, wasm: &[u8], input: &[u8], fuel: u64) -> Outcome {
+    Vm::with_meter_mode(VmConfig::default(), mode, compiler).execute(wasm, input, fuel).expect("no internal error")
+}
+
+#[test]
+fn both_compilers_give_identical_outcomes() {
+    for (name, wasm, input) in meter_corpus() {
+        let singlepass = run_with(MeterMode::Fast, Compiler::Singlepass, &wasm, &input, FUEL);
+        assert_eq!(singlepass, run_with(MeterMode::Fast, Compiler::Cranelift, &wasm, &input, FUEL), "{name}");
+        for fuel in [0, 1, singlepass.fuel_used / 2, singlepass.fuel_used.saturating_sub(1)] {
+            let short = run_with(MeterMode::Fast, Compiler::Singlepass, &wasm, &input, fuel);
+            assert_eq!(short, run_with(MeterMode::Fast, Compiler::Cranelift, &wasm, &input, fuel), "{name} {fuel}");
+        }
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::config::{
     DATA_SEGMENTS_MAX, ELEMENT_SEGMENTS_MAX, EXPORTS_MAX, FUNCTIONS_MAX, GLOBALS_MAX, IMPORTS_MAX,
     LOCALS_PER_FUNCTION_MAX, TABLES_MAX, TYPES_MAX,
 };
-use crate::{JobStatus, Vm, VmConfig, VmError};
+use crate::{Compiler, JobStatus, Vm, VmConfig, VmError};
 
 /// A valid job with `count` copies of `item` (and `extra` once).
 fn job_with_items(item: &str, count: usize, extra: &str) -> Vec<u8> {
@@ -101,19 +101,59 @@ fn module_size_is_limited() {
 }
 
 #[test]
-fn call_depth_is_limited_exactly() {
+fn stack_units_are_limited_exactly_with_both_compilers() {
     // Recurses as deep as the input's first byte says.
     let wasm = job_with_run(
         r#"(func $down (param i32)
              (if (local.get 0) (then (call $down (i32.sub (local.get 0) (i32.const 1))))))"#,
         "(call $down (i32.load8_u (local.get $ptr))) (i64.const 0)",
     );
-    let vm = Vm::new(VmConfig { call_depth_max: 100, ..VmConfig::default() });
-    // cairn_run calls $down (depth 1), which calls itself n more times.
-    assert_status(&vm.execute(&wasm, &[99], FUEL).expect("no internal error"), JobStatus::Ok);
-    let outcome = vm.execute(&wasm, &[100], FUEL).expect("no internal error");
-    assert_status(&outcome, JobStatus::Trap);
-    assert!(outcome.message.contains("deeper than the limit of 100"), "{}", outcome.message);
+    let units = crate::validate::check(&VmConfig::default(), &wasm).expect("valid").frame_units;
+    // $down: the base, one parameter, at most two operands.
+    assert_eq!(units[0], crate::FRAME_UNITS_BASE + 1 + 2);
+    // cairn_run's frame, then one frame of $down per level: input n is n + 1 of them.
+    let stack_units_max = units[2] + 100 * units[0];
+    for compiler in [Compiler::Singlepass, Compiler::Cranelift] {
+        let vm = Vm::with_compiler(VmConfig { stack_units_max, ..VmConfig::default() }, compiler);
+        assert_status(&vm.execute(&wasm, &[99], FUEL).expect("no internal error"), JobStatus::Ok);
+        let outcome = vm.execute(&wasm, &[100], FUEL).expect("no internal error");
+        assert_status(&outcome, JobStatus::Trap);
+        assert!(outcome.message.contains(&format!("more than {stack_units_max} stack units")), "{}", outcome.message);
+        assert_eq!(outcome.output, outcome.message.as_bytes(), "a failed job's output is its reason");
+    }
+}
+
+/// A job recursing without end through functions of `frame` (locals and operands), directly
+/// or through a table.
+fn endless_recursion(frame: &str, indirect: bool) -> Vec<u8> {
+    let call = if indirect { "(call_indirect (type $t) (i32.const 0))" } else { "(call $deep)" };
+    job_with_run(
+        &format!(
+            r#"(type $t (func))
+               (table 1 funcref) (elem (i32.const 0) $deep)
+               (func $deep (type $t) {frame} {call})"#
+        ),
+        "(call $deep) (i64.const 0)",
+    )
+}
+
+#[test]
+fn recursion_always_meets_the_stack_units_before_the_native_stack() {
+    let locals = format!("(local {})", "i64 ".repeat(10_000));
+    let operands = format!("{} {}", "(i32.const 1)".repeat(5_000), "(drop)".repeat(5_000));
+    let frames = [("small", String::new()), ("10,000 locals", locals), ("5,000 operands", operands)];
+    for compiler in [Compiler::Singlepass, Compiler::Cranelift] {
+        let vm = Vm::with_compiler(VmConfig::default(), compiler);
+        for (what, frame) in &frames {
+            for indirect in [false, true] {
+                let wasm = endless_recursion(frame, indirect);
+                // An InternalError here would be a native stack overflow: the units must come first.
+                let outcome = vm.execute(&wasm, b"", FUEL).unwrap_or_else(|e| panic!("{compiler:?} {what}: {e}"));
+                assert_status(&outcome, JobStatus::Trap);
+                assert!(outcome.message.contains("stack units"), "{compiler:?} {what}: {}", outcome.message);
+            }
+        }
+    }
 }
 
 #[test]

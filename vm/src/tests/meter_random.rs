@@ -4,7 +4,7 @@
 //! Seeded: a failure names its seed and program, and replays.
 
 use super::{FUEL, assert_status, job_with_run};
-use crate::{JobStatus, MeterMode, Outcome, Vm, VmConfig};
+use crate::{Compiler, JobStatus, MeterMode, Outcome, Vm, VmConfig};
 
 /// How many programs each run checks.
 const PROGRAMS: u64 = 60;
@@ -163,15 +163,18 @@ fn run(vm: &Vm, wasm: &[u8], fuel: u64) -> Outcome {
 
 #[test]
 fn random_programs_cost_the_same_under_every_meter() {
-    let fast = Vm::with_meter_mode(VmConfig::default(), MeterMode::Fast);
-    let checked = Vm::with_meter_mode(VmConfig::default(), MeterMode::Checked);
-    let reference = Vm::with_meter_mode(VmConfig::default(), MeterMode::PerOperator);
+    // The production meter with both compilers; the reference meters alternate them.
+    let fast = Vm::with_meter_mode(VmConfig::default(), MeterMode::Fast, Compiler::Singlepass);
+    let optimized = Vm::with_meter_mode(VmConfig::default(), MeterMode::Fast, Compiler::Cranelift);
+    let checked = Vm::with_meter_mode(VmConfig::default(), MeterMode::Checked, Compiler::Cranelift);
+    let reference = Vm::with_meter_mode(VmConfig::default(), MeterMode::PerOperator, Compiler::Singlepass);
     let mut completed = 0;
     for seed in 1..=PROGRAMS {
         let mut generator = Gen { rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1), labels: 0 };
         let (body, wasm) = generator.program();
         let why = || format!("seed {seed}, cairn_run body:\n{body}\n");
         let outcome = run(&fast, &wasm, FUEL);
+        assert_eq!(outcome, run(&optimized, &wasm, FUEL), "{}", why());
         assert_eq!(outcome, run(&checked, &wasm, FUEL), "{}", why());
         if outcome.status == JobStatus::Ok {
             completed += 1;
@@ -182,6 +185,7 @@ fn random_programs_cost_the_same_under_every_meter() {
         let used = outcome.fuel_used;
         for fuel in [0, 1, used / 3, used / 2, used.saturating_sub(1), used, used + 1] {
             let short = run(&fast, &wasm, fuel);
+            assert_eq!(short, run(&optimized, &wasm, fuel), "{} with fuel {fuel}", why());
             assert_eq!(short, run(&checked, &wasm, fuel), "{} with fuel {fuel}", why());
             if fuel < used {
                 assert_status(&short, JobStatus::OutOfFuel);
