@@ -14,20 +14,26 @@ pub enum TxError {
     /// The offer names another chain.
     #[error("the offer is for another chain (its chain_id is not this genesis's)")]
     WrongChain,
-    /// The account nonce does not match.
-    #[error("nonce {got} is wrong: the account's next nonce is {expected}")]
+    /// The account nonce does not match: a block needs the next one, the mempool one within
+    /// `NONCE_WINDOW` of it.
+    #[error(
+        "nonce {got} is wrong: the account's next nonce is {expected}, and a pending transaction's may be at most \
+         {window} past it (read next_nonce with account_get)",
+        window = crate::NONCE_WINDOW - 1
+    )]
     Nonce {
         /// The account's next nonce.
         expected: u64,
         /// The nonce given.
         got: u64,
     },
-    /// The account cannot cover what the transaction spends.
+    /// The account cannot cover what the transaction spends (on top of what its other pending
+    /// transactions spend, at admission).
     #[error(
-        "balance {balance} cannot cover {escrow}: the fee plus an offer's escrow (fuel_limit × max_price × redundancy) or a transaction's amount; lower them or fund the account"
+        "balance {balance} cannot cover {escrow}: the fee plus an offer's escrow (fuel_limit × max_price × redundancy) or a transaction's amount, after the account's other pending transactions; lower them, wait for those to be included, or fund the account"
     )]
     InsufficientBalance {
-        /// The account balance.
+        /// The account balance left after its other pending transactions.
         balance: u64,
         /// What is needed: the fee plus the escrow (an offer) or the amount (a transaction).
         escrow: u64,

@@ -38,6 +38,6 @@ pub use block::{
 pub use error::{Result, TxError};
 pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
 pub use state::{
-    Account, Closed, Delivery, Job, JobPhase, NoReexecution, NonceRule, Outcome, Provider, REDUNDANCY_MAX, Reexecute,
-    Slot, State, StateKey,
+    Account, Closed, Delivery, Job, JobPhase, NONCE_WINDOW, NoReexecution, NonceRule, Outcome, Provider,
+    REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,
 };

@@ -305,13 +305,23 @@ pub struct Closed {
     pub with_results: Vec<Hash>,
 }
 
-/// How strictly an offer's nonce is checked.
+/// How far ahead of an account's next nonce a pending transaction may be: the mempool admits
+/// nonces `next ..= next + NONCE_WINDOW - 1` (so at most this many transactions of one sender
+/// wait at once).
+pub const NONCE_WINDOW: u64 = 64;
+
+/// How a transaction's nonce (and the balance it spends) is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NonceRule {
     /// Block execution: the nonce must be the account's next one.
     Exact,
-    /// Mempool admission: any nonce from the account's next one on (later ones wait their turn).
-    NotBelow,
+    /// Mempool admission: a nonce within [`NONCE_WINDOW`] of the account's next one, and a
+    /// balance that covers this transaction on top of `pending_spend`, what the sender's
+    /// other pending transactions will spend ([`balance_needed`]).
+    Pending {
+        /// What the sender's other pending transactions spend together.
+        pending_spend: u64,
+    },
 }
 
 impl NonceRule {
@@ -319,9 +329,35 @@ impl NonceRule {
     fn check(self, expected: u64, got: u64) -> Result<()> {
         let ok = match self {
             NonceRule::Exact => got == expected,
-            NonceRule::NotBelow => got >= expected,
+            NonceRule::Pending { .. } => got >= expected && got - expected < NONCE_WINDOW,
         };
         if ok { Ok(()) } else { Err(TxError::Nonce { expected, got }) }
+    }
+
+    /// The part of the balance already promised to other pending transactions.
+    fn promised(self) -> u64 {
+        match self {
+            NonceRule::Exact => 0,
+            NonceRule::Pending { pending_spend } => pending_spend,
+        }
+    }
+}
+
+/// What applying `tx` takes from its sender's balance: an offer's escrow and fee; an account
+/// transaction's fee plus the amount, stake or bond it moves; nothing for a result.
+pub fn balance_needed(tx: &Transaction) -> Result<u64> {
+    match tx {
+        Transaction::Offer(o) => o.offer.escrow()?.checked_add(o.offer.fee).ok_or(TxError::Overflow("escrow + fee")),
+        Transaction::Account(t) => {
+            let moved = match &t.tx.action {
+                Action::Transfer { amount, .. } => *amount,
+                Action::RegisterProvider { stake, .. } => *stake,
+                Action::Challenge { bond, .. } => *bond,
+                Action::UpdatePrice { .. } | Action::Unbond { .. } => 0,
+            };
+            t.tx.fee.checked_add(moved).ok_or(TxError::Overflow("fee + amount"))
+        }
+        Transaction::Result(_) => Ok(0),
     }
 }
 
@@ -693,8 +729,9 @@ impl State {
         nonce_rule.check(account.nonce, o.nonce)?;
         let escrow = o.escrow()?;
         let needed = escrow.checked_add(o.fee).ok_or(TxError::Overflow("escrow + fee"))?;
-        if account.balance < needed {
-            return Err(TxError::InsufficientBalance { balance: account.balance, escrow: needed });
+        let available = account.balance.saturating_sub(nonce_rule.promised());
+        if available < needed {
+            return Err(TxError::InsufficientBalance { balance: available, escrow: needed });
         }
         let needed = usize::from(o.redundancy);
         if self.eligible(o.max_price).take(needed).count() < needed {
@@ -907,8 +944,9 @@ impl State {
             }
         };
         let needed = tx.fee.checked_add(spend).ok_or(TxError::Overflow("fee + amount"))?;
-        if account.balance < needed {
-            return Err(TxError::InsufficientBalance { balance: account.balance, escrow: needed });
+        let available = account.balance.saturating_sub(nonce_rule.promised());
+        if available < needed {
+            return Err(TxError::InsufficientBalance { balance: available, escrow: needed });
         }
         Ok(())
     }

@@ -195,6 +195,15 @@ enum JobCmd {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Cancel a pending offer (not in a block yet): sign a transaction with its nonce and a
+    /// higher fee that moves nothing, which takes its place; the offer's subscribers get
+    /// `dropped`.
+    Cancel {
+        /// The job id.
+        id: Hash,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Fetch a job's receipt proof.
     Proof {
         /// The job id.
@@ -532,6 +541,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&c.account_get(address).await?)?);
         }
         Command::Job(JobCmd::Challenge { id, bond, tx }) => send_tx(tx, Action::Challenge { job_id: id, bond }).await?,
+        Command::Job(JobCmd::Cancel { id, tx }) => cancel_offer(id, tx).await?,
         Command::Account(AccountCmd::Transfer { to, amount, tx }) => {
             send_tx(tx, Action::Transfer { to, amount }).await?;
         }
@@ -667,6 +677,32 @@ pub const TX_FINALITY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Signs `action` with the key in `args`, submits it and waits until it is in a finalized
 /// block.
+/// Replaces a pending offer by a transfer of nothing to its own client, with the same nonce
+/// and the least fee that replaces it (or `--fee`, if higher).
+async fn cancel_offer(id: Hash, args: TxArgs) -> anyhow::Result<()> {
+    let key = Keypair::load(&args.key)?;
+    let c = client::connect(&args.rpc.rpc).await?;
+    let info = c.job_get(id).await?;
+    let pending = info.pending.with_context(|| {
+        format!(
+            "job {id} is not pending on this node (stage {:?}): only an offer not yet in a block can be cancelled",
+            info.stage
+        )
+    })?;
+    anyhow::ensure!(
+        info.client == key.public(),
+        "job {id} was offered by {}, not by this key ({})",
+        info.client,
+        key.public()
+    );
+    let fee = crate::mempool::replacement_fee_min(pending.fee).max(args.fee.unwrap_or(0));
+    let action = Action::Transfer { to: key.public(), amount: 0 };
+    let tx = client::sign_tx(&c, &key, Some(fee), action, Some(pending.nonce)).await?;
+    let hash = c.tx_submit(tx).await.context("tx_submit")?;
+    println!("offer {id} replaced by transaction {hash} (nonce {}, fee {fee})", pending.nonce);
+    Ok(())
+}
+
 async fn send_tx(args: TxArgs, action: Action) -> anyhow::Result<()> {
     let key = Keypair::load(&args.key)?;
     let c = client::connect(&args.rpc.rpc).await?;
@@ -709,6 +745,7 @@ async fn job_run(
             JobStage::Included => "included — waiting for finality",
             JobStage::Finalized => "finalized",
             JobStage::Expired => "expired",
+            JobStage::Dropped => "dropped",
         });
     })
     .await;

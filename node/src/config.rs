@@ -38,6 +38,9 @@ pub struct NodeConfig {
     pub mempool_txs_max: usize,
     /// Pending transactions are re-gossiped after this long without a block.
     pub rebroadcast_ms: u64,
+    /// A pending transaction behind a nonce gap (an earlier nonce of its sender never
+    /// arrived) is dropped after this long, with a `dropped` event for an offer.
+    pub mempool_gap_timeout_ms: u64,
     /// Jobs executed at once by a provider.
     pub executions_max: usize,
     /// Concurrent RPC connections, all clients together, at most; one more is answered with
@@ -106,6 +109,7 @@ impl Default for NodeConfig {
             consensus: cairn_consensus::ConsensusParams::default(),
             mempool_txs_max: 20_000,
             rebroadcast_ms: 2_000,
+            mempool_gap_timeout_ms: 60_000,
             executions_max: 2,
             rpc_connections_max: 256,
             rpc_connections_per_ip_max: 32,

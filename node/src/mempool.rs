@@ -2,13 +2,35 @@
 //! which share each account's nonce) by (sender, nonce), then results. Bounded; re-broadcast
 //! until included; pruned when they can no longer apply. Block candidates pay the most per
 //! byte first, each sender's in nonce order.
+//!
+//! # The nonce rule
+//!
+//! One rule, followed by every layer (STATE.md, "Pending transactions"):
+//!
+//! - admission: a nonce within [`NONCE_WINDOW`] of the account's next one, and a balance that
+//!   covers the transaction on top of everything the sender's other pending transactions
+//!   spend ([`Mempool::pending_spend`]);
+//! - a transaction is *includable* when every nonce from the account's next one up to its
+//!   own is pending here: only includable transactions are block candidates, only they keep
+//!   block production going, and a provider executes an offer only when it is includable (or
+//!   on chain) — an offer behind a gap costs nobody anything until the gap fills;
+//! - a pending transaction is replaced by another with the same sender and nonce whose fee is
+//!   at least [`REPLACEMENT_FEE_BUMP_PERCENT`] higher (at least 1 more): that is how a client
+//!   replaces or cancels an offer;
+//! - whatever leaves without being included (replaced, its nonce used by another transaction,
+//!   its deadline passed, refused by block building for good) is reported as dropped, with
+//!   the reason, so every offer's subscriber gets a terminal event.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use cairn_contracts::{State, TxError};
+use cairn_contracts::{State, TxError, balance_needed};
 use cairn_ledger::{Block, Hash, JobResult, PublicKey, SignedOffer, Transaction};
+
+/// How much higher (in percent, rounded up, and at least 1) a replacement's fee must be than
+/// the fee of the pending transaction it replaces.
+pub const REPLACEMENT_FEE_BUMP_PERCENT: u64 = 10;
 
 /// Why a transaction was not admitted.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -19,12 +41,64 @@ pub enum MempoolError {
     /// Results go through [`Mempool::insert_result`].
     #[error("not a nonce-ordered transaction")]
     NotNonced,
+    /// Another transaction with this sender and nonce is pending, and this one's fee is not
+    /// enough higher to replace it.
+    #[error(
+        "another transaction with this nonce is pending; to replace it, sign this one with a fee of at least {fee_min}"
+    )]
+    Underpriced {
+        /// The least fee a replacement needs.
+        fee_min: u64,
+    },
+}
+
+/// What [`Mempool::insert_nonced`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// A new transaction.
+    New,
+    /// This very transaction was already pending.
+    Duplicate,
+    /// It replaced the pending transaction with the same sender and nonce (returned).
+    Replaced(Box<Transaction>),
+}
+
+/// A pending transaction that left without being included, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Why, for people (the `dropped` event's reason).
+    pub reason: String,
+}
+
+/// The least fee that replaces a pending transaction paying `fee`.
+pub fn replacement_fee_min(fee: u64) -> u64 {
+    let bump = fee.saturating_mul(REPLACEMENT_FEE_BUMP_PERCENT).div_ceil(100).max(1);
+    fee.saturating_add(bump)
+}
+
+/// The fee a nonce-ordered transaction pays.
+fn fee_of(tx: &Transaction) -> u64 {
+    match tx {
+        Transaction::Offer(o) => o.offer.fee,
+        Transaction::Account(t) => t.tx.fee,
+        Transaction::Result(_) => 0,
+    }
 }
 
 #[derive(Debug)]
 struct Entry<T> {
     item: T,
     last_sent: Instant,
+    added: Instant,
+}
+
+impl<T> Entry<T> {
+    fn new(item: T) -> Entry<T> {
+        let now = Instant::now();
+        Entry { item, last_sent: now, added: now }
+    }
 }
 
 /// A transaction's fee per byte of its encoding, compared exactly (cross-multiplied).
@@ -68,7 +142,7 @@ impl PartialEq for FeeRate {
 impl Eq for FeeRate {}
 
 /// The sender and nonce of an offer or account transaction.
-fn nonce_key(tx: &Transaction) -> Option<(PublicKey, u64)> {
+pub fn nonce_key(tx: &Transaction) -> Option<(PublicKey, u64)> {
     match tx {
         Transaction::Offer(o) => Some((o.offer.client, o.offer.nonce)),
         Transaction::Account(t) => Some((t.tx.sender, t.tx.nonce)),
@@ -102,21 +176,76 @@ impl Mempool {
         self.len() == 0
     }
 
-    /// Adds an offer or account transaction (already checked). `Ok(false)` if it, or another
-    /// with the same sender and nonce, is already here.
-    pub fn insert_nonced(&mut self, tx: Transaction) -> Result<bool, MempoolError> {
+    /// Adds an offer or account transaction (already checked against the state with
+    /// [`Self::pending_spend`]), or replaces the pending one with the same sender and nonce if
+    /// its fee is enough higher ([`replacement_fee_min`]).
+    pub fn insert_nonced(&mut self, tx: Transaction) -> Result<Admitted, MempoolError> {
         let key = nonce_key(&tx).ok_or(MempoolError::NotNonced)?;
-        if self.nonced.contains_key(&key) {
-            return Ok(false);
+        if let Some(pending) = self.nonced.get(&key) {
+            if pending.item == tx {
+                return Ok(Admitted::Duplicate);
+            }
+            let fee_min = replacement_fee_min(fee_of(&pending.item));
+            if fee_of(&tx) < fee_min {
+                return Err(MempoolError::Underpriced { fee_min });
+            }
+            let old = self.nonced.remove(&key).expect("just found").item;
+            if let Transaction::Offer(o) = &old {
+                self.offer_ids.remove(&o.job_id());
+            }
+            self.put_nonced(key, tx);
+            return Ok(Admitted::Replaced(Box::new(old)));
         }
         if self.len() >= self.txs_max {
             return Err(MempoolError::Full(self.txs_max));
         }
+        self.put_nonced(key, tx);
+        Ok(Admitted::New)
+    }
+
+    fn put_nonced(&mut self, key: (PublicKey, u64), tx: Transaction) {
         if let Transaction::Offer(o) = &tx {
             self.offer_ids.insert(o.job_id(), key);
         }
-        self.nonced.insert(key, Entry { item: tx, last_sent: Instant::now() });
-        Ok(true)
+        self.nonced.insert(key, Entry::new(tx));
+    }
+
+    /// What `sender`'s pending transactions spend together ([`balance_needed`]), leaving out
+    /// the one with nonce `except` (the one a replacement would take the place of). At most
+    /// [`cairn_contracts::NONCE_WINDOW`] transactions: the window bounds the sum's cost.
+    pub fn pending_spend(&self, sender: PublicKey, except: u64) -> u64 {
+        self.of_sender(sender)
+            .filter(|((_, nonce), _)| *nonce != except)
+            .map(|(_, e)| balance_needed(&e.item).unwrap_or(u64::MAX))
+            .fold(0u64, u64::saturating_add)
+    }
+
+    fn of_sender(&self, sender: PublicKey) -> impl Iterator<Item = (&(PublicKey, u64), &Entry<Transaction>)> {
+        self.nonced.range((sender, 0)..=(sender, u64::MAX))
+    }
+
+    /// Whether a pending transaction of `sender` with `nonce` can be included next: every
+    /// nonce from `state_nonce` (the account's next) up to it is pending here.
+    pub fn is_includable(&self, sender: PublicKey, nonce: u64, state_nonce: u64) -> bool {
+        nonce >= state_nonce && nonce < self.next_nonce(sender, state_nonce)
+    }
+
+    /// `sender`'s pending offers that can be included next, in nonce order.
+    pub fn includable_offers(&self, sender: PublicKey, state_nonce: u64) -> Vec<SignedOffer> {
+        let end = self.next_nonce(sender, state_nonce);
+        self.nonced
+            .range((sender, state_nonce)..(sender, end))
+            .filter_map(|(_, e)| match &e.item {
+                Transaction::Offer(o) => Some(o.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether anything here can go into the next block: a result, or a transaction at its
+    /// sender's next nonce. Transactions behind a nonce gap do not count.
+    pub fn has_includable(&self, state: &State) -> bool {
+        !self.results.is_empty() || self.nonced.keys().any(|(sender, nonce)| *nonce == state.account(sender).nonce)
     }
 
     /// Adds a result (already checked). `Ok(false)` if the provider's result for the job is
@@ -129,7 +258,7 @@ impl Mempool {
         if self.len() >= self.txs_max {
             return Err(MempoolError::Full(self.txs_max));
         }
-        self.results.insert(key, Entry { item: result, last_sent: Instant::now() });
+        self.results.insert(key, Entry::new(result));
         Ok(true)
     }
 
@@ -141,13 +270,25 @@ impl Mempool {
         }
     }
 
-    /// Block candidates: nonce-ordered transactions, then results (a result may follow its
-    /// offer in the same block). Each sender's transactions stay in nonce order; across
-    /// senders, the next transaction paying the highest fee per byte goes first (ties by
-    /// sender), so a full block keeps those that pay most for their room.
-    pub fn candidates(&self) -> Vec<Transaction> {
+    /// Block candidates: includable nonce-ordered transactions (each sender's consecutive
+    /// nonces from its next one), then results (a result may follow its offer in the same
+    /// block). Each sender's transactions stay in nonce order; across senders, the next
+    /// transaction paying the highest fee per byte goes first (ties by sender), so a full
+    /// block keeps those that pay most for their room.
+    pub fn candidates(&self, state: &State) -> Vec<Transaction> {
         let mut queues: BTreeMap<PublicKey, VecDeque<&Transaction>> = BTreeMap::new();
-        for ((sender, _), e) in &self.nonced {
+        let mut expected: Option<(PublicKey, u64)> = None;
+        for ((sender, nonce), e) in &self.nonced {
+            let next = match expected {
+                Some((s, n)) if s == *sender => n,
+                _ => state.account(sender).nonce,
+            };
+            // Behind a gap (or already used, until pruned): not a candidate.
+            if *nonce != next {
+                expected = Some((*sender, u64::MAX));
+                continue;
+            }
+            expected = Some((*sender, next.saturating_add(1)));
             queues.entry(*sender).or_default().push_back(&e.item);
         }
         // The best next transaction of each sender; the smallest sender wins a tie.
@@ -178,21 +319,23 @@ impl Mempool {
         n
     }
 
-    fn remove_tx(&mut self, tx: &Transaction) {
+    /// Removes `tx` if it is pending; whether it was.
+    fn remove_tx(&mut self, tx: &Transaction) -> bool {
         match nonce_key(tx) {
             Some(key) => {
-                if self.nonced.get(&key).is_some_and(|e| e.item == *tx) {
-                    self.nonced.remove(&key);
-                    if let Transaction::Offer(o) = tx {
-                        self.offer_ids.remove(&o.job_id());
-                    }
+                if !self.nonced.get(&key).is_some_and(|e| e.item == *tx) {
+                    return false;
                 }
-            }
-            None => {
-                if let Transaction::Result(r) = tx {
-                    self.results.remove(&(r.claim.job_id, r.claim.provider));
+                self.nonced.remove(&key);
+                if let Transaction::Offer(o) = tx {
+                    self.offer_ids.remove(&o.job_id());
                 }
+                true
             }
+            None => match tx {
+                Transaction::Result(r) => self.results.remove(&(r.claim.job_id, r.claim.provider)).is_some(),
+                _ => false,
+            },
         }
     }
 
@@ -204,8 +347,10 @@ impl Mempool {
     }
 
     /// Drops transactions a block builder refused for good; keeps those that may apply later
-    /// (a result whose offer is not in yet, a transaction waiting for an earlier nonce).
-    pub fn remove_rejected(&mut self, rejected: &[(Transaction, TxError)]) {
+    /// (a result whose offer is not in yet, a transaction waiting for an earlier nonce, a
+    /// re-execution not ready yet). Returns the offers and account transactions dropped.
+    pub fn remove_rejected(&mut self, rejected: &[(Transaction, TxError)]) -> Vec<Dropped> {
+        let mut dropped = Vec::new();
         for (tx, e) in rejected {
             let transient = match e {
                 // A re-execution this node could not run yet (a result whose offer is in the
@@ -214,10 +359,11 @@ impl Mempool {
                 TxError::Nonce { expected, got } => got > expected,
                 _ => false,
             };
-            if !transient {
-                self.remove_tx(tx);
+            if !transient && self.remove_tx(tx) && nonce_key(tx).is_some() {
+                dropped.push(Dropped { tx: tx.clone(), reason: format!("refused when building a block: {e}") });
             }
         }
+        dropped
     }
 
     /// Whether a result for `job_id` may still apply: its job is open on chain, or its offer is
@@ -230,26 +376,42 @@ impl Mempool {
     }
 
     /// Drops what can no longer apply at `height`: transactions with a used nonce, offers past
-    /// their deadline, results for jobs that are closed on chain or unknown everywhere.
-    pub fn prune(&mut self, state: &State, height: u64) {
-        let stale: Vec<Transaction> = self
-            .nonced
-            .iter()
-            .filter(|((sender, nonce), e)| {
-                *nonce < state.account(sender).nonce
-                    || matches!(&e.item, Transaction::Offer(o) if o.offer.deadline_height < height)
-            })
-            .map(|(_, e)| e.item.clone())
-            .chain(
-                self.results
-                    .values()
-                    .filter(|e| !self.awaits_result(state, &e.item.claim.job_id))
-                    .map(|e| Transaction::Result(e.item.clone())),
-            )
+    /// their deadline, transactions that have waited longer than `gap_timeout` behind a nonce
+    /// gap (an idle chain reaches no deadline), results for jobs that are closed on chain or
+    /// unknown everywhere. Returns the offers and account transactions dropped, with why.
+    pub fn prune(&mut self, state: &State, height: u64, gap_timeout: Duration) -> Vec<Dropped> {
+        let mut dropped = Vec::new();
+        let now = Instant::now();
+        for ((sender, nonce), e) in &self.nonced {
+            let state_nonce = state.account(sender).nonce;
+            let reason = match &e.item {
+                _ if *nonce < state_nonce => {
+                    "another transaction of the account with the same nonce was included".to_owned()
+                }
+                Transaction::Offer(o) if o.offer.deadline_height < height => {
+                    format!("its deadline (height {}) passed before it was included", o.offer.deadline_height)
+                }
+                _ if now.duration_since(e.added) > gap_timeout && !self.is_includable(*sender, *nonce, state_nonce) => {
+                    format!(
+                        "it waited over {} s behind a nonce gap: nonce {} of the account never arrived",
+                        gap_timeout.as_secs(),
+                        self.next_nonce(*sender, state_nonce)
+                    )
+                }
+                _ => continue,
+            };
+            dropped.push(Dropped { tx: e.item.clone(), reason });
+        }
+        let results: Vec<Transaction> = self
+            .results
+            .values()
+            .filter(|e| !self.awaits_result(state, &e.item.claim.job_id))
+            .map(|e| Transaction::Result(e.item.clone()))
             .collect();
-        for tx in &stale {
+        for tx in dropped.iter().map(|d| &d.tx).chain(&results) {
             self.remove_tx(tx);
         }
+        dropped
     }
 
     /// Transactions and results not sent for `interval`, marked as sent now (at most `max` of
@@ -308,6 +470,103 @@ mod tests {
         Block { header, txs, last_commit: None }
     }
 
+    /// A chain state with no accounts: every account's next nonce is 0.
+    fn empty_state() -> State {
+        let key = Keypair::from_seed([7; 32]);
+        let genesis = cairn_ledger::Genesis {
+            version: FORMAT_VERSION,
+            chain_name: "mempool".into(),
+            genesis_time_ms: 0,
+            validators: vec![cairn_ledger::Validator { address: key.public(), power: 1 }],
+            accounts: vec![],
+            providers: vec![],
+            params: cairn_ledger::ChainParams::default(),
+        };
+        State::from_genesis(&genesis).expect("state")
+    }
+
+    #[test]
+    fn only_transactions_without_a_nonce_gap_are_candidates_or_count_as_work() {
+        let state = empty_state();
+        let mut m = Mempool::new(10);
+        let (a, b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        // a sends nonces 1 and 2 first: 0 is missing, so neither can be included.
+        m.insert_nonced(transfer(&a, 1, 1)).expect("room");
+        m.insert_nonced(transfer(&a, 2, 1)).expect("room");
+        assert!(m.candidates(&state).is_empty());
+        assert!(!m.has_includable(&state), "a gap does not keep block production going");
+        assert!(!m.is_includable(a.public(), 1, 0));
+        // Another sender's transaction is not held up by a's gap.
+        m.insert_nonced(transfer(&b, 0, 1)).expect("room");
+        assert_eq!(m.candidates(&state), vec![transfer(&b, 0, 1)]);
+        // Nonce 0 fills the gap: all three of a's become includable, in order.
+        m.insert_nonced(transfer(&a, 0, 1)).expect("room");
+        assert!(m.is_includable(a.public(), 2, 0));
+        let a_txs: Vec<Transaction> =
+            m.candidates(&state).into_iter().filter(|tx| nonce_key(tx).is_some_and(|(s, _)| s == a.public())).collect();
+        assert_eq!(a_txs, vec![transfer(&a, 0, 1), transfer(&a, 1, 1), transfer(&a, 2, 1)]);
+        assert_eq!(m.next_nonce(a.public(), 0), 3);
+    }
+
+    #[test]
+    fn a_pending_transaction_is_replaced_only_by_a_high_enough_fee_and_the_replaced_one_is_returned() {
+        let mut m = Mempool::new(10);
+        let a = Keypair::from_seed([1; 32]);
+        let first = transfer(&a, 0, 100);
+        assert_eq!(m.insert_nonced(first.clone()), Ok(Admitted::New));
+        assert_eq!(m.insert_nonced(first.clone()), Ok(Admitted::Duplicate));
+        assert_eq!(replacement_fee_min(100), 110);
+        assert_eq!(replacement_fee_min(0), 1);
+        assert_eq!(replacement_fee_min(1), 2);
+        assert_eq!(m.insert_nonced(transfer(&a, 0, 109)), Err(MempoolError::Underpriced { fee_min: 110 }));
+        let second = transfer(&a, 0, 110);
+        assert_eq!(m.insert_nonced(second.clone()), Ok(Admitted::Replaced(Box::new(first))));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.candidates(&empty_state()), vec![second]);
+        // What the sender's pending transactions spend: fee + amount, the replaced one excluded.
+        m.insert_nonced(transfer(&a, 1, 5)).expect("room");
+        assert_eq!(m.pending_spend(a.public(), u64::MAX), (110 + 1) + (5 + 1));
+        assert_eq!(m.pending_spend(a.public(), 0), 5 + 1);
+    }
+
+    #[test]
+    fn pruning_reports_why_each_offer_or_transaction_was_dropped() {
+        let state = empty_state();
+        let key = Keypair::from_seed([1; 32]);
+        let offer = |nonce: u64, deadline_height: u64| {
+            cairn_ledger::JobOffer {
+                version: FORMAT_VERSION,
+                chain_id: Hash::ZERO,
+                client: key.public(),
+                nonce,
+                fee: 1,
+                module_id: Hash::of(b"module"),
+                input: b"in".to_vec(),
+                fuel_limit: 1_000,
+                max_price: 1,
+                redundancy: 1,
+                assignment_height: 0,
+                deadline_height,
+            }
+            .sign(&key)
+        };
+        let mut m = Mempool::new(10);
+        m.insert_nonced(Transaction::Offer(offer(0, 5))).expect("room");
+        m.insert_nonced(Transaction::Offer(offer(1, 50))).expect("room");
+        let gap_timeout = Duration::from_secs(3600);
+        assert!(m.prune(&state, 5, gap_timeout).is_empty(), "nothing stale at height 5");
+        let dropped = m.prune(&state, 6, gap_timeout);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].tx, Transaction::Offer(offer(0, 5)));
+        assert!(dropped[0].reason.contains("deadline"), "{}", dropped[0].reason);
+        assert_eq!(m.len(), 1);
+        // Nonce 1 now waits behind a gap (0 is gone): past the timeout it is dropped too.
+        let dropped = m.prune(&state, 6, Duration::ZERO);
+        assert_eq!(dropped.len(), 1);
+        assert!(dropped[0].reason.contains("nonce gap: nonce 0"), "{}", dropped[0].reason);
+        assert!(m.is_empty());
+    }
+
     fn transfer(key: &Keypair, nonce: u64, fee: u64) -> Transaction {
         let action = Action::Transfer { to: Keypair::from_seed([8; 32]).public(), amount: 1 };
         let tx = Tx { version: FORMAT_VERSION, chain_id: Hash::ZERO, sender: key.public(), nonce, fee, action };
@@ -321,11 +580,11 @@ mod tests {
         // a: a cheap transaction, then a rich one that must wait for it; b: middling; c: rich.
         let txs = [transfer(&a, 0, 1), transfer(&a, 1, 100), transfer(&b, 0, 5), transfer(&c, 0, 50)];
         for tx in &txs {
-            assert_eq!(m.insert_nonced(tx.clone()), Ok(true));
+            assert_eq!(m.insert_nonced(tx.clone()), Ok(Admitted::New));
         }
         let result = result(Hash::of(b"job"), &a, b"out");
         m.insert_result(result.clone()).expect("room");
-        let order = m.candidates();
+        let order = m.candidates(&empty_state());
         let expected =
             vec![txs[3].clone(), txs[2].clone(), txs[0].clone(), txs[1].clone(), Transaction::Result(result)];
         assert_eq!(order, expected);
@@ -345,13 +604,13 @@ mod tests {
         assert_eq!(m.insert_result(rb.clone()), Ok(true), "another provider's result for the same job is kept");
         assert_eq!(m.insert_result(result(job, &a, b"other")), Ok(false), "one result per provider and job");
         assert_eq!(m.len(), 2);
-        let candidates = m.candidates();
+        let candidates = m.candidates(&empty_state());
         assert_eq!(candidates.len(), 2);
         assert!(candidates.contains(&Transaction::Result(ra.clone())));
         assert!(candidates.contains(&Transaction::Result(rb.clone())));
         // A block that includes one of them removes that one only.
         m.remove_included(&block_of(vec![Transaction::Result(ra)]));
-        assert_eq!(m.candidates(), vec![Transaction::Result(rb)]);
+        assert_eq!(m.candidates(&empty_state()), vec![Transaction::Result(rb)]);
         // Bounded: a full mempool refuses more.
         let c = Keypair::from_seed([3; 32]);
         assert_eq!(m.insert_result(result(job, &c, b"same")), Ok(true));
@@ -390,13 +649,13 @@ mod tests {
         let (offered, unknown) = (offer.job_id(), Hash::of(b"made up"));
         let mut m = Mempool::new(10);
         assert!(!m.awaits_result(&state, &offered));
-        assert_eq!(m.insert_nonced(Transaction::Offer(offer)), Ok(true));
+        assert_eq!(m.insert_nonced(Transaction::Offer(offer)), Ok(Admitted::New));
         assert!(m.awaits_result(&state, &offered));
         assert!(!m.awaits_result(&state, &unknown));
         // Pruning drops the results that are not awaited, by the same rule.
         m.insert_result(result(offered, &key, b"x")).expect("room");
         m.insert_result(result(unknown, &key, b"x")).expect("room");
-        m.prune(&state, 1);
+        m.prune(&state, 1, Duration::from_secs(3600));
         let results: Vec<Hash> = m.results.keys().map(|(job, _)| *job).collect();
         assert_eq!(results, vec![offered]);
     }

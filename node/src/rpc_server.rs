@@ -26,7 +26,7 @@ const STATE_KEY_BYTES_MAX: usize = 33;
 use cairn_rpc::error::{self, err};
 use cairn_rpc::{
     AccountInfo, CairnApiServer, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo,
-    ProviderInfo, RpcResult,
+    PendingOffer, ProviderInfo, RpcResult,
 };
 use futures::future::Either;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
@@ -43,6 +43,7 @@ use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::chain::proof_from_store;
+use crate::mempool::MempoolError;
 use crate::rpc_limits::{
     Client, ConnectionRefusal, ConnectionSlot, ConnectionTable, Limits, RATE_CLIENTS_TRACKED_MAX, RateLimit,
     RateRefusal, RateTable,
@@ -318,7 +319,8 @@ impl RpcImpl {
         match self.shared.admit(&tx) {
             Ok(_) => {}
             Err(AdmitError::Tx(e)) => return Err(tx_error(&e)),
-            Err(AdmitError::Full(m)) => return Err(err(error::OVERLOADED, m)),
+            Err(AdmitError::Mempool(e @ MempoolError::Full(_))) => return Err(err(error::OVERLOADED, e.to_string())),
+            Err(AdmitError::Mempool(e)) => return Err(err(error::INVALID_TX, e.to_string())),
         }
         self.shared
             .commands
@@ -358,25 +360,47 @@ impl RpcImpl {
                 offer_height: loc.offer_height,
                 receipt_height: loc.receipt.map(|r| r.0),
                 paid: (job.phase == JobPhase::Settled).then_some(job.paid),
+                pending: None,
+                reason: None,
             });
         }
-        let offer = lock(&self.shared.mempool).offer(&job_id).cloned();
-        match (offer, tracked) {
-            (Some(o), tracked) => Ok(JobInfo {
-                job_id,
-                stage: tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
-                client: o.offer.client,
-                module_id: o.offer.module_id,
-                fuel_limit: o.offer.fuel_limit,
-                max_price: o.offer.max_price,
-                assigned: chain.state.assignment(&job_id, o.offer.max_price, usize::from(o.offer.redundancy)),
-                result: tracked.and_then(|t| t.1),
-                offer_height: None,
-                receipt_height: None,
-                paid: None,
-            }),
-            (None, _) => Err(err(error::NOT_FOUND, format!("job {job_id} is unknown to this node; check the id"))),
-        }
+        let (offer, includable) = {
+            let mempool = lock(&self.shared.mempool);
+            match mempool.offer(&job_id) {
+                Some(o) => {
+                    let state_nonce = chain.state.account(&o.offer.client).nonce;
+                    (Some(o.clone()), mempool.is_includable(o.offer.client, o.offer.nonce, state_nonce))
+                }
+                None => (None, false),
+            }
+        };
+        let pending = offer.as_ref().map(|o| PendingOffer { nonce: o.offer.nonce, fee: o.offer.fee, includable });
+        let dropped = match &offer {
+            Some(_) => None,
+            None => lock(&self.shared.tracker).dropped(&job_id).map(|(o, why)| (o.clone(), why.map(str::to_owned))),
+        };
+        let (o, reason) = match (offer, dropped) {
+            (Some(o), _) => (o, None),
+            (None, Some((o, why))) => (o, why),
+            (None, None) => {
+                return Err(err(error::NOT_FOUND, format!("job {job_id} is unknown to this node; check the id")));
+            }
+        };
+        Ok(JobInfo {
+            job_id,
+            stage: tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
+            client: o.offer.client,
+            module_id: o.offer.module_id,
+            fuel_limit: o.offer.fuel_limit,
+            max_price: o.offer.max_price,
+            assigned: chain.state.assignment(&job_id, o.offer.max_price, usize::from(o.offer.redundancy)),
+            result: tracked.and_then(|t| t.1),
+            offer_height: None,
+            receipt_height: None,
+            paid: None,
+            pending,
+            reason,
+        })
     }
 }
 
@@ -462,7 +486,13 @@ impl CairnApiServer for RpcImpl {
             if let Ok(info) = self.job_info(job_id)
                 && info.stage >= JobStage::Finalized
             {
-                past.push(JobEvent { job_id, stage: info.stage, result: info.result, height: info.receipt_height });
+                past.push(JobEvent {
+                    job_id,
+                    stage: info.stage,
+                    result: info.result,
+                    height: info.receipt_height,
+                    reason: info.reason,
+                });
             }
         }
         let sink = pending.accept().await?;
@@ -471,7 +501,7 @@ impl CairnApiServer for RpcImpl {
             last = Some(ev.stage);
             sink.send(message(&ev)?).await?;
         }
-        let done = |s: Option<JobStage>| matches!(s, Some(JobStage::Finalized | JobStage::Expired));
+        let done = |s: Option<JobStage>| s.is_some_and(JobStage::is_terminal);
         while !done(last) {
             tokio::select! {
                 _ = sink.closed() => return Ok(()),

@@ -25,7 +25,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::bft::{BLOCK_FETCH_RETRY, Bft, GossipVerdict, Step};
 use crate::chain::{ApplyError, Chain, Finalized};
 use crate::config::{BoundAddresses, NodeConfig};
-use crate::mempool::Mempool;
+use crate::mempool::{Admitted, Dropped, Mempool, MempoolError, nonce_key};
 use crate::p2p::{
     self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ModuleAnnounce, ProposedBlock, ResultBatch,
     SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
@@ -107,31 +107,55 @@ impl Shared {
         self.chain.write().expect("a thread panicked while holding the chain lock")
     }
 
-    /// Checks an offer or account transaction against the head state and admits it to the
-    /// mempool. Returns whether it was new.
-    pub fn admit(&self, tx: &Transaction) -> Result<bool, AdmitError> {
-        {
+    /// Checks an offer or account transaction against the head state, under the mempool's
+    /// nonce rule (the window, and a balance that covers it on top of the sender's other
+    /// pending transactions), and admits it to the mempool, or lets it replace the pending
+    /// one with the same nonce ([`crate::mempool`]).
+    pub fn admit(&self, tx: &Transaction) -> Result<Admitted, AdmitError> {
+        let Some((sender, nonce)) = nonce_key(tx) else {
+            return Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(
+                "results are submitted by providers over gossip".into(),
+            )));
+        };
+        let admitted = {
             let chain = self.chain();
-            let checked = match tx {
-                // The signature is verified once here and remembered, so the blocks that
-                // include the transaction do not verify it again.
-                Transaction::Offer(_) | Transaction::Account(_) => {
-                    let mut sigs = &*chain.signatures;
-                    chain.state.check_tx(tx, chain.height() + 1, NonceRule::NotBelow, &mut sigs)
-                }
-                Transaction::Result(_) => {
-                    return Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(
-                        "results are submitted by providers over gossip".into(),
-                    )));
-                }
-            };
-            checked.map_err(AdmitError::Tx)?;
-        }
-        let new = lock(&self.mempool).insert_nonced(tx.clone()).map_err(|e| AdmitError::Full(e.to_string()))?;
-        if new && let Transaction::Offer(o) = tx {
+            // The signature is verified once here, outside the mempool's lock, and remembered,
+            // so the blocks that include the transaction do not verify it again.
+            let mut sigs = &*chain.signatures;
+            sigs.check(tx, chain.state.params().output_bytes_max as usize).map_err(AdmitError::Tx)?;
+            // The check and the insertion under one lock: two transactions of one sender
+            // admitted at once cannot both count on the same balance.
+            let mut mempool = lock(&self.mempool);
+            let rule = NonceRule::Pending { pending_spend: mempool.pending_spend(sender, nonce) };
+            chain.state.check_tx(tx, chain.height() + 1, rule, &mut sigs).map_err(AdmitError::Tx)?;
+            mempool.insert_nonced(tx.clone()).map_err(AdmitError::Mempool)?
+        };
+        if let Transaction::Offer(o) = tx
+            && admitted != Admitted::Duplicate
+        {
             lock(&self.tracker).advance(o.job_id(), JobStage::Accepted, None, None);
         }
-        Ok(new)
+        if let Admitted::Replaced(old) = &admitted {
+            self.report_dropped(&[Dropped {
+                tx: (**old).clone(),
+                reason: "replaced by a transaction with the same nonce and a higher fee".into(),
+            }]);
+        }
+        Ok(admitted)
+    }
+
+    /// Tells the subscribers of dropped offers why.
+    pub fn report_dropped(&self, dropped: &[Dropped]) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut tracker = lock(&self.tracker);
+        for d in dropped {
+            if let Transaction::Offer(o) = &d.tx {
+                tracing::info!(job_id = %o.job_id(), reason = %d.reason, "offer dropped");
+                tracker.drop_offer(o, &d.reason);
+            }
+        }
     }
 }
 
@@ -141,9 +165,9 @@ pub enum AdmitError {
     /// It breaks a chain rule.
     #[error("{0}")]
     Tx(cairn_contracts::TxError),
-    /// The mempool is full.
+    /// The mempool refused it (full, or a replacement without a high enough fee).
     #[error("{0}")]
-    Full(String),
+    Mempool(MempoolError),
 }
 
 /// A provider's finished execution.
@@ -307,8 +331,8 @@ impl Service {
         match cmd {
             Command::Tx(tx) => {
                 self.outbox_txs.push((*tx).clone());
-                if let Transaction::Offer(offer) = *tx {
-                    self.consider_executing(offer);
+                if let Some((sender, _)) = nonce_key(&tx) {
+                    self.consider_includable_offers(sender);
                 }
             }
             Command::ModuleUploaded(id) => {
@@ -356,7 +380,20 @@ impl Service {
         }
     }
 
-    /// Provider: run the offer if this node is assigned to it.
+    /// Provider: considers `sender`'s pending offers that can be included now (a transaction of
+    /// theirs just arrived, and may have filled a nonce gap).
+    fn consider_includable_offers(&mut self, sender: cairn_ledger::PublicKey) {
+        let offers = {
+            let chain = self.shared.chain();
+            lock(&self.shared.mempool).includable_offers(sender, chain.state.account(&sender).nonce)
+        };
+        for offer in offers {
+            self.consider_executing(offer);
+        }
+    }
+
+    /// Provider: run the offer if this node is assigned to it and it is on chain or can be
+    /// included next (never an offer behind a nonce gap, which may never be paid for).
     fn consider_executing(&mut self, offer: SignedOffer) {
         // Every node keeps the modules of the offers it sees: validators re-execute challenged
         // jobs, and a stand-in provider may need the module later.
@@ -371,12 +408,16 @@ impl Service {
         let assigned = {
             let chain = self.shared.chain();
             let job_id = offer.job_id();
+            let o = &offer.offer;
             match chain.state.job(&job_id) {
                 Some(job) => job.accepts(&self.shared.key.public()),
-                None => chain
-                    .state
-                    .assignment(&job_id, offer.offer.max_price, usize::from(offer.offer.redundancy))
-                    .contains(&self.shared.key.public()),
+                None => {
+                    lock(&self.shared.mempool).is_includable(o.client, o.nonce, chain.state.account(&o.client).nonce)
+                        && chain
+                            .state
+                            .assignment(&job_id, o.max_price, usize::from(o.redundancy))
+                            .contains(&self.shared.key.public())
+                }
             }
         };
         if !assigned {
@@ -505,7 +546,7 @@ impl Service {
 
     fn produce_block(&mut self) -> anyhow::Result<()> {
         let Some(signer) = self.signer.clone() else { return Ok(()) };
-        let candidates = lock(&self.shared.mempool).candidates();
+        let candidates = lock(&self.shared.mempool).candidates(&self.shared.chain().state);
         // Idle chains do not grow: a block is made when there is something to include, or open
         // jobs whose delivery and deadline clocks must keep running.
         let pending = self.shared.chain().state.has_pending_work();
@@ -519,7 +560,8 @@ impl Service {
         for (tx, e) in &rejected {
             tracing::debug!(tx = %tx.hash(), "left out of the block: {e}");
         }
-        lock(&self.shared.mempool).remove_rejected(&rejected);
+        let dropped = lock(&self.shared.mempool).remove_rejected(&rejected);
+        self.shared.report_dropped(&dropped);
         let msg = BlockMsg { version: WIRE_VERSION, block: finalized.block.clone(), commit: finalized.commit.clone() };
         self.publish(self.topics.blocks.clone(), borsh::to_vec(&msg).expect("encodes"));
         self.after_finalized(&finalized);
@@ -632,10 +674,11 @@ impl Service {
         let requested: HashSet<Hash> = self.blob_requests.values().copied().collect();
         self.announced.retain(|id| requested.contains(id));
         let interval = Duration::from_millis(self.shared.config.rebroadcast_ms);
-        let (offers, results) = {
+        let (offers, results, dropped) = {
             let chain = self.shared.chain();
             let mut mempool = lock(&self.shared.mempool);
-            mempool.prune(&chain.state, chain.height() + 1);
+            let gap_timeout = Duration::from_millis(self.shared.config.mempool_gap_timeout_ms);
+            let dropped = mempool.prune(&chain.state, chain.height() + 1, gap_timeout);
             // Forget started jobs that are closed on chain: the set stays as small as the work
             // in flight.
             if self.started.len() > STARTED_JOBS_PRUNE_AT {
@@ -644,8 +687,10 @@ impl Service {
                 let started = &self.started;
                 self.failed_attempts.retain(|id, _| started.contains(id));
             }
-            mempool.due_for_rebroadcast(interval, BATCH_ITEMS_MAX)
+            let (offers, results) = mempool.due_for_rebroadcast(interval, BATCH_ITEMS_MAX);
+            (offers, results, dropped)
         };
+        self.shared.report_dropped(&dropped);
         self.outbox_txs.extend(offers);
         self.outbox_results.extend(results);
         let modules: Vec<Hash> = self.waiting.keys().copied().collect();
@@ -781,8 +826,8 @@ impl Service {
                 match self.shared.admit(&tx) {
                     Ok(_) => {
                         any_valid = true;
-                        if let Transaction::Offer(offer) = tx {
-                            self.consider_executing(offer);
+                        if let Some((sender, _)) = nonce_key(&tx) {
+                            self.consider_includable_offers(sender);
                         }
                     }
                     Err(AdmitError::Tx(
@@ -990,9 +1035,10 @@ impl Service {
         if self.bft.is_none() {
             return Ok(());
         }
+        // Transactions behind a nonce gap do not count: they cannot go into a block.
         let has_work = {
-            let pending = self.shared.chain().state.has_pending_work();
-            pending || !lock(&self.shared.mempool).is_empty()
+            let chain = self.shared.chain();
+            chain.state.has_pending_work() || lock(&self.shared.mempool).has_includable(&chain.state)
         };
         let head = self.shared.chain().height();
         let config = &self.shared.config;
@@ -1106,7 +1152,7 @@ impl Service {
             tracing::debug!(height, "asked to propose at a height this node is not at yet");
             return Ok(());
         }
-        let candidates = lock(&self.shared.mempool).candidates();
+        let candidates = lock(&self.shared.mempool).candidates(&self.shared.chain().state);
         let built =
             self.shared.chain_mut().build_proposal(self.shared.key.public(), candidates, now_ms(), &self.shared.vm);
         let (block, rejected) = match built {
@@ -1116,7 +1162,8 @@ impl Service {
                 return Ok(());
             }
         };
-        lock(&self.shared.mempool).remove_rejected(&rejected);
+        let dropped = lock(&self.shared.mempool).remove_rejected(&rejected);
+        self.shared.report_dropped(&dropped);
         self.shared.chain().store.put_proposed(&block).context("keeping the proposed block")?;
         let block_hash = block.hash();
         tracing::debug!(height, round, %block_hash, txs = block.txs.len(), "proposing");

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use cairn_ledger::{Hash, JobResult};
+use cairn_ledger::{Hash, JobResult, SignedOffer};
 use cairn_rpc::{JobEvent, JobStage, ResultInfo};
 use tokio::sync::broadcast;
 
@@ -17,6 +17,8 @@ pub const EVENT_BUFFER: usize = 8_192;
 struct Entry {
     events: Vec<JobEvent>,
     result: Option<ResultInfo>,
+    /// The offer, once dropped: `job_get` still describes a job no block holds.
+    dropped: Option<Box<SignedOffer>>,
 }
 
 /// The job tracker.
@@ -69,11 +71,16 @@ impl Tracker {
         {
             entry.result = Some(result_info(r));
         }
-        let reached = entry.events.last().map(|e| e.stage);
+        // A dropped offer can still reach a block another node built (it never heard of the
+        // replacement): what the chain says comes after the drop.
+        let reached = entry.events.iter().rev().map(|e| e.stage).find(|s| *s != JobStage::Dropped);
         let path: &[JobStage] = match stage {
             JobStage::Expired => &[JobStage::Accepted, JobStage::Expired],
             _ => &[JobStage::Accepted, JobStage::Executed, JobStage::Included, JobStage::Finalized],
         };
+        if reached.is_some_and(|r| matches!(r, JobStage::Finalized | JobStage::Expired)) {
+            return;
+        }
         for &s in path.iter().filter(|s| **s <= stage) {
             if reached.is_some_and(|r| r >= s) {
                 continue;
@@ -84,13 +91,45 @@ impl Tracker {
             let ev = JobEvent {
                 job_id,
                 stage: s,
-                result: if s >= JobStage::Executed && s != JobStage::Expired { entry.result.clone() } else { None },
-                height: if s >= JobStage::Included { height } else { None },
+                result: if matches!(s, JobStage::Executed | JobStage::Included | JobStage::Finalized) {
+                    entry.result.clone()
+                } else {
+                    None
+                },
+                height: if matches!(s, JobStage::Included | JobStage::Finalized | JobStage::Expired) {
+                    height
+                } else {
+                    None
+                },
+                reason: None,
             };
             entry.events.push(ev.clone());
             // No subscriber is not an error.
             let _ = sender.send(ev);
         }
+    }
+
+    /// Records that an offer left the mempool without being included, and why: the job's
+    /// last event.
+    pub fn drop_offer(&mut self, offer: &SignedOffer, reason: &str) {
+        let job_id = offer.job_id();
+        self.advance(job_id, JobStage::Accepted, None, None);
+        let sender = self.events.clone();
+        let entry = self.entry(job_id);
+        if entry.events.last().is_some_and(|e| e.stage.is_terminal()) {
+            return;
+        }
+        let ev = JobEvent { job_id, stage: JobStage::Dropped, result: None, height: None, reason: Some(reason.into()) };
+        entry.events.push(ev.clone());
+        entry.dropped = Some(Box::new(offer.clone()));
+        let _ = sender.send(ev);
+    }
+
+    /// The offer of a job that was dropped, with why.
+    pub fn dropped(&self, job_id: &Hash) -> Option<(&SignedOffer, Option<&str>)> {
+        let entry = self.jobs.get(job_id)?;
+        let offer = entry.dropped.as_deref()?;
+        Some((offer, entry.events.last().and_then(|e| e.reason.as_deref())))
     }
 
     /// The events so far and a receiver for the next ones, taken together so none is missed.

@@ -162,6 +162,9 @@ impl Watch {
             if ev.stage == JobStage::Expired && stage != JobStage::Expired {
                 bail!("job {} expired: no provider delivered a result before its deadline", self.job_id);
             }
+            if ev.stage == JobStage::Dropped && stage != JobStage::Dropped {
+                bail!("job {} was dropped: {}", self.job_id, ev.reason.as_deref().unwrap_or("no reason given"));
+            }
             if ev.stage >= stage {
                 return Ok(ev);
             }
@@ -207,6 +210,11 @@ pub async fn run_to_finality(
         }
         match ev.stage {
             JobStage::Expired => bail!("job {} expired before a provider delivered", watch.job_id),
+            JobStage::Dropped => bail!(
+                "job {} was dropped before it was included: {}",
+                watch.job_id,
+                ev.reason.as_deref().unwrap_or("no reason given")
+            ),
             JobStage::Finalized => break,
             _ => {}
         }

@@ -25,7 +25,8 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
 pub use types::{
-    AccountInfo, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, ProviderInfo, ResultInfo,
+    AccountInfo, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, PendingOffer,
+    ProviderInfo, ResultInfo,
 };
 
 /// Result of an RPC method.

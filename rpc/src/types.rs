@@ -18,6 +18,17 @@ pub enum JobStage {
     Finalized,
     /// The deadline passed without a result; the escrow was refunded.
     Expired,
+    /// The offer left the mempool without being included (replaced by a higher fee, its
+    /// nonce used by another transaction, its deadline passed, refused by block building):
+    /// nothing was paid or refunded; the event's `reason` says why.
+    Dropped,
+}
+
+impl JobStage {
+    /// Whether no event follows this one.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStage::Finalized | JobStage::Expired | JobStage::Dropped)
+    }
 }
 
 /// A provider's result as the RPC shows it.
@@ -53,6 +64,9 @@ pub struct JobEvent {
     /// The block height, for `included`, `finalized` and `expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u64>,
+    /// Why the offer was dropped (`dropped` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a node knows of a job (`job_get`).
@@ -84,6 +98,25 @@ pub struct JobInfo {
     /// What the provider was paid (once completed on chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid: Option<u64>,
+    /// The offer's nonce and fee, while it is pending (a replacement or a cancellation uses
+    /// the same nonce and a higher fee).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingOffer>,
+    /// Why the offer was dropped (stage `dropped` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The nonce and fee of a pending offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffer {
+    /// Its nonce.
+    pub nonce: u64,
+    /// Its fee.
+    pub fee: u64,
+    /// Whether every earlier nonce of the client is pending or on chain, so it can be included
+    /// (and executed) now; an offer behind a gap waits.
+    pub includable: bool,
 }
 
 /// The last finalized block (`chain_head`).

@@ -124,7 +124,10 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
             let output_max = a.state.params().output_bytes_max as usize;
             match tx {
                 Transaction::Result(_) => a_signatures.check(tx, output_max).expect("a valid result"),
-                _ => a.state.check_tx(tx, height, NonceRule::NotBelow, &mut a_signatures).expect("admitted"),
+                _ => a
+                    .state
+                    .check_tx(tx, height, NonceRule::Pending { pending_spend: 0 }, &mut a_signatures)
+                    .expect("admitted"),
             }
         }
         let hits = a_signatures.hits();

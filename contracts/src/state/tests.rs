@@ -203,6 +203,31 @@ fn bad_offers_are_refused_and_change_nothing() {
 }
 
 #[test]
+fn admission_takes_nonces_within_the_window_and_counts_what_pending_transactions_spend() {
+    let w = world();
+    let s = State::from_genesis(&w.genesis).expect("genesis");
+    let check = |o: &SignedOffer, pending_spend: u64| {
+        s.check_tx(&Transaction::Offer(o.clone()), 1, NonceRule::Pending { pending_spend }, &mut VerifyAlways)
+    };
+    // From the next nonce to NONCE_WINDOW - 1 past it; below or beyond is refused.
+    check(&offer(&w, 0, 10, 1), 0).expect("the next nonce");
+    check(&offer(&w, NONCE_WINDOW - 1, 10, 1), 0).expect("the last nonce of the window");
+    assert_eq!(check(&offer(&w, NONCE_WINDOW, 10, 1), 0), Err(TxError::Nonce { expected: 0, got: NONCE_WINDOW }));
+    // The balance (10,000) must cover this offer on top of the pending ones.
+    let o = offer(&w, 1, 1_000, 1);
+    let needed = balance_needed(&Transaction::Offer(o.clone())).expect("no overflow");
+    assert_eq!(needed, 1_000 + OFFER_FEE);
+    check(&o, 10_000 - needed).expect("exactly covered");
+    assert_eq!(
+        check(&o, 10_000 - needed + 1),
+        Err(TxError::InsufficientBalance { balance: needed - 1, escrow: needed })
+    );
+    // Blocks still take only the exact next nonce.
+    let mut s = s.clone();
+    assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 1, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 1 }));
+}
+
+#[test]
 fn a_result_from_an_unassigned_provider_is_refused() {
     let w = world();
     let mut s = State::from_genesis(&w.genesis).expect("genesis");

@@ -7,6 +7,7 @@ mod crash;
 mod e2e;
 mod malformed;
 mod market;
+mod nonce;
 mod restart;
 mod rpc_fair;
 mod support;
