@@ -140,6 +140,7 @@ pub fn build_block(
     let mut txs = Vec::new();
     let mut receipts = Vec::new();
     let mut rejected = Vec::new();
+    let mut exec = Budget { inner: exec, used: 0 };
     for tx in candidates {
         if txs.len() >= max {
             break;
@@ -148,7 +149,7 @@ pub fn build_block(
         if bytes + size > bytes_max {
             continue;
         }
-        match state.apply_tx(&tx, at.height, exec, sigs) {
+        match state.apply_tx(&tx, at.height, &mut exec, sigs) {
             Ok(receipt) => {
                 bytes += size;
                 receipts.extend(receipt);
@@ -216,8 +217,10 @@ pub fn execute_block(
             )));
         }
         let mut receipts = Vec::new();
+        let mut exec = Budget { inner: exec, used: 0 };
         for (index, tx) in block.txs.iter().enumerate() {
-            let receipt = state.apply_tx(tx, h.height, exec, sigs).map_err(|error| BlockError::Tx { index, error })?;
+            let receipt =
+                state.apply_tx(tx, h.height, &mut exec, sigs).map_err(|error| BlockError::Tx { index, error })?;
             receipts.extend(receipt);
         }
         let closed = state.end_block_closing(h.height);
@@ -231,6 +234,30 @@ pub fn execute_block(
         }
         Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results })
     })
+}
+
+/// The most re-executions (challenges and disputes) one block may need. Every validator must
+/// have run them all before it can vote for the block; validators run them ahead, when the
+/// challenge or the disagreeing result arrives, but one block must not ask for more than a
+/// bounded amount of that work at once. A block builder leaves the transactions past it for
+/// the next blocks (`TxError::TooManyReexecutions`); a block that needs more is invalid.
+pub const REEXECUTIONS_PER_BLOCK_MAX: usize = 8;
+
+/// A [`Reexecute`] that counts: past [`REEXECUTIONS_PER_BLOCK_MAX`] it refuses, without
+/// running anything.
+struct Budget<'a> {
+    inner: &'a mut dyn Reexecute,
+    used: usize,
+}
+
+impl Reexecute for Budget<'_> {
+    fn reexecute(&mut self, job_id: &Hash, job: &crate::Job) -> crate::Result<(Hash, u64, cairn_ledger::JobStatus)> {
+        if self.used >= REEXECUTIONS_PER_BLOCK_MAX {
+            return Err(TxError::TooManyReexecutions);
+        }
+        self.used += 1;
+        self.inner.reexecute(job_id, job)
+    }
 }
 
 /// Runs `f` on `state`, rolling the state back to its last commit if `f` fails.

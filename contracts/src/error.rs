@@ -70,6 +70,14 @@ pub enum TxError {
     /// failure of this node, not of the transaction, which may apply later.
     #[error("cannot re-execute the job: {0}")]
     Reexecution(String),
+    /// The re-execution this transaction needs has not finished on this node yet (validators
+    /// run them ahead of the blocks that need them): it may apply later.
+    #[error("the re-execution of job {0} is not ready on this node yet")]
+    ReexecutionPending(Hash),
+    /// The block already holds `REEXECUTIONS_PER_BLOCK_MAX` re-executions: the transaction
+    /// waits for a later block.
+    #[error("the block already needs the most re-executions a block may need")]
+    TooManyReexecutions,
     /// The result does not match the job.
     #[error("the result does not match the job: {0}")]
     Mismatch(&'static str),

@@ -32,12 +32,12 @@ pub mod signatures;
 mod state;
 
 pub use block::{
-    BlockError, Built, Executed, NextBlock, Position, StateCommitment, StoreTree, build_block, execute_block,
-    init_store_genesis,
+    BlockError, Built, Executed, NextBlock, Position, REEXECUTIONS_PER_BLOCK_MAX, StateCommitment, StoreTree,
+    build_block, execute_block, init_store_genesis,
 };
 pub use error::{Result, TxError};
 pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
 pub use state::{
-    Account, Closed, Delivery, Job, JobPhase, NONCE_WINDOW, NoReexecution, NonceRule, Outcome, Provider,
+    Account, Challenge, Closed, Delivery, Job, JobPhase, NONCE_WINDOW, NoReexecution, NonceRule, Outcome, Provider,
     REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,
 };

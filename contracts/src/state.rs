@@ -63,6 +63,12 @@ pub enum JobPhase {
     /// No provider was right (a challenge or a re-execution proved the results wrong): they
     /// were slashed, the client refunded.
     Slashed = 4,
+    /// A completed job was challenged in its window: settlement waits for the re-execution
+    /// (a `Resolve` transaction), the challenger's bond held in the job.
+    Challenged = 5,
+    /// Closed with results that disagree (all k in, or its deadline passed): settlement waits
+    /// for the re-execution (a `Resolve` transaction).
+    Disputed = 6,
 }
 
 /// What a result states about an execution: compared between providers and with a
@@ -141,9 +147,30 @@ pub struct Job {
     pub paid: u64,
     /// The height at which a completed job settles, if unchallenged.
     pub settle_height: u64,
+    /// The challenge waiting for its re-execution (phase `Challenged`).
+    pub challenge: Option<Challenge>,
+}
+
+/// A challenge of a completed job, held until the job is re-executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Challenge {
+    /// Who challenged.
+    pub challenger: PublicKey,
+    /// The bond, held in the job.
+    pub bond: u64,
 }
 
 impl Job {
+    /// Whether the job waits for a re-execution (a `Resolve` transaction): it was challenged,
+    /// or results disagree and it was not re-executed yet.
+    pub fn needs_resolution(&self) -> bool {
+        match self.phase {
+            JobPhase::Challenged | JobPhase::Disputed => true,
+            JobPhase::Open => self.verified.is_none() && self.deliveries().count() > 1 && self.agreed().is_none(),
+            JobPhase::Completed | JobPhase::Expired | JobPhase::Settled | JobPhase::Slashed => false,
+        }
+    }
+
     /// The job's redundancy (k): how many results it waits for.
     pub fn redundancy(&self) -> usize {
         self.slots.len()
@@ -282,7 +309,7 @@ impl Value {
 pub trait Reexecute {
     /// `(output_hash, fuel_used, status)` of running `job` (module, input, fuel limit), exactly
     /// as a provider's result would state them.
-    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus), String>;
+    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus)>;
 }
 
 /// For blocks without challenges or disputes, and for checks: refuses to re-execute.
@@ -290,8 +317,8 @@ pub trait Reexecute {
 pub struct NoReexecution;
 
 impl Reexecute for NoReexecution {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus), String> {
-        Err("re-execution is not available here".into())
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus)> {
+        Err(TxError::Reexecution("re-execution is not available here".into()))
     }
 }
 
@@ -357,7 +384,7 @@ pub fn balance_needed(tx: &Transaction) -> Result<u64> {
             };
             t.tx.fee.checked_add(moved).ok_or(TxError::Overflow("fee + amount"))
         }
-        Transaction::Result(_) => Ok(0),
+        Transaction::Result(_) | Transaction::Resolve { .. } => Ok(0),
     }
 }
 
@@ -379,6 +406,8 @@ pub struct State {
     reassigning: BTreeSet<(u64, Hash)>,
     /// Unbonding entries by release height (derived from `providers`).
     releasing: BTreeSet<(u64, PublicKey)>,
+    /// Jobs waiting for a re-execution ([`Job::needs_resolution`]; derived from `jobs`).
+    resolving: BTreeSet<Hash>,
     /// Value of each key before the first uncommitted change to it.
     journal: BTreeMap<StateKey, Option<Value>>,
     /// The journal's changes as store writes, once encoded (cleared by every change).
@@ -398,6 +427,7 @@ impl State {
             settling: BTreeSet::new(),
             reassigning: BTreeSet::new(),
             releasing: BTreeSet::new(),
+            resolving: BTreeSet::new(),
             journal: BTreeMap::new(),
             encoded: OnceLock::new(),
         }
@@ -480,6 +510,7 @@ impl State {
                 if let Some(old) = self.jobs.get(&id) {
                     self.open.remove(&(old.deadline_height, id));
                     self.settling.remove(&(old.settle_height, id));
+                    self.resolving.remove(&id);
                     if let Some(at) = old.reassign_height(delivery_blocks) {
                         self.reassigning.remove(&(at, id));
                     }
@@ -507,6 +538,9 @@ impl State {
             (StateKey::Job(id), Some(Value::Job(j))) => {
                 if let Some(at) = j.reassign_height(delivery_blocks) {
                     self.reassigning.insert((at, id));
+                }
+                if j.needs_resolution() {
+                    self.resolving.insert(id);
                 }
                 match j.phase {
                     JobPhase::Open => {
@@ -585,26 +619,38 @@ impl State {
     }
 
     /// The derived indexes recomputed from the entries, as `(open, settling, reassigning,
-    /// releasing)`: what the maintained ones must equal.
+    /// releasing, resolving)`: what the maintained ones must equal.
     #[cfg(test)]
     #[allow(clippy::type_complexity)]
     fn recomputed_indexes(
         &self,
-    ) -> (BTreeSet<(u64, Hash)>, BTreeSet<(u64, Hash)>, BTreeSet<(u64, Hash)>, BTreeSet<(u64, PublicKey)>) {
+    ) -> (BTreeSet<(u64, Hash)>, BTreeSet<(u64, Hash)>, BTreeSet<(u64, Hash)>, BTreeSet<(u64, PublicKey)>, BTreeSet<Hash>)
+    {
         let delivery = self.params.delivery_blocks;
         let open = self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Open).map(|(id, j)| (j.deadline_height, *id));
         let settling =
             self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Completed).map(|(id, j)| (j.settle_height, *id));
         let reassigning = self.jobs.iter().filter_map(|(id, j)| Some((j.reassign_height(delivery)?, *id)));
         let releasing = self.providers.iter().flat_map(|(a, p)| p.unbonding.iter().map(|(at, _)| (*at, *a)));
-        (open.collect(), settling.collect(), reassigning.collect(), releasing.collect())
+        let resolving = self.jobs.iter().filter(|(_, j)| j.needs_resolution()).map(|(id, _)| *id);
+        (open.collect(), settling.collect(), reassigning.collect(), releasing.collect(), resolving.collect())
     }
 
     /// Whether the maintained indexes equal a recomputation from the entries.
     #[cfg(test)]
     pub(crate) fn indexes_are_consistent(&self) -> bool {
-        let (open, settling, reassigning, releasing) = self.recomputed_indexes();
-        open == self.open && settling == self.settling && reassigning == self.reassigning && releasing == self.releasing
+        let (open, settling, reassigning, releasing, resolving) = self.recomputed_indexes();
+        open == self.open
+            && settling == self.settling
+            && reassigning == self.reassigning
+            && releasing == self.releasing
+            && resolving == self.resolving
+    }
+
+    /// The jobs waiting for a re-execution: a block proposer adds a `Resolve` transaction for
+    /// each one it has re-executed.
+    pub fn awaiting_resolution(&self) -> impl Iterator<Item = &Hash> {
+        self.resolving.iter()
     }
 
     /// The open jobs, by deadline.
@@ -677,7 +723,17 @@ impl State {
             Transaction::Offer(o) => self.offer_rules(o, height, nonce_rule).map(|_| ()),
             Transaction::Result(r) => self.result_rules(r),
             Transaction::Account(t) => self.account_rules(t, nonce_rule),
+            Transaction::Resolve { job_id } => self.resolve_rules(job_id),
         }
+    }
+
+    /// The rules of a resolution: the job waits for a re-execution.
+    fn resolve_rules(&self, job_id: &Hash) -> Result<()> {
+        let job = self.jobs.get(job_id).ok_or(TxError::UnknownJob(*job_id))?;
+        if !job.needs_resolution() {
+            return Err(TxError::Limit(format!("job {job_id} waits for no re-execution")));
+        }
+        Ok(())
     }
 
     /// Checks an offer (its signature included) against the rules and this state, at block
@@ -814,6 +870,7 @@ impl State {
                     forfeit: 0,
                     paid: 0,
                     settle_height: 0,
+                    challenge: None,
                 };
                 let assigned = job.assigned();
                 self.set_account(o.client, account);
@@ -836,32 +893,18 @@ impl State {
                     return Err(TxError::Overflow("payments above the escrow"));
                 }
                 let outcome = Outcome::of(c);
-                // Results that disagree are settled by re-executing the job, once per job; the
-                // verdict is computed first, so if re-execution fails nothing changes.
-                let disputed = job.verified.is_none() && job.deliveries().any(|d| d.outcome != outcome);
-                if disputed {
-                    let (output_hash, fuel_used, status) =
-                        exec.reexecute(&job_id, &job).map_err(TxError::Reexecution)?;
-                    job.verified = Some(Outcome { output_hash, fuel_used, status });
-                }
                 let holder = job.holder(&job.slots[slot]);
                 job.slots[slot].delivery = Some(Delivery { provider: c.provider, outcome, payment });
                 if let Some(h) = holder {
                     self.count_job(h, -1);
                 }
-                if let Some(truth) = job.verified {
-                    // Every result the re-execution contradicts is slashed once: all those in
-                    // when the dispute arises, then each later one as it arrives.
-                    let wrong: Vec<PublicKey> = if disputed {
-                        job.deliveries().filter(|d| d.outcome != truth).map(|d| d.provider).collect()
-                    } else if outcome != truth {
-                        vec![c.provider]
-                    } else {
-                        vec![]
-                    };
-                    for p in wrong {
-                        job.forfeit += self.slash(p);
-                    }
+                // Once the job was re-executed, a later result is checked against the verdict
+                // as it arrives. Before, results that disagree wait for a `Resolve`
+                // (`needs_resolution`): nothing is re-executed here.
+                if let Some(truth) = job.verified
+                    && outcome != truth
+                {
+                    job.forfeit += self.slash(c.provider);
                 }
                 if job.slots.iter().all(|s| s.delivery.is_some()) {
                     self.close_with_results(&mut job, height);
@@ -871,10 +914,61 @@ impl State {
             }
             Transaction::Account(signed) => {
                 self.account_rules(signed, NonceRule::Exact)?;
-                self.apply_account_tx(&signed.tx, height, exec)?;
+                self.apply_account_tx(&signed.tx, height)?;
+                Ok(None)
+            }
+            Transaction::Resolve { job_id } => {
+                self.resolve_rules(job_id)?;
+                let job = self.jobs.get(job_id).cloned().expect("checked above");
+                // The verdict first: if re-execution fails nothing changes.
+                let (output_hash, fuel_used, status) = exec.reexecute(job_id, &job)?;
+                self.resolve(*job_id, job, Outcome { output_hash, fuel_used, status });
                 Ok(None)
             }
         }
+    }
+
+    /// Settles what waited for a job's re-execution, now that it gave `truth`.
+    ///
+    /// - A challenge: if the results were right, the bond is split evenly between the providers
+    ///   that delivered (any remainder to the first) and the job completes again, to settle at
+    ///   its settlement height (at once if that has passed); if they were wrong, every provider
+    ///   that delivered is slashed to the challenger, who gets the bond back, and the client
+    ///   gets the whole escrow back.
+    /// - A dispute: the verdict is kept, every delivered result it contradicts is slashed into
+    ///   the job's forfeit; a closed job settles ([`State::settle_verified`]); an open one takes
+    ///   its remaining results, each checked against the verdict as it arrives.
+    fn resolve(&mut self, job_id: Hash, mut job: Job, truth: Outcome) {
+        if let Some(challenge) = job.challenge.take() {
+            let providers: Vec<PublicKey> = job.deliveries().map(|d| d.provider).collect();
+            if job.agreed() == Some(truth) {
+                let n = providers.len() as u64;
+                for (i, p) in providers.iter().enumerate() {
+                    let remainder = if i == 0 { challenge.bond % n } else { 0 };
+                    self.credit(*p, challenge.bond / n + remainder);
+                }
+                job.phase = JobPhase::Completed;
+            } else {
+                let mut slashed = 0u64;
+                for p in providers {
+                    slashed += self.slash(p);
+                }
+                self.credit(challenge.challenger, challenge.bond + slashed);
+                self.credit(job.client, job.escrow);
+                job.phase = JobPhase::Slashed;
+                job.paid = 0;
+            }
+        } else {
+            job.verified = Some(truth);
+            let wrong: Vec<PublicKey> = job.deliveries().filter(|d| d.outcome != truth).map(|d| d.provider).collect();
+            for p in wrong {
+                job.forfeit += self.slash(p);
+            }
+            if job.phase == JobPhase::Disputed {
+                self.settle_verified(&mut job);
+            }
+        }
+        self.set_job(job_id, job);
     }
 
     /// Checks an account transaction (its signature included) against the rules and this state,
@@ -951,20 +1045,13 @@ impl State {
         Ok(())
     }
 
-    fn apply_account_tx(&mut self, tx: &Tx, height: u64, exec: &mut dyn Reexecute) -> Result<()> {
-        // A challenge's verdict is computed first: if re-execution fails, nothing changes.
-        let verdict = match &tx.action {
-            Action::Challenge { job_id, .. } => {
-                let job = self.jobs.get(job_id).expect("checked: the job exists");
-                if height >= job.settle_height {
-                    return Err(TxError::Limit("the challenge window of this job has closed".into()));
-                }
-                let claimed = job.agreed().expect("a completed job's results agree");
-                let (output_hash, fuel_used, status) = exec.reexecute(job_id, job).map_err(TxError::Reexecution)?;
-                Some(Outcome { output_hash, fuel_used, status } == claimed)
+    fn apply_account_tx(&mut self, tx: &Tx, height: u64) -> Result<()> {
+        if let Action::Challenge { job_id, .. } = &tx.action {
+            let job = self.jobs.get(job_id).expect("checked: the job exists");
+            if height >= job.settle_height {
+                return Err(TxError::Limit("the challenge window of this job has closed".into()));
             }
-            _ => None,
-        };
+        }
         let mut sender = self.account(&tx.sender);
         sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
         // The fee is burned: it leaves the total value.
@@ -1004,31 +1091,14 @@ impl State {
                 self.set_provider(tx.sender, p);
             }
             Action::Challenge { job_id, bond } => {
+                // The bond is held in the job; settlement waits for the re-execution, which a
+                // later block resolves (`Resolve`, see [`State::resolve`]).
                 sender.balance -= bond;
                 self.set_account(tx.sender, sender);
                 let mut job = self.jobs.get(job_id).cloned().expect("checked: the job exists");
-                let providers: Vec<PublicKey> = job.deliveries().map(|d| d.provider).collect();
-                if verdict == Some(true) {
-                    // The results were right: the bond is split evenly between the providers
-                    // that delivered (any remainder to the first); settlement goes on.
-                    let n = providers.len() as u64;
-                    for (i, p) in providers.iter().enumerate() {
-                        let remainder = if i == 0 { bond % n } else { 0 };
-                        self.credit(*p, bond / n + remainder);
-                    }
-                } else {
-                    // The results were wrong: every provider that delivered is slashed to the
-                    // challenger, who gets the bond back; the client gets the whole escrow back.
-                    let mut slashed = 0u64;
-                    for p in providers {
-                        slashed += self.slash(p);
-                    }
-                    self.credit(tx.sender, bond + slashed);
-                    self.credit(job.client, job.escrow);
-                    job.phase = JobPhase::Slashed;
-                    job.paid = 0;
-                    self.set_job(*job_id, job);
-                }
+                job.challenge = Some(Challenge { challenger: tx.sender, bond: *bond });
+                job.phase = JobPhase::Challenged;
+                self.set_job(*job_id, job);
             }
         }
         Ok(())
@@ -1197,10 +1267,13 @@ impl State {
     fn close_with_results(&mut self, job: &mut Job, height: u64) {
         if job.verified.is_some() {
             self.settle_verified(job);
-        } else {
+        } else if job.agreed().is_some() {
             job.phase = JobPhase::Completed;
             job.paid = job.deliveries().map(|d| d.payment).sum();
             job.settle_height = height + self.params.challenge_window_blocks;
+        } else {
+            // Results that disagree: settled by the re-execution (`Resolve`).
+            job.phase = JobPhase::Disputed;
         }
     }
 
@@ -1243,8 +1316,10 @@ impl State {
             .values()
             .map(|j| match j.phase {
                 // Stake slashed by a re-execution waits in the job until it settles.
-                JobPhase::Open => u128::from(j.escrow) + u128::from(j.forfeit),
+                JobPhase::Open | JobPhase::Disputed => u128::from(j.escrow) + u128::from(j.forfeit),
                 JobPhase::Completed => u128::from(j.escrow),
+                // The challenger's bond waits in the job too.
+                JobPhase::Challenged => u128::from(j.escrow) + j.challenge.map_or(0, |c| u128::from(c.bond)),
                 JobPhase::Expired | JobPhase::Settled | JobPhase::Slashed => 0,
             })
             .sum();

@@ -282,6 +282,13 @@ pub enum Transaction {
     Result(JobResult),
     /// An account's transaction.
     Account(SignedTx),
+    /// The settlement of a job's challenge or dispute by re-execution, added by the block's
+    /// proposer once it has re-executed the job (every validator checks it the same way).
+    /// Not signed, no fee, no nonce: it moves only what the job's own state dictates.
+    Resolve {
+        /// The job resolved.
+        job_id: Hash,
+    },
 }
 
 impl Transaction {
@@ -304,6 +311,7 @@ impl Transaction {
                 Action::Challenge { job_id, .. } => Some(job_id),
                 _ => None,
             },
+            Transaction::Resolve { job_id } => Some(*job_id),
         }
     }
 }

@@ -9,12 +9,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    BlockError, Executed, NextBlock, Position, SignatureCache, State, StoreTree, TxError, build_block, execute_block,
+    BlockError, Executed, NextBlock, Position, Reexecute, SignatureCache, State, StoreTree, TxError, build_block,
+    execute_block,
 };
 use cairn_ledger::state_tree::{MemoryTree, StateUpdate};
-use cairn_vm::Vm;
-
-use crate::exec::Reexecutor;
 use cairn_ledger::{
     Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
     PublicKey, ReceiptProof, Store, Transaction, ValidatorSet,
@@ -114,15 +112,13 @@ impl Chain {
         signer: &Signer,
         candidates: Vec<Transaction>,
         time_ms: u64,
-        vm: &Vm,
+        exec: &mut dyn Reexecute,
     ) -> anyhow::Result<(Finalized, Vec<(Transaction, TxError)>)> {
-        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer: signer.address(), time_ms, last_commit: self.head_commit.clone() };
         let mut sigs = &*self.signatures;
-        let (block, executed, rejected) =
-            build_block(&mut self.state, next, candidates, &mut tree, &mut exec, &mut sigs)?;
+        let (block, executed, rejected) = build_block(&mut self.state, next, candidates, &mut tree, exec, &mut sigs)?;
         let update = tree.into_update().context("the block's state update")?;
         let commit = match signer.solo_commit(at.height, block.hash()) {
             Ok(c) => c,
@@ -143,66 +139,40 @@ impl Chain {
         proposer: PublicKey,
         candidates: Vec<Transaction>,
         time_ms: u64,
-        vm: &Vm,
+        exec: &mut dyn Reexecute,
     ) -> anyhow::Result<(Block, Vec<(Transaction, TxError)>)> {
-        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
         let next = NextBlock { at, proposer, time_ms, last_commit: self.head_commit.clone() };
         let mut sigs = &*self.signatures;
-        let built = build_block(&mut self.state, next, candidates, &mut tree, &mut exec, &mut sigs);
+        let built = build_block(&mut self.state, next, candidates, &mut tree, exec, &mut sigs);
         self.state.rollback();
         let (block, _executed, rejected) = built?;
         Ok((block, rejected))
     }
 
-    /// The modules a block may need to be executed here (a result or a challenge can make the
-    /// validators re-execute its job) that this node does not store yet. A node that cannot
-    /// execute a block for want of one fetches these and tries again, instead of holding the
-    /// block invalid for good.
-    pub fn missing_modules(&self, block: &Block) -> Vec<Hash> {
-        let mut modules: Vec<Hash> = block
-            .txs
-            .iter()
-            .filter_map(|tx| match tx {
-                Transaction::Offer(o) => Some(o.offer.module_id),
-                Transaction::Result(r) => Some(r.claim.module_id),
-                Transaction::Account(a) => match &a.tx.action {
-                    cairn_ledger::Action::Challenge { job_id, .. } => self.state.job(job_id).map(|j| j.module_id),
-                    _ => None,
-                },
-            })
-            .collect();
-        modules.sort();
-        modules.dedup();
-        modules.retain(|m| !self.store.has_blob(m).unwrap_or(false));
-        modules
-    }
-
     /// Checks a proposed block on top of the head without committing it: its link (height,
     /// parent, proposer, the parent's commit) and a full re-execution, rolled back.
-    pub fn check_proposal(&mut self, block: &Block, vm: &Vm) -> Result<(), String> {
+    pub fn check_proposal(&mut self, block: &Block, exec: &mut dyn Reexecute) -> Result<(), String> {
         cairn_consensus::check_parent(self.chain_id, &self.validators, self.head.as_ref(), block)
             .map_err(|e| e.to_string())?;
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
-        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let mut sigs = &*self.signatures;
-        let result = execute_block(&mut self.state, at, block, &mut tree, &mut exec, &mut sigs);
+        let result = execute_block(&mut self.state, at, block, &mut tree, exec, &mut sigs);
         self.state.rollback();
         result.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Checks and applies a finalized block received from a peer (the next one).
-    pub fn apply(&mut self, block: Block, commit: Commit, vm: &Vm) -> Result<Finalized, ApplyError> {
+    pub fn apply(&mut self, block: Block, commit: Commit, exec: &mut dyn Reexecute) -> Result<Finalized, ApplyError> {
         cairn_consensus::check_link(self.chain_id, &self.validators, self.head.as_ref(), &block, &commit)
             .map_err(|e| ApplyError::Invalid(e.to_string()))?;
         let at = self.next_position();
         let mut tree = StoreTree::new(&self.store);
-        let mut exec = Reexecutor::new(&self.store, vm, self.state.params());
         let mut sigs = &*self.signatures;
         let executed =
-            execute_block(&mut self.state, at, &block, &mut tree, &mut exec, &mut sigs).map_err(ApplyError::Block)?;
+            execute_block(&mut self.state, at, &block, &mut tree, exec, &mut sigs).map_err(ApplyError::Block)?;
         let update = tree.into_update().ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
         self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
         Ok(Finalized { block, commit, executed })
@@ -230,7 +200,7 @@ impl Chain {
                     loc.receipt = Some((height, receipt_index));
                     receipt_index += 1;
                 }
-                Transaction::Account(_) => {}
+                Transaction::Account(_) | Transaction::Resolve { .. } => {}
             }
         }
         let jobs: Vec<(Hash, JobLocation)> = jobs.into_iter().collect();

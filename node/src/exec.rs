@@ -1,8 +1,7 @@
 //! Running a job the way every node must: the provider to produce its result, a validator to
-//! re-execute a challenged one. Both go through [`run_job`], so their claims agree byte for byte.
+//! re-execute a challenged or disputed one (ahead of the block, `crate::verdicts`). Both go
+//! through [`run_job`], so their claims agree byte for byte.
 
-use anyhow::Context;
-use cairn_contracts::{Job, Reexecute};
 use cairn_ledger::{Hash, JobStatus, SignedOffer, Store, Transaction};
 use cairn_vm::{InternalError, Vm};
 
@@ -54,36 +53,4 @@ pub fn offer_on_chain(store: &Store, job_id: &Hash) -> Option<SignedOffer> {
         Transaction::Offer(o) if o.job_id() == *job_id => Some(o),
         _ => None,
     })
-}
-
-/// Re-executes challenged jobs from the node's store (offer input from its block, module from
-/// the blob store) in its sandbox.
-pub struct Reexecutor<'a> {
-    /// The store.
-    pub store: &'a Store,
-    /// The sandbox.
-    pub vm: &'a Vm,
-    /// The chain's output limit.
-    pub output_bytes_max: usize,
-}
-
-impl<'a> Reexecutor<'a> {
-    /// Re-executes from `store` in `vm`, with the chain's output limit from `params`.
-    pub fn new(store: &'a Store, vm: &'a Vm, params: &cairn_ledger::ChainParams) -> Reexecutor<'a> {
-        Reexecutor { store, vm, output_bytes_max: params.output_bytes_max as usize }
-    }
-}
-
-impl Reexecute for Reexecutor<'_> {
-    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus), String> {
-        let go = || -> anyhow::Result<(Hash, u64, JobStatus)> {
-            let offer = offer_on_chain(self.store, job_id).context("the job's offer is not in this node's blocks")?;
-            let wasm = self.store.blob(&job.module_id)?.context("the job's module is not stored on this node")?;
-            // A failure of this node gives no verdict: the caller gets an error, not a status.
-            let run =
-                run_job(self.vm, &job.module_id, &wasm, &offer.offer.input, job.fuel_limit, self.output_bytes_max)?;
-            Ok((Hash::of(&run.output), run.fuel_used, run.status))
-        };
-        go().map_err(|e| format!("{e:#}"))
-    }
 }

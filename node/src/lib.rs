@@ -17,6 +17,7 @@ pub mod rpc_limits;
 pub mod rpc_server;
 pub mod service;
 pub mod tracker;
+pub mod verdicts;
 
 use std::sync::{Arc, Mutex, RwLock};
 

@@ -83,7 +83,7 @@ fn fee_of(tx: &Transaction) -> u64 {
     match tx {
         Transaction::Offer(o) => o.offer.fee,
         Transaction::Account(t) => t.tx.fee,
-        Transaction::Result(_) => 0,
+        Transaction::Result(_) | Transaction::Resolve { .. } => 0,
     }
 }
 
@@ -110,13 +110,8 @@ struct FeeRate {
 
 impl FeeRate {
     fn of(tx: &Transaction) -> FeeRate {
-        let fee = match tx {
-            Transaction::Offer(o) => o.offer.fee,
-            Transaction::Account(t) => t.tx.fee,
-            Transaction::Result(_) => 0,
-        };
         let size_bytes = borsh::object_length(tx).expect("borsh sizing cannot fail") as u64;
-        FeeRate { fee, size_bytes: size_bytes.max(1) }
+        FeeRate { fee: fee_of(tx), size_bytes: size_bytes.max(1) }
     }
 }
 
@@ -146,7 +141,7 @@ pub fn nonce_key(tx: &Transaction) -> Option<(PublicKey, u64)> {
     match tx {
         Transaction::Offer(o) => Some((o.offer.client, o.offer.nonce)),
         Transaction::Account(t) => Some((t.tx.sender, t.tx.nonce)),
-        Transaction::Result(_) => None,
+        Transaction::Result(_) | Transaction::Resolve { .. } => None,
     }
 }
 
@@ -262,6 +257,13 @@ impl Mempool {
         Ok(true)
     }
 
+    /// The pending results of a job (one per provider).
+    pub fn results_of(&self, job_id: &Hash) -> impl Iterator<Item = &JobResult> {
+        let low = (*job_id, PublicKey([0; 32]));
+        let high = (*job_id, PublicKey([0xff; 32]));
+        self.results.range(low..=high).map(|(_, e)| &e.item)
+    }
+
     /// The pending offer of a job.
     pub fn offer(&self, job_id: &Hash) -> Option<&SignedOffer> {
         match self.offer_ids.get(job_id).and_then(|k| self.nonced.get(k)).map(|e| &e.item) {
@@ -355,7 +357,11 @@ impl Mempool {
             let transient = match e {
                 // A re-execution this node could not run yet (a result whose offer is in the
                 // same block, a module still being fetched) may apply in a later block.
-                TxError::UnknownJob(_) | TxError::InsufficientBalance { .. } | TxError::Reexecution(_) => true,
+                TxError::UnknownJob(_)
+                | TxError::InsufficientBalance { .. }
+                | TxError::Reexecution(_)
+                | TxError::ReexecutionPending(_)
+                | TxError::TooManyReexecutions => true,
                 TxError::Nonce { expected, got } => got > expected,
                 _ => false,
             };

@@ -102,7 +102,8 @@ pub async fn start(shared: Arc<Shared>) -> anyhow::Result<(SocketAddr, ServerHan
         TcpListener::bind(c.rpc).await.with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
     let addr = listener.local_addr()?;
     let services = Server::builder().set_config(limits).to_service_builder();
-    let methods: Methods = RpcImpl { shared: shared.clone() }.into_rpc().into();
+    let uploads = Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE));
+    let methods: Methods = RpcImpl { shared: shared.clone(), uploads }.into_rpc().into();
     let (stop, handle) = stop_channel();
     tokio::spawn(async move {
         let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
@@ -296,8 +297,13 @@ fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {
     Ok(jsonrpsee::core::to_json_raw_value(ev)?.into())
 }
 
+/// Module uploads validated and compiled at once (each takes up to the compile bound of
+/// JOB-ABI.md §5); more wait their turn.
+pub const MODULE_UPLOADS_AT_ONCE: usize = 1;
+
 struct RpcImpl {
     shared: Arc<Shared>,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
@@ -343,7 +349,11 @@ impl RpcImpl {
                 });
             }
             let stage = match job.phase {
-                JobPhase::Completed | JobPhase::Settled | JobPhase::Slashed => JobStage::Finalized,
+                JobPhase::Completed | JobPhase::Settled | JobPhase::Slashed | JobPhase::Challenged => {
+                    JobStage::Finalized
+                }
+                // Its results are in blocks; it settles when its re-execution does.
+                JobPhase::Disputed => JobStage::Included,
                 JobPhase::Expired => JobStage::Expired,
                 JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
             };
@@ -409,9 +419,12 @@ impl CairnApiServer for RpcImpl {
     async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
         let wasm = hex::decode(wasm_hex.strip_prefix("0x").unwrap_or(&wasm_hex))
             .map_err(|e| err(error::INVALID_MODULE, format!("the module must be hex: {e}")))?;
+        // Validated and compiled (what a job's execution compiles, within the bound of
+        // JOB-ABI.md §5), a few uploads at a time, off the async threads.
+        let _slot = self.uploads.acquire().await.map_err(internal)?;
         let shared = self.shared.clone();
         let id = tokio::task::spawn_blocking(move || -> RpcResult<Hash> {
-            shared.vm.validate(&wasm).map_err(|e| err(error::INVALID_MODULE, e.to_string()))?;
+            shared.vm.prepare(&wasm).map_err(|e| err(error::INVALID_MODULE, e.to_string()))?;
             shared.chain().store.put_blob(&wasm).map_err(internal)
         })
         .await

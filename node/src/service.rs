@@ -31,6 +31,7 @@ use crate::p2p::{
     SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Topics, TxBatch, WIRE_VERSION, Wire,
 };
 use crate::tracker::Tracker;
+use crate::verdicts::{Verdict, Verdicts};
 
 /// Commands queued for the event loop (bounded).
 pub const COMMAND_QUEUE: usize = 4_096;
@@ -56,6 +57,13 @@ pub enum Command {
     ModuleStored(Hash),
     /// A module was uploaded to this node: announce it, so providers prepare it.
     ModuleUploaded(Hash),
+    /// A module fetched from a peer was validated and stored (`stored`), or not.
+    ModuleFetched {
+        /// The module.
+        module_id: Hash,
+        /// Whether it is stored now (false: already there, or the store failed).
+        stored: bool,
+    },
 }
 
 /// Network facts the RPC reports.
@@ -114,7 +122,7 @@ impl Shared {
     pub fn admit(&self, tx: &Transaction) -> Result<Admitted, AdmitError> {
         let Some((sender, nonce)) = nonce_key(tx) else {
             return Err(AdmitError::Tx(cairn_contracts::TxError::Invalid(
-                "results are submitted by providers over gossip".into(),
+                "only offers and account transactions are submitted: results come from providers over gossip, resolutions from block proposers".into(),
             )));
         };
         let admitted = {
@@ -207,6 +215,8 @@ pub struct Service {
     waiting: HashMap<Hash, Vec<SignedOffer>>,
     /// Blob requests in flight.
     blob_requests: HashMap<OutboundRequestId, Hash>,
+    /// Fetched modules being validated and stored, off the loop.
+    storing: HashSet<Hash>,
     /// The sync request in flight, if any.
     syncing: Option<OutboundRequestId>,
     /// Offers and results to gossip at the end of this turn of the loop, batched.
@@ -218,6 +228,30 @@ pub struct Service {
     proposed_requests: HashMap<OutboundRequestId, (u64, Hash)>,
     /// Test only ([`NodeConfig::test_partition`]): cut off from every peer.
     isolated: bool,
+    /// Re-executions for challenges and disputes, run ahead of the blocks that need them.
+    verdicts: Verdicts,
+    verdict_tx: mpsc::Sender<VerdictDone>,
+    verdict_rx: mpsc::Receiver<VerdictDone>,
+    /// A finalized block could not be applied for want of a verdict: once one arrives, ask a
+    /// peer for the blocks again.
+    blocked_on_verdicts: bool,
+    /// Re-executions waiting for their job's module to arrive, by job (at most
+    /// `VERDICT_REQUESTS_MAX`): not asked for again until it does.
+    verdicts_need_module: HashMap<Hash, Hash>,
+}
+
+/// A background re-execution's end.
+struct VerdictDone {
+    job_id: Hash,
+    /// The verdict, or why there is none (this node's failure, or the module not here).
+    verdict: Result<Verdict, VerdictMiss>,
+}
+
+enum VerdictMiss {
+    /// The job's module is not stored here yet (it is fetched).
+    Module(Hash),
+    /// Anything else: the offer not found, a failure of this node's sandbox or store.
+    Failed(String),
 }
 
 fn now_ms() -> u64 {
@@ -256,6 +290,7 @@ impl Service {
             (None, None)
         };
         let (executed_tx, executed_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (verdict_tx, verdict_rx) = mpsc::channel(crate::verdicts::VERDICT_REQUESTS_MAX);
         let executions = Arc::new(Semaphore::new(config.executions_max.max(1)));
         Ok(Service {
             shared,
@@ -273,12 +308,18 @@ impl Service {
             injected_failures: 0,
             waiting: HashMap::new(),
             blob_requests: HashMap::new(),
+            storing: HashSet::new(),
             syncing: None,
             outbox_txs: Vec::new(),
             outbox_results: Vec::new(),
             bft,
             proposed_requests: HashMap::new(),
             isolated: false,
+            verdicts: Verdicts::default(),
+            verdict_tx,
+            verdict_rx,
+            blocked_on_verdicts: false,
+            verdicts_need_module: HashMap::new(),
         })
     }
 
@@ -308,6 +349,7 @@ impl Service {
                         self.on_executed(done);
                     }
                 }
+                Some(done) = self.verdict_rx.recv() => self.on_verdict(done),
                 _ = block_timer.tick(), if self.signer.is_some() || self.bft.is_some() => {
                     if self.signer.is_some() {
                         self.produce_block()?;
@@ -331,6 +373,7 @@ impl Service {
         match cmd {
             Command::Tx(tx) => {
                 self.outbox_txs.push((*tx).clone());
+                self.want_challenged(&tx);
                 if let Some((sender, _)) = nonce_key(&tx) {
                     self.consider_includable_offers(sender);
                 }
@@ -343,7 +386,23 @@ impl Service {
                 }
                 self.on_command(Command::ModuleStored(id));
             }
+            Command::ModuleFetched { module_id, stored } => {
+                self.storing.remove(&module_id);
+                if stored {
+                    self.announced.remove(&module_id);
+                    if self.shared.config.provider {
+                        self.prepare_in_background(module_id);
+                    }
+                    self.on_command(Command::ModuleStored(module_id));
+                }
+            }
             Command::ModuleStored(id) => {
+                let ready: Vec<Hash> =
+                    self.verdicts_need_module.iter().filter(|(_, m)| **m == id).map(|(job, _)| *job).collect();
+                for job in &ready {
+                    self.verdicts_need_module.remove(job);
+                }
+                self.want_verdicts(&ready);
                 if let Some(offers) = self.waiting.remove(&id) {
                     for o in offers {
                         self.start_execution(o);
@@ -461,7 +520,8 @@ impl Service {
     }
 
     fn request_blob(&mut self, module_id: Hash) {
-        if self.blob_requests.values().any(|m| *m == module_id) {
+        // Asked already, or arrived and being stored.
+        if self.storing.contains(&module_id) || self.blob_requests.values().any(|m| *m == module_id) {
             return;
         }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -541,22 +601,178 @@ impl Service {
         };
         if new {
             lock(&self.shared.tracker).advance(r.claim.job_id, JobStage::Executed, Some(&r), None);
+            if self.disputes(&r) {
+                self.want_verdicts(&[r.claim.job_id]);
+            }
         }
+    }
+
+    /// Whether a result disagrees with another result of its job (on chain, not yet settled by
+    /// a re-execution, or pending here): the block that includes both re-executes the job.
+    fn disputes(&self, r: &JobResult) -> bool {
+        let outcome = cairn_contracts::Outcome::of(&r.claim);
+        let chain = self.shared.chain();
+        let on_chain = chain
+            .state
+            .job(&r.claim.job_id)
+            .is_some_and(|j| j.verified.is_none() && j.deliveries().any(|d| d.outcome != outcome));
+        on_chain
+            || lock(&self.shared.mempool)
+                .results_of(&r.claim.job_id)
+                .any(|other| cairn_contracts::Outcome::of(&other.claim) != outcome)
+    }
+
+    /// A challenge admitted here will make a block re-execute its job.
+    fn want_challenged(&mut self, tx: &Transaction) {
+        if let Transaction::Account(t) = tx
+            && let cairn_ledger::Action::Challenge { job_id, .. } = t.tx.action
+        {
+            self.want_verdicts(&[job_id]);
+        }
+    }
+
+    /// Asks for these jobs' re-executions, and starts the next one if none runs. Every node
+    /// that applies blocks needs them (it checks every block it stores), validators first.
+    fn want_verdicts(&mut self, jobs: &[Hash]) {
+        for job_id in jobs {
+            if !self.verdicts_need_module.contains_key(job_id) {
+                self.verdicts.want(*job_id);
+            }
+        }
+        self.run_verdicts();
+    }
+
+    /// Starts the next re-execution, off the event loop: the job's module and input are read
+    /// and the job run on a blocking thread, the verdict sent back to the loop.
+    fn run_verdicts(&mut self) {
+        let Some(job_id) = self.verdicts.start_next() else { return };
+        let (job, pending_input) = {
+            let chain = self.shared.chain();
+            let job = chain.state.job(&job_id).cloned();
+            let input = lock(&self.shared.mempool).offer(&job_id).map(|o| o.offer.input.clone());
+            (job, input)
+        };
+        let Some(job) = job else {
+            // Not on chain (yet): the block that needs it will ask again.
+            self.verdicts.finished(job_id, None);
+            return self.run_verdicts();
+        };
+        let shared = self.shared.clone();
+        let done = self.verdict_tx.clone();
+        tokio::spawn(async move {
+            let run = tokio::task::spawn_blocking(move || -> Result<Verdict, VerdictMiss> {
+                let store = shared.chain().store.clone();
+                let input = match pending_input {
+                    Some(input) => input,
+                    None => crate::exec::offer_on_chain(&store, &job_id)
+                        .map(|o| o.offer.input)
+                        .ok_or_else(|| VerdictMiss::Failed("the job's offer is not in this node's blocks".into()))?,
+                };
+                let wasm = store
+                    .blob(&job.module_id)
+                    .map_err(|e| VerdictMiss::Failed(e.to_string()))?
+                    .ok_or(VerdictMiss::Module(job.module_id))?;
+                let output_max = shared.chain().state.params().output_bytes_max as usize;
+                let run = crate::exec::run_job(&shared.vm, &job.module_id, &wasm, &input, job.fuel_limit, output_max)
+                    .map_err(|e| VerdictMiss::Failed(e.to_string()))?;
+                Ok((Hash::of(&run.output), run.fuel_used, run.status))
+            })
+            .await
+            .unwrap_or_else(|e| Err(VerdictMiss::Failed(format!("the re-execution task failed: {e}"))));
+            let _ = done.send(VerdictDone { job_id, verdict: run }).await;
+        });
+    }
+
+    /// A re-execution ended: keep the verdict, start the next, and check again what waited
+    /// for it (proposals, blocks to apply).
+    fn on_verdict(&mut self, done: VerdictDone) {
+        let VerdictDone { job_id, verdict } = done;
+        let verdict = match verdict {
+            Ok(verdict) => Some(verdict),
+            Err(VerdictMiss::Module(module_id)) => {
+                tracing::info!(%job_id, %module_id, "re-execution waits for the job's module");
+                if self.verdicts_need_module.len() < crate::verdicts::VERDICT_REQUESTS_MAX {
+                    self.verdicts_need_module.insert(job_id, module_id);
+                }
+                self.request_blob(module_id);
+                None
+            }
+            Err(VerdictMiss::Failed(why)) => {
+                tracing::warn!(%job_id, "cannot re-execute the job here: {why}");
+                None
+            }
+        };
+        let ready = verdict.is_some();
+        if ready {
+            tracing::info!(%job_id, "re-execution ready");
+        }
+        self.verdicts.finished(job_id, verdict);
+        self.run_verdicts();
+        if ready {
+            self.check_needed_blocks();
+            let peer = self.swarm.connected_peers().next().copied();
+            if std::mem::take(&mut self.blocked_on_verdicts)
+                && let Some(peer) = peer
+            {
+                self.request_sync(peer);
+            }
+        }
+    }
+
+    /// What the next block takes, in order: the resolutions this node has the verdicts for
+    /// (they settle jobs), then the mempool's includable transactions and results.
+    fn block_candidates(&mut self) -> Vec<Transaction> {
+        let mut candidates = self.ready_resolutions();
+        candidates.extend(lock(&self.shared.mempool).candidates(&self.shared.chain().state));
+        candidates
+    }
+
+    /// `Resolve` transactions for the jobs awaiting a re-execution whose verdict is here (at
+    /// most what a block may take); the others are asked for.
+    fn ready_resolutions(&mut self) -> Vec<Transaction> {
+        let awaiting: Vec<Hash> = self
+            .shared
+            .chain()
+            .state
+            .awaiting_resolution()
+            .take(crate::verdicts::VERDICT_REQUESTS_MAX)
+            .copied()
+            .collect();
+        let (ready, waiting): (Vec<Hash>, Vec<Hash>) =
+            awaiting.into_iter().partition(|job_id| self.verdicts.get(job_id).is_some());
+        self.want_verdicts(&waiting);
+        ready
+            .into_iter()
+            .take(cairn_contracts::REEXECUTIONS_PER_BLOCK_MAX)
+            .map(|job_id| Transaction::Resolve { job_id })
+            .collect()
+    }
+
+    /// Whether the next block has something to do: a transaction or result to include, a
+    /// resolution ready, or open jobs whose delivery and deadline clocks must keep running.
+    /// Transactions behind a nonce gap and resolutions whose re-execution has not run do not
+    /// count: they cannot go into a block yet.
+    fn has_work(&self) -> bool {
+        let chain = self.shared.chain();
+        chain.state.has_pending_work()
+            || lock(&self.shared.mempool).has_includable(&chain.state)
+            || chain.state.awaiting_resolution().any(|job_id| self.verdicts.get(job_id).is_some())
     }
 
     fn produce_block(&mut self) -> anyhow::Result<()> {
         let Some(signer) = self.signer.clone() else { return Ok(()) };
-        let candidates = lock(&self.shared.mempool).candidates(&self.shared.chain().state);
-        // Idle chains do not grow: a block is made when there is something to include, or open
-        // jobs whose delivery and deadline clocks must keep running.
-        let pending = self.shared.chain().state.has_pending_work();
-        if candidates.is_empty() && !pending && !self.shared.config.empty_blocks {
+        // Idle chains do not grow: a block is made when there is something to do.
+        if !self.has_work() && !self.shared.config.empty_blocks {
             return Ok(());
         }
+        let candidates = self.block_candidates();
+        let mut cached = self.verdicts.cached();
         let (finalized, rejected) = {
             let mut chain = self.shared.chain_mut();
-            chain.propose(&signer, candidates, now_ms(), &self.shared.vm).context("finalizing a block")?
+            chain.propose(&signer, candidates, now_ms(), &mut cached).context("finalizing a block")?
         };
+        let missing = cached.missing;
+        self.want_verdicts(&missing);
         for (tx, e) in &rejected {
             tracing::debug!(tx = %tx.hash(), "left out of the block: {e}");
         }
@@ -583,9 +799,14 @@ impl Service {
                 .iter()
                 .filter_map(|tx| match tx {
                     Transaction::Result(r) => Some(r.claim.job_id),
+                    Transaction::Resolve { job_id } => Some(*job_id),
                     _ => None,
                 })
-                .filter(|id| chain.state.job(id).is_some_and(|j| j.phase == cairn_contracts::JobPhase::Open))
+                .filter(|id| {
+                    chain.state.job(id).is_some_and(|j| {
+                        matches!(j.phase, cairn_contracts::JobPhase::Open | cairn_contracts::JobPhase::Disputed)
+                    })
+                })
                 .collect()
         };
         {
@@ -601,6 +822,12 @@ impl Service {
                         tracker.advance(o.job_id(), JobStage::Accepted, None, None);
                         offers.push(o.clone());
                     }
+                    // A disputed job that closed with its results is final once re-executed.
+                    Transaction::Resolve { job_id } => {
+                        if !open.contains(job_id) {
+                            tracker.advance(*job_id, JobStage::Finalized, None, Some(height));
+                        }
+                    }
                     Transaction::Account(_) => {}
                 }
             }
@@ -613,6 +840,17 @@ impl Service {
                 tracker.advance(*id, JobStage::Finalized, None, Some(height));
             }
         }
+        // Re-execute ahead what the chain now waits for (challenges and disputes this node may
+        // not have seen arrive), so the blocks that resolve them do not wait here.
+        let awaiting: Vec<Hash> = self
+            .shared
+            .chain()
+            .state
+            .awaiting_resolution()
+            .take(crate::verdicts::VERDICT_REQUESTS_MAX)
+            .copied()
+            .collect();
+        self.want_verdicts(&awaiting);
         // A provider that missed an offer's gossip still executes it once it is on chain; a
         // stand-in executes the jobs it was just reassigned, and a job whose run failed here is
         // tried again.
@@ -693,7 +931,7 @@ impl Service {
         self.shared.report_dropped(&dropped);
         self.outbox_txs.extend(offers);
         self.outbox_results.extend(results);
-        let modules: Vec<Hash> = self.waiting.keys().copied().collect();
+        let modules: Vec<Hash> = self.waiting.keys().chain(self.verdicts_need_module.values()).copied().collect();
         for m in modules {
             self.request_blob(m);
         }
@@ -735,14 +973,14 @@ impl Service {
         if h > height + 1 {
             return Ok(Err(format!("block {h} is ahead of the head {height}")));
         }
-        let missing = self.shared.chain().missing_modules(&msg.block);
-        let applied = self.shared.chain_mut().apply(msg.block, msg.commit, &self.shared.vm);
-        if applied.is_err() {
-            // Re-executing one of its jobs may have needed a module this node lacks: fetch it, so
-            // the block applies when it comes again (sync or gossip).
-            for m in missing {
-                self.request_blob(m);
-            }
+        let mut cached = self.verdicts.cached();
+        let applied = self.shared.chain_mut().apply(msg.block, msg.commit, &mut cached);
+        let missing = cached.missing;
+        if applied.is_err() && !missing.is_empty() {
+            // Its re-executions have not run here yet: run them, and ask for the block again
+            // once they have (sync or gossip brings it).
+            self.blocked_on_verdicts = true;
+            self.want_verdicts(&missing);
         }
         match applied {
             Ok(f) => {
@@ -826,6 +1064,7 @@ impl Service {
                 match self.shared.admit(&tx) {
                     Ok(_) => {
                         any_valid = true;
+                        self.want_challenged(&tx);
                         if let Some((sender, _)) = nonce_key(&tx) {
                             self.consider_includable_offers(sender);
                         }
@@ -1035,11 +1274,7 @@ impl Service {
         if self.bft.is_none() {
             return Ok(());
         }
-        // Transactions behind a nonce gap do not count: they cannot go into a block.
-        let has_work = {
-            let chain = self.shared.chain();
-            chain.state.has_pending_work() || lock(&self.shared.mempool).has_includable(&chain.state)
-        };
+        let has_work = self.has_work();
         let head = self.shared.chain().height();
         let config = &self.shared.config;
         let block_time = Duration::from_millis(config.block_time_ms);
@@ -1152,9 +1387,11 @@ impl Service {
             tracing::debug!(height, "asked to propose at a height this node is not at yet");
             return Ok(());
         }
-        let candidates = lock(&self.shared.mempool).candidates(&self.shared.chain().state);
-        let built =
-            self.shared.chain_mut().build_proposal(self.shared.key.public(), candidates, now_ms(), &self.shared.vm);
+        let candidates = self.block_candidates();
+        let mut cached = self.verdicts.cached();
+        let built = self.shared.chain_mut().build_proposal(self.shared.key.public(), candidates, now_ms(), &mut cached);
+        let missing = cached.missing;
+        self.want_verdicts(&missing);
         let (block, rejected) = match built {
             Ok(b) => b,
             Err(e) => {
@@ -1194,17 +1431,25 @@ impl Service {
         for ((height, block_hash), needed) in wanted {
             match self.proposed_block(height, &block_hash) {
                 Some(block) => {
+                    let mut cached = self.verdicts.cached();
                     let verdict = if block.header.proposer != needed.proposer {
                         Err("the block's proposer is not the proposal's".to_string())
                     } else {
-                        self.shared.chain_mut().check_proposal(&block, &self.shared.vm)
+                        self.shared.chain_mut().check_proposal(&block, &mut cached)
                     };
+                    let missing = cached.missing;
+                    if verdict.is_err() && !missing.is_empty() {
+                        // Not invalid: it needs re-executions this node has not run yet. No
+                        // vote until they are in (the check runs again when they are).
+                        tracing::info!(height, %block_hash, jobs = missing.len(), "proposed block waits for re-executions");
+                        if let Some(bft) = self.bft.as_mut() {
+                            bft.keep_block(block);
+                        }
+                        self.want_verdicts(&missing);
+                        continue;
+                    }
                     if let Err(why) = &verdict {
                         tracing::warn!(height, %block_hash, "proposed block is invalid: {why}");
-                        let missing = self.shared.chain().missing_modules(&block);
-                        for m in missing {
-                            self.request_blob(m);
-                        }
                     }
                     if let Some(bft) = self.bft.as_mut() {
                         bft.needed.remove(&(height, block_hash));
@@ -1334,24 +1579,42 @@ impl Service {
         Ok(MessageAcceptance::Ignore)
     }
 
+    /// A module this node asked for arrived: stored off the event loop, then announced to the
+    /// loop as stored.
     fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {
         // Only blobs this node asked for arrive here; the hash is the check. It asks every
         // peer, so the same module may arrive more than once.
-        if Hash::of(&bytes) != module_id || self.shared.chain().store.has_blob(&module_id).unwrap_or(false) {
+        if Hash::of(&bytes) != module_id || !self.storing.insert(module_id) {
             return;
         }
-        if let Err(e) = self.shared.vm.validate(&bytes) {
-            tracing::warn!(%module_id, "fetched module is invalid: {e}");
-        }
-        if let Err(e) = self.shared.chain().store.put_blob(&bytes) {
-            tracing::error!(%module_id, "cannot store module: {e}");
-            return;
-        }
-        self.announced.remove(&module_id);
-        if self.shared.config.provider {
-            self.prepare_in_background(module_id);
-        }
-        self.on_command(Command::ModuleStored(module_id));
+        let store = self.shared.chain().store.clone();
+        let commands = self.shared.commands.clone();
+        tokio::spawn(async move {
+            // Stored as it is, valid or not: a job on an invalid module ends `invalid_module`
+            // everywhere (its reason says why), and re-executing one needs its bytes. Whoever
+            // runs a job validates the module then.
+            let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+                if store.has_blob(&module_id)? {
+                    return Ok(false);
+                }
+                store.put_blob(&bytes)?;
+                Ok(true)
+            })
+            .await;
+            let fetched = match stored {
+                Ok(Ok(stored)) => stored,
+                Ok(Err(e)) => {
+                    tracing::error!(%module_id, "cannot store module: {e:#}");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(%module_id, "storing the module failed: {e}");
+                    false
+                }
+            };
+            // Sent either way, so the loop forgets the module is being stored.
+            let _ = commands.send(Command::ModuleFetched { module_id, stored: fetched }).await;
+        });
     }
 }
 

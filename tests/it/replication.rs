@@ -44,7 +44,7 @@ impl Node {
 struct Honest;
 
 impl Reexecute for Honest {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus), String> {
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> cairn_contracts::Result<(Hash, u64, JobStatus)> {
         Ok((Hash::of(b"o"), 7, JobStatus::Ok))
     }
 }

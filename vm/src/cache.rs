@@ -64,6 +64,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         self.weight += weight;
     }
 
+    /// Whether `key` is cached (without touching its recency).
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

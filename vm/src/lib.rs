@@ -226,6 +226,22 @@ impl Caches {
 
     /// Keeps a freshly compiled module in both caches.
     fn keep(&self, id: [u8; 32], compiled: Compiled, wasm_len: usize) -> Arc<Compiled> {
+        self.keep_where(id, compiled, wasm_len, |_| true)
+    }
+
+    /// Keeps a module's optimized code in both caches, in place of its first code if that is
+    /// still cached (a module evicted meanwhile is not brought back).
+    fn replace(&self, id: [u8; 32], compiled: Compiled, wasm_len: usize) {
+        self.keep_where(id, compiled, wasm_len, |memory| memory.contains(&id));
+    }
+
+    fn keep_where(
+        &self,
+        id: [u8; 32],
+        compiled: Compiled,
+        wasm_len: usize,
+        wanted: impl FnOnce(&Lru<[u8; 32], Arc<Compiled>>) -> bool,
+    ) -> Arc<Compiled> {
         self.compiled_count.fetch_add(1, Ordering::Relaxed);
         let artifact = compiled.module.serialize().ok();
         let weight = artifact.as_ref().map_or_else(|| estimated_weight(wasm_len), |a| a.len());
@@ -233,7 +249,10 @@ impl Caches {
             disk.store(&id, artifact);
         }
         let compiled = Arc::new(compiled);
-        self.lock_memory().insert(id, Arc::clone(&compiled), weight);
+        let mut memory = self.lock_memory();
+        if wanted(&memory) {
+            memory.insert(id, Arc::clone(&compiled), weight);
+        }
         compiled
     }
 }

@@ -74,7 +74,7 @@ fn run(
         }));
         // A failure keeps the first code, which serves every job the same way.
         if let Ok(Ok(compiled)) = compiled {
-            caches.keep(id, compiled, wasm.len());
+            caches.replace(id, compiled, wasm.len());
             caches.tiered_up.fetch_add(1, Ordering::Relaxed);
         }
     }

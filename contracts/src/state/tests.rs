@@ -9,6 +9,11 @@ fn apply(s: &mut State, tx: &Transaction, height: u64) -> Result<Option<Executio
     s.apply_tx(tx, height, &mut NoReexecution, &mut VerifyAlways)
 }
 
+/// Applies the `Resolve` of a job, re-executing it with `exec`.
+fn resolve(s: &mut State, job_id: Hash, height: u64, exec: &mut dyn Reexecute) -> Result<Option<ExecutionReceipt>> {
+    s.apply_tx(&Transaction::Resolve { job_id }, height, exec, &mut VerifyAlways)
+}
+
 struct World {
     genesis: Genesis,
     client: Keypair,
@@ -125,7 +130,7 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
 struct Fixed(Hash, u64, JobStatus);
 
 impl Reexecute for Fixed {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> std::result::Result<(Hash, u64, JobStatus), String> {
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus)> {
         Ok((self.0, self.1, self.2))
     }
 }
@@ -149,12 +154,25 @@ fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
             Fixed(Hash::of(b"the real output"), r.claim.fuel_used, r.claim.status)
         };
         let challenge = account_tx(&w, challenger, 1, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
-        s.apply_tx(&challenge, 2, &mut exec, &mut VerifyAlways).expect("challenge applies");
+        apply(&mut s, &challenge, 2).expect("challenge applies, without re-executing anything");
+        let job = s.job(&o.job_id()).expect("job");
+        assert_eq!(job.phase, JobPhase::Challenged, "settlement waits for the re-execution");
+        assert_eq!(s.awaiting_resolution().collect::<Vec<_>>(), vec![&o.job_id()]);
+        assert_eq!(s.total_value(), total - u128::from(OFFER_FEE) - 1, "the bond is held in the job");
+        // Nothing settles before the resolution, even past the window.
+        s.end_block(1 + w.genesis.params.challenge_window_blocks);
+        assert_eq!(s.account(&provider).balance, 0);
+        // Re-execution unavailable: the resolution fails and changes nothing.
+        let before = s.entries();
+        assert!(matches!(resolve(&mut s, o.job_id(), 12, &mut NoReexecution), Err(TxError::Reexecution(_))));
+        assert_eq!(s.entries(), before);
+        resolve(&mut s, o.job_id(), 12, &mut exec).expect("resolved");
+        assert!(s.awaiting_resolution().next().is_none());
         if honest {
-            // The bond goes to the provider; settlement proceeds as usual.
+            // The bond goes to the provider; settlement proceeds (the window passed: at once).
             assert_eq!(s.account(&provider).balance, 500);
             assert_eq!(s.account(&challenger.public()).balance, 8_000 - OFFER_FEE - 1 - 500);
-            s.end_block(1 + w.genesis.params.challenge_window_blocks);
+            s.end_block(12);
             assert_eq!(s.account(&provider).balance, 800);
             assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
         } else {
@@ -163,13 +181,14 @@ fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
             assert_eq!(s.provider(&provider).expect("provider").stake, stake / 2);
             assert_eq!(s.account(&challenger.public()).balance, 10_000 - OFFER_FEE - 1 + stake / 2);
             assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Slashed);
-            s.end_block(1 + w.genesis.params.challenge_window_blocks);
+            s.end_block(12);
             assert_eq!(s.account(&provider).balance, 0);
         }
         assert_eq!(s.total_value(), total - u128::from(OFFER_FEE) - 1, "only the fees left the system");
-        // Closed jobs cannot be challenged again.
+        // Closed jobs cannot be challenged again, nor resolved again.
         let again = account_tx(&w, challenger, 2, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
         assert!(s.apply_tx(&again, 20, &mut exec, &mut VerifyAlways).is_err());
+        assert!(matches!(resolve(&mut s, o.job_id(), 20, &mut exec), Err(TxError::Limit(_))));
     }
 }
 
@@ -468,6 +487,7 @@ fn conservation_run(seed: u64) -> [usize; 4] {
     let mut burned: u128 = 0;
     let (mut applied_offers, mut applied_txs, mut challenges) = (0, 0, 0);
     let mut disputes_by_k = [0usize; 4];
+    let mut verdicts: BTreeMap<Hash, Fixed> = BTreeMap::new();
     for height in 1..400u64 {
         let nonce = s.account(&w.client.public()).nonce + next() % 2;
         let k = 1 + (next() % 3) as u8;
@@ -500,29 +520,31 @@ fn conservation_run(seed: u64) -> [usize; 4] {
             let pick = if next() % 4 == 0 { (next() as usize) % offers.len().max(1) } else { recent };
             if let Some(o) = offers.get(pick) {
                 let (pick, lie, over) = (next() as usize, next() % 3 == 0, next() % 8 == 0);
-                let was_disputed = s.job(&o.job_id()).is_some_and(|j| j.verified.is_some());
-                if deliver(&w, &mut s, o, height, Delivered { pick, lie, over, exec_fails: next() % 8 == 0 }).is_ok() {
-                    let job = s.job(&o.job_id()).expect("delivered to a job");
-                    if job.verified.is_some() && !was_disputed {
-                        disputes_by_k[job.redundancy()] += 1;
-                    }
-                }
+                let _ = deliver(&w, &mut s, o, height, Delivered { pick, lie, over });
+            }
+        }
+        // Disputes and challenges are resolved by re-execution in a later transaction; now and
+        // then the re-execution is not available and the resolution waits.
+        for job_id in resolve_all(&mut s, height, &verdicts, next() % 8 == 0) {
+            let job = s.job(&job_id).expect("a resolved job");
+            if job.verified.is_some() {
+                disputes_by_k[job.redundancy()] += 1;
             }
         }
         if let Some(o) = offers.get((next() as usize) % offers.len().max(1))
             && let Some(claim) = s.job(&o.job_id()).filter(|j| j.phase == JobPhase::Completed).and_then(Job::agreed)
         {
-            let mut exec = if next() % 2 == 0 {
+            let verdict = if next() % 2 == 0 {
                 Fixed(claim.output_hash, claim.fuel_used, claim.status)
             } else {
                 Fixed(Hash::ZERO, claim.fuel_used, JobStatus::Trap)
             };
             let nonce = s.account(&w.client.public()).nonce;
             let challenge = Action::Challenge { job_id: o.job_id(), bond: 50 + next() % 500 };
-            if s.apply_tx(&account_tx(&w, &w.client, nonce, 1, challenge), height, &mut exec, &mut VerifyAlways).is_ok()
-            {
+            if apply(&mut s, &account_tx(&w, &w.client, nonce, 1, challenge), height).is_ok() {
                 challenges += 1;
                 burned += 1;
+                verdicts.insert(o.job_id(), verdict);
             }
         }
         s.end_block(height);
@@ -563,7 +585,7 @@ fn offer_k_fee(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u
 struct Truth;
 
 impl Reexecute for Truth {
-    fn reexecute(&mut self, _: &Hash, job: &Job) -> std::result::Result<(Hash, u64, JobStatus), String> {
+    fn reexecute(&mut self, _: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus)> {
         Ok((Hash::of(b"out"), job.fuel_limit / 2, JobStatus::Ok))
     }
 }
@@ -577,8 +599,6 @@ struct Delivered {
     lie: bool,
     /// Fuel above the limit (refused).
     over: bool,
-    /// Re-execution is not available (a dispute then fails and changes nothing).
-    exec_fails: bool,
 }
 
 /// Delivers a result for `o` as `how` says (an honest result is what [`Truth`] computes).
@@ -590,18 +610,36 @@ fn deliver(w: &World, s: &mut State, o: &SignedOffer, height: u64, how: Delivere
     let output: &[u8] = if how.lie { b"lie" } else { b"out" };
     let r = Transaction::Result(result_by(w, o, provider, fuel, output));
     let before = s.job(&o.job_id()).cloned();
-    let applied = if how.exec_fails {
-        s.apply_tx(&r, height, &mut NoReexecution, &mut VerifyAlways)
-    } else {
-        s.apply_tx(&r, height, &mut Truth, &mut VerifyAlways)
-    };
-    match applied {
+    // A result never re-executes: a dispute waits for its `Resolve` (see `resolve_all`).
+    match s.apply_tx(&r, height, &mut NoReexecution, &mut VerifyAlways) {
         Ok(_) => Ok(()),
         Err(e) => {
             assert_eq!(s.job(&o.job_id()).cloned(), before, "a refused result changes nothing");
             Err(e)
         }
     }
+}
+
+/// Resolves every job awaiting a re-execution: a challenged one with the verdict chosen for its
+/// challenge (`challenges`, by job), a disputed one as an honest provider runs it ([`Truth`]);
+/// with `exec_fails`, re-execution is unavailable and every resolution fails, changing nothing.
+/// Returns the jobs resolved.
+fn resolve_all(s: &mut State, height: u64, challenges: &BTreeMap<Hash, Fixed>, exec_fails: bool) -> Vec<Hash> {
+    let awaiting: Vec<Hash> = s.awaiting_resolution().copied().collect();
+    let mut resolved = Vec::new();
+    for job_id in awaiting {
+        let before = s.entries();
+        let applied = match (exec_fails, challenges.get(&job_id)) {
+            (true, _) => resolve(s, job_id, height, &mut NoReexecution),
+            (false, Some(Fixed(h, f, st))) => resolve(s, job_id, height, &mut Fixed(*h, *f, *st)),
+            (false, None) => resolve(s, job_id, height, &mut Truth),
+        };
+        match applied {
+            Ok(_) => resolved.push(job_id),
+            Err(_) => assert_eq!(s.entries(), before, "a failed resolution changes nothing"),
+        }
+    }
+    resolved
 }
 
 mod property {
@@ -618,14 +656,14 @@ mod property {
         Result { pick: usize, how: Delivered },
         Account { who: usize, kind: u8, amount: u64, fee: u64, nonce_skew: u64 },
         Challenge { pick: usize, right: bool, bond: u64 },
+        Resolve { exec_fails: bool },
         EndBlock,
         RolledBackOffer,
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        let delivered =
-            (any::<usize>(), prop::bool::weighted(0.3), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
-                .prop_map(|(pick, lie, over, exec_fails)| Delivered { pick, lie, over, exec_fails });
+        let delivered = (any::<usize>(), prop::bool::weighted(0.3), prop::bool::weighted(0.1))
+            .prop_map(|(pick, lie, over)| Delivered { pick, lie, over });
         prop_oneof![
             3 => (0..2u64, 1..3_000u64, 0..3u64, 1..=3u8, 0..4u64)
                 .prop_map(|(nonce_skew, fuel, price, k, fee)| Op::Offer { nonce_skew, fuel, price, k, fee }),
@@ -633,6 +671,7 @@ mod property {
             3 => (0..5usize, 0..4u8, 0..2_000u64, 0..3u64, 0..2u64)
                 .prop_map(|(who, kind, amount, fee, nonce_skew)| Op::Account { who, kind, amount, fee, nonce_skew }),
             1 => (any::<usize>(), any::<bool>(), 0..600u64).prop_map(|(pick, right, bond)| Op::Challenge { pick, right, bond }),
+            2 => prop::bool::weighted(0.1).prop_map(|exec_fails| Op::Resolve { exec_fails }),
             2 => Just(Op::EndBlock),
             1 => Just(Op::RolledBackOffer),
         ]
@@ -654,6 +693,7 @@ mod property {
             let mut burned: u128 = 0;
             let mut height = 1u64;
             let mut offers: Vec<SignedOffer> = vec![];
+            let mut verdicts: BTreeMap<Hash, Fixed> = BTreeMap::new();
             for op in ops {
                 match op {
                     Op::Offer { nonce_skew, fuel, price, k, fee } => {
@@ -690,17 +730,21 @@ mod property {
                         if let Some(o) = offers.get(pick % offers.len().max(1))
                             && let Some(claim) = s.job(&o.job_id()).and_then(Job::agreed)
                         {
-                            let mut exec = if right {
+                            let verdict = if right {
                                 Fixed(claim.output_hash, claim.fuel_used, claim.status)
                             } else {
                                 Fixed(Hash::ZERO, claim.fuel_used, JobStatus::Trap)
                             };
                             let nonce = s.account(&w.client.public()).nonce;
                             let tx = account_tx(&w, &w.client, nonce, 1, Action::Challenge { job_id: o.job_id(), bond });
-                            if s.apply_tx(&tx, height, &mut exec, &mut VerifyAlways).is_ok() {
+                            if apply(&mut s, &tx, height).is_ok() {
                                 burned += 1;
+                                verdicts.insert(o.job_id(), verdict);
                             }
                         }
+                    }
+                    Op::Resolve { exec_fails } => {
+                        resolve_all(&mut s, height, &verdicts, exec_fails);
                     }
                     Op::EndBlock => {
                         s.end_block(height);
@@ -823,13 +867,17 @@ mod redundancy {
         let id = o.job_id();
         let [right, liar] = s.job(&id).expect("job").assigned()[..] else { panic!("two assigned") };
         apply(&mut s, &honest(&w, &o, right), 1).expect("honest result");
-        // Re-execution unavailable here (module or offer missing): the result waits, nothing
-        // changes.
+        // The disagreeing result is taken without re-executing anything: the job, closed with
+        // both results in, waits for its resolution.
+        apply(&mut s, &lying(&w, &o, liar, b"lie"), 2).expect("the second result");
+        assert_eq!(s.job(&id).expect("job").phase, JobPhase::Disputed);
+        assert_eq!(s.awaiting_resolution().collect::<Vec<_>>(), vec![&id]);
+        assert_eq!(s.total_value(), total - fees(&s, &w), "the escrow is still held");
+        // Re-execution unavailable here (module or offer missing): nothing changes.
         let before = s.entries();
-        let lie = lying(&w, &o, liar, b"lie");
-        assert!(matches!(apply(&mut s, &lie, 2), Err(TxError::Reexecution(_))));
+        assert!(matches!(resolve(&mut s, id, 3, &mut NoReexecution), Err(TxError::Reexecution(_))));
         assert_eq!(s.entries(), before);
-        s.apply_tx(&lie, 2, &mut Truth, &mut VerifyAlways).expect("the dispute is resolved");
+        resolve(&mut s, id, 3, &mut Truth).expect("the dispute is resolved");
         let job = s.job(&id).expect("job").clone();
         assert_eq!(
             job.verified,
@@ -856,8 +904,9 @@ mod redundancy {
             let id = o.job_id();
             let [a, b, c] = s.job(&id).expect("job").assigned()[..] else { panic!("three assigned") };
             apply(&mut s, &honest(&w, &o, a), 1).expect("a");
-            s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth, &mut VerifyAlways)
-                .expect("b: the dispute is resolved");
+            apply(&mut s, &lying(&w, &o, b, b"lie"), 1).expect("b");
+            assert_eq!(stake(&s, &b), 10_002, "nothing is slashed before the re-execution");
+            resolve(&mut s, id, 2, &mut Truth).expect("the dispute is resolved while c is awaited");
             assert_eq!(stake(&s, &b), 5_001, "slashed as soon as the dispute is resolved");
             assert_eq!(s.job(&id).expect("job").phase, JobPhase::Open, "still waiting for c");
             // Once re-executed, later results are judged against it without running it again.
@@ -887,7 +936,8 @@ mod redundancy {
         apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
         let [a, b] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("two assigned") };
         apply(&mut s, &lying(&w, &o, a, b"one"), 1).expect("a");
-        s.apply_tx(&lying(&w, &o, b, b"two"), 1, &mut Truth, &mut VerifyAlways).expect("b");
+        apply(&mut s, &lying(&w, &o, b, b"two"), 1).expect("b");
+        resolve(&mut s, o.job_id(), 2, &mut Truth).expect("resolved");
         let job = s.job(&o.job_id()).expect("job");
         assert_eq!((job.phase, job.paid), (JobPhase::Slashed, 0));
         assert_eq!((stake(&s, &a), stake(&s, &b)), (5_000, 5_000));
@@ -935,8 +985,13 @@ mod redundancy {
         apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
         let [a, b, c] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("three assigned") };
         apply(&mut s, &honest(&w, &o, a), 1).expect("a");
-        s.apply_tx(&lying(&w, &o, b, b"lie"), 1, &mut Truth, &mut VerifyAlways).expect("b");
+        apply(&mut s, &lying(&w, &o, b, b"lie"), 1).expect("b");
+        // Not re-executed by the deadline: the job closes disputed (c pays for its missing
+        // slot) and settles with the re-execution.
         s.end_block(11);
+        assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Disputed);
+        assert_eq!(s.total_value(), total - fees(&s, &w));
+        resolve(&mut s, o.job_id(), 12, &mut Truth).expect("resolved");
         assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Settled);
         assert_eq!((stake(&s, &b), stake(&s, &c)), (5_000, 9_900));
         assert_eq!(balance(&s, &a), 500 + 5_000);
@@ -990,7 +1045,8 @@ mod redundancy {
             let challenge = account_tx(&w, &w.client, 1, 1, Action::Challenge { job_id: o.job_id(), bond: 501 });
             let mut exec =
                 if right { Fixed(Hash::of(b"out"), 500, JobStatus::Ok) } else { Fixed(Hash::ZERO, 1, JobStatus::Trap) };
-            s.apply_tx(&challenge, 2, &mut exec, &mut VerifyAlways).expect("challenge");
+            apply(&mut s, &challenge, 2).expect("challenge");
+            resolve(&mut s, o.job_id(), 3, &mut exec).expect("resolved");
             if right {
                 // The bond is split between the providers, the odd unit to the first slot's.
                 assert_eq!((balance(&s, &a), balance(&s, &b)), (251, 250));
@@ -1034,11 +1090,61 @@ mod redundancy {
             forfeit: 3,
             paid: 0,
             settle_height: 0,
+            challenge: Some(Challenge { challenger: PublicKey([9; 32]), bond: 100 }),
         };
         let bytes = borsh::to_vec(&job).expect("encodes");
         assert_eq!(borsh::from_slice::<Job>(&bytes).expect("decodes"), job);
         assert_eq!(Hash::of(&bytes).to_hex(), JOB_ENTRY_FIXTURE);
     }
 
-    const JOB_ENTRY_FIXTURE: &str = "e8cb536f1683c3197a75ad441a276025dd4afe5a58df0c0a7f5dbda1bea2ea2b";
+    const JOB_ENTRY_FIXTURE: &str = "6223eebfb508b57e025b05b19ed8d5d381083615417ececbd4c072227f8954d8";
+}
+
+#[test]
+fn a_block_needs_at_most_reexecutions_per_block_max_re_executions() {
+    use cairn_ledger::state_tree::MemoryTree;
+
+    use crate::{NextBlock, Position, REEXECUTIONS_PER_BLOCK_MAX, StateCommitment, build_block, execute_block};
+
+    let w = world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let genesis_entries = s.entries();
+    // One more challenged job than a block may resolve.
+    let jobs = REEXECUTIONS_PER_BLOCK_MAX as u64 + 1;
+    let mut resolutions = Vec::new();
+    for i in 0..jobs {
+        let o = offer(&w, 2 * i, 100, 1);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let r = result(&w, &s, &o, 50);
+        apply(&mut s, &Transaction::Result(r), 1).expect("result");
+        let challenge = Action::Challenge { job_id: o.job_id(), bond: 100 };
+        apply(&mut s, &account_tx(&w, &w.client, 2 * i + 1, 1, challenge), 1).expect("challenge");
+        resolutions.push(Transaction::Resolve { job_id: o.job_id() });
+    }
+    let changes = s.commit();
+    let tree_after_block_1 = || {
+        let mut tree = MemoryTree::with_genesis(&genesis_entries).expect("genesis tree").0;
+        tree.root_after(&changes, 1).expect("block 1 in the tree");
+        tree
+    };
+    let mut tree = tree_after_block_1();
+    let at = Position { height: 2, parent_hash: Hash::ZERO };
+    let next = NextBlock { at, proposer: w.client.public(), time_ms: 2, last_commit: None };
+    let mut exec = Truth;
+    let (mut block, _, rejected) =
+        build_block(&mut s, next, resolutions.clone(), &mut tree, &mut exec, &mut VerifyAlways).expect("built");
+    assert_eq!(block.txs.len(), REEXECUTIONS_PER_BLOCK_MAX, "the builder stops at the budget");
+    assert_eq!(rejected, vec![(resolutions[REEXECUTIONS_PER_BLOCK_MAX].clone(), TxError::TooManyReexecutions)]);
+    s.rollback();
+    // A block that needs one more is invalid, whatever its roots say.
+    block.txs = resolutions;
+    block.header.tx_count = block.txs.len() as u32;
+    block.header.tx_root =
+        cairn_ledger::merkle::root(&block.txs.iter().map(Transaction::leaf_hash).collect::<Vec<_>>());
+    let mut tree = tree_after_block_1();
+    let err = execute_block(&mut s, at, &block, &mut tree, &mut exec, &mut VerifyAlways).expect_err("over the budget");
+    assert!(
+        matches!(err, crate::BlockError::Tx { index, error: TxError::TooManyReexecutions } if index == REEXECUTIONS_PER_BLOCK_MAX),
+        "{err:?}"
+    );
 }

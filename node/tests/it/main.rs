@@ -5,6 +5,7 @@ mod bench;
 mod bft;
 mod crash;
 mod e2e;
+mod hostile;
 mod malformed;
 mod market;
 mod nonce;

@@ -137,9 +137,19 @@ async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "challenge: {}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr), net.logs());
     assert!(stdout.contains("finalized"), "{stdout}");
-    let stakes_after = c.provider_list().await.expect("list");
+    // The challenge is in a block; a later block resolves it, once the validators have
+    // re-executed the job.
     let liar_stake = stake_of(&stakes_before, liar).expect("liar listed");
     let slash = liar_stake / 2;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let stakes_after = loop {
+        let stakes = c.provider_list().await.expect("list");
+        if stake_of(&stakes, liar) != Some(liar_stake) {
+            break stakes;
+        }
+        assert!(std::time::Instant::now() < deadline, "the challenge was never resolved\n{}", net.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     assert_eq!(stake_of(&stakes_after, liar), Some(liar_stake - slash));
     assert_eq!(stake_of(&stakes_after, honest), stake_of(&stakes_before, honest));
     // The client paid the fee, got its bond back, the slash, and the whole escrow.
