@@ -34,8 +34,15 @@ pub struct NodeConfig {
     pub empty_blocks: bool,
     /// Consensus timeouts (used when genesis lists more than one validator).
     pub consensus: cairn_consensus::ConsensusParams,
-    /// The most pending transactions.
+    /// The most pending offers and account transactions (an upper bound: admission also
+    /// stops at what a few blocks can take, see `service::ADMISSION_BLOCKS`).
     pub mempool_txs_max: usize,
+    /// Their most bytes (encoded).
+    pub mempool_tx_bytes_max: usize,
+    /// The most pending results (a room of their own: offers never take their place).
+    pub mempool_results_max: usize,
+    /// Their most bytes (encoded).
+    pub mempool_result_bytes_max: usize,
     /// Pending transactions are re-gossiped after this long without a block.
     pub rebroadcast_ms: u64,
     /// A pending transaction behind a nonce gap (an earlier nonce of its sender never
@@ -108,6 +115,9 @@ impl Default for NodeConfig {
             empty_blocks: false,
             consensus: cairn_consensus::ConsensusParams::default(),
             mempool_txs_max: 20_000,
+            mempool_tx_bytes_max: 256 << 20,
+            mempool_results_max: 40_000,
+            mempool_result_bytes_max: 128 << 20,
             rebroadcast_ms: 2_000,
             mempool_gap_timeout_ms: 60_000,
             executions_max: 2,
@@ -153,6 +163,16 @@ impl NodeConfig {
     /// The key file's path.
     pub fn key_path(&self) -> PathBuf {
         self.key.clone().unwrap_or_else(|| self.home.join("node-key.json"))
+    }
+
+    /// The mempool's rooms.
+    pub fn mempool_limits(&self) -> crate::mempool::MempoolLimits {
+        crate::mempool::MempoolLimits {
+            txs_max: self.mempool_txs_max,
+            tx_bytes_max: self.mempool_tx_bytes_max,
+            results_max: self.mempool_results_max,
+            result_bytes_max: self.mempool_result_bytes_max,
+        }
     }
 
     /// The database folder.

@@ -6,6 +6,7 @@
 //! server ([`rpc_server`], fair to its clients by [`rpc_limits`]). [`run_node`] starts one and
 //! runs it until shutdown. The CLI is in [`cli`].
 
+pub mod backpressure;
 pub mod bft;
 pub mod chain;
 pub mod cli;
@@ -53,7 +54,8 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
     let (commands_tx, commands_rx) = mpsc::channel(service::COMMAND_QUEUE);
     let shared = Arc::new(service::Shared {
         chain: RwLock::new(chain),
-        mempool: Mutex::new(mempool::Mempool::new(config.mempool_txs_max)),
+        mempool: Mutex::new(mempool::Mempool::new(config.mempool_limits())),
+        admission: backpressure::Admission::new(config.mempool_txs_max, config.block_time_ms),
         tracker: Mutex::new(tracker::Tracker::default()),
         // Compiled modules survive restarts in the node's own folder (only it writes there).
         vm: Arc::new(Vm::new(VmConfig { cache_dir: Some(config.home.join("vm-cache")), ..VmConfig::default() })),

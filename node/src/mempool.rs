@@ -90,14 +90,74 @@ fn fee_of(tx: &Transaction) -> u64 {
 #[derive(Debug)]
 struct Entry<T> {
     item: T,
+    /// Its encoded size, counted against the room's bytes.
+    size_bytes: usize,
     last_sent: Instant,
+    /// How many times it was re-broadcast.
+    sends: u32,
     added: Instant,
 }
 
-impl<T> Entry<T> {
+impl<T: borsh::BorshSerialize> Entry<T> {
     fn new(item: T) -> Entry<T> {
         let now = Instant::now();
-        Entry { item, last_sent: now, added: now }
+        let size_bytes = borsh::object_length(&item).expect("borsh sizing cannot fail");
+        Entry { item, size_bytes, last_sent: now, sends: 0, added: now }
+    }
+
+    /// Whether it is due for a re-broadcast: `interval` after it was last sent, doubling with
+    /// every re-broadcast (peers that missed it once usually have it by then), and never
+    /// after [`REBROADCASTS_MAX`] (it stays a block candidate all the same).
+    fn due(&self, now: Instant, interval: Duration) -> bool {
+        self.sends < REBROADCASTS_MAX && now.duration_since(self.last_sent) >= interval * (1 << self.sends.min(4))
+    }
+}
+
+/// How many times a pending transaction or result is re-broadcast at most.
+pub const REBROADCASTS_MAX: u32 = 6;
+
+/// The rooms of the mempool: offers and account transactions in one, results in another, so
+/// that offers never take the place of results (results complete work and free capacity;
+/// offers add work). Each bounded in count and in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolLimits {
+    /// The most offers and account transactions.
+    pub txs_max: usize,
+    /// Their most bytes (encoded).
+    pub tx_bytes_max: usize,
+    /// The most results.
+    pub results_max: usize,
+    /// Their most bytes (encoded).
+    pub result_bytes_max: usize,
+}
+
+impl MempoolLimits {
+    /// These counts, and bytes enough for them at any size a block takes.
+    pub fn counts(txs_max: usize, results_max: usize) -> MempoolLimits {
+        MempoolLimits { txs_max, tx_bytes_max: usize::MAX, results_max, result_bytes_max: usize::MAX }
+    }
+}
+
+/// One room: its count and bytes.
+#[derive(Debug, Default)]
+struct Room {
+    len: usize,
+    bytes: usize,
+}
+
+impl Room {
+    fn fits(&self, size_bytes: usize, len_max: usize, bytes_max: usize) -> bool {
+        self.len < len_max && self.bytes.saturating_add(size_bytes) <= bytes_max
+    }
+
+    fn add(&mut self, size_bytes: usize) {
+        self.len += 1;
+        self.bytes += size_bytes;
+    }
+
+    fn remove(&mut self, size_bytes: usize) {
+        self.len -= 1;
+        self.bytes -= size_bytes;
     }
 }
 
@@ -152,13 +212,39 @@ pub struct Mempool {
     offer_ids: HashMap<Hash, (PublicKey, u64)>,
     /// Results by (job, provider): a job with redundancy k takes one from each of k providers.
     results: BTreeMap<(Hash, PublicKey), Entry<JobResult>>,
-    txs_max: usize,
+    limits: MempoolLimits,
+    tx_room: Room,
+    result_room: Room,
 }
 
 impl Mempool {
-    /// An empty mempool holding at most `txs_max` transactions.
-    pub fn new(txs_max: usize) -> Mempool {
-        Mempool { nonced: BTreeMap::new(), offer_ids: HashMap::new(), results: BTreeMap::new(), txs_max }
+    /// An empty mempool within `limits`.
+    pub fn new(limits: MempoolLimits) -> Mempool {
+        Mempool {
+            nonced: BTreeMap::new(),
+            offer_ids: HashMap::new(),
+            results: BTreeMap::new(),
+            limits,
+            tx_room: Room::default(),
+            result_room: Room::default(),
+        }
+    }
+
+    /// Whether the room of offers and account transactions is full: a new one is refused at
+    /// once, before anything about it is checked (the node is past what it can finalize
+    /// soon).
+    pub fn txs_full(&self) -> bool {
+        !self.tx_room.fits(0, self.limits.txs_max, self.limits.tx_bytes_max)
+    }
+
+    /// Offers and account transactions pending.
+    pub fn txs_len(&self) -> usize {
+        self.tx_room.len
+    }
+
+    /// Whether a transaction of `sender` with `nonce` is pending.
+    pub fn has_nonce(&self, sender: PublicKey, nonce: u64) -> bool {
+        self.nonced.contains_key(&(sender, nonce))
     }
 
     /// Number of pending transactions.
@@ -184,25 +270,28 @@ impl Mempool {
             if fee_of(&tx) < fee_min {
                 return Err(MempoolError::Underpriced { fee_min });
             }
-            let old = self.nonced.remove(&key).expect("just found").item;
-            if let Transaction::Offer(o) = &old {
+            let old = self.nonced.remove(&key).expect("just found");
+            self.tx_room.remove(old.size_bytes);
+            if let Transaction::Offer(o) = &old.item {
                 self.offer_ids.remove(&o.job_id());
             }
-            self.put_nonced(key, tx);
-            return Ok(Admitted::Replaced(Box::new(old)));
+            self.put_nonced(key, Entry::new(tx));
+            return Ok(Admitted::Replaced(Box::new(old.item)));
         }
-        if self.len() >= self.txs_max {
-            return Err(MempoolError::Full(self.txs_max));
+        let entry = Entry::new(tx);
+        if !self.tx_room.fits(entry.size_bytes, self.limits.txs_max, self.limits.tx_bytes_max) {
+            return Err(MempoolError::Full(self.limits.txs_max));
         }
-        self.put_nonced(key, tx);
+        self.put_nonced(key, entry);
         Ok(Admitted::New)
     }
 
-    fn put_nonced(&mut self, key: (PublicKey, u64), tx: Transaction) {
-        if let Transaction::Offer(o) = &tx {
+    fn put_nonced(&mut self, key: (PublicKey, u64), entry: Entry<Transaction>) {
+        if let Transaction::Offer(o) = &entry.item {
             self.offer_ids.insert(o.job_id(), key);
         }
-        self.nonced.insert(key, Entry::new(tx));
+        self.tx_room.add(entry.size_bytes);
+        self.nonced.insert(key, entry);
     }
 
     /// What `sender`'s pending transactions spend together ([`balance_needed`]), leaving out
@@ -250,10 +339,12 @@ impl Mempool {
         if self.results.contains_key(&key) {
             return Ok(false);
         }
-        if self.len() >= self.txs_max {
-            return Err(MempoolError::Full(self.txs_max));
+        let entry = Entry::new(result);
+        if !self.result_room.fits(entry.size_bytes, self.limits.results_max, self.limits.result_bytes_max) {
+            return Err(MempoolError::Full(self.limits.results_max));
         }
-        self.results.insert(key, Entry::new(result));
+        self.result_room.add(entry.size_bytes);
+        self.results.insert(key, entry);
         Ok(true)
     }
 
@@ -272,11 +363,13 @@ impl Mempool {
         }
     }
 
-    /// Block candidates: includable nonce-ordered transactions (each sender's consecutive
-    /// nonces from its next one), then results (a result may follow its offer in the same
-    /// block). Each sender's transactions stay in nonce order; across senders, the next
-    /// transaction paying the highest fee per byte goes first (ties by sender), so a full
-    /// block keeps those that pay most for their room.
+    /// Block candidates, in order: results for jobs open on chain (they complete work and free
+    /// providers' capacity, so under load they go first), then includable nonce-ordered
+    /// transactions (each sender's consecutive nonces from its next one), then the results of
+    /// offers still pending (a result may follow its offer in the same block). Each sender's
+    /// transactions stay in nonce order; across senders, the next transaction paying the
+    /// highest fee per byte goes first (ties by sender), so a full block keeps those that pay
+    /// most for their room.
     pub fn candidates(&self, state: &State) -> Vec<Transaction> {
         let mut queues: BTreeMap<PublicKey, VecDeque<&Transaction>> = BTreeMap::new();
         let mut expected: Option<(PublicKey, u64)> = None;
@@ -299,6 +392,9 @@ impl Mempool {
             .filter_map(|(sender, q)| q.front().map(|tx| (FeeRate::of(tx), std::cmp::Reverse(*sender))))
             .collect();
         let mut out = Vec::with_capacity(self.len());
+        let (on_chain, pending): (Vec<&Entry<JobResult>>, Vec<&Entry<JobResult>>) =
+            self.results.values().partition(|e| state.job(&e.item.claim.job_id).is_some());
+        out.extend(on_chain.into_iter().map(|e| Transaction::Result(e.item.clone())));
         while let Some((_, std::cmp::Reverse(sender))) = heads.pop() {
             let queue = queues.get_mut(&sender).expect("every head has a queue");
             let tx = queue.pop_front().expect("a head is a queued transaction");
@@ -307,7 +403,7 @@ impl Mempool {
                 heads.push((FeeRate::of(next), std::cmp::Reverse(sender)));
             }
         }
-        out.extend(self.results.values().map(|e| Transaction::Result(e.item.clone())));
+        out.extend(pending.into_iter().map(|e| Transaction::Result(e.item.clone())));
         out
     }
 
@@ -328,14 +424,21 @@ impl Mempool {
                 if !self.nonced.get(&key).is_some_and(|e| e.item == *tx) {
                     return false;
                 }
-                self.nonced.remove(&key);
+                let entry = self.nonced.remove(&key).expect("just found");
+                self.tx_room.remove(entry.size_bytes);
                 if let Transaction::Offer(o) = tx {
                     self.offer_ids.remove(&o.job_id());
                 }
                 true
             }
             None => match tx {
-                Transaction::Result(r) => self.results.remove(&(r.claim.job_id, r.claim.provider)).is_some(),
+                Transaction::Result(r) => match self.results.remove(&(r.claim.job_id, r.claim.provider)) {
+                    Some(entry) => {
+                        self.result_room.remove(entry.size_bytes);
+                        true
+                    }
+                    None => false,
+                },
                 _ => false,
             },
         }
@@ -420,18 +523,21 @@ impl Mempool {
         dropped
     }
 
-    /// Transactions and results not sent for `interval`, marked as sent now (at most `max` of
-    /// each).
+    /// Transactions and results due for a re-broadcast ([`Entry::due`]: `interval` after they
+    /// were last sent, doubling each time, at most [`REBROADCASTS_MAX`] times), marked as sent
+    /// now (at most `max` of each).
     pub fn due_for_rebroadcast(&mut self, interval: Duration, max: usize) -> (Vec<Transaction>, Vec<JobResult>) {
         let now = Instant::now();
         let mut txs = Vec::new();
-        for e in self.nonced.values_mut().filter(|e| now - e.last_sent >= interval).take(max) {
+        for e in self.nonced.values_mut().filter(|e| e.due(now, interval)).take(max) {
             e.last_sent = now;
+            e.sends += 1;
             txs.push(e.item.clone());
         }
         let mut results = Vec::new();
-        for e in self.results.values_mut().filter(|e| now - e.last_sent >= interval).take(max) {
+        for e in self.results.values_mut().filter(|e| e.due(now, interval)).take(max) {
             e.last_sent = now;
+            e.sends += 1;
             results.push(e.item.clone());
         }
         (txs, results)
@@ -494,7 +600,7 @@ mod tests {
     #[test]
     fn only_transactions_without_a_nonce_gap_are_candidates_or_count_as_work() {
         let state = empty_state();
-        let mut m = Mempool::new(10);
+        let mut m = Mempool::new(MempoolLimits::counts(10, 10));
         let (a, b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
         // a sends nonces 1 and 2 first: 0 is missing, so neither can be included.
         m.insert_nonced(transfer(&a, 1, 1)).expect("room");
@@ -516,7 +622,7 @@ mod tests {
 
     #[test]
     fn a_pending_transaction_is_replaced_only_by_a_high_enough_fee_and_the_replaced_one_is_returned() {
-        let mut m = Mempool::new(10);
+        let mut m = Mempool::new(MempoolLimits::counts(10, 10));
         let a = Keypair::from_seed([1; 32]);
         let first = transfer(&a, 0, 100);
         assert_eq!(m.insert_nonced(first.clone()), Ok(Admitted::New));
@@ -556,7 +662,7 @@ mod tests {
             }
             .sign(&key)
         };
-        let mut m = Mempool::new(10);
+        let mut m = Mempool::new(MempoolLimits::counts(10, 10));
         m.insert_nonced(Transaction::Offer(offer(0, 5))).expect("room");
         m.insert_nonced(Transaction::Offer(offer(1, 50))).expect("room");
         let gap_timeout = Duration::from_secs(3600);
@@ -581,7 +687,7 @@ mod tests {
 
     #[test]
     fn candidates_pay_the_most_per_byte_first_and_each_sender_keeps_its_nonce_order() {
-        let mut m = Mempool::new(10);
+        let mut m = Mempool::new(MempoolLimits::counts(10, 10));
         let (a, b, c) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
         // a: a cheap transaction, then a rich one that must wait for it; b: middling; c: rich.
         let txs = [transfer(&a, 0, 1), transfer(&a, 1, 100), transfer(&b, 0, 5), transfer(&c, 0, 50)];
@@ -602,7 +708,7 @@ mod tests {
 
     #[test]
     fn two_results_of_one_redundant_job_are_both_kept_by_job_and_provider() {
-        let mut m = Mempool::new(3);
+        let mut m = Mempool::new(MempoolLimits::counts(3, 3));
         let job = Hash::of(b"a job with redundancy 2");
         let (a, b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
         let (ra, rb) = (result(job, &a, b"same"), result(job, &b, b"same"));
@@ -653,7 +759,7 @@ mod tests {
         }
         .sign(&key);
         let (offered, unknown) = (offer.job_id(), Hash::of(b"made up"));
-        let mut m = Mempool::new(10);
+        let mut m = Mempool::new(MempoolLimits::counts(10, 10));
         assert!(!m.awaits_result(&state, &offered));
         assert_eq!(m.insert_nonced(Transaction::Offer(offer)), Ok(Admitted::New));
         assert!(m.awaits_result(&state, &offered));

@@ -23,8 +23,33 @@ use serde::{Deserialize, Serialize};
 
 /// Version byte of every gossip and sync message.
 pub const WIRE_VERSION: u8 = 1;
-/// The largest gossip message (a block with its transactions).
+/// The largest gossip message (a block with its transactions): on `blocks` and `proposals`.
 pub const GOSSIP_MESSAGE_BYTES_MAX: usize = 10 << 20;
+/// The largest message on `txs` and `results`: a batch is cut at [`BATCH_BYTES_MAX`] of
+/// items, and one item may be an offer with an input of `input_bytes_max` (256 KiB by
+/// default) or a result with an output of `output_bytes_max`.
+pub const BATCH_MESSAGE_BYTES_MAX: usize = 2 << 20;
+/// What a gossip message carries besides its data (signature, public key, source, sequence
+/// number, topic, framing), with room to spare: per-topic size limits apply to the whole.
+pub const GOSSIP_ENVELOPE_BYTES: usize = 1 << 10;
+/// A batch holds items of at most this many bytes in all (or one larger item).
+pub const BATCH_BYTES_MAX: usize = 1 << 20;
+/// Messages waiting to be sent on one connection. A peer too slow to keep up loses the
+/// oldest ones (gossipsub reports it: [`SLOW_PEER_REPORTS_MAX`]); the wait is also bounded in
+/// time ([`PUBLISH_QUEUE_DURATION`], [`FORWARD_QUEUE_DURATION`]). With the per-topic sizes
+/// above, one connection's queue holds at most a few seconds of the chain's traffic.
+pub const CONNECTION_QUEUE_MESSAGES_MAX: usize = 128;
+/// How long a message this node publishes may wait for a slow peer before it is dropped for
+/// that peer.
+pub const PUBLISH_QUEUE_DURATION: Duration = Duration::from_secs(2);
+/// How long a message this node forwards may wait for a slow peer.
+pub const FORWARD_QUEUE_DURATION: Duration = Duration::from_millis(500);
+/// A peer reported slow (messages dropped for it) this many times within
+/// [`SLOW_PEER_WINDOW`] is disconnected: it can reconnect and sync, but it does not hold
+/// this node's queues meanwhile.
+pub const SLOW_PEER_REPORTS_MAX: u32 = 3;
+/// See [`SLOW_PEER_REPORTS_MAX`].
+pub const SLOW_PEER_WINDOW: Duration = Duration::from_secs(10);
 /// The largest consensus message (a vote, proposal or certificate): the version byte and the
 /// largest body [`cairn_consensus::ConsensusMessage::decode`] accepts.
 pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 1 + cairn_consensus::message::MESSAGE_SIZE_MAX;
@@ -295,6 +320,22 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
                 .validate_messages()
                 .message_id_fn(move |m| message_id(&consensus, m))
                 .max_transmit_size(GOSSIP_MESSAGE_BYTES_MAX)
+                // Received messages are held to these with their envelope (signature, key,
+                // source, sequence number, topic); validation then holds the data to its own
+                // limit.
+                .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.txs.hash())
+                .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.results.hash())
+                .max_transmit_size_for_topic(
+                    CONSENSUS_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES,
+                    topics.consensus.hash(),
+                )
+                .max_transmit_size_for_topic(MODULE_ANNOUNCE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.modules.hash())
+                .connection_handler_queue_len(CONNECTION_QUEUE_MESSAGES_MAX)
+                .publish_queue_duration(PUBLISH_QUEUE_DURATION)
+                .forward_queue_duration(FORWARD_QUEUE_DURATION)
+                // Large messages (blocks) are not sent to a peer that has them already.
+                .idontwant_message_size_threshold(16 << 10)
+                .idontwant_on_publish(true)
                 .heartbeat_interval(Duration::from_millis(700))
                 // Small clusters: a 3-4 node testnet must form a mesh.
                 .mesh_n(3)

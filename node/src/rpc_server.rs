@@ -310,6 +310,15 @@ fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
     err(error::INTERNAL, format!("internal error: {e}; see the node's log"))
 }
 
+/// `overloaded`, with `retry_after_ms` in the error's data.
+fn overloaded(message: String, retry_after_ms: u64) -> jsonrpsee::types::ErrorObjectOwned {
+    jsonrpsee::types::ErrorObjectOwned::owned(
+        error::OVERLOADED,
+        message,
+        Some(serde_json::json!({ "retry_after_ms": retry_after_ms })),
+    )
+}
+
 fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
     let code = match e {
         TxError::BadSignature(_) => error::BAD_SIGNATURE,
@@ -325,7 +334,10 @@ impl RpcImpl {
         match self.shared.admit(&tx) {
             Ok(_) => {}
             Err(AdmitError::Tx(e)) => return Err(tx_error(&e)),
-            Err(AdmitError::Mempool(e @ MempoolError::Full(_))) => return Err(err(error::OVERLOADED, e.to_string())),
+            Err(AdmitError::Overloaded(o)) => return Err(overloaded(o.to_string(), o.retry_after_ms)),
+            Err(AdmitError::Mempool(e @ MempoolError::Full(_))) => {
+                return Err(overloaded(e.to_string(), self.shared.config.block_time_ms.max(1) * 4));
+            }
             Err(AdmitError::Mempool(e)) => return Err(err(error::INVALID_TX, e.to_string())),
         }
         self.shared

@@ -84,6 +84,8 @@ pub struct Shared {
     pub chain: RwLock<Chain>,
     /// Pending transactions.
     pub mempool: Mutex<Mempool>,
+    /// Admission of new offers and account transactions (updated after every block).
+    pub admission: crate::backpressure::Admission,
     /// Jobs seen and their events.
     pub tracker: Mutex<Tracker>,
     /// The sandbox.
@@ -125,6 +127,14 @@ impl Shared {
                 "only offers and account transactions are submitted: results come from providers over gossip, resolutions from block proposers".into(),
             )));
         };
+        // Overloaded: refused at once, before any signature is checked (a replacement of a
+        // pending transaction is not new work, and goes on).
+        {
+            let mempool = lock(&self.mempool);
+            if !mempool.has_nonce(sender, nonce) {
+                self.admission.check(mempool.txs_len()).map_err(AdmitError::Overloaded)?;
+            }
+        }
         let admitted = {
             let chain = self.chain();
             // The signature is verified once here, outside the mempool's lock, and remembered,
@@ -176,6 +186,9 @@ pub enum AdmitError {
     /// The mempool refused it (full, or a replacement without a high enough fee).
     #[error("{0}")]
     Mempool(MempoolError),
+    /// The node takes no new work now.
+    #[error("{0}")]
+    Overloaded(crate::backpressure::Overloaded),
 }
 
 /// A provider's finished execution.
@@ -217,6 +230,9 @@ pub struct Service {
     blob_requests: HashMap<OutboundRequestId, Hash>,
     /// Fetched modules being validated and stored, off the loop.
     storing: HashSet<Hash>,
+    /// Peers reported slow, with the start of their window and the reports in it (entries
+    /// removed when the peer disconnects).
+    slow_peers: HashMap<PeerId, (Instant, u32)>,
     /// The sync request in flight, if any.
     syncing: Option<OutboundRequestId>,
     /// Offers and results to gossip at the end of this turn of the loop, batched.
@@ -238,6 +254,10 @@ pub struct Service {
     /// Re-executions waiting for their job's module to arrive, by job (at most
     /// `VERDICT_REQUESTS_MAX`): not asked for again until it does.
     verdicts_need_module: HashMap<Hash, Hash>,
+    /// The cap on the transactions of the blocks this node proposes.
+    sizer: crate::backpressure::BlockSizer,
+    /// When the last block was finalized here.
+    last_finalized_at: Instant,
 }
 
 /// A background re-execution's end.
@@ -262,9 +282,9 @@ impl Service {
     /// Builds the swarm, starts listening and dials the bootstrap peers.
     pub fn new(shared: Arc<Shared>, commands: mpsc::Receiver<Command>) -> anyhow::Result<Service> {
         let config = &shared.config;
-        let (chain_id, validators) = {
+        let (chain_id, validators, block_txs_max) = {
             let chain = shared.chain();
-            (chain.chain_id, chain.validators.clone())
+            (chain.chain_id, chain.validators.clone(), chain.state.params().block_txs_max as usize)
         };
         let topics = Topics::new(&chain_id);
         let mut swarm = p2p::build_swarm(&shared.key, &topics)?;
@@ -289,6 +309,7 @@ impl Service {
         } else {
             (None, None)
         };
+        let sizer = crate::backpressure::BlockSizer::new(block_txs_max, Duration::from_millis(config.block_time_ms));
         let (executed_tx, executed_rx) = mpsc::channel(COMMAND_QUEUE);
         let (verdict_tx, verdict_rx) = mpsc::channel(crate::verdicts::VERDICT_REQUESTS_MAX);
         let executions = Arc::new(Semaphore::new(config.executions_max.max(1)));
@@ -309,6 +330,7 @@ impl Service {
             waiting: HashMap::new(),
             blob_requests: HashMap::new(),
             storing: HashSet::new(),
+            slow_peers: HashMap::new(),
             syncing: None,
             outbox_txs: Vec::new(),
             outbox_results: Vec::new(),
@@ -320,6 +342,8 @@ impl Service {
             verdict_rx,
             blocked_on_verdicts: false,
             verdicts_need_module: HashMap::new(),
+            sizer,
+            last_finalized_at: Instant::now(),
         })
     }
 
@@ -413,15 +437,16 @@ impl Service {
     }
 
     /// Publishes what accumulated during this turn of the loop as one message per topic.
+    /// Batches are cut at [`BATCH_ITEMS_MAX`] items and [`p2p::BATCH_BYTES_MAX`] bytes.
     fn flush_outbox(&mut self) {
         while !self.outbox_txs.is_empty() {
-            let n = self.outbox_txs.len().min(BATCH_ITEMS_MAX);
+            let n = batch_len(&self.outbox_txs);
             let txs: Vec<Transaction> = self.outbox_txs.drain(..n).collect();
             let msg = TxBatch { version: WIRE_VERSION, sent_ms: now_ms(), txs };
             self.publish(self.topics.txs.clone(), borsh::to_vec(&msg).expect("encodes"));
         }
         while !self.outbox_results.is_empty() {
-            let n = self.outbox_results.len().min(BATCH_ITEMS_MAX);
+            let n = batch_len(&self.outbox_results);
             let results: Vec<JobResult> = self.outbox_results.drain(..n).collect();
             let msg = ResultBatch { version: WIRE_VERSION, sent_ms: now_ms(), results };
             self.publish(self.topics.results.clone(), borsh::to_vec(&msg).expect("encodes"));
@@ -721,9 +746,11 @@ impl Service {
 
     /// What the next block takes, in order: the resolutions this node has the verdicts for
     /// (they settle jobs), then the mempool's includable transactions and results.
+    /// At most the block sizer's cap of them, so that a height takes about the block time.
     fn block_candidates(&mut self) -> Vec<Transaction> {
         let mut candidates = self.ready_resolutions();
         candidates.extend(lock(&self.shared.mempool).candidates(&self.shared.chain().state));
+        candidates.truncate(self.sizer.cap());
         candidates
     }
 
@@ -788,6 +815,11 @@ impl Service {
     fn after_finalized(&mut self, f: &Finalized) {
         let height = f.block.header.height;
         tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
+        // How long this height took sets the next blocks' size and what admission lets in.
+        let now = Instant::now();
+        self.sizer.observe(f.block.txs.len(), now.duration_since(self.last_finalized_at));
+        self.last_finalized_at = now;
+        self.shared.admission.update(self.sizer.cap());
         lock(&self.shared.mempool).remove_included(&f.block);
         let mut offers = Vec::new();
         // A job with redundancy k is final once its k-th result is (until then its results are
@@ -1018,6 +1050,7 @@ impl Service {
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
                 lock(&self.shared.net).peers = self.swarm.connected_peers().count();
                 if num_established == 0 {
+                    self.slow_peers.remove(&peer_id);
                     tracing::info!(%peer_id, "peer disconnected");
                 }
             }
@@ -1043,17 +1076,43 @@ impl Service {
                     acceptance,
                 );
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            })) => {
+                self.on_slow_peer(peer_id, failed_messages.priority + failed_messages.non_priority);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev)?,
             _ => {}
         }
         Ok(())
     }
 
+    /// Gossipsub dropped messages queued for a peer too slow to take them: after
+    /// [`p2p::SLOW_PEER_REPORTS_MAX`] reports within [`p2p::SLOW_PEER_WINDOW`] it is
+    /// disconnected, so that it stops holding this node's queues (it can reconnect and sync).
+    fn on_slow_peer(&mut self, peer: PeerId, dropped: usize) {
+        let now = Instant::now();
+        let reports = self.slow_peers.entry(peer).or_insert((now, 0));
+        if now.duration_since(reports.0) > p2p::SLOW_PEER_WINDOW {
+            *reports = (now, 0);
+        }
+        reports.1 += 1;
+        tracing::info!(%peer, dropped, reports = reports.1, "peer too slow: gossip messages dropped for it");
+        if reports.1 >= p2p::SLOW_PEER_REPORTS_MAX {
+            self.slow_peers.remove(&peer);
+            tracing::warn!(%peer, "disconnecting a peer too slow to keep up");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
     fn on_gossip(&mut self, source: PeerId, message: &gossipsub::Message) -> anyhow::Result<MessageAcceptance> {
         let t = &message.topic;
         let limit = p2p::GOSSIP_MESSAGE_BYTES_MAX;
         if *t == self.topics.txs.hash() {
-            let Ok(batch) = cairn_ledger::decode::<TxBatch>("transaction batch", &message.data, limit) else {
+            let Ok(batch) =
+                cairn_ledger::decode::<TxBatch>("transaction batch", &message.data, p2p::BATCH_MESSAGE_BYTES_MAX)
+            else {
                 return Ok(MessageAcceptance::Reject);
             };
             if batch.version != WIRE_VERSION || batch.txs.len() > BATCH_ITEMS_MAX {
@@ -1106,7 +1165,9 @@ impl Service {
             return Ok(MessageAcceptance::Ignore);
         }
         if *t == self.topics.results.hash() {
-            let Ok(batch) = cairn_ledger::decode::<ResultBatch>("result batch", &message.data, limit) else {
+            let Ok(batch) =
+                cairn_ledger::decode::<ResultBatch>("result batch", &message.data, p2p::BATCH_MESSAGE_BYTES_MAX)
+            else {
                 return Ok(MessageAcceptance::Reject);
             };
             if batch.version != WIRE_VERSION || batch.results.len() > BATCH_ITEMS_MAX {
@@ -1616,6 +1677,22 @@ impl Service {
             let _ = commands.send(Command::ModuleFetched { module_id, stored: fetched }).await;
         });
     }
+}
+
+/// How many of `items` (at least one) go into the next gossip batch: at most
+/// [`BATCH_ITEMS_MAX`], and at most [`p2p::BATCH_BYTES_MAX`] bytes unless the first alone is
+/// larger.
+fn batch_len<T: borsh::BorshSerialize>(items: &[T]) -> usize {
+    let mut bytes = 0usize;
+    let mut n = 0;
+    for item in items.iter().take(BATCH_ITEMS_MAX) {
+        bytes += borsh::object_length(item).expect("borsh sizing cannot fail");
+        if n > 0 && bytes > p2p::BATCH_BYTES_MAX {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1)
 }
 
 /// Whether a consensus log entry is a vote signed by `me`.

@@ -1,6 +1,8 @@
 //! What this node has seen of each job, for `job_get` and `job_subscribe`: stages reached and
-//! the result, with a broadcast of every new event. Bounded: the oldest jobs are forgotten
-//! (finalized ones stay answerable from the chain).
+//! the result, with a broadcast of every new event. Bounded in jobs ([`TRACKED_JOBS_MAX`]) and
+//! in bytes ([`TRACKED_BYTES_MAX`], outputs counted where they are held): the oldest jobs are
+//! forgotten first (finalized ones stay answerable from the chain). The broadcast keeps at most
+//! [`EVENT_BUFFER`] events for subscribers that lag (they then catch up from the tracker).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -10,8 +12,13 @@ use tokio::sync::broadcast;
 
 /// How many jobs the tracker remembers.
 pub const TRACKED_JOBS_MAX: usize = 100_000;
-/// Events buffered for slow subscribers before they lag.
-pub const EVENT_BUFFER: usize = 8_192;
+/// How many bytes of events, results and dropped offers the tracker holds at most.
+pub const TRACKED_BYTES_MAX: usize = 64 << 20;
+/// Events buffered for slow subscribers before they lag (each may carry an output: at most
+/// about 64 MiB in all with the default output limit).
+pub const EVENT_BUFFER: usize = 1_024;
+/// What an entry costs besides its outputs and offer: ids, stages, heights, the maps' slots.
+const ENTRY_BYTES: usize = 256;
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -19,6 +26,17 @@ struct Entry {
     result: Option<ResultInfo>,
     /// The offer, once dropped: `job_get` still describes a job no block holds.
     dropped: Option<Box<SignedOffer>>,
+    /// What it holds, as counted against [`TRACKED_BYTES_MAX`].
+    bytes: usize,
+}
+
+/// The bytes an event holds (its result's output and reason).
+fn event_bytes(ev: &JobEvent) -> usize {
+    ev.result.as_ref().map_or(0, result_bytes) + ev.reason.as_ref().map_or(0, String::len) + ENTRY_BYTES / 4
+}
+
+fn result_bytes(r: &ResultInfo) -> usize {
+    r.output.len() + r.reason.as_ref().map_or(0, String::len)
 }
 
 /// The job tracker.
@@ -27,11 +45,12 @@ pub struct Tracker {
     jobs: HashMap<Hash, Entry>,
     order: VecDeque<Hash>,
     events: broadcast::Sender<JobEvent>,
+    bytes: usize,
 }
 
 impl Default for Tracker {
     fn default() -> Self {
-        Tracker { jobs: HashMap::new(), order: VecDeque::new(), events: broadcast::channel(EVENT_BUFFER).0 }
+        Tracker { jobs: HashMap::new(), order: VecDeque::new(), events: broadcast::channel(EVENT_BUFFER).0, bytes: 0 }
     }
 }
 
@@ -51,25 +70,53 @@ pub fn result_info(r: &JobResult) -> ResultInfo {
 impl Tracker {
     fn entry(&mut self, job_id: Hash) -> &mut Entry {
         if !self.jobs.contains_key(&job_id) {
-            if self.order.len() >= TRACKED_JOBS_MAX
-                && let Some(old) = self.order.pop_front()
-            {
-                self.jobs.remove(&old);
-            }
+            self.make_room(ENTRY_BYTES, 1);
             self.order.push_back(job_id);
+            self.bytes += ENTRY_BYTES;
+            self.jobs.insert(job_id, Entry { bytes: ENTRY_BYTES, ..Entry::default() });
         }
-        self.jobs.entry(job_id).or_default()
+        self.jobs.get_mut(&job_id).expect("just made")
+    }
+
+    /// Forgets the oldest jobs until `bytes` more and `jobs` more fit (never the newest: the one
+    /// being added to).
+    fn make_room(&mut self, bytes: usize, jobs: usize) {
+        while (self.bytes + bytes > TRACKED_BYTES_MAX || self.order.len() + jobs > TRACKED_JOBS_MAX)
+            && self.order.len() > 1
+        {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some(entry) = self.jobs.remove(&old) {
+                self.bytes -= entry.bytes;
+            }
+        }
+    }
+
+    /// Counts `bytes` more held by `job_id`'s entry.
+    fn grew(&mut self, job_id: &Hash, bytes: usize) {
+        if let Some(entry) = self.jobs.get_mut(job_id) {
+            entry.bytes += bytes;
+            self.bytes += bytes;
+        }
+        self.make_room(0, 0);
+    }
+
+    /// Bytes held, as counted against [`TRACKED_BYTES_MAX`].
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Records that `job_id` reached `stage` (and every stage before it not yet seen), with its
     /// result if known, and broadcasts the new events.
     pub fn advance(&mut self, job_id: Hash, stage: JobStage, result: Option<&JobResult>, height: Option<u64>) {
         let sender = self.events.clone();
+        let mut added = 0usize;
         let entry = self.entry(job_id);
         if let Some(r) = result
             && entry.result.is_none()
         {
-            entry.result = Some(result_info(r));
+            let info = result_info(r);
+            added += result_bytes(&info);
+            entry.result = Some(info);
         }
         // A dropped offer can still reach a block another node built (it never heard of the
         // replacement): what the chain says comes after the drop.
@@ -79,6 +126,7 @@ impl Tracker {
             _ => &[JobStage::Accepted, JobStage::Executed, JobStage::Included, JobStage::Finalized],
         };
         if reached.is_some_and(|r| matches!(r, JobStage::Finalized | JobStage::Expired)) {
+            self.grew(&job_id, added);
             return;
         }
         for &s in path.iter().filter(|s| **s <= stage) {
@@ -103,10 +151,12 @@ impl Tracker {
                 },
                 reason: None,
             };
+            added += event_bytes(&ev);
             entry.events.push(ev.clone());
             // No subscriber is not an error.
             let _ = sender.send(ev);
         }
+        self.grew(&job_id, added);
     }
 
     /// Records that an offer left the mempool without being included, and why: the job's
@@ -120,9 +170,11 @@ impl Tracker {
             return;
         }
         let ev = JobEvent { job_id, stage: JobStage::Dropped, result: None, height: None, reason: Some(reason.into()) };
+        let added = event_bytes(&ev) + borsh::object_length(offer).unwrap_or(0);
         entry.events.push(ev.clone());
         entry.dropped = Some(Box::new(offer.clone()));
         let _ = sender.send(ev);
+        self.grew(&job_id, added);
     }
 
     /// The offer of a job that was dropped, with why.
@@ -147,6 +199,39 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tracker_forgets_its_oldest_jobs_past_its_bytes() {
+        let mut t = Tracker::default();
+        let provider = cairn_ledger::Keypair::from_seed([1; 32]);
+        let output = vec![7u8; 60_000];
+        let result = |job_id: Hash| {
+            let claim = cairn_ledger::ResultClaim {
+                version: cairn_ledger::FORMAT_VERSION,
+                job_id,
+                module_id: Hash::ZERO,
+                input_hash: Hash::ZERO,
+                output_hash: Hash::of(&output),
+                fuel_used: 1,
+                status: cairn_ledger::JobStatus::Ok,
+                provider: provider.public(),
+            };
+            JobResult::new(claim, output.clone(), &provider)
+        };
+        // Each job holds its output four times (its result and three events): about 240 KB.
+        let jobs: Vec<Hash> = (0..2_000u32).map(|i| Hash::of(&i.to_le_bytes())).collect();
+        for id in &jobs {
+            t.advance(*id, JobStage::Finalized, Some(&result(*id)), Some(1));
+            assert!(t.bytes() <= TRACKED_BYTES_MAX, "{} bytes", t.bytes());
+        }
+        assert!(t.get(&jobs[0]).is_none(), "the oldest were forgotten");
+        assert!(t.get(&jobs[1_999]).is_some(), "the newest is kept");
+        let kept = jobs.iter().filter(|id| t.get(id).is_some()).count();
+        assert!(kept > 200 && kept < 2_000, "{kept} kept");
+        // The count of bytes is exact: forgetting everything brings it back to what is left.
+        let expected: usize = t.jobs.values().map(|e| e.bytes).sum();
+        assert_eq!(t.bytes(), expected);
+    }
 
     #[test]
     fn jumping_ahead_fills_in_the_stages_between() {

@@ -110,3 +110,46 @@ async fn a_challenge_of_the_slowest_module_is_re_executed_ahead_and_blocks_keep_
     let challenger_after = validator.account_get(challenger.public()).await.expect("account_get");
     assert_eq!(challenger_after.balance, 10_000 - 100 - challenge.tx.fee, "the bond went to the honest provider");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offers_past_what_blocks_can_take_are_refused_at_once_as_overloaded_with_a_retry_hint() {
+    // A validator with a long block time (no block comes while the test runs) and a small
+    // room for pending offers.
+    let net = crate::support::start_custom(1, 1, 0, |spec: &mut cairn_testnet::Spec| {
+        spec.block_time_ms = 600_000;
+        cairn_testnet::generate(spec).expect("testnet generated");
+        let path = spec.dir.join("nodes").join("0").join(cairn_testnet::NODE_CONFIG_FILE);
+        std::fs::write(&path, "mempool_txs_max = 20\n").expect("write node.toml");
+    })
+    .await;
+    let c = net.rpc(0).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let first = c.account_get(net.client_key.public()).await.expect("account_get").next_nonce;
+    let mut refused = None;
+    for i in 0..40u64 {
+        let offer = client::sign_offer(
+            &c,
+            &net.client_key,
+            module_id,
+            format!("{i}").into_bytes(),
+            OfferTerms::default(),
+            Some(first + i),
+        )
+        .await
+        .expect("offer");
+        match c.job_submit(offer).await {
+            Ok(_) => assert!(i < 20, "offer {i} admitted past the room"),
+            Err(e) => {
+                refused = Some((i, e));
+                break;
+            }
+        }
+    }
+    let (i, e) = refused.expect("the room filled");
+    assert_eq!(i, 20, "refused exactly past the room");
+    assert_eq!(code_of(&e), Some(cairn_rpc::error::OVERLOADED), "{e}");
+    let jsonrpsee::core::ClientError::Call(obj) = &e else { panic!("{e}") };
+    let data: serde_json::Value = serde_json::from_str(obj.data().expect("data").get()).expect("json");
+    let retry = data["retry_after_ms"].as_u64().expect("a retry hint");
+    assert!(retry > 0, "{data}");
+}
