@@ -1,15 +1,19 @@
 //! Backpressure: what the node takes in follows what the chain finalizes.
 //!
-//! - [`BlockSizer`]: a proposer caps the transactions of the blocks it builds so that a height
-//!   takes about the block time. It watches how long each height with transactions took from
-//!   one finalized block to the next and how many transactions it held: a height that took
-//!   more than [`SLOW_HEIGHT_FACTOR`] block times shrinks the cap to what it held, scaled down;
-//!   a full height that took less than [`FAST_HEIGHT_FACTOR`] block times grows it. Local to the
-//!   proposer (no other node checks it), so it needs no agreement.
-//! - [`Admission`]: new offers and account transactions are refused, at once and before any
-//!   signature is checked, once the pending ones fill [`ADMISSION_BLOCKS`] blocks of the
-//!   current cap: past that, what is admitted now would wait longer than a few heights, and
-//!   the mempool would only grow. A refused client gets `overloaded` with the time the
+//! - [`BlockSizer`]: a proposer caps the transactions of the blocks it builds so that the part
+//!   of a height that grows with its transactions takes at most [`SIZE_BUDGET_BLOCK_TIMES`]
+//!   block times. Every node measures what executing a block cost it per transaction (an
+//!   average over the blocks it built, checked or applied, [`COST_SMOOTHING`]); a height costs
+//!   about [`HEIGHT_COST_PER_BUILD`] times that per transaction on the network as a whole
+//!   (the proposer builds it, every validator checks it and applies it, and it is gossiped).
+//!   The rest of a height (consensus rounds, the wait for the block time) does not depend on
+//!   its size, so it is left out. Local (no other node checks the cap), so it needs no
+//!   agreement.
+//! - [`Admission`]: new offers and account transactions are refused, at once — from two
+//!   atomics, before any lock is taken or signature checked — once the pending ones fill
+//!   [`ADMISSION_BLOCKS`] blocks of the current cap (a job takes two transactions: its offer
+//!   and its result): past that, what is admitted now would wait longer than a few heights,
+//!   and the mempool would only grow. A refused client gets `overloaded` with the time the
 //!   backlog should take to drain as a retry hint. Results are never refused for this: they
 //!   have a room of their own in the mempool.
 
@@ -18,16 +22,17 @@ use std::time::Duration;
 
 /// The smallest cap on a block's transactions.
 pub const BLOCK_TXS_MIN: usize = 64;
-/// A height slower than this many block times shrinks the cap.
-pub const SLOW_HEIGHT_FACTOR: f64 = 2.0;
-/// A full height faster than this many block times grows the cap.
-pub const FAST_HEIGHT_FACTOR: f64 = 1.25;
-/// How much a slow height shrinks the cap below what it held, at most.
-pub const SHRINK: f64 = 0.75;
-/// How much a fast full height grows the cap.
-pub const GROW: f64 = 1.25;
-/// How many blocks of pending offers and account transactions admission lets in.
-pub const ADMISSION_BLOCKS: usize = 4;
+/// How many block times the size-dependent part of a height may take.
+pub const SIZE_BUDGET_BLOCK_TIMES: f64 = 2.0;
+/// A height's cost per transaction, as a multiple of what building the block cost the
+/// proposer per transaction: built once, checked and applied by every validator, gossiped.
+pub const HEIGHT_COST_PER_BUILD: f64 = 4.0;
+/// Weight of the newest block in the average cost per transaction.
+pub const COST_SMOOTHING: f64 = 0.25;
+/// How many blocks of pending jobs admission lets in.
+pub const ADMISSION_BLOCKS: usize = 3;
+/// The cap before this node has executed a block.
+pub const BLOCK_TXS_INITIAL: usize = 1_000;
 /// The longest retry hint given.
 pub const RETRY_AFTER_MS_MAX: u64 = 10_000;
 
@@ -37,13 +42,16 @@ pub struct BlockSizer {
     cap: usize,
     max: usize,
     block_time: Duration,
+    /// Average build cost per transaction, in seconds (none before the first block built).
+    cost_per_tx_s: Option<f64>,
 }
 
 impl BlockSizer {
     /// Starts at `max` (the chain's `block_txs_max`).
     pub fn new(max: usize, block_time: Duration) -> BlockSizer {
         let max = max.max(BLOCK_TXS_MIN);
-        BlockSizer { cap: max, max, block_time: block_time.max(Duration::from_millis(1)) }
+        let cap = BLOCK_TXS_INITIAL.clamp(BLOCK_TXS_MIN, max);
+        BlockSizer { cap, max, block_time: block_time.max(Duration::from_millis(1)), cost_per_tx_s: None }
     }
 
     /// The current cap.
@@ -51,20 +59,28 @@ impl BlockSizer {
         self.cap
     }
 
-    /// A height with `txs` transactions took `took`, from the previous finalized block to its
-    /// own.
-    pub fn observe(&mut self, txs: usize, took: Duration) {
+    /// This node executed a block of `txs` transactions in `took` (built, checked or applied
+    /// it).
+    pub fn observe_build(&mut self, txs: usize, took: Duration) {
         if txs == 0 {
             return;
         }
-        let times = took.as_secs_f64() / self.block_time.as_secs_f64();
-        if times > SLOW_HEIGHT_FACTOR {
-            // What this height held, scaled to the block time, and a little less.
-            let fitting = (txs as f64 * SLOW_HEIGHT_FACTOR / times * SHRINK) as usize;
-            self.cap = fitting.min(self.cap).clamp(BLOCK_TXS_MIN, self.max);
-        } else if times < FAST_HEIGHT_FACTOR && txs * 10 >= self.cap * 9 {
-            self.cap = ((self.cap as f64 * GROW) as usize).clamp(BLOCK_TXS_MIN, self.max);
-        }
+        let cost = took.as_secs_f64() / txs as f64;
+        let average = match self.cost_per_tx_s {
+            Some(old) => old + COST_SMOOTHING * (cost - old),
+            None => cost,
+        };
+        self.cost_per_tx_s = Some(average);
+        let budget = SIZE_BUDGET_BLOCK_TIMES * self.block_time.as_secs_f64();
+        let fitting = budget / (HEIGHT_COST_PER_BUILD * average.max(f64::MIN_POSITIVE));
+        self.cap = (fitting.min(self.max as f64) as usize).clamp(BLOCK_TXS_MIN, self.max);
+        tracing::debug!(
+            txs,
+            took_us = took.as_micros() as u64,
+            average_us = average * 1e6,
+            cap = self.cap,
+            "block sizer"
+        );
     }
 }
 
@@ -74,6 +90,8 @@ impl BlockSizer {
 pub struct Admission {
     /// The most pending offers and account transactions admitted.
     limit: AtomicUsize,
+    /// Offers and account transactions pending now (kept by whoever changes the mempool).
+    pending: AtomicUsize,
     /// Time to drain a full backlog, for the retry hint.
     drain_ms: AtomicU64,
     /// The mempool's own bound.
@@ -100,17 +118,29 @@ impl Admission {
     pub fn new(txs_max: usize, block_time_ms: u64) -> Admission {
         Admission {
             limit: AtomicUsize::new(txs_max),
+            pending: AtomicUsize::new(0),
             drain_ms: AtomicU64::new(block_time_ms),
             txs_max,
             block_time_ms: block_time_ms.max(1),
         }
     }
 
-    /// After a block: admit at most [`ADMISSION_BLOCKS`] blocks of `cap` transactions.
+    /// After a block: admit at most [`ADMISSION_BLOCKS`] blocks of jobs, at two transactions a
+    /// job, with blocks of `cap` transactions.
     pub fn update(&self, cap: usize) {
-        let limit = cap.saturating_mul(ADMISSION_BLOCKS).min(self.txs_max).max(1);
+        let limit = (cap / 2).saturating_mul(ADMISSION_BLOCKS).min(self.txs_max).max(1);
         self.limit.store(limit, Ordering::Relaxed);
         self.drain_ms.store(self.block_time_ms.saturating_mul(ADMISSION_BLOCKS as u64), Ordering::Relaxed);
+    }
+
+    /// The mempool now holds `pending` offers and account transactions.
+    pub fn set_pending(&self, pending: usize) {
+        self.pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// Whether one more can be admitted now.
+    pub fn check_now(&self) -> Result<(), Overloaded> {
+        self.check(self.pending.load(Ordering::Relaxed))
     }
 
     /// Whether one more can be admitted with `pending` waiting.
@@ -119,8 +149,8 @@ impl Admission {
         if pending < limit {
             return Ok(());
         }
-        // The backlog drains a block's cap per block time: the part over the limit first.
-        let blocks = pending.div_ceil(limit / ADMISSION_BLOCKS).max(1) as u64;
+        // The backlog drains a block's worth of jobs per block time.
+        let blocks = pending.div_ceil((limit / ADMISSION_BLOCKS).max(1)).max(1) as u64;
         let retry_after_ms = (self.block_time_ms.saturating_mul(blocks))
             .max(self.drain_ms.load(Ordering::Relaxed) / ADMISSION_BLOCKS as u64)
             .clamp(1, RETRY_AFTER_MS_MAX);
@@ -133,31 +163,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slow_heights_shrink_the_cap_and_fast_full_ones_grow_it_within_bounds() {
+    fn the_cap_keeps_the_size_dependent_part_of_a_height_within_its_budget() {
         let block_time = Duration::from_millis(100);
         let mut s = BlockSizer::new(5_000, block_time);
-        assert_eq!(s.cap(), 5_000);
-        // 4,900 transactions took 1.1 s: eleven block times. The cap goes to what fits in two.
-        s.observe(4_900, Duration::from_millis(1_100));
-        assert_eq!(s.cap(), (4_900.0 * 2.0 / 11.0 * SHRINK) as usize);
-        let shrunk = s.cap();
-        // A height that took its time is left alone; so is an idle or a half-full fast one.
-        s.observe(shrunk, Duration::from_millis(150));
-        s.observe(0, Duration::from_secs(9));
-        s.observe(shrunk / 2, Duration::from_millis(50));
-        assert_eq!(s.cap(), shrunk);
-        // Full and fast: it grows, up to the chain's maximum.
-        s.observe(shrunk, Duration::from_millis(80));
-        assert_eq!(s.cap(), (shrunk as f64 * GROW) as usize);
-        for _ in 0..100 {
-            let cap = s.cap();
-            s.observe(cap, Duration::from_millis(80));
+        assert_eq!(s.cap(), BLOCK_TXS_INITIAL, "before any block executed");
+        // 50 µs a transaction to build: a height costs 200 µs a transaction; 200 ms of budget.
+        s.observe_build(1_000, Duration::from_millis(50));
+        assert_eq!(s.cap(), 1_000);
+        // Cheaper blocks let it grow, up to the chain's maximum; an empty block changes nothing.
+        for _ in 0..50 {
+            s.observe_build(1_000, Duration::from_millis(5));
         }
         assert_eq!(s.cap(), 5_000);
+        s.observe_build(0, Duration::from_secs(9));
+        assert_eq!(s.cap(), 5_000);
+        // The average moves by a quarter of the difference per block.
+        let mut s = BlockSizer::new(5_000, block_time);
+        s.observe_build(100, Duration::from_millis(5));
+        s.observe_build(100, Duration::from_millis(45));
+        // (50 + 0.25 × (450 − 50)) µs = 150 µs → 200 ms / 600 µs.
+        assert_eq!(s.cap(), 333);
         // Never below the minimum.
-        for _ in 0..100 {
-            s.observe(BLOCK_TXS_MIN, Duration::from_secs(10));
-        }
+        s.observe_build(10, Duration::from_secs(10));
         assert_eq!(s.cap(), BLOCK_TXS_MIN);
     }
 
@@ -166,11 +193,15 @@ mod tests {
         let a = Admission::new(20_000, 100);
         assert!(a.check(19_999).is_ok(), "before any block: the mempool's bound");
         assert!(a.check(20_000).is_err());
-        a.update(500);
-        assert!(a.check(1_999).is_ok());
-        let refused = a.check(2_000).expect_err("four blocks of 500");
-        assert_eq!((refused.pending, refused.limit), (2_000, 2_000));
-        assert_eq!(refused.retry_after_ms, 400, "four blocks of 100 ms to drain");
+        a.update(1_000);
+        assert!(a.check(1_499).is_ok());
+        let refused = a.check(1_500).expect_err("three blocks of 500 jobs");
+        assert_eq!((refused.pending, refused.limit), (1_500, 1_500));
+        assert_eq!(refused.retry_after_ms, 300, "three blocks of 100 ms to drain");
+        a.set_pending(1_500);
+        assert_eq!(a.check_now(), Err(refused));
+        a.set_pending(10);
+        assert!(a.check_now().is_ok());
         assert_eq!(a.check(1_000_000).expect_err("far over").retry_after_ms, RETRY_AFTER_MS_MAX);
         // The mempool's own bound stays the ceiling.
         a.update(1_000_000);

@@ -169,9 +169,8 @@ struct FeeRate {
 }
 
 impl FeeRate {
-    fn of(tx: &Transaction) -> FeeRate {
-        let size_bytes = borsh::object_length(tx).expect("borsh sizing cannot fail") as u64;
-        FeeRate { fee: fee_of(tx), size_bytes: size_bytes.max(1) }
+    fn of(e: &Entry<Transaction>) -> FeeRate {
+        FeeRate { fee: fee_of(&e.item), size_bytes: (e.size_bytes as u64).max(1) }
     }
 }
 
@@ -368,10 +367,11 @@ impl Mempool {
     /// transactions (each sender's consecutive nonces from its next one), then the results of
     /// offers still pending (a result may follow its offer in the same block). Each sender's
     /// transactions stay in nonce order; across senders, the next transaction paying the
-    /// highest fee per byte goes first (ties by sender), so a full block keeps those that pay
-    /// most for their room.
+    /// highest fee per byte goes first, then the one that has waited longest (ties by sender),
+    /// so a full block keeps those that pay most for their room and no sender waits behind
+    /// others paying the same for ever.
     pub fn candidates(&self, state: &State) -> Vec<Transaction> {
-        let mut queues: BTreeMap<PublicKey, VecDeque<&Transaction>> = BTreeMap::new();
+        let mut queues: BTreeMap<PublicKey, VecDeque<&Entry<Transaction>>> = BTreeMap::new();
         let mut expected: Option<(PublicKey, u64)> = None;
         for ((sender, nonce), e) in &self.nonced {
             let next = match expected {
@@ -384,23 +384,26 @@ impl Mempool {
                 continue;
             }
             expected = Some((*sender, next.saturating_add(1)));
-            queues.entry(*sender).or_default().push_back(&e.item);
+            queues.entry(*sender).or_default().push_back(e);
         }
-        // The best next transaction of each sender; the smallest sender wins a tie.
-        let mut heads: BinaryHeap<(FeeRate, std::cmp::Reverse<PublicKey>)> = queues
-            .iter()
-            .filter_map(|(sender, q)| q.front().map(|tx| (FeeRate::of(tx), std::cmp::Reverse(*sender))))
-            .collect();
+        // The best next transaction of each sender: the highest fee rate, then the oldest, then
+        // the smallest sender.
+        type Head = (FeeRate, std::cmp::Reverse<Instant>, std::cmp::Reverse<PublicKey>);
+        let head = |sender: PublicKey, e: &Entry<Transaction>| -> Head {
+            (FeeRate::of(e), std::cmp::Reverse(e.added), std::cmp::Reverse(sender))
+        };
+        let mut heads: BinaryHeap<Head> =
+            queues.iter().filter_map(|(sender, q)| q.front().map(|e| head(*sender, e))).collect();
         let mut out = Vec::with_capacity(self.len());
         let (on_chain, pending): (Vec<&Entry<JobResult>>, Vec<&Entry<JobResult>>) =
             self.results.values().partition(|e| state.job(&e.item.claim.job_id).is_some());
         out.extend(on_chain.into_iter().map(|e| Transaction::Result(e.item.clone())));
-        while let Some((_, std::cmp::Reverse(sender))) = heads.pop() {
+        while let Some((_, _, std::cmp::Reverse(sender))) = heads.pop() {
             let queue = queues.get_mut(&sender).expect("every head has a queue");
-            let tx = queue.pop_front().expect("a head is a queued transaction");
-            out.push(tx.clone());
+            let e = queue.pop_front().expect("a head is a queued transaction");
+            out.push(e.item.clone());
             if let Some(next) = queue.front() {
-                heads.push((FeeRate::of(next), std::cmp::Reverse(sender)));
+                heads.push(head(sender, next));
             }
         }
         out.extend(pending.into_iter().map(|e| Transaction::Result(e.item.clone())));
@@ -595,6 +598,20 @@ mod tests {
             params: cairn_ledger::ChainParams::default(),
         };
         State::from_genesis(&genesis).expect("state")
+    }
+
+    #[test]
+    fn at_the_same_fee_rate_the_transaction_that_waited_longest_goes_first() {
+        let mut m = Mempool::new(MempoolLimits::counts(10, 10));
+        // Keys ordered a < b; b's transaction arrives first.
+        let (mut a, mut b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        if a.public() > b.public() {
+            std::mem::swap(&mut a, &mut b);
+        }
+        m.insert_nonced(transfer(&b, 0, 5)).expect("room");
+        std::thread::sleep(Duration::from_millis(2));
+        m.insert_nonced(transfer(&a, 0, 5)).expect("room");
+        assert_eq!(m.candidates(&empty_state()), vec![transfer(&b, 0, 5), transfer(&a, 0, 5)]);
     }
 
     #[test]

@@ -127,12 +127,13 @@ impl Shared {
                 "only offers and account transactions are submitted: results come from providers over gossip, resolutions from block proposers".into(),
             )));
         };
-        // Overloaded: refused at once, before any signature is checked (a replacement of a
-        // pending transaction is not new work, and goes on).
-        {
-            let mempool = lock(&self.mempool);
-            if !mempool.has_nonce(sender, nonce) {
-                self.admission.check(mempool.txs_len()).map_err(AdmitError::Overloaded)?;
+        // Overloaded: refused at once, from atomics, before any lock is waited for or any
+        // signature checked — unless it replaces a pending transaction (not new work), which
+        // is looked up only if the mempool is free this instant.
+        if let Err(overloaded) = self.admission.check_now() {
+            let replaces = self.mempool.try_lock().is_ok_and(|m| m.has_nonce(sender, nonce));
+            if !replaces {
+                return Err(AdmitError::Overloaded(overloaded));
             }
         }
         let admitted = {
@@ -146,7 +147,9 @@ impl Shared {
             let mut mempool = lock(&self.mempool);
             let rule = NonceRule::Pending { pending_spend: mempool.pending_spend(sender, nonce) };
             chain.state.check_tx(tx, chain.height() + 1, rule, &mut sigs).map_err(AdmitError::Tx)?;
-            mempool.insert_nonced(tx.clone()).map_err(AdmitError::Mempool)?
+            let admitted = mempool.insert_nonced(tx.clone()).map_err(AdmitError::Mempool)?;
+            self.admission.set_pending(mempool.txs_len());
+            admitted
         };
         if let Transaction::Offer(o) = tx
             && admitted != Admitted::Duplicate
@@ -256,8 +259,6 @@ pub struct Service {
     verdicts_need_module: HashMap<Hash, Hash>,
     /// The cap on the transactions of the blocks this node proposes.
     sizer: crate::backpressure::BlockSizer,
-    /// When the last block was finalized here.
-    last_finalized_at: Instant,
 }
 
 /// A background re-execution's end.
@@ -343,7 +344,6 @@ impl Service {
             blocked_on_verdicts: false,
             verdicts_need_module: HashMap::new(),
             sizer,
-            last_finalized_at: Instant::now(),
         })
     }
 
@@ -794,10 +794,12 @@ impl Service {
         }
         let candidates = self.block_candidates();
         let mut cached = self.verdicts.cached();
+        let started = Instant::now();
         let (finalized, rejected) = {
             let mut chain = self.shared.chain_mut();
             chain.propose(&signer, candidates, now_ms(), &mut cached).context("finalizing a block")?
         };
+        self.sizer.observe_build(finalized.block.txs.len(), started.elapsed());
         let missing = cached.missing;
         self.want_verdicts(&missing);
         for (tx, e) in &rejected {
@@ -815,12 +817,13 @@ impl Service {
     fn after_finalized(&mut self, f: &Finalized) {
         let height = f.block.header.height;
         tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
-        // How long this height took sets the next blocks' size and what admission lets in.
-        let now = Instant::now();
-        self.sizer.observe(f.block.txs.len(), now.duration_since(self.last_finalized_at));
-        self.last_finalized_at = now;
+        // What admission lets in follows what the next blocks can take.
         self.shared.admission.update(self.sizer.cap());
-        lock(&self.shared.mempool).remove_included(&f.block);
+        {
+            let mut mempool = lock(&self.shared.mempool);
+            mempool.remove_included(&f.block);
+            self.shared.admission.set_pending(mempool.txs_len());
+        }
         let mut offers = Vec::new();
         // A job with redundancy k is final once its k-th result is (until then its results are
         // only included).
@@ -949,6 +952,7 @@ impl Service {
             let mut mempool = lock(&self.shared.mempool);
             let gap_timeout = Duration::from_millis(self.shared.config.mempool_gap_timeout_ms);
             let dropped = mempool.prune(&chain.state, chain.height() + 1, gap_timeout);
+            self.shared.admission.set_pending(mempool.txs_len());
             // Forget started jobs that are closed on chain: the set stays as small as the work
             // in flight.
             if self.started.len() > STARTED_JOBS_PRUNE_AT {
@@ -1006,7 +1010,11 @@ impl Service {
             return Ok(Err(format!("block {h} is ahead of the head {height}")));
         }
         let mut cached = self.verdicts.cached();
+        let (txs, started) = (msg.block.txs.len(), Instant::now());
         let applied = self.shared.chain_mut().apply(msg.block, msg.commit, &mut cached);
+        if applied.is_ok() {
+            self.sizer.observe_build(txs, started.elapsed());
+        }
         let missing = cached.missing;
         if applied.is_err() && !missing.is_empty() {
             // Its re-executions have not run here yet: run them, and ask for the block again
@@ -1450,7 +1458,11 @@ impl Service {
         }
         let candidates = self.block_candidates();
         let mut cached = self.verdicts.cached();
+        let started = Instant::now();
         let built = self.shared.chain_mut().build_proposal(self.shared.key.public(), candidates, now_ms(), &mut cached);
+        if let Ok((block, _)) = &built {
+            self.sizer.observe_build(block.txs.len(), started.elapsed());
+        }
         let missing = cached.missing;
         self.want_verdicts(&missing);
         let (block, rejected) = match built {
@@ -1493,11 +1505,15 @@ impl Service {
             match self.proposed_block(height, &block_hash) {
                 Some(block) => {
                     let mut cached = self.verdicts.cached();
+                    let started = Instant::now();
                     let verdict = if block.header.proposer != needed.proposer {
                         Err("the block's proposer is not the proposal's".to_string())
                     } else {
                         self.shared.chain_mut().check_proposal(&block, &mut cached)
                     };
+                    if verdict.is_ok() {
+                        self.sizer.observe_build(block.txs.len(), started.elapsed());
+                    }
                     let missing = cached.missing;
                     if verdict.is_err() && !missing.is_empty() {
                         // Not invalid: it needs re-executions this node has not run yet. No
