@@ -31,6 +31,9 @@ pub const HEIGHT_COST_PER_BUILD: f64 = 4.0;
 pub const COST_SMOOTHING: f64 = 0.25;
 /// How many blocks of pending jobs admission lets in.
 pub const ADMISSION_BLOCKS: usize = 3;
+/// Blocks with fewer transactions say little about the cost per transaction (their cost is
+/// mostly the block's own: state root, commit, storage), so they are not observed.
+pub const OBSERVED_BLOCK_TXS_MIN: usize = 16;
 /// The cap before this node has executed a block.
 pub const BLOCK_TXS_INITIAL: usize = 1_000;
 /// The longest retry hint given.
@@ -60,9 +63,9 @@ impl BlockSizer {
     }
 
     /// This node executed a block of `txs` transactions in `took` (built, checked or applied
-    /// it).
+    /// it). Blocks under [`OBSERVED_BLOCK_TXS_MIN`] transactions are not counted.
     pub fn observe_build(&mut self, txs: usize, took: Duration) {
-        if txs == 0 {
+        if txs < OBSERVED_BLOCK_TXS_MIN {
             return;
         }
         let cost = took.as_secs_f64() / txs as f64;
@@ -102,7 +105,7 @@ pub struct Admission {
 /// Why a transaction was refused at admission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the node is overloaded: {pending} offers and transactions wait for blocks that take about {limit} at a time; retry in {retry_after_ms} ms"
+    "the node is overloaded: {pending} offers and transactions are pending, the most it takes while blocks hold what they hold now is {limit}; retry in {retry_after_ms} ms"
 )]
 pub struct Overloaded {
     /// Pending now.
@@ -170,12 +173,14 @@ mod tests {
         // 50 µs a transaction to build: a height costs 200 µs a transaction; 200 ms of budget.
         s.observe_build(1_000, Duration::from_millis(50));
         assert_eq!(s.cap(), 1_000);
-        // Cheaper blocks let it grow, up to the chain's maximum; an empty block changes nothing.
+        // Cheaper blocks let it grow, up to the chain's maximum.
         for _ in 0..50 {
             s.observe_build(1_000, Duration::from_millis(5));
         }
         assert_eq!(s.cap(), 5_000);
+        // Empty and small blocks (their cost is the block's own) change nothing.
         s.observe_build(0, Duration::from_secs(9));
+        s.observe_build(OBSERVED_BLOCK_TXS_MIN - 1, Duration::from_millis(5));
         assert_eq!(s.cap(), 5_000);
         // The average moves by a quarter of the difference per block.
         let mut s = BlockSizer::new(5_000, block_time);
@@ -184,7 +189,7 @@ mod tests {
         // (50 + 0.25 × (450 − 50)) µs = 150 µs → 200 ms / 600 µs.
         assert_eq!(s.cap(), 333);
         // Never below the minimum.
-        s.observe_build(10, Duration::from_secs(10));
+        s.observe_build(OBSERVED_BLOCK_TXS_MIN, Duration::from_secs(10));
         assert_eq!(s.cap(), BLOCK_TXS_MIN);
     }
 

@@ -404,6 +404,10 @@ enum TestnetCmd {
         /// finalization.
         #[arg(long = "drain", default_value_t = cairn_testnet::load::DRAIN_DEFAULT.as_secs_f64())]
         drain_s: f64,
+        /// Open loop: seconds the nodes' CPU is watched after the last answer, to tell when
+        /// they are idle again.
+        #[arg(long = "settle", default_value_t = cairn_testnet::load::SETTLE_DEFAULT.as_secs_f64())]
+        settle_s: f64,
         /// Open loop: the job's module.
         #[arg(long, default_value = "examples/jobs/wasm/uppercase.wasm")]
         module: PathBuf,
@@ -608,6 +612,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             duration_s,
             clients,
             drain_s,
+            settle_s,
             module,
             report,
             plot,
@@ -625,6 +630,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                     duration: seconds("duration", duration_s)?,
                     clients,
                     drain: seconds("drain", drain_s)?,
+                    settle: seconds("settle", settle_s)?,
                     module,
                     report,
                     plot,

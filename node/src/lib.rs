@@ -11,6 +11,7 @@ pub mod bft;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod early;
 pub mod exec;
 pub mod mempool;
 pub mod p2p;

@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::bft::{BLOCK_FETCH_RETRY, Bft, GossipVerdict, Step};
 use crate::chain::{ApplyError, Chain, Finalized};
 use crate::config::{BoundAddresses, NodeConfig};
+use crate::early::EarlyResults;
 use crate::mempool::{Admitted, Dropped, Mempool, MempoolError, nonce_key};
 use crate::p2p::{
     self, BATCH_ITEMS_MAX, Behaviour, BehaviourEvent, BlockMsg, ModuleAnnounce, ProposedBlock, ResultBatch,
@@ -241,6 +242,8 @@ pub struct Service {
     /// Offers and results to gossip at the end of this turn of the loop, batched.
     outbox_txs: Vec<Transaction>,
     outbox_results: Vec<JobResult>,
+    /// Results that arrived before their offer ([`crate::early`]).
+    early: EarlyResults,
     /// Consensus, when this node validates a chain with several validators.
     bft: Option<Bft>,
     /// Proposed-block requests in flight.
@@ -335,6 +338,7 @@ impl Service {
             syncing: None,
             outbox_txs: Vec::new(),
             outbox_results: Vec::new(),
+            early: EarlyResults::default(),
             bft,
             proposed_requests: HashMap::new(),
             isolated: false,
@@ -397,6 +401,7 @@ impl Service {
         match cmd {
             Command::Tx(tx) => {
                 self.outbox_txs.push((*tx).clone());
+                self.offer_known(&tx);
                 self.want_challenged(&tx);
                 if let Some((sender, _)) = nonce_key(&tx) {
                     self.consider_includable_offers(sender);
@@ -614,6 +619,16 @@ impl Service {
         tracing::info!(job_id = %r.claim.job_id, status = %r.claim.status, fuel = r.claim.fuel_used, "executed");
         self.accept_result(r.clone());
         self.outbox_results.push(r);
+    }
+
+    /// An offer arrived here (admitted, or on chain): the results that came before it are
+    /// awaited now.
+    fn offer_known(&mut self, tx: &Transaction) {
+        if let Transaction::Offer(o) = tx {
+            for r in self.early.take(&o.job_id()) {
+                self.accept_result(r);
+            }
+        }
     }
 
     fn accept_result(&mut self, r: JobResult) {
@@ -890,6 +905,8 @@ impl Service {
         // stand-in executes the jobs it was just reassigned, and a job whose run failed here is
         // tried again.
         for o in offers {
+            let tx = Transaction::Offer(o.clone());
+            self.offer_known(&tx);
             self.consider_executing(o);
         }
         if self.shared.config.provider {
@@ -943,6 +960,7 @@ impl Service {
 
     fn maintain(&mut self) {
         self.maintain_peers();
+        self.early.expire(Instant::now());
         // Announced fetches that ended without the module (no peer had it) free their place.
         let requested: HashSet<Hash> = self.blob_requests.values().copied().collect();
         self.announced.retain(|id| requested.contains(id));
@@ -1131,6 +1149,7 @@ impl Service {
                 match self.shared.admit(&tx) {
                     Ok(_) => {
                         any_valid = true;
+                        self.offer_known(&tx);
                         self.want_challenged(&tx);
                         if let Some((sender, _)) = nonce_key(&tx) {
                             self.consider_includable_offers(sender);
@@ -1201,9 +1220,13 @@ impl Service {
             };
             let mut any_awaited = false;
             for (tx, awaited) in txs.into_iter().zip(awaited) {
-                if let (Transaction::Result(r), true) = (tx, awaited) {
+                let Transaction::Result(r) = tx else { continue };
+                if awaited {
                     any_awaited = true;
                     self.accept_result(r);
+                } else {
+                    // Its offer may still be on its way here.
+                    self.early.hold(r, Instant::now());
                 }
             }
             return Ok(if any_awaited { MessageAcceptance::Accept } else { MessageAcceptance::Ignore });

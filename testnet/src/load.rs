@@ -66,6 +66,11 @@
 //! memory is `VmHWM` from `/proc/<pid>/status` at the end (the process's peak since it
 //! started). The generator's own process is measured the same way: it shares the machine.
 //!
+//! Whether the nodes go **idle** after the load: each node's CPU is read over the second
+//! before the first submission, and over each second after the last answer for `--settle`
+//! seconds (default 10); the point records when every node's CPU came back within
+//! [`IDLE_MARGIN_PERCENT`] of its own before the load and stayed there.
+//!
 //! A sweep runs each rate on a fresh testnet, one after the other, so no point inherits
 //! another's backlog, chain or memory peak. Every point goes into one JSON [`Report`]
 //! (`--report`, default `<dir>/bench/report.json`) and, for a sweep (or when `--plot` is
@@ -104,6 +109,15 @@ pub const CLIENTS_DEFAULT: usize = 2_048;
 pub const DRAIN_DEFAULT: Duration = Duration::from_secs(5);
 /// The longest drain.
 pub const DRAIN_MAX: Duration = Duration::from_secs(600);
+/// How long the nodes' CPU is watched after the last answer, by default.
+pub const SETTLE_DEFAULT: Duration = Duration::from_secs(10);
+/// The longest such watch.
+pub const SETTLE_MAX: Duration = Duration::from_secs(600);
+/// A node is idle again when its CPU over a second is within this many percent of one core
+/// of what it used before the load (an idle chain still makes empty blocks).
+pub const IDLE_MARGIN_PERCENT: f64 = 5.0;
+/// CPU is sampled over windows this long, before the load and after it.
+pub const CPU_WINDOW: Duration = Duration::from_secs(1);
 /// How often the block watcher asks for the head.
 pub const HEAD_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// One due submission in this many is watched with `job_subscribe` for submit→result.
@@ -142,7 +156,7 @@ pub const SUBMISSIONS_MAX: u64 = 2_000_000;
 /// The most rates in a sweep.
 pub const RATES_MAX: usize = 64;
 /// The version of the JSON report's format.
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 /// Blocks from the head to an offer's deadline.
 pub const DEADLINE_BLOCKS: u64 = 200;
 /// `/proc` counts CPU time in `USER_HZ` ticks: 100 a second on Linux (its ABI fixes it).
@@ -161,6 +175,8 @@ pub struct LoadOptions {
     pub clients: usize,
     /// The longest wait for the last jobs after the last answer.
     pub drain: Duration,
+    /// How long the nodes' CPU is watched after the last answer (whether they go idle).
+    pub settle: Duration,
     /// The job's module (wasm).
     pub module: PathBuf,
     /// Where to write the JSON report (default `<dir>/bench/report.json`).
@@ -308,6 +324,10 @@ pub struct ProcessUsage {
     pub cpu_percent: f64,
     /// Peak resident memory since the process started (`VmHWM`), bytes.
     pub peak_rss_bytes: u64,
+    /// CPU over the second before the first submission, percent of one core.
+    pub cpu_percent_before: f64,
+    /// CPU over each second after the last answer, percent of one core.
+    pub cpu_percent_after: Vec<f64>,
 }
 
 /// Everything one run at one rate recorded: the input of [`aggregate`].
@@ -457,6 +477,10 @@ pub struct Point {
     pub error_example: Option<String>,
     /// Each node's and the generator's CPU and peak memory.
     pub processes: Vec<ProcessUsage>,
+    /// Seconds from the last answer until every node was idle again (each second's CPU within
+    /// [`IDLE_MARGIN_PERCENT`] of its own before the load) and stayed so; none if that did not
+    /// happen while watched.
+    pub idle_after_s: Option<f64>,
 }
 
 /// The testnet a report was measured on.
@@ -572,7 +596,43 @@ pub fn aggregate(d: &RunData) -> Point {
         refusals,
         error_example: d.error_example.clone(),
         processes: d.processes.clone(),
+        idle_after_s: idle_after_s(&d.processes),
     }
+}
+
+/// Seconds from the last answer until every node's CPU per second stays within
+/// [`IDLE_MARGIN_PERCENT`] of its own before the load (the generator aside).
+pub fn idle_after_s(processes: &[ProcessUsage]) -> Option<f64> {
+    let nodes: Vec<&ProcessUsage> = processes.iter().filter(|u| u.role != "generator").collect();
+    let windows = nodes.iter().map(|u| u.cpu_percent_after.len()).min()?;
+    let busy = |w: usize| nodes.iter().any(|u| u.cpu_percent_after[w] > u.cpu_percent_before + IDLE_MARGIN_PERCENT);
+    let last_busy = (0..windows).rev().find(|w| busy(*w));
+    match last_busy {
+        None if windows > 0 => Some(0.0),
+        Some(w) if w + 1 < windows => Some((w + 1) as f64 * CPU_WINDOW.as_secs_f64()),
+        _ => None,
+    }
+}
+
+/// Each process's CPU over the next `windows` windows of [`CPU_WINDOW`], percent of one core.
+async fn cpu_windows(pids: Vec<u32>, windows: usize) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::with_capacity(windows); pids.len()];
+    let mut last: Vec<Option<u64>> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+    let mut at = tokio::time::Instant::now();
+    for _ in 0..windows {
+        at += CPU_WINDOW;
+        tokio::time::sleep_until(at).await;
+        for (i, pid) in pids.iter().enumerate() {
+            let now = cpu_ticks(*pid);
+            let used = match (last[i], now) {
+                (Some(b), Some(a)) => a.saturating_sub(b) as f64 / USER_HZ,
+                _ => 0.0,
+            };
+            out[i].push(100.0 * used / CPU_WINDOW.as_secs_f64());
+            last[i] = now;
+        }
+    }
+    out
 }
 
 /// Jobs finalized per second between the first and the last block read that finalized one,
@@ -641,6 +701,7 @@ pub async fn run(spec: &Spec, opts: &LoadOptions) -> anyhow::Result<Report> {
     anyhow::ensure!(opts.rates_per_s.len() <= RATES_MAX, "at most {RATES_MAX} rates in a sweep");
     anyhow::ensure!((1..=crate::CLIENTS_MAX).contains(&opts.clients), "--clients must be 1 to {}", crate::CLIENTS_MAX);
     anyhow::ensure!(opts.drain <= DRAIN_MAX, "the drain is at most {} s", DRAIN_MAX.as_secs());
+    anyhow::ensure!(opts.settle <= SETTLE_MAX, "the watch after the load is at most {} s", SETTLE_MAX.as_secs());
     let schedules =
         opts.rates_per_s.iter().map(|r| Schedule::new(*r, opts.duration)).collect::<anyhow::Result<Vec<_>>>()?;
     let wasm = std::fs::read(&opts.module).with_context(|| {
@@ -816,6 +877,10 @@ async fn run_point(t: &Testnet, wasm: &[u8], schedule: Schedule, opts: &LoadOpti
     while let Some(read) = reads.join_next().await {
         pool_tx.try_send(read.context("account_get task")??).expect("the pool has room for every client");
     }
+    let processes = measured_processes(t);
+    let pids: Vec<u32> = processes.iter().map(|(_, _, pid)| *pid).collect();
+    // What the nodes use with no load, to tell when they are idle again.
+    let before: Vec<f64> = cpu_windows(pids.clone(), 1).await.into_iter().map(|w| w[0]).collect();
     let shared = Arc::new(Shared {
         start: Instant::now(),
         chain_id: info.chain_id,
@@ -829,8 +894,7 @@ async fn run_point(t: &Testnet, wasm: &[u8], schedule: Schedule, opts: &LoadOpti
         log: Mutex::new(Log::default()),
     });
     let watcher = tokio::spawn(watch_blocks(shared.clone(), blocks_conn, head.height));
-    let processes = measured_processes(t);
-    let ticks_before: Vec<Option<u64>> = processes.iter().map(|(_, _, pid)| cpu_ticks(*pid)).collect();
+    let ticks_before: Vec<Option<u64>> = pids.iter().map(|pid| cpu_ticks(*pid)).collect();
 
     // The ticker: every due submission starts at its time, whatever happened to earlier ones.
     let mut tasks = JoinSet::new();
@@ -874,6 +938,8 @@ async fn run_point(t: &Testnet, wasm: &[u8], schedule: Schedule, opts: &LoadOpti
     }
     anyhow::ensure!(idle == opts.clients, "{} submission(s) never finished", opts.clients - idle);
     let answered_at = shared.start.elapsed();
+    let settle_windows = (opts.settle.as_secs_f64() / CPU_WINDOW.as_secs_f64()).ceil() as usize;
+    let after = tokio::spawn(cpu_windows(pids.clone(), settle_windows));
 
     // The drain: until every accepted job is finalized, or its end.
     let drain_end = Instant::now() + opts.drain;
@@ -884,28 +950,35 @@ async fn run_point(t: &Testnet, wasm: &[u8], schedule: Schedule, opts: &LoadOpti
     shared.stop.store(true, Ordering::Relaxed);
     watcher.await.context("block watcher")?.context("the block watcher failed")?;
     let wall = shared.start.elapsed();
-    let processes = processes
-        .into_iter()
+    let cpu_s: Vec<f64> = pids
+        .iter()
         .zip(ticks_before)
-        .map(|((name, role, pid), before)| {
-            let cpu_s = match (before, cpu_ticks(pid)) {
-                (Some(b), Some(a)) => a.saturating_sub(b) as f64 / USER_HZ,
-                _ => 0.0,
-            };
-            ProcessUsage {
-                name,
-                role,
-                pid,
-                cpu_s,
-                cpu_percent: 100.0 * cpu_s / wall.as_secs_f64().max(1e-9),
-                peak_rss_bytes: peak_rss_bytes(pid).unwrap_or(0),
-            }
+        .map(|(pid, before)| match (before, cpu_ticks(*pid)) {
+            (Some(b), Some(a)) => a.saturating_sub(b) as f64 / USER_HZ,
+            _ => 0.0,
         })
         .collect();
     // Watched jobs are all finalized by now (or never will be): their events are on the way.
     let _ = tokio::time::timeout(SAMPLE_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     tasks.abort_all();
     drop(tasks);
+    let after = after.await.context("the CPU watch after the load")?;
+    let processes = processes
+        .into_iter()
+        .zip(cpu_s)
+        .zip(before.into_iter().zip(after))
+        .map(|(((name, role, pid), cpu_s), (cpu_percent_before, cpu_percent_after))| ProcessUsage {
+            name,
+            role,
+            pid,
+            cpu_s,
+            cpu_percent: 100.0 * cpu_s / wall.as_secs_f64().max(1e-9),
+            // Read last: the peak over the run, the drain and the watch after.
+            peak_rss_bytes: peak_rss_bytes(pid).unwrap_or(0),
+            cpu_percent_before,
+            cpu_percent_after,
+        })
+        .collect();
 
     let log = std::mem::take(&mut *locked(&shared.log));
     let finalized_at = std::mem::take(&mut *locked(&shared.finality)).into_finalized();
@@ -1092,16 +1165,23 @@ pub fn print_point(p: &Point) {
     if let Some(e) = &p.sample_error_example {
         println!("samples     {} not watched: job_subscribe failed (first: {e})", p.sample_errors);
     }
-    println!("process     cpu (of one core)  peak RSS");
+    println!("process     cpu (of one core)  peak RSS   before  after the last answer, each second");
     for u in &p.processes {
+        let after: Vec<String> = u.cpu_percent_after.iter().map(|c| format!("{c:.0}")).collect();
         println!(
-            "  {:<9} {:<9} {:>7.1}% {:>7.1} s  {:>7.1} MiB",
+            "  {:<9} {:<9} {:>7.1}% {:>7.1} s  {:>7.1} MiB  {:>4.0}%  {}",
             u.name,
             u.role,
             u.cpu_percent,
             u.cpu_s,
-            u.peak_rss_bytes as f64 / (1 << 20) as f64
+            u.peak_rss_bytes as f64 / (1 << 20) as f64,
+            u.cpu_percent_before,
+            after.join(" ")
         );
+    }
+    match p.idle_after_s {
+        Some(s) => println!("idle        every node idle again {s:.0} s after the last answer"),
+        None => println!("idle        the nodes were not idle again while watched"),
     }
 }
 
@@ -1285,6 +1365,30 @@ mod tests {
         let mut one_block = vec![ms(300); 4];
         assert!((finalized_rate(&mut one_block, Duration::from_secs(2)) - 2.0).abs() < 1e-9);
         assert_eq!(finalized_rate(&mut [], Duration::from_secs(2)), 0.0);
+    }
+
+    #[test]
+    fn nodes_are_idle_again_once_every_one_stays_near_its_cpu_before_the_load() {
+        let usage = |role: &str, before: f64, after: &[f64]| ProcessUsage {
+            name: "p".into(),
+            role: role.into(),
+            pid: 1,
+            cpu_s: 0.0,
+            cpu_percent: 0.0,
+            peak_rss_bytes: 0,
+            cpu_percent_before: before,
+            cpu_percent_after: after.to_vec(),
+        };
+        let a = usage("validator", 3.0, &[90.0, 40.0, 7.0, 9.0, 20.0, 6.0, 4.0]);
+        let b = usage("provider", 1.0, &[50.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        // The generator's own CPU does not count.
+        let g = usage("generator", 0.0, &[99.0; 7]);
+        assert_eq!(idle_after_s(&[a, b.clone(), g]), Some(5.0), "a's last busy second is the fifth");
+        assert_eq!(idle_after_s(std::slice::from_ref(&b)), Some(1.0));
+        assert_eq!(idle_after_s(&[usage("validator", 0.0, &[1.0, 2.0])]), Some(0.0));
+        assert_eq!(idle_after_s(&[usage("validator", 0.0, &[1.0, 80.0])]), None, "busy to the end");
+        assert_eq!(idle_after_s(&[usage("validator", 0.0, &[])]), None, "not watched");
+        assert_eq!(idle_after_s(&[]), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ fn a_short_open_loop_run_finalizes_every_accepted_job_and_writes_its_report() {
     // 20 offers/s for 2 s: 40 due, from 8 clients; the drain ends as soon as all are finalized.
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["testnet", "bench", "--validators", "1", "--providers", "1", "--block-time-ms", "50"])
-        .args(["--rate", "20", "--duration", "2", "--clients", "8", "--drain", "20"])
+        .args(["--rate", "20", "--duration", "2", "--clients", "8", "--drain", "20", "--settle", "2"])
         .arg("--dir")
         .arg(dir.path())
         .arg("--module")
@@ -47,6 +47,7 @@ fn a_short_open_loop_run_finalizes_every_accepted_job_and_writes_its_report() {
         "submit_to_finalized_ms",
         "refusals",
         "processes",
+        "idle_after_s",
     ] {
         assert!(json["points"][0].get(field).is_some(), "the report's point has {field}\n{text}");
     }
@@ -78,6 +79,8 @@ fn a_short_open_loop_run_finalizes_every_accepted_job_and_writes_its_report() {
     assert_eq!(roles, ["validator", "provider", "generator"]);
     assert!(p.processes.iter().all(|u| u.peak_rss_bytes > 0 && u.cpu_s >= 0.0), "{:?}", p.processes);
     assert!(p.processes[0].cpu_s > 0.0, "the validator worked: {:?}", p.processes);
+    // Each process's CPU before the load, and over each second of the 2 s watched after it.
+    assert!(p.processes.iter().all(|u| u.cpu_percent_after.len() == 2 && u.cpu_percent_before >= 0.0));
     // Each client's key is in the testnet folder, funded at genesis with the client of old.
     let net = dir.path().join("bench").join("rate-20");
     let genesis = cairn_ledger::Genesis::load(&net.join("genesis.json")).expect("genesis");

@@ -1,0 +1,180 @@
+//! Results that arrive before their offer.
+//!
+//! A provider executes an offer as soon as gossip brings it, and gossip takes different paths:
+//! its result can reach a validator before the offer does. Such a result is not yet awaited
+//! (no open job, no pending offer), so it cannot take a place in the mempool — signed results
+//! cost nothing to make up — but dropping it would leave the job to the provider's
+//! re-broadcast, seconds later. It is held here instead, briefly and within a bound, and
+//! moves to the mempool when its offer arrives (by gossip, RPC or a finalized block).
+//!
+//! Bounded in entries ([`EARLY_RESULTS_MAX`]) and bytes ([`EARLY_RESULT_BYTES_MAX`]), the
+//! oldest evicted first, each held at most [`EARLY_RESULT_TTL`]. What is evicted or expires
+//! is not lost: its provider re-broadcasts it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use cairn_ledger::{Hash, JobResult, PublicKey};
+
+/// How many early results are held at most.
+pub const EARLY_RESULTS_MAX: usize = 4_096;
+/// How many bytes of early results (encoded) are held at most.
+pub const EARLY_RESULT_BYTES_MAX: usize = 16 << 20;
+/// How long an early result waits for its offer at most.
+pub const EARLY_RESULT_TTL: Duration = Duration::from_secs(10);
+
+/// Results waiting for their offer, oldest first.
+#[derive(Debug, Default)]
+pub struct EarlyResults {
+    /// (job, provider) → the result, its encoded size and when it arrived.
+    held: HashMap<(Hash, PublicKey), (JobResult, usize, Instant)>,
+    /// Arrival order, for eviction and expiry (entries already taken are skipped).
+    order: VecDeque<((Hash, PublicKey), Instant)>,
+    bytes: usize,
+}
+
+impl EarlyResults {
+    /// Holds `r` until its offer arrives; evicts the oldest to stay within the bounds. A
+    /// result larger than the whole byte bound is not held.
+    pub fn hold(&mut self, r: JobResult, now: Instant) {
+        let size = borsh::object_length(&r).expect("borsh sizing cannot fail");
+        if size > EARLY_RESULT_BYTES_MAX {
+            return;
+        }
+        let key = (r.claim.job_id, r.claim.provider);
+        if self.held.contains_key(&key) {
+            return;
+        }
+        while self.held.len() >= EARLY_RESULTS_MAX || self.bytes + size > EARLY_RESULT_BYTES_MAX {
+            if !self.evict_oldest() {
+                break;
+            }
+        }
+        self.bytes += size;
+        self.held.insert(key, (r, size, now));
+        self.order.push_back((key, now));
+    }
+
+    /// Takes the results held for `job_id` (one per provider).
+    pub fn take(&mut self, job_id: &Hash) -> Vec<JobResult> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<(Hash, PublicKey)> = self.held.keys().filter(|(job, _)| job == job_id).copied().collect();
+        keys.into_iter()
+            .filter_map(|k| self.held.remove(&k))
+            .map(|(r, size, _)| {
+                self.bytes -= size;
+                r
+            })
+            .collect()
+    }
+
+    /// Drops what waited longer than [`EARLY_RESULT_TTL`].
+    pub fn expire(&mut self, now: Instant) {
+        while let Some((key, at)) = self.order.front().copied() {
+            if now.duration_since(at) <= EARLY_RESULT_TTL {
+                break;
+            }
+            self.order.pop_front();
+            self.remove_if_held_since(&key, at);
+        }
+        // Entries taken early leave stale places in the order: keep it as small as what is held.
+        if self.order.len() > 2 * self.held.len() + 64 {
+            let held = &self.held;
+            self.order.retain(|(key, at)| held.get(key).is_some_and(|(_, _, since)| since == at));
+        }
+    }
+
+    /// How many results are held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Removes the oldest entry still held; whether there was one.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((key, at)) = self.order.pop_front() {
+            // Entries taken since are skipped.
+            if self.remove_if_held_since(&key, at) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes `key` if the result held for it arrived at `at`; whether it did.
+    fn remove_if_held_since(&mut self, key: &(Hash, PublicKey), at: Instant) -> bool {
+        if self.held.get(key).is_none_or(|(_, _, since)| *since != at) {
+            return false;
+        }
+        let (_, size, _) = self.held.remove(key).expect("just found");
+        self.bytes -= size;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::{Keypair, ResultClaim};
+
+    use super::*;
+
+    fn result(job: &[u8], provider: &Keypair) -> JobResult {
+        let claim = ResultClaim {
+            version: cairn_ledger::FORMAT_VERSION,
+            job_id: Hash::of(job),
+            module_id: Hash::of(b"module"),
+            input_hash: Hash::of(b"input"),
+            output_hash: Hash::of(b"out"),
+            fuel_used: 1,
+            status: cairn_ledger::JobStatus::Ok,
+            provider: provider.public(),
+        };
+        JobResult::new(claim, b"out".to_vec(), provider)
+    }
+
+    #[test]
+    fn a_held_result_is_taken_when_its_offer_arrives_and_only_then() {
+        let (a, b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        let mut early = EarlyResults::default();
+        let now = Instant::now();
+        early.hold(result(b"job", &a), now);
+        early.hold(result(b"job", &b), now);
+        early.hold(result(b"job", &a), now); // a duplicate
+        early.hold(result(b"other", &a), now);
+        assert_eq!(early.len(), 3);
+        assert!(early.take(&Hash::of(b"unknown")).is_empty());
+        let taken = early.take(&Hash::of(b"job"));
+        assert_eq!(taken.len(), 2, "one per provider");
+        assert!(taken.iter().all(|r| r.claim.job_id == Hash::of(b"job")));
+        assert!(early.take(&Hash::of(b"job")).is_empty(), "taken once");
+        assert_eq!(early.len(), 1);
+    }
+
+    #[test]
+    fn held_results_are_bounded_oldest_first_and_expire() {
+        let a = Keypair::from_seed([1; 32]);
+        let mut early = EarlyResults::default();
+        let start = Instant::now();
+        for i in 0..EARLY_RESULTS_MAX + 10 {
+            early.hold(result(&i.to_le_bytes(), &a), start);
+        }
+        assert_eq!(early.len(), EARLY_RESULTS_MAX);
+        assert!(early.take(&Hash::of(&0usize.to_le_bytes())).is_empty(), "the oldest went first");
+        assert_eq!(early.take(&Hash::of(&10usize.to_le_bytes())).len(), 1, "the 11th is still held");
+        let one_size = borsh::object_length(&result(b"x", &a)).expect("sizes");
+        assert_eq!(early.bytes, early.len() * one_size, "bytes follow what is held");
+        // Taken entries are skipped by eviction; a later arrival outlives the expiry.
+        let later = start + EARLY_RESULT_TTL;
+        early.hold(result(b"late", &a), later);
+        early.expire(later + Duration::from_millis(1));
+        assert_eq!(early.len(), 1);
+        assert_eq!(early.take(&Hash::of(b"late")).len(), 1);
+        assert_eq!(early.bytes, 0);
+    }
+}
