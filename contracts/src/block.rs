@@ -1,7 +1,10 @@
-//! Building and executing blocks over the [`State`].
+//! Building and executing blocks over the [`State`]. The state root is computed through a
+//! [`StateCommitment`] (defined with the state tree in `cairn_ledger::state_tree`): the
+//! node's persisted tree, or an in-memory one.
 
+pub use cairn_ledger::state_tree::StateCommitment;
 use cairn_ledger::{
-    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, PublicKey, StateChange, Transaction, merkle,
+    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, Outcome, PublicKey, Transaction, merkle,
 };
 
 use crate::{Reexecute, SignatureCheck, State, TxError};
@@ -41,13 +44,6 @@ pub enum BlockError {
     Commitment(String),
 }
 
-/// Computes the state root after a block from its state changes (the caller's state tree,
-/// at version = height). Storage is the caller's; this crate stays pure.
-pub trait StateCommitment {
-    /// The root after applying `changes` at `version`.
-    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String>;
-}
-
 /// The position of a block: its height and its parent's hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
@@ -55,52 +51,6 @@ pub struct Position {
     pub height: u64,
     /// Hash of its parent ([`Hash::ZERO`] at height 1).
     pub parent_hash: Hash,
-}
-
-/// The state tree in a node's store as a [`StateCommitment`]: computes the next version's root
-/// from the stored previous version, and keeps the update for the block's write batch (the
-/// caller writes it with the block).
-pub struct StoreTree<'a> {
-    store: &'a cairn_ledger::Store,
-    update: Option<cairn_ledger::StateUpdate>,
-}
-
-impl<'a> StoreTree<'a> {
-    /// Over `store`, which holds the parent version.
-    pub fn new(store: &'a cairn_ledger::Store) -> StoreTree<'a> {
-        StoreTree { store, update: None }
-    }
-
-    /// The update of the last root computed.
-    pub fn into_update(self) -> Option<cairn_ledger::StateUpdate> {
-        self.update
-    }
-}
-
-/// Writes `state`'s entries into `store` as the genesis state (version 0 of the state tree),
-/// unless the store already holds one. `state` is the genesis state, nothing uncommitted.
-pub fn init_store_genesis(store: &cairn_ledger::Store, state: &State) -> cairn_ledger::Result<()> {
-    let changes: Vec<StateChange> = state.entries().into_iter().map(|(k, v)| (k, Some(v))).collect();
-    let tree = cairn_ledger::state_tree::prepare(store, &changes, 0)?;
-    store.init_genesis_state(&changes, &tree)
-}
-
-impl StateCommitment for StoreTree<'_> {
-    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
-        let update = cairn_ledger::state_tree::prepare(self.store, changes, version).map_err(|e| e.to_string())?;
-        let root = update.root;
-        self.update = Some(update);
-        Ok(root)
-    }
-}
-
-/// An in-memory state tree advances one version per call (tests, tools, light replays).
-impl StateCommitment for cairn_ledger::state_tree::MemoryTree {
-    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
-        let update = cairn_ledger::state_tree::prepare(self, changes, version).map_err(|e| e.to_string())?;
-        self.apply(&update);
-        Ok(update.root)
-    }
 }
 
 /// What a proposer puts around the transactions of the block it builds.
@@ -251,7 +201,7 @@ struct Budget<'a> {
 }
 
 impl Reexecute for Budget<'_> {
-    fn reexecute(&mut self, job_id: &Hash, job: &crate::Job) -> crate::Result<(Hash, u64, cairn_ledger::JobStatus)> {
+    fn reexecute(&mut self, job_id: &Hash, job: &crate::Job) -> crate::Result<Outcome> {
         if self.used >= REEXECUTIONS_PER_BLOCK_MAX {
             return Err(TxError::TooManyReexecutions);
         }

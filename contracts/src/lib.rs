@@ -9,8 +9,9 @@
 //! it already verified (on admission to its mempool) is not verified again. Every change is
 //! journaled, so a block can be rolled back ([`State::rollback`]) or committed
 //! ([`State::commit`], which returns the changed entries for the store). The state root is
-//! computed by the caller's [`StateCommitment`] (the node's Jellyfish Merkle Tree) from the
-//! changes.
+//! computed by the caller's [`StateCommitment`] (the node's Jellyfish Merkle Tree, in
+//! `cairn-store`) from the changes. What a result states about an execution, compared between
+//! providers and with a re-execution, is an [`Outcome`] (`cairn_ledger`'s, re-exported).
 //!
 //! ```
 //! use cairn_contracts::State;
@@ -32,12 +33,13 @@ pub mod signatures;
 mod state;
 
 pub use block::{
-    BlockError, Built, Executed, NextBlock, Position, REEXECUTIONS_PER_BLOCK_MAX, StateCommitment, StoreTree,
-    build_block, execute_block, init_store_genesis,
+    BlockError, Built, Executed, NextBlock, Position, REEXECUTIONS_PER_BLOCK_MAX, StateCommitment, build_block,
+    execute_block,
 };
+pub use cairn_ledger::Outcome;
 pub use error::{Result, TxError};
 pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
 pub use state::{
-    Account, Challenge, Closed, Delivery, Job, JobPhase, NONCE_WINDOW, NoReexecution, NonceRule, Outcome, Provider,
+    Account, Challenge, Closed, Delivery, Job, JobPhase, NONCE_WINDOW, NoReexecution, NonceRule, Provider,
     REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,
 };

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
-    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, PublicKey, ResultClaim, SignedOffer,
+    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, Outcome, PublicKey, SignedOffer,
     SignedTx, StateChange, Transaction, Tx,
 };
 
@@ -71,25 +71,6 @@ pub enum JobPhase {
     /// Closed with results that disagree (all k in, or its deadline passed): settlement waits
     /// for the re-execution (a `Resolve` transaction).
     Disputed = 6,
-}
-
-/// What a result states about an execution: compared between providers and with a
-/// re-execution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Outcome {
-    /// SHA-256 of the output.
-    pub output_hash: Hash,
-    /// Fuel consumed.
-    pub fuel_used: u64,
-    /// How the run ended.
-    pub status: JobStatus,
-}
-
-impl Outcome {
-    /// The outcome a result claims.
-    pub fn of(claim: &ResultClaim) -> Outcome {
-        Outcome { output_hash: claim.output_hash, fuel_used: claim.fuel_used, status: claim.status }
-    }
 }
 
 /// A result accepted into one of a job's slots.
@@ -309,9 +290,9 @@ impl Value {
 /// Re-executes a job for a challenge, or when redundant results disagree: the caller owns the modules and inputs (blocks, blob
 /// store) and the sandbox; this crate stays pure.
 pub trait Reexecute {
-    /// `(output_hash, fuel_used, status)` of running `job` (module, input, fuel limit), exactly
-    /// as a provider's result would state them.
-    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus)>;
+    /// The [`Outcome`] of running `job` (module, input, fuel limit), exactly as a provider's
+    /// result would state it.
+    fn reexecute(&mut self, job_id: &Hash, job: &Job) -> Result<Outcome>;
 }
 
 /// For blocks without challenges or disputes, and for checks: refuses to re-execute.
@@ -319,7 +300,7 @@ pub trait Reexecute {
 pub struct NoReexecution;
 
 impl Reexecute for NoReexecution {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus)> {
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<Outcome> {
         Err(TxError::Reexecution("re-execution is not available here".into()))
     }
 }
@@ -926,8 +907,8 @@ impl State {
                 self.resolve_rules(job_id)?;
                 let job = self.jobs.get(job_id).cloned().expect("checked above");
                 // The verdict first: if re-execution fails nothing changes.
-                let (output_hash, fuel_used, status) = exec.reexecute(job_id, &job)?;
-                self.resolve(*job_id, job, Outcome { output_hash, fuel_used, status });
+                let truth = exec.reexecute(job_id, &job)?;
+                self.resolve(*job_id, job, truth);
                 Ok(None)
             }
         }

@@ -1,6 +1,6 @@
 //! Errors of the ledger crate.
 
-/// What can go wrong in the ledger: decoding, verification and storage.
+/// What can go wrong in the ledger: decoding, verification, and reading the state tree.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bytes that should be hex are not, or have the wrong length.
@@ -69,12 +69,10 @@ pub enum Error {
     /// A genesis file that cannot be used.
     #[error("genesis: {0}")]
     Genesis(String),
-    /// The database failed. Fatal for a node: stop and check the disk.
+    /// The state tree's storage (the [`TreeReader`](jmt::storage::TreeReader) an update is
+    /// computed over) failed. Fatal for a node: stop and check the disk.
     #[error("storage: {0}")]
     Storage(String),
-    /// The database holds data that does not decode: it is corrupt or from another version.
-    #[error("corrupt database: {0}")]
-    Corrupt(String),
 }
 
 /// Result with the ledger's [`Error`].

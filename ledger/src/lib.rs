@@ -1,12 +1,16 @@
-//! Cairn's data model and storage.
+//! Cairn's data model: the records, their hashes and signatures, and the proofs over them.
 //!
 //! - [`keys`]: ed25519 identities; signatures over `domain_tag || 0x00 || borsh(body)`.
 //! - [`types`]: the signed, versioned records — [`SignedOffer`], [`JobResult`],
 //!   [`ExecutionReceipt`], [`Transaction`], [`Block`], [`Vote`], [`Commit`].
+//! - [`status`] and [`outcome`]: how a job ended ([`JobStatus`]) and what its result states
+//!   ([`Outcome`]).
 //! - [`merkle`]: domain-separated Merkle roots and paths over transactions and receipts.
 //! - [`proof`]: [`ReceiptProof`], checkable offline against a [`Genesis`].
-//! - [`state_tree`]: the Jellyfish Merkle Tree over the state, its proofs.
-//! - [`store`]: the rocksdb block store, one atomic batch per block.
+//! - [`state_tree`]: the Jellyfish Merkle Tree over the state — updates, an in-memory tree,
+//!   the [`StateCommitment`] blocks are built through, and [`StateProof`] verification.
+//!
+//! Nothing here touches a disk: the rocksdb store is the `cairn-store` crate.
 //!
 //! ```
 //! use cairn_ledger::{Keypair, Domain};
@@ -20,10 +24,10 @@ pub mod genesis;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
+pub mod outcome;
 pub mod proof;
 pub mod state_tree;
 pub mod status;
-pub mod store;
 pub mod types;
 
 #[cfg(test)]
@@ -34,10 +38,10 @@ pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisProvider};
 pub use hash::Hash;
 pub use keys::{Domain, Keypair, PublicKey, Signature};
 pub use merkle::MerklePath;
+pub use outcome::Outcome;
 pub use proof::{ReceiptProof, VerifiedReceipt};
-pub use state_tree::{StateProof, StateUpdate, StateValue};
+pub use state_tree::{StateChange, StateCommitment, StateProof, StateUpdate, StateValue};
 pub use status::{JobStatus, REASON_BYTES_MAX};
-pub use store::{BlockWrite, JobLocation, StateChange, Store};
 pub use types::{
     Action, Block, BlockHeader, Commit, CommitSignature, ExecutionReceipt, FORMAT_VERSION, JobOffer, JobResult,
     ResultClaim, SignedOffer, SignedTx, Transaction, Tx, Validator, ValidatorSet, Vote, VoteKind,

@@ -1,15 +1,13 @@
 //! The state commitment: a Jellyfish Merkle Tree (SHA-256) over the contract state, versioned
-//! by block height (genesis is version 0), persisted in rocksdb next to the blocks.
+//! by block height (genesis is version 0).
 //!
-//! Keys are hashed with SHA-256 (`KeyHash::with::<Sha256>(key)`); the tree's root is the
-//! header's `state_root`. Proofs of existence and non-existence come from
-//! [`Store::state_proof`]; [`StateProof`] bundles one with the header and commit so it
-//! verifies offline against the genesis. Column families: `jmt_nodes` (borsh node key → borsh
-//! node), `jmt_values` (key hash ‖ version BE → `0x00` deleted | `0x01` ‖ value),
-//! and, for pruning, `jmt_stale` (stale-since version BE ‖ borsh node key → empty) and
-//! `jmt_stale_values` (stale-since version BE ‖ `jmt_values` key → empty). A value row goes
-//! stale when its key is next written (and a deletion row when it is written); once no
-//! version before that is kept, reads never reach it.
+//! Keys are hashed with SHA-256 (`KeyHash::with::<Sha256>(key)`, [`key_hash`]); the tree's
+//! root is the header's `state_root`. This module computes updates over any
+//! [`TreeReader`] ([`prepare`]), keeps a tree in memory ([`MemoryTree`]) and verifies proofs
+//! ([`StateProof`], checkable offline against the genesis). A block's root is computed through
+//! a [`StateCommitment`]: the in-memory tree here, or the node's persisted tree
+//! (`cairn_store::StoreTree`, which also serves the proofs and lays the tree out in rocksdb
+//! column families).
 
 use std::collections::BTreeMap;
 
@@ -21,7 +19,10 @@ use sha2::Sha256;
 
 use crate::genesis::Genesis;
 use crate::types::{BlockHeader, Commit, FORMAT_VERSION};
-use crate::{Error, Hash, Result, StateChange};
+use crate::{Error, Hash, Result};
+
+/// A state change: set `key` to `value`, or delete it when `None`.
+pub type StateChange = (Vec<u8>, Option<Vec<u8>>);
 
 /// A state key's hash in the tree.
 pub fn key_hash(key: &[u8]) -> KeyHash {
@@ -94,25 +95,20 @@ impl MemoryTree {
     }
 }
 
-/// Encodes a value row of `jmt_values`.
-pub(crate) fn encode_value(v: &Option<OwnedValue>) -> Vec<u8> {
-    match v {
-        None => vec![0],
-        Some(v) => {
-            let mut b = Vec::with_capacity(v.len() + 1);
-            b.push(1);
-            b.extend_from_slice(v);
-            b
-        }
-    }
+/// Computes the state root after a block from its state changes (the caller's state tree,
+/// at version = height). Block building and checking (`cairn-contracts`) go through it, so they
+/// stay pure: where the tree lives is the caller's.
+pub trait StateCommitment {
+    /// The root after applying `changes` at `version`.
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String>;
 }
 
-/// Decodes a value row of `jmt_values`.
-pub(crate) fn decode_value(b: &[u8]) -> Result<Option<OwnedValue>> {
-    match b.split_first() {
-        Some((0, [])) => Ok(None),
-        Some((1, v)) => Ok(Some(v.to_vec())),
-        _ => Err(Error::Corrupt("bad state value row".into())),
+/// An in-memory state tree advances one version per call (tests, tools, light replays).
+impl StateCommitment for MemoryTree {
+    fn root_after(&mut self, changes: &[StateChange], version: u64) -> Result<Hash, String> {
+        let update = prepare(self, changes, version).map_err(|e| e.to_string())?;
+        self.apply(&update);
+        Ok(update.root)
     }
 }
 
@@ -182,14 +178,5 @@ mod tests {
         let fresh = MemoryTree::root_of(&[(b"a".to_vec(), b"1".to_vec()), (b"c".to_vec(), b"3".to_vec())]);
         assert_eq!(fresh.expect("root"), u1.root);
         assert_ne!(u0.root, u1.root);
-    }
-
-    #[test]
-    fn value_rows_round_trip() {
-        for v in [None, Some(vec![]), Some(b"x".to_vec())] {
-            assert_eq!(decode_value(&encode_value(&v)).expect("decodes"), v);
-        }
-        assert!(decode_value(&[2]).is_err());
-        assert!(decode_value(&[0, 1]).is_err());
     }
 }

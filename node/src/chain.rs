@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    BlockError, Executed, NextBlock, Position, Reexecute, SignatureCache, State, StoreTree, TxError, build_block,
-    execute_block,
+    BlockError, Executed, NextBlock, Position, Reexecute, SignatureCache, State, TxError, build_block, execute_block,
 };
 use cairn_ledger::state_tree::{MemoryTree, StateUpdate};
 use cairn_ledger::{
-    Block, BlockHeader, BlockWrite, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, JobLocation, MerklePath,
-    PublicKey, ReceiptProof, Store, Transaction, ValidatorSet,
+    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, MerklePath, PublicKey, ReceiptProof,
+    Transaction, ValidatorSet,
 };
+use cairn_store::{BlockWrite, JobLocation, Store, StoreTree};
 
 /// A block that became final here.
 #[derive(Debug)]
@@ -54,9 +54,9 @@ pub struct Chain {
 
 impl Chain {
     /// Opens the store at `path`, rebuilds the state, and checks it against the head's root.
-    /// Keeps [`cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT`] versions of the state.
+    /// Keeps [`cairn_store::STATE_HISTORY_BLOCKS_DEFAULT`] versions of the state.
     pub fn open(genesis: Genesis, path: &Path) -> anyhow::Result<Chain> {
-        Chain::open_with_history(genesis, path, cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT)
+        Chain::open_with_history(genesis, path, cairn_store::STATE_HISTORY_BLOCKS_DEFAULT)
     }
 
     /// [`Chain::open`], keeping `state_history_blocks` versions of the state tree (see
@@ -70,7 +70,7 @@ impl Chain {
         let state = State::from_entries(&genesis, &store.state_entries()?)
             .map_err(|e| anyhow::anyhow!("rebuilding state from {}: {e}", path.display()))?;
         if store.state_root(0)?.is_none() {
-            cairn_contracts::init_store_genesis(store.as_ref(), &state)?;
+            cairn_store::init_store_genesis(store.as_ref(), &state.entries())?;
         }
         let height = store.head_height()?;
         let (head, head_commit) = if height == 0 {

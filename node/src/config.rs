@@ -129,7 +129,7 @@ impl Default for NodeConfig {
             rpc_response_bytes_max: 32 << 20,
             rpc_subscriptions_per_connection_max: 64,
             log_json: false,
-            state_history_blocks: cairn_ledger::store::STATE_HISTORY_BLOCKS_DEFAULT,
+            state_history_blocks: cairn_store::STATE_HISTORY_BLOCKS_DEFAULT,
             test_wrong_results: false,
             test_equivocate: false,
             test_crash_after_wal_append_at_height: None,

@@ -2,7 +2,8 @@
 //! re-execute a challenged or disputed one (ahead of the block, `crate::verdicts`). Both go
 //! through [`run_job`], so their claims agree byte for byte.
 
-use cairn_ledger::{Hash, JobStatus, SignedOffer, Store, Transaction};
+use cairn_ledger::{Hash, JobStatus, Outcome, SignedOffer, Transaction};
+use cairn_store::Store;
 use cairn_vm::{InternalError, Vm};
 
 /// What a job's run yields, as its result states it.
@@ -14,6 +15,13 @@ pub struct Run {
     pub output: Vec<u8>,
     /// Fuel used (the limit when out of fuel).
     pub fuel_used: u64,
+}
+
+impl Run {
+    /// What the result of this run states: the output's hash, the fuel used, the status.
+    pub fn outcome(&self) -> Outcome {
+        Outcome { output_hash: Hash::of(&self.output), fuel_used: self.fuel_used, status: self.status }
+    }
 }
 
 /// Runs `wasm` on `input` within `fuel_limit`; an output above `output_bytes_max` becomes

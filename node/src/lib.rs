@@ -1,15 +1,15 @@
-//! The Cairn node and the `cairn` command-line tool.
+//! The Cairn node.
 //!
 //! A node owns every socket, timer and task of Cairn: the libp2p swarm ([`p2p`]), the chain
-//! and its rocksdb store ([`chain`]), the mempool ([`mempool`]), the provider worker and block
-//! production ([`service`]), consensus among several validators ([`bft`]), and the JSON-RPC
-//! server ([`rpc_server`], fair to its clients by [`rpc_limits`]). [`run_node`] starts one and
-//! runs it until shutdown. The CLI is in [`cli`].
+//! and its rocksdb store ([`chain`], over `cairn-store`), the mempool ([`mempool`]), the
+//! provider worker and block production ([`service`]), consensus among several validators
+//! ([`bft`]), and the JSON-RPC server ([`rpc_server`], fair to its clients by
+//! [`rpc_limits`]). [`run_node`] starts one with a [`NodeConfig`] and runs it until shutdown.
+//! The `cairn` command line that runs it (`cairn node run`) is the `cairn` crate (`cli/`).
 
 pub mod backpressure;
 pub mod bft;
 pub mod chain;
-pub mod cli;
 pub mod config;
 pub mod early;
 pub mod exec;

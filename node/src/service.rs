@@ -715,7 +715,7 @@ impl Service {
                 let output_max = shared.chain().state.params().output_bytes_max as usize;
                 let run = crate::exec::run_job(&shared.vm, &job.module_id, &wasm, &input, job.fuel_limit, output_max)
                     .map_err(|e| VerdictMiss::Failed(e.to_string()))?;
-                Ok((Hash::of(&run.output), run.fuel_used, run.status))
+                Ok(run.outcome())
             })
             .await
             .unwrap_or_else(|e| Err(VerdictMiss::Failed(format!("the re-execution task failed: {e}"))));

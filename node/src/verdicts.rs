@@ -18,15 +18,15 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use cairn_contracts::{Job, Reexecute, TxError};
-use cairn_ledger::{Hash, JobStatus};
+use cairn_ledger::{Hash, Outcome};
 
 /// Verdicts kept.
 pub const VERDICTS_MAX: usize = 4_096;
 /// Re-executions waiting to run.
 pub const VERDICT_REQUESTS_MAX: usize = 256;
 
-/// What re-executing a job gives: what a receipt commits to.
-pub type Verdict = (Hash, u64, JobStatus);
+/// What re-executing a job gives: the outcome a receipt commits to.
+pub type Verdict = Outcome;
 
 /// The verdicts of this node and the re-executions waiting to run.
 #[derive(Debug, Default)]
@@ -125,7 +125,13 @@ impl Reexecute for Cached<'_> {
 
 #[cfg(test)]
 mod tests {
+    use cairn_ledger::JobStatus;
+
     use super::*;
+
+    fn verdict(output_hash: Hash, fuel_used: u64, status: JobStatus) -> Verdict {
+        Outcome { output_hash, fuel_used, status }
+    }
 
     fn job(i: u32) -> Hash {
         Hash::of(&i.to_le_bytes())
@@ -140,9 +146,9 @@ mod tests {
         assert_eq!(v.start_next(), Some(job(1)));
         assert_eq!(v.start_next(), None, "one at a time");
         assert!(!v.want(job(1)), "running");
-        v.finished(job(1), Some((Hash::of(b"out"), 5, JobStatus::Ok)));
+        v.finished(job(1), Some(verdict(Hash::of(b"out"), 5, JobStatus::Ok)));
         assert!(!v.want(job(1)), "done");
-        assert_eq!(v.get(&job(1)), Some((Hash::of(b"out"), 5, JobStatus::Ok)));
+        assert_eq!(v.get(&job(1)), Some(verdict(Hash::of(b"out"), 5, JobStatus::Ok)));
         assert_eq!(v.start_next(), Some(job(2)));
         // Without a verdict (module missing, node failure) it may be asked for again.
         v.finished(job(2), None);
@@ -161,7 +167,7 @@ mod tests {
         for i in 0..=VERDICTS_MAX as u32 {
             v.want(job(i));
             let started = v.start_next().expect("one waiting");
-            v.finished(started, Some((Hash::ZERO, 1, JobStatus::Ok)));
+            v.finished(started, Some(verdict(Hash::ZERO, 1, JobStatus::Ok)));
         }
         assert_eq!(v.done.len(), VERDICTS_MAX);
         assert!(v.get(&job(0)).is_none(), "the oldest is forgotten");
@@ -173,7 +179,7 @@ mod tests {
         let mut v = Verdicts::default();
         v.want(job(1));
         v.start_next();
-        v.finished(job(1), Some((Hash::of(b"o"), 3, JobStatus::Trap)));
+        v.finished(job(1), Some(verdict(Hash::of(b"o"), 3, JobStatus::Trap)));
         let mut cached = v.cached();
         let dummy = Job {
             client: cairn_ledger::Keypair::from_seed([1; 32]).public(),
@@ -193,7 +199,7 @@ mod tests {
             settle_height: 0,
             challenge: None,
         };
-        assert_eq!(cached.reexecute(&job(1), &dummy), Ok((Hash::of(b"o"), 3, JobStatus::Trap)));
+        assert_eq!(cached.reexecute(&job(1), &dummy), Ok(verdict(Hash::of(b"o"), 3, JobStatus::Trap)));
         assert_eq!(cached.reexecute(&job(2), &dummy), Err(TxError::ReexecutionPending(job(2))));
         assert_eq!(cached.reexecute(&job(2), &dummy), Err(TxError::ReexecutionPending(job(2))));
         assert_eq!(cached.missing, vec![job(2)]);

@@ -33,6 +33,10 @@
 //!
 //! On other targets the crate compiles (so a workspace can check, lint and unit-test job
 //! code on the host), [`job!`] exports nothing, [`log`] does nothing and [`abort`] panics.
+//!
+//! The ABI's names and limits come from the `cairn-abi` crate, which the sandbox uses too
+//! (re-exported here as [`abi`]). Where Rust needs a literal (the import module and names in
+//! `#[link]`, the exported function names), a test checks the literal against the constant.
 
 #![no_std]
 
@@ -41,6 +45,9 @@ extern crate alloc;
 #[cfg(all(target_arch = "wasm32", feature = "runtime"))]
 mod runtime;
 
+/// The job ABI's names, version and limits (the `cairn-abi` crate).
+pub use cairn_abi as abi;
+
 /// Appends `message` to the job's log (host function `cairn.log`).
 ///
 /// The log is bounded (4 KiB by default); what does not fit is dropped. Logging costs
@@ -48,11 +55,11 @@ mod runtime;
 pub fn log(message: &str) {
     #[cfg(target_arch = "wasm32")]
     {
-        let (ptr, len) = abi::ptr_len(message.as_bytes());
+        let (ptr, len) = guest::ptr_len(message.as_bytes());
         // SAFETY: the host reads `len` bytes at `ptr`, a live borrowed slice.
         #[allow(unsafe_code)]
         unsafe {
-            abi::cairn_log(ptr, len)
+            guest::cairn_log(ptr, len)
         };
     }
     #[cfg(not(target_arch = "wasm32"))]
@@ -60,17 +67,18 @@ pub fn log(message: &str) {
 }
 
 /// Ends the job now with status Trap; `message` becomes the outcome's message (host
-/// function `cairn.abort`). Use it to reject bad input.
+/// function `cairn.abort`; the host reads at most [`abi::ABORT_MESSAGE_BYTES_MAX`] bytes of
+/// it). Use it to reject bad input.
 ///
 /// Off wasm32 it panics with `message`.
 pub fn abort(message: &str) -> ! {
     #[cfg(target_arch = "wasm32")]
     {
-        let (ptr, len) = abi::ptr_len(message.as_bytes());
+        let (ptr, len) = guest::ptr_len(message.as_bytes());
         // SAFETY: the host reads `len` bytes at `ptr`, a live borrowed slice.
         #[allow(unsafe_code)]
         unsafe {
-            abi::cairn_abort(ptr, len)
+            guest::cairn_abort(ptr, len)
         };
         // The host never returns from `abort`; trap anyway if it did.
         core::arch::wasm32::unreachable()
@@ -118,11 +126,14 @@ macro_rules! job {
 #[doc(hidden)]
 pub mod __private {
     #[cfg(target_arch = "wasm32")]
-    pub use crate::abi::{alloc, run};
+    pub use crate::guest::{alloc, run};
 }
 
+/// The guest side of the ABI. The names here are literals because `#[link]`, `link_name` and
+/// the exported functions' names (in [`job!`]) cannot take a constant; the tests check them
+/// against `cairn-abi`.
 #[cfg(target_arch = "wasm32")]
-mod abi {
+mod guest {
     #![allow(unsafe_code)]
 
     use alloc::alloc::Layout;
@@ -177,8 +188,8 @@ mod abi {
         // On the heap (a `Vec` or `String` moves there without a copy) and leaked: the host
         // reads the output after `cairn_run` returns.
         let bytes: &[u8] = Vec::leak(function(input).into());
-        let (output_ptr, output_len) = (bytes.as_ptr() as usize as u64, bytes.len() as u64);
-        ((output_ptr << 32) | (output_len & 0xffff_ffff)) as i64
+        // wasm32 addresses and lengths fit in 32 bits.
+        cairn_abi::pack_output(bytes.as_ptr() as usize as u32, bytes.len() as u32)
     }
 }
 
@@ -200,5 +211,21 @@ mod tests {
     #[should_panic(expected = "bad input")]
     fn abort_panics_off_wasm() {
         crate::abort("bad input");
+    }
+
+    /// The literals the guest side must use (attributes and exported names cannot take a
+    /// constant) are the ABI's names.
+    #[test]
+    fn the_literal_names_are_the_abi_names() {
+        let source = include_str!("lib.rs");
+        for expected in [
+            alloc::format!("#[link(wasm_import_module = \"{}\")]", cairn_abi::HOST_MODULE),
+            alloc::format!("#[link_name = \"{}\"]", cairn_abi::HOST_LOG),
+            alloc::format!("#[link_name = \"{}\"]", cairn_abi::HOST_ABORT),
+            alloc::format!("pub extern \"C\" fn {}(len: i32) -> i32", cairn_abi::EXPORT_ALLOC),
+            alloc::format!("pub extern \"C\" fn {}(input_ptr: i32, input_len: i32) -> i64", cairn_abi::EXPORT_RUN),
+        ] {
+            assert!(source.contains(&expected), "sdk/src/lib.rs lacks `{expected}`");
+        }
     }
 }

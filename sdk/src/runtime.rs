@@ -136,15 +136,19 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::abort(message.as_str())
 }
 
+/// The longest panic message passed to `abort`: within what the host reads of one.
+const MESSAGE_BYTES_MAX: usize = 256;
+const _: () = assert!(MESSAGE_BYTES_MAX <= cairn_abi::ABORT_MESSAGE_BYTES_MAX);
+
 /// A fixed-size message buffer; what does not fit is dropped.
 struct Message {
-    bytes: [u8; 256],
+    bytes: [u8; MESSAGE_BYTES_MAX],
     len: usize,
 }
 
 impl Message {
     fn new() -> Self {
-        Message { bytes: [0; 256], len: 0 }
+        Message { bytes: [0; MESSAGE_BYTES_MAX], len: 0 }
     }
 
     fn push(&mut self, text: &str) {

@@ -6,14 +6,13 @@
 
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    NextBlock, NoReexecution, Position, SignatureCache, SignatureCheck, State, StoreTree, VerifyAlways, build_block,
-    init_store_genesis,
+    NextBlock, NoReexecution, Position, SignatureCache, SignatureCheck, State, VerifyAlways, build_block,
 };
 use cairn_ledger::{
-    BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateProof,
-    StateValue, Store, Transaction, Validator,
+    ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash, JobOffer, JobResult,
+    JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateProof, StateValue, Transaction, Validator,
 };
+use cairn_store::{BlockWrite, JobLocation, Store, StoreTree, init_store_genesis};
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 
 /// Offers (and as many results) per benchmarked block.
@@ -84,7 +83,7 @@ fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), f.genesis.chain_id()).expect("store");
     let state = State::from_genesis(&f.genesis).expect("state");
-    init_store_genesis(&store, &state).expect("genesis");
+    init_store_genesis(&store, &state.entries()).expect("genesis");
     (dir, store, state)
 }
 

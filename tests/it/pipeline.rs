@@ -1,15 +1,13 @@
 //! Offer → execution in the real sandbox → block → commit → rocksdb → proof, in one process.
 
 use cairn_consensus::Signer;
-use cairn_contracts::{
-    NextBlock, NoReexecution, Position, State, VerifyAlways, build_block, execute_block, init_store_genesis,
-};
+use cairn_contracts::{NextBlock, NoReexecution, Position, State, VerifyAlways, build_block, execute_block};
 use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
-    BlockWrite, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobLocation, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Store, Transaction,
-    Validator,
+    ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash, JobOffer, JobResult,
+    JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, Transaction, Validator,
 };
+use cairn_store::{BlockWrite, JobLocation, Store, init_store_genesis};
 use cairn_vm::{Vm, VmConfig};
 
 struct Keys {
@@ -105,7 +103,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
     // Stored in rocksdb, then the proof is rebuilt from disk and verified from genesis alone.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), chain_id).expect("store");
-    init_store_genesis(&store, &State::from_genesis(&genesis).expect("genesis")).expect("genesis state");
+    init_store_genesis(&store, &State::from_genesis(&genesis).expect("genesis").entries()).expect("genesis state");
     let changes = state.commit();
     let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
     assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");

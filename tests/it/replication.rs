@@ -3,14 +3,15 @@
 
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    Job, NextBlock, NonceRule, Position, Reexecute, SignatureCache, SignatureCheck, State, StoreTree, VerifyAlways,
-    build_block, execute_block, init_store_genesis,
+    Job, NextBlock, NonceRule, Position, Reexecute, SignatureCache, SignatureCheck, State, VerifyAlways, build_block,
+    execute_block,
 };
 use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{
-    Action, Block, BlockWrite, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
-    JobOffer, JobResult, JobStatus, Keypair, ResultClaim, StateProof, StateValue, Store, Transaction, Tx, Validator,
+    Action, Block, ChainParams, Commit, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash, JobOffer,
+    JobResult, JobStatus, Keypair, Outcome, ResultClaim, StateProof, StateValue, Transaction, Tx, Validator,
 };
+use cairn_store::{BlockWrite, Store, StoreTree, init_store_genesis};
 
 struct Node {
     _dir: tempfile::TempDir,
@@ -23,7 +24,7 @@ impl Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), genesis.chain_id()).expect("store");
         let state = State::from_genesis(genesis).expect("state");
-        init_store_genesis(&store, &state).expect("genesis");
+        init_store_genesis(&store, &state.entries()).expect("genesis");
         Node { _dir: dir, store, state }
     }
 
@@ -44,8 +45,8 @@ impl Node {
 struct Honest;
 
 impl Reexecute for Honest {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> cairn_contracts::Result<(Hash, u64, JobStatus)> {
-        Ok((Hash::of(b"o"), 7, JobStatus::Ok))
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> cairn_contracts::Result<Outcome> {
+        Ok(Outcome { output_hash: Hash::of(b"o"), fuel_used: 7, status: JobStatus::Ok })
     }
 }
 

@@ -97,8 +97,9 @@ pub const FUNCTION_BODY_BYTES_MAX: usize = 1 << 20;
 /// given, hence what bounds compile time.
 pub const METERED_MODULE_BYTES_MAX: usize = 16 << 20;
 
-/// The most bytes of an `abort` message the host reads; the rest is dropped.
-pub const ABORT_MESSAGE_BYTES_MAX: usize = 1024;
+/// The most bytes of an `abort` message the host reads; the rest is dropped (a limit of the
+/// job ABI, `cairn-abi`).
+pub use cairn_abi::ABORT_MESSAGE_BYTES_MAX;
 
 /// Limits of the sandbox.
 ///

@@ -6,8 +6,7 @@
 
 use wasmer::{AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Global, Imports, Memory, MemoryView, Value, imports};
 
-use crate::config::ABORT_MESSAGE_BYTES_MAX;
-use crate::validate::HOST_MODULE;
+use cairn_abi::{ABORT_MESSAGE_BYTES_MAX, HOST_ABORT, HOST_LOG, HOST_MODULE};
 
 /// Per-job state the host functions see.
 pub(crate) struct HostState {
@@ -51,8 +50,8 @@ pub(crate) enum HostTrap {
 pub(crate) fn imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostState>) -> Imports {
     imports! {
         HOST_MODULE => {
-            "abort" => Function::new_typed_with_env(store, env, abort),
-            "log" => Function::new_typed_with_env(store, env, log),
+            HOST_ABORT => Function::new_typed_with_env(store, env, abort),
+            HOST_LOG => Function::new_typed_with_env(store, env, log),
         }
     }
 }
@@ -61,12 +60,12 @@ pub(crate) fn imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostState>)
 /// (its first [`ABORT_MESSAGE_BYTES_MAX`] bytes, lossy UTF-8) becomes the outcome's message.
 fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
     let (state, mut store) = env.data_and_store_mut();
-    check_fuel(state, &mut store, "abort")?;
-    let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("abort"))?;
+    check_fuel(state, &mut store, HOST_ABORT)?;
+    let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory(HOST_ABORT))?;
     let view = memory.view(&store);
-    let (start, size) = checked_range(&view, "abort", ptr, len)?;
+    let (start, size) = checked_range(&view, HOST_ABORT, ptr, len)?;
     let mut message = vec![0; size.min(ABORT_MESSAGE_BYTES_MAX as u64) as usize];
-    view.read(start, &mut message).map_err(|_| out_of_bounds("abort", ptr, len))?;
+    view.read(start, &mut message).map_err(|_| out_of_bounds(HOST_ABORT, ptr, len))?;
     Err(HostTrap::Abort(String::from_utf8_lossy(&message).into_owned()))
 }
 
@@ -76,16 +75,16 @@ fn log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), Hos
     #[cfg(test)]
     test_hooks::maybe_panic();
     let (state, mut store) = env.data_and_store_mut();
-    check_fuel(state, &mut store, "log")?;
-    let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory("log"))?;
+    check_fuel(state, &mut store, HOST_LOG)?;
+    let memory = state.memory.as_ref().ok_or(HostTrap::NoMemory(HOST_LOG))?;
     let view = memory.view(&store);
-    let (start, size) = checked_range(&view, "log", ptr, len)?;
+    let (start, size) = checked_range(&view, HOST_LOG, ptr, len)?;
     let room = state.log_size_bytes_max.saturating_sub(state.log.len());
     let take = size.min(room as u64) as usize;
     if take > 0 {
         let old_len = state.log.len();
         state.log.resize(old_len + take, 0);
-        view.read(start, &mut state.log[old_len..]).map_err(|_| out_of_bounds("log", ptr, len))?;
+        view.read(start, &mut state.log[old_len..]).map_err(|_| out_of_bounds(HOST_LOG, ptr, len))?;
     }
     Ok(())
 }

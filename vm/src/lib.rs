@@ -24,13 +24,16 @@
 //!   modules are shared through an LRU cache bounded in modules and bytes, keyed by the
 //!   module id (SHA-256 of the wasm), and optionally an on-disk cache keyed by (module id, engine-configuration hash)
 //!   whose files carry their own checksum.
-//! - **Re-execution** for disputes: [`Vm::reexecute`] and [`reexecute`] return
-//!   `(output_hash, fuel_used, status)` ([`Reexecution`]).
+//! - **Re-execution** for disputes: [`Vm::reexecute`] and [`reexecute`] return the
+//!   [`Outcome`] a result states (`output_hash`, `fuel_used`, `status`; `cairn_ledger`'s).
 //!
-//! The job ABI is specified in `docs/JOB-ABI.md`; the guest side is the `cairn-sdk` crate.
+//! The job ABI is specified in `docs/JOB-ABI.md`; its names and limits are the `cairn-abi`
+//! crate, shared with the guest side, the `cairn-sdk` crate.
 //!
 //! Main types: [`Vm`] (validate and execute; `Send + Sync`, share it in an `Arc`),
-//! [`VmConfig`], [`Outcome`], [`ModuleInfo`], [`VmError`], and [`InternalError`] — a failure
+//! [`VmConfig`], [`Execution`] (a whole run: status, output, fuel, log, message; its
+//! [`Execution::outcome`] is what a result states), [`ModuleInfo`], [`VmError`], and
+//! [`InternalError`] — a failure
 //! of this node (memory it could not reserve, a panic in the sandbox) that is never a job
 //! status, because another node would not reproduce it. [`fixtures`] holds small test
 //! modules for other crates' tests.
@@ -83,11 +86,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-pub use cairn_ledger::JobStatus;
+pub use cairn_ledger::{JobStatus, Outcome};
 pub use config::*;
 pub use error::{InternalError, Result, VmError};
 pub use meter::{FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, MeterMode, operator_cost};
-pub use validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN, HOST_MODULE};
 
 use cache::Lru;
 use disk::{DiskCache, Miss};
@@ -113,7 +115,7 @@ pub struct ModuleInfo {
     pub size_bytes: usize,
 }
 
-/// How a job ended.
+/// How a job ended: the whole run, as this node saw it.
 ///
 /// - `output` is what `cairn_run` returned when `status` is `Ok`; for every other status
 ///   it is the failure's reason, the same text as `message` (UTF-8, at most
@@ -126,7 +128,7 @@ pub struct ModuleInfo {
 ///   empty when `status` is `Ok`. Like the status, the output and the fuel, it is
 ///   deterministic: receipts commit to it through the output.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Execution {
     /// How the job ended.
     pub status: JobStatus,
     /// What `cairn_run` returned; for any other status than `Ok`, the reason.
@@ -139,28 +141,23 @@ pub struct Outcome {
     pub message: String,
 }
 
-impl Outcome {
+impl Execution {
     /// A failed job: its reason (bounded) is both its output and its message.
-    fn failed(status: JobStatus, fuel_used: u64, message: String) -> Outcome {
+    fn failed(status: JobStatus, fuel_used: u64, message: String) -> Execution {
         let message = reason::bounded(message);
-        Outcome { status, output: message.clone().into_bytes(), fuel_used, log: Vec::new(), message }
+        Execution { status, output: message.clone().into_bytes(), fuel_used, log: Vec::new(), message }
     }
 
-    fn with_log(mut self, log: Vec<u8>) -> Outcome {
+    fn with_log(mut self, log: Vec<u8>) -> Execution {
         self.log = log;
         self
     }
-}
 
-/// What [`Vm::reexecute`] returns: the parts of an outcome that a receipt commits to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reexecution {
-    /// SHA-256 of the output bytes (the reason, unless `status` is `Ok`).
-    pub output_hash: [u8; 32],
-    /// Fuel consumed, as in [`Outcome::fuel_used`].
-    pub fuel_used: u64,
-    /// How the job ended.
-    pub status: JobStatus,
+    /// What a result states about this run, and a receipt commits to: SHA-256 of the output
+    /// (the reason, unless `status` is `Ok`), the fuel used and the status.
+    pub fn outcome(&self) -> Outcome {
+        Outcome { output_hash: cairn_ledger::Hash::of(&self.output), fuel_used: self.fuel_used, status: self.status }
+    }
 }
 
 /// Counters of the compiled-module caches, for tests and diagnostics.
@@ -414,7 +411,7 @@ impl Vm {
     /// `cairn_run(ptr, len)`, the output read back, all within `fuel_limit`.
     ///
     /// Never panics and never takes the process down on a hostile module: every way the
-    /// *job* can end is a status of the [`Outcome`]. Checks happen in this order:
+    /// *job* can end is a status of the [`Execution`]. Checks happen in this order:
     ///
     /// 1. the module is valid, else `InvalidModule` (fuel 0);
     /// 2. the input is within [`VmConfig::input_size_bytes_max`], else `Trap` (fuel 0) —
@@ -426,7 +423,7 @@ impl Vm {
     /// `Err` is a failure of this node, not of the job ([`InternalError`]: the job's memory
     /// could not be reserved, the sandbox panicked, a validated module did not compile):
     /// there is no outcome to sign.
-    pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
+    pub fn execute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Execution, InternalError> {
         self.execute_with_id(&module_id(wasm), wasm, input, fuel_limit)
     }
 
@@ -439,7 +436,7 @@ impl Vm {
         wasm: &[u8],
         input: &[u8],
         fuel_limit: u64,
-    ) -> Result<Outcome, InternalError> {
+    ) -> Result<Execution, InternalError> {
         debug_assert_eq!(*id, module_id(wasm), "execute_with_id needs the module's own id");
         let compiled = match self.compiled(id, wasm) {
             Ok(compiled) => compiled,
@@ -447,10 +444,10 @@ impl Vm {
             Err(e @ VmError::Compile(_)) => {
                 return Err(InternalError::new(format!("a valid module did not compile: {e}")));
             }
-            Err(e) => return Ok(Outcome::failed(JobStatus::InvalidModule, 0, reason::invalid_module(&e))),
+            Err(e) => return Ok(Execution::failed(JobStatus::InvalidModule, 0, reason::invalid_module(&e))),
         };
         if input.len() > self.config.input_size_bytes_max {
-            return Ok(Outcome::failed(
+            return Ok(Execution::failed(
                 JobStatus::Trap,
                 0,
                 format!(
@@ -509,13 +506,8 @@ impl Vm {
     /// `execute`: every node, every restart, every cache state and compiler gives the same
     /// result for the same (module, input, fuel limit) and the same network limits. `Err`
     /// is a failure of this node ([`InternalError`]), which gives no verdict on the job.
-    pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Reexecution, InternalError> {
-        let outcome = self.execute(wasm, input, fuel_limit)?;
-        Ok(Reexecution {
-            output_hash: Sha256::digest(&outcome.output).into(),
-            fuel_used: outcome.fuel_used,
-            status: outcome.status,
-        })
+    pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
+        Ok(self.execute(wasm, input, fuel_limit)?.outcome())
     }
 
     /// The compiled module: from the memory cache, else from the disk cache (the optimized
@@ -601,7 +593,7 @@ fn estimated_weight(wasm_len: usize) -> usize {
 /// Re-executes a job on a sandbox with the default limits ([`VmConfig::default`]), which
 /// every node of a network shares: see [`Vm::reexecute`]. Compiles the module each time;
 /// a node that re-executes often keeps a [`Vm`] and calls the method instead.
-pub fn reexecute(wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Reexecution, InternalError> {
+pub fn reexecute(wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
     Vm::new(VmConfig::default()).reexecute(wasm, input, fuel_limit)
 }
 

@@ -2,6 +2,7 @@
 //! input in, the output out, and every failure of the job turned into a status (failures
 //! of this node are [`InternalError`]s instead).
 
+use cairn_abi::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN};
 use cairn_ledger::JobStatus;
 use wasmer::{FunctionEnv, Instance, InstantiationError, LinkError, RuntimeError, Store, Value};
 
@@ -9,8 +10,7 @@ use crate::engine::Compiled;
 use crate::host::{self, HostState, HostTrap};
 use crate::meter::{EXPORT_FUEL, EXPORT_GROW_REFUSED, EXPORT_STACK_UNITS, EXPORT_STOP, STOP_FUEL, STOP_STACK};
 use crate::reason;
-use crate::validate::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN};
-use crate::{InternalError, Outcome, VmConfig};
+use crate::{Execution, InternalError, VmConfig};
 
 /// Runs `input` through the compiled module with `fuel_limit`. The input's size was
 /// already checked against the limit.
@@ -19,7 +19,7 @@ pub(crate) fn run(
     compiled: &Compiled,
     input: &[u8],
     fuel_limit: u64,
-) -> Result<Outcome, InternalError> {
+) -> Result<Execution, InternalError> {
     // A store per job: a store frees its instances only when dropped.
     let mut store = Store::new(compiled.engine.clone());
     let env = FunctionEnv::new(&mut store, HostState::new(config.log_size_bytes_max));
@@ -42,13 +42,13 @@ pub(crate) fn run(
     job.finish(result)
 }
 
-fn instantiation_failed(error: InstantiationError) -> Result<Outcome, InternalError> {
+fn instantiation_failed(error: InstantiationError) -> Result<Execution, InternalError> {
     match error {
         // Out-of-bounds active data or element segments: the module's own fault. (No
         // start function is allowed, so no guest code ran and no fuel was used.)
         InstantiationError::Start(trap) | InstantiationError::Link(LinkError::Trap(trap)) => {
             let kind = reason::trap_kind(trap)?;
-            Ok(Outcome::failed(
+            Ok(Execution::failed(
                 JobStatus::Trap,
                 0,
                 format!("instantiation trapped (a data or element segment does not fit): {kind}"),
@@ -127,7 +127,7 @@ impl Job {
 
         self.reset_stack_units();
         let packed = run.call(&mut self.store, input_ptr, input_len).map_err(|e| Stop::Trapped(EXPORT_RUN, e))?;
-        let (output_ptr, output_len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+        let (output_ptr, output_len) = cairn_abi::unpack_output(packed);
         if output_len as usize > config.output_size_bytes_max {
             return Err(Stop::Rejected(
                 JobStatus::OutputTooLarge,
@@ -150,7 +150,7 @@ impl Job {
     /// The outcome: status by precedence OutOfFuel, then MemoryLimit (a trap after a
     /// refused `memory.grow`), then Trap. For every status but Ok the output is the reason
     /// ([`reason`]), also the outcome's message.
-    fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Result<Outcome, InternalError> {
+    fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Result<Execution, InternalError> {
         let log = std::mem::take(&mut self.env.as_mut(&mut self.store).log);
         // Unmetered modules (only built to measure the meter) report no fuel.
         let remaining = self.global_i64(EXPORT_FUEL).unwrap_or(self.fuel_start);
@@ -159,12 +159,12 @@ impl Job {
         // ends first: a negative remainder is exhaustion just the same.
         if stop == STOP_FUEL || remaining < 0 {
             let message = format!("ran out of fuel: the limit of {} was used up", self.fuel_limit);
-            return Ok(Outcome::failed(JobStatus::OutOfFuel, self.fuel_limit, message).with_log(log));
+            return Ok(Execution::failed(JobStatus::OutOfFuel, self.fuel_limit, message).with_log(log));
         }
         let fuel_used = u64::try_from(self.fuel_start - remaining).unwrap_or(0);
         let (status, message) = match result {
             Ok(output) => {
-                return Ok(Outcome { status: JobStatus::Ok, output, fuel_used, log, message: String::new() });
+                return Ok(Execution { status: JobStatus::Ok, output, fuel_used, log, message: String::new() });
             }
             Err(Stop::Rejected(status, message)) => (status, message),
             Err(Stop::Trapped(export, error)) => {
@@ -189,7 +189,7 @@ impl Job {
                 }
             }
         };
-        Ok(Outcome::failed(status, fuel_used, message).with_log(log))
+        Ok(Execution::failed(status, fuel_used, message).with_log(log))
     }
 
     /// Sets the stack units in use to none before a call from the host into the job.

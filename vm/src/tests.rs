@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{JobStatus, Outcome, Vm, VmConfig, VmError, fixtures, module_id};
+use crate::{Execution, JobStatus, Vm, VmConfig, VmError, fixtures, module_id};
 
 /// Plenty for every fixture that terminates.
 const FUEL: u64 = 10_000_000;
@@ -17,7 +17,7 @@ fn wat(text: &str) -> Vec<u8> {
 }
 
 #[track_caller]
-fn assert_status(outcome: &Outcome, status: JobStatus) {
+fn assert_status(outcome: &Execution, status: JobStatus) {
     assert_eq!(outcome.status, status, "unexpected outcome: {outcome:?}");
     if status != JobStatus::Ok {
         assert!(!outcome.message.is_empty(), "a failure must say why");
@@ -493,7 +493,7 @@ fn cache_is_bounded_and_results_do_not_depend_on_it() {
     let config = VmConfig { cache_modules_max: 2, ..VmConfig::default() };
     let vm = Vm::new(config);
     let modules = [fixtures::echo_wasm(), fixtures::uppercase_wasm(), fixtures::log_wasm()];
-    let first: Vec<Outcome> =
+    let first: Vec<Execution> =
         modules.iter().map(|wasm| vm.execute(wasm, b"abc", FUEL).expect("no internal error")).collect();
     assert_eq!(vm.cached_modules(), 2);
     // The echo module was evicted; running it again compiles it again, same outcome.

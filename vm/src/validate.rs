@@ -8,6 +8,7 @@
 //! compiling it costs (nesting depth, `br_table` size, operand stack depth, locals) and
 //! measures what each function's frame holds on the stack ([`crate::frame_units`]).
 
+use cairn_abi::{EXPORT_ALLOC, EXPORT_MEMORY, EXPORT_RUN, HOST_ABORT, HOST_LOG, HOST_MODULE};
 use wasmer::wasmparser::{
     ExternalKind, FuncType, FuncValidator, FuncValidatorAllocations, FunctionBody, Operator, Parser, Payload, TypeRef,
     ValType, ValidPayload, Validator, ValidatorResources, WasmFeatures,
@@ -21,18 +22,9 @@ use crate::config::{
 use crate::{Result, VmConfig, VmError};
 
 /// The host functions a job may import, all from module [`HOST_MODULE`]: name, parameters,
-/// results.
+/// results (the names are the job ABI's, `cairn-abi`).
 pub(crate) const HOST_FUNCTIONS: [(&str, &[ValType], &[ValType]); 2] =
-    [("abort", &[ValType::I32, ValType::I32], &[]), ("log", &[ValType::I32, ValType::I32], &[])];
-
-/// The module name of the host imports.
-pub const HOST_MODULE: &str = "cairn";
-/// Name of the exported memory.
-pub const EXPORT_MEMORY: &str = "memory";
-/// Name of the exported allocator, `(len: i32) -> i32`.
-pub const EXPORT_ALLOC: &str = "cairn_alloc";
-/// Name of the exported entry point, `(input_ptr: i32, input_len: i32) -> i64`.
-pub const EXPORT_RUN: &str = "cairn_run";
+    [(HOST_ABORT, &[ValType::I32, ValType::I32], &[]), (HOST_LOG, &[ValType::I32, ValType::I32], &[])];
 
 const ALLOC_SIGNATURE: &str = "a function (i32) -> i32";
 const RUN_SIGNATURE: &str = "a function (i32, i32) -> i64";

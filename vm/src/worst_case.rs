@@ -328,9 +328,9 @@ fn assemble(bombs: Vec<Function>) -> Vec<u8> {
     let mut memory = MemorySection::new();
     memory.memory(MemoryType { minimum: 1, maximum: None, memory64: false, shared: false, page_size_log2: None });
     let mut exports = ExportSection::new();
-    exports.export(crate::EXPORT_MEMORY, ExportKind::Memory, 0);
-    exports.export(crate::EXPORT_ALLOC, ExportKind::Func, 0);
-    exports.export(crate::EXPORT_RUN, ExportKind::Func, 1);
+    exports.export(cairn_abi::EXPORT_MEMORY, ExportKind::Memory, 0);
+    exports.export(cairn_abi::EXPORT_ALLOC, ExportKind::Func, 0);
+    exports.export(cairn_abi::EXPORT_RUN, ExportKind::Func, 1);
 
     let mut code = CodeSection::new();
     let mut alloc = Function::new([]);

@@ -130,8 +130,8 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
 struct Fixed(Hash, u64, JobStatus);
 
 impl Reexecute for Fixed {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<(Hash, u64, JobStatus)> {
-        Ok((self.0, self.1, self.2))
+    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<Outcome> {
+        Ok(Outcome { output_hash: self.0, fuel_used: self.1, status: self.2 })
     }
 }
 
@@ -585,8 +585,8 @@ fn offer_k_fee(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u
 struct Truth;
 
 impl Reexecute for Truth {
-    fn reexecute(&mut self, _: &Hash, job: &Job) -> Result<(Hash, u64, JobStatus)> {
-        Ok((Hash::of(b"out"), job.fuel_limit / 2, JobStatus::Ok))
+    fn reexecute(&mut self, _: &Hash, job: &Job) -> Result<Outcome> {
+        Ok(Outcome { output_hash: Hash::of(b"out"), fuel_used: job.fuel_limit / 2, status: JobStatus::Ok })
     }
 }
 

@@ -184,7 +184,7 @@ fn reexecute_matches_execute() {
         let again = vm.reexecute(&wasm, &input, fuel).expect("no internal error");
         assert_eq!(again.status, outcome.status);
         assert_eq!(again.fuel_used, outcome.fuel_used);
-        assert_eq!(again.output_hash, <[u8; 32]>::from(Sha256::digest(&outcome.output)));
+        assert_eq!(again.output_hash.0, <[u8; 32]>::from(Sha256::digest(&outcome.output)));
         assert_eq!(
             reexecute(&wasm, &input, fuel).expect("no internal error"),
             again,

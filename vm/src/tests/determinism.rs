@@ -6,7 +6,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::FUEL;
-use crate::{Compiler, MeterMode, Outcome, Vm, VmConfig, fixtures};
+use crate::{Compiler, Execution, MeterMode, Vm, VmConfig, fixtures};
 
 /// The cases: float-heavy and NaN-producing modules, and a few others, with fuel limits
 /// that let them finish and that stop them midway.
@@ -31,7 +31,7 @@ fn fingerprint(vm: &Vm) -> String {
         .join("\n")
 }
 
-fn line(name: &str, outcome: &Outcome) -> String {
+fn line(name: &str, outcome: &Execution) -> String {
     let output: String = outcome.output.iter().map(|b| format!("{b:02x}")).collect();
     format!("{name} {:?} {} output={output}", outcome.status, outcome.fuel_used)
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{FUEL, assert_status, job_with_run, vm};
 use crate::{
-    Compiler, FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, JobStatus, MeterMode, Outcome, Vm,
+    Compiler, Execution, FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, JobStatus, MeterMode, Vm,
     VmConfig, fixtures,
 };
 
@@ -155,7 +155,7 @@ fn meter_corpus() -> Vec<(String, Vec<u8>, Vec<u8>)> {
 }
 
 /// Runs under `mode`; the reference meters alternate the compilers so both are covered.
-fn run_in(mode: MeterMode, wasm: &[u8], input: &[u8], fuel: u64) -> Outcome {
+fn run_in(mode: MeterMode, wasm: &[u8], input: &[u8], fuel: u64) -> Execution {
     let compiler = match mode {
         MeterMode::Fast | MeterMode::PerOperator => Compiler::Singlepass,
         MeterMode::Checked => Compiler::Cranelift,
@@ -163,7 +163,7 @@ fn run_in(mode: MeterMode, wasm: &[u8], input: &[u8], fuel: u64) -> Outcome {
     run_with(mode, compiler, wasm, input, fuel)
 }
 
-fn run_with(mode: MeterMode, compiler: Compiler, wasm: &[u8], input: &[u8], fuel: u64) -> Outcome {
+fn run_with(mode: MeterMode, compiler: Compiler, wasm: &[u8], input: &[u8], fuel: u64) -> Execution {
     Vm::with_meter_mode(VmConfig::default(), mode, compiler).execute(wasm, input, fuel).expect("no internal error")
 }
 

@@ -2,7 +2,7 @@
 //! own status or validation error, the node's memory bounded throughout.
 
 use super::{FUEL, assert_status, vm};
-use crate::{JobStatus, Outcome, Vm, VmConfig, VmError};
+use crate::{Execution, JobStatus, Vm, VmConfig, VmError};
 
 fn hostile(name: &str, text: &str) -> Vec<u8> {
     wat::parse_str(text).unwrap_or_else(|e| panic!("tests/hostile/{name}.wat is not valid WAT: {e}"))
@@ -15,7 +15,7 @@ macro_rules! hostile {
 }
 
 /// Runs a module that passes validation and returns the outcome.
-fn run_valid(wasm: &[u8], fuel: u64) -> Outcome {
+fn run_valid(wasm: &[u8], fuel: u64) -> Execution {
     let vm = vm();
     vm.validate(wasm).expect("this hostile module passes validation");
     vm.execute(wasm, b"input", fuel).expect("no internal error")

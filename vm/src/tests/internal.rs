@@ -53,7 +53,7 @@ fn set_address_space_limit(bytes: u64) {
 
 /// Runs `echo` once with the address space capped 1 GiB above what the process uses, so
 /// the job memory's reservation (several GiB of address space) fails, then once uncapped.
-fn run_with_reservation_failing(vm: &Vm) -> (Result<crate::Outcome, InternalError>, crate::Outcome) {
+fn run_with_reservation_failing(vm: &Vm) -> (Result<crate::Execution, InternalError>, crate::Execution) {
     let wasm = fixtures::echo_wasm();
     vm.prepare(&wasm).expect("echo compiles");
     set_address_space_limit(address_space_bytes() + (1 << 30));

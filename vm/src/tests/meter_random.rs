@@ -4,7 +4,7 @@
 //! Seeded: a failure names its seed and program, and replays.
 
 use super::{FUEL, assert_status, job_with_run};
-use crate::{Compiler, JobStatus, MeterMode, Outcome, Vm, VmConfig};
+use crate::{Compiler, Execution, JobStatus, MeterMode, Vm, VmConfig};
 
 /// How many programs each run checks.
 const PROGRAMS: u64 = 60;
@@ -157,7 +157,7 @@ impl Gen {
     }
 }
 
-fn run(vm: &Vm, wasm: &[u8], fuel: u64) -> Outcome {
+fn run(vm: &Vm, wasm: &[u8], fuel: u64) -> Execution {
     vm.execute(wasm, b"random", fuel).expect("no internal error")
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{FUEL, assert_status, wat};
-use crate::{JobStatus, Outcome, Vm, VmConfig, fixtures};
+use crate::{Execution, JobStatus, Vm, VmConfig, fixtures};
 
 fn pooled_vm(regions: usize) -> Vm {
     Vm::new(VmConfig { memory_pool_regions: regions, memory_pages_max: 16, ..VmConfig::default() })
@@ -60,7 +60,7 @@ impl Rng {
 }
 
 #[track_caller]
-fn assert_clean(outcome: &Outcome, pages: u32) {
+fn assert_clean(outcome: &Execution, pages: u32) {
     assert_status(outcome, JobStatus::Ok);
     let word = |i: usize| u32::from_le_bytes([0, 1, 2, 3].map(|j| outcome.output[i * 4 + j]));
     assert_eq!(word(0), 0, "a previous job's bytes leaked into this one");

@@ -9,7 +9,7 @@
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"` | height (u64 BE), chain id |
-//! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::state_tree`] | the state tree |
+//! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::tree`] | the state tree |
 //! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
 //! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
 //! | `evidence` | height ‖ sha256(evidence) | borsh evidence of equivocation (opaque bytes), kept |
@@ -23,10 +23,11 @@ use std::path::Path;
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use crate::error::decode;
-use crate::state_tree::{StateUpdate, decode_value, encode_value};
-use crate::types::{Block, Commit, ExecutionReceipt};
-use crate::{Error, Hash, Result};
+use cairn_ledger::state_tree::StateUpdate;
+use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
+
+use crate::tree::{decode_value, encode_value};
+use crate::{Error, Result};
 
 const CF_BLOCKS: &str = "blocks";
 const CF_COMMITS: &str = "commits";
@@ -78,9 +79,6 @@ pub struct JobLocation {
     /// Height of the block that included the accepted result, and the receipt's index in it.
     pub receipt: Option<(u64, u32)>,
 }
-
-/// A state change: set `key` to `value`, or delete it when `None`.
-pub type StateChange = (Vec<u8>, Option<Vec<u8>>);
 
 /// Everything a finalized block writes.
 #[derive(Debug)]
@@ -348,7 +346,7 @@ impl Store {
     pub fn state_proof(&self, key: &[u8], version: u64) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
         let tree = jmt::JellyfishMerkleTree::<Store, sha2::Sha256>::new(self);
         let (value, proof) = tree
-            .get_with_proof(crate::state_tree::key_hash(key), version)
+            .get_with_proof(cairn_ledger::state_tree::key_hash(key), version)
             .map_err(|e| Error::Storage(format!("state tree: {e}")))?;
         Ok((value, borsh::to_vec(&proof).expect("encodes")))
     }

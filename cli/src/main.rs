@@ -1,5 +1,5 @@
 //! `cairn`: run a node, submit jobs, verify receipts, run a local testnet.
 
 fn main() -> std::process::ExitCode {
-    cairn_node::cli::main()
+    cairn::main()
 }

@@ -1,4 +1,12 @@
-//! The `cairn` command line.
+//! The `cairn` command line: one binary to run a node (`cairn node run`), create keys, upload
+//! modules, submit jobs and follow them to a finalized receipt, verify receipts and state
+//! proofs offline, manage accounts and providers, and run a local testnet of node processes
+//! (`cairn testnet up|status|down|demo|bench`).
+//!
+//! This crate is the thin layer over the libraries: [`cairn_node`] runs the node,
+//! [`cairn_rpc`]'s client talks to one, [`cairn_testnet`] launches and drives testnets (of
+//! this same binary). [`main`] is the binary's entry point; [`Cli`] the arguments it parses.
+//! Only this crate links both the node and the testnet tools.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +18,7 @@ use cairn_rpc::client::{self, OfferTerms};
 use cairn_rpc::{CairnApiClient, JobStage};
 use clap::{Args, Parser, Subcommand};
 
-use crate::NodeConfig;
+use cairn_node::NodeConfig;
 
 /// Cairn: verifiable edge compute.
 #[derive(Parser, Debug)]
@@ -477,7 +485,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCmd::Run(args)) => {
             let config = node_config(*args)?;
             init_logs(config.log_json);
-            crate::run_node(config, crate::shutdown_signal()).await?;
+            cairn_node::run_node(config, cairn_node::shutdown_signal()).await?;
         }
         Command::Module(ModuleCmd::Put { wasm, rpc }) => {
             let bytes = read_module(&wasm)?;
@@ -701,7 +709,7 @@ async fn cancel_offer(id: Hash, args: TxArgs) -> anyhow::Result<()> {
         info.client,
         key.public()
     );
-    let fee = crate::mempool::replacement_fee_min(pending.fee).max(args.fee.unwrap_or(0));
+    let fee = cairn_node::mempool::replacement_fee_min(pending.fee).max(args.fee.unwrap_or(0));
     let action = Action::Transfer { to: key.public(), amount: 0 };
     let tx = client::sign_tx(&c, &key, Some(fee), action, Some(pending.nonce)).await?;
     let hash = c.tx_submit(tx).await.context("tx_submit")?;

@@ -1,0 +1,155 @@
+//! Tests of the store: blocks across a reopen, and pruning of the state tree.
+
+use cairn_ledger::state_tree;
+use cairn_ledger::{
+    Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, ResultClaim,
+    StateChange,
+};
+
+use crate::*;
+
+/// Records to store: they need not verify (the store checks no signature), only encode.
+struct Sample {
+    header: BlockHeader,
+    commit: Commit,
+    receipt: ExecutionReceipt,
+}
+
+/// A chain id, and a block header at height 7 with its (unsigned) commit and a receipt.
+fn sample() -> (Sample, Hash) {
+    let chain_id = Hash::of(b"store tests");
+    let provider = Keypair::from_seed([3; 32]);
+    let output = b"out".to_vec();
+    let claim = ResultClaim {
+        version: FORMAT_VERSION,
+        job_id: Hash::of(b"j"),
+        module_id: Hash::of(b"module"),
+        input_hash: Hash::of(b"in"),
+        output_hash: Hash::of(&output),
+        fuel_used: 100,
+        status: JobStatus::Ok,
+        provider: provider.public(),
+    };
+    let receipt = JobResult::new(claim, output, &provider).receipt();
+    let header = BlockHeader {
+        version: FORMAT_VERSION,
+        chain_id,
+        height: 7,
+        parent_hash: Hash::of(b"parent"),
+        time_ms: 1_700_000_000_000,
+        proposer: Keypair::from_seed([10; 32]).public(),
+        tx_root: Hash::of(b"txs"),
+        receipt_root: Hash::of(b"receipts"),
+        state_root: Hash::of(b"state"),
+        last_commit_hash: Hash::of(b"last"),
+        tx_count: 0,
+        receipt_count: 1,
+    };
+    let commit = Commit { version: FORMAT_VERSION, height: 7, round: 0, block_hash: header.hash(), signatures: vec![] };
+    (Sample { header, commit, receipt }, chain_id)
+}
+
+#[test]
+fn store_reopens_at_its_head_and_refuses_another_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (records, chain_id) = sample();
+    let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+    block.header.height = 1;
+    let commit = Commit { height: 1, block_hash: block.hash(), ..records.commit.clone() };
+    {
+        let store = Store::open(dir.path(), chain_id).expect("open");
+        assert_eq!(store.head_height().expect("head"), 0);
+        let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
+        let genesis_state = [(b"g".to_vec(), Some(b"0".to_vec()))];
+        let tree0 = state_tree::prepare(&store, &genesis_state, 0).expect("tree v0");
+        store.init_genesis_state(&genesis_state, &tree0).expect("genesis state");
+        let state = [(b"k".to_vec(), Some(b"v".to_vec()))];
+        let tree = state_tree::prepare(&store, &state, 1).expect("tree v1");
+        store
+            .commit_block(BlockWrite {
+                block: &block,
+                commit: &commit,
+                receipts: std::slice::from_ref(&records.receipt),
+                jobs: &jobs,
+                state: &state,
+                tree: &tree,
+            })
+            .expect("commit");
+        assert_eq!(store.state_root(1).expect("root"), Some(tree.root));
+        let not_next = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &[], tree: &tree };
+        assert!(store.commit_block(not_next).is_err(), "height 1 again must be refused");
+        let id = store.put_blob(b"wasm").expect("blob");
+        assert_eq!(store.blob(&id).expect("read"), Some(b"wasm".to_vec()));
+    }
+    let store = Store::open(dir.path(), chain_id).expect("reopen");
+    assert_eq!(store.head_height().expect("head"), 1);
+    assert_eq!(store.block(1).expect("read"), Some(block));
+    assert_eq!(store.commit(1).expect("read"), Some(commit));
+    assert_eq!(store.receipts(1).expect("read"), Some(vec![records.receipt.clone()]));
+    let entries = store.state_entries().expect("read");
+    assert_eq!(entries, vec![(b"g".to_vec(), b"0".to_vec()), (b"k".to_vec(), b"v".to_vec())]);
+    assert_eq!(state_tree::MemoryTree::root_of(&entries).expect("root"), store.state_root(1).expect("r").expect("v1"));
+    // Proofs of presence and absence from the stored tree.
+    let (value, proof) = store.state_proof(b"k", 1).expect("proof");
+    assert_eq!(value, Some(b"v".to_vec()));
+    let proof: jmt::proof::SparseMerkleProof<sha2::Sha256> = borsh::from_slice(&proof).expect("decodes");
+    let root = jmt::RootHash(store.state_root(1).expect("r").expect("v1").0);
+    proof.verify_existence(root, state_tree::key_hash(b"k"), b"v").expect("exists");
+    let (value, proof) = store.state_proof(b"absent", 1).expect("proof");
+    assert_eq!(value, None);
+    let proof: jmt::proof::SparseMerkleProof<sha2::Sha256> = borsh::from_slice(&proof).expect("decodes");
+    proof.verify_nonexistence(root, state_tree::key_hash(b"absent")).expect("absent");
+    assert_eq!(store.job(&Hash::of(b"j")).expect("read").and_then(|j| j.receipt), Some((1, 0)));
+    drop(store);
+    assert!(Store::open(dir.path(), Hash::of(b"another chain")).is_err());
+}
+
+#[test]
+fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (records, chain_id) = sample();
+    let mut store = Store::open(dir.path(), chain_id).expect("open");
+    store.set_state_history(2);
+    let g = [(b"k".to_vec(), Some(b"0".to_vec())), (b"gone".to_vec(), Some(b"x".to_vec()))];
+    store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+    let commit_at = |store: &Store, height: u64, changes: &[StateChange]| {
+        let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+        block.header.height = height;
+        let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+        let tree = state_tree::prepare(store, changes, height).expect("update");
+        let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: changes, tree: &tree };
+        store.commit_block(w).expect("commit");
+    };
+    for height in 1..=6u64 {
+        let mut changes = vec![(b"k".to_vec(), Some(height.to_le_bytes().to_vec()))];
+        if height == 2 {
+            changes.push((b"gone".to_vec(), None));
+        }
+        commit_at(&store, height, &changes);
+    }
+    // Recent versions still prove; versions older than the history are gone.
+    for height in [4u64, 5, 6] {
+        let (value, _) = store.state_proof(b"k", height).expect("recent proof");
+        assert_eq!(value, Some(height.to_le_bytes().to_vec()));
+        let (absent, _) = store.state_proof(b"gone", height).expect("absence proof");
+        assert_eq!(absent, None);
+    }
+    assert!(store.state_root(1).expect("read").is_none(), "version 1's root was pruned");
+    assert!(store.state_proof(b"k", 1).is_err());
+    // Value rows: `k` keeps the rows versions 4..=6 read; the deleted key keeps none.
+    assert_eq!(store.row_count("jmt_values"), 3);
+    // Pruning resumes where it stopped: a store reopened with a longer history prunes
+    // nothing more, and one with the same history keeps pruning block by block.
+    drop(store);
+    let mut store = Store::open(dir.path(), chain_id).expect("reopen");
+    store.set_state_history(2);
+    commit_at(&store, 7, &[(b"k".to_vec(), Some(b"7".to_vec()))]);
+    assert_eq!(store.row_count("jmt_values"), 3, "rows of versions 5..=7");
+    assert!(store.state_root(4).expect("read").is_none(), "version 4 was pruned after block 7");
+    assert!(store.state_root(5).expect("read").is_some());
+    let stale = store.row_count("jmt_stale");
+    store.set_state_history(100);
+    commit_at(&store, 8, &[(b"k".to_vec(), Some(b"8".to_vec()))]);
+    assert!(store.row_count("jmt_stale") > stale, "nothing pruned with the longer history");
+    assert!(store.state_root(5).expect("read").is_some());
+}
