@@ -273,6 +273,14 @@ impl Bft {
         self.head_moved_at = Instant::now();
     }
 
+    /// When the block time since the head moved ends, if a height waits to start and that is
+    /// still ahead: the loop wakes then to start it (if there is work by then).
+    pub fn start_due_at(&self, block_time: Duration) -> Option<Instant> {
+        self.next_height?;
+        let at = self.head_moved_at + block_time;
+        (at > Instant::now()).then_some(at)
+    }
+
     /// Whether the next height should start now (see the module docs); `has_work` says
     /// whether there is anything to put in a block.
     pub fn due_to_start(&self, head: u64, block_time: Duration, empty_blocks: bool, has_work: bool) -> Option<u64> {

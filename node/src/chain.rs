@@ -1,5 +1,13 @@
-//! The node's view of the chain: the store, the state at the head, and the two ways a block
-//! becomes final here — proposed and committed by this validator, or received with its commit.
+//! The node's view of the chain: the store and the head (header, commit, state), and the one
+//! way a block is executed and becomes final here.
+//!
+//! A block is executed once per node, whatever its path: [`Base::build`] (the proposer builds
+//! it), [`Base::check`] (a validator checks a proposal) or [`Base::check_finalized`] (a block
+//! received with its commit) each return an [`ExecutedBlock`] — the state after the block,
+//! its changes, the state tree's update and the receipts — and a decision commits that very
+//! execution ([`persist`], then [`Chain::advance`]): nothing is executed again. Executing
+//! never touches the head: it works on a [`Base`], a snapshot that costs O(1) to take (the
+//! state's maps are persistent) and can be sent to another thread.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -7,19 +15,59 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use cairn_consensus::Signer;
 use cairn_contracts::{
     BlockError, Executed, NextBlock, Position, Reexecute, SignatureCache, State, TxError, build_block, execute_block,
 };
 use cairn_ledger::state_tree::{MemoryTree, StateUpdate};
 use cairn_ledger::{
     Block, BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, Hash, MerklePath, PublicKey, ReceiptProof,
-    Transaction, ValidatorSet,
+    StateChange, Transaction, ValidatorSet,
 };
 use cairn_store::{BlockWrite, JobLocation, Store, StoreTree};
 
-/// A block that became final here.
+/// The head: the last finalized block's header and commit, and the state after it.
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// The header (`None` before the first block).
+    pub header: Option<BlockHeader>,
+    /// Its commit.
+    pub commit: Option<Commit>,
+    /// The state after it.
+    pub state: State,
+}
+
+impl Head {
+    /// The finalized height (0 before the first block).
+    pub fn height(&self) -> u64 {
+        self.header.as_ref().map_or(0, |h| h.height)
+    }
+
+    /// Where the next block goes.
+    pub fn next_position(&self) -> Position {
+        Position { height: self.height() + 1, parent_hash: self.header.as_ref().map_or(Hash::ZERO, BlockHeader::hash) }
+    }
+}
+
+/// A block executed on top of a head, not yet final: everything a decision needs to make it
+/// final without executing it again.
 #[derive(Debug)]
+pub struct ExecutedBlock {
+    /// The block.
+    pub block: Block,
+    /// Its hash.
+    pub hash: Hash,
+    /// The state after it (its changes committed).
+    pub state: State,
+    /// Its changes, as store writes.
+    pub changes: Vec<StateChange>,
+    /// The state tree's update (version = the block's height).
+    pub tree: StateUpdate,
+    /// Receipts, and the jobs that expired or closed at its end.
+    pub executed: Executed,
+}
+
+/// A block that became final here.
+#[derive(Debug, Clone)]
 pub struct Finalized {
     /// The block.
     pub block: Block,
@@ -29,26 +77,164 @@ pub struct Finalized {
     pub executed: Executed,
 }
 
-/// The chain at this node.
+/// Why a block could not be executed here.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The block breaks a rule (its link, a transaction, a root): it is invalid everywhere.
+    #[error("invalid block: {0}")]
+    Invalid(String),
+    /// It needs re-executions (challenges, disputes) this node has not run yet: not invalid,
+    /// it may execute once they have.
+    #[error("waits for the re-execution of {} job(s)", .0.len())]
+    Pending(Vec<Hash>),
+    /// This node failed (its store): not the block's fault, and fatal for the node.
+    #[error("{0:#}")]
+    Fault(anyhow::Error),
+}
+
+impl ExecError {
+    /// A block error: storage faults apart from what the block breaks.
+    fn of_block(e: BlockError, missing: &[Hash]) -> ExecError {
+        match e {
+            BlockError::Commitment(why) => ExecError::Fault(anyhow::anyhow!("state commitment: {why}")),
+            BlockError::Tx { error: TxError::ReexecutionPending(_), .. } if !missing.is_empty() => {
+                ExecError::Pending(missing.to_vec())
+            }
+            other => ExecError::Invalid(other.to_string()),
+        }
+    }
+}
+
+/// Re-executions by lookup, with the jobs asked for that had none (see `crate::verdicts`).
+pub trait Lookup: Reexecute {
+    /// The jobs asked for whose verdict was not there.
+    fn missing(&self) -> &[Hash];
+}
+
+/// What executing a block on top of a head needs: a snapshot, cheap to take and to send to
+/// another thread.
+#[derive(Clone)]
+pub struct Base {
+    /// The chain id.
+    pub chain_id: Hash,
+    /// The validator set.
+    pub validators: Arc<ValidatorSet>,
+    /// The store (the state tree's previous version is read from it).
+    pub store: Arc<Store>,
+    /// The head to execute on.
+    pub head: Head,
+    /// Signatures this node verified.
+    pub signatures: Arc<Mutex<SignatureCache>>,
+}
+
+impl Base {
+    /// Builds the next block from `candidates`, in order, as `proposer`'s: the block and its
+    /// execution, with the candidates left out and why.
+    pub fn build(
+        &self,
+        proposer: PublicKey,
+        candidates: Vec<Transaction>,
+        time_ms: u64,
+        exec: &mut dyn Lookup,
+    ) -> Result<(ExecutedBlock, Vec<(Transaction, TxError)>), ExecError> {
+        let at = self.head.next_position();
+        let mut state = self.head.state.clone();
+        let mut tree = StoreTree::new(&self.store);
+        let next = NextBlock { at, proposer, time_ms, last_commit: self.head.commit.clone() };
+        let mut sigs = &*self.signatures;
+        let (block, executed, rejected) = build_block(&mut state, next, candidates, &mut tree, exec, &mut sigs)
+            .map_err(|e| ExecError::of_block(e, exec.missing()))?;
+        let update = tree.into_update().ok_or_else(|| ExecError::Fault(anyhow::anyhow!("no state tree update")))?;
+        Ok((executed_block(block, state, update, executed), rejected))
+    }
+
+    /// Executes a proposed block on the head: its link (height, parent, the parent's commit)
+    /// and every transaction and root.
+    pub fn check(&self, block: Block, exec: &mut dyn Lookup) -> Result<ExecutedBlock, ExecError> {
+        cairn_consensus::check_parent(self.chain_id, &self.validators, self.head.header.as_ref(), &block)
+            .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        self.execute(block, exec)
+    }
+
+    /// Executes a finalized block received with its commit (the commit checked too).
+    pub fn check_finalized(
+        &self,
+        block: Block,
+        commit: &Commit,
+        exec: &mut dyn Lookup,
+    ) -> Result<ExecutedBlock, ExecError> {
+        cairn_consensus::check_link(self.chain_id, &self.validators, self.head.header.as_ref(), &block, commit)
+            .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        self.execute(block, exec)
+    }
+
+    fn execute(&self, block: Block, exec: &mut dyn Lookup) -> Result<ExecutedBlock, ExecError> {
+        let at = self.head.next_position();
+        let mut state = self.head.state.clone();
+        let mut tree = StoreTree::new(&self.store);
+        let mut sigs = &*self.signatures;
+        let executed = execute_block(&mut state, at, &block, &mut tree, exec, &mut sigs)
+            .map_err(|e| ExecError::of_block(e, exec.missing()))?;
+        let update = tree.into_update().ok_or_else(|| ExecError::Fault(anyhow::anyhow!("no state tree update")))?;
+        Ok(executed_block(block, state, update, executed))
+    }
+}
+
+fn executed_block(block: Block, mut state: State, tree: StateUpdate, executed: Executed) -> ExecutedBlock {
+    let changes = state.commit();
+    ExecutedBlock { hash: block.hash(), block, state, changes, tree, executed }
+}
+
+/// Writes an executed block with its commit to the store, in one synced batch: its
+/// transactions, receipts, job index, state changes and state tree update.
+pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyhow::Result<()> {
+    let block = &executed.block;
+    let height = block.header.height;
+    let mut jobs: BTreeMap<Hash, JobLocation> = BTreeMap::new();
+    let mut receipt_index = 0u32;
+    for tx in &block.txs {
+        let Some(id) = tx.job_id() else { continue };
+        let loc = match jobs.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(store.job(&id)?.unwrap_or_default()),
+        };
+        match tx {
+            Transaction::Offer(_) => loc.offer_height = Some(height),
+            Transaction::Result(_) => {
+                loc.receipt = Some((height, receipt_index));
+                receipt_index += 1;
+            }
+            Transaction::Account(_) | Transaction::Resolve { .. } => {}
+        }
+    }
+    let jobs: Vec<(Hash, JobLocation)> = jobs.into_iter().collect();
+    store
+        .commit_block(BlockWrite {
+            block,
+            commit,
+            receipts: &executed.executed.receipts,
+            jobs: &jobs,
+            state: &executed.changes,
+            tree: &executed.tree,
+        })
+        .context("writing the block to the store")
+}
+
+/// The chain at this node: owned by the node's event loop alone.
 pub struct Chain {
     /// The genesis.
-    pub genesis: Genesis,
+    pub genesis: Arc<Genesis>,
     /// Its chain id.
     pub chain_id: Hash,
     /// The validator set.
-    pub validators: ValidatorSet,
+    pub validators: Arc<ValidatorSet>,
     /// The block store.
     pub store: Arc<Store>,
-    /// The state after the head.
-    pub state: State,
-    /// The head's header (`None` before the first block).
-    pub head: Option<BlockHeader>,
-    /// The head's commit.
-    pub head_commit: Option<Commit>,
-    /// Transactions whose signatures this node verified (bounded): filled on admission to the
-    /// mempool and by every block executed, consulted by block building and execution so a
-    /// transaction is verified once per node. Shared behind a lock so admission and gossip
-    /// validation can fill it without holding a lock on the chain while they verify.
+    /// The head.
+    pub head: Head,
+    /// Transactions whose signatures this node verified (bounded): filled when they are
+    /// verified (on the verifying threads) and by every block executed, so a transaction is
+    /// verified once per node.
     pub signatures: Arc<Mutex<SignatureCache>>,
 }
 
@@ -59,11 +245,10 @@ impl Chain {
         Chain::open_with_history(genesis, path, cairn_store::STATE_HISTORY_BLOCKS_DEFAULT)
     }
 
-    /// [`Chain::open`], keeping `state_history_blocks` versions of the state tree (see
-    /// [`Store::set_state_history`]).
+    /// [`Chain::open`], keeping `state_history_blocks` versions of the state tree.
     pub fn open_with_history(genesis: Genesis, path: &Path, state_history_blocks: u64) -> anyhow::Result<Chain> {
         let chain_id = genesis.chain_id();
-        let validators = genesis.validator_set()?;
+        let validators = Arc::new(genesis.validator_set()?);
         let mut store = Store::open(path, chain_id)?;
         store.set_state_history(state_history_blocks);
         let store = Arc::new(store);
@@ -73,7 +258,7 @@ impl Chain {
             cairn_store::init_store_genesis(store.as_ref(), &state.entries())?;
         }
         let height = store.head_height()?;
-        let (head, head_commit) = if height == 0 {
+        let (header, commit) = if height == 0 {
             (None, None)
         } else {
             let block = store.block(height)?.with_context(|| format!("block {height} missing from the store"))?;
@@ -81,7 +266,7 @@ impl Chain {
             (Some(block.header), Some(commit))
         };
         // The state rebuilt from its table must be the state the head header commits to.
-        let expected = match &head {
+        let expected = match &header {
             Some(h) => h.state_root,
             None => store.state_root(0)?.context("genesis state root missing")?,
         };
@@ -91,149 +276,69 @@ impl Chain {
                 path.display()
             );
         }
-        let signatures = Arc::new(Mutex::new(SignatureCache::default()));
-        Ok(Chain { genesis, chain_id, validators, store, state, head, head_commit, signatures })
+        Ok(Chain {
+            genesis: Arc::new(genesis),
+            chain_id,
+            validators,
+            store,
+            head: Head { header, commit, state },
+            signatures: Arc::new(Mutex::new(SignatureCache::default())),
+        })
     }
 
-    /// The finalized height (0 before the first block).
+    /// The finalized height.
     pub fn height(&self) -> u64 {
-        self.head.as_ref().map_or(0, |h| h.height)
+        self.head.height()
     }
 
-    /// Where the next block goes.
-    pub fn next_position(&self) -> Position {
-        Position { height: self.height() + 1, parent_hash: self.head.as_ref().map_or(Hash::ZERO, BlockHeader::hash) }
+    /// The state after the head.
+    pub fn state(&self) -> &State {
+        &self.head.state
     }
 
-    /// Builds the next block from `candidates`, finalizes it with this validator's commit and
-    /// stores it. Returns it, with the candidates that did not apply.
-    pub fn propose(
-        &mut self,
-        signer: &Signer,
-        candidates: Vec<Transaction>,
-        time_ms: u64,
-        exec: &mut dyn Reexecute,
-    ) -> anyhow::Result<(Finalized, Vec<(Transaction, TxError)>)> {
-        let at = self.next_position();
-        let mut tree = StoreTree::new(&self.store);
-        let next = NextBlock { at, proposer: signer.address(), time_ms, last_commit: self.head_commit.clone() };
-        let mut sigs = &*self.signatures;
-        let (block, executed, rejected) = build_block(&mut self.state, next, candidates, &mut tree, exec, &mut sigs)?;
-        let update = tree.into_update().context("the block's state update")?;
-        let commit = match signer.solo_commit(at.height, block.hash()) {
-            Ok(c) => c,
-            Err(e) => {
-                self.state.rollback();
-                return Err(e.into());
-            }
-        };
-        self.persist(&block, &commit, &executed.receipts, &update)?;
-        Ok((Finalized { block, commit, executed }, rejected))
-    }
-
-    /// Builds the next block from `candidates` as `proposer`'s proposal, without finalizing it:
-    /// the state is rolled back (the block becomes final only when consensus decides it).
-    /// Returns it, with the candidates that did not apply.
-    pub fn build_proposal(
-        &mut self,
-        proposer: PublicKey,
-        candidates: Vec<Transaction>,
-        time_ms: u64,
-        exec: &mut dyn Reexecute,
-    ) -> anyhow::Result<(Block, Vec<(Transaction, TxError)>)> {
-        let at = self.next_position();
-        let mut tree = StoreTree::new(&self.store);
-        let next = NextBlock { at, proposer, time_ms, last_commit: self.head_commit.clone() };
-        let mut sigs = &*self.signatures;
-        let built = build_block(&mut self.state, next, candidates, &mut tree, exec, &mut sigs);
-        self.state.rollback();
-        let (block, _executed, rejected) = built?;
-        Ok((block, rejected))
-    }
-
-    /// Checks a proposed block on top of the head without committing it: its link (height,
-    /// parent, proposer, the parent's commit) and a full re-execution, rolled back.
-    pub fn check_proposal(&mut self, block: &Block, exec: &mut dyn Reexecute) -> Result<(), String> {
-        cairn_consensus::check_parent(self.chain_id, &self.validators, self.head.as_ref(), block)
-            .map_err(|e| e.to_string())?;
-        let at = self.next_position();
-        let mut tree = StoreTree::new(&self.store);
-        let mut sigs = &*self.signatures;
-        let result = execute_block(&mut self.state, at, block, &mut tree, exec, &mut sigs);
-        self.state.rollback();
-        result.map(|_| ()).map_err(|e| e.to_string())
-    }
-
-    /// Checks and applies a finalized block received from a peer (the next one).
-    pub fn apply(&mut self, block: Block, commit: Commit, exec: &mut dyn Reexecute) -> Result<Finalized, ApplyError> {
-        cairn_consensus::check_link(self.chain_id, &self.validators, self.head.as_ref(), &block, &commit)
-            .map_err(|e| ApplyError::Invalid(e.to_string()))?;
-        let at = self.next_position();
-        let mut tree = StoreTree::new(&self.store);
-        let mut sigs = &*self.signatures;
-        let executed =
-            execute_block(&mut self.state, at, &block, &mut tree, exec, &mut sigs).map_err(ApplyError::Block)?;
-        let update = tree.into_update().ok_or_else(|| ApplyError::Storage(anyhow::anyhow!("no state update")))?;
-        self.persist(&block, &commit, &executed.receipts, &update).map_err(ApplyError::Storage)?;
-        Ok(Finalized { block, commit, executed })
-    }
-
-    fn persist(
-        &mut self,
-        block: &Block,
-        commit: &Commit,
-        receipts: &[ExecutionReceipt],
-        tree: &StateUpdate,
-    ) -> anyhow::Result<()> {
-        let height = block.header.height;
-        let mut jobs: BTreeMap<Hash, JobLocation> = BTreeMap::new();
-        let mut receipt_index = 0u32;
-        for tx in &block.txs {
-            let Some(id) = tx.job_id() else { continue };
-            let loc = match jobs.entry(id) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(self.store.job(&id)?.unwrap_or_default()),
-            };
-            match tx {
-                Transaction::Offer(_) => loc.offer_height = Some(height),
-                Transaction::Result(_) => {
-                    loc.receipt = Some((height, receipt_index));
-                    receipt_index += 1;
-                }
-                Transaction::Account(_) | Transaction::Resolve { .. } => {}
-            }
+    /// A snapshot to execute the next block on.
+    pub fn base(&self) -> Base {
+        Base {
+            chain_id: self.chain_id,
+            validators: self.validators.clone(),
+            store: self.store.clone(),
+            head: self.head.clone(),
+            signatures: self.signatures.clone(),
         }
-        let jobs: Vec<(Hash, JobLocation)> = jobs.into_iter().collect();
-        // The state's journal is committed only once the batch is on disk; a storage error is
-        // fatal for the node (the caller stops), so the state is never ahead of the store.
-        let changes = self.state.commit();
-        self.store
-            .commit_block(BlockWrite { block, commit, receipts, jobs: &jobs, state: &changes, tree })
-            .context("writing the block to the store")?;
-        self.head = Some(block.header.clone());
-        self.head_commit = Some(commit.clone());
-        Ok(())
     }
 
-    /// The finalized blocks from `from`, at most `max` and, past the first, at most `bytes_max`
-    /// encoded bytes in all (so an answer always fits the peer's response limit).
-    pub fn blocks_from(&self, from: u64, max: u32, bytes_max: usize) -> anyhow::Result<Vec<(Block, Commit)>> {
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for h in from..from.saturating_add(u64::from(max)).min(self.height() + 1) {
-            let block = self.store.block(h)?.with_context(|| format!("block {h} missing"))?;
-            let commit = self.store.commit(h)?.with_context(|| format!("commit {h} missing"))?;
-            bytes += borsh::object_length(&block)? + borsh::object_length(&commit)?;
-            if !out.is_empty() && bytes > bytes_max {
-                break;
-            }
-            out.push((block, commit));
-        }
-        Ok(out)
+    /// The head moves to `executed`, which [`persist`] wrote with `commit`.
+    pub fn advance(&mut self, executed: &ExecutedBlock, commit: Commit) {
+        debug_assert_eq!(executed.block.header.height, self.height() + 1, "blocks are final in order");
+        self.head =
+            Head { header: Some(executed.block.header.clone()), commit: Some(commit), state: executed.state.clone() };
     }
 }
 
-/// Builds a receipt proof from the store alone (no lock on the chain needed).
+/// The finalized blocks from `from`, at most `max` and, past the first, at most `bytes_max`
+/// encoded bytes in all (so an answer always fits the peer's response limit), up to `head`.
+pub fn blocks_from(
+    store: &Store,
+    head: u64,
+    from: u64,
+    max: u32,
+    bytes_max: usize,
+) -> anyhow::Result<Vec<(Block, Commit)>> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for h in from..from.saturating_add(u64::from(max)).min(head + 1) {
+        let block = store.block(h)?.with_context(|| format!("block {h} missing"))?;
+        let commit = store.commit(h)?.with_context(|| format!("commit {h} missing"))?;
+        bytes += borsh::object_length(&block)? + borsh::object_length(&commit)?;
+        if !out.is_empty() && bytes > bytes_max {
+            break;
+        }
+        out.push((block, commit));
+    }
+    Ok(out)
+}
+
+/// Builds a receipt proof from the store alone.
 pub fn proof_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Option<ReceiptProof>> {
     let Some((height, index)) = store.job(job_id)?.and_then(|l| l.receipt) else { return Ok(None) };
     let receipts = store.receipts(height)?.with_context(|| format!("receipts of block {height} missing"))?;
@@ -243,18 +348,4 @@ pub fn proof_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Option<R
     let path = MerklePath::new(&leaves, index as usize).context("receipt index out of range")?;
     let receipt = receipts[index as usize].clone();
     Ok(Some(ReceiptProof { version: FORMAT_VERSION, receipt, path, header, commit }))
-}
-
-/// Why a received block was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Its link or commit does not verify.
-    #[error("invalid block: {0}")]
-    Invalid(String),
-    /// Executing it failed.
-    #[error("{0}")]
-    Block(BlockError),
-    /// The store failed: fatal.
-    #[error("storage: {0:#}")]
-    Storage(anyhow::Error),
 }

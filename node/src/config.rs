@@ -98,6 +98,10 @@ pub struct NodeConfig {
     /// Test only: the provider's first this-many executions fail on its side, as a sandbox
     /// failure of the node would (nothing signed), to exercise retries.
     pub test_fail_executions: u32,
+    /// Test only: the block executor takes this many milliseconds over each block it executes
+    /// (built, checked or applied), with the file `test-executing-block` in `home` while it
+    /// does — to show what the node does meanwhile. 0: off.
+    pub test_slow_blocks_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -135,6 +139,7 @@ impl Default for NodeConfig {
             test_crash_after_wal_append_at_height: None,
             test_partition: false,
             test_fail_executions: 0,
+            test_slow_blocks_ms: 0,
         }
     }
 }

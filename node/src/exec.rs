@@ -54,11 +54,11 @@ pub fn run_job(
 }
 
 /// The signed offer of a job, from the block that included it.
-pub fn offer_on_chain(store: &Store, job_id: &Hash) -> Option<SignedOffer> {
-    let height = store.job(job_id).ok()??.offer_height?;
-    let block = store.block(height).ok()??;
-    block.txs.into_iter().find_map(|tx| match tx {
+pub fn offer_on_chain(store: &Store, job_id: &Hash) -> anyhow::Result<Option<SignedOffer>> {
+    let Some(height) = store.job(job_id)?.and_then(|l| l.offer_height) else { return Ok(None) };
+    let block = store.block(height)?.ok_or_else(|| anyhow::anyhow!("block {height} is missing from the store"))?;
+    Ok(block.txs.into_iter().find_map(|tx| match tx {
         Transaction::Offer(o) if o.job_id() == *job_id => Some(o),
         _ => None,
-    })
+    }))
 }

@@ -1,10 +1,11 @@
 //! The Cairn node.
 //!
-//! A node owns every socket, timer and task of Cairn: the libp2p swarm ([`p2p`]), the chain
-//! and its rocksdb store ([`chain`], over `cairn-store`), the mempool ([`mempool`]), the
-//! provider worker and block production ([`service`]), consensus among several validators
-//! ([`bft`]), and the JSON-RPC server ([`rpc_server`], fair to its clients by
-//! [`rpc_limits`]). [`run_node`] starts one with a [`NodeConfig`] and runs it until shutdown.
+//! A node is one event loop, an actor ([`service`]), that alone owns the chain ([`chain`],
+//! over `cairn-store`), the mempool ([`mempool`]) and the job tracker ([`tracker`]), and
+//! drives the libp2p swarm ([`p2p`]), consensus ([`bft`], every validator), the provider's
+//! work and the block executor. The JSON-RPC server ([`rpc_server`], fair to its clients by
+//! [`rpc_limits`]; its methods in [`rpc_api`]) reads a view the loop publishes and asks the
+//! loop for the rest. [`run_node`] starts one with a [`NodeConfig`] and runs it until shutdown.
 //! The `cairn` command line that runs it (`cairn node run`) is the `cairn` crate (`cli/`).
 
 pub mod backpressure;
@@ -15,18 +16,19 @@ pub mod early;
 pub mod exec;
 pub mod mempool;
 pub mod p2p;
+pub mod rpc_api;
 pub mod rpc_limits;
 pub mod rpc_server;
 pub mod service;
 pub mod tracker;
 pub mod verdicts;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_ledger::{Genesis, Keypair};
 use cairn_vm::{Vm, VmConfig};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub use config::{BoundAddresses, NodeConfig};
 
@@ -36,7 +38,7 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
     let genesis = Genesis::load(&config.genesis_path())?;
     let key = Keypair::load(&config.key_path())?;
     let chain = chain::Chain::open_with_history(genesis, &config.db_path(), config.state_history_blocks)?;
-    if config.provider && chain.state.provider(&key.public()).is_none() {
+    if config.provider && chain.state().provider(&key.public()).is_none() {
         // It may be registered in blocks this node has not synced yet.
         tracing::warn!(
             address = %key.public(),
@@ -52,24 +54,41 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         provider = config.provider,
         "node starting"
     );
-    let (commands_tx, commands_rx) = mpsc::channel(service::COMMAND_QUEUE);
-    let shared = Arc::new(service::Shared {
-        chain: RwLock::new(chain),
-        mempool: Mutex::new(mempool::Mempool::new(config.mempool_limits())),
-        admission: backpressure::Admission::new(config.mempool_txs_max, config.block_time_ms),
-        tracker: Mutex::new(tracker::Tracker::default()),
-        // Compiled modules survive restarts in the node's own folder (only it writes there).
-        vm: Arc::new(Vm::new(VmConfig { cache_dir: Some(config.home.join("vm-cache")), ..VmConfig::default() })),
-        key,
-        config,
-        net: Mutex::new(service::NetInfo::default()),
-        commands: commands_tx,
-        rpc_addr: std::sync::OnceLock::new(),
-    });
-    let (rpc_addr, rpc_handle) = rpc_server::start(shared.clone()).await?;
+    let config = Arc::new(config);
+    let (requests, requests_rx) = mpsc::channel(service::REQUEST_QUEUE);
+    let (view_tx, view) = watch::channel(Arc::new(service::Node::initial_view(&chain)));
+    let admission = Arc::new(backpressure::Admission::new(config.mempool_txs_max, config.block_time_ms));
+    let verifier =
+        service::view::Verifier::new(chain.signatures.clone(), chain.state().params().output_bytes_max as usize);
+    // Compiled modules survive restarts in the node's own folder (only it writes there).
+    let vm = Arc::new(Vm::new(VmConfig { cache_dir: Some(config.home.join("vm-cache")), ..VmConfig::default() }));
+    let executions = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handle = service::view::Handle {
+        requests,
+        view,
+        store: chain.store.clone(),
+        vm: vm.clone(),
+        admission: admission.clone(),
+        verifier: verifier.clone(),
+        config: config.clone(),
+        address: key.public(),
+        blocks_executed: executions.clone(),
+    };
+    let (rpc_addr, rpc_handle) = rpc_server::start(handle).await?;
     tracing::info!("RPC listening on {rpc_addr} (HTTP and WebSocket)");
-    let service = service::Service::new(shared, commands_rx)?;
-    let result = service.run(shutdown).await;
+    let parts = service::Parts {
+        config,
+        key,
+        vm,
+        admission,
+        verifier,
+        requests: requests_rx,
+        view: view_tx,
+        rpc_addr,
+        blocks_executed: executions,
+    };
+    let node = service::Node::new(chain, parts)?;
+    let result = node.run(shutdown).await;
     let _ = rpc_handle.stop();
     rpc_handle.stopped().await;
     result

@@ -25,8 +25,6 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::service::lock;
-
 /// The most clients whose request rate is tracked at once. Each entry is an address and an
 /// instant, about 64 bytes with the map's overhead, so the table stays under ~4 MiB. An idle
 /// client (its bucket full again) is evicted when room is needed; while every tracked client
@@ -326,6 +324,12 @@ impl Drop for ConnectionSlot {
             lock(&self.limits.connections).close(ticket);
         }
     }
+}
+
+/// The tables' locks are held for a few map operations; a panic while holding one leaves
+/// nothing half-done that matters, so a poisoned lock is used as it is.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! validator. Instead a validator re-executes a job as soon as it learns it will be needed —
 //! a challenge or a disagreeing result arriving in its mempool, or a block asking for one it
 //! has not run — on a background thread, one job at a time, and keeps the verdict here. Block
-//! building and block checking only look verdicts up ([`Cached`]): a proposer leaves a
+//! building and block checking only look verdicts up (`crate::service`'s `VerdictLookup`): a proposer leaves a
 //! transaction whose verdict is not ready for a later block, and a validator checking a
 //! proposal or applying a block that needs one it lacks waits for it instead of deciding.
 //!
@@ -17,7 +17,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use cairn_contracts::{Job, Reexecute, TxError};
 use cairn_ledger::{Hash, Outcome};
 
 /// Verdicts kept.
@@ -92,35 +91,6 @@ impl Verdicts {
     pub fn idle(&self) -> bool {
         self.running.is_none() && self.queue.is_empty()
     }
-
-    /// The [`Reexecute`] block building and checking use: verdicts looked up, never run.
-    pub fn cached(&self) -> Cached<'_> {
-        Cached { verdicts: self, missing: Vec::new() }
-    }
-}
-
-/// Re-execution by lookup. A job whose verdict is not here is recorded in `missing` and fails
-/// with [`TxError::ReexecutionPending`]: not a fault of the transaction, which may apply once
-/// the verdict is in.
-#[derive(Debug)]
-pub struct Cached<'a> {
-    verdicts: &'a Verdicts,
-    /// The jobs asked for that had no verdict.
-    pub missing: Vec<Hash>,
-}
-
-impl Reexecute for Cached<'_> {
-    fn reexecute(&mut self, job_id: &Hash, _job: &Job) -> cairn_contracts::Result<Verdict> {
-        match self.verdicts.get(job_id) {
-            Some(verdict) => Ok(verdict),
-            None => {
-                if !self.missing.contains(job_id) {
-                    self.missing.push(*job_id);
-                }
-                Err(TxError::ReexecutionPending(*job_id))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -172,36 +142,5 @@ mod tests {
         assert_eq!(v.done.len(), VERDICTS_MAX);
         assert!(v.get(&job(0)).is_none(), "the oldest is forgotten");
         assert!(v.get(&job(VERDICTS_MAX as u32)).is_some());
-    }
-
-    #[test]
-    fn lookups_record_what_is_missing_and_never_run_anything() {
-        let mut v = Verdicts::default();
-        v.want(job(1));
-        v.start_next();
-        v.finished(job(1), Some(verdict(Hash::of(b"o"), 3, JobStatus::Trap)));
-        let mut cached = v.cached();
-        let dummy = Job {
-            client: cairn_ledger::Keypair::from_seed([1; 32]).public(),
-            module_id: Hash::ZERO,
-            input_hash: Hash::ZERO,
-            fuel_limit: 1,
-            max_price: 1,
-            escrow: 1,
-            deadline_height: 1,
-            ranking: vec![],
-            slots: vec![],
-            next: 0,
-            phase: cairn_contracts::JobPhase::Open,
-            verified: None,
-            forfeit: 0,
-            paid: 0,
-            settle_height: 0,
-            challenge: None,
-        };
-        assert_eq!(cached.reexecute(&job(1), &dummy), Ok(verdict(Hash::of(b"o"), 3, JobStatus::Trap)));
-        assert_eq!(cached.reexecute(&job(2), &dummy), Err(TxError::ReexecutionPending(job(2))));
-        assert_eq!(cached.reexecute(&job(2), &dummy), Err(TxError::ReexecutionPending(job(2))));
-        assert_eq!(cached.missing, vec![job(2)]);
     }
 }

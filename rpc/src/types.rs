@@ -168,6 +168,9 @@ pub struct NodeInfo {
     pub peers: usize,
     /// Its finalized height.
     pub height: u64,
+    /// Blocks it executed since it started — built, checked or applied, each at most once (a
+    /// decided block's execution is committed, not repeated).
+    pub blocks_executed: u64,
     /// The chain's least fee of a transaction or offer (genesis `tx_fee_min`): what clients pay
     /// when they choose no fee.
     pub tx_fee_min: u64,

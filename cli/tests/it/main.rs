@@ -9,6 +9,7 @@ mod hostile;
 mod malformed;
 mod market;
 mod nonce;
+mod one_path;
 mod restart;
 mod rpc_fair;
 mod support;

@@ -26,10 +26,10 @@ async fn a_killed_provider_reopens_at_its_height_and_catches_up() {
     {
         let chain = Chain::open(net.genesis.clone(), &db).expect("reopens after SIGKILL");
         assert_eq!(chain.height(), before.height);
-        let head = chain.head.as_ref().expect("a head");
+        let head = chain.head.header.as_ref().expect("a head");
         assert_eq!(head.hash(), before.hash);
         assert_eq!(head.state_root, before.state_root);
-        let recomputed = cairn_ledger::state_tree::MemoryTree::root_of(&chain.state.entries()).expect("root");
+        let recomputed = cairn_ledger::state_tree::MemoryTree::root_of(&chain.state().entries()).expect("root");
         assert_eq!(recomputed, before.state_root, "recomputed state matches the header");
     }
 

@@ -1,0 +1,425 @@
+//! The JSON-RPC methods ([`CairnApiServer`]) over the node's [`Handle`]: reads come from the
+//! view the loop publishes after every block and from the store; what only the loop knows
+//! (the mempool, the job tracker) and every change (admission) is asked of it with a
+//! [`Request`] and its reply channel. Signatures are verified on the verifying threads before
+//! the loop sees a transaction; an offer past admission's limit is refused at once, without
+//! the loop.
+
+use std::sync::Arc;
+
+use cairn_contracts::{JobPhase, TxError};
+use cairn_ledger::{
+    Block, FORMAT_VERSION, Hash, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof, StateValue, Transaction,
+};
+use cairn_rpc::error::{self, err};
+use cairn_rpc::{
+    AccountInfo, CairnApiServer, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo,
+    PendingOffer, ProviderInfo, RpcResult,
+};
+use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionMessage};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
+
+use crate::chain::proof_from_store;
+use crate::mempool::MempoolError;
+use crate::service::AdmitError;
+use crate::service::view::{Handle, LocalJob, Request};
+use crate::tracker::result_info;
+
+/// The most providers `provider_list` returns.
+const PROVIDER_LIST_MAX: usize = 10_000;
+
+/// `consensus_evidence` looks at this many heights, up to the highest one messages are taken for.
+const EVIDENCE_HEIGHTS_MAX: u64 = 10_000;
+
+/// The most evidence `consensus_evidence` returns.
+const EVIDENCE_LIST_MAX: usize = 1_000;
+
+/// The longest state key (a tag and a 32-byte id).
+const STATE_KEY_BYTES_MAX: usize = 33;
+
+/// Module uploads validated and compiled at once (each takes up to the compile bound of
+/// JOB-ABI.md §5); more wait their turn.
+pub const MODULE_UPLOADS_AT_ONCE: usize = 1;
+
+/// The RPC methods.
+pub struct RpcImpl {
+    node: Handle,
+    uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl RpcImpl {
+    /// Over the node's handle.
+    pub fn new(node: Handle) -> RpcImpl {
+        RpcImpl { node, uploads: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE)) }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
+    err(error::INTERNAL, format!("internal error: {e}; see the node's log"))
+}
+
+/// `overloaded`, with `retry_after_ms` in the error's data.
+fn overloaded(message: String, retry_after_ms: u64) -> jsonrpsee::types::ErrorObjectOwned {
+    jsonrpsee::types::ErrorObjectOwned::owned(
+        error::OVERLOADED,
+        message,
+        Some(serde_json::json!({ "retry_after_ms": retry_after_ms })),
+    )
+}
+
+fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
+    let code = match e {
+        TxError::BadSignature(_) => error::BAD_SIGNATURE,
+        TxError::InsufficientBalance { .. } => error::INSUFFICIENT_BALANCE,
+        TxError::Nonce { .. } => error::BAD_NONCE,
+        _ => error::INVALID_TX,
+    };
+    err(code, e.to_string())
+}
+
+fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {
+    Ok(jsonrpsee::core::to_json_raw_value(ev)?.into())
+}
+
+impl RpcImpl {
+    /// Asks the loop; a full queue is `overloaded`.
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> RpcResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.node.requests.try_send(request(reply)).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                overloaded("the node is busy; retry shortly".into(), self.node.config.block_time_ms.max(1))
+            }
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => internal("the node is stopping"),
+        })?;
+        answer.await.map_err(|_| internal("the node is stopping"))
+    }
+
+    async fn submit(&self, tx: Transaction) -> RpcResult<()> {
+        // Past admission's limit: refused at once, from its counters.
+        if let Err(o) = self.node.admission.check_now() {
+            return Err(overloaded(o.to_string(), o.retry_after_ms));
+        }
+        if let Some(Err(e)) = self.node.verifier.verify(vec![tx.clone()]).await.pop() {
+            return Err(tx_error(&e));
+        }
+        let admitted = self.ask(|reply| Request::Submit { tx: Box::new(tx), reply }).await?;
+        match admitted {
+            Ok(_) => Ok(()),
+            Err(AdmitError::Tx(e)) => Err(tx_error(&e)),
+            Err(AdmitError::Overloaded(o)) => Err(overloaded(o.to_string(), o.retry_after_ms)),
+            Err(AdmitError::Mempool(e @ MempoolError::Full(_))) => {
+                Err(overloaded(e.to_string(), self.node.config.block_time_ms.max(1) * 4))
+            }
+            Err(AdmitError::Mempool(e)) => Err(err(error::INVALID_TX, e.to_string())),
+        }
+    }
+
+    async fn job_info(&self, job_id: Hash) -> RpcResult<JobInfo> {
+        let local: LocalJob = self.ask(|reply| Request::Job { job_id, reply }).await?;
+        let view = self.node.view();
+        let store = &self.node.store;
+        let tracked = local.tracked;
+        if let Some(job) = view.state.job(&job_id) {
+            let loc = store.job(&job_id).map_err(internal)?.unwrap_or_default();
+            let mut result = tracked.as_ref().and_then(|t| t.1.clone());
+            if result.is_none()
+                && let Some((h, _)) = loc.receipt
+                && let Some(block) = store.block(h).map_err(internal)?
+            {
+                result = block.txs.iter().find_map(|tx| match tx {
+                    Transaction::Result(r) if r.claim.job_id == job_id => Some(result_info(r)),
+                    _ => None,
+                });
+            }
+            let stage = match job.phase {
+                JobPhase::Completed | JobPhase::Settled | JobPhase::Slashed | JobPhase::Challenged => {
+                    JobStage::Finalized
+                }
+                // Its results are in blocks; it settles when its re-execution does.
+                JobPhase::Disputed => JobStage::Included,
+                JobPhase::Expired => JobStage::Expired,
+                JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
+            };
+            return Ok(JobInfo {
+                job_id,
+                stage,
+                client: job.client,
+                module_id: job.module_id,
+                fuel_limit: job.fuel_limit,
+                max_price: job.max_price,
+                // Every provider assigned so far: the first k ranked, then stand-ins.
+                assigned: job.assignees().to_vec(),
+                result,
+                offer_height: loc.offer_height,
+                receipt_height: loc.receipt.map(|r| r.0),
+                paid: (job.phase == JobPhase::Settled).then_some(job.paid),
+                pending: None,
+                reason: None,
+            });
+        }
+        let pending = local.pending.as_ref().map(|(o, includable)| PendingOffer {
+            nonce: o.offer.nonce,
+            fee: o.offer.fee,
+            includable: *includable,
+        });
+        let (o, reason): (SignedOffer, Option<String>) = match (local.pending, local.dropped) {
+            (Some((o, _)), _) => (o, None),
+            (None, Some((o, why))) => (o, why),
+            (None, None) => {
+                return Err(err(error::NOT_FOUND, format!("job {job_id} is unknown to this node; check the id")));
+            }
+        };
+        Ok(JobInfo {
+            job_id,
+            stage: tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
+            client: o.offer.client,
+            module_id: o.offer.module_id,
+            fuel_limit: o.offer.fuel_limit,
+            max_price: o.offer.max_price,
+            assigned: view.state.assignment(&job_id, o.offer.max_price, usize::from(o.offer.redundancy)),
+            result: tracked.and_then(|t| t.1),
+            offer_height: None,
+            receipt_height: None,
+            paid: None,
+            pending,
+            reason,
+        })
+    }
+}
+
+#[async_trait]
+impl CairnApiServer for RpcImpl {
+    async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
+        let wasm = hex::decode(wasm_hex.strip_prefix("0x").unwrap_or(&wasm_hex))
+            .map_err(|e| err(error::INVALID_MODULE, format!("the module must be hex: {e}")))?;
+        // Validated and compiled (what a job's execution compiles, within the bound of
+        // JOB-ABI.md §5), a few uploads at a time, off the async threads.
+        let _slot = self.uploads.acquire().await.map_err(internal)?;
+        let (vm, store) = (self.node.vm.clone(), self.node.store.clone());
+        let id = tokio::task::spawn_blocking(move || -> RpcResult<Hash> {
+            vm.prepare(&wasm).map_err(|e| err(error::INVALID_MODULE, e.to_string()))?;
+            store.put_blob(&wasm).map_err(internal)
+        })
+        .await
+        .map_err(internal)??;
+        // Announced to providers by the loop; if it is busy, they fetch the module with its
+        // first job instead.
+        let _ = self.node.requests.try_send(Request::ModuleUploaded(id));
+        Ok(id)
+    }
+
+    async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
+        let module_id = offer.offer.module_id;
+        if !self.node.store.has_blob(&module_id).map_err(internal)? {
+            return Err(err(
+                error::MODULE_UNKNOWN,
+                format!("module {module_id} is not stored on this node; upload it with module_put first"),
+            ));
+        }
+        let job_id = offer.job_id();
+        self.submit(Transaction::Offer(offer)).await?;
+        Ok(job_id)
+    }
+
+    async fn tx_submit(&self, tx: SignedTx) -> RpcResult<Hash> {
+        let tx = Transaction::Account(tx);
+        let hash = tx.hash();
+        self.submit(tx).await?;
+        Ok(hash)
+    }
+
+    async fn provider_list(&self) -> RpcResult<Vec<ProviderInfo>> {
+        let view = self.node.view();
+        let state = &view.state;
+        Ok(state
+            .providers()
+            .take(PROVIDER_LIST_MAX)
+            .map(|(address, p)| ProviderInfo {
+                address: *address,
+                price_per_fuel: p.price_per_fuel,
+                stake: p.stake,
+                capacity: p.capacity,
+                active_jobs: p.active_jobs,
+                unbonding: p.unbonding.iter().map(|(_, a)| *a).sum(),
+                eligible: p.stake >= state.params().stake_min && p.stake > 0 && p.active_jobs < p.capacity,
+            })
+            .collect())
+    }
+
+    async fn job_get(&self, job_id: Hash) -> RpcResult<JobInfo> {
+        self.job_info(job_id).await
+    }
+
+    async fn job_proof(&self, job_id: Hash) -> RpcResult<ReceiptProof> {
+        let store = self.node.store.clone();
+        let proof = tokio::task::spawn_blocking(move || proof_from_store(&store, &job_id))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        match proof {
+            Some(p) => Ok(p),
+            None => match self.job_info(job_id).await {
+                Ok(info) if info.stage == JobStage::Expired => {
+                    Err(err(error::NOT_FOUND, format!("job {job_id} expired without a receipt")))
+                }
+                Ok(_) => Err(err(
+                    error::NOT_FINALIZED,
+                    format!("job {job_id} has no finalized receipt yet; retry after its finalized event"),
+                )),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    async fn job_subscribe(&self, pending: PendingSubscriptionSink, job_id: Hash) -> SubscriptionResult {
+        let (mut past, mut rx) = self.ask(|reply| Request::Subscribe { job_id, reply }).await?;
+        if past.is_empty() {
+            // Not seen since this node started: tell what the chain knows, if anything.
+            if let Ok(info) = self.job_info(job_id).await
+                && info.stage >= JobStage::Finalized
+            {
+                past.push(JobEvent {
+                    job_id,
+                    stage: info.stage,
+                    result: info.result,
+                    height: info.receipt_height,
+                    reason: info.reason,
+                });
+            }
+        }
+        let sink = pending.accept().await?;
+        let mut last = None;
+        for ev in past {
+            last = Some(ev.stage);
+            sink.send(message(&ev)?).await?;
+        }
+        let done = |s: Option<JobStage>| s.is_some_and(JobStage::is_terminal);
+        while !done(last) {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                ev = rx.recv() => match ev {
+                    Ok(ev) if ev.job_id == job_id => {
+                        last = Some(ev.stage);
+                        sink.send(message(&ev)?).await?;
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed events: resend those past the last stage sent.
+                        let (past, fresh) = self.ask(|reply| Request::Subscribe { job_id, reply }).await?;
+                        rx = fresh;
+                        let sent = last;
+                        for ev in past.into_iter().filter(|e| sent.is_none_or(|l| e.stage > l)) {
+                            last = Some(ev.stage);
+                            sink.send(message(&ev)?).await?;
+                        }
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn chain_head(&self) -> RpcResult<HeadInfo> {
+        let view = self.node.view();
+        Ok(match &view.head {
+            Some(h) => HeadInfo { height: h.height, hash: h.hash(), state_root: h.state_root, time_ms: h.time_ms },
+            None => HeadInfo {
+                height: 0,
+                hash: Hash::ZERO,
+                state_root: self.node.store.state_root(0).map_err(internal)?.unwrap_or(Hash::ZERO),
+                time_ms: view.genesis.genesis_time_ms,
+            },
+        })
+    }
+
+    async fn chain_get_block(&self, height: u64) -> RpcResult<Block> {
+        self.node
+            .store
+            .block(height)
+            .map_err(internal)?
+            .ok_or_else(|| err(error::NOT_FOUND, format!("no finalized block at height {height}")))
+    }
+
+    async fn account_get(&self, address: PublicKey) -> RpcResult<AccountInfo> {
+        let account = self.node.view().state.account(&address);
+        let next_nonce = self.ask(|reply| Request::NextNonce { address, reply }).await?;
+        // The loop's head may be a block ahead of the view read above.
+        let next_nonce = next_nonce.max(account.nonce);
+        Ok(AccountInfo { address, balance: account.balance, nonce: account.nonce, next_nonce })
+    }
+
+    async fn state_get_proof(&self, key_hex: String, height: Option<u64>) -> RpcResult<StateProof> {
+        let key = hex::decode(key_hex.strip_prefix("0x").unwrap_or(&key_hex))
+            .map_err(|e| err(jsonrpsee::types::error::INVALID_PARAMS_CODE, format!("the key must be hex: {e}")))?;
+        if key.len() > STATE_KEY_BYTES_MAX {
+            return Err(err(jsonrpsee::types::error::INVALID_PARAMS_CODE, "state keys are at most 33 bytes"));
+        }
+        let head = self.node.view().height();
+        let height = height.unwrap_or(head);
+        if height == 0 || height > head {
+            return Err(err(error::NOT_FOUND, format!("no finalized block at height {height} (head is {head})")));
+        }
+        let store = &self.node.store;
+        let header = store.block(height).map_err(internal)?.ok_or_else(|| internal("block missing"))?.header;
+        let commit = store.commit(height).map_err(internal)?.ok_or_else(|| internal("commit missing"))?;
+        let (value, proof) = store.state_proof(&key, height).map_err(|e| {
+            err(error::NOT_FOUND, format!("no state proof at height {height}: {e}; older versions are pruned"))
+        })?;
+        Ok(StateProof { version: FORMAT_VERSION, key, value: value.map(StateValue), proof, header, commit })
+    }
+
+    async fn node_info(&self) -> RpcResult<NodeInfo> {
+        let view = self.node.view();
+        Ok(NodeInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            chain_id: view.chain_id,
+            chain_name: view.genesis.chain_name.clone(),
+            address: self.node.address,
+            peer_id: view.net.peer_id.clone(),
+            listen_addrs: view.net.listen_addrs.clone(),
+            validator: self.node.config.validator,
+            provider: self.node.config.provider,
+            peers: view.net.peers,
+            height: view.height(),
+            blocks_executed: self.node.blocks_executed.load(std::sync::atomic::Ordering::Relaxed),
+            tx_fee_min: view.state.params().tx_fee_min,
+        })
+    }
+
+    async fn consensus_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
+        let head = self.node.view().height();
+        let top = head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX;
+        let from = top.saturating_sub(EVIDENCE_HEIGHTS_MAX).max(1);
+        let kept = self.node.store.evidence_between(from, top, EVIDENCE_LIST_MAX).map_err(internal)?;
+        Ok(kept
+            .into_iter()
+            .filter_map(|(height, bytes)| {
+                let info = evidence_info(&bytes);
+                if info.is_none() {
+                    tracing::warn!(height, "undecodable evidence in the store");
+                }
+                info
+            })
+            .collect())
+    }
+}
+
+/// What the RPC shows of stored evidence (borsh of [`cairn_consensus::Evidence`]).
+fn evidence_info(bytes: &[u8]) -> Option<EvidenceInfo> {
+    use cairn_consensus::Evidence;
+    let evidence: Evidence = borsh::from_slice(bytes).ok()?;
+    let (round, kind) = match &evidence {
+        Evidence::ConflictingVotes { first, .. } => (
+            first.vote.round,
+            match first.vote.kind {
+                cairn_ledger::VoteKind::Prevote => EvidenceKind::ConflictingPrevotes,
+                cairn_ledger::VoteKind::Precommit => EvidenceKind::ConflictingPrecommits,
+            },
+        ),
+        Evidence::ConflictingProposals { first, .. } => (first.proposal.round, EvidenceKind::ConflictingProposals),
+    };
+    Some(EvidenceInfo { offender: evidence.offender(), height: evidence.height(), round, kind, hash: Hash::of(bytes) })
+}

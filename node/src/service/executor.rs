@@ -1,0 +1,268 @@
+//! Block execution and storage off the event loop.
+//!
+//! One thread, the executor, runs every block execution and every block write of the node,
+//! in the order the loop asks for them, and hands each result back to the loop as an
+//! [`Event`](super::Event). The loop keeps serving gossip, votes and RPC meanwhile. One thread
+//! and one order are what keep the state tree consistent: a block is written before the next
+//! height is executed on top of it (the tree's previous version is read from the store).
+//!
+//! The loop keeps what the executor returns in a [`BlockCache`] by (height, hash): the
+//! proposer's own block and every proposal it checked. A decision commits the cached execution
+//! ([`Job::Commit`]): no block is executed twice here. A block this node never executed (sync,
+//! a gossiped finalized block, a decision on a proposal it did not check) is executed and
+//! written in one job ([`Job::Apply`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_contracts::TxError;
+use cairn_ledger::{Block, Commit, Hash, PublicKey, Transaction};
+use tokio::sync::mpsc;
+
+use super::Event;
+use super::faults::SlowBlocks;
+use super::reexec::VerdictLookup;
+use crate::chain::{Base, ExecError, ExecutedBlock, Lookup, persist};
+
+/// Jobs waiting for the executor, at most (the loop has at most a few in flight: a build or a
+/// few checks, a commit, an apply).
+pub const EXECUTOR_QUEUE: usize = 64;
+/// Executed blocks kept for a decision, at most (proposals of the next heights and rounds).
+pub const EXECUTED_CACHED_MAX: usize = 32;
+
+/// What the executor does.
+pub enum Job {
+    /// Build the next block (this validator proposes at `round`).
+    Build {
+        /// The head to build on.
+        base: Base,
+        /// The round proposed at.
+        round: u32,
+        /// The proposer (this validator).
+        proposer: PublicKey,
+        /// The candidates, in order.
+        candidates: Vec<Transaction>,
+        /// The proposer's clock.
+        time_ms: u64,
+        /// The verdicts the candidates' resolutions need.
+        verdicts: VerdictLookup,
+    },
+    /// Execute a proposed block on the head.
+    Check {
+        /// The head.
+        base: Base,
+        /// The block.
+        block: Block,
+        /// The verdicts its resolutions need.
+        verdicts: VerdictLookup,
+    },
+    /// Write a block executed before (built or checked here) with its commit.
+    Commit {
+        /// The store.
+        store: Arc<cairn_store::Store>,
+        /// The execution.
+        executed: Arc<ExecutedBlock>,
+        /// Its commit.
+        commit: Commit,
+        /// Gossip it once stored.
+        announce: bool,
+    },
+    /// Execute a finalized block and write it.
+    Apply {
+        /// The head.
+        base: Base,
+        /// The block.
+        block: Block,
+        /// Its commit.
+        commit: Commit,
+        /// The verdicts its resolutions need.
+        verdicts: VerdictLookup,
+        /// Gossip it once stored.
+        announce: bool,
+    },
+}
+
+/// A block built, with the candidates left out and why.
+pub type Built = (Arc<ExecutedBlock>, Vec<(Transaction, TxError)>);
+
+/// What a job gave back to the loop.
+pub enum Done {
+    /// A block was built.
+    Built {
+        /// Its height.
+        height: u64,
+        /// The round it was built for.
+        round: u32,
+        /// The execution and the candidates left out, or why none.
+        result: Result<Built, ExecError>,
+        /// The re-executions the candidates needed that were not there.
+        missing: Vec<Hash>,
+        /// How long it took.
+        took: Duration,
+    },
+    /// A proposed block was checked.
+    Checked {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        block_hash: Hash,
+        /// Its execution, or why none.
+        result: Result<Arc<ExecutedBlock>, ExecError>,
+        /// How long it took.
+        took: Duration,
+    },
+    /// A block is final and stored here (committed, or applied).
+    Stored {
+        /// The execution.
+        executed: Arc<ExecutedBlock>,
+        /// Its commit.
+        commit: Commit,
+        /// How long execution took, if it was executed in this job.
+        took: Option<Duration>,
+        /// Gossip it.
+        announce: bool,
+    },
+    /// A finalized block could not be applied.
+    NotApplied {
+        /// Its height.
+        height: u64,
+        /// Why.
+        error: ExecError,
+    },
+    /// Writing a block failed: fatal for the node.
+    StoreFailed(anyhow::Error),
+}
+
+/// The handle the loop keeps: the executor's queue and a count of the blocks it executed.
+pub struct Executor {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    executions: Arc<AtomicU64>,
+}
+
+impl Executor {
+    /// Starts the executor thread; its results go to `events`, its count of executions to
+    /// `executions`. `slow`: test only, the executor takes longer over each block.
+    pub fn start(
+        events: mpsc::Sender<Event>,
+        executions: Arc<AtomicU64>,
+        slow: Option<SlowBlocks>,
+    ) -> anyhow::Result<Executor> {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(EXECUTOR_QUEUE);
+        let counted = executions.clone();
+        std::thread::Builder::new().name("cairn-executor".into()).spawn(move || {
+            while let Ok(job) = queue.recv() {
+                let done = match &slow {
+                    Some(slow) if !matches!(job, Job::Commit { .. }) => {
+                        let height = job.height();
+                        slow.run(height, || run(job, &counted))
+                    }
+                    _ => run(job, &counted),
+                };
+                if events.blocking_send(Event::Block(done)).is_err() {
+                    // The loop is gone: the node is stopping.
+                    return;
+                }
+            }
+        })?;
+        Ok(Executor { jobs, executions })
+    }
+
+    /// Queues a job. The loop never has more than a few in flight; a full queue means the
+    /// executor thread is gone or stuck, which the node cannot recover from.
+    pub fn submit(&self, job: Job) -> anyhow::Result<()> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => anyhow::anyhow!("the block executor's queue is full"),
+            std::sync::mpsc::TrySendError::Disconnected(_) => anyhow::anyhow!("the block executor stopped"),
+        })
+    }
+
+    /// Blocks executed so far (built, checked or applied): each block at most once.
+    pub fn executions(&self) -> u64 {
+        self.executions.load(Ordering::Relaxed)
+    }
+}
+
+impl Job {
+    /// The height of the block it is about.
+    fn height(&self) -> u64 {
+        match self {
+            Job::Build { base, .. } => base.head.height() + 1,
+            Job::Check { block, .. } | Job::Apply { block, .. } => block.header.height,
+            Job::Commit { executed, .. } => executed.block.header.height,
+        }
+    }
+}
+
+fn run(job: Job, executions: &AtomicU64) -> Done {
+    match job {
+        Job::Build { base, round, proposer, candidates, time_ms, mut verdicts } => {
+            let height = base.head.height() + 1;
+            let started = Instant::now();
+            executions.fetch_add(1, Ordering::Relaxed);
+            let result = base.build(proposer, candidates, time_ms, &mut verdicts);
+            let result = result.and_then(|(executed, rejected)| {
+                // Kept durably before it is proposed: after a restart this validator re-proposes
+                // the very block it may have voted for.
+                base.store.put_proposed(&executed.block).map_err(|e| ExecError::Fault(e.into()))?;
+                Ok((Arc::new(executed), rejected))
+            });
+            Done::Built { height, round, result, missing: verdicts.missing().to_vec(), took: started.elapsed() }
+        }
+        Job::Check { base, block, mut verdicts } => {
+            let (height, block_hash) = (block.header.height, block.hash());
+            let started = Instant::now();
+            executions.fetch_add(1, Ordering::Relaxed);
+            let result = base.check(block, &mut verdicts).map(Arc::new);
+            Done::Checked { height, block_hash, result, took: started.elapsed() }
+        }
+        Job::Commit { store, executed, commit, announce } => match persist(&store, &executed, &commit) {
+            Ok(()) => Done::Stored { executed, commit, took: None, announce },
+            Err(e) => Done::StoreFailed(e),
+        },
+        Job::Apply { base, block, commit, mut verdicts, announce } => {
+            let height = block.header.height;
+            let started = Instant::now();
+            executions.fetch_add(1, Ordering::Relaxed);
+            match base.check_finalized(block, &commit, &mut verdicts) {
+                Ok(executed) => {
+                    let took = started.elapsed();
+                    match persist(&base.store, &executed, &commit) {
+                        Ok(()) => Done::Stored { executed: Arc::new(executed), commit, took: Some(took), announce },
+                        Err(e) => Done::StoreFailed(e),
+                    }
+                }
+                Err(ExecError::Fault(e)) => Done::StoreFailed(e),
+                Err(error) => Done::NotApplied { height, error },
+            }
+        }
+    }
+}
+
+/// Executions kept for a decision, by (height, hash), the lowest heights dropped first past
+/// [`EXECUTED_CACHED_MAX`].
+#[derive(Default)]
+pub struct BlockCache {
+    blocks: BTreeMap<(u64, Hash), Arc<ExecutedBlock>>,
+}
+
+impl BlockCache {
+    /// Keeps an execution.
+    pub fn keep(&mut self, executed: Arc<ExecutedBlock>) {
+        self.blocks.insert((executed.block.header.height, executed.hash), executed);
+        while self.blocks.len() > EXECUTED_CACHED_MAX {
+            self.blocks.pop_first();
+        }
+    }
+
+    /// The execution of a block, if this node executed it.
+    pub fn get(&self, height: u64, block_hash: &Hash) -> Option<Arc<ExecutedBlock>> {
+        self.blocks.get(&(height, *block_hash)).cloned()
+    }
+
+    /// The head moved to `head`: executions at or below it can no longer be committed.
+    pub fn head_moved(&mut self, head: u64) {
+        self.blocks.retain(|(h, _), _| *h > head);
+    }
+}

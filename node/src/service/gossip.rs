@@ -1,0 +1,418 @@
+//! Gossip: the swarm and its topics ([`Net`]), the validation of each topic's messages —
+//! pure functions from bytes to a typed message or a verdict on the sender — and what the
+//! node does with what they let in.
+//!
+//! Signatures of offers, account transactions and results are verified off the loop, on the
+//! verifying threads ([`crate::service::view::Verifier`]): a batch waits there and its
+//! gossip verdict (accept, ignore, reject) is reported when it comes back.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use cairn_contracts::TxError;
+use cairn_ledger::{Hash, JobResult, Transaction};
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId, TopicHash};
+use libp2p::{PeerId, Swarm};
+
+use super::{Event, Node};
+use crate::mempool::nonce_key;
+use crate::p2p::{
+    self, BATCH_ITEMS_MAX, BATCH_MESSAGE_BYTES_MAX, Behaviour, BlockMsg, GOSSIP_MESSAGE_BYTES_MAX,
+    MODULE_ANNOUNCE_BYTES_MAX, ModuleAnnounce, ProposedBlock, ResultBatch, Topics, TxBatch, WIRE_VERSION,
+};
+
+/// The chain's gossip topics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topic {
+    /// Offers and account transactions ([`TxBatch`]).
+    Txs,
+    /// Providers' results ([`ResultBatch`]).
+    Results,
+    /// Finalized blocks with their commits ([`BlockMsg`]).
+    Blocks,
+    /// Modules uploaded to a node ([`ModuleAnnounce`]).
+    Modules,
+    /// Consensus messages (validators).
+    Consensus,
+    /// Proposed blocks (validators: [`ProposedBlock`]).
+    Proposals,
+}
+
+/// What the sender of a message that does not pass validation is to blame for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Malformed or invalid: the sender is penalised ([`MessageAcceptance::Reject`]).
+    Reject,
+    /// Not for now (stale, ahead, unknown): dropped, not relayed, nobody penalised.
+    Ignore,
+}
+
+impl From<Refused> for MessageAcceptance {
+    fn from(r: Refused) -> MessageAcceptance {
+        match r {
+            Refused::Reject => MessageAcceptance::Reject,
+            Refused::Ignore => MessageAcceptance::Ignore,
+        }
+    }
+}
+
+/// A batch of offers and account transactions: decodable, this wire version, within the
+/// item bound.
+pub fn tx_batch(data: &[u8]) -> Result<TxBatch, Refused> {
+    let batch = cairn_ledger::decode::<TxBatch>("transaction batch", data, BATCH_MESSAGE_BYTES_MAX)
+        .map_err(|_| Refused::Reject)?;
+    if batch.version != WIRE_VERSION || batch.txs.len() > BATCH_ITEMS_MAX {
+        return Err(Refused::Reject);
+    }
+    // Only offers and account transactions travel here.
+    if batch.txs.iter().any(|tx| nonce_key(tx).is_none()) {
+        return Err(Refused::Reject);
+    }
+    Ok(batch)
+}
+
+/// A batch of results: decodable, this wire version, within the item bound.
+pub fn result_batch(data: &[u8]) -> Result<ResultBatch, Refused> {
+    let batch = cairn_ledger::decode::<ResultBatch>("result batch", data, BATCH_MESSAGE_BYTES_MAX)
+        .map_err(|_| Refused::Reject)?;
+    if batch.version != WIRE_VERSION || batch.results.len() > BATCH_ITEMS_MAX {
+        return Err(Refused::Reject);
+    }
+    Ok(batch)
+}
+
+/// A finalized block: decodable, this wire version, its commit for this very block, and the
+/// commit's signatures more than 2/3 of `validators`' power.
+pub fn finalized_block(
+    data: &[u8],
+    chain_id: Hash,
+    validators: &cairn_ledger::ValidatorSet,
+) -> Result<BlockMsg, Refused> {
+    let msg = cairn_ledger::decode::<BlockMsg>("block", data, GOSSIP_MESSAGE_BYTES_MAX).map_err(|_| Refused::Reject)?;
+    if msg.version != WIRE_VERSION
+        || msg.commit.block_hash != msg.block.hash()
+        || msg.commit.height != msg.block.header.height
+        || msg.commit.verify(chain_id, validators).is_err()
+    {
+        return Err(Refused::Reject);
+    }
+    Ok(msg)
+}
+
+/// A module announcement: decodable, this wire version.
+pub fn module_announce(data: &[u8]) -> Result<ModuleAnnounce, Refused> {
+    let msg = cairn_ledger::decode::<ModuleAnnounce>("module announcement", data, MODULE_ANNOUNCE_BYTES_MAX)
+        .map_err(|_| Refused::Reject)?;
+    if msg.version != WIRE_VERSION {
+        return Err(Refused::Reject);
+    }
+    Ok(msg)
+}
+
+/// A proposed block: decodable, this wire version, of this chain, by one of `validators`, for
+/// a height the engine looks at (after `head`, at most `HEIGHTS_AHEAD_MAX` ahead).
+pub fn proposed_block(
+    data: &[u8],
+    chain_id: Hash,
+    validators: &cairn_ledger::ValidatorSet,
+    head: u64,
+) -> Result<ProposedBlock, Refused> {
+    let msg = cairn_ledger::decode::<ProposedBlock>("proposed block", data, GOSSIP_MESSAGE_BYTES_MAX)
+        .map_err(|_| Refused::Reject)?;
+    let h = &msg.block.header;
+    if msg.version != WIRE_VERSION || h.chain_id != chain_id || validators.power_of(&h.proposer).is_none() {
+        return Err(Refused::Reject);
+    }
+    if h.height <= head || h.height > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
+        return Err(Refused::Ignore);
+    }
+    Ok(msg)
+}
+
+/// The swarm, the chain's topics, and what waits to be gossiped at the end of the loop's
+/// turn.
+pub struct Net {
+    swarm: Swarm<Behaviour>,
+    topics: Topics,
+    by_hash: HashMap<TopicHash, Topic>,
+    outbox_txs: Vec<Transaction>,
+    outbox_results: Vec<JobResult>,
+    /// Peers reported slow, with the start of their window and the reports in it (entries
+    /// removed when the peer disconnects).
+    slow_peers: HashMap<PeerId, (Instant, u32)>,
+}
+
+impl Net {
+    /// Over a built swarm.
+    pub fn new(swarm: Swarm<Behaviour>, topics: Topics) -> Net {
+        let by_hash = [
+            (&topics.txs, Topic::Txs),
+            (&topics.results, Topic::Results),
+            (&topics.blocks, Topic::Blocks),
+            (&topics.modules, Topic::Modules),
+            (&topics.consensus, Topic::Consensus),
+            (&topics.proposals, Topic::Proposals),
+        ]
+        .into_iter()
+        .map(|(t, topic)| (t.hash(), topic))
+        .collect();
+        Net { swarm, topics, by_hash, outbox_txs: Vec::new(), outbox_results: Vec::new(), slow_peers: HashMap::new() }
+    }
+
+    /// The swarm.
+    pub fn swarm(&mut self) -> &mut Swarm<Behaviour> {
+        &mut self.swarm
+    }
+
+    /// Which topic a message came on.
+    pub fn topic_of(&self, hash: &TopicHash) -> Option<Topic> {
+        self.by_hash.get(hash).copied()
+    }
+
+    fn ident(&self, topic: Topic) -> &gossipsub::IdentTopic {
+        match topic {
+            Topic::Txs => &self.topics.txs,
+            Topic::Results => &self.topics.results,
+            Topic::Blocks => &self.topics.blocks,
+            Topic::Modules => &self.topics.modules,
+            Topic::Consensus => &self.topics.consensus,
+            Topic::Proposals => &self.topics.proposals,
+        }
+    }
+
+    /// Joins the validators' topics.
+    pub fn subscribe_validator_topics(&mut self) -> anyhow::Result<()> {
+        for t in [self.topics.consensus.clone(), self.topics.proposals.clone()] {
+            self.swarm.behaviour_mut().gossipsub.subscribe(&t)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `data` on `topic`.
+    pub fn publish(&mut self, topic: Topic, data: Vec<u8>) {
+        let ident = self.ident(topic).clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(ident, data) {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+            // Alone for now (or a lone validator): the mempool re-broadcasts once peers arrive.
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::trace!(?topic, "no peers to gossip to");
+            }
+            Err(e) => tracing::warn!(?topic, "gossip publish failed: {e}"),
+        }
+    }
+
+    /// Queues a transaction for this turn's batch.
+    pub fn queue_tx(&mut self, tx: Transaction) {
+        self.outbox_txs.push(tx);
+    }
+
+    /// Queues a result for this turn's batch.
+    pub fn queue_result(&mut self, r: JobResult) {
+        self.outbox_results.push(r);
+    }
+
+    /// Publishes what accumulated during this turn of the loop as one message per topic.
+    /// Batches are cut at [`BATCH_ITEMS_MAX`] items and [`p2p::BATCH_BYTES_MAX`] bytes.
+    pub fn flush_outbox(&mut self) {
+        while !self.outbox_txs.is_empty() {
+            let n = batch_len(&self.outbox_txs);
+            let txs: Vec<Transaction> = self.outbox_txs.drain(..n).collect();
+            let msg = TxBatch { version: WIRE_VERSION, sent_ms: super::now_ms(), txs };
+            self.publish(Topic::Txs, borsh::to_vec(&msg).expect("encodes"));
+        }
+        while !self.outbox_results.is_empty() {
+            let n = batch_len(&self.outbox_results);
+            let results: Vec<JobResult> = self.outbox_results.drain(..n).collect();
+            let msg = ResultBatch { version: WIRE_VERSION, sent_ms: super::now_ms(), results };
+            self.publish(Topic::Results, borsh::to_vec(&msg).expect("encodes"));
+        }
+    }
+
+    /// Reports a message's validation to gossipsub (it relays accepted ones).
+    pub fn report(&mut self, message_id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(message_id, source, acceptance);
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.swarm.connected_peers().copied().collect()
+    }
+
+    /// Some connected peer.
+    pub fn any_peer(&self) -> Option<PeerId> {
+        self.swarm.connected_peers().next().copied()
+    }
+
+    /// Forgets a disconnected peer's slowness.
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.slow_peers.remove(peer);
+    }
+
+    /// Gossipsub dropped messages queued for a peer too slow to take them: after
+    /// [`p2p::SLOW_PEER_REPORTS_MAX`] reports within [`p2p::SLOW_PEER_WINDOW`] it is
+    /// disconnected, so that it stops holding this node's queues (it can reconnect and sync).
+    pub fn on_slow_peer(&mut self, peer: PeerId, dropped: usize) {
+        let now = Instant::now();
+        let reports = self.slow_peers.entry(peer).or_insert((now, 0));
+        if now.duration_since(reports.0) > p2p::SLOW_PEER_WINDOW {
+            *reports = (now, 0);
+        }
+        reports.1 += 1;
+        tracing::info!(%peer, dropped, reports = reports.1, "peer too slow: gossip messages dropped for it");
+        if reports.1 >= p2p::SLOW_PEER_REPORTS_MAX {
+            self.slow_peers.remove(&peer);
+            tracing::warn!(%peer, "disconnecting a peer too slow to keep up");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+}
+
+/// How many of `items` (at least one) go into the next gossip batch: at most
+/// [`BATCH_ITEMS_MAX`], and at most [`p2p::BATCH_BYTES_MAX`] bytes unless the first alone is
+/// larger.
+fn batch_len<T: borsh::BorshSerialize>(items: &[T]) -> usize {
+    let mut bytes = 0usize;
+    let mut n = 0;
+    for item in items.iter().take(BATCH_ITEMS_MAX) {
+        bytes += borsh::object_length(item).expect("borsh sizing cannot fail");
+        if n > 0 && bytes > p2p::BATCH_BYTES_MAX {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1)
+}
+
+/// A gossip batch back from the verifying threads.
+pub struct Verified {
+    /// The message.
+    message_id: MessageId,
+    /// Who sent it to this node.
+    source: PeerId,
+    /// What it carries.
+    txs: Vec<Transaction>,
+    /// Each transaction's signature check.
+    checks: Vec<Result<(), TxError>>,
+}
+
+impl Node {
+    /// A gossip message arrived: validated (its signatures off the loop), acted on, and its
+    /// verdict reported to gossipsub.
+    pub(super) fn on_gossip(
+        &mut self,
+        source: PeerId,
+        message_id: MessageId,
+        message: gossipsub::Message,
+    ) -> anyhow::Result<()> {
+        let Some(topic) = self.net.topic_of(&message.topic) else {
+            self.net.report(&message_id, &source, MessageAcceptance::Reject);
+            return Ok(());
+        };
+        let acceptance = match topic {
+            Topic::Txs => match tx_batch(&message.data) {
+                Ok(batch) => {
+                    self.verify_then(message_id, source, batch.txs);
+                    return Ok(());
+                }
+                Err(r) => r.into(),
+            },
+            Topic::Results => match result_batch(&message.data) {
+                Ok(batch) => {
+                    let txs = batch.results.into_iter().map(Transaction::Result).collect();
+                    self.verify_then(message_id, source, txs);
+                    return Ok(());
+                }
+                Err(r) => r.into(),
+            },
+            Topic::Blocks => match finalized_block(&message.data, self.chain.chain_id, &self.chain.validators) {
+                Ok(msg) => {
+                    if !self.on_finalized_block(msg.block, msg.commit, false)? {
+                        // Ahead of this node: fetch what it missed.
+                        self.request_sync(source);
+                    }
+                    MessageAcceptance::Accept
+                }
+                Err(r) => r.into(),
+            },
+            Topic::Modules => match module_announce(&message.data) {
+                Ok(msg) => self.on_module_announced(msg.module_id)?,
+                Err(r) => r.into(),
+            },
+            Topic::Consensus => self.on_consensus_gossip(source, message.source, &message.data),
+            Topic::Proposals => self.on_proposed_gossip(&message.data)?,
+        };
+        self.net.report(&message_id, &source, acceptance);
+        Ok(())
+    }
+
+    /// Sends a batch's signatures to the verifying threads; the batch comes back as an
+    /// [`Event::Verified`].
+    fn verify_then(&mut self, message_id: MessageId, source: PeerId, txs: Vec<Transaction>) {
+        let verifier = self.verifier.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let checks = verifier.verify(txs.clone()).await;
+            let _ = events.send(Event::Verified(Verified { message_id, source, txs, checks })).await;
+        });
+    }
+
+    /// A verified gossip batch: a bad signature is the sender's fault (rejected); valid
+    /// transactions are admitted, valid results kept if their job awaits them.
+    pub(super) fn on_verified(&mut self, v: Verified) -> anyhow::Result<()> {
+        let Verified { message_id, source, txs, checks } = v;
+        if let Some(Err(e)) = checks.iter().find(|c| c.is_err()) {
+            tracing::debug!(%source, "invalid gossip: {e}");
+            self.net.report(&message_id, &source, MessageAcceptance::Reject);
+            return Ok(());
+        }
+        let mut useful = false;
+        for tx in txs {
+            match tx {
+                Transaction::Result(r) => useful |= self.on_gossiped_result(r),
+                tx => match self.admit(&tx) {
+                    Ok(_) => {
+                        useful = true;
+                        self.admitted(&tx, false)?;
+                    }
+                    Err(super::AdmitError::Tx(TxError::Invalid(e))) => {
+                        tracing::debug!(%source, "invalid transaction: {e}");
+                        self.net.report(&message_id, &source, MessageAcceptance::Reject);
+                        return Ok(());
+                    }
+                    // Stale (already included, nonce used) or full: not the sender's fault.
+                    Err(_) => {}
+                },
+            }
+        }
+        let acceptance = if useful { MessageAcceptance::Accept } else { MessageAcceptance::Ignore };
+        self.net.report(&message_id, &source, acceptance);
+        Ok(())
+    }
+
+    /// A gossiped result with a valid signature: kept (and relayed) only while its job awaits
+    /// results — signed results cost nothing to make up. One whose offer has not arrived yet
+    /// is held aside ([`crate::early`]). Returns whether it was kept.
+    fn on_gossiped_result(&mut self, r: JobResult) -> bool {
+        if self.mempool.awaits_result(self.chain.state(), &r.claim.job_id) {
+            self.accept_result(r);
+            true
+        } else {
+            self.early.hold(r, Instant::now());
+            false
+        }
+    }
+
+    /// An announced module: a provider fetches it (and compiles it) before its first job.
+    /// Relayed only by a node that has the module or is fetching it: an id nobody holds
+    /// (announcements cost nothing to make up) goes no further than one hop.
+    fn on_module_announced(&mut self, id: Hash) -> anyhow::Result<MessageAcceptance> {
+        if self.chain.store.has_blob(&id)? || self.sync.is_announced(&id) {
+            return Ok(MessageAcceptance::Accept);
+        }
+        if self.provider.is_some() && self.sync.announce(id) {
+            self.request_blob(id);
+            return Ok(MessageAcceptance::Accept);
+        }
+        Ok(MessageAcceptance::Ignore)
+    }
+}

@@ -1,0 +1,737 @@
+//! The node: one event loop — an actor — that alone owns the chain, the mempool and the job
+//! tracker, and carries out everything that changes them.
+//!
+//! - Inputs: the swarm's events ([`gossip`], [`sync`]), requests from the RPC server
+//!   ([`view::Request`], each with its reply channel), the events of its own background work
+//!   ([`Event`]: blocks executed and stored, provider runs, re-executions, verified gossip,
+//!   modules fetched, answers read for peers), consensus timers, and a maintenance tick.
+//! - Background work, each bounded: block execution and storage on the executor thread
+//!   ([`executor`]), signature verification on the verifying threads ([`view::Verifier`]),
+//!   job runs ([`provider`]) and re-executions ([`reexec`]) on blocking threads.
+//! - Outputs: gossip ([`gossip::Net`]), the executor's jobs, replies, and a [`view::View`] of
+//!   the head published after every block — what the RPC reads. No lock is shared between the
+//!   RPC and the loop.
+//!
+//! Every validator runs the consensus engine ([`consensus`]), a lone validator too: there is
+//! one block path, and each block is executed once here ([`crate::chain`]).
+
+mod consensus;
+pub mod executor;
+mod faults;
+mod gossip;
+mod provider;
+mod reexec;
+mod sync;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cairn_consensus::Engine;
+use cairn_contracts::{NonceRule, SignatureCheck, TxError};
+use cairn_ledger::{Hash, JobResult, Keypair, Transaction};
+use cairn_rpc::JobStage;
+use cairn_vm::Vm;
+use futures::StreamExt;
+use libp2p::Multiaddr;
+use libp2p::gossipsub;
+use libp2p::swarm::SwarmEvent;
+use tokio::sync::{mpsc, watch};
+
+use self::consensus::Consensus;
+use self::executor::{BlockCache, Done, Executor, Job};
+use self::faults::Faults;
+use self::gossip::{Net, Topic};
+use self::provider::Provider;
+use self::reexec::{Reexecutions, VerdictLookup};
+use self::sync::SyncState;
+use self::view::{LocalJob, NetInfo, Request, Verifier, View};
+use crate::backpressure::{Admission, BlockSizer};
+use crate::bft::Bft;
+use crate::chain::{Chain, Finalized};
+use crate::config::{BoundAddresses, NodeConfig};
+use crate::early::EarlyResults;
+use crate::mempool::{Admitted, Dropped, Mempool, MempoolError, nonce_key};
+use crate::p2p::{self, BehaviourEvent, BlockMsg, ModuleAnnounce, Topics, WIRE_VERSION};
+use crate::tracker::Tracker;
+
+/// Requests queued for the loop, at most (past it the RPC answers `overloaded`).
+pub const REQUEST_QUEUE: usize = 4_096;
+/// Events of the node's own background work queued for the loop, at most (each kind of work
+/// is bounded on its own: this only smooths bursts).
+pub const EVENT_QUEUE: usize = 4_096;
+
+/// What the node's background work hands back to the loop.
+pub enum Event {
+    /// The executor finished a job.
+    Block(Done),
+    /// A provider run ended.
+    Ran(provider::Ran),
+    /// A re-execution ended.
+    Verdict(reexec::VerdictDone),
+    /// A gossip batch's signatures were verified.
+    Verified(gossip::Verified),
+    /// A module fetched from a peer was stored (`Ok(true)`), was there already, or could not
+    /// be stored.
+    ModuleFetched {
+        /// The module.
+        module_id: Hash,
+        /// What storing it gave.
+        stored: anyhow::Result<bool>,
+    },
+    /// A peer's request was answered from the store.
+    Answer(sync::Answer),
+}
+
+/// Why an offer or account transaction was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// It breaks a chain rule.
+    #[error("{0}")]
+    Tx(TxError),
+    /// The mempool refused it (full, or a replacement without a high enough fee).
+    #[error("{0}")]
+    Mempool(MempoolError),
+    /// The node takes no new work now.
+    #[error("{0}")]
+    Overloaded(crate::backpressure::Overloaded),
+}
+
+/// A signature check for transactions the verifying threads already verified: admission
+/// does not verify them again, nor take the signature cache's lock.
+struct AlreadyVerified;
+
+impl SignatureCheck for AlreadyVerified {
+    fn check(&mut self, _: &Transaction, _: usize) -> cairn_contracts::Result<()> {
+        Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What [`Node::new`] needs besides the chain.
+pub struct Parts {
+    /// The configuration.
+    pub config: Arc<NodeConfig>,
+    /// The node's key.
+    pub key: Keypair,
+    /// The sandbox.
+    pub vm: Arc<Vm>,
+    /// Admission's counters, shared with the RPC.
+    pub admission: Arc<Admission>,
+    /// The verifying threads, shared with the RPC.
+    pub verifier: Verifier,
+    /// Requests from the RPC.
+    pub requests: mpsc::Receiver<Request>,
+    /// Where the loop publishes its view.
+    pub view: watch::Sender<Arc<View>>,
+    /// The RPC address bound.
+    pub rpc_addr: SocketAddr,
+    /// Counts the blocks the executor runs.
+    pub blocks_executed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The node's event loop and everything it owns.
+pub struct Node {
+    config: Arc<NodeConfig>,
+    key: Keypair,
+    vm: Arc<Vm>,
+    chain: Chain,
+    mempool: Mempool,
+    tracker: Tracker,
+    early: EarlyResults,
+    admission: Arc<Admission>,
+    sizer: BlockSizer,
+    verifier: Verifier,
+    net: Net,
+    net_info: NetInfo,
+    sync: SyncState,
+    executor: Executor,
+    /// Blocks executed here and not yet final, for the decision to commit.
+    executed: BlockCache,
+    /// The height the executor is writing (committed or applied), if any.
+    storing: Option<u64>,
+    consensus: Option<Consensus>,
+    provider: Option<Provider>,
+    reexec: Reexecutions,
+    faults: Faults,
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::Sender<Event>,
+    events_rx: mpsc::Receiver<Event>,
+    view: watch::Sender<Arc<View>>,
+    rpc_addr: SocketAddr,
+}
+
+impl Node {
+    /// The view of a chain as opened, before the loop runs.
+    pub fn initial_view(chain: &Chain) -> View {
+        View {
+            chain_id: chain.chain_id,
+            genesis: chain.genesis.clone(),
+            head: chain.head.header.clone(),
+            state: chain.head.state.clone(),
+            net: NetInfo::default(),
+        }
+    }
+
+    /// Builds the swarm, starts listening and dials the bootstrap peers, and starts the
+    /// executor.
+    pub fn new(chain: Chain, parts: Parts) -> anyhow::Result<Node> {
+        let Parts { config, key, vm, admission, verifier, requests, view, rpc_addr, blocks_executed } = parts;
+        let faults = Faults::from_config(&config)?;
+        let topics = Topics::new(&chain.chain_id);
+        let mut swarm = p2p::build_swarm(&key, &topics)?;
+        let listen: Multiaddr =
+            config.listen.parse().with_context(|| format!("bad listen address {}", config.listen))?;
+        swarm.listen_on(listen).context("cannot listen for peers")?;
+        for addr in &config.bootstrap {
+            let ma: Multiaddr = addr.parse().with_context(|| format!("bad bootstrap address {addr}"))?;
+            swarm.dial(ma).with_context(|| format!("cannot dial {addr}"))?;
+        }
+        let net_info = NetInfo { peer_id: swarm.local_peer_id().to_string(), ..NetInfo::default() };
+        let mut net = Net::new(swarm, topics);
+        let consensus = if config.validator {
+            let engine =
+                Engine::new(key.clone(), chain.chain_id, chain.validators.as_ref().clone(), config.consensus.clone())
+                    .context("--validator")?;
+            net.subscribe_validator_topics().context("subscribe")?;
+            Some(Consensus::new(Bft::new(engine)))
+        } else {
+            None
+        };
+        let block_txs_max = chain.state().params().block_txs_max as usize;
+        let sizer = BlockSizer::new(block_txs_max, Duration::from_millis(config.block_time_ms));
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let executor = Executor::start(events.clone(), blocks_executed, faults.slow_blocks())?;
+        let provider = config.provider.then(|| Provider::new(config.executions_max));
+        Ok(Node {
+            mempool: Mempool::new(config.mempool_limits()),
+            tracker: Tracker::default(),
+            early: EarlyResults::default(),
+            sizer,
+            net,
+            net_info,
+            sync: SyncState::default(),
+            executor,
+            executed: BlockCache::default(),
+            storing: None,
+            consensus,
+            provider,
+            reexec: Reexecutions::new(),
+            faults,
+            requests,
+            events,
+            events_rx,
+            view,
+            rpc_addr,
+            config,
+            key,
+            vm,
+            chain,
+            admission,
+            verifier,
+        })
+    }
+
+    /// Blocks the executor ran so far (each block at most once per node).
+    pub fn block_executions(&self) -> u64 {
+        self.executor.executions()
+    }
+
+    fn block_time(&self) -> Duration {
+        Duration::from_millis(self.config.block_time_ms.max(1))
+    }
+
+    /// Runs until `shutdown` resolves or a fatal error (storage) occurs.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let mut maintenance = tokio::time::interval(Duration::from_millis(self.config.rebroadcast_ms.max(100) / 2));
+        tokio::pin!(shutdown);
+        self.publish_view();
+        self.start_consensus()?;
+        loop {
+            let block_time = self.block_time();
+            let deadline = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
+            let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into());
+            tokio::select! {
+                _ = &mut shutdown => break,
+                ev = self.net.swarm().select_next_some() => self.on_swarm_event(ev)?,
+                Some(request) = self.requests.recv() => {
+                    self.on_request(request)?;
+                    while let Ok(request) = self.requests.try_recv() {
+                        self.on_request(request)?;
+                    }
+                }
+                Some(event) = self.events_rx.recv() => {
+                    self.on_event(event)?;
+                    while let Ok(event) = self.events_rx.try_recv() {
+                        self.on_event(event)?;
+                    }
+                }
+                _ = timer, if deadline.is_some() => {
+                    if let Some(c) = self.consensus.as_mut() {
+                        c.fire_due(Instant::now());
+                    }
+                }
+                _ = maintenance.tick() => self.maintain()?,
+            }
+            self.pump_consensus()?;
+            self.net.flush_outbox();
+        }
+        tracing::info!("node stopped");
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: Event) -> anyhow::Result<()> {
+        match event {
+            Event::Block(done) => self.on_block_done(done)?,
+            Event::Ran(ran) => self.on_ran(ran),
+            Event::Verdict(done) => self.on_verdict(done)?,
+            Event::Verified(v) => self.on_verified(v)?,
+            Event::ModuleFetched { module_id, stored } => self.on_module_fetched(module_id, stored)?,
+            Event::Answer(answer) => self.on_answer(answer),
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, request: Request) -> anyhow::Result<()> {
+        match request {
+            Request::Submit { tx, reply } => {
+                let admitted = self.admit(&tx);
+                if admitted.is_ok() {
+                    self.admitted(&tx, true)?;
+                }
+                let _ = reply.send(admitted);
+            }
+            Request::Job { job_id, reply } => {
+                let pending = self.mempool.offer(&job_id).map(|o| {
+                    let state_nonce = self.chain.state().account(&o.offer.client).nonce;
+                    (o.clone(), self.mempool.is_includable(o.offer.client, o.offer.nonce, state_nonce))
+                });
+                let dropped = match pending {
+                    Some(_) => None,
+                    None => self.tracker.dropped(&job_id).map(|(o, why)| (o.clone(), why.map(str::to_owned))),
+                };
+                let _ = reply.send(LocalJob { tracked: self.tracker.get(&job_id), pending, dropped });
+            }
+            Request::Subscribe { job_id, reply } => {
+                let _ = reply.send(self.tracker.subscribe(&job_id));
+            }
+            Request::NextNonce { address, reply } => {
+                let _ = reply.send(self.mempool.next_nonce(address, self.chain.state().account(&address).nonce));
+            }
+            Request::ModuleUploaded(id) => {
+                let msg = ModuleAnnounce { version: WIRE_VERSION, module_id: id };
+                self.net.publish(Topic::Modules, borsh::to_vec(&msg).expect("encodes"));
+                self.prepare_in_background(id);
+                self.module_stored(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// A module is stored here: what waited for it can go on.
+    fn module_stored(&mut self, id: Hash) {
+        self.verdicts_module_stored(&id);
+        self.provider_module_stored(&id);
+    }
+
+    /// Checks an offer or account transaction (its signatures verified already) against the
+    /// head state under the mempool's nonce rule (the window, and a balance that covers it on
+    /// top of the sender's other pending transactions), and admits it to the mempool, or lets
+    /// it replace the pending one with the same nonce ([`crate::mempool`]).
+    fn admit(&mut self, tx: &Transaction) -> Result<Admitted, AdmitError> {
+        let Some((sender, nonce)) = nonce_key(tx) else {
+            return Err(AdmitError::Tx(TxError::Invalid(
+                "only offers and account transactions are submitted: results come from providers over gossip, resolutions from block proposers".into(),
+            )));
+        };
+        // Overloaded: refused at once, unless it replaces a pending transaction (not new work).
+        if let Err(overloaded) = self.admission.check_now()
+            && !self.mempool.has_nonce(sender, nonce)
+        {
+            return Err(AdmitError::Overloaded(overloaded));
+        }
+        let state = self.chain.state();
+        let rule = NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
+        state.check_tx(tx, self.chain.height() + 1, rule, &mut AlreadyVerified).map_err(AdmitError::Tx)?;
+        let admitted = self.mempool.insert_nonced(tx.clone()).map_err(AdmitError::Mempool)?;
+        self.admission.set_pending(self.mempool.txs_len());
+        if let Transaction::Offer(o) = tx
+            && admitted != Admitted::Duplicate
+        {
+            self.tracker.advance(o.job_id(), JobStage::Accepted, None, None);
+        }
+        if let Admitted::Replaced(old) = &admitted {
+            self.report_dropped(&[Dropped {
+                tx: (**old).clone(),
+                reason: "replaced by a transaction with the same nonce and a higher fee".into(),
+            }]);
+        }
+        Ok(admitted)
+    }
+
+    /// What follows an admission: gossip (what came over RPC; gossip relays the rest), the
+    /// re-execution a challenge will need, the offers this provider may run now, and the
+    /// results that came before their offer.
+    fn admitted(&mut self, tx: &Transaction, from_rpc: bool) -> anyhow::Result<()> {
+        if from_rpc {
+            self.net.queue_tx(tx.clone());
+        }
+        match tx {
+            Transaction::Account(t) => {
+                if let cairn_ledger::Action::Challenge { job_id, .. } = t.tx.action {
+                    self.want_verdicts(&[job_id]);
+                }
+            }
+            Transaction::Offer(o) => self.offer_known(o.job_id()),
+            _ => {}
+        }
+        if let Some((sender, _)) = nonce_key(tx) {
+            self.consider_includable_offers(sender)?;
+        }
+        Ok(())
+    }
+
+    /// An offer arrived here (admitted, or on chain): the results that came before it are
+    /// awaited now.
+    fn offer_known(&mut self, job_id: Hash) {
+        for r in self.early.take(&job_id) {
+            self.accept_result(r);
+        }
+    }
+
+    /// Keeps a result in the mempool (its own room), tracks it, and asks for the re-execution
+    /// a disagreement will need.
+    fn accept_result(&mut self, r: JobResult) {
+        let new = match self.mempool.insert_result(r.clone()) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!("result dropped: {e}");
+                return;
+            }
+        };
+        if new {
+            self.tracker.advance(r.claim.job_id, JobStage::Executed, Some(&r), None);
+            if self.disputes(&r) {
+                self.want_verdicts(&[r.claim.job_id]);
+            }
+        }
+    }
+
+    /// Whether a result disagrees with another result of its job (on chain, not yet settled by
+    /// a re-execution, or pending here): the block that includes both re-executes the job.
+    fn disputes(&self, r: &JobResult) -> bool {
+        let outcome = cairn_contracts::Outcome::of(&r.claim);
+        let on_chain = self
+            .chain
+            .state()
+            .job(&r.claim.job_id)
+            .is_some_and(|j| j.verified.is_none() && j.deliveries().any(|d| d.outcome != outcome));
+        on_chain
+            || self
+                .mempool
+                .results_of(&r.claim.job_id)
+                .any(|other| cairn_contracts::Outcome::of(&other.claim) != outcome)
+    }
+
+    /// Tells the subscribers of dropped offers why.
+    fn report_dropped(&mut self, dropped: &[Dropped]) {
+        for d in dropped {
+            if let Transaction::Offer(o) = &d.tx {
+                tracing::info!(job_id = %o.job_id(), reason = %d.reason, "offer dropped");
+                self.tracker.drop_offer(o, &d.reason);
+            }
+        }
+    }
+
+    /// Whether the executor is writing a block (the head is about to move).
+    fn storing_block(&self) -> bool {
+        self.storing.is_some()
+    }
+
+    /// A finalized block (decided here, gossiped, or synced): committed if this node executed
+    /// it, otherwise executed and written. `announce`: gossip it once stored (a decision of
+    /// this validator). Returns false if it is ahead of the head (the caller syncs).
+    fn on_finalized_block(
+        &mut self,
+        block: cairn_ledger::Block,
+        commit: cairn_ledger::Commit,
+        announce: bool,
+    ) -> anyhow::Result<bool> {
+        let height = block.header.height;
+        let head = self.chain.height();
+        if height <= head || self.storing == Some(height) {
+            return Ok(true);
+        }
+        if height > head + 1 || self.storing.is_some() {
+            return Ok(height <= head + 1);
+        }
+        self.commit_or_apply(block, commit, announce)?;
+        Ok(true)
+    }
+
+    /// A synced block (the next one): applied by the executor.
+    fn apply_finalized(
+        &mut self,
+        block: cairn_ledger::Block,
+        commit: cairn_ledger::Commit,
+        announce: bool,
+    ) -> anyhow::Result<()> {
+        self.commit_or_apply(block, commit, announce)
+    }
+
+    fn commit_or_apply(
+        &mut self,
+        block: cairn_ledger::Block,
+        commit: cairn_ledger::Commit,
+        announce: bool,
+    ) -> anyhow::Result<()> {
+        let height = block.header.height;
+        let job = match self.executed.get(height, &block.hash()) {
+            Some(executed) => Job::Commit { store: self.chain.store.clone(), executed, commit, announce },
+            None => {
+                let verdicts = VerdictLookup::for_block(self.reexec.verdicts(), &block.txs);
+                Job::Apply { base: self.chain.base(), block, commit, verdicts, announce }
+            }
+        };
+        self.executor.submit(job)?;
+        self.storing = Some(height);
+        Ok(())
+    }
+
+    fn on_block_done(&mut self, done: Done) -> anyhow::Result<()> {
+        match done {
+            Done::Built { height, round, result, missing, took } => self.on_built(height, round, result, missing, took),
+            Done::Checked { height, block_hash, result, took } => self.on_checked(height, block_hash, result, took),
+            Done::Stored { executed, commit, took, announce } => {
+                self.storing = None;
+                self.chain.advance(&executed, commit.clone());
+                if let Some(took) = took {
+                    self.sizer.observe_build(executed.block.txs.len(), took);
+                }
+                if announce {
+                    let msg = BlockMsg { version: WIRE_VERSION, block: executed.block.clone(), commit: commit.clone() };
+                    self.net.publish(Topic::Blocks, borsh::to_vec(&msg).expect("encodes"));
+                }
+                let finalized =
+                    Finalized { block: executed.block.clone(), commit, executed: executed.executed.clone() };
+                self.after_finalized(&finalized)?;
+                self.consensus_head_moved()?;
+                self.apply_next_synced()
+            }
+            Done::NotApplied { height, error } => {
+                self.storing = None;
+                match error {
+                    crate::chain::ExecError::Pending(missing) => {
+                        // Its re-executions have not run here yet: run them, and ask for the
+                        // block again once they have (sync or gossip brings it).
+                        self.reexec.blocked = true;
+                        self.want_verdicts(&missing);
+                    }
+                    crate::chain::ExecError::Invalid(why) => tracing::warn!(height, "finalized block refused: {why}"),
+                    crate::chain::ExecError::Fault(e) => return Err(e),
+                }
+                self.sync_failed();
+                Ok(())
+            }
+            Done::StoreFailed(e) => Err(e.context("the block executor failed")),
+        }
+    }
+
+    /// Bookkeeping once a block is final here.
+    fn after_finalized(&mut self, f: &Finalized) -> anyhow::Result<()> {
+        let height = f.block.header.height;
+        tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
+        self.executed.head_moved(height);
+        // What admission lets in follows what the next blocks can take.
+        self.admission.update(self.sizer.cap());
+        self.mempool.remove_included(&f.block);
+        self.admission.set_pending(self.mempool.txs_len());
+        let state = self.chain.head.state.clone();
+        // A job with redundancy k is final once its k-th result is (until then its results are
+        // only included).
+        let open = |id: &Hash| {
+            state.job(id).is_some_and(|j| {
+                matches!(j.phase, cairn_contracts::JobPhase::Open | cairn_contracts::JobPhase::Disputed)
+            })
+        };
+        let mut offers = Vec::new();
+        for tx in &f.block.txs {
+            match tx {
+                Transaction::Result(r) => {
+                    let id = r.claim.job_id;
+                    let stage = if open(&id) { JobStage::Included } else { JobStage::Finalized };
+                    self.tracker.advance(id, stage, Some(r), Some(height));
+                }
+                Transaction::Offer(o) => {
+                    self.tracker.advance(o.job_id(), JobStage::Accepted, None, None);
+                    offers.push(o.clone());
+                }
+                // A disputed job that closed with its results is final once re-executed.
+                Transaction::Resolve { job_id } => {
+                    if !open(job_id) {
+                        self.tracker.advance(*job_id, JobStage::Finalized, None, Some(height));
+                    }
+                }
+                Transaction::Account(_) => {}
+            }
+        }
+        for id in &f.executed.expired {
+            self.tracker.advance(*id, JobStage::Expired, None, Some(height));
+        }
+        // A job that closed at its deadline with some of its k results is final with this
+        // block, though the block holds none of its result transactions.
+        for id in &f.executed.closed {
+            self.tracker.advance(*id, JobStage::Finalized, None, Some(height));
+        }
+        self.publish_view();
+        // Re-execute ahead what the chain now waits for (challenges and disputes this node may
+        // not have seen arrive), so the blocks that resolve them do not wait here.
+        let awaiting: Vec<Hash> =
+            state.awaiting_resolution().take(crate::verdicts::VERDICT_REQUESTS_MAX).copied().collect();
+        self.want_verdicts(&awaiting);
+        for o in &offers {
+            self.offer_known(o.job_id());
+        }
+        self.provider_after_block(offers)
+    }
+
+    /// Publishes the head and the network facts for the RPC.
+    fn publish_view(&self) {
+        let view = View {
+            chain_id: self.chain.chain_id,
+            genesis: self.chain.genesis.clone(),
+            head: self.chain.head.header.clone(),
+            state: self.chain.head.state.clone(),
+            net: self.net_info.clone(),
+        };
+        self.view.send_replace(Arc::new(view));
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> anyhow::Result<()> {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = format!("{address}/p2p/{}", self.net_info.peer_id);
+                tracing::info!("listening on {full}");
+                self.net_info.listen_addrs.push(full);
+                self.publish_view();
+                self.write_addresses();
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.faults.is_isolated() => {
+                let _ = self.net.swarm().disconnect_peer_id(peer_id);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                self.net_info.peers = self.net.peers().len();
+                self.publish_view();
+                if num_established.get() == 1 {
+                    tracing::info!(%peer_id, "peer connected");
+                    self.request_sync(peer_id);
+                    let modules: Vec<Hash> = self.provider.iter().flat_map(|p| p.modules_awaited()).copied().collect();
+                    for m in modules {
+                        self.request_blob_from(peer_id, m);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                self.net_info.peers = self.net.peers().len();
+                self.publish_view();
+                if num_established == 0 {
+                    self.net.forget(&peer_id);
+                    tracing::info!(%peer_id, "peer disconnected");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                // Learn peers of peers on loopback so a small testnet becomes a full mesh.
+                for addr in info.listen_addrs {
+                    self.net.swarm().add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message)?,
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            })) => {
+                self.net.on_slow_peer(peer_id, failed_messages.priority + failed_messages.non_priority);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Keeps the node connected: redials the bootstrap peers when it has none (they restarted,
+    /// or a partition healed), and, in tests, cuts it off while it is isolated.
+    fn maintain_peers(&mut self) {
+        let (isolated, changed) = self.faults.isolated();
+        if let Some(isolated) = changed {
+            tracing::warn!(isolated, "test: network partition switched");
+        }
+        if isolated {
+            for peer in self.net.peers() {
+                let _ = self.net.swarm().disconnect_peer_id(peer);
+            }
+            return;
+        }
+        if self.net.any_peer().is_none() {
+            for addr in &self.config.bootstrap {
+                if let Ok(ma) = addr.parse::<Multiaddr>() {
+                    let _ = self.net.swarm().dial(ma);
+                }
+            }
+        }
+    }
+
+    fn maintain(&mut self) -> anyhow::Result<()> {
+        self.maintain_peers();
+        self.sync.forget_finished_announcements();
+        self.early.expire(Instant::now());
+        let gap_timeout = Duration::from_millis(self.config.mempool_gap_timeout_ms);
+        let dropped = self.mempool.prune(self.chain.state(), self.chain.height() + 1, gap_timeout);
+        self.admission.set_pending(self.mempool.txs_len());
+        self.report_dropped(&dropped);
+        let interval = Duration::from_millis(self.config.rebroadcast_ms);
+        let (offers, results) = self.mempool.due_for_rebroadcast(interval, p2p::BATCH_ITEMS_MAX);
+        for tx in offers {
+            self.net.queue_tx(tx);
+        }
+        for r in results {
+            self.net.queue_result(r);
+        }
+        let modules: Vec<Hash> = self
+            .provider
+            .iter()
+            .flat_map(|p| p.modules_awaited())
+            .chain(self.reexec.modules_needed())
+            .copied()
+            .collect();
+        for m in modules {
+            self.request_blob(m);
+        }
+        Ok(())
+    }
+
+    /// Writes `node.json` (pid, RPC and listen addresses) for tools and tests.
+    fn write_addresses(&self) {
+        let bound =
+            BoundAddresses { pid: std::process::id(), rpc: self.rpc_addr, p2p: self.net_info.listen_addrs.clone() };
+        let path = self.config.addresses_path();
+        let text = serde_json::to_string_pretty(&bound).expect("serializes");
+        // Write then rename, so readers never see half a file.
+        let tmp = path.with_extension("json.tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! A provider's work: which offers it runs (assigned to it, and on chain or next in their
+//! client's nonce order), running them in the sandbox on blocking threads (at most
+//! `executions_max` at once), modules fetched and compiled ahead, and the signed results
+//! handed back to the loop to gossip.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::Context;
+use cairn_ledger::{FORMAT_VERSION, Hash, JobResult, JobStatus, Keypair, PublicKey, ResultClaim, SignedOffer};
+use cairn_store::Store;
+use cairn_vm::Vm;
+use tokio::sync::Semaphore;
+
+use super::{Event, Node};
+
+/// Past this many remembered started jobs, those closed on chain are forgotten.
+pub const STARTED_JOBS_PRUNE_AT: usize = 10_000;
+/// Modules waited for at once by a provider.
+pub const MODULE_WAITS_MAX: usize = 1_024;
+/// Offers waiting for one module.
+pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
+/// Modules compiled ahead of their jobs at once. Not taken from the execution slots: a job
+/// never queues behind another module's preparation.
+pub const PREPARATIONS_AT_ONCE: usize = 1;
+/// How many times a provider tries a job that failed on its side before giving up on it (the
+/// slot then passes to the next ranked provider after `delivery_blocks`).
+pub const EXECUTION_ATTEMPTS_MAX: u8 = 3;
+
+/// A provider's finished run.
+pub enum Ran {
+    /// The job ran: its signed result.
+    Done(Box<JobResult>),
+    /// This node failed to run the job (a sandbox failure of its own, a missing module): nothing
+    /// was signed, and the job may be tried again.
+    Failed(Hash),
+}
+
+/// The provider's own state.
+pub struct Provider {
+    executions: Arc<Semaphore>,
+    preparations: Arc<Semaphore>,
+    /// Jobs started here (so each runs once).
+    started: HashSet<Hash>,
+    /// Jobs whose run failed here, with the attempts so far.
+    failed_attempts: HashMap<Hash, u8>,
+    /// Offers waiting for their module, by module id.
+    waiting: HashMap<Hash, Vec<SignedOffer>>,
+}
+
+impl Provider {
+    /// A provider running at most `executions_max` jobs at once.
+    pub fn new(executions_max: usize) -> Provider {
+        Provider {
+            executions: Arc::new(Semaphore::new(executions_max.max(1))),
+            preparations: Arc::new(Semaphore::new(PREPARATIONS_AT_ONCE)),
+            started: HashSet::new(),
+            failed_attempts: HashMap::new(),
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// The modules offers wait for.
+    pub fn modules_awaited(&self) -> impl Iterator<Item = &Hash> {
+        self.waiting.keys()
+    }
+}
+
+/// What a run needs, moved to its blocking thread.
+struct RunJob {
+    store: Arc<Store>,
+    vm: Arc<Vm>,
+    key: Keypair,
+    output_max: usize,
+    wrong_result: bool,
+}
+
+impl Node {
+    /// Considers `sender`'s pending offers that can be included now (a transaction of theirs
+    /// just arrived, and may have filled a nonce gap).
+    pub(super) fn consider_includable_offers(&mut self, sender: PublicKey) -> anyhow::Result<()> {
+        if self.provider.is_none() {
+            return Ok(());
+        }
+        let nonce = self.chain.state().account(&sender).nonce;
+        for offer in self.mempool.includable_offers(sender, nonce) {
+            self.consider_executing(offer)?;
+        }
+        Ok(())
+    }
+
+    /// Every node keeps the modules of the offers it sees (validators re-execute challenged
+    /// jobs, and a stand-in provider may need the module later); a provider runs the offer if
+    /// it is assigned to it and it is on chain or can be included next (never an offer behind
+    /// a nonce gap, which may never be paid for).
+    pub(super) fn consider_executing(&mut self, offer: SignedOffer) -> anyhow::Result<()> {
+        let module_id = offer.offer.module_id;
+        let has = self.chain.store.has_blob(&module_id).context("reading the module store")?;
+        if !has {
+            self.request_blob(module_id);
+        }
+        let me = self.key.public();
+        let Some(provider) = self.provider.as_ref() else { return Ok(()) };
+        let job_id = offer.job_id();
+        if provider.started.contains(&job_id) {
+            return Ok(());
+        }
+        let state = self.chain.state();
+        let o = &offer.offer;
+        let assigned = match state.job(&job_id) {
+            Some(job) => job.accepts(&me),
+            None => {
+                self.mempool.is_includable(o.client, o.nonce, state.account(&o.client).nonce)
+                    && state.assignment(&job_id, o.max_price, usize::from(o.redundancy)).contains(&me)
+            }
+        };
+        if !assigned {
+            return Ok(());
+        }
+        if has {
+            self.start_run(offer);
+            return Ok(());
+        }
+        let Some(provider) = self.provider.as_mut() else { return Ok(()) };
+        if !provider.waiting.contains_key(&module_id) && provider.waiting.len() >= MODULE_WAITS_MAX {
+            tracing::warn!(%module_id, "too many modules awaited; dropping offer");
+            return Ok(());
+        }
+        // Its module was requested above.
+        let list = provider.waiting.entry(module_id).or_default();
+        if list.len() < OFFERS_PER_MODULE_WAIT_MAX && !list.iter().any(|w| w == &offer) {
+            list.push(offer);
+        }
+        Ok(())
+    }
+
+    /// A module is stored here: run the offers that waited for it.
+    pub(super) fn provider_module_stored(&mut self, module_id: &Hash) {
+        let Some(offers) = self.provider.as_mut().and_then(|p| p.waiting.remove(module_id)) else { return };
+        for o in offers {
+            self.start_run(o);
+        }
+    }
+
+    fn start_run(&mut self, offer: SignedOffer) {
+        let job_id = offer.job_id();
+        let Some(provider) = self.provider.as_mut() else { return };
+        if !provider.started.insert(job_id) {
+            return;
+        }
+        let events = self.events.clone();
+        if self.faults.fail_execution() {
+            tracing::error!(%job_id, "cannot execute: failed on purpose (test_fail_executions)");
+            tokio::spawn(async move {
+                let _ = events.send(Event::Ran(Ran::Failed(job_id))).await;
+            });
+            return;
+        }
+        let permits = provider.executions.clone();
+        let job = RunJob {
+            store: self.chain.store.clone(),
+            vm: self.vm.clone(),
+            key: self.key.clone(),
+            output_max: self.chain.state().params().output_bytes_max as usize,
+            wrong_result: self.faults.wrong_results(),
+        };
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let ran = match tokio::task::spawn_blocking(move || run(&job, &offer)).await {
+                Ok(Ok(result)) => Ran::Done(Box::new(result)),
+                Ok(Err(e)) => {
+                    tracing::error!(%job_id, "cannot execute: {e:#}");
+                    Ran::Failed(job_id)
+                }
+                Err(e) => {
+                    tracing::error!(%job_id, "execution task failed: {e}");
+                    Ran::Failed(job_id)
+                }
+            };
+            let _ = events.send(Event::Ran(ran)).await;
+        });
+    }
+
+    /// A run ended: its result is gossiped and kept; a failure of this node may be tried again.
+    pub(super) fn on_ran(&mut self, ran: Ran) {
+        let r = match ran {
+            Ran::Done(r) => *r,
+            Ran::Failed(job_id) => {
+                let Some(provider) = self.provider.as_mut() else { return };
+                // Forgetting the start lets the next block's scan (or the offer's next gossip)
+                // try again, a bounded number of times.
+                let attempts = provider.failed_attempts.entry(job_id).or_insert(0);
+                *attempts += 1;
+                if *attempts < EXECUTION_ATTEMPTS_MAX {
+                    provider.started.remove(&job_id);
+                } else {
+                    tracing::warn!(%job_id, attempts = *attempts, "giving up on a job that keeps failing here");
+                }
+                return;
+            }
+        };
+        tracing::info!(job_id = %r.claim.job_id, status = %r.claim.status, fuel = r.claim.fuel_used, "executed");
+        self.accept_result(r.clone());
+        self.net.queue_result(r);
+    }
+
+    /// Compiles a stored module into the sandbox's caches off the event loop, so its first
+    /// job starts warm. A job on that module arriving meanwhile waits for this compilation
+    /// rather than starting its own.
+    pub(super) fn prepare_in_background(&self, module_id: Hash) {
+        let Some(provider) = self.provider.as_ref() else { return };
+        let store = self.chain.store.clone();
+        let vm = self.vm.clone();
+        let permits = provider.preparations.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let wasm = store.blob(&module_id)?.context("not stored")?;
+                vm.prepare(&wasm)?;
+                Ok(())
+            })
+            .await;
+            match prepared {
+                Ok(Ok(())) => tracing::info!(%module_id, "module prepared"),
+                Ok(Err(e)) => tracing::warn!(%module_id, "cannot prepare module: {e:#}"),
+                Err(e) => tracing::warn!(%module_id, "module preparation failed: {e}"),
+            }
+        });
+    }
+
+    /// After a block: a provider that missed an offer's gossip still runs it once it is on
+    /// chain; a stand-in runs the jobs it was just reassigned, and a job whose run failed
+    /// here is tried again. Started jobs closed on chain are forgotten past
+    /// [`STARTED_JOBS_PRUNE_AT`].
+    pub(super) fn provider_after_block(&mut self, offers: Vec<SignedOffer>) -> anyhow::Result<()> {
+        for o in offers {
+            self.consider_executing(o)?;
+        }
+        let me = self.key.public();
+        let Some(provider) = self.provider.as_mut() else { return Ok(()) };
+        let state = self.chain.head.state.clone();
+        if provider.started.len() > STARTED_JOBS_PRUNE_AT {
+            provider.started.retain(|id| state.job(id).is_none_or(|j| j.phase == cairn_contracts::JobPhase::Open));
+            let started = &provider.started;
+            provider.failed_attempts.retain(|id, _| started.contains(id));
+        }
+        let mine: Vec<Hash> = state
+            .open_jobs()
+            .filter(|(id, job)| !provider.started.contains(id) && job.accepts(&me))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in mine {
+            if let Some(offer) = crate::exec::offer_on_chain(&self.chain.store, &id)? {
+                self.consider_executing(offer)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread).
+fn run(job: &RunJob, offer: &SignedOffer) -> anyhow::Result<JobResult> {
+    let o = &offer.offer;
+    let wasm = job.store.blob(&o.module_id)?.with_context(|| format!("module {} is not stored here", o.module_id))?;
+    // A sandbox failure of this node (not of the job) is an error, logged by the caller
+    // with the job id: nothing is signed for it.
+    let mut run = crate::exec::run_job(&job.vm, &o.module_id, &wasm, &o.input, o.fuel_limit, job.output_max)?;
+    if job.wrong_result && run.status == JobStatus::Ok {
+        // Test only: a provider that lies about its output (to exercise challenges).
+        run.output.push(b'!');
+    }
+    let claim = ResultClaim {
+        version: FORMAT_VERSION,
+        job_id: offer.job_id(),
+        module_id: o.module_id,
+        input_hash: o.input_hash(),
+        output_hash: Hash::of(&run.output),
+        fuel_used: run.fuel_used,
+        status: run.status,
+        provider: job.key.public(),
+    };
+    Ok(JobResult::new(claim, run.output, &job.key))
+}

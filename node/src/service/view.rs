@@ -1,0 +1,160 @@
+//! What the RPC server sees of the node: a [`View`] of the head, published by the loop after
+//! every finalized block (an immutable snapshot: reading it takes no lock the loop holds),
+//! and [`Request`]s to the loop, each with its reply channel. A [`Handle`] bundles them with
+//! what is safe to share: the store (reads), the sandbox (module uploads), admission's
+//! counters and the verifying threads.
+
+use std::sync::{Arc, Mutex};
+
+use cairn_contracts::{SignatureCache, SignatureCheck, State, TxError};
+use cairn_ledger::{BlockHeader, Genesis, Hash, PublicKey, SignedOffer, Transaction};
+use cairn_rpc::{JobEvent, JobStage, ResultInfo};
+use cairn_store::Store;
+use cairn_vm::Vm;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+
+use crate::backpressure::Admission;
+use crate::config::NodeConfig;
+use crate::mempool::Admitted;
+
+/// Network facts the RPC reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetInfo {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Its listen addresses with `/p2p/<peer id>`.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// The node as of its last finalized block.
+#[derive(Clone)]
+pub struct View {
+    /// The chain id.
+    pub chain_id: Hash,
+    /// The genesis.
+    pub genesis: Arc<Genesis>,
+    /// The head's header (`None` before the first block).
+    pub head: Option<BlockHeader>,
+    /// The state after the head (a snapshot: O(1) to take).
+    pub state: State,
+    /// The network.
+    pub net: NetInfo,
+}
+
+impl View {
+    /// The finalized height.
+    pub fn height(&self) -> u64 {
+        self.head.as_ref().map_or(0, |h| h.height)
+    }
+}
+
+/// What the loop alone knows of a job: the tracker's stage and result, the pending offer, or
+/// the dropped one and why.
+#[derive(Debug, Default)]
+pub struct LocalJob {
+    /// The stage reached and the result seen here, if any.
+    pub tracked: Option<(JobStage, Option<ResultInfo>)>,
+    /// The offer pending in the mempool, and whether it is includable now.
+    pub pending: Option<(SignedOffer, bool)>,
+    /// The offer, if it left the mempool unincluded, and why.
+    pub dropped: Option<(SignedOffer, Option<String>)>,
+}
+
+/// What the RPC asks of the loop.
+pub enum Request {
+    /// Admit a transaction whose signatures were verified ([`Verifier`]) and gossip it.
+    Submit {
+        /// The transaction.
+        tx: Box<Transaction>,
+        /// Whether it was admitted.
+        reply: oneshot::Sender<Result<Admitted, crate::service::AdmitError>>,
+    },
+    /// What the loop knows of a job.
+    Job {
+        /// The job.
+        job_id: Hash,
+        /// The answer.
+        reply: oneshot::Sender<LocalJob>,
+    },
+    /// A job's events so far and the stream of new ones.
+    Subscribe {
+        /// The job.
+        job_id: Hash,
+        /// The events so far, and every new event (of every job).
+        reply: oneshot::Sender<(Vec<JobEvent>, broadcast::Receiver<JobEvent>)>,
+    },
+    /// An account's next nonce counting its pending transactions.
+    NextNonce {
+        /// The account.
+        address: PublicKey,
+        /// The nonce.
+        reply: oneshot::Sender<u64>,
+    },
+    /// A module was uploaded to this node (validated and stored): announce it.
+    ModuleUploaded(Hash),
+}
+
+/// The threads that verify transaction signatures, off the loop: at most one job per core at
+/// once. What they verify is remembered in the node's signature cache, so blocks that
+/// include it do not verify it again.
+#[derive(Clone)]
+pub struct Verifier {
+    slots: Arc<Semaphore>,
+    signatures: Arc<Mutex<SignatureCache>>,
+    output_bytes_max: usize,
+}
+
+impl Verifier {
+    /// Verifying threads over `signatures`; `output_bytes_max` is the chain's output limit.
+    pub fn new(signatures: Arc<Mutex<SignatureCache>>, output_bytes_max: usize) -> Verifier {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Verifier { slots: Arc::new(Semaphore::new(threads)), signatures, output_bytes_max }
+    }
+
+    /// Verifies each transaction's signatures (a blocking thread, once a slot is free).
+    pub async fn verify(&self, txs: Vec<Transaction>) -> Vec<Result<(), TxError>> {
+        let n = txs.len();
+        let failed = |why: String| vec![Err(TxError::Invalid(why)); n];
+        let Ok(_slot) = self.slots.acquire().await else { return failed("the node is stopping".into()) };
+        let signatures = self.signatures.clone();
+        let output_max = self.output_bytes_max;
+        tokio::task::spawn_blocking(move || {
+            let mut sigs = &*signatures;
+            txs.iter().map(|tx| sigs.check(tx, output_max)).collect()
+        })
+        .await
+        .unwrap_or_else(|e| failed(format!("verification failed: {e}")))
+    }
+}
+
+/// What the RPC server holds of the node.
+#[derive(Clone)]
+pub struct Handle {
+    /// Requests to the loop (bounded: a full queue is answered `overloaded`).
+    pub requests: mpsc::Sender<Request>,
+    /// The head, as the loop last published it.
+    pub view: watch::Receiver<Arc<View>>,
+    /// The store (reads).
+    pub store: Arc<Store>,
+    /// The sandbox (module uploads are validated and compiled with it).
+    pub vm: Arc<Vm>,
+    /// Admission's counters: an offer past them is refused at once, without the loop.
+    pub admission: Arc<Admission>,
+    /// The verifying threads.
+    pub verifier: Verifier,
+    /// The configuration.
+    pub config: Arc<NodeConfig>,
+    /// The node's address.
+    pub address: PublicKey,
+    /// Blocks the node executed since it started (each at most once).
+    pub blocks_executed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Handle {
+    /// The latest view.
+    pub fn view(&self) -> Arc<View> {
+        self.view.borrow().clone()
+    }
+}
