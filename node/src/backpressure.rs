@@ -4,8 +4,9 @@
 //!   of a height that grows with its transactions takes at most [`SIZE_BUDGET_BLOCK_TIMES`]
 //!   block times. Every node measures what executing a block cost it per transaction (an
 //!   average over the blocks it built, checked or applied, [`COST_SMOOTHING`]); a height costs
-//!   about [`HEIGHT_COST_PER_BUILD`] times that per transaction on the network as a whole
-//!   (the proposer builds it, every validator checks it and applies it, and it is gossiped).
+//!   about [`HEIGHT_COST_PER_BUILD`] times that per transaction (each node executes a block
+//!   once — the proposer builds it, the others check or apply it — then writes it; and the
+//!   proposer's execution comes before the others' checks).
 //!   The rest of a height (consensus rounds, the wait for the block time) does not depend on
 //!   its size, so it is left out. Local (no other node checks the cap), so it needs no
 //!   agreement.
@@ -24,9 +25,9 @@ use std::time::Duration;
 pub const BLOCK_TXS_MIN: usize = 64;
 /// How many block times the size-dependent part of a height may take.
 pub const SIZE_BUDGET_BLOCK_TIMES: f64 = 2.0;
-/// A height's cost per transaction, as a multiple of what building the block cost the
-/// proposer per transaction: built once, checked and applied by every validator, gossiped.
-pub const HEIGHT_COST_PER_BUILD: f64 = 4.0;
+/// A height's cost per transaction, as a multiple of what executing the block cost this node
+/// per transaction: the proposer's execution, then the others' (in parallel), then the write.
+pub const HEIGHT_COST_PER_BUILD: f64 = 2.0;
 /// Weight of the newest block in the average cost per transaction.
 pub const COST_SMOOTHING: f64 = 0.25;
 /// How many blocks of pending jobs admission lets in.
@@ -170,8 +171,9 @@ mod tests {
         let block_time = Duration::from_millis(100);
         let mut s = BlockSizer::new(5_000, block_time);
         assert_eq!(s.cap(), BLOCK_TXS_INITIAL, "before any block executed");
-        // 50 µs a transaction to build: a height costs 200 µs a transaction; 200 ms of budget.
-        s.observe_build(1_000, Duration::from_millis(50));
+        // 100 µs a transaction to execute: a height costs 200 µs a transaction; 200 ms of
+        // budget.
+        s.observe_build(1_000, Duration::from_millis(100));
         assert_eq!(s.cap(), 1_000);
         // Cheaper blocks let it grow, up to the chain's maximum.
         for _ in 0..50 {
@@ -186,8 +188,8 @@ mod tests {
         let mut s = BlockSizer::new(5_000, block_time);
         s.observe_build(100, Duration::from_millis(5));
         s.observe_build(100, Duration::from_millis(45));
-        // (50 + 0.25 × (450 − 50)) µs = 150 µs → 200 ms / 600 µs.
-        assert_eq!(s.cap(), 333);
+        // (50 + 0.25 × (450 − 50)) µs = 150 µs → 200 ms / 300 µs.
+        assert_eq!(s.cap(), 666);
         // Never below the minimum.
         s.observe_build(OBSERVED_BLOCK_TXS_MIN, Duration::from_secs(10));
         assert_eq!(s.cap(), BLOCK_TXS_MIN);

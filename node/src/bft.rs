@@ -4,12 +4,13 @@
 //! block execution) is done by [`crate::service::Service`], which feeds the engine and carries
 //! out what it returns.
 //!
-//! When to start a height: a validator starts height `h + 1` once `block_time_ms` has passed
-//! since it stored block `h`, *and* there is something to put in a block (mempool
-//! transactions, or open jobs whose clocks need blocks), or `empty_blocks` is set, or another
-//! validator already sent a consensus message for `h + 1`. An idle testnet therefore stops at
-//! its last block instead of deciding empty blocks forever, and wakes up with the first
-//! transaction.
+//! When to start a height: a validator starts height `h + 1` once it stored block `h` and
+//! `block_time_ms` has passed since it started height `h` (so a height that took longer than
+//! the block time is followed at once, and one that took less waits out the rest), *and*
+//! there is something to put in a block (mempool transactions, or open jobs whose clocks need
+//! blocks), or `empty_blocks` is set, or another validator already sent a consensus message
+//! for `h + 1`. An idle testnet therefore stops at its last block instead of deciding empty
+//! blocks forever, and wakes up with the first transaction.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -116,8 +117,8 @@ pub struct Bft {
     pub needed: BTreeMap<(u64, Hash), Needed>,
     /// The height to start once due (see the module docs).
     pub next_height: Option<u64>,
-    /// When the head last moved.
-    pub head_moved_at: Instant,
+    /// When this validator last started a height (the block time counts from there).
+    pub started_at: Instant,
     /// A consensus message for `next_height` (or later) arrived.
     pub peers_started: bool,
 }
@@ -135,7 +136,7 @@ impl Bft {
             unconfirmed: VecDeque::new(),
             needed: BTreeMap::new(),
             next_height: None,
-            head_moved_at: Instant::now(),
+            started_at: Instant::now(),
             peers_started: false,
         }
     }
@@ -270,14 +271,13 @@ impl Bft {
             self.next_height = Some(head + 1);
             self.peers_started = false;
         }
-        self.head_moved_at = Instant::now();
     }
 
-    /// When the block time since the head moved ends, if a height waits to start and that is
-    /// still ahead: the loop wakes then to start it (if there is work by then).
+    /// When the block time since the last height started ends, if a height waits to start and
+    /// that is still ahead: the loop wakes then to start it (if there is work by then).
     pub fn start_due_at(&self, block_time: Duration) -> Option<Instant> {
         self.next_height?;
-        let at = self.head_moved_at + block_time;
+        let at = self.started_at + block_time;
         (at > Instant::now()).then_some(at)
     }
 
@@ -291,7 +291,7 @@ impl Bft {
         if self.peers_started {
             return Some(h);
         }
-        if self.head_moved_at.elapsed() < block_time {
+        if self.started_at.elapsed() < block_time {
             return None;
         }
         (empty_blocks || has_work).then_some(h)

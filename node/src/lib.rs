@@ -62,7 +62,6 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         service::view::Verifier::new(chain.signatures.clone(), chain.state().params().output_bytes_max as usize);
     // Compiled modules survive restarts in the node's own folder (only it writes there).
     let vm = Arc::new(Vm::new(VmConfig { cache_dir: Some(config.home.join("vm-cache")), ..VmConfig::default() }));
-    let executions = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let handle = service::view::Handle {
         requests,
         view,
@@ -72,21 +71,10 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         verifier: verifier.clone(),
         config: config.clone(),
         address: key.public(),
-        blocks_executed: executions.clone(),
     };
     let (rpc_addr, rpc_handle) = rpc_server::start(handle).await?;
     tracing::info!("RPC listening on {rpc_addr} (HTTP and WebSocket)");
-    let parts = service::Parts {
-        config,
-        key,
-        vm,
-        admission,
-        verifier,
-        requests: requests_rx,
-        view: view_tx,
-        rpc_addr,
-        blocks_executed: executions,
-    };
+    let parts = service::Parts { config, key, vm, admission, verifier, requests: requests_rx, view: view_tx, rpc_addr };
     let node = service::Node::new(chain, parts)?;
     let result = node.run(shutdown).await;
     let _ = rpc_handle.stop();

@@ -384,7 +384,7 @@ impl CairnApiServer for RpcImpl {
             provider: self.node.config.provider,
             peers: view.net.peers,
             height: view.height(),
-            blocks_executed: self.node.blocks_executed.load(std::sync::atomic::Ordering::Relaxed),
+            blocks_executed: view.blocks_executed,
             tx_fee_min: view.state.params().tx_fee_min,
         })
     }

@@ -66,7 +66,7 @@ impl Node {
         c.bft.head_moved(head);
         if entries.is_empty() {
             // Due at once if there is work: no block time to wait for after a restart.
-            c.bft.head_moved_at = Instant::now() - block_time;
+            c.bft.started_at = Instant::now() - block_time;
             return Ok(());
         }
         tracing::info!(height = head + 1, entries = entries.len(), "replaying the consensus log");
@@ -94,6 +94,7 @@ impl Node {
             && let Some(height) = c.bft.due_to_start(head, block_time, empty_blocks, has_work)
         {
             c.bft.next_height = None;
+            c.bft.started_at = Instant::now();
             c.bft.push(EngineInput::StartHeight { height });
         }
         loop {

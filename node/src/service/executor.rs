@@ -6,11 +6,12 @@
 //! and one order are what keep the state tree consistent: a block is written before the next
 //! height is executed on top of it (the tree's previous version is read from the store).
 //!
-//! The loop keeps what the executor returns in a [`BlockCache`] by (height, hash): the
-//! proposer's own block and every proposal it checked. A decision commits the cached execution
-//! ([`Job::Commit`]): no block is executed twice here. A block this node never executed (sync,
-//! a gossiped finalized block, a decision on a proposal it did not check) is executed and
-//! written in one job ([`Job::Apply`]).
+//! The executor keeps its executions in a [`BlockCache`] by (height, hash): the proposer's own
+//! block and every proposal checked. A finalized block ([`Job::Apply`]: decided here, gossiped
+//! or synced) is written from its cached execution when there is one — also when the check
+//! was still queued as the decision came, since jobs run in order — and only a block this
+//! node never executed is executed then: no block is executed twice here. The loop keeps the
+//! same executions to answer the engine at once for a block it already executed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,18 +59,8 @@ pub enum Job {
         /// The verdicts its resolutions need.
         verdicts: VerdictLookup,
     },
-    /// Write a block executed before (built or checked here) with its commit.
-    Commit {
-        /// The store.
-        store: Arc<cairn_store::Store>,
-        /// The execution.
-        executed: Arc<ExecutedBlock>,
-        /// Its commit.
-        commit: Commit,
-        /// Gossip it once stored.
-        announce: bool,
-    },
-    /// Execute a finalized block and write it.
+    /// Make a finalized block final here: write the execution of it this executor ran before
+    /// (built or checked), if it has one, and otherwise execute it and write it.
     Apply {
         /// The head.
         base: Base,
@@ -142,23 +133,21 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Starts the executor thread; its results go to `events`, its count of executions to
-    /// `executions`. `slow`: test only, the executor takes longer over each block.
-    pub fn start(
-        events: mpsc::Sender<Event>,
-        executions: Arc<AtomicU64>,
-        slow: Option<SlowBlocks>,
-    ) -> anyhow::Result<Executor> {
+    /// Starts the executor thread; its results go to `events`. `slow`: test only, the executor
+    /// takes longer over each block.
+    pub fn start(events: mpsc::Sender<Event>, slow: Option<SlowBlocks>) -> anyhow::Result<Executor> {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(EXECUTOR_QUEUE);
+        let executions = Arc::new(AtomicU64::new(0));
         let counted = executions.clone();
         std::thread::Builder::new().name("cairn-executor".into()).spawn(move || {
+            let mut cache = BlockCache::default();
             while let Ok(job) = queue.recv() {
                 let done = match &slow {
-                    Some(slow) if !matches!(job, Job::Commit { .. }) => {
+                    Some(slow) => {
                         let height = job.height();
-                        slow.run(height, || run(job, &counted))
+                        slow.run(height, || run(job, &counted, &mut cache))
                     }
-                    _ => run(job, &counted),
+                    None => run(job, &counted, &mut cache),
                 };
                 if events.blocking_send(Event::Block(done)).is_err() {
                     // The loop is gone: the node is stopping.
@@ -190,44 +179,55 @@ impl Job {
         match self {
             Job::Build { base, .. } => base.head.height() + 1,
             Job::Check { block, .. } | Job::Apply { block, .. } => block.header.height,
-            Job::Commit { executed, .. } => executed.block.header.height,
         }
     }
 }
 
-fn run(job: Job, executions: &AtomicU64) -> Done {
+fn run(job: Job, executions: &AtomicU64, cache: &mut BlockCache) -> Done {
     match job {
         Job::Build { base, round, proposer, candidates, time_ms, mut verdicts } => {
             let height = base.head.height() + 1;
             let started = Instant::now();
             executions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(height, round, "building a block");
             let result = base.build(proposer, candidates, time_ms, &mut verdicts);
             let result = result.and_then(|(executed, rejected)| {
                 // Kept durably before it is proposed: after a restart this validator re-proposes
                 // the very block it may have voted for.
                 base.store.put_proposed(&executed.block).map_err(|e| ExecError::Fault(e.into()))?;
-                Ok((Arc::new(executed), rejected))
+                let executed = Arc::new(executed);
+                cache.keep(executed.clone());
+                Ok((executed, rejected))
             });
             Done::Built { height, round, result, missing: verdicts.missing().to_vec(), took: started.elapsed() }
         }
         Job::Check { base, block, mut verdicts } => {
             let (height, block_hash) = (block.header.height, block.hash());
+            tracing::debug!(height, %block_hash, "executing a proposed block");
             let started = Instant::now();
             executions.fetch_add(1, Ordering::Relaxed);
             let result = base.check(block, &mut verdicts).map(Arc::new);
+            if let Ok(executed) = &result {
+                cache.keep(executed.clone());
+            }
             Done::Checked { height, block_hash, result, took: started.elapsed() }
         }
-        Job::Commit { store, executed, commit, announce } => match persist(&store, &executed, &commit) {
-            Ok(()) => Done::Stored { executed, commit, took: None, announce },
-            Err(e) => Done::StoreFailed(e),
-        },
         Job::Apply { base, block, commit, mut verdicts, announce } => {
             let height = block.header.height;
+            if let Some(executed) = cache.get(height, &block.hash()) {
+                cache.head_moved(height);
+                return match persist(&base.store, &executed, &commit) {
+                    Ok(()) => Done::Stored { executed, commit, took: None, announce },
+                    Err(e) => Done::StoreFailed(e),
+                };
+            }
             let started = Instant::now();
             executions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(height, block_hash = %block.hash(), "executing a finalized block");
             match base.check_finalized(block, &commit, &mut verdicts) {
                 Ok(executed) => {
                     let took = started.elapsed();
+                    cache.head_moved(height);
                     match persist(&base.store, &executed, &commit) {
                         Ok(()) => Done::Stored { executed: Arc::new(executed), commit, took: Some(took), announce },
                         Err(e) => Done::StoreFailed(e),

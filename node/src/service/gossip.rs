@@ -129,8 +129,8 @@ pub fn proposed_block(
     Ok(msg)
 }
 
-/// The swarm, the chain's topics, and what waits to be gossiped at the end of the loop's
-/// turn.
+/// The swarm, the chain's topics, and what waits to be gossiped (flushed every
+/// [`super::OUTBOX_FLUSH_INTERVAL`], or at once when a batch is full).
 pub struct Net {
     swarm: Swarm<Behaviour>,
     topics: Topics,
@@ -211,7 +211,19 @@ impl Net {
         self.outbox_results.push(r);
     }
 
-    /// Publishes what accumulated during this turn of the loop as one message per topic.
+    /// Whether anything waits to be gossiped.
+    pub fn has_outbox(&self) -> bool {
+        !self.outbox_txs.is_empty() || !self.outbox_results.is_empty()
+    }
+
+    /// Publishes the outbox at once if a whole batch waits.
+    pub fn flush_outbox_if_full(&mut self) {
+        if self.outbox_txs.len() >= BATCH_ITEMS_MAX || self.outbox_results.len() >= BATCH_ITEMS_MAX {
+            self.flush_outbox();
+        }
+    }
+
+    /// Publishes what accumulated since the last flush, as few messages as the batch bounds allow.
     /// Batches are cut at [`BATCH_ITEMS_MAX`] items and [`p2p::BATCH_BYTES_MAX`] bytes.
     pub fn flush_outbox(&mut self) {
         while !self.outbox_txs.is_empty() {

@@ -63,6 +63,42 @@ pub const REQUEST_QUEUE: usize = 4_096;
 /// is bounded on its own: this only smooths bursts).
 pub const EVENT_QUEUE: usize = 4_096;
 
+/// Offers and results to gossip wait this long at most, so that they go out in batches: one
+/// gossip message (signed, and verified by every peer) carries many.
+pub const OUTBOX_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Requests (or events) handled in one turn of the loop, at most: the others wait for the
+/// next turn, after the network had its turn.
+pub const TURN_BATCH_MAX: usize = 256;
+
+/// A turn of the loop taking longer than this is logged (at debug level) with what it did.
+pub const LOOP_TURN_SLOW: Duration = Duration::from_millis(20);
+
+/// What woke the loop.
+enum Input {
+    Network(Box<SwarmEvent<BehaviourEvent>>),
+    Request(Request),
+    Event(Event),
+    Timers,
+    Maintenance,
+    Flush,
+}
+
+impl Input {
+    fn what(&self) -> &'static str {
+        match self {
+            Input::Network(_) => "network",
+            Input::Request(_) => "requests",
+            Input::Event(Event::Block(_)) => "a block executed or stored",
+            Input::Event(Event::Verified(_)) => "verified gossip",
+            Input::Event(_) => "background work",
+            Input::Timers => "timers",
+            Input::Maintenance => "maintenance",
+            Input::Flush => "gossip",
+        }
+    }
+}
+
 /// What the node's background work hands back to the loop.
 pub enum Event {
     /// The executor finished a job.
@@ -131,8 +167,6 @@ pub struct Parts {
     pub view: watch::Sender<Arc<View>>,
     /// The RPC address bound.
     pub rpc_addr: SocketAddr,
-    /// Counts the blocks the executor runs.
-    pub blocks_executed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The node's event loop and everything it owns.
@@ -175,13 +209,14 @@ impl Node {
             head: chain.head.header.clone(),
             state: chain.head.state.clone(),
             net: NetInfo::default(),
+            blocks_executed: 0,
         }
     }
 
     /// Builds the swarm, starts listening and dials the bootstrap peers, and starts the
     /// executor.
     pub fn new(chain: Chain, parts: Parts) -> anyhow::Result<Node> {
-        let Parts { config, key, vm, admission, verifier, requests, view, rpc_addr, blocks_executed } = parts;
+        let Parts { config, key, vm, admission, verifier, requests, view, rpc_addr } = parts;
         let faults = Faults::from_config(&config)?;
         let topics = Topics::new(&chain.chain_id);
         let mut swarm = p2p::build_swarm(&key, &topics)?;
@@ -206,7 +241,7 @@ impl Node {
         let block_txs_max = chain.state().params().block_txs_max as usize;
         let sizer = BlockSizer::new(block_txs_max, Duration::from_millis(config.block_time_ms));
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let executor = Executor::start(events.clone(), blocks_executed, faults.slow_blocks())?;
+        let executor = Executor::start(events.clone(), faults.slow_blocks())?;
         let provider = config.provider.then(|| Provider::new(config.executions_max));
         Ok(Node {
             mempool: Mempool::new(config.mempool_limits()),
@@ -249,6 +284,8 @@ impl Node {
     /// Runs until `shutdown` resolves or a fatal error (storage) occurs.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let mut maintenance = tokio::time::interval(Duration::from_millis(self.config.rebroadcast_ms.max(100) / 2));
+        let mut gossip = tokio::time::interval(OUTBOX_FLUSH_INTERVAL);
+        gossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         self.publish_view();
         self.start_consensus()?;
@@ -256,30 +293,57 @@ impl Node {
             let block_time = self.block_time();
             let deadline = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
             let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into());
-            tokio::select! {
+            // Requests first (a client waits on each), then the node's own work, then the
+            // network: under load every source is ready at once, and none is starved (each
+            // turn handles one network event, and the queues are drained in bounded batches).
+            let input = tokio::select! {
+                biased;
                 _ = &mut shutdown => break,
-                ev = self.net.swarm().select_next_some() => self.on_swarm_event(ev)?,
-                Some(request) = self.requests.recv() => {
+                Some(request) = self.requests.recv() => Input::Request(request),
+                Some(event) = self.events_rx.recv() => Input::Event(event),
+                ev = self.net.swarm().select_next_some() => Input::Network(Box::new(ev)),
+                _ = timer, if deadline.is_some() => Input::Timers,
+                _ = maintenance.tick() => Input::Maintenance,
+                _ = gossip.tick(), if self.net.has_outbox() => Input::Flush,
+            };
+            let woke = Instant::now();
+            let what = input.what();
+            match input {
+                Input::Network(ev) => self.on_swarm_event(*ev)?,
+                Input::Request(request) => {
                     self.on_request(request)?;
-                    while let Ok(request) = self.requests.try_recv() {
+                    for _ in 1..TURN_BATCH_MAX {
+                        let Ok(request) = self.requests.try_recv() else { break };
                         self.on_request(request)?;
                     }
                 }
-                Some(event) = self.events_rx.recv() => {
+                Input::Event(event) => {
                     self.on_event(event)?;
-                    while let Ok(event) = self.events_rx.try_recv() {
+                    for _ in 1..TURN_BATCH_MAX {
+                        let Ok(event) = self.events_rx.try_recv() else { break };
                         self.on_event(event)?;
                     }
                 }
-                _ = timer, if deadline.is_some() => {
+                Input::Timers => {
                     if let Some(c) = self.consensus.as_mut() {
                         c.fire_due(Instant::now());
                     }
                 }
-                _ = maintenance.tick() => self.maintain()?,
+                Input::Maintenance => self.maintain()?,
+                Input::Flush => self.net.flush_outbox(),
             }
+            let handled = woke.elapsed();
             self.pump_consensus()?;
-            self.net.flush_outbox();
+            self.net.flush_outbox_if_full();
+            let took = woke.elapsed();
+            if took > LOOP_TURN_SLOW {
+                tracing::debug!(
+                    took_ms = took.as_millis() as u64,
+                    what,
+                    handling_ms = handled.as_millis() as u64,
+                    "slow turn of the event loop"
+                );
+            }
         }
         tracing::info!("node stopped");
         Ok(())
@@ -491,14 +555,8 @@ impl Node {
         announce: bool,
     ) -> anyhow::Result<()> {
         let height = block.header.height;
-        let job = match self.executed.get(height, &block.hash()) {
-            Some(executed) => Job::Commit { store: self.chain.store.clone(), executed, commit, announce },
-            None => {
-                let verdicts = VerdictLookup::for_block(self.reexec.verdicts(), &block.txs);
-                Job::Apply { base: self.chain.base(), block, commit, verdicts, announce }
-            }
-        };
-        self.executor.submit(job)?;
+        let verdicts = VerdictLookup::for_block(self.reexec.verdicts(), &block.txs);
+        self.executor.submit(Job::Apply { base: self.chain.base(), block, commit, verdicts, announce })?;
         self.storing = Some(height);
         Ok(())
     }
@@ -608,6 +666,8 @@ impl Node {
             head: self.chain.head.header.clone(),
             state: self.chain.head.state.clone(),
             net: self.net_info.clone(),
+            // Read after the head moved and before the next height's execution is asked for.
+            blocks_executed: self.executor.executions(),
         };
         self.view.send_replace(Arc::new(view));
     }
