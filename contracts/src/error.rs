@@ -5,12 +5,18 @@ use cairn_ledger::Hash;
 /// Why a transaction cannot be applied. A refused transaction changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
-    /// The version or encoding is wrong.
+    /// The version or encoding is wrong, or the record breaks a rule of its format.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(cairn_ledger::Error),
     /// A signature does not verify (or the signer is not a valid public key).
     #[error("{0}")]
-    BadSignature(String),
+    BadSignature(cairn_ledger::Error),
+    /// Only offers and account transactions are submitted: results come from providers over
+    /// gossip, resolutions from block proposers.
+    #[error(
+        "only offers and account transactions are submitted: results come from providers over gossip, resolutions from block proposers"
+    )]
+    NotSubmittable,
     /// The offer names another chain.
     #[error("the offer is for another chain (its chain_id is not this genesis's)")]
     WrongChain,
@@ -40,7 +46,7 @@ pub enum TxError {
     },
     /// A field is outside what the chain allows.
     #[error("{0}")]
-    Limit(String),
+    Limit(Limit),
     /// Fewer eligible providers than the redundancy asked for ask at most the offered price.
     #[error(
         "fewer than {needed} eligible providers ask at most {max_price} per unit of fuel; raise max_price or lower the redundancy"
@@ -66,10 +72,10 @@ pub enum TxError {
     /// The slot the provider holds (or held) already has a result.
     #[error("the slot of provider {0} on this job already has a result")]
     SlotFilled(cairn_ledger::PublicKey),
-    /// The job could not be re-executed here (module or offer missing, sandbox failure): a
-    /// failure of this node, not of the transaction, which may apply later.
-    #[error("cannot re-execute the job: {0}")]
-    Reexecution(String),
+    /// The job cannot be re-executed where this transaction is applied (a check without a
+    /// sandbox): not the transaction's fault, it may apply where re-executions run.
+    #[error("job {0} cannot be re-executed here")]
+    ReexecutionUnavailable(Hash),
     /// The re-execution this transaction needs has not finished on this node yet (validators
     /// run them ahead of the blocks that need them): it may apply later.
     #[error("the re-execution of job {0} is not ready on this node yet")]
@@ -89,17 +95,109 @@ pub enum TxError {
     Overflow(&'static str),
 }
 
+/// A field outside what the chain allows, with the bound it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    /// The genesis balances and stakes add up to more than `u64::MAX`.
+    #[error("genesis balances and stakes add up to more than u64::MAX")]
+    GenesisSupply,
+    /// The fee is below the chain's minimum.
+    #[error("the fee must be at least {min}")]
+    Fee {
+        /// `tx_fee_min`.
+        min: u64,
+    },
+    /// The redundancy is 0 or above `REDUNDANCY_MAX`.
+    #[error("redundancy must be between 1 and {max}")]
+    Redundancy {
+        /// `REDUNDANCY_MAX`.
+        max: u8,
+    },
+    /// The fuel limit is 0 or above the chain's maximum.
+    #[error("fuel_limit must be between 1 and {max}")]
+    FuelLimit {
+        /// `fuel_limit_max`.
+        max: u64,
+    },
+    /// The input is larger than the chain allows.
+    #[error("input is larger than {max} bytes")]
+    Input {
+        /// `input_bytes_max`.
+        max: u32,
+    },
+    /// The assignment height is not a finalized height inside the assignment window.
+    #[error("assignment_height {got} must be a finalized height within {window} blocks of the head {head}")]
+    AssignmentHeight {
+        /// The offer's assignment height.
+        got: u64,
+        /// `assignment_window_blocks`.
+        window: u64,
+        /// The head's height.
+        head: u64,
+    },
+    /// The deadline is in the past or too far ahead.
+    #[error("deadline_height {got} must be between {min} and {max}")]
+    Deadline {
+        /// The offer's deadline height.
+        got: u64,
+        /// The height being built.
+        min: u64,
+        /// The latest deadline allowed.
+        max: u64,
+    },
+    /// A provider's capacity is 0.
+    #[error("a provider's capacity must be at least 1")]
+    Capacity,
+    /// The registry is full.
+    #[error("at most {max} providers can be registered")]
+    Providers {
+        /// `PROVIDERS_MAX`.
+        max: usize,
+    },
+    /// The stake would be below the chain's minimum.
+    #[error("a provider's stake must be at least {min}")]
+    Stake {
+        /// `stake_min`.
+        min: u64,
+    },
+    /// An unbonding of 0 or of more than the stake.
+    #[error("unbond between 1 and the stake ({stake})")]
+    Unbond {
+        /// The provider's stake.
+        stake: u64,
+    },
+    /// Too many unbondings in flight.
+    #[error("at most {max} unbondings at once")]
+    Unbondings {
+        /// `UNBONDING_ENTRIES_MAX`.
+        max: usize,
+    },
+    /// A challenge of a job that has no result inside its challenge window.
+    #[error("only a job with a result inside its challenge window can be challenged")]
+    NotChallengeable,
+    /// A challenge bond below the chain's minimum.
+    #[error("the bond must be at least {min}")]
+    Bond {
+        /// `challenge_bond_min`.
+        min: u64,
+    },
+    /// A challenge after the job's window closed.
+    #[error("the challenge window of this job has closed")]
+    ChallengeWindowClosed,
+    /// A resolution of a job that waits for none.
+    #[error("job {0} waits for no re-execution")]
+    NothingToResolve(Hash),
+}
+
 /// Result with [`TxError`].
 pub type Result<T, E = TxError> = std::result::Result<T, E>;
 
 impl From<cairn_ledger::Error> for TxError {
     fn from(e: cairn_ledger::Error) -> Self {
         match e {
-            cairn_ledger::Error::BadSignature { .. } | cairn_ledger::Error::BadPublicKey => {
-                TxError::BadSignature(e.to_string())
-            }
+            cairn_ledger::Error::BadSignature { .. } | cairn_ledger::Error::BadPublicKey => TxError::BadSignature(e),
             cairn_ledger::Error::Overflow(what) => TxError::Overflow(what),
-            _ => TxError::Invalid(e.to_string()),
+            e => TxError::Invalid(e),
         }
     }
 }

@@ -37,9 +37,9 @@ pub use block::{
     execute_block,
 };
 pub use cairn_ledger::Outcome;
-pub use error::{Result, TxError};
+pub use error::{Limit, Result, TxError};
 pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
 pub use state::{
-    Account, Challenge, Closed, Delivery, Job, JobPhase, NONCE_WINDOW, NoReexecution, NonceRule, Provider,
+    Account, Challenge, Closed, Delivery, Job, JobPhase, LoadError, NONCE_WINDOW, NoReexecution, NonceRule, Provider,
     REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,
 };

@@ -11,7 +11,7 @@ use cairn_ledger::{
     SignedTx, StateChange, Transaction, Tx,
 };
 
-use crate::{Result, SignatureCheck, TxError};
+use crate::{Limit, Result, SignatureCheck, TxError};
 
 /// An account: a balance and the nonce of its next transaction (offers and account transactions
 /// share it).
@@ -287,6 +287,29 @@ impl Value {
     }
 }
 
+/// Why a state cannot be rebuilt from its stored entries: the genesis is unusable or the store
+/// is corrupt — a fault of the node that stored them, never of a transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The genesis itself is refused.
+    #[error("genesis: {0}")]
+    Genesis(TxError),
+    /// A stored key is not a state key.
+    #[error("a stored state key of {bytes} bytes is not a state key")]
+    Key {
+        /// Its length.
+        bytes: usize,
+    },
+    /// A stored value does not decode as its key's type.
+    #[error("the stored value of {key:?} does not decode: {source}")]
+    Value {
+        /// Its key.
+        key: StateKey,
+        /// The decoding error.
+        source: std::io::Error,
+    },
+}
+
 /// Re-executes a job for a challenge, or when redundant results disagree: the caller owns the modules and inputs (blocks, blob
 /// store) and the sandbox; this crate stays pure.
 pub trait Reexecute {
@@ -300,8 +323,8 @@ pub trait Reexecute {
 pub struct NoReexecution;
 
 impl Reexecute for NoReexecution {
-    fn reexecute(&mut self, _: &Hash, _: &Job) -> Result<Outcome> {
-        Err(TxError::Reexecution("re-execution is not available here".into()))
+    fn reexecute(&mut self, job_id: &Hash, _: &Job) -> Result<Outcome> {
+        Err(TxError::ReexecutionUnavailable(*job_id))
     }
 }
 
@@ -426,7 +449,7 @@ impl State {
         let total: u128 = genesis.accounts.iter().map(|a| u128::from(a.balance)).sum::<u128>()
             + genesis.providers.iter().map(|p| u128::from(p.stake)).sum::<u128>();
         if total > u128::from(u64::MAX) {
-            return Err(TxError::Limit("genesis balances and stakes add up to more than u64::MAX".into()));
+            return Err(TxError::Limit(Limit::GenesisSupply));
         }
         let mut s = State::empty(genesis.params.clone(), genesis.chain_id());
         for a in &genesis.accounts {
@@ -448,11 +471,11 @@ impl State {
     }
 
     /// The state with `entries` (as stored, genesis included).
-    pub fn from_entries(genesis: &Genesis, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<State> {
-        let mut s = State::from_genesis(genesis)?;
+    pub fn from_entries(genesis: &Genesis, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<State, LoadError> {
+        let mut s = State::from_genesis(genesis).map_err(LoadError::Genesis)?;
         for (k, v) in entries {
-            let key = StateKey::from_bytes(k).ok_or_else(|| TxError::Invalid("bad state key in store".into()))?;
-            let corrupt = |e: std::io::Error| TxError::Invalid(format!("bad state value in store: {e}"));
+            let key = StateKey::from_bytes(k).ok_or(LoadError::Key { bytes: k.len() })?;
+            let corrupt = |source: std::io::Error| LoadError::Value { key, source };
             let value = match key {
                 StateKey::Height => Value::Height(borsh::from_slice(v).map_err(corrupt)?),
                 StateKey::Account(_) => Value::Account(borsh::from_slice(v).map_err(corrupt)?),
@@ -717,7 +740,7 @@ impl State {
     fn resolve_rules(&self, job_id: &Hash) -> Result<()> {
         let job = self.jobs.get(job_id).ok_or(TxError::UnknownJob(*job_id))?;
         if !job.needs_resolution() {
-            return Err(TxError::Limit(format!("job {job_id} waits for no re-execution")));
+            return Err(TxError::Limit(Limit::NothingToResolve(*job_id)));
         }
         Ok(())
     }
@@ -737,31 +760,30 @@ impl State {
             return Err(TxError::WrongChain);
         }
         if o.fee < p.tx_fee_min {
-            return Err(TxError::Limit(format!("the fee must be at least {}", p.tx_fee_min)));
+            return Err(TxError::Limit(Limit::Fee { min: p.tx_fee_min }));
         }
         if o.redundancy == 0 || o.redundancy > REDUNDANCY_MAX {
-            return Err(TxError::Limit(format!("redundancy must be between 1 and {REDUNDANCY_MAX}")));
+            return Err(TxError::Limit(Limit::Redundancy { max: REDUNDANCY_MAX }));
         }
         if o.fuel_limit == 0 || o.fuel_limit > p.fuel_limit_max {
-            return Err(TxError::Limit(format!("fuel_limit must be between 1 and {}", p.fuel_limit_max)));
+            return Err(TxError::Limit(Limit::FuelLimit { max: p.fuel_limit_max }));
         }
         if o.input.len() > p.input_bytes_max as usize {
-            return Err(TxError::Limit(format!("input is larger than {} bytes", p.input_bytes_max)));
+            return Err(TxError::Limit(Limit::Input { max: p.input_bytes_max }));
         }
         if o.assignment_height >= height || height - o.assignment_height > p.assignment_window_blocks {
-            return Err(TxError::Limit(format!(
-                "assignment_height {} must be a finalized height within {} blocks of the head {}",
-                o.assignment_height,
-                p.assignment_window_blocks,
-                height - 1
-            )));
+            return Err(TxError::Limit(Limit::AssignmentHeight {
+                got: o.assignment_height,
+                window: p.assignment_window_blocks,
+                head: height - 1,
+            }));
         }
         if o.deadline_height < height || o.deadline_height - height > p.deadline_max_blocks {
-            return Err(TxError::Limit(format!(
-                "deadline_height {} must be between {height} and {}",
-                o.deadline_height,
-                height + p.deadline_max_blocks
-            )));
+            return Err(TxError::Limit(Limit::Deadline {
+                got: o.deadline_height,
+                min: height,
+                max: height + p.deadline_max_blocks,
+            }));
         }
         let job_id = signed.job_id();
         if self.jobs.contains_key(&job_id) {
@@ -971,7 +993,7 @@ impl State {
             return Err(TxError::WrongChain);
         }
         if tx.fee < self.params.tx_fee_min {
-            return Err(TxError::Limit(format!("the fee must be at least {}", self.params.tx_fee_min)));
+            return Err(TxError::Limit(Limit::Fee { min: self.params.tx_fee_min }));
         }
         let account = self.account(&tx.sender);
         nonce_rule.check(account.nonce, tx.nonce)?;
@@ -979,17 +1001,14 @@ impl State {
             Action::Transfer { amount, .. } => *amount,
             Action::RegisterProvider { stake, capacity, .. } => {
                 if *capacity == 0 {
-                    return Err(TxError::Limit("a provider's capacity must be at least 1".into()));
+                    return Err(TxError::Limit(Limit::Capacity));
                 }
                 if self.provider(&tx.sender).is_none() && self.providers.len() >= PROVIDERS_MAX {
-                    return Err(TxError::Limit(format!("at most {PROVIDERS_MAX} providers can be registered")));
+                    return Err(TxError::Limit(Limit::Providers { max: PROVIDERS_MAX }));
                 }
                 let existing = self.provider(&tx.sender).map_or(0, |p| p.stake);
                 if existing.saturating_add(*stake) < self.params.stake_min {
-                    return Err(TxError::Limit(format!(
-                        "a provider's stake must be at least {}",
-                        self.params.stake_min
-                    )));
+                    return Err(TxError::Limit(Limit::Stake { min: self.params.stake_min }));
                 }
                 *stake
             }
@@ -1000,25 +1019,20 @@ impl State {
             Action::Unbond { amount } => {
                 let p = self.provider(&tx.sender).ok_or(TxError::NotProvider(tx.sender))?;
                 if *amount == 0 || *amount > p.stake {
-                    return Err(TxError::Limit(format!("unbond between 1 and the stake ({})", p.stake)));
+                    return Err(TxError::Limit(Limit::Unbond { stake: p.stake }));
                 }
                 if p.unbonding.len() >= UNBONDING_ENTRIES_MAX {
-                    return Err(TxError::Limit(format!("at most {UNBONDING_ENTRIES_MAX} unbondings at once")));
+                    return Err(TxError::Limit(Limit::Unbondings { max: UNBONDING_ENTRIES_MAX }));
                 }
                 0
             }
             Action::Challenge { job_id, bond } => {
                 let job = self.jobs.get(job_id).ok_or(TxError::UnknownJob(*job_id))?;
                 if job.phase != JobPhase::Completed {
-                    return Err(TxError::Limit(
-                        "only a job with a result inside its challenge window can be challenged".into(),
-                    ));
+                    return Err(TxError::Limit(Limit::NotChallengeable));
                 }
                 if *bond < self.params.challenge_bond_min {
-                    return Err(TxError::Limit(format!(
-                        "the bond must be at least {}",
-                        self.params.challenge_bond_min
-                    )));
+                    return Err(TxError::Limit(Limit::Bond { min: self.params.challenge_bond_min }));
                 }
                 *bond
             }
@@ -1035,7 +1049,7 @@ impl State {
         if let Action::Challenge { job_id, .. } = &tx.action {
             let job = self.jobs.get(job_id).expect("checked: the job exists");
             if height >= job.settle_height {
-                return Err(TxError::Limit("the challenge window of this job has closed".into()));
+                return Err(TxError::Limit(Limit::ChallengeWindowClosed));
             }
         }
         let mut sender = self.account(&tx.sender);

@@ -1,7 +1,7 @@
 //! Errors of the ledger crate.
 
 /// What can go wrong in the ledger: decoding, verification, and reading the state tree.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Bytes that should be hex are not, or have the wrong length.
     #[error("invalid {what} hex: {reason}")]

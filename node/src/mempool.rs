@@ -465,7 +465,7 @@ impl Mempool {
                 // same block, a module still being fetched) may apply in a later block.
                 TxError::UnknownJob(_)
                 | TxError::InsufficientBalance { .. }
-                | TxError::Reexecution(_)
+                | TxError::ReexecutionUnavailable(_)
                 | TxError::ReexecutionPending(_)
                 | TxError::TooManyReexecutions => true,
                 TxError::Nonce { expected, got } => got > expected,

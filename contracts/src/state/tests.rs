@@ -164,7 +164,7 @@ fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
         assert_eq!(s.account(&provider).balance, 0);
         // Re-execution unavailable: the resolution fails and changes nothing.
         let before = s.entries();
-        assert!(matches!(resolve(&mut s, o.job_id(), 12, &mut NoReexecution), Err(TxError::Reexecution(_))));
+        assert!(matches!(resolve(&mut s, o.job_id(), 12, &mut NoReexecution), Err(TxError::ReexecutionUnavailable(_))));
         assert_eq!(s.entries(), before);
         resolve(&mut s, o.job_id(), 12, &mut exec).expect("resolved");
         assert!(s.awaiting_resolution().next().is_none());
@@ -188,7 +188,10 @@ fn a_challenge_slashes_a_wrong_result_and_costs_a_false_challenger_its_bond() {
         // Closed jobs cannot be challenged again, nor resolved again.
         let again = account_tx(&w, challenger, 2, 1, Action::Challenge { job_id: o.job_id(), bond: 500 });
         assert!(s.apply_tx(&again, 20, &mut exec, &mut VerifyAlways).is_err());
-        assert!(matches!(resolve(&mut s, o.job_id(), 20, &mut exec), Err(TxError::Limit(_))));
+        assert_eq!(
+            resolve(&mut s, o.job_id(), 20, &mut exec),
+            Err(TxError::Limit(Limit::NothingToResolve(o.job_id())))
+        );
     }
 }
 
@@ -211,7 +214,10 @@ fn bad_offers_are_refused_and_change_nothing() {
     );
     let mut cheap = offer(&w, 0, 10, 1).offer;
     cheap.fee = w.genesis.params.tx_fee_min - 1;
-    assert!(matches!(apply(&mut s, &Transaction::Offer(cheap.sign(&w.client)), 1), Err(TxError::Limit(_))));
+    assert_eq!(
+        apply(&mut s, &Transaction::Offer(cheap.sign(&w.client)), 1),
+        Err(TxError::Limit(Limit::Fee { min: w.genesis.params.tx_fee_min }))
+    );
     assert_eq!(apply(&mut s, &Transaction::Offer(offer(&w, 5, 10, 1)), 1), Err(TxError::Nonce { expected: 0, got: 5 }));
     assert_eq!(
         apply(&mut s, &Transaction::Offer(offer(&w, 0, 10, 0)), 1),
@@ -301,7 +307,7 @@ fn transfers_and_provider_registration_follow_the_rules() {
     assert_eq!(apply(&mut s, &t, 1), Err(TxError::Nonce { expected: 1, got: 0 }));
     // Below the minimum stake, and without funds, registration is refused.
     let low = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 10, price_per_fuel: 1, capacity: 1 });
-    assert!(matches!(apply(&mut s, &low, 1), Err(TxError::Limit(_))));
+    assert_eq!(apply(&mut s, &low, 1), Err(TxError::Limit(Limit::Stake { min: w.genesis.params.stake_min })));
     let rich =
         account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1 });
     assert!(matches!(apply(&mut s, &rich, 1), Err(TxError::InsufficientBalance { .. })));
@@ -355,7 +361,7 @@ fn registrations_stop_at_the_provider_limit() {
         .expect("funds");
     let reg = Action::RegisterProvider { stake: 4_000, price_per_fuel: 1, capacity: 1 };
     let refused = apply(&mut s, &account_tx(&w, &newcomer, 0, 1, reg), 1);
-    assert!(matches!(&refused, Err(TxError::Limit(m)) if m.contains("providers")), "{refused:?}");
+    assert!(matches!(&refused, Err(TxError::Limit(Limit::Providers { max: PROVIDERS_MAX }))), "{refused:?}");
     // A registered provider may still add stake.
     let to = w.providers[0].public();
     apply(&mut s, &account_tx(&w, &w.client, 1, 1, Action::Transfer { to, amount: 10 }), 1).expect("funds");
@@ -805,7 +811,11 @@ mod redundancy {
         let root = s.entries();
         for k in [0, REDUNDANCY_MAX + 1] {
             let o = offer_k(&w, 0, 10, 1, 1, k);
-            assert!(matches!(apply(&mut s, &Transaction::Offer(o), 1), Err(TxError::Limit(_))), "k = {k}");
+            assert_eq!(
+                apply(&mut s, &Transaction::Offer(o), 1),
+                Err(TxError::Limit(Limit::Redundancy { max: REDUNDANCY_MAX })),
+                "k = {k}"
+            );
         }
         let o = offer_k(&w, 0, 10, 1, 1, 4);
         assert_eq!(apply(&mut s, &Transaction::Offer(o), 1), Err(TxError::NoProvider { max_price: 1, needed: 4 }));
@@ -875,7 +885,7 @@ mod redundancy {
         assert_eq!(s.total_value(), total - fees(&s, &w), "the escrow is still held");
         // Re-execution unavailable here (module or offer missing): nothing changes.
         let before = s.entries();
-        assert!(matches!(resolve(&mut s, id, 3, &mut NoReexecution), Err(TxError::Reexecution(_))));
+        assert!(matches!(resolve(&mut s, id, 3, &mut NoReexecution), Err(TxError::ReexecutionUnavailable(_))));
         assert_eq!(s.entries(), before);
         resolve(&mut s, id, 3, &mut Truth).expect("the dispute is resolved");
         let job = s.job(&id).expect("job").clone();

@@ -304,7 +304,7 @@ pub struct Verified {
     /// What it carries.
     txs: Vec<Transaction>,
     /// Each transaction's signature check.
-    checks: Vec<Result<(), TxError>>,
+    checks: anyhow::Result<Vec<Result<(), TxError>>>,
 }
 
 impl Node {
@@ -372,6 +372,15 @@ impl Node {
     /// transactions are admitted, valid results kept if their job awaits them.
     pub(super) fn on_verified(&mut self, v: Verified) -> anyhow::Result<()> {
         let Verified { message_id, source, txs, checks } = v;
+        let checks = match checks {
+            Ok(checks) => checks,
+            // This node's failure, not the sender's: neither relayed nor penalised.
+            Err(e) => {
+                tracing::warn!("gossip not verified: {e:#}");
+                self.net.report(&message_id, &source, MessageAcceptance::Ignore);
+                return Ok(());
+            }
+        };
         if let Some(Err(e)) = checks.iter().find(|c| c.is_err()) {
             tracing::debug!(%source, "invalid gossip: {e}");
             self.net.report(&message_id, &source, MessageAcceptance::Reject);
@@ -386,7 +395,7 @@ impl Node {
                         useful = true;
                         self.admitted(&tx, false)?;
                     }
-                    Err(super::AdmitError::Tx(TxError::Invalid(e))) => {
+                    Err(super::AdmitError::Tx(e @ (TxError::Invalid(_) | TxError::NotSubmittable))) => {
                         tracing::debug!(%source, "invalid transaction: {e}");
                         self.net.report(&message_id, &source, MessageAcceptance::Reject);
                         return Ok(());

@@ -409,9 +409,7 @@ impl Node {
     /// it replace the pending one with the same nonce ([`crate::mempool`]).
     fn admit(&mut self, tx: &Transaction) -> Result<Admitted, AdmitError> {
         let Some((sender, nonce)) = nonce_key(tx) else {
-            return Err(AdmitError::Tx(TxError::Invalid(
-                "only offers and account transactions are submitted: results come from providers over gossip, resolutions from block proposers".into(),
-            )));
+            return Err(AdmitError::Tx(TxError::NotSubmittable));
         };
         // Overloaded: refused at once, unless it replaces a pending transaction (not new work).
         if let Err(overloaded) = self.admission.check_now()

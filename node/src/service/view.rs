@@ -121,14 +121,14 @@ impl Verifier {
 
     /// Verifies each transaction's signatures: a few at once in place (each takes tens of
     /// microseconds), more on a blocking thread once a slot is free.
-    pub async fn verify(&self, txs: Vec<Transaction>) -> Vec<Result<(), TxError>> {
-        let n = txs.len();
-        if n <= VERIFIED_IN_PLACE_MAX {
+    /// Fails only when this node cannot verify (it is stopping, a verifying thread failed):
+    /// never the transactions' fault.
+    pub async fn verify(&self, txs: Vec<Transaction>) -> anyhow::Result<Vec<Result<(), TxError>>> {
+        if txs.len() <= VERIFIED_IN_PLACE_MAX {
             let mut sigs = &*self.signatures;
-            return txs.iter().map(|tx| sigs.check(tx, self.output_bytes_max)).collect();
+            return Ok(txs.iter().map(|tx| sigs.check(tx, self.output_bytes_max)).collect());
         }
-        let failed = |why: String| vec![Err(TxError::Invalid(why)); n];
-        let Ok(_slot) = self.slots.acquire().await else { return failed("the node is stopping".into()) };
+        let _slot = self.slots.acquire().await.map_err(|_| anyhow::anyhow!("the node is stopping"))?;
         let signatures = self.signatures.clone();
         let output_max = self.output_bytes_max;
         tokio::task::spawn_blocking(move || {
@@ -136,7 +136,7 @@ impl Verifier {
             txs.iter().map(|tx| sigs.check(tx, output_max)).collect()
         })
         .await
-        .unwrap_or_else(|e| failed(format!("verification failed: {e}")))
+        .map_err(|e| anyhow::anyhow!("a verifying thread failed: {e}"))
     }
 }
 
