@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the workspace, from a fresh machine: installs what is missing, builds the
-# example jobs (the vm's tests run them), then runs the unit, integration and end-to-end
+# example jobs (the vm's tests run them, and fail without them) and runs their own tests, then
+# runs the unit, integration and end-to-end
 # tests (end-to-end tests start real node processes on 127.0.0.1 with free ports).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,6 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
 
 scripts/setup.sh
 scripts/build-jobs.sh
+# The example jobs' own tests, natively (they are a workspace of their own).
+cargo test --manifest-path examples/jobs/Cargo.toml --workspace --target-dir "$CARGO_TARGET_DIR/jobs"
 cargo test --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast

@@ -21,7 +21,10 @@
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRawIterator, IteratorMode, Options, WriteBatch,
+    WriteOptions,
+};
 
 use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
@@ -67,6 +70,12 @@ const META_HEAD: &[u8] = b"head";
 const META_CHAIN_ID: &[u8] = b"chain_id";
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
+
+/// The block cache shared by every column family.
+pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// Bloom filter bits per key (≈ 1 % false positives).
+const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
 /// The largest record read back from disk (a block with all its transactions).
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
@@ -131,6 +140,17 @@ fn parse_value_row_key(k: &[u8]) -> Option<(jmt::KeyHash, u64)> {
     Some((jmt::KeyHash(hash), u64::from_be_bytes(version)))
 }
 
+/// The version of `key_hash`'s latest value row strictly before `version`, if any, sought with
+/// `rows` (an iterator over `jmt_values`).
+fn value_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, version: u64) -> Result<Option<u64>> {
+    let Some(below) = version.checked_sub(1) else { return Ok(None) };
+    rows.seek_for_prev(value_row_key(key_hash, below));
+    if !rows.valid() {
+        return rows.status().map(|()| None).map_err(storage);
+    }
+    Ok(rows.key().and_then(parse_value_row_key).filter(|(kh, _)| kh == key_hash).map(|(_, v)| v))
+}
+
 fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {
     let mut k = height.to_be_bytes().to_vec();
     k.extend_from_slice(tail);
@@ -145,7 +165,18 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_open_files(256);
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        // One block cache for every table, and whole-key bloom filters: the state tree's
+        // point reads (a node per level of each key written) mostly miss the newest files.
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let mut tables = BlockBasedOptions::default();
+        tables.set_block_cache(&cache);
+        tables.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+        tables.set_cache_index_and_filter_blocks(true);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf = Options::default();
+            cf.set_block_based_table_factory(&tables);
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
         let store = Store { db, state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT };
         match store.get(CF_META, META_CHAIN_ID)? {
@@ -250,10 +281,13 @@ impl Store {
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
         }
+        // One iterator for every key's previous row (the values come in key order): creating
+        // an iterator costs more than seeking one.
+        let mut rows = self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES));
         for ((version, kh), v) in update.batch.node_batch.values() {
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
             let since = version.to_be_bytes();
-            if let Some(previous) = self.value_row_before(kh, *version)? {
+            if let Some(previous) = value_row_before(&mut rows, kh, *version)? {
                 batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, previous)].concat(), []);
             }
             if v.is_none() {
@@ -266,20 +300,6 @@ impl Store {
             batch.put_cf(self.cf(CF_JMT_STALE), k, []);
         }
         Ok(())
-    }
-
-    /// The version of `key_hash`'s latest value row strictly before `version`, if any.
-    fn value_row_before(&self, key_hash: &jmt::KeyHash, version: u64) -> Result<Option<u64>> {
-        let Some(below) = version.checked_sub(1) else { return Ok(None) };
-        let seek = value_row_key(key_hash, below);
-        let mode = IteratorMode::From(&seek, rocksdb::Direction::Reverse);
-        match self.db.iterator_cf(self.cf(CF_JMT_VALUES), mode).next() {
-            Some(item) => {
-                let (k, _) = item.map_err(storage)?;
-                Ok(parse_value_row_key(&k).filter(|(kh, _)| kh == key_hash).map(|(_, v)| v))
-            }
-            None => Ok(None),
-        }
     }
 
     /// Deletes tree nodes and value rows that went stale at or before `height - history`.

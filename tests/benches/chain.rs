@@ -18,9 +18,14 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 /// Offers (and as many results) per benchmarked block.
 const JOBS_PER_BLOCK: usize = 500;
 
+/// Blocks committed before the steady-state benchmark's measured ones.
+const STEADY_BLOCKS: u64 = 40;
+
 struct Fixture {
     genesis: Genesis,
     validator: Keypair,
+    provider: Keypair,
+    client: Keypair,
     txs: Vec<Transaction>,
 }
 
@@ -42,14 +47,22 @@ fn fixture() -> Fixture {
         }],
         params: ChainParams::default(),
     };
-    let chain_id = genesis.chain_id();
+    let mut f = Fixture { genesis, validator, provider, client, txs: Vec::new() };
+    f.txs = jobs(&f, 0, JOBS_PER_BLOCK, 1);
+    f
+}
+
+/// `n` offers from the client, nonces from `first_nonce`, for a block at `height`, then each
+/// one's result: what a block of a busy chain holds.
+fn jobs(f: &Fixture, first_nonce: u64, n: usize, height: u64) -> Vec<Transaction> {
+    let chain_id = f.genesis.chain_id();
     let mut txs = Vec::new();
     let mut results = Vec::new();
-    for nonce in 0..JOBS_PER_BLOCK as u64 {
+    for nonce in first_nonce..first_nonce + n as u64 {
         let offer = JobOffer {
             version: FORMAT_VERSION,
             chain_id,
-            client: client.public(),
+            client: f.client.public(),
             nonce,
             fee: 1,
             module_id: Hash::of(b"module"),
@@ -57,10 +70,10 @@ fn fixture() -> Fixture {
             fuel_limit: 1_000,
             max_price: 1,
             redundancy: 1,
-            assignment_height: 0,
-            deadline_height: 100,
+            assignment_height: height - 1,
+            deadline_height: height + 100,
         }
-        .sign(&client);
+        .sign(&f.client);
         let output = b"out".to_vec();
         let claim = ResultClaim {
             version: FORMAT_VERSION,
@@ -70,13 +83,13 @@ fn fixture() -> Fixture {
             output_hash: Hash::of(&output),
             fuel_used: 10,
             status: JobStatus::Ok,
-            provider: provider.public(),
+            provider: f.provider.public(),
         };
-        results.push(Transaction::Result(JobResult::new(claim, output, &provider)));
+        results.push(Transaction::Result(JobResult::new(claim, output, &f.provider)));
         txs.push(Transaction::Offer(offer));
     }
     txs.extend(results);
-    Fixture { genesis, validator, txs }
+    txs
 }
 
 fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
@@ -95,25 +108,38 @@ fn commit_block(
     state: &mut State,
     sigs: &mut dyn SignatureCheck,
 ) -> (cairn_ledger::Block, Vec<ExecutionReceipt>) {
+    commit_block_at(f, store, state, sigs, 1, Hash::ZERO, f.txs.clone())
+}
+
+/// Builds, finalizes and stores the block at `height` on `parent_hash` with `txs`.
+fn commit_block_at(
+    f: &Fixture,
+    store: &Store,
+    state: &mut State,
+    sigs: &mut dyn SignatureCheck,
+    height: u64,
+    parent_hash: Hash,
+    txs: Vec<Transaction>,
+) -> (cairn_ledger::Block, Vec<ExecutionReceipt>) {
     let signer = Signer::new(f.validator.clone(), f.genesis.chain_id(), f.genesis.validator_set().expect("set"))
         .expect("signer");
     let mut disk = StoreTree::new(store);
     let next = NextBlock {
-        at: Position { height: 1, parent_hash: Hash::ZERO },
+        at: Position { height, parent_hash },
         proposer: f.validator.public(),
-        time_ms: 0,
+        time_ms: height,
         last_commit: None,
     };
     let (block, executed, rejected) =
-        build_block(state, next, f.txs.clone(), &mut disk, &mut NoReexecution, sigs).expect("block builds");
-    assert!(rejected.is_empty());
-    let commit = signer.solo_commit(1, block.hash()).expect("commit");
+        build_block(state, next, txs, &mut disk, &mut NoReexecution, sigs).expect("block builds");
+    assert!(rejected.is_empty(), "{:?}", rejected.first());
+    let commit = signer.solo_commit(height, block.hash()).expect("commit");
     let changes = state.commit();
     let jobs: Vec<(Hash, JobLocation)> = executed
         .receipts
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.claim.job_id, JobLocation { offer_height: Some(1), receipt: Some((1, i as u32)) }))
+        .map(|(i, r)| (r.claim.job_id, JobLocation { offer_height: Some(height), receipt: Some((height, i as u32)) }))
         .collect();
     let tree = disk.into_update().expect("update");
     store
@@ -141,11 +167,39 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+
+    // A block on a chain that already holds `STEADY_BLOCKS` such blocks: the state tree is
+    // deep and every key written has earlier value rows, as on a busy node (signatures
+    // verified on admission).
+    let output_max = f.genesis.params.output_bytes_max as usize;
+    g.bench_function(format!("apply_and_commit_{}_txs_after_{STEADY_BLOCKS}_blocks", f.txs.len()), |b| {
+        b.iter_custom(|iters| {
+            let (_dir, store, mut state) = open(&f);
+            let mut parent = Hash::ZERO;
+            let mut nonce = 0;
+            let mut elapsed = std::time::Duration::ZERO;
+            for height in 1..=STEADY_BLOCKS + iters {
+                let txs = jobs(&f, nonce, JOBS_PER_BLOCK, height);
+                nonce += JOBS_PER_BLOCK as u64;
+                // Verified on admission, as in a node.
+                let mut sigs = SignatureCache::default();
+                for tx in &txs {
+                    sigs.check(tx, output_max).expect("valid");
+                }
+                let started = std::time::Instant::now();
+                let (block, _) = commit_block_at(&f, &store, &mut state, &mut sigs, height, parent, txs);
+                if height > STEADY_BLOCKS {
+                    elapsed += started.elapsed();
+                }
+                parent = block.hash();
+            }
+            elapsed
+        })
+    });
     g.finish();
 
     // The same block with every signature checked (nothing cached) and with every transaction
     // already verified on admission (all cached): what the signature cache saves.
-    let output_max = f.genesis.params.output_bytes_max as usize;
     let mut cached = SignatureCache::default();
     for tx in &f.txs {
         cached.check(tx, output_max).expect("valid");

@@ -551,9 +551,17 @@ fn jobs_do_not_see_each_others_memory() {
 
 // ---- the example jobs (built by scripts/build-jobs.sh) ----
 
+/// The example job `name`, built: a test that needs one fails without it (scripts/test.sh
+/// builds them), never skips.
+pub(crate) fn example_job(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/jobs/wasm/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("cannot read {}: {e}; build the example jobs with scripts/build-jobs.sh", path.display())
+    })
+}
+
 #[test]
 fn example_jobs_run() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/wasm");
     let cases: [(&str, &[u8], &[u8]); 6] = [
         ("uppercase", b"hello, Cairn!", b"HELLO, CAIRN!"),
         ("sha256", b"abc", b"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
@@ -567,23 +575,18 @@ fn example_jobs_run() {
         ),
     ];
     let vm = vm();
-    let mut ran = 0;
     for (name, input, expected) in cases {
-        let path = dir.join(format!("{name}.wasm"));
-        let Ok(wasm) = std::fs::read(&path) else {
-            println!("note: {} is absent, skipped; run scripts/build-jobs.sh first", path.display());
-            continue;
-        };
+        let wasm = example_job(name);
         vm.validate(&wasm).unwrap_or_else(|e| panic!("{name}.wasm is invalid: {e}"));
         let outcome = vm.execute(&wasm, input, 1_000_000_000).expect("no internal error");
         assert_eq!(outcome.status, JobStatus::Ok, "{name}: {}", outcome.message);
         assert_eq!(String::from_utf8_lossy(&outcome.output), String::from_utf8_lossy(expected), "{name}");
-        ran += 1;
     }
 
     // Failures inside SDK-built jobs: bad input aborts with the job's message, a panic
     // traps with its location.
-    if let Ok(wasm) = std::fs::read(dir.join("primes.wasm")) {
+    {
+        let wasm = example_job("primes");
         let outcome = vm.execute(&wasm, b"not a number", 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Trap);
         assert!(outcome.message.contains("decimal number"), "{}", outcome.message);
@@ -594,24 +597,26 @@ fn example_jobs_run() {
     // The SDK's allocator at the ABI's limits: a 1 MiB input, a 64 KiB output.
     let input_max = vm.config().input_size_bytes_max;
     let output_max = vm.config().output_size_bytes_max;
-    if let Ok(wasm) = std::fs::read(dir.join("sha256.wasm")) {
+    {
+        let wasm = example_job("sha256");
         let outcome = vm.execute(&wasm, &vec![b'a'; input_max], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, b"9bc1b2a288b26af7257a36277ae3816a7d4f16e89c1e7e77d0a5c48bad62b360");
     }
-    if let Ok(wasm) = std::fs::read(dir.join("uppercase.wasm")) {
+    {
+        let wasm = example_job("uppercase");
         let outcome = vm.execute(&wasm, &vec![b'a'; output_max], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, vec![b'A'; output_max]);
         let outcome = vm.execute(&wasm, &vec![b'a'; output_max + 1], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::OutputTooLarge);
     }
-    if let Ok(wasm) = std::fs::read(dir.join("json-transform.wasm")) {
+    {
+        let wasm = example_job("json-transform");
         let outcome = vm.execute(&wasm, b"[1, 2]", 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Trap);
         assert!(outcome.message.contains("JSON object"), "{}", outcome.message);
     }
-    println!("ran {ran} example job cases");
 }
 
 mod cache_disk;

@@ -1,7 +1,5 @@
 //! The fuel table, size-dependent charges, and the fast meter against the reference meters.
 
-use std::path::Path;
-
 use super::{FUEL, assert_status, job_with_run, vm};
 use crate::{
     Compiler, Execution, FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, JobStatus, MeterMode, Vm,
@@ -141,15 +139,12 @@ fn meter_corpus() -> Vec<(String, Vec<u8>, Vec<u8>)> {
             b"x".to_vec(),
         ),
     ];
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/wasm");
     for (name, input) in [
         ("sha256", b"abc".repeat(1000)),
         ("primes", b"20000".to_vec()),
         ("json-transform", br#"{"a":[1,2,{"b":"cd"}]}"#.to_vec()),
     ] {
-        if let Ok(wasm) = std::fs::read(dir.join(format!("{name}.wasm"))) {
-            corpus.push((name.to_owned(), wasm, input));
-        }
+        corpus.push((name.to_owned(), super::example_job(name), input));
     }
     corpus
 }
