@@ -102,6 +102,24 @@ pub struct NodeConfig {
     /// (built, checked or applied), with the file `test-executing-block` in `home` while it
     /// does — to show what the node does meanwhile. 0: off.
     pub test_slow_blocks_ms: u64,
+    /// Test only: how this node lies when a peer asks it for finalized blocks (sync).
+    pub test_sync_lie: Option<SyncLie>,
+}
+
+/// Test only: the lies of a sync peer ([`NodeConfig::test_sync_lie`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncLie {
+    /// The blocks asked for, each with its commit's signatures altered.
+    Forged,
+    /// The blocks asked for, each with a commit that holds no signature.
+    Unsigned,
+    /// The blocks after the one asked for (they do not link to the asker's head).
+    Unlinked,
+    /// Blocks before the ones asked for (the asker has them).
+    Stale,
+    /// No answer at all.
+    Silent,
 }
 
 impl Default for NodeConfig {
@@ -140,6 +158,7 @@ impl Default for NodeConfig {
             test_partition: false,
             test_fail_executions: 0,
             test_slow_blocks_ms: 0,
+            test_sync_lie: None,
         }
     }
 }

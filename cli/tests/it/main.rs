@@ -13,3 +13,4 @@ mod one_path;
 mod restart;
 mod rpc_fair;
 mod support;
+mod sync_liars;

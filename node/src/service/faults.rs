@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cairn_ledger::{Keypair, PublicKey};
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, SyncLie};
 
 /// The faults this node injects.
 #[derive(Debug, Default)]
@@ -29,6 +29,7 @@ struct On {
     failed: u32,
     isolated: bool,
     slow_blocks: Option<SlowBlocks>,
+    sync_lie: Option<SyncLie>,
 }
 
 /// The executor takes `delay` over each block it executes, with a file at `marker` while it
@@ -60,7 +61,8 @@ impl Faults {
             || config.test_crash_after_wal_append_at_height.is_some()
             || config.test_partition
             || config.test_fail_executions > 0
-            || config.test_slow_blocks_ms > 0;
+            || config.test_slow_blocks_ms > 0
+            || config.test_sync_lie.is_some();
         #[cfg(feature = "test-faults")]
         {
             let _ = asked;
@@ -78,6 +80,7 @@ impl Faults {
                         delay: Duration::from_millis(config.test_slow_blocks_ms),
                         marker: config.home.join("test-executing-block"),
                     }),
+                    sync_lie: config.test_sync_lie,
                 },
             })
         }
@@ -96,6 +99,14 @@ impl Faults {
     pub fn slow_blocks(&self) -> Option<SlowBlocks> {
         #[cfg(feature = "test-faults")]
         return self.on.slow_blocks.clone();
+        #[cfg(not(feature = "test-faults"))]
+        None
+    }
+
+    /// How this node lies to peers that sync from it.
+    pub fn sync_lie(&self) -> Option<SyncLie> {
+        #[cfg(feature = "test-faults")]
+        return self.on.sync_lie;
         #[cfg(not(feature = "test-faults"))]
         None
     }
@@ -164,6 +175,33 @@ impl Faults {
         #[cfg(not(feature = "test-faults"))]
         false
     }
+}
+
+/// The answer of a lying sync peer to "the blocks from `from`", over `blocks_from` (the honest
+/// answer's reader); `None`: no answer at all.
+pub fn lying_answer(
+    lie: SyncLie,
+    from: u64,
+    blocks_from: impl Fn(u64) -> anyhow::Result<Vec<(cairn_ledger::Block, cairn_ledger::Commit)>>,
+) -> Option<anyhow::Result<Vec<(cairn_ledger::Block, cairn_ledger::Commit)>>> {
+    let answer = match lie {
+        SyncLie::Silent => return None,
+        SyncLie::Stale => blocks_from(from.saturating_sub(crate::p2p::SYNC_BLOCKS_MAX.into()).max(1))
+            .map(|blocks| blocks.into_iter().filter(|(b, _)| b.header.height < from).collect()),
+        SyncLie::Unlinked => blocks_from(from + 1),
+        SyncLie::Forged | SyncLie::Unsigned => blocks_from(from).map(|mut blocks| {
+            for (_, commit) in &mut blocks {
+                if lie == SyncLie::Unsigned {
+                    commit.signatures.clear();
+                }
+                for s in &mut commit.signatures {
+                    s.signature.0[0] ^= 1;
+                }
+            }
+            blocks
+        }),
+    };
+    Some(answer)
 }
 
 /// Whether a consensus log entry is a vote signed by `me`.

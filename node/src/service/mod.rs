@@ -565,6 +565,7 @@ impl Node {
             Done::Checked { height, block_hash, result, took } => self.on_checked(height, block_hash, result, took),
             Done::Stored { executed, commit, took, announce } => {
                 self.storing = None;
+                self.sync_stored(executed.block.header.height);
                 self.chain.advance(&executed, commit.clone());
                 if let Some(took) = took {
                     self.sizer.observe_build(executed.block.txs.len(), took);
@@ -588,10 +589,14 @@ impl Node {
                         self.reexec.blocked = true;
                         self.want_verdicts(&missing);
                     }
-                    crate::chain::ExecError::Invalid(why) => tracing::warn!(height, "finalized block refused: {why}"),
+                    crate::chain::ExecError::Invalid(why) => {
+                        tracing::warn!(height, "finalized block refused: {why}");
+                        self.sync_failed(height, true);
+                        return Ok(());
+                    }
                     crate::chain::ExecError::Fault(e) => return Err(e),
                 }
-                self.sync_failed();
+                self.sync_failed(height, false);
                 Ok(())
             }
             Done::StoreFailed(e) => Err(e.context("the block executor failed")),
@@ -682,6 +687,10 @@ impl Node {
             SwarmEvent::ConnectionEstablished { peer_id, .. } if self.faults.is_isolated() => {
                 let _ = self.net.swarm().disconnect_peer_id(peer_id);
             }
+            // A peer that lied to sync is kept away while it is distrusted.
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.sync.is_distrusted(&peer_id) => {
+                let _ = self.net.swarm().disconnect_peer_id(peer_id);
+            }
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 self.net_info.peers = self.net.peers().len();
                 self.publish_view();
@@ -729,8 +738,9 @@ impl Node {
         Ok(())
     }
 
-    /// Keeps the node connected: redials the bootstrap peers when it has none (they restarted,
-    /// or a partition healed), and, in tests, cuts it off while it is isolated.
+    /// Keeps the node connected: redials the bootstrap peers when it has none it trusts (they
+    /// restarted, a partition healed, or the peers it has lied to sync), and, in tests, cuts
+    /// it off while it is isolated.
     fn maintain_peers(&mut self) {
         let (isolated, changed) = self.faults.isolated();
         if let Some(isolated) = changed {
@@ -742,7 +752,8 @@ impl Node {
             }
             return;
         }
-        if self.net.any_peer().is_none() {
+        // No peer, or only peers sync distrusts (they lied): dial the bootstrap peers.
+        if self.trusted_peer().is_none() {
             for addr in &self.config.bootstrap {
                 if let Ok(ma) = addr.parse::<Multiaddr>() {
                     let _ = self.net.swarm().dial(ma);

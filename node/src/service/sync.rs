@@ -3,6 +3,7 @@
 //! loop; synced blocks are applied one at a time by the executor, in order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cairn_ledger::{Block, Commit, Hash};
@@ -19,15 +20,64 @@ pub const ANNOUNCED_FETCHES_MAX: usize = 16;
 /// peer asks again or another peer).
 pub const SYNC_ANSWERS_AT_ONCE: usize = 4;
 
+/// How long a peer that lied to sync (blocks it could not have meant: stale, not linking, a
+/// forged commit, or bytes that do not decode) is neither asked again nor kept connected.
+pub const SYNC_DISTRUST: Duration = Duration::from_secs(60);
+/// How long a peer that did not answer a block request is not asked again.
+pub const SYNC_SILENT_PAUSE: Duration = Duration::from_secs(10);
+/// Peers remembered as distrusted, at most (the oldest is forgotten first).
+pub const SYNC_DISTRUSTED_MAX: usize = 1_024;
+
+/// What a block sync answer is worth, given the head it was asked from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// Nothing: the peer has no block after the head (honest).
+    Nothing,
+    /// Blocks that follow the head one by one: `new` of them.
+    Blocks {
+        /// How many.
+        new: usize,
+    },
+    /// Only blocks this node already has: asked for the blocks after the head, an honest peer
+    /// sends those or nothing.
+    Stale,
+    /// Blocks that do not follow the head one by one (a gap, a repeat, out of order).
+    Unlinked,
+}
+
+/// Classifies the blocks a peer sent for "the blocks after `head`" (pure, so every lie is
+/// testable without a network). Blocks the node has received meanwhile are skipped when
+/// applied, not held against the peer.
+pub fn classify_answer(head: u64, heights: &[u64]) -> Answered {
+    if heights.is_empty() {
+        return Answered::Nothing;
+    }
+    if heights.iter().all(|h| *h <= head) {
+        return Answered::Stale;
+    }
+    if heights.iter().zip(head + 1..).all(|(h, expected)| *h == expected) {
+        Answered::Blocks { new: heights.len() }
+    } else {
+        Answered::Unlinked
+    }
+}
+
 /// Requests in flight and what arrived.
 #[derive(Default)]
 pub struct SyncState {
-    /// The block sync request in flight, and the peer asked.
-    syncing: Option<(OutboundRequestId, PeerId)>,
+    /// The block sync request in flight, the peer asked, and the first height asked for.
+    syncing: Option<(OutboundRequestId, PeerId, u64)>,
     /// Finalized blocks received, to apply in order (at most one response's worth).
     queue: VecDeque<(Block, Commit)>,
+    /// The peer the queued blocks came from.
+    source: Option<PeerId>,
+    /// The height of the synced block being applied.
+    applying: Option<u64>,
     /// Whether the response they came in was full (there may be more).
     more: Option<PeerId>,
+    /// Peers not asked for blocks until the time given (they lied, or did not answer), at
+    /// most [`SYNC_DISTRUSTED_MAX`].
+    distrusted: HashMap<PeerId, Instant>,
     /// Blob requests in flight.
     blob_requests: HashMap<OutboundRequestId, Hash>,
     /// Fetched modules being stored, off the loop.
@@ -61,31 +111,71 @@ impl SyncState {
     pub fn next_block(&mut self) -> Option<(Block, Commit)> {
         self.queue.pop_front()
     }
+
+    /// Whether `peer` is not to be asked for blocks now.
+    pub fn is_distrusted(&self, peer: &PeerId) -> bool {
+        self.distrusted.get(peer).is_some_and(|until| *until > Instant::now())
+    }
+
+    /// Stops asking `peer` for blocks for `pause`.
+    fn distrust(&mut self, peer: PeerId, pause: Duration) {
+        let now = Instant::now();
+        self.distrusted.retain(|_, until| *until > now);
+        if self.distrusted.len() >= SYNC_DISTRUSTED_MAX
+            && let Some(oldest) = self.distrusted.iter().min_by_key(|(_, until)| **until).map(|(p, _)| *p)
+        {
+            self.distrusted.remove(&oldest);
+        }
+        self.distrusted.insert(peer, now + pause);
+    }
 }
 
-/// A peer's request, answered from the store off the loop.
+/// A peer's request, answered from the store off the loop (`None`: not answered, a test's
+/// silent peer).
 pub struct Answer {
     channel: ResponseChannel<Wire>,
-    response: SyncResponse,
+    response: Option<SyncResponse>,
 }
 
 impl Node {
-    /// Asks `peer` for the finalized blocks after the head (one request at a time).
+    /// Asks `peer` for the finalized blocks after the head (one request at a time); another
+    /// peer if `peer` is distrusted.
     pub(super) fn request_sync(&mut self, peer: PeerId) {
         if self.sync.syncing.is_some() || !self.sync.queue.is_empty() {
             return;
         }
+        if self.sync.is_distrusted(&peer) {
+            return self.sync_from_any_peer();
+        }
         let from = self.chain.height() + 1;
         let req = SyncRequest::Blocks { from, max: SYNC_BLOCKS_MAX };
         let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&req));
-        self.sync.syncing = Some((id, peer));
+        self.sync.syncing = Some((id, peer, from));
     }
 
-    /// Asks any connected peer for the blocks after the head.
+    /// Asks a connected peer that is not distrusted for the blocks after the head.
     pub(super) fn sync_from_any_peer(&mut self) {
-        if let Some(peer) = self.net.any_peer() {
+        if let Some(peer) = self.trusted_peer() {
             self.request_sync(peer);
         }
+    }
+
+    /// A connected peer that sync does not distrust.
+    pub(super) fn trusted_peer(&mut self) -> Option<PeerId> {
+        self.net.peers().into_iter().find(|p| !self.sync.is_distrusted(p))
+    }
+
+    /// `peer` lied to sync: it is disconnected, not asked again for [`SYNC_DISTRUST`] (nor
+    /// kept connected meanwhile), and another peer is asked.
+    pub(super) fn sync_liar(&mut self, peer: PeerId, why: &str) {
+        tracing::warn!(%peer, "sync peer lied ({why}): disconnected, distrusted for {} s", SYNC_DISTRUST.as_secs());
+        self.sync.distrust(peer, SYNC_DISTRUST);
+        if self.sync.source == Some(peer) {
+            self.sync.queue.clear();
+            self.sync.more = None;
+        }
+        let _ = self.net.swarm().disconnect_peer_id(peer);
+        self.sync_from_any_peer();
     }
 
     /// Asks every connected peer for a module (once at a time).
@@ -123,8 +213,12 @@ impl Node {
             },
             request_response::Event::OutboundFailure { request_id, peer, error, .. } => {
                 tracing::debug!(%peer, "request failed: {error}");
-                if self.sync.syncing.is_some_and(|(id, _)| id == request_id) {
+                if self.sync.syncing.is_some_and(|(id, _, _)| id == request_id) {
+                    // No answer: ask another peer, and this one not again for a while.
+                    tracing::warn!(%peer, "sync peer did not answer ({error}): asking another");
                     self.sync.syncing = None;
+                    self.sync.distrust(peer, SYNC_SILENT_PAUSE);
+                    self.sync_from_any_peer();
                 }
                 self.sync.blob_requests.remove(&request_id);
                 self.sync.proposed_requests.remove(&request_id);
@@ -152,23 +246,32 @@ impl Node {
         let store = self.chain.store.clone();
         let head = self.chain.height();
         let events = self.events.clone();
+        let lie = self.faults.sync_lie();
         tokio::spawn(async move {
             let response = tokio::task::spawn_blocking(move || match request {
                 SyncRequest::Blocks { from, max } => {
                     let budget = p2p::SYNC_RESPONSE_BYTES_MAX as usize / 2;
-                    match crate::chain::blocks_from(&store, head, from, max.min(SYNC_BLOCKS_MAX), budget) {
+                    let read = |from| crate::chain::blocks_from(&store, head, from, max.min(SYNC_BLOCKS_MAX), budget);
+                    let blocks = match lie {
+                        None => read(from),
+                        Some(lie) => match super::faults::lying_answer(lie, from, read) {
+                            Some(answer) => answer,
+                            None => return None,
+                        },
+                    };
+                    Some(match blocks {
                         Ok(blocks) => SyncResponse::Blocks(blocks),
                         Err(e) => SyncResponse::Error(e.to_string()),
-                    }
+                    })
                 }
-                SyncRequest::Blob(id) => match store.blob(&id) {
+                SyncRequest::Blob(id) => Some(match store.blob(&id) {
                     Ok(b) => SyncResponse::Blob(b),
                     Err(e) => SyncResponse::Error(e.to_string()),
-                },
-                SyncRequest::Proposed { .. } => SyncResponse::Error("answered on the loop".into()),
+                }),
+                SyncRequest::Proposed { .. } => Some(SyncResponse::Error("answered on the loop".into())),
             })
             .await
-            .unwrap_or_else(|e| SyncResponse::Error(format!("reading the store failed: {e}")));
+            .unwrap_or_else(|e| Some(SyncResponse::Error(format!("reading the store failed: {e}"))));
             let _ = events.send(Event::Answer(Answer { channel, response })).await;
         });
     }
@@ -176,7 +279,9 @@ impl Node {
     /// A request's answer was read from the store: send it.
     pub(super) fn on_answer(&mut self, answer: Answer) {
         self.sync.answering = self.sync.answering.saturating_sub(1);
-        self.respond(answer.channel, answer.response);
+        if let Some(response) = answer.response {
+            self.respond(answer.channel, response);
+        }
     }
 
     fn respond(&mut self, channel: ResponseChannel<Wire>, response: SyncResponse) {
@@ -185,14 +290,33 @@ impl Node {
 
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Wire) -> anyhow::Result<()> {
         let decoded = response.decode::<SyncResponse>("sync response");
-        if self.sync.syncing.is_some_and(|(id, _)| id == request_id) {
+        if let Some((_, _, from)) = self.sync.syncing.filter(|(id, _, _)| *id == request_id) {
             self.sync.syncing = None;
-            if let Ok(SyncResponse::Blocks(blocks)) = decoded {
-                // Answers are cut by count and size: ask again until one is empty.
-                self.sync.more = (!blocks.is_empty()).then_some(peer);
-                let head = self.chain.height();
-                self.sync.queue.extend(blocks.into_iter().filter(|(b, _)| b.header.height > head));
-                self.apply_next_synced()?;
+            match decoded {
+                Ok(SyncResponse::Blocks(blocks)) => {
+                    // Judged against what was asked: the head may have moved since (gossip).
+                    let heights: Vec<u64> = blocks.iter().map(|(b, _)| b.header.height).collect();
+                    match classify_answer(from - 1, &heights) {
+                        Answered::Nothing => {}
+                        Answered::Stale => self.sync_liar(peer, "sent only blocks this node has"),
+                        Answered::Unlinked => self.sync_liar(peer, "sent blocks that do not follow the head"),
+                        Answered::Blocks { .. } => {
+                            // Answers are cut by count and size: ask again until one is empty.
+                            self.sync.more = Some(peer);
+                            self.sync.source = Some(peer);
+                            self.sync.queue.extend(blocks);
+                            self.apply_next_synced()?;
+                        }
+                    }
+                }
+                // Busy, or its store failed: another peer may answer.
+                Ok(SyncResponse::Error(why)) => {
+                    tracing::debug!(%peer, "sync answer: {why}");
+                    self.sync.distrust(peer, SYNC_SILENT_PAUSE);
+                    self.sync_from_any_peer();
+                }
+                Ok(_) => self.sync_liar(peer, "answered a block request with something else"),
+                Err(e) => self.sync_liar(peer, &format!("undecodable answer: {e}")),
             }
         } else if let Some((height, block_hash)) = self.sync.proposed_requests.remove(&request_id) {
             if let Ok(SyncResponse::Proposed(Some(block))) = decoded
@@ -222,15 +346,32 @@ impl Node {
             if block.header.height != self.chain.height() + 1 {
                 continue;
             }
+            self.sync.applying = Some(block.header.height);
             self.apply_finalized(block, commit, false)?;
         }
         Ok(())
     }
 
-    /// A synced block could not be applied: forget the rest of the answer.
-    pub(super) fn sync_failed(&mut self) {
+    /// A finalized block at `height` could not be applied: forget the rest of the answer; if
+    /// it came from sync and is invalid (its commit does not verify, it does not link), the
+    /// peer that sent it lied.
+    pub(super) fn sync_failed(&mut self, height: u64, invalid: bool) {
+        let synced = self.sync.applying.take() == Some(height);
         self.sync.queue.clear();
         self.sync.more = None;
+        if synced
+            && invalid
+            && let Some(peer) = self.sync.source.take()
+        {
+            self.sync_liar(peer, &format!("sent block {height}, which is invalid"));
+        }
+    }
+
+    /// A finalized block was stored: a synced one is done.
+    pub(super) fn sync_stored(&mut self, height: u64) {
+        if self.sync.applying == Some(height) {
+            self.sync.applying = None;
+        }
     }
 
     /// A module this node asked for arrived: stored off the event loop, then announced to the
@@ -274,5 +415,44 @@ impl Node {
             self.module_stored(module_id);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_judged_against_the_head_it_was_asked_from() {
+        // Honest answers: nothing, or the blocks after the head, one by one.
+        assert_eq!(classify_answer(10, &[]), Answered::Nothing);
+        assert_eq!(classify_answer(10, &[11]), Answered::Blocks { new: 1 });
+        assert_eq!(classify_answer(10, &[11, 12, 13]), Answered::Blocks { new: 3 });
+        assert_eq!(classify_answer(0, &[1, 2]), Answered::Blocks { new: 2 });
+        // Only blocks the node has.
+        assert_eq!(classify_answer(10, &[9, 10]), Answered::Stale);
+        assert_eq!(classify_answer(10, &[3]), Answered::Stale);
+        // A gap, a repeat, out of order, or old blocks in front of new ones.
+        assert_eq!(classify_answer(10, &[12, 13]), Answered::Unlinked);
+        assert_eq!(classify_answer(10, &[11, 11]), Answered::Unlinked);
+        assert_eq!(classify_answer(10, &[12, 11]), Answered::Unlinked);
+        assert_eq!(classify_answer(10, &[10, 11]), Answered::Unlinked);
+        assert_eq!(classify_answer(10, &[11, 13]), Answered::Unlinked);
+    }
+
+    #[test]
+    fn distrust_expires_and_is_bounded() {
+        let mut s = SyncState::default();
+        let liar = PeerId::random();
+        s.distrust(liar, Duration::from_secs(60));
+        assert!(s.is_distrusted(&liar));
+        assert!(!s.is_distrusted(&PeerId::random()));
+        let brief = PeerId::random();
+        s.distrust(brief, Duration::ZERO);
+        assert!(!s.is_distrusted(&brief), "a pause that has passed no longer counts");
+        for _ in 0..SYNC_DISTRUSTED_MAX + 10 {
+            s.distrust(PeerId::random(), Duration::from_secs(60));
+        }
+        assert!(s.distrusted.len() <= SYNC_DISTRUSTED_MAX);
     }
 }
