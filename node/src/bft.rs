@@ -121,6 +121,9 @@ pub struct Bft {
     pub started_at: Instant,
     /// A consensus message for `next_height` (or later) arrived.
     pub peers_started: bool,
+    /// A height this validator does not vote at: its consensus log there is corrupt, so it
+    /// cannot know what it signed (it takes the block the others finalize).
+    pub sit_out: Option<u64>,
 }
 
 impl Bft {
@@ -138,6 +141,7 @@ impl Bft {
             next_height: None,
             started_at: Instant::now(),
             peers_started: false,
+            sit_out: None,
         }
     }
 
@@ -285,7 +289,7 @@ impl Bft {
     /// whether there is anything to put in a block.
     pub fn due_to_start(&self, head: u64, block_time: Duration, empty_blocks: bool, has_work: bool) -> Option<u64> {
         let h = self.next_height?;
-        if h != head + 1 || self.engine.height() >= h {
+        if h != head + 1 || self.engine.height() >= h || self.sit_out == Some(h) {
             return None;
         }
         if self.peers_started {

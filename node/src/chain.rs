@@ -14,7 +14,7 @@ use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use cairn_contracts::{
     BlockError, Executed, NextBlock, Position, Reexecute, SignatureCache, State, TxError, build_block, execute_block,
 };
@@ -252,8 +252,8 @@ impl Chain {
         let mut store = Store::open(path, chain_id)?;
         store.set_state_history(state_history_blocks);
         let store = Arc::new(store);
-        let state = State::from_entries(&genesis, &store.state_entries()?)
-            .map_err(|e| anyhow::anyhow!("rebuilding state from {}: {e}", path.display()))?;
+        let state = State::from_entries(&genesis, &store.state_entries().map_err(|e| corrupt(path, e))?)
+            .map_err(|e| corrupt(path, format!("rebuilding the state: {e}")))?;
         if store.state_root(0)?.is_none() {
             cairn_store::init_store_genesis(store.as_ref(), &state.entries())?;
         }
@@ -261,8 +261,14 @@ impl Chain {
         let (header, commit) = if height == 0 {
             (None, None)
         } else {
-            let block = store.block(height)?.with_context(|| format!("block {height} missing from the store"))?;
-            let commit = store.commit(height)?.with_context(|| format!("commit {height} missing from the store"))?;
+            let block = store
+                .block(height)
+                .map_err(|e| corrupt(path, e))?
+                .ok_or_else(|| corrupt(path, format!("block {height}, the head, is missing")))?;
+            let commit = store
+                .commit(height)
+                .map_err(|e| corrupt(path, e))?
+                .ok_or_else(|| corrupt(path, format!("the commit of block {height}, the head, is missing")))?;
             (Some(block.header), Some(commit))
         };
         // The state rebuilt from its table must be the state the head header commits to.
@@ -270,11 +276,10 @@ impl Chain {
             Some(h) => h.state_root,
             None => store.state_root(0)?.context("genesis state root missing")?,
         };
-        if MemoryTree::root_of(&state.entries())? != expected || store.state_root(height)? != Some(expected) {
-            bail!(
-                "the stored state does not match block {height}'s state root: the database at {} is corrupt",
-                path.display()
-            );
+        if MemoryTree::root_of(&state.entries())? != expected
+            || store.state_root(height).map_err(|e| corrupt(path, e))? != Some(expected)
+        {
+            return Err(corrupt(path, format!("the stored state does not match block {height}'s state root")));
         }
         Ok(Chain {
             genesis: Arc::new(genesis),
@@ -338,6 +343,17 @@ pub fn blocks_from(
     Ok(out)
 }
 
+/// A store found corrupt at startup: what is wrong, and how to recover.
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: the database at {} is corrupt. To recover, stop the node, move that folder aside and start the node \
+         again: it syncs every block from its peers (a validator only once the others have finalized a height past \
+         its last one, so that it cannot vote twice at one height; a chain with no other node cannot be recovered \
+         this way: restore the folder from a backup)",
+        path.display()
+    )
+}
+
 /// Builds a receipt proof from the store alone.
 pub fn proof_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Option<ReceiptProof>> {
     let Some((height, index)) = store.job(job_id)?.and_then(|l| l.receipt) else { return Ok(None) };
@@ -349,3 +365,7 @@ pub fn proof_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Option<R
     let receipt = receipts[index as usize].clone();
     Ok(Some(ReceiptProof { version: FORMAT_VERSION, receipt, path, header, commit }))
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

@@ -19,7 +19,7 @@ const PROVIDERS: usize = 1;
 
 /// Runs one job through node `via` to its finalized receipt and checks the proof offline:
 /// more than 2/3 of the power signed, so at least 3 of the 4 validators.
-async fn job(net: &Net, via: usize, module_id: cairn_ledger::Hash, tag: &str) -> u64 {
+pub(crate) async fn job(net: &Net, via: usize, module_id: cairn_ledger::Hash, tag: &str) -> u64 {
     let c = net.rpc(via).await;
     c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
     let offer =
@@ -61,7 +61,7 @@ async fn head_stays(net: &Net, nodes: &[usize], window: Duration) -> Result<u64,
 
 /// After the nodes stop: every validator's store holds the same block at every height, each
 /// with a commit that verifies against the genesis.
-fn assert_no_fork(net: &Net) {
+pub(crate) fn assert_no_fork(net: &Net) {
     let mut chains = Vec::new();
     for i in 0..VALIDATORS {
         let db = net.t.dir.join("nodes").join(i.to_string()).join("db");

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bft;
+mod corrupt;
 mod crash;
 mod e2e;
 mod hostile;

@@ -70,7 +70,28 @@ impl Node {
             return Ok(());
         }
         tracing::info!(height = head + 1, entries = entries.len(), "replaying the consensus log");
-        let outputs = c.bft.engine.replay(head + 1, &entries).context("replaying the consensus log")?;
+        let outputs = match c.bft.engine.replay(head + 1, &entries) {
+            Ok(outputs) => outputs,
+            // What it signed at that height is unknown: voting there again could contradict
+            // it. Others can finalize the height without this validator; a lone one cannot.
+            Err(e) if self.chain.validators.validators().len() > 1 => {
+                tracing::error!(
+                    height = head + 1,
+                    "the consensus log of height {} is corrupt ({e}): this validator does not vote at that height \
+                     (it cannot know what it signed there) and votes again from the next, once the others finalize it",
+                    head + 1
+                );
+                c.bft.sit_out = Some(head + 1);
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(e)).context(format!(
+                    "the consensus log of height {} is corrupt, and as the only validator this node cannot leave that \
+                     height to others: restore its data folder from a backup",
+                    head + 1
+                ));
+            }
+        };
         c.bft.next_height = None;
         c.bft.wal_height = head + 1;
         c.bft.wal_seq = entries.len() as u64;
