@@ -102,6 +102,8 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
     client::submit_tx(&c, tx, TIMEOUT).await.expect("unbond finalized");
     let p = listed(c.provider_list().await.expect("list")).expect("listed");
     assert_eq!((p.stake, p.unbonding, p.eligible), (0, stake, false));
+    // The missed-deadline penalty, the registration and the unbonding stake, from outside.
+    crate::support::assert_value_conserved(&net, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,6 +171,8 @@ async fn a_lying_provider_is_slashed_by_a_challenge_and_the_client_refunded() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(c.account_get(liar).await.expect("account").balance, 0);
+    // Slashed stake, the challenger's bond, escrows and fees all accounted for, from outside.
+    crate::support::assert_value_conserved(&net, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,6 +223,7 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
     assert_eq!(account(honest).await, honest_before + payment + slash);
     assert_eq!(account(liar).await, liar_before);
     assert_eq!(account(net.client_key.public()).await, client_before - payment - fee);
+    crate::support::assert_value_conserved(&net, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
