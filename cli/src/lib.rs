@@ -431,6 +431,7 @@ enum TestnetCmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    quiet_on_closed_output();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -446,6 +447,24 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Output to a pipe whose reader has gone (`cairn … | head -1`) ends the program quietly, with
+/// success, as Unix tools do — not with a panic and a backtrace.
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to std") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn init_logs(json: bool) {

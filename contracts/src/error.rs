@@ -189,6 +189,57 @@ pub enum Limit {
     NothingToResolve(Hash),
 }
 
+impl TxError {
+    /// The rule broken, for programs (`data.reason` of an RPC error): stable snake_case.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TxError::Invalid(_) => "invalid_encoding",
+            TxError::BadSignature(_) => "bad_signature",
+            TxError::NotSubmittable => "not_submittable",
+            TxError::WrongChain => "wrong_chain",
+            TxError::Nonce { .. } => "bad_nonce",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::Limit(limit) => limit.reason(),
+            TxError::NoProvider { .. } => "no_eligible_provider",
+            TxError::DuplicateJob(_) => "duplicate_job",
+            TxError::UnknownJob(_) => "unknown_job",
+            TxError::JobClosed(_) => "job_closed",
+            TxError::NotAssigned(_) => "not_assigned",
+            TxError::SlotFilled(_) => "slot_filled",
+            TxError::ReexecutionUnavailable(_) => "reexecution_unavailable",
+            TxError::ReexecutionPending(_) => "reexecution_pending",
+            TxError::TooManyReexecutions => "too_many_reexecutions",
+            TxError::Mismatch(_) => "result_mismatch",
+            TxError::NotProvider(_) => "not_a_provider",
+            TxError::Overflow(_) => "overflow",
+        }
+    }
+}
+
+impl Limit {
+    /// The bound broken, for programs: stable snake_case.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Limit::GenesisSupply => "genesis_supply_overflow",
+            Limit::Fee { .. } => "fee_below_minimum",
+            Limit::Redundancy { .. } => "redundancy_out_of_range",
+            Limit::FuelLimit { .. } => "fuel_limit_out_of_range",
+            Limit::Input { .. } => "input_too_large",
+            Limit::AssignmentHeight { .. } => "assignment_height_out_of_window",
+            Limit::Deadline { .. } => "deadline_out_of_range",
+            Limit::Capacity => "capacity_zero",
+            Limit::Providers { .. } => "provider_registry_full",
+            Limit::Stake { .. } => "stake_below_minimum",
+            Limit::Unbond { .. } => "unbond_out_of_range",
+            Limit::Unbondings { .. } => "too_many_unbondings",
+            Limit::NotChallengeable => "not_challengeable",
+            Limit::Bond { .. } => "bond_below_minimum",
+            Limit::ChallengeWindowClosed => "challenge_window_closed",
+            Limit::NothingToResolve(_) => "nothing_to_resolve",
+        }
+    }
+}
+
 /// Result with [`TxError`].
 pub type Result<T, E = TxError> = std::result::Result<T, E>;
 

@@ -60,14 +60,7 @@ fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
     err(error::INTERNAL, format!("internal error: {e}; see the node's log"))
 }
 
-/// `overloaded`, with `retry_after_ms` in the error's data.
-fn overloaded(message: String, retry_after_ms: u64) -> jsonrpsee::types::ErrorObjectOwned {
-    jsonrpsee::types::ErrorObjectOwned::owned(
-        error::OVERLOADED,
-        message,
-        Some(serde_json::json!({ "retry_after_ms": retry_after_ms })),
-    )
-}
+use cairn_rpc::error::overloaded;
 
 fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
     let code = match e {
@@ -76,7 +69,7 @@ fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
         TxError::Nonce { .. } => error::BAD_NONCE,
         _ => error::INVALID_TX,
     };
-    err(code, e.to_string())
+    error::with_reason(code, e.to_string(), e.reason())
 }
 
 fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {
@@ -89,7 +82,7 @@ impl RpcImpl {
         let (reply, answer) = oneshot::channel();
         self.node.requests.try_send(request(reply)).map_err(|e| match e {
             tokio::sync::mpsc::error::TrySendError::Full(_) => {
-                overloaded("the node is busy; retry shortly".into(), self.node.config.block_time_ms.max(1))
+                overloaded("the node is busy; retry shortly", self.node.config.block_time_ms.max(1))
             }
             tokio::sync::mpsc::error::TrySendError::Closed(_) => internal("the node is stopping"),
         })?;
@@ -111,6 +104,9 @@ impl RpcImpl {
             Err(AdmitError::Overloaded(o)) => Err(overloaded(o.to_string(), o.retry_after_ms)),
             Err(AdmitError::Mempool(e @ MempoolError::Full(_))) => {
                 Err(overloaded(e.to_string(), self.node.config.block_time_ms.max(1) * 4))
+            }
+            Err(AdmitError::Mempool(e @ MempoolError::Underpriced { .. })) => {
+                Err(error::with_reason(error::INVALID_TX, e.to_string(), "replacement_underpriced"))
             }
             Err(AdmitError::Mempool(e)) => Err(err(error::INVALID_TX, e.to_string())),
         }
@@ -193,7 +189,7 @@ impl RpcImpl {
 impl CairnApiServer for RpcImpl {
     async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
         let wasm = hex::decode(wasm_hex.strip_prefix("0x").unwrap_or(&wasm_hex))
-            .map_err(|e| err(error::INVALID_MODULE, format!("the module must be hex: {e}")))?;
+            .map_err(|e| err(error::INVALID_PARAMS, format!("the module must be hex: {e}")))?;
         // Validated and compiled (what a job's execution compiles, within the bound of
         // JOB-ABI.md §5), a few uploads at a time, off the async threads.
         let _slot = self.uploads.acquire().await.map_err(internal)?;
@@ -353,9 +349,9 @@ impl CairnApiServer for RpcImpl {
 
     async fn state_get_proof(&self, key_hex: String, height: Option<u64>) -> RpcResult<StateProof> {
         let key = hex::decode(key_hex.strip_prefix("0x").unwrap_or(&key_hex))
-            .map_err(|e| err(jsonrpsee::types::error::INVALID_PARAMS_CODE, format!("the key must be hex: {e}")))?;
+            .map_err(|e| err(error::INVALID_PARAMS, format!("the key must be hex: {e}")))?;
         if key.len() > STATE_KEY_BYTES_MAX {
-            return Err(err(jsonrpsee::types::error::INVALID_PARAMS_CODE, "state keys are at most 33 bytes"));
+            return Err(err(error::INVALID_PARAMS, "state keys are at most 33 bytes"));
         }
         let head = self.node.view().height();
         let height = height.unwrap_or(head);

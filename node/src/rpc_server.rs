@@ -214,8 +214,7 @@ struct FairCalls<S> {
 
 /// The error of a call over its client's rate: the refusal's text, and `retry_after_ms`.
 fn over_rate(refusal: &RateRefusal) -> jsonrpsee::types::ErrorObjectOwned {
-    let data = serde_json::json!({ "retry_after_ms": refusal.retry_after_ms() });
-    jsonrpsee::types::ErrorObjectOwned::owned(error::OVERLOADED, refusal.to_string(), Some(data))
+    error::overloaded(refusal.to_string(), refusal.retry_after_ms())
 }
 
 impl<S> RpcServiceT for FairCalls<S>

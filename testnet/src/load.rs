@@ -511,22 +511,9 @@ pub struct Report {
     pub points: Vec<Point>,
 }
 
-/// The name of a JSON-RPC error code.
+/// The name of a JSON-RPC error code (its `data.reason`).
 pub fn code_name(code: i32) -> &'static str {
-    match code {
-        -32602 => "invalid_params",
-        error::NOT_FOUND => "not_found",
-        error::INVALID_TX => "invalid_tx",
-        error::BAD_SIGNATURE => "bad_signature",
-        error::INSUFFICIENT_BALANCE => "insufficient_balance",
-        error::BAD_NONCE => "bad_nonce",
-        error::INVALID_MODULE => "invalid_module",
-        error::NOT_FINALIZED => "not_finalized",
-        error::OVERLOADED => "overloaded",
-        error::MODULE_UNKNOWN => "module_unknown",
-        error::INTERNAL => "internal",
-        _ => "other",
-    }
+    error::code_name(code).unwrap_or("other")
 }
 
 /// Turns a run's records into its report point.
@@ -1352,7 +1339,7 @@ mod tests {
         assert_eq!((p.sampled, p.submit_to_result_ms.count), (1, 1));
         assert_eq!(p.refusals.len(), 1);
         let r = &p.refusals[0];
-        assert_eq!((r.code, r.name.as_str(), r.count, r.message.as_str()), (-32008, "overloaded", 2, "mempool full"));
+        assert_eq!((r.code, r.name.as_str(), r.count, r.message.as_str()), (error::OVERLOADED, "overloaded", 2, "mempool full"));
         assert!((r.answer_max_ms - 7.0).abs() < 0.01);
         assert_eq!(p.blocks, 7);
         // It round-trips through the report's JSON.
