@@ -56,6 +56,10 @@ impl RpcImpl {
     }
 }
 
+/// How long a subscription to a job this node does not know waits for it to appear (clients
+/// subscribe before they submit) before it ends with `dropped`.
+pub const UNKNOWN_JOB_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
     err(error::INTERNAL, format!("internal error: {e}; see the node's log"))
 }
@@ -271,18 +275,22 @@ impl CairnApiServer for RpcImpl {
 
     async fn job_subscribe(&self, pending: PendingSubscriptionSink, job_id: Hash) -> SubscriptionResult {
         let (mut past, mut rx) = self.ask(|reply| Request::Subscribe { job_id, reply }).await?;
+        let mut unknown_until = None;
         if past.is_empty() {
-            // Not seen since this node started: tell what the chain knows, if anything.
-            if let Ok(info) = self.job_info(job_id).await
-                && info.stage >= JobStage::Finalized
-            {
-                past.push(JobEvent {
+            // Not seen since this node started: tell what the chain knows — or, for an id
+            // this node does not know at all, say so rather than wait in silence.
+            match self.job_info(job_id).await {
+                Ok(info) if info.stage >= JobStage::Finalized => past.push(JobEvent {
                     job_id,
                     stage: info.stage,
                     result: info.result,
                     height: info.receipt_height,
                     reason: info.reason,
-                });
+                }),
+                Ok(_) => {}
+                // Unknown here yet: clients subscribe before they submit, so it is watched for
+                // a while, then ended with `dropped` (below) rather than left silent.
+                Err(_) => unknown_until = Some(tokio::time::Instant::now() + UNKNOWN_JOB_WAIT),
             }
         }
         let sink = pending.accept().await?;
@@ -293,10 +301,34 @@ impl CairnApiServer for RpcImpl {
         }
         let done = |s: Option<JobStage>| s.is_some_and(JobStage::is_terminal);
         while !done(last) {
+            let unknown_wait = async {
+                match unknown_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = sink.closed() => return Ok(()),
+                () = unknown_wait => {
+                    unknown_until = None;
+                    if self.job_info(job_id).await.is_err() {
+                        let ev = JobEvent {
+                            job_id,
+                            stage: JobStage::Dropped,
+                            result: None,
+                            height: None,
+                            reason: Some(format!(
+                                "no job with this id reached this node within {} s: it was not submitted here, or its offer was refused",
+                                UNKNOWN_JOB_WAIT.as_secs()
+                            )),
+                        };
+                        sink.send(message(&ev)?).await?;
+                        return Ok(());
+                    }
+                }
                 ev = rx.recv() => match ev {
                     Ok(ev) if ev.job_id == job_id => {
+                        unknown_until = None;
                         last = Some(ev.stage);
                         sink.send(message(&ev)?).await?;
                     }

@@ -118,3 +118,18 @@ async fn http_post(addr: std::net::SocketAddr, body: &str) -> String {
     let _ = s.read_to_end(&mut answer).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_to_a_job_that_never_comes_ends_with_dropped() {
+    let net = start(1).await;
+    let c = net.rpc(0).await;
+    let mut sub = c.job_subscribe(Hash::of(b"never submitted")).await.expect("subscribe (clients subscribe first)");
+    let wait = cairn_node::rpc_api::UNKNOWN_JOB_WAIT + std::time::Duration::from_secs(15);
+    let ev = tokio::time::timeout(wait, sub.next())
+        .await
+        .expect("an event within the wait")
+        .expect("not closed silently")
+        .expect("an event");
+    assert_eq!(ev.stage, cairn_rpc::JobStage::Dropped);
+    assert!(ev.reason.as_deref().is_some_and(|r| r.contains("no job with this id")), "{ev:?}");
+}
