@@ -14,6 +14,7 @@ use crate::{Error, Hash, Result};
 
 /// An account funded at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenesisAccount {
     /// The account's address.
     pub address: PublicKey,
@@ -23,6 +24,7 @@ pub struct GenesisAccount {
 
 /// A provider registered at genesis, with its standing ask.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenesisProvider {
     /// The provider's address.
     pub address: PublicKey,
@@ -36,6 +38,7 @@ pub struct GenesisProvider {
 
 /// Chain-wide parameters: every node must agree on them (they are in the chain id).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChainParams {
     /// How far behind the head an offer's `assignment_height` may be.
     pub assignment_window_blocks: u64,
@@ -124,6 +127,7 @@ impl Default for ChainParams {
 
 /// The genesis of a chain.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Genesis {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,

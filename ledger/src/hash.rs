@@ -38,15 +38,27 @@ impl Hash {
         hex::encode(self.0)
     }
 
-    /// Parses 64 hex characters (an optional `0x` prefix is accepted).
+    /// Parses 64 lowercase hex characters ([`decode_hex`]'s rule).
     pub fn from_hex(s: &str) -> Result<Hash, crate::Error> {
         Ok(Hash(parse_hex_array(s, "hash")?))
     }
 }
 
+/// Decodes hex under Cairn's one rule for every input (RPC parameters, JSON files, command
+/// arguments): lowercase digits `0-9a-f`, an even number of them, no `0x` prefix — exactly
+/// what Cairn writes, so every value has one spelling.
+pub fn decode_hex(s: &str, what: &'static str) -> Result<Vec<u8>, crate::Error> {
+    if s.starts_with("0x") {
+        return Err(crate::Error::Hex { what, reason: "no 0x prefix: write the hex digits alone".into() });
+    }
+    if let Some(c) = s.chars().find(|c| c.is_ascii_uppercase()) {
+        return Err(crate::Error::Hex { what, reason: format!("hex is lowercase ('{c}' is not)") });
+    }
+    hex::decode(s).map_err(|e| crate::Error::Hex { what, reason: e.to_string() })
+}
+
 pub(crate) fn parse_hex_array<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], crate::Error> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    let bytes = hex::decode(s).map_err(|e| crate::Error::Hex { what, reason: e.to_string() })?;
+    let bytes = decode_hex(s, what)?;
     bytes
         .try_into()
         .map_err(|b: Vec<u8>| crate::Error::Hex { what, reason: format!("expected {N} bytes, got {}", b.len()) })
@@ -93,9 +105,9 @@ pub mod hex_bytes {
         s.serialize_str(&hex::encode(bytes))
     }
 
-    /// Deserializes a hex string (optional `0x`) into bytes.
+    /// Deserializes a lowercase hex string ([`super::decode_hex`]'s rule) into bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = <String as Deserialize>::deserialize(d)?;
-        hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)
+        super::decode_hex(&s, "bytes").map_err(serde::de::Error::custom)
     }
 }

@@ -135,6 +135,7 @@ pub struct Keypair {
 
 /// The on-disk form of a key file (JSON): `{"version":1,"secret_key":"<64 hex>","public_key":"<64 hex>"}`.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyFile {
     version: u8,
     secret_key: String,

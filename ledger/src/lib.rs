@@ -35,7 +35,7 @@ mod tests;
 
 pub use error::{Error, Result, decode};
 pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisProvider};
-pub use hash::Hash;
+pub use hash::{Hash, decode_hex};
 pub use keys::{Domain, Keypair, PublicKey, Signature};
 pub use merkle::MerklePath;
 pub use outcome::Outcome;

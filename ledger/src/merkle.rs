@@ -52,6 +52,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
 
 /// The inclusion path of one leaf.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MerklePath {
     /// The leaf's position, from 0.
     pub index: u32,

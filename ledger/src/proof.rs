@@ -13,6 +13,7 @@ use crate::{Error, Hash, Result};
 
 /// A receipt with everything needed to check it offline.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiptProof {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,

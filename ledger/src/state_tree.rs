@@ -114,6 +114,7 @@ impl StateCommitment for MemoryTree {
 
 /// A proof of one state key's value (or absence) at a finalized height, checkable offline.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateProof {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -133,6 +134,7 @@ pub struct StateProof {
 
 /// A state value (hex in JSON).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateValue(#[serde(with = "crate::hash::hex_bytes")] pub Vec<u8>);
 
 /// The largest encoded JMT proof accepted (256 siblings and a leaf, generously).

@@ -277,3 +277,39 @@ fn a_failed_result_carries_its_reason_as_bounded_utf8_output() {
     // An ok job's output is anything up to the chain's limit.
     result(JobStatus::Ok, vec![0xff; REASON_BYTES_MAX + 1]).verify(limit).expect("any bytes");
 }
+
+#[test]
+fn every_json_input_follows_one_rule_lowercase_hex_and_exact_fields() {
+    let h = Hash::of(b"x");
+    let hex = h.to_hex();
+    assert_eq!(Hash::from_hex(&hex).expect("lowercase"), h);
+    for bad in [format!("0x{hex}"), hex.to_uppercase(), hex[..63].to_owned()] {
+        assert!(Hash::from_hex(&bad).is_err(), "{bad} refused");
+        assert!(serde_json::from_str::<Hash>(&format!("\"{bad}\"")).is_err(), "{bad} refused in JSON");
+    }
+    assert!(decode_hex("0xab", "x").is_err());
+    assert!(decode_hex("AB", "x").is_err());
+    assert_eq!(decode_hex("ab", "x").expect("lowercase"), vec![0xab]);
+
+    // A receipt proof: exact field names, bytes as lowercase hex.
+    let (proof, _) = sample_proof();
+    let json = serde_json::to_value(&proof).expect("json");
+    assert_eq!(serde_json::from_value::<ReceiptProof>(json.clone()).expect("round trip"), proof);
+    let mut extra = json.clone();
+    extra["unexpected"] = serde_json::json!(1);
+    assert!(serde_json::from_value::<ReceiptProof>(extra).is_err(), "an unknown field is refused");
+    let mut nested = json.clone();
+    nested["receipt"]["claim"]["extra"] = serde_json::json!("x");
+    assert!(serde_json::from_value::<ReceiptProof>(nested).is_err(), "an unknown nested field is refused");
+    let mut upper = json;
+    let output = upper["receipt"]["claim"]["output_hash"].as_str().expect("hash").to_uppercase();
+    upper["receipt"]["claim"]["output_hash"] = serde_json::json!(output);
+    assert!(serde_json::from_value::<ReceiptProof>(upper).is_err(), "uppercase hex is refused");
+
+    // A key file too.
+    let key = Keypair::from_seed([7; 32]);
+    let mut file: serde_json::Value = serde_json::from_str(&key.to_json()).expect("json");
+    assert!(Keypair::from_json(&file.to_string()).is_ok());
+    file["comment"] = serde_json::json!("mine");
+    assert!(Keypair::from_json(&file.to_string()).is_err(), "an unknown field in a key file is refused");
+}

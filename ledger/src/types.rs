@@ -21,6 +21,7 @@ fn check_version(what: &'static str, version: u8) -> Result<()> {
 
 /// A client's offer to pay for one execution of a module on an input.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobOffer {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -75,6 +76,7 @@ impl JobOffer {
 
 /// A job offer with its client's signature. Its hash is the job id.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedOffer {
     /// The offer.
     pub offer: JobOffer,
@@ -98,6 +100,7 @@ impl SignedOffer {
 /// What a provider signs about one execution: everything a receipt proves, except the output
 /// bytes themselves (committed to by their hash).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResultClaim {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -120,6 +123,7 @@ pub struct ResultClaim {
 /// A provider's signed result, with the output bytes. Gossiped on the results topic and
 /// included in blocks as a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobResult {
     /// The signed claim.
     pub claim: ResultClaim,
@@ -165,6 +169,7 @@ impl JobResult {
 
 /// The record of one accepted execution: a leaf of its block's receipt root.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExecutionReceipt {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -190,6 +195,7 @@ impl ExecutionReceipt {
 
 /// What an account's transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     /// Moves `amount` from the sender to `to`.
@@ -232,6 +238,7 @@ pub enum Action {
 
 /// An account's transaction.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tx {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -257,6 +264,7 @@ impl Tx {
 
 /// A transaction with its sender's signature.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedTx {
     /// The transaction.
     pub tx: Tx,
@@ -274,6 +282,7 @@ impl SignedTx {
 
 /// A transaction: what blocks order.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Transaction {
     /// A client's job offer: locks its escrow.
@@ -318,6 +327,7 @@ impl Transaction {
 
 /// A block header: commits to the block's transactions, receipts and the resulting state.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockHeader {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -354,6 +364,7 @@ impl BlockHeader {
 
 /// A block: its header, its transactions, and the commit that finalized its parent.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
@@ -389,6 +400,7 @@ impl Block {
 
 /// The kind of a consensus vote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
 pub enum VoteKind {
@@ -401,6 +413,7 @@ pub enum VoteKind {
 /// A validator's vote. Only these fields are signed, so a vote can be rebuilt from a commit
 /// signature and the commit's height, round and block hash.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Vote {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -420,6 +433,7 @@ pub struct Vote {
 
 /// One validator's signature in a commit.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommitSignature {
     /// The validator.
     pub validator: PublicKey,
@@ -429,6 +443,7 @@ pub struct CommitSignature {
 
 /// Proof that a block is final: precommits for it from more than 2/3 of the voting power.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Commit {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
@@ -498,6 +513,7 @@ impl Commit {
 
 /// A validator and its voting power.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Validator {
     /// Its address (public key).
     pub address: PublicKey,
@@ -507,6 +523,7 @@ pub struct Validator {
 
 /// The validator set, in canonical order: power descending, then address ascending.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ValidatorSet {
     validators: Vec<Validator>,
 }

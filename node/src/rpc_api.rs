@@ -192,8 +192,8 @@ impl RpcImpl {
 #[async_trait]
 impl CairnApiServer for RpcImpl {
     async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
-        let wasm = hex::decode(wasm_hex.strip_prefix("0x").unwrap_or(&wasm_hex))
-            .map_err(|e| err(error::INVALID_PARAMS, format!("the module must be hex: {e}")))?;
+        let wasm = cairn_ledger::decode_hex(&wasm_hex, "module")
+            .map_err(|e| err(error::INVALID_PARAMS, format!("the module must be lowercase hex: {e}")))?;
         // Validated and compiled (what a job's execution compiles, within the bound of
         // JOB-ABI.md §5), a few uploads at a time, off the async threads.
         let _slot = self.uploads.acquire().await.map_err(internal)?;
@@ -380,8 +380,8 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn state_get_proof(&self, key_hex: String, height: Option<u64>) -> RpcResult<StateProof> {
-        let key = hex::decode(key_hex.strip_prefix("0x").unwrap_or(&key_hex))
-            .map_err(|e| err(error::INVALID_PARAMS, format!("the key must be hex: {e}")))?;
+        let key = cairn_ledger::decode_hex(&key_hex, "state key")
+            .map_err(|e| err(error::INVALID_PARAMS, format!("the key must be lowercase hex: {e}")))?;
         if key.len() > STATE_KEY_BYTES_MAX {
             return Err(err(error::INVALID_PARAMS, "state keys are at most 33 bytes"));
         }

@@ -68,6 +68,12 @@ async fn every_documented_code_is_reachable_with_its_reason() {
     reached.push((r, (error::MODULE_UNKNOWN, "module_unknown")));
     let r = code_and_reason(c.module_put("zz".into()).await);
     reached.push((r, (error::INVALID_PARAMS, "invalid_params")));
+    // One rule for hex everywhere: lowercase, no `0x`.
+    use jsonrpsee::core::client::ClientT;
+    for id in [format!("0x{waiting_id}"), waiting_id.to_string().to_uppercase()] {
+        let r = c.request::<serde_json::Value, _>("job_get", jsonrpsee::rpc_params![id.clone()]).await;
+        assert_eq!(code_and_reason(r).0, error::INVALID_PARAMS, "{id} refused");
+    }
     // Node 0 takes one call a second from an address (after the burst).
     let slow = net.rpc(0).await;
     let mut over = None;
@@ -88,7 +94,6 @@ async fn every_documented_code_is_reachable_with_its_reason() {
     }
 
     // The library's own codes keep their meaning: an unknown method, a request too large.
-    use jsonrpsee::core::client::ClientT;
     let ws = jsonrpsee::ws_client::WsClientBuilder::default()
         .max_request_size(64 << 20)
         .build(net.t.rpc_url(1))
