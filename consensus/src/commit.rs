@@ -179,6 +179,8 @@ mod tests {
 
     use super::*;
 
+    mod links;
+
     fn set(keys: &[Keypair]) -> ValidatorSet {
         ValidatorSet::new(keys.iter().map(|k| Validator { address: k.public(), power: 1 }).collect())
             .expect("valid set")

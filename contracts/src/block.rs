@@ -230,6 +230,8 @@ mod tests {
     use super::*;
     use crate::{NoReexecution, VerifyAlways};
 
+    mod invalid;
+
     fn genesis(block_txs_max: u32) -> (Genesis, Keypair) {
         let key = Keypair::from_seed([5; 32]);
         let genesis = Genesis {

@@ -276,13 +276,17 @@ pub fn peer_score(topics: &Topics) -> (gossipsub::PeerScoreParams, gossipsub::Pe
     (params, thresholds)
 }
 
-/// The id of a gossip message: the hash of its bytes, so that identical transactions, results
-/// or blocks published by several nodes are one message. On the consensus topic the publisher
-/// and its sequence number are hashed in too: a validator re-sends its last votes while a
-/// round does not end (Tendermint's rebroadcast), byte for byte, and with a content id each
-/// re-send would be dropped as a duplicate — by the publisher first — for as long as gossipsub
-/// remembers the first one (a minute), leaving a validator that missed them (one that just
-/// restarted, say) without them. The copies of one publication still share one id.
+/// The id of a gossip message: the hash of its topic and bytes, so that identical
+/// transactions, results or blocks published by several nodes are one message, and the same
+/// bytes on two topics are two (junk sent on one topic must not pass for a duplicate of an
+/// honest message on another: gossipsub would drop the honest one unseen and penalise its
+/// senders as it penalised the junk's). On the consensus topic the publisher and its
+/// sequence number are hashed in too: a validator re-sends its last votes while a round
+/// does not end (Tendermint's rebroadcast), byte for byte, and with a content id each
+/// re-send would be dropped as a duplicate — by the publisher first — for as long as
+/// gossipsub remembers the first one (a minute), leaving a validator that missed them (one
+/// that just restarted, say) without them. The copies of one publication still share one
+/// id.
 pub fn message_id(consensus: &gossipsub::TopicHash, m: &gossipsub::Message) -> gossipsub::MessageId {
     let id = if m.topic == *consensus {
         let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
@@ -290,7 +294,8 @@ pub fn message_id(consensus: &gossipsub::TopicHash, m: &gossipsub::Message) -> g
         let source_len = (source.len() as u64).to_be_bytes();
         Hash::of_parts(&[&seq, &source_len, &source, &m.data])
     } else {
-        Hash::of(&m.data)
+        let topic = m.topic.as_str().as_bytes();
+        Hash::of_parts(&[&(topic.len() as u64).to_be_bytes(), topic, &m.data])
     };
     gossipsub::MessageId::from(id.0.to_vec())
 }

@@ -250,11 +250,6 @@ impl Net {
         self.swarm.connected_peers().copied().collect()
     }
 
-    /// Some connected peer.
-    pub fn any_peer(&self) -> Option<PeerId> {
-        self.swarm.connected_peers().next().copied()
-    }
-
     /// Forgets a disconnected peer's slowness.
     pub fn forget(&mut self, peer: &PeerId) {
         self.slow_peers.remove(peer);
@@ -337,6 +332,9 @@ impl Node {
                 Err(r) => r.into(),
             },
             Topic::Blocks => match finalized_block(&message.data, self.chain.chain_id, &self.chain.validators) {
+                // A stored height (a late copy, another quorum's commit): nothing to apply or
+                // relay, and not the sender's fault.
+                Ok(msg) if msg.block.header.height <= self.chain.height() => MessageAcceptance::Ignore,
                 Ok(msg) => {
                     if !self.on_finalized_block(msg.block, msg.commit, false)? {
                         // Ahead of this node: fetch what it missed.
@@ -395,7 +393,10 @@ impl Node {
                         useful = true;
                         self.admitted(&tx, false)?;
                     }
-                    Err(super::AdmitError::Tx(e @ (TxError::Invalid(_) | TxError::NotSubmittable))) => {
+                    // What no honest node relays: malformed, or for another chain.
+                    Err(super::AdmitError::Tx(
+                        e @ (TxError::Invalid(_) | TxError::NotSubmittable | TxError::WrongChain),
+                    )) => {
                         tracing::debug!(%source, "invalid transaction: {e}");
                         self.net.report(&message_id, &source, MessageAcceptance::Reject);
                         return Ok(());
@@ -437,3 +438,6 @@ impl Node {
         Ok(MessageAcceptance::Ignore)
     }
 }
+
+#[cfg(test)]
+mod tests;
