@@ -179,7 +179,15 @@ impl Bft {
         }
     }
 
-    /// Queues an input for the engine (dropped, with a warning, past [`INPUTS_MAX`]).
+    /// Starts `height`: fed to the engine before every input queued.
+    pub fn start_height(&mut self, height: u64) {
+        // Ahead of what is queued: a message that arrived first (the one that told this
+        // validator others had started) reaches an engine that has started the height, not
+        // one that drops it as out of range.
+        self.inputs.push_front(EngineInput::StartHeight { height });
+    }
+
+    /// Queues an input for the engine (bounded: past [`INPUTS_MAX`] it is dropped).
     pub fn push(&mut self, input: EngineInput) {
         if self.inputs.len() >= INPUTS_MAX {
             tracing::warn!("consensus input queue full; dropping an input");
@@ -443,6 +451,23 @@ mod tests {
         assert!(matches!(b.check_gossip(0, &vote(last + 1)), GossipVerdict::Ignore));
         assert!(matches!(b.check_gossip(0, &vote(u32::MAX)), GossipVerdict::Ignore));
         assert_eq!(b.engine.stats().signatures_verified, verified, "nothing verified");
+    }
+
+    /// The message that tells a validator others started the next height reaches the engine
+    /// after that height starts, not before (when the engine would drop it as out of range).
+    #[test]
+    fn the_first_message_of_a_height_is_fed_after_the_height_starts() {
+        let mut b = bft();
+        let keys = keys();
+        let GossipVerdict::Accept(verified) = b.check_gossip(0, &prevote(&keys[1], Hash::ZERO, 1)) else {
+            panic!("a valid vote")
+        };
+        b.push(EngineInput::Verified(verified));
+        b.start_height(1);
+        while let Some(input) = b.inputs.pop_front() {
+            b.engine.handle(input);
+        }
+        assert_eq!(b.engine.stats().messages_to_core, 1, "the vote reached the core");
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl Node {
         {
             c.bft.next_height = None;
             c.bft.started_at = Instant::now();
-            c.bft.push(EngineInput::StartHeight { height });
+            c.bft.start_height(height);
         }
         loop {
             let Some(c) = self.consensus.as_mut() else { return Ok(()) };
