@@ -15,8 +15,9 @@ async fn malformed_input_is_refused_clearly_and_the_node_keeps_working() {
     // Garbage bytes as a module.
     let e = c.module_put(hex::encode(b"\0asm garbage that is not wasm")).await.expect_err("garbage refused");
     assert_eq!(code_of(&e), Some(error::INVALID_MODULE), "{e}");
+    // Not hex at all: the parameter is malformed (JSON-RPC's invalid params), not the module.
     let e = c.module_put("not hex".into()).await.expect_err("non-hex refused");
-    assert_eq!(code_of(&e), Some(error::INVALID_MODULE), "{e}");
+    assert_eq!(code_of(&e), Some(error::INVALID_PARAMS), "{e}");
 
     let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
 
