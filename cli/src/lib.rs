@@ -216,6 +216,9 @@ enum JobCmd {
     Proof {
         /// The job id.
         id: Hash,
+        /// Whose receipt, for a job with several providers (redundancy k ≥ 2).
+        #[arg(long)]
+        provider: Option<PublicKey>,
         /// Where to write it (default: `<id>.proof.json`).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -545,9 +548,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", serde_json::to_string_pretty(&c.job_get(id).await?)?);
         }
-        Command::Job(JobCmd::Proof { id, out, rpc }) => {
+        Command::Job(JobCmd::Proof { id, provider, out, rpc }) => {
             let c = client::connect(&rpc.rpc).await?;
-            let proof = c.job_proof(id).await?;
+            let proof = c.job_proof(id, provider).await?;
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{id}.proof.json")));
             std::fs::write(&out, serde_json::to_string_pretty(&proof)?)?;
             println!("{}", out.display());

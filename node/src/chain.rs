@@ -201,7 +201,7 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
         match tx {
             Transaction::Offer(_) => loc.offer_height = Some(height),
             Transaction::Result(_) => {
-                loc.receipt = Some((height, receipt_index));
+                loc.receipts.push((height, receipt_index));
                 receipt_index += 1;
             }
             Transaction::Account(_) | Transaction::Resolve { .. } => {}
@@ -354,16 +354,23 @@ fn corrupt(path: &Path, what: impl std::fmt::Display) -> anyhow::Error {
     )
 }
 
-/// Builds a receipt proof from the store alone.
-pub fn proof_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Option<ReceiptProof>> {
-    let Some((height, index)) = store.job(job_id)?.and_then(|l| l.receipt) else { return Ok(None) };
-    let receipts = store.receipts(height)?.with_context(|| format!("receipts of block {height} missing"))?;
-    let header = store.block(height)?.with_context(|| format!("block {height} missing"))?.header;
-    let commit = store.commit(height)?.with_context(|| format!("commit {height} missing"))?;
-    let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
-    let path = MerklePath::new(&leaves, index as usize).context("receipt index out of range")?;
-    let receipt = receipts[index as usize].clone();
-    Ok(Some(ReceiptProof { version: FORMAT_VERSION, receipt, path, header, commit }))
+/// Builds the receipt proofs of a job from the store alone: one per receipt, in the order
+/// included (a job with redundancy k has up to k).
+pub fn proofs_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Vec<ReceiptProof>> {
+    let Some(location) = store.job(job_id)? else { return Ok(Vec::new()) };
+    location
+        .receipts
+        .iter()
+        .map(|&(height, index)| {
+            let receipts = store.receipts(height)?.with_context(|| format!("receipts of block {height} missing"))?;
+            let header = store.block(height)?.with_context(|| format!("block {height} missing"))?.header;
+            let commit = store.commit(height)?.with_context(|| format!("commit {height} missing"))?;
+            let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
+            let path = MerklePath::new(&leaves, index as usize).context("receipt index out of range")?;
+            let receipt = receipts[index as usize].clone();
+            Ok(ReceiptProof { version: FORMAT_VERSION, receipt, path, header, commit })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionMessage};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
-use crate::chain::proof_from_store;
+use crate::chain::proofs_from_store;
 use crate::mempool::MempoolError;
 use crate::service::AdmitError;
 use crate::service::view::{Handle, LocalJob, Request};
@@ -116,6 +116,20 @@ impl RpcImpl {
         }
     }
 
+    /// Why a job has no receipt proof: unknown, expired without one, or not final yet.
+    async fn no_receipt(&self, job_id: Hash) -> jsonrpsee::types::ErrorObjectOwned {
+        match self.job_info(job_id).await {
+            Ok(info) if info.stage == JobStage::Expired => {
+                err(error::NOT_FOUND, format!("job {job_id} expired without a receipt"))
+            }
+            Ok(_) => err(
+                error::NOT_FINALIZED,
+                format!("job {job_id} has no finalized receipt yet; retry after its finalized event"),
+            ),
+            Err(e) => e,
+        }
+    }
+
     async fn job_info(&self, job_id: Hash) -> RpcResult<JobInfo> {
         let local: LocalJob = self.ask(|reply| Request::Job { job_id, reply }).await?;
         let view = self.node.view();
@@ -125,7 +139,7 @@ impl RpcImpl {
             let loc = store.job(&job_id).map_err(internal)?.unwrap_or_default();
             let mut result = tracked.as_ref().and_then(|t| t.1.clone());
             if result.is_none()
-                && let Some((h, _)) = loc.receipt
+                && let Some(&(h, _)) = loc.receipts.first()
                 && let Some(block) = store.block(h).map_err(internal)?
             {
                 result = block.txs.iter().find_map(|tx| match tx {
@@ -153,7 +167,7 @@ impl RpcImpl {
                 assigned: job.assignees().to_vec(),
                 result,
                 offer_height: loc.offer_height,
-                receipt_height: loc.receipt.map(|r| r.0),
+                receipt_height: loc.receipts.last().map(|r| r.0),
                 paid: (job.phase == JobPhase::Settled).then_some(job.paid),
                 pending: None,
                 reason: None,
@@ -252,25 +266,38 @@ impl CairnApiServer for RpcImpl {
         self.job_info(job_id).await
     }
 
-    async fn job_proof(&self, job_id: Hash) -> RpcResult<ReceiptProof> {
+    async fn job_proof(&self, job_id: Hash, provider: Option<PublicKey>) -> RpcResult<ReceiptProof> {
+        let mut proofs = self.job_proofs(job_id).await?;
+        if let Some(provider) = provider {
+            return match proofs.iter().position(|p| p.receipt.claim.provider == provider) {
+                Some(i) => Ok(proofs.swap_remove(i)),
+                None if proofs.is_empty() => Err(self.no_receipt(job_id).await),
+                None => {
+                    Err(err(error::NOT_FOUND, format!("job {job_id} has no finalized receipt of provider {provider}")))
+                }
+            };
+        }
+        match proofs.len() {
+            0 => Err(self.no_receipt(job_id).await),
+            1 => Ok(proofs.remove(0)),
+            n => Err(err(
+                error::INVALID_PARAMS,
+                format!("job {job_id} has {n} receipts (one per provider): name the provider, or call job_proofs"),
+            )),
+        }
+    }
+
+    async fn job_proofs(&self, job_id: Hash) -> RpcResult<Vec<ReceiptProof>> {
         let store = self.node.store.clone();
-        let proof = tokio::task::spawn_blocking(move || proof_from_store(&store, &job_id))
+        let proofs = tokio::task::spawn_blocking(move || proofs_from_store(&store, &job_id))
             .await
             .map_err(internal)?
             .map_err(internal)?;
-        match proof {
-            Some(p) => Ok(p),
-            None => match self.job_info(job_id).await {
-                Ok(info) if info.stage == JobStage::Expired => {
-                    Err(err(error::NOT_FOUND, format!("job {job_id} expired without a receipt")))
-                }
-                Ok(_) => Err(err(
-                    error::NOT_FINALIZED,
-                    format!("job {job_id} has no finalized receipt yet; retry after its finalized event"),
-                )),
-                Err(e) => Err(e),
-            },
+        if proofs.is_empty() {
+            // Unknown jobs are not found; known ones simply have none yet.
+            self.job_info(job_id).await?;
         }
+        Ok(proofs)
     }
 
     async fn job_subscribe(&self, pending: PendingSubscriptionSink, job_id: Hash) -> SubscriptionResult {

@@ -221,6 +221,7 @@ pub async fn run_to_finality(
     }
     let to_finalized = watch.submitted_at.elapsed();
     let result = result.context("finalized without a result")?;
-    let proof = client.job_proof(watch.job_id).await.context("job_proof")?;
+    // The receipt of the result it watched (a job with k ≥ 2 providers has one per provider).
+    let proof = client.job_proof(watch.job_id, Some(result.provider)).await.context("job_proof")?;
     Ok(JobRun { job_id: watch.job_id, result, to_result: to_result.unwrap_or(to_finalized), to_finalized, proof })
 }

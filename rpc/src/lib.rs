@@ -57,9 +57,16 @@ pub trait CairnApi {
     #[method(name = "job_get")]
     async fn job_get(&self, job_id: Hash) -> RpcResult<JobInfo>;
 
-    /// The receipt proof of a finalized job.
+    /// The receipt proof of a finalized job: of `provider`'s result when given; without it, of
+    /// the job's one receipt (a job with several receipts — redundancy k ≥ 2 — needs the
+    /// provider named, or [`job_proofs`](Self::job_proofs)).
     #[method(name = "job_proof")]
-    async fn job_proof(&self, job_id: Hash) -> RpcResult<ReceiptProof>;
+    async fn job_proof(&self, job_id: Hash, provider: Option<PublicKey>) -> RpcResult<ReceiptProof>;
+
+    /// Every receipt proof of a job, one per accepted result, in the order included (empty
+    /// before the first is final).
+    #[method(name = "job_proofs")]
+    async fn job_proofs(&self, job_id: Hash) -> RpcResult<Vec<ReceiptProof>>;
 
     /// Status events of a job: accepted, executed, included, finalized (or expired). Events
     /// that already happened are sent first.

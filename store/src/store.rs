@@ -68,6 +68,12 @@ pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 10_000;
 
 const META_HEAD: &[u8] = b"head";
 const META_CHAIN_ID: &[u8] = b"chain_id";
+/// The store's format version ([`STORE_FORMAT_VERSION`], u32 BE).
+const META_FORMAT: &[u8] = b"format";
+
+/// The layout of the rows this store writes. A database of another version is refused at open
+/// (its rows would be misread).
+pub const STORE_FORMAT_VERSION: u32 = 2;
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 
@@ -85,8 +91,9 @@ pub const RECORD_BYTES_MAX: usize = 256 << 20;
 pub struct JobLocation {
     /// Height of the block that included the offer.
     pub offer_height: Option<u64>,
-    /// Height of the block that included the accepted result, and the receipt's index in it.
-    pub receipt: Option<(u64, u32)>,
+    /// Every receipt of the job — one per accepted result, at most its redundancy — as the
+    /// height of the block that holds it and its index there, in the order included.
+    pub receipts: Vec<(u64, u32)>,
 }
 
 /// Everything a finalized block writes.
@@ -180,8 +187,22 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
         let store = Store { db, state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT };
         match store.get(CF_META, META_CHAIN_ID)? {
-            None => store.db.put_cf(store.cf(CF_META), META_CHAIN_ID, chain_id.0).map_err(storage)?,
-            Some(found) if found == chain_id.0 => {}
+            None => {
+                store.db.put_cf(store.cf(CF_META), META_FORMAT, STORE_FORMAT_VERSION.to_be_bytes()).map_err(storage)?;
+                store.db.put_cf(store.cf(CF_META), META_CHAIN_ID, chain_id.0).map_err(storage)?;
+            }
+            Some(found) if found == chain_id.0 => {
+                let format =
+                    store.get(CF_META, META_FORMAT)?.and_then(|b| Some(u32::from_be_bytes(b.try_into().ok()?)));
+                if format != Some(STORE_FORMAT_VERSION) {
+                    return Err(Error::Storage(format!(
+                        "the database at {} has store format {}, this node writes format {STORE_FORMAT_VERSION}: \
+                         move the folder aside and start again to sync the chain from peers",
+                        path.display(),
+                        format.map_or("1".into(), |f| f.to_string())
+                    )));
+                }
+            }
             Some(_) => {
                 return Err(Error::Storage(format!(
                     "the database at {} belongs to another chain; use another data folder or the matching genesis",
@@ -401,6 +422,12 @@ impl Store {
 }
 
 impl Store {
+    /// Removes the format version, as in a database written before it was recorded (tests).
+    #[cfg(test)]
+    pub(crate) fn forget_format(&self) {
+        self.db.delete_cf(self.cf(CF_META), META_FORMAT).expect("delete");
+    }
+
     /// The number of rows in column family `cf` (tests of pruning).
     #[cfg(test)]
     pub(crate) fn row_count(&self, cf: &str) -> usize {

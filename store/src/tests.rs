@@ -59,7 +59,7 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
     {
         let store = Store::open(dir.path(), chain_id).expect("open");
         assert_eq!(store.head_height().expect("head"), 0);
-        let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipt: Some((1, 0)) })];
+        let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)] })];
         let genesis_state = [(b"g".to_vec(), Some(b"0".to_vec()))];
         let tree0 = state_tree::prepare(&store, &genesis_state, 0).expect("tree v0");
         store.init_genesis_state(&genesis_state, &tree0).expect("genesis state");
@@ -99,7 +99,7 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
     assert_eq!(value, None);
     let proof: jmt::proof::SparseMerkleProof<sha2::Sha256> = borsh::from_slice(&proof).expect("decodes");
     proof.verify_nonexistence(root, state_tree::key_hash(b"absent")).expect("absent");
-    assert_eq!(store.job(&Hash::of(b"j")).expect("read").and_then(|j| j.receipt), Some((1, 0)));
+    assert_eq!(store.job(&Hash::of(b"j")).expect("read").map(|j| j.receipts), Some(vec![(1, 0)]));
     drop(store);
     assert!(Store::open(dir.path(), Hash::of(b"another chain")).is_err());
 }
@@ -152,4 +152,18 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
     commit_at(&store, 8, &[(b"k".to_vec(), Some(b"8".to_vec()))]);
     assert!(store.row_count("jmt_stale") > stale, "nothing pruned with the longer history");
     assert!(store.state_root(5).expect("read").is_some());
+}
+
+#[test]
+fn a_database_of_another_store_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain_id = Hash::of(b"chain");
+    {
+        let store = Store::open(dir.path(), chain_id).expect("a new database takes this format");
+        // As a database written before the format was recorded.
+        store.forget_format();
+    }
+    let e = Store::open(dir.path(), chain_id).expect_err("an older format is refused");
+    let message = e.to_string();
+    assert!(message.contains("store format 1") && message.contains("move the folder aside"), "{message}");
 }

@@ -1339,7 +1339,10 @@ mod tests {
         assert_eq!((p.sampled, p.submit_to_result_ms.count), (1, 1));
         assert_eq!(p.refusals.len(), 1);
         let r = &p.refusals[0];
-        assert_eq!((r.code, r.name.as_str(), r.count, r.message.as_str()), (error::OVERLOADED, "overloaded", 2, "mempool full"));
+        assert_eq!(
+            (r.code, r.name.as_str(), r.count, r.message.as_str()),
+            (error::OVERLOADED, "overloaded", 2, "mempool full")
+        );
         assert!((r.answer_max_ms - 7.0).abs() < 0.01);
         assert_eq!(p.blocks, 7);
         // It round-trips through the report's JSON.

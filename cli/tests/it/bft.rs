@@ -139,7 +139,7 @@ async fn n4_two_validators_down_halt_finality_without_forking_until_one_returns(
     let proof = {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            if let Ok(p) = c.job_proof(offer.job_id()).await {
+            if let Ok(p) = c.job_proof(offer.job_id(), None).await {
                 break p;
             }
             assert!(Instant::now() < deadline, "the waiting job never finalized\n{}", net.logs());
@@ -283,7 +283,7 @@ async fn n4_a_partitioned_validator_rejoins_when_the_partition_heals_and_nothing
     net.wait_height(CUT, majority).await;
     let deadline = Instant::now() + TIMEOUT;
     let proof = loop {
-        if let Ok(p) = c.job_proof(stranded.job_id()).await {
+        if let Ok(p) = c.job_proof(stranded.job_id(), None).await {
             break p;
         }
         assert!(Instant::now() < deadline, "the stranded job never finalized\n{}", net.logs());

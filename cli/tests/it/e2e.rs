@@ -28,7 +28,7 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
     assert!(assigned, "executed by a genesis provider");
 
     // The receipt proof, fetched over RPC, verifies against the genesis alone.
-    let proof = c.job_proof(offer.job_id()).await.expect("job_proof");
+    let proof = c.job_proof(offer.job_id(), None).await.expect("job_proof");
     let verified = proof.verify(&net.genesis).expect("proof verifies");
     assert_eq!(verified.job_id, offer.job_id());
     assert_eq!(proof.receipt.claim.output_hash, Hash::of(b"HELLO CAIRN"));

@@ -61,7 +61,7 @@ async fn every_documented_code_is_reachable_with_its_reason() {
     // Behind a nonce gap the offer waits unexecuted: accepted, and no receipt yet.
     let waiting = offer(OfferTerms::default(), Some(next + 1), module_id).await;
     let waiting_id = c.job_submit(waiting).await.expect("accepted behind a gap");
-    let r = code_and_reason(c.job_proof(waiting_id).await);
+    let r = code_and_reason(c.job_proof(waiting_id, None).await);
     reached.push((r, (error::NOT_FINALIZED, "not_finalized")));
     let unknown = offer(OfferTerms::default(), Some(next), Hash::of(b"no such module")).await;
     let r = code_and_reason(c.job_submit(unknown).await);

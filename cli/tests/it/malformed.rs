@@ -45,7 +45,7 @@ async fn malformed_input_is_refused_clearly_and_the_node_keeps_working() {
     // An unknown job id.
     let e = c.job_get(Hash::of(b"no such job")).await.expect_err("unknown job");
     assert_eq!(code_of(&e), Some(error::NOT_FOUND), "{e}");
-    let e = c.job_proof(Hash::of(b"no such job")).await.expect_err("unknown job");
+    let e = c.job_proof(Hash::of(b"no such job"), None).await.expect_err("unknown job");
     assert_eq!(code_of(&e), Some(error::NOT_FOUND), "{e}");
 
     // An oversized request is refused without harming the node.

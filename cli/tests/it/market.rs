@@ -212,6 +212,19 @@ async fn n2_redundant_job_with_one_liar_is_resolved_by_re_execution_without_a_ch
     let payment = fuel_used * cairn_testnet::PROVIDER_PRICE;
     assert_eq!(info.paid, Some(payment), "only the honest provider is paid");
 
+    // Two results, two receipts: each one's proof, none chosen silently.
+    let proofs = c.job_proofs(job_id).await.expect("job_proofs");
+    let mut signers: Vec<_> = proofs.iter().map(|p| p.receipt.claim.provider).collect();
+    signers.sort();
+    assert_eq!(signers, both, "a receipt per provider");
+    for p in &proofs {
+        p.verify(&net.genesis).expect("each receipt proof verifies");
+        let one = c.job_proof(job_id, Some(p.receipt.claim.provider)).await.expect("job_proof of a provider");
+        assert_eq!(&one, p);
+    }
+    let unnamed = c.job_proof(job_id, None).await.expect_err("which receipt? the caller names it");
+    assert_eq!(crate::support::code_of(&unnamed), Some(cairn_rpc::error::INVALID_PARAMS), "{unnamed}");
+
     // The liar loses `slash_bps` of its stake to the honest provider, which is also paid
     // `fuel_used × ask`; the client gets everything else back, less the offer's fee (burned).
     let stakes_after = c.provider_list().await.expect("list");
