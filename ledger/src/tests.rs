@@ -2,6 +2,8 @@
 
 use crate::*;
 
+mod docs;
+
 pub(crate) fn sample_offer(chain_id: Hash) -> JobOffer {
     JobOffer {
         version: FORMAT_VERSION,
