@@ -91,6 +91,9 @@ pub fn steps(outputs: Vec<EngineOutput>) -> Vec<Step> {
 pub struct Needed {
     /// Who proposed it.
     pub proposer: PublicKey,
+    /// The round it was proposed in (a block re-proposed in a later round was built in an
+    /// earlier one, by that round's proposer).
+    pub round: u32,
     /// When it was last asked for from peers.
     pub fetched: Option<Instant>,
 }
@@ -236,8 +239,10 @@ impl Bft {
 
     /// Keeps a proposed block (the lowest heights go first past [`BLOCKS_CACHED_MAX`]).
     pub fn keep_block(&mut self, block: Block) {
+        // The first copy stays: every copy kept passed `check_structure`, so one with the same
+        // hash has the same transactions.
         let key = (block.header.height, block.hash());
-        self.blocks.insert(key, block);
+        self.blocks.entry(key).or_insert(block);
         while self.blocks.len() > BLOCKS_CACHED_MAX {
             self.blocks.pop_first();
         }
@@ -266,11 +271,11 @@ impl Bft {
     }
 
     /// Records that the engine waits for a block.
-    pub fn need(&mut self, height: u64, block_hash: Hash, proposer: PublicKey) {
+    pub fn need(&mut self, height: u64, round: u32, block_hash: Hash, proposer: PublicKey) {
         if self.needed.len() >= BLOCKS_NEEDED_MAX && !self.needed.contains_key(&(height, block_hash)) {
             return;
         }
-        self.needed.entry((height, block_hash)).or_insert(Needed { proposer, fetched: None });
+        self.needed.entry((height, block_hash)).or_insert(Needed { proposer, round, fetched: None });
     }
 
     /// The head moved to `head`: forget what is below it and wait to start the next height.

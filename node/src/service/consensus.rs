@@ -160,8 +160,8 @@ impl Node {
                     }
                 }
                 EngineOutput::RequestValue { height, round, .. } => self.request_build(height, round)?,
-                EngineOutput::NeedBlock { height, block_hash, proposer, .. } => {
-                    self.bft_mut()?.need(height, block_hash, proposer);
+                EngineOutput::NeedBlock { height, round, block_hash, proposer } => {
+                    self.bft_mut()?.need(height, round, block_hash, proposer);
                     self.check_needed_blocks()?;
                 }
                 EngineOutput::RestreamBlock { height, block_hash, .. } => {
@@ -312,8 +312,17 @@ impl Node {
                 continue;
             }
             match self.proposed_block(height, &block_hash) {
-                Some(block) if block.header.proposer != needed.proposer => {
-                    tracing::warn!(height, %block_hash, "proposed block is invalid: its proposer is not the proposal's");
+                // Built by the proposer of the proposal's round or of an earlier one: a locked
+                // block re-proposed in a later round names the proposer that built it.
+                Some(block)
+                    if block.header.proposer != needed.proposer
+                        && !built_in_an_earlier_round(&self.chain.validators, &block, needed.round) =>
+                {
+                    tracing::warn!(
+                        height,
+                        %block_hash,
+                        "proposed block is invalid: no round up to the proposal's has its builder as proposer"
+                    );
                     self.block_validity(height, block_hash, false)?;
                 }
                 Some(block) => {
@@ -509,5 +518,55 @@ impl Node {
         state.has_pending_work()
             || self.mempool.has_includable(state)
             || state.awaiting_resolution().any(|job_id| self.reexec.verdicts().get(job_id).is_some())
+    }
+}
+
+/// Whether `block`'s builder (its header's proposer) is the proposer of some round before
+/// `round` at its height: a block locked in an earlier round and re-proposed names the
+/// validator that built it, not the re-proposer.
+fn built_in_an_earlier_round(validators: &cairn_ledger::ValidatorSet, block: &Block, round: u32) -> bool {
+    let height = block.header.height;
+    (0..round).any(|r| cairn_consensus::proposer(validators, height, r) == block.header.proposer)
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::{BlockHeader, FORMAT_VERSION, Keypair, Validator, ValidatorSet};
+
+    use super::*;
+
+    /// A block locked in round 0 and re-proposed in round 2 names round 0's proposer: it is
+    /// not refused for that; a builder that proposes in no round up to the proposal's is.
+    #[test]
+    fn a_re_proposed_block_names_the_proposer_that_built_it() {
+        let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed([i; 32])).collect();
+        let set = ValidatorSet::new(keys.iter().map(|k| Validator { address: k.public(), power: 1 }).collect())
+            .expect("set");
+        let height = 7;
+        let block = |proposer| Block {
+            header: BlockHeader {
+                version: FORMAT_VERSION,
+                chain_id: Hash::ZERO,
+                height,
+                parent_hash: Hash::ZERO,
+                time_ms: 0,
+                proposer,
+                tx_root: Hash::ZERO,
+                receipt_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                last_commit_hash: Hash::ZERO,
+                tx_count: 0,
+                receipt_count: 0,
+            },
+            txs: vec![],
+            last_commit: None,
+        };
+        let round0 = cairn_consensus::proposer(&set, height, 0);
+        assert!(built_in_an_earlier_round(&set, &block(round0), 2), "built in round 0, re-proposed in round 2");
+        assert!(!built_in_an_earlier_round(&set, &block(round0), 0), "round 0 has no earlier round");
+        let later: Vec<_> = (0..3).map(|r| cairn_consensus::proposer(&set, height, r)).collect();
+        if let Some(stranger) = keys.iter().map(Keypair::public).find(|k| !later.contains(k)) {
+            assert!(!built_in_an_earlier_round(&set, &block(stranger), 3), "proposes in no round up to 2");
+        }
     }
 }

@@ -93,6 +93,8 @@ pub fn finalized_block(
         || msg.commit.block_hash != msg.block.hash()
         || msg.commit.height != msg.block.header.height
         || msg.commit.verify(chain_id, validators).is_err()
+        // The commit signs the header: the transactions must be the ones it names.
+        || msg.block.check_structure().is_err()
     {
         return Err(Refused::Reject);
     }
@@ -125,6 +127,12 @@ pub fn proposed_block(
     }
     if h.height <= head || h.height > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
         return Err(Refused::Ignore);
+    }
+    // A proposal signs the header's hash: a body that is not the header's (other
+    // transactions under the same header) would pass for the proposed block and make
+    // validators vote nil. No honest node relays one.
+    if msg.block.check_structure().is_err() {
+        return Err(Refused::Reject);
     }
     Ok(msg)
 }

@@ -322,6 +322,8 @@ impl Node {
             if let Ok(SyncResponse::Proposed(Some(block))) = decoded
                 && block.header.height == height
                 && block.hash() == block_hash
+                // The body must be the header's (the hash covers only the header).
+                && block.check_structure().is_ok()
             {
                 self.proposed_arrived(*block)?;
             }

@@ -109,10 +109,10 @@ impl TestChain {
             parent_hash: Hash::of(&(height - 1).to_be_bytes()),
             time_ms: salt,
             proposer: self.keys[proposer].public(),
-            tx_root: Hash::ZERO,
+            tx_root: cairn_ledger::merkle::root(&[]),
             receipt_root: Hash::ZERO,
             state_root: Hash::ZERO,
-            last_commit_hash: Hash::ZERO,
+            last_commit_hash: Hash::of_borsh(&None::<Commit>),
             tx_count: 0,
             receipt_count: 0,
         };
@@ -289,6 +289,7 @@ fn finalized_blocks_are_rejected_unless_their_commit_finalizes_them() {
     let sized = |n| {
         let mut b = block.clone();
         b.txs = vec![Transaction::Offer(c.offer(0, n))];
+        let b = restructured(b);
         let commit = c.commit(&[0, 1, 2], 5, b.hash());
         block_msg_bytes(WIRE_VERSION, b, commit)
     };
@@ -321,6 +322,13 @@ fn finalized_blocks_are_rejected_unless_their_commit_finalizes_them() {
     for (what, commit) in bad_commits {
         assert_eq!(check(&block_msg_bytes(WIRE_VERSION, block.clone(), commit)), Err(Refused::Reject), "{what}");
     }
+
+    // The commit signs the header; transactions that are not the header's are refused.
+    let mut swapped = block.clone();
+    swapped.txs = vec![c.transfer(&c.keys[0], 0)];
+    assert_eq!(swapped.hash(), hash, "the same header");
+    let commit = c.commit(&[0, 1, 2], 5, hash);
+    assert_eq!(check(&block_msg_bytes(WIRE_VERSION, swapped, commit)), Err(Refused::Reject), "another body");
 }
 
 /// A module announcement is refused for being over its byte limit, undecodable or of another
@@ -360,7 +368,7 @@ fn proposed_blocks_are_rejected_or_ignored() {
     let sized = |n| {
         let mut b = c.block(head + 1, 1, 0);
         b.txs = vec![Transaction::Offer(c.offer(0, n))];
-        proposed_bytes(WIRE_VERSION, b)
+        proposed_bytes(WIRE_VERSION, restructured(b))
     };
     assert!(check(&of_length(GOSSIP_MESSAGE_BYTES_MAX, sized)).is_ok(), "at the byte limit");
     assert_eq!(check(&of_length(GOSSIP_MESSAGE_BYTES_MAX + 1, sized)), Err(Refused::Reject));
@@ -380,6 +388,19 @@ fn proposed_blocks_are_rejected_or_ignored() {
     let mut stale_other_chain = c.block(1, 1, 0);
     stale_other_chain.header.chain_id = Hash::of(b"another chain");
     assert_eq!(check(&proposed_bytes(WIRE_VERSION, stale_other_chain)), Err(Refused::Reject));
+    // A proposal signs the header's hash: another body under the same header is refused
+    // (it would pass for the proposed block and make validators vote nil).
+    let mut swapped = c.block(head + 1, 1, 0);
+    swapped.txs = vec![c.transfer(&c.keys[0], 0)];
+    assert_eq!(check(&proposed_bytes(WIRE_VERSION, swapped)), Err(Refused::Reject), "another body");
+}
+
+/// `block` with its transaction count and root matching its transactions again.
+fn restructured(mut block: Block) -> Block {
+    block.header.tx_count = u32::try_from(block.txs.len()).expect("few");
+    let leaves: Vec<Hash> = block.txs.iter().map(Transaction::leaf_hash).collect();
+    block.header.tx_root = cairn_ledger::merkle::root(&leaves);
+    block
 }
 
 /// A validator's consensus gossip check, with the engine not started (as on a node that
