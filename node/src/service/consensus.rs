@@ -540,8 +540,8 @@ mod tests {
     #[test]
     fn a_re_proposed_block_names_the_proposer_that_built_it() {
         let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed([i; 32])).collect();
-        let set = ValidatorSet::new(keys.iter().map(|k| Validator { address: k.public(), power: 1 }).collect())
-            .expect("set");
+        let set =
+            ValidatorSet::new(keys.iter().map(|k| Validator { address: k.public(), power: 1 }).collect()).expect("set");
         let height = 7;
         let block = |proposer| Block {
             header: BlockHeader {
