@@ -34,23 +34,8 @@ fn genesis(validators: &[Keypair]) -> Genesis {
 }
 
 fn signed_commit(chain_id: Hash, header: &BlockHeader, signers: &[Keypair]) -> Commit {
-    let mut commit = Commit {
-        version: FORMAT_VERSION,
-        height: header.height,
-        round: 0,
-        block_hash: header.hash(),
-        signatures: vec![],
-    };
-    let mut sigs: Vec<CommitSignature> = signers
-        .iter()
-        .map(|k| CommitSignature {
-            validator: k.public(),
-            signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
-        })
-        .collect();
-    sigs.sort_by_key(|s| s.validator);
-    commit.signatures = sigs;
-    commit
+    let signers: Vec<&Keypair> = signers.iter().collect();
+    Commit::signed_by(&signers, chain_id, header.height, 0, header.hash())
 }
 
 /// A proof for the second of three receipts in a block finalized by 3 of 4 validators.

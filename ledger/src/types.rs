@@ -461,6 +461,23 @@ pub struct Commit {
 pub const VALIDATORS_MAX: usize = 256;
 
 impl Commit {
+    /// The commit of `block_hash` at `height` and `round` signed by each of `signers` (their
+    /// precommits under `chain_id`), sorted by validator as [`Commit::verify`] wants — a
+    /// quorum or not: the caller chooses the signers.
+    pub fn signed_by(signers: &[&Keypair], chain_id: Hash, height: u64, round: u32, block_hash: Hash) -> Commit {
+        let mut commit = Commit { version: FORMAT_VERSION, height, round, block_hash, signatures: Vec::new() };
+        let mut signatures: Vec<CommitSignature> = signers
+            .iter()
+            .map(|k| CommitSignature {
+                validator: k.public(),
+                signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
+            })
+            .collect();
+        signatures.sort_by_key(|s| s.validator);
+        commit.signatures = signatures;
+        commit
+    }
+
     /// The precommit vote that `validator` signed for this commit.
     pub fn vote_of(&self, chain_id: Hash, validator: PublicKey) -> Vote {
         Vote {

@@ -5,9 +5,7 @@
 //! [`Base::check_finalized`] also wants the block's own commit.
 
 use cairn_contracts::NoReexecution;
-use cairn_ledger::{
-    Action, ChainParams, CommitSignature, Domain, GenesisAccount, Keypair, Outcome, Signature, Tx, Validator,
-};
+use cairn_ledger::{Action, ChainParams, GenesisAccount, Keypair, Outcome, Signature, Tx, Validator};
 
 use super::*;
 
@@ -109,19 +107,9 @@ fn transfer(chain_id: Hash, client: &Keypair, nonce: u64) -> Transaction {
     Transaction::Account(tx.sign(client))
 }
 
-/// A commit of `block_hash` at `height` signed by `signers`, sorted by validator: quorum or not.
+/// A commit of `block_hash` at `height` (round 0) signed by `signers`: quorum or not.
 fn signed_commit(signers: &[&Keypair], chain_id: Hash, height: u64, block_hash: Hash) -> Commit {
-    let mut commit = Commit { version: FORMAT_VERSION, height, round: 0, block_hash, signatures: Vec::new() };
-    let mut signatures: Vec<CommitSignature> = signers
-        .iter()
-        .map(|k| CommitSignature {
-            validator: k.public(),
-            signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
-        })
-        .collect();
-    signatures.sort_by_key(|s| s.validator);
-    commit.signatures = signatures;
-    commit
+    Commit::signed_by(signers, chain_id, height, 0, block_hash)
 }
 
 /// `block` with its transaction count and root matching its transactions again.

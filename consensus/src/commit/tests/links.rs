@@ -3,8 +3,6 @@
 //! that does not finalize the block itself (another block, another height, forged, not enough
 //! power, another chain, not canonical).
 
-use cairn_ledger::{CommitSignature, Domain};
-
 use super::*;
 
 /// The chain of these tests.
@@ -17,20 +15,9 @@ fn keys() -> Vec<Keypair> {
     (1..5).map(|i| Keypair::from_seed([i; 32])).collect()
 }
 
-/// A commit of `block_hash` at `height` (round 0) signed by `signers` under `chain_id`,
-/// sorted by validator as `Commit::verify` wants: any set of signers, quorum or not.
+/// A commit of `block_hash` at `height` (round 0) signed by `signers`: quorum or not.
 fn signed_commit(signers: &[&Keypair], chain_id: Hash, height: u64, block_hash: Hash) -> Commit {
-    let mut commit = Commit { version: FORMAT_VERSION, height, round: 0, block_hash, signatures: Vec::new() };
-    let mut signatures: Vec<CommitSignature> = signers
-        .iter()
-        .map(|k| CommitSignature {
-            validator: k.public(),
-            signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
-        })
-        .collect();
-    signatures.sort_by_key(|s| s.validator);
-    commit.signatures = signatures;
-    commit
+    Commit::signed_by(signers, chain_id, height, 0, block_hash)
 }
 
 /// A quorum commit (three of four) of `block_hash` at `height` on [`chain`].

@@ -8,7 +8,7 @@ use cairn_consensus::{
     ConsensusMessage, ConsensusParams, Engine, HEIGHTS_AHEAD_MAX, Proposal, SignedProposal, SignedVote,
 };
 use cairn_ledger::{
-    Action, Block, BlockHeader, ChainParams, Commit, CommitSignature, Domain, FORMAT_VERSION, Genesis, GenesisAccount,
+    Action, Block, BlockHeader, ChainParams, Commit, CommitSignature, FORMAT_VERSION, Genesis, GenesisAccount,
     GenesisProvider, JobOffer, JobStatus, Keypair, ResultClaim, SignedOffer, Tx, Validator, ValidatorSet, Vote,
     VoteKind,
 };
@@ -152,19 +152,9 @@ fn transfer_on(chain_id: Hash, from: &Keypair, nonce: u64) -> Transaction {
     Transaction::Account(tx.sign(from))
 }
 
-/// A commit signed by `signers`, sorted by validator: a quorum or not.
+/// A commit of `block_hash` at `height` (round 0) signed by `signers`: quorum or not.
 fn signed_commit(signers: &[&Keypair], chain_id: Hash, height: u64, block_hash: Hash) -> Commit {
-    let mut commit = Commit { version: FORMAT_VERSION, height, round: 0, block_hash, signatures: Vec::new() };
-    let mut signatures: Vec<CommitSignature> = signers
-        .iter()
-        .map(|k| CommitSignature {
-            validator: k.public(),
-            signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
-        })
-        .collect();
-    signatures.sort_by_key(|s| s.validator);
-    commit.signatures = signatures;
-    commit
+    Commit::signed_by(signers, chain_id, height, 0, block_hash)
 }
 
 fn tx_batch_bytes(version: u8, txs: Vec<Transaction>) -> Vec<u8> {
