@@ -57,6 +57,12 @@ pub enum GossipVerdict {
     /// For a height already stored or further ahead than the engine looks: neither forwarded
     /// nor fed, and not held against the sender (it may simply be ahead or behind).
     Ignore,
+    /// Like [`GossipVerdict::Ignore`], for a height further ahead than the engine looks: the
+    /// others are deciding heights this node has not stored, so it has blocks to fetch.
+    Ahead {
+        /// The message's height.
+        height: u64,
+    },
     /// Too large, undecodable, for another chain, or not signed by the validator it names:
     /// the peer that sent it is penalised.
     Reject(String),
@@ -159,10 +165,10 @@ impl Bft {
             Ok(m) => m,
             Err(e) => return GossipVerdict::Reject(e.to_string()),
         };
-        if msg.height() <= head
-            || msg.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX
-            || !self.engine.round_in_range(msg.height(), msg.round())
-        {
+        if msg.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
+            return GossipVerdict::Ahead { height: msg.height() };
+        }
+        if msg.height() <= head || !self.engine.round_in_range(msg.height(), msg.round()) {
             return GossipVerdict::Ignore;
         }
         if self.engine.is_repeat(&msg) {
@@ -417,7 +423,10 @@ mod tests {
         // Not the sender's fault: a decided height, or one further ahead than the engine looks.
         assert!(matches!(b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, head)), GossipVerdict::Ignore));
         let far = head + 2 + cairn_consensus::HEIGHTS_AHEAD_MAX;
-        assert!(matches!(b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, far)), GossipVerdict::Ignore));
+        assert!(matches!(
+            b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, far)),
+            GossipVerdict::Ahead { height } if height == far
+        ));
         // The sender's fault: undecodable, too large, a bad signature, a stranger, another chain.
         assert!(matches!(b.check_gossip(head, b"\x01garbage"), GossipVerdict::Reject(_)));
         let huge = vec![1u8; CONSENSUS_MESSAGE_BYTES_MAX + 1];

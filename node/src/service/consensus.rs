@@ -427,7 +427,16 @@ impl Node {
         let head = self.chain.height();
         let Some(c) = self.consensus.as_mut() else { return MessageAcceptance::Ignore };
         // Decoded and verified once, here (cheap checks first); the engine gets the result.
-        let (height, msg) = match c.bft.check_gossip(head, data) {
+        let verdict = c.bft.check_gossip(head, data);
+        if let GossipVerdict::Ahead { height } = verdict {
+            // Too far ahead to feed: fetch the finalized blocks this node missed, so that it
+            // can take part again (it may be needed for a quorum).
+            tracing::debug!(%source, height, head, "consensus message far ahead: syncing");
+            self.request_sync(source);
+            return MessageAcceptance::Ignore;
+        }
+        let Some(c) = self.consensus.as_mut() else { return MessageAcceptance::Ignore };
+        let (height, msg) = match verdict {
             GossipVerdict::Accept(m) => (m.height(), Some(m)),
             // Valid (the same bytes as one verified before): not fed again, and passed on only
             // as its signer's own rebroadcast.
@@ -437,7 +446,7 @@ impl Node {
                 }
                 (height, None)
             }
-            GossipVerdict::Ignore => return MessageAcceptance::Ignore,
+            GossipVerdict::Ignore | GossipVerdict::Ahead { .. } => return MessageAcceptance::Ignore,
             GossipVerdict::Reject(e) => {
                 tracing::debug!(%source, "invalid consensus message: {e}");
                 return MessageAcceptance::Reject;

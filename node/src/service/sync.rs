@@ -112,6 +112,12 @@ impl SyncState {
         self.queue.pop_front()
     }
 
+    /// The peer a block request is in flight to (tests).
+    #[cfg(test)]
+    pub fn syncing_from(&self) -> Option<PeerId> {
+        self.syncing.map(|(_, peer, _)| peer)
+    }
+
     /// Whether `peer` is not to be asked for blocks now.
     pub fn is_distrusted(&self, peer: &PeerId) -> bool {
         self.distrusted.get(peer).is_some_and(|until| *until > Instant::now())

@@ -482,11 +482,15 @@ fn consensus_messages_are_rejected_or_ignored() {
     mixed.sort_by_key(|v| v.validator);
     assert!(rejected(check(&round_cert(precommit, mixed))), "a precommit certificate with a prevote");
 
-    // Not the sender's fault: a stored height, too far ahead.
-    for height in [1, head, head + 2 + HEIGHTS_AHEAD_MAX] {
+    // Not the sender's fault: a stored height, too far ahead (which tells this node it has
+    // blocks to fetch).
+    for height in [1, head] {
         let p = c.proposal(c.proposer(height, 0), height, block);
         assert!(matches!(check(&p), GossipVerdict::Ignore), "height {height}");
     }
+    let far = head + 2 + HEIGHTS_AHEAD_MAX;
+    let p = c.proposal(c.proposer(far, 0), far, block);
+    assert!(matches!(check(&p), GossipVerdict::Ahead { height } if height == far));
 }
 
 /// A gossip message's id covers its topic: the same bytes on two topics are two messages (so

@@ -529,6 +529,9 @@ async fn consensus_and_proposal_verdicts() {
     for (what, data) in ignored {
         assert_eq!(h.judge(a, Topic::Consensus, data).await, Verdict::Ignore, "{what}");
     }
+    // A message far ahead also tells the node others decide heights it lacks: it asks the
+    // peer that sent it for the blocks.
+    assert_eq!(h.node.sync.syncing_from(), Some(h.peers[a].id), "a sync request to the sender");
 
     // Proposed blocks: `x` is invalid (its state root is made up), `y` valid but never proposed.
     let p = h.c.proposer(2, 0);
