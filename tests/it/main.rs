@@ -1,4 +1,5 @@
 //! Cross-crate tests.
 
+mod fixtures_linked;
 mod pipeline;
 mod replication;
