@@ -688,7 +688,7 @@ impl Node {
                 let _ = self.net.swarm().disconnect_peer_id(peer_id);
             }
             // A peer that lied to sync is kept away while it is distrusted.
-            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.sync.is_distrusted(&peer_id) => {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.sync.is_liar(&peer_id) => {
                 let _ = self.net.swarm().disconnect_peer_id(peer_id);
             }
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
@@ -738,7 +738,7 @@ impl Node {
         Ok(())
     }
 
-    /// Keeps the node connected: redials the bootstrap peers when it has none it trusts (they
+    /// Keeps the node connected: redials the bootstrap peers when it has none but liars (they
     /// restarted, a partition healed, or the peers it has lied to sync), and, in tests, cuts
     /// it off while it is isolated.
     fn maintain_peers(&mut self) {
@@ -752,8 +752,9 @@ impl Node {
             }
             return;
         }
-        // No peer, or only peers sync distrusts (they lied): dial the bootstrap peers.
-        if self.trusted_peer().is_none() {
+        // No peer, or only peers that lied to sync (they are being dropped): dial the
+        // bootstrap peers.
+        if self.net.peers().iter().all(|p| self.sync.is_liar(p)) {
             for addr in &self.config.bootstrap {
                 if let Ok(ma) = addr.parse::<Multiaddr>() {
                     let _ = self.net.swarm().dial(ma);

@@ -75,9 +75,9 @@ pub struct SyncState {
     applying: Option<u64>,
     /// Whether the response they came in was full (there may be more).
     more: Option<PeerId>,
-    /// Peers not asked for blocks until the time given (they lied, or did not answer), at
-    /// most [`SYNC_DISTRUSTED_MAX`].
-    distrusted: HashMap<PeerId, Instant>,
+    /// Peers not asked for blocks until the time given, and whether they lied (then they are
+    /// not kept connected either) or only did not answer; at most [`SYNC_DISTRUSTED_MAX`].
+    distrusted: HashMap<PeerId, (Instant, bool)>,
     /// Blob requests in flight.
     blob_requests: HashMap<OutboundRequestId, Hash>,
     /// Fetched modules being stored, off the loop.
@@ -120,19 +120,25 @@ impl SyncState {
 
     /// Whether `peer` is not to be asked for blocks now.
     pub fn is_distrusted(&self, peer: &PeerId) -> bool {
-        self.distrusted.get(peer).is_some_and(|until| *until > Instant::now())
+        self.distrusted.get(peer).is_some_and(|(until, _)| *until > Instant::now())
     }
 
-    /// Stops asking `peer` for blocks for `pause`.
-    fn distrust(&mut self, peer: PeerId, pause: Duration) {
+    /// Whether `peer` lied to sync lately: it is not kept connected meanwhile.
+    pub fn is_liar(&self, peer: &PeerId) -> bool {
+        self.distrusted.get(peer).is_some_and(|(until, lied)| *lied && *until > Instant::now())
+    }
+
+    /// Stops asking `peer` for blocks for `pause` (`lied`: it lied, rather than not answering).
+    fn distrust(&mut self, peer: PeerId, pause: Duration, lied: bool) {
         let now = Instant::now();
-        self.distrusted.retain(|_, until| *until > now);
+        self.distrusted.retain(|_, (until, _)| *until > now);
         if self.distrusted.len() >= SYNC_DISTRUSTED_MAX
-            && let Some(oldest) = self.distrusted.iter().min_by_key(|(_, until)| **until).map(|(p, _)| *p)
+            && let Some(oldest) = self.distrusted.iter().min_by_key(|(_, (until, _))| *until).map(|(p, _)| *p)
         {
             self.distrusted.remove(&oldest);
         }
-        self.distrusted.insert(peer, now + pause);
+        let entry = self.distrusted.entry(peer).or_insert((now, false));
+        *entry = (entry.0.max(now + pause), entry.1 || lied);
     }
 }
 
@@ -175,7 +181,7 @@ impl Node {
     /// kept connected meanwhile), and another peer is asked.
     pub(super) fn sync_liar(&mut self, peer: PeerId, why: &str) {
         tracing::warn!(%peer, "sync peer lied ({why}): disconnected, distrusted for {} s", SYNC_DISTRUST.as_secs());
-        self.sync.distrust(peer, SYNC_DISTRUST);
+        self.sync.distrust(peer, SYNC_DISTRUST, true);
         if self.sync.source == Some(peer) {
             self.sync.queue.clear();
             self.sync.more = None;
@@ -223,7 +229,7 @@ impl Node {
                     // No answer: ask another peer, and this one not again for a while.
                     tracing::warn!(%peer, "sync peer did not answer ({error}): asking another");
                     self.sync.syncing = None;
-                    self.sync.distrust(peer, SYNC_SILENT_PAUSE);
+                    self.sync.distrust(peer, SYNC_SILENT_PAUSE, false);
                     self.sync_from_any_peer();
                 }
                 self.sync.blob_requests.remove(&request_id);
@@ -318,7 +324,7 @@ impl Node {
                 // Busy, or its store failed: another peer may answer.
                 Ok(SyncResponse::Error(why)) => {
                     tracing::debug!(%peer, "sync answer: {why}");
-                    self.sync.distrust(peer, SYNC_SILENT_PAUSE);
+                    self.sync.distrust(peer, SYNC_SILENT_PAUSE, false);
                     self.sync_from_any_peer();
                 }
                 Ok(_) => self.sync_liar(peer, "answered a block request with something else"),
@@ -452,14 +458,21 @@ mod tests {
     fn distrust_expires_and_is_bounded() {
         let mut s = SyncState::default();
         let liar = PeerId::random();
-        s.distrust(liar, Duration::from_secs(60));
-        assert!(s.is_distrusted(&liar));
+        s.distrust(liar, Duration::from_secs(60), true);
+        assert!(s.is_distrusted(&liar) && s.is_liar(&liar));
         assert!(!s.is_distrusted(&PeerId::random()));
+        // A peer that did not answer is not asked for a while, but is no liar.
+        let silent = PeerId::random();
+        s.distrust(silent, Duration::from_secs(10), false);
+        assert!(s.is_distrusted(&silent) && !s.is_liar(&silent));
+        // A liar's pause is not shortened, nor its lie forgotten, by a later silence.
+        s.distrust(liar, Duration::from_secs(1), false);
+        assert!(s.is_liar(&liar));
         let brief = PeerId::random();
-        s.distrust(brief, Duration::ZERO);
+        s.distrust(brief, Duration::ZERO, true);
         assert!(!s.is_distrusted(&brief), "a pause that has passed no longer counts");
         for _ in 0..SYNC_DISTRUSTED_MAX + 10 {
-            s.distrust(PeerId::random(), Duration::from_secs(60));
+            s.distrust(PeerId::random(), Duration::from_secs(60), true);
         }
         assert!(s.distrusted.len() <= SYNC_DISTRUSTED_MAX);
     }
