@@ -308,6 +308,10 @@ impl Node {
                 Ok(SyncResponse::Blocks(blocks)) => {
                     // Judged against what was asked: the head may have moved since (gossip).
                     let heights: Vec<u64> = blocks.iter().map(|(b, _)| b.header.height).collect();
+                    if heights.len() > SYNC_BLOCKS_MAX as usize {
+                        self.sync_liar(peer, "sent more blocks than asked for");
+                        return Ok(());
+                    }
                     match classify_answer(from - 1, &heights) {
                         Answered::Nothing => {}
                         Answered::Stale => self.sync_liar(peer, "sent only blocks this node has"),
