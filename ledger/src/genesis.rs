@@ -74,6 +74,16 @@ pub struct ChainParams {
     pub slash_bps: u32,
 }
 
+/// The largest `input_bytes_max` a chain may set: an offer with such an input still fits one
+/// gossip message on `txs` (WIRE.md, limits).
+pub const PARAMS_INPUT_BYTES_LIMIT: u32 = 1 << 20;
+/// The largest `output_bytes_max` a chain may set: a result with such an output still fits
+/// one gossip message on `results`.
+pub const PARAMS_OUTPUT_BYTES_LIMIT: u32 = 1 << 20;
+/// The largest `block_bytes_max` a chain may set: such a block with its commit still fits one
+/// gossip message on `blocks` and `proposals`.
+pub const PARAMS_BLOCK_BYTES_LIMIT: u32 = 9 << 20;
+
 /// Room a block keeps for its header and last commit, below `block_bytes_max`.
 pub const BLOCK_OVERHEAD_BYTES: u32 = 64 << 10;
 
@@ -93,6 +103,17 @@ impl ChainParams {
                 "params.output_bytes_max must be at least {} bytes: a failed job's output is its reason",
                 crate::REASON_BYTES_MAX
             )));
+        }
+        for (name, value, limit) in [
+            ("input_bytes_max", self.input_bytes_max, PARAMS_INPUT_BYTES_LIMIT),
+            ("output_bytes_max", self.output_bytes_max, PARAMS_OUTPUT_BYTES_LIMIT),
+            ("block_bytes_max", self.block_bytes_max, PARAMS_BLOCK_BYTES_LIMIT),
+        ] {
+            if value > limit {
+                return Err(Error::Invalid(format!(
+                    "params.{name} is {value}: at most {limit} bytes, what one gossip message carries"
+                )));
+            }
         }
         if self.block_bytes_max <= BLOCK_OVERHEAD_BYTES || self.block_txs_max == 0 || self.fuel_limit_max == 0 {
             return Err(Error::Invalid(format!(

@@ -34,7 +34,10 @@ pub mod types;
 mod tests;
 
 pub use error::{Error, Result, decode};
-pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisProvider};
+pub use genesis::{
+    ChainParams, Genesis, GenesisAccount, GenesisProvider, PARAMS_BLOCK_BYTES_LIMIT, PARAMS_INPUT_BYTES_LIMIT,
+    PARAMS_OUTPUT_BYTES_LIMIT,
+};
 pub use hash::{Hash, decode_hex};
 pub use keys::{Domain, Keypair, PublicKey, Signature};
 pub use merkle::MerklePath;

@@ -300,3 +300,27 @@ fn every_json_input_follows_one_rule_lowercase_hex_and_exact_fields() {
     file["comment"] = serde_json::json!("mine");
     assert!(Keypair::from_json(&file.to_string()).is_err(), "an unknown field in a key file is refused");
 }
+
+#[test]
+fn genesis_params_beyond_what_gossip_carries_are_refused() {
+    let validators = [Keypair::from_seed([10; 32])];
+    let ok = genesis(&validators);
+    assert!(ok.validate().is_ok());
+    for (name, set) in [
+        (
+            "input_bytes_max",
+            (|p: &mut ChainParams| p.input_bytes_max = PARAMS_INPUT_BYTES_LIMIT + 1) as fn(&mut ChainParams),
+        ),
+        ("output_bytes_max", |p: &mut ChainParams| p.output_bytes_max = PARAMS_OUTPUT_BYTES_LIMIT + 1),
+        ("block_bytes_max", |p: &mut ChainParams| p.block_bytes_max = PARAMS_BLOCK_BYTES_LIMIT + 1),
+    ] {
+        let mut g = ok.clone();
+        set(&mut g.params);
+        let e = g.validate().expect_err("refused");
+        assert!(e.to_string().contains(name), "{e}");
+    }
+    let mut at_limit = ok;
+    at_limit.params.input_bytes_max = PARAMS_INPUT_BYTES_LIMIT;
+    at_limit.params.block_bytes_max = PARAMS_BLOCK_BYTES_LIMIT;
+    assert!(at_limit.validate().is_ok());
+}

@@ -32,6 +32,19 @@ pub const BATCH_MESSAGE_BYTES_MAX: usize = 2 << 20;
 /// What a gossip message carries besides its data (signature, public key, source, sequence
 /// number, topic, framing), with room to spare: per-topic size limits apply to the whole.
 pub const GOSSIP_ENVELOPE_BYTES: usize = 1 << 10;
+// What a chain may set fits the wire: one offer or result with the largest input or output
+// (plus its other fields, under 1 KiB) in a batch message, and the largest block with a
+// commit of 256 signatures (about 25 KiB) in a block message, each with its envelope.
+const _: () = assert!(
+    cairn_ledger::PARAMS_INPUT_BYTES_LIMIT as usize + (1 << 10) + GOSSIP_ENVELOPE_BYTES <= BATCH_MESSAGE_BYTES_MAX
+);
+const _: () = assert!(
+    cairn_ledger::PARAMS_OUTPUT_BYTES_LIMIT as usize + (1 << 10) + GOSSIP_ENVELOPE_BYTES <= BATCH_MESSAGE_BYTES_MAX
+);
+const _: () = assert!(
+    cairn_ledger::PARAMS_BLOCK_BYTES_LIMIT as usize + (64 << 10) + GOSSIP_ENVELOPE_BYTES <= GOSSIP_MESSAGE_BYTES_MAX
+);
+
 /// A batch holds items of at most this many bytes in all (or one larger item).
 pub const BATCH_BYTES_MAX: usize = 1 << 20;
 /// Messages waiting to be sent on one connection. A peer too slow to keep up loses the
