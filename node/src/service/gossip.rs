@@ -82,15 +82,23 @@ pub fn result_batch(data: &[u8]) -> Result<ResultBatch, Refused> {
 }
 
 /// A finalized block: decodable, this wire version, its commit for this very block, and the
-/// commit's signatures more than 2/3 of `validators`' power.
+/// commit's signatures more than 2/3 of `validators`' power. A block at or below `head` is
+/// ignored before its signatures are checked: nothing to apply, and old blocks (anyone can
+/// replay them) cost no verification.
 pub fn finalized_block(
     data: &[u8],
     chain_id: Hash,
     validators: &cairn_ledger::ValidatorSet,
+    head: u64,
 ) -> Result<BlockMsg, Refused> {
     let msg = cairn_ledger::decode::<BlockMsg>("block", data, GOSSIP_MESSAGE_BYTES_MAX).map_err(|_| Refused::Reject)?;
-    if msg.version != WIRE_VERSION
-        || msg.commit.block_hash != msg.block.hash()
+    if msg.version != WIRE_VERSION {
+        return Err(Refused::Reject);
+    }
+    if msg.block.header.height <= head {
+        return Err(Refused::Ignore);
+    }
+    if msg.commit.block_hash != msg.block.hash()
         || msg.commit.height != msg.block.header.height
         || msg.commit.verify(chain_id, validators).is_err()
         // The commit signs the header: the transactions must be the ones it names.
@@ -339,19 +347,18 @@ impl Node {
                 }
                 Err(r) => r.into(),
             },
-            Topic::Blocks => match finalized_block(&message.data, self.chain.chain_id, &self.chain.validators) {
-                // A stored height (a late copy, another quorum's commit): nothing to apply or
-                // relay, and not the sender's fault.
-                Ok(msg) if msg.block.header.height <= self.chain.height() => MessageAcceptance::Ignore,
-                Ok(msg) => {
-                    if !self.on_finalized_block(msg.block, msg.commit, false)? {
-                        // Ahead of this node: fetch what it missed.
-                        self.request_sync(source);
+            Topic::Blocks => {
+                match finalized_block(&message.data, self.chain.chain_id, &self.chain.validators, self.chain.height()) {
+                    Ok(msg) => {
+                        if !self.on_finalized_block(msg.block, msg.commit, false)? {
+                            // Ahead of this node: fetch what it missed.
+                            self.request_sync(source);
+                        }
+                        MessageAcceptance::Accept
                     }
-                    MessageAcceptance::Accept
+                    Err(r) => r.into(),
                 }
-                Err(r) => r.into(),
-            },
+            }
             Topic::Modules => match module_announce(&message.data) {
                 Ok(msg) => self.on_module_announced(msg.module_id)?,
                 Err(r) => r.into(),

@@ -264,11 +264,17 @@ fn result_batches_are_rejected_for_what_the_sender_could_have_checked() {
 #[test]
 fn finalized_blocks_are_rejected_unless_their_commit_finalizes_them() {
     let c = TestChain::new();
-    let check = |bytes: &[u8]| finalized_block(bytes, c.chain_id, &c.validators).map(|m| m.block.header.height);
+    let check = |bytes: &[u8]| finalized_block(bytes, c.chain_id, &c.validators, 0).map(|m| m.block.header.height);
     let block = c.block(5, 0, 0);
     let hash = block.hash();
     let valid = block_msg_bytes(WIRE_VERSION, block.clone(), c.commit(&[0, 1, 2], 5, hash));
     assert_eq!(check(&valid), Ok(5));
+    // At or below the head: ignored before any signature is checked (a forged one too).
+    let mut forged = c.commit(&[0, 1, 2], 5, hash);
+    forged.signatures[0].signature.0[0] ^= 1;
+    for bytes in [valid.clone(), block_msg_bytes(WIRE_VERSION, block.clone(), forged)] {
+        assert_eq!(finalized_block(&bytes, c.chain_id, &c.validators, 5).map(|_| ()), Err(Refused::Ignore));
+    }
     for height in [1, 1_000] {
         let b = c.block(height, 0, 0);
         let commit = c.commit(&[1, 2, 3], height, b.hash());
