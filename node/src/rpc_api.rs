@@ -116,6 +116,15 @@ impl RpcImpl {
         }
     }
 
+    /// A job's receipt proofs, read from the store off the async threads.
+    async fn stored_proofs(&self, job_id: Hash) -> RpcResult<Vec<ReceiptProof>> {
+        let store = self.node.store.clone();
+        tokio::task::spawn_blocking(move || proofs_from_store(&store, &job_id))
+            .await
+            .map_err(internal)?
+            .map_err(internal)
+    }
+
     /// Why a job has no receipt proof: unknown, expired without one, or not final yet.
     async fn no_receipt(&self, job_id: Hash) -> jsonrpsee::types::ErrorObjectOwned {
         match self.job_info(job_id).await {
@@ -267,7 +276,7 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn job_proof(&self, job_id: Hash, provider: Option<PublicKey>) -> RpcResult<ReceiptProof> {
-        let mut proofs = self.job_proofs(job_id).await?;
+        let mut proofs = self.stored_proofs(job_id).await?;
         if let Some(provider) = provider {
             return match proofs.iter().position(|p| p.receipt.claim.provider == provider) {
                 Some(i) => Ok(proofs.swap_remove(i)),
@@ -288,11 +297,7 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn job_proofs(&self, job_id: Hash) -> RpcResult<Vec<ReceiptProof>> {
-        let store = self.node.store.clone();
-        let proofs = tokio::task::spawn_blocking(move || proofs_from_store(&store, &job_id))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let proofs = self.stored_proofs(job_id).await?;
         if proofs.is_empty() {
             // Unknown jobs are not found; known ones simply have none yet.
             self.job_info(job_id).await?;

@@ -132,7 +132,8 @@ impl SyncState {
     fn distrust(&mut self, peer: PeerId, pause: Duration, lied: bool) {
         let now = Instant::now();
         self.distrusted.retain(|_, (until, _)| *until > now);
-        if self.distrusted.len() >= SYNC_DISTRUSTED_MAX
+        if !self.distrusted.contains_key(&peer)
+            && self.distrusted.len() >= SYNC_DISTRUSTED_MAX
             && let Some(oldest) = self.distrusted.iter().min_by_key(|(_, (until, _))| *until).map(|(p, _)| *p)
         {
             self.distrusted.remove(&oldest);
