@@ -98,7 +98,7 @@ impl RpcImpl {
         if let Err(o) = self.node.admission.check_now() {
             return Err(overloaded(o.to_string(), o.retry_after_ms));
         }
-        if let Some(Err(e)) = self.node.verifier.verify(vec![tx.clone()]).await.map_err(internal)?.pop() {
+        if let Some(Err(e)) = self.node.verifier.verify(&Arc::new(vec![tx.clone()])).await.map_err(internal)?.pop() {
             return Err(tx_error(&e));
         }
         let admitted = self.ask(|reply| Request::Submit { tx: Box::new(tx), reply }).await?;

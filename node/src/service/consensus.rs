@@ -261,6 +261,7 @@ impl Node {
             tracing::debug!(tx = %tx.hash(), "left out of the block: {e}");
         }
         let dropped = self.mempool.remove_rejected(&rejected);
+        self.admission.set_pending(self.mempool.txs_len());
         self.report_dropped(&dropped);
         if self.chain.height() + 1 != height {
             return Ok(());
@@ -275,6 +276,11 @@ impl Node {
         bft.keep_block(block);
         bft.push(EngineInput::ProposeValue { height, round, block_hash });
         Ok(())
+    }
+
+    /// A proposed block seen here (in memory only: cheap enough to answer on the loop).
+    pub(super) fn proposed_in_memory(&self, height: u64, block_hash: &Hash) -> Option<&Block> {
+        self.consensus.as_ref().and_then(|c| c.bft.block(height, block_hash))
     }
 
     /// A proposed block seen here or kept on disk.

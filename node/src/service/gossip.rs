@@ -7,6 +7,7 @@
 //! gossip verdict (accept, ignore, reject) is reported when it comes back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_contracts::TxError;
@@ -306,6 +307,10 @@ fn batch_len<T: borsh::BorshSerialize>(items: &[T]) -> usize {
     n.max(1)
 }
 
+/// Gossip batches waiting for or under verification, at most: each holds up to
+/// [`p2p::BATCH_MESSAGE_BYTES_MAX`] of transactions.
+pub const VERIFYING_MAX: usize = 64;
+
 /// A gossip batch back from the verifying threads.
 pub struct Verified {
     /// The message.
@@ -372,11 +377,21 @@ impl Node {
 
     /// Sends a batch's signatures to the verifying threads; the batch comes back as an
     /// [`Event::Verified`].
+    /// At most [`VERIFYING_MAX`] batches wait or are verified at once; past that a batch is
+    /// ignored (neither relayed nor held against its sender).
     fn verify_then(&mut self, message_id: MessageId, source: PeerId, txs: Vec<Transaction>) {
+        if self.verifying >= VERIFYING_MAX {
+            self.net.report(&message_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
+        self.verifying += 1;
         let verifier = self.verifier.clone();
         let events = self.events.clone();
         tokio::spawn(async move {
-            let checks = verifier.verify(txs.clone()).await;
+            let txs = Arc::new(txs);
+            let checks = verifier.verify(&txs).await;
+            // The verifying thread's copy is gone once it answered.
+            let txs = Arc::try_unwrap(txs).unwrap_or_else(|txs| (*txs).clone());
             let _ = events.send(Event::Verified(Verified { message_id, source, txs, checks })).await;
         });
     }
@@ -385,6 +400,7 @@ impl Node {
     /// transactions are admitted, valid results kept if their job awaits them.
     pub(super) fn on_verified(&mut self, v: Verified) -> anyhow::Result<()> {
         let Verified { message_id, source, txs, checks } = v;
+        self.verifying = self.verifying.saturating_sub(1);
         let checks = match checks {
             Ok(checks) => checks,
             // This node's failure, not the sender's: neither relayed nor penalised.

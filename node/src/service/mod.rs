@@ -184,6 +184,8 @@ pub struct Node {
     net: Net,
     net_info: NetInfo,
     sync: SyncState,
+    /// Gossip batches at the verifying threads (at most [`gossip::VERIFYING_MAX`]).
+    verifying: usize,
     executor: Executor,
     /// Blocks executed here and not yet final, for the decision to commit.
     executed: BlockCache,
@@ -251,6 +253,7 @@ impl Node {
             net,
             net_info,
             sync: SyncState::default(),
+            verifying: 0,
             executor,
             executed: BlockCache::default(),
             storing: None,

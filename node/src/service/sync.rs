@@ -248,8 +248,13 @@ impl Node {
             Ok(r) => r,
             Err(e) => return self.respond(channel, SyncResponse::Error(e.to_string())),
         };
-        if let SyncRequest::Proposed { height, block_hash } = request {
-            let block = self.proposed_block(height, &block_hash).map(Box::new);
+        // A proposed block in memory is answered at once; the rest (a block this validator
+        // proposed before a restart, blocks, blobs) is read from the store off the loop, a few
+        // answers at a time.
+        if let SyncRequest::Proposed { height, block_hash } = request
+            && let Some(block) = self.proposed_in_memory(height, &block_hash)
+        {
+            let block = Some(Box::new(block.clone()));
             return self.respond(channel, SyncResponse::Proposed(block));
         }
         if self.sync.answering >= SYNC_ANSWERS_AT_ONCE {
@@ -281,7 +286,10 @@ impl Node {
                     Ok(b) => SyncResponse::Blob(b),
                     Err(e) => SyncResponse::Error(e.to_string()),
                 }),
-                SyncRequest::Proposed { .. } => Some(SyncResponse::Error("answered on the loop".into())),
+                SyncRequest::Proposed { height, block_hash } => Some(match store.proposed(height, &block_hash) {
+                    Ok(b) => SyncResponse::Proposed(b.map(Box::new)),
+                    Err(e) => SyncResponse::Error(e.to_string()),
+                }),
             })
             .await
             .unwrap_or_else(|e| Some(SyncResponse::Error(format!("reading the store failed: {e}"))));

@@ -123,7 +123,7 @@ impl Verifier {
     /// microseconds), more on a blocking thread once a slot is free.
     /// Fails only when this node cannot verify (it is stopping, a verifying thread failed):
     /// never the transactions' fault.
-    pub async fn verify(&self, txs: Vec<Transaction>) -> anyhow::Result<Vec<Result<(), TxError>>> {
+    pub async fn verify(&self, txs: &Arc<Vec<Transaction>>) -> anyhow::Result<Vec<Result<(), TxError>>> {
         if txs.len() <= VERIFIED_IN_PLACE_MAX {
             let mut sigs = &*self.signatures;
             return Ok(txs.iter().map(|tx| sigs.check(tx, self.output_bytes_max)).collect());
@@ -131,6 +131,7 @@ impl Verifier {
         let _slot = self.slots.acquire().await.map_err(|_| anyhow::anyhow!("the node is stopping"))?;
         let signatures = self.signatures.clone();
         let output_max = self.output_bytes_max;
+        let txs = txs.clone();
         tokio::task::spawn_blocking(move || {
             let mut sigs = &*signatures;
             txs.iter().map(|tx| sigs.check(tx, output_max)).collect()
