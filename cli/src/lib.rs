@@ -452,8 +452,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Output to a pipe whose reader has gone (`cairn … | head -1`) ends the program quietly, with
-/// success, as Unix tools do — not with a panic and a backtrace.
+/// Output to a pipe whose reader has gone (`cairn … | head -1`) ends the program quietly
+/// (status 0) rather than with a panic and a backtrace. Rust ignores SIGPIPE, so the failed
+/// write reaches `println!`, which panics with this message; restoring SIGPIPE's default
+/// would need unsafe code, which the workspace forbids.
 fn quiet_on_closed_output() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -556,7 +558,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", out.display());
         }
         Command::Receipt(ReceiptCmd::Verify { proof, genesis }) => {
-            let text = std::fs::read_to_string(&proof).with_context(|| format!("cannot read {}", proof.display()))?;
+            let text = read_proof_file(&proof)?;
             let proof: ReceiptProof = serde_json::from_str(&text).context("the file is not a receipt proof")?;
             let genesis = Genesis::load(&genesis)?;
             let v = proof.verify(&genesis)?;
@@ -602,7 +604,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", out.display());
         }
         Command::State(StateCmd::Verify { proof, genesis }) => {
-            let text = std::fs::read_to_string(&proof).with_context(|| format!("cannot read {}", proof.display()))?;
+            let text = read_proof_file(&proof)?;
             let proof: cairn_ledger::StateProof =
                 serde_json::from_str(&text).context("the file is not a state proof")?;
             let (value, height) = proof.verify(&Genesis::load(&genesis)?)?;
@@ -711,8 +713,6 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
 /// How long `send_tx` waits for its transaction to be finalized.
 pub const TX_FINALITY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Signs `action` with the key in `args`, submits it and waits until it is in a finalized
-/// block.
 /// Replaces a pending offer by a transfer of nothing to its own client, with the same nonce
 /// and the least fee that replaces it (or `--fee`, if higher).
 async fn cancel_offer(id: Hash, args: TxArgs) -> anyhow::Result<()> {
@@ -739,6 +739,8 @@ async fn cancel_offer(id: Hash, args: TxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Signs `action` with the key in `args`, submits it and waits until it is in a finalized
+/// block.
 async fn send_tx(args: TxArgs, action: Action) -> anyhow::Result<()> {
     let key = Keypair::load(&args.key)?;
     let c = client::connect(&args.rpc.rpc).await?;
@@ -746,6 +748,16 @@ async fn send_tx(args: TxArgs, action: Action) -> anyhow::Result<()> {
     let hash = client::submit_tx(&c, tx, TX_FINALITY_TIMEOUT).await?;
     println!("transaction {hash} finalized");
     Ok(())
+}
+
+/// The largest proof file read (someone else's file: a receipt proof of a block with 256
+/// signatures and a deep Merkle path is tens of KiB).
+pub const PROOF_FILE_BYTES_MAX: u64 = 1 << 20;
+
+fn read_proof_file(path: &Path) -> anyhow::Result<String> {
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    anyhow::ensure!(len <= PROOF_FILE_BYTES_MAX, "{} is larger than {PROOF_FILE_BYTES_MAX} bytes", path.display());
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// The largest module file read.

@@ -6,8 +6,8 @@
 //! [`TreeReader`] ([`prepare`]), keeps a tree in memory ([`MemoryTree`]) and verifies proofs
 //! ([`StateProof`], checkable offline against the genesis). A block's root is computed through
 //! a [`StateCommitment`]: the in-memory tree here, or the node's persisted tree
-//! (`cairn_store::StoreTree`, which also serves the proofs and lays the tree out in rocksdb
-//! column families).
+//! (`cairn_store::StoreTree`, over the tree laid out in rocksdb column families, whose
+//! `Store` also answers the proofs).
 
 use std::collections::BTreeMap;
 
@@ -134,7 +134,6 @@ pub struct StateProof {
 
 /// A state value (hex in JSON).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StateValue(#[serde(with = "crate::hash::hex_bytes")] pub Vec<u8>);
 
 /// The largest encoded JMT proof accepted (256 siblings and a leaf, generously).

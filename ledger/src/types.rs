@@ -400,7 +400,6 @@ impl Block {
 
 /// The kind of a consensus vote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
 pub enum VoteKind {

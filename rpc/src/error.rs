@@ -7,6 +7,7 @@
 //! JSON-RPC and jsonrpsee emit themselves are listed in [`LIBRARY_CODES`].
 
 use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::types::error as lib;
 
 /// Not found: unknown job, block, or module.
 pub const NOT_FOUND: i32 = -33001;
@@ -47,19 +48,27 @@ pub const CAIRN_CODES: [(i32, &str, &str); 9] = [
 /// The codes JSON-RPC and the server library emit themselves, with their `data.reason` when
 /// Cairn answers them and their meaning.
 pub const LIBRARY_CODES: [(i32, &str, &str); 13] = [
-    (-32700, "parse_error", "the request is not JSON"),
-    (-32600, "invalid_request", "the request is not a JSON-RPC request"),
-    (-32601, "method_not_found", "no such method"),
+    (lib::PARSE_ERROR_CODE, "parse_error", "the request is not JSON"),
+    (lib::INVALID_REQUEST_CODE, "invalid_request", "the request is not a JSON-RPC request"),
+    (lib::METHOD_NOT_FOUND_CODE, "method_not_found", "no such method"),
     (INVALID_PARAMS, "invalid_params", "the parameters have the wrong shape or encoding"),
     (INTERNAL, "internal", "the node failed; see its log"),
-    (-32000, "call_failed", "the call failed (library)"),
-    (-32005, "batches_not_supported", "batch requests are off (library)"),
-    (-32006, "too_many_subscriptions", "the connection holds its most subscriptions (library)"),
-    (-32007, "request_too_large", "the request is larger than the node takes (library)"),
-    (-32008, "response_too_large", "the answer would be larger than the node sends (library)"),
-    (-32009, "server_busy", "the server is busy (library)"),
-    (-32010, "batch_too_large", "the batch holds more calls than the node takes (library)"),
-    (-32011, "batch_response_too_large", "the batch's answers would be larger than the node sends (library)"),
+    (lib::CALL_EXECUTION_FAILED_CODE, "call_failed", "the call failed (library)"),
+    (lib::BATCHES_NOT_SUPPORTED_CODE, "batches_not_supported", "batch requests are off (library)"),
+    (
+        lib::TOO_MANY_SUBSCRIPTIONS_CODE,
+        "too_many_subscriptions",
+        "the connection holds its most subscriptions (library)",
+    ),
+    (lib::OVERSIZED_REQUEST_CODE, "request_too_large", "the request is larger than the node takes (library)"),
+    (lib::OVERSIZED_RESPONSE_CODE, "response_too_large", "the answer would be larger than the node sends (library)"),
+    (lib::SERVER_IS_BUSY_CODE, "server_busy", "the server is busy (library)"),
+    (lib::TOO_BIG_BATCH_REQUEST_CODE, "batch_too_large", "the batch holds more calls than the node takes (library)"),
+    (
+        lib::TOO_BIG_BATCH_RESPONSE_CODE,
+        "batch_response_too_large",
+        "the batch's answers would be larger than the node sends (library)",
+    ),
 ];
 
 /// The name (`data.reason`) of a code, Cairn's or the library's.

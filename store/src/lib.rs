@@ -6,7 +6,7 @@
 //!   [`BlockWrite`]), so a crash never leaves half a block.
 //! - [`tree`]: the state tree in the store — [`StoreTree`], the
 //!   [`StateCommitment`](cairn_ledger::StateCommitment) a node builds and checks blocks with,
-//!   [`init_store_genesis`], pruning of old versions, proofs.
+//!   and [`init_store_genesis`]; [`Store`] prunes old versions and answers proofs.
 //!
 //! The records, the tree's computation and proof verification are `cairn-ledger`'s; this
 //! crate only stores them.

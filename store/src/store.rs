@@ -5,7 +5,7 @@
 //! | `blocks` | height (u64 big-endian) | borsh [`Block`] |
 //! | `commits` | height | borsh [`Commit`] that finalized that block |
 //! | `receipts` | height | borsh `Vec<ExecutionReceipt>`, the block's receipts in order |
-//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and receipt are |
+//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are |
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"` | height (u64 BE), chain id |

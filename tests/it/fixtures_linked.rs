@@ -14,9 +14,9 @@ use borsh::BorshSerialize;
 use cairn_contracts::{Job, NextBlock, NoReexecution, Position, State, StateKey, VerifyAlways, build_block};
 use cairn_ledger::state_tree::{self, MemoryTree};
 use cairn_ledger::{
-    Block, ChainParams, Commit, CommitSignature, Domain, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount,
-    GenesisProvider, Hash, JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, SignedOffer,
-    StateProof, StateValue, Transaction, Validator,
+    Block, ChainParams, Commit, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash,
+    JobOffer, JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, SignedOffer, StateProof,
+    StateValue, Transaction, Validator,
 };
 use cairn_store::{BlockWrite, JobLocation, Store, init_store_genesis};
 use cairn_vm::{Vm, VmConfig};
@@ -62,23 +62,8 @@ fn genesis() -> Genesis {
 
 /// A commit of `header` signed by `signers`, in validator order.
 fn signed_commit(chain_id: Hash, header: &cairn_ledger::BlockHeader, signers: &[Keypair]) -> Commit {
-    let mut commit = Commit {
-        version: FORMAT_VERSION,
-        height: header.height,
-        round: 0,
-        block_hash: header.hash(),
-        signatures: vec![],
-    };
-    let mut sigs: Vec<CommitSignature> = signers
-        .iter()
-        .map(|k| CommitSignature {
-            validator: k.public(),
-            signature: k.sign(Domain::Vote, &commit.vote_of(chain_id, k.public())),
-        })
-        .collect();
-    sigs.sort_by_key(|s| s.validator);
-    commit.signatures = sigs;
-    commit
+    let signers: Vec<&Keypair> = signers.iter().collect();
+    Commit::signed_by(&signers, chain_id, header.height, 0, header.hash())
 }
 
 fn linked() -> Linked {

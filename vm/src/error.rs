@@ -8,7 +8,7 @@ pub type Result<T, E = VmError> = std::result::Result<T, E>;
 /// Every variant is a property of the module's bytes (and of the [`VmConfig`]
 /// limits), so every node reaches the same verdict. When [`Vm::execute`](crate::Vm::execute)
 /// meets one of these, the job's status is `InvalidModule` and the error's text is the
-/// outcome's message.
+/// execution's message ([`crate::Execution::message`]).
 ///
 /// [`VmConfig`]: crate::VmConfig
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -28,7 +28,7 @@ impl HostState {
 }
 
 /// Why a host function stopped the job. Always status `Trap` (unless a refused
-/// `memory.grow` came first, see the crate docs); the text becomes the outcome's message.
+/// `memory.grow` came first, see the crate docs); the text becomes the execution's message.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HostTrap {
     /// The guest called `cairn.abort`.
@@ -57,7 +57,7 @@ pub(crate) fn imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostState>)
 }
 
 /// `cairn.abort(msg_ptr: i32, msg_len: i32)`: stops the job with status Trap; the message
-/// (its first [`ABORT_MESSAGE_BYTES_MAX`] bytes, lossy UTF-8) becomes the outcome's message.
+/// (its first [`ABORT_MESSAGE_BYTES_MAX`] bytes, lossy UTF-8) becomes the execution's message.
 fn abort(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), HostTrap> {
     let (state, mut store) = env.data_and_store_mut();
     check_fuel(state, &mut store, HOST_ABORT)?;

@@ -147,9 +147,9 @@ impl Job {
         Ok(output)
     }
 
-    /// The outcome: status by precedence OutOfFuel, then MemoryLimit (a trap after a
+    /// The execution: status by precedence OutOfFuel, then MemoryLimit (a trap after a
     /// refused `memory.grow`), then Trap. For every status but Ok the output is the reason
-    /// ([`reason`]), also the outcome's message.
+    /// ([`reason`]), also the execution's message.
     fn finish(mut self, result: Result<Vec<u8>, Stop>) -> Result<Execution, InternalError> {
         let log = std::mem::take(&mut self.env.as_mut(&mut self.store).log);
         // Unmetered modules (only built to measure the meter) report no fuel.
