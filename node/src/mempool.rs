@@ -371,6 +371,11 @@ impl Mempool {
     /// so a full block keeps those that pay most for their room and no sender waits behind
     /// others paying the same for ever.
     pub fn candidates(&self, state: &State) -> Vec<Transaction> {
+        self.candidates_up_to(state, usize::MAX)
+    }
+
+    /// The first `max` of [`Mempool::candidates`], copying no more than those.
+    pub fn candidates_up_to(&self, state: &State, max: usize) -> Vec<Transaction> {
         let mut queues: BTreeMap<PublicKey, VecDeque<&Entry<Transaction>>> = BTreeMap::new();
         let mut expected: Option<(PublicKey, u64)> = None;
         for ((sender, nonce), e) in &self.nonced {
@@ -394,11 +399,13 @@ impl Mempool {
         };
         let mut heads: BinaryHeap<Head> =
             queues.iter().filter_map(|(sender, q)| q.front().map(|e| head(*sender, e))).collect();
-        let mut out = Vec::with_capacity(self.len());
+        let mut out = Vec::with_capacity(self.len().min(max));
         let (on_chain, pending): (Vec<&Entry<JobResult>>, Vec<&Entry<JobResult>>) =
             self.results.values().partition(|e| state.job(&e.item.claim.job_id).is_some());
-        out.extend(on_chain.into_iter().map(|e| Transaction::Result(e.item.clone())));
-        while let Some((_, _, std::cmp::Reverse(sender))) = heads.pop() {
+        out.extend(on_chain.into_iter().take(max).map(|e| Transaction::Result(e.item.clone())));
+        while out.len() < max
+            && let Some((_, _, std::cmp::Reverse(sender))) = heads.pop()
+        {
             let queue = queues.get_mut(&sender).expect("every head has a queue");
             let e = queue.pop_front().expect("a head is a queued transaction");
             out.push(e.item.clone());
@@ -406,7 +413,8 @@ impl Mempool {
                 heads.push(head(sender, next));
             }
         }
-        out.extend(pending.into_iter().map(|e| Transaction::Result(e.item.clone())));
+        let room = max - out.len();
+        out.extend(pending.into_iter().take(room).map(|e| Transaction::Result(e.item.clone())));
         out
     }
 
@@ -717,6 +725,10 @@ mod tests {
         let expected =
             vec![txs[3].clone(), txs[2].clone(), txs[0].clone(), txs[1].clone(), Transaction::Result(result)];
         assert_eq!(order, expected);
+        // A block's worth of them is the same order cut short (nothing else copied).
+        for max in 0..=expected.len() + 1 {
+            assert_eq!(m.candidates_up_to(&empty_state(), max), expected[..max.min(expected.len())], "max {max}");
+        }
         // A transaction pays per byte: the same fee on a larger transaction ranks lower.
         let small = FeeRate { fee: 10, size_bytes: 100 };
         assert!(small > FeeRate { fee: 10, size_bytes: 1_000 });

@@ -503,9 +503,11 @@ impl Node {
     /// (they settle jobs), then the mempool's includable transactions and results.
     /// At most the block sizer's cap of them, so that a height takes about the block time.
     fn block_candidates(&mut self) -> Vec<Transaction> {
+        let cap = self.sizer.cap();
         let mut candidates = self.ready_resolutions();
-        candidates.extend(self.mempool.candidates(self.chain.state()));
-        candidates.truncate(self.sizer.cap());
+        let room = cap.saturating_sub(candidates.len());
+        candidates.extend(self.mempool.candidates_up_to(self.chain.state(), room));
+        candidates.truncate(cap);
         candidates
     }
 

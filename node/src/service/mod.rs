@@ -535,21 +535,13 @@ impl Node {
         if height > head + 1 || self.storing.is_some() {
             return Ok(height <= head + 1);
         }
-        self.commit_or_apply(block, commit, announce)?;
+        self.apply_finalized(block, commit, announce)?;
         Ok(true)
     }
 
-    /// A synced block (the next one): applied by the executor.
+    /// A finalized block (the next one): written from the executor's cached execution, or
+    /// executed and written there.
     fn apply_finalized(
-        &mut self,
-        block: cairn_ledger::Block,
-        commit: cairn_ledger::Commit,
-        announce: bool,
-    ) -> anyhow::Result<()> {
-        self.commit_or_apply(block, commit, announce)
-    }
-
-    fn commit_or_apply(
         &mut self,
         block: cairn_ledger::Block,
         commit: cairn_ledger::Commit,
