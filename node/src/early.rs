@@ -11,7 +11,7 @@
 //! oldest evicted first, each held at most [`EARLY_RESULT_TTL`]. What is evicted or expires
 //! is not lost: its provider re-broadcasts it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use cairn_ledger::{Hash, JobResult, PublicKey};
@@ -27,7 +27,7 @@ pub const EARLY_RESULT_TTL: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct EarlyResults {
     /// (job, provider) → the result, its encoded size and when it arrived.
-    held: HashMap<(Hash, PublicKey), (JobResult, usize, Instant)>,
+    held: BTreeMap<(Hash, PublicKey), (JobResult, usize, Instant)>,
     /// Arrival order, for eviction and expiry (entries already taken are skipped).
     order: VecDeque<((Hash, PublicKey), Instant)>,
     bytes: usize,
@@ -60,7 +60,9 @@ impl EarlyResults {
         if self.held.is_empty() {
             return Vec::new();
         }
-        let keys: Vec<(Hash, PublicKey)> = self.held.keys().filter(|(job, _)| job == job_id).copied().collect();
+        // Keyed by job first: a job's results are one range, not a scan of all held.
+        let range = (*job_id, PublicKey([0; 32]))..=(*job_id, PublicKey([0xff; 32]));
+        let keys: Vec<(Hash, PublicKey)> = self.held.range(range).map(|(k, _)| *k).collect();
         keys.into_iter()
             .filter_map(|k| self.held.remove(&k))
             .map(|(r, size, _)| {
