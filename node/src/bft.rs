@@ -313,8 +313,14 @@ impl Bft {
     }
 
     /// Whether the next height should start now (see the module docs); `has_work` says
-    /// whether there is anything to put in a block.
-    pub fn due_to_start(&self, head: u64, block_time: Duration, empty_blocks: bool, has_work: bool) -> Option<u64> {
+    /// whether there is anything to put in a block, asked only when that decides.
+    pub fn due_to_start(
+        &self,
+        head: u64,
+        block_time: Duration,
+        empty_blocks: bool,
+        has_work: impl FnOnce() -> bool,
+    ) -> Option<u64> {
         let h = self.next_height?;
         if h != head + 1 || self.engine.height() >= h || self.sit_out == Some(h) {
             return None;
@@ -325,7 +331,7 @@ impl Bft {
         if self.started_at.elapsed() < block_time {
             return None;
         }
-        (empty_blocks || has_work).then_some(h)
+        (empty_blocks || has_work()).then_some(h)
     }
 }
 
@@ -551,13 +557,15 @@ mod tests {
         let mut b = bft();
         b.head_moved(0);
         let block_time = Duration::ZERO;
-        assert_eq!(b.due_to_start(0, block_time, false, false), None);
-        assert_eq!(b.due_to_start(0, block_time, true, false), Some(1));
-        assert_eq!(b.due_to_start(0, block_time, false, true), Some(1));
+        assert_eq!(b.due_to_start(0, block_time, false, || false), None);
+        assert_eq!(b.due_to_start(0, block_time, true, || false), Some(1));
+        assert_eq!(b.due_to_start(0, block_time, false, || true), Some(1));
         b.peers_started = true;
-        assert_eq!(b.due_to_start(0, Duration::from_secs(60), false, false), Some(1));
+        assert_eq!(b.due_to_start(0, Duration::from_secs(60), false, || false), Some(1));
         let mut b = bft();
         b.head_moved(0);
-        assert_eq!(b.due_to_start(0, Duration::from_secs(60), false, true), None, "block time not yet passed");
+        assert_eq!(b.due_to_start(0, Duration::from_secs(60), false, || true), None, "block time not yet passed");
+        let unasked = || -> bool { panic!("whether there is work decides nothing before the block time") };
+        assert_eq!(b.due_to_start(0, Duration::from_secs(60), false, unasked), None);
     }
 }

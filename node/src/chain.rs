@@ -66,17 +66,6 @@ pub struct ExecutedBlock {
     pub executed: Executed,
 }
 
-/// A block that became final here.
-#[derive(Debug, Clone)]
-pub struct Finalized {
-    /// The block.
-    pub block: Block,
-    /// Its commit.
-    pub commit: Commit,
-    /// What executing it produced.
-    pub executed: Executed,
-}
-
 /// Why a block could not be executed here.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {

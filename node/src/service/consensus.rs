@@ -105,14 +105,17 @@ impl Node {
         if self.consensus.is_none() {
             return Ok(());
         }
-        let has_work = self.has_work();
         let head = self.chain.height();
         let block_time = self.block_time();
         let empty_blocks = self.config.empty_blocks;
-        let storing = self.storing_block();
-        if let Some(c) = self.consensus.as_mut()
-            && !storing
-            && let Some(height) = c.bft.due_to_start(head, block_time, empty_blocks, has_work)
+        // Whether there is work is asked only when it decides (it looks through the mempool):
+        // not on every turn of the loop.
+        let due = match &self.consensus {
+            Some(c) if !self.storing_block() => c.bft.due_to_start(head, block_time, empty_blocks, || self.has_work()),
+            _ => None,
+        };
+        if let Some(height) = due
+            && let Some(c) = self.consensus.as_mut()
         {
             c.bft.next_height = None;
             c.bft.started_at = Instant::now();
@@ -266,14 +269,12 @@ impl Node {
         if self.chain.height() + 1 != height {
             return Ok(());
         }
-        let block = executed.block.clone();
         let block_hash = executed.hash;
-        tracing::debug!(height, round, %block_hash, txs = block.txs.len(), "proposing");
-        self.executed.keep(executed);
-        let msg = ProposedBlock { version: WIRE_VERSION, block: block.clone() };
-        self.net.publish(Topic::Proposals, borsh::to_vec(&msg).expect("encodes"));
+        tracing::debug!(height, round, %block_hash, txs = executed.block.txs.len(), "proposing");
+        self.executed.insert(height, block_hash);
+        self.net.publish(Topic::Proposals, super::gossip::proposal_message(&executed.block));
         let bft = self.bft_mut()?;
-        bft.keep_block(block);
+        bft.keep_block(executed.block.clone());
         bft.push(EngineInput::ProposeValue { height, round, block_hash });
         Ok(())
     }
@@ -313,7 +314,7 @@ impl Node {
             if self.consensus.as_ref().is_some_and(|c| c.checking.contains(&(height, block_hash))) {
                 continue;
             }
-            if self.executed.get(height, &block_hash).is_some() {
+            if self.executed.contains(height, &block_hash) {
                 self.block_validity(height, block_hash, true)?;
                 continue;
             }
@@ -376,7 +377,7 @@ impl Node {
         match result {
             Ok(executed) => {
                 self.sizer.observe_build(executed.block.txs.len(), took);
-                self.executed.keep(executed);
+                self.executed.insert(height, block_hash);
                 self.block_validity(height, block_hash, true)
             }
             Err(ExecError::Pending(missing)) => {

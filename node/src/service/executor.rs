@@ -13,7 +13,7 @@
 //! node never executed is executed then: no block is executed twice here. The loop keeps the
 //! same executions to answer the engine at once for a block it already executed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -112,8 +112,9 @@ pub enum Done {
         commit: Commit,
         /// How long execution took, if it was executed in this job.
         took: Option<Duration>,
-        /// Gossip it.
-        announce: bool,
+        /// Its gossip message ([`crate::p2p::BlockMsg`]), encoded here rather than on the loop,
+        /// when it is to be announced.
+        announcement: Option<Vec<u8>>,
     },
     /// A finalized block could not be applied.
     NotApplied {
@@ -217,7 +218,10 @@ fn run(job: Job, executions: &AtomicU64, cache: &mut BlockCache) -> Done {
             if let Some(executed) = cache.get(height, &block.hash()) {
                 cache.head_moved(height);
                 return match persist(&base.store, &executed, &commit) {
-                    Ok(()) => Done::Stored { executed, commit, took: None, announce },
+                    Ok(()) => {
+                        let announcement = announce.then(|| super::gossip::block_message(&executed.block, &commit));
+                        Done::Stored { executed, commit, took: None, announcement }
+                    }
                     Err(e) => Done::StoreFailed(e),
                 };
             }
@@ -229,7 +233,10 @@ fn run(job: Job, executions: &AtomicU64, cache: &mut BlockCache) -> Done {
                     let took = started.elapsed();
                     cache.head_moved(height);
                     match persist(&base.store, &executed, &commit) {
-                        Ok(()) => Done::Stored { executed: Arc::new(executed), commit, took: Some(took), announce },
+                        Ok(()) => {
+                            let announcement = announce.then(|| super::gossip::block_message(&executed.block, &commit));
+                            Done::Stored { executed: Arc::new(executed), commit, took: Some(took), announcement }
+                        }
                         Err(e) => Done::StoreFailed(e),
                     }
                 }
@@ -264,5 +271,57 @@ impl BlockCache {
     /// The head moved to `head`: executions at or below it can no longer be committed.
     pub fn head_moved(&mut self, head: u64) {
         self.blocks.retain(|(h, _), _| *h > head);
+    }
+}
+
+/// What the loop knows of the executor's [`BlockCache`]: which blocks (height, hash) it
+/// holds a valid execution of, so a decision or a vote needs no execution again. Bounded like
+/// the cache.
+#[derive(Default)]
+pub struct ExecutedHere {
+    blocks: BTreeSet<(u64, Hash)>,
+}
+
+impl ExecutedHere {
+    /// The executor holds a valid execution of this block.
+    pub fn insert(&mut self, height: u64, block_hash: Hash) {
+        self.blocks.insert((height, block_hash));
+        while self.blocks.len() > EXECUTED_CACHED_MAX {
+            self.blocks.pop_first();
+        }
+    }
+
+    /// Whether the executor holds a valid execution of this block.
+    pub fn contains(&self, height: u64, block_hash: &Hash) -> bool {
+        self.blocks.contains(&(height, *block_hash))
+    }
+
+    /// The head moved to `head`: blocks at or below it are no longer wanted.
+    pub fn head_moved(&mut self, head: u64) {
+        self.blocks.retain(|(h, _)| *h > head);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_knows_what_the_executor_keeps_within_the_same_bound() {
+        let mut known = ExecutedHere::default();
+        let block = |i: u64| (i, Hash::of(&i.to_be_bytes()));
+        for i in 1..=(EXECUTED_CACHED_MAX as u64 + 2) {
+            let (height, hash) = block(i);
+            known.insert(height, hash);
+        }
+        assert_eq!(known.blocks.len(), EXECUTED_CACHED_MAX);
+        assert!(!known.contains(1, &block(1).1), "the lowest heights go first");
+        let (top, top_hash) = block(EXECUTED_CACHED_MAX as u64 + 2);
+        assert!(known.contains(top, &top_hash));
+        assert!(!known.contains(top, &Hash::ZERO), "another block at that height is not known");
+        known.head_moved(top - 1);
+        assert_eq!(known.blocks.len(), 1);
+        known.head_moved(top);
+        assert!(!known.contains(top, &top_hash));
     }
 }

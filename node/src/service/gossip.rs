@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_contracts::TxError;
-use cairn_ledger::{Hash, JobResult, Transaction};
+use cairn_ledger::{Block, Commit, Hash, JobResult, Transaction};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, TopicHash};
 use libp2p::{PeerId, Swarm};
 
@@ -21,6 +21,17 @@ use crate::p2p::{
     self, BATCH_ITEMS_MAX, BATCH_MESSAGE_BYTES_MAX, Behaviour, BlockMsg, GOSSIP_MESSAGE_BYTES_MAX,
     MODULE_ANNOUNCE_BYTES_MAX, ModuleAnnounce, ProposedBlock, ResultBatch, Topics, TxBatch, WIRE_VERSION,
 };
+
+/// A finalized block's gossip message: the bytes of [`BlockMsg`] (this wire version), written
+/// from borrowed parts so that the block, megabytes at most, is not copied to be sent.
+pub fn block_message(block: &Block, commit: &Commit) -> Vec<u8> {
+    borsh::to_vec(&(WIRE_VERSION, block, commit)).expect("a block and a commit encode")
+}
+
+/// A proposed block's gossip message: the bytes of [`ProposedBlock`], from the borrowed block.
+pub fn proposal_message(block: &Block) -> Vec<u8> {
+    borsh::to_vec(&(WIRE_VERSION, block)).expect("a block encodes")
+}
 
 /// The chain's gossip topics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -41,7 +41,7 @@ use libp2p::swarm::SwarmEvent;
 use tokio::sync::{mpsc, watch};
 
 use self::consensus::Consensus;
-use self::executor::{BlockCache, Done, Executor, Job};
+use self::executor::{Done, ExecutedHere, Executor, Job};
 use self::faults::Faults;
 use self::gossip::{Net, Topic};
 use self::provider::Provider;
@@ -50,11 +50,11 @@ use self::sync::SyncState;
 use self::view::{LocalJob, NetInfo, Request, Verifier, View};
 use crate::backpressure::{Admission, BlockSizer};
 use crate::bft::Bft;
-use crate::chain::{Chain, Finalized};
+use crate::chain::{Chain, ExecutedBlock};
 use crate::config::{BoundAddresses, NodeConfig};
 use crate::early::EarlyResults;
 use crate::mempool::{Admitted, Dropped, Mempool, MempoolError, nonce_key};
-use crate::p2p::{self, BehaviourEvent, BlockMsg, ModuleAnnounce, Topics, WIRE_VERSION};
+use crate::p2p::{self, BehaviourEvent, ModuleAnnounce, Topics, WIRE_VERSION};
 use crate::tracker::Tracker;
 
 /// Requests queued for the loop, at most (past it the RPC answers `overloaded`).
@@ -188,7 +188,7 @@ pub struct Node {
     verifying: usize,
     executor: Executor,
     /// Blocks executed here and not yet final, for the decision to commit.
-    executed: BlockCache,
+    executed: ExecutedHere,
     /// The height the executor is writing (committed or applied), if any.
     storing: Option<u64>,
     consensus: Option<Consensus>,
@@ -255,7 +255,7 @@ impl Node {
             sync: SyncState::default(),
             verifying: 0,
             executor,
-            executed: BlockCache::default(),
+            executed: ExecutedHere::default(),
             storing: None,
             consensus,
             provider,
@@ -558,20 +558,17 @@ impl Node {
         match done {
             Done::Built { height, round, result, missing, took } => self.on_built(height, round, result, missing, took),
             Done::Checked { height, block_hash, result, took } => self.on_checked(height, block_hash, result, took),
-            Done::Stored { executed, commit, took, announce } => {
+            Done::Stored { executed, commit, took, announcement } => {
                 self.storing = None;
                 self.sync_stored(executed.block.header.height);
-                self.chain.advance(&executed, commit.clone());
+                self.chain.advance(&executed, commit);
                 if let Some(took) = took {
                     self.sizer.observe_build(executed.block.txs.len(), took);
                 }
-                if announce {
-                    let msg = BlockMsg { version: WIRE_VERSION, block: executed.block.clone(), commit: commit.clone() };
-                    self.net.publish(Topic::Blocks, borsh::to_vec(&msg).expect("encodes"));
+                if let Some(message) = announcement {
+                    self.net.publish(Topic::Blocks, message);
                 }
-                let finalized =
-                    Finalized { block: executed.block.clone(), commit, executed: executed.executed.clone() };
-                self.after_finalized(&finalized)?;
+                self.after_finalized(&executed)?;
                 self.consensus_head_moved()?;
                 self.apply_next_synced()
             }
@@ -599,7 +596,7 @@ impl Node {
     }
 
     /// Bookkeeping once a block is final here.
-    fn after_finalized(&mut self, f: &Finalized) -> anyhow::Result<()> {
+    fn after_finalized(&mut self, f: &ExecutedBlock) -> anyhow::Result<()> {
         let height = f.block.header.height;
         tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
         self.executed.head_moved(height);

@@ -261,6 +261,19 @@ fn result_batches_are_rejected_for_what_the_sender_could_have_checked() {
 /// the byte limit (not at it), undecodable, of another wire version, or with a commit for
 /// another block or height, forged, without quorum, from strangers, for another chain, not in
 /// canonical order or of another format version.
+/// The messages a node sends, written from borrowed parts, are byte for byte the documented
+/// envelopes.
+#[test]
+fn messages_written_from_borrowed_parts_are_the_wire_envelopes() {
+    let c = TestChain::new();
+    let mut block = c.block(5, 0, 0);
+    block.txs = vec![Transaction::Offer(c.offer(0, 40))];
+    let block = restructured(block);
+    let commit = c.commit(&[0, 1, 2], 5, block.hash());
+    assert_eq!(block_message(&block, &commit), block_msg_bytes(WIRE_VERSION, block.clone(), commit));
+    assert_eq!(proposal_message(&block), proposed_bytes(WIRE_VERSION, block));
+}
+
 #[test]
 fn finalized_blocks_are_rejected_unless_their_commit_finalizes_them() {
     let c = TestChain::new();
