@@ -53,12 +53,27 @@ pub fn run_job(
     Ok(Run { status, output, fuel_used: outcome.fuel_used })
 }
 
+/// The signed offers of jobs, from the blocks that included them, each block read once; jobs
+/// with no offer on chain are left out.
+pub fn offers_on_chain(store: &Store, job_ids: &[Hash]) -> anyhow::Result<Vec<SignedOffer>> {
+    let mut by_height: std::collections::BTreeMap<u64, std::collections::HashSet<Hash>> = Default::default();
+    for id in job_ids {
+        if let Some(height) = store.job(id)?.and_then(|l| l.offer_height) {
+            by_height.entry(height).or_default().insert(*id);
+        }
+    }
+    let mut offers = Vec::new();
+    for (height, ids) in by_height {
+        let block = store.block(height)?.ok_or_else(|| anyhow::anyhow!("block {height} is missing from the store"))?;
+        offers.extend(block.txs.into_iter().filter_map(|tx| match tx {
+            Transaction::Offer(o) if ids.contains(&o.job_id()) => Some(o),
+            _ => None,
+        }));
+    }
+    Ok(offers)
+}
+
 /// The signed offer of a job, from the block that included it.
 pub fn offer_on_chain(store: &Store, job_id: &Hash) -> anyhow::Result<Option<SignedOffer>> {
-    let Some(height) = store.job(job_id)?.and_then(|l| l.offer_height) else { return Ok(None) };
-    let block = store.block(height)?.ok_or_else(|| anyhow::anyhow!("block {height} is missing from the store"))?;
-    Ok(block.txs.into_iter().find_map(|tx| match tx {
-        Transaction::Offer(o) if o.job_id() == *job_id => Some(o),
-        _ => None,
-    }))
+    Ok(offers_on_chain(store, &[*job_id])?.pop())
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cairn_consensus::Engine;
 use cairn_contracts::{NonceRule, SignatureCheck, TxError};
-use cairn_ledger::{Hash, JobResult, Keypair, Transaction};
+use cairn_ledger::{Hash, JobResult, Keypair, SignedOffer, Transaction};
 use cairn_rpc::JobStage;
 use cairn_vm::Vm;
 use futures::StreamExt;
@@ -119,6 +119,13 @@ pub enum Event {
     },
     /// A peer's request was answered from the store.
     Answer(sync::Answer),
+    /// Offers of open jobs assigned here were read from the store.
+    OffersOnChain {
+        /// The jobs looked up.
+        job_ids: Vec<Hash>,
+        /// The offers found (those whose block holds them), or why the store could not say.
+        offers: anyhow::Result<Vec<SignedOffer>>,
+    },
 }
 
 /// Why an offer or account transaction was not admitted.
@@ -360,6 +367,7 @@ impl Node {
             Event::Verified(v) => self.on_verified(v)?,
             Event::ModuleFetched { module_id, stored } => self.on_module_fetched(module_id, stored)?,
             Event::Answer(answer) => self.on_answer(answer),
+            Event::OffersOnChain { job_ids, offers } => self.on_offers_on_chain(job_ids, offers)?,
         }
         Ok(())
     }

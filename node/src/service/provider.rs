@@ -23,6 +23,10 @@ pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
 /// Modules compiled ahead of their jobs at once. Not taken from the execution slots: a job
 /// never queues behind another module's preparation.
 pub const PREPARATIONS_AT_ONCE: usize = 1;
+/// Offers of open jobs assigned here that are read from the store at once, off the loop (a
+/// provider that missed their gossip, or a stand-in reassigned many jobs); the rest are read
+/// after a later block.
+pub const OFFER_LOOKUPS_MAX: usize = 256;
 /// How many times a provider tries a job that failed on its side before giving up on it (the
 /// slot then passes to the next ranked provider after `delivery_blocks`).
 pub const EXECUTION_ATTEMPTS_MAX: u8 = 3;
@@ -46,6 +50,8 @@ pub struct Provider {
     failed_attempts: HashMap<Hash, u8>,
     /// Offers waiting for their module, by module id.
     waiting: HashMap<Hash, Vec<SignedOffer>>,
+    /// Jobs whose offers are being read from the store (at most [`OFFER_LOOKUPS_MAX`]).
+    looking_up: HashSet<Hash>,
 }
 
 impl Provider {
@@ -57,6 +63,7 @@ impl Provider {
             started: HashSet::new(),
             failed_attempts: HashMap::new(),
             waiting: HashMap::new(),
+            looking_up: HashSet::new(),
         }
     }
 
@@ -244,17 +251,50 @@ impl Node {
             let started = &provider.started;
             provider.failed_attempts.retain(|id, _| started.contains(id));
         }
+        let room = OFFER_LOOKUPS_MAX.saturating_sub(provider.looking_up.len());
         let mine: Vec<Hash> = state
             .open_jobs()
-            .filter(|(id, job)| !provider.started.contains(id) && job.accepts(&me))
+            .filter(|(id, job)| !provider.started.contains(id) && !provider.looking_up.contains(id) && job.accepts(&me))
             .map(|(id, _)| *id)
+            .take(room)
             .collect();
-        for id in mine {
-            if let Some(offer) = crate::exec::offer_on_chain(&self.chain.store, &id)? {
-                self.consider_executing(offer)?;
+        if mine.is_empty() {
+            return Ok(());
+        }
+        provider.looking_up.extend(mine.iter().copied());
+        // Blocks are read and decoded off the loop, each once for all its offers.
+        let store = self.chain.store.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let offers = match tokio::task::spawn_blocking({
+                let ids = mine.clone();
+                move || crate::exec::offers_on_chain(&store, &ids)
+            })
+            .await
+            {
+                Ok(read) => read,
+                Err(e) => Err(anyhow::anyhow!("the task reading offers failed: {e}")),
+            };
+            let _ = events.send(Event::OffersOnChain { job_ids: mine, offers }).await;
+        });
+        Ok(())
+    }
+
+    /// Offers of open jobs assigned here, read from the store: run those not started yet.
+    pub(super) fn on_offers_on_chain(
+        &mut self,
+        job_ids: Vec<Hash>,
+        offers: anyhow::Result<Vec<SignedOffer>>,
+    ) -> anyhow::Result<()> {
+        if let Some(provider) = self.provider.as_mut() {
+            for id in &job_ids {
+                provider.looking_up.remove(id);
             }
         }
-        Ok(())
+        match offers {
+            Ok(offers) => offers.into_iter().try_for_each(|o| self.consider_executing(o)),
+            Err(e) => Err(e.context("reading the offers of jobs assigned here")),
+        }
     }
 }
 
