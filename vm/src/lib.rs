@@ -24,8 +24,10 @@
 //!   modules are shared through an LRU cache bounded in modules and bytes, keyed by the
 //!   module id (SHA-256 of the wasm), and optionally an on-disk cache keyed by (module id, engine-configuration hash)
 //!   whose files carry their own checksum.
-//! - **Re-execution** for disputes: [`Vm::reexecute`] and [`reexecute`] return the
-//!   [`Outcome`] a result states (`output_hash`, `fuel_used`, `status`; `cairn_ledger`'s).
+//! - **Re-execution** for disputes is [`Vm::execute`] again: every node gets the same
+//!   [`Execution`], whose [`Execution::outcome`] is the [`Outcome`] a result states
+//!   (`output_hash`, `fuel_used`, `status`; `cairn_ledger`'s) before the chain's own output
+//!   limit, which the node applies.
 //!
 //! The job ABI is specified in `docs/JOB-ABI.md`; its names and limits are the `cairn-abi`
 //! crate, shared with the guest side, the `cairn-sdk` crate.
@@ -501,15 +503,6 @@ impl Vm {
         self.caches.lock_memory().get(&module_id(wasm)).is_some()
     }
 
-    /// Re-executes a job, as a dispute or an audit does: the same checks and the same run
-    /// as [`Vm::execute`], reduced to what a receipt commits to. Deterministic like
-    /// `execute`: every node, every restart, every cache state and compiler gives the same
-    /// result for the same (module, input, fuel limit) and the same network limits. `Err`
-    /// is a failure of this node ([`InternalError`]), which gives no verdict on the job.
-    pub fn reexecute(&self, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
-        Ok(self.execute(wasm, input, fuel_limit)?.outcome())
-    }
-
     /// The compiled module: from the memory cache, else from the disk cache (the optimized
     /// code first), else checked and compiled now with the first compiler (and written to
     /// both caches).
@@ -588,13 +581,6 @@ impl Drop for Loading<'_> {
 /// A stand-in for a module's compiled size when its artifact cannot be measured.
 fn estimated_weight(wasm_len: usize) -> usize {
     wasm_len.saturating_mul(4)
-}
-
-/// Re-executes a job on a sandbox with the default limits ([`VmConfig::default`]), which
-/// every node of a network shares: see [`Vm::reexecute`]. Compiles the module each time;
-/// a node that re-executes often keeps a [`Vm`] and calls the method instead.
-pub fn reexecute(wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Outcome, InternalError> {
-    Vm::new(VmConfig::default()).reexecute(wasm, input, fuel_limit)
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
