@@ -244,7 +244,7 @@ impl Chain {
         let state = State::from_entries(&genesis, &store.state_entries().map_err(|e| corrupt(path, e))?)
             .map_err(|e| corrupt(path, format!("rebuilding the state: {e}")))?;
         if store.state_root(0)?.is_none() {
-            cairn_store::init_store_genesis(store.as_ref(), &state.entries())?;
+            cairn_store::init_store_genesis(store.as_ref(), state.entries())?;
         }
         let height = store.head_height()?;
         let (header, commit) = if height == 0 {

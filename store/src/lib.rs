@@ -17,7 +17,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path(), Hash::of(b"a chain id"))?;
-//! init_store_genesis(&store, &[(b"key".to_vec(), b"value".to_vec())])?;
+//! init_store_genesis(&store, vec![(b"key".to_vec(), b"value".to_vec())])?;
 //! assert_eq!(store.head_height()?, 0);
 //! let (value, _proof) = store.state_proof(b"key", 0)?;
 //! assert_eq!(value, Some(b"value".to_vec()));

@@ -50,8 +50,8 @@ impl StateCommitment for StoreTree<'_> {
 
 /// Writes `entries` (the genesis state's, in any order) into `store` as the genesis state
 /// (version 0 of the state tree), unless the store already holds one.
-pub fn init_store_genesis(store: &Store, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
-    let changes: Vec<StateChange> = entries.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+pub fn init_store_genesis(store: &Store, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    let changes: Vec<StateChange> = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
     let tree = prepare(store, &changes, 0)?;
     store.init_genesis_state(&changes, &tree)
 }

@@ -96,7 +96,7 @@ fn open(f: &Fixture) -> (tempfile::TempDir, Store, State) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), f.genesis.chain_id()).expect("store");
     let state = State::from_genesis(&f.genesis).expect("state");
-    init_store_genesis(&store, &state.entries()).expect("genesis");
+    init_store_genesis(&store, state.entries()).expect("genesis");
     (dir, store, state)
 }
 

@@ -123,7 +123,7 @@ fn linked() -> Linked {
     // Stored in rocksdb as a node stores it; the state proof comes from the store.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), chain_id).expect("store");
-    init_store_genesis(&store, &State::from_genesis(&genesis).expect("genesis").entries()).expect("genesis state");
+    init_store_genesis(&store, State::from_genesis(&genesis).expect("genesis").entries()).expect("genesis state");
     let changes = state.commit();
     let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
     assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");

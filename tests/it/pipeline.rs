@@ -103,7 +103,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
     // Stored in rocksdb, then the proof is rebuilt from disk and verified from genesis alone.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), chain_id).expect("store");
-    init_store_genesis(&store, &State::from_genesis(&genesis).expect("genesis").entries()).expect("genesis state");
+    init_store_genesis(&store, State::from_genesis(&genesis).expect("genesis").entries()).expect("genesis state");
     let changes = state.commit();
     let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
     assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");

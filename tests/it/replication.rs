@@ -24,7 +24,7 @@ impl Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), genesis.chain_id()).expect("store");
         let state = State::from_genesis(genesis).expect("state");
-        init_store_genesis(&store, &state.entries()).expect("genesis");
+        init_store_genesis(&store, state.entries()).expect("genesis");
         Node { _dir: dir, store, state }
     }
 
