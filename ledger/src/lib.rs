@@ -7,6 +7,8 @@
 //!   ([`Outcome`]).
 //! - [`merkle`]: domain-separated Merkle roots and paths over transactions and receipts.
 //! - [`proof`]: [`ReceiptProof`], checkable offline against a [`Genesis`].
+//! - [`schema`]: the JSON Schemas of the records' JSON forms (hex ids, keys and bytes), from
+//!   which the RPC's OpenRPC document is generated.
 //! - [`state_tree`]: the Jellyfish Merkle Tree over the state — updates, an in-memory tree,
 //!   the [`StateCommitment`] blocks are built through, and [`StateProof`] verification.
 //!
@@ -26,6 +28,7 @@ pub mod keys;
 pub mod merkle;
 pub mod outcome;
 pub mod proof;
+pub mod schema;
 pub mod state_tree;
 pub mod status;
 pub mod types;

@@ -7,6 +7,7 @@
 //! `docs/PROOFS.md`), tested to agree with `rs_merkle`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Hash;
@@ -51,7 +52,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
 }
 
 /// The inclusion path of one leaf.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MerklePath {
     /// The leaf's position, from 0.

@@ -4,6 +4,7 @@
 //! The format and the verification rules are specified in `docs/PROOFS.md`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::genesis::Genesis;
@@ -12,7 +13,7 @@ use crate::types::{BlockHeader, Commit, ExecutionReceipt, FORMAT_VERSION};
 use crate::{Error, Hash, Result};
 
 /// A receipt with everything needed to check it offline.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptProof {
     /// Format version ([`FORMAT_VERSION`]).

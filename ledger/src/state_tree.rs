@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -113,18 +114,20 @@ impl StateCommitment for MemoryTree {
 }
 
 /// A proof of one state key's value (or absence) at a finalized height, checkable offline.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateProof {
     /// Format version ([`FORMAT_VERSION`]).
     pub version: u8,
     /// The state key.
     #[serde(with = "crate::hash::hex_bytes")]
+    #[schemars(with = "crate::schema::HexBytes")]
     pub key: Vec<u8>,
     /// Its value at the header's height, or `None` if absent.
     pub value: Option<StateValue>,
     /// The JMT sparse Merkle proof (borsh of `jmt::proof::SparseMerkleProof<Sha256>`).
     #[serde(with = "crate::hash::hex_bytes")]
+    #[schemars(with = "crate::schema::HexBytes")]
     pub proof: Vec<u8>,
     /// The header whose `state_root` the proof leads to.
     pub header: BlockHeader,
@@ -133,8 +136,12 @@ pub struct StateProof {
 }
 
 /// A state value (hex in JSON).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct StateValue(#[serde(with = "crate::hash::hex_bytes")] pub Vec<u8>);
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
+pub struct StateValue(
+    #[serde(with = "crate::hash::hex_bytes")]
+    #[schemars(with = "crate::schema::HexBytes")]
+    pub Vec<u8>,
+);
 
 /// The largest encoded JMT proof accepted (256 siblings and a leaf, generously).
 pub const STATE_PROOF_BYTES_MAX: usize = 16 << 10;

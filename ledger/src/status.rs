@@ -1,6 +1,7 @@
 //! How a job's execution ended.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The longest reason a failed job's output may hold, in bytes. For every status but
@@ -11,11 +12,10 @@ pub const REASON_BYTES_MAX: usize = 1_280;
 
 /// How a job's execution ended. Part of every signed result and receipt: the byte values
 /// are frozen (`borsh` encodes the variant index as one byte, in declaration order).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 #[borsh(use_discriminant = true)]
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// `run` returned; the output is what it returned.
     Ok = 0,

@@ -6,10 +6,12 @@
 //! Each top-level record starts with a `version` byte, currently [`FORMAT_VERSION`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::hex_bytes;
 use crate::keys::{Domain, Keypair, PublicKey, Signature};
+use crate::schema::HexBytes;
 use crate::{Error, Hash, JobStatus, REASON_BYTES_MAX, Result};
 
 /// The version byte every record of this format carries.
@@ -20,7 +22,7 @@ fn check_version(what: &'static str, version: u8) -> Result<()> {
 }
 
 /// A client's offer to pay for one execution of a module on an input.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobOffer {
     /// Format version ([`FORMAT_VERSION`]).
@@ -38,6 +40,7 @@ pub struct JobOffer {
     pub module_id: Hash,
     /// The input given to the job.
     #[serde(with = "hex_bytes")]
+    #[schemars(with = "HexBytes")]
     pub input: Vec<u8>,
     /// The most fuel the job may use.
     pub fuel_limit: u64,
@@ -75,7 +78,7 @@ impl JobOffer {
 }
 
 /// A job offer with its client's signature. Its hash is the job id.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedOffer {
     /// The offer.
@@ -99,7 +102,7 @@ impl SignedOffer {
 
 /// What a provider signs about one execution: everything a receipt proves, except the output
 /// bytes themselves (committed to by their hash).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultClaim {
     /// Format version ([`FORMAT_VERSION`]).
@@ -122,7 +125,7 @@ pub struct ResultClaim {
 
 /// A provider's signed result, with the output bytes. Gossiped on the results topic and
 /// included in blocks as a transaction.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobResult {
     /// The signed claim.
@@ -131,6 +134,7 @@ pub struct JobResult {
     pub signature: Signature,
     /// The output bytes; their hash is `claim.output_hash`.
     #[serde(with = "hex_bytes")]
+    #[schemars(with = "HexBytes")]
     pub output: Vec<u8>,
 }
 
@@ -168,7 +172,7 @@ impl JobResult {
 }
 
 /// The record of one accepted execution: a leaf of its block's receipt root.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionReceipt {
     /// Format version ([`FORMAT_VERSION`]).
@@ -194,7 +198,7 @@ impl ExecutionReceipt {
 }
 
 /// What an account's transaction does.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
@@ -237,7 +241,7 @@ pub enum Action {
 }
 
 /// An account's transaction.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tx {
     /// Format version ([`FORMAT_VERSION`]).
@@ -263,7 +267,7 @@ impl Tx {
 }
 
 /// A transaction with its sender's signature.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedTx {
     /// The transaction.
@@ -281,7 +285,7 @@ impl SignedTx {
 }
 
 /// A transaction: what blocks order.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Transaction {
@@ -326,7 +330,7 @@ impl Transaction {
 }
 
 /// A block header: commits to the block's transactions, receipts and the resulting state.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockHeader {
     /// Format version ([`FORMAT_VERSION`]).
@@ -363,7 +367,7 @@ impl BlockHeader {
 }
 
 /// A block: its header, its transactions, and the commit that finalized its parent.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Block {
     /// The header.
@@ -431,7 +435,7 @@ pub struct Vote {
 }
 
 /// One validator's signature in a commit.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitSignature {
     /// The validator.
@@ -441,7 +445,7 @@ pub struct CommitSignature {
 }
 
 /// Proof that a block is final: precommits for it from more than 2/3 of the voting power.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Commit {
     /// Format version ([`FORMAT_VERSION`]).

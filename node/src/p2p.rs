@@ -1,5 +1,6 @@
 //! The peer-to-peer layer: libp2p swarm (TCP + Noise + Yamux, identify, ping, gossipsub,
-//! request-response) and the wire formats carried over it.
+//! request-response) and the wire formats carried over it — those are the `cairn-wire`
+//! crate's (`wire/src/lib.rs`), re-exported here.
 //!
 //! Gossip topics (one per chain, named with the first 16 hex digits of the chain id):
 //! `txs` carries [`TxBatch`] (offers and account transactions), `results` [`ResultBatch`], `blocks` [`BlockMsg`],
@@ -13,44 +14,24 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_ledger::{Block, Commit, Hash, JobResult, Keypair, Transaction};
+use cairn_ledger::{Hash, Keypair};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
-use serde::{Deserialize, Serialize};
 
-/// Version byte of every gossip and sync message.
-pub const WIRE_VERSION: u8 = 1;
-/// The largest gossip message (a block with its transactions): on `blocks` and `proposals`.
-pub const GOSSIP_MESSAGE_BYTES_MAX: usize = 10 << 20;
-/// The largest message on `txs` and `results`: a batch is cut at [`BATCH_BYTES_MAX`] of
-/// items, and one item may be an offer with an input of `input_bytes_max` (256 KiB by
-/// default) or a result with an output of `output_bytes_max`.
-pub const BATCH_MESSAGE_BYTES_MAX: usize = 2 << 20;
-/// What a gossip message carries besides its data (signature, public key, source, sequence
-/// number, topic, framing), with room to spare: per-topic size limits apply to the whole.
-pub const GOSSIP_ENVELOPE_BYTES: usize = 1 << 10;
-// What a chain may set fits the wire: one offer or result with the largest input or output
-// (plus its other fields, under 1 KiB) in a batch message, and the largest block with a
-// commit of 256 signatures (about 25 KiB) in a block message, each with its envelope.
-const _: () = assert!(
-    cairn_ledger::PARAMS_INPUT_BYTES_LIMIT as usize + (1 << 10) + GOSSIP_ENVELOPE_BYTES <= BATCH_MESSAGE_BYTES_MAX
-);
-const _: () = assert!(
-    cairn_ledger::PARAMS_OUTPUT_BYTES_LIMIT as usize + (1 << 10) + GOSSIP_ENVELOPE_BYTES <= BATCH_MESSAGE_BYTES_MAX
-);
-const _: () = assert!(
-    cairn_ledger::PARAMS_BLOCK_BYTES_LIMIT as usize + (64 << 10) + GOSSIP_ENVELOPE_BYTES <= GOSSIP_MESSAGE_BYTES_MAX
-);
+pub use cairn_wire::{
+    BATCH_BYTES_MAX, BATCH_ITEMS_MAX, BATCH_MESSAGE_BYTES_MAX, BlockMsg, CONSENSUS_MESSAGE_BYTES_MAX,
+    GOSSIP_ENVELOPE_BYTES, GOSSIP_MESSAGE_BYTES_MAX, MODULE_ANNOUNCE_BYTES_MAX, ModuleAnnounce, ProposedBlock,
+    ResultBatch, SYNC_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX, SyncRequest, SyncResponse, TxBatch,
+    WIRE_VERSION, Wire,
+};
 
-/// A batch holds items of at most this many bytes in all (or one larger item).
-pub const BATCH_BYTES_MAX: usize = 1 << 20;
 /// Messages waiting to be sent on one connection. A peer too slow to keep up loses the
 /// oldest ones (gossipsub reports it: [`SLOW_PEER_REPORTS_MAX`]); the wait is also bounded in
 /// time ([`PUBLISH_QUEUE_DURATION`], [`FORWARD_QUEUE_DURATION`]). With the per-topic sizes
-/// above, one connection's queue holds at most a few seconds of the chain's traffic.
+/// ([`BATCH_MESSAGE_BYTES_MAX`], [`GOSSIP_MESSAGE_BYTES_MAX`], …), one connection's queue holds
+/// at most a few seconds of the chain's traffic.
 pub const CONNECTION_QUEUE_MESSAGES_MAX: usize = 128;
 /// How long a message this node publishes may wait for a slow peer before it is dropped for
 /// that peer.
@@ -63,17 +44,6 @@ pub const FORWARD_QUEUE_DURATION: Duration = Duration::from_millis(500);
 pub const SLOW_PEER_REPORTS_MAX: u32 = 3;
 /// See [`SLOW_PEER_REPORTS_MAX`].
 pub const SLOW_PEER_WINDOW: Duration = Duration::from_secs(10);
-/// The largest consensus message (a vote, proposal or certificate): the version byte and the
-/// largest body [`cairn_consensus::ConsensusMessage::decode`] accepts.
-pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 1 + cairn_consensus::message::MESSAGE_SIZE_MAX;
-/// The most items in one offer or result batch.
-pub const BATCH_ITEMS_MAX: usize = 1_000;
-/// The most blocks in one sync response.
-pub const SYNC_BLOCKS_MAX: u32 = 32;
-/// The largest sync request.
-pub const SYNC_REQUEST_BYTES_MAX: u64 = 1 << 10;
-/// The largest sync response (blocks or a module).
-pub const SYNC_RESPONSE_BYTES_MAX: u64 = 64 << 20;
 /// How long a sync request may take.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 /// Idle connections are closed after this.
@@ -86,117 +56,6 @@ pub const INVALID_MESSAGE_DECAY: f64 = 0.5;
 /// Below this score nothing a peer sends is processed, and nothing is gossiped to it (one
 /// rejected message puts a peer here for about a second, repeated ones much longer).
 pub const GRAYLIST_SCORE: f64 = -80.0;
-
-/// A batch of job offers and account transactions.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct TxBatch {
-    /// [`WIRE_VERSION`].
-    pub version: u8,
-    /// Sender's clock; makes a re-broadcast batch a distinct message.
-    pub sent_ms: u64,
-    /// The transactions (no results: those have their own topic).
-    pub txs: Vec<Transaction>,
-}
-
-/// A batch of provider results.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct ResultBatch {
-    /// [`WIRE_VERSION`].
-    pub version: u8,
-    /// Sender's clock.
-    pub sent_ms: u64,
-    /// The results.
-    pub results: Vec<JobResult>,
-}
-
-/// A module stored on the sender (uploaded over RPC): providers fetch it by id over
-/// request-response and compile it ahead of its first job.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct ModuleAnnounce {
-    /// [`WIRE_VERSION`].
-    pub version: u8,
-    /// The module's id (SHA-256 of its bytes).
-    pub module_id: Hash,
-}
-
-/// The largest module announcement (it is a version byte and an id).
-pub const MODULE_ANNOUNCE_BYTES_MAX: usize = 64;
-
-/// A finalized block with its commit.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct BlockMsg {
-    /// [`WIRE_VERSION`].
-    pub version: u8,
-    /// The block.
-    pub block: Block,
-    /// The commit that finalized it.
-    pub commit: Commit,
-}
-
-/// A block proposed for consensus (not final): the proposal names it by hash.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub struct ProposedBlock {
-    /// [`WIRE_VERSION`].
-    pub version: u8,
-    /// The block.
-    pub block: Block,
-}
-
-/// A request to a peer.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub enum SyncRequest {
-    /// Finalized blocks from `from`, at most `max` of them.
-    Blocks {
-        /// First height wanted.
-        from: u64,
-        /// How many at most.
-        max: u32,
-    },
-    /// A blob (module) by hash.
-    Blob(Hash),
-    /// A block proposed at `height` (not yet final), by hash.
-    Proposed {
-        /// Its height.
-        height: u64,
-        /// Its hash.
-        block_hash: Hash,
-    },
-}
-
-/// A peer's answer.
-#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub enum SyncResponse {
-    /// Consecutive finalized blocks with their commits, from the height asked (may be empty).
-    Blocks(Vec<(Block, Commit)>),
-    /// The blob, if the peer has it.
-    Blob(Option<Vec<u8>>),
-    /// The peer could not answer.
-    Error(String),
-    /// The proposed block asked for, if the peer has it.
-    Proposed(Option<Box<Block>>),
-}
-
-/// Bytes inside a CBOR byte string: the request-response envelope.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Wire(#[serde(with = "serde_bytes")] pub Vec<u8>);
-
-impl Wire {
-    /// `version || borsh(value)`.
-    pub fn encode<T: BorshSerialize>(value: &T) -> Wire {
-        let mut b = vec![WIRE_VERSION];
-        borsh::to_writer(&mut b, value).expect("borsh encoding into a Vec cannot fail");
-        Wire(b)
-    }
-
-    /// Decodes, checking the version.
-    pub fn decode<T: BorshDeserialize>(&self, what: &'static str) -> anyhow::Result<T> {
-        match self.0.split_first() {
-            Some((&WIRE_VERSION, body)) => Ok(cairn_ledger::decode(what, body, usize::MAX)?),
-            Some((v, _)) => anyhow::bail!("unsupported {what} version {v}"),
-            None => anyhow::bail!("empty {what}"),
-        }
-    }
-}
 
 pub use behaviour::{Behaviour, BehaviourEvent};
 
@@ -391,17 +250,6 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wire_round_trips_and_checks_its_version() {
-        let w = Wire::encode(&SyncRequest::Blocks { from: 3, max: 7 });
-        assert_eq!(w.0, vec![1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0]);
-        assert!(matches!(w.decode::<SyncRequest>("req"), Ok(SyncRequest::Blocks { from: 3, max: 7 })));
-        let mut bad = w.clone();
-        bad.0[0] = 2;
-        assert!(bad.decode::<SyncRequest>("req").is_err());
-        assert!(Wire(vec![]).decode::<SyncRequest>("req").is_err());
-    }
 
     /// A peer that sends a message the node rejects in validation is penalised: its score
     /// drops below the graylist threshold at once.

@@ -14,7 +14,7 @@ use cairn_ledger::{
 use cairn_rpc::error::{self, err};
 use cairn_rpc::{
     AccountInfo, CairnApiServer, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo,
-    PendingOffer, ProviderInfo, RpcResult,
+    OpenRpcDocument, PendingOffer, ProviderInfo, RpcResult,
 };
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionMessage};
@@ -214,6 +214,12 @@ impl RpcImpl {
 
 #[async_trait]
 impl CairnApiServer for RpcImpl {
+    async fn rpc_discover(&self) -> RpcResult<OpenRpcDocument> {
+        // Built once per process; each call copies the same document (~66 KB, under the
+        // response limit) and is charged to its caller's rate like any other.
+        Ok(cairn_rpc::openrpc::document().clone())
+    }
+
     async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
         let wasm = cairn_ledger::decode_hex(&wasm_hex, "module")
             .map_err(|e| err(error::INVALID_PARAMS, format!("the module must be lowercase hex: {e}")))?;
@@ -482,4 +488,91 @@ fn evidence_info(bytes: &[u8]) -> Option<EvidenceInfo> {
         Evidence::ConflictingProposals { first, .. } => (first.proposal.round, EvidenceKind::ConflictingProposals),
     };
     Some(EvidenceInfo { offender: evidence.offender(), height: evidence.height(), round, kind, hash: Hash::of(bytes) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use cairn_ledger::{Genesis, Keypair};
+    use cairn_rpc::CairnApiClient;
+    use cairn_rpc::openrpc;
+    use jsonrpsee::core::ClientError;
+    use jsonrpsee::core::client::ClientT;
+    use jsonrpsee::http_client::HttpClientBuilder;
+    use jsonrpsee::types::error::METHOD_NOT_FOUND_CODE;
+    use tokio::sync::{mpsc, watch};
+
+    use super::*;
+    use crate::backpressure::Admission;
+    use crate::chain::Chain;
+    use crate::config::NodeConfig;
+    use crate::service::view::Verifier;
+
+    /// What the RPC server holds of a node over a fresh chain (the genesis of `docs/fixtures`),
+    /// its RPC bound to a free loopback port. No loop runs: calls that ask it fail (`internal`),
+    /// which is enough to tell a served method from an unknown one. Also returns the loop's end
+    /// of the request queue, to keep it open.
+    fn handle(home: &std::path::Path) -> (Handle, mpsc::Receiver<Request>) {
+        let genesis: Genesis =
+            serde_json::from_str(include_str!("../../docs/fixtures/genesis.json")).expect("the fixture genesis");
+        let chain = Chain::open(genesis, &home.join("db")).expect("open the chain");
+        let config = Arc::new(NodeConfig {
+            home: home.to_path_buf(),
+            rpc: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..NodeConfig::default()
+        });
+        let (requests, requests_rx) = mpsc::channel(1);
+        let (_, view) = watch::channel(Arc::new(crate::service::Node::initial_view(&chain)));
+        let output_bytes_max = chain.state().params().output_bytes_max as usize;
+        let handle = Handle {
+            requests,
+            view,
+            store: chain.store.clone(),
+            vm: Arc::new(cairn_vm::Vm::new(cairn_vm::VmConfig::default())),
+            admission: Arc::new(Admission::new(config.mempool_txs_max, config.block_time_ms)),
+            verifier: Verifier::new(chain.signatures.clone(), output_bytes_max),
+            config,
+            address: Keypair::from_seed([1; 32]).public(),
+        };
+        (handle, requests_rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rpc_discover_lists_exactly_the_methods_the_node_serves() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let (node, _loop_end) = handle(home.path());
+        let document = openrpc::document();
+        let listed: BTreeSet<&str> = openrpc::method_names(&document.0).into_iter().collect();
+
+        // The module the server serves (rpc_server::start builds the same): subscriptions are
+        // served as their subscribe and unsubscribe methods; notifications are not methods.
+        let module = RpcImpl::new(node.clone()).into_rpc();
+        let served: BTreeSet<&str> = module.method_names().collect();
+        assert_eq!(listed, served, "the OpenRPC document lists exactly the served methods");
+        assert!(served.contains(openrpc::DISCOVER_METHOD) && served.contains("job_unsubscribe"));
+
+        // Over the wire, from the node's real server: the same document, and every listed
+        // method is there (whatever else it answers to no params), an unlisted one is not.
+        let (addr, server) = crate::rpc_server::start(node).await.expect("the RPC server starts");
+        let client = HttpClientBuilder::default().build(format!("http://{addr}")).expect("a client");
+        let answer = client.rpc_discover().await.expect("rpc.discover answers");
+        assert_eq!(&answer, document, "rpc.discover answers the generated document");
+        let raw: serde_json::Value =
+            client.request(openrpc::DISCOVER_METHOD, jsonrpsee::rpc_params![]).await.expect("raw rpc.discover");
+        assert_eq!(raw, document.0);
+        let code = |r: Result<serde_json::Value, ClientError>| match r {
+            Ok(_) => None,
+            Err(ClientError::Call(e)) => Some(e.code()),
+            Err(e) => panic!("a JSON-RPC answer, not {e}"),
+        };
+        for name in &listed {
+            let answer = code(client.request(name, jsonrpsee::rpc_params![]).await);
+            assert_ne!(answer, Some(METHOD_NOT_FOUND_CODE), "{name} is served over the wire");
+        }
+        let unlisted = code(client.request("job_list", jsonrpsee::rpc_params![]).await);
+        assert_eq!(unlisted, Some(METHOD_NOT_FOUND_CODE), "a method not in the document is not served");
+        server.stop().expect("stop the server");
+        server.stopped().await;
+    }
 }

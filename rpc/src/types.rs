@@ -1,11 +1,13 @@
 //! JSON shapes of the RPC's answers.
 
 use cairn_ledger::hash::hex_bytes;
+use cairn_ledger::schema::HexBytes;
 use cairn_ledger::{Hash, JobStatus, PublicKey};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How far a job has come.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStage {
     /// Checked and in the mempool, gossiped to the network.
@@ -32,7 +34,7 @@ impl JobStage {
 }
 
 /// A provider's result as the RPC shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResultInfo {
     /// The executing provider.
     pub provider: PublicKey,
@@ -45,6 +47,7 @@ pub struct ResultInfo {
     /// The output (hex): what the job returned, or for any other status than `ok` its
     /// reason as UTF-8 bytes.
     #[serde(with = "hex_bytes")]
+    #[schemars(with = "HexBytes")]
     pub output: Vec<u8>,
     /// Why the job failed (the output as text), for any other status than `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +55,7 @@ pub struct ResultInfo {
 }
 
 /// A job status event (the `job_subscribe` item).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct JobEvent {
     /// The job.
     pub job_id: Hash,
@@ -70,7 +73,7 @@ pub struct JobEvent {
 }
 
 /// What a node knows of a job (`job_get`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct JobInfo {
     /// The job.
     pub job_id: Hash,
@@ -108,7 +111,7 @@ pub struct JobInfo {
 }
 
 /// The nonce and fee of a pending offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PendingOffer {
     /// Its nonce.
     pub nonce: u64,
@@ -120,7 +123,7 @@ pub struct PendingOffer {
 }
 
 /// The last finalized block (`chain_head`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HeadInfo {
     /// Its height (0 before the first block).
     pub height: u64,
@@ -133,7 +136,7 @@ pub struct HeadInfo {
 }
 
 /// An account (`account_get`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountInfo {
     /// Its address.
     pub address: PublicKey,
@@ -146,7 +149,7 @@ pub struct AccountInfo {
 }
 
 /// This node (`node_info`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeInfo {
     /// The software version.
     pub version: String,
@@ -177,7 +180,7 @@ pub struct NodeInfo {
 }
 
 /// A registered provider (`provider_list`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderInfo {
     /// Its address.
     pub address: PublicKey,
@@ -196,7 +199,7 @@ pub struct ProviderInfo {
 }
 
 /// What a validator signed twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EvidenceKind {
     /// Two different prevotes in one round.
@@ -208,7 +211,7 @@ pub enum EvidenceKind {
 }
 
 /// Evidence of equivocation kept by this validator (`consensus_evidence`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EvidenceInfo {
     /// The validator that signed two different messages for one step.
     pub offender: PublicKey,
