@@ -8,6 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
 
 scripts/setup.sh
+# Node 22 and clients/ts/node_modules: the TypeScript client's tests and the end-to-end test of
+# a peer written from docs/ (cli/tests/it/js_peer.rs) need them.
+scripts/setup-js.sh
 scripts/build-jobs.sh
 # The example jobs' own tests, natively (they are a workspace of their own).
 cargo test --manifest-path examples/jobs/Cargo.toml --workspace --target-dir "$CARGO_TARGET_DIR/jobs"
@@ -17,3 +20,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+# The TypeScript client (clients/ts), written from docs/ alone: typecheck, then its unit tests
+# (every fixture of docs/fixtures and the worked examples of the docs).
+(cd clients/ts && PATH="${CAIRN_NODE22_DIR:-$HOME/.cache/cairn-node22}/node_modules/node/bin:$PATH" npm test)

@@ -8,6 +8,7 @@ mod crash;
 mod e2e;
 mod error_codes;
 mod hostile;
+mod js_peer;
 mod malformed;
 mod market;
 mod nonce;
