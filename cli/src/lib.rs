@@ -112,6 +112,9 @@ struct RunArgs {
     /// Block time in milliseconds.
     #[arg(long)]
     block_time_ms: Option<u64>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address (off by default).
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
     /// Log JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -181,6 +184,45 @@ enum JobCmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout_s: u64,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Estimate a job without submitting it: the node runs it in its sandbox and says the fuel
+    /// it uses, how it ends, what it would cost at the current asks and who would run it, and
+    /// whether the offer would be admitted now (and if not, why). Nothing is signed on the
+    /// node's side or paid.
+    Estimate {
+        /// The module (uploaded to the node first); or `--module-id`.
+        #[arg(required_unless_present = "module_id", conflicts_with = "module_id")]
+        wasm: Option<PathBuf>,
+        /// A module already stored on the node.
+        #[arg(long)]
+        module_id: Option<Hash>,
+        /// The input, as text.
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// The input, from a file.
+        #[arg(long)]
+        input_file: Option<PathBuf>,
+        /// The client key (whose balance and nonce are checked; the offer is signed locally
+        /// only to learn its job id, and the signature is not sent).
+        #[arg(long, env = "CAIRN_KEY", default_value = "cairn-key.json")]
+        key: PathBuf,
+        /// Most fuel the job may use.
+        #[arg(long, default_value_t = 100_000_000)]
+        fuel_limit: u64,
+        /// Highest price per unit of fuel.
+        #[arg(long, default_value_t = 1)]
+        max_price: u64,
+        /// How many providers execute the job (k, 1 to 4); the escrow covers k executions.
+        #[arg(long, default_value_t = 1)]
+        redundancy: u8,
+        /// The fee, burned when the offer is included (default: the chain's minimum).
+        #[arg(long)]
+        fee: Option<u64>,
+        /// Print the estimate as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         rpc: RpcArg,
     },
@@ -529,11 +571,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             timeout_s,
             rpc,
         }) => {
-            let input = match (input, input_file) {
-                (Some(s), _) => s.into_bytes(),
-                (None, Some(f)) => std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
-                (None, None) => Vec::new(),
-            };
+            let input = read_input(input, input_file)?;
             let key = Keypair::load(&key)?;
             job_run(
                 &rpc.rpc,
@@ -545,6 +583,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout_s,
             )
             .await?;
+        }
+        Command::Job(JobCmd::Estimate {
+            wasm,
+            module_id,
+            input,
+            input_file,
+            key,
+            fuel_limit,
+            max_price,
+            redundancy,
+            fee,
+            json,
+            rpc,
+        }) => {
+            let input = read_input(input, input_file)?;
+            let key = Keypair::load(&key)?;
+            let c = client::connect(&rpc.rpc).await?;
+            let module_id = match (module_id, wasm) {
+                (Some(id), _) => id,
+                (None, Some(wasm)) => c.module_put(hex::encode(read_module(&wasm)?)).await.context("module_put")?,
+                (None, None) => anyhow::bail!("give a module file or --module-id"),
+            };
+            let terms = OfferTerms { fuel_limit, max_price, redundancy, fee, ..OfferTerms::default() };
+            let offer = client::build_offer(&c, key.public(), module_id, input, terms, None).await?;
+            let estimate = client::estimate(&c, &key, offer.clone()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&estimate)?);
+            } else {
+                print!("{}", estimate_summary(&offer, &estimate));
+            }
         }
         Command::Job(JobCmd::Get { id, rpc }) => {
             let c = client::connect(&rpc.rpc).await?;
@@ -700,6 +768,9 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = a.block_time_ms {
         c.block_time_ms = v;
     }
+    if a.metrics.is_some() {
+        c.metrics = a.metrics;
+    }
     c.log_json |= a.log_json;
     c.test_wrong_results |= a.test_wrong_results;
     c.test_equivocate |= a.test_equivocate;
@@ -769,6 +840,55 @@ fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// The input given as `--input` text or `--input-file` (neither: empty).
+fn read_input(input: Option<String>, input_file: Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
+    Ok(match (input, input_file) {
+        (Some(s), _) => s.into_bytes(),
+        (None, Some(f)) => std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
+        (None, None) => Vec::new(),
+    })
+}
+
+/// `cairn job estimate`'s summary of an estimate of `offer`, for people.
+fn estimate_summary(offer: &cairn_ledger::JobOffer, e: &cairn_rpc::JobEstimate) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!("job        {} (estimated at height {}; nothing submitted)", e.job_id, e.height));
+    line(format!(
+        "run        {}, {} fuel of {}; output {} bytes",
+        e.status, e.fuel_used, e.fuel_limit, e.output_size_bytes
+    ));
+    if let Some(reason) = &e.reason {
+        line(format!("reason     {reason}"));
+    }
+    if e.providers.is_empty() {
+        line("providers  none eligible now".to_owned());
+    }
+    for (i, p) in e.providers.iter().enumerate() {
+        let label = if i == 0 { "providers" } else { "" };
+        line(format!("{label:<10} {} at {} per fuel", p.address, p.price_per_fuel));
+    }
+    line(format!(
+        "escrow     {} (fuel_limit {} × max_price {} × redundancy {}); {} refunded",
+        e.escrow, offer.fuel_limit, offer.max_price, offer.redundancy, e.refund
+    ));
+    line(format!("cost       {} to the providers + fee {} = {}", e.cost, e.fee, e.cost.saturating_add(e.fee)));
+    if e.admissible {
+        line("admitted   yes, if signed and submitted now".to_owned());
+    } else {
+        let mut text = String::from("admitted   no:");
+        for p in &e.problems {
+            let _ = write!(text, "\n  - {}: {}", p.reason, p.message);
+        }
+        line(text);
+    }
+    out
+}
+
 async fn job_run(
     rpc: &str,
     key: &Keypair,
@@ -819,4 +939,63 @@ async fn job_run(
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::{FORMAT_VERSION, JobOffer, JobStatus, PublicKey};
+    use cairn_rpc::{EstimateProblem, EstimateProvider, JobEstimate};
+
+    use super::*;
+
+    #[test]
+    fn an_estimate_reads_as_a_summary() {
+        let offer = JobOffer {
+            version: FORMAT_VERSION,
+            chain_id: Hash::ZERO,
+            client: PublicKey([1; 32]),
+            nonce: 0,
+            fee: 1,
+            module_id: Hash::ZERO,
+            input: vec![],
+            fuel_limit: 1_000,
+            max_price: 2,
+            redundancy: 1,
+            assignment_height: 0,
+            deadline_height: 10,
+        };
+        let provider = PublicKey([7; 32]);
+        let mut e = JobEstimate {
+            job_id: Hash::ZERO,
+            height: 4,
+            status: JobStatus::Ok,
+            fuel_used: 300,
+            fuel_limit: 1_000,
+            output_size_bytes: 5,
+            reason: None,
+            escrow: 2_000,
+            fee: 1,
+            providers: vec![EstimateProvider { address: provider, price_per_fuel: 2 }],
+            cost: 600,
+            refund: 1_400,
+            admissible: true,
+            problems: vec![],
+        };
+        let text = estimate_summary(&offer, &e);
+        assert!(text.contains("run        ok, 300 fuel of 1000; output 5 bytes"), "{text}");
+        assert!(text.contains(&format!("providers  {provider} at 2 per fuel")), "{text}");
+        assert!(
+            text.contains("escrow     2000 (fuel_limit 1000 × max_price 2 × redundancy 1); 1400 refunded"),
+            "{text}"
+        );
+        assert!(text.contains("cost       600 to the providers + fee 1 = 601"), "{text}");
+        assert!(text.contains("admitted   yes"), "{text}");
+
+        e.admissible = false;
+        e.providers.clear();
+        e.problems = vec![EstimateProblem { reason: "bad_nonce".into(), message: "nonce 9 is wrong".into() }];
+        let text = estimate_summary(&offer, &e);
+        assert!(text.contains("providers  none eligible now"), "{text}");
+        assert!(text.contains("admitted   no:\n  - bad_nonce: nonce 9 is wrong"), "{text}");
+    }
 }

@@ -209,6 +209,18 @@ impl Job {
         outcomes.all(|o| o == first).then_some(first)
     }
 
+    /// The providers whose results the job still waits for: the holder of each slot without a
+    /// result, with the height it was assigned at (a stand-in takes over `delivery_blocks`
+    /// after it, while one is left).
+    pub fn awaited(&self) -> impl Iterator<Item = (PublicKey, u64)> + '_ {
+        self.slots.iter().filter(|s| s.delivery.is_none()).filter_map(|s| Some((self.holder(s)?, s.assigned_height)))
+    }
+
+    /// Whether a stand-in is left to take over a late slot.
+    pub fn has_stand_in(&self) -> bool {
+        usize::from(self.next) < self.ranking.len()
+    }
+
     /// The height at which some slot's holder becomes late (`delivery_blocks` after its
     /// assignment), if the job is open and a stand-in is left to replace it.
     fn reassign_height(&self, delivery_blocks: u64) -> Option<u64> {
@@ -715,6 +727,33 @@ impl State {
     /// The first `k` ranked providers: who executes the job now.
     pub fn assignment(&self, job_id: &Hash, max_price: u64, k: usize) -> Vec<PublicKey> {
         self.ranking(job_id, max_price, k)
+    }
+
+    /// How many providers are eligible for a job at `max_price` now (what [`State::ranking`]
+    /// ranks): stake at least `stake_min`, ask at most `max_price`, capacity left.
+    pub fn eligible_count(&self, max_price: u64) -> usize {
+        self.eligible(max_price).count()
+    }
+
+    /// How many providers have the stake and ask at most `max_price`, whether or not they have
+    /// capacity left: with [`State::eligible_count`], tells a price too low from providers
+    /// that are all busy.
+    pub fn priced_count(&self, max_price: u64) -> usize {
+        let stake_min = self.params.stake_min;
+        self.providers.values().filter(|p| p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price).count()
+    }
+
+    /// The lowest ask of a provider with the stake to be assigned (capacity aside), if any.
+    pub fn lowest_ask(&self) -> Option<u64> {
+        let stake_min = self.params.stake_min;
+        self.providers.values().filter(|p| p.stake >= stake_min && p.stake > 0).map(|p| p.price_per_fuel).min()
+    }
+
+    /// What `provider` is paid per unit of fuel of a job offering `max_price`, were its result
+    /// accepted now: its ask, at most `max_price` (`max_price` if it is not registered), as
+    /// [`State::apply_tx`] prices a result.
+    pub fn pay_rate(&self, provider: &PublicKey, max_price: u64) -> u64 {
+        self.provider(provider).map_or(max_price, |p| p.price_per_fuel.min(max_price))
     }
 
     /// Checks a transaction against the rules and this state, at block `height`, without

@@ -77,6 +77,9 @@ pub struct NodeConfig {
     /// address holds at most `rpc_connections_per_ip_max × this` subscriptions (32 × 64 = 2,048
     /// by default) and the node at most `rpc_connections_max × this` (256 × 64 = 16,384).
     pub rpc_subscriptions_per_connection_max: u32,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address; off when absent. Loopback or
+    /// a private network: the metrics say what the node does, to whoever asks.
+    pub metrics: Option<SocketAddr>,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
     /// Versions of the state tree kept for `state_getProof` at past heights; older ones are
@@ -150,6 +153,7 @@ impl Default for NodeConfig {
             rpc_request_bytes_max: 10 << 20,
             rpc_response_bytes_max: 32 << 20,
             rpc_subscriptions_per_connection_max: 64,
+            metrics: None,
             log_json: false,
             state_history_blocks: cairn_store::STATE_HISTORY_BLOCKS_DEFAULT,
             test_wrong_results: false,
@@ -232,6 +236,9 @@ pub struct BoundAddresses {
     pub rpc: SocketAddr,
     /// The libp2p addresses, with `/p2p/<peer id>`.
     pub p2p: Vec<String>,
+    /// The metrics address bound, when metrics are served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ pub mod chain;
 pub mod config;
 pub mod early;
 pub mod exec;
+pub mod health;
 pub mod mempool;
+pub mod metrics;
 pub mod p2p;
 pub mod rpc_api;
 pub mod rpc_limits;
@@ -72,9 +74,29 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         config: config.clone(),
         address: key.public(),
     };
-    let (rpc_addr, rpc_handle) = rpc_server::start(handle).await?;
+    let metrics = Arc::new(metrics::Metrics::new(rpc_server::method_names(), Some(vm.clone()), Some(config.db_path())));
+    let metrics_addr = match config.metrics {
+        Some(addr) => {
+            let bound = metrics::serve(addr, metrics.clone()).await?;
+            tracing::info!("metrics served on http://{bound}/metrics");
+            Some(bound)
+        }
+        None => None,
+    };
+    let (rpc_addr, rpc_handle) = rpc_server::start_with_metrics(handle, Some(metrics.clone())).await?;
     tracing::info!("RPC listening on {rpc_addr} (HTTP and WebSocket)");
-    let parts = service::Parts { config, key, vm, admission, verifier, requests: requests_rx, view: view_tx, rpc_addr };
+    let parts = service::Parts {
+        config,
+        key,
+        vm,
+        admission,
+        verifier,
+        requests: requests_rx,
+        view: view_tx,
+        rpc_addr,
+        metrics,
+        metrics_addr,
+    };
     let node = service::Node::new(chain, parts)?;
     let result = node.run(shutdown).await;
     let _ = rpc_handle.stop();

@@ -241,6 +241,11 @@ impl Mempool {
         self.tx_room.len
     }
 
+    /// Results pending.
+    pub fn results_len(&self) -> usize {
+        self.results.len()
+    }
+
     /// Whether a transaction of `sender` with `nonce` is pending.
     pub fn has_nonce(&self, sender: PublicKey, nonce: u64) -> bool {
         self.nonced.contains_key(&(sender, nonce))

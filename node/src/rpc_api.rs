@@ -3,18 +3,23 @@
 //! (the mempool, the job tracker) and every change (admission) is asked of it with a
 //! [`Request`] and its reply channel. Signatures are verified on the verifying threads before
 //! the loop sees a transaction; an offer past admission's limit is refused at once, without
-//! the loop.
+//! the loop. Why a job waits ([`waiting`]) and what an offer would cost ([`estimate`]) are
+//! worked out in their own modules, as pure functions of the head state.
+
+mod estimate;
+mod waiting;
 
 use std::sync::Arc;
 
-use cairn_contracts::{JobPhase, TxError};
+use cairn_contracts::{JobPhase, Limit, TxError};
 use cairn_ledger::{
-    Block, FORMAT_VERSION, Hash, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof, StateValue, Transaction,
+    Block, FORMAT_VERSION, Hash, JobOffer, PublicKey, ReceiptProof, Signature, SignedOffer, SignedTx, StateProof,
+    StateValue, Transaction,
 };
 use cairn_rpc::error::{self, err};
 use cairn_rpc::{
-    AccountInfo, CairnApiServer, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo,
-    OpenRpcDocument, PendingOffer, ProviderInfo, RpcResult,
+    AccountInfo, CairnApiServer, EstimateProblem, EvidenceInfo, EvidenceKind, HeadInfo, JobEstimate, JobEvent, JobInfo,
+    JobStage, NodeInfo, OpenRpcDocument, PendingOffer, ProviderInfo, RpcResult,
 };
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionMessage};
@@ -43,16 +48,23 @@ const STATE_KEY_BYTES_MAX: usize = 33;
 /// JOB-ABI.md §5); more wait their turn.
 pub const MODULE_UPLOADS_AT_ONCE: usize = 1;
 
+pub use estimate::{ESTIMATE_RETRY_AFTER_MS, ESTIMATES_AT_ONCE};
+
 /// The RPC methods.
 pub struct RpcImpl {
     node: Handle,
     uploads: Arc<tokio::sync::Semaphore>,
+    estimates: estimate::Slots,
 }
 
 impl RpcImpl {
     /// Over the node's handle.
     pub fn new(node: Handle) -> RpcImpl {
-        RpcImpl { node, uploads: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE)) }
+        RpcImpl {
+            node,
+            uploads: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE)),
+            estimates: estimate::Slots::new(ESTIMATES_AT_ONCE),
+        }
     }
 }
 
@@ -74,6 +86,13 @@ fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
         _ => error::INVALID_TX,
     };
     error::with_reason(code, e.to_string(), e.reason())
+}
+
+fn module_unknown(module_id: &Hash) -> jsonrpsee::types::ErrorObjectOwned {
+    err(
+        error::MODULE_UNKNOWN,
+        format!("module {module_id} is not stored on this node; upload it with module_put first"),
+    )
 }
 
 fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {
@@ -165,6 +184,11 @@ impl RpcImpl {
                 JobPhase::Expired => JobStage::Expired,
                 JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
             };
+            let waiting = if job.phase == JobPhase::Open && result.is_none() {
+                Some(waiting::of_open(&view.state, view.height(), job, &self.here(&job.module_id)?))
+            } else {
+                None
+            };
             return Ok(JobInfo {
                 job_id,
                 stage,
@@ -180,6 +204,7 @@ impl RpcImpl {
                 paid: (job.phase == JobPhase::Settled).then_some(job.paid),
                 pending: None,
                 reason: None,
+                waiting,
             });
         }
         let pending = local.pending.as_ref().map(|(o, includable)| PendingOffer {
@@ -187,12 +212,31 @@ impl RpcImpl {
             fee: o.offer.fee,
             includable: *includable,
         });
-        let (o, reason): (SignedOffer, Option<String>) = match (local.pending, local.dropped) {
-            (Some((o, _)), _) => (o, None),
-            (None, Some((o, why))) => (o, why),
+        // Pending (and whether it can be included now), or dropped (and why).
+        let (o, reason, includable) = match (local.pending, local.dropped) {
+            (Some((o, includable)), _) => (o, None, Some(includable)),
+            (None, Some((o, why))) => (o, why, None),
             (None, None) => {
                 return Err(err(error::NOT_FOUND, format!("job {job_id} is unknown to this node; check the id")));
             }
+        };
+        let result = tracked.as_ref().and_then(|t| t.1.clone());
+        let waiting = match includable {
+            // Pending, and no result seen yet.
+            Some(includable) if result.is_none() => {
+                let order = if includable {
+                    waiting::NonceOrder::Includable
+                } else {
+                    // The first nonce of the client missing here.
+                    let address = o.offer.client;
+                    let missing = self.ask(|reply| Request::NextNonce { address, reply }).await?;
+                    waiting::NonceOrder::Gap { missing }
+                };
+                let here = self.here(&o.offer.module_id)?;
+                let gap_timeout = std::time::Duration::from_millis(self.node.config.mempool_gap_timeout_ms);
+                Some(waiting::of_pending(&view.state, view.height(), &o.offer, &job_id, order, &here, gap_timeout))
+            }
+            _ => None,
         };
         Ok(JobInfo {
             job_id,
@@ -202,13 +246,56 @@ impl RpcImpl {
             fuel_limit: o.offer.fuel_limit,
             max_price: o.offer.max_price,
             assigned: view.state.assignment(&job_id, o.offer.max_price, usize::from(o.offer.redundancy)),
-            result: tracked.and_then(|t| t.1),
+            result,
             offer_height: None,
             receipt_height: None,
             paid: None,
             pending,
             reason,
+            waiting,
         })
+    }
+
+    /// What this node knows of a job with module `module_id` that the state does not say: its
+    /// address, and whether it is a provider still fetching the module.
+    fn here(&self, module_id: &Hash) -> RpcResult<waiting::Here> {
+        let fetching_module = self.node.config.provider && !self.node.store.has_blob(module_id).map_err(internal)?;
+        Ok(waiting::Here { address: self.node.address, fetching_module })
+    }
+
+    /// `job_estimate`: see [`estimate`] for what it costs this node and how it is bounded.
+    async fn estimate(&self, offer: JobOffer, job_id: Hash) -> RpcResult<JobEstimate> {
+        let view = self.node.view();
+        let params = view.state.params();
+        // Refused before anything runs: what is too large to be an offer, a module not here.
+        if offer.input.len() > params.input_bytes_max as usize {
+            return Err(tx_error(&TxError::Limit(Limit::Input { max: params.input_bytes_max })));
+        }
+        let module_id = offer.module_id;
+        if !self.node.store.has_blob(&module_id).map_err(internal)? {
+            return Err(module_unknown(&module_id));
+        }
+        let slot = self.estimates.try_take()?;
+        // Admission's check, by the loop (it alone knows what the client's pending transactions
+        // spend); the offer is unsigned, and the loop does not check signatures.
+        let unsigned = SignedOffer { offer: offer.clone(), signature: Signature([0; 64]) };
+        let checked = self.ask(|reply| Request::Check { tx: Box::new(Transaction::Offer(unsigned)), reply }).await?;
+        let fuel_limit = estimate::fuel_to_run(&offer, params);
+        let output_bytes_max = params.output_bytes_max as usize;
+        let (vm, store, input) = (self.node.vm.clone(), self.node.store.clone(), offer.input.clone());
+        let run = tokio::task::spawn_blocking(move || {
+            // The slot is the run's until it ends, whether or not the caller still waits.
+            let _slot = slot;
+            let wasm = store.blob(&module_id).map_err(internal)?.ok_or_else(|| module_unknown(&module_id))?;
+            crate::exec::run_job(&vm, &module_id, &wasm, &input, fuel_limit, output_bytes_max).map_err(internal)
+        })
+        .await
+        .map_err(internal)??;
+        let mut problems = estimate::problems(&view.state, &offer, &job_id, checked);
+        if let Err(o) = self.node.admission.check_now() {
+            problems.push(EstimateProblem { reason: "overloaded".into(), message: o.to_string() });
+        }
+        Ok(estimate::assemble(&view.state, view.height(), &offer, job_id, fuel_limit, &run, problems))
     }
 }
 
@@ -242,14 +329,15 @@ impl CairnApiServer for RpcImpl {
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
         let module_id = offer.offer.module_id;
         if !self.node.store.has_blob(&module_id).map_err(internal)? {
-            return Err(err(
-                error::MODULE_UNKNOWN,
-                format!("module {module_id} is not stored on this node; upload it with module_put first"),
-            ));
+            return Err(module_unknown(&module_id));
         }
         let job_id = offer.job_id();
         self.submit(Transaction::Offer(offer)).await?;
         Ok(job_id)
+    }
+
+    async fn job_estimate(&self, offer: JobOffer, job_id: Hash) -> RpcResult<JobEstimate> {
+        self.estimate(offer, job_id).await
     }
 
     async fn tx_submit(&self, tx: SignedTx) -> RpcResult<Hash> {
@@ -496,6 +584,7 @@ mod tests {
 
     use cairn_ledger::{Genesis, Keypair};
     use cairn_rpc::CairnApiClient;
+    use cairn_rpc::CairnApiServer;
     use cairn_rpc::openrpc;
     use jsonrpsee::core::ClientError;
     use jsonrpsee::core::client::ClientT;
@@ -516,6 +605,11 @@ mod tests {
     fn handle(home: &std::path::Path) -> (Handle, mpsc::Receiver<Request>) {
         let genesis: Genesis =
             serde_json::from_str(include_str!("../../docs/fixtures/genesis.json")).expect("the fixture genesis");
+        handle_of(home, genesis)
+    }
+
+    /// [`handle`] over a chain of `genesis`.
+    fn handle_of(home: &std::path::Path, genesis: Genesis) -> (Handle, mpsc::Receiver<Request>) {
         let chain = Chain::open(genesis, &home.join("db")).expect("open the chain");
         let config = Arc::new(NodeConfig {
             home: home.to_path_buf(),
@@ -574,5 +668,98 @@ mod tests {
         assert_eq!(unlisted, Some(METHOD_NOT_FOUND_CODE), "a method not in the document is not served");
         server.stop().expect("stop the server");
         server.stopped().await;
+    }
+
+    /// A chain with a funded client and one provider asking 2 per unit of fuel.
+    fn market() -> (Genesis, Keypair, PublicKey) {
+        let client = Keypair::from_seed([1; 32]);
+        let provider = Keypair::from_seed([2; 32]).public();
+        let genesis = Genesis {
+            version: FORMAT_VERSION,
+            chain_name: "estimates".into(),
+            genesis_time_ms: 0,
+            validators: vec![cairn_ledger::Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
+            accounts: vec![cairn_ledger::GenesisAccount { address: client.public(), balance: 1 << 40 }],
+            providers: vec![cairn_ledger::GenesisProvider {
+                address: provider,
+                price_per_fuel: 2,
+                stake: 10_000,
+                capacity: 10,
+            }],
+            params: cairn_ledger::ChainParams::default(),
+        };
+        (genesis, client, provider)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_estimate_runs_the_stored_module_as_a_provider_would_and_prices_it() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let (genesis, client, provider) = market();
+        let (node, mut loop_end) = handle_of(home.path(), genesis.clone());
+        // The loop's part: admission's check (here: nothing wrong).
+        tokio::spawn(async move {
+            while let Some(request) = loop_end.recv().await {
+                if let Request::Check { reply, .. } = request {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        });
+        let wasm = cairn_vm::fixtures::uppercase_wasm();
+        let module_id = node.store.put_blob(&wasm).expect("store the module");
+        let rpc = RpcImpl::new(node.clone());
+        let offer = |max_price: u64, input: &[u8]| JobOffer {
+            version: FORMAT_VERSION,
+            chain_id: genesis.chain_id(),
+            client: client.public(),
+            nonce: 0,
+            fee: 1,
+            module_id,
+            input: input.to_vec(),
+            fuel_limit: 10_000_000,
+            max_price,
+            redundancy: 1,
+            assignment_height: 0,
+            deadline_height: 100,
+        };
+        let o = offer(5, b"hello estimate");
+        let job_id = o.clone().sign(&client).job_id();
+        let e = rpc.job_estimate(o.clone(), job_id).await.expect("an estimate");
+        // What a provider's run gives.
+        let output_max = genesis.params.output_bytes_max as usize;
+        let run = crate::exec::run_job(&node.vm, &module_id, &wasm, &o.input, o.fuel_limit, output_max).expect("runs");
+        assert_eq!(run.output, b"HELLO ESTIMATE");
+        assert_eq!((e.status, e.fuel_used, e.output_size_bytes), (run.status, run.fuel_used, 14));
+        assert!(e.fuel_used > 0 && e.reason.is_none());
+        assert_eq!(e.providers, vec![cairn_rpc::EstimateProvider { address: provider, price_per_fuel: 2 }]);
+        assert_eq!((e.escrow, e.cost, e.refund), (50_000_000, 2 * e.fuel_used, 50_000_000 - 2 * e.fuel_used));
+        assert!(e.admissible && e.problems.is_empty(), "{:?}", e.problems);
+        assert_eq!(e.job_id, job_id);
+
+        // Below the provider's ask: it runs all the same, nobody would be assigned or paid.
+        let e = rpc.job_estimate(offer(1, b"x"), job_id).await.expect("an estimate");
+        assert_eq!((e.providers.len(), e.cost, e.escrow, e.refund), (0, 0, 10_000_000, 10_000_000));
+        assert!(!e.admissible);
+        assert_eq!(e.problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>(), vec!["no_eligible_provider"]);
+        assert!(e.problems[0].message.contains("the lowest ask is 2"), "{}", e.problems[0].message);
+
+        // Refused before anything runs: a module not stored here, an input over the chain's limit.
+        let mut unknown = offer(5, b"x");
+        unknown.module_id = Hash::of(b"not stored");
+        let refused = rpc.job_estimate(unknown, job_id).await.expect_err("module unknown");
+        assert_eq!(refused.code(), error::MODULE_UNKNOWN);
+        let big = offer(5, &vec![b'a'; genesis.params.input_bytes_max as usize + 1]);
+        let refused = rpc.job_estimate(big, job_id).await.expect_err("input too large");
+        assert_eq!(
+            (refused.code(), error::reason_of(&refused).as_deref()),
+            (error::INVALID_TX, Some("input_too_large"))
+        );
+
+        // Every slot busy: refused at once, with a hint of when to retry.
+        let held: Vec<_> = (0..ESTIMATES_AT_ONCE).map(|_| rpc.estimates.try_take().expect("a slot")).collect();
+        let refused = rpc.job_estimate(o.clone(), job_id).await.expect_err("overloaded");
+        assert_eq!(refused.code(), error::OVERLOADED);
+        assert!(refused.data().expect("data").get().contains("retry_after_ms"));
+        drop(held);
+        rpc.job_estimate(o, job_id).await.expect("a slot is free again");
     }
 }

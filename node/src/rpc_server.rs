@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::metrics::Metrics;
 use crate::rpc_api::RpcImpl;
 use crate::rpc_limits::{
     Client, ConnectionRefusal, ConnectionSlot, ConnectionTable, Limits, RATE_CLIENTS_TRACKED_MAX, RateLimit,
@@ -52,6 +53,20 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// and every call of a connection is charged to its client's token bucket by the `FairCalls`
 /// middleware.
 pub async fn start(node: Handle) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    start_with_metrics(node, None).await
+}
+
+/// The API's method names, subscriptions' and unsubscriptions' included (the labels of the
+/// RPC metrics).
+pub fn method_names() -> Vec<&'static str> {
+    cairn_rpc::openrpc::method_names(&cairn_rpc::openrpc::document().0)
+}
+
+/// [`start`], counting every call in `metrics` (per method, and per error code).
+pub async fn start_with_metrics(
+    node: Handle,
+    metrics: Option<Arc<Metrics>>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let c = node.config.clone();
     anyhow::ensure!(
         c.rpc_connections_max >= 1 && c.rpc_connections_per_ip_max >= 1,
@@ -79,7 +94,12 @@ pub async fn start(node: Handle) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let listener =
         TcpListener::bind(c.rpc).await.with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
     let addr = listener.local_addr()?;
-    let services = Server::builder().set_config(limits).to_service_builder();
+    // `GET /health` and `GET /ready` are answered before the JSON-RPC server (crate::health).
+    let health = crate::health::HealthLayer::new(node.view.clone(), node.address);
+    let services = Server::builder()
+        .set_config(limits)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(health))
+        .to_service_builder();
     let methods: Methods = RpcImpl::new(node).into_rpc().into();
     let (stop, handle) = stop_channel();
     tokio::spawn(async move {
@@ -109,8 +129,13 @@ pub async fn start(node: Handle) -> anyhow::Result<(SocketAddr, ServerHandle)> {
             };
             let _ = socket.set_nodelay(true);
             let calls = fair.clone();
-            let middleware =
-                RpcServiceBuilder::new().layer_fn(move |inner| FairCalls { inner, client, limits: calls.clone() });
+            let counted = metrics.clone();
+            let middleware = RpcServiceBuilder::new().layer_fn(move |inner| FairCalls {
+                inner,
+                client,
+                limits: calls.clone(),
+                metrics: counted.clone(),
+            });
             let service = services.clone().set_rpc_middleware(middleware).build(methods.clone(), stop.clone());
             let stopped = stop.clone().shutdown();
             tokio::spawn(async move {
@@ -210,6 +235,7 @@ struct FairCalls<S> {
     inner: S,
     client: Client,
     limits: Arc<Limits>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The error of a call over its client's rate: the refusal's text, and `retry_after_ms`.
@@ -231,9 +257,18 @@ where
     type NotificationResponse = MethodResponse;
 
     fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        match self.limits.take_call(self.client) {
+        let metrics = self.metrics.clone();
+        let method = metrics.as_ref().map(|m| m.method(request.method_name()));
+        let answer = match self.limits.take_call(self.client) {
             Ok(()) => Either::Left(self.inner.call(request)),
             Err(refusal) => Either::Right(std::future::ready(MethodResponse::error(request.id, over_rate(&refusal)))),
+        };
+        async move {
+            let response = answer.await;
+            if let (Some(metrics), Some(method)) = (metrics, method) {
+                metrics.rpc_call_of(method, response.as_error_code());
+            }
+            response
         }
     }
 
@@ -243,7 +278,13 @@ where
             .into_iter()
             .filter_map(|entry| match entry {
                 Ok(BatchEntry::Call(request)) => Some(match self.limits.take_call(self.client) {
-                    Ok(()) => Ok(BatchEntry::Call(request)),
+                    // A batch's calls are counted; their errors are in the batch's one answer.
+                    Ok(()) => {
+                        if let Some(m) = &self.metrics {
+                            m.rpc_call(request.method_name(), None);
+                        }
+                        Ok(BatchEntry::Call(request))
+                    }
                     Err(refusal) => Err(BatchEntryErr::new(request.id, over_rate(&refusal))),
                 }),
                 Ok(BatchEntry::Notification(n)) => {

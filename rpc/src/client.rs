@@ -1,14 +1,16 @@
-//! The client side of a job's life: sign an offer, subscribe, submit, wait for each stage,
-//! fetch the proof. Used by `cairn job run`, the testnet demo and the end-to-end tests.
+//! The client side of a job's life: estimate an offer, sign it, subscribe, submit, wait for each
+//! stage, fetch the proof. Used by `cairn job run`, the testnet demo and the end-to-end tests.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cairn_ledger::{Action, FORMAT_VERSION, Hash, JobOffer, Keypair, ReceiptProof, SignedOffer, SignedTx, Tx};
+use cairn_ledger::{
+    Action, FORMAT_VERSION, Hash, JobOffer, Keypair, PublicKey, ReceiptProof, SignedOffer, SignedTx, Tx,
+};
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 
-use crate::{CairnApiClient, JobEvent, JobStage, ResultInfo};
+use crate::{CairnApiClient, JobEstimate, JobEvent, JobStage, ResultInfo};
 
 /// The largest message the client accepts (a proof or a block with its transactions).
 pub const CLIENT_MESSAGE_BYTES_MAX: u32 = 32 << 20;
@@ -58,16 +60,30 @@ pub async fn sign_offer(
     terms: OfferTerms,
     nonce: Option<u64>,
 ) -> anyhow::Result<SignedOffer> {
+    Ok(build_offer(client, key.public(), module_id, input, terms, nonce).await?.sign(key))
+}
+
+/// Builds the offer [`sign_offer`] signs, unsigned: for the chain the node serves, assigned at
+/// its head, with `terms` (the fee defaults to the chain's minimum) and `nonce` (`None`: the
+/// account's next one, counting offers in the node's mempool).
+pub async fn build_offer(
+    client: &WsClient,
+    payer: PublicKey,
+    module_id: Hash,
+    input: Vec<u8>,
+    terms: OfferTerms,
+    nonce: Option<u64>,
+) -> anyhow::Result<JobOffer> {
     let info = client.node_info().await.context("node_info")?;
     let head = client.chain_head().await.context("chain_head")?;
     let nonce = match nonce {
         Some(n) => n,
-        None => client.account_get(key.public()).await.context("account_get")?.next_nonce,
+        None => client.account_get(payer).await.context("account_get")?.next_nonce,
     };
     Ok(JobOffer {
         version: FORMAT_VERSION,
         chain_id: info.chain_id,
-        client: key.public(),
+        client: payer,
         nonce,
         fee: terms.fee.unwrap_or(info.tx_fee_min),
         module_id,
@@ -77,8 +93,16 @@ pub async fn sign_offer(
         redundancy: terms.redundancy,
         assignment_height: head.height,
         deadline_height: head.height + terms.deadline_blocks,
-    }
-    .sign(key))
+    })
+}
+
+/// Asks the node what `offer` would use and cost if it were signed with `key` and submitted now
+/// (`job_estimate`). The offer is signed here only to learn its job id (Ed25519 signatures are
+/// deterministic: signing it again to submit it gives the same id); the signature is not sent,
+/// so the node cannot submit the offer.
+pub async fn estimate(client: &WsClient, key: &Keypair, offer: JobOffer) -> anyhow::Result<JobEstimate> {
+    let job_id = offer.clone().sign(key).job_id();
+    client.job_estimate(offer, job_id).await.context("job_estimate")
 }
 
 /// Builds and signs an account transaction for the chain the node serves. `fee: None` pays the

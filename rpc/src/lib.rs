@@ -22,15 +22,15 @@ pub mod openrpc;
 pub mod types;
 
 use cairn_ledger::schema::HexBytes;
-use cairn_ledger::{Block, Hash, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof};
+use cairn_ledger::{Block, Hash, JobOffer, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
 pub use openrpc::OpenRpcDocument;
 pub use types::{
-    AccountInfo, EvidenceInfo, EvidenceKind, HeadInfo, JobEvent, JobInfo, JobStage, NodeInfo, PendingOffer,
-    ProviderInfo, ResultInfo,
+    AccountInfo, EstimateProblem, EstimateProvider, EvidenceInfo, EvidenceKind, HeadInfo, JobEstimate, JobEvent,
+    JobInfo, JobStage, JobWaiting, NodeInfo, PendingOffer, ProviderInfo, ResultInfo, WaitingReason,
 };
 
 /// Result of an RPC method.
@@ -180,6 +180,24 @@ cairn_api! {
             offer: SignedOffer,
         ) -> RpcResult<Hash>;
 
+        /// Runs an offer in this node's sandbox as a provider would, without signing or
+        /// submitting anything, and says what it would cost at the current asks: the fuel used
+        /// and status, the escrow and fee, the providers it would be assigned now and their
+        /// price, the cost and refund, and whether the node would admit it now (and if not,
+        /// why). The output itself is not returned. A few estimates run at once; past them the
+        /// node answers `overloaded` with `retry_after_ms`.
+        #[errors(MODULE_UNKNOWN, INVALID_TX)]
+        #[method(name = "job_estimate")]
+        async fn job_estimate(
+            &self,
+            /// The offer exactly as the client would sign it (unsigned: the node cannot submit it).
+            offer: JobOffer,
+            /// The job id the offer will have once signed (`sha256(borsh(signed offer))`; Ed25519
+            /// signatures are deterministic, so the client signs it locally to learn it, and
+            /// signing it again later gives the same id): which providers it is assigned to.
+            job_id: Hash,
+        ) -> RpcResult<JobEstimate>;
+
         /// Submits a signed account transaction (transfer, provider registration, price update,
         /// unbond, challenge); returns its hash once it is in the mempool and gossiped.
         #[errors(INVALID_TX, BAD_SIGNATURE, INSUFFICIENT_BALANCE, BAD_NONCE)]
@@ -194,7 +212,7 @@ cairn_api! {
         #[method(name = "provider_list")]
         async fn provider_list(&self) -> RpcResult<Vec<ProviderInfo>>;
 
-        /// What this node knows of a job.
+        /// What this node knows of a job, and while it has no result, why it waits (`waiting`).
         #[errors(NOT_FOUND)]
         #[method(name = "job_get")]
         async fn job_get(&self, job_id: Hash) -> RpcResult<JobInfo>;

@@ -108,6 +108,136 @@ pub struct JobInfo {
     /// Why the offer was dropped (stage `dropped` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why nobody has delivered a result yet, while the job has none and is neither closed nor
+    /// dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<JobWaiting>,
+}
+
+/// Why a job without a result is waiting (`job_get`'s `waiting`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JobWaiting {
+    /// What it waits for, for programs.
+    pub reason: WaitingReason,
+    /// The same for people: the providers, nonces and heights concerned, and what to do.
+    pub message: String,
+}
+
+/// What a job without a result waits for (stable snake_case names). The first that applies,
+/// in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitingReason {
+    /// Its deadline is the head or before: a pending offer can no longer be included (it is
+    /// dropped), a job on chain expires with the next block unless a result is in it.
+    DeadlinePassed,
+    /// A pending offer: fewer providers than its redundancy have the chain's least stake and ask
+    /// at most its `max_price`; block building refuses it. Raise `max_price` (a replacement
+    /// with a higher fee) or lower the redundancy.
+    NoEligibleProvider,
+    /// A pending offer: enough providers by stake and price, but too few of them have capacity
+    /// left (assigned jobs not yet delivered); block building refuses it until some deliver.
+    ProvidersAtCapacity,
+    /// A pending offer behind a nonce gap: an earlier nonce of its client (the message says
+    /// which) has not reached this node; it is neither included nor executed until it does.
+    WaitingForNonce,
+    /// This node is an assigned provider and does not have the module yet: it is fetching it
+    /// from its peers.
+    ModuleUnknownToProvider,
+    /// The normal case: providers are assigned and running it, or should be (the message says
+    /// who, and for a job on chain since when).
+    Assigned,
+}
+
+impl WaitingReason {
+    /// Every reason, in the order they are considered.
+    pub const ALL: [WaitingReason; 6] = [
+        WaitingReason::DeadlinePassed,
+        WaitingReason::NoEligibleProvider,
+        WaitingReason::ProvidersAtCapacity,
+        WaitingReason::WaitingForNonce,
+        WaitingReason::ModuleUnknownToProvider,
+        WaitingReason::Assigned,
+    ];
+
+    /// Its stable name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitingReason::DeadlinePassed => "deadline_passed",
+            WaitingReason::NoEligibleProvider => "no_eligible_provider",
+            WaitingReason::ProvidersAtCapacity => "providers_at_capacity",
+            WaitingReason::WaitingForNonce => "waiting_for_nonce",
+            WaitingReason::ModuleUnknownToProvider => "module_unknown_to_provider",
+            WaitingReason::Assigned => "assigned",
+        }
+    }
+}
+
+impl std::fmt::Display for WaitingReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What running an offer now would give and cost (`job_estimate`). Nothing was signed or
+/// submitted; the output itself is not returned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JobEstimate {
+    /// The job id it was estimated for (as given).
+    pub job_id: Hash,
+    /// The finalized height whose state priced and checked it.
+    pub height: u64,
+    /// How the run ended.
+    pub status: JobStatus,
+    /// Fuel the run used (the fuel it ran with, when out of fuel).
+    pub fuel_used: u64,
+    /// The fuel it ran with: the offer's `fuel_limit`, at most the chain's `fuel_limit_max`.
+    pub fuel_limit: u64,
+    /// The size of the output: what the job returned, or for any other status than `ok` its
+    /// reason.
+    pub output_size_bytes: u64,
+    /// Why the job failed, for any other status than `ok` (UTF-8, at most 1,280 bytes, as a
+    /// result carries it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the offer locks when included: `fuel_limit × max_price × redundancy` (`u64::MAX`
+    /// when that overflows: problem `overflow`).
+    pub escrow: u64,
+    /// The offer's fee, burned when it is included (on top of the escrow).
+    pub fee: u64,
+    /// The providers it would be assigned at this height (the first `redundancy` ranked for the
+    /// job id), each with what it would be paid per unit of fuel. Fewer than the redundancy
+    /// when fewer are eligible.
+    pub providers: Vec<EstimateProvider>,
+    /// What the providers would be paid in all: `fuel_used × min(ask, max_price)`, summed over
+    /// `providers`.
+    pub cost: u64,
+    /// What would return to the client when the job settles: `escrow − cost`.
+    pub refund: u64,
+    /// Whether this node would admit the offer now (once signed): `problems` is empty.
+    pub admissible: bool,
+    /// Why it would not: each rule the offer breaks (the chain's rules are checked in order and
+    /// stop at the first, so fix it and estimate again), or that the node is overloaded.
+    pub problems: Vec<EstimateProblem>,
+}
+
+/// A provider an estimated job would be assigned to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EstimateProvider {
+    /// Its address.
+    pub address: PublicKey,
+    /// What it would be paid per unit of fuel: its ask, at most the offer's `max_price`.
+    pub price_per_fuel: u64,
+}
+
+/// Why an estimated offer would not be admitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EstimateProblem {
+    /// The rule, as a refusal's `data.reason` names it (`insufficient_balance`, `bad_nonce`,
+    /// `fee_below_minimum`, `no_eligible_provider`, `overloaded`, …).
+    pub reason: String,
+    /// What is wrong and what to do, as the refusal's message says it.
+    pub message: String,
 }
 
 /// The nonce and fee of a pending offer.

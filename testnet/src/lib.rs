@@ -93,6 +93,9 @@ pub struct Bound {
     pub rpc: SocketAddr,
     /// libp2p addresses with peer id.
     pub p2p: Vec<String>,
+    /// Prometheus metrics address (`GET /metrics`), when served.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A running testnet. Dropping it stops its nodes, unless detached.
@@ -335,7 +338,7 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
     let validators = spec.validators.max(1);
     let is_validator = i < validators;
     let mut cmd = std::process::Command::new(&spec.binary);
-    cmd.args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc", "127.0.0.1:0"])
+    cmd.args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         .arg("--home")
         .arg(&home)
         .arg("--genesis")

@@ -167,6 +167,8 @@ impl Execution {
 pub struct CacheStats {
     /// Modules compiled (by either compiler; tier-ups included).
     pub compiled: u64,
+    /// Runs that found their module compiled in the memory cache.
+    pub memory_hits: u64,
     /// Modules loaded from the disk cache.
     pub disk_loads: u64,
     /// Disk cache files rejected (corrupted, truncated, other configuration) and deleted.
@@ -205,6 +207,7 @@ pub(crate) struct Caches {
     disk_singlepass: Option<DiskCache>,
     disk_cranelift: Option<DiskCache>,
     compiled_count: AtomicU64,
+    memory_hits: AtomicU64,
     disk_loads: AtomicU64,
     disk_rejected: AtomicU64,
     tiered_up: AtomicU64,
@@ -341,6 +344,7 @@ impl Vm {
             disk_singlepass: disk(Compiler::Singlepass),
             disk_cranelift: disk(Compiler::Cranelift),
             compiled_count: AtomicU64::new(0),
+            memory_hits: AtomicU64::new(0),
             disk_loads: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
             tiered_up: AtomicU64::new(0),
@@ -354,6 +358,7 @@ impl Vm {
         let c = &self.caches;
         CacheStats {
             compiled: c.compiled_count.load(Ordering::Relaxed),
+            memory_hits: c.memory_hits.load(Ordering::Relaxed),
             disk_loads: c.disk_loads.load(Ordering::Relaxed),
             disk_rejected: c.disk_rejected.load(Ordering::Relaxed),
             tiered_up: c.tiered_up.load(Ordering::Relaxed),
@@ -509,6 +514,7 @@ impl Vm {
     fn compiled(&self, id: &[u8; 32], wasm: &[u8]) -> Result<Arc<Compiled>> {
         let id = *id;
         if let Some(compiled) = self.caches.lock_memory().get(&id) {
+            self.caches.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(compiled);
         }
         let checked = validate::check(&self.config, wasm)?;

@@ -1158,3 +1158,52 @@ fn a_block_needs_at_most_reexecutions_per_block_max_re_executions() {
         "{err:?}"
     );
 }
+
+#[test]
+fn read_helpers_tell_a_price_too_low_from_busy_providers_and_price_results_as_applied() {
+    // Asks 1, 2 and 3; the cheapest takes one job at a time.
+    let mut w = world_of(3);
+    for (i, p) in w.genesis.providers.iter_mut().enumerate() {
+        p.price_per_fuel = 1 + i as u64;
+    }
+    w.genesis.providers[0].capacity = 1;
+    let cheapest = w.providers[0].public();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    assert_eq!(s.lowest_ask(), Some(1));
+    for max_price in 0..5 {
+        let expected = (max_price as usize).min(3);
+        assert_eq!(s.priced_count(max_price), expected, "priced at {max_price}");
+        // The oracle: what the ranking ranks.
+        let ranked = s.ranking(&Hash::of(b"any job"), max_price, usize::MAX).len();
+        assert_eq!(s.eligible_count(max_price), ranked, "eligible at {max_price}");
+        assert_eq!(ranked, expected);
+    }
+
+    // A job at price 1 goes to the cheapest provider and fills its capacity: it is priced, but
+    // no longer eligible.
+    let o = offer(&w, 0, 100, 1);
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+    assert_eq!((s.priced_count(1), s.eligible_count(1)), (1, 0));
+    assert_eq!(s.eligible_count(3), 2);
+    let job = s.job(&o.job_id()).expect("job");
+    assert_eq!(job.awaited().collect::<Vec<_>>(), vec![(cheapest, 1)]);
+    assert!(!job.has_stand_in(), "no other provider asks 1 or less");
+    // Once it delivers, nothing is awaited and its capacity is free again.
+    let r = result_by(&w, &o, cheapest, 40, b"out");
+    apply(&mut s, &Transaction::Result(r), 1).expect("result");
+    assert_eq!(s.job(&o.job_id()).expect("job").awaited().count(), 0);
+    assert_eq!(s.eligible_count(1), 1);
+
+    // What a result is paid is `fuel_used × pay_rate`: the ask, at most the offer's price.
+    for (nonce, max_price) in [(1, 2), (2, 3), (3, 9)] {
+        let o = offer(&w, nonce, 100, max_price);
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+        let assigned = s.job(&o.job_id()).expect("job").assigned()[0];
+        let rate = s.pay_rate(&assigned, max_price);
+        assert!(rate <= max_price);
+        apply(&mut s, &Transaction::Result(result_by(&w, &o, assigned, 7, b"out")), 1).expect("result");
+        let paid: Vec<u64> = s.job(&o.job_id()).expect("job").deliveries().map(|d| d.payment).collect();
+        assert_eq!(paid, vec![7 * rate], "at max_price {max_price}, provider {assigned}");
+    }
+    assert_eq!(s.pay_rate(&w.client.public(), 5), 5, "not a provider: the offer's price");
+}

@@ -19,6 +19,7 @@ use super::gossip::{Refused, Topic, proposed_block};
 use super::reexec::VerdictLookup;
 use crate::bft::{BLOCK_FETCH_RETRY, Bft, GossipVerdict, Step};
 use crate::chain::{ExecError, ExecutedBlock};
+use crate::metrics;
 use crate::p2p::{self, ProposedBlock, WIRE_VERSION};
 
 /// A validator's consensus: the engine's state, the block being built for a proposal, and
@@ -123,7 +124,11 @@ impl Node {
         }
         loop {
             let Some(c) = self.consensus.as_mut() else { return Ok(()) };
-            let Some(input) = c.bft.inputs.pop_front() else { return Ok(()) };
+            let Some(input) = c.bft.inputs.pop_front() else {
+                metrics::set(&self.metrics.consensus_height, c.bft.engine.height());
+                metrics::set(&self.metrics.consensus_round, c.bft.engine.round().map_or(0, u64::from));
+                return Ok(());
+            };
             let outputs = c.bft.engine.handle(input);
             let height = c.bft.engine.height();
             self.carry_out(height, outputs)?;
@@ -407,6 +412,7 @@ impl Node {
             return Ok(());
         };
         tracing::debug!(height, round, signatures = commit.signatures.len(), "decided");
+        self.metrics.consensus_rounds_per_height.observe(f64::from(round) + 1.0);
         self.on_finalized_block(block, commit, true)?;
         Ok(())
     }

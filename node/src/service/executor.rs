@@ -112,6 +112,8 @@ pub enum Done {
         commit: Commit,
         /// How long execution took, if it was executed in this job.
         took: Option<Duration>,
+        /// How long writing it took.
+        wrote: Duration,
         /// Its gossip message ([`crate::p2p::BlockMsg`]), encoded here rather than on the loop,
         /// when it is to be announced.
         announcement: Option<Vec<u8>>,
@@ -217,10 +219,12 @@ fn run(job: Job, executions: &AtomicU64, cache: &mut BlockCache) -> Done {
             let height = block.header.height;
             if let Some(executed) = cache.get(height, &block.hash()) {
                 cache.head_moved(height);
+                let writing = Instant::now();
                 return match persist(&base.store, &executed, &commit) {
                     Ok(()) => {
+                        let wrote = writing.elapsed();
                         let announcement = announce.then(|| super::gossip::block_message(&executed.block, &commit));
-                        Done::Stored { executed, commit, took: None, announcement }
+                        Done::Stored { executed, commit, took: None, wrote, announcement }
                     }
                     Err(e) => Done::StoreFailed(e),
                 };
@@ -232,10 +236,12 @@ fn run(job: Job, executions: &AtomicU64, cache: &mut BlockCache) -> Done {
                 Ok(executed) => {
                     let took = started.elapsed();
                     cache.head_moved(height);
+                    let writing = Instant::now();
                     match persist(&base.store, &executed, &commit) {
                         Ok(()) => {
+                            let wrote = writing.elapsed();
                             let announcement = announce.then(|| super::gossip::block_message(&executed.block, &commit));
-                            Done::Stored { executed: Arc::new(executed), commit, took: Some(took), announcement }
+                            Done::Stored { executed: Arc::new(executed), commit, took: Some(took), wrote, announcement }
                         }
                         Err(e) => Done::StoreFailed(e),
                     }

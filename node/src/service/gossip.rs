@@ -50,6 +50,24 @@ pub enum Topic {
     Proposals,
 }
 
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 6] =
+        [Topic::Txs, Topic::Results, Topic::Blocks, Topic::Modules, Topic::Consensus, Topic::Proposals];
+
+    /// Its short name (the last part of its topic name, and its metrics label).
+    pub fn label(self) -> &'static str {
+        match self {
+            Topic::Txs => "txs",
+            Topic::Results => "results",
+            Topic::Blocks => "blocks",
+            Topic::Modules => "modules",
+            Topic::Consensus => "consensus",
+            Topic::Proposals => "proposals",
+        }
+    }
+}
+
 /// What the sender of a message that does not pass validation is to blame for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -216,6 +234,11 @@ impl Net {
         Ok(())
     }
 
+    /// Peers in this node's mesh of `topic`.
+    pub fn mesh_peers(&self, topic: Topic) -> usize {
+        self.swarm.behaviour().gossipsub.mesh_peers(&self.ident(topic).hash()).count()
+    }
+
     /// Publishes `data` on `topic`.
     pub fn publish(&mut self, topic: Topic, data: Vec<u8>) {
         let ident = self.ident(topic).clone();
@@ -324,6 +347,8 @@ pub const VERIFYING_MAX: usize = 64;
 
 /// A gossip batch back from the verifying threads.
 pub struct Verified {
+    /// Its topic.
+    topic: Topic,
     /// The message.
     message_id: MessageId,
     /// Who sent it to this node.
@@ -344,13 +369,13 @@ impl Node {
         message: gossipsub::Message,
     ) -> anyhow::Result<()> {
         let Some(topic) = self.net.topic_of(&message.topic) else {
-            self.net.report(&message_id, &source, MessageAcceptance::Reject);
+            self.verdict(None, &message_id, &source, MessageAcceptance::Reject);
             return Ok(());
         };
         let acceptance = match topic {
             Topic::Txs => match tx_batch(&message.data) {
                 Ok(batch) => {
-                    self.verify_then(message_id, source, batch.txs);
+                    self.verify_then(topic, message_id, source, batch.txs);
                     return Ok(());
                 }
                 Err(r) => r.into(),
@@ -358,7 +383,7 @@ impl Node {
             Topic::Results => match result_batch(&message.data) {
                 Ok(batch) => {
                     let txs = batch.results.into_iter().map(Transaction::Result).collect();
-                    self.verify_then(message_id, source, txs);
+                    self.verify_then(topic, message_id, source, txs);
                     return Ok(());
                 }
                 Err(r) => r.into(),
@@ -366,6 +391,7 @@ impl Node {
             Topic::Blocks => {
                 match finalized_block(&message.data, self.chain.chain_id, &self.chain.validators, self.chain.height()) {
                     Ok(msg) => {
+                        self.peer_at(msg.block.header.height);
                         if !self.on_finalized_block(msg.block, msg.commit, false)? {
                             // Ahead of this node: fetch what it missed.
                             self.request_sync(source);
@@ -382,17 +408,37 @@ impl Node {
             Topic::Consensus => self.on_consensus_gossip(source, message.source, &message.data),
             Topic::Proposals => self.on_proposed_gossip(&message.data)?,
         };
-        self.net.report(&message_id, &source, acceptance);
+        self.verdict(Some(topic), &message_id, &source, acceptance);
         Ok(())
+    }
+
+    /// Reports a message's verdict to gossipsub, and counts it.
+    fn verdict(
+        &mut self,
+        topic: Option<Topic>,
+        message_id: &MessageId,
+        source: &PeerId,
+        acceptance: MessageAcceptance,
+    ) {
+        let label = match acceptance {
+            MessageAcceptance::Accept => "accepted",
+            MessageAcceptance::Ignore => "ignored",
+            MessageAcceptance::Reject => {
+                self.metrics.peers_penalised.inc();
+                "rejected"
+            }
+        };
+        self.metrics.gossip(topic.map_or("unknown", Topic::label), label);
+        self.net.report(message_id, source, acceptance);
     }
 
     /// Sends a batch's signatures to the verifying threads; the batch comes back as an
     /// [`Event::Verified`].
     /// At most [`VERIFYING_MAX`] batches wait or are verified at once; past that a batch is
     /// ignored (neither relayed nor held against its sender).
-    fn verify_then(&mut self, message_id: MessageId, source: PeerId, txs: Vec<Transaction>) {
+    fn verify_then(&mut self, topic: Topic, message_id: MessageId, source: PeerId, txs: Vec<Transaction>) {
         if self.verifying >= VERIFYING_MAX {
-            self.net.report(&message_id, &source, MessageAcceptance::Ignore);
+            self.verdict(Some(topic), &message_id, &source, MessageAcceptance::Ignore);
             return;
         }
         self.verifying += 1;
@@ -403,27 +449,28 @@ impl Node {
             let checks = verifier.verify(&txs).await;
             // The verifying thread's copy is gone once it answered.
             let txs = Arc::try_unwrap(txs).unwrap_or_else(|txs| (*txs).clone());
-            let _ = events.send(Event::Verified(Verified { message_id, source, txs, checks })).await;
+            let _ = events.send(Event::Verified(Verified { topic, message_id, source, txs, checks })).await;
         });
     }
 
     /// A verified gossip batch: a bad signature is the sender's fault (rejected); valid
     /// transactions are admitted, valid results kept if their job awaits them.
     pub(super) fn on_verified(&mut self, v: Verified) -> anyhow::Result<()> {
-        let Verified { message_id, source, txs, checks } = v;
+        let Verified { topic, message_id, source, txs, checks } = v;
+        let topic = Some(topic);
         self.verifying = self.verifying.saturating_sub(1);
         let checks = match checks {
             Ok(checks) => checks,
             // This node's failure, not the sender's: neither relayed nor penalised.
             Err(e) => {
                 tracing::warn!("gossip not verified: {e:#}");
-                self.net.report(&message_id, &source, MessageAcceptance::Ignore);
+                self.verdict(topic, &message_id, &source, MessageAcceptance::Ignore);
                 return Ok(());
             }
         };
         if let Some(Err(e)) = checks.iter().find(|c| c.is_err()) {
             tracing::debug!(%source, "invalid gossip: {e}");
-            self.net.report(&message_id, &source, MessageAcceptance::Reject);
+            self.verdict(topic, &message_id, &source, MessageAcceptance::Reject);
             return Ok(());
         }
         let mut useful = false;
@@ -440,7 +487,7 @@ impl Node {
                         e @ (TxError::Invalid(_) | TxError::NotSubmittable | TxError::WrongChain),
                     )) => {
                         tracing::debug!(%source, "invalid transaction: {e}");
-                        self.net.report(&message_id, &source, MessageAcceptance::Reject);
+                        self.verdict(topic, &message_id, &source, MessageAcceptance::Reject);
                         return Ok(());
                     }
                     // Stale (already included, nonce used) or full: not the sender's fault.
@@ -449,7 +496,7 @@ impl Node {
             }
         }
         let acceptance = if useful { MessageAcceptance::Accept } else { MessageAcceptance::Ignore };
-        self.net.report(&message_id, &source, acceptance);
+        self.verdict(topic, &message_id, &source, acceptance);
         Ok(())
     }
 

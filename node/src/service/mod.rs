@@ -54,6 +54,7 @@ use crate::chain::{Chain, ExecutedBlock};
 use crate::config::{BoundAddresses, NodeConfig};
 use crate::early::EarlyResults;
 use crate::mempool::{Admitted, Dropped, Mempool, MempoolError, nonce_key};
+use crate::metrics::{self, Metrics};
 use crate::p2p::{self, BehaviourEvent, ModuleAnnounce, Topics, WIRE_VERSION};
 use crate::tracker::Tracker;
 
@@ -174,6 +175,10 @@ pub struct Parts {
     pub view: watch::Sender<Arc<View>>,
     /// The RPC address bound.
     pub rpc_addr: SocketAddr,
+    /// The node's metrics (shared with the RPC's middleware and the metrics server).
+    pub metrics: Arc<Metrics>,
+    /// The metrics address bound, if metrics are served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The node's event loop and everything it owns.
@@ -207,6 +212,8 @@ pub struct Node {
     events_rx: mpsc::Receiver<Event>,
     view: watch::Sender<Arc<View>>,
     rpc_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Node {
@@ -225,7 +232,7 @@ impl Node {
     /// Builds the swarm, starts listening and dials the bootstrap peers, and starts the
     /// executor.
     pub fn new(chain: Chain, parts: Parts) -> anyhow::Result<Node> {
-        let Parts { config, key, vm, admission, verifier, requests, view, rpc_addr } = parts;
+        let Parts { config, key, vm, admission, verifier, requests, view, rpc_addr, metrics, metrics_addr } = parts;
         let faults = Faults::from_config(&config)?;
         let topics = Topics::new(&chain.chain_id);
         let mut swarm = p2p::build_swarm(&key, &topics)?;
@@ -273,6 +280,8 @@ impl Node {
             events_rx,
             view,
             rpc_addr,
+            metrics,
+            metrics_addr,
             config,
             key,
             vm,
@@ -380,6 +389,14 @@ impl Node {
                     self.admitted(&tx, true)?;
                 }
                 let _ = reply.send(admitted);
+            }
+            Request::Check { tx, reply } => {
+                // What `admit` checks, without admitting.
+                let checked = nonce_key(&tx).map_or(Err(TxError::NotSubmittable), |(sender, nonce)| {
+                    let rule = NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
+                    self.chain.state().check_tx(&tx, self.chain.height() + 1, rule, &mut AlreadyVerified)
+                });
+                let _ = reply.send(checked);
             }
             Request::Job { job_id, reply } => {
                 let pending = self.mempool.offer(&job_id).map(|o| {
@@ -564,15 +581,25 @@ impl Node {
 
     fn on_block_done(&mut self, done: Done) -> anyhow::Result<()> {
         match done {
-            Done::Built { height, round, result, missing, took } => self.on_built(height, round, result, missing, took),
-            Done::Checked { height, block_hash, result, took } => self.on_checked(height, block_hash, result, took),
-            Done::Stored { executed, commit, took, announcement } => {
+            Done::Built { height, round, result, missing, took } => {
+                self.metrics.block_execution_seconds.observe(took.as_secs_f64());
+                self.on_built(height, round, result, missing, took)
+            }
+            Done::Checked { height, block_hash, result, took } => {
+                self.metrics.block_execution_seconds.observe(took.as_secs_f64());
+                self.on_checked(height, block_hash, result, took)
+            }
+            Done::Stored { executed, commit, took, wrote, announcement } => {
                 self.storing = None;
                 self.sync_stored(executed.block.header.height);
+                let provider_before = self.chain.state().provider(&self.key.public()).cloned();
                 self.chain.advance(&executed, commit);
+                self.metrics.store_write_seconds.observe(wrote.as_secs_f64());
                 if let Some(took) = took {
+                    self.metrics.block_execution_seconds.observe(took.as_secs_f64());
                     self.sizer.observe_build(executed.block.txs.len(), took);
                 }
+                self.record_head(&executed, provider_before.as_ref());
                 if let Some(message) = announcement {
                     self.net.publish(Topic::Blocks, message);
                 }
@@ -661,6 +688,41 @@ impl Node {
         self.provider_after_block(offers)
     }
 
+    /// The head's metrics, after a block became final here: heights, the block's size, the
+    /// mempool, and this node's account and provider standing (`before`: its provider entry
+    /// before the block, to tell a penalty from an unbonding).
+    fn record_head(&self, f: &ExecutedBlock, before: Option<&cairn_contracts::Provider>) {
+        let m = &self.metrics;
+        let height = f.block.header.height;
+        metrics::set(&m.head_height, height);
+        metrics::set(&m.head_lag_blocks, self.net_info.peer_height.saturating_sub(height));
+        m.block_transactions.observe(f.block.txs.len() as f64);
+        metrics::set(&m.mempool_transactions, self.mempool.txs_len() as u64);
+        metrics::set(&m.mempool_results, self.mempool.results_len() as u64);
+        let state = self.chain.state();
+        let me = self.key.public();
+        metrics::set(&m.account_balance, state.account(&me).balance);
+        let after = state.provider(&me);
+        if let Some(p) = after {
+            metrics::set(&m.provider_stake, p.stake);
+            metrics::set(&m.provider_active_jobs, u64::from(p.active_jobs));
+        }
+        if let Some(before) = before {
+            m.provider_slashed.inc_by(stake_lost(before, after, height));
+        }
+    }
+
+    /// A peer showed that `height` is final: how far behind this node is.
+    fn peer_at(&mut self, height: u64) {
+        if height > self.net_info.peer_height {
+            self.net_info.peer_height = height;
+            metrics::set(&self.metrics.head_lag_blocks, height.saturating_sub(self.chain.height()));
+            if height > self.chain.height() {
+                self.publish_view();
+            }
+        }
+    }
+
     /// Publishes the head and the network facts for the RPC.
     fn publish_view(&self) {
         let view = View {
@@ -693,6 +755,7 @@ impl Node {
             }
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 self.net_info.peers = self.net.peers().len();
+                metrics::set(&self.metrics.peers, self.net_info.peers as u64);
                 self.publish_view();
                 if num_established.get() == 1 {
                     tracing::info!(%peer_id, "peer connected");
@@ -705,6 +768,7 @@ impl Node {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
                 self.net_info.peers = self.net.peers().len();
+                metrics::set(&self.metrics.peers, self.net_info.peers as u64);
                 self.publish_view();
                 if num_established == 0 {
                     self.net.forget(&peer_id);
@@ -765,6 +829,12 @@ impl Node {
 
     fn maintain(&mut self) -> anyhow::Result<()> {
         self.maintain_peers();
+        for topic in gossip::Topic::ALL {
+            let peers = self.net.mesh_peers(topic) as u64;
+            metrics::set(&self.metrics.topic_peers.get_or_create(&metrics::TopicLabel { topic: topic.label() }), peers);
+        }
+        metrics::set(&self.metrics.mempool_transactions, self.mempool.txs_len() as u64);
+        metrics::set(&self.metrics.mempool_results, self.mempool.results_len() as u64);
         self.sync.forget_finished_announcements();
         self.early.expire(Instant::now());
         let gap_timeout = Duration::from_millis(self.config.mempool_gap_timeout_ms);
@@ -794,8 +864,12 @@ impl Node {
 
     /// Writes `node.json` (pid, RPC and listen addresses) for tools and tests.
     fn write_addresses(&self) {
-        let bound =
-            BoundAddresses { pid: std::process::id(), rpc: self.rpc_addr, p2p: self.net_info.listen_addrs.clone() };
+        let bound = BoundAddresses {
+            pid: std::process::id(),
+            rpc: self.rpc_addr,
+            p2p: self.net_info.listen_addrs.clone(),
+            metrics: self.metrics_addr,
+        };
         let path = self.config.addresses_path();
         let text = serde_json::to_string_pretty(&bound).expect("serializes");
         // Write then rename, so readers never see half a file.
@@ -804,4 +878,16 @@ impl Node {
             tracing::warn!("cannot write {}: {e}", path.display());
         }
     }
+}
+
+/// Stake a provider lost to penalties in the block at `height`: what it had bonded (its stake
+/// and its unbonding entries) less what unbonding released at that height, less what it has
+/// bonded after. A registration or a top-up only adds; an unbonding only moves stake between
+/// the two.
+pub fn stake_lost(before: &cairn_contracts::Provider, after: Option<&cairn_contracts::Provider>, height: u64) -> u64 {
+    let bonded = |p: &cairn_contracts::Provider| {
+        p.unbonding.iter().fold(p.stake, |sum, (_, amount)| sum.saturating_add(*amount))
+    };
+    let released: u64 = before.unbonding.iter().filter(|(at, _)| *at <= height).map(|(_, amount)| *amount).sum();
+    bonded(before).saturating_sub(released).saturating_sub(after.map_or(0, bonded))
 }

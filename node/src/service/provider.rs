@@ -171,10 +171,21 @@ impl Node {
             output_max: self.chain.state().params().output_bytes_max as usize,
             wrong_result: self.faults.wrong_results(),
         };
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
-            let ran = match tokio::task::spawn_blocking(move || run(&job, &offer)).await {
-                Ok(Ok(result)) => Ran::Done(Box::new(result)),
+            metrics.sandbox_jobs_running.inc();
+            let started = std::time::Instant::now();
+            let ran = tokio::task::spawn_blocking(move || run(&job, &offer)).await;
+            metrics.sandbox_jobs_running.dec();
+            let ran = match ran {
+                Ok(Ok(result)) => {
+                    metrics.job_execution_seconds.observe(started.elapsed().as_secs_f64());
+                    let status = crate::metrics::StatusLabel { status: result.claim.status.as_str() };
+                    metrics.jobs_executed.get_or_create(&status).inc();
+                    metrics.job_fuel_used.inc_by(result.claim.fuel_used);
+                    Ran::Done(Box::new(result))
+                }
                 Ok(Err(e)) => {
                     tracing::error!(%job_id, "cannot execute: {e:#}");
                     Ran::Failed(job_id)

@@ -183,6 +183,7 @@ impl Node {
     pub(super) fn sync_liar(&mut self, peer: PeerId, why: &str) {
         tracing::warn!(%peer, "sync peer lied ({why}): disconnected, distrusted for {} s", SYNC_DISTRUST.as_secs());
         self.sync.distrust(peer, SYNC_DISTRUST, true);
+        self.metrics.peers_penalised.inc();
         if self.sync.source == Some(peer) {
             self.sync.queue.clear();
             self.sync.more = None;
@@ -326,6 +327,10 @@ impl Node {
                         Answered::Stale => self.sync_liar(peer, "sent only blocks this node has"),
                         Answered::Unlinked => self.sync_liar(peer, "sent blocks that do not follow the head"),
                         Answered::Blocks { .. } => {
+                            // At most one answer (32 blocks) past what commits proved so far.
+                            if let Some(last) = heights.last() {
+                                self.peer_at(*last);
+                            }
                             // Answers are cut by count and size: ask again until one is empty.
                             self.sync.more = Some(peer);
                             self.sync.source = Some(peer);

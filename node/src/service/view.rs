@@ -26,6 +26,10 @@ pub struct NetInfo {
     pub listen_addrs: Vec<String>,
     /// Connected peers.
     pub peers: usize,
+    /// The highest finalized height peers have shown this node (a finalized block gossiped
+    /// with its commit, a validator's signed message at a later height, blocks a sync answer
+    /// linked to the head): how far behind it is.
+    pub peer_height: u64,
 }
 
 /// The node as of its last finalized block.
@@ -72,6 +76,14 @@ pub enum Request {
         tx: Box<Transaction>,
         /// Whether it was admitted.
         reply: oneshot::Sender<Result<Admitted, crate::service::AdmitError>>,
+    },
+    /// Check an offer as admission would (the chain's rules at the head, under the mempool's
+    /// nonce rule), without admitting it: `job_estimate`'s check. Its signature is not checked.
+    Check {
+        /// The offer.
+        tx: Box<Transaction>,
+        /// The first rule it breaks, if any.
+        reply: oneshot::Sender<Result<(), TxError>>,
     },
     /// What the loop knows of a job.
     Job {

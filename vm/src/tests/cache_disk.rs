@@ -29,7 +29,10 @@ fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
         .iter()
         .map(|(wasm, input, fuel)| fresh.execute(wasm, input, *fuel).expect("no internal error"))
         .collect();
-    assert_eq!(fresh.cache_stats(), CacheStats { compiled: 5, disk_loads: 0, disk_rejected: 0, tiered_up: 0 });
+    assert_eq!(
+        fresh.cache_stats(),
+        CacheStats { compiled: 5, memory_hits: 0, disk_loads: 0, disk_rejected: 0, tiered_up: 0 }
+    );
 
     // A restarted node: a new Vm on the same folder loads every module from disk, on a
     // headless engine, and gets the same outputs and exactly the same fuel.
@@ -37,7 +40,14 @@ fn a_disk_cache_load_gives_the_same_outcomes_as_a_fresh_compile() {
     for ((wasm, input, fuel), expected) in modules().iter().zip(&expected) {
         assert_eq!(&restarted.execute(wasm, input, *fuel).expect("no internal error"), expected);
     }
-    assert_eq!(restarted.cache_stats(), CacheStats { compiled: 0, disk_loads: 5, disk_rejected: 0, tiered_up: 0 });
+    assert_eq!(
+        restarted.cache_stats(),
+        CacheStats { compiled: 0, memory_hits: 0, disk_loads: 5, disk_rejected: 0, tiered_up: 0 }
+    );
+    // A second run finds its module in memory.
+    let (wasm, input, fuel) = &modules()[0];
+    fresh.execute(wasm, input, *fuel).expect("no internal error");
+    assert_eq!((fresh.cache_stats().memory_hits, fresh.cache_stats().compiled), (1, 5));
     // A loaded module weighs what it weighed when compiled: its artifact's size.
     assert_eq!(restarted.cached_bytes(), fresh.cached_bytes());
     // And the same as a Vm without any disk cache.
@@ -73,7 +83,7 @@ fn corrupted_or_truncated_cache_files_are_detected_and_recompiled() {
         assert_eq!(vm.execute(&wasm, b"abc", FUEL).expect("no internal error"), expected, "{what}");
         assert_eq!(
             vm.cache_stats(),
-            CacheStats { compiled: 1, disk_loads: 0, disk_rejected: 1, tiered_up: 0 },
+            CacheStats { compiled: 1, memory_hits: 0, disk_loads: 0, disk_rejected: 1, tiered_up: 0 },
             "{what}"
         );
         // Rewritten, good again.

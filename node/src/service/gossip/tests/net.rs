@@ -148,7 +148,9 @@ impl Harness {
         let vm = Arc::new(Vm::new(VmConfig { cache_dir: None, memory_pool_regions: 0, ..VmConfig::default() }));
         let key = c.keys[me].clone();
         let rpc_addr = ([127, 0, 0, 1], 0).into();
-        let parts = Parts { config, key, vm, admission, verifier, requests, view, rpc_addr };
+        let metrics = Arc::new(crate::metrics::Metrics::new([], None, None));
+        let parts =
+            Parts { config, key, vm, admission, verifier, requests, view, rpc_addr, metrics, metrics_addr: None };
         let mut node = Node::new(chain, parts).expect("node");
         node.start_consensus().expect("consensus starts");
         let topics = node.net.topics.clone();
@@ -472,6 +474,20 @@ async fn transaction_and_result_verdicts() {
     for (n, (what, topic, data)) in (110..).zip(junk) {
         let j = h.peer(n).await;
         assert_eq!(h.judge(j, topic, data).await, Verdict::Reject, "{what}");
+    }
+
+    // Every verdict is counted, per topic, and each rejection as a penalty.
+    let text = h.node.metrics.encode();
+    for (line, count) in [
+        ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"accepted\"}", 2),
+        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"accepted\"}", 1),
+        ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"ignored\"}", 3),
+        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"ignored\"}", 2),
+        ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"rejected\"}", 4),
+        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"rejected\"}", 2),
+        ("cairn_peers_penalised_total", 6),
+    ] {
+        assert!(text.contains(&format!("{line} {count}\n")), "{line} {count} in\n{text}");
     }
 }
 
