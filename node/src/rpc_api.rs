@@ -670,6 +670,27 @@ mod tests {
         server.stopped().await;
     }
 
+    /// A trailing optional parameter may be left out of a positional call (RPC.md marks it
+    /// optional), as well as given as `null` or by name.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trailing_optional_params_may_be_left_out_of_positional_calls() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let (node, _loop_end) = handle(home.path());
+        let (addr, server) = crate::rpc_server::start(node).await.expect("the RPC server starts");
+        let client = HttpClientBuilder::default().build(format!("http://{addr}")).expect("a client");
+        // A fresh chain has no finalized block to prove against: not found, whether the height
+        // is left out or null — never invalid params.
+        let code = |r: Result<serde_json::Value, ClientError>| match r {
+            Err(ClientError::Call(e)) => e.code(),
+            other => panic!("{other:?}"),
+        };
+        let left_out = client.request("state_getProof", jsonrpsee::rpc_params!["00"]).await;
+        let null = client.request("state_getProof", jsonrpsee::rpc_params!["00", serde_json::Value::Null]).await;
+        assert_eq!((code(left_out), code(null)), (error::NOT_FOUND, error::NOT_FOUND));
+        server.stop().expect("stop the server");
+        server.stopped().await;
+    }
+
     /// A chain with a funded client and one provider asking 2 per unit of fuel.
     fn market() -> (Genesis, Keypair, PublicKey) {
         let client = Keypair::from_seed([1; 32]);

@@ -44,7 +44,11 @@ pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
 /// this macro reads (it removes them from the trait): an optional `#[errors(CODE, …)]` before
 /// the jsonrpsee attribute (constants of [`error`]: the codes the method answers besides
 /// those every method can), and on a parameter, its doc comment and an optional
-/// `#[schema(Type)]`, a schema that says more than its Rust type (a `String` of hex). An item
+/// `#[schema(Type)]`, a schema that says more than its Rust type (a `String` of hex). A
+/// parameter's type is a name with at most one generic argument (`Hash`, `Option<u64>`), and
+/// reaches the trait as those very tokens: jsonrpsee tells an optional parameter (one a
+/// positional call may leave out) by the `Option` it reads there, which a type passed through
+/// as one `ty` fragment would hide from it. An item
 /// in any other form (another jsonrpsee option, such as aliases) matches no rule and does not
 /// compile: teach the macro the form, so that the document says what the server serves.
 macro_rules! cairn_api {
@@ -56,7 +60,7 @@ macro_rules! cairn_api {
         #[method(name = $method:literal)]
         async fn $f:ident(
             &$self_:ident
-            $(, $(#[doc = $pdoc:literal])* $(#[schema($pschema:ty)])? $p:ident: $pt:ty)* $(,)?
+            $(, $(#[doc = $pdoc:literal])* $(#[schema($pschema:ty)])? $p:ident: $pt:ident $(<$pti:ty>)?)* $(,)?
         ) -> RpcResult<$result:ty>;
         $($rest:tt)*
     ) => {
@@ -66,7 +70,7 @@ macro_rules! cairn_api {
                 $($trait_items)*
                 $(#[doc = $doc])*
                 #[method(name = $method)]
-                async fn $f(&$self_ $(, $p: $pt)*) -> RpcResult<$result>;
+                async fn $f(&$self_ $(, $p: $pt $(<$pti>)?)*) -> RpcResult<$result>;
             ]
             [
                 $($methods)*
@@ -74,7 +78,7 @@ macro_rules! cairn_api {
                     name: $method,
                     doc: &[$($doc),*],
                     params: vec![$(
-                        $crate::openrpc::Param::new::<$pt, cairn_api!(@schema $pt $(, $pschema)?)>(
+                        $crate::openrpc::Param::new::<$pt $(<$pti>)?, cairn_api!(@schema $pt $(<$pti>)? $(, $pschema)?)>(
                             stringify!($p),
                             &[$($pdoc),*],
                         )
@@ -95,7 +99,7 @@ macro_rules! cairn_api {
         #[subscription(name = $method:literal => $notification:literal, unsubscribe = $unsubscribe:literal, item = $item:ty)]
         async fn $f:ident(
             &$self_:ident
-            $(, $(#[doc = $pdoc:literal])* $(#[schema($pschema:ty)])? $p:ident: $pt:ty)* $(,)?
+            $(, $(#[doc = $pdoc:literal])* $(#[schema($pschema:ty)])? $p:ident: $pt:ident $(<$pti:ty>)?)* $(,)?
         ) -> SubscriptionResult;
         $($rest:tt)*
     ) => {
@@ -105,7 +109,7 @@ macro_rules! cairn_api {
                 $($trait_items)*
                 $(#[doc = $doc])*
                 #[subscription(name = $method => $notification, unsubscribe = $unsubscribe, item = $item)]
-                async fn $f(&$self_ $(, $p: $pt)*) -> SubscriptionResult;
+                async fn $f(&$self_ $(, $p: $pt $(<$pti>)?)*) -> SubscriptionResult;
             ]
             [
                 $($methods)*
@@ -113,7 +117,7 @@ macro_rules! cairn_api {
                     name: $method,
                     doc: &[$($doc),*],
                     params: vec![$(
-                        $crate::openrpc::Param::new::<$pt, cairn_api!(@schema $pt $(, $pschema)?)>(
+                        $crate::openrpc::Param::new::<$pt $(<$pti>)?, cairn_api!(@schema $pt $(<$pti>)? $(, $pschema)?)>(
                             stringify!($p),
                             &[$($pdoc),*],
                         )
