@@ -524,6 +524,25 @@ fn init_logs(json: bool) {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
+/// What a node started as a provider or a validator says first when this binary is a dev build
+/// (`optimized` false): such a build validates, instruments and compiles job modules — possibly
+/// hostile ones — and executes blocks many times slower than the release build that
+/// `scripts/install.sh` installs. `None` for an optimized build, or a node that is neither.
+fn unoptimized_build_warning(config: &NodeConfig, optimized: bool) -> Option<String> {
+    let role = match (config.provider, config.validator) {
+        _ if optimized => return None,
+        (true, true) => "a provider and validator",
+        (true, false) => "a provider",
+        (false, true) => "a validator",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "this cairn is an unoptimized dev build, started as {role}: it validates and compiles job modules \
+         (possibly hostile ones) and executes blocks many times slower than a release build; install the \
+         optimized binary with scripts/install.sh (docs/OPERATING.md, \"Install\")"
+    ))
+}
+
 fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
     Ok(cairn_testnet::Spec {
         dir: net.dir.clone(),
@@ -551,6 +570,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCmd::Run(args)) => {
             let config = node_config(*args)?;
             init_logs(config.log_json);
+            if let Some(warning) = unoptimized_build_warning(&config, !cfg!(debug_assertions)) {
+                tracing::warn!("{warning}");
+            }
             cairn_node::run_node(config, cairn_node::shutdown_signal()).await?;
         }
         Command::Module(ModuleCmd::Put { wasm, rpc }) => {
@@ -947,6 +969,24 @@ mod tests {
     use cairn_rpc::{EstimateProblem, EstimateProvider, JobEstimate};
 
     use super::*;
+
+    #[test]
+    fn a_dev_build_warns_a_provider_or_validator_that_it_is_unoptimized() {
+        let mut config = NodeConfig::default();
+        assert_eq!(unoptimized_build_warning(&config, false), None, "neither a provider nor a validator");
+        config.provider = true;
+        let warning = unoptimized_build_warning(&config, false).expect("a dev build warns a provider");
+        assert!(warning.contains("unoptimized dev build, started as a provider:"), "{warning}");
+        assert!(warning.contains("scripts/install.sh"), "{warning}");
+        assert_eq!(unoptimized_build_warning(&config, true), None, "an optimized build says nothing");
+        config.validator = true;
+        let warning = unoptimized_build_warning(&config, false).expect("a dev build warns a validator");
+        assert!(warning.contains("started as a provider and validator:"), "{warning}");
+        config.provider = false;
+        let warning = unoptimized_build_warning(&config, false).expect("a dev build warns a validator");
+        assert!(warning.contains("started as a validator:"), "{warning}");
+        assert_eq!(unoptimized_build_warning(&config, true), None);
+    }
 
     #[test]
     fn an_estimate_reads_as_a_summary() {

@@ -214,6 +214,10 @@ pub struct Node {
     rpc_addr: SocketAddr,
     metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
+    /// Blocks the executor ran up to the head: read when the head moved, before the next
+    /// height's execution is asked for (the view publishes this, not a count that may include
+    /// the next height's).
+    executions_at_head: u64,
 }
 
 impl Node {
@@ -282,6 +286,7 @@ impl Node {
             rpc_addr,
             metrics,
             metrics_addr,
+            executions_at_head: 0,
             config,
             key,
             vm,
@@ -634,6 +639,8 @@ impl Node {
     fn after_finalized(&mut self, f: &ExecutedBlock) -> anyhow::Result<()> {
         let height = f.block.header.height;
         tracing::info!(height, txs = f.block.txs.len(), receipts = f.executed.receipts.len(), "finalized");
+        // Read after the head moved and before the next height's execution is asked for.
+        self.executions_at_head = self.executor.executions();
         self.executed.head_moved(height);
         // What admission lets in follows what the next blocks can take.
         self.admission.update(self.sizer.cap());
@@ -731,8 +738,7 @@ impl Node {
             head: self.chain.head.header.clone(),
             state: self.chain.head.state.clone(),
             net: self.net_info.clone(),
-            // Read after the head moved and before the next height's execution is asked for.
-            blocks_executed: self.executor.executions(),
+            blocks_executed: self.executions_at_head,
         };
         self.view.send_replace(Arc::new(view));
     }
