@@ -115,8 +115,12 @@ struct RunArgs {
     /// Serve Prometheus metrics (`GET /metrics`) on this address (off by default).
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
-    /// Log JSON lines.
-    #[arg(long)]
+    /// Log format: `text`, or `json` — one JSON object a line, with the fields `timestamp`,
+    /// `level`, `target`, `message` and the event's own (such as `peer`, `reason`, `height`).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// The same as `--log-format json`.
+    #[arg(long, hide = true)]
     log_json: bool,
     /// Test only: sign wrong outputs (to exercise challenges and slashing).
     #[arg(long, hide = true)]
@@ -514,6 +518,15 @@ fn quiet_on_closed_output() {
     }));
 }
 
+/// How the node writes its log (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, the event's fields at the top level.
+    Json,
+}
+
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
@@ -521,7 +534,12 @@ fn init_logs(json: bool) {
         )
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        // Field names are stable: `timestamp`, `level`, `target`, `message`, then the event's own.
+        builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// What a node started as a provider or a validator says first when this binary is a dev build
@@ -792,6 +810,11 @@ fn node_config(a: RunArgs) -> anyhow::Result<NodeConfig> {
     }
     if a.metrics.is_some() {
         c.metrics = a.metrics;
+    }
+    match a.log_format {
+        Some(LogFormat::Json) => c.log_json = true,
+        Some(LogFormat::Text) => c.log_json = false,
+        None => {}
     }
     c.log_json |= a.log_json;
     c.test_wrong_results |= a.test_wrong_results;

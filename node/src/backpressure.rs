@@ -18,7 +18,7 @@
 //!   backlog should take to drain as a retry hint. Results are never refused for this: they
 //!   have a room of their own in the mempool.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The smallest cap on a block's transactions.
@@ -101,6 +101,8 @@ pub struct Admission {
     /// The mempool's own bound.
     txs_max: usize,
     block_time_ms: u64,
+    /// The node is stopping: it takes no new offers or transactions.
+    closed: AtomicBool,
 }
 
 /// Why a transaction was refused at admission.
@@ -126,7 +128,18 @@ impl Admission {
             drain_ms: AtomicU64::new(block_time_ms),
             txs_max,
             block_time_ms: block_time_ms.max(1),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// The node is stopping: from now on it admits nothing new.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the node is stopping.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// After a block: admit at most [`ADMISSION_BLOCKS`] blocks of jobs, at two transactions a

@@ -78,6 +78,10 @@ fn internal(e: impl std::fmt::Display) -> jsonrpsee::types::ErrorObjectOwned {
 
 use cairn_rpc::error::overloaded;
 
+/// The retry hint of a submission refused because the node is stopping (a restart takes about
+/// this long; another node takes it at once).
+pub const STOPPING_RETRY_MS: u64 = 5_000;
+
 fn tx_error(e: &TxError) -> jsonrpsee::types::ErrorObjectOwned {
     let code = match e {
         TxError::BadSignature(_) => error::BAD_SIGNATURE,
@@ -113,6 +117,9 @@ impl RpcImpl {
     }
 
     async fn submit(&self, tx: Transaction) -> RpcResult<()> {
+        if self.node.admission.is_closed() {
+            return Err(overloaded("the node is stopping: submit to another node", STOPPING_RETRY_MS));
+        }
         // Past admission's limit: refused at once, from its counters.
         if let Err(o) = self.node.admission.check_now() {
             return Err(overloaded(o.to_string(), o.retry_after_ms));

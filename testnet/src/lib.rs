@@ -250,6 +250,26 @@ impl Testnet {
         Ok(())
     }
 
+    /// Asks node `i` to stop (SIGTERM) and waits up to `timeout` for it to exit; returns its
+    /// exit status and how long it took (then it can be [`Testnet::restart`]ed). A node still
+    /// running after `timeout` is killed, and that is an error.
+    pub fn terminate(&mut self, i: usize, timeout: Duration) -> anyhow::Result<(std::process::ExitStatus, Duration)> {
+        let mut child = self.children[i].take().with_context(|| format!("node {i} is not running"))?;
+        let asked = Instant::now();
+        terminate(child.id());
+        loop {
+            if let Some(status) = child.try_wait().context("wait")? {
+                return Ok((status, asked.elapsed()));
+            }
+            if asked.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {i} did not stop within {timeout:?} of SIGTERM; killed");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Whether node `i`'s process has exited by itself (then it can be [`Testnet::restart`]ed).
     pub fn exited(&mut self, i: usize) -> anyhow::Result<bool> {
         let Some(child) = self.children[i].as_mut() else { return Ok(false) };

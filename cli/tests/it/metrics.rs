@@ -17,7 +17,7 @@ use crate::support::{TIMEOUT, start_validators, uppercase_module};
 const SCRAPE_INTERVAL: &str = "500ms";
 
 /// A plain HTTP GET on loopback; returns the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connects");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(s, "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").expect("writes");

@@ -369,7 +369,7 @@ impl Node {
         message: gossipsub::Message,
     ) -> anyhow::Result<()> {
         let Some(topic) = self.net.topic_of(&message.topic) else {
-            self.verdict(None, &message_id, &source, MessageAcceptance::Reject);
+            self.penalise(None, &message_id, &source, "a message on a topic this node does not serve");
             return Ok(());
         };
         let acceptance = match topic {
@@ -408,8 +408,27 @@ impl Node {
             Topic::Consensus => self.on_consensus_gossip(source, message.source, &message.data),
             Topic::Proposals => self.on_proposed_gossip(&message.data)?,
         };
-        self.verdict(Some(topic), &message_id, &source, acceptance);
+        if acceptance == MessageAcceptance::Reject {
+            let why = match topic {
+                Topic::Consensus => "an invalid consensus message",
+                _ => "an undecodable or invalid message, or one of another wire version",
+            };
+            self.penalise(Some(topic), &message_id, &source, why);
+        } else {
+            self.verdict(Some(topic), &message_id, &source, acceptance);
+        }
         Ok(())
+    }
+
+    /// Rejects a message (gossipsub lowers its sender's score) and says so in the log, at
+    /// info: which peer, on which topic, why — at most [`crate::log_limit::PENALTY_LOGS_PER_WINDOW`]
+    /// lines a minute.
+    fn penalise(&mut self, topic: Option<Topic>, message_id: &MessageId, source: &PeerId, why: &str) {
+        let topic_name = topic.map_or("unknown", Topic::label);
+        if let crate::log_limit::Allow::Log { suppressed } = self.penalty_logs.allow(Instant::now()) {
+            tracing::info!(peer = %source, topic = topic_name, reason = why, suppressed, "peer penalised: message rejected");
+        }
+        self.verdict(topic, message_id, source, MessageAcceptance::Reject);
     }
 
     /// Reports a message's verdict to gossipsub, and counts it.
@@ -469,8 +488,7 @@ impl Node {
             }
         };
         if let Some(Err(e)) = checks.iter().find(|c| c.is_err()) {
-            tracing::debug!(%source, "invalid gossip: {e}");
-            self.verdict(topic, &message_id, &source, MessageAcceptance::Reject);
+            self.penalise(topic, &message_id, &source, &format!("a bad signature: {e}"));
             return Ok(());
         }
         let mut useful = false;
@@ -486,8 +504,7 @@ impl Node {
                     Err(super::AdmitError::Tx(
                         e @ (TxError::Invalid(_) | TxError::NotSubmittable | TxError::WrongChain),
                     )) => {
-                        tracing::debug!(%source, "invalid transaction: {e}");
-                        self.verdict(topic, &message_id, &source, MessageAcceptance::Reject);
+                        self.penalise(topic, &message_id, &source, &format!("an invalid transaction: {e}"));
                         return Ok(());
                     }
                     // Stale (already included, nonce used) or full: not the sender's fault.

@@ -75,6 +75,16 @@ pub const TURN_BATCH_MAX: usize = 256;
 /// A turn of the loop taking longer than this is logged (at debug level) with what it did.
 pub const LOOP_TURN_SLOW: Duration = Duration::from_millis(20);
 
+/// How long a node asked to stop (SIGTERM) may take to finish the jobs it is running and the
+/// block it is writing; past it, it stops anyway (the jobs' slots pass to the next ranked
+/// providers after `delivery_blocks`).
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Once its work is done, how long a stopping node keeps its connections up for its last
+/// results and announcements to leave.
+pub const STOP_SEND_TIME: Duration = Duration::from_millis(300);
+/// How often a stopping node checks whether it is done.
+pub const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
 /// What woke the loop.
 enum Input {
     Network(Box<SwarmEvent<BehaviourEvent>>),
@@ -83,6 +93,10 @@ enum Input {
     Timers,
     Maintenance,
     Flush,
+    /// Asked to stop (SIGTERM, Ctrl-C).
+    Stop,
+    /// A stopping node's next check of whether it is done.
+    StopCheck,
 }
 
 impl Input {
@@ -96,6 +110,7 @@ impl Input {
             Input::Timers => "timers",
             Input::Maintenance => "maintenance",
             Input::Flush => "gossip",
+            Input::Stop | Input::StopCheck => "stopping",
         }
     }
 }
@@ -214,6 +229,10 @@ pub struct Node {
     rpc_addr: SocketAddr,
     metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
+    /// Asked to stop: no new work is taken.
+    stopping: bool,
+    /// The budget of penalty log lines (a flood of junk must not fill the disk).
+    penalty_logs: crate::log_limit::LogLimit,
     /// Blocks the executor ran up to the head: read when the head moved, before the next
     /// height's execution is asked for (the view publishes this, not a count that may include
     /// the next height's).
@@ -287,6 +306,8 @@ impl Node {
             metrics,
             metrics_addr,
             executions_at_head: 0,
+            stopping: false,
+            penalty_logs: crate::log_limit::LogLimit::default(),
             config,
             key,
             vm,
@@ -313,6 +334,11 @@ impl Node {
         tokio::pin!(shutdown);
         self.publish_view();
         self.start_consensus()?;
+        // Once asked to stop: until when it may finish its running jobs, and, once they are
+        // done, until when it keeps the network running for their results to leave.
+        let mut stop_by: Option<Instant> = None;
+        let mut sent_by: Option<Instant> = None;
+        let mut stop_check = tokio::time::interval(STOP_CHECK_INTERVAL);
         loop {
             let block_time = self.block_time();
             let deadline = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
@@ -322,7 +348,8 @@ impl Node {
             // turn handles one network event, and the queues are drained in bounded batches).
             let input = tokio::select! {
                 biased;
-                _ = &mut shutdown => break,
+                _ = &mut shutdown, if stop_by.is_none() => Input::Stop,
+                _ = stop_check.tick(), if stop_by.is_some() => Input::StopCheck,
                 Some(request) = self.requests.recv() => Input::Request(request),
                 Some(event) = self.events_rx.recv() => Input::Event(event),
                 ev = self.net.swarm().select_next_some() => Input::Network(Box::new(ev)),
@@ -355,6 +382,30 @@ impl Node {
                 }
                 Input::Maintenance => self.maintain()?,
                 Input::Flush => self.net.flush_outbox(),
+                Input::Stop => {
+                    stop_by = Some(Instant::now() + STOP_GRACE);
+                    self.begin_stop();
+                }
+                Input::StopCheck => {}
+            }
+            if let Some(by) = stop_by {
+                let now = Instant::now();
+                if sent_by.is_none() && self.stopped_work() {
+                    self.net.flush_outbox();
+                    sent_by = Some(now + STOP_SEND_TIME);
+                }
+                if sent_by.is_some_and(|at| now >= at) {
+                    break;
+                }
+                if now >= by {
+                    tracing::warn!(
+                        running = self.provider.as_ref().map_or(0, |p| p.running()),
+                        "stopping before its running jobs finished ({} s): their slots pass to the next \
+                         ranked providers after delivery_blocks",
+                        STOP_GRACE.as_secs()
+                    );
+                    break;
+                }
             }
             let handled = woke.elapsed();
             self.pump_consensus()?;
@@ -369,8 +420,24 @@ impl Node {
                 );
             }
         }
+        self.net.flush_outbox();
         tracing::info!("node stopped");
         Ok(())
+    }
+
+    /// Asked to stop: take no new work (the RPC refuses submissions, the provider starts no
+    /// new job), and let the running jobs finish within [`STOP_GRACE`].
+    fn begin_stop(&mut self) {
+        self.admission.close();
+        self.stopping = true;
+        let running = self.provider.as_ref().map_or(0, |p| p.running());
+        tracing::info!(running, "stopping: no new jobs; finishing the running ones and the block being written");
+    }
+
+    /// Whether a stopping node has nothing left to finish: no job running, no block being
+    /// written (its results are then queued to be sent).
+    fn stopped_work(&self) -> bool {
+        self.provider.as_ref().is_none_or(|p| p.running() == 0) && self.storing.is_none()
     }
 
     fn on_event(&mut self, event: Event) -> anyhow::Result<()> {

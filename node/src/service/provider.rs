@@ -52,6 +52,8 @@ pub struct Provider {
     waiting: HashMap<Hash, Vec<SignedOffer>>,
     /// Jobs whose offers are being read from the store (at most [`OFFER_LOOKUPS_MAX`]).
     looking_up: HashSet<Hash>,
+    /// Runs started and not yet ended (running, or waiting for an execution slot).
+    running: usize,
 }
 
 impl Provider {
@@ -64,12 +66,18 @@ impl Provider {
             failed_attempts: HashMap::new(),
             waiting: HashMap::new(),
             looking_up: HashSet::new(),
+            running: 0,
         }
     }
 
     /// The modules offers wait for.
     pub fn modules_awaited(&self) -> impl Iterator<Item = &Hash> {
         self.waiting.keys()
+    }
+
+    /// Runs started and not yet ended.
+    pub fn running(&self) -> usize {
+        self.running
     }
 }
 
@@ -151,10 +159,15 @@ impl Node {
 
     fn start_run(&mut self, offer: SignedOffer) {
         let job_id = offer.job_id();
+        // A stopping node starts nothing new (the job's slot passes on if it never runs).
+        if self.stopping {
+            return;
+        }
         let Some(provider) = self.provider.as_mut() else { return };
         if !provider.started.insert(job_id) {
             return;
         }
+        provider.running += 1;
         let events = self.events.clone();
         if self.faults.fail_execution() {
             tracing::error!(%job_id, "cannot execute: failed on purpose (test_fail_executions)");
@@ -201,6 +214,9 @@ impl Node {
 
     /// A run ended: its result is gossiped and kept; a failure of this node may be tried again.
     pub(super) fn on_ran(&mut self, ran: Ran) {
+        if let Some(provider) = self.provider.as_mut() {
+            provider.running = provider.running.saturating_sub(1);
+        }
         let r = match ran {
             Ran::Done(r) => *r,
             Ran::Failed(job_id) => {

@@ -181,7 +181,15 @@ impl Node {
     /// `peer` lied to sync: it is disconnected, not asked again for [`SYNC_DISTRUST`] (nor
     /// kept connected meanwhile), and another peer is asked.
     pub(super) fn sync_liar(&mut self, peer: PeerId, why: &str) {
-        tracing::warn!(%peer, "sync peer lied ({why}): disconnected, distrusted for {} s", SYNC_DISTRUST.as_secs());
+        if let crate::log_limit::Allow::Log { suppressed } = self.penalty_logs.allow(Instant::now()) {
+            tracing::warn!(
+                %peer,
+                reason = why,
+                suppressed,
+                "peer penalised: it lied to sync; disconnected, distrusted for {} s",
+                SYNC_DISTRUST.as_secs()
+            );
+        }
         self.sync.distrust(peer, SYNC_DISTRUST, true);
         self.metrics.peers_penalised.inc();
         if self.sync.source == Some(peer) {
