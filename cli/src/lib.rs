@@ -535,7 +535,8 @@ fn init_logs(json: bool) {
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json {
-        // Field names are stable: `timestamp`, `level`, `target`, `message`, then the event's own.
+        // Field names are stable: `timestamp`, `level`, `target`, `message` (when the event has
+        // one), then the event's own.
         builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init()
     } else {
         builder.try_init()
