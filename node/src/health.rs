@@ -1,8 +1,8 @@
 //! Health for operators and their orchestrators, on the RPC port: `GET /health` answers 200
 //! while the node runs; `GET /ready` answers 200 when it is ready to serve (caught up with its
 //! peers), 206 while it syncs (with how far behind it is), 503 when it cannot be (no peer on
-//! a chain that needs them). Both bodies are JSON ([`Health`]), the same facts as the
-//! `system_health` RPC method. Answered from the view the event loop publishes: a probe never
+//! a chain that needs them). Both bodies are JSON (`/ready`'s is a [`Health`], the answer of
+//! the `system_health` RPC method). Answered from the view the event loop publishes: a probe never
 //! waits for the loop.
 
 use std::future::Future;
@@ -10,9 +10,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use cairn_rpc::{Health, Readiness};
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
@@ -22,63 +23,30 @@ use crate::service::view::View;
 /// ready; further behind, it is syncing.
 pub const READY_LAG_BLOCKS_MAX: u64 = 2;
 
-/// Whether the node can serve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Readiness {
-    /// Caught up with its peers (HTTP 200).
-    Ready,
-    /// Behind its peers, applying the blocks it missed (HTTP 206).
-    Syncing,
-    /// Cut off: no peer, on a chain where it cannot finalize or learn blocks alone (HTTP 503).
-    NotReady,
+/// The health `view` shows, for the node whose key is `address`: a lone validator of its chain
+/// needs no peer; any other node does.
+pub fn health_of(view: &View, address: &cairn_ledger::PublicKey) -> Health {
+    let head_height = view.head.as_ref().map_or(0, |h| h.height);
+    let peer_height = view.net.peer_height;
+    let lag_blocks = peer_height.saturating_sub(head_height);
+    let validators = &view.genesis.validators;
+    let alone_is_enough = validators.len() == 1 && validators[0].address == *address;
+    let (status, reason) = if view.net.peers == 0 && !alone_is_enough {
+        (Readiness::NotReady, Some("no connected peer".to_string()))
+    } else if lag_blocks > READY_LAG_BLOCKS_MAX {
+        (Readiness::Syncing, Some(format!("{lag_blocks} blocks behind its peers")))
+    } else {
+        (Readiness::Ready, None)
+    };
+    Health { status, head_height, peer_height, lag_blocks, peers: view.net.peers as u64, reason }
 }
 
-/// The node's health, as `/ready` and `system_health` report it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Health {
-    /// Whether it can serve.
-    pub status: Readiness,
-    /// Height of its last finalized block.
-    pub head_height: u64,
-    /// The highest finalized height its peers showed it.
-    pub peer_height: u64,
-    /// Blocks it is behind: `peer_height − head_height`, or 0.
-    pub lag_blocks: u64,
-    /// Connected peers.
-    pub peers: usize,
-    /// Why, when not ready.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl Health {
-    /// The health `view` shows: a lone validator of its chain needs no peer; any other node
-    /// does.
-    pub fn of(view: &View, address: &cairn_ledger::PublicKey) -> Health {
-        let head_height = view.head.as_ref().map_or(0, |h| h.height);
-        let peer_height = view.net.peer_height;
-        let lag_blocks = peer_height.saturating_sub(head_height);
-        let validators = &view.genesis.validators;
-        let alone_is_enough = validators.len() == 1 && validators[0].address == *address;
-        let (status, reason) = if view.net.peers == 0 && !alone_is_enough {
-            (Readiness::NotReady, Some("no connected peer".to_string()))
-        } else if lag_blocks > READY_LAG_BLOCKS_MAX {
-            (Readiness::Syncing, Some(format!("{lag_blocks} blocks behind its peers")))
-        } else {
-            (Readiness::Ready, None)
-        };
-        Health { status, head_height, peer_height, lag_blocks, peers: view.net.peers, reason }
-    }
-
-    /// The HTTP status `/ready` answers with.
-    pub fn http_status(&self) -> http::StatusCode {
-        match self.status {
-            Readiness::Ready => http::StatusCode::OK,
-            Readiness::Syncing => http::StatusCode::PARTIAL_CONTENT,
-            Readiness::NotReady => http::StatusCode::SERVICE_UNAVAILABLE,
-        }
+/// The HTTP status `/ready` answers with.
+pub fn http_status(health: &Health) -> http::StatusCode {
+    match health.status {
+        Readiness::Ready => http::StatusCode::OK,
+        Readiness::Syncing => http::StatusCode::PARTIAL_CONTENT,
+        Readiness::NotReady => http::StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -143,8 +111,8 @@ where
                     return Box::pin(std::future::ready(Ok(alive)));
                 }
                 "/ready" => {
-                    let health = Health::of(&self.view.borrow(), &self.address);
-                    let answer = json_response(health.http_status(), &health);
+                    let health = health_of(&self.view.borrow(), &self.address);
+                    let answer = json_response(http_status(&health), &health);
                     return Box::pin(std::future::ready(Ok(answer)));
                 }
                 _ => {}
@@ -206,16 +174,16 @@ mod tests {
     fn ready_syncing_or_not_ready_from_peers_and_lag() {
         let (a, b) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
         let two = genesis(&[&a, &b]);
-        let h = |v: &View| Health::of(v, &a.public());
+        let h = |v: &View| health_of(v, &a.public());
         let ready = h(&view(two.clone(), Some(10), 3, 12));
-        assert_eq!((ready.status, ready.lag_blocks, ready.http_status().as_u16()), (Readiness::Ready, 2, 200));
+        assert_eq!((ready.status, ready.lag_blocks, http_status(&ready).as_u16()), (Readiness::Ready, 2, 200));
         let syncing = h(&view(two.clone(), Some(10), 3, 13));
-        assert_eq!((syncing.status, syncing.lag_blocks, syncing.http_status().as_u16()), (Readiness::Syncing, 3, 206));
+        assert_eq!((syncing.status, syncing.lag_blocks, http_status(&syncing).as_u16()), (Readiness::Syncing, 3, 206));
         let alone = h(&view(two, Some(10), 0, 0));
-        assert_eq!((alone.status, alone.http_status().as_u16()), (Readiness::NotReady, 503));
+        assert_eq!((alone.status, http_status(&alone).as_u16()), (Readiness::NotReady, 503));
         // The only validator of its chain finalizes alone.
         let solo = h(&view(genesis(&[&a]), None, 0, 0));
         assert_eq!(solo.status, Readiness::Ready);
-        assert_eq!(Health::of(&view(genesis(&[&b]), None, 0, 0), &a.public()).status, Readiness::NotReady);
+        assert_eq!(health_of(&view(genesis(&[&b]), None, 0, 0), &a.public()).status, Readiness::NotReady);
     }
 }

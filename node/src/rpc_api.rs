@@ -550,6 +550,10 @@ impl CairnApiServer for RpcImpl {
         })
     }
 
+    async fn system_health(&self) -> RpcResult<cairn_rpc::Health> {
+        Ok(crate::health::health_of(&self.node.view(), &self.node.address))
+    }
+
     async fn consensus_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
         let head = self.node.view().height();
         let top = head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX;

@@ -29,8 +29,9 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 pub use openrpc::OpenRpcDocument;
 pub use types::{
-    AccountInfo, EstimateProblem, EstimateProvider, EvidenceInfo, EvidenceKind, HeadInfo, JobEstimate, JobEvent,
-    JobInfo, JobStage, JobWaiting, NodeInfo, PendingOffer, ProviderInfo, ResultInfo, WaitingReason,
+    AccountInfo, EstimateProblem, EstimateProvider, EvidenceInfo, EvidenceKind, HeadInfo, Health, JobEstimate,
+    JobEvent, JobInfo, JobStage, JobWaiting, NodeInfo, PendingOffer, ProviderInfo, Readiness, ResultInfo,
+    WaitingReason,
 };
 
 /// Result of an RPC method.
@@ -280,5 +281,10 @@ cairn_api! {
         /// the most recent heights, oldest first.
         #[method(name = "consensus_evidence")]
         async fn consensus_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
+
+        /// This node's health: ready (caught up with its peers), syncing (how far behind), or
+        /// not ready (no peer) — what `GET /ready` answers on this port.
+        #[method(name = "system_health")]
+        async fn system_health(&self) -> RpcResult<Health>;
     }
 }

@@ -354,3 +354,35 @@ pub struct EvidenceInfo {
     /// `sha256` of the stored evidence (borsh of both signed messages).
     pub hash: Hash,
 }
+
+/// Whether a node can serve ([`Health::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// Caught up with its peers (`GET /ready`: 200).
+    Ready,
+    /// Behind its peers, applying the blocks it missed (206).
+    Syncing,
+    /// Cut off: no peer, on a chain where it cannot finalize or learn blocks alone (503).
+    NotReady,
+}
+
+/// A node's health: `system_health`'s answer, and `GET /ready`'s body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Whether it can serve.
+    pub status: Readiness,
+    /// Height of its last finalized block.
+    pub head_height: u64,
+    /// The highest finalized height its peers showed it (a gossiped block with its commit, or
+    /// blocks a sync answer linked to its head).
+    pub peer_height: u64,
+    /// Blocks it is behind: `peer_height − head_height`, or 0.
+    pub lag_blocks: u64,
+    /// Connected peers.
+    pub peers: u64,
+    /// Why, when not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

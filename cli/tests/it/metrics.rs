@@ -199,6 +199,11 @@ async fn prometheus_scrapes_every_node_and_the_core_series_move_while_jobs_run()
     let ready: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(ready["status"], "ready", "{ready}");
     assert!(ready["peers"].as_u64().expect("peers") >= 1, "{ready}");
+    // `system_health` answers the same facts.
+    let health = net.rpc(0).await.system_health().await.expect("system_health");
+    assert_eq!(health.status, cairn_rpc::Readiness::Ready);
+    assert_eq!(health.peers, ready["peers"].as_u64().expect("peers"));
+    assert!(health.head_height >= ready["head_height"].as_u64().expect("height"));
 }
 
 /// A node started late reports 206 (syncing, with how far behind it is) on `/ready` while it
