@@ -76,8 +76,30 @@ enum KeysCmd {
 
 #[derive(Subcommand, Debug)]
 enum NodeCmd {
-    /// Run a node until Ctrl-C.
+    /// Run a node until Ctrl-C or SIGTERM.
     Run(Box<RunArgs>),
+    /// Prepare a node's folder: a new key (`node-key.json`, kept if there is one) and a
+    /// `node.toml` holding every setting with its documentation and default.
+    Init {
+        /// The node's data folder (created if needed).
+        #[arg(long)]
+        home: PathBuf,
+        /// A provider: execute the jobs assigned to this key.
+        #[arg(long)]
+        provider: bool,
+        /// A validator: finalize blocks (the key must be a genesis validator).
+        #[arg(long)]
+        validator: bool,
+        /// The chain's genesis file (default: `<home>/genesis.json`).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Peer to dial at start (repeatable).
+        #[arg(long)]
+        bootstrap: Vec<String>,
+        /// Replace an existing `node.toml`.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -586,6 +608,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote {}", out.display());
         }
         Command::Keys(KeysCmd::Show { path }) => println!("{}", Keypair::load(&path)?.public()),
+        Command::Node(NodeCmd::Init { home, provider, validator, genesis, bootstrap, force }) => {
+            node_init(&home, NodeConfig { provider, validator, genesis, bootstrap, ..NodeConfig::default() }, force)?;
+        }
         Command::Node(NodeCmd::Run(args)) => {
             let config = node_config(*args)?;
             init_logs(config.log_json);
@@ -780,6 +805,37 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `cairn node init`: the folder, a key (an existing one is kept) and an annotated
+/// `node.toml` for `config` (its `home` set to the folder).
+fn node_init(home: &Path, config: NodeConfig, force: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
+    let home = home.canonicalize().with_context(|| format!("cannot resolve {}", home.display()))?;
+    let config_path = home.join("node.toml");
+    anyhow::ensure!(
+        force || !config_path.exists(),
+        "{} exists already; pass --force to replace it",
+        config_path.display()
+    );
+    let config = NodeConfig { home: home.clone(), ..config };
+    let key_path = config.key_path();
+    let key = if key_path.exists() {
+        Keypair::load(&key_path).with_context(|| format!("{} exists but cannot be read", key_path.display()))?
+    } else {
+        let key = Keypair::generate();
+        key.save(&key_path)?;
+        key
+    };
+    let text = cairn_node::config::annotated_toml(&config)?;
+    std::fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
+    println!("{}", key.public());
+    eprintln!("wrote {} (the node's address is printed above) and {}", key_path.display(), config_path.display());
+    if !config.genesis_path().exists() {
+        eprintln!("next: put the chain's genesis at {}", config.genesis_path().display());
+    }
+    eprintln!("then: cairn node run --config {}", config_path.display());
     Ok(())
 }
 

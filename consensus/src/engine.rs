@@ -33,7 +33,7 @@ const INPUT_QUEUE_HEIGHTS_MAX: usize = HEIGHTS_AHEAD_MAX as usize + 1;
 /// Consensus timeouts (the `[consensus]` table of a node's config). A round's timeout is
 /// `base + delta × round`, so rounds lengthen until the network is fast enough for one to
 /// succeed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsensusParams {
     /// Waiting for the proposal in round 0.

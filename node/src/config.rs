@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 /// The node's configuration (`cairn node run --config node.toml`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     /// The data folder: the database, and `node.json` with the addresses bound.
@@ -110,7 +110,7 @@ pub struct NodeConfig {
 }
 
 /// Test only: the lies of a sync peer ([`NodeConfig::test_sync_lie`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncLie {
     /// The blocks asked for, each with its commit's signatures altered.
@@ -226,6 +226,101 @@ impl NodeConfig {
     }
 }
 
+/// The fields of [`NodeConfig`] in the order `cairn node init` writes them (a test keeps this
+/// list equal to the struct's fields).
+pub const CONFIG_FIELDS: &[&str] = &[
+    "home",
+    "genesis",
+    "key",
+    "listen",
+    "bootstrap",
+    "rpc",
+    "validator",
+    "provider",
+    "block_time_ms",
+    "empty_blocks",
+    "mempool_txs_max",
+    "mempool_tx_bytes_max",
+    "mempool_results_max",
+    "mempool_result_bytes_max",
+    "rebroadcast_ms",
+    "mempool_gap_timeout_ms",
+    "executions_max",
+    "rpc_connections_max",
+    "rpc_connections_per_ip_max",
+    "rpc_requests_per_ip_per_second",
+    "rpc_requests_per_ip_burst",
+    "rpc_request_bytes_max",
+    "rpc_response_bytes_max",
+    "rpc_subscriptions_per_connection_max",
+    "metrics",
+    "log_json",
+    "state_history_blocks",
+    "test_wrong_results",
+    "test_equivocate",
+    "test_crash_after_wal_append_at_height",
+    "test_partition",
+    "test_fail_executions",
+    "test_slow_blocks_ms",
+    "test_sync_lie",
+    "consensus",
+];
+
+/// `config` as a TOML file that documents itself: every field, with its doc comment and its
+/// value (commented out where it is unset, and for the test-only fields, which a release build
+/// refuses). What `cairn node init` writes.
+pub fn annotated_toml(config: &NodeConfig) -> anyhow::Result<String> {
+    let schema = serde_json::to_value(schemars::schema_for!(NodeConfig))?;
+    let values = serde_json::to_value(config)?;
+    let mut out = String::from(
+        "# A Cairn node's configuration (`cairn node run --config node.toml`; flags override it).\n\
+         # Every field is here with its value; a field left out takes its default, and an unknown\n\
+         # field is refused with its name.\n",
+    );
+    for field in CONFIG_FIELDS.iter().filter(|f| **f != "consensus") {
+        let description = schema["properties"][field]["description"].as_str().unwrap_or_default();
+        let commented = field.starts_with("test_") || values[field].is_null();
+        if *field == "test_wrong_results" {
+            out.push_str("\n# Test only: a release build refuses a configuration that sets any of these.\n");
+        }
+        write_field(&mut out, field, description, &values[field], commented)?;
+    }
+    let consensus = schema["$defs"]["ConsensusParams"].clone();
+    out.push_str(&format!("\n{}[consensus]\n", comment(schema["properties"]["consensus"]["description"].as_str())));
+    // In the struct's order, as TOML writes it.
+    for line in toml::to_string(&config.consensus)?.lines() {
+        let Some((field, _)) = line.split_once(" = ") else { continue };
+        let description = consensus["properties"][field]["description"].as_str().unwrap_or_default();
+        out.push('\n');
+        out.push_str(&comment(Some(description)));
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A doc comment as `#` lines.
+fn comment(text: Option<&str>) -> String {
+    text.unwrap_or_default().lines().map(|l| format!("# {l}\n").replace("# \n", "#\n")).collect()
+}
+
+fn write_field(
+    out: &mut String,
+    field: &str,
+    description: &str,
+    value: &serde_json::Value,
+    commented: bool,
+) -> anyhow::Result<()> {
+    out.push('\n');
+    out.push_str(&comment(Some(description)));
+    let shown = match value {
+        serde_json::Value::Null => "(unset)".to_string(),
+        v => toml::Value::try_from(v).with_context(|| format!("{field} as TOML"))?.to_string(),
+    };
+    out.push_str(&format!("{}{field} = {shown}\n", if commented { "# " } else { "" }));
+    Ok(())
+}
+
 /// What a running node writes to `<home>/node.json` once it listens, so scripts and tests that
 /// asked for port 0 can find it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +339,39 @@ pub struct BoundAddresses {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_annotated_file_holds_every_field_and_reads_back_as_the_config() {
+        let schema = serde_json::to_value(schemars::schema_for!(NodeConfig)).expect("schema");
+        let mut fields: Vec<&str> =
+            schema["properties"].as_object().expect("fields").keys().map(|k| k.as_str()).collect();
+        let mut listed = CONFIG_FIELDS.to_vec();
+        fields.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(listed, fields, "CONFIG_FIELDS lists the struct's fields");
+
+        let config = NodeConfig {
+            home: PathBuf::from("/var/lib/cairn"),
+            provider: true,
+            bootstrap: vec!["/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW".into()],
+            ..NodeConfig::default()
+        };
+        let text = annotated_toml(&config).expect("writes");
+        assert_eq!(toml::from_str::<NodeConfig>(&text).expect("reads back"), config);
+        for field in CONFIG_FIELDS {
+            assert!(text.contains(&format!("{field} = ")) || *field == "consensus", "{field} missing:\n{text}");
+        }
+        assert!(text.contains("\n[consensus]\n") && text.contains("propose_timeout_ms = 1000"), "{text}");
+        assert!(text.contains("# The JSON-RPC address (HTTP and WebSocket)."), "doc comments are kept:\n{text}");
+        assert!(text.contains("\n# metrics = (unset)\n"), "an unset field is commented out:\n{text}");
+        assert!(text.contains("\n# test_partition = false\n"), "test fields are commented out:\n{text}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_with_its_name() {
+        let e = toml::from_str::<NodeConfig>("provider = true\nblock_tme_ms = 50\n").expect_err("refused");
+        assert!(e.to_string().contains("block_tme_ms"), "{e}");
+    }
 
     #[test]
     fn an_empty_file_gives_the_defaults_and_unknown_keys_are_refused() {

@@ -9,6 +9,7 @@ mod e2e;
 mod error_codes;
 mod estimate;
 mod hostile;
+mod init;
 mod js_peer;
 mod logs;
 mod malformed;
