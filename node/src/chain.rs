@@ -231,14 +231,20 @@ impl Chain {
     /// Opens the store at `path`, rebuilds the state, and checks it against the head's root.
     /// Keeps [`cairn_store::STATE_HISTORY_BLOCKS_DEFAULT`] versions of the state.
     pub fn open(genesis: Genesis, path: &Path) -> anyhow::Result<Chain> {
-        Chain::open_with_history(genesis, path, cairn_store::STATE_HISTORY_BLOCKS_DEFAULT)
+        Chain::open_with(genesis, path, cairn_store::STATE_HISTORY_BLOCKS_DEFAULT, cairn_store::StoreBudget::default())
     }
 
-    /// [`Chain::open`], keeping `state_history_blocks` versions of the state tree.
-    pub fn open_with_history(genesis: Genesis, path: &Path, state_history_blocks: u64) -> anyhow::Result<Chain> {
+    /// [`Chain::open`], keeping `state_history_blocks` versions of the state tree, the store
+    /// within `budget`.
+    pub fn open_with(
+        genesis: Genesis,
+        path: &Path,
+        state_history_blocks: u64,
+        budget: cairn_store::StoreBudget,
+    ) -> anyhow::Result<Chain> {
         let chain_id = genesis.chain_id();
         let validators = Arc::new(genesis.validator_set()?);
-        let mut store = Store::open(path, chain_id)?;
+        let mut store = Store::open_with_budget(path, chain_id, budget)?;
         store.set_state_history(state_history_blocks);
         let store = Arc::new(store);
         let state = State::from_entries(&genesis, &store.state_entries().map_err(|e| corrupt(path, e))?)

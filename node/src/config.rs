@@ -85,6 +85,16 @@ pub struct NodeConfig {
     /// Versions of the state tree kept for `state_getProof` at past heights; older ones are
     /// pruned as blocks commit (at least 1).
     pub state_history_blocks: u64,
+    /// The store's block cache (table blocks, their indexes and bloom filters), in bytes.
+    pub store_cache_bytes: u64,
+    /// The store's memtables together, in bytes: past it the largest is flushed to disk.
+    pub store_write_buffer_bytes: u64,
+    /// The store's write-ahead log, in bytes at most: past it the writes holding its oldest
+    /// file are flushed, and the file deleted.
+    pub store_wal_bytes_max: u64,
+    /// Compiled modules kept in memory by the sandbox, in bytes of machine code (the least
+    /// recently used go first; the disk cache in `<home>/vm-cache` keeps them all).
+    pub module_cache_bytes: u64,
     /// Test only: a provider that signs wrong outputs (to exercise challenges and slashing).
     pub test_wrong_results: bool,
     /// Test only: a validator that, for each vote it publishes, also signs and publishes a
@@ -156,6 +166,10 @@ impl Default for NodeConfig {
             metrics: None,
             log_json: false,
             state_history_blocks: cairn_store::STATE_HISTORY_BLOCKS_DEFAULT,
+            store_cache_bytes: cairn_store::BLOCK_CACHE_BYTES as u64,
+            store_write_buffer_bytes: cairn_store::WRITE_BUFFER_BYTES as u64,
+            store_wal_bytes_max: cairn_store::WAL_BYTES_MAX,
+            module_cache_bytes: cairn_vm::VmConfig::default().cache_bytes_max as u64,
             test_wrong_results: false,
             test_equivocate: false,
             test_crash_after_wal_append_at_height: None,
@@ -200,6 +214,16 @@ impl NodeConfig {
             tx_bytes_max: self.mempool_tx_bytes_max,
             results_max: self.mempool_results_max,
             result_bytes_max: self.mempool_result_bytes_max,
+        }
+    }
+
+    /// The store's budget.
+    pub fn store_budget(&self) -> cairn_store::StoreBudget {
+        let bytes = |b: u64| usize::try_from(b).unwrap_or(usize::MAX);
+        cairn_store::StoreBudget {
+            cache_bytes: bytes(self.store_cache_bytes),
+            write_buffer_bytes: bytes(self.store_write_buffer_bytes),
+            wal_bytes_max: self.store_wal_bytes_max,
         }
     }
 
@@ -256,6 +280,10 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "metrics",
     "log_json",
     "state_history_blocks",
+    "store_cache_bytes",
+    "store_write_buffer_bytes",
+    "store_wal_bytes_max",
+    "module_cache_bytes",
     "test_wrong_results",
     "test_equivocate",
     "test_crash_after_wal_append_at_height",

@@ -40,7 +40,8 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
     std::fs::create_dir_all(&config.home).with_context(|| format!("cannot create {}", config.home.display()))?;
     let genesis = Genesis::load(&config.genesis_path())?;
     let key = Keypair::load(&config.key_path())?;
-    let chain = chain::Chain::open_with_history(genesis, &config.db_path(), config.state_history_blocks)?;
+    let chain =
+        chain::Chain::open_with(genesis, &config.db_path(), config.state_history_blocks, config.store_budget())?;
     if config.provider && chain.state().provider(&key.public()).is_none() {
         // It may be registered in blocks this node has not synced yet.
         tracing::warn!(
@@ -64,7 +65,11 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
     let verifier =
         service::view::Verifier::new(chain.signatures.clone(), chain.state().params().output_bytes_max as usize);
     // Compiled modules survive restarts in the node's own folder (only it writes there).
-    let vm = Arc::new(Vm::new(VmConfig { cache_dir: Some(config.home.join("vm-cache")), ..VmConfig::default() }));
+    let vm = Arc::new(Vm::new(VmConfig {
+        cache_dir: Some(config.home.join("vm-cache")),
+        cache_bytes_max: usize::try_from(config.module_cache_bytes).unwrap_or(usize::MAX),
+        ..VmConfig::default()
+    }));
     let handle = service::view::Handle {
         requests,
         view,

@@ -77,8 +77,37 @@ pub const STORE_FORMAT_VERSION: u32 = 2;
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 
-/// The block cache shared by every column family.
+/// The block cache shared by every column family, by default.
 pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+/// The memtables of every column family together, at most, by default: past it the largest
+/// is flushed to a table file.
+pub const WRITE_BUFFER_BYTES: usize = 32 << 20;
+/// The write-ahead log, at most, by default: past it the column families whose unflushed
+/// writes hold the oldest log file are flushed, so that file can go. Without it, a column
+/// family written rarely keeps every log file since its last flush alive (rocksdb's default
+/// bound is four times all the memtables, gigabytes with this many column families).
+pub const WAL_BYTES_MAX: u64 = 64 << 20;
+
+/// What the store may hold in memory and in its write-ahead log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreBudget {
+    /// The block cache (table blocks, their indexes and bloom filters).
+    pub cache_bytes: usize,
+    /// All memtables together.
+    pub write_buffer_bytes: usize,
+    /// The write-ahead log's files together.
+    pub wal_bytes_max: u64,
+}
+
+impl Default for StoreBudget {
+    fn default() -> StoreBudget {
+        StoreBudget {
+            cache_bytes: BLOCK_CACHE_BYTES,
+            write_buffer_bytes: WRITE_BUFFER_BYTES,
+            wal_bytes_max: WAL_BYTES_MAX,
+        }
+    }
+}
 
 /// Bloom filter bits per key (≈ 1 % false positives).
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
@@ -168,13 +197,20 @@ impl Store {
     /// Opens (creating if needed) the database at `path` for the chain `chain_id`. Refuses a
     /// database that belongs to another chain.
     pub fn open(path: &Path, chain_id: Hash) -> Result<Store> {
+        Store::open_with_budget(path, chain_id, StoreBudget::default())
+    }
+
+    /// [`Store::open`] within `budget`.
+    pub fn open_with_budget(path: &Path, chain_id: Hash, budget: StoreBudget) -> Result<Store> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_open_files(256);
+        opts.set_db_write_buffer_size(budget.write_buffer_bytes);
+        opts.set_max_total_wal_size(budget.wal_bytes_max);
         // One block cache for every table, and whole-key bloom filters: the state tree's
         // point reads (a node per level of each key written) mostly miss the newest files.
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cache = Cache::new_lru_cache(budget.cache_bytes);
         let mut tables = BlockBasedOptions::default();
         tables.set_block_cache(&cache);
         tables.set_bloom_filter(BLOOM_BITS_PER_KEY, false);

@@ -167,3 +167,49 @@ fn a_database_of_another_store_format_is_refused_with_what_to_do() {
     let message = e.to_string();
     assert!(message.contains("store format 1") && message.contains("move the folder aside"), "{message}");
 }
+
+/// Bytes of the write-ahead log's files in a store's folder.
+fn wal_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("folder")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().expect("metadata").len())
+        .sum()
+}
+
+/// Blocks of ~64 KiB written one after the other, after one write to a column family nobody
+/// writes again: within its budget the write-ahead log stays near its bound (rocksdb flushes
+/// what holds the oldest file once it is over), where rocksdb's default — four times every
+/// column family's memtables, gigabytes here — lets it keep every file since that write.
+#[test]
+fn the_write_ahead_log_stays_within_the_budget() {
+    let (records, chain_id) = sample();
+    let write_blocks = |dir: &std::path::Path, budget: StoreBudget| {
+        let store = Store::open_with_budget(dir, chain_id, budget).expect("open");
+        let g = [(b"k".to_vec(), Some(b"0".to_vec()))];
+        store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+        // A column family written once (a module): its unflushed write pins every log file
+        // since, until something flushes it.
+        store.put_blob(b"a module").expect("blob");
+        for height in 1..=96u64 {
+            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+            block.header.height = height;
+            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let changes = vec![(b"k".to_vec(), Some(vec![height as u8; 64 << 10]))];
+            let tree = state_tree::prepare(&store, &changes, height).expect("update");
+            let w =
+                BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+            store.commit_block(w).expect("commit");
+        }
+        wal_bytes(dir)
+    };
+    let bounded = tempfile::tempdir().expect("tempdir");
+    let unbounded = tempfile::tempdir().expect("tempdir");
+    let budget = StoreBudget { write_buffer_bytes: 1 << 20, wal_bytes_max: 2 << 20, ..StoreBudget::default() };
+    let within = write_blocks(bounded.path(), budget);
+    // rocksdb's own default (0: four times every column family's memtables).
+    let default_rocksdb = write_blocks(unbounded.path(), StoreBudget { wal_bytes_max: 0, ..budget });
+    assert!(within <= 3 << 20, "the log holds {within} bytes with a budget of 2 MiB");
+    assert!(default_rocksdb > 5 << 20, "without a budget the log holds {default_rocksdb} bytes");
+}
