@@ -176,6 +176,44 @@ enum ModuleCmd {
     },
 }
 
+/// A job's input and terms, as `job run` and `job estimate` take them.
+#[derive(Args, Debug)]
+struct JobArgs {
+    /// The input, as text.
+    #[arg(long, conflicts_with = "input_file")]
+    input: Option<String>,
+    /// The input, from a file.
+    #[arg(long)]
+    input_file: Option<PathBuf>,
+    /// Most fuel the job may use.
+    #[arg(long, default_value_t = 100_000_000)]
+    fuel_limit: u64,
+    /// Highest price per unit of fuel.
+    #[arg(long, default_value_t = 1)]
+    max_price: u64,
+    /// How many providers execute the job (k, 1 to 4); the escrow covers k executions.
+    #[arg(long, default_value_t = 1)]
+    redundancy: u8,
+    /// The fee, burned when the offer is included (default: the chain's minimum).
+    #[arg(long)]
+    fee: Option<u64>,
+}
+
+impl JobArgs {
+    /// The input (read from its file if given) and the offer's terms.
+    fn input_and_terms(self) -> anyhow::Result<(Vec<u8>, OfferTerms)> {
+        let input = read_input(self.input, self.input_file)?;
+        let terms = OfferTerms {
+            fuel_limit: self.fuel_limit,
+            max_price: self.max_price,
+            redundancy: self.redundancy,
+            fee: self.fee,
+            ..OfferTerms::default()
+        };
+        Ok((input, terms))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum JobCmd {
     /// Upload a module, submit a job, wait for its result and finalized receipt.
@@ -183,27 +221,11 @@ enum JobCmd {
     Run {
         /// The module.
         wasm: PathBuf,
-        /// The input, as text.
-        #[arg(long, conflicts_with = "input_file")]
-        input: Option<String>,
-        /// The input, from a file.
-        #[arg(long)]
-        input_file: Option<PathBuf>,
         /// The client key (pays for the job).
         #[arg(long, env = "CAIRN_KEY", default_value = "cairn-key.json")]
         key: PathBuf,
-        /// Most fuel the job may use.
-        #[arg(long, default_value_t = 100_000_000)]
-        fuel_limit: u64,
-        /// Highest price per unit of fuel.
-        #[arg(long, default_value_t = 1)]
-        max_price: u64,
-        /// How many providers execute the job (k, 1 to 4); the escrow covers k executions.
-        #[arg(long, default_value_t = 1)]
-        redundancy: u8,
-        /// The fee, burned when the offer is included (default: the chain's minimum).
-        #[arg(long)]
-        fee: Option<u64>,
+        #[command(flatten)]
+        job: JobArgs,
         /// Where to write the proof.
         #[arg(long)]
         proof_out: Option<PathBuf>,
@@ -224,28 +246,12 @@ enum JobCmd {
         /// A module already stored on the node.
         #[arg(long)]
         module_id: Option<Hash>,
-        /// The input, as text.
-        #[arg(long, conflicts_with = "input_file")]
-        input: Option<String>,
-        /// The input, from a file.
-        #[arg(long)]
-        input_file: Option<PathBuf>,
         /// The client key (whose balance and nonce are checked; the offer is signed locally
         /// only to learn its job id, and the signature is not sent).
         #[arg(long, env = "CAIRN_KEY", default_value = "cairn-key.json")]
         key: PathBuf,
-        /// Most fuel the job may use.
-        #[arg(long, default_value_t = 100_000_000)]
-        fuel_limit: u64,
-        /// Highest price per unit of fuel.
-        #[arg(long, default_value_t = 1)]
-        max_price: u64,
-        /// How many providers execute the job (k, 1 to 4); the escrow covers k executions.
-        #[arg(long, default_value_t = 1)]
-        redundancy: u8,
-        /// The fee, burned when the offer is included (default: the chain's minimum).
-        #[arg(long)]
-        fee: Option<u64>,
+        #[command(flatten)]
+        job: JobArgs,
         /// Print the estimate as JSON.
         #[arg(long)]
         json: bool,
@@ -624,46 +630,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", c.module_put(hex::encode(bytes)).await?);
         }
-        Command::Job(JobCmd::Run {
-            wasm,
-            input,
-            input_file,
-            key,
-            fuel_limit,
-            max_price,
-            redundancy,
-            fee,
-            proof_out,
-            timeout_s,
-            rpc,
-        }) => {
-            let input = read_input(input, input_file)?;
+        Command::Job(JobCmd::Run { wasm, key, job, proof_out, timeout_s, rpc }) => {
+            let (input, terms) = job.input_and_terms()?;
             let key = Keypair::load(&key)?;
-            job_run(
-                &rpc.rpc,
-                &key,
-                &wasm,
-                input,
-                OfferTerms { fuel_limit, max_price, redundancy, fee, ..OfferTerms::default() },
-                proof_out,
-                timeout_s,
-            )
-            .await?;
+            job_run(&rpc.rpc, &key, &wasm, input, terms, proof_out, timeout_s).await?;
         }
-        Command::Job(JobCmd::Estimate {
-            wasm,
-            module_id,
-            input,
-            input_file,
-            key,
-            fuel_limit,
-            max_price,
-            redundancy,
-            fee,
-            json,
-            rpc,
-        }) => {
-            let input = read_input(input, input_file)?;
+        Command::Job(JobCmd::Estimate { wasm, module_id, key, job, json, rpc }) => {
+            let (input, terms) = job.input_and_terms()?;
             let key = Keypair::load(&key)?;
             let c = client::connect(&rpc.rpc).await?;
             let module_id = match (module_id, wasm) {
@@ -671,7 +644,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(wasm)) => c.module_put(hex::encode(read_module(&wasm)?)).await.context("module_put")?,
                 (None, None) => anyhow::bail!("give a module file or --module-id"),
             };
-            let terms = OfferTerms { fuel_limit, max_price, redundancy, fee, ..OfferTerms::default() };
             let offer = client::build_offer(&c, key.public(), module_id, input, terms, None).await?;
             let estimate = client::estimate(&c, &key, offer.clone()).await?;
             if json {
