@@ -116,14 +116,17 @@ impl RpcImpl {
         answer.await.map_err(|_| internal("the node is stopping"))
     }
 
-    async fn submit(&self, tx: Transaction) -> RpcResult<()> {
+    /// Whether the node takes a submission now: refused at once, from two atomics, when it is
+    /// stopping or past admission's limit — before anything else is read or verified.
+    fn admission_open(&self) -> RpcResult<()> {
         if self.node.admission.is_closed() {
             return Err(overloaded("the node is stopping: submit to another node", STOPPING_RETRY_MS));
         }
-        // Past admission's limit: refused at once, from its counters.
-        if let Err(o) = self.node.admission.check_now() {
-            return Err(overloaded(o.to_string(), o.retry_after_ms));
-        }
+        self.node.admission.check_now().map_err(|o| overloaded(o.to_string(), o.retry_after_ms))
+    }
+
+    async fn submit(&self, tx: Transaction) -> RpcResult<()> {
+        self.admission_open()?;
         if let Some(Err(e)) = self.node.verifier.verify(&Arc::new(vec![tx.clone()])).await.map_err(internal)?.pop() {
             return Err(tx_error(&e));
         }
@@ -334,6 +337,8 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
+        // A refusal reads nothing from the store.
+        self.admission_open()?;
         let module_id = offer.offer.module_id;
         if !self.node.store.has_blob(&module_id).map_err(internal)? {
             return Err(module_unknown(&module_id));
