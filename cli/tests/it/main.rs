@@ -23,3 +23,4 @@ mod rpc_fair;
 mod shutdown;
 mod support;
 mod sync_liars;
+mod ts_client;

@@ -1,0 +1,196 @@
+// Keys and signing, byte for byte against the Rust side: the key file of docs/PROOFS.md, the
+// signed offers of docs/fixtures (`job-offer`) and docs/fixtures/linked (`offer`), the worked
+// transfer of PROOFS.md, and every `Action` variant laid out as PROOFS.md's table says, each
+// signature also checked against Node's own ed25519 (OpenSSL), an implementation independent of
+// @noble/ed25519.
+
+import assert from 'node:assert/strict';
+import { createPrivateKey, sign as nodeSign } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import {
+  type Action,
+  DOMAINS,
+  Genesis,
+  JobOffer,
+  SignedOffer,
+  SignedTx,
+  Transaction,
+  Tx,
+  actions,
+  buildOffer,
+  buildTx,
+  chainId,
+  decode,
+  encode,
+  fromHex,
+  generateKey,
+  jobId,
+  keyFileJson,
+  keyFromSeed,
+  offerJobId,
+  parseJson,
+  parseKeyFile,
+  signOffer,
+  signTx,
+  signedTxHash,
+  signingBytes,
+  stringifyJson,
+  toHex,
+  txLeaf,
+  verifyOffer,
+  verifyTx,
+} from '../src/index.ts';
+import { loadKeyFile, saveKeyFile } from '../src/node.ts';
+
+const docs = new URL('../../../docs/', import.meta.url);
+const read = (path: string): string => readFileSync(new URL(path, docs), 'utf8');
+
+const seed1 = new Uint8Array(32).fill(1);
+const key1 = keyFromSeed(seed1);
+
+/** Node's (OpenSSL's) ed25519 signature of `msg` with `seed`. */
+function opensslSign(seed: Uint8Array, msg: Uint8Array): Uint8Array {
+  const key = keyFromSeed(seed);
+  const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+  const k = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64(seed), x: b64(key.publicKey) }, format: 'jwk' });
+  return new Uint8Array(nodeSign(null, msg, k));
+}
+
+test('the key file of docs/PROOFS.md: read, written, refused when wrong', () => {
+  const doc = read('PROOFS.md');
+  const example = /### Key files[\s\S]*?```json\n([\s\S]*?)\n```/.exec(doc)?.[1];
+  assert.ok(example, 'PROOFS.md has a key file example');
+  const key = parseKeyFile(example);
+  assert.equal(toHex(key.seed), '01'.repeat(32));
+  assert.equal(key.address, '8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c');
+  assert.equal(keyFileJson(key), example, 'written as Cairn writes it: two spaces, no trailing newline');
+
+  const good = JSON.parse(example) as Record<string, unknown>;
+  const refused = (o: unknown, why: RegExp): void => assert.throws(() => parseKeyFile(JSON.stringify(o)), why);
+  refused({ ...good, extra: 1 }, /unknown field extra/);
+  refused({ version: 1, secret_key: good['secret_key'] }, /missing field public_key/);
+  refused({ ...good, version: 2 }, /unsupported version/);
+  refused({ ...good, public_key: (good['public_key'] as string).toUpperCase() }, /hex/);
+  refused({ ...good, public_key: `0x${good['public_key'] as string}`.slice(0, 64) }, /hex/);
+  refused({ ...good, public_key: keyFromSeed(new Uint8Array(32).fill(2)).address }, /does not match/);
+  assert.throws(() => parseKeyFile('not json'), /not JSON/);
+});
+
+test('keys: generated keys differ and survive a key file on disk (mode 0600, never overwritten)', async () => {
+  const a = generateKey();
+  const b = generateKey();
+  assert.notEqual(a.address, b.address);
+  assert.equal(keyFromSeed(a.seed).address, a.address);
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-key-'));
+  try {
+    const path = join(dir, 'key.json');
+    await saveKeyFile(path, a);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal((await loadKeyFile(path)).address, a.address);
+    await assert.rejects(saveKeyFile(path, b), /EEXIST/);
+    assert.equal((await loadKeyFile(path)).address, a.address);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('offers signed here are the fixtures byte for byte: signature and job id', () => {
+  for (const [base, id] of [
+    ['fixtures/job-offer', '8cf6293ac3078dd388f97b15215a550f32acf5c290b53d91fdf913b49712d12f'],
+    ['fixtures/linked/offer', null],
+  ] as const) {
+    const fixture = SignedOffer.fromJson(parseJson(read(`${base}.json`)));
+    const { version, ...fields } = fixture.offer;
+    assert.equal(version, 1);
+    const signed = signOffer(buildOffer(fields), key1);
+    assert.equal(toHex(encode(SignedOffer, signed)), read(`${base}.borsh.hex`).trim(), `${base}: the signed offer's bytes`);
+    assert.equal(toHex(signed.signature), toHex(fixture.signature), `${base}: signature`);
+    assert.equal(toHex(offerJobId(fixture.offer, key1)), toHex(jobId(fixture)), `${base}: job id`);
+    if (id) assert.equal(toHex(jobId(signed)), id);
+    const msg = signingBytes(DOMAINS.offer, encode(JobOffer, signed.offer));
+    assert.equal(toHex(opensslSign(seed1, msg)), toHex(signed.signature), `${base}: OpenSSL agrees`);
+    verifyOffer(signed);
+  }
+  // The linked offer is the one block 1 of the linked chain holds.
+  const block = parseJson(read('fixtures/linked/block.json')) as { txs: unknown[] };
+  const inBlock = Transaction.fromJson(block.txs[0]);
+  assert.equal(inBlock.kind, 'offer');
+  const linked = SignedOffer.fromJson(parseJson(read('fixtures/linked/offer.json')));
+  assert.deepEqual(inBlock.kind === 'offer' && toHex(inBlock.signature), toHex(linked.signature));
+  assert.throws(() => signOffer({ ...linked.offer, client: keyFromSeed(new Uint8Array(32).fill(2)).publicKey }, key1), /client/);
+});
+
+test("the worked transfer of docs/PROOFS.md: bytes, signature, hash and leaf", () => {
+  const genesis = Genesis.fromJson(parseJson(read('fixtures/genesis.json')));
+  const tx = buildTx({
+    chain_id: chainId(genesis),
+    sender: key1.publicKey,
+    nonce: 1n,
+    fee: 1n,
+    action: actions.transfer(fromHex('8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394'), 5n),
+  });
+  const signed = signTx(tx, key1);
+  // The example's lines, in order.
+  const lines = /Worked example: an account transaction[\s\S]*?```\n([\s\S]*?)```/.exec(read('PROOFS.md'))?.[1];
+  assert.ok(lines);
+  const bytes = lines
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0]!)
+    .join('');
+  const asTransaction = encode(Transaction, { kind: 'account', ...signed });
+  assert.equal(toHex(asTransaction), bytes);
+  assert.equal(toHex(signed.signature), '2ad765d7eee7d2a02599888957ee36a65dc15214a775ea5b686cbade4da6297d1863f72d5e3f324da4b07cbbfa485ac0e37a8f28625f919e9720b001ee2be806');
+  assert.equal(toHex(signedTxHash(signed)), '74f46e05ed539c4e0ca1c406349d953928c450f51a0531454db3dfd8c5cadeea');
+  assert.equal(toHex(txLeaf({ kind: 'account', ...signed })), '9cb885abff5c9155bbaef3cdf5dbc75eff04bfd7b06aa5ad75943d0ad93eba82');
+  // And its JSON form, as tx_submit takes it.
+  const json = /The worked\s+example above, as a block's transaction:\n\n```json\n([\s\S]*?)\n```/.exec(read('PROOFS.md'))?.[1];
+  assert.ok(json);
+  const { kind, ...inner } = parseJson(json) as Record<string, unknown>;
+  assert.equal(kind, 'account');
+  assert.deepEqual(parseJson(JSON.stringify(SignedTx.toJson(signed))), inner);
+});
+
+test('every Action variant: laid out as PROOFS.md says, signed in cairn/v1/tx, verified, OpenSSL agrees', () => {
+  const seed = new Uint8Array(32).fill(7);
+  const key = keyFromSeed(seed);
+  const chain = new Uint8Array(32).fill(0xc4);
+  const job = new Uint8Array(32).fill(0x3e);
+  const to = new Uint8Array(32).fill(0x81);
+  const le64 = (v: bigint): string => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v, true);
+    return toHex(b);
+  };
+  const le32 = (v: number): string => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v, true);
+    return toHex(b);
+  };
+  const cases: [Action, string][] = [
+    [actions.transfer(to, 5n), `00${toHex(to)}${le64(5n)}`],
+    [actions.registerProvider(2_000n, 3n, 10), `01${le64(2_000n)}${le64(3n)}${le32(10)}`],
+    [actions.updatePrice(4n), `02${le64(4n)}`],
+    [actions.unbond(2n ** 63n + 1n), `03${le64(2n ** 63n + 1n)}`],
+    [actions.challenge(job, 100n), `04${toHex(job)}${le64(100n)}`],
+  ];
+  for (const [action, actionHex] of cases) {
+    const tx = buildTx({ chain_id: chain, sender: key.publicKey, nonce: 9n, fee: 2n, action });
+    const body = `01${toHex(chain)}${key.address}${le64(9n)}${le64(2n)}${actionHex}`;
+    assert.equal(toHex(encode(Tx, tx)), body, `${action.kind}: the Tx's bytes`);
+    const signed = signTx(tx, key);
+    assert.equal(toHex(opensslSign(seed, signingBytes('cairn/v1/tx', encode(Tx, tx)))), toHex(signed.signature), `${action.kind}: OpenSSL agrees`);
+    verifyTx(signed, { chainId: chain });
+    assert.deepEqual(decode(SignedTx, encode(SignedTx, signed)), signed);
+    assert.equal(toHex(encode(Transaction, { kind: 'account', ...signed })), `02${body}${toHex(signed.signature)}`);
+    // The JSON form tx_submit takes, round trip.
+    assert.deepEqual(SignedTx.fromJson(parseJson(stringifyJson(SignedTx.toJson(signed)))), signed);
+    const tampered = { ...signed, tx: { ...tx, fee: 3n } };
+    assert.throws(() => verifyTx(tampered), /bad signature/);
+  }
+  assert.throws(() => signTx(buildTx({ chain_id: chain, sender: to, nonce: 0n, fee: 1n, action: actions.unbond(1n) }), key), /sender/);
+});
