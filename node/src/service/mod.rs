@@ -671,11 +671,11 @@ impl Node {
                     self.metrics.block_execution_seconds.observe(took.as_secs_f64());
                     self.sizer.observe_build(executed.block.txs.len(), took);
                 }
-                self.record_head(&executed, provider_before.as_ref());
                 if let Some(message) = announcement {
                     self.net.publish(Topic::Blocks, message);
                 }
                 self.after_finalized(&executed)?;
+                self.record_head(&executed, provider_before.as_ref());
                 self.consensus_head_moved()?;
                 self.apply_next_synced()
             }
