@@ -186,7 +186,7 @@ impl Node {
                 %peer,
                 reason = why,
                 suppressed,
-                "peer penalised: it lied to sync; disconnected, distrusted for {} s",
+                "sync peer lied ({why}): peer penalised, disconnected, distrusted for {} s",
                 SYNC_DISTRUST.as_secs()
             );
         }
