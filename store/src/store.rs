@@ -497,8 +497,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes the entries of `cf` whose key's height prefix is below `height` (synced).
-
     /// Appends entry `seq` of the consensus write-ahead log of `height`, synced to disk before
     /// it returns (a validator acts on nothing it signed before its log entry is durable).
     pub fn wal_append(&self, height: u64, seq: u64, entry: &[u8]) -> Result<()> {
