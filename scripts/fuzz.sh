@@ -63,6 +63,7 @@ seed_corpora() {
     unhex "01000000000000000001000000""00$offer" | put tx_batch linked-offer
     unhex "010001000000$block$commit" | put sync_response linked-blocks
     unhex "010301$block" | put sync_response linked-proposed
+    unhex "010401$block$commit" | put sync_response linked-snapshot
     unhex "$(<"$f/receipt-proof.borsh.hex")" | put receipt_proof receipt-proof
     unhex "$(<"$l/receipt-proof.borsh.hex")" | put receipt_proof linked-receipt-proof
     put receipt_proof_json receipt-proof <"$f/receipt-proof.json"

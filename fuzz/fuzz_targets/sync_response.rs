@@ -1,6 +1,6 @@
 //! A `/cairn/sync/1` answer (`WIRE_VERSION || borsh(SyncResponse)`, the bytes inside the CBOR
 //! byte string; WIRE.md): `Wire::decode`, canonical, then what the node checks of the blocks
-//! and commits it carries.
+//! and commits it carries, and a state chunk added to a restore (refused, never a panic).
 #![no_main]
 
 use cairn_fuzz::{check_block, check_commit};
@@ -23,6 +23,22 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         SyncResponse::Proposed(Some(block)) => check_block(block),
-        SyncResponse::Blob(_) | SyncResponse::Error(_) | SyncResponse::Proposed(None) => {}
+        SyncResponse::Snapshot(Some(head)) => {
+            let (block, commit) = &**head;
+            check_block(block);
+            check_commit(commit);
+        }
+        SyncResponse::StateChunk(Some(chunk)) => {
+            // Against a root nobody can match: whatever the chunk, it is refused cleanly.
+            let root = cairn_ledger::Hash::of(data);
+            if let Ok(mut restore) = cairn_ledger::snapshot::StateRestore::new(7, root) {
+                let _ = restore.add(chunk.clone());
+            }
+        }
+        SyncResponse::Blob(_)
+        | SyncResponse::Error(_)
+        | SyncResponse::Proposed(None)
+        | SyncResponse::Snapshot(None)
+        | SyncResponse::StateChunk(None) => {}
     }
 });

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::PublicKey;
@@ -13,7 +14,7 @@ use crate::types::{FORMAT_VERSION, Validator, ValidatorSet};
 use crate::{Error, Hash, Result};
 
 /// An account funded at genesis.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisAccount {
     /// The account's address.
@@ -23,7 +24,7 @@ pub struct GenesisAccount {
 }
 
 /// A provider registered at genesis, with its standing ask.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisProvider {
     /// The provider's address.
@@ -37,7 +38,7 @@ pub struct GenesisProvider {
 }
 
 /// Chain-wide parameters: every node must agree on them (they are in the chain id).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainParams {
     /// How far behind the head an offer's `assignment_height` may be.
@@ -147,7 +148,7 @@ impl Default for ChainParams {
 }
 
 /// The genesis of a chain.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Genesis {
     /// Format version ([`FORMAT_VERSION`]).

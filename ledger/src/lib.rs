@@ -29,6 +29,7 @@ pub mod merkle;
 pub mod outcome;
 pub mod proof;
 pub mod schema;
+pub mod snapshot;
 pub mod state_tree;
 pub mod status;
 pub mod types;

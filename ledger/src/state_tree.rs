@@ -73,10 +73,15 @@ impl TreeReader for MemoryTree {
 impl MemoryTree {
     /// Applies a computed update.
     pub fn apply(&mut self, update: &StateUpdate) {
-        for (k, n) in update.batch.node_batch.nodes() {
+        self.apply_batch(&update.batch.node_batch);
+    }
+
+    /// Adds nodes and values.
+    pub fn apply_batch(&mut self, batch: &jmt::storage::NodeBatch) {
+        for (k, n) in batch.nodes() {
             self.nodes.insert(k.clone(), n.clone());
         }
-        for ((version, kh), v) in update.batch.node_batch.values() {
+        for ((version, kh), v) in batch.values() {
             self.values.insert((*kh, *version), v.clone());
         }
     }

@@ -247,12 +247,33 @@ impl Chain {
         let mut store = Store::open_with_budget(path, chain_id, budget)?;
         store.set_state_history(state_history_blocks);
         let store = Arc::new(store);
-        let state = State::from_entries(&genesis, &store.state_entries().map_err(|e| corrupt(path, e))?)
+        let head = Chain::load_head(&genesis, &store, path)?;
+        Ok(Chain {
+            genesis: Arc::new(genesis),
+            chain_id,
+            validators,
+            store,
+            head,
+            signatures: Arc::new(Mutex::new(SignatureCache::default())),
+        })
+    }
+
+    /// Reads the head again from the store (after a state was restored into it).
+    pub fn reload(&mut self) -> anyhow::Result<()> {
+        let path = self.store.path();
+        self.head = Chain::load_head(&self.genesis, &self.store, &path)?;
+        Ok(())
+    }
+
+    /// The head the store holds, its state rebuilt from the state table and checked against
+    /// the head header's root (the genesis state is written first into a new store).
+    fn load_head(genesis: &Genesis, store: &Arc<Store>, path: &Path) -> anyhow::Result<Head> {
+        let state = State::from_entries(genesis, &store.state_entries().map_err(|e| corrupt(path, e))?)
             .map_err(|e| corrupt(path, format!("rebuilding the state: {e}")))?;
-        if store.state_root(0)?.is_none() {
+        let height = store.head_height()?;
+        if height == 0 && store.state_root(0)?.is_none() {
             cairn_store::init_store_genesis(store.as_ref(), state.entries())?;
         }
-        let height = store.head_height()?;
         let (header, commit) = if height == 0 {
             (None, None)
         } else {
@@ -276,14 +297,7 @@ impl Chain {
         {
             return Err(corrupt(path, format!("the stored state does not match block {height}'s state root")));
         }
-        Ok(Chain {
-            genesis: Arc::new(genesis),
-            chain_id,
-            validators,
-            store,
-            head: Head { header, commit, state },
-            signatures: Arc::new(Mutex::new(SignatureCache::default())),
-        })
+        Ok(Head { header, commit, state })
     }
 
     /// The finalized height.

@@ -95,6 +95,17 @@ pub struct NodeConfig {
     /// Compiled modules kept in memory by the sandbox, in bytes of machine code (the least
     /// recently used go first; the disk cache in `<home>/vm-cache` keeps them all).
     pub module_cache_bytes: u64,
+    /// State sync: a node with no block yet whose peer is at least `state_sync_min_blocks`
+    /// ahead restores the state at that peer's head — each chunk checked against the head's
+    /// state root, the head against a commit of the genesis validators — and then syncs only
+    /// the blocks after it, instead of replaying every block since genesis. Blocks before that
+    /// height are then not on this node (it cannot serve them, nor their receipts' proofs).
+    pub state_sync: bool,
+    /// How far ahead (in blocks) a peer must be for state sync to be used rather than
+    /// replaying the blocks.
+    pub state_sync_min_blocks: u64,
+    /// State entries asked for in one state sync request (at most 4,096).
+    pub state_sync_chunk_entries: u32,
     /// Test only: a provider that signs wrong outputs (to exercise challenges and slashing).
     pub test_wrong_results: bool,
     /// Test only: a validator that, for each vote it publishes, also signs and publishes a
@@ -133,6 +144,8 @@ pub enum SyncLie {
     Stale,
     /// No answer at all.
     Silent,
+    /// Blocks honestly, but state sync chunks with one value altered.
+    TamperedState,
 }
 
 impl Default for NodeConfig {
@@ -170,6 +183,9 @@ impl Default for NodeConfig {
             store_write_buffer_bytes: cairn_store::WRITE_BUFFER_BYTES as u64,
             store_wal_bytes_max: cairn_store::WAL_BYTES_MAX,
             module_cache_bytes: cairn_vm::VmConfig::default().cache_bytes_max as u64,
+            state_sync: true,
+            state_sync_min_blocks: 1_000,
+            state_sync_chunk_entries: 2_048,
             test_wrong_results: false,
             test_equivocate: false,
             test_crash_after_wal_append_at_height: None,
@@ -284,6 +300,9 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "store_write_buffer_bytes",
     "store_wal_bytes_max",
     "module_cache_bytes",
+    "state_sync",
+    "state_sync_min_blocks",
+    "state_sync_chunk_entries",
     "test_wrong_results",
     "test_equivocate",
     "test_crash_after_wal_append_at_height",

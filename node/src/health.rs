@@ -50,7 +50,8 @@ pub fn http_status(health: &Health) -> http::StatusCode {
     }
 }
 
-/// The HTTP middleware answering `GET /health` and `GET /ready` before the JSON-RPC server.
+/// The HTTP middleware answering `GET /health`, `GET /ready` and the explorer's files
+/// ([`crate::explorer`]) before the JSON-RPC server.
 #[derive(Clone)]
 pub struct HealthLayer {
     view: watch::Receiver<Arc<View>>,
@@ -115,7 +116,12 @@ where
                     let answer = json_response(http_status(&health), &health);
                     return Box::pin(std::future::ready(Ok(answer)));
                 }
-                _ => {}
+                path => {
+                    let tags = request.headers().get(http::header::IF_NONE_MATCH).map(http::HeaderValue::as_bytes);
+                    if let Some(answer) = crate::explorer::answer(path, tags) {
+                        return Box::pin(std::future::ready(Ok(answer)));
+                    }
+                }
             }
         }
         let answer = self.inner.call(request);

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod config;
 pub mod early;
 pub mod exec;
+pub mod explorer;
 pub mod health;
 pub mod log_limit;
 pub mod mempool;

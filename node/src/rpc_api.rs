@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use cairn_contracts::{JobPhase, Limit, TxError};
 use cairn_ledger::{
-    Block, FORMAT_VERSION, Hash, JobOffer, PublicKey, ReceiptProof, Signature, SignedOffer, SignedTx, StateProof,
-    StateValue, Transaction,
+    Block, FORMAT_VERSION, Genesis, Hash, JobOffer, PublicKey, ReceiptProof, Signature, SignedOffer, SignedTx,
+    StateProof, StateValue, Transaction,
 };
 use cairn_rpc::error::{self, err};
 use cairn_rpc::{
@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use crate::chain::proofs_from_store;
 use crate::mempool::MempoolError;
 use crate::service::AdmitError;
-use crate::service::view::{Handle, LocalJob, Request};
+use crate::service::view::{Handle, LocalJob, Request, View};
 use crate::tracker::result_info;
 
 /// The most providers `provider_list` returns.
@@ -104,6 +104,19 @@ fn message(ev: &JobEvent) -> Result<SubscriptionMessage, serde_json::Error> {
 }
 
 impl RpcImpl {
+    /// The head `view` shows (before the first block: height 0, the genesis state's root).
+    fn head_info(&self, view: &View) -> RpcResult<HeadInfo> {
+        Ok(match &view.head {
+            Some(h) => HeadInfo { height: h.height, hash: h.hash(), state_root: h.state_root, time_ms: h.time_ms },
+            None => HeadInfo {
+                height: 0,
+                hash: Hash::ZERO,
+                state_root: self.node.store.state_root(0).map_err(internal)?.unwrap_or(Hash::ZERO),
+                time_ms: view.genesis.genesis_time_ms,
+            },
+        })
+    }
+
     /// Asks the loop; a full queue is `overloaded`.
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> RpcResult<T> {
         let (reply, answer) = oneshot::channel();
@@ -489,16 +502,34 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn chain_head(&self) -> RpcResult<HeadInfo> {
-        let view = self.node.view();
-        Ok(match &view.head {
-            Some(h) => HeadInfo { height: h.height, hash: h.hash(), state_root: h.state_root, time_ms: h.time_ms },
-            None => HeadInfo {
-                height: 0,
-                hash: Hash::ZERO,
-                state_root: self.node.store.state_root(0).map_err(internal)?.unwrap_or(Hash::ZERO),
-                time_ms: view.genesis.genesis_time_ms,
-            },
-        })
+        self.head_info(&self.node.view())
+    }
+
+    async fn chain_subscribe_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        // The view holds only the latest head: a slow reader skips heights rather than
+        // making the node buffer them.
+        let mut view = self.node.view.clone();
+        let sink = pending.accept().await?;
+        let mut sent = None;
+        loop {
+            let latest = view.borrow_and_update().clone();
+            let head = self.head_info(&latest)?;
+            if sent != Some(head.height) {
+                sent = Some(head.height);
+                sink.send(SubscriptionMessage::from(jsonrpsee::core::to_json_raw_value(&head)?)).await?;
+            }
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                changed = view.changed() => if changed.is_err() {
+                    // The node is stopping.
+                    return Ok(());
+                },
+            }
+        }
+    }
+
+    async fn chain_genesis(&self) -> RpcResult<Genesis> {
+        Ok(Genesis::clone(&self.node.view().genesis))
     }
 
     async fn chain_get_block(&self, height: u64) -> RpcResult<Block> {

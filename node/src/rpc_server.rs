@@ -94,7 +94,8 @@ pub async fn start_with_metrics(
     let listener =
         TcpListener::bind(c.rpc).await.with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
     let addr = listener.local_addr()?;
-    // `GET /health` and `GET /ready` are answered before the JSON-RPC server (crate::health).
+    // `GET /health`, `GET /ready` and the explorer's files are answered before the JSON-RPC
+    // server (crate::health, crate::explorer).
     let health = crate::health::HealthLayer::new(node.view.clone(), node.address);
     let services = Server::builder()
         .set_config(limits)

@@ -22,7 +22,7 @@ pub mod openrpc;
 pub mod types;
 
 use cairn_ledger::schema::HexBytes;
-use cairn_ledger::{Block, Hash, JobOffer, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof};
+use cairn_ledger::{Block, Genesis, Hash, JobOffer, PublicKey, ReceiptProof, SignedOffer, SignedTx, StateProof};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -249,6 +249,18 @@ cairn_api! {
         /// The last finalized block.
         #[method(name = "chain_head")]
         async fn chain_head(&self) -> RpcResult<HeadInfo>;
+
+        /// Finalized heads as they come: the current one first, then each new one. A client that
+        /// reads slower than blocks are finalized gets the latest head, not every one (heights
+        /// may be skipped: `chain_getBlock` fills them in).
+        #[subscription(name = "chain_subscribeHeads" => "chain_newHead", unsubscribe = "chain_unsubscribeHeads", item = HeadInfo)]
+        async fn chain_subscribe_heads(&self) -> SubscriptionResult;
+
+        /// The genesis this node's chain started from, as in its `genesis.json` (its chain id is
+        /// `sha256(borsh(genesis))`). A client that trusts nothing but a genesis it already holds
+        /// compares the two rather than adopting this one.
+        #[method(name = "chain_genesis")]
+        async fn chain_genesis(&self) -> RpcResult<Genesis>;
 
         /// The finalized block at `height`.
         #[errors(NOT_FOUND)]

@@ -428,7 +428,8 @@ mod tests {
         assert_eq!(names.first(), Some(&DISCOVER_METHOD), "rpc.discover describes itself first");
         let methods = doc["methods"].as_array().expect("methods");
         let subscriptions: Vec<_> = methods.iter().filter(|m| m.get("x-subscription").is_some()).collect();
-        assert_eq!(subscriptions.len(), 1, "job_subscribe is the one subscription");
+        let subscribed: Vec<_> = subscriptions.iter().map(|m| m["name"].as_str().expect("a name")).collect();
+        assert_eq!(subscribed, ["job_subscribe", "chain_subscribeHeads"], "the subscriptions");
         for sub in subscriptions {
             let at = names.iter().position(|n| *n == sub["name"]).expect("listed");
             assert_eq!(json!(names.get(at + 1)), sub["x-subscription"]["unsubscribe"], "its unsubscribe follows it");

@@ -8,8 +8,9 @@
 //! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are |
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
-//! | `meta` | `b"head"`, `b"chain_id"` | height (u64 BE), chain id |
+//! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
 //! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::tree`] | the state tree |
+//! | `jmt_keys` | sha256(state key) | the state key (the tree holds only hashes; state sync serves keys) |
 //! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
 //! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
 //! | `evidence` | height ‖ sha256(evidence) | borsh evidence of equivocation (opaque bytes), kept |
@@ -26,6 +27,7 @@ use rocksdb::{
     WriteOptions,
 };
 
+use cairn_ledger::snapshot::StateChunk;
 use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
 
@@ -46,7 +48,8 @@ const CF_JMT_STALE_VALUES: &str = "jmt_stale_values";
 const CF_WAL: &str = "consensus_wal";
 const CF_PROPOSED: &str = "proposed";
 const CF_EVIDENCE: &str = "evidence";
-const ALL_CFS: [&str; 14] = [
+const CF_JMT_KEYS: &str = "jmt_keys";
+const ALL_CFS: [&str; 15] = [
     CF_BLOCKS,
     CF_COMMITS,
     CF_RECEIPTS,
@@ -61,6 +64,7 @@ const ALL_CFS: [&str; 14] = [
     CF_WAL,
     CF_PROPOSED,
     CF_EVIDENCE,
+    CF_JMT_KEYS,
 ];
 
 /// How many versions of the state tree are kept by default before stale nodes are pruned.
@@ -76,6 +80,11 @@ const META_FORMAT: &[u8] = b"format";
 pub const STORE_FORMAT_VERSION: u32 = 2;
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
+/// The height of the snapshot a restored state started from (absent: the chain from genesis).
+const META_BASE: &[u8] = b"base";
+/// Set once `jmt_keys` holds the key of every state entry (a database written before the
+/// table existed is filled in at open).
+const META_KEYS_INDEXED: &[u8] = b"keys_indexed";
 
 /// The block cache shared by every column family, by default.
 pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
@@ -246,6 +255,7 @@ impl Store {
                 )));
             }
         }
+        store.index_state_keys()?;
         Ok(store)
     }
 
@@ -264,6 +274,11 @@ impl Store {
                 decode(cf, &bytes, RECORD_BYTES_MAX).map(Some).map_err(|e| Error::Corrupt(format!("{cf}: {e}")))
             }
         }
+    }
+
+    /// The folder the database is in.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.db.path().to_path_buf()
     }
 
     /// The height of the last committed block (0 before the first).
@@ -311,12 +326,7 @@ impl Store {
         for (job_id, location) in w.jobs {
             batch.put_cf(self.cf(CF_JOBS), job_id.0, borsh::to_vec(location).expect("encodes"));
         }
-        for (k, v) in w.state {
-            match v {
-                Some(v) => batch.put_cf(self.cf(CF_STATE), k, v),
-                None => batch.delete_cf(self.cf(CF_STATE), k),
-            }
-        }
+        self.put_state(&mut batch, w.state);
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
         }
@@ -402,13 +412,107 @@ impl Store {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        for (k, v) in changes {
-            if let Some(v) = v {
-                batch.put_cf(self.cf(CF_STATE), k, v);
-            }
-        }
+        self.put_state(&mut batch, changes);
         self.put_tree(&mut batch, tree)?;
         self.write_synced(batch)
+    }
+
+    /// Adds state changes to `batch`: the flat `state` table, and each written key under its
+    /// hash in `jmt_keys` (a deleted key's row stays: keys are never deleted today, and a
+    /// snapshot of a version before the deletion still needs it).
+    fn put_state(&self, batch: &mut WriteBatch, changes: &[StateChange]) {
+        for (k, v) in changes {
+            match v {
+                Some(v) => {
+                    batch.put_cf(self.cf(CF_STATE), k, v);
+                    batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(k).0, k);
+                }
+                None => batch.delete_cf(self.cf(CF_STATE), k),
+            }
+        }
+    }
+
+    /// Fills `jmt_keys` from the `state` table, once (databases written before it existed).
+    fn index_state_keys(&self) -> Result<()> {
+        if self.get(CF_META, META_KEYS_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator_cf(self.cf(CF_STATE), IteratorMode::Start) {
+            let (k, _) = item.map_err(storage)?;
+            batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(&k).0, &k);
+        }
+        batch.put_cf(self.cf(CF_META), META_KEYS_INDEXED, []);
+        self.write_synced(batch)
+    }
+
+    /// The chunk of the state at `version` that starts at key hash `start` (state sync): at
+    /// most `max_entries` entries, about `max_bytes`, with its range proof.
+    pub fn state_chunk(
+        store: &std::sync::Arc<Store>,
+        version: u64,
+        start: [u8; 32],
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<StateChunk> {
+        if store.state_root(version)?.is_none() {
+            return Err(Error::Invalid(format!("the state of height {version} is not kept here")));
+        }
+        let key_of = |hash: &jmt::KeyHash| {
+            store.get(CF_JMT_KEYS, &hash.0).map_err(|e| cairn_ledger::Error::Storage(e.to_string()))?.ok_or_else(|| {
+                cairn_ledger::Error::Storage(format!("no key for state tree leaf {}", hex::encode(hash.0)))
+            })
+        };
+        cairn_ledger::snapshot::read_chunk(store.clone(), version, jmt::KeyHash(start), max_entries, max_bytes, key_of)
+            .map_err(|e| Error::Storage(e.to_string()))
+    }
+
+    /// Starts an empty store from a restored state (state sync): the state at `block`'s
+    /// height (`entries`, its tree `tree`, checked against the block's state root by the
+    /// caller), the block and the commit that finalized it, in one synced batch. Blocks below it
+    /// are never here ([`Store::base_height`]).
+    pub fn restore_state(
+        &self,
+        block: &Block,
+        commit: &Commit,
+        entries: &[(Vec<u8>, Vec<u8>)],
+        tree: &StateUpdate,
+    ) -> Result<()> {
+        let height = block.header.height;
+        if self.head_height()? != 0 || self.get(CF_META, META_BASE)?.is_some() {
+            return Err(Error::Invalid("a state is restored only into an empty store".into()));
+        }
+        if tree.version != height || tree.root != block.header.state_root {
+            return Err(Error::Invalid(format!("the restored tree is not block {height}'s state")));
+        }
+        let mut batch = WriteBatch::default();
+        // The genesis state, if written, is replaced whole.
+        for cf in [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS] {
+            batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 64].as_slice());
+        }
+        self.write_synced(batch)?;
+        let mut batch = WriteBatch::default();
+        let changes: Vec<StateChange> = entries.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        self.put_state(&mut batch, &changes);
+        self.put_tree(&mut batch, tree)?;
+        let key = height_key(height);
+        batch.put_cf(self.cf(CF_BLOCKS), key, borsh::to_vec(block).expect("encodes"));
+        batch.put_cf(self.cf(CF_COMMITS), key, borsh::to_vec(commit).expect("encodes"));
+        batch.put_cf(self.cf(CF_META), META_BASE, key);
+        batch.put_cf(self.cf(CF_META), META_PRUNED, key);
+        batch.put_cf(self.cf(CF_META), META_HEAD, key);
+        self.write_synced(batch)
+    }
+
+    /// The lowest height whose block is here: 1, or the snapshot's height for a node that
+    /// started from a restored state.
+    pub fn base_height(&self) -> Result<u64> {
+        match self.get(CF_META, META_BASE)? {
+            None => Ok(1),
+            Some(b) => Ok(u64::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| Error::Corrupt("base height is not 8 bytes".into()))?,
+            )),
+        }
     }
 
     /// The state root at `version`, if that version is stored.
@@ -462,6 +566,15 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn forget_format(&self) {
         self.db.delete_cf(self.cf(CF_META), META_FORMAT).expect("delete");
+    }
+
+    /// Empties the key index, as in a database written before it existed (tests).
+    #[cfg(test)]
+    pub(crate) fn forget_key_index(&self) {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_JMT_KEYS), [].as_slice(), [0xffu8; 33].as_slice());
+        batch.delete_cf(self.cf(CF_META), META_KEYS_INDEXED);
+        self.db.write(batch).expect("write");
     }
 
     /// The number of rows in column family `cf` (tests of pruning).

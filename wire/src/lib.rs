@@ -23,6 +23,7 @@
 //! ```
 
 use borsh::{BorshDeserialize, BorshSerialize};
+pub use cairn_ledger::snapshot::{STATE_CHUNK_BYTES_MAX, STATE_CHUNK_ENTRIES_MAX, StateChunk};
 use cairn_ledger::{Block, Commit, Error, Hash, JobResult, Result, Transaction};
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +142,19 @@ pub enum SyncRequest {
         /// Its hash.
         block_hash: Hash,
     },
+    /// The peer's head block and the commit that finalized it: a height whose state it can
+    /// serve (state sync).
+    Snapshot,
+    /// A chunk of the state at `height`: the entries from key hash `start`, at most `max`
+    /// ([`STATE_CHUNK_ENTRIES_MAX`]).
+    StateChunk {
+        /// The height (state tree version).
+        height: u64,
+        /// The first key hash wanted.
+        start: [u8; 32],
+        /// How many entries at most.
+        max: u32,
+    },
 }
 
 /// A peer's answer.
@@ -154,6 +168,10 @@ pub enum SyncResponse {
     Error(String),
     /// The proposed block asked for, if the peer has it.
     Proposed(Option<Box<Block>>),
+    /// The peer's head block and its commit (`None` before its first block).
+    Snapshot(Option<Box<(Block, Commit)>>),
+    /// The state chunk asked for (`None`: that height's state is no longer, or not yet, kept).
+    StateChunk(Option<StateChunk>),
 }
 
 /// Bytes inside a CBOR byte string: the request-response envelope.

@@ -21,6 +21,7 @@ mod output;
 mod restart;
 mod rpc_fair;
 mod shutdown;
+mod state_sync;
 mod support;
 mod sync_liars;
 mod ts_client;

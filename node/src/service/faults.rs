@@ -186,6 +186,7 @@ pub fn lying_answer(
 ) -> Option<anyhow::Result<Vec<(cairn_ledger::Block, cairn_ledger::Commit)>>> {
     let answer = match lie {
         SyncLie::Silent => return None,
+        SyncLie::TamperedState => blocks_from(from),
         SyncLie::Stale => blocks_from(from.saturating_sub(crate::p2p::SYNC_BLOCKS_MAX.into()).max(1))
             .map(|blocks| blocks.into_iter().filter(|(b, _)| b.header.height < from).collect()),
         SyncLie::Unlinked => blocks_from(from + 1),
@@ -202,6 +203,15 @@ pub fn lying_answer(
         }),
     };
     Some(answer)
+}
+
+/// A state chunk as a peer that lies about the state serves it: one value altered.
+pub fn tampered_chunk(mut chunk: cairn_ledger::snapshot::StateChunk) -> cairn_ledger::snapshot::StateChunk {
+    let middle = chunk.entries.len() / 2;
+    if let Some((_, value)) = chunk.entries.get_mut(middle) {
+        value.push(0xff);
+    }
+    chunk
 }
 
 /// Whether a consensus log entry is a vote signed by `me`.

@@ -21,6 +21,7 @@ mod faults;
 mod gossip;
 mod provider;
 mod reexec;
+mod statesync;
 mod sync;
 pub mod view;
 
@@ -135,6 +136,8 @@ pub enum Event {
     },
     /// A peer's request was answered from the store.
     Answer(sync::Answer),
+    /// A state restored from peers was written (or refused).
+    StateRestored(statesync::Restored),
     /// Offers of open jobs assigned here were read from the store.
     OffersOnChain {
         /// The jobs looked up.
@@ -211,6 +214,8 @@ pub struct Node {
     net: Net,
     net_info: NetInfo,
     sync: SyncState,
+    /// State sync, for a node that starts far behind its peers.
+    state_sync: statesync::StateSync,
     /// Gossip batches at the verifying threads (at most [`gossip::VERIFYING_MAX`]).
     verifying: usize,
     executor: Executor,
@@ -290,6 +295,7 @@ impl Node {
             net,
             net_info,
             sync: SyncState::default(),
+            state_sync: statesync::StateSync::default(),
             verifying: 0,
             executor,
             executed: ExecutedHere::default(),
@@ -449,6 +455,7 @@ impl Node {
             Event::ModuleFetched { module_id, stored } => self.on_module_fetched(module_id, stored)?,
             Event::Answer(answer) => self.on_answer(answer),
             Event::OffersOnChain { job_ids, offers } => self.on_offers_on_chain(job_ids, offers)?,
+            Event::StateRestored(restored) => self.on_state_restored(restored)?,
         }
         Ok(())
     }

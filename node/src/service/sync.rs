@@ -12,6 +12,8 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 
 use super::{Event, Node};
 use crate::p2p::{self, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Wire};
+use cairn_ledger::snapshot::{STATE_CHUNK_BYTES_MAX, STATE_CHUNK_ENTRIES_MAX};
+use cairn_store::Store;
 
 /// Announced modules a provider fetches at once (announcements cost nothing to send, so
 /// beyond this they are ignored until the fetches in flight end).
@@ -128,6 +130,11 @@ impl SyncState {
         self.distrusted.get(peer).is_some_and(|(until, lied)| *lied && *until > Instant::now())
     }
 
+    /// Stops asking `peer` for [`SYNC_SILENT_PAUSE`]: it did not answer, or could not.
+    pub fn pause(&mut self, peer: PeerId) {
+        self.distrust(peer, SYNC_SILENT_PAUSE, false);
+    }
+
     /// Stops asking `peer` for blocks for `pause` (`lied`: it lied, rather than not answering).
     fn distrust(&mut self, peer: PeerId, pause: Duration, lied: bool) {
         let now = Instant::now();
@@ -154,11 +161,14 @@ impl Node {
     /// Asks `peer` for the finalized blocks after the head (one request at a time); another
     /// peer if `peer` is distrusted.
     pub(super) fn request_sync(&mut self, peer: PeerId) {
-        if self.sync.syncing.is_some() || !self.sync.queue.is_empty() {
+        if self.sync.syncing.is_some() || !self.sync.queue.is_empty() || self.state_sync.busy() {
             return;
         }
         if self.sync.is_distrusted(&peer) {
             return self.sync_from_any_peer();
+        }
+        if self.state_sync_first() {
+            return self.ask_snapshot(peer);
         }
         let from = self.chain.height() + 1;
         let req = SyncRequest::Blocks { from, max: SYNC_BLOCKS_MAX };
@@ -244,6 +254,7 @@ impl Node {
                 }
                 self.sync.blob_requests.remove(&request_id);
                 self.sync.proposed_requests.remove(&request_id);
+                self.state_sync_request_failed(peer, request_id);
             }
             _ => {}
         }
@@ -276,6 +287,22 @@ impl Node {
         let lie = self.faults.sync_lie();
         tokio::spawn(async move {
             let response = tokio::task::spawn_blocking(move || match request {
+                SyncRequest::Snapshot => Some(match snapshot_of(&store, head) {
+                    Ok(head) => SyncResponse::Snapshot(head.map(Box::new)),
+                    Err(e) => SyncResponse::Error(e.to_string()),
+                }),
+                SyncRequest::StateChunk { height, start, max } => {
+                    let max = max.clamp(1, STATE_CHUNK_ENTRIES_MAX) as usize;
+                    Some(match Store::state_chunk(&store, height, start, max, STATE_CHUNK_BYTES_MAX) {
+                        Ok(chunk) if lie == Some(crate::config::SyncLie::TamperedState) => {
+                            SyncResponse::StateChunk(Some(super::faults::tampered_chunk(chunk)))
+                        }
+                        Ok(chunk) => SyncResponse::StateChunk(Some(chunk)),
+                        // That height's state is not kept (pruned, or ahead of this node).
+                        Err(cairn_store::Error::Invalid(_)) => SyncResponse::StateChunk(None),
+                        Err(e) => SyncResponse::Error(e.to_string()),
+                    })
+                }
                 SyncRequest::Blocks { from, max } => {
                     let budget = p2p::SYNC_RESPONSE_BYTES_MAX as usize / 2;
                     let read = |from| crate::chain::blocks_from(&store, head, from, max.min(SYNC_BLOCKS_MAX), budget);
@@ -320,6 +347,10 @@ impl Node {
 
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Wire) -> anyhow::Result<()> {
         let decoded = response.decode::<SyncResponse>("sync response");
+        if self.is_state_sync_request(request_id) {
+            self.on_state_sync_response(peer, decoded);
+            return Ok(());
+        }
         if let Some((_, _, from)) = self.sync.syncing.filter(|(id, _, _)| *id == request_id) {
             self.sync.syncing = None;
             match decoded {
@@ -456,6 +487,17 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// The head block and its commit, as `store` holds them at `head` (`None` before the first
+/// block): what a peer restores the state at.
+fn snapshot_of(store: &Store, head: u64) -> anyhow::Result<Option<(Block, Commit)>> {
+    if head == 0 {
+        return Ok(None);
+    }
+    let block = store.block(head)?.with_context(|| format!("block {head}, the head, is missing"))?;
+    let commit = store.commit(head)?.with_context(|| format!("the commit of block {head} is missing"))?;
+    Ok(Some((block, commit)))
 }
 
 #[cfg(test)]

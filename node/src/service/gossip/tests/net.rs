@@ -260,6 +260,8 @@ impl Harness {
             SyncRequest::Blocks { .. } => self.peers[i].blocks_answer.take().unwrap_or(SyncResponse::Blocks(vec![])),
             SyncRequest::Blob(_) => SyncResponse::Blob(None),
             SyncRequest::Proposed { .. } => SyncResponse::Proposed(None),
+            SyncRequest::Snapshot => SyncResponse::Snapshot(None),
+            SyncRequest::StateChunk { .. } => SyncResponse::StateChunk(None),
         };
         let sync = &mut self.peers[i].swarm.behaviour_mut().sync;
         let _ = sync.send_response(channel, Wire::encode(&response));

@@ -1,0 +1,119 @@
+//! State sync with real node processes: a node that joins far behind restores the state at a
+//! peer's head — chunk by chunk, each checked against that head's state root, the head
+//! against the validators' commit — instead of replaying every block since genesis, then
+//! syncs the blocks after it and takes part like any other node. A peer that serves a
+//! tampered chunk is caught, disconnected and distrusted, and the state comes from the others.
+
+use std::time::{Duration, Instant};
+
+use cairn_rpc::CairnApiClient;
+use cairn_rpc::client::{self, OfferTerms};
+
+use crate::support::{Net, TIMEOUT, code_of, start, uppercase_module};
+
+/// How far ahead a peer must be for the late node to restore the state.
+const MIN_BLOCKS: u64 = 100;
+
+fn log_of(net: &Net, i: usize) -> String {
+    std::fs::read_to_string(net.t.dir.join("nodes").join(i.to_string()).join("node.log")).unwrap_or_default()
+}
+
+/// Writes node `i`'s `node.toml` and restarts it with it.
+async fn restart_with(net: &mut Net, i: usize, toml: &str) {
+    let home = net.t.dir.join("nodes").join(i.to_string());
+    std::fs::write(home.join(cairn_testnet::NODE_CONFIG_FILE), toml).expect("node.toml");
+    net.t.kill(i).expect("stop");
+    net.t.restart(i).await.expect("restart");
+}
+
+/// Runs `jobs` jobs through node `via` until each is final.
+async fn run_jobs(net: &Net, via: usize, jobs: usize, tag: &str) {
+    let c = net.rpc(via).await;
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let mut runs = Vec::new();
+    for i in 0..jobs {
+        let input = format!("{tag} {i}").into_bytes();
+        let offer = client::sign_offer(&c, &net.client_key, module_id, input, OfferTerms::default(), None)
+            .await
+            .expect("offer");
+        runs.push(client::submit(&c, offer).await.expect("submit"));
+    }
+    for mut watch in runs {
+        watch
+            .until(cairn_rpc::JobStage::Finalized, TIMEOUT, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_node_restores_the_state_from_peers_and_catches_a_tampered_chunk() {
+    // Node 0 validates (a block every 50 ms, work or not), nodes 1 and 2 provide (2 tampers
+    // with the state it serves), node 3 joins late with an empty data folder.
+    let late = 3;
+    let mut net = start(3).await;
+    net.t.kill(late).expect("stop the late node");
+    std::fs::remove_dir_all(net.t.dir.join("nodes").join(late.to_string()).join("db")).expect("empty its store");
+    restart_with(&mut net, 0, "empty_blocks = true\n").await;
+    restart_with(&mut net, 2, "test_sync_lie = \"tampered_state\"\n").await;
+    let tamperer = net.rpc(2).await.node_info().await.expect("node_info").peer_id;
+    run_jobs(&net, 0, 6, "before").await;
+    let deadline = Instant::now() + TIMEOUT;
+    while net.height(0).await < MIN_BLOCKS + 20 {
+        assert!(Instant::now() < deadline, "the chain does not grow:\n{}", net.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Small chunks, so that every peer serves some: the tamperer is asked too.
+    let toml = format!("state_sync_min_blocks = {MIN_BLOCKS}\nstate_sync_chunk_entries = 2\n");
+    restart_with(&mut net, late, &toml).await;
+    let deadline = Instant::now() + TIMEOUT;
+    let restored_at = loop {
+        let log = log_of(&net, late);
+        if let Some(line) = log.lines().find(|l| l.contains("state sync: restored the state of height")) {
+            let height: u64 = line
+                .split("state sync: restored the state of height ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|h| h.trim_end_matches(';').parse().ok())
+                .unwrap_or_else(|| panic!("no height in {line}"));
+            break height;
+        }
+        assert!(Instant::now() < deadline, "no state restored:\n{}", net.t.log_tail(late, 80));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = log_of(&net, late);
+    assert!(
+        log.lines().any(|l| l.contains("sync peer lied") && l.contains(&tamperer) && l.contains("does not prove")),
+        "the tampered chunk was not caught:\n{}",
+        net.t.log_tail(late, 80)
+    );
+    assert!(restored_at >= MIN_BLOCKS, "restored at {restored_at}");
+
+    // It syncs the blocks after the snapshot, executing each itself: the roots it computes
+    // are the chain's, or it could not go on.
+    let tip = net.height(0).await;
+    net.wait_height(late, tip).await;
+    let c = net.rpc(late).await;
+    let head = c.chain_head().await.expect("chain_head");
+    let theirs = net.rpc(0).await.chain_get_block(head.height).await.expect("the validator's block");
+    assert_eq!(head.hash, theirs.header.hash(), "the same chain");
+    assert_eq!(head.state_root, theirs.header.state_root);
+    let info = c.node_info().await.expect("node_info");
+    assert!(
+        info.blocks_executed <= head.height - restored_at + 1,
+        "it replayed blocks before the snapshot: {} executed, head {}, restored at {restored_at}",
+        info.blocks_executed,
+        head.height
+    );
+    // Blocks before the snapshot are not on it.
+    let before = c.chain_get_block(1).await.expect_err("block 1 is not on a node that restored the state");
+    assert_eq!(code_of(&before), Some(cairn_rpc::error::NOT_FOUND));
+    // It serves what it restored: a state proof at its head verifies against the genesis.
+    let key = format!("01{}", hex::encode(net.client_key.public().0));
+    let proof = c.state_get_proof(key, None).await.expect("state proof");
+    proof.verify(&net.genesis).expect("the proof verifies against the genesis");
+
+    // And takes part: jobs submitted through it are finalized.
+    run_jobs(&net, late, 2, "after").await;
+}

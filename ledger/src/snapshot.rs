@@ -1,0 +1,377 @@
+//! State snapshots: the state at a finalized height, read in chunks that each carry a range
+//! proof against that height's state root, so a node can start from a recent state instead of
+//! replaying every block since genesis (state sync).
+//!
+//! A chunk ([`StateChunk`]) holds consecutive entries of the state tree in key-hash order —
+//! each as its state key and value, the key's hash computed by the receiver — and the
+//! [`SparseMerkleRangeProof`] of its last entry: the siblings to the right of that leaf's path.
+//! With the entries received so far (everything to the left), they give the root; a chunk
+//! that leaves out, adds, reorders or alters an entry gives another root and is refused at
+//! once, so the peer that served it is known. [`StateRestore`] checks chunks as they come
+//! and, once the last one is in, rebuilds the tree's nodes at the snapshot's version (its root
+//! checked again as a whole, so a peer that claims the end early is caught too).
+//!
+//! The receiver learns which height and root to trust from a finalized block and its commit
+//! (checked against the genesis validators by the caller), never from the serving peer.
+
+use std::sync::{Arc, Mutex};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::proof::SparseMerkleRangeProof;
+use jmt::restore::{JellyfishMerkleRestore, StateSnapshotReceiver};
+use jmt::storage::{Node, NodeBatch, TreeReader, TreeUpdateBatch, TreeWriter};
+use jmt::{JellyfishMerkleIterator, JellyfishMerkleTree, KeyHash, RootHash};
+use sha2::Sha256;
+
+use crate::state_tree::{StateUpdate, key_hash};
+use crate::{Error, Hash, Result};
+
+/// The most entries a chunk holds (a request asks for at most this many).
+pub const STATE_CHUNK_ENTRIES_MAX: u32 = 4_096;
+/// A chunk stops growing once its entries reach this many bytes (keys and values).
+pub const STATE_CHUNK_BYTES_MAX: usize = 4 << 20;
+/// The largest encoded range proof: one sibling per bit of the key hash at most, each a tag
+/// and two hashes at most.
+pub const RANGE_PROOF_BYTES_MAX: usize = 4 + 256 * 65;
+/// The most state a node restores: keys and values together (past it the snapshot is refused).
+pub const RESTORED_STATE_BYTES_MAX: u64 = 4 << 30;
+
+/// State entries: `(state key, value)` pairs.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Consecutive entries of the state tree at one version, in key-hash order, and the range
+/// proof of the last one.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StateChunk {
+    /// `(state key, value)` pairs, ordered by the key's hash.
+    pub entries: Entries,
+    /// borsh `SparseMerkleRangeProof` (SHA-256) of the last entry.
+    pub proof: Vec<u8>,
+    /// Whether no entry follows the last one (the receiver checks it: see [`StateRestore`]).
+    pub last: bool,
+}
+
+/// The key hash right after `key` (`None` after the last possible one).
+pub fn next_key_hash(key: &KeyHash) -> Option<KeyHash> {
+    let mut next = key.0;
+    for byte in next.iter_mut().rev() {
+        let (sum, carry) = byte.overflowing_add(1);
+        *byte = sum;
+        if !carry {
+            return Some(KeyHash(next));
+        }
+    }
+    None
+}
+
+/// Reads the chunk of `reader`'s tree at `version` that starts at key hash `start`: at most
+/// `max_entries` entries and about `max_bytes` bytes (at least one entry), each key found
+/// with `key_of` (the tree holds only key hashes).
+pub fn read_chunk<R: TreeReader>(
+    reader: Arc<R>,
+    version: u64,
+    start: KeyHash,
+    max_entries: usize,
+    max_bytes: usize,
+    key_of: impl Fn(&KeyHash) -> Result<Vec<u8>>,
+) -> Result<StateChunk> {
+    let tree_error = |e: anyhow::Error| Error::Storage(format!("state tree at version {version}: {e}"));
+    let mut leaves = JellyfishMerkleIterator::<R>::new(reader.clone(), version, start).map_err(tree_error)?;
+    let mut entries = Vec::new();
+    let (mut bytes, mut last_hash) = (0usize, None);
+    while entries.len() < max_entries.max(1) && (entries.is_empty() || bytes < max_bytes) {
+        let Some(leaf) = leaves.next() else { break };
+        let (hash, value) = leaf.map_err(tree_error)?;
+        let key = key_of(&hash)?;
+        if key_hash(&key) != hash {
+            return Err(Error::Storage(format!(
+                "the key stored for state tree leaf {} has another hash",
+                hex::encode(hash.0)
+            )));
+        }
+        bytes += key.len() + value.len();
+        entries.push((key, value));
+        last_hash = Some(hash);
+    }
+    let Some(last_hash) = last_hash else {
+        return Err(Error::Invalid(format!(
+            "no state entry from key hash {} at version {version}",
+            hex::encode(start.0)
+        )));
+    };
+    let last = leaves.next().is_none();
+    let proof =
+        JellyfishMerkleTree::<R, Sha256>::new(&reader).get_range_proof(last_hash, version).map_err(tree_error)?;
+    Ok(StateChunk { entries, proof: borsh::to_vec(&proof).expect("encodes"), last })
+}
+
+/// The tree nodes a restore freezes, kept in memory until the state is complete.
+#[derive(Default)]
+struct Collected(Mutex<NodeBatch>);
+
+impl TreeWriter for Collected {
+    fn write_node_batch(&self, batch: &NodeBatch) -> anyhow::Result<()> {
+        self.0.lock().map_err(|_| anyhow::anyhow!("a restore panicked"))?.merge(batch.clone());
+        Ok(())
+    }
+}
+
+/// A state being restored from chunks, checked one by one against the root of `version`.
+///
+/// A chunk that fails leaves it unusable (the partial tree already took the chunk's entries):
+/// start again, from a peer other than the one that served the bad chunk.
+pub struct StateRestore {
+    version: u64,
+    root: Hash,
+    restore: JellyfishMerkleRestore<Sha256>,
+    nodes: Arc<Collected>,
+    entries: Entries,
+    bytes: u64,
+    next: Option<KeyHash>,
+    done: bool,
+}
+
+impl std::fmt::Debug for StateRestore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateRestore")
+            .field("version", &self.version)
+            .field("root", &self.root)
+            .field("entries", &self.entries.len())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl StateRestore {
+    /// Restores the state whose tree at `version` has root `root` (from a finalized header).
+    pub fn new(version: u64, root: Hash) -> Result<StateRestore> {
+        let nodes = Arc::new(Collected::default());
+        let restore = JellyfishMerkleRestore::new_overwrite(nodes.clone(), version, RootHash(root.0))
+            .map_err(|e| Error::Storage(format!("state restore: {e}")))?;
+        Ok(StateRestore {
+            version,
+            root,
+            restore,
+            nodes,
+            entries: Vec::new(),
+            bytes: 0,
+            next: Some(KeyHash([0; 32])),
+            done: false,
+        })
+    }
+
+    /// The version (height) restored.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The root it must have.
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// Entries received so far.
+    pub fn entries_received(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Where the next chunk starts (`None` once the last chunk is in).
+    pub fn next_start(&self) -> Option<KeyHash> {
+        if self.done { None } else { self.next }
+    }
+
+    /// Adds the chunk that starts at [`StateRestore::next_start`]; `Ok(true)` once it was the
+    /// last. An error says what is wrong with the chunk (its server lied, or sent another
+    /// version's state).
+    pub fn add(&mut self, chunk: StateChunk) -> Result<bool> {
+        let bad = |why: String| Error::Invalid(format!("state chunk: {why}"));
+        let Some(start) = self.next_start() else { return Err(bad("the state is complete already".into())) };
+        if chunk.entries.is_empty() {
+            return Err(bad("no entries".into()));
+        }
+        if chunk.entries.len() > STATE_CHUNK_ENTRIES_MAX as usize {
+            return Err(bad(format!("{} entries, more than {STATE_CHUNK_ENTRIES_MAX}", chunk.entries.len())));
+        }
+        let proof: SparseMerkleRangeProof<Sha256> =
+            crate::decode("state chunk range proof", &chunk.proof, RANGE_PROOF_BYTES_MAX)
+                .map_err(|e| bad(e.to_string()))?;
+        let mut leaves = Vec::with_capacity(chunk.entries.len());
+        let mut previous = None;
+        for (key, value) in &chunk.entries {
+            let hash = key_hash(key);
+            if hash < start || previous.is_some_and(|p| hash <= p) {
+                return Err(bad("entries out of key-hash order, or before the chunk's start".into()));
+            }
+            previous = Some(hash);
+            self.bytes += (key.len() + value.len()) as u64;
+            leaves.push((hash, value.clone()));
+        }
+        if self.bytes > RESTORED_STATE_BYTES_MAX {
+            return Err(bad(format!("the state is larger than {RESTORED_STATE_BYTES_MAX} bytes")));
+        }
+        let last_hash = previous.expect("a chunk has entries");
+        self.restore
+            .add_chunk(leaves, proof)
+            .map_err(|e| bad(format!("it does not prove against the state root: {e}")))?;
+        self.entries.extend(chunk.entries);
+        self.next = next_key_hash(&last_hash);
+        self.done = chunk.last || self.next.is_none();
+        Ok(self.done)
+    }
+
+    /// The restored state: its entries (in key-hash order) and the state tree at the
+    /// snapshot's version, as an update to write into an empty tree. Refused unless the whole
+    /// tree has the root it must have (a server that claimed the end early is caught here).
+    pub fn finish(self) -> Result<(Entries, StateUpdate)> {
+        if !self.done {
+            return Err(Error::Invalid("the state restore is not complete".into()));
+        }
+        let StateRestore { version, root, restore, nodes, entries, .. } = self;
+        restore.finish().map_err(|e| Error::Storage(format!("state restore: {e}")))?;
+        let batch = Arc::try_unwrap(nodes)
+            .map_err(|_| Error::Storage("the restored tree is still shared".into()))?
+            .0
+            .into_inner()
+            .map_err(|_| Error::Storage("a restore panicked".into()))?;
+        // The nodes were built here from the entries received, each from its children: the
+        // root's hash is the whole tree's.
+        let root_node = batch.nodes().iter().find(|(k, _)| k.version() == version && k.nibble_path().is_empty());
+        let got = match root_node.map(|(_, n)| n) {
+            Some(Node::Internal(n)) => n.hash::<Sha256>(),
+            Some(Node::Leaf(n)) => n.hash::<Sha256>(),
+            Some(Node::Null) | None => [0; 32],
+        };
+        if got != root.0 {
+            return Err(Error::Invalid(format!(
+                "the restored state has root {}, the snapshot's header says {root}: entries are missing",
+                Hash(got)
+            )));
+        }
+        let batch =
+            TreeUpdateBatch { node_batch: batch, stale_node_index_batch: Default::default(), node_stats: vec![] };
+        Ok((entries, StateUpdate { version, root, batch }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state_tree::{MemoryTree, StateChange, prepare};
+
+    /// A tree, the state keys by their hashes, its entries by key, and its root.
+    type Tree = (Arc<MemoryTree>, BTreeMap<KeyHash, Vec<u8>>, Entries, Hash);
+
+    /// A tree at version 3 (three updates on top of a genesis).
+    fn tree(n: u32) -> Tree {
+        let mut tree = MemoryTree::default();
+        let mut live: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut root = Hash::ZERO;
+        for version in 0..4u64 {
+            let changes: Vec<StateChange> = (0..n)
+                .filter(|i| !(u64::from(*i) + version).is_multiple_of(3) || version == 0)
+                .map(|i| (format!("key-{i}").into_bytes(), Some(format!("value-{i}-at-{version}").into_bytes())))
+                .collect();
+            let update = prepare(&tree, &changes, version).expect("update");
+            tree.apply(&update);
+            for (k, v) in changes {
+                live.insert(k, v.expect("set"));
+            }
+            root = update.root;
+        }
+        let entries: Entries = live.into_iter().collect();
+        let keys = entries.iter().map(|(k, _)| (key_hash(k), k.clone())).collect();
+        (Arc::new(tree), keys, entries, root)
+    }
+
+    fn chunks(tree: &Arc<MemoryTree>, keys: &BTreeMap<KeyHash, Vec<u8>>, per_chunk: usize) -> Vec<StateChunk> {
+        let mut out = Vec::new();
+        let mut start = Some(KeyHash([0; 32]));
+        while let Some(from) = start {
+            let key_of = |h: &KeyHash| keys.get(h).cloned().ok_or_else(|| Error::Storage("no key".into()));
+            let chunk = read_chunk(tree.clone(), 3, from, per_chunk, STATE_CHUNK_BYTES_MAX, key_of).expect("chunk");
+            let last_hash = key_hash(&chunk.entries.last().expect("entries").0);
+            start = if chunk.last { None } else { next_key_hash(&last_hash) };
+            out.push(chunk);
+        }
+        out
+    }
+
+    #[test]
+    fn a_state_restored_from_chunks_has_the_root_and_entries_of_the_original() {
+        let (tree, keys, entries, root) = tree(300);
+        let chunks = chunks(&tree, &keys, 37);
+        assert_eq!(chunks.len(), 300usize.div_ceil(37));
+        let mut restore = StateRestore::new(3, root).expect("restore");
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            assert_eq!(restore.add(chunk).expect("a valid chunk"), i == 300 / 37, "the last chunk ends it");
+        }
+        let (restored, update) = restore.finish().expect("complete");
+        assert_eq!(update.root, root);
+        assert_eq!(update.version, 3);
+        let mut by_key = restored.clone();
+        by_key.sort();
+        assert_eq!(by_key, entries, "every entry, once");
+        assert_eq!(MemoryTree::root_of(&restored).expect("root"), root, "the same state as the original");
+        // The restored tree takes the next version's update like the original does.
+        let mut copy = MemoryTree::default();
+        copy.apply(&update);
+        let change: Vec<StateChange> =
+            vec![(b"key-5".to_vec(), Some(b"changed".to_vec())), (b"new".to_vec(), Some(b"x".to_vec()))];
+        let next = prepare(&copy, &change, 4).expect("next version");
+        let original = prepare(tree.as_ref(), &change, 4).expect("next version");
+        assert_eq!(next.root, original.root);
+    }
+
+    #[test]
+    fn a_tampered_reordered_or_short_chunk_is_refused() {
+        let (tree, keys, _, root) = tree(120);
+        let good = chunks(&tree, &keys, 40);
+        let try_second = |tamper: &dyn Fn(&mut StateChunk)| {
+            let mut restore = StateRestore::new(3, root).expect("restore");
+            restore.add(good[0].clone()).expect("the first chunk is honest");
+            let mut bad = good[1].clone();
+            tamper(&mut bad);
+            restore.add(bad)
+        };
+        assert!(try_second(&|_| {}).is_ok(), "untouched");
+        let value = try_second(&|c| c.entries[3].1.push(b'!')).expect_err("an altered value");
+        assert!(value.to_string().contains("does not prove against the state root"), "{value}");
+        assert!(
+            try_second(&|c| {
+                c.entries.remove(5);
+            })
+            .is_err(),
+            "a left-out entry"
+        );
+        assert!(try_second(&|c| c.entries.swap(1, 2)).is_err(), "out of order");
+        assert!(try_second(&|c| c.entries.push((b"made-up".to_vec(), b"x".to_vec()))).is_err(), "an added entry");
+        assert!(try_second(&|c| c.proof.clear()).is_err(), "no proof");
+        assert!(try_second(&|c| c.entries.clear()).is_err(), "empty");
+        // Another version's root: the very first chunk fails.
+        let mut other = StateRestore::new(3, Hash::of(b"another root")).expect("restore");
+        assert!(other.add(good[0].clone()).is_err());
+        // A server that says "last" early: each chunk proves, the whole does not.
+        let mut early = StateRestore::new(3, root).expect("restore");
+        early.add(good[0].clone()).expect("honest");
+        let mut cut = good[1].clone();
+        cut.last = true;
+        assert!(early.add(cut).expect("the chunk itself proves"));
+        let short = early.finish().expect_err("entries are missing");
+        assert!(
+            short.to_string().contains("entries are missing") || short.to_string().contains("incomplete"),
+            "{short}"
+        );
+    }
+
+    #[test]
+    fn key_hashes_count_up_with_a_carry() {
+        assert_eq!(next_key_hash(&KeyHash([0; 32])).expect("next").0[31], 1);
+        let mut k = [0u8; 32];
+        k[31] = 0xff;
+        let n = next_key_hash(&KeyHash(k)).expect("next");
+        assert_eq!((n.0[30], n.0[31]), (1, 0));
+        assert!(next_key_hash(&KeyHash([0xff; 32])).is_none());
+    }
+}

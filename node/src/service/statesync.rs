@@ -1,0 +1,298 @@
+//! State sync: a node with no block yet, whose peer is far ahead, restores the state at that
+//! peer's head instead of replaying every block since genesis (`cairn_ledger::snapshot`).
+//!
+//! 1. It asks the peer for its head block and commit (`Snapshot`), and trusts the height and
+//!    state root only once the commit verifies against the genesis validators.
+//! 2. It asks for the state at that height in chunks (`StateChunk`), round-robin over its
+//!    trusted peers, one request at a time; each chunk must prove against the state root. A
+//!    peer whose chunk does not is a liar (disconnected, distrusted), and the restore starts
+//!    over from another peer. A peer that no longer keeps that height is paused and another
+//!    asked; with none left, it starts over at a newer head.
+//! 3. The last chunk in, the tree is rebuilt and checked as a whole, then written with the block
+//!    and its commit in one batch off the loop; the chain reloads its head from the store
+//!    (checking the state against the root once more), and block sync goes on from there.
+//!
+//! Until it is done, the node syncs no block; a peer less than `state_sync_min_blocks` ahead
+//! makes it replay blocks as usual (state sync is not tried again in that run).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use cairn_ledger::snapshot::{STATE_CHUNK_ENTRIES_MAX, StateChunk, StateRestore};
+use cairn_ledger::{Block, Commit, Result};
+use libp2p::PeerId;
+use libp2p::request_response::OutboundRequestId;
+
+use super::{Event, Node};
+use crate::p2p::{SyncRequest, SyncResponse, Wire};
+
+/// Where state sync is.
+#[derive(Default)]
+pub enum StateSync {
+    /// Not tried yet.
+    #[default]
+    Idle,
+    /// A peer's head is asked for.
+    Asking {
+        /// The request.
+        request: OutboundRequestId,
+    },
+    /// Chunks are being fetched and checked.
+    Restoring(Box<Restoring>),
+    /// The restored state is being written.
+    Writing,
+    /// Done, or not used in this run: blocks are synced as usual.
+    Off,
+}
+
+/// A restore in progress.
+pub struct Restoring {
+    block: Block,
+    commit: Commit,
+    restore: StateRestore,
+    /// The chunk request in flight, its peer.
+    request: Option<(OutboundRequestId, PeerId)>,
+    /// The peer that served the last chunk added (blamed if the whole does not prove).
+    last_server: Option<PeerId>,
+    /// Chunks asked so far (the round-robin turn).
+    asked: usize,
+    started: Instant,
+}
+
+/// What writing the restored state gave, sent back to the loop.
+pub struct Restored {
+    height: u64,
+    entries: usize,
+    started: Instant,
+    /// Written, or the store failed (fatal).
+    written: anyhow::Result<()>,
+}
+
+impl StateSync {
+    /// Whether state sync holds block sync back (it is being tried).
+    pub fn busy(&self) -> bool {
+        matches!(self, StateSync::Asking { .. } | StateSync::Restoring(_) | StateSync::Writing)
+    }
+}
+
+impl Node {
+    /// Whether block sync should first try state sync: enabled, and no block here yet.
+    pub(super) fn state_sync_first(&self) -> bool {
+        self.config.state_sync
+            && matches!(self.state_sync, StateSync::Idle)
+            && self.chain.height() == 0
+            && self.consensus.is_none()
+    }
+
+    /// Asks `peer` for its head, to restore the state there if it is far enough ahead.
+    pub(super) fn ask_snapshot(&mut self, peer: PeerId) {
+        let request = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Snapshot));
+        self.state_sync = StateSync::Asking { request };
+    }
+
+    /// Whether `request_id` is a state sync request.
+    pub(super) fn is_state_sync_request(&self, request_id: OutboundRequestId) -> bool {
+        match &self.state_sync {
+            StateSync::Asking { request, .. } => *request == request_id,
+            StateSync::Restoring(r) => r.request.is_some_and(|(id, _)| id == request_id),
+            _ => false,
+        }
+    }
+
+    /// The answer to a state sync request.
+    pub(super) fn on_state_sync_response(&mut self, peer: PeerId, decoded: Result<SyncResponse>) {
+        match &self.state_sync {
+            StateSync::Asking { .. } => self.on_snapshot(peer, decoded),
+            StateSync::Restoring(_) => self.on_chunk(peer, decoded),
+            _ => {}
+        }
+    }
+
+    /// A state sync request failed (no answer): another peer is asked.
+    pub(super) fn state_sync_request_failed(&mut self, peer: PeerId, request_id: OutboundRequestId) {
+        if !self.is_state_sync_request(request_id) {
+            return;
+        }
+        tracing::info!(%peer, "state sync: the peer did not answer; asking another");
+        self.sync.pause(peer);
+        match &mut self.state_sync {
+            StateSync::Asking { .. } => {
+                self.state_sync = StateSync::Idle;
+                self.sync_from_any_peer();
+            }
+            StateSync::Restoring(r) => {
+                r.request = None;
+                self.request_chunk();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_snapshot(&mut self, peer: PeerId, decoded: Result<SyncResponse>) {
+        self.state_sync = StateSync::Idle;
+        let head = match decoded {
+            Ok(SyncResponse::Snapshot(head)) => head,
+            Ok(SyncResponse::Error(why)) => {
+                tracing::debug!(%peer, "state sync: the peer cannot tell its head ({why})");
+                self.sync.pause(peer);
+                return self.sync_from_any_peer();
+            }
+            Ok(_) => return self.sync_liar(peer, "answered a head request with something else"),
+            Err(e) => return self.sync_liar(peer, &format!("undecodable answer: {e}")),
+        };
+        let height = head.as_ref().map_or(0, |h| h.0.header.height);
+        let Some((block, commit)) = head.filter(|_| height >= self.config.state_sync_min_blocks.max(1)).map(|h| *h)
+        else {
+            // Close enough: replaying the blocks costs less than a restore.
+            tracing::debug!(%peer, height, "state sync: the peer is not far enough ahead; syncing blocks");
+            self.state_sync = StateSync::Off;
+            return self.request_sync(peer);
+        };
+        let check = block.check_structure().map_err(|e| e.to_string()).and_then(|()| {
+            if commit.height != height || commit.block_hash != block.hash() {
+                return Err("the commit is not for the block".into());
+            }
+            if block.header.chain_id != self.chain.chain_id {
+                return Err("the block is of another chain".into());
+            }
+            commit.verify(self.chain.chain_id, &self.chain.validators).map(|_| ()).map_err(|e| e.to_string())
+        });
+        if let Err(why) = check {
+            return self.sync_liar(peer, &format!("sent a head that is not final ({why})"));
+        }
+        self.peer_at(height);
+        let restore = match StateRestore::new(height, block.header.state_root) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("state sync: cannot start a restore ({e}); syncing blocks");
+                self.state_sync = StateSync::Off;
+                return self.request_sync(peer);
+            }
+        };
+        tracing::info!(%peer, height, state_root = %block.header.state_root, "state sync: restoring the state at the peer's head");
+        self.state_sync = StateSync::Restoring(Box::new(Restoring {
+            block,
+            commit,
+            restore,
+            request: None,
+            last_server: None,
+            asked: 0,
+            started: Instant::now(),
+        }));
+        self.request_chunk();
+    }
+
+    /// Asks the next peer in turn for the next chunk; with no peer to ask, starts over.
+    fn request_chunk(&mut self) {
+        let mut peers: Vec<PeerId> =
+            self.net.peers().into_iter().filter(|p| !self.sync.is_distrusted(p)).collect::<Vec<_>>();
+        peers.sort();
+        let max = self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX);
+        let StateSync::Restoring(r) = &mut self.state_sync else { return };
+        let Some(start) = r.restore.next_start() else { return };
+        if peers.is_empty() {
+            tracing::info!("state sync: no peer to ask for the state; starting over when one connects");
+            self.state_sync = StateSync::Idle;
+            return;
+        }
+        let peer = peers[r.asked % peers.len()];
+        r.asked += 1;
+        let request = SyncRequest::StateChunk { height: r.restore.version(), start: start.0, max };
+        let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&request));
+        if let StateSync::Restoring(r) = &mut self.state_sync {
+            r.request = Some((id, peer));
+        }
+    }
+
+    fn on_chunk(&mut self, peer: PeerId, decoded: Result<SyncResponse>) {
+        let StateSync::Restoring(r) = &mut self.state_sync else { return };
+        r.request = None;
+        let height = r.restore.version();
+        let chunk: StateChunk = match decoded {
+            Ok(SyncResponse::StateChunk(Some(chunk))) => chunk,
+            Ok(SyncResponse::StateChunk(None) | SyncResponse::Error(_)) => {
+                // Busy, or no longer (or not yet) keeping that height: another peer may.
+                tracing::debug!(%peer, height, "state sync: the peer cannot serve the state of this height now");
+                self.sync.pause(peer);
+                self.request_chunk();
+                return;
+            }
+            Ok(_) => {
+                self.state_sync = StateSync::Idle;
+                return self.sync_liar(peer, "answered a state chunk request with something else");
+            }
+            Err(e) => {
+                self.state_sync = StateSync::Idle;
+                return self.sync_liar(peer, &format!("undecodable answer: {e}"));
+            }
+        };
+        match r.restore.add(chunk) {
+            Err(e) => {
+                // The partial tree took the bad chunk: start over, without this peer.
+                self.state_sync = StateSync::Idle;
+                self.sync_liar(peer, &format!("served state of height {height} that does not prove ({e})"));
+            }
+            Ok(false) => {
+                r.last_server = Some(peer);
+                self.request_chunk();
+            }
+            Ok(true) => {
+                r.last_server = Some(peer);
+                self.write_restored_state();
+            }
+        }
+    }
+
+    /// The last chunk is in: the tree is checked as a whole, then written off the loop. A
+    /// whole that does not prove blames the peer that said its chunk was the last.
+    fn write_restored_state(&mut self) {
+        let StateSync::Restoring(r) = std::mem::replace(&mut self.state_sync, StateSync::Writing) else { return };
+        let Restoring { block, commit, restore, last_server, started, .. } = *r;
+        let height = block.header.height;
+        let (entries, tree) = match restore.finish() {
+            Ok(done) => done,
+            Err(e) => {
+                self.state_sync = StateSync::Idle;
+                match last_server {
+                    Some(peer) => self.sync_liar(peer, &format!("ended the state of height {height} early ({e})")),
+                    None => self.sync_from_any_peer(),
+                }
+                return;
+            }
+        };
+        let store = self.chain.store.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let count = entries.len();
+            let written = tokio::task::spawn_blocking(move || {
+                store
+                    .restore_state(&block, &commit, &entries, &tree)
+                    .with_context(|| format!("writing the state of height {height} restored from peers"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("writing the restored state failed: {e}")));
+            let restored = Restored { height, entries: count, started, written };
+            let _ = events.send(Event::StateRestored(restored)).await;
+        });
+    }
+
+    /// The restored state was written (or refused): the head moves to it, and blocks after it
+    /// are synced.
+    pub(super) fn on_state_restored(&mut self, restored: Restored) -> anyhow::Result<()> {
+        let Restored { height, entries, started, written } = restored;
+        written?;
+        self.chain.reload().context("loading the restored state")?;
+        self.state_sync = StateSync::Off;
+        tracing::info!(
+            height,
+            entries,
+            took_ms = started.elapsed().as_millis() as u64,
+            "state sync: restored the state of height {height} from peers; syncing the blocks after it"
+        );
+        self.executed.head_moved(height);
+        self.publish_view();
+        crate::metrics::set(&self.metrics.head_height, height);
+        self.sync_from_any_peer();
+        Ok(())
+    }
+}
