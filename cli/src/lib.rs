@@ -1,7 +1,7 @@
 //! The `cairn` command line: one binary to run a node (`cairn node run`), create keys, upload
 //! modules, submit jobs and follow them to a finalized receipt, verify receipts and state
 //! proofs offline, manage accounts and providers, and run a local testnet of node processes
-//! (`cairn testnet up|status|down|demo|bench`).
+//! (`cairn testnet up|status|down|demo|bench|sync-bench`).
 //!
 //! This crate is the thin layer over the libraries: [`cairn_node`] runs the node,
 //! [`cairn_rpc`]'s client talks to one, [`cairn_testnet`] launches and drives testnets (of
@@ -504,6 +504,36 @@ enum TestnetCmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Measure how long a node joining a long chain takes to reach its head: restoring the
+    /// state from its peers (state sync), then replaying every block. A fresh testnet (one
+    /// validator, one provider, and the joiner) is loaded with `--jobs` jobs and grows to
+    /// `--blocks` blocks first; a JSON report in `<dir>/sync-bench/report.json`.
+    SyncBench {
+        /// The testnet's folder.
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+        /// Block time in milliseconds (the validator decides a block every block time).
+        #[arg(long, default_value_t = 20)]
+        block_time_ms: u64,
+        /// Jobs finalized before the join.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// Offers per second while loading.
+        #[arg(long, default_value_t = 800.0)]
+        rate: f64,
+        /// The chain's height before the join.
+        #[arg(long, default_value_t = 20_000)]
+        blocks: u64,
+        /// Client accounts of the load.
+        #[arg(long, default_value_t = cairn_testnet::load::CLIENTS_DEFAULT)]
+        clients: usize,
+        /// The job's module.
+        #[arg(long, default_value = "examples/jobs/wasm/uppercase.wasm")]
+        module: PathBuf,
+        /// The JSON report (default: `<dir>/sync-bench/report.json`).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 /// Entry point of the binary.
@@ -775,6 +805,12 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                 };
                 cairn_testnet::load::run(&testnet_spec(&net)?, &opts).await?;
             }
+        }
+        TestnetCmd::SyncBench { dir, block_time_ms, jobs, rate, blocks, clients, module, report } => {
+            let net = TestnetArgs { dir, validators: 1, providers: 2, block_time_ms, manual: 1 };
+            let opts =
+                cairn_testnet::sync_bench::SyncBenchOptions { jobs, rate_per_s: rate, blocks, clients, module, report };
+            cairn_testnet::sync_bench::run(&testnet_spec(&net)?, &opts).await?;
         }
     }
     Ok(())

@@ -326,11 +326,12 @@ impl Store {
         for (job_id, location) in w.jobs {
             batch.put_cf(self.cf(CF_JOBS), job_id.0, borsh::to_vec(location).expect("encodes"));
         }
-        self.put_state(&mut batch, w.state);
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
         }
-        self.put_tree(&mut batch, w.tree)?;
+        self.put_state(&mut batch, w.state);
+        let new_keys = self.put_tree(&mut batch, w.tree)?;
+        self.put_keys(&mut batch, w.state, &new_keys);
         self.prune_tree(&mut batch, height)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
         self.write_synced(batch)
@@ -344,7 +345,9 @@ impl Store {
     /// Adds a tree update to `batch`: its nodes and value rows, and what they make stale — the
     /// nodes the tree reports, and each key's previous value row (plus the row itself when the
     /// update deletes the key: once no version before it is read, absence needs no row).
-    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) -> Result<()> {
+    /// Returns the keys (hashes) written that had no row before: new keys.
+    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) -> Result<Vec<jmt::KeyHash>> {
+        let mut new_keys = Vec::new();
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
         }
@@ -354,8 +357,12 @@ impl Store {
         for ((version, kh), v) in update.batch.node_batch.values() {
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
             let since = version.to_be_bytes();
-            if let Some(previous) = value_row_before(&mut rows, kh, *version)? {
-                batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, previous)].concat(), []);
+            match value_row_before(&mut rows, kh, *version)? {
+                Some(previous) => {
+                    batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, previous)].concat(), [])
+                }
+                None if v.is_some() => new_keys.push(*kh),
+                None => {}
             }
             if v.is_none() {
                 batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, *version)].concat(), []);
@@ -366,7 +373,7 @@ impl Store {
             k.extend(borsh::to_vec(&stale.node_key).expect("encodes"));
             batch.put_cf(self.cf(CF_JMT_STALE), k, []);
         }
-        Ok(())
+        Ok(new_keys)
     }
 
     /// Deletes tree nodes and value rows that went stale at or before `height - history`.
@@ -413,21 +420,34 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         self.put_state(&mut batch, changes);
-        self.put_tree(&mut batch, tree)?;
+        let new_keys = self.put_tree(&mut batch, tree)?;
+        self.put_keys(&mut batch, changes, &new_keys);
         self.write_synced(batch)
     }
 
-    /// Adds state changes to `batch`: the flat `state` table, and each written key under its
-    /// hash in `jmt_keys` (a deleted key's row stays: keys are never deleted today, and a
-    /// snapshot of a version before the deletion still needs it).
+    /// Adds state changes to the flat `state` table in `batch`.
     fn put_state(&self, batch: &mut WriteBatch, changes: &[StateChange]) {
         for (k, v) in changes {
             match v {
-                Some(v) => {
-                    batch.put_cf(self.cf(CF_STATE), k, v);
-                    batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(k).0, k);
-                }
+                Some(v) => batch.put_cf(self.cf(CF_STATE), k, v),
                 None => batch.delete_cf(self.cf(CF_STATE), k),
+            }
+        }
+    }
+
+    /// Adds the keys of `changes` that are new to the tree (`new`, by hash) to `jmt_keys` in
+    /// `batch`: a key is written there once, when it first gets a value (a deleted key's row
+    /// stays: keys are never deleted today, and a snapshot of a version before the deletion
+    /// still needs it).
+    fn put_keys(&self, batch: &mut WriteBatch, changes: &[StateChange], new: &[jmt::KeyHash]) {
+        if new.is_empty() {
+            return;
+        }
+        let new: std::collections::HashSet<[u8; 32]> = new.iter().map(|k| k.0).collect();
+        for (k, _) in changes.iter().filter(|(_, v)| v.is_some()) {
+            let hash = cairn_ledger::state_tree::key_hash(k).0;
+            if new.contains(&hash) {
+                batch.put_cf(self.cf(CF_JMT_KEYS), hash, k);
             }
         }
     }
@@ -494,7 +514,8 @@ impl Store {
         let mut batch = WriteBatch::default();
         let changes: Vec<StateChange> = entries.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         self.put_state(&mut batch, &changes);
-        self.put_tree(&mut batch, tree)?;
+        let new_keys = self.put_tree(&mut batch, tree)?;
+        self.put_keys(&mut batch, &changes, &new_keys);
         let key = height_key(height);
         batch.put_cf(self.cf(CF_BLOCKS), key, borsh::to_vec(block).expect("encodes"));
         batch.put_cf(self.cf(CF_COMMITS), key, borsh::to_vec(commit).expect("encodes"));

@@ -243,6 +243,8 @@ fn a_state_served_in_chunks_restores_into_an_empty_store() {
         last = Some((block, commit));
     }
     let (block, commit) = last.expect("blocks");
+    let live = source.state_entries().expect("entries").len();
+    assert_eq!(source.row_count("jmt_keys"), live, "each key is indexed once, when it is new");
     // Served in chunks of 16 entries, as a peer would; checked by the restore as they come.
     let mut restore = cairn_ledger::snapshot::StateRestore::new(5, block.header.state_root).expect("restore");
     let mut chunks = 0;

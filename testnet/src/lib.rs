@@ -21,6 +21,7 @@
 mod demo;
 pub mod load;
 pub mod plot;
+pub mod sync_bench;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,7 +110,7 @@ pub struct Testnet {
     detached: bool,
 }
 
-fn node_home(dir: &Path, i: usize) -> PathBuf {
+pub(crate) fn node_home(dir: &Path, i: usize) -> PathBuf {
     dir.join("nodes").join(i.to_string())
 }
 
@@ -305,6 +306,18 @@ impl Testnet {
         let (child, bound) = start_node(&self.spec, i, &bootstrap).await?;
         self.children[i] = Some(child);
         self.nodes[i] = bound;
+        Ok(())
+    }
+
+    /// Starts the first node not started yet (a manual provider) and waits until it serves RPC.
+    pub async fn start_next(&mut self) -> anyhow::Result<()> {
+        let i = self.children.len();
+        anyhow::ensure!(node_home(&self.dir, i).is_dir(), "the testnet has no node {i}");
+        let bootstrap: Vec<String> = self.nodes.iter().flat_map(|b| b.p2p.clone()).collect();
+        let _ = std::fs::remove_file(node_home(&self.dir, i).join("node.json"));
+        let (child, bound) = start_node(&self.spec, i, &bootstrap).await?;
+        self.children.push(Some(child));
+        self.nodes.push(bound);
         Ok(())
     }
 

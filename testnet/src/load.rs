@@ -833,7 +833,12 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn run_point(t: &Testnet, wasm: &[u8], schedule: Schedule, opts: &LoadOptions) -> anyhow::Result<RunData> {
+pub(crate) async fn run_point(
+    t: &Testnet,
+    wasm: &[u8],
+    schedule: Schedule,
+    opts: &LoadOptions,
+) -> anyhow::Result<RunData> {
     let keys = t.extra_client_keys()?;
     anyhow::ensure!(keys.len() >= opts.clients, "the testnet funds {} clients, {} asked", keys.len(), opts.clients);
     let url = t.rpc_url(0);
