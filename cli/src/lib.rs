@@ -503,6 +503,10 @@ enum TestnetCmd {
         /// with `.png`).
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Open loop: scrape every node's `/metrics` this often (milliseconds), as a
+        /// Prometheus server would, to measure what serving metrics costs.
+        #[arg(long)]
+        scrape_ms: Option<u64>,
     },
     /// Measure how long a node joining a long chain takes to reach its head: restoring the
     /// state from its peers (state sync), then replaying every block. A fresh testnet (one
@@ -784,6 +788,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             module,
             report,
             plot,
+            scrape_ms,
         } => {
             let rates: Vec<f64> = rate.into_iter().chain(rates).collect();
             if rates.is_empty() {
@@ -802,6 +807,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                     module,
                     report,
                     plot,
+                    scrape_every: scrape_ms.map(|ms| Duration::from_millis(ms.max(1))),
                 };
                 cairn_testnet::load::run(&testnet_spec(&net)?, &opts).await?;
             }

@@ -184,6 +184,9 @@ pub struct LoadOptions {
     /// Where to draw the plot (default: the report's path with `.png`); drawn for a sweep of
     /// two rates or more, or when given.
     pub plot: Option<PathBuf>,
+    /// Scrape every node's `/metrics` this often during the run and the drain (what a
+    /// Prometheus server does), to measure what serving metrics costs.
+    pub scrape_every: Option<Duration>,
 }
 
 /// When each submission at a fixed rate is due: submission `i` at `i / rate` seconds
@@ -360,6 +363,8 @@ pub struct RunData {
     pub to_result: Vec<Duration>,
     /// Blocks finalized during the run and the drain.
     pub blocks: u64,
+    /// Metrics scrapes answered during the run and the drain.
+    pub scrapes: u64,
     /// The first message of each refusal code.
     pub refusal_messages: BTreeMap<i32, String>,
     /// The first transport error or time-out.
@@ -457,6 +462,8 @@ pub struct Point {
     pub finalized_per_s: f64,
     /// Blocks finalized during the run and the drain.
     pub blocks: u64,
+    /// Metrics scrapes answered (`--scrape-ms`; 0 without).
+    pub scrapes: u64,
     /// How late submissions started after their due time (the generator's timer and runtime).
     pub send_lag_ms: Percentiles,
     /// `job_submit` round trip of accepted offers.
@@ -573,6 +580,7 @@ pub fn aggregate(d: &RunData) -> Point {
         accepted_per_s: accepted as f64 / duration_s,
         finalized_per_s: finalized_rate(&mut finalized_at, d.duration + d.drain_used),
         blocks: d.blocks,
+        scrapes: d.scrapes,
         send_lag_ms: Percentiles::of(d.submissions.iter().map(|s| s.started.saturating_sub(s.scheduled))),
         submit_to_accepted_ms: Percentiles::of(to_accepted),
         submit_to_result_ms: Percentiles::of(d.to_result.iter().copied()),
@@ -886,6 +894,10 @@ pub(crate) async fn run_point(
         log: Mutex::new(Log::default()),
     });
     let watcher = tokio::spawn(watch_blocks(shared.clone(), blocks_conn, head.height));
+    let scraper = opts.scrape_every.map(|every| {
+        let targets: Vec<std::net::SocketAddr> = t.nodes.iter().filter_map(|b| b.metrics).collect();
+        tokio::spawn(scrape(targets, every, shared.clone()))
+    });
     let ticks_before: Vec<Option<u64>> = pids.iter().map(|pid| cpu_ticks(*pid)).collect();
 
     // The ticker: every due submission starts at its time, whatever happened to earlier ones.
@@ -941,6 +953,10 @@ pub(crate) async fn run_point(
     let drain_used = shared.start.elapsed().saturating_sub(answered_at);
     shared.stop.store(true, Ordering::Relaxed);
     watcher.await.context("block watcher")?.context("the block watcher failed")?;
+    let scrapes = match scraper {
+        Some(task) => task.await.context("the scraper")?,
+        None => 0,
+    };
     let wall = shared.start.elapsed();
     let cpu_s: Vec<f64> = pids
         .iter()
@@ -988,10 +1004,35 @@ pub(crate) async fn run_point(
         sample_error_example: log.sample_error_example,
         to_result: log.to_result,
         blocks: shared.blocks.load(Ordering::Relaxed),
+        scrapes,
         refusal_messages: log.refusal_messages,
         error_example: log.error_example,
         processes,
     })
+}
+
+/// Reads every node's `/metrics` (at `targets`) each `every`, as a Prometheus server would,
+/// until the run stops; returns the scrapes answered.
+async fn scrape(targets: Vec<std::net::SocketAddr>, every: Duration, shared: Arc<Shared>) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut answered = 0;
+    let mut tick = tokio::time::interval(every);
+    while !shared.stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        for addr in &targets {
+            let get = async {
+                let mut stream = tokio::net::TcpStream::connect(addr).await?;
+                stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: cairn\r\nConnection: close\r\n\r\n").await?;
+                let mut body = Vec::new();
+                stream.read_to_end(&mut body).await?;
+                std::io::Result::Ok(body.starts_with(b"HTTP/1.1 200"))
+            };
+            if let Ok(Ok(true)) = tokio::time::timeout(every.max(Duration::from_secs(1)), get).await {
+                answered += 1;
+            }
+        }
+    }
+    answered
 }
 
 /// Signs and submits one offer with `client`, records the answer, gives the client back, and
@@ -1140,6 +1181,9 @@ pub fn print_point(p: &Point) {
         "throughput  offered {:.1}/s  accepted {:.1}/s  finalized {:.1}/s  ({} blocks; drain {:.1} s of at most {:.1} s)",
         p.offered_per_s, p.accepted_per_s, p.finalized_per_s, p.blocks, p.drain_used_s, p.drain_s
     );
+    if p.scrapes > 0 {
+        println!("metrics     {} scrapes answered", p.scrapes);
+    }
     println!("latency (ms)                  count       p50       p90       p99       max");
     println!("{}", row("submit→accepted", &p.submit_to_accepted_ms));
     println!("{}", row(&format!("submit→result (1/{SAMPLE_EVERY})"), &p.submit_to_result_ms));
@@ -1321,11 +1365,13 @@ mod tests {
             sample_error_example: None,
             to_result: vec![ms(40)],
             blocks: 7,
+            scrapes: 3,
             refusal_messages: [(error::OVERLOADED, "mempool full".to_string())].into(),
             error_example: Some("no answer".into()),
             processes: vec![],
         };
         let p = aggregate(&data);
+        assert_eq!(p.scrapes, 3);
         assert_eq!((p.scheduled, p.sent, p.not_sent_saturated), (10, 9, 1));
         assert_eq!((p.accepted, p.refused, p.errors), (6, 2, 1));
         assert_eq!((p.finalized, p.accepted_not_finalized), (5, 1));

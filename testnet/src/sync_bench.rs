@@ -130,6 +130,7 @@ async fn measure(
         module: opts.module.clone(),
         report: None,
         plot: None,
+        scrape_every: None,
     };
     println!("loading: {} jobs at {}/s", opts.jobs, opts.rate_per_s);
     let point = aggregate(&run_point(t, wasm, schedule, &load).await?);
