@@ -507,6 +507,10 @@ enum TestnetCmd {
         /// Prometheus server would, to measure what serving metrics costs.
         #[arg(long)]
         scrape_ms: Option<u64>,
+        /// Open loop: record each node's resident memory and data folder every this many
+        /// seconds (a long run's timeline, in the report and plotted against jobs finalized).
+        #[arg(long)]
+        sample_s: Option<f64>,
     },
     /// Measure how long a node joining a long chain takes to reach its head: restoring the
     /// state from its peers (state sync), then replaying every block. A fresh testnet (one
@@ -789,6 +793,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             report,
             plot,
             scrape_ms,
+            sample_s,
         } => {
             let rates: Vec<f64> = rate.into_iter().chain(rates).collect();
             if rates.is_empty() {
@@ -808,6 +813,10 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                     report,
                     plot,
                     scrape_every: scrape_ms.map(|ms| Duration::from_millis(ms.max(1))),
+                    sample_every: sample_s
+                        .map(|s| seconds("sample-s", s))
+                        .transpose()?
+                        .map(|d| d.max(Duration::from_millis(100))),
                 };
                 cairn_testnet::load::run(&testnet_spec(&net)?, &opts).await?;
             }

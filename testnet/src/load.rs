@@ -138,6 +138,8 @@ pub const NODE_CONFIG: &str = "\
 rpc_requests_per_ip_per_second = 1000000
 rpc_requests_per_ip_burst = 1000000
 ";
+/// The most timeline samples kept (`--sample-s`): a day at one a second.
+pub const SAMPLES_KEPT_MAX: usize = 86_400;
 /// How long watched jobs may still take to report their `executed` event after the drain.
 pub const SAMPLE_GRACE: Duration = Duration::from_secs(1);
 /// WebSocket connections the submissions are spread over (client `i` uses connection
@@ -187,6 +189,22 @@ pub struct LoadOptions {
     /// Scrape every node's `/metrics` this often during the run and the drain (what a
     /// Prometheus server does), to measure what serving metrics costs.
     pub scrape_every: Option<Duration>,
+    /// Record each node's resident memory and data folder this often during the run and the
+    /// drain (a long run's timeline; plotted against jobs finalized).
+    pub sample_every: Option<Duration>,
+}
+
+/// One sample of the timeline (`--sample-s`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the first offer.
+    pub at_s: f64,
+    /// Jobs finalized so far.
+    pub jobs_finalized: u64,
+    /// Each node's resident memory (`VmRSS`), bytes, in node order.
+    pub rss_bytes: Vec<u64>,
+    /// Each node's data folder (`db`), bytes, in node order.
+    pub db_bytes: Vec<u64>,
 }
 
 /// When each submission at a fixed rate is due: submission `i` at `i / rate` seconds
@@ -280,6 +298,11 @@ impl Finality {
         self.pending
     }
 
+    /// Jobs finalized so far.
+    pub fn finalized_count(&self) -> usize {
+        self.finalized_at.len()
+    }
+
     /// When each finalized job's block was read.
     pub fn into_finalized(self) -> HashMap<Hash, Duration> {
         self.finalized_at
@@ -365,6 +388,8 @@ pub struct RunData {
     pub blocks: u64,
     /// Metrics scrapes answered during the run and the drain.
     pub scrapes: u64,
+    /// The timeline's samples (`--sample-s`).
+    pub timeline: Vec<Sample>,
     /// The first message of each refusal code.
     pub refusal_messages: BTreeMap<i32, String>,
     /// The first transport error or time-out.
@@ -464,6 +489,9 @@ pub struct Point {
     pub blocks: u64,
     /// Metrics scrapes answered (`--scrape-ms`; 0 without).
     pub scrapes: u64,
+    /// Each node's memory and data folder over the run (`--sample-s`; empty without).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Sample>,
     /// How late submissions started after their due time (the generator's timer and runtime).
     pub send_lag_ms: Percentiles,
     /// `job_submit` round trip of accepted offers.
@@ -581,6 +609,7 @@ pub fn aggregate(d: &RunData) -> Point {
         finalized_per_s: finalized_rate(&mut finalized_at, d.duration + d.drain_used),
         blocks: d.blocks,
         scrapes: d.scrapes,
+        timeline: d.timeline.clone(),
         send_lag_ms: Percentiles::of(d.submissions.iter().map(|s| s.started.saturating_sub(s.scheduled))),
         submit_to_accepted_ms: Percentiles::of(to_accepted),
         submit_to_result_ms: Percentiles::of(d.to_result.iter().copied()),
@@ -748,6 +777,20 @@ pub async fn run(spec: &Spec, opts: &LoadOptions) -> anyhow::Result<Report> {
     }
     write_report(&report, &report_path)?;
     println!("\nreport  {}", report_path.display());
+    for (k, p) in report.points.iter().enumerate().filter(|(_, p)| !p.timeline.is_empty()) {
+        let path = report_path.with_extension(format!("timeline-{k}.png"));
+        let points: Vec<crate::plot::TimelinePoint> = p
+            .timeline
+            .iter()
+            .map(|s| crate::plot::TimelinePoint {
+                jobs: s.jobs_finalized as f64,
+                rss_mib: s.rss_bytes.iter().map(|b| *b as f64 / f64::from(1 << 20)).collect(),
+                disk_mb: s.db_bytes.iter().map(|b| *b as f64 / 1e6).collect(),
+            })
+            .collect();
+        crate::plot::plot_timeline(&points, &path)?;
+        println!("timeline {}", path.display());
+    }
     if report.points.len() > 1 || opts.plot.is_some() {
         let plot_path = opts.plot.clone().unwrap_or_else(|| report_path.with_extension("png"));
         let points: Vec<crate::plot::SweepPoint> = report
@@ -894,6 +937,11 @@ pub(crate) async fn run_point(
         log: Mutex::new(Log::default()),
     });
     let watcher = tokio::spawn(watch_blocks(shared.clone(), blocks_conn, head.height));
+    let sampler = opts.sample_every.map(|every| {
+        let nodes: Vec<(u32, PathBuf)> =
+            t.nodes.iter().enumerate().map(|(i, b)| (b.pid, crate::node_home(&t.dir, i).join("db"))).collect();
+        tokio::spawn(sample(nodes, every, shared.clone()))
+    });
     let scraper = opts.scrape_every.map(|every| {
         let targets: Vec<std::net::SocketAddr> = t.nodes.iter().filter_map(|b| b.metrics).collect();
         tokio::spawn(scrape(targets, every, shared.clone()))
@@ -957,6 +1005,10 @@ pub(crate) async fn run_point(
         Some(task) => task.await.context("the scraper")?,
         None => 0,
     };
+    let timeline = match sampler {
+        Some(task) => task.await.context("the sampler")?,
+        None => Vec::new(),
+    };
     let wall = shared.start.elapsed();
     let cpu_s: Vec<f64> = pids
         .iter()
@@ -1005,10 +1057,45 @@ pub(crate) async fn run_point(
         to_result: log.to_result,
         blocks: shared.blocks.load(Ordering::Relaxed),
         scrapes,
+        timeline,
         refusal_messages: log.refusal_messages,
         error_example: log.error_example,
         processes,
     })
+}
+
+/// Records each node's resident memory and data folder (`nodes`: pid, db folder) and the jobs
+/// finalized so far, each `every`, until the run stops.
+async fn sample(nodes: Vec<(u32, PathBuf)>, every: Duration, shared: Arc<Shared>) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(every);
+    while !shared.stop.load(Ordering::Relaxed) && samples.len() < SAMPLES_KEPT_MAX {
+        tick.tick().await;
+        let folders: Vec<PathBuf> = nodes.iter().map(|(_, db)| db.clone()).collect();
+        let db_bytes = tokio::task::spawn_blocking(move || folders.iter().map(|f| folder_bytes(f)).collect())
+            .await
+            .unwrap_or_default();
+        samples.push(Sample {
+            at_s: shared.start.elapsed().as_secs_f64(),
+            jobs_finalized: locked(&shared.finality).finalized_count() as u64,
+            rss_bytes: nodes.iter().map(|(pid, _)| rss_bytes(*pid).unwrap_or(0)).collect(),
+            db_bytes,
+        });
+    }
+    samples
+}
+
+/// Bytes of the files in `dir` (not below).
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Reads every node's `/metrics` (at `targets`) each `every`, as a Prometheus server would,
@@ -1366,6 +1453,7 @@ mod tests {
             to_result: vec![ms(40)],
             blocks: 7,
             scrapes: 3,
+            timeline: vec![],
             refusal_messages: [(error::OVERLOADED, "mempool full".to_string())].into(),
             error_example: Some("no answer".into()),
             processes: vec![],

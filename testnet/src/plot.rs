@@ -223,9 +223,98 @@ fn draw(points: &[SweepPoint], path: &Path, text: Text) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One sample of a long run: jobs finalized so far, and each node's resident memory and data
+/// folder then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelinePoint {
+    /// Jobs finalized so far.
+    pub jobs: f64,
+    /// Each node's resident memory, MiB.
+    pub rss_mib: Vec<f64>,
+    /// Each node's data folder, MB.
+    pub disk_mb: Vec<f64>,
+}
+
+/// The line colours of the nodes, in turn.
+const NODE_COLORS: [RGBColor; 6] = [BLUE, RED, GREEN, MAGENTA, CYAN, RGBColor(255, 140, 0)];
+
+/// Draws a long run's memory and disk per node against jobs finalized into a PNG at `path`.
+pub fn plot_timeline(points: &[TimelinePoint], path: &Path) -> anyhow::Result<Text> {
+    anyhow::ensure!(!points.is_empty(), "no sample to plot");
+    let text = if font_registered() { Text::Drawn } else { Text::NoFont };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let drawn = text == Text::Drawn;
+    let root = BitMapBackend::new(path, SIZE_PX).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let (left, right) = root.split_horizontally(SIZE_PX.0 / 2);
+    let x_max = upper(points.iter().map(|p| p.jobs));
+    let (x_label_area, y_label_area) = if drawn { (50, 60) } else { (0, 0) };
+    let nodes = points.iter().map(|p| p.rss_mib.len()).max().unwrap_or(0);
+    for (area, title, unit, pick) in [
+        (&left, "resident memory per node", "MiB", (|p: &TimelinePoint| &p.rss_mib) as fn(&TimelinePoint) -> &Vec<f64>),
+        (&right, "data folder per node", "MB", |p: &TimelinePoint| &p.disk_mb),
+    ] {
+        let y_max = upper(points.iter().flat_map(|p| pick(p).iter().copied()));
+        let mut builder = ChartBuilder::on(area);
+        builder.margin(20).x_label_area_size(x_label_area).y_label_area_size(y_label_area);
+        if drawn {
+            builder.caption(title, ("sans-serif", 22));
+        }
+        let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max).map_err(plot_error)?;
+        let mut mesh = chart.configure_mesh();
+        if drawn {
+            mesh.x_desc("jobs finalized").y_desc(unit).x_label_formatter(&whole).y_label_formatter(&whole);
+        }
+        mesh.draw().map_err(plot_error)?;
+        if !drawn {
+            chart.draw_series(axes(x_max, 0.0, y_max)).map_err(plot_error)?;
+        }
+        for node in 0..nodes {
+            let color = NODE_COLORS[node % NODE_COLORS.len()];
+            let line: Vec<(f64, f64)> = points.iter().filter_map(|p| pick(p).get(node).map(|v| (p.jobs, *v))).collect();
+            let series = chart.draw_series(LineSeries::new(line, color.stroke_width(2))).map_err(plot_error)?;
+            if drawn {
+                series
+                    .label(format!("node {node}"))
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+        }
+        if drawn {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_error)?;
+        }
+    }
+    root.present().map_err(plot_error)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeline_is_drawn_into_a_png() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("timeline.png");
+        let points: Vec<TimelinePoint> = (0..20)
+            .map(|i| TimelinePoint {
+                jobs: f64::from(i) * 1000.0,
+                rss_mib: vec![40.0 + f64::from(i), 60.0],
+                disk_mb: vec![f64::from(i) * 2.0, f64::from(i) * 3.0],
+            })
+            .collect();
+        plot_timeline(&points, &path).expect("drawn");
+        let bytes = std::fs::read(&path).expect("written");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(plot_timeline(&[], &path).is_err());
+    }
 
     fn sweep() -> Vec<SweepPoint> {
         [(250.0, 250.0, 180.0, 300.0), (500.0, 498.0, 200.0, 450.0), (1000.0, 700.0, 2_500.0, 9_000.0)]

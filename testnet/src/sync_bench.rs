@@ -131,6 +131,7 @@ async fn measure(
         report: None,
         plot: None,
         scrape_every: None,
+        sample_every: None,
     };
     println!("loading: {} jobs at {}/s", opts.jobs, opts.rate_per_s);
     let point = aggregate(&run_point(t, wasm, schedule, &load).await?);
