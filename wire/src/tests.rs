@@ -71,3 +71,21 @@ fn envelopes_round_trip_and_check_version_size_and_contents() {
     assert_eq!(ModuleAnnounce::decode(&announce.encode()).expect("decodes"), announce);
     assert!(ModuleAnnounce::decode(&[1; MODULE_ANNOUNCE_BYTES_MAX + 1]).is_err());
 }
+
+/// The state sync requests and answers have the bytes WIRE.md gives (the TypeScript client's
+/// fixtures test pins the same ones).
+#[test]
+fn state_sync_messages_have_their_documented_bytes() {
+    assert_eq!(Wire::encode(&SyncRequest::Snapshot).0, [1, 3]);
+    let chunk_request = Wire::encode(&SyncRequest::StateChunk { height: 7, start: [9; 32], max: 2048 }).0;
+    assert_eq!(chunk_request, [&[1u8, 4, 7, 0, 0, 0, 0, 0, 0, 0][..], &[9; 32], &[0, 8, 0, 0]].concat());
+    assert_eq!(Wire::encode(&SyncResponse::Snapshot(None)).0, [1, 4, 0]);
+    assert_eq!(Wire::encode(&SyncResponse::StateChunk(None)).0, [1, 5, 0]);
+    let chunk = StateChunk { entries: vec![(vec![0xaa], vec![0xbb, 0xcc])], proof: vec![], last: true };
+    let bytes = Wire::encode(&SyncResponse::StateChunk(Some(chunk.clone()))).0;
+    assert_eq!(bytes, [1, 5, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0xaa, 2, 0, 0, 0, 0xbb, 0xcc, 0, 0, 0, 0, 1]);
+    assert_eq!(
+        Wire(bytes).decode::<SyncResponse>("sync response").expect("decodes"),
+        SyncResponse::StateChunk(Some(chunk))
+    );
+}

@@ -8,6 +8,7 @@
 
 import {
   type Infer,
+  bool,
   bytes,
   enumOf,
   hash32,
@@ -364,16 +365,30 @@ export const SyncRequest = enumOf('SyncRequest', {
   blocks: { tag: 0, fields: { from: u64, max: u32 } },
   blob: { tag: 1, fields: { id: hash32 } },
   proposed: { tag: 2, fields: { height: u64, block_hash: hash32 } },
+  snapshot: { tag: 3, fields: {} },
+  state_chunk: { tag: 4, fields: { height: u64, start: hash32, max: u32 } },
 });
 export type SyncRequest = Infer<typeof SyncRequest>;
 
 const BlockWithCommit = struct('BlockWithCommit', { block: Block, commit: Commit });
+
+/** One state entry of a chunk: the state key and its value. */
+const StateEntry = struct('StateEntry', { key: bytes, value: bytes });
+
+/**
+ * A chunk of the state at a height (state sync): entries in the order of `sha256(key)`, the
+ * borsh range proof of the last one, and whether it is the last chunk.
+ */
+export const StateChunk = struct('StateChunk', { entries: vec(StateEntry), proof: bytes, last: bool });
+export type StateChunk = Infer<typeof StateChunk>;
 
 export const SyncResponse = enumOf('SyncResponse', {
   blocks: { tag: 0, fields: { blocks: vec(BlockWithCommit) } },
   blob: { tag: 1, fields: { bytes: option(bytes) } },
   error: { tag: 2, fields: { message: string } },
   proposed: { tag: 3, fields: { block: option(Block) } },
+  snapshot: { tag: 4, fields: { head: option(BlockWithCommit) } },
+  state_chunk: { tag: 5, fields: { chunk: option(StateChunk) } },
 });
 export type SyncResponse = Infer<typeof SyncResponse>;
 

@@ -247,6 +247,18 @@ test('WIRE.md worked example: topics, an announcement, a vote, message ids, sync
   assert.deepEqual(decode(SyncRequestPayload, request.subarray(1)), { kind: 'blocks', from: 1n, max: 32 });
   const response = fromHex(v.get('sync response stream')!);
   assert.deepEqual(decode(SyncResponsePayload, response.subarray(1)), { kind: 'blob', bytes: null });
+
+  // State sync (WIRE.md, SyncRequest tags 3 and 4, SyncResponse tags 4 and 5).
+  assert.deepEqual(encode(SyncRequestPayload, { kind: 'snapshot' }), Uint8Array.of(1, 3));
+  const chunkRequest = encode(SyncRequestPayload, { kind: 'state_chunk', height: 7n, start: new Uint8Array(32).fill(9), max: 2048 });
+  assert.deepEqual(chunkRequest, Uint8Array.of(1, 4, 7, 0, 0, 0, 0, 0, 0, 0, ...new Uint8Array(32).fill(9), 0, 8, 0, 0));
+  assert.deepEqual(decode(SyncResponsePayload, Uint8Array.of(1, 4, 0)), { kind: 'snapshot', head: null });
+  assert.deepEqual(decode(SyncResponsePayload, Uint8Array.of(1, 5, 0)), { kind: 'state_chunk', chunk: null });
+  const chunk = Uint8Array.of(1, 5, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0xaa, 2, 0, 0, 0, 0xbb, 0xcc, 0, 0, 0, 0, 1);
+  assert.deepEqual(decode(SyncResponsePayload, chunk), {
+    kind: 'state_chunk',
+    chunk: { entries: [{ key: Uint8Array.of(0xaa), value: Uint8Array.of(0xbb, 0xcc) }], proof: new Uint8Array(0), last: true },
+  });
 });
 
 test('decoders refuse what the docs say they refuse', () => {
