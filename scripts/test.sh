@@ -23,3 +23,6 @@ fi
 # The TypeScript client (clients/ts), written from docs/ alone: typecheck, then its unit tests
 # (every fixture of docs/fixtures and the worked examples of the docs).
 (cd clients/ts && PATH="${CAIRN_NODE22_DIR:-$HOME/.cache/cairn-node22}/node_modules/node/bin:$PATH" npm test)
+# The explorer (clients/explorer): typecheck, its unit tests, and that node/explorer/ is what
+# its sources build, byte for byte (the browser test is the Rust test `explorer`).
+(cd clients/explorer && PATH="${CAIRN_NODE22_DIR:-$HOME/.cache/cairn-node22}/node_modules/node/bin:$PATH" npm test)

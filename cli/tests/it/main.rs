@@ -8,6 +8,7 @@ mod crash;
 mod e2e;
 mod error_codes;
 mod estimate;
+mod explorer;
 mod hostile;
 mod init;
 mod js_peer;

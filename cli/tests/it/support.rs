@@ -206,3 +206,29 @@ pub async fn assert_value_conserved(net: &Net, via: usize) -> u64 {
     );
     height
 }
+
+/// The Node 22 binary (`CAIRN_NODE`, else `node_modules/node/bin/node` in `CAIRN_NODE22_DIR`
+/// or `~/.cache/cairn-node22`), checked to be 22.18 or later (which runs `.ts` files as they
+/// are), with each of `deps` (folders below the repository) present; otherwise a panic that
+/// says to run `setup`.
+pub fn node22(deps: &[&str], setup: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let node = std::env::var_os("CAIRN_NODE").map(PathBuf::from).unwrap_or_else(|| {
+        let dir = std::env::var_os("CAIRN_NODE22_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".cache/cairn-node22")
+        });
+        dir.join("node_modules/node/bin/node")
+    });
+    let version = match std::process::Command::new(&node).arg("--version").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => panic!("no Node 22 at {}: {setup}", node.display()),
+    };
+    let mut parts = version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    assert!((major, minor) >= (22, 18), "{} is Node {version}, 22.18 or later is needed: {setup}", node.display());
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dep in deps {
+        assert!(repo.join(dep).is_dir(), "no {dep}: {setup}");
+    }
+    node
+}

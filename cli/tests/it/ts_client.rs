@@ -26,26 +26,12 @@ fn ts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/ts")
 }
 
-/// The Node 22 binary, or a panic saying how to get it and the package's dependencies.
+/// The Node 22 binary and the package's dependencies, or a panic saying how to get them.
 fn node_binary() -> PathBuf {
-    let setup = "run scripts/setup-js.sh (installs Node 22 and clients/ts/node_modules)";
-    let node = std::env::var_os("CAIRN_NODE").map(PathBuf::from).unwrap_or_else(|| {
-        let dir = std::env::var_os("CAIRN_NODE22_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".cache/cairn-node22")
-        });
-        dir.join("node_modules/node/bin/node")
-    });
-    let version = match std::process::Command::new(&node).arg("--version").output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => panic!("no Node 22 at {}: {setup}", node.display()),
-    };
-    // 22.18 runs .ts files as they are (type stripping on by default).
-    let mut parts = version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    assert!((major, minor) >= (22, 18), "{} is Node {version}, 22.18 or later is needed: {setup}", node.display());
-    let deps = ts_dir().join("node_modules/@noble/ed25519");
-    assert!(deps.is_dir(), "no {}: {setup}", deps.display());
-    node
+    crate::support::node22(
+        &["clients/ts/node_modules/@noble/ed25519"],
+        "run scripts/setup-js.sh (installs Node 22 and clients/ts/node_modules)",
+    )
 }
 
 /// The uppercase module: the example job built by scripts/build-jobs.sh, or else the vm's

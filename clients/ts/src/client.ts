@@ -30,7 +30,7 @@ import {
   type TransportSubscription,
   WsTransport,
 } from './transport.ts';
-import { Block, JobOffer, ReceiptProof, SignedOffer, SignedTx, StateProof } from './types.ts';
+import { Block, Genesis, JobOffer, ReceiptProof, SignedOffer, SignedTx, StateProof } from './types.ts';
 
 /** A 32-byte id or key, as bytes or as 64 lowercase hex digits. */
 export type HashLike = Uint8Array | string;
@@ -74,6 +74,9 @@ export const RPC_METHODS = {
   node_info: 'nodeInfo',
   consensus_evidence: 'consensusEvidence',
   system_health: 'systemHealth',
+  chain_genesis: 'chainGenesis',
+  chain_subscribeHeads: 'subscribeHeads',
+  chain_unsubscribeHeads: 'chainUnsubscribeHeads',
 } as const satisfies Record<string, keyof CairnClient>;
 
 export type RpcMethod = keyof typeof RPC_METHODS;
@@ -232,6 +235,136 @@ export class CairnClient {
   /** `system_health`: whether the node is caught up with its peers (`GET /ready`'s facts). */
   async systemHealth(): Promise<Health> {
     return this.get(Health, 'system_health');
+  }
+
+  /**
+   * `chain_genesis`: the genesis the node runs (genesis.json's content). Verifying against it
+   * trusts this node; a genesis obtained elsewhere (its chain id checked) is stronger.
+   */
+  async chainGenesis(): Promise<Genesis> {
+    return this.get(Genesis, 'chain_genesis');
+  }
+
+  /**
+   * `chain_subscribeHeads`: the head now, then each new finalized head (heights may be skipped
+   * when the reader is slow: always the latest), across reconnections. See `HeadSubscription`.
+   */
+  subscribeHeads(opts: HeadSubscriptionOptions = {}): HeadSubscription {
+    return new HeadSubscription(this.webSocket(), opts);
+  }
+
+  /**
+   * `chain_unsubscribeHeads`: ends a heads subscription of the current WebSocket connection by
+   * its raw id (params by position). `HeadSubscription.close()` does this for you.
+   */
+  async chainUnsubscribeHeads(subscription: number | bigint | string): Promise<boolean> {
+    const r = await this.webSocket().request('chain_unsubscribeHeads', [subscription]);
+    return r === true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Head subscriptions
+
+export interface HeadSubscriptionOptions {
+  /** Called with each head newer than the last one passed (a resubscription's replay is dropped). */
+  onHead?: (head: HeadInfo) => void;
+  /** Called once if the subscription cannot go on (refused, or the transport gave up). */
+  onError?: (e: Error) => void;
+  /** Called when the connection dropped (`resubscribed` false) and when the subscription is back (true). */
+  onReconnect?: (info: { resubscribed: boolean; error?: Error }) => void;
+}
+
+/**
+ * Finalized heads from `chain_subscribeHeads`, each height at most once and rising: after a
+ * reconnection the node sends its current head first, which is passed only if it is new.
+ */
+export class HeadSubscription {
+  /** The last head passed. */
+  latest: HeadInfo | null = null;
+  /** Resolves once the node has answered the first subscribe call (rejects if refused). */
+  readonly ready: Promise<void>;
+
+  private readonly handle: TransportSubscription;
+  private closed = false;
+  private waiters: { resolve(): void }[] = [];
+  private error: Error | null = null;
+
+  constructor(transport: WsTransport, opts: HeadSubscriptionOptions = {}) {
+    let readyResolve!: () => void;
+    let readyReject!: (e: Error) => void;
+    this.ready = new Promise((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
+    this.ready.catch(() => {});
+    this.handle = transport.subscribe(
+      { subscribe: 'chain_subscribeHeads', params: {}, notification: 'chain_newHead', unsubscribe: 'chain_unsubscribeHeads' },
+      {
+        onItem: (raw) => {
+          let head: HeadInfo;
+          try {
+            head = HeadInfo.fromJson(raw, 'chain_newHead');
+          } catch (e) {
+            this.fail(e as Error, opts, readyReject);
+            return;
+          }
+          if (this.latest !== null && head.height <= this.latest.height) return;
+          this.latest = head;
+          opts.onHead?.(head);
+          this.wake();
+        },
+        onError: (e) => this.fail(e, opts, readyReject),
+        onSubscribed: ({ resumed }) => {
+          if (resumed) opts.onReconnect?.({ resubscribed: true });
+          readyResolve();
+        },
+        onDisconnected: (e) => opts.onReconnect?.({ resubscribed: false, error: e }),
+      },
+    );
+  }
+
+  /** Ends the subscription (unsubscribes on the node). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handle.close();
+    this.wake();
+  }
+
+  /** Waits until a head of at least `height` has arrived; throws after `timeoutMs` or on failure. */
+  async waitFor(height: bigint | number, timeoutMs: number): Promise<HeadInfo> {
+    const want = BigInt(height);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.latest !== null && this.latest.height >= want) return this.latest;
+      if (this.error) throw this.error;
+      if (this.closed) throw new CairnConnectionError('the heads subscription is closed', { retryable: false });
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new CairnConnectionError(`no head of height ${want} within ${timeoutMs} ms (last: ${this.latest?.height ?? 'none'})`);
+      }
+      await new Promise<void>((resolve) => {
+        this.waiters.push({ resolve });
+        setTimeout(resolve, left);
+      });
+    }
+  }
+
+  private fail(e: Error, opts: HeadSubscriptionOptions, readyReject: (e: Error) => void): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.error = e;
+    this.handle.close(true);
+    readyReject(e);
+    opts.onError?.(e);
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const x of w) x.resolve();
   }
 }
 

@@ -15,6 +15,7 @@ import {
   EstimateProblem,
   EstimateProvider,
   EvidenceInfo,
+  Genesis,
   HeadInfo,
   Health,
   JOB_STAGES,
@@ -103,6 +104,16 @@ test('each method sends the params the document names, by name (job_unsubscribe 
     ['node_info', () => client.nodeInfo()],
     ['consensus_evidence', () => client.consensusEvidence()],
     ['system_health', () => client.systemHealth()],
+    ['chain_genesis', () => client.chainGenesis()],
+    ['chain_subscribeHeads', async () => {
+      const sub = client.subscribeHeads();
+      try {
+        await sub.ready;
+      } finally {
+        sub.close();
+      }
+    }],
+    ['chain_unsubscribeHeads', () => client.chainUnsubscribeHeads(12345n)],
   ];
   for (const [name, call] of calls) {
     try {
@@ -172,7 +183,9 @@ test("each answer record has exactly its schema's fields (required ones required
     'the stages, in order',
   );
   // Each method's result schema is one the client decodes (or a plain value).
-  const decoded = new Set([...Object.keys(records), 'Hash', 'Block', 'ReceiptProof', 'StateProof']);
+  const decoded = new Set([...Object.keys(records), 'Hash', 'Block', 'ReceiptProof', 'StateProof', 'Genesis']);
+  // `chain_genesis` answers the genesis file's record: the client's codec has exactly its fields.
+  assert.deepEqual(Object.keys(Genesis.fields).sort(), Object.keys(schemas['Genesis']!.properties!).sort(), 'Genesis: fields');
   for (const m of openrpc.methods) {
     const ref = JSON.stringify(m.result.schema).match(/#\/components\/schemas\/(\w+)/)?.[1];
     if (ref) assert.ok(decoded.has(ref) || ref === 'SubscriptionId', `${m.name}: result ${ref}`);
@@ -222,5 +235,31 @@ test('HTTP calls: POSTed JSON-RPC, errors typed, a 429 is a retryable connection
   assert.match(seen[0]!, /^http:\/\/node:9944 \{"jsonrpc":"2.0","id":1,"method":"chain_head","params":\{\}\}$/);
   await assert.rejects(client.jobGet('00'.repeat(32)), (e: unknown) => e instanceof CairnRpcError && e.reason === 'not_found' && e.code === -33001);
   await assert.rejects(client.nodeInfo(), (e: unknown) => (e as { status?: number; retryable?: boolean }).status === 429 && (e as { retryable: boolean }).retryable);
+  client.close();
+});
+
+test('heads: the current head first, then each newer one once, rising; chain_genesis decodes', async () => {
+  const node = new FakeNode();
+  const head = (height: number) => ({ height, hash: 'ab'.repeat(32), state_root: 'cd'.repeat(32), time_ms: 1_700_000_000_000 + height });
+  node.handlers['chain_subscribeHeads'] = (_params, socket) => {
+    // The head now, a repeat and an older one (a slow reader's race), then a skip ahead.
+    queueMicrotask(() => {
+      for (const h of [5, 5, 4, 6, 9]) socket.deliver({ jsonrpc: '2.0', method: 'chain_newHead', params: { subscription: 77, result: head(h) } });
+    });
+    return 77;
+  };
+  node.handlers['chain_unsubscribeHeads'] = () => true;
+  const genesisJson = parseJson(readFileSync(new URL('fixtures/genesis.json', docs), 'utf8'));
+  node.handlers['chain_genesis'] = () => genesisJson;
+  const client = new CairnClient('ws://fake', { webSocket: node.factory, requestTimeoutMs: 2_000 });
+  const seen: bigint[] = [];
+  const sub = client.subscribeHeads({ onHead: (h) => seen.push(h.height) });
+  await sub.ready;
+  assert.equal((await sub.waitFor(9, 2_000)).height, 9n);
+  assert.deepEqual(seen, [5n, 6n, 9n]);
+  sub.close();
+  await until(() => node.calls.some((c) => c.method === 'chain_unsubscribeHeads'), 1_000, 'chain_unsubscribeHeads');
+  const genesis = await client.chainGenesis();
+  assert.deepEqual(Genesis.toJson(genesis), Genesis.toJson(Genesis.fromJson(genesisJson)));
   client.close();
 });

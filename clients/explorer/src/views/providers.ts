@@ -1,0 +1,44 @@
+// The providers, as `provider_list` gives them. It has no counts of jobs done or of slashes:
+// the page shows what the node answers and says so, rather than inventing numbers.
+
+import type { App } from '../app.ts';
+import { errorBox, fill, h, hash, num, table } from '../dom.ts';
+import { link } from './common.ts';
+
+export function providersPage(app: App, root: HTMLElement): () => void {
+  const body = h('div', { id: 'providers', 'data-state': 'loading' }, h('p', { class: 'muted' }, 'Loading…'));
+  fill(
+    root,
+    h('h1', null, 'Providers'),
+    h('p', { class: 'muted' }, 'From provider_list at the head. Jobs done and slashes are not part of its answer; a provider’s receipts are in the blocks, its balance on its account page.'),
+    body,
+  );
+  const load = async (): Promise<void> => {
+    try {
+      const list = await app.client.providerList();
+      fill(
+        body,
+        list.length === 0
+          ? h('p', null, 'No provider is registered.')
+          : table(
+              ['address', 'stake', 'ask per fuel', 'capacity', 'active jobs', 'unbonding', 'eligible'],
+              list.map((p) => [
+                hash(p.address, link.account(p.address)),
+                num(p.stake),
+                num(p.price_per_fuel),
+                String(p.capacity),
+                String(p.active_jobs),
+                num(p.unbonding),
+                p.eligible ? 'yes' : h('span', { class: 'warn' }, 'no'),
+              ]),
+            ),
+      );
+      body.setAttribute('data-state', 'ready');
+    } catch (e) {
+      fill(body, errorBox(e, 'Could not load the providers.'));
+      body.setAttribute('data-state', 'error');
+    }
+  };
+  void load();
+  return app.onHead(() => void load());
+}
