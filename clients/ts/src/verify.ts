@@ -171,8 +171,25 @@ function leToBigint(b: Uint8Array): bigint {
  * ed25519 verification as ed25519-dalek 2's `verify` (docs/PROOFS.md, "Signing domains"): the
  * public key must decode to a curve point, `S` must be reduced, and the encoding of
  * `[S]B − [k]A`, `k = SHA-512(R ‖ A ‖ message)`, must equal `R` byte for byte (cofactorless).
+ *
+ * Under Node, a signature whose `A` and `R` are canonical encodings (and `S` reduced) is first
+ * checked by Node's own Ed25519 (OpenSSL: the same cofactorless equation on the same bytes,
+ * ten times faster); a "valid" there is final. Everything else — a non-canonical encoding,
+ * which the two libraries may read differently, or an "invalid" — is decided by the code here,
+ * which follows dalek exactly.
  */
 export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  const fast =
+    leToBigint(signature.subarray(32, 64)) < L &&
+    canonicalPoint(publicKey) &&
+    canonicalPoint(signature.subarray(0, 32)) &&
+    nativeVerify(publicKey, message, signature);
+  return fast || ed25519VerifyPortable(publicKey, message, signature);
+}
+
+/** [`ed25519Verify`] in TypeScript alone (what a browser runs): dalek's rules, step by step. */
+export function ed25519VerifyPortable(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
   const r = signature.subarray(0, 32);
   const s = leToBigint(signature.subarray(32, 64));
@@ -188,6 +205,55 @@ export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signat
   const sB = s === 0n ? Point.ZERO : Point.BASE.multiply(s, false);
   const kA = k === 0n ? Point.ZERO : A.multiply(k, false);
   return bytesEqual(sB.subtract(kA).toBytes(), r);
+}
+
+const P = 2n ** 255n - 19n;
+
+/**
+ * Whether a point encoding is the one encoding its point has: `y < p`, and no sign bit on
+ * `x = 0` (the points with `y = ±1`). Only such encodings go to the native verifier.
+ */
+export function canonicalPoint(encoding: Uint8Array): boolean {
+  const signBit = (encoding[31]! & 0x80) !== 0;
+  const y = leToBigint(encoding) & ((1n << 255n) - 1n);
+  return y < P && !(signBit && (y === 1n || y === P - 1n));
+}
+
+/** Node's `crypto` module, when running under Node (≥ 22.3); `undefined` in a browser. */
+type NodeCrypto = {
+  createPublicKey(key: { key: Uint8Array; format: 'der'; type: 'spki' }): unknown;
+  verify(algorithm: null, data: Uint8Array, key: unknown, signature: Uint8Array): boolean;
+};
+const nodeCrypto: NodeCrypto | undefined = (() => {
+  try {
+    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+    return proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The DER header of an Ed25519 public key (SubjectPublicKeyInfo, RFC 8410), before its 32 bytes. */
+const SPKI_ED25519 = Uint8Array.of(0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00);
+/** Public keys kept in Node's form, at most (validators and providers recur across proofs). */
+export const NATIVE_KEYS_MAX = 1024;
+const nativeKeys = new Map<string, unknown>();
+
+/** Node's Ed25519 verification; `false` when unavailable (or it fails). */
+function nativeVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (nodeCrypto === undefined) return false;
+  try {
+    const id = toHex(publicKey);
+    let key = nativeKeys.get(id);
+    if (key === undefined) {
+      key = nodeCrypto.createPublicKey({ key: concat(SPKI_ED25519, publicKey), format: 'der', type: 'spki' });
+      if (nativeKeys.size >= NATIVE_KEYS_MAX) nativeKeys.delete(nativeKeys.keys().next().value!);
+      nativeKeys.set(id, key);
+    }
+    return nodeCrypto.verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
 }
 
 /** Checks a signature in `domain` over `record` by `signer`. */

@@ -23,8 +23,11 @@ import {
   actions,
   buildOffer,
   buildTx,
+  canonicalPoint,
   chainId,
   decode,
+  ed25519Verify,
+  ed25519VerifyPortable,
   encode,
   fromHex,
   generateKey,
@@ -193,4 +196,33 @@ test('every Action variant: laid out as PROOFS.md says, signed in cairn/v1/tx, v
     assert.throws(() => verifyTx(tampered), /bad signature/);
   }
   assert.throws(() => signTx(buildTx({ chain_id: chain, sender: to, nonce: 0n, fee: 1n, action: actions.unbond(1n) }), key), /sender/);
+});
+
+test('ed25519: the native fast path and the portable dalek rules give the same verdicts', () => {
+  const key = keyFromSeed(new Uint8Array(32).fill(7));
+  const p = 2n ** 255n - 19n;
+  const le = (v: bigint): Uint8Array => Uint8Array.from({ length: 32 }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
+  for (let i = 0; i < 200; i++) {
+    const msg = new TextEncoder().encode(`message ${i}`);
+    const sig = opensslSign(new Uint8Array(32).fill(7), msg);
+    const cases: [Uint8Array, Uint8Array, Uint8Array][] = [[key.publicKey, msg, sig]];
+    const flipped = sig.slice();
+    flipped[i % 64]! ^= 1 << (i % 8);
+    cases.push([key.publicKey, msg, flipped]);
+    cases.push([key.publicKey, new TextEncoder().encode(`other ${i}`), sig]);
+    const otherKey = key.publicKey.slice();
+    otherKey[i % 32]! ^= 1;
+    cases.push([otherKey, msg, sig]);
+    for (const [a, m, s] of cases) {
+      assert.equal(ed25519Verify(a, m, s), ed25519VerifyPortable(a, m, s), `case ${i}`);
+    }
+    assert.ok(ed25519Verify(key.publicKey, msg, sig));
+  }
+  // Encodings that are not their point's only one never reach the native path.
+  assert.ok(canonicalPoint(key.publicKey));
+  assert.ok(!canonicalPoint(le(p)), 'y = p');
+  assert.ok(!canonicalPoint(le(p + 1n)), 'y = p + 1 (reads as 1)');
+  const signedOne = le(1n);
+  signedOne[31]! |= 0x80;
+  assert.ok(canonicalPoint(le(1n)) && !canonicalPoint(signedOne), 'x = 0 with a sign bit');
 });
