@@ -13,7 +13,7 @@ import {
   parseJson,
   toHex,
   validatorSet,
-  verifyReceiptProof,
+  verifyReceiptProofAsync,
 } from '../../ts/src/index.ts';
 
 /** The largest genesis.json a user may load (a genesis holds at most a few thousand entries). */
@@ -45,13 +45,14 @@ export type ProofOutcome =
   | { ok: false; provider: string; error: string };
 
 /**
- * Verifies one receipt proof of `jobId` against `genesis`: `verifyReceiptProof`, then that the
+ * Verifies one receipt proof of `jobId` against `genesis`: `verifyReceiptProof` (its signatures
+ * checked ahead by the browser's WebCrypto, `verifyReceiptProofAsync`), then that the
  * receipt is this job's, and (when the output is known) that its `output_hash` is H(output).
  */
-export function verifyOne(proof: ReceiptProof, jobId: string, genesis: Genesis, output: Uint8Array | null): ProofOutcome {
+export async function verifyOne(proof: ReceiptProof, jobId: string, genesis: Genesis, output: Uint8Array | null): Promise<ProofOutcome> {
   const provider = toHex(proof.receipt.claim.provider);
   try {
-    const v = verifyReceiptProof(proof, genesis);
+    const v = await verifyReceiptProofAsync(proof, genesis);
     if (toHex(v.jobId) !== jobId) throw new Error(`the proof is of job ${toHex(v.jobId)}, not of ${jobId}`);
     const set = validatorSet(genesis);
     let signedPower = 0n;

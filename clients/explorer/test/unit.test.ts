@@ -40,8 +40,8 @@ test('search: a height, a job id the node knows, else an address', async () => {
   assert.equal(await searchTarget('hello', async () => true), null);
 });
 
-test('verify: the fixture proof verifies, with its height and signers', () => {
-  const o = verifyOne(proof, jobId, genesis, null);
+test('verify: the fixture proof verifies, with its height and signers', async () => {
+  const o = await verifyOne(proof, jobId, genesis, null);
   assert.ok(o.ok, show(o));
   assert.equal(o.height, proof.header.height);
   assert.equal(o.signers, proof.commit.signatures.length);
@@ -49,16 +49,16 @@ test('verify: the fixture proof verifies, with its height and signers', () => {
   assert.ok(3n * o.signedPower > 2n * o.totalPower);
 });
 
-test('verify: a tampered proof, another genesis, another job, a wrong output each fail with the reason', () => {
+test('verify: a tampered proof, another genesis, another job, a wrong output each fail with the reason', async () => {
   const t = proofJson();
   tamperProof(t);
-  const tampered = verifyOne(ReceiptProof.fromJson(t), jobId, genesis, null);
+  const tampered = await verifyOne(ReceiptProof.fromJson(t), jobId, genesis, null);
   assert.ok(!tampered.ok && tampered.error.startsWith('VerifyError: receipt: bad signature'), show(tampered));
   const other = Genesis.fromJson({ ...(Genesis.toJson(genesis) as object), chain_name: 'another chain' });
-  const wrongChain = verifyOne(proof, jobId, other, null);
+  const wrongChain = await verifyOne(proof, jobId, other, null);
   assert.ok(!wrongChain.ok && wrongChain.error.startsWith('VerifyError: '), show(wrongChain));
-  const wrongJob = verifyOne(proof, 'ee'.repeat(32), genesis, null);
+  const wrongJob = await verifyOne(proof, 'ee'.repeat(32), genesis, null);
   assert.ok(!wrongJob.ok && wrongJob.error.includes('not of'), show(wrongJob));
-  const wrongOutput = verifyOne(proof, jobId, genesis, new TextEncoder().encode('not the output'));
+  const wrongOutput = await verifyOne(proof, jobId, genesis, new TextEncoder().encode('not the output'));
   assert.ok(!wrongOutput.ok && wrongOutput.error.includes('output_hash'), show(wrongOutput));
 });

@@ -42,6 +42,7 @@ import {
   verifyFinalizedBlock,
   verifyOffer,
   verifyReceiptProof,
+  verifyReceiptProofAsync,
   verifyStateProof,
   verifyTransaction,
 } from '../src/index.ts';
@@ -86,7 +87,7 @@ test('job-offer: decodes, re-encodes, verifies, has the documented job id', () =
   assert.throws(() => verifyOffer({ ...offer, offer: { ...offer.offer, fee: offer.offer.fee + 1n } }), /bad signature/);
 });
 
-test('receipt-proof: decodes, re-encodes, verifies against fixtures/genesis.json', () => {
+test('receipt-proof: decodes, re-encodes, verifies against fixtures/genesis.json', async () => {
   const proof = roundTrip(ReceiptProof, 'fixtures/receipt-proof');
   verifyReceiptProof(proof, genesis);
   assert.throws(() => verifyReceiptProof(proof, linkedGenesis), /another chain/);
@@ -107,6 +108,9 @@ test('receipt-proof: decodes, re-encodes, verifies against fixtures/genesis.json
     ['commit order', (p) => ({ ...p, commit: { ...p.commit, signatures: [...p.commit.signatures].reverse() } })],
   ];
   for (const [what, t] of tampered) assert.throws(() => verifyReceiptProof(t(proof), genesis), `tampered ${what}`);
+  // The asynchronous form (signatures checked ahead where WebCrypto has Ed25519) gives the same verdicts.
+  assert.deepEqual(await verifyReceiptProofAsync(proof, genesis), verifyReceiptProof(proof, genesis));
+  for (const [what, t] of tampered) await assert.rejects(verifyReceiptProofAsync(t(proof), genesis), `tampered ${what}`);
 });
 
 test('linked fixtures: offer, block, commit, receipt proof and state proof of one job', () => {

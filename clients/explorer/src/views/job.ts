@@ -135,7 +135,7 @@ export function jobPage(app: App, root: HTMLElement, id: string): () => void {
       return;
     }
     const started = performance.now();
-    const outcomes = proofs.map((p) => verifyOne(p, id, source.genesis, info?.result && toHex(info.result.provider) === toHex(p.receipt.claim.provider) ? info.result.output : null));
+    const outcomes = await Promise.all(proofs.map((p) => verifyOne(p, id, source.genesis, info?.result && toHex(info.result.provider) === toHex(p.receipt.claim.provider) ? info.result.output : null)));
     const ms = performance.now() - started;
     const allOk = outcomes.every((o) => o.ok);
     verifyResult.setAttribute('data-state', allOk ? 'verified' : 'failed');
