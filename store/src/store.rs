@@ -155,6 +155,9 @@ pub struct BlockWrite<'a> {
 pub struct Store {
     db: DB,
     state_history_blocks: u64,
+    /// The consensus log and proposed blocks hold nothing below this height (pruning starts
+    /// its scan here, not at the first key, past every tombstone it left).
+    wal_pruned_below: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -230,7 +233,11 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
-        let store = Store { db, state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT };
+        let store = Store {
+            db,
+            state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT,
+            wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
+        };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
                 store.db.put_cf(store.cf(CF_META), META_FORMAT, STORE_FORMAT_VERSION.to_be_bytes()).map_err(storage)?;
@@ -483,7 +490,13 @@ impl Store {
                 cairn_ledger::Error::Storage(format!("no key for state tree leaf {}", hex::encode(hash.0)))
             })
         };
-        cairn_ledger::snapshot::read_chunk(store.clone(), version, jmt::KeyHash(start), max_entries, max_bytes, key_of)
+        // One value-row iterator for the whole chunk: creating one per leaf costs more than the
+        // rest of the read.
+        let reader = std::sync::Arc::new(ChunkReader {
+            store,
+            rows: std::sync::Mutex::new(store.db.raw_iterator_cf(store.cf(CF_JMT_VALUES))),
+        });
+        cairn_ledger::snapshot::read_chunk(reader, version, jmt::KeyHash(start), max_entries, max_bytes, key_of)
             .map_err(|e| Error::Storage(e.to_string()))
     }
 
@@ -512,10 +525,17 @@ impl Store {
         }
         self.write_synced(batch)?;
         let mut batch = WriteBatch::default();
-        let changes: Vec<StateChange> = entries.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-        self.put_state(&mut batch, &changes);
-        let new_keys = self.put_tree(&mut batch, tree)?;
-        self.put_keys(&mut batch, &changes, &new_keys);
+        // Everything is new to the emptied tables: no previous row to find or mark stale.
+        for (k, v) in entries {
+            batch.put_cf(self.cf(CF_STATE), k, v);
+            batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(k).0, k);
+        }
+        for (k, n) in tree.batch.node_batch.nodes() {
+            batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
+        }
+        for ((version, kh), v) in tree.batch.node_batch.values() {
+            batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
+        }
         let key = height_key(height);
         batch.put_cf(self.cf(CF_BLOCKS), key, borsh::to_vec(block).expect("encodes"));
         batch.put_cf(self.cf(CF_COMMITS), key, borsh::to_vec(commit).expect("encodes"));
@@ -660,11 +680,30 @@ impl Store {
     /// prune lost in a crash leaves entries below the head, which nothing reads (a validator
     /// reads the log of the height after its head only) and the next prune removes.
     pub fn wal_prune_below(&self, height: u64) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        // Point deletes of the few keys there are, from where the last prune stopped: a range
+        // delete per block would pile up range tombstones in the memtable, which every read
+        // and iterator of the table then fragments again, at a cost growing with the chain.
+        let from = self.wal_pruned_below.load(Ordering::Relaxed);
+        if height <= from {
+            return Ok(());
+        }
         let mut batch = WriteBatch::default();
         for cf in [CF_WAL, CF_PROPOSED] {
-            batch.delete_range_cf(self.cf(cf), height_key(0), height_key(height));
+            let start = height_key(from);
+            for item in self.db.iterator_cf(self.cf(cf), IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+                let (k, _) = item.map_err(storage)?;
+                if k.get(..8).is_none_or(|h| h >= height_key(height).as_slice()) {
+                    break;
+                }
+                batch.delete_cf(self.cf(cf), &k);
+            }
         }
-        self.db.write(batch).map_err(storage)
+        if !batch.is_empty() {
+            self.db.write(batch).map_err(storage)?;
+        }
+        self.wal_pruned_below.fetch_max(height, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Keeps a block this validator proposes (synced), so that after a restart it can serve
@@ -707,6 +746,37 @@ impl Store {
             out.push((height, v.into_vec()));
         }
         Ok(out)
+    }
+}
+
+/// The state tree as one state chunk reads it: nodes from the store, values through one
+/// iterator kept for the chunk (it sees the rows written before the chunk began, all a past
+/// version needs).
+struct ChunkReader<'a> {
+    store: &'a Store,
+    rows: std::sync::Mutex<DBRawIterator<'a>>,
+}
+
+impl jmt::storage::TreeReader for ChunkReader<'_> {
+    fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
+        self.store.get_node_option(node_key)
+    }
+
+    fn get_value_option(&self, max_version: jmt::Version, key_hash: jmt::KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut rows = self.rows.lock().map_err(|_| anyhow::anyhow!("a chunk read panicked"))?;
+        rows.seek_for_prev(value_row_key(&key_hash, max_version));
+        if !rows.valid() {
+            rows.status()?;
+            return Ok(None);
+        }
+        match (rows.key(), rows.value()) {
+            (Some(k), Some(v)) if k.len() == 40 && k[..32] == key_hash.0 => Ok(decode_value(v)?),
+            _ => Ok(None),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {
+        anyhow::bail!("restoring a state tree is not supported")
     }
 }
 
@@ -773,5 +843,13 @@ mod tests {
         assert_eq!(between, vec![(5, b"two votes".to_vec()), (7, b"two proposals".to_vec())]);
         assert_eq!(store.evidence_between(6, 9, 1).expect("evidence"), vec![(7, b"two proposals".to_vec())]);
         assert!(store.evidence_between(10, 20, 10).expect("evidence").is_empty());
+        // Later prunes start where the last one stopped, and take what lies below their height.
+        store.wal_append(7, 0, b"seven").expect("append");
+        store.wal_append(8, 0, b"eight").expect("append");
+        store.wal_prune_below(5).expect("a prune below an earlier one does nothing");
+        assert_eq!(store.wal_entries(6).expect("entries").len(), 1);
+        store.wal_prune_below(8).expect("prune");
+        assert!(store.wal_entries(6).expect("entries").is_empty() && store.wal_entries(7).expect("entries").is_empty());
+        assert_eq!(store.wal_entries(8).expect("entries"), vec![b"eight".to_vec()]);
     }
 }

@@ -181,7 +181,8 @@ async fn join(t: &mut Testnet, i: usize, target: u64, extra: Option<&str>) -> an
     let config = home.join(crate::NODE_CONFIG_FILE);
     std::fs::write(&config, format!("{NODE_CONFIG}{}", extra.unwrap_or_default()))
         .with_context(|| format!("cannot write {}", config.display()))?;
-    let _ = std::fs::remove_file(home.join("node.log"));
+    // Only this run's lines are read back.
+    let log_from = std::fs::metadata(home.join("node.log")).map_or(0, |m| m.len()) as usize;
     let started = Instant::now();
     if i < t.children.len() {
         t.restart(i).await?
@@ -198,7 +199,8 @@ async fn join(t: &mut Testnet, i: usize, target: u64, extra: Option<&str>) -> an
     }
     let to_head_s = started.elapsed().as_secs_f64();
     let blocks_executed = c.node_info().await?.blocks_executed;
-    let log = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+    let log = std::fs::read(home.join("node.log")).unwrap_or_default();
+    let log = strip_ansi(&String::from_utf8_lossy(log.get(log_from..).unwrap_or_default()));
     let restored = log.lines().find(|l| l.contains("state sync: restored the state of height"));
     let field = |name: &str| restored.and_then(|l| log_field(l, name));
     Ok(Join {
@@ -208,6 +210,24 @@ async fn join(t: &mut Testnet, i: usize, target: u64, extra: Option<&str>) -> an
         restored_entries: field("entries"),
         restore_ms: field("took_ms"),
     })
+}
+
+/// `text` without its terminal colour codes (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The value of `name=<u64>` in a log line.
@@ -228,5 +248,8 @@ mod tests {
         assert_eq!(log_field(line, "entries"), Some(102_400));
         assert_eq!(log_field(line, "took_ms"), Some(4210));
         assert_eq!(log_field(line, "missing"), None);
+        let coloured = "\u{1b}[2mstate sync\u{1b}[0m: restored \u{1b}[3mheight\u{1b}[0m\u{1b}[2m=\u{1b}[0m7";
+        assert_eq!(strip_ansi(coloured), "state sync: restored height=7");
+        assert_eq!(log_field(&strip_ansi(coloured), "height"), Some(7));
     }
 }

@@ -6,8 +6,9 @@
 //! 2. It asks for the state at that height in chunks (`StateChunk`), round-robin over its
 //!    trusted peers, one request at a time; each chunk must prove against the state root. A
 //!    peer whose chunk does not is a liar (disconnected, distrusted), and the restore starts
-//!    over from another peer. A peer that no longer keeps that height is paused and another
-//!    asked; with none left, it starts over at a newer head.
+//!    over from another peer. A busy peer is paused and another asked (with none to ask, the
+//!    next maintenance tick asks again); a peer that no longer keeps that height makes the
+//!    restore start over at a newer head.
 //! 3. The last chunk in, the tree is rebuilt and checked as a whole, then written with the block
 //!    and its commit in one batch off the loop; the chain reloads its head from the store
 //!    (checking the state against the root once more), and block sync goes on from there.
@@ -59,11 +60,20 @@ pub struct Restoring {
     started: Instant,
 }
 
+/// How long each part of a restore took (logged when it is done).
+#[derive(Clone, Copy)]
+struct Phases {
+    started: Instant,
+    fetched: std::time::Duration,
+    written: std::time::Duration,
+}
+
 /// What writing the restored state gave, sent back to the loop.
 pub struct Restored {
     height: u64,
     entries: usize,
-    started: Instant,
+    chunks: usize,
+    phases: Phases,
     /// Written, or the store failed (fatal).
     written: anyhow::Result<()>,
 }
@@ -82,6 +92,18 @@ impl Node {
             && matches!(self.state_sync, StateSync::Idle)
             && self.chain.height() == 0
             && self.consensus.is_none()
+    }
+
+    /// At each maintenance tick: a restore that stopped for want of a peer to ask (all paused
+    /// or gone) asks again once one is there.
+    pub(super) fn resume_state_sync(&mut self) {
+        match &self.state_sync {
+            StateSync::Idle if self.state_sync_first() && self.net_info.peer_height > self.chain.height() => {
+                self.sync_from_any_peer();
+            }
+            StateSync::Restoring(r) if r.request.is_none() => self.request_chunk(),
+            _ => {}
+        }
     }
 
     /// Asks `peer` for its head, to restore the state there if it is far enough ahead.
@@ -191,8 +213,8 @@ impl Node {
         let StateSync::Restoring(r) = &mut self.state_sync else { return };
         let Some(start) = r.restore.next_start() else { return };
         if peers.is_empty() {
-            tracing::info!("state sync: no peer to ask for the state; starting over when one connects");
-            self.state_sync = StateSync::Idle;
+            // Kept: the next maintenance tick asks again once a peer is there.
+            tracing::debug!("state sync: no peer to ask for the next chunk now");
             return;
         }
         let peer = peers[r.asked % peers.len()];
@@ -210,12 +232,20 @@ impl Node {
         let height = r.restore.version();
         let chunk: StateChunk = match decoded {
             Ok(SyncResponse::StateChunk(Some(chunk))) => chunk,
-            Ok(SyncResponse::StateChunk(None) | SyncResponse::Error(_)) => {
-                // Busy, or no longer (or not yet) keeping that height: another peer may.
-                tracing::debug!(%peer, height, "state sync: the peer cannot serve the state of this height now");
+            Ok(SyncResponse::Error(_)) => {
+                // Busy: another peer may answer.
+                tracing::debug!(%peer, height, "state sync: the peer cannot answer now");
                 self.sync.pause(peer);
                 self.request_chunk();
                 return;
+            }
+            Ok(SyncResponse::StateChunk(None)) => {
+                // That height's state is no longer kept there (the chain moved on): start over
+                // at a newer head.
+                tracing::info!(%peer, height, "state sync: the peer no longer keeps this height; starting over");
+                self.sync.pause(peer);
+                self.state_sync = StateSync::Idle;
+                return self.sync_from_any_peer();
             }
             Ok(_) => {
                 self.state_sync = StateSync::Idle;
@@ -247,8 +277,9 @@ impl Node {
     /// whole that does not prove blames the peer that said its chunk was the last.
     fn write_restored_state(&mut self) {
         let StateSync::Restoring(r) = std::mem::replace(&mut self.state_sync, StateSync::Writing) else { return };
-        let Restoring { block, commit, restore, last_server, started, .. } = *r;
+        let Restoring { block, commit, restore, last_server, started, asked, .. } = *r;
         let height = block.header.height;
+        let fetched = started.elapsed();
         let (entries, tree) = match restore.finish() {
             Ok(done) => done,
             Err(e) => {
@@ -264,6 +295,7 @@ impl Node {
         let events = self.events.clone();
         tokio::spawn(async move {
             let count = entries.len();
+            let writing = Instant::now();
             let written = tokio::task::spawn_blocking(move || {
                 store
                     .restore_state(&block, &commit, &entries, &tree)
@@ -271,7 +303,8 @@ impl Node {
             })
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("writing the restored state failed: {e}")));
-            let restored = Restored { height, entries: count, started, written };
+            let phases = Phases { started, fetched, written: writing.elapsed() };
+            let restored = Restored { height, entries: count, chunks: asked, phases, written };
             let _ = events.send(Event::StateRestored(restored)).await;
         });
     }
@@ -279,14 +312,19 @@ impl Node {
     /// The restored state was written (or refused): the head moves to it, and blocks after it
     /// are synced.
     pub(super) fn on_state_restored(&mut self, restored: Restored) -> anyhow::Result<()> {
-        let Restored { height, entries, started, written } = restored;
+        let Restored { height, entries, chunks, phases, written } = restored;
         written?;
+        let loading = Instant::now();
         self.chain.reload().context("loading the restored state")?;
         self.state_sync = StateSync::Off;
         tracing::info!(
             height,
             entries,
-            took_ms = started.elapsed().as_millis() as u64,
+            chunks,
+            fetch_ms = phases.fetched.as_millis() as u64,
+            write_ms = phases.written.as_millis() as u64,
+            load_ms = loading.elapsed().as_millis() as u64,
+            took_ms = phases.started.elapsed().as_millis() as u64,
             "state sync: restored the state of height {height} from peers; syncing the blocks after it"
         );
         self.executed.head_moved(height);
