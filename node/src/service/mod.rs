@@ -910,6 +910,7 @@ impl Node {
     fn maintain(&mut self) -> anyhow::Result<()> {
         self.maintain_peers();
         self.resume_state_sync();
+        self.probe_sync();
         for topic in gossip::Topic::ALL {
             let peers = self.net.mesh_peers(topic) as u64;
             metrics::set(&self.metrics.topic_peers.get_or_create(&metrics::TopicLabel { topic: topic.label() }), peers);

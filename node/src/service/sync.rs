@@ -29,6 +29,10 @@ pub const SYNC_DISTRUST: Duration = Duration::from_secs(60);
 pub const SYNC_SILENT_PAUSE: Duration = Duration::from_secs(10);
 /// Peers remembered as distrusted, at most (the oldest is forgotten first).
 pub const SYNC_DISTRUSTED_MAX: usize = 1_024;
+/// With no block request in flight, a node asks a peer for the blocks after its head at least
+/// this often (an up-to-date peer answers with none): an answer that was refused (busy) or a
+/// pause that ended leaves nothing else to start a sync again when no block is gossiped.
+pub const SYNC_PROBE_INTERVAL: Duration = Duration::from_secs(3);
 
 /// What a block sync answer is worth, given the head it was asked from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +94,8 @@ pub struct SyncState {
     proposed_requests: HashMap<OutboundRequestId, (u64, Hash)>,
     /// Requests from peers being answered.
     answering: usize,
+    /// When the last block request was sent.
+    last_request: Option<Instant>,
 }
 
 impl SyncState {
@@ -174,6 +180,21 @@ impl Node {
         let req = SyncRequest::Blocks { from, max: SYNC_BLOCKS_MAX };
         let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&req));
         self.sync.syncing = Some((id, peer, from));
+        self.sync.last_request = Some(Instant::now());
+    }
+
+    /// At each maintenance tick: with no block request in flight, asks a trusted peer for the
+    /// blocks after the head when peers showed a higher one, and at least every
+    /// [`SYNC_PROBE_INTERVAL`] otherwise.
+    pub(super) fn probe_sync(&mut self) {
+        if self.sync.syncing.is_some() || self.storing_block() {
+            return;
+        }
+        let behind = self.net_info.peer_height > self.chain.height();
+        let due = self.sync.last_request.is_none_or(|t| t.elapsed() >= SYNC_PROBE_INTERVAL);
+        if behind || due {
+            self.sync_from_any_peer();
+        }
     }
 
     /// Asks a connected peer that is not distrusted for the blocks after the head.
