@@ -7,9 +7,8 @@
 use std::time::{Duration, Instant};
 
 use cairn_rpc::CairnApiClient;
-use cairn_rpc::client::{self, OfferTerms};
 
-use crate::support::{Net, TIMEOUT, code_of, start, uppercase_module};
+use crate::support::{Net, TIMEOUT, code_of, start};
 
 /// How far ahead a peer must be for the late node to restore the state.
 const MIN_BLOCKS: u64 = 100;
@@ -26,26 +25,6 @@ async fn restart_with(net: &mut Net, i: usize, toml: &str) {
     net.t.restart(i).await.expect("restart");
 }
 
-/// Runs `jobs` jobs through node `via` until each is final.
-async fn run_jobs(net: &Net, via: usize, jobs: usize, tag: &str) {
-    let c = net.rpc(via).await;
-    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
-    let mut runs = Vec::new();
-    for i in 0..jobs {
-        let input = format!("{tag} {i}").into_bytes();
-        let offer = client::sign_offer(&c, &net.client_key, module_id, input, OfferTerms::default(), None)
-            .await
-            .expect("offer");
-        runs.push(client::submit(&c, offer).await.expect("submit"));
-    }
-    for mut watch in runs {
-        watch
-            .until(cairn_rpc::JobStage::Finalized, TIMEOUT, |_| {})
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_late_node_restores_the_state_from_peers_and_catches_a_tampered_chunk() {
     // Node 0 validates (a block every 50 ms, work or not), nodes 1 and 2 provide (2 tampers
@@ -57,7 +36,7 @@ async fn a_late_node_restores_the_state_from_peers_and_catches_a_tampered_chunk(
     restart_with(&mut net, 0, "empty_blocks = true\n").await;
     restart_with(&mut net, 2, "test_sync_lie = \"tampered_state\"\n").await;
     let tamperer = net.rpc(2).await.node_info().await.expect("node_info").peer_id;
-    run_jobs(&net, 0, 6, "before").await;
+    net.run_jobs(0, 6, "before").await;
     let deadline = Instant::now() + TIMEOUT;
     while net.height(0).await < MIN_BLOCKS + 20 {
         assert!(Instant::now() < deadline, "the chain does not grow:\n{}", net.logs());
@@ -115,5 +94,5 @@ async fn a_late_node_restores_the_state_from_peers_and_catches_a_tampered_chunk(
     proof.verify(&net.genesis).expect("the proof verifies against the genesis");
 
     // And takes part: jobs submitted through it are finalized.
-    run_jobs(&net, late, 2, "after").await;
+    net.run_jobs(late, 2, "after").await;
 }

@@ -60,6 +60,27 @@ pub async fn start_custom(validators: usize, providers: usize, lying: usize, adj
 }
 
 impl Net {
+    /// Runs `jobs` jobs (the uppercase module, inputs `"<tag> <i>"`) through node `via`, each to
+    /// finality.
+    pub async fn run_jobs(&self, via: usize, jobs: usize, tag: &str) {
+        let c = self.rpc(via).await;
+        let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+        let mut runs = Vec::new();
+        for i in 0..jobs {
+            let input = format!("{tag} {i}").into_bytes();
+            let offer = client::sign_offer(&c, &self.client_key, module_id, input, OfferTerms::default(), None)
+                .await
+                .expect("offer");
+            runs.push(client::submit(&c, offer).await.expect("submit"));
+        }
+        for mut watch in runs {
+            watch
+                .until(cairn_rpc::JobStage::Finalized, TIMEOUT, |_| {})
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}\n{}", self.logs()));
+        }
+    }
+
     pub async fn rpc(&self, i: usize) -> WsClient {
         client::connect(&self.t.rpc_url(i)).await.expect("rpc connects")
     }
@@ -231,4 +252,34 @@ pub fn node22(deps: &[&str], setup: &str) -> std::path::PathBuf {
         assert!(repo.join(dep).is_dir(), "no {dep}: {setup}");
     }
     node
+}
+
+/// Waits for a test script (`child`, its standard error written to `stderr_path`) within
+/// `timeout` and reads its summary, the JSON object on the last line of its output: the
+/// summary, and the same pretty-printed for messages. A script that fails, times out, or says
+/// `"ok": false` fails the test with its log and the testnet's.
+pub async fn script_summary(
+    child: tokio::process::Child,
+    stderr_path: &std::path::Path,
+    timeout: Duration,
+    net: &Net,
+) -> (serde_json::Value, String) {
+    let log = || std::fs::read_to_string(stderr_path).unwrap_or_default();
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(out) => out.expect("the script runs"),
+        Err(_) => panic!("the script did not finish within {timeout:?}\n{}\n{}", log(), net.logs()),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_else(|| panic!("no summary\n{}\n{}", log(), net.logs()));
+    let s: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("the summary is not JSON ({e}): {line}\n{}", log()));
+    let pretty = serde_json::to_string_pretty(&s).expect("json");
+    assert!(
+        out.status.success() && s["ok"] == true,
+        "the script failed ({}):\n{pretty}\n{}\n{}",
+        out.status,
+        log(),
+        net.logs()
+    );
+    (s, pretty)
 }

@@ -6,29 +6,8 @@
 use std::time::{Duration, Instant};
 
 use cairn_rpc::CairnApiClient;
-use cairn_rpc::client::{self, OfferTerms};
 
-use crate::support::{Net, TIMEOUT, start, uppercase_module};
-
-/// Runs `jobs` jobs to finality through node 0.
-async fn run_jobs(net: &Net, jobs: usize, tag: &str) {
-    let c = net.rpc(0).await;
-    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
-    let mut runs = Vec::new();
-    for i in 0..jobs {
-        let input = format!("{tag} {i}").into_bytes();
-        let offer = client::sign_offer(&c, &net.client_key, module_id, input, OfferTerms::default(), None)
-            .await
-            .expect("offer");
-        runs.push(client::submit(&c, offer).await.expect("submit"));
-    }
-    for mut watch in runs {
-        watch
-            .until(cairn_rpc::JobStage::Finalized, TIMEOUT, |_| {})
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
-    }
-}
+use crate::support::{Net, TIMEOUT, start};
 
 fn log_of(net: &Net, i: usize) -> String {
     std::fs::read_to_string(net.t.dir.join("nodes").join(i.to_string()).join("node.log")).unwrap_or_default()
@@ -60,11 +39,11 @@ async fn a_node_catches_up_past_peers_that_lie_to_sync() {
     }
 
     // The late node has some blocks (so "stale" has something to send), then falls behind.
-    run_jobs(&net, 3, "before").await;
+    net.run_jobs(0, 3, "before").await;
     let head = net.height(0).await;
     net.wait_height(late, head).await;
     net.t.kill(late).expect("stop the late node");
-    run_jobs(&net, 6, "while away").await;
+    net.run_jobs(0, 6, "while away").await;
     let tip = net.height(0).await;
     for k in 0..lies.len() {
         net.wait_height(2 + k, tip).await;

@@ -76,23 +76,7 @@ async fn the_typescript_client_runs_verifies_resumes_and_transacts_against_a_tes
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", node_bin.display()));
-    let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let out = match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output()).await {
-        Ok(out) => out.expect("the script runs"),
-        Err(_) => panic!("the script did not finish within {SCRIPT_TIMEOUT:?}\n{}\n{}", log(), net.logs()),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_else(|| panic!("no summary\n{}\n{}", log(), net.logs()));
-    let s: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("the summary is not JSON ({e}): {line}\n{}", log()));
-    let pretty = serde_json::to_string_pretty(&s).expect("json");
-    assert!(
-        out.status.success() && s["ok"] == true,
-        "the script failed ({}):\n{pretty}\n{}\n{}",
-        out.status,
-        log(),
-        net.logs()
-    );
+    let (s, pretty) = crate::support::script_summary(child, &stderr_path, SCRIPT_TIMEOUT, &net).await;
     assert_eq!(s["chain_id"], net.genesis.chain_id().to_hex(), "{pretty}");
     assert_eq!(s["client"], net.client_key.public().to_hex(), "{pretty}");
 

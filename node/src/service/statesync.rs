@@ -11,7 +11,7 @@
 //!    restore start over at a newer head.
 //! 3. The last chunk in, the tree is rebuilt and checked as a whole, then written with the block
 //!    and its commit in one batch off the loop; the chain reloads its head from the store
-//!    (checking the state against the root once more), and block sync goes on from there.
+//!    (comparing the stored tree's root with the head's), and block sync goes on from there.
 //!
 //! Until it is done, the node syncs no block; a peer less than `state_sync_min_blocks` ahead
 //! makes it replay blocks as usual (state sync is not tried again in that run).
