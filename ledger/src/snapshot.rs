@@ -192,6 +192,12 @@ impl StateRestore {
         if chunk.entries.len() > STATE_CHUNK_ENTRIES_MAX as usize {
             return Err(bad(format!("{} entries, more than {STATE_CHUNK_ENTRIES_MAX}", chunk.entries.len())));
         }
+        // Counted before anything is hashed: a server stops a chunk once it reaches
+        // STATE_CHUNK_BYTES_MAX, so twice that is more than any honest chunk holds.
+        let chunk_bytes: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if chunk_bytes > 2 * STATE_CHUNK_BYTES_MAX {
+            return Err(bad(format!("{chunk_bytes} bytes of entries, more than {}", 2 * STATE_CHUNK_BYTES_MAX)));
+        }
         let proof: SparseMerkleRangeProof<Sha256> =
             crate::decode("state chunk range proof", &chunk.proof, RANGE_PROOF_BYTES_MAX)
                 .map_err(|e| bad(e.to_string()))?;
@@ -349,6 +355,8 @@ mod tests {
         assert!(try_second(&|c| c.entries.push((b"made-up".to_vec(), b"x".to_vec()))).is_err(), "an added entry");
         assert!(try_second(&|c| c.proof.clear()).is_err(), "no proof");
         assert!(try_second(&|c| c.entries.clear()).is_err(), "empty");
+        let huge = try_second(&|c| c.entries[0].1 = vec![0; 2 * STATE_CHUNK_BYTES_MAX + 1]).expect_err("too large");
+        assert!(huge.to_string().contains("bytes of entries"), "{huge}");
         // Another version's root: the very first chunk fails.
         let mut other = StateRestore::new(3, Hash::of(b"another root")).expect("restore");
         assert!(other.add(good[0].clone()).is_err());
