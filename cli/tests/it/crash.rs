@@ -55,6 +55,23 @@ async fn a_validator_killed_mid_commit_reopens_consistent() {
     assert!(last_height > 0, "blocks were committed under load");
     load.abort();
 
+    // The load's last offers may still be pending on the provider, which admitted them, while
+    // the restarted validator has not heard them yet: wait until they are all on chain, so the
+    // next offer's nonce is not one of theirs.
+    let provider = net.rpc(1).await;
+    let client_address = net.client_key.public();
+    let drained = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let account = provider.account_get(client_address).await.expect("account_get");
+            if account.nonce == account.next_nonce {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    drained.unwrap_or_else(|_| panic!("the load's offers were never included\n{}", net.logs()));
+
     // Still live: a job goes through to finality.
     let c = net.rpc(0).await;
     c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
