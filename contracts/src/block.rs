@@ -20,6 +20,9 @@ pub struct Executed {
     /// (completed or settled with them): final with this block, though it holds none of
     /// their result transactions.
     pub closed: Vec<Hash>,
+    /// Jobs the block removed from the state ([`crate::JOB_RETENTION_BLOCKS`] after they reached a
+    /// final phase), with their last entry.
+    pub retired: Vec<(Hash, crate::Job)>,
 }
 
 /// Why a block is invalid.
@@ -128,7 +131,7 @@ pub fn build_block(
         tx_count: u32::try_from(txs.len()).expect("bounded by block_txs_max"),
         receipt_count: u32::try_from(receipts.len()).expect("at most one per transaction"),
     };
-    let executed = Executed { receipts, expired: closed.expired, closed: closed.with_results };
+    let executed = Executed { receipts, expired: closed.expired, closed: closed.with_results, retired: closed.retired };
     Ok((Block { header, txs, last_commit }, executed, rejected))
 }
 
@@ -182,7 +185,7 @@ pub fn execute_block(
         if root != h.state_root {
             return Err(BlockError::Root("state_root"));
         }
-        Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results })
+        Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results, retired: closed.retired })
     })
 }
 

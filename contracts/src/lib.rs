@@ -40,6 +40,6 @@ pub use cairn_ledger::Outcome;
 pub use error::{Limit, Result, TxError};
 pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
 pub use state::{
-    Account, Challenge, Closed, Delivery, Job, JobPhase, LoadError, NONCE_WINDOW, NoReexecution, NonceRule, Provider,
-    REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,
+    Account, Challenge, Closed, Delivery, JOB_RETENTION_BLOCKS, Job, JobPhase, LoadError, NONCE_WINDOW, NoReexecution,
+    NonceRule, Provider, REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,
 };

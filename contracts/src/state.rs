@@ -36,6 +36,13 @@ pub struct Provider {
     pub active_jobs: u32,
     /// Stake on its way back to the balance: (release height, amount), oldest first.
     pub unbonding: Vec<(u64, u64)>,
+    /// Results of its that were paid: each delivery counted when its job settles with it.
+    pub jobs_done: u64,
+    /// Times it was slashed for a result proven wrong (by a challenge or a re-execution).
+    pub slashes: u64,
+    /// Slots it held past a job's deadline without delivering (each cost it the missed-deadline
+    /// penalty).
+    pub missed: u64,
 }
 
 /// The most unbonding entries a provider may have at once.
@@ -46,6 +53,12 @@ pub const RANKING_MAX: usize = 8;
 /// each), so their number bounds the work an offer costs every node. A new registration past
 /// it is refused (genesis, trusted, may list more).
 pub const PROVIDERS_MAX: usize = 1_024;
+/// How many blocks a job stays in the state once it reached a final phase (expired, settled,
+/// slashed): the state proofs of its final entry are served for that long (and as long as the
+/// nodes keep those versions); then the end of a block removes it, so the state holds the jobs
+/// in progress and only the last few finished ones, whatever the chain's history. The nodes
+/// keep each retired job's last entry in their job index for `job_get`.
+pub const JOB_RETENTION_BLOCKS: u64 = 16;
 /// The highest redundancy an offer may ask for: how many providers execute one job. Below
 /// [`RANKING_MAX`], so a job with the highest redundancy still has stand-ins.
 pub const REDUNDANCY_MAX: u8 = 4;
@@ -128,7 +141,9 @@ pub struct Job {
     pub forfeit: u64,
     /// What the providers are paid in all (fixed when the job completes or settles).
     pub paid: u64,
-    /// The height at which a completed job settles, if unchallenged.
+    /// The height at which a completed job settles, if unchallenged; once the job is in a final
+    /// phase (expired, settled, slashed), the height at which it reached it (the state retires
+    /// it [`JOB_RETENTION_BLOCKS`] after).
     pub settle_height: u64,
     /// The challenge waiting for its re-execution (phase `Challenged`).
     pub challenge: Option<Challenge>,
@@ -152,6 +167,12 @@ impl Job {
             JobPhase::Open => self.verified.is_none() && self.deliveries().count() > 1 && self.agreed().is_none(),
             JobPhase::Completed | JobPhase::Expired | JobPhase::Settled | JobPhase::Slashed => false,
         }
+    }
+
+    /// Whether the job is in a final phase (expired, settled, slashed): nothing changes it
+    /// any more, and the state retires it [`JOB_RETENTION_BLOCKS`] after `settle_height`.
+    pub fn is_final(&self) -> bool {
+        matches!(self.phase, JobPhase::Expired | JobPhase::Settled | JobPhase::Slashed)
     }
 
     /// The job's redundancy (k): how many results it waits for.
@@ -340,7 +361,8 @@ impl Reexecute for NoReexecution {
     }
 }
 
-/// The jobs closed at their deadline by the end of a block ([`State::end_block_closing`]).
+/// The jobs closed at their deadline by the end of a block ([`State::end_block_closing`]), and
+/// those it retired from the state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Closed {
     /// Jobs without any result: expired, the escrow refunded.
@@ -348,6 +370,9 @@ pub struct Closed {
     /// Jobs with some of their results: completed with them (paid after the challenge window)
     /// or, if re-executed, settled.
     pub with_results: Vec<Hash>,
+    /// Jobs removed from the state, [`JOB_RETENTION_BLOCKS`] after they reached a final
+    /// phase, with their last entry.
+    pub retired: Vec<(Hash, Job)>,
 }
 
 /// How far ahead of an account's next nonce a pending transaction may be: the mempool admits
@@ -430,6 +455,8 @@ pub struct State {
     releasing: OrdSet<(u64, PublicKey)>,
     /// Jobs waiting for a re-execution ([`Job::needs_resolution`]; derived from `jobs`).
     resolving: OrdSet<Hash>,
+    /// Jobs in a final phase by the height they reached it, to retire (derived from `jobs`).
+    finished: OrdSet<(u64, Hash)>,
     /// Value of each key before the first uncommitted change to it.
     journal: BTreeMap<StateKey, Option<Value>>,
     /// The journal's changes as store writes, once encoded (cleared by every change).
@@ -450,6 +477,7 @@ impl State {
             reassigning: OrdSet::new(),
             releasing: OrdSet::new(),
             resolving: OrdSet::new(),
+            finished: OrdSet::new(),
             journal: BTreeMap::new(),
             encoded: OnceLock::new(),
         }
@@ -474,6 +502,9 @@ impl State {
                 capacity: p.capacity,
                 active_jobs: 0,
                 unbonding: vec![],
+                jobs_done: 0,
+                slashes: 0,
+                missed: 0,
             };
             s.put(StateKey::Provider(p.address), Some(Value::Provider(provider)));
         }
@@ -533,6 +564,7 @@ impl State {
                     self.open.remove(&(old.deadline_height, id));
                     self.settling.remove(&(old.settle_height, id));
                     self.resolving.remove(&id);
+                    self.finished.remove(&(old.settle_height, id));
                     if let Some(at) = old.reassign_height(delivery_blocks) {
                         self.reassigning.remove(&(at, id));
                     }
@@ -571,7 +603,10 @@ impl State {
                     JobPhase::Completed => {
                         self.settling.insert((j.settle_height, id));
                     }
-                    _ => {}
+                    JobPhase::Expired | JobPhase::Settled | JobPhase::Slashed => {
+                        self.finished.insert((j.settle_height, id));
+                    }
+                    JobPhase::Challenged | JobPhase::Disputed => {}
                 }
                 self.jobs.insert(id, *j);
             }
@@ -616,6 +651,13 @@ impl State {
         self.put(StateKey::Provider(address), Some(Value::Provider(provider)));
     }
 
+    /// Counts a paid result of `address` (a provider: only providers' results are accepted).
+    fn count_done(&mut self, address: PublicKey) {
+        let mut p = self.providers.get(&address).cloned().expect("results come from providers");
+        p.jobs_done += 1;
+        self.set_provider(address, p);
+    }
+
     /// Adds `delta` (±1) to a provider's count of undelivered jobs.
     fn count_job(&mut self, address: PublicKey, delta: i8) {
         if let Some(mut p) = self.providers.get(&address).cloned() {
@@ -641,12 +683,19 @@ impl State {
     }
 
     /// The derived indexes recomputed from the entries, as `(open, settling, reassigning,
-    /// releasing, resolving)`: what the maintained ones must equal.
+    /// releasing, resolving, finished)`: what the maintained ones must equal.
     #[cfg(test)]
     #[allow(clippy::type_complexity)]
     fn recomputed_indexes(
         &self,
-    ) -> (OrdSet<(u64, Hash)>, OrdSet<(u64, Hash)>, OrdSet<(u64, Hash)>, OrdSet<(u64, PublicKey)>, OrdSet<Hash>) {
+    ) -> (
+        OrdSet<(u64, Hash)>,
+        OrdSet<(u64, Hash)>,
+        OrdSet<(u64, Hash)>,
+        OrdSet<(u64, PublicKey)>,
+        OrdSet<Hash>,
+        OrdSet<(u64, Hash)>,
+    ) {
         let delivery = self.params.delivery_blocks;
         let open = self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Open).map(|(id, j)| (j.deadline_height, *id));
         let settling =
@@ -654,18 +703,27 @@ impl State {
         let reassigning = self.jobs.iter().filter_map(|(id, j)| Some((j.reassign_height(delivery)?, *id)));
         let releasing = self.providers.iter().flat_map(|(a, p)| p.unbonding.iter().map(|(at, _)| (*at, *a)));
         let resolving = self.jobs.iter().filter(|(_, j)| j.needs_resolution()).map(|(id, _)| *id);
-        (open.collect(), settling.collect(), reassigning.collect(), releasing.collect(), resolving.collect())
+        let finished = self.jobs.iter().filter(|(_, j)| j.is_final()).map(|(id, j)| (j.settle_height, *id));
+        (
+            open.collect(),
+            settling.collect(),
+            reassigning.collect(),
+            releasing.collect(),
+            resolving.collect(),
+            finished.collect(),
+        )
     }
 
     /// Whether the maintained indexes equal a recomputation from the entries.
     #[cfg(test)]
     pub(crate) fn indexes_are_consistent(&self) -> bool {
-        let (open, settling, reassigning, releasing, resolving) = self.recomputed_indexes();
+        let (open, settling, reassigning, releasing, resolving, finished) = self.recomputed_indexes();
         open == self.open
             && settling == self.settling
             && reassigning == self.reassigning
             && releasing == self.releasing
             && resolving == self.resolving
+            && finished == self.finished
     }
 
     /// The jobs waiting for a re-execution: a block proposer adds a `Resolve` transaction for
@@ -969,7 +1027,7 @@ impl State {
                 let job = self.jobs.get(job_id).cloned().expect("checked above");
                 // The verdict first: if re-execution fails nothing changes.
                 let truth = exec.reexecute(job_id, &job)?;
-                self.resolve(*job_id, job, truth);
+                self.resolve(*job_id, job, truth, height);
                 Ok(None)
             }
         }
@@ -985,7 +1043,7 @@ impl State {
     /// - A dispute: the verdict is kept, every delivered result it contradicts is slashed into
     ///   the job's forfeit; a closed job settles ([`State::settle_verified`]); an open one takes
     ///   its remaining results, each checked against the verdict as it arrives.
-    fn resolve(&mut self, job_id: Hash, mut job: Job, truth: Outcome) {
+    fn resolve(&mut self, job_id: Hash, mut job: Job, truth: Outcome, height: u64) {
         if let Some(challenge) = job.challenge.take() {
             let providers: Vec<PublicKey> = job.deliveries().map(|d| d.provider).collect();
             if job.agreed() == Some(truth) {
@@ -1003,6 +1061,7 @@ impl State {
                 self.credit(challenge.challenger, challenge.bond + slashed);
                 self.credit(job.client, job.escrow);
                 job.phase = JobPhase::Slashed;
+                job.settle_height = height;
                 job.paid = 0;
             }
         } else {
@@ -1012,7 +1071,7 @@ impl State {
                 job.forfeit += self.slash(p);
             }
             if job.phase == JobPhase::Disputed {
-                self.settle_verified(&mut job);
+                self.settle_verified(&mut job, height);
             }
         }
         self.set_job(job_id, job);
@@ -1110,6 +1169,9 @@ impl State {
                     capacity: *capacity,
                     active_jobs: 0,
                     unbonding: vec![],
+                    jobs_done: 0,
+                    slashes: 0,
+                    missed: 0,
                 });
                 p.stake += stake;
                 p.price_per_fuel = *price_per_fuel;
@@ -1161,6 +1223,7 @@ impl State {
             rest -= take;
         }
         p.unbonding.retain(|(_, amount)| *amount > 0);
+        p.slashes += 1;
         self.set_provider(provider, p);
         slash
     }
@@ -1169,8 +1232,8 @@ impl State {
     /// providers whose result matches the re-execution are paid and share the stake slashed
     /// from the others evenly (any remainder to the client); the client gets the rest of the
     /// escrow. With no provider right the whole forfeit goes to the client and the job is
-    /// *slashed*. The caller stores the job.
-    fn settle_verified(&mut self, job: &mut Job) {
+    /// *slashed*. The caller stores the job; `height` is the block's.
+    fn settle_verified(&mut self, job: &mut Job, height: u64) {
         let truth = job.verified.expect("settle_verified is for re-executed jobs");
         let right: Vec<Delivery> = job.deliveries().filter(|d| d.outcome == truth).copied().collect();
         let paid: u64 = right.iter().map(|d| d.payment).sum();
@@ -1182,21 +1245,24 @@ impl State {
             let n = right.len() as u64;
             for d in &right {
                 self.credit(d.provider, d.payment + job.forfeit / n);
+                self.count_done(d.provider);
             }
             to_client += job.forfeit % n;
             job.phase = JobPhase::Settled;
         }
         self.credit(job.client, to_client);
         job.paid = paid;
+        job.settle_height = height;
     }
 
-    /// End of block `height`, in order: completed jobs whose challenge window has passed settle
+    /// End of block `height`, in order: the height entry moves; jobs that reached a final phase
+    /// at least [`JOB_RETENTION_BLOCKS`] ago leave the state; completed jobs whose challenge window has passed settle
     /// (the providers are paid, the client refunded the rest); unbonded stake due is released;
     /// each slot whose holder has not delivered within `delivery_blocks` passes to the next
     /// ranked provider; open jobs past their deadline close: the holders of undelivered slots
     /// pay a penalty from their stake to the client, and the job settles with what was
-    /// delivered (see [`State::close_at_deadline`]). The height entry moves. Returns the jobs
-    /// that expired without any result.
+    /// delivered (see [`State::close_at_deadline`]). Returns the jobs that expired without any
+    /// result.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
         self.end_block_closing(height).expired
     }
@@ -1205,14 +1271,28 @@ impl State {
     /// and those that completed or settled with the results they had.
     pub fn end_block_closing(&mut self, height: u64) -> Closed {
         self.put(StateKey::Height, Some(Value::Height(height)));
+        let mut closed = Closed::default();
+        let retiring: Vec<Hash> = self
+            .finished
+            .iter()
+            .take_while(|(at, _)| at.saturating_add(JOB_RETENTION_BLOCKS) <= height)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in retiring {
+            let job = self.jobs.get(&id).cloned().expect("finished index follows jobs");
+            self.put(StateKey::Job(id), None);
+            closed.retired.push((id, job));
+        }
         let settled: Vec<Hash> = self.settling.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         for id in settled {
             let mut job = self.jobs.get(&id).cloned().expect("settling index follows jobs");
             for d in job.deliveries() {
                 self.credit(d.provider, d.payment);
+                self.count_done(d.provider);
             }
             self.credit(job.client, job.escrow - job.paid);
             job.phase = JobPhase::Settled;
+            job.settle_height = height;
             self.set_job(id, job);
         }
         let mut releasing: Vec<PublicKey> =
@@ -1258,7 +1338,6 @@ impl State {
         }
         let due: Vec<Hash> =
             self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
-        let mut closed = Closed::default();
         for id in due {
             if self.close_at_deadline(id, height) {
                 closed.expired.push(id);
@@ -1286,12 +1365,14 @@ impl State {
                 u64::try_from(u128::from(p.stake) * u128::from(self.params.missed_deadline_penalty_bps) / 10_000)
                     .expect("at most the stake");
             p.stake -= penalty;
+            p.missed += 1;
             self.set_provider(a, p);
             self.credit(job.client, penalty);
         }
         let expired = job.deliveries().next().is_none();
         if expired {
             job.phase = JobPhase::Expired;
+            job.settle_height = height;
             self.credit(job.client, job.escrow);
         } else {
             self.close_with_results(&mut job, height);
@@ -1305,7 +1386,7 @@ impl State {
     /// settlement, once the challenge window has passed. The caller stores the job.
     fn close_with_results(&mut self, job: &mut Job, height: u64) {
         if job.verified.is_some() {
-            self.settle_verified(job);
+            self.settle_verified(job, height);
         } else if job.agreed().is_some() {
             job.phase = JobPhase::Completed;
             job.paid = job.deliveries().map(|d| d.payment).sum();

@@ -196,6 +196,14 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
             Transaction::Account(_) | Transaction::Resolve { .. } => {}
         }
     }
+    // Jobs the block retired from the state: their last entry moves to the job index.
+    for (id, job) in &executed.executed.retired {
+        let loc = match jobs.entry(*id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(store.job(id)?.unwrap_or_default()),
+        };
+        loc.retired = Some(borsh::to_vec(job).expect("borsh encoding into a Vec cannot fail"));
+    }
     let jobs: Vec<(Hash, JobLocation)> = jobs.into_iter().collect();
     store
         .commit_block(BlockWrite {

@@ -11,7 +11,7 @@ mod waiting;
 
 use std::sync::Arc;
 
-use cairn_contracts::{JobPhase, Limit, TxError};
+use cairn_contracts::{Job, JobPhase, Limit, TxError};
 use cairn_ledger::{
     Block, FORMAT_VERSION, Genesis, Hash, JobOffer, PublicKey, ReceiptProof, Signature, SignedOffer, SignedTx,
     StateProof, StateValue, Transaction,
@@ -186,8 +186,13 @@ impl RpcImpl {
         let view = self.node.view();
         let store = &self.node.store;
         let tracked = local.tracked;
-        if let Some(job) = view.state.job(&job_id) {
-            let loc = store.job(&job_id).map_err(internal)?.unwrap_or_default();
+        let loc = store.job(&job_id).map_err(internal)?.unwrap_or_default();
+        // A finished job the chain retired from the state: its last entry is in the job index.
+        let retired: Option<Job> = match (view.state.job(&job_id), &loc.retired) {
+            (None, Some(bytes)) => Some(borsh::from_slice(bytes).map_err(internal)?),
+            _ => None,
+        };
+        if let Some(job) = view.state.job(&job_id).or(retired.as_ref()) {
             let mut result = tracked.as_ref().and_then(|t| t.1.clone());
             if result.is_none()
                 && let Some(&(h, _)) = loc.receipts.first()
@@ -386,6 +391,9 @@ impl CairnApiServer for RpcImpl {
                 active_jobs: p.active_jobs,
                 unbonding: p.unbonding.iter().map(|(_, a)| *a).sum(),
                 eligible: p.stake >= state.params().stake_min && p.stake > 0 && p.active_jobs < p.capacity,
+                jobs_done: p.jobs_done,
+                slashes: p.slashes,
+                missed: p.missed,
             })
             .collect())
     }

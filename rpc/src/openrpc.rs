@@ -575,7 +575,10 @@ mod tests {
                     capacity: 3,
                     active_jobs: 0,
                     unbonding: 0,
-                    eligible: true
+                    eligible: true,
+                    jobs_done: 4,
+                    slashes: 0,
+                    missed: 1
                 }),
             ),
             (

@@ -326,6 +326,12 @@ pub struct ProviderInfo {
     pub unbonding: u64,
     /// Whether it can be assigned new jobs (stake and capacity; price is per offer).
     pub eligible: bool,
+    /// Its results that were paid (each counted when its job settled with it).
+    pub jobs_done: u64,
+    /// Times it was slashed for a result proven wrong.
+    pub slashes: u64,
+    /// Job slots it held past their deadline without delivering (each cost a penalty).
+    pub missed: u64,
 }
 
 /// What a validator signed twice.

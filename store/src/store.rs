@@ -5,7 +5,7 @@
 //! | `blocks` | height (u64 big-endian) | borsh [`Block`] |
 //! | `commits` | height | borsh [`Commit`] that finalized that block |
 //! | `receipts` | height | borsh `Vec<ExecutionReceipt>`, the block's receipts in order |
-//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are |
+//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are, and its last state entry once retired |
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
@@ -77,7 +77,7 @@ const META_FORMAT: &[u8] = b"format";
 
 /// The layout of the rows this store writes. A database of another version is refused at open
 /// (its rows would be misread).
-pub const STORE_FORMAT_VERSION: u32 = 2;
+pub const STORE_FORMAT_VERSION: u32 = 3;
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).
@@ -132,6 +132,9 @@ pub struct JobLocation {
     /// Every receipt of the job — one per accepted result, at most its redundancy — as the
     /// height of the block that holds it and its index there, in the order included.
     pub receipts: Vec<(u64, u32)>,
+    /// The job's last state entry (its borsh value in the `state` table), once the chain retired
+    /// it from the state: what `job_get` tells of a finished job after that.
+    pub retired: Option<Vec<u8>>,
 }
 
 /// Everything a finalized block writes.

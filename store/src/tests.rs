@@ -59,7 +59,7 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
     {
         let store = Store::open(dir.path(), chain_id).expect("open");
         assert_eq!(store.head_height().expect("head"), 0);
-        let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)] })];
+        let jobs = [(Hash::of(b"j"), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)], retired: None })];
         let genesis_state = [(b"g".to_vec(), Some(b"0".to_vec()))];
         let tree0 = state_tree::prepare(&store, &genesis_state, 0).expect("tree v0");
         store.init_genesis_state(&genesis_state, &tree0).expect("genesis state");

@@ -139,7 +139,12 @@ fn commit_block_at(
         .receipts
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.claim.job_id, JobLocation { offer_height: Some(height), receipts: vec![(height, i as u32)] }))
+        .map(|(i, r)| {
+            (
+                r.claim.job_id,
+                JobLocation { offer_height: Some(height), receipts: vec![(height, i as u32)], retired: None },
+            )
+        })
         .collect();
     let tree = disk.into_update().expect("update");
     store

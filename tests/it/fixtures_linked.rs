@@ -127,7 +127,7 @@ fn linked() -> Linked {
     let changes = state.commit();
     let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
     assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");
-    let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)] })];
+    let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)], retired: None })];
     let write = BlockWrite {
         block: &block,
         commit: &commit,

@@ -107,7 +107,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
     let changes = state.commit();
     let tree1 = state_tree::prepare(&store, &changes, 1).expect("tree v1");
     assert_eq!(tree1.root, block.header.state_root, "the disk tree agrees with the in-memory one");
-    let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)] })];
+    let jobs = [(offer.job_id(), JobLocation { offer_height: Some(1), receipts: vec![(1, 0)], retired: None })];
     store
         .commit_block(BlockWrite {
             block: &block,

@@ -94,6 +94,31 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
         let block = net.rpc(i).await.chain_get_block(head.height).await.expect("block");
         assert_eq!(block.hash(), head.hash);
     }
+
+    // The settled job is in the state, proven; JOB_RETENTION_BLOCKS after it settled it leaves
+    // the state, and job_get still answers from the nodes' job index.
+    let job_key = format!("03{}", offer.job_id().to_hex());
+    let proof = c.state_get_proof(job_key.clone(), None).await.expect("state_getProof");
+    let (value, _) = proof.verify(&net.genesis).expect("the job's state proof verifies");
+    let job: cairn_contracts::Job = borsh::from_slice(&value.expect("a settled job is kept a while")).expect("job");
+    assert_eq!(job.phase, cairn_contracts::JobPhase::Settled);
+    let retired_at = job.settle_height + cairn_contracts::JOB_RETENTION_BLOCKS;
+    // The chain grows only with work: more jobs carry it past the retention.
+    let mut tag = 0;
+    while c.chain_head().await.expect("head").height < retired_at {
+        net.run_jobs(0, 1, &format!("later {tag}")).await;
+        tag += 1;
+    }
+    let proof = c.state_get_proof(job_key, None).await.expect("state_getProof");
+    assert_eq!(proof.verify(&net.genesis).expect("the absence verifies").0, None, "retired from the state");
+    for i in 0..3 {
+        net.wait_height(i, retired_at).await;
+        let again = net.rpc(i).await.job_get(offer.job_id()).await.expect("job_get of a retired job");
+        assert_eq!((again.stage, again.paid, again.receipt_height), (info.stage, info.paid, info.receipt_height));
+    }
+    let providers = c.provider_list().await.expect("provider_list");
+    let done = providers.iter().find(|p| p.address == result.provider).map(|p| (p.jobs_done, p.slashes, p.missed));
+    assert!(done.is_some_and(|(jobs, slashes, missed)| jobs >= 1 && slashes == 0 && missed == 0), "{done:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -73,6 +73,9 @@ export const ProviderInfo = info('ProviderInfo', {
   active_jobs: u32,
   unbonding: u64,
   eligible: bool,
+  jobs_done: u64,
+  slashes: u64,
+  missed: u64,
 });
 export type ProviderInfo = Infer<typeof ProviderInfo>;
 

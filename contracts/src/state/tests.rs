@@ -126,6 +126,56 @@ fn offer_then_result_pays_the_provider_and_refunds_the_client() {
     assert_eq!(s.total_value(), total);
 }
 
+#[test]
+fn finished_jobs_leave_the_state_job_retention_blocks_after_they_finish() {
+    let w = world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let total = s.total_value();
+    // One job settles (a result, then the challenge window), one expires (no result).
+    let settled = offer(&w, 0, 1_000, 2);
+    apply(&mut s, &Transaction::Offer(settled.clone()), 1).expect("offer");
+    let r = result(&w, &s, &settled, 300);
+    apply(&mut s, &Transaction::Result(r.clone()), 1).expect("result");
+    let expiring = offer_at(&w, 1, 1_000, 2, 1);
+    apply(&mut s, &Transaction::Offer(expiring.clone()), 1).expect("offer");
+    let deadline = expiring.offer.deadline_height;
+    let window = w.genesis.params.challenge_window_blocks;
+    let settle_at = 1 + window;
+    let mut finished_at = BTreeMap::new();
+    for height in 1..=deadline.max(settle_at) + 1 + JOB_RETENTION_BLOCKS {
+        let closed = s.end_block_closing(height);
+        for (id, job) in [&settled, &expiring].map(|o| (o.job_id(), s.job(&o.job_id()).cloned())) {
+            match (job, finished_at.get(&id)) {
+                (Some(job), None) if job.is_final() => {
+                    assert_eq!(job.settle_height, height, "a final job records when it finished");
+                    finished_at.insert(id, height);
+                }
+                (Some(_), Some(at)) => assert!(height < at + JOB_RETENTION_BLOCKS, "kept for the retention"),
+                (None, Some(at)) => {
+                    assert!(height >= at + JOB_RETENTION_BLOCKS, "not retired before the retention");
+                    if height == at + JOB_RETENTION_BLOCKS {
+                        let retired = closed.retired.iter().find(|(r, _)| *r == id);
+                        let (_, last) = retired.expect("retired by this block, and reported");
+                        assert!(last.is_final() && last.settle_height == *at, "with its last entry");
+                    }
+                }
+                (Some(_), None) => {}
+                (None, None) => panic!("a job left the state before it finished"),
+            }
+        }
+        assert!(s.indexes_are_consistent());
+        s.commit();
+    }
+    assert_eq!(finished_at.get(&settled.job_id()), Some(&settle_at));
+    assert_eq!(finished_at.get(&expiring.job_id()), Some(&(deadline + 1)));
+    assert!(s.job(&settled.job_id()).is_none() && s.job(&expiring.job_id()).is_none());
+    assert!(s.entries().iter().all(|(k, _)| k[0] != 3), "no job entry is left");
+    // Retiring moves no value, and a late result for a retired job is refused.
+    assert_eq!(s.total_value(), total - u128::from(2 * OFFER_FEE));
+    assert_eq!(s.account(&r.claim.provider).balance, 300);
+    assert_eq!(apply(&mut s, &Transaction::Result(r), 99), Err(TxError::UnknownJob(settled.job_id())));
+}
+
 /// A re-execution that answers a fixed outcome.
 struct Fixed(Hash, u64, JobStatus);
 
@@ -952,6 +1002,8 @@ mod redundancy {
         assert_eq!((job.phase, job.paid), (JobPhase::Slashed, 0));
         assert_eq!((stake(&s, &a), stake(&s, &b)), (5_000, 5_000));
         assert_eq!((balance(&s, &a), balance(&s, &b)), (0, 0));
+        let counts = |p: &PublicKey| s.provider(p).map(|p| (p.jobs_done, p.slashes, p.missed));
+        assert_eq!((counts(&a), counts(&b)), (Some((0, 1, 0)), Some((0, 1, 0))), "each slashed once");
         assert_eq!(balance(&s, &w.client.public()), 10_000 + 10_000 - OFFER_FEE);
         assert_eq!(s.total_value(), total - fees(&s, &w));
     }
@@ -967,13 +1019,19 @@ mod redundancy {
         apply(&mut s, &honest(&w, &o, a), 2).expect("a");
         assert!(s.end_block(10).is_empty(), "the deadline (10) is inclusive");
         let closed = s.end_block_closing(11);
-        assert_eq!(closed, Closed { expired: vec![], with_results: vec![id] }, "a job with a result does not expire");
+        assert_eq!(
+            closed,
+            Closed { expired: vec![], with_results: vec![id], retired: vec![] },
+            "a job with a result does not expire"
+        );
         let job = s.job(&id).expect("job");
         let window = w.genesis.params.challenge_window_blocks;
         assert_eq!((job.phase, job.paid, job.settle_height), (JobPhase::Completed, 500, 11 + window));
         assert_eq!((stake(&s, &b), s.provider(&b).expect("b").active_jobs), (9_900, 0), "b missed its slot");
         s.end_block(11 + window);
         assert_eq!(balance(&s, &a), 500);
+        let counts = |p: &PublicKey| s.provider(p).map(|p| (p.jobs_done, p.slashes, p.missed));
+        assert_eq!((counts(&a), counts(&b)), (Some((1, 0, 0)), Some((0, 0, 1))), "a paid once, b missed once");
         assert_eq!(balance(&s, &w.client.public()), 10_000 - 500 + 100 - OFFER_FEE);
         assert_eq!(s.total_value(), total - fees(&s, &w));
 
@@ -1108,6 +1166,33 @@ mod redundancy {
     }
 
     const JOB_ENTRY_FIXTURE: &str = "6223eebfb508b57e025b05b19ed8d5d381083615417ececbd4c072227f8954d8";
+
+    #[test]
+    fn the_provider_entry_encoding_is_pinned() {
+        let provider = Provider {
+            price_per_fuel: 2,
+            stake: 1_000,
+            capacity: 4,
+            active_jobs: 1,
+            unbonding: vec![(120, 50)],
+            jobs_done: 7,
+            slashes: 1,
+            missed: 2,
+        };
+        let bytes = borsh::to_vec(&provider).expect("encodes");
+        assert_eq!(borsh::from_slice::<Provider>(&bytes).expect("decodes"), provider);
+        // Every field little-endian in the order of STATE.md; the unbonding list as a u32
+        // count and its pairs.
+        let mut expected = Vec::new();
+        for field in [&2u64.to_le_bytes()[..], &1_000u64.to_le_bytes(), &4u32.to_le_bytes(), &1u32.to_le_bytes()] {
+            expected.extend_from_slice(field);
+        }
+        expected.extend_from_slice(&1u32.to_le_bytes());
+        for n in [120u64, 50, 7, 1, 2] {
+            expected.extend_from_slice(&n.to_le_bytes());
+        }
+        assert_eq!(bytes, expected);
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
-// The providers, as `provider_list` gives them. It has no counts of jobs done or of slashes:
-// the page shows what the node answers and says so, rather than inventing numbers.
+// The providers, as `provider_list` gives them: stake, ask, capacity and the chain's counts of
+// each provider's paid results, slashes and missed deadlines.
 
 import type { App } from '../app.ts';
 import { errorBox, fill, h, hash, num, table } from '../dom.ts';
@@ -10,7 +10,7 @@ export function providersPage(app: App, root: HTMLElement): () => void {
   fill(
     root,
     h('h1', null, 'Providers'),
-    h('p', { class: 'muted' }, 'From provider_list at the head. Jobs done and slashes are not part of its answer; a provider’s receipts are in the blocks, its balance on its account page.'),
+    h('p', { class: 'muted' }, 'From provider_list at the head. Jobs done counts results paid; slashes, results proven wrong; missed, slots held past a deadline without a result. Its balance is on its account page.'),
     body,
   );
   const load = async (): Promise<void> => {
@@ -21,13 +21,16 @@ export function providersPage(app: App, root: HTMLElement): () => void {
         list.length === 0
           ? h('p', null, 'No provider is registered.')
           : table(
-              ['address', 'stake', 'ask per fuel', 'capacity', 'active jobs', 'unbonding', 'eligible'],
+              ['address', 'stake', 'ask per fuel', 'capacity', 'active jobs', 'jobs done', 'slashes', 'missed', 'unbonding', 'eligible'],
               list.map((p) => [
                 hash(p.address, link.account(p.address)),
                 num(p.stake),
                 num(p.price_per_fuel),
                 String(p.capacity),
                 String(p.active_jobs),
+                num(p.jobs_done),
+                p.slashes === 0n ? '0' : h('span', { class: 'warn' }, num(p.slashes)),
+                p.missed === 0n ? '0' : h('span', { class: 'warn' }, num(p.missed)),
                 num(p.unbonding),
                 p.eligible ? 'yes' : h('span', { class: 'warn' }, 'no'),
               ]),
