@@ -68,7 +68,7 @@ const ALL_CFS: [&str; 15] = [
 ];
 
 /// How many versions of the state tree are kept by default before stale nodes are pruned.
-pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 10_000;
+pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 1_000;
 
 const META_HEAD: &[u8] = b"head";
 const META_CHAIN_ID: &[u8] = b"chain_id";
