@@ -411,6 +411,9 @@ export const Provider = struct('Provider', {
   capacity: u32,
   active_jobs: u32,
   unbonding: vec(Unbonding),
+  jobs_done: u64,
+  slashes: u64,
+  missed: u64,
 });
 export type Provider = Infer<typeof Provider>;
 
