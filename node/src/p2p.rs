@@ -313,6 +313,68 @@ mod tests {
         assert!(score < GRAYLIST_SCORE, "one rejected message graylists its sender: {score}");
     }
 
+    /// How fast one connection carries sync answers of about 1 MiB (a state chunk's size), one
+    /// request at a time, as state sync asks them. Run by hand, release build:
+    /// `cargo test --release -p cairn-node --lib -- --ignored --nocapture sync_answers_per_second`.
+    #[tokio::test]
+    #[ignore = "a measurement, run by hand"]
+    async fn sync_answers_per_second() {
+        use futures::StreamExt;
+        use libp2p::swarm::SwarmEvent;
+
+        const ANSWERS: usize = 50;
+        let topics = Topics::new(&Hash::of(b"throughput"));
+        let mut server = build_swarm(&Keypair::from_seed([1; 32]), &topics).expect("swarm");
+        let mut client = build_swarm(&Keypair::from_seed([2; 32]), &topics).expect("swarm");
+        server.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
+        let server_id = *server.local_peer_id();
+        let answer = Wire::encode(&SyncResponse::Blob(Some(vec![7; 1 << 20])));
+        let request = Wire::encode(&SyncRequest::Blob(Hash::of(b"x")));
+        let mut started = None;
+        let mut times = Vec::new();
+        let mut asked = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                ev = server.select_next_some() => match ev {
+                    SwarmEvent::NewListenAddr { address, .. } => client.dial(address).expect("dial"),
+                    SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    })) => {
+                        server.behaviour_mut().sync.send_response(channel, answer.clone()).expect("respond");
+                    }
+                    _ => {}
+                },
+                ev = client.select_next_some() => match ev {
+                    SwarmEvent::ConnectionEstablished { .. } => {
+                        started = Some(std::time::Instant::now());
+                        asked = std::time::Instant::now();
+                        client.behaviour_mut().sync.send_request(&server_id, request.clone());
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                        message: request_response::Message::Response { .. },
+                        ..
+                    })) => {
+                        times.push(asked.elapsed());
+                        if times.len() == ANSWERS {
+                            break;
+                        }
+                        asked = std::time::Instant::now();
+                        client.behaviour_mut().sync.send_request(&server_id, request.clone());
+                    }
+                    _ => {}
+                },
+            }
+        }
+        let all = started.expect("connected").elapsed();
+        times.sort();
+        println!(
+            "{ANSWERS} answers of 1 MiB in {all:?}: median {:?}, max {:?}",
+            times[ANSWERS / 2],
+            times[ANSWERS - 1]
+        );
+    }
+
     #[test]
     fn a_rebroadcast_consensus_message_is_a_new_gossip_message_and_a_repeated_transaction_is_not() {
         let topics = Topics::new(&Hash::of(b"ids"));

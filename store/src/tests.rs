@@ -304,3 +304,55 @@ fn state_keys_are_indexed_at_open_for_older_databases() {
     assert_eq!(chunk.entries.len(), 2);
     assert!(chunk.last);
 }
+
+/// What serving and checking a large state costs, chunk by chunk (state sync): 100,000 entries
+/// the size of a job's, served in chunks of 2,048 and restored. Run by hand, release build:
+/// `cargo test --release -p cairn-store -- --ignored --nocapture state_sync_costs`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn state_sync_costs() {
+    use std::time::{Duration, Instant};
+    let (records, chain_id) = sample();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = std::sync::Arc::new(Store::open(dir.path(), chain_id).expect("open"));
+    let genesis: Vec<StateChange> = vec![(b"g".to_vec(), Some(vec![1; 8]))];
+    source.init_genesis_state(&genesis, &state_tree::prepare(source.as_ref(), &genesis, 0).expect("v0")).expect("g");
+    let changes: Vec<StateChange> = (0..100_000u32)
+        .map(|i| {
+            let mut key = vec![3u8];
+            key.extend_from_slice(&Hash::of(&i.to_le_bytes()).0);
+            (key, Some(vec![(i % 251) as u8; 450]))
+        })
+        .collect();
+    let tree = state_tree::prepare(source.as_ref(), &changes, 1).expect("update");
+    let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+    block.header.height = 1;
+    block.header.state_root = tree.root;
+    let commit = Commit { height: 1, block_hash: block.hash(), ..records.commit.clone() };
+    let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+    source.commit_block(w).expect("commit");
+    let mut restore = cairn_ledger::snapshot::StateRestore::new(1, block.header.state_root).expect("restore");
+    let (mut read, mut encode, mut add, mut chunks) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
+    let all = Instant::now();
+    while let Some(start) = restore.next_start() {
+        let t = Instant::now();
+        let chunk = Store::state_chunk(&source, 1, start.0, 2_048, 4 << 20).expect("chunk");
+        read += t.elapsed();
+        let t = Instant::now();
+        let bytes = borsh::to_vec(&chunk).expect("encodes");
+        let chunk: cairn_ledger::snapshot::StateChunk = borsh::from_slice(&bytes).expect("decodes");
+        encode += t.elapsed();
+        let t = Instant::now();
+        restore.add(chunk).expect("proves");
+        add += t.elapsed();
+        chunks += 1;
+    }
+    let t = Instant::now();
+    let (entries, _) = restore.finish().expect("complete");
+    let finish = t.elapsed();
+    println!(
+        "{} entries, {chunks} chunks: read {read:?}, encode+decode {encode:?}, add {add:?}, finish {finish:?}, all {:?}",
+        entries.len(),
+        all.elapsed()
+    );
+}
