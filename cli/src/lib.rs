@@ -432,6 +432,10 @@ struct TestnetArgs {
     /// Of the providers, how many to leave for you to start by hand (the last ones).
     #[arg(long, default_value_t = 0)]
     manual: usize,
+    /// Give each node only the first node's address: the nodes find each other through the DHT
+    /// (by default every node is given every earlier node's).
+    #[arg(long)]
+    discover: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -639,6 +643,7 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         equivocating_validators: 0,
         crash_after_wal_append: None,
         partition_switch: false,
+        discover: net.discover,
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -822,7 +827,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             }
         }
         TestnetCmd::SyncBench { dir, block_time_ms, jobs, rate, blocks, clients, module, report } => {
-            let net = TestnetArgs { dir, validators: 1, providers: 2, block_time_ms, manual: 1 };
+            let net = TestnetArgs { dir, validators: 1, providers: 2, block_time_ms, manual: 1, discover: false };
             let opts =
                 cairn_testnet::sync_bench::SyncBenchOptions { jobs, rate_per_s: rate, blocks, clients, module, report };
             cairn_testnet::sync_bench::run(&testnet_spec(&net)?, &opts).await?;

@@ -18,8 +18,11 @@ pub struct NodeConfig {
     pub key: Option<PathBuf>,
     /// The libp2p listen address. Port 0 picks a free port.
     pub listen: String,
-    /// Peers to dial at start (multiaddrs with `/p2p/<peer id>`).
+    /// Peers to dial at start (multiaddrs with `/p2p/<peer id>`). One is enough: the node finds
+    /// the others through the DHT.
     pub bootstrap: Vec<String>,
+    /// Connections the node keeps: while it has fewer, it dials peers found through the DHT.
+    pub peers_target: usize,
     /// The JSON-RPC address (HTTP and WebSocket). Loopback by default.
     pub rpc: SocketAddr,
     /// Finalize blocks (the key must be a genesis validator).
@@ -148,6 +151,10 @@ pub enum SyncLie {
     TamperedState,
 }
 
+/// The default of `peers_target`: enough for every gossip topic's mesh (3 to 6 peers) and
+/// some to spare.
+pub const PEERS_TARGET_DEFAULT: usize = 8;
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -156,6 +163,7 @@ impl Default for NodeConfig {
             key: None,
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             bootstrap: vec![],
+            peers_target: PEERS_TARGET_DEFAULT,
             rpc: SocketAddr::from(([127, 0, 0, 1], 9944)),
             validator: false,
             provider: false,
@@ -274,6 +282,7 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "key",
     "listen",
     "bootstrap",
+    "peers_target",
     "rpc",
     "validator",
     "provider",

@@ -1,5 +1,5 @@
 //! The peer-to-peer layer: libp2p swarm (TCP + Noise + Yamux, identify, ping, gossipsub,
-//! request-response) and the wire formats carried over it — those are the `cairn-wire`
+//! request-response, Kademlia for discovery) and the wire formats carried over it — those are the `cairn-wire`
 //! crate's (`wire/src/lib.rs`), re-exported here.
 //!
 //! Gossip topics (one per chain, named with the first 16 hex digits of the chain id):
@@ -18,7 +18,7 @@ use cairn_ledger::{Hash, Keypair};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, noise, ping, tcp, yamux};
 
 pub use cairn_wire::{
     BATCH_BYTES_MAX, BATCH_ITEMS_MAX, BATCH_MESSAGE_BYTES_MAX, BlockMsg, CONSENSUS_MESSAGE_BYTES_MAX,
@@ -46,6 +46,19 @@ pub const SLOW_PEER_REPORTS_MAX: u32 = 3;
 pub const SLOW_PEER_WINDOW: Duration = Duration::from_secs(10);
 /// How long a sync request may take.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a Kademlia query (a bootstrap's random walk, a lookup) may take.
+pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Kademlia re-bootstraps this often on its own (besides when the node is short of peers).
+pub const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(60);
+/// Inbound connections established at once, at most: strangers cannot take more of the
+/// node's sockets and memory than this (outbound ones are the node's own dials).
+pub const INBOUND_CONNECTIONS_MAX: u32 = 128;
+/// Inbound connections still in their handshake, at most.
+pub const PENDING_INBOUND_MAX: u32 = 32;
+/// Connections to one peer at most (two nodes dialing each other at once get two).
+pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
+/// Addresses of one peer taken from its identify answer (a peer may claim any number).
+pub const PEER_ADDRESSES_MAX: usize = 8;
 /// Idle connections are closed after this.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Gossipsub score of each message a peer delivered that the node rejected in validation, on
@@ -75,6 +88,11 @@ mod behaviour {
         pub ping: ping::Behaviour,
         /// Block sync and blob fetch.
         pub sync: request_response::Behaviour<request_response::cbor::codec::Codec<Wire, Wire>>,
+        /// Peer discovery: a routing table of the chain's nodes, filled from identify and
+        /// bootstrap walks (its record store, bounded by default, is not used yet).
+        pub kad: kad::Behaviour<kad::store::MemoryStore>,
+        /// Bounds on connections ([`INBOUND_CONNECTIONS_MAX`], …).
+        pub limits: connection_limits::Behaviour,
     }
 }
 
@@ -93,6 +111,8 @@ pub struct Topics {
     pub proposals: IdentTopic,
     /// Modules uploaded to a node.
     pub modules: IdentTopic,
+    /// The chain's Kademlia protocol: nodes of other chains are not in its routing table.
+    pub kad: StreamProtocol,
 }
 
 impl Topics {
@@ -106,6 +126,7 @@ impl Topics {
             consensus: IdentTopic::new(format!("/cairn/{id}/consensus/1")),
             proposals: IdentTopic::new(format!("/cairn/{id}/proposals/1")),
             modules: IdentTopic::new(format!("/cairn/{id}/modules/1")),
+            kad: StreamProtocol::try_from_owned(format!("/cairn/{id}/kad/1")).expect("starts with a slash"),
         }
     }
 }
@@ -237,7 +258,22 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
                 [(StreamProtocol::new("/cairn/sync/1"), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(SYNC_TIMEOUT),
             );
-            Ok(Behaviour { gossipsub, identify, ping: ping::Behaviour::default(), sync })
+            let mut kad_config = kad::Config::new(topics.kad.clone());
+            kad_config
+                .set_query_timeout(KAD_QUERY_TIMEOUT)
+                .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL));
+            let peer_id = key.public().to_peer_id();
+            let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+            // A server from the start: nodes of a local network (or a testnet) have no
+            // confirmed external address, and clients alone find nobody.
+            kad.set_mode(Some(kad::Mode::Server));
+            let limits = connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_incoming(Some(INBOUND_CONNECTIONS_MAX))
+                    .with_max_pending_incoming(Some(PENDING_INBOUND_MAX))
+                    .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX)),
+            );
+            Ok(Behaviour { gossipsub, identify, ping: ping::Behaviour::default(), sync, kad, limits })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();

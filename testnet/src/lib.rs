@@ -13,7 +13,8 @@
 //!
 //! Nodes `0..V` validate (with one validator it finalizes alone; with several they run BFT
 //! consensus); nodes `V..V+N` are providers. Every node binds port 0 (RPC and libp2p) and
-//! writes what it bound to `node.json`; later nodes bootstrap to all earlier ones.
+//! writes what it bound to `node.json`; later nodes bootstrap to all earlier ones (with
+//! [`Spec::discover`], to the first one only, and find the others through the DHT).
 //!
 //! [`load`] is the open-loop load generator (`cairn testnet bench --rate`), [`plot`] draws
 //! its sweeps.
@@ -81,8 +82,22 @@ pub struct Spec {
     /// Test only: every node is cut off from its peers while `<home>/test-isolated` exists
     /// (see [`Testnet::isolate`]).
     pub partition_switch: bool,
+    /// Each node is given one bootstrap address (the first running node's) instead of every
+    /// other node's, and finds the rest through the DHT.
+    pub discover: bool,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
+}
+
+/// The bootstrap addresses node `i` is started with, given the nodes started so far: all of
+/// them, or with [`Spec::discover`] the first one's (the DHT finds the rest).
+fn bootstrap_for(spec: &Spec, nodes: &[Bound], i: usize) -> Vec<String> {
+    let mut others = nodes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, b)| b);
+    if spec.discover {
+        others.next().map(|b| b.p2p.clone()).unwrap_or_default()
+    } else {
+        others.flat_map(|b| b.p2p.clone()).collect()
+    }
 }
 
 /// What a node wrote about itself (`node.json`).
@@ -300,8 +315,7 @@ impl Testnet {
     /// Starts node `i` again (after [`Testnet::kill`]) and waits until it serves RPC.
     pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         anyhow::ensure!(self.children[i].is_none(), "node {i} is still running");
-        let bootstrap: Vec<String> =
-            self.nodes.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, b)| b.p2p.clone()).collect();
+        let bootstrap = bootstrap_for(&self.spec, &self.nodes, i);
         let _ = std::fs::remove_file(node_home(&self.dir, i).join("node.json"));
         let (child, bound) = start_node(&self.spec, i, &bootstrap).await?;
         self.children[i] = Some(child);
@@ -313,7 +327,7 @@ impl Testnet {
     pub async fn start_next(&mut self) -> anyhow::Result<()> {
         let i = self.children.len();
         anyhow::ensure!(node_home(&self.dir, i).is_dir(), "the testnet has no node {i}");
-        let bootstrap: Vec<String> = self.nodes.iter().flat_map(|b| b.p2p.clone()).collect();
+        let bootstrap = bootstrap_for(&self.spec, &self.nodes, i);
         let _ = std::fs::remove_file(node_home(&self.dir, i).join("node.json"));
         let (child, bound) = start_node(&self.spec, i, &bootstrap).await?;
         self.children.push(Some(child));
@@ -441,7 +455,7 @@ pub async fn up(spec: &Spec) -> anyhow::Result<Testnet> {
         Testnet { dir: spec.dir.clone(), spec: spec.clone(), children: Vec::new(), nodes: Vec::new(), detached: false };
     for i in 0..count {
         let _ = std::fs::remove_file(node_home(&spec.dir, i).join("node.json"));
-        let bootstrap: Vec<String> = t.nodes.iter().flat_map(|b| b.p2p.clone()).collect();
+        let bootstrap = bootstrap_for(spec, &t.nodes, i);
         let (child, bound) = start_node(spec, i, &bootstrap).await?;
         t.children.push(Some(child));
         t.nodes.push(bound);

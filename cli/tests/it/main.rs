@@ -5,6 +5,7 @@ mod bench;
 mod bft;
 mod corrupt;
 mod crash;
+mod discovery;
 mod e2e;
 mod error_codes;
 mod estimate;

@@ -50,6 +50,7 @@ pub async fn start_custom(validators: usize, providers: usize, lying: usize, adj
         equivocating_validators: 0,
         crash_after_wal_append: None,
         partition_switch: false,
+        discover: false,
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
     adjust(&mut spec);

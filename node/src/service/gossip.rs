@@ -296,6 +296,11 @@ impl Net {
         let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(message_id, source, acceptance);
     }
 
+    /// The chain's Kademlia protocol.
+    pub fn kad_protocol(&self) -> &libp2p::StreamProtocol {
+        &self.topics.kad
+    }
+
     /// The connected peers.
     pub fn peers(&self) -> Vec<PeerId> {
         self.swarm.connected_peers().copied().collect()

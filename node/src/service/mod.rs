@@ -16,6 +16,7 @@
 //! one block path, and each block is executed once here ([`crate::chain`]).
 
 mod consensus;
+mod discovery;
 pub mod executor;
 mod faults;
 mod gossip;
@@ -216,6 +217,8 @@ pub struct Node {
     sync: SyncState,
     /// State sync, for a node that starts far behind its peers.
     state_sync: statesync::StateSync,
+    /// Peers found through the DHT and dialed.
+    discovery: discovery::Discovery,
     /// Gossip batches at the verifying threads (at most [`gossip::VERIFYING_MAX`]).
     verifying: usize,
     executor: Executor,
@@ -296,6 +299,7 @@ impl Node {
             net_info,
             sync: SyncState::default(),
             state_sync: statesync::StateSync::default(),
+            discovery: discovery::Discovery::default(),
             verifying: 0,
             executor,
             executed: ExecutedHere::default(),
@@ -859,12 +863,7 @@ impl Node {
                 peer_id,
                 info,
                 ..
-            })) => {
-                // Learn peers of peers on loopback so a small testnet becomes a full mesh.
-                for addr in info.listen_addrs {
-                    self.net.swarm().add_peer_address(peer_id, addr);
-                }
-            }
+            })) => self.on_identify(peer_id, info),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -909,6 +908,9 @@ impl Node {
 
     fn maintain(&mut self) -> anyhow::Result<()> {
         self.maintain_peers();
+        if !self.faults.is_isolated() {
+            self.maintain_discovery();
+        }
         self.resume_state_sync();
         self.probe_sync();
         for topic in gossip::Topic::ALL {

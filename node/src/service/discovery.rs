@@ -1,0 +1,138 @@
+//! Peer discovery: a node given one bootstrap address finds the chain's other nodes through
+//! Kademlia (the routing table is filled from identify answers and bootstrap walks) and dials
+//! them until it has `peers_target` connections, so every gossip topic can form its mesh and
+//! the network outlives its bootstrap node.
+//!
+//! - **Learning.** Each identify answer of a peer that speaks the chain's Kademlia protocol puts
+//!   its listen addresses (at most [`p2p::PEER_ADDRESSES_MAX`]) in the routing table. A
+//!   bootstrap walk asks the peers known for the nodes closest to random keys, which fills
+//!   the table further; Kademlia drops the entries of peers that stop answering.
+//! - **Dialing.** At each maintenance tick, while the node has fewer than `peers_target`
+//!   peers, it dials at most [`DIALS_PER_TICK`] peers of the table it is not connected to,
+//!   none of them again within [`DIAL_BACKOFF`] (the backoff list holds at most
+//!   [`DIAL_BACKOFF_ENTRIES_MAX`] peers), and walks again every [`SHORT_BOOTSTRAP_INTERVAL`].
+//!   Peers that lied to sync are not dialed while they are distrusted.
+//! - **Accepting.** Inbound connections are not limited here: the node's connection limits
+//!   bound them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use libp2p::{PeerId, identify};
+
+use super::Node;
+use crate::p2p;
+
+/// Peers dialed per maintenance tick at most, while the node is short of peers.
+pub const DIALS_PER_TICK: usize = 4;
+/// A peer dialed is not dialed again before this.
+pub const DIAL_BACKOFF: Duration = Duration::from_secs(30);
+/// Peers remembered in the dial backoff at most (the oldest are forgotten first).
+pub const DIAL_BACKOFF_ENTRIES_MAX: usize = 1_024;
+/// How often a node short of peers walks the DHT again.
+pub const SHORT_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What discovery keeps between ticks.
+#[derive(Default)]
+pub struct Discovery {
+    /// Peers dialed recently, and when.
+    dialed: HashMap<PeerId, Instant>,
+    /// When the last bootstrap walk started.
+    walked: Option<Instant>,
+}
+
+impl Discovery {
+    /// Whether `peer` may be dialed at `now`; if so, it is remembered as dialed.
+    fn may_dial(&mut self, peer: PeerId, now: Instant) -> bool {
+        if self.dialed.get(&peer).is_some_and(|at| now.duration_since(*at) < DIAL_BACKOFF) {
+            return false;
+        }
+        if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
+            self.dialed.retain(|_, at| now.duration_since(*at) < DIAL_BACKOFF);
+            if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
+                let oldest = self.dialed.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p);
+                oldest.map(|p| self.dialed.remove(&p));
+            }
+        }
+        self.dialed.insert(peer, now);
+        true
+    }
+
+    /// Whether a walk is due at `now` (the node is short of peers).
+    fn walk_due(&mut self, now: Instant) -> bool {
+        let due = self.walked.is_none_or(|at| now.duration_since(at) >= SHORT_BOOTSTRAP_INTERVAL);
+        if due {
+            self.walked = Some(now);
+        }
+        due
+    }
+}
+
+impl Node {
+    /// A peer told its listen addresses and protocols: a node of this chain goes into the
+    /// routing table.
+    pub(super) fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        let kad = self.net.kad_protocol().clone();
+        let speaks_kad = info.protocols.contains(&kad);
+        for addr in info.listen_addrs.into_iter().take(p2p::PEER_ADDRESSES_MAX) {
+            if speaks_kad {
+                self.net.swarm().behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            self.net.swarm().add_peer_address(peer, addr);
+        }
+    }
+
+    /// At each maintenance tick: short of peers, dial some the routing table knows and walk
+    /// the DHT again now and then.
+    pub(super) fn maintain_discovery(&mut self) {
+        let connected = self.net.peers();
+        let target = self.config.peers_target;
+        if connected.len() >= target {
+            return;
+        }
+        let now = Instant::now();
+        let mut known: Vec<PeerId> = Vec::new();
+        for bucket in self.net.swarm().behaviour_mut().kad.kbuckets() {
+            known.extend(bucket.iter().map(|e| *e.node.key.preimage()));
+        }
+        let mut dialed = 0;
+        for peer in known {
+            if dialed >= DIALS_PER_TICK.min(target - connected.len()) {
+                break;
+            }
+            if connected.contains(&peer) || self.sync.is_distrusted(&peer) || !self.discovery.may_dial(peer, now) {
+                continue;
+            }
+            tracing::debug!(%peer, "discovery: dialing a peer the DHT knows");
+            if self.net.swarm().dial(peer).is_ok() {
+                dialed += 1;
+            }
+        }
+        if !connected.is_empty() && self.discovery.walk_due(now) {
+            // With no peer at all there is no one to ask: the bootstrap addresses are redialed.
+            let _ = self.net.swarm().behaviour_mut().kad.bootstrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_dialed_again_only_after_the_backoff_and_the_list_stays_bounded() {
+        let mut d = Discovery::default();
+        let t0 = Instant::now();
+        let peer = PeerId::random();
+        assert!(d.may_dial(peer, t0));
+        assert!(!d.may_dial(peer, t0 + DIAL_BACKOFF / 2), "within the backoff");
+        assert!(d.may_dial(peer, t0 + DIAL_BACKOFF), "after it");
+        for i in 0..DIAL_BACKOFF_ENTRIES_MAX * 2 {
+            assert!(d.may_dial(PeerId::random(), t0 + DIAL_BACKOFF + Duration::from_millis(i as u64)));
+            assert!(d.dialed.len() <= DIAL_BACKOFF_ENTRIES_MAX);
+        }
+        assert!(d.walk_due(t0));
+        assert!(!d.walk_due(t0 + SHORT_BOOTSTRAP_INTERVAL / 2));
+        assert!(d.walk_due(t0 + SHORT_BOOTSTRAP_INTERVAL));
+    }
+}
