@@ -10,15 +10,18 @@ use cairn_ledger::{Hash, JobResult, SignedOffer};
 use cairn_rpc::{JobEvent, JobStage, ResultInfo};
 use tokio::sync::broadcast;
 
-/// How many jobs the tracker remembers.
-pub const TRACKED_JOBS_MAX: usize = 100_000;
-/// How many bytes of events, results and dropped offers the tracker holds at most.
-pub const TRACKED_BYTES_MAX: usize = 64 << 20;
+/// How many jobs the tracker remembers: those in progress and the last finished ones (a
+/// finished job is answered from the chain once forgotten here).
+pub const TRACKED_JOBS_MAX: usize = 32_768;
+/// How many bytes the tracker holds at most: its entries, events, results and dropped offers,
+/// each counted with its struct's size and what it holds on the heap.
+pub const TRACKED_BYTES_MAX: usize = 32 << 20;
 /// Events buffered for slow subscribers before they lag (each may carry an output: at most
 /// about 64 MiB in all with the default output limit).
 pub const EVENT_BUFFER: usize = 1_024;
-/// What an entry costs besides its outputs and offer: ids, stages, heights, the maps' slots.
-const ENTRY_BYTES: usize = 256;
+/// What an entry costs besides its events, result and offer: the entry, its id in the map and
+/// in the order, and the map's own overhead per slot.
+const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<Hash>() + 16;
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -30,13 +33,21 @@ struct Entry {
     bytes: usize,
 }
 
-/// The bytes an event holds (its result's output and reason).
+/// The bytes an event takes in its entry's list: the event and what its result and reason hold
+/// on the heap.
 fn event_bytes(ev: &JobEvent) -> usize {
-    ev.result.as_ref().map_or(0, result_bytes) + ev.reason.as_ref().map_or(0, String::len) + ENTRY_BYTES / 4
+    std::mem::size_of::<JobEvent>()
+        + ev.result.as_ref().map_or(0, result_heap_bytes)
+        + ev.reason.as_ref().map_or(0, String::capacity)
 }
 
+/// The bytes a result takes as an entry's own: the struct and its heap.
 fn result_bytes(r: &ResultInfo) -> usize {
-    r.output.len() + r.reason.as_ref().map_or(0, String::len)
+    std::mem::size_of::<ResultInfo>() + result_heap_bytes(r)
+}
+
+fn result_heap_bytes(r: &ResultInfo) -> usize {
+    r.output.capacity() + r.reason.as_ref().map_or(0, String::capacity)
 }
 
 /// The job tracker.
@@ -227,7 +238,8 @@ mod tests {
         assert!(t.get(&jobs[0]).is_none(), "the oldest were forgotten");
         assert!(t.get(&jobs[1_999]).is_some(), "the newest is kept");
         let kept = jobs.iter().filter(|id| t.get(id).is_some()).count();
-        assert!(kept > 200 && kept < 2_000, "{kept} kept");
+        // As many as fit: four copies of the output and the entry's own bytes each.
+        assert!(kept > TRACKED_BYTES_MAX / (5 * output.len()) && kept < 2_000, "{kept} kept");
         // The count of bytes is exact: forgetting everything brings it back to what is left.
         let expected: usize = t.jobs.values().map(|e| e.bytes).sum();
         assert_eq!(t.bytes(), expected);
