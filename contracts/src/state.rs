@@ -57,7 +57,7 @@ pub const PROVIDERS_MAX: usize = 1_024;
 /// slashed): the state proofs of its final entry are served for that long (and as long as the
 /// nodes keep those versions); then the end of a block removes it, so the state holds the jobs
 /// in progress and only the last few finished ones, whatever the chain's history. The nodes
-/// keep each retired job's last entry in their job index for `job_get`.
+/// keep what `job_get` tells of a retired job in their job index.
 pub const JOB_RETENTION_BLOCKS: u64 = 16;
 /// The highest redundancy an offer may ask for: how many providers execute one job. Below
 /// [`RANKING_MAX`], so a job with the highest redundancy still has stand-ins.

@@ -174,6 +174,19 @@ fn executed_block(block: Block, mut state: State, tree: StateUpdate, executed: E
     ExecutedBlock { hash: block.hash(), block, state, changes, tree, executed }
 }
 
+/// What the job index keeps of a job the chain retired from the state (`JobLocation::retired`,
+/// borsh): what `job_get` tells of it besides its offer, which is in the block at
+/// `offer_height`.
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct RetiredJob {
+    /// Its final phase.
+    pub phase: cairn_contracts::JobPhase,
+    /// What its providers were paid in all.
+    pub paid: u64,
+    /// Every provider assigned to it: the first ranked, then stand-ins.
+    pub assigned: Vec<cairn_ledger::PublicKey>,
+}
+
 /// Writes an executed block with its commit to the store, in one synced batch: its
 /// transactions, receipts, job index, state changes and state tree update.
 pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyhow::Result<()> {
@@ -196,13 +209,14 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
             Transaction::Account(_) | Transaction::Resolve { .. } => {}
         }
     }
-    // Jobs the block retired from the state: their last entry moves to the job index.
+    // Jobs the block retired from the state: what job_get tells of them goes to the job index.
     for (id, job) in &executed.executed.retired {
         let loc = match jobs.entry(*id) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(store.job(id)?.unwrap_or_default()),
         };
-        loc.retired = Some(borsh::to_vec(job).expect("borsh encoding into a Vec cannot fail"));
+        let retired = RetiredJob { phase: job.phase, paid: job.paid, assigned: job.assignees().to_vec() };
+        loc.retired = Some(borsh::to_vec(&retired).expect("borsh encoding into a Vec cannot fail"));
     }
     let jobs: Vec<(Hash, JobLocation)> = jobs.into_iter().collect();
     store

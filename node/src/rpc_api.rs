@@ -26,7 +26,7 @@ use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionMessage};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
-use crate::chain::proofs_from_store;
+use crate::chain::{RetiredJob, proofs_from_store};
 use crate::mempool::MempoolError;
 use crate::service::AdmitError;
 use crate::service::view::{Handle, LocalJob, Request, View};
@@ -187,12 +187,13 @@ impl RpcImpl {
         let store = &self.node.store;
         let tracked = local.tracked;
         let loc = store.job(&job_id).map_err(internal)?.unwrap_or_default();
-        // A finished job the chain retired from the state: its last entry is in the job index.
-        let retired: Option<Job> = match (view.state.job(&job_id), &loc.retired) {
-            (None, Some(bytes)) => Some(borsh::from_slice(bytes).map_err(internal)?),
-            _ => None,
+        // On chain: in the state, or retired from it (what the job index kept, and its offer).
+        let on_chain = match (view.state.job(&job_id), &loc.retired) {
+            (Some(job), _) => Some(OnChain::of(job)),
+            (None, Some(bytes)) => Some(retired_job(store, &job_id, &loc, bytes)?),
+            (None, None) => None,
         };
-        if let Some(job) = view.state.job(&job_id).or(retired.as_ref()) {
+        if let Some(job) = on_chain {
             let mut result = tracked.as_ref().and_then(|t| t.1.clone());
             if result.is_none()
                 && let Some(&(h, _)) = loc.receipts.first()
@@ -212,10 +213,11 @@ impl RpcImpl {
                 JobPhase::Expired => JobStage::Expired,
                 JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
             };
-            let waiting = if job.phase == JobPhase::Open && result.is_none() {
-                Some(waiting::of_open(&view.state, view.height(), job, &self.here(&job.module_id)?))
-            } else {
-                None
+            let waiting = match view.state.job(&job_id) {
+                Some(open) if open.phase == JobPhase::Open && result.is_none() => {
+                    Some(waiting::of_open(&view.state, view.height(), open, &self.here(&open.module_id)?))
+                }
+                _ => None,
             };
             return Ok(JobInfo {
                 job_id,
@@ -225,7 +227,7 @@ impl RpcImpl {
                 fuel_limit: job.fuel_limit,
                 max_price: job.max_price,
                 // Every provider assigned so far: the first k ranked, then stand-ins.
-                assigned: job.assignees().to_vec(),
+                assigned: job.assigned,
                 result,
                 offer_height: loc.offer_height,
                 receipt_height: loc.receipts.last().map(|r| r.0),
@@ -614,6 +616,63 @@ impl CairnApiServer for RpcImpl {
             })
             .collect())
     }
+}
+
+/// What `job_get` tells of a job on chain, from its state entry or, once the chain retired it,
+/// from the job index and its offer.
+struct OnChain {
+    phase: JobPhase,
+    client: cairn_ledger::PublicKey,
+    module_id: Hash,
+    fuel_limit: u64,
+    max_price: u64,
+    assigned: Vec<cairn_ledger::PublicKey>,
+    paid: u64,
+}
+
+impl OnChain {
+    fn of(job: &Job) -> OnChain {
+        OnChain {
+            phase: job.phase,
+            client: job.client,
+            module_id: job.module_id,
+            fuel_limit: job.fuel_limit,
+            max_price: job.max_price,
+            assigned: job.assignees().to_vec(),
+            paid: job.paid,
+        }
+    }
+}
+
+/// A retired job: its record in the job index (`bytes`) and its offer, read from its block.
+fn retired_job(
+    store: &cairn_store::Store,
+    job_id: &Hash,
+    loc: &cairn_store::JobLocation,
+    bytes: &[u8],
+) -> RpcResult<OnChain> {
+    let retired: RetiredJob = borsh::from_slice(bytes).map_err(internal)?;
+    let block = match loc.offer_height {
+        Some(h) => store.block(h).map_err(internal)?,
+        None => None,
+    };
+    let offer = block
+        .and_then(|block| {
+            block.txs.into_iter().find_map(|tx| match tx {
+                Transaction::Offer(o) if o.job_id() == *job_id => Some(o.offer),
+                _ => None,
+            })
+        })
+        .ok_or_else(|| internal(format!("job {job_id} is retired but its offer is not in the store")))?;
+    Ok(OnChain {
+        phase: retired.phase,
+        client: offer.client,
+        module_id: offer.module_id,
+        fuel_limit: offer.fuel_limit,
+        max_price: offer.max_price,
+        assigned: retired.assigned,
+        paid: retired.paid,
+    })
 }
 
 /// What the RPC shows of stored evidence (borsh of [`cairn_consensus::Evidence`]).

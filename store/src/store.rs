@@ -5,7 +5,7 @@
 //! | `blocks` | height (u64 big-endian) | borsh [`Block`] |
 //! | `commits` | height | borsh [`Commit`] that finalized that block |
 //! | `receipts` | height | borsh `Vec<ExecutionReceipt>`, the block's receipts in order |
-//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are, and its last state entry once retired |
+//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are, and what is kept of it once retired from the state |
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
@@ -132,8 +132,8 @@ pub struct JobLocation {
     /// Every receipt of the job — one per accepted result, at most its redundancy — as the
     /// height of the block that holds it and its index there, in the order included.
     pub receipts: Vec<(u64, u32)>,
-    /// The job's last state entry (its borsh value in the `state` table), once the chain retired
-    /// it from the state: what `job_get` tells of a finished job after that.
+    /// Once the chain retired the job from the state, what the node keeps of its last entry
+    /// (opaque here; the node's `RetiredJob`): what `job_get` tells of it besides its offer.
     pub retired: Option<Vec<u8>>,
 }
 
