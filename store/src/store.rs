@@ -11,6 +11,7 @@
 //! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
 //! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::tree`] | the state tree |
 //! | `jmt_keys` | sha256(state key) | the state key (the tree holds only hashes; state sync serves keys) |
+//! | `jmt_stale_keys` | deleted-at version (u64 BE) ‖ sha256(state key) | empty: a key deleted then, whose `jmt_keys` row goes once no kept version holds it (unless the key came back) |
 //! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
 //! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
 //! | `evidence` | height ‖ sha256(evidence) | borsh evidence of equivocation (opaque bytes), kept |
@@ -49,7 +50,8 @@ const CF_WAL: &str = "consensus_wal";
 const CF_PROPOSED: &str = "proposed";
 const CF_EVIDENCE: &str = "evidence";
 const CF_JMT_KEYS: &str = "jmt_keys";
-const ALL_CFS: [&str; 15] = [
+const CF_JMT_STALE_KEYS: &str = "jmt_stale_keys";
+const ALL_CFS: [&str; 16] = [
     CF_BLOCKS,
     CF_COMMITS,
     CF_RECEIPTS,
@@ -65,6 +67,7 @@ const ALL_CFS: [&str; 15] = [
     CF_PROPOSED,
     CF_EVIDENCE,
     CF_JMT_KEYS,
+    CF_JMT_STALE_KEYS,
 ];
 
 /// How many versions of the state tree are kept by default before stale nodes are pruned.
@@ -342,7 +345,7 @@ impl Store {
         self.put_state(&mut batch, w.state);
         let new_keys = self.put_tree(&mut batch, w.tree)?;
         self.put_keys(&mut batch, w.state, &new_keys);
-        self.prune_tree(&mut batch, height)?;
+        self.prune_tree(&mut batch, height, w.state)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
         self.write_synced(batch)
     }
@@ -376,6 +379,7 @@ impl Store {
             }
             if v.is_none() {
                 batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, *version)].concat(), []);
+                batch.put_cf(self.cf(CF_JMT_STALE_KEYS), [&since[..], &kh.0[..]].concat(), []);
             }
         }
         for stale in &update.batch.stale_node_index_batch {
@@ -389,7 +393,8 @@ impl Store {
     /// Deletes tree nodes and value rows that went stale at or before `height - history`.
     /// Each block resumes where the last one stopped (`META_PRUNED`), so the work per block is
     /// what went stale since, not the whole index.
-    fn prune_tree(&self, batch: &mut WriteBatch, height: u64) -> Result<()> {
+    /// `changes` are the block's own: a key they give a value again keeps its index row.
+    fn prune_tree(&self, batch: &mut WriteBatch, height: u64, changes: &[StateChange]) -> Result<()> {
         let Some(cutoff) = height.checked_sub(self.state_history_blocks) else { return Ok(()) };
         let from = match self.get(CF_META, META_PRUNED)? {
             None => 0,
@@ -415,6 +420,30 @@ impl Store {
                 batch.delete_cf(self.cf(target), &k[8..]);
                 batch.delete_cf(self.cf(index), &k);
             }
+        }
+        // Keys deleted at or before the cutoff are in no kept version: their index rows go,
+        // unless the key has a value again (the flat state table has it).
+        let mut given: Option<std::collections::HashSet<&[u8]>> = None;
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_JMT_STALE_KEYS), mode) {
+            let (k, _) = item.map_err(storage)?;
+            let (since, hash) = k.split_at_checked(8).ok_or_else(|| Error::Corrupt("jmt_stale_keys key".into()))?;
+            if u64::from_be_bytes(since.try_into().expect("8 bytes")) > cutoff {
+                break;
+            }
+            let back = match self.get(CF_JMT_KEYS, hash)? {
+                Some(key) => {
+                    let given = given.get_or_insert_with(|| {
+                        changes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.as_slice()).collect()
+                    });
+                    self.get(CF_STATE, &key)?.is_some() || given.contains(key.as_slice())
+                }
+                None => true,
+            };
+            if !back {
+                batch.delete_cf(self.cf(CF_JMT_KEYS), hash);
+            }
+            batch.delete_cf(self.cf(CF_JMT_STALE_KEYS), &k);
         }
         batch.put_cf(self.cf(CF_META), META_PRUNED, cutoff.to_be_bytes());
         Ok(())
@@ -446,9 +475,9 @@ impl Store {
     }
 
     /// Adds the keys of `changes` that are new to the tree (`new`, by hash) to `jmt_keys` in
-    /// `batch`: a key is written there once, when it first gets a value (a deleted key's row
-    /// stays: keys are never deleted today, and a snapshot of a version before the deletion
-    /// still needs it).
+    /// `batch`: a key is written there once, when it first gets a value. A deleted key's row
+    /// stays while a kept version holds the key (a snapshot of it needs the key), then pruning
+    /// drops it (`jmt_stale_keys`).
     fn put_keys(&self, batch: &mut WriteBatch, changes: &[StateChange], new: &[jmt::KeyHash]) {
         if new.is_empty() {
             return;
@@ -523,7 +552,9 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         // The genesis state, if written, is replaced whole.
-        for cf in [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS] {
+        for cf in
+            [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS, CF_JMT_STALE_KEYS]
+        {
             batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 64].as_slice());
         }
         self.write_synced(batch)?;
@@ -619,6 +650,12 @@ impl Store {
         batch.delete_range_cf(self.cf(CF_JMT_KEYS), [].as_slice(), [0xffu8; 33].as_slice());
         batch.delete_cf(self.cf(CF_META), META_KEYS_INDEXED);
         self.db.write(batch).expect("write");
+    }
+
+    /// Whether `key` has its row in the key index.
+    #[cfg(test)]
+    pub(crate) fn key_indexed(&self, key: &[u8]) -> bool {
+        self.get(CF_JMT_KEYS, &cairn_ledger::state_tree::key_hash(key).0).expect("read").is_some()
     }
 
     /// The number of rows in column family `cf` (tests of pruning).

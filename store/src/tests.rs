@@ -136,8 +136,10 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
     }
     assert!(store.state_root(1).expect("read").is_none(), "version 1's root was pruned");
     assert!(store.state_proof(b"k", 1).is_err());
-    // Value rows: `k` keeps the rows versions 4..=6 read; the deleted key keeps none.
+    // Value rows: `k` keeps the rows versions 4..=6 read; the deleted key keeps none, nor its
+    // row in the key index (no kept version holds it).
     assert_eq!(store.row_count("jmt_values"), 3);
+    assert_eq!((store.row_count("jmt_keys"), store.row_count("jmt_stale_keys")), (1, 0), "only `k` is indexed");
     // Pruning resumes where it stopped: a store reopened with a longer history prunes
     // nothing more, and one with the same history keeps pruning block by block.
     drop(store);
@@ -147,11 +149,26 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
     assert_eq!(store.row_count("jmt_values"), 3, "rows of versions 5..=7");
     assert!(store.state_root(4).expect("read").is_none(), "version 4 was pruned after block 7");
     assert!(store.state_root(5).expect("read").is_some());
+    // A deleted key that comes back, in the very block that prunes its deletion, keeps its
+    // index row; so does one deleted and back within the history.
+    commit_at(&store, 8, &[(b"again".to_vec(), Some(b"1".to_vec()))]);
+    commit_at(&store, 9, &[(b"again".to_vec(), None), (b"back".to_vec(), Some(b"1".to_vec()))]);
+    commit_at(&store, 10, &[(b"back".to_vec(), None)]);
+    // Block 11 prunes `again`'s deletion (at 9) and gives it a value; `back`, deleted at 10,
+    // is back before block 12 prunes that deletion.
+    commit_at(&store, 11, &[(b"again".to_vec(), Some(b"2".to_vec())), (b"back".to_vec(), Some(b"2".to_vec()))]);
+    for height in 12..=14u64 {
+        commit_at(&store, height, &[(b"k".to_vec(), Some(height.to_le_bytes().to_vec()))]);
+    }
+    assert_eq!(store.row_count("jmt_keys"), 3, "k, again and back are indexed");
+    for key in [b"k".as_slice(), b"again", b"back"] {
+        assert!(store.key_indexed(key), "{key:?} is indexed");
+    }
     let stale = store.row_count("jmt_stale");
     store.set_state_history(100);
-    commit_at(&store, 8, &[(b"k".to_vec(), Some(b"8".to_vec()))]);
+    commit_at(&store, 15, &[(b"k".to_vec(), Some(b"15".to_vec()))]);
     assert!(store.row_count("jmt_stale") > stale, "nothing pruned with the longer history");
-    assert!(store.state_root(5).expect("read").is_some());
+    assert!(store.state_root(12).expect("read").is_some());
 }
 
 #[test]
