@@ -13,8 +13,11 @@
 //!    and its commit in one batch off the loop; the chain reloads its head from the store
 //!    (comparing the stored tree's root with the head's), and block sync goes on from there.
 //!
-//! Until it is done, the node syncs no block; a peer less than `state_sync_min_blocks` ahead
-//! makes it replay blocks as usual (state sync is not tried again in that run).
+//! Until it is done, the node syncs no block. A peer less than `state_sync_min_blocks` ahead
+//! makes it replay blocks as usual ([`after_short_head`]) — unless another peer has shown a
+//! head that far ahead: then the short one (a node as new as this one, say) is paused and
+//! another asked; and a node that replays but has no block yet tries state sync again once a
+//! peer shows such a head.
 
 use std::time::Instant;
 
@@ -78,6 +81,20 @@ pub struct Restored {
     written: anyhow::Result<()>,
 }
 
+/// What a node with no block does when a peer's head is not `min_blocks` ahead of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShortHead {
+    /// Another peer showed a head far enough ahead: ask one of the others.
+    AskAnother,
+    /// No peer is that far ahead: replay the blocks.
+    Replay,
+}
+
+/// [`ShortHead`] for a node at `height`, the highest head its peers showed being `seen`.
+pub fn after_short_head(height: u64, seen: u64, min_blocks: u64) -> ShortHead {
+    if seen >= height.saturating_add(min_blocks.max(1)) { ShortHead::AskAnother } else { ShortHead::Replay }
+}
+
 impl StateSync {
     /// Whether state sync holds block sync back (it is being tried).
     pub fn busy(&self) -> bool {
@@ -102,6 +119,23 @@ impl Node {
                 self.sync_from_any_peer();
             }
             StateSync::Restoring(r) if r.request.is_none() => self.request_chunk(),
+            // Replaying from a peer that had nothing to give, while another shows a head far
+            // ahead: restore after all.
+            StateSync::Off
+                if self.config.state_sync
+                    && self.chain.height() == 0
+                    && self.consensus.is_none()
+                    && !self.sync_in_flight()
+                    && after_short_head(0, self.net_info.peer_height, self.config.state_sync_min_blocks)
+                        == ShortHead::AskAnother =>
+            {
+                tracing::info!(
+                    seen = self.net_info.peer_height,
+                    "state sync: a peer is far ahead; trying state sync again"
+                );
+                self.state_sync = StateSync::Idle;
+                self.sync_from_any_peer();
+            }
             _ => {}
         }
     }
@@ -165,6 +199,13 @@ impl Node {
         let height = head.as_ref().map_or(0, |h| h.0.header.height);
         let Some((block, commit)) = head.filter(|_| height >= self.config.state_sync_min_blocks.max(1)).map(|h| *h)
         else {
+            let min = self.config.state_sync_min_blocks;
+            if after_short_head(self.chain.height(), self.net_info.peer_height, min) == ShortHead::AskAnother {
+                // This peer is behind the others (as new as this node, say): ask another.
+                tracing::debug!(%peer, height, "state sync: the peer is behind the others; asking another");
+                self.sync.pause(peer);
+                return self.sync_from_any_peer();
+            }
             // Close enough: replaying the blocks costs less than a restore.
             tracing::debug!(%peer, height, "state sync: the peer is not far enough ahead; syncing blocks");
             self.state_sync = StateSync::Off;
@@ -332,5 +373,21 @@ impl Node {
         crate::metrics::set(&self.metrics.head_height, height);
         self.sync_from_any_peer();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_head_is_replayed_from_unless_another_peer_is_far_ahead() {
+        // A peer 50 blocks ahead with a minimum of 100: replay, if nobody showed more.
+        assert_eq!(after_short_head(0, 50, 100), ShortHead::Replay);
+        // A new peer (head 0) while another showed height 5,000: ask another.
+        assert_eq!(after_short_head(0, 5_000, 100), ShortHead::AskAnother);
+        assert_eq!(after_short_head(0, 100, 100), ShortHead::AskAnother, "the minimum is inclusive");
+        assert_eq!(after_short_head(10, 105, 100), ShortHead::Replay, "counted from the node's height");
+        assert_eq!(after_short_head(0, 0, 0), ShortHead::Replay, "a minimum of 0 counts as 1");
     }
 }

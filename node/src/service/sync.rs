@@ -183,6 +183,11 @@ impl Node {
         self.sync.last_request = Some(Instant::now());
     }
 
+    /// Whether blocks are being fetched or applied from a sync answer.
+    pub(super) fn sync_in_flight(&self) -> bool {
+        self.sync.syncing.is_some() || !self.sync.queue.is_empty()
+    }
+
     /// At each maintenance tick: with no block request in flight, asks a trusted peer for the
     /// blocks after the head when peers showed a higher one, and at least every
     /// [`SYNC_PROBE_INTERVAL`] otherwise.
