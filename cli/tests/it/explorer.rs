@@ -19,7 +19,7 @@ use cairn_ledger::Hash;
 use cairn_rpc::{CairnApiClient, JobStage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{start, uppercase_module};
+use crate::support::{start_validators, uppercase_module};
 
 /// The whole run of the browser script.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -125,7 +125,8 @@ async fn the_explorer_shows_follows_and_verifies_in_chromium_and_refuses_a_tampe
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let net = start(1).await;
+    // Four validators: the pages show commits signed by more than two thirds of them.
+    let net = start_validators(4, 1).await;
     let addr = net.t.rpc_url(0).trim_start_matches("ws://").to_string();
 
     // The node serves the committed files, byte for byte.

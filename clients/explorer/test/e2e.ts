@@ -200,6 +200,10 @@ async function main(): Promise<void> {
     await page.waitForSelector('#block[data-state="ready"]', { timeout: STEP_TIMEOUT_MS });
     const blockText = await text(page, '#block');
     check(blockText.includes(jobId.slice(0, 8)), `block ${receiptHeight} does not show the job's receipt`);
+    // The commit that finalized it: more than two thirds of the validators signed, each listed.
+    const signers = await page.$$eval('#block .signers li', (r) => r.length);
+    summary['block_signers'] = signers;
+    check(signers * 3 > genesis.validators.length * 2, `block ${receiptHeight} lists ${signers} signers of ${genesis.validators.length} validators`);
     await page.waitForFunction(() => !document.querySelector('#finalized-by')?.textContent?.includes('waiting'), { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'block');
     const providers = await client.providerList();
