@@ -115,7 +115,10 @@ async fn a_job_runs_on_a_provider_and_its_proof_verifies_offline() {
         net.wait_height(i, retired_at).await;
         let again = net.rpc(i).await.job_get(offer.job_id()).await.expect("job_get of a retired job");
         assert_eq!((again.stage, again.paid, again.receipt_height), (info.stage, info.paid, info.receipt_height));
-        assert_eq!((again.client, again.module_id, again.assigned), (info.client, info.module_id, info.assigned.clone()));
+        assert_eq!(
+            (again.client, again.module_id, again.assigned),
+            (info.client, info.module_id, info.assigned.clone())
+        );
     }
     let providers = c.provider_list().await.expect("provider_list");
     let done = providers.iter().find(|p| p.address == result.provider).map(|p| (p.jobs_done, p.slashes, p.missed));
