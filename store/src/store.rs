@@ -71,7 +71,7 @@ const ALL_CFS: [&str; 16] = [
 ];
 
 /// How many versions of the state tree are kept by default before stale nodes are pruned.
-pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 1_000;
+pub const STATE_HISTORY_BLOCKS_DEFAULT: u64 = 256;
 
 const META_HEAD: &[u8] = b"head";
 const META_CHAIN_ID: &[u8] = b"chain_id";
