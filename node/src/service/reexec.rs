@@ -158,6 +158,13 @@ impl Node {
         let verdict = match verdict {
             Ok(verdict) => Some(verdict),
             Err(VerdictMiss::Module(module_id)) => {
+                // Stored since the re-execution looked (another fetch was storing it): again now.
+                if anyhow::Context::context(self.chain.store.has_blob(&module_id), "reading the module store")? {
+                    tracing::debug!(%job_id, %module_id, "the job's module arrived meanwhile; re-executing again");
+                    self.reexec.verdicts.finished(job_id, None);
+                    self.want_verdicts(&[job_id]);
+                    return Ok(());
+                }
                 tracing::info!(%job_id, %module_id, "re-execution waits for the job's module");
                 if self.reexec.need_module.len() < VERDICT_REQUESTS_MAX {
                     self.reexec.need_module.insert(job_id, module_id);

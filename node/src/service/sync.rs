@@ -503,14 +503,16 @@ impl Node {
         });
     }
 
-    /// A fetched module was stored (or was there already, or storing it failed: fatal).
+    /// A fetched module was stored (or was there already, or storing it failed: fatal). What
+    /// waits for it goes on either way: a re-execution that missed it just before another
+    /// fetch stored it asks again, and finds it here.
     pub(super) fn on_module_fetched(&mut self, module_id: Hash, stored: anyhow::Result<bool>) -> anyhow::Result<()> {
         self.sync.storing.remove(&module_id);
         if stored.with_context(|| format!("storing module {module_id}"))? {
             self.sync.announced.remove(&module_id);
             self.prepare_in_background(module_id);
-            self.module_stored(module_id);
         }
+        self.module_stored(module_id);
         Ok(())
     }
 }
