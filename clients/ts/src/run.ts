@@ -252,13 +252,16 @@ async function submitOffer(client: CairnClient, module: JobSpec['module'], offer
   }
 }
 
-/** The receipt proof, retried briefly while the node has no finalized receipt yet. */
+/**
+ * The receipt proof, asked again while the node has no finalized receipt yet, or when the
+ * connection drops under the call (a read: asking twice is harmless), until the deadline.
+ */
 async function fetchProof(client: CairnClient, id: Uint8Array, provider: Uint8Array, deadline: number): Promise<ReceiptProof> {
   for (let wait = 50; ; wait = Math.min(wait * 2, 1_000)) {
     try {
       return await client.jobProof(id, provider);
     } catch (e) {
-      const retry = e instanceof CairnRpcError && e.reason === 'not_finalized';
+      const retry = (e instanceof CairnRpcError && e.reason === 'not_finalized') || (e instanceof CairnConnectionError && e.retryable);
       if (!retry || Date.now() + wait > deadline) throw e;
       await sleep(wait);
     }

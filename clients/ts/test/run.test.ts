@@ -53,6 +53,8 @@ interface Options {
   dropAfterAccepted?: boolean;
   /** The connection drops under job_submit: the offer arrives, its answer does not. */
   dropOnSubmit?: boolean;
+  /** The connection drops under the first job_proof, before its answer. */
+  dropOnProof?: boolean;
 }
 
 /** A node of the linked chain at height 0 that runs the fixture's job when it is submitted. */
@@ -96,8 +98,10 @@ function linkedNode(opts: Options = {}): FakeNode {
     }, 5);
     return JOB;
   };
-  node.handlers['job_proof'] = (p) => {
+  let proofs = 0;
+  node.handlers['job_proof'] = (p, socket) => {
     assert.deepEqual(p, { job_id: JOB, provider: claim['provider'] });
+    if (opts.dropOnProof && proofs++ === 0) socket.drop();
     return opts.proof ?? proofJson;
   };
   return node;
@@ -141,6 +145,15 @@ test('runJob: the connection drops under job_submit; the job is found on reconne
   const methods = node.calls.map((x) => x.method);
   assert.equal(methods.filter((m) => m === 'job_submit').length, 1);
   assert.ok(methods.includes('job_get'));
+  c.close();
+});
+
+test('runJob: the connection drops under job_proof; the proof is asked again once reconnected', async () => {
+  const node = linkedNode({ dropOnProof: true });
+  const c = connect(node);
+  const run = await runJob(c, spec, { genesis });
+  assert.equal(new TextDecoder().decode(run.output), 'HELLO');
+  assert.equal(node.calls.filter((x) => x.method === 'job_proof').length, 2);
   c.close();
 });
 
