@@ -50,8 +50,9 @@ impl Discovery {
         if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
             self.dialed.retain(|_, at| now.duration_since(*at) < DIAL_BACKOFF);
             if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
-                let oldest = self.dialed.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p);
-                oldest.map(|p| self.dialed.remove(&p));
+                if let Some(oldest) = self.dialed.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p) {
+                    self.dialed.remove(&oldest);
+                }
             }
         }
         self.dialed.insert(peer, now);
