@@ -49,10 +49,10 @@ impl Discovery {
         }
         if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
             self.dialed.retain(|_, at| now.duration_since(*at) < DIAL_BACKOFF);
-            if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
-                if let Some(oldest) = self.dialed.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p) {
-                    self.dialed.remove(&oldest);
-                }
+            if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX
+                && let Some(oldest) = self.dialed.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p)
+            {
+                self.dialed.remove(&oldest);
             }
         }
         self.dialed.insert(peer, now);
