@@ -264,17 +264,20 @@ impl Node {
 
     /// After a block: a provider that missed an offer's gossip still runs it once it is on
     /// chain; a stand-in runs the jobs it was just reassigned, and a job whose run failed
-    /// here is tried again. Started jobs closed on chain are forgotten past
-    /// [`STARTED_JOBS_PRUNE_AT`].
+    /// here is tried again. Started jobs no longer open on chain nor pending here are
+    /// forgotten past [`STARTED_JOBS_PRUNE_AT`].
     pub(super) fn provider_after_block(&mut self, offers: Vec<SignedOffer>) -> anyhow::Result<()> {
         for o in offers {
             self.consider_executing(o)?;
         }
         let me = self.key.public();
+        let mempool = &self.mempool;
         let Some(provider) = self.provider.as_mut() else { return Ok(()) };
         let state = self.chain.head.state.clone();
         if provider.started.len() > STARTED_JOBS_PRUNE_AT {
-            provider.started.retain(|id| state.job(id).is_none_or(|j| j.phase == cairn_contracts::JobPhase::Open));
+            // Kept: jobs open on chain, and offers still pending here. A job not in the state
+            // and not pending is closed (finished jobs leave the state) or was dropped.
+            provider.started.retain(|id| still_started(state.job(id), mempool.offer(id).is_some()));
             let started = &provider.started;
             provider.failed_attempts.retain(|id, _| started.contains(id));
         }
@@ -347,4 +350,51 @@ fn run(job: &RunJob, offer: &SignedOffer) -> anyhow::Result<JobResult> {
         provider: job.key.public(),
     };
     Ok(JobResult::new(claim, run.output, &job.key))
+}
+
+/// Whether a job this provider started is still remembered: open on chain, or (not on chain)
+/// its offer still pending here. A job not in the state and not pending is closed — finished
+/// jobs leave the state — or was dropped.
+fn still_started(on_chain: Option<&cairn_contracts::Job>, pending: bool) -> bool {
+    match on_chain {
+        Some(job) => job.phase == cairn_contracts::JobPhase::Open,
+        None => pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_contracts::{Job, JobPhase};
+    use cairn_ledger::{Hash, PublicKey};
+
+    use super::still_started;
+
+    fn job(phase: JobPhase) -> Job {
+        Job {
+            client: PublicKey([1; 32]),
+            module_id: Hash::of(b"m"),
+            input_hash: Hash::of(b"i"),
+            fuel_limit: 1,
+            max_price: 1,
+            escrow: 1,
+            deadline_height: 9,
+            ranking: vec![],
+            slots: vec![],
+            next: 0,
+            phase,
+            verified: None,
+            forfeit: 0,
+            paid: 0,
+            settle_height: 0,
+            challenge: None,
+        }
+    }
+
+    #[test]
+    fn a_started_job_is_forgotten_once_closed_retired_or_dropped() {
+        assert!(still_started(Some(&job(JobPhase::Open)), false), "open on chain");
+        assert!(!still_started(Some(&job(JobPhase::Completed)), false), "closed on chain");
+        assert!(still_started(None, true), "pending here, not on chain yet");
+        assert!(!still_started(None, false), "retired from the state, or dropped");
+    }
 }
