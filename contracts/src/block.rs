@@ -25,6 +25,13 @@ pub struct Executed {
     pub retired: Vec<(Hash, crate::Job)>,
 }
 
+impl Executed {
+    /// A block's receipts and what its end closed.
+    fn of(receipts: Vec<ExecutionReceipt>, closed: crate::Closed) -> Executed {
+        Executed { receipts, expired: closed.expired, closed: closed.with_results, retired: closed.retired }
+    }
+}
+
 /// Why a block is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
@@ -131,7 +138,7 @@ pub fn build_block(
         tx_count: u32::try_from(txs.len()).expect("bounded by block_txs_max"),
         receipt_count: u32::try_from(receipts.len()).expect("at most one per transaction"),
     };
-    let executed = Executed { receipts, expired: closed.expired, closed: closed.with_results, retired: closed.retired };
+    let executed = Executed::of(receipts, closed);
     Ok((Block { header, txs, last_commit }, executed, rejected))
 }
 
@@ -185,7 +192,7 @@ pub fn execute_block(
         if root != h.state_root {
             return Err(BlockError::Root("state_root"));
         }
-        Ok(Executed { receipts, expired: closed.expired, closed: closed.with_results, retired: closed.retired })
+        Ok(Executed::of(receipts, closed))
     })
 }
 

@@ -187,6 +187,18 @@ pub struct RetiredJob {
     pub assigned: Vec<cairn_ledger::PublicKey>,
 }
 
+/// A job's location in `jobs`, read from the store the first time (once per block).
+fn location<'a>(
+    jobs: &'a mut BTreeMap<Hash, JobLocation>,
+    store: &Store,
+    id: Hash,
+) -> anyhow::Result<&'a mut JobLocation> {
+    Ok(match jobs.entry(id) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(store.job(&id)?.unwrap_or_default()),
+    })
+}
+
 /// Writes an executed block with its commit to the store, in one synced batch: its
 /// transactions, receipts, job index, state changes and state tree update.
 pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyhow::Result<()> {
@@ -196,10 +208,7 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
     let mut receipt_index = 0u32;
     for tx in &block.txs {
         let Some(id) = tx.job_id() else { continue };
-        let loc = match jobs.entry(id) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(store.job(&id)?.unwrap_or_default()),
-        };
+        let loc = location(&mut jobs, store, id)?;
         match tx {
             Transaction::Offer(_) => loc.offer_height = Some(height),
             Transaction::Result(_) => {
@@ -211,10 +220,7 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
     }
     // Jobs the block retired from the state: what job_get tells of them goes to the job index.
     for (id, job) in &executed.executed.retired {
-        let loc = match jobs.entry(*id) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(store.job(id)?.unwrap_or_default()),
-        };
+        let loc = location(&mut jobs, store, *id)?;
         let retired = RetiredJob { phase: job.phase, paid: job.paid, assigned: job.assignees().to_vec() };
         loc.retired = Some(borsh::to_vec(&retired).expect("borsh encoding into a Vec cannot fail"));
     }

@@ -89,7 +89,7 @@ mod behaviour {
         /// Block sync and blob fetch.
         pub sync: request_response::Behaviour<request_response::cbor::codec::Codec<Wire, Wire>>,
         /// Peer discovery: a routing table of the chain's nodes, filled from identify and
-        /// bootstrap walks (its record store, bounded by default, is not used yet).
+        /// bootstrap walks (records peers send are not stored: none is used yet).
         pub kad: kad::Behaviour<kad::store::MemoryStore>,
         /// Bounds on connections ([`INBOUND_CONNECTIONS_MAX`], …).
         pub limits: connection_limits::Behaviour,
@@ -261,7 +261,10 @@ pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behav
             let mut kad_config = kad::Config::new(topics.kad.clone());
             kad_config
                 .set_query_timeout(KAD_QUERY_TIMEOUT)
-                .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL));
+                .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
+                // Records and provider records peers send are not stored (none is used yet):
+                // a stranger cannot fill the node's memory with them.
+                .set_record_filtering(kad::StoreInserts::FilterBoth);
             let peer_id = key.public().to_peer_id();
             let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
             // A server from the start: nodes of a local network (or a testnet) have no

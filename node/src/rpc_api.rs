@@ -187,10 +187,11 @@ impl RpcImpl {
         let store = &self.node.store;
         let tracked = local.tracked;
         let loc = store.job(&job_id).map_err(internal)?.unwrap_or_default();
+        let in_state = view.state.job(&job_id);
         // On chain: in the state, or retired from it (what the job index kept, and its offer).
-        let on_chain = match (view.state.job(&job_id), &loc.retired) {
+        let on_chain = match (in_state, &loc.retired) {
             (Some(job), _) => Some(OnChain::of(job)),
-            (None, Some(bytes)) => Some(retired_job(store, &job_id, &loc, bytes)?),
+            (None, Some(bytes)) => Some(retired_job(store, &job_id, bytes)?),
             (None, None) => None,
         };
         if let Some(job) = on_chain {
@@ -213,7 +214,7 @@ impl RpcImpl {
                 JobPhase::Expired => JobStage::Expired,
                 JobPhase::Open => tracked.as_ref().map_or(JobStage::Accepted, |t| t.0),
             };
-            let waiting = match view.state.job(&job_id) {
+            let waiting = match in_state {
                 Some(open) if open.phase == JobPhase::Open && result.is_none() => {
                     Some(waiting::of_open(&view.state, view.height(), open, &self.here(&open.module_id)?))
                 }
@@ -645,25 +646,12 @@ impl OnChain {
 }
 
 /// A retired job: its record in the job index (`bytes`) and its offer, read from its block.
-fn retired_job(
-    store: &cairn_store::Store,
-    job_id: &Hash,
-    loc: &cairn_store::JobLocation,
-    bytes: &[u8],
-) -> RpcResult<OnChain> {
+fn retired_job(store: &cairn_store::Store, job_id: &Hash, bytes: &[u8]) -> RpcResult<OnChain> {
     let retired: RetiredJob = borsh::from_slice(bytes).map_err(internal)?;
-    let block = match loc.offer_height {
-        Some(h) => store.block(h).map_err(internal)?,
-        None => None,
-    };
-    let offer = block
-        .and_then(|block| {
-            block.txs.into_iter().find_map(|tx| match tx {
-                Transaction::Offer(o) if o.job_id() == *job_id => Some(o.offer),
-                _ => None,
-            })
-        })
-        .ok_or_else(|| internal(format!("job {job_id} is retired but its offer is not in the store")))?;
+    let offer = crate::exec::offer_on_chain(store, job_id)
+        .map_err(internal)?
+        .ok_or_else(|| internal(format!("job {job_id} is retired but its offer is not in the store")))?
+        .offer;
     Ok(OnChain {
         phase: retired.phase,
         client: offer.client,

@@ -194,6 +194,24 @@ fn parse_value_row_key(k: &[u8]) -> Option<(jmt::KeyHash, u64)> {
     Some((jmt::KeyHash(hash), u64::from_be_bytes(version)))
 }
 
+/// `key_hash`'s value at `max_version` (its latest row at or before it), sought with `rows` (an
+/// iterator over `jmt_values`); `None` if it had none or was deleted.
+fn value_at(
+    rows: &mut DBRawIterator<'_>,
+    key_hash: &jmt::KeyHash,
+    max_version: u64,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    rows.seek_for_prev(value_row_key(key_hash, max_version));
+    if !rows.valid() {
+        rows.status()?;
+        return Ok(None);
+    }
+    match (rows.key(), rows.value()) {
+        (Some(k), Some(v)) if k.len() == 40 && k[..32] == key_hash.0 => Ok(decode_value(v)?),
+        _ => Ok(None),
+    }
+}
+
 /// The version of `key_hash`'s latest value row strictly before `version`, if any, sought with
 /// `rows` (an iterator over `jmt_values`).
 fn value_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, version: u64) -> Result<Option<u64>> {
@@ -729,11 +747,11 @@ impl Store {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
+        let (start, end) = (height_key(from), height_key(height));
         for cf in [CF_WAL, CF_PROPOSED] {
-            let start = height_key(from);
             for item in self.db.iterator_cf(self.cf(cf), IteratorMode::From(&start, rocksdb::Direction::Forward)) {
                 let (k, _) = item.map_err(storage)?;
-                if k.get(..8).is_none_or(|h| h >= height_key(height).as_slice()) {
+                if k.get(..8).is_none_or(|h| h >= end.as_slice()) {
                     break;
                 }
                 batch.delete_cf(self.cf(cf), &k);
@@ -804,15 +822,7 @@ impl jmt::storage::TreeReader for ChunkReader<'_> {
 
     fn get_value_option(&self, max_version: jmt::Version, key_hash: jmt::KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
         let mut rows = self.rows.lock().map_err(|_| anyhow::anyhow!("a chunk read panicked"))?;
-        rows.seek_for_prev(value_row_key(&key_hash, max_version));
-        if !rows.valid() {
-            rows.status()?;
-            return Ok(None);
-        }
-        match (rows.key(), rows.value()) {
-            (Some(k), Some(v)) if k.len() == 40 && k[..32] == key_hash.0 => Ok(decode_value(v)?),
-            _ => Ok(None),
-        }
+        value_at(&mut rows, &key_hash, max_version)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {
@@ -830,15 +840,7 @@ impl jmt::storage::TreeReader for Store {
     }
 
     fn get_value_option(&self, max_version: jmt::Version, key_hash: jmt::KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
-        let seek = value_row_key(&key_hash, max_version);
-        let mode = IteratorMode::From(&seek, rocksdb::Direction::Reverse);
-        match self.db.iterator_cf(self.cf(CF_JMT_VALUES), mode).next() {
-            Some(item) => {
-                let (k, v) = item?;
-                if k.len() == 40 && k[..32] == key_hash.0 { Ok(decode_value(&v)?) } else { Ok(None) }
-            }
-            None => Ok(None),
-        }
+        value_at(&mut self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)), &key_hash, max_version)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {

@@ -86,7 +86,7 @@ impl Node {
     /// At each maintenance tick: short of peers, dial some the routing table knows and walk
     /// the DHT again now and then.
     pub(super) fn maintain_discovery(&mut self) {
-        let connected = self.net.peers();
+        let connected: std::collections::HashSet<PeerId> = self.net.peers().into_iter().collect();
         let target = self.config.peers_target;
         if connected.len() >= target {
             return;

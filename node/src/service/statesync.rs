@@ -103,12 +103,14 @@ impl StateSync {
 }
 
 impl Node {
-    /// Whether block sync should first try state sync: enabled, and no block here yet.
+    /// Whether this node may restore a state: enabled, not a validator, and no block here yet.
+    fn may_restore(&self) -> bool {
+        self.config.state_sync && self.chain.height() == 0 && self.consensus.is_none()
+    }
+
+    /// Whether block sync should first try state sync: it may restore, and has not tried yet.
     pub(super) fn state_sync_first(&self) -> bool {
-        self.config.state_sync
-            && matches!(self.state_sync, StateSync::Idle)
-            && self.chain.height() == 0
-            && self.consensus.is_none()
+        self.may_restore() && matches!(self.state_sync, StateSync::Idle)
     }
 
     /// At each maintenance tick: a restore that stopped for want of a peer to ask (all paused
@@ -122,9 +124,7 @@ impl Node {
             // Replaying from a peer that had nothing to give, while another shows a head far
             // ahead: restore after all.
             StateSync::Off
-                if self.config.state_sync
-                    && self.chain.height() == 0
-                    && self.consensus.is_none()
+                if self.may_restore()
                     && !self.sync_in_flight()
                     && after_short_head(0, self.net_info.peer_height, self.config.state_sync_min_blocks)
                         == ShortHead::AskAnother =>
