@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn_ledger::{Action, Genesis, Hash, Keypair, PublicKey, ReceiptProof};
+use cairn_ledger::{Action, Genesis, Hash, Keypair, Placement, PublicKey, ReceiptProof};
 use cairn_rpc::client::{self, OfferTerms};
 use cairn_rpc::{CairnApiClient, JobStage};
 use clap::{Args, Parser, Subcommand};
@@ -197,6 +197,12 @@ struct JobArgs {
     /// The fee, burned when the offer is included (default: the chain's minimum).
     #[arg(long)]
     fee: Option<u64>,
+    /// Rank providers in these regions first (comma-separated; the others follow).
+    #[arg(long, value_delimiter = ',', value_parser = parse_region, conflicts_with = "only_region")]
+    prefer_region: Vec<String>,
+    /// Let only providers in these regions run the job (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_region)]
+    only_region: Vec<String>,
 }
 
 impl JobArgs {
@@ -208,8 +214,17 @@ impl JobArgs {
             max_price: self.max_price,
             redundancy: self.redundancy,
             fee: self.fee,
+            placement: match (self.prefer_region, self.only_region) {
+                (prefer, only) if !only.is_empty() => {
+                    debug_assert!(prefer.is_empty(), "clap: the two conflict");
+                    Placement::Only { regions: only }
+                }
+                (prefer, _) if !prefer.is_empty() => Placement::Prefer { regions: prefer },
+                _ => Placement::Anywhere,
+            },
             ..OfferTerms::default()
         };
+        terms.placement.check()?;
         Ok((input, terms))
     }
 }
@@ -360,14 +375,21 @@ enum ProviderCmd {
         /// Jobs taken at once.
         #[arg(long, default_value_t = 4)]
         capacity: u32,
+        /// Where this provider runs (offers may prefer or require regions); none by default.
+        #[arg(long, value_parser = parse_provider_region, default_value = "")]
+        region: String,
         #[command(flatten)]
         tx: TxArgs,
     },
-    /// Change the ask.
+    /// Change the ask, the region, or both.
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["price", "region"]))]
     Update {
         /// New price per unit of fuel.
         #[arg(long)]
-        price: u64,
+        price: Option<u64>,
+        /// New region (`""`: none).
+        #[arg(long, value_parser = parse_provider_region)]
+        region: Option<String>,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -436,6 +458,20 @@ struct TestnetArgs {
     /// (by default every node is given every earlier node's).
     #[arg(long)]
     discover: bool,
+    /// Regions the providers declare at genesis, given in turn (`eu,us`: the first provider in
+    /// `eu`, the second in `us`, the third in `eu`…); none by default.
+    #[arg(long, value_delimiter = ',', value_parser = parse_region)]
+    provider_regions: Vec<String>,
+}
+
+/// A region's name, checked as the chain checks it.
+fn parse_region(s: &str) -> Result<String, String> {
+    cairn_ledger::check_region(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// A provider's region: a region's name, or empty for none.
+fn parse_provider_region(s: &str) -> Result<String, String> {
+    cairn_ledger::check_provider_region(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -644,6 +680,7 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         crash_after_wal_append: None,
         partition_switch: false,
         discover: net.discover,
+        provider_regions: net.provider_regions.clone(),
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -730,11 +767,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Account(AccountCmd::Transfer { to, amount, tx }) => {
             send_tx(tx, Action::Transfer { to, amount }).await?;
         }
-        Command::Provider(ProviderCmd::Register { stake, price, capacity, tx }) => {
-            send_tx(tx, Action::RegisterProvider { stake, price_per_fuel: price, capacity }).await?;
+        Command::Provider(ProviderCmd::Register { stake, price, capacity, region, tx }) => {
+            send_tx(tx, Action::RegisterProvider { stake, price_per_fuel: price, capacity, region }).await?;
         }
-        Command::Provider(ProviderCmd::Update { price, tx }) => {
-            send_tx(tx, Action::UpdatePrice { price_per_fuel: price }).await?;
+        Command::Provider(ProviderCmd::Update { price, region, tx }) => {
+            if let Some(price) = price {
+                send_tx(tx.clone(), Action::UpdatePrice { price_per_fuel: price }).await?;
+            }
+            if let Some(region) = region {
+                send_tx(tx, Action::UpdateRegion { region }).await?;
+            }
         }
         Command::Provider(ProviderCmd::Unbond { amount, tx }) => send_tx(tx, Action::Unbond { amount }).await?,
         Command::Provider(ProviderCmd::List { rpc }) => {
@@ -827,7 +869,15 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             }
         }
         TestnetCmd::SyncBench { dir, block_time_ms, jobs, rate, blocks, clients, module, report } => {
-            let net = TestnetArgs { dir, validators: 1, providers: 2, block_time_ms, manual: 1, discover: false };
+            let net = TestnetArgs {
+                dir,
+                validators: 1,
+                providers: 2,
+                block_time_ms,
+                manual: 1,
+                discover: false,
+                provider_regions: vec![],
+            };
             let opts =
                 cairn_testnet::sync_bench::SyncBenchOptions { jobs, rate_per_s: rate, blocks, clients, module, report };
             cairn_testnet::sync_bench::run(&testnet_spec(&net)?, &opts).await?;
@@ -1111,6 +1161,7 @@ mod tests {
             redundancy: 1,
             assignment_height: 0,
             deadline_height: 10,
+            placement: Placement::Anywhere,
         };
         let provider = PublicKey([7; 32]);
         let mut e = JobEstimate {

@@ -57,6 +57,17 @@ pub enum TxError {
         /// The providers needed (the offer's redundancy).
         needed: u8,
     },
+    /// Fewer eligible providers than the redundancy asked for, in the regions an offer allows
+    /// only, ask at most the offered price.
+    #[error(
+        "fewer than {needed} eligible providers in the offer's regions ask at most {max_price} per unit of fuel; prefer the regions instead of requiring them, raise max_price or lower the redundancy"
+    )]
+    NoProviderInRegions {
+        /// The offered price.
+        max_price: u64,
+        /// The providers needed (the offer's redundancy).
+        needed: u8,
+    },
     /// The job already exists.
     #[error("job {0} already exists")]
     DuplicateJob(Hash),
@@ -187,6 +198,20 @@ pub enum Limit {
     /// A resolution of a job that waits for none.
     #[error("job {0} waits for no re-execution")]
     NothingToResolve(Hash),
+    /// A region's name is not one.
+    #[error(
+        "a region is 1 to {max} bytes of lowercase letters, digits and '-', starting and ending with a letter or a digit"
+    )]
+    Region {
+        /// `REGION_BYTES_MAX`.
+        max: usize,
+    },
+    /// An offer's placement names no region, too many, or one twice.
+    #[error("a placement that prefers or requires regions names 1 to {max} distinct ones; use anywhere for none")]
+    PlacementRegions {
+        /// `PLACEMENT_REGIONS_MAX`.
+        max: usize,
+    },
 }
 
 impl TxError {
@@ -201,6 +226,7 @@ impl TxError {
             TxError::InsufficientBalance { .. } => "insufficient_balance",
             TxError::Limit(limit) => limit.reason(),
             TxError::NoProvider { .. } => "no_eligible_provider",
+            TxError::NoProviderInRegions { .. } => "no_eligible_provider_in_regions",
             TxError::DuplicateJob(_) => "duplicate_job",
             TxError::UnknownJob(_) => "unknown_job",
             TxError::JobClosed(_) => "job_closed",
@@ -236,6 +262,8 @@ impl Limit {
             Limit::Bond { .. } => "bond_below_minimum",
             Limit::ChallengeWindowClosed => "challenge_window_closed",
             Limit::NothingToResolve(_) => "nothing_to_resolve",
+            Limit::Region { .. } => "bad_region",
+            Limit::PlacementRegions { .. } => "bad_placement",
         }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
-    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, Outcome, PublicKey, SignedOffer,
-    SignedTx, StateChange, Transaction, Tx,
+    Action, ChainParams, ExecutionReceipt, Genesis, Hash, JobResult, JobStatus, Outcome, PLACEMENT_REGIONS_MAX,
+    Placement, PublicKey, REGION_BYTES_MAX, SignedOffer, SignedTx, StateChange, Transaction, Tx, is_region,
 };
 
 use crate::{Limit, Result, SignatureCheck, TxError};
@@ -43,6 +43,8 @@ pub struct Provider {
     /// Slots it held past a job's deadline without delivering (each cost it the missed-deadline
     /// penalty).
     pub missed: u64,
+    /// Where it runs (its declared region), or empty for no region.
+    pub region: String,
 }
 
 /// The most unbonding entries a provider may have at once.
@@ -423,7 +425,7 @@ pub fn balance_needed(tx: &Transaction) -> Result<u64> {
                 Action::Transfer { amount, .. } => *amount,
                 Action::RegisterProvider { stake, .. } => *stake,
                 Action::Challenge { bond, .. } => *bond,
-                Action::UpdatePrice { .. } | Action::Unbond { .. } => 0,
+                Action::UpdatePrice { .. } | Action::UpdateRegion { .. } | Action::Unbond { .. } => 0,
             };
             t.tx.fee.checked_add(moved).ok_or(TxError::Overflow("fee + amount"))
         }
@@ -505,6 +507,7 @@ impl State {
                 jobs_done: 0,
                 slashes: 0,
                 missed: 0,
+                region: p.region.clone(),
             };
             s.put(StateKey::Provider(p.address), Some(Value::Provider(provider)));
         }
@@ -755,50 +758,69 @@ impl State {
         out
     }
 
-    /// Providers eligible for a job at `max_price`: stake at least `stake_min`, ask at most
-    /// `max_price`, capacity left.
-    fn eligible(&self, max_price: u64) -> impl Iterator<Item = (&PublicKey, &Provider)> {
+    /// Providers eligible for a job at `max_price` placed as `placement`: stake at least
+    /// `stake_min`, ask at most `max_price`, capacity left, and in one of the regions if the
+    /// placement allows those only.
+    fn eligible<'a>(
+        &'a self,
+        max_price: u64,
+        placement: &'a Placement,
+    ) -> impl Iterator<Item = (&'a PublicKey, &'a Provider)> + 'a {
         let stake_min = self.params.stake_min;
         self.providers.iter().filter(move |(_, p)| {
-            p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price && p.active_jobs < p.capacity
+            p.stake >= stake_min
+                && p.stake > 0
+                && p.price_per_fuel <= max_price
+                && p.active_jobs < p.capacity
+                && placement.allows(&p.region)
         })
     }
 
-    /// The providers ranked for a job: eligible ones ordered by stake-weighted rendezvous
-    /// hashing of `(job_id, provider)` — each draws `-log2(u)` from `u = sha256(job_id ||
-    /// provider)` and is ranked by `-log2(u) / stake`, smallest first, so a provider's chance to
-    /// rank first is proportional to its stake — at most `n` of them.
-    pub fn ranking(&self, job_id: &Hash, max_price: u64, n: usize) -> Vec<PublicKey> {
-        let mut scored: Vec<(u128, u64, PublicKey)> = self
-            .eligible(max_price)
+    /// The providers ranked for a job: eligible ones (see [`State::eligible_count`]) ordered
+    /// first by placement — those in a region the offer prefers before the others (every one
+    /// counts as preferred when it prefers none) — then by stake-weighted rendezvous hashing of
+    /// `(job_id, provider)`: each draws `-log2(u)` from `u = sha256(job_id || provider)` and is
+    /// ranked by `-log2(u) / stake`, smallest first, so within a tier a provider's chance to rank
+    /// first is proportional to its stake. At most `n` of them.
+    pub fn ranking(&self, job_id: &Hash, max_price: u64, placement: &Placement, n: usize) -> Vec<PublicKey> {
+        let mut scored: Vec<(bool, u128, u64, PublicKey)> = self
+            .eligible(max_price, placement)
             .map(|(addr, p)| {
                 let h = Hash::of_parts(&[&job_id.0, &addr.0]);
                 let u = u64::from_be_bytes(h.0[..8].try_into().expect("8 bytes"));
-                (neg_log2_q32(u), p.stake, *addr)
+                (!placement.prefers(&p.region), neg_log2_q32(u), p.stake, *addr)
             })
             .collect();
         // a/sa < b/sb  ⇔  a·sb < b·sa (no division, exact in u128: a < 2^39, stakes < 2^64).
-        scored.sort_by(|(a, sa, pa), (b, sb, pb)| (a * u128::from(*sb)).cmp(&(b * u128::from(*sa))).then(pa.cmp(pb)));
-        scored.into_iter().take(n).map(|(_, _, a)| a).collect()
+        scored.sort_by(|(ta, a, sa, pa), (tb, b, sb, pb)| {
+            ta.cmp(tb).then((a * u128::from(*sb)).cmp(&(b * u128::from(*sa)))).then(pa.cmp(pb))
+        });
+        scored.into_iter().take(n).map(|(_, _, _, a)| a).collect()
     }
 
     /// The first `k` ranked providers: who executes the job now.
-    pub fn assignment(&self, job_id: &Hash, max_price: u64, k: usize) -> Vec<PublicKey> {
-        self.ranking(job_id, max_price, k)
+    pub fn assignment(&self, job_id: &Hash, max_price: u64, placement: &Placement, k: usize) -> Vec<PublicKey> {
+        self.ranking(job_id, max_price, placement, k)
     }
 
-    /// How many providers are eligible for a job at `max_price` now (what [`State::ranking`]
-    /// ranks): stake at least `stake_min`, ask at most `max_price`, capacity left.
-    pub fn eligible_count(&self, max_price: u64) -> usize {
-        self.eligible(max_price).count()
+    /// How many providers are eligible for a job at `max_price` placed as `placement` now (what
+    /// [`State::ranking`] ranks): stake at least `stake_min`, ask at most `max_price`, capacity
+    /// left, and in one of its regions if it allows those only.
+    pub fn eligible_count(&self, max_price: u64, placement: &Placement) -> usize {
+        self.eligible(max_price, placement).count()
     }
 
-    /// How many providers have the stake and ask at most `max_price`, whether or not they have
-    /// capacity left: with [`State::eligible_count`], tells a price too low from providers
-    /// that are all busy.
-    pub fn priced_count(&self, max_price: u64) -> usize {
+    /// How many providers have the stake and ask at most `max_price` (in one of the regions
+    /// `placement` allows), whether or not they have capacity left: with
+    /// [`State::eligible_count`], tells a price too low from providers that are all busy.
+    pub fn priced_count(&self, max_price: u64, placement: &Placement) -> usize {
         let stake_min = self.params.stake_min;
-        self.providers.values().filter(|p| p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price).count()
+        self.providers
+            .values()
+            .filter(|p| {
+                p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price && placement.allows(&p.region)
+            })
+            .count()
     }
 
     /// The lowest ask of a provider with the stake to be assigned (capacity aside), if any.
@@ -868,6 +890,12 @@ impl State {
         if o.input.len() > p.input_bytes_max as usize {
             return Err(TxError::Limit(Limit::Input { max: p.input_bytes_max }));
         }
+        if !o.placement.regions().iter().all(|r| is_region(r)) {
+            return Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }));
+        }
+        if !o.placement.counts_ok() {
+            return Err(TxError::Limit(Limit::PlacementRegions { max: PLACEMENT_REGIONS_MAX }));
+        }
         if o.assignment_height >= height || height - o.assignment_height > p.assignment_window_blocks {
             return Err(TxError::Limit(Limit::AssignmentHeight {
                 got: o.assignment_height,
@@ -895,8 +923,13 @@ impl State {
             return Err(TxError::InsufficientBalance { balance: available, escrow: needed });
         }
         let needed = usize::from(o.redundancy);
-        if self.eligible(o.max_price).take(needed).count() < needed {
-            return Err(TxError::NoProvider { max_price: o.max_price, needed: o.redundancy });
+        if self.eligible(o.max_price, &o.placement).take(needed).count() < needed {
+            return Err(match o.placement {
+                Placement::Only { .. } => TxError::NoProviderInRegions { max_price: o.max_price, needed: o.redundancy },
+                Placement::Anywhere | Placement::Prefer { .. } => {
+                    TxError::NoProvider { max_price: o.max_price, needed: o.redundancy }
+                }
+            });
         }
         Ok(escrow)
     }
@@ -954,7 +987,7 @@ impl State {
                 // The fee is burned: it leaves the total value, on top of the escrow locked.
                 account.balance -= escrow + o.fee;
                 account.nonce = account.nonce.checked_add(1).ok_or(TxError::Overflow("nonce"))?;
-                let ranking = self.ranking(&job_id, o.max_price, RANKING_MAX);
+                let ranking = self.ranking(&job_id, o.max_price, &o.placement, RANKING_MAX);
                 let k = o.redundancy;
                 debug_assert!(ranking.len() >= usize::from(k), "checked: k eligible providers");
                 let slots =
@@ -1097,9 +1130,12 @@ impl State {
         nonce_rule.check(account.nonce, tx.nonce)?;
         let spend = match &tx.action {
             Action::Transfer { amount, .. } => *amount,
-            Action::RegisterProvider { stake, capacity, .. } => {
+            Action::RegisterProvider { stake, capacity, region, .. } => {
                 if *capacity == 0 {
                     return Err(TxError::Limit(Limit::Capacity));
+                }
+                if !region.is_empty() && !is_region(region) {
+                    return Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }));
                 }
                 if self.provider(&tx.sender).is_none() && self.providers.len() >= PROVIDERS_MAX {
                     return Err(TxError::Limit(Limit::Providers { max: PROVIDERS_MAX }));
@@ -1112,6 +1148,13 @@ impl State {
             }
             Action::UpdatePrice { .. } => {
                 self.provider(&tx.sender).ok_or(TxError::NotProvider(tx.sender))?;
+                0
+            }
+            Action::UpdateRegion { region } => {
+                self.provider(&tx.sender).ok_or(TxError::NotProvider(tx.sender))?;
+                if !region.is_empty() && !is_region(region) {
+                    return Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }));
+                }
                 0
             }
             Action::Unbond { amount } => {
@@ -1160,7 +1203,7 @@ impl State {
                 self.set_account(tx.sender, sender);
                 self.credit(*to, *amount);
             }
-            Action::RegisterProvider { stake, price_per_fuel, capacity } => {
+            Action::RegisterProvider { stake, price_per_fuel, capacity, region } => {
                 sender.balance -= stake;
                 self.set_account(tx.sender, sender);
                 let mut p = self.provider(&tx.sender).cloned().unwrap_or(Provider {
@@ -1172,10 +1215,18 @@ impl State {
                     jobs_done: 0,
                     slashes: 0,
                     missed: 0,
+                    region: String::new(),
                 });
                 p.stake += stake;
                 p.price_per_fuel = *price_per_fuel;
                 p.capacity = *capacity;
+                p.region.clone_from(region);
+                self.set_provider(tx.sender, p);
+            }
+            Action::UpdateRegion { region } => {
+                self.set_account(tx.sender, sender);
+                let mut p = self.provider(&tx.sender).cloned().expect("checked: a provider");
+                p.region.clone_from(region);
                 self.set_provider(tx.sender, p);
             }
             Action::UpdatePrice { price_per_fuel } => {

@@ -35,6 +35,9 @@ pub struct GenesisProvider {
     pub stake: u64,
     /// Jobs it executes at once.
     pub capacity: u32,
+    /// Where it runs, or empty for no region (absent in JSON: empty).
+    #[serde(default)]
+    pub region: String,
 }
 
 /// Chain-wide parameters: every node must agree on them (they are in the chain id).
@@ -193,6 +196,8 @@ impl Genesis {
             if p.capacity == 0 {
                 return Err(Error::Invalid(format!("genesis provider {} has capacity 0", p.address)));
             }
+            crate::placement::check_provider_region(&p.region)
+                .map_err(|e| Error::Invalid(format!("genesis provider {}: {e}", p.address)))?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for a in &self.accounts {

@@ -5,6 +5,7 @@
 //!   [`ExecutionReceipt`], [`Transaction`], [`Block`], [`Vote`], [`Commit`].
 //! - [`status`] and [`outcome`]: how a job ended ([`JobStatus`]) and what its result states
 //!   ([`Outcome`]).
+//! - [`placement`]: regions, and where an offer's job may run ([`Placement`]).
 //! - [`merkle`]: domain-separated Merkle roots and paths over transactions and receipts.
 //! - [`proof`]: [`ReceiptProof`], checkable offline against a [`Genesis`].
 //! - [`schema`]: the JSON Schemas of the records' JSON forms (hex ids, keys and bytes), from
@@ -27,6 +28,7 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod outcome;
+pub mod placement;
 pub mod proof;
 pub mod schema;
 pub mod snapshot;
@@ -46,6 +48,9 @@ pub use hash::{Hash, decode_hex};
 pub use keys::{Domain, Keypair, PublicKey, Signature};
 pub use merkle::MerklePath;
 pub use outcome::Outcome;
+pub use placement::{
+    PLACEMENT_REGIONS_MAX, Placement, REGION_BYTES_MAX, check_provider_region, check_region, is_region,
+};
 pub use proof::{ReceiptProof, VerifiedReceipt};
 pub use state_tree::{StateChange, StateCommitment, StateProof, StateUpdate, StateValue};
 pub use status::{JobStatus, REASON_BYTES_MAX};

@@ -18,6 +18,7 @@ pub(crate) fn sample_offer(chain_id: Hash) -> JobOffer {
         redundancy: 1,
         assignment_height: 0,
         deadline_height: 100,
+        placement: Placement::Prefer { regions: vec!["eu-west".into()] },
     }
 }
 
@@ -176,8 +177,8 @@ fn format_fixtures_are_pinned() {
     assert_eq!(borsh::to_vec(&JobStatus::ALL).expect("encodes"), vec![0, 1, 2, 3, 4, 5]);
 }
 
-const OFFER_FIXTURE: &str = "ded7df686747eb01847967257cfc539dbe14086534ddb33498164813088f952d";
-const JOB_ID_FIXTURE: &str = "8cf6293ac3078dd388f97b15215a550f32acf5c290b53d91fdf913b49712d12f";
+const OFFER_FIXTURE: &str = "e3e1d49aaf11f84565cee79cfbbe2b2c67d0ef6d8d42d15b8676845fbd859ac0";
+const JOB_ID_FIXTURE: &str = "58e327d76ea6865480d2ddc4a5359475301b0fae0f1714e34183861053848ac8";
 const PROOF_FIXTURE: &str = "157a911bb17398ab90d703197a7b0c9de51bdbfb37222903a1ce1d7520033ccf";
 
 #[test]

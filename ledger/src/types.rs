@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::hex_bytes;
 use crate::keys::{Domain, Keypair, PublicKey, Signature};
+use crate::placement::Placement;
 use crate::schema::HexBytes;
 use crate::{Error, Hash, JobStatus, REASON_BYTES_MAX, Result};
 
@@ -54,6 +55,10 @@ pub struct JobOffer {
     pub assignment_height: u64,
     /// The height after which an unexecuted job is refunded.
     pub deadline_height: u64,
+    /// Where the job may run: which providers' regions are ranked first, or only ones allowed
+    /// (absent in JSON: anywhere).
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 impl JobOffer {
@@ -210,7 +215,7 @@ pub enum Action {
         amount: u64,
     },
     /// Registers the sender as a provider (or adds stake to its registration), with its
-    /// standing ask and how many jobs it takes at once.
+    /// standing ask, how many jobs it takes at once and its region.
     RegisterProvider {
         /// Stake moved from the balance (added to any existing stake).
         stake: u64,
@@ -218,6 +223,8 @@ pub enum Action {
         price_per_fuel: u64,
         /// Jobs it executes at once.
         capacity: u32,
+        /// Where it runs (see `placement::check_region`), or empty for no region.
+        region: String,
     },
     /// Changes the sender's standing ask.
     UpdatePrice {
@@ -237,6 +244,11 @@ pub enum Action {
         job_id: Hash,
         /// The bond.
         bond: u64,
+    },
+    /// Changes the sender's declared region.
+    UpdateRegion {
+        /// Where it runs (see `placement::check_region`), or empty for no region.
+        region: String,
     },
 }
 

@@ -689,6 +689,7 @@ mod tests {
                 redundancy: 1,
                 assignment_height: 0,
                 deadline_height,
+                placement: cairn_ledger::Placement::Anywhere,
             }
             .sign(&key)
         };
@@ -790,6 +791,7 @@ mod tests {
             redundancy: 1,
             assignment_height: 0,
             deadline_height: 100,
+            placement: cairn_ledger::Placement::Anywhere,
         }
         .sign(&key);
         let (offered, unknown) = (offer.job_id(), Hash::of(b"made up"));

@@ -276,7 +276,12 @@ impl RpcImpl {
             module_id: o.offer.module_id,
             fuel_limit: o.offer.fuel_limit,
             max_price: o.offer.max_price,
-            assigned: view.state.assignment(&job_id, o.offer.max_price, usize::from(o.offer.redundancy)),
+            assigned: view.state.assignment(
+                &job_id,
+                o.offer.max_price,
+                &o.offer.placement,
+                usize::from(o.offer.redundancy),
+            ),
             result,
             offer_height: None,
             receipt_height: None,
@@ -397,6 +402,7 @@ impl CairnApiServer for RpcImpl {
                 jobs_done: p.jobs_done,
                 slashes: p.slashes,
                 missed: p.missed,
+                region: p.region.clone(),
             })
             .collect())
     }
@@ -808,6 +814,7 @@ mod tests {
                 price_per_fuel: 2,
                 stake: 10_000,
                 capacity: 10,
+                region: String::new(),
             }],
             params: cairn_ledger::ChainParams::default(),
         };
@@ -843,6 +850,7 @@ mod tests {
             redundancy: 1,
             assignment_height: 0,
             deadline_height: 100,
+            placement: cairn_ledger::Placement::Anywhere,
         };
         let o = offer(5, b"hello estimate");
         let job_id = o.clone().sign(&client).job_id();

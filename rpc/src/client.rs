@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cairn_ledger::{
-    Action, FORMAT_VERSION, Hash, JobOffer, Keypair, PublicKey, ReceiptProof, SignedOffer, SignedTx, Tx,
+    Action, FORMAT_VERSION, Hash, JobOffer, Keypair, Placement, PublicKey, ReceiptProof, SignedOffer, SignedTx, Tx,
 };
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
@@ -27,8 +27,8 @@ pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
         .with_context(|| format!("cannot connect to the node's RPC at {url}; is the node running?"))
 }
 
-/// The economic terms of an offer.
-#[derive(Clone, Copy, Debug)]
+/// The economic terms of an offer, and where its job may run.
+#[derive(Clone, Debug)]
 pub struct OfferTerms {
     /// The most fuel the job may use.
     pub fuel_limit: u64,
@@ -41,11 +41,20 @@ pub struct OfferTerms {
     /// The fee, burned when the offer is included; `None` pays the chain's minimum (`node_info`'s
     /// `tx_fee_min`).
     pub fee: Option<u64>,
+    /// Which providers' regions are ranked first, or only ones allowed.
+    pub placement: Placement,
 }
 
 impl Default for OfferTerms {
     fn default() -> Self {
-        OfferTerms { fuel_limit: 100_000_000, max_price: 1, deadline_blocks: 200, redundancy: 1, fee: None }
+        OfferTerms {
+            fuel_limit: 100_000_000,
+            max_price: 1,
+            deadline_blocks: 200,
+            redundancy: 1,
+            fee: None,
+            placement: Placement::Anywhere,
+        }
     }
 }
 
@@ -93,6 +102,7 @@ pub async fn build_offer(
         redundancy: terms.redundancy,
         assignment_height: head.height,
         deadline_height: head.height + terms.deadline_blocks,
+        placement: terms.placement,
     })
 }
 

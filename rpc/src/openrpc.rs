@@ -578,7 +578,8 @@ mod tests {
                     eligible: true,
                     jobs_done: 4,
                     slashes: 0,
-                    missed: 1
+                    missed: 1,
+                    region: "eu-west".into()
                 }),
             ),
             (
@@ -598,7 +599,7 @@ mod tests {
         }
         let actions = [
             Action::Transfer { to: key, amount: 1 },
-            Action::RegisterProvider { stake: 1, price_per_fuel: 2, capacity: 3 },
+            Action::RegisterProvider { stake: 1, price_per_fuel: 2, capacity: 3, region: String::new() },
             Action::UpdatePrice { price_per_fuel: 4 },
             Action::Unbond { amount: 5 },
             Action::Challenge { job_id: hash, bond: 6 },

@@ -332,6 +332,8 @@ pub struct ProviderInfo {
     pub slashes: u64,
     /// Job slots it held past their deadline without delivering (each cost a penalty).
     pub missed: u64,
+    /// Where it runs (its declared region), or empty for none.
+    pub region: String,
 }
 
 /// What a validator signed twice.

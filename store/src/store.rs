@@ -80,7 +80,7 @@ const META_FORMAT: &[u8] = b"format";
 
 /// The layout of the rows this store writes. A database of another version is refused at open
 /// (its rows would be misread).
-pub const STORE_FORMAT_VERSION: u32 = 3;
+pub const STORE_FORMAT_VERSION: u32 = 4;
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).

@@ -85,6 +85,9 @@ pub struct Spec {
     /// Each node is given one bootstrap address (the first running node's) instead of every
     /// other node's, and finds the rest through the DHT.
     pub discover: bool,
+    /// The regions the providers declare at genesis, in turn: provider `i` is in
+    /// `provider_regions[i % len]` (none given: no region).
+    pub provider_regions: Vec<String>,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
@@ -184,17 +187,24 @@ pub fn generate_with_clients(spec: &Spec, clients: usize) -> anyhow::Result<()> 
         accounts,
         providers: keys[spec.validators..]
             .iter()
-            .map(|k| GenesisProvider {
+            .enumerate()
+            .map(|(i, k)| GenesisProvider {
                 address: k.public(),
                 price_per_fuel: PROVIDER_PRICE,
                 stake: PROVIDER_STAKE,
                 capacity: PROVIDER_CAPACITY,
+                region: provider_region(spec, i).to_owned(),
             })
             .collect(),
         params: ChainParams::default(),
     };
     genesis.save(&genesis_path)?;
     Ok(())
+}
+
+/// The region provider `i` (counted among the providers) declares at genesis.
+pub fn provider_region(spec: &Spec, i: usize) -> &str {
+    if spec.provider_regions.is_empty() { "" } else { &spec.provider_regions[i % spec.provider_regions.len()] }
 }
 
 /// Reads a node's `node.json`.

@@ -1147,6 +1147,7 @@ async fn submit(
         redundancy: shared.terms.redundancy,
         assignment_height: head,
         deadline_height: head + shared.terms.deadline_blocks,
+        placement: shared.terms.placement.clone(),
     }
     .sign(&client.key);
     let job_id = offer.job_id();

@@ -44,6 +44,7 @@ fn fixture() -> Fixture {
             price_per_fuel: 1,
             stake: 1_000_000,
             capacity: 1_000_000,
+            region: String::new(),
         }],
         params: ChainParams::default(),
     };
@@ -72,6 +73,7 @@ fn jobs(f: &Fixture, first_nonce: u64, n: usize, height: u64) -> Vec<Transaction
             redundancy: 1,
             assignment_height: height - 1,
             deadline_height: height + 100,
+            placement: cairn_ledger::Placement::Anywhere,
         }
         .sign(&f.client);
         let output = b"out".to_vec();

@@ -55,7 +55,13 @@ fn genesis() -> Genesis {
         genesis_time_ms: 0,
         validators: validators().iter().map(|k| Validator { address: k.public(), power: 10 }).collect(),
         accounts: vec![GenesisAccount { address: client().public(), balance: 10_000_000 }],
-        providers: vec![GenesisProvider { address: provider().public(), price_per_fuel: 1, stake: 1_000, capacity: 1 }],
+        providers: vec![GenesisProvider {
+            address: provider().public(),
+            price_per_fuel: 1,
+            stake: 1_000,
+            capacity: 1,
+            region: String::new(),
+        }],
         params: ChainParams::default(),
     }
 }
@@ -83,6 +89,7 @@ fn linked() -> Linked {
         redundancy: 1,
         assignment_height: 0,
         deadline_height: 100,
+        placement: cairn_ledger::Placement::Anywhere,
     }
     .sign(&client());
 

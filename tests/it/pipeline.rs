@@ -28,6 +28,7 @@ fn genesis(k: &Keys) -> Genesis {
             price_per_fuel: 1,
             stake: 10_000,
             capacity: 100,
+            region: String::new(),
         }],
         params: ChainParams::default(),
     }
@@ -58,6 +59,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
         redundancy: 1,
         assignment_height: 0,
         deadline_height: 50,
+        placement: cairn_ledger::Placement::Anywhere,
     }
     .sign(&k.client);
 

@@ -67,7 +67,13 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
         accounts: vec![GenesisAccount { address: client.public(), balance: 1_000_000_000 }],
         providers: providers
             .iter()
-            .map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1, stake: 1_000_000, capacity: 100 })
+            .map(|p| GenesisProvider {
+                address: p.public(),
+                price_per_fuel: 1,
+                stake: 1_000_000,
+                capacity: 100,
+                region: String::new(),
+            })
             .collect(),
         params: ChainParams::default(),
     };
@@ -96,6 +102,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
                 redundancy: if nonce % 3 == 0 { 2 } else { 1 },
                 assignment_height: height - 1,
                 deadline_height: height + 3,
+                placement: cairn_ledger::Placement::Anywhere,
             }
             .sign(&client);
             let lie = nonce % 6 == 0;

@@ -66,10 +66,11 @@ fn seeds() -> BTreeMap<(&'static str, &'static str), Vec<u8>> {
     };
     let actions = [
         ("transfer", Action::Transfer { to: provider.public(), amount: 5 }),
-        ("register", Action::RegisterProvider { stake: 1_000, price_per_fuel: 1, capacity: 2 }),
+        ("register", Action::RegisterProvider { stake: 1_000, price_per_fuel: 1, capacity: 2, region: String::new() }),
         ("price", Action::UpdatePrice { price_per_fuel: 2 }),
         ("unbond", Action::Unbond { amount: 10 }),
         ("challenge", Action::Challenge { job_id: offer.job_id(), bond: 100 }),
+        ("region", Action::UpdateRegion { region: "eu-west".into() }),
     ];
     let accounts: Vec<(&'static str, Transaction)> = actions
         .into_iter()

@@ -20,6 +20,7 @@ mod metrics;
 mod nonce;
 mod one_path;
 mod output;
+mod placement;
 mod restart;
 mod rpc_fair;
 mod shutdown;

@@ -45,7 +45,8 @@ async fn a_registered_provider_that_never_delivers_is_replaced() {
 
     // It registers with a stake far above the others', so it ranks first for most jobs — but
     // no node runs with its key.
-    let register = Action::RegisterProvider { stake: 50_000_000, price_per_fuel: 1, capacity: 8 };
+    let register =
+        Action::RegisterProvider { stake: 50_000_000, price_per_fuel: 1, capacity: 8, region: String::new() };
     let tx = client::sign_tx(&c, &absent, Some(1), register, None).await.expect("sign");
     client::submit_tx(&c, tx, TIMEOUT).await.expect("registration finalized");
     let providers = c.provider_list().await.expect("provider_list");
@@ -257,10 +258,11 @@ async fn a_node_missing_a_disputed_jobs_module_fetches_it_and_applies_the_block(
     pair.sort();
     let mut offer = None;
     for i in 0..256 {
-        let o = client::sign_offer(&c, &net.client_key, module_id, format!("late {i}").into_bytes(), terms, None)
-            .await
-            .expect("offer");
-        let mut assigned = state.assignment(&o.job_id(), o.offer.max_price, 2);
+        let o =
+            client::sign_offer(&c, &net.client_key, module_id, format!("late {i}").into_bytes(), terms.clone(), None)
+                .await
+                .expect("offer");
+        let mut assigned = state.assignment(&o.job_id(), o.offer.max_price, &o.offer.placement, 2);
         assigned.sort();
         if assigned == pair {
             offer = Some(o);

@@ -26,8 +26,8 @@ async fn offer(
     let state = State::from_genesis(&net.genesis).expect("genesis state");
     for i in 0..256 {
         let input = format!("{tag} {i}").into_bytes();
-        let offer = client::sign_offer(c, &net.client_key, module_id, input, terms, None).await.expect("sign");
-        let assigned = state.assignment(&offer.job_id(), offer.offer.max_price, 1);
+        let offer = client::sign_offer(c, &net.client_key, module_id, input, terms.clone(), None).await.expect("sign");
+        let assigned = state.assignment(&offer.job_id(), offer.offer.max_price, &offer.offer.placement, 1);
         if provider.is_none_or(|p| assigned == vec![p]) {
             return offer;
         }
@@ -56,7 +56,7 @@ async fn sigterm_finishes_the_running_jobs_loses_none_and_a_restart_replays_no_b
     let slow_terms = OfferTerms { fuel_limit: 1_000_000_000, ..OfferTerms::default() };
     let mut watches = Vec::new();
     for tag in ["slow a", "slow b"] {
-        let o = offer(&net, &c, slow, Some(p1), tag, slow_terms).await;
+        let o = offer(&net, &c, slow, Some(p1), tag, slow_terms.clone()).await;
         watches.push((o.job_id(), client::submit(&c, o).await.expect("submit")));
     }
     let deadline = std::time::Instant::now() + TIMEOUT;

@@ -51,6 +51,7 @@ pub async fn start_custom(validators: usize, providers: usize, lying: usize, adj
         crash_after_wal_append: None,
         partition_switch: false,
         discover: false,
+        provider_regions: vec![],
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
     adjust(&mut spec);
@@ -100,7 +101,7 @@ impl Net {
             let offer = client::sign_offer(c, &self.client_key, module_id, input, OfferTerms::default(), None)
                 .await
                 .expect("sign offer");
-            if state.assignment(&offer.job_id(), offer.offer.max_price, 1) == vec![provider] {
+            if state.assignment(&offer.job_id(), offer.offer.max_price, &offer.offer.placement, 1) == vec![provider] {
                 return offer;
             }
         }

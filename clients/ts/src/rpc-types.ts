@@ -76,6 +76,7 @@ export const ProviderInfo = info('ProviderInfo', {
   jobs_done: u64,
   slashes: u64,
   missed: u64,
+  region: string,
 });
 export type ProviderInfo = Infer<typeof ProviderInfo>;
 

@@ -10,7 +10,7 @@ import { CairnConnectionError, CairnJobError, CairnRpcError } from './errors.ts'
 import type { Key } from './keys.ts';
 import type { JobEstimate, JobEvent, ResultInfo } from './rpc-types.ts';
 import { buildOffer, buildTx, moduleId as moduleIdOf, offerJobId, signOffer, signTx, signedTxHash } from './sign.ts';
-import type { Action, Genesis, JobOffer, ReceiptProof, SignedOffer, SignedTx, Tx } from './types.ts';
+import type { Action, Genesis, JobOffer, Placement, ReceiptProof, SignedOffer, SignedTx, Tx } from './types.ts';
 import { H, type VerifiedReceipt, VerifyError, chainId, jobId as jobIdOf, verifyReceiptProof } from './verify.ts';
 
 /** An offer's economic terms; each has the default `cairn job run` uses. */
@@ -27,6 +27,8 @@ export interface OfferTerms {
   fee?: bigint | number;
   /** The nonce (default: `account_get`'s `next_nonce`, counting the node's mempool). */
   nonce?: bigint | number;
+  /** Where the job may run (default anywhere): `{kind: 'prefer' | 'only', regions: [...]}`. */
+  placement?: Placement;
 }
 
 /** A job: its module (the wasm bytes, or the id of a module the node stores), its input, who pays. */
@@ -71,6 +73,7 @@ export async function prepareOffer(client: CairnClient, spec: JobSpec): Promise<
     redundancy: t.redundancy ?? 1,
     assignment_height: head.height,
     deadline_height: head.height + BigInt(t.deadlineBlocks ?? 200n),
+    placement: t.placement ?? { kind: 'anywhere' },
   });
 }
 

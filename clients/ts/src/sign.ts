@@ -6,7 +6,7 @@
 
 import { encode, toHex } from './borsh.ts';
 import { type Key, signRecord } from './keys.ts';
-import { type Action, FORMAT_VERSION, JobOffer, type SignedOffer, type SignedTx, Tx } from './types.ts';
+import { type Action, FORMAT_VERSION, JobOffer, type Placement, type SignedOffer, type SignedTx, Tx } from './types.ts';
 import { DOMAINS, H, jobId, txHash } from './verify.ts';
 
 /** What an offer says, without its `version` (always 1 here). Integers as in `JobOffer`. */
@@ -22,11 +22,13 @@ export interface OfferFields {
   redundancy: number;
   assignment_height: bigint;
   deadline_height: bigint;
+  /** Where the job may run (default: anywhere). */
+  placement?: Placement;
 }
 
 /** An unsigned offer of version 1. */
 export function buildOffer(fields: OfferFields): JobOffer {
-  return { version: FORMAT_VERSION, ...fields };
+  return { version: FORMAT_VERSION, ...fields, placement: fields.placement ?? { kind: 'anywhere' } };
 }
 
 /** Signs `offer` with `key` (which must be the offer's `client`). */
@@ -74,12 +76,16 @@ export function moduleId(wasm: Uint8Array): Uint8Array {
 export const actions = {
   /** Index 0: pays `amount` to `to`. */
   transfer: (to: Uint8Array, amount: bigint): Action => ({ kind: 'transfer', to, amount }),
-  /** Index 1: registers the sender as a provider (or adds stake), with its ask and capacity. */
-  registerProvider: (stake: bigint, pricePerFuel: bigint, capacity: number): Action => ({
+  /**
+   * Index 1: registers the sender as a provider (or adds stake), with its ask, capacity and
+   * region (`''`: none).
+   */
+  registerProvider: (stake: bigint, pricePerFuel: bigint, capacity: number, region = ''): Action => ({
     kind: 'register_provider',
     stake,
     price_per_fuel: pricePerFuel,
     capacity,
+    region,
   }),
   /** Index 2: a provider's new ask per unit of fuel. */
   updatePrice: (pricePerFuel: bigint): Action => ({ kind: 'update_price', price_per_fuel: pricePerFuel }),
@@ -87,4 +93,6 @@ export const actions = {
   unbond: (amount: bigint): Action => ({ kind: 'unbond', amount }),
   /** Index 4: challenges a job's result inside its challenge window, with a bond. */
   challenge: (jobId: Uint8Array, bond: bigint): Action => ({ kind: 'challenge', job_id: jobId, bond }),
+  /** Index 5: a provider's new region (`''`: none). */
+  updateRegion: (region: string): Action => ({ kind: 'update_region', region }),
 } as const;

@@ -78,6 +78,17 @@ export type ExecutionReceipt = Infer<typeof ExecutionReceipt>;
 // ---------------------------------------------------------------------------------------------
 // Offers and account transactions
 
+/**
+ * Where an offer's job may run: anywhere; providers in `regions` ranked first (`prefer`); or
+ * only there (`only`). A region is 1 to 32 bytes of `a-z`, `0-9` and `-`.
+ */
+export const Placement = enumOf('Placement', {
+  anywhere: { tag: 0, fields: {} },
+  prefer: { tag: 1, fields: { regions: vec(string) } },
+  only: { tag: 2, fields: { regions: vec(string) } },
+});
+export type Placement = Infer<typeof Placement>;
+
 /** Signed by the client in domain `cairn/v1/job-offer`. */
 export const JobOffer = struct('JobOffer', {
   version: u8,
@@ -92,6 +103,7 @@ export const JobOffer = struct('JobOffer', {
   redundancy: u8,
   assignment_height: u64,
   deadline_height: u64,
+  placement: Placement,
 });
 export type JobOffer = Infer<typeof JobOffer>;
 
@@ -103,10 +115,11 @@ export type SignedOffer = Infer<typeof SignedOffer>;
 
 export const Action = enumOf('Action', {
   transfer: { tag: 0, fields: { to: hash32, amount: u64 } },
-  register_provider: { tag: 1, fields: { stake: u64, price_per_fuel: u64, capacity: u32 } },
+  register_provider: { tag: 1, fields: { stake: u64, price_per_fuel: u64, capacity: u32, region: string } },
   update_price: { tag: 2, fields: { price_per_fuel: u64 } },
   unbond: { tag: 3, fields: { amount: u64 } },
   challenge: { tag: 4, fields: { job_id: hash32, bond: u64 } },
+  update_region: { tag: 5, fields: { region: string } },
 });
 export type Action = Infer<typeof Action>;
 
@@ -248,6 +261,7 @@ export const GenesisProvider = struct('GenesisProvider', {
   price_per_fuel: u64,
   stake: u64,
   capacity: u32,
+  region: string,
 });
 export const Params = struct('Params', {
   assignment_window_blocks: u64,
@@ -414,6 +428,7 @@ export const Provider = struct('Provider', {
   jobs_done: u64,
   slashes: u64,
   missed: u64,
+  region: string,
 });
 export type Provider = Infer<typeof Provider>;
 

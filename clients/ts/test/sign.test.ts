@@ -103,7 +103,7 @@ test('keys: generated keys differ and survive a key file on disk (mode 0600, nev
 
 test('offers signed here are the fixtures byte for byte: signature and job id', () => {
   for (const [base, id] of [
-    ['fixtures/job-offer', '8cf6293ac3078dd388f97b15215a550f32acf5c290b53d91fdf913b49712d12f'],
+    ['fixtures/job-offer', '58e327d76ea6865480d2ddc4a5359475301b0fae0f1714e34183861053848ac8'],
     ['fixtures/linked/offer', null],
   ] as const) {
     const fixture = SignedOffer.fromJson(parseJson(read(`${base}.json`)));
@@ -176,10 +176,12 @@ test('every Action variant: laid out as PROOFS.md says, signed in cairn/v1/tx, v
   };
   const cases: [Action, string][] = [
     [actions.transfer(to, 5n), `00${toHex(to)}${le64(5n)}`],
-    [actions.registerProvider(2_000n, 3n, 10), `01${le64(2_000n)}${le64(3n)}${le32(10)}`],
+    [actions.registerProvider(2_000n, 3n, 10), `01${le64(2_000n)}${le64(3n)}${le32(10)}${le32(0)}`],
+    [actions.registerProvider(2_000n, 3n, 10, 'eu'), `01${le64(2_000n)}${le64(3n)}${le32(10)}${le32(2)}6575`],
     [actions.updatePrice(4n), `02${le64(4n)}`],
     [actions.unbond(2n ** 63n + 1n), `03${le64(2n ** 63n + 1n)}`],
     [actions.challenge(job, 100n), `04${toHex(job)}${le64(100n)}`],
+    [actions.updateRegion('ap-1'), `05${le32(4)}${toHex(new TextEncoder().encode('ap-1'))}`],
   ];
   for (const [action, actionHex] of cases) {
     const tx = buildTx({ chain_id: chain, sender: key.publicKey, nonce: 9n, fee: 2n, action });

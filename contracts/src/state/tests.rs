@@ -1,6 +1,10 @@
 use cairn_ledger::{
-    Action, FORMAT_VERSION, GenesisAccount, GenesisProvider, JobOffer, Keypair, ResultClaim, Signature, Tx, Validator,
+    Action, FORMAT_VERSION, GenesisAccount, GenesisProvider, JobOffer, Keypair, Placement, ResultClaim, Signature, Tx,
+    Validator,
 };
+
+/// A placement that restricts nothing.
+const ANY: Placement = Placement::Anywhere;
 
 use super::*;
 use crate::VerifyAlways;
@@ -36,7 +40,13 @@ fn world_of(n: u8) -> World {
         accounts: vec![GenesisAccount { address: client.public(), balance: 10_000 }],
         providers: providers
             .iter()
-            .map(|p| GenesisProvider { address: p.public(), price_per_fuel: 1, stake: 10_000, capacity: 1_000 })
+            .map(|p| GenesisProvider {
+                address: p.public(),
+                price_per_fuel: 1,
+                stake: 10_000,
+                capacity: 1_000,
+                region: String::new(),
+            })
             .collect(),
         params: ChainParams::default(),
     };
@@ -70,6 +80,7 @@ fn offer_at(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64)
         redundancy: 1,
         assignment_height: height - 1,
         deadline_height: height + 9,
+        placement: Placement::Anywhere,
     }
     .sign(&w.client)
 }
@@ -356,13 +367,29 @@ fn transfers_and_provider_registration_follow_the_rules() {
     // A replay is refused: the nonce moved on.
     assert_eq!(apply(&mut s, &t, 1), Err(TxError::Nonce { expected: 1, got: 0 }));
     // Below the minimum stake, and without funds, registration is refused.
-    let low = account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 10, price_per_fuel: 1, capacity: 1 });
+    let low = account_tx(
+        &w,
+        &newcomer,
+        0,
+        1,
+        Action::RegisterProvider { stake: 10, price_per_fuel: 1, capacity: 1, region: String::new() },
+    );
     assert_eq!(apply(&mut s, &low, 1), Err(TxError::Limit(Limit::Stake { min: w.genesis.params.stake_min })));
-    let rich =
-        account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1 });
+    let rich = account_tx(
+        &w,
+        &newcomer,
+        0,
+        1,
+        Action::RegisterProvider { stake: 9_000, price_per_fuel: 1, capacity: 1, region: String::new() },
+    );
     assert!(matches!(apply(&mut s, &rich, 1), Err(TxError::InsufficientBalance { .. })));
-    let reg =
-        account_tx(&w, &newcomer, 0, 1, Action::RegisterProvider { stake: 4_000, price_per_fuel: 3, capacity: 2 });
+    let reg = account_tx(
+        &w,
+        &newcomer,
+        0,
+        1,
+        Action::RegisterProvider { stake: 4_000, price_per_fuel: 3, capacity: 2, region: String::new() },
+    );
     apply(&mut s, &reg, 1).expect("registers");
     assert_eq!(s.provider(&to).expect("registered").stake, 4_000);
     apply(&mut s, &account_tx(&w, &newcomer, 1, 1, Action::UpdatePrice { price_per_fuel: 2 }), 1).expect("price");
@@ -371,7 +398,7 @@ fn transfers_and_provider_registration_follow_the_rules() {
     apply(&mut s, &account_tx(&w, &newcomer, 2, 1, Action::Unbond { amount: 3_500 }), 2).expect("unbond");
     let p = s.provider(&to).expect("registered");
     assert_eq!((p.stake, p.unbonding.clone()), (500, vec![(102, 3_500)]));
-    assert!(s.ranking(&Hash::of(b"j"), 10, 8).iter().all(|a| *a != to), "below the minimum stake: not eligible");
+    assert!(s.ranking(&Hash::of(b"j"), 10, &ANY, 8).iter().all(|a| *a != to), "below the minimum stake: not eligible");
     let before = s.account(&to).balance;
     assert!(s.has_pending_work(), "stake waiting to unbond keeps blocks coming");
     s.end_block(101);
@@ -396,6 +423,7 @@ fn registrations_stop_at_the_provider_limit() {
             price_per_fuel: 1,
             stake: 10_000,
             capacity: 1,
+            region: String::new(),
         })
         .collect();
     w.genesis.providers.push(GenesisProvider {
@@ -403,19 +431,20 @@ fn registrations_stop_at_the_provider_limit() {
         price_per_fuel: 1,
         stake: 10_000,
         capacity: 1,
+        region: String::new(),
     });
     w.genesis.providers.remove(0);
     let mut s = State::from_genesis(&w.genesis).expect("genesis");
     let newcomer = Keypair::from_seed([7; 32]);
     apply(&mut s, &account_tx(&w, &w.client, 0, 1, Action::Transfer { to: newcomer.public(), amount: 5_000 }), 1)
         .expect("funds");
-    let reg = Action::RegisterProvider { stake: 4_000, price_per_fuel: 1, capacity: 1 };
+    let reg = Action::RegisterProvider { stake: 4_000, price_per_fuel: 1, capacity: 1, region: String::new() };
     let refused = apply(&mut s, &account_tx(&w, &newcomer, 0, 1, reg), 1);
     assert!(matches!(&refused, Err(TxError::Limit(Limit::Providers { max: PROVIDERS_MAX }))), "{refused:?}");
     // A registered provider may still add stake.
     let to = w.providers[0].public();
     apply(&mut s, &account_tx(&w, &w.client, 1, 1, Action::Transfer { to, amount: 10 }), 1).expect("funds");
-    let more = Action::RegisterProvider { stake: 1, price_per_fuel: 1, capacity: 1 };
+    let more = Action::RegisterProvider { stake: 1, price_per_fuel: 1, capacity: 1, region: String::new() };
     apply(&mut s, &account_tx(&w, &w.providers[0], 0, 1, more), 1).expect("adds stake");
 }
 
@@ -452,7 +481,7 @@ fn ranking_is_weighted_by_stake() {
     genesis.providers[1].stake = 10_000;
     let s = State::from_genesis(&genesis).expect("genesis");
     let heavy = genesis.providers[0].address;
-    let firsts = (0..4_000u32).filter(|i| s.ranking(&Hash::of(&i.to_le_bytes()), 1, 1)[0] == heavy).count();
+    let firsts = (0..4_000u32).filter(|i| s.ranking(&Hash::of(&i.to_le_bytes()), 1, &ANY, 1)[0] == heavy).count();
     // Expected 3/4 of 4000 = 3000; the standard deviation is about 27.
     assert!((2_850..=3_150).contains(&firsts), "{firsts}");
 }
@@ -501,13 +530,146 @@ fn assignment_is_deterministic_and_respects_price() {
     let w = world();
     let s = State::from_genesis(&w.genesis).expect("genesis");
     let id = Hash::of(b"job");
-    let a = s.assignment(&id, 1, 2);
+    let a = s.assignment(&id, 1, &ANY, 2);
     assert_eq!(a.len(), 2);
-    assert_eq!(a, s.clone().assignment(&id, 1, 2));
-    assert!(s.assignment(&id, 0, 2).is_empty());
+    assert_eq!(a, s.clone().assignment(&id, 1, &ANY, 2));
+    assert!(s.assignment(&id, 0, &ANY, 2).is_empty());
     // Different jobs spread over providers.
-    let firsts: std::collections::BTreeSet<_> = (0..32u8).map(|i| s.assignment(&Hash::of(&[i]), 1, 1)[0]).collect();
+    let firsts: std::collections::BTreeSet<_> =
+        (0..32u8).map(|i| s.assignment(&Hash::of(&[i]), 1, &ANY, 1)[0]).collect();
     assert_eq!(firsts.len(), 2);
+}
+
+/// Six providers of equal stake: two in `eu`, two in `us`, one in `ap`, one with no region.
+fn regional_world() -> World {
+    let mut w = world_of(6);
+    for (p, region) in w.genesis.providers.iter_mut().zip(["eu", "eu", "us", "us", "ap", ""]) {
+        p.region = region.into();
+    }
+    w
+}
+
+fn regions(names: &[&str]) -> Vec<String> {
+    names.iter().map(|r| (*r).to_owned()).collect()
+}
+
+#[test]
+fn a_preferred_region_ranks_first_and_the_others_follow() {
+    let w = regional_world();
+    let s = State::from_genesis(&w.genesis).expect("genesis");
+    let region_of = |a: &PublicKey| s.provider(a).expect("a provider").region.clone();
+    let prefer = Placement::Prefer { regions: regions(&["us", "ap"]) };
+    for i in 0..64u32 {
+        let id = Hash::of(&i.to_le_bytes());
+        let ranked = s.ranking(&id, 1, &prefer, RANKING_MAX);
+        // Everyone is ranked: the three in `us` and `ap` first, the three others after.
+        assert_eq!(ranked.len(), 6);
+        let tiers: Vec<bool> = ranked.iter().map(|a| ["us", "ap"].contains(&region_of(a).as_str())).collect();
+        assert_eq!(tiers, [true, true, true, false, false, false], "job {i}");
+        // Within a tier the order is the one without a placement (stake-weighted rendezvous).
+        let plain = s.ranking(&id, 1, &ANY, RANKING_MAX);
+        let in_order = |tier: bool| -> Vec<PublicKey> {
+            plain.iter().filter(|a| ["us", "ap"].contains(&region_of(a).as_str()) == tier).copied().collect()
+        };
+        assert_eq!(ranked[..3], in_order(true)[..]);
+        assert_eq!(ranked[3..], in_order(false)[..]);
+        // Deterministic: the same state ranks the same way.
+        assert_eq!(ranked, s.clone().ranking(&id, 1, &prefer, RANKING_MAX));
+    }
+    // Preferring a region nobody is in ranks as anywhere does.
+    let nowhere = Placement::Prefer { regions: regions(&["mars"]) };
+    assert_eq!(s.ranking(&Hash::of(b"j"), 1, &nowhere, 8), s.ranking(&Hash::of(b"j"), 1, &ANY, 8));
+}
+
+#[test]
+fn an_offer_for_some_regions_only_is_assigned_there_or_refused() {
+    let w = regional_world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let only_eu = Placement::Only { regions: regions(&["eu"]) };
+    assert_eq!((s.eligible_count(1, &only_eu), s.priced_count(1, &only_eu)), (2, 2));
+    assert_eq!(s.eligible_count(1, &ANY), 6);
+    let eu: Vec<PublicKey> = w.providers[..2].iter().map(Keypair::public).collect();
+    let placed = |nonce: u64, redundancy: u8, placement: Placement| {
+        let mut o = offer(&w, nonce, 10, 1).offer;
+        o.redundancy = redundancy;
+        o.placement = placement;
+        o.sign(&w.client)
+    };
+    // Redundancy 2 in `eu`: both `eu` providers, and no stand-in from elsewhere.
+    let o = placed(0, 2, only_eu.clone());
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("applies");
+    let job = s.job(&o.job_id()).expect("job");
+    assert_eq!(job.ranking.iter().copied().collect::<std::collections::BTreeSet<_>>(), eu.iter().copied().collect());
+    // Three providers in `eu` do not exist: refused, and the error says why.
+    let three = placed(1, 3, only_eu.clone());
+    let refused = apply(&mut s, &Transaction::Offer(three), 1).expect_err("refused");
+    assert_eq!(refused, TxError::NoProviderInRegions { max_price: 1, needed: 3 });
+    assert_eq!(refused.reason(), "no_eligible_provider_in_regions");
+    // Two regions allowed: `eu` or `ap`, never the others.
+    let eu_ap = Placement::Only { regions: regions(&["eu", "ap"]) };
+    for i in 0..32u32 {
+        for a in s.ranking(&Hash::of(&i.to_le_bytes()), 1, &eu_ap, RANKING_MAX) {
+            assert!(["eu", "ap"].contains(&s.provider(&a).expect("provider").region.as_str()));
+        }
+    }
+    // Preferring three: two from `eu`, then one from the rest.
+    let o = placed(1, 3, Placement::Prefer { regions: regions(&["eu"]) });
+    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("applies");
+    let assigned = s.job(&o.job_id()).expect("job").assigned();
+    assert_eq!(assigned.iter().filter(|a| eu.contains(a)).count(), 2);
+    assert_eq!(assigned.len(), 3);
+}
+
+#[test]
+fn region_names_are_checked_in_offers_registrations_and_updates() {
+    let w = regional_world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let placed = |placement: Placement| {
+        let mut o = offer(&w, 0, 10, 1).offer;
+        o.placement = placement;
+        Transaction::Offer(o.sign(&w.client))
+    };
+    let bad_name = TxError::Limit(Limit::Region { max: cairn_ledger::REGION_BYTES_MAX });
+    let bad_count = TxError::Limit(Limit::PlacementRegions { max: cairn_ledger::PLACEMENT_REGIONS_MAX });
+    for (placement, expected) in [
+        (Placement::Prefer { regions: regions(&["EU"]) }, &bad_name),
+        (Placement::Only { regions: regions(&["eu", ""]) }, &bad_name),
+        (Placement::Prefer { regions: vec![] }, &bad_count),
+        (Placement::Only { regions: regions(&["eu", "eu"]) }, &bad_count),
+        (Placement::Only { regions: (0..9).map(|i| format!("r{i}")).collect() }, &bad_count),
+    ] {
+        let tx = placed(placement.clone());
+        assert_eq!(apply(&mut s, &tx, 1).as_ref(), Err(expected), "{placement:?}");
+    }
+    assert_eq!(bad_name.reason(), "bad_region");
+    assert_eq!(bad_count.reason(), "bad_placement");
+    // A registration declares a region; an update changes it; empty clears it.
+    let provider = &w.providers[5];
+    let fund = Action::Transfer { to: provider.public(), amount: 10 };
+    apply(&mut s, &account_tx(&w, &w.client, 0, 1, fund), 1).expect("applies");
+    let update =
+        |nonce: u64, region: &str| account_tx(&w, provider, nonce, 1, Action::UpdateRegion { region: region.into() });
+    assert_eq!(apply(&mut s, &update(0, "eu west"), 1), Err(bad_name.clone()));
+    apply(&mut s, &update(0, "sa-east"), 1).expect("applies");
+    assert_eq!(s.provider(&provider.public()).expect("provider").region, "sa-east");
+    apply(&mut s, &update(1, ""), 1).expect("applies");
+    assert_eq!(s.provider(&provider.public()).expect("provider").region, "");
+    let register = |region: &str| {
+        account_tx(
+            &w,
+            &w.client,
+            1,
+            1,
+            Action::RegisterProvider { stake: 5_000, price_per_fuel: 1, capacity: 1, region: region.into() },
+        )
+    };
+    assert_eq!(apply(&mut s, &register("-eu"), 1), Err(bad_name));
+    apply(&mut s, &register("eu"), 1).expect("applies");
+    assert_eq!(s.provider(&w.client.public()).expect("provider").region, "eu");
+    // Only a provider has a region to update.
+    let stranger = Keypair::from_seed([42; 32]);
+    let tx = account_tx(&w, &stranger, 0, 1, Action::UpdateRegion { region: "eu".into() });
+    assert_eq!(apply(&mut s, &tx, 1), Err(TxError::NotProvider(stranger.public())));
 }
 
 /// Random sequences of every transaction kind and block ends (many failing) never create or
@@ -549,7 +711,14 @@ fn conservation_run(seed: u64) -> [usize; 4] {
         let k = 1 + (next() % 3) as u8;
         // Fees from below the minimum (refused) to a few above it.
         let fee = next() % 4;
-        let o = offer_k_fee(&w, nonce, 1 + next() % 3_000, next() % 3, height, k, fee);
+        let mut o = offer_k_fee(&w, nonce, 1 + next() % 3_000, next() % 3, height, k, fee).offer;
+        // Anywhere, or preferring or requiring a region some providers move in and out of.
+        o.placement = match next() % 3 {
+            0 => Placement::Anywhere,
+            1 => Placement::Prefer { regions: regions(&["a"]) },
+            _ => Placement::Only { regions: regions(&["a", "b"]) },
+        };
+        let o = o.sign(&w.client);
         if apply(&mut s, &Transaction::Offer(o.clone()), height).is_ok() {
             applied_offers += 1;
             burned += u128::from(fee);
@@ -558,9 +727,18 @@ fn conservation_run(seed: u64) -> [usize; 4] {
         let p = &w.providers[(next() % 4) as usize];
         let fee = next() % 3;
         let (key, action) = match next() % 4 {
-            3 => (p, Action::UpdatePrice { price_per_fuel: 1 + next() % 2 }),
+            3 if next() % 2 == 0 => (p, Action::UpdatePrice { price_per_fuel: 1 + next() % 2 }),
+            3 => (p, Action::UpdateRegion { region: ["", "a", "b"][(next() % 3) as usize].into() }),
             0 => (&w.client, Action::Transfer { to: p.public(), amount: next() % 2_000 }),
-            1 => (p, Action::RegisterProvider { stake: next() % 1_000, price_per_fuel: 1 + next() % 2, capacity: 16 }),
+            1 => (
+                p,
+                Action::RegisterProvider {
+                    stake: next() % 1_000,
+                    price_per_fuel: 1 + next() % 2,
+                    capacity: 16,
+                    region: ["", "a", "b"][(next() % 3) as usize].into(),
+                },
+            ),
             _ => (p, Action::Unbond { amount: next() % 300 }),
         };
         let nonce = s.account(&key.public()).nonce + next() % 2;
@@ -772,7 +950,7 @@ mod property {
                         let to = w.providers[who % 4].public();
                         let action = match kind {
                             0 => Action::Transfer { to, amount },
-                            1 => Action::RegisterProvider { stake: amount, price_per_fuel: 1 + amount % 2, capacity: 4 },
+                            1 => Action::RegisterProvider { stake: amount, price_per_fuel: 1 + amount % 2, capacity: 4, region: String::new() },
                             2 => Action::UpdatePrice { price_per_fuel: 1 + amount % 3 },
                             _ => Action::Unbond { amount: amount % 500 },
                         };
@@ -883,7 +1061,7 @@ mod redundancy {
         let job = s.job(&o.job_id()).expect("job");
         assert_eq!((job.escrow, job.redundancy()), (6_000, 3));
         assert_eq!(job.assigned(), job.ranking[..3].to_vec(), "the top k ranked are assigned");
-        assert_eq!(job.assigned(), s.assignment(&o.job_id(), 2, 3));
+        assert_eq!(job.assigned(), s.assignment(&o.job_id(), 2, &ANY, 3));
         for p in job.assigned() {
             assert_eq!(s.provider(&p).expect("provider").active_jobs, 1, "capacity counts per slot");
         }
@@ -1178,6 +1356,7 @@ mod redundancy {
             jobs_done: 7,
             slashes: 1,
             missed: 2,
+            region: "eu".into(),
         };
         let bytes = borsh::to_vec(&provider).expect("encodes");
         assert_eq!(borsh::from_slice::<Provider>(&bytes).expect("decodes"), provider);
@@ -1191,6 +1370,9 @@ mod redundancy {
         for n in [120u64, 50, 7, 1, 2] {
             expected.extend_from_slice(&n.to_le_bytes());
         }
+        // The region as a string: a u32 length, then its bytes.
+        expected.extend_from_slice(&2u32.to_le_bytes());
+        expected.extend_from_slice(b"eu");
         assert_eq!(bytes, expected);
     }
 }
@@ -1257,10 +1439,10 @@ fn read_helpers_tell_a_price_too_low_from_busy_providers_and_price_results_as_ap
     assert_eq!(s.lowest_ask(), Some(1));
     for max_price in 0..5 {
         let expected = (max_price as usize).min(3);
-        assert_eq!(s.priced_count(max_price), expected, "priced at {max_price}");
+        assert_eq!(s.priced_count(max_price, &ANY), expected, "priced at {max_price}");
         // The oracle: what the ranking ranks.
-        let ranked = s.ranking(&Hash::of(b"any job"), max_price, usize::MAX).len();
-        assert_eq!(s.eligible_count(max_price), ranked, "eligible at {max_price}");
+        let ranked = s.ranking(&Hash::of(b"any job"), max_price, &ANY, usize::MAX).len();
+        assert_eq!(s.eligible_count(max_price, &ANY), ranked, "eligible at {max_price}");
         assert_eq!(ranked, expected);
     }
 
@@ -1268,8 +1450,8 @@ fn read_helpers_tell_a_price_too_low_from_busy_providers_and_price_results_as_ap
     // no longer eligible.
     let o = offer(&w, 0, 100, 1);
     apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
-    assert_eq!((s.priced_count(1), s.eligible_count(1)), (1, 0));
-    assert_eq!(s.eligible_count(3), 2);
+    assert_eq!((s.priced_count(1, &ANY), s.eligible_count(1, &ANY)), (1, 0));
+    assert_eq!(s.eligible_count(3, &ANY), 2);
     let job = s.job(&o.job_id()).expect("job");
     assert_eq!(job.awaited().collect::<Vec<_>>(), vec![(cheapest, 1)]);
     assert!(!job.has_stand_in(), "no other provider asks 1 or less");
@@ -1277,7 +1459,7 @@ fn read_helpers_tell_a_price_too_low_from_busy_providers_and_price_results_as_ap
     let r = result_by(&w, &o, cheapest, 40, b"out");
     apply(&mut s, &Transaction::Result(r), 1).expect("result");
     assert_eq!(s.job(&o.job_id()).expect("job").awaited().count(), 0);
-    assert_eq!(s.eligible_count(1), 1);
+    assert_eq!(s.eligible_count(1, &ANY), 1);
 
     // What a result is paid is `fuel_used × pay_rate`: the ask, at most the offer's price.
     for (nonce, max_price) in [(1, 2), (2, 3), (3, 9)] {

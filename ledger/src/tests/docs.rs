@@ -364,10 +364,14 @@ fn the_record_layout_tables_of_proofs_md_are_the_encodings() {
     assert_eq!(borsh::to_vec(&transactions[3].1).expect("encodes").len(), 33, "a Resolve is 33 bytes");
     let actions = [
         ("Transfer", Action::Transfer { to: pk, amount: 1 }),
-        ("RegisterProvider", Action::RegisterProvider { stake: 1, price_per_fuel: 1, capacity: 1 }),
+        (
+            "RegisterProvider",
+            Action::RegisterProvider { stake: 1, price_per_fuel: 1, capacity: 1, region: String::new() },
+        ),
         ("UpdatePrice", Action::UpdatePrice { price_per_fuel: 1 }),
         ("Unbond", Action::Unbond { amount: 1 }),
         ("Challenge", Action::Challenge { job_id: h, bond: 1 }),
+        ("UpdateRegion", Action::UpdateRegion { region: String::new() }),
     ];
     for (name, a) in &actions {
         let index = borsh::to_vec(a).expect("encodes")[0];

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use cairn_contracts::{Limit, REDUNDANCY_MAX, State, TxError};
-use cairn_ledger::{ChainParams, FORMAT_VERSION, Hash, JobOffer, JobStatus};
+use cairn_ledger::{ChainParams, FORMAT_VERSION, Hash, JobOffer, JobStatus, Placement};
 use cairn_rpc::error::overloaded;
 use cairn_rpc::{EstimateProblem, EstimateProvider, JobEstimate, RpcResult};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -68,9 +68,8 @@ pub fn fuel_to_run(offer: &JobOffer, params: &ChainParams) -> u64 {
 /// too few providers, which of price or capacity is short, from `state`).
 pub fn problem(state: &State, offer: &JobOffer, e: &TxError) -> EstimateProblem {
     let message = match e {
-        TxError::NoProvider { .. } => {
-            super::waiting::no_provider(state, usize::from(offer.redundancy), offer.max_price, "it would be refused")
-                .message
+        TxError::NoProvider { .. } | TxError::NoProviderInRegions { .. } => {
+            super::waiting::no_provider(state, offer, "it would be refused").message
         }
         e => e.to_string(),
     };
@@ -102,8 +101,13 @@ pub fn problems(state: &State, offer: &JobOffer, job_id: &Hash, checked: Result<
         found.push(TxError::DuplicateJob(*job_id));
     }
     let k = offer.redundancy;
-    if (1..=REDUNDANCY_MAX).contains(&k) && state.eligible_count(offer.max_price) < usize::from(k) {
-        found.push(TxError::NoProvider { max_price: offer.max_price, needed: k });
+    if (1..=REDUNDANCY_MAX).contains(&k) && state.eligible_count(offer.max_price, &offer.placement) < usize::from(k) {
+        found.push(match offer.placement {
+            Placement::Only { .. } => TxError::NoProviderInRegions { max_price: offer.max_price, needed: k },
+            Placement::Anywhere | Placement::Prefer { .. } => {
+                TxError::NoProvider { max_price: offer.max_price, needed: k }
+            }
+        });
     }
     let mut out: Vec<EstimateProblem> = Vec::new();
     for e in &found {
@@ -129,7 +133,7 @@ pub fn assemble(
 ) -> JobEstimate {
     let k = usize::from(offer.redundancy.min(REDUNDANCY_MAX));
     let providers: Vec<EstimateProvider> = state
-        .assignment(&job_id, offer.max_price, k)
+        .assignment(&job_id, offer.max_price, &offer.placement, k)
         .into_iter()
         .map(|address| EstimateProvider { address, price_per_fuel: state.pay_rate(&address, offer.max_price) })
         .collect();
@@ -179,6 +183,7 @@ mod tests {
                     price_per_fuel: price,
                     stake: 10_000,
                     capacity: 100,
+                    region: String::new(),
                 })
                 .collect(),
             params: cairn_ledger::ChainParams::default(),
@@ -200,6 +205,7 @@ mod tests {
             redundancy,
             assignment_height: 0,
             deadline_height: 10,
+            placement: cairn_ledger::Placement::Anywhere,
         }
     }
 
@@ -218,7 +224,10 @@ mod tests {
         let mut rates: Vec<u64> = e.providers.iter().map(|p| p.price_per_fuel).collect();
         rates.sort_unstable();
         assert_eq!(rates, vec![1, 3]);
-        assert_eq!(e.providers.iter().map(|p| p.address).collect::<Vec<_>>(), state.assignment(&job_id, 3, 2));
+        assert_eq!(
+            e.providers.iter().map(|p| p.address).collect::<Vec<_>>(),
+            state.assignment(&job_id, 3, &cairn_ledger::Placement::Anywhere, 2)
+        );
         assert_eq!((e.escrow, e.cost, e.refund, e.fee), (6_000, 40 + 120, 6_000 - 160, 1));
         // At price 2 only the one asking 1 is eligible: one provider for two executions.
         let e = assemble(&state, 5, &offer(&genesis, &client, 2, 2), job_id, 1_000, &run(40), vec![]);

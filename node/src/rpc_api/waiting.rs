@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use cairn_contracts::{Job, State};
-use cairn_ledger::{Hash, JobOffer, PublicKey};
+use cairn_ledger::{Hash, JobOffer, Placement, PublicKey};
 use cairn_rpc::{JobWaiting, WaitingReason};
 
 /// What this node knows of a job that the state does not say.
@@ -72,8 +72,8 @@ pub fn of_pending(
         );
     }
     let (k, max_price) = (usize::from(offer.redundancy), offer.max_price);
-    if state.eligible_count(max_price) < k {
-        return no_provider(state, k, max_price, "block building refuses this offer");
+    if state.eligible_count(max_price, &offer.placement) < k {
+        return no_provider(state, offer, "block building refuses this offer");
     }
     if let NonceOrder::Gap { missing } = order {
         return waiting(
@@ -86,7 +86,7 @@ pub fn of_pending(
             ),
         );
     }
-    let assigned = state.assignment(job_id, max_price, k);
+    let assigned = state.assignment(job_id, max_price, &offer.placement, k);
     if here.fetching_module && assigned.contains(&here.address) {
         return fetching(here, &offer.module_id);
     }
@@ -100,10 +100,25 @@ pub fn of_pending(
     )
 }
 
-/// Why fewer than `k` providers are eligible at `max_price`: the price, or their capacity.
-/// `consequence` says what that does to the job.
-pub fn no_provider(state: &State, k: usize, max_price: u64, consequence: &str) -> JobWaiting {
-    let priced = state.priced_count(max_price);
+/// Why fewer providers than the offer's redundancy are eligible for it: the price (in the
+/// regions it allows, if it allows some only), or their capacity. `consequence` says what that
+/// does to the job.
+pub fn no_provider(state: &State, offer: &JobOffer, consequence: &str) -> JobWaiting {
+    let (k, max_price) = (usize::from(offer.redundancy), offer.max_price);
+    let priced = state.priced_count(max_price, &offer.placement);
+    if let Placement::Only { regions } = &offer.placement
+        && priced < k
+    {
+        return waiting(
+            WaitingReason::NoEligibleProvider,
+            format!(
+                "{priced} provider(s) with the stake in region(s) {} ask at most {max_price} per unit of fuel, fewer \
+                 than the redundancy {k}: {consequence}; prefer those regions instead of requiring them, raise \
+                 max_price or lower the redundancy",
+                regions.join(", ")
+            ),
+        );
+    }
     if priced < k {
         let lowest = match state.lowest_ask() {
             Some(ask) => format!("the lowest ask is {ask}"),
@@ -210,6 +225,7 @@ mod tests {
                     price_per_fuel: 1 + i as u64,
                     stake: 10_000,
                     capacity: if i == 0 { 1 } else { 100 },
+                    region: String::new(),
                 })
                 .collect(),
             params: ChainParams::default(),
@@ -231,6 +247,7 @@ mod tests {
             redundancy: 1,
             assignment_height: 0,
             deadline_height,
+            placement: cairn_ledger::Placement::Anywhere,
         }
         .sign(&w.client)
     }

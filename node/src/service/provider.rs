@@ -126,7 +126,7 @@ impl Node {
             Some(job) => job.accepts(&me),
             None => {
                 self.mempool.is_includable(o.client, o.nonce, state.account(&o.client).nonce)
-                    && state.assignment(&job_id, o.max_price, usize::from(o.redundancy)).contains(&me)
+                    && state.assignment(&job_id, o.max_price, &o.placement, usize::from(o.redundancy)).contains(&me)
             }
         };
         if !assigned {

@@ -45,8 +45,9 @@ export function txSummary(tx: Transaction): HTMLElement {
       const a = tx.tx.action;
       const what =
         a.kind === 'transfer' ? [` ${num(a.amount)} to `, hash(a.to, link.account(a.to))]
-        : a.kind === 'register_provider' ? [` stake ${num(a.stake)}, ask ${num(a.price_per_fuel)}/fuel, capacity ${a.capacity}`]
+        : a.kind === 'register_provider' ? [` stake ${num(a.stake)}, ask ${num(a.price_per_fuel)}/fuel, capacity ${a.capacity}${a.region ? `, region ${a.region}` : ''}`]
         : a.kind === 'update_price' ? [` ask ${num(a.price_per_fuel)}/fuel`]
+        : a.kind === 'update_region' ? [a.region ? ` region ${a.region}` : ' no region']
         : a.kind === 'unbond' ? [` ${num(a.amount)}`]
         : [' bond ', num(a.bond), ' on ', jobEl];
       return h('span', null, h('span', { class: 'tag account' }, a.kind.replace('_', ' ')), ' by ', hash(tx.tx.sender, link.account(tx.tx.sender)), what);

@@ -1,5 +1,5 @@
-// The providers, as `provider_list` gives them: stake, ask, capacity and the chain's counts of
-// each provider's paid results, slashes and missed deadlines.
+// The providers, as `provider_list` gives them: region, stake, ask, capacity and the chain's
+// counts of each provider's paid results, slashes and missed deadlines.
 
 import type { App } from '../app.ts';
 import { errorBox, fill, h, hash, num, table } from '../dom.ts';
@@ -10,7 +10,7 @@ export function providersPage(app: App, root: HTMLElement): () => void {
   fill(
     root,
     h('h1', null, 'Providers'),
-    h('p', { class: 'muted' }, 'From provider_list at the head. Jobs done counts results paid; slashes, results proven wrong; missed, slots held past a deadline without a result. Its balance is on its account page.'),
+    h('p', { class: 'muted' }, 'From provider_list at the head. The region is what the provider declared (offers may prefer or require regions). Jobs done counts results paid; slashes, results proven wrong; missed, slots held past a deadline without a result. Its balance is on its account page.'),
     body,
   );
   const load = async (): Promise<void> => {
@@ -21,9 +21,10 @@ export function providersPage(app: App, root: HTMLElement): () => void {
         list.length === 0
           ? h('p', null, 'No provider is registered.')
           : table(
-              ['address', 'stake', 'ask per fuel', 'capacity', 'active jobs', 'jobs done', 'slashes', 'missed', 'unbonding', 'eligible'],
+              ['address', 'region', 'stake', 'ask per fuel', 'capacity', 'active jobs', 'jobs done', 'slashes', 'missed', 'unbonding', 'eligible'],
               list.map((p) => [
                 hash(p.address, link.account(p.address)),
+                p.region === '' ? h('span', { class: 'muted' }, 'none') : p.region,
                 num(p.stake),
                 num(p.price_per_fuel),
                 String(p.capacity),

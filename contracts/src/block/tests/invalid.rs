@@ -233,6 +233,7 @@ fn a_block_over_block_bytes_max_is_refused() {
             redundancy: 1,
             assignment_height: 0,
             deadline_height: 10,
+            placement: cairn_ledger::Placement::Anywhere,
         };
         Transaction::Offer(offer.sign(&f.key))
     };

@@ -45,6 +45,7 @@ impl TestChain {
                 price_per_fuel: 1,
                 stake: 10_000,
                 capacity: 10,
+                region: String::new(),
             }],
             params: ChainParams::default(),
         };
@@ -73,6 +74,7 @@ impl TestChain {
             redundancy: 1,
             assignment_height: 0,
             deadline_height: 100,
+            placement: cairn_ledger::Placement::Anywhere,
         };
         offer.sign(&self.client)
     }
