@@ -462,6 +462,11 @@ struct TestnetArgs {
     /// `eu`, the second in `us`, the third in `eu`…); none by default.
     #[arg(long, value_delimiter = ',', value_parser = parse_region)]
     provider_regions: Vec<String>,
+    /// Run each node in its own network namespace, the links between them shaped by this
+    /// topology file (regions, round trips, jitter, loss; see ops/topology-3-regions.toml);
+    /// the providers declare the regions it puts them in. Needs root.
+    #[arg(long, value_name = "TOPOLOGY")]
+    netns: Option<PathBuf>,
 }
 
 /// A region's name, checked as the chain checks it.
@@ -551,6 +556,10 @@ enum TestnetCmd {
         /// seconds (a long run's timeline, in the report and plotted against jobs finalized).
         #[arg(long)]
         sample_s: Option<f64>,
+        /// Open loop: the offers prefer providers in these regions (comma-separated), e.g. the
+        /// client's region of a `--netns` testnet.
+        #[arg(long, value_delimiter = ',', value_parser = parse_region)]
+        prefer_region: Vec<String>,
     },
     /// Measure how long a node joining a long chain takes to reach its head: restoring the
     /// state from its peers (state sync), then replaying every block. A fresh testnet (one
@@ -581,6 +590,26 @@ enum TestnetCmd {
         /// The JSON report (default: `<dir>/sync-bench/report.json`).
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Measure the round trips between the nodes of a running `--netns` testnet, as the nodes
+    /// see them (TCP handshakes from inside each node's namespace), against its topology.
+    Rtt {
+        /// The testnet's folder.
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+        /// Handshakes per pair of nodes.
+        #[arg(long, default_value_t = 10)]
+        samples: usize,
+        /// Print every pair as JSON instead of the table by regions.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The network router of a `--netns` testnet (started by `up`).
+    #[command(hide = true)]
+    Router {
+        /// The testnet's folder.
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -681,6 +710,7 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
         partition_switch: false,
         discover: net.discover,
         provider_regions: net.provider_regions.clone(),
+        netns: net.netns.as_deref().map(cairn_testnet::netem::Topology::load).transpose()?,
         binary: std::env::current_exe().context("locating the cairn binary")?,
     })
 }
@@ -824,6 +854,18 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             cairn_testnet::print_status(&net.dir).await?;
         }
         TestnetCmd::Down { dir } => cairn_testnet::down(&dir)?,
+        TestnetCmd::Router { dir } => cairn_testnet::netns::run_router(&dir).await?,
+        TestnetCmd::Rtt { dir, samples, json } => {
+            let samples = cairn_testnet::measure_rtts(&dir, samples.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&samples)?);
+            } else {
+                println!("{:<20} {:>12} {:>12}", "regions", "topology ms", "measured ms");
+                for ((a, b), (expected, measured)) in cairn_testnet::netns::rtt_by_regions(&samples) {
+                    println!("{:<20} {expected:>12.1} {measured:>12.1}", format!("{a} – {b}"));
+                }
+            }
+        }
         TestnetCmd::Status { dir } => cairn_testnet::print_status(&dir).await?,
         TestnetCmd::Demo { net, jobs } => cairn_testnet::demo(&testnet_spec(&net)?, &jobs).await?,
         TestnetCmd::Bench {
@@ -841,6 +883,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             plot,
             scrape_ms,
             sample_s,
+            prefer_region,
         } => {
             let rates: Vec<f64> = rate.into_iter().chain(rates).collect();
             if rates.is_empty() {
@@ -864,6 +907,11 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                         .map(|s| seconds("sample-s", s))
                         .transpose()?
                         .map(|d| d.max(Duration::from_millis(100))),
+                    placement: if prefer_region.is_empty() {
+                        Placement::Anywhere
+                    } else {
+                        Placement::Prefer { regions: prefer_region }
+                    },
                 };
                 cairn_testnet::load::run(&testnet_spec(&net)?, &opts).await?;
             }
@@ -877,6 +925,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                 manual: 1,
                 discover: false,
                 provider_regions: vec![],
+                netns: None,
             };
             let opts =
                 cairn_testnet::sync_bench::SyncBenchOptions { jobs, rate_per_s: rate, blocks, clients, module, report };

@@ -16,13 +16,20 @@
 //! writes what it bound to `node.json`; later nodes bootstrap to all earlier ones (with
 //! [`Spec::discover`], to the first one only, and find the others through the DHT).
 //!
+//! With [`Spec::netns`] each node runs in its own network namespace with its own address, and
+//! the links between them have the delays, jitter and loss of a topology file ([`netns`],
+//! [`netem`]; root required).
+//!
 //! [`load`] is the open-loop load generator (`cairn testnet bench --rate`), [`plot`] draws
 //! its sweeps.
 
 mod demo;
 pub mod load;
+pub mod netem;
+pub mod netns;
 pub mod plot;
 pub mod sync_bench;
+mod sys;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -88,6 +95,9 @@ pub struct Spec {
     /// The regions the providers declare at genesis, in turn: provider `i` is in
     /// `provider_regions[i % len]` (none given: no region).
     pub provider_regions: Vec<String>,
+    /// Each node in its own network namespace, the links between them shaped by this topology
+    /// (and, without [`Spec::provider_regions`], the providers in its regions).
+    pub netns: Option<netem::Topology>,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
@@ -126,6 +136,8 @@ pub struct Testnet {
     /// The nodes' addresses, by index.
     pub nodes: Vec<Bound>,
     detached: bool,
+    /// The network router of a `--netns` testnet.
+    router: Option<Child>,
 }
 
 pub(crate) fn node_home(dir: &Path, i: usize) -> PathBuf {
@@ -202,9 +214,14 @@ pub fn generate_with_clients(spec: &Spec, clients: usize) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The region provider `i` (counted among the providers) declares at genesis.
+/// The region provider `i` (counted among the providers) declares at genesis: from
+/// [`Spec::provider_regions`], else where the topology of a `--netns` testnet puts it.
 pub fn provider_region(spec: &Spec, i: usize) -> &str {
-    if spec.provider_regions.is_empty() { "" } else { &spec.provider_regions[i % spec.provider_regions.len()] }
+    match &spec.netns {
+        _ if !spec.provider_regions.is_empty() => &spec.provider_regions[i % spec.provider_regions.len()],
+        Some(topology) => topology.node_region(spec.validators, spec.validators + i),
+        None => "",
+    }
 }
 
 /// Reads a node's `node.json`.
@@ -345,7 +362,13 @@ impl Testnet {
         Ok(())
     }
 
-    /// Stops every node (SIGTERM, then SIGKILL after a grace period).
+    /// The network plan of a `--netns` testnet.
+    pub fn netns_plan(&self) -> anyhow::Result<Option<netns::Plan>> {
+        netns::Plan::load(&self.dir)
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after a grace period), then the network router
+    /// of a `--netns` testnet.
     pub fn stop(&mut self) {
         for child in self.children.iter_mut().flatten() {
             terminate(child.id());
@@ -362,6 +385,11 @@ impl Testnet {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        if let Some(mut router) = self.router.take() {
+            netns::stop_router(&self.dir);
+            let _ = router.kill();
+            let _ = router.wait();
         }
     }
 
@@ -394,8 +422,19 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .with_context(|| format!("cannot open {}", home.join("node.log").display()))?;
     let validators = spec.validators.max(1);
     let is_validator = i < validators;
-    let mut cmd = std::process::Command::new(&spec.binary);
-    cmd.args(["node", "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+    let plan = if spec.netns.is_some() { netns::Plan::load(&spec.dir)? } else { None };
+    let (mut cmd, address) = match &plan {
+        // In its namespace, on its own address.
+        Some(plan) => {
+            let node = plan.nodes.get(i).with_context(|| format!("the network plan has no node {i}"))?;
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &node.netns]).arg(&spec.binary);
+            (cmd, node.ip.to_string())
+        }
+        None => (std::process::Command::new(&spec.binary), "127.0.0.1".to_owned()),
+    };
+    cmd.args(["node", "run", "--listen", &format!("/ip4/{address}/tcp/0")])
+        .args(["--rpc", &format!("{address}:0"), "--metrics", &format!("{address}:0")])
         .arg("--home")
         .arg(&home)
         .arg("--genesis")
@@ -461,8 +500,22 @@ pub async fn up(spec: &Spec) -> anyhow::Result<Testnet> {
     // An existing testnet keeps the validators its genesis lists.
     let spec = &Spec { validators: genesis.validators.len(), ..spec.clone() };
     let count = genesis.validators.len() + genesis.providers.len() - spec.manual_providers.min(genesis.providers.len());
-    let mut t =
-        Testnet { dir: spec.dir.clone(), spec: spec.clone(), children: Vec::new(), nodes: Vec::new(), detached: false };
+    let mut t = Testnet {
+        dir: spec.dir.clone(),
+        spec: spec.clone(),
+        children: Vec::new(),
+        nodes: Vec::new(),
+        detached: false,
+        router: None,
+    };
+    if let Some(topology) = &spec.netns {
+        netns::require_root()?;
+        let all = genesis.validators.len() + genesis.providers.len();
+        netns::Plan::new(&spec.dir, topology.clone(), genesis.validators.len(), all)?.save(&spec.dir)?;
+        t.router = Some(netns::start_router(&spec.dir, &spec.binary)?);
+    } else {
+        let _ = std::fs::remove_file(spec.dir.join(netns::PLAN_FILE));
+    }
     for i in 0..count {
         let _ = std::fs::remove_file(node_home(&spec.dir, i).join("node.json"));
         let bootstrap = bootstrap_for(spec, &t.nodes, i);
@@ -512,6 +565,10 @@ pub fn down(dir: &Path) -> anyhow::Result<()> {
         }
     }
     println!("stopped {stopped} node(s)");
+    if netns::Plan::load(dir)?.is_some() {
+        netns::stop_router(dir);
+        println!("stopped the network router and deleted the namespaces");
+    }
     Ok(())
 }
 
@@ -523,6 +580,21 @@ fn is_node_of(pid: u32, home: &Path) -> bool {
     let args: Vec<&str> = cmdline.split('\0').collect();
     args.contains(&"node")
         && args.windows(2).any(|w| w[0] == "--home" && cwd.join(w[1]).canonicalize().is_ok_and(|p| p == home))
+}
+
+/// Measures the round trips between the running nodes of the `--netns` testnet in `dir`
+/// ([`netns::measure_rtts`], `samples` handshakes per pair).
+pub fn measure_rtts(dir: &Path, samples: usize) -> anyhow::Result<Vec<netns::RttSample>> {
+    let plan = netns::Plan::load(dir)?.context("this testnet was not started with --netns")?;
+    let mut targets = Vec::new();
+    for i in 0..plan.nodes.len() {
+        match read_bound(&node_home(dir, i))? {
+            Some(b) => targets.push(b.rpc),
+            None => break,
+        }
+    }
+    anyhow::ensure!(targets.len() >= 2, "fewer than two nodes of {} are running", dir.display());
+    netns::measure_rtts(&plan, &targets, samples)
 }
 
 /// Prints each node's role, addresses, peers and height.

@@ -192,6 +192,9 @@ pub struct LoadOptions {
     /// Record each node's resident memory and data folder this often during the run and the
     /// drain (a long run's timeline; plotted against jobs finalized).
     pub sample_every: Option<Duration>,
+    /// Where the offers' jobs may run (e.g. preferring the client's region on a `--netns`
+    /// testnet).
+    pub placement: cairn_ledger::Placement,
 }
 
 /// One sample of the timeline (`--sample-s`).
@@ -929,7 +932,11 @@ pub(crate) async fn run_point(
         chain_id: info.chain_id,
         fee: info.tx_fee_min,
         module_id,
-        terms: OfferTerms { deadline_blocks: DEADLINE_BLOCKS, ..OfferTerms::default() },
+        terms: OfferTerms {
+            deadline_blocks: DEADLINE_BLOCKS,
+            placement: opts.placement.clone(),
+            ..OfferTerms::default()
+        },
         head_height: AtomicU64::new(head.height),
         blocks: AtomicU64::new(0),
         stop: AtomicBool::new(false),

@@ -132,6 +132,7 @@ async fn measure(
         plot: None,
         scrape_every: None,
         sample_every: None,
+        placement: cairn_ledger::Placement::Anywhere,
     };
     println!("loading: {} jobs at {}/s", opts.jobs, opts.rate_per_s);
     let point = aggregate(&run_point(t, wasm, schedule, &load).await?);

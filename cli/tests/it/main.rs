@@ -17,6 +17,7 @@ mod logs;
 mod malformed;
 mod market;
 mod metrics;
+mod netns;
 mod nonce;
 mod one_path;
 mod output;

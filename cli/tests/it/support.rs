@@ -52,6 +52,7 @@ pub async fn start_custom(validators: usize, providers: usize, lying: usize, adj
         partition_switch: false,
         discover: false,
         provider_regions: vec![],
+        netns: None,
         binary: env!("CARGO_BIN_EXE_cairn").into(),
     };
     adjust(&mut spec);

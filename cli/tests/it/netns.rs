@@ -1,0 +1,121 @@
+//! A testnet that looks like the Internet, on one machine: every node in its own network
+//! namespace with its own address, the links between three regions delayed by the router
+//! (`cairn testnet up --netns`). The round trips the nodes see match the topology, blocks are
+//! finalized on every node across the regions, and a job whose offer prefers a region runs on
+//! that region's provider. Needs root (namespaces and TUN devices): skipped otherwise.
+
+use std::time::{Duration, Instant};
+
+use cairn_ledger::Placement;
+use cairn_rpc::CairnApiClient;
+use cairn_rpc::client::{self, OfferTerms};
+use cairn_testnet::netem::Topology;
+
+use crate::support::{TIMEOUT, start_custom, uppercase_module};
+
+/// Three regions 40–60 ms apart (shorter than the Internet's, to keep the test quick).
+const TOPOLOGY: &str = r#"
+[[region]]
+name = "eu"
+rtt_ms = 6
+jitter_ms = 1
+[[region]]
+name = "us"
+rtt_ms = 8
+[[region]]
+name = "ap"
+rtt_ms = 4
+[[link]]
+regions = ["eu", "us"]
+rtt_ms = 40
+jitter_ms = 2
+[[link]]
+regions = ["us", "ap"]
+rtt_ms = 60
+jitter_ms = 2
+loss_percent = 0.5
+[[link]]
+regions = ["ap", "eu"]
+rtt_ms = 50
+[nodes]
+validators = ["eu", "us", "ap", "eu"]
+providers = ["eu", "us", "ap"]
+client = "eu"
+"#;
+
+fn can_run() -> bool {
+    let ok = cairn_testnet::netns::require_root().is_ok() && std::path::Path::new("/dev/net/tun").exists();
+    if !ok {
+        eprintln!("skipped: --netns testnets need root, the ip command and /dev/net/tun");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_region_netns_testnet_has_its_round_trips_finalizes_and_places_jobs() {
+    if !can_run() {
+        return;
+    }
+    let topology = Topology::parse(TOPOLOGY).expect("a valid topology");
+    let net = start_custom(4, 3, 0, |s| s.netns = Some(topology.clone())).await;
+    let plan = net.t.netns_plan().expect("plan").expect("a netns testnet");
+    assert_eq!(plan.nodes.len(), 7);
+    for (i, n) in plan.nodes.iter().enumerate() {
+        assert!(plan.netns_path(i).exists(), "namespace {} exists", n.netns);
+        assert_eq!(net.t.nodes[i].rpc.ip(), std::net::IpAddr::V4(n.ip), "node {i} serves on its own address");
+    }
+    let regions: Vec<&str> = plan.nodes.iter().map(|n| n.region.as_str()).collect();
+    assert_eq!(regions, ["eu", "us", "ap", "eu", "eu", "us", "ap"]);
+
+    // The round trips the nodes see are the topology's (the router adds what it says, and a
+    // little for its own and the machine's work).
+    let rtts = cairn_testnet::measure_rtts(&net.t.dir, 5).expect("measure");
+    assert_eq!(rtts.len(), 7 * 6);
+    for s in &rtts {
+        assert!(
+            s.median_ms >= 0.9 * s.expected_ms && s.median_ms <= s.expected_ms + 50.0,
+            "node {} → {} ({:?}): {:.1} ms measured, {} ms in the topology",
+            s.from,
+            s.to,
+            s.regions,
+            s.median_ms,
+            s.expected_ms
+        );
+    }
+
+    // Each region's provider declared its region at genesis; a job preferring a region runs
+    // there, and its block is finalized on every node.
+    let c = net.rpc(0).await;
+    let listed = c.provider_list().await.expect("provider_list");
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let mut last_height = 0;
+    for (provider_node, region) in [(4, "eu"), (5, "us"), (6, "ap")] {
+        let provider = net.provider_key(provider_node);
+        assert!(listed.iter().any(|p| p.address == provider && p.region == region), "{listed:?}");
+        let terms =
+            OfferTerms { placement: Placement::Prefer { regions: vec![region.into()] }, ..OfferTerms::default() };
+        let input = format!("to {region}").into_bytes();
+        let offer = client::sign_offer(&c, &net.client_key, module_id, input, terms, None).await.expect("sign");
+        let run = client::run_to_finality(&c, offer, TIMEOUT, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+        assert_eq!(run.result.provider, provider, "the {region} job ran in {region}");
+        assert_eq!(run.result.output, format!("TO {}", region.to_uppercase()).into_bytes());
+        last_height = last_height.max(run.proof.header.height);
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    for (i, region) in regions.iter().enumerate() {
+        let node = net.rpc(i).await;
+        while node.chain_head().await.expect("chain_head").height < last_height {
+            assert!(Instant::now() < deadline, "node {i} ({region}) never reached height {last_height}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Stopping the testnet stops the router, which deletes the namespaces.
+    let namespaces: Vec<std::path::PathBuf> = (0..7).map(|i| plan.netns_path(i)).collect();
+    drop(net);
+    for ns in namespaces {
+        assert!(!ns.exists(), "{} deleted", ns.display());
+    }
+}
