@@ -448,6 +448,9 @@ struct TestnetArgs {
     /// Provider nodes (besides the validators).
     #[arg(long, default_value_t = 2)]
     providers: usize,
+    /// Nodes in all: the validators, and providers for the rest (instead of `--providers`).
+    #[arg(long, conflicts_with = "providers")]
+    nodes: Option<usize>,
     /// Block time in milliseconds.
     #[arg(long, default_value_t = 100)]
     block_time_ms: u64,
@@ -701,7 +704,12 @@ fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
     Ok(cairn_testnet::Spec {
         dir: net.dir.clone(),
         validators: net.validators,
-        providers: net.providers,
+        providers: match net.nodes {
+            Some(n) => n.checked_sub(net.validators).filter(|p| *p > 0).with_context(|| {
+                format!("--nodes {n} leaves no provider beside the {} validator(s)", net.validators)
+            })?,
+            None => net.providers,
+        },
         block_time_ms: net.block_time_ms,
         manual_providers: net.manual,
         lying_providers: 0,
@@ -921,6 +929,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                 dir,
                 validators: 1,
                 providers: 2,
+                nodes: None,
                 block_time_ms,
                 manual: 1,
                 discover: false,

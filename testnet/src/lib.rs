@@ -58,8 +58,10 @@ pub const PROVIDER_PRICE: u64 = 1;
 pub const PROVIDER_STAKE: u64 = 1_000_000;
 /// Jobs a testnet provider takes at once (on chain; the node runs `executions_max` at a time).
 pub const PROVIDER_CAPACITY: u32 = 10_000;
-/// The most provider nodes a local testnet starts.
-pub const PROVIDERS_MAX: usize = 32;
+/// The most provider nodes a local testnet starts: a node process takes 30–60 MiB when the
+/// chain is quiet, so 124 providers and 4 validators fit in a few GiB (BENCHMARKS.md, "Fifty
+/// nodes").
+pub const PROVIDERS_MAX: usize = 124;
 /// The most validator nodes a local testnet starts.
 pub const VALIDATORS_MAX: usize = 32;
 /// Each testnet validator's voting power.
