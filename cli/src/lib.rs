@@ -607,6 +607,39 @@ enum TestnetCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate the gossip network in this process at a scale processes cannot reach here:
+    /// `--nodes` swarms (the node's own libp2p behaviours on the in-memory transport), each
+    /// dialing `--degree` others; measure how an offer-sized and a block-sized message spread.
+    Sim {
+        /// Nodes.
+        #[arg(long, default_value_t = 200)]
+        nodes: usize,
+        /// Peers each node dials.
+        #[arg(long, default_value_t = 8)]
+        degree: usize,
+        /// Messages of each kind, each from a random node.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Bytes of the offer-sized message.
+        #[arg(long, default_value_t = 400)]
+        offer_bytes: usize,
+        /// Bytes of the block-sized message.
+        #[arg(long, default_value_t = 256 << 10)]
+        block_bytes: usize,
+        /// Milliseconds a node checks a message before forwarding it.
+        #[arg(long, default_value_t = 1.0)]
+        validation_ms: f64,
+        /// Seed of the graph and the publishers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The nodes' `peers_target`: each prunes its connections above 3 times it, as a node
+        /// does (0: no pruning).
+        #[arg(long, default_value_t = cairn_node::config::PEERS_TARGET_DEFAULT)]
+        peers_target: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The network router of a `--netns` testnet (started by `up`).
     #[command(hide = true)]
     Router {
@@ -862,6 +895,54 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
             cairn_testnet::print_status(&net.dir).await?;
         }
         TestnetCmd::Down { dir } => cairn_testnet::down(&dir)?,
+        TestnetCmd::Sim {
+            nodes,
+            degree,
+            rounds,
+            offer_bytes,
+            block_bytes,
+            validation_ms,
+            seed,
+            peers_target,
+            json,
+        } => {
+            let opts = cairn_node::gossip_sim::SimOptions {
+                nodes,
+                degree,
+                rounds,
+                offer_bytes,
+                block_bytes,
+                validation: Duration::from_secs_f64(validation_ms.clamp(0.0, 10_000.0) / 1_000.0),
+                seed,
+                peers_target,
+            };
+            let report = cairn_node::gossip_sim::run(&opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{nodes} nodes, each dialing {degree}: {:.1} connections per node (at most {}), set up in {:.1} s",
+                    report.connections_mean, report.connections_max, report.setup_s
+                );
+                println!(
+                    "{:<6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6}",
+                    "kind", "bytes", "reached", "p50 ms", "p90 ms", "max ms", "hops", "max"
+                );
+                for s in &report.spreads {
+                    println!(
+                        "{:<6} {:>8} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>6} {:>6}",
+                        s.kind,
+                        s.bytes,
+                        format!("{}/{}", s.reached, nodes - 1),
+                        s.p50_ms,
+                        s.p90_ms,
+                        s.max_ms,
+                        s.hops_p50,
+                        s.hops_max
+                    );
+                }
+            }
+        }
         TestnetCmd::Router { dir } => cairn_testnet::netns::run_router(&dir).await?,
         TestnetCmd::Rtt { dir, samples, json } => {
             let samples = cairn_testnet::measure_rtts(&dir, samples.max(1))?;

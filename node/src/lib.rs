@@ -15,6 +15,7 @@ pub mod config;
 pub mod early;
 pub mod exec;
 pub mod explorer;
+pub mod gossip_sim;
 pub mod health;
 pub mod log_limit;
 pub mod mempool;

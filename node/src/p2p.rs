@@ -80,6 +80,10 @@ mod behaviour {
     /// The node's network behaviour.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
+        /// Bounds on connections ([`INBOUND_CONNECTIONS_MAX`], …). First: a connection it
+        /// denies is never seen by the others (a behaviour after it would have counted a
+        /// connection the swarm then drops, and request-response asserts on that).
+        pub limits: connection_limits::Behaviour,
         /// Gossip of offers, results and blocks.
         pub gossipsub: gossipsub::Behaviour,
         /// Exchange of listen addresses and protocols.
@@ -91,8 +95,6 @@ mod behaviour {
         /// Peer discovery: a routing table of the chain's nodes, filled from identify and
         /// bootstrap walks (records peers send are not stored: none is used yet).
         pub kad: kad::Behaviour<kad::store::MemoryStore>,
-        /// Bounds on connections ([`INBOUND_CONNECTIONS_MAX`], …).
-        pub limits: connection_limits::Behaviour,
     }
 }
 
@@ -205,85 +207,108 @@ pub fn identity(key: &Keypair) -> anyhow::Result<libp2p::identity::Keypair> {
     libp2p::identity::Keypair::ed25519_from_bytes(key.secret_bytes()).context("ed25519 key for libp2p")
 }
 
-/// Builds the swarm, subscribed to the chain's topics.
+/// Builds the swarm on TCP, subscribed to the chain's topics.
 pub fn build_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behaviour>> {
-    let id = identity(key)?;
-    let consensus = topics.consensus.hash();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(id)
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(identity(key)?)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| {
-            let gossip_config = gossipsub::ConfigBuilder::default()
-                .validation_mode(ValidationMode::Strict)
-                .validate_messages()
-                .message_id_fn(move |m| message_id(&consensus, m))
-                .max_transmit_size(GOSSIP_MESSAGE_BYTES_MAX)
-                // Received messages are held to these with their envelope (signature, key,
-                // source, sequence number, topic); validation then holds the data to its own
-                // limit.
-                .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.txs.hash())
-                .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.results.hash())
-                .max_transmit_size_for_topic(
-                    CONSENSUS_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES,
-                    topics.consensus.hash(),
-                )
-                .max_transmit_size_for_topic(MODULE_ANNOUNCE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.modules.hash())
-                .connection_handler_queue_len(CONNECTION_QUEUE_MESSAGES_MAX)
-                .publish_queue_duration(PUBLISH_QUEUE_DURATION)
-                .forward_queue_duration(FORWARD_QUEUE_DURATION)
-                // Large messages (blocks) are not sent to a peer that has them already.
-                .idontwant_message_size_threshold(16 << 10)
-                .idontwant_on_publish(true)
-                .heartbeat_interval(Duration::from_millis(700))
-                // Small clusters: a 3-4 node testnet must form a mesh.
-                .mesh_n(3)
-                .mesh_n_low(1)
-                .mesh_n_high(6)
-                .mesh_outbound_min(1)
-                .flood_publish(true)
-                // Large IHAVE lists get whole RPCs rejected by peers: cap them.
-                .max_control_messages_sent(400)
-                .build()
-                .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
-            let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
-                .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
-            let (params, thresholds) = peer_score(topics);
-            gossipsub.with_peer_score(params, thresholds).map_err(|e| anyhow::anyhow!("gossipsub scoring: {e}"))?;
-            let identify = identify::Behaviour::new(identify::Config::new("/cairn/id/1".into(), key.public()));
-            let codec = request_response::cbor::codec::Codec::<Wire, Wire>::default()
-                .set_request_size_maximum(SYNC_REQUEST_BYTES_MAX)
-                .set_response_size_maximum(SYNC_RESPONSE_BYTES_MAX);
-            let sync = request_response::Behaviour::with_codec(
-                codec,
-                [(StreamProtocol::new("/cairn/sync/1"), ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(SYNC_TIMEOUT),
-            );
-            let mut kad_config = kad::Config::new(topics.kad.clone());
-            kad_config
-                .set_query_timeout(KAD_QUERY_TIMEOUT)
-                .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
-                // Records and provider records peers send are not stored (none is used yet):
-                // a stranger cannot fill the node's memory with them.
-                .set_record_filtering(kad::StoreInserts::FilterBoth);
-            let peer_id = key.public().to_peer_id();
-            let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
-            // A server from the start: nodes of a local network (or a testnet) have no
-            // confirmed external address, and clients alone find nobody.
-            kad.set_mode(Some(kad::Mode::Server));
-            let limits = connection_limits::Behaviour::new(
-                connection_limits::ConnectionLimits::default()
-                    .with_max_established_incoming(Some(INBOUND_CONNECTIONS_MAX))
-                    .with_max_pending_incoming(Some(PENDING_INBOUND_MAX))
-                    .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX)),
-            );
-            Ok(Behaviour { gossipsub, identify, ping: ping::Behaviour::default(), sync, kad, limits })
-        })?
+        .with_behaviour(|key| behaviour(key, topics).map_err(Box::<dyn std::error::Error + Send + Sync>::from))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
+    subscribed(swarm, topics)
+}
+
+/// Builds the same swarm on libp2p's in-memory transport (`/memory/<port>` addresses, Noise
+/// and Yamux as on TCP): many nodes in one process, for simulations of the network.
+pub fn build_memory_swarm(key: &Keypair, topics: &Topics) -> anyhow::Result<Swarm<Behaviour>> {
+    use libp2p::Transport;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(identity(key)?)
+        .with_tokio()
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(libp2p::core::transport::MemoryTransport::default()
+                .upgrade(libp2p::core::upgrade::Version::V1)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        })?
+        .with_behaviour(|key| behaviour(key, topics).map_err(Box::<dyn std::error::Error + Send + Sync>::from))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    subscribed(swarm, topics)
+}
+
+fn subscribed(mut swarm: Swarm<Behaviour>, topics: &Topics) -> anyhow::Result<Swarm<Behaviour>> {
     for t in [&topics.txs, &topics.results, &topics.blocks, &topics.modules] {
         swarm.behaviour_mut().gossipsub.subscribe(t).context("subscribe")?;
     }
     Ok(swarm)
+}
+
+/// The node's behaviours: gossipsub as the chain needs it, identify, ping, sync, Kademlia and
+/// the connection limits.
+fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result<Behaviour> {
+    let consensus = topics.consensus.hash();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(move |m| message_id(&consensus, m))
+        .max_transmit_size(GOSSIP_MESSAGE_BYTES_MAX)
+        // Received messages are held to these with their envelope (signature, key,
+        // source, sequence number, topic); validation then holds the data to its own
+        // limit.
+        .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.txs.hash())
+        .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.results.hash())
+        .max_transmit_size_for_topic(CONSENSUS_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.consensus.hash())
+        .max_transmit_size_for_topic(MODULE_ANNOUNCE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.modules.hash())
+        .connection_handler_queue_len(CONNECTION_QUEUE_MESSAGES_MAX)
+        .publish_queue_duration(PUBLISH_QUEUE_DURATION)
+        .forward_queue_duration(FORWARD_QUEUE_DURATION)
+        // Large messages (blocks) are not sent to a peer that has them already.
+        .idontwant_message_size_threshold(16 << 10)
+        .idontwant_on_publish(true)
+        .heartbeat_interval(Duration::from_millis(700))
+        // Small clusters: a 3-4 node testnet must form a mesh.
+        .mesh_n(3)
+        .mesh_n_low(1)
+        .mesh_n_high(6)
+        .mesh_outbound_min(1)
+        .flood_publish(true)
+        // Large IHAVE lists get whole RPCs rejected by peers: cap them.
+        .max_control_messages_sent(400)
+        .build()
+        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+        .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
+    let (params, thresholds) = peer_score(topics);
+    gossipsub.with_peer_score(params, thresholds).map_err(|e| anyhow::anyhow!("gossipsub scoring: {e}"))?;
+    let identify = identify::Behaviour::new(identify::Config::new("/cairn/id/1".into(), key.public()));
+    let codec = request_response::cbor::codec::Codec::<Wire, Wire>::default()
+        .set_request_size_maximum(SYNC_REQUEST_BYTES_MAX)
+        .set_response_size_maximum(SYNC_RESPONSE_BYTES_MAX);
+    let sync = request_response::Behaviour::with_codec(
+        codec,
+        [(StreamProtocol::new("/cairn/sync/1"), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(SYNC_TIMEOUT),
+    );
+    let mut kad_config = kad::Config::new(topics.kad.clone());
+    kad_config
+        .set_query_timeout(KAD_QUERY_TIMEOUT)
+        .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
+        // Records and provider records peers send are not stored (none is used yet):
+        // a stranger cannot fill the node's memory with them.
+        .set_record_filtering(kad::StoreInserts::FilterBoth);
+    let peer_id = key.public().to_peer_id();
+    let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    // A server from the start: nodes of a local network (or a testnet) have no
+    // confirmed external address, and clients alone find nobody.
+    kad.set_mode(Some(kad::Mode::Server));
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established_incoming(Some(INBOUND_CONNECTIONS_MAX))
+            .with_max_pending_incoming(Some(PENDING_INBOUND_MAX))
+            .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX)),
+    );
+    Ok(Behaviour { limits, gossipsub, identify, ping: ping::Behaviour::default(), sync, kad })
 }
 
 #[cfg(test)]

@@ -12,6 +12,14 @@
 //!   none of them again within [`DIAL_BACKOFF`] (the backoff list holds at most
 //!   [`DIAL_BACKOFF_ENTRIES_MAX`] peers), and walks again every [`SHORT_BOOTSTRAP_INTERVAL`].
 //!   Peers that lied to sync are not dialed while they are distrusted.
+//! - **Pruning.** Kademlia's walks open a connection to every peer they ask, and an idle one
+//!   lasts [`p2p::IDLE_CONNECTION_TIMEOUT`], so without pruning every node ends up connected
+//!   to nearly every other (and gossip floods each message to all of them). Above
+//!   [`PEERS_HIGH_FACTOR`] × `peers_target` connections, each tick closes at most
+//!   [`PRUNES_PER_TICK`] of the peers that are in none of this node's gossip meshes and are
+//!   not validators (consensus wants validators directly connected), choosing by a hash of
+//!   both peer ids so that nodes prune different peers; a pruned peer is not dialed again
+//!   within [`DIAL_BACKOFF`].
 //! - **Accepting.** Inbound connections are not limited here: the node's connection limits
 //!   bound them.
 
@@ -31,6 +39,32 @@ pub const DIAL_BACKOFF: Duration = Duration::from_secs(30);
 pub const DIAL_BACKOFF_ENTRIES_MAX: usize = 1_024;
 /// How often a node short of peers walks the DHT again.
 pub const SHORT_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5);
+/// Connections are pruned above this many times `peers_target`.
+pub const PEERS_HIGH_FACTOR: usize = 3;
+/// Connections closed per maintenance tick at most, while above the high mark.
+pub const PRUNES_PER_TICK: usize = 8;
+
+/// The peers to disconnect: of `connected`, those not in `keep`, ordered by
+/// `sha256(local ‖ peer)` (each node its own order), as many as bring the count down to
+/// `high`, at most [`PRUNES_PER_TICK`].
+pub fn surplus(
+    local: &PeerId,
+    connected: &std::collections::HashSet<PeerId>,
+    keep: &std::collections::HashSet<PeerId>,
+    high: usize,
+) -> Vec<PeerId> {
+    let over = connected.len().saturating_sub(high).min(PRUNES_PER_TICK);
+    if over == 0 {
+        return Vec::new();
+    }
+    let mut candidates: Vec<(cairn_ledger::Hash, PeerId)> = connected
+        .iter()
+        .filter(|p| !keep.contains(p))
+        .map(|p| (cairn_ledger::Hash::of_parts(&[&local.to_bytes(), &p.to_bytes()]), *p))
+        .collect();
+    candidates.sort();
+    candidates.into_iter().take(over).map(|(_, p)| p).collect()
+}
 
 /// What discovery keeps between ticks.
 #[derive(Default)]
@@ -88,6 +122,11 @@ impl Node {
     pub(super) fn maintain_discovery(&mut self) {
         let connected: std::collections::HashSet<PeerId> = self.net.peers().into_iter().collect();
         let target = self.config.peers_target;
+        let high = target.saturating_mul(PEERS_HIGH_FACTOR);
+        if connected.len() > high {
+            self.prune_peers(&connected, high);
+            return;
+        }
         if connected.len() >= target {
             return;
         }
@@ -116,9 +155,45 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Closes connections above `high` to peers in none of this node's meshes and not
+    /// validators ([`surplus`]).
+    fn prune_peers(&mut self, connected: &std::collections::HashSet<PeerId>, high: usize) {
+        let mut keep: std::collections::HashSet<PeerId> =
+            self.net.swarm().behaviour().gossipsub.all_mesh_peers().copied().collect();
+        keep.extend(self.chain.validators.validators().iter().filter_map(|v| p2p::peer_id_of(&v.address)));
+        let local = *self.net.swarm().local_peer_id();
+        let now = Instant::now();
+        for peer in surplus(&local, connected, &keep, high) {
+            tracing::debug!(%peer, connected = connected.len(), high, "discovery: pruning a connection above the high mark");
+            // Not dialed back at once (a Kademlia walk may still connect it again).
+            self.discovery.may_dial(peer, now);
+            let _ = self.net.swarm().disconnect_peer_id(peer);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_keeps_the_meshes_and_validators_and_brings_the_count_down_a_few_at_a_time() {
+        use std::collections::HashSet;
+        let local = PeerId::random();
+        let connected: HashSet<PeerId> = (0..40).map(|_| PeerId::random()).collect();
+        let keep: HashSet<PeerId> = connected.iter().take(10).copied().collect();
+        let pruned = surplus(&local, &connected, &keep, 24);
+        assert_eq!(pruned.len(), PRUNES_PER_TICK, "at most a few per tick");
+        assert!(pruned.iter().all(|p| connected.contains(p) && !keep.contains(p)));
+        assert_eq!(pruned, surplus(&local, &connected, &keep, 24), "deterministic");
+        assert_ne!(pruned, surplus(&PeerId::random(), &connected, &keep, 24), "another node, another order");
+        // Just over the mark: only the excess.
+        assert_eq!(surplus(&local, &connected, &keep, 37).len(), 3);
+        assert!(surplus(&local, &connected, &keep, 40).is_empty());
+        // Everyone kept: nothing to prune.
+        assert!(surplus(&local, &connected, &connected, 0).is_empty());
+    }
 
     #[test]
     fn a_peer_is_dialed_again_only_after_the_backoff_and_the_list_stays_bounded() {

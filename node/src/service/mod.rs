@@ -16,7 +16,7 @@
 //! one block path, and each block is executed once here ([`crate::chain`]).
 
 mod consensus;
-mod discovery;
+pub mod discovery;
 pub mod executor;
 mod faults;
 mod gossip;
