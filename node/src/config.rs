@@ -131,6 +131,9 @@ pub struct NodeConfig {
     pub test_slow_blocks_ms: u64,
     /// Test only: how this node lies when a peer asks it for finalized blocks (sync).
     pub test_sync_lie: Option<SyncLie>,
+    /// Test only: the node asks for a module it misses only the holders the DHT names, not
+    /// its connected peers (to show that the DHT alone finds a module).
+    pub test_blobs_by_dht_only: bool,
 }
 
 /// Test only: the lies of a sync peer ([`NodeConfig::test_sync_lie`]).
@@ -201,6 +204,7 @@ impl Default for NodeConfig {
             test_fail_executions: 0,
             test_slow_blocks_ms: 0,
             test_sync_lie: None,
+            test_blobs_by_dht_only: false,
         }
     }
 }
@@ -319,6 +323,7 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "test_fail_executions",
     "test_slow_blocks_ms",
     "test_sync_lie",
+    "test_blobs_by_dht_only",
     "consensus",
 ];
 

@@ -108,6 +108,8 @@ pub struct Metrics {
     pub gossip_messages: Family<GossipLabels, Counter>,
     /// Penalties given to peers (a rejected message, a lie to sync).
     pub peers_penalised: Counter,
+    /// Requests for a module sent to holders the DHT named.
+    pub blob_holder_requests: Counter,
     /// Pending offers and account transactions.
     pub mempool_transactions: Gauge,
     /// Pending results.
@@ -206,6 +208,7 @@ impl Metrics {
             topic_peers: Family::default(),
             gossip_messages: Family::default(),
             peers_penalised: Counter::default(),
+            blob_holder_requests: Counter::default(),
             mempool_transactions: Gauge::default(),
             mempool_results: Gauge::default(),
             rpc_requests: Family::default(),
@@ -257,6 +260,11 @@ impl Metrics {
             "peers_penalised",
             "Penalties given to peers (a rejected message, a lie to sync)",
             m.peers_penalised.clone(),
+        );
+        r.register(
+            "blob_holder_requests",
+            "Requests for a module sent to holders the DHT named",
+            m.blob_holder_requests.clone(),
         );
         r.register("mempool_transactions", "Pending offers and account transactions", m.mempool_transactions.clone());
         r.register("mempool_results", "Pending results", m.mempool_results.clone());

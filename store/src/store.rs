@@ -652,6 +652,23 @@ impl Store {
     pub fn has_blob(&self, id: &Hash) -> Result<bool> {
         Ok(self.db.get_pinned_cf(self.cf(CF_BLOBS), id.0).map_err(storage)?.is_some())
     }
+
+    /// The ids of the stored blobs, in id order, at most `max` (their bytes are not read).
+    pub fn blob_ids(&self, max: usize) -> Result<Vec<Hash>> {
+        let mut rows = self.db.raw_iterator_cf(self.cf(CF_BLOBS));
+        rows.seek_to_first();
+        let mut ids = Vec::new();
+        while rows.valid() && ids.len() < max {
+            if let Some(key) = rows.key()
+                && let Ok(id) = <[u8; 32]>::try_from(key)
+            {
+                ids.push(Hash(id));
+            }
+            rows.next();
+        }
+        rows.status().map_err(storage)?;
+        Ok(ids)
+    }
 }
 
 impl Store {

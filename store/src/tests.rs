@@ -80,6 +80,11 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
         assert!(store.commit_block(not_next).is_err(), "height 1 again must be refused");
         let id = store.put_blob(b"wasm").expect("blob");
         assert_eq!(store.blob(&id).expect("read"), Some(b"wasm".to_vec()));
+        let other = store.put_blob(b"other").expect("blob");
+        let mut both = vec![id, other];
+        both.sort();
+        assert_eq!(store.blob_ids(10).expect("ids"), both, "in id order");
+        assert_eq!(store.blob_ids(1).expect("ids"), both[..1], "at most max");
     }
     let store = Store::open(dir.path(), chain_id).expect("reopen");
     assert_eq!(store.head_height().expect("head"), 1);

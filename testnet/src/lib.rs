@@ -525,7 +525,9 @@ pub async fn up(spec: &Spec) -> anyhow::Result<Testnet> {
         t.children.push(Some(child));
         t.nodes.push(bound);
     }
-    wait_for_peers(&t, count - 1).await?;
+    // Node 0 waits for every other node, but those a --netns topology cuts from it.
+    let cut = spec.netns.as_ref().map_or(0, |topology| (1..count).filter(|i| topology.is_cut(0, *i)).count());
+    wait_for_peers(&t, count - 1 - cut).await?;
     Ok(t)
 }
 

@@ -23,6 +23,9 @@
 //! client = "eu"
 //! ```
 //!
+//! `cuts = [[0, 5]]` (at the top) makes nodes 0 and 5 unable to reach each other, whatever
+//! their regions: a partition between two nodes.
+//!
 //! A packet from region A to region B is delivered `rtt / 2 + u × jitter / 2` after it left,
 //! `u` drawn uniformly from [−1, 1], never before the packet sent before it on the same
 //! (source, destination) pair (each direction of a link is a FIFO, as one path through the
@@ -100,6 +103,9 @@ pub struct Topology {
     pub links: Vec<Link>,
     /// Where the nodes are.
     pub nodes: Placements,
+    /// Pairs of nodes (by index) whose packets to each other are all dropped.
+    #[serde(default)]
+    pub cuts: Vec<[usize; 2]>,
 }
 
 /// What one direction of a link does to a packet.
@@ -158,7 +164,15 @@ impl Topology {
         for r in p.validators.iter().chain(&p.providers).chain(std::iter::once(&p.client)) {
             ensure!(names.contains_key(r.as_str()), "[nodes] names unknown region {r}");
         }
+        for [a, b] in &self.cuts {
+            ensure!(a != b, "cut [{a}, {b}] cuts a node from itself");
+        }
         Ok(())
+    }
+
+    /// Whether nodes `a` and `b` are cut from each other.
+    pub fn is_cut(&self, a: usize, b: usize) -> bool {
+        self.cuts.iter().any(|c| *c == [a, b] || *c == [b, a])
     }
 
     /// The region of node `i` of a testnet of `validators` validators (validators first).

@@ -321,7 +321,8 @@ fn relay(plan: &Plan, devices: Vec<File>) -> anyhow::Result<Stats> {
     let mut scheduler = Scheduler::new(u64::from(std::process::id()));
     for (a, ra) in regions.iter().enumerate() {
         for (b, rb) in regions.iter().enumerate() {
-            if a != b {
+            // A cut pair has no path: its packets are dropped.
+            if a != b && !plan.topology.is_cut(a, b) {
                 scheduler.set_path(a, b, plan.topology.path(ra, rb));
             }
         }
@@ -413,16 +414,19 @@ pub struct RttSample {
 
 /// Measures the round trip from each node to each other one, as the nodes see it: a thread
 /// enters the source node's namespace and times `samples` TCP handshakes (one round trip each)
-/// with the destination's RPC port. `targets[i]` is node `i`'s RPC address.
+/// with the destination's RPC port (pairs the topology cuts are skipped). `targets[i]` is node
+/// `i`'s RPC address.
 pub fn measure_rtts(plan: &Plan, targets: &[SocketAddr], samples: usize) -> anyhow::Result<Vec<RttSample>> {
     let mut out = Vec::new();
     for from in 0..targets.len() {
         let netns = plan.netns_path(from);
-        let targets = targets.to_vec();
+        let targets: Vec<(usize, SocketAddr)> =
+            targets.iter().copied().enumerate().filter(|(to, _)| !plan.topology.is_cut(from, *to)).collect();
         let measured = std::thread::spawn(move || -> anyhow::Result<Vec<(usize, Vec<f64>)>> {
             sys::enter_netns(&netns)?;
             let mut all = Vec::new();
-            for (to, addr) in targets.iter().enumerate().filter(|(to, _)| *to != from) {
+            for (to, addr) in targets.iter().filter(|(to, _)| *to != from) {
+                let to = *to;
                 let mut times = Vec::new();
                 for _ in 0..samples {
                     let t = Instant::now();

@@ -119,3 +119,55 @@ async fn a_three_region_netns_testnet_has_its_round_trips_finalizes_and_places_j
         assert!(!ns.exists(), "{} deleted", ns.display());
     }
 }
+
+/// One region; node 3 (a provider) cannot reach node 0 (the validator the client uses, where
+/// the module is uploaded), and asks only the holders the DHT names for a module it misses.
+const CUT: &str = r#"
+cuts = [[0, 3]]
+[[region]]
+name = "eu"
+rtt_ms = 2
+[nodes]
+validators = ["eu"]
+providers = ["eu"]
+client = "eu"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_cut_from_the_clients_node_finds_the_module_through_the_dht_and_runs_the_job() {
+    if !can_run() {
+        return;
+    }
+    let topology = Topology::parse(CUT).expect("a valid topology");
+    let net = start_custom(1, 3, 0, |s| {
+        s.netns = Some(topology.clone());
+        let home = s.dir.join("nodes").join("3");
+        std::fs::create_dir_all(&home).expect("node 3's folder");
+        std::fs::write(home.join(cairn_testnet::NODE_CONFIG_FILE), "test_blobs_by_dht_only = true\n")
+            .expect("node.toml");
+    })
+    .await;
+    let c = net.rpc(0).await;
+    let far = net.provider_key(3);
+    // The module goes to node 0 only; the providers it reaches fetch it, and say so in the DHT.
+    let module_id = c.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let offer = net.offer_for(&c, module_id, far, "through the dht").await;
+    let run =
+        client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    assert_eq!(run.result.provider, far, "run by node 3: {:?}\n{}", run.result, net.t.log_tail(3, 60));
+    // Node 3 never reached node 0: each sees the other two nodes only.
+    for i in [0, 3] {
+        let peers = net.rpc(i).await.node_info().await.expect("node_info").peers;
+        assert_eq!(peers, 2, "node {i} has {peers} peers");
+    }
+    // It asked holders the DHT named (its connected peers it did not ask).
+    let metrics = net.t.nodes[3].metrics.expect("metrics served");
+    let (status, text) = crate::metrics::http_get(metrics, "/metrics");
+    assert_eq!(status, 200);
+    let asked = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn_blob_holder_requests_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no cairn_blob_holder_requests_total in\n{text}"));
+    assert!(asked >= 1.0, "node 3 asked {asked} holders");
+}

@@ -30,6 +30,7 @@ struct On {
     isolated: bool,
     slow_blocks: Option<SlowBlocks>,
     sync_lie: Option<SyncLie>,
+    blobs_by_dht_only: bool,
 }
 
 /// The executor takes `delay` over each block it executes, with a file at `marker` while it
@@ -62,7 +63,8 @@ impl Faults {
             || config.test_partition
             || config.test_fail_executions > 0
             || config.test_slow_blocks_ms > 0
-            || config.test_sync_lie.is_some();
+            || config.test_sync_lie.is_some()
+            || config.test_blobs_by_dht_only;
         #[cfg(feature = "test-faults")]
         {
             let _ = asked;
@@ -81,6 +83,7 @@ impl Faults {
                         marker: config.home.join("test-executing-block"),
                     }),
                     sync_lie: config.test_sync_lie,
+                    blobs_by_dht_only: config.test_blobs_by_dht_only,
                 },
             })
         }
@@ -109,6 +112,14 @@ impl Faults {
         return self.on.sync_lie;
         #[cfg(not(feature = "test-faults"))]
         None
+    }
+
+    /// Whether this node asks only the DHT's holders for a module it misses.
+    pub fn blobs_by_dht_only(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.on.blobs_by_dht_only;
+        #[cfg(not(feature = "test-faults"))]
+        false
     }
 
     /// Whether this provider lies about its outputs.

@@ -15,6 +15,7 @@
 //! Every validator runs the consensus engine ([`consensus`]), a lone validator too: there is
 //! one block path, and each block is executed once here ([`crate::chain`]).
 
+mod blobs;
 mod consensus;
 pub mod discovery;
 pub mod executor;
@@ -219,6 +220,8 @@ pub struct Node {
     state_sync: statesync::StateSync,
     /// Peers found through the DHT and dialed.
     discovery: discovery::Discovery,
+    /// DHT lookups of the blobs this node misses.
+    blobs: blobs::BlobLookups,
     /// Gossip batches at the verifying threads (at most [`gossip::VERIFYING_MAX`]).
     verifying: usize,
     executor: Executor,
@@ -300,6 +303,7 @@ impl Node {
             sync: SyncState::default(),
             state_sync: statesync::StateSync::default(),
             discovery: discovery::Discovery::default(),
+            blobs: blobs::BlobLookups::default(),
             verifying: 0,
             executor,
             executed: ExecutedHere::default(),
@@ -343,6 +347,7 @@ impl Node {
         gossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         self.publish_view();
+        self.provide_stored_blobs()?;
         self.start_consensus()?;
         // Once asked to stop: until when it may finish its running jobs, and, once they are
         // done, until when it keeps the network running for their results to leave.
@@ -508,8 +513,9 @@ impl Node {
         Ok(())
     }
 
-    /// A module is stored here: what waited for it can go on.
+    /// A module is stored here: what waited for it can go on, and the DHT learns who holds it.
     fn module_stored(&mut self, id: Hash) {
+        self.provide_blob(id);
         self.verdicts_module_stored(&id);
         self.provider_module_stored(&id);
     }
@@ -844,7 +850,11 @@ impl Node {
                 if num_established.get() == 1 {
                     tracing::info!(%peer_id, "peer connected");
                     self.request_sync(peer_id);
-                    let modules: Vec<Hash> = self.provider.iter().flat_map(|p| p.modules_awaited()).copied().collect();
+                    let modules: Vec<Hash> = if self.faults.blobs_by_dht_only() {
+                        Vec::new()
+                    } else {
+                        self.provider.iter().flat_map(|p| p.modules_awaited()).copied().collect()
+                    };
                     for m in modules {
                         self.request_blob_from(peer_id, m);
                     }
@@ -876,6 +886,7 @@ impl Node {
                 self.net.on_slow_peer(peer_id, failed_messages.priority + failed_messages.non_priority);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev)?,
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev)?,
             _ => {}
         }
         Ok(())

@@ -236,10 +236,16 @@ impl Node {
         self.sync_from_any_peer();
     }
 
-    /// Asks every connected peer for a module (once at a time).
+    /// Asks every connected peer for a module (once at a time), and looks up in the DHT who
+    /// else holds it (`blobs.rs`).
     pub(super) fn request_blob(&mut self, module_id: Hash) {
-        // Asked already, or arrived and being stored.
-        if self.sync.storing.contains(&module_id) || self.sync.blob_requests.values().any(|m| *m == module_id) {
+        // Arrived and being stored.
+        if self.sync.storing.contains(&module_id) {
+            return;
+        }
+        self.lookup_blob(module_id);
+        // Asked already.
+        if self.sync.blob_requests.values().any(|m| *m == module_id) || self.faults.blobs_by_dht_only() {
             return;
         }
         for peer in self.net.peers() {
