@@ -248,7 +248,19 @@ impl RpcImpl {
             (Some((o, includable)), _) => (o, None, Some(includable)),
             (None, Some((o, why))) => (o, why, None),
             (None, None) => {
-                return Err(err(error::NOT_FOUND, format!("job {job_id} is unknown to this node; check the id")));
+                // A node that restored the state from a snapshot has no record of the jobs that
+                // ended before it.
+                let base = self.node.store.base_height().map_err(internal)?;
+                let why = if base > 1 {
+                    format!(
+                        "job {job_id} is unknown to this node: it restored the chain's state at height {base} and \
+                         has no record of jobs that ended before it; check the id, or ask a node that keeps the \
+                         whole history"
+                    )
+                } else {
+                    format!("job {job_id} is unknown to this node; check the id")
+                };
+                return Err(err(error::NOT_FOUND, why));
             }
         };
         let result = tracked.as_ref().and_then(|t| t.1.clone());

@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use cairn_rpc::CairnApiClient;
+use cairn_rpc::client::{self, OfferTerms};
 
-use crate::support::{Net, TIMEOUT, code_of, start};
+use crate::support::{Net, TIMEOUT, code_of, start, uppercase_module};
 
 /// How far ahead a peer must be for the late node to restore the state.
 const MIN_BLOCKS: u64 = 100;
@@ -37,6 +38,14 @@ async fn a_late_node_restores_the_state_from_peers_and_catches_a_tampered_chunk(
     restart_with(&mut net, 2, "test_sync_lie = \"tampered_state\"\n").await;
     let tamperer = net.rpc(2).await.node_info().await.expect("node_info").peer_id;
     net.run_jobs(0, 6, "before").await;
+    // One more, whose id is kept: it settles and leaves the state long before the snapshot.
+    let c0 = net.rpc(0).await;
+    let module_id = c0.module_put(hex::encode(uppercase_module())).await.expect("module_put");
+    let old = client::sign_offer(&c0, &net.client_key, module_id, b"old".to_vec(), OfferTerms::default(), None)
+        .await
+        .expect("sign");
+    let old_job = old.job_id();
+    client::run_to_finality(&c0, old, TIMEOUT, |_| {}).await.expect("the old job");
     let deadline = Instant::now() + TIMEOUT;
     while net.height(0).await < MIN_BLOCKS + 20 {
         assert!(Instant::now() < deadline, "the chain does not grow:\n{}", net.logs());
@@ -92,6 +101,13 @@ async fn a_late_node_restores_the_state_from_peers_and_catches_a_tampered_chunk(
     let key = format!("01{}", hex::encode(net.client_key.public().0));
     let proof = c.state_get_proof(key, None).await.expect("state proof");
     proof.verify(&net.genesis).expect("the proof verifies against the genesis");
+
+    // A job that ended before the snapshot is not known here, and the answer says why; a node
+    // with the whole history still tells it.
+    let unknown = c.job_get(old_job).await.expect_err("no record of a job retired before the snapshot");
+    assert_eq!(code_of(&unknown), Some(cairn_rpc::error::NOT_FOUND));
+    assert!(unknown.to_string().contains(&format!("restored the chain's state at height {restored_at}")), "{unknown}");
+    assert_eq!(c0.job_get(old_job).await.expect("node 0 keeps its record").stage, cairn_rpc::JobStage::Finalized);
 
     // And takes part: jobs submitted through it are finalized.
     net.run_jobs(late, 2, "after").await;
