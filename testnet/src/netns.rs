@@ -36,7 +36,8 @@ const ROUTER_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const ROUTER_QUEUE_BYTES_MAX: usize = 64 << 20;
 /// The largest packet read from a device (the devices' MTU is 1,500).
 const PACKET_BYTES_MAX: usize = 65_536;
-/// The most nodes a `--netns` testnet may have (addresses `10.X.0.1` to `10.X.253.254`).
+/// The most nodes a `--netns` testnet may have (node `i` is host `i + 1` of the /16, the host
+/// `10.X.255.254`).
 pub const NODES_MAX: usize = 65_000;
 
 /// One node's place in the network.
@@ -156,7 +157,7 @@ struct RouterFile {
 /// network is up. The returned child is the router; stop it with [`stop_router`].
 pub fn start_router(dir: &Path, binary: &Path) -> anyhow::Result<Child> {
     require_root()?;
-    let _ = std::fs::remove_file(dir.join(ROUTER_FILE));
+    // A router left running by an earlier `up` (without `down`) is stopped first.
     stop_router(dir);
     let log = std::fs::File::create(dir.join("netns-router.log")).context("cannot create the router's log")?;
     let mut cmd = Command::new(binary);

@@ -17,7 +17,8 @@
 //!   to nearly every other (and gossip floods each message to all of them). Above
 //!   [`PEERS_HIGH_FACTOR`] × `peers_target` connections, each tick closes at most
 //!   [`PRUNES_PER_TICK`] of the peers that are in none of this node's gossip meshes and are
-//!   not validators (consensus wants validators directly connected), choosing by a hash of
+//!   not validators (consensus wants validators directly connected) nor the peer it syncs
+//!   blocks from, choosing by a hash of
 //!   both peer ids so that nodes prune different peers; a pruned peer is not dialed again
 //!   within [`DIAL_BACKOFF`].
 //! - **Accepting.** Inbound connections are not limited here: the node's connection limits
@@ -156,12 +157,14 @@ impl Node {
 }
 
 impl Node {
-    /// Closes connections above `high` to peers in none of this node's meshes and not
-    /// validators ([`surplus`]).
+    /// Closes connections above `high` to peers in none of this node's meshes, not validators
+    /// and not the sync source ([`surplus`]).
     fn prune_peers(&mut self, connected: &std::collections::HashSet<PeerId>, high: usize) {
         let mut keep: std::collections::HashSet<PeerId> =
             self.net.swarm().behaviour().gossipsub.all_mesh_peers().copied().collect();
         keep.extend(self.chain.validators.validators().iter().filter_map(|v| p2p::peer_id_of(&v.address)));
+        // Nor the peer this node syncs blocks from.
+        keep.extend(self.sync.source());
         let local = *self.net.swarm().local_peer_id();
         let now = Instant::now();
         for peer in surplus(&local, connected, &keep, high) {

@@ -99,6 +99,11 @@ pub struct SyncState {
 }
 
 impl SyncState {
+    /// The peer this node syncs blocks from now, if any.
+    pub fn source(&self) -> Option<PeerId> {
+        self.source
+    }
+
     /// Whether an announced module is being fetched.
     pub fn is_announced(&self, id: &Hash) -> bool {
         self.announced.contains(id)
