@@ -141,6 +141,20 @@ pub fn require_root() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this machine lets this process build a `--netns` testnet: root, the `ip` command,
+/// and a network namespace and a TUN device actually created (and deleted again). A container
+/// without the network capabilities fails here, with the reason.
+pub fn probe() -> anyhow::Result<()> {
+    require_root()?;
+    let name = format!("cairn-probe-{}", std::process::id());
+    ip(&["netns", "add", &name])?;
+    let _ = ip(&["netns", "del", &name]);
+    let tun = format!("cnprobe{}", std::process::id() % 100_000);
+    let device = sys::open_tun(&tun)?;
+    drop(device);
+    Ok(())
+}
+
 fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip").args(args).output().context("cannot run ip")?;
     ensure!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
