@@ -679,6 +679,11 @@ impl State {
         self.jobs.get(id)
     }
 
+    /// Every job in the state (in progress, or finished and not retired yet), by id.
+    pub fn jobs(&self) -> impl Iterator<Item = (&Hash, &Job)> {
+        self.jobs.iter()
+    }
+
     /// Whether blocks must keep coming even with nothing to include: open jobs (delivery and
     /// deadline clocks), results waiting to settle, stake waiting to unbond.
     pub fn has_pending_work(&self) -> bool {

@@ -98,6 +98,10 @@ pub struct NodeConfig {
     /// Compiled modules kept in memory by the sandbox, in bytes of machine code (the least
     /// recently used go first; the disk cache in `<home>/vm-cache` keeps them all).
     pub module_cache_bytes: u64,
+    /// Modules (wasm blobs) kept in the store, in bytes: past it the oldest are deleted,
+    /// except those a job in the state uses and those stored in the last 10 minutes (a node
+    /// missing one later fetches it from a holder again).
+    pub store_blobs_bytes_max: u64,
     /// State sync: a node with no block yet whose peer is at least `state_sync_min_blocks`
     /// ahead restores the state at that peer's head — each chunk checked against the head's
     /// state root, the head against a commit of the genesis validators — and then syncs only
@@ -154,6 +158,9 @@ pub enum SyncLie {
     TamperedState,
 }
 
+/// The default of `store_blobs_bytes_max`: 1 GiB of modules, hundreds of large ones.
+pub const STORE_BLOBS_BYTES_DEFAULT: u64 = 1 << 30;
+
 /// The default of `peers_target`: enough for every gossip topic's mesh (3 to 6 peers) and
 /// some to spare.
 pub const PEERS_TARGET_DEFAULT: usize = 8;
@@ -194,6 +201,7 @@ impl Default for NodeConfig {
             store_write_buffer_bytes: cairn_store::WRITE_BUFFER_BYTES as u64,
             store_wal_bytes_max: cairn_store::WAL_BYTES_MAX,
             module_cache_bytes: cairn_vm::VmConfig::default().cache_bytes_max as u64,
+            store_blobs_bytes_max: STORE_BLOBS_BYTES_DEFAULT,
             state_sync: true,
             state_sync_min_blocks: 1_000,
             state_sync_chunk_entries: 2_048,
@@ -313,6 +321,7 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "store_write_buffer_bytes",
     "store_wal_bytes_max",
     "module_cache_bytes",
+    "store_blobs_bytes_max",
     "state_sync",
     "state_sync_min_blocks",
     "state_sync_chunk_entries",

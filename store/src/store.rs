@@ -21,6 +21,7 @@
 //! block that was fully written, never half of one.
 
 use std::path::Path;
+use std::time::Duration;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
@@ -51,7 +52,8 @@ const CF_PROPOSED: &str = "proposed";
 const CF_EVIDENCE: &str = "evidence";
 const CF_JMT_KEYS: &str = "jmt_keys";
 const CF_JMT_STALE_KEYS: &str = "jmt_stale_keys";
-const ALL_CFS: [&str; 16] = [
+const CF_BLOB_ORDER: &str = "blob_order";
+const ALL_CFS: [&str; 17] = [
     CF_BLOCKS,
     CF_COMMITS,
     CF_RECEIPTS,
@@ -68,6 +70,7 @@ const ALL_CFS: [&str; 16] = [
     CF_EVIDENCE,
     CF_JMT_KEYS,
     CF_JMT_STALE_KEYS,
+    CF_BLOB_ORDER,
 ];
 
 /// How many versions of the state tree are kept by default before stale nodes are pruned.
@@ -160,10 +163,40 @@ pub struct BlockWrite<'a> {
 /// The node's rocksdb database.
 pub struct Store {
     db: DB,
+    /// Bytes of the blobs stored (their order entries' sizes), and the next order number.
+    blobs: std::sync::Mutex<BlobTally>,
     state_history_blocks: u64,
     /// The consensus log and proposed blocks hold nothing below this height (pruning starts
     /// its scan here, not at the first key, past every tombstone it left).
     wal_pruned_below: std::sync::atomic::AtomicU64,
+}
+
+/// What the store knows of its blobs without reading them.
+#[derive(Debug, Default)]
+struct BlobTally {
+    bytes: u64,
+    next_seq: u64,
+}
+
+/// A blob's entry in the order it was stored: its id, size and when (ms since the Unix epoch).
+fn blob_order_value(id: &Hash, size: u64, stored_ms: u64) -> Vec<u8> {
+    let mut v = id.0.to_vec();
+    v.extend_from_slice(&size.to_be_bytes());
+    v.extend_from_slice(&stored_ms.to_be_bytes());
+    v
+}
+
+fn decode_blob_order(v: &[u8]) -> Result<(Hash, u64, u64)> {
+    let bad = || Error::Corrupt("a blob order entry is not 48 bytes".into());
+    let v: &[u8; 48] = v.try_into().map_err(|_| bad())?;
+    let id = Hash(v[..32].try_into().map_err(|_| bad())?);
+    let size = u64::from_be_bytes(v[32..40].try_into().map_err(|_| bad())?);
+    let stored_ms = u64::from_be_bytes(v[40..48].try_into().map_err(|_| bad())?);
+    Ok((id, size, stored_ms))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl std::fmt::Debug for Store {
@@ -259,6 +292,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
+            blobs: std::sync::Mutex::new(BlobTally::default()),
             state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT,
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
         };
@@ -287,7 +321,22 @@ impl Store {
             }
         }
         store.index_state_keys()?;
+        store.tally_blobs()?;
         Ok(store)
+    }
+
+    /// Adds up the blobs' sizes from their order entries (48 bytes each, not the blobs).
+    fn tally_blobs(&self) -> Result<()> {
+        let mut tally = BlobTally::default();
+        for item in self.db.iterator_cf(self.cf(CF_BLOB_ORDER), IteratorMode::Start) {
+            let (k, v) = item.map_err(storage)?;
+            let (_, size, _) = decode_blob_order(&v)?;
+            tally.bytes += size;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| Error::Corrupt("blob order key".into()))?);
+            tally.next_seq = tally.next_seq.max(seq + 1);
+        }
+        *self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tally;
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -633,11 +682,63 @@ impl Store {
             .collect()
     }
 
-    /// Stores a blob under its hash (idempotent, synced).
+    /// Stores a blob under its hash (idempotent, synced), and notes when, in the order blobs
+    /// are stored ([`Store::evict_blobs`] goes by it).
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash> {
         let id = Hash::of(bytes);
-        self.put_synced(CF_BLOBS, &id.0, bytes)?;
+        let mut tally = self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.has_blob(&id)? {
+            return Ok(id);
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOBS), id.0, bytes);
+        batch.put_cf(
+            self.cf(CF_BLOB_ORDER),
+            tally.next_seq.to_be_bytes(),
+            blob_order_value(&id, bytes.len() as u64, now_ms()),
+        );
+        self.write_synced(batch)?;
+        tally.next_seq += 1;
+        tally.bytes += bytes.len() as u64;
         Ok(id)
+    }
+
+    /// Bytes of the blobs stored.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).bytes
+    }
+
+    /// Deletes the oldest blobs until they take at most `budget` bytes, skipping those `keep`
+    /// says are in use, and stopping at the first stored less than `min_age` ago (a module
+    /// uploaded ahead of its jobs stays that long). Returns the ids deleted.
+    pub fn evict_blobs(&self, budget: u64, min_age: Duration, keep: &dyn Fn(&Hash) -> bool) -> Result<Vec<Hash>> {
+        let mut tally = self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let young = now_ms().saturating_sub(min_age.as_millis() as u64);
+        let mut deleted = Vec::new();
+        let mut batch = WriteBatch::default();
+        let mut bytes = tally.bytes;
+        for item in self.db.iterator_cf(self.cf(CF_BLOB_ORDER), IteratorMode::Start) {
+            if bytes <= budget {
+                break;
+            }
+            let (k, v) = item.map_err(storage)?;
+            let (id, size, stored_ms) = decode_blob_order(&v)?;
+            if stored_ms > young {
+                break;
+            }
+            if keep(&id) {
+                continue;
+            }
+            batch.delete_cf(self.cf(CF_BLOBS), id.0);
+            batch.delete_cf(self.cf(CF_BLOB_ORDER), k);
+            bytes -= size;
+            deleted.push(id);
+        }
+        if !deleted.is_empty() {
+            self.write_synced(batch)?;
+            tally.bytes = bytes;
+        }
+        Ok(deleted)
     }
 
     /// The blob with hash `id`. Not re-hashed on every read (a provider reads its module per

@@ -85,6 +85,7 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
         both.sort();
         assert_eq!(store.blob_ids(10).expect("ids"), both, "in id order");
         assert_eq!(store.blob_ids(1).expect("ids"), both[..1], "at most max");
+        assert_eq!(store.blob_bytes(), 4 + 5);
     }
     let store = Store::open(dir.path(), chain_id).expect("reopen");
     assert_eq!(store.head_height().expect("head"), 1);
@@ -377,4 +378,35 @@ fn state_sync_costs() {
         entries.len(),
         all.elapsed()
     );
+}
+
+#[test]
+fn blobs_past_their_budget_are_deleted_oldest_first_unless_in_use_or_young() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain_id = Hash::of(b"blobs");
+    let ids: Vec<Hash>;
+    {
+        let store = Store::open(dir.path(), chain_id).expect("open");
+        ids = (0..5u8).map(|i| store.put_blob(&[i; 100]).expect("blob")).collect();
+        assert_eq!(store.put_blob(&[0; 100]).expect("again"), ids[0], "idempotent");
+        assert_eq!(store.blob_bytes(), 500, "counted once each");
+        // Young: nothing goes while every blob is younger than the minimum age.
+        let none = store.evict_blobs(0, std::time::Duration::from_secs(60), &|_| false).expect("evict");
+        assert!(none.is_empty());
+        // Old enough: the oldest go first, the one in use stays, until within the budget.
+        let in_use = ids[1];
+        let deleted = store.evict_blobs(250, std::time::Duration::ZERO, &|id| *id == in_use).expect("evict");
+        assert_eq!(deleted, vec![ids[0], ids[2], ids[3]]);
+        assert_eq!(store.blob_bytes(), 200);
+        assert!(!store.has_blob(&ids[0]).expect("read") && store.has_blob(&in_use).expect("read"));
+        // Within the budget: nothing more.
+        assert!(store.evict_blobs(250, std::time::Duration::ZERO, &|_| false).expect("evict").is_empty());
+    }
+    // The tally survives a restart, and new blobs come after the old ones.
+    let store = Store::open(dir.path(), chain_id).expect("reopen");
+    assert_eq!(store.blob_bytes(), 200);
+    let newer = store.put_blob(b"newer").expect("blob");
+    let deleted = store.evict_blobs(0, std::time::Duration::ZERO, &|_| false).expect("evict");
+    assert_eq!(deleted, vec![ids[1], ids[4], newer]);
+    assert_eq!(store.blob_bytes(), 0);
 }

@@ -10,6 +10,9 @@
 //! - **Accepting.** A provider record a peer sends is kept only under a 32-byte key and only
 //!   for the peer itself (Kademlia checks that), in a store bounded by
 //!   [`crate::p2p::PROVIDER_KEYS_MAX`] keys of at most 20 providers each.
+//! - **Keeping.** The store keeps at most `store_blobs_bytes_max` bytes of modules: past it the
+//!   oldest go, except those a job in the state uses and those stored within
+//!   [`BLOB_EVICTION_MIN_AGE`].
 //! - **Looking up.** At most [`BLOB_LOOKUPS_MAX`] lookups at once, one per module started per
 //!   [`BLOB_LOOKUP_BACKOFF`]; each asks at most [`BLOB_HOLDERS_ASKED_MAX`] holders.
 
@@ -32,6 +35,9 @@ pub const BLOB_HOLDERS_ASKED_MAX: usize = 4;
 pub const BLOB_LOOKUP_ENTRIES_MAX: usize = 1_024;
 /// Stored blobs a node provides when it starts, at most.
 pub const BLOBS_PROVIDED_AT_START_MAX: usize = 1_024;
+/// A blob stored less than this long ago is not evicted (a module uploaded ahead of its jobs,
+/// or one whose offers wait in the mempool).
+pub const BLOB_EVICTION_MIN_AGE: Duration = Duration::from_secs(600);
 
 /// The DHT key of a blob: its id's 32 bytes.
 pub fn blob_key(id: &Hash) -> kad::RecordKey {
@@ -117,6 +123,32 @@ impl Node {
     pub(super) fn provide_stored_blobs(&mut self) -> anyhow::Result<()> {
         for id in self.chain.store.blob_ids(BLOBS_PROVIDED_AT_START_MAX)? {
             self.provide_blob(id);
+        }
+        Ok(())
+    }
+
+    /// Past `store_blobs_bytes_max`, deletes the oldest modules no job in the state uses (nor
+    /// a provider here waits for), none stored within [`BLOB_EVICTION_MIN_AGE`].
+    pub(super) fn evict_blobs(&mut self) -> anyhow::Result<()> {
+        let budget = self.config.store_blobs_bytes_max;
+        if self.chain.store.blob_bytes() <= budget {
+            return Ok(());
+        }
+        let mut used: std::collections::HashSet<Hash> =
+            self.chain.state().jobs().map(|(_, job)| job.module_id).collect();
+        used.extend(self.provider.iter().flat_map(|p| p.modules_awaited()).copied());
+        let deleted = self.chain.store.evict_blobs(budget, BLOB_EVICTION_MIN_AGE, &|id| used.contains(id))?;
+        for id in &deleted {
+            // No longer a holder: the DHT stops naming this node for it.
+            self.net.swarm().behaviour_mut().kad.stop_providing(&blob_key(id));
+        }
+        if !deleted.is_empty() {
+            tracing::info!(
+                deleted = deleted.len(),
+                left_bytes = self.chain.store.blob_bytes(),
+                budget,
+                "deleted the oldest modules no job uses, past store_blobs_bytes_max"
+            );
         }
         Ok(())
     }

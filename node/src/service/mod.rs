@@ -931,6 +931,7 @@ impl Node {
         metrics::set(&self.metrics.mempool_transactions, self.mempool.txs_len() as u64);
         metrics::set(&self.metrics.mempool_results, self.mempool.results_len() as u64);
         self.sync.forget_finished_announcements();
+        self.evict_blobs()?;
         self.early.expire(Instant::now());
         let gap_timeout = Duration::from_millis(self.config.mempool_gap_timeout_ms);
         let dropped = self.mempool.prune(self.chain.state(), self.chain.height() + 1, gap_timeout);
