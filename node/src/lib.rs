@@ -8,6 +8,7 @@
 //! loop for the rest. [`run_node`] starts one with a [`NodeConfig`] and runs it until shutdown.
 //! The `cairn` command line that runs it (`cairn node run`) is the `cairn` crate (`cli/`).
 
+pub mod backoff;
 pub mod backpressure;
 pub mod bft;
 pub mod chain;

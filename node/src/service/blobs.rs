@@ -24,6 +24,7 @@ use libp2p::kad;
 use libp2p::kad::store::RecordStore;
 
 use super::Node;
+use crate::backoff::Backoff;
 
 /// DHT lookups of blobs in flight at once, at most.
 pub const BLOB_LOOKUPS_MAX: usize = 16;
@@ -53,12 +54,12 @@ pub fn blob_of_key(key: &kad::RecordKey) -> Option<Hash> {
 pub struct BlobLookups<Q = kad::QueryId> {
     /// Lookup → (blob, holders asked so far).
     in_flight: HashMap<Q, (Hash, usize)>,
-    last: HashMap<Hash, Instant>,
+    last: Backoff<Hash>,
 }
 
 impl<Q> Default for BlobLookups<Q> {
     fn default() -> Self {
-        BlobLookups { in_flight: HashMap::new(), last: HashMap::new() }
+        BlobLookups { in_flight: HashMap::new(), last: Backoff::new(BLOB_LOOKUP_BACKOFF, BLOB_LOOKUP_ENTRIES_MAX) }
     }
 }
 
@@ -68,21 +69,7 @@ impl<Q: std::hash::Hash + Eq> BlobLookups<Q> {
     /// one that asked an unreachable peer waits for Kademlia's query timeout, and holders
     /// that provided the blob since are found by the next). If so it is remembered.
     pub fn may_start(&mut self, id: Hash, now: Instant) -> bool {
-        if self.in_flight.len() >= BLOB_LOOKUPS_MAX
-            || self.last.get(&id).is_some_and(|at| now.duration_since(*at) < BLOB_LOOKUP_BACKOFF)
-        {
-            return false;
-        }
-        if self.last.len() >= BLOB_LOOKUP_ENTRIES_MAX {
-            self.last.retain(|_, at| now.duration_since(*at) < BLOB_LOOKUP_BACKOFF);
-            if self.last.len() >= BLOB_LOOKUP_ENTRIES_MAX
-                && let Some(oldest) = self.last.iter().min_by_key(|(_, at)| **at).map(|(b, _)| *b)
-            {
-                self.last.remove(&oldest);
-            }
-        }
-        self.last.insert(id, now);
-        true
+        self.in_flight.len() < BLOB_LOOKUPS_MAX && self.last.pass(id, now)
     }
 
     /// Lookup `query` of `id` started.

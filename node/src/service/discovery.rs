@@ -24,12 +24,12 @@
 //! - **Accepting.** Inbound connections are not limited here: the node's connection limits
 //!   bound them.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::{PeerId, identify};
 
 use super::Node;
+use crate::backoff::Backoff;
 use crate::p2p;
 
 /// Peers dialed per maintenance tick at most, while the node is short of peers.
@@ -68,30 +68,23 @@ pub fn surplus(
 }
 
 /// What discovery keeps between ticks.
-#[derive(Default)]
 pub struct Discovery {
-    /// Peers dialed recently, and when.
-    dialed: HashMap<PeerId, Instant>,
+    /// Peers dialed (or pruned) recently, and when.
+    dialed: Backoff<PeerId>,
     /// When the last bootstrap walk started.
     walked: Option<Instant>,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery { dialed: Backoff::new(DIAL_BACKOFF, DIAL_BACKOFF_ENTRIES_MAX), walked: None }
+    }
 }
 
 impl Discovery {
     /// Whether `peer` may be dialed at `now`; if so, it is remembered as dialed.
     fn may_dial(&mut self, peer: PeerId, now: Instant) -> bool {
-        if self.dialed.get(&peer).is_some_and(|at| now.duration_since(*at) < DIAL_BACKOFF) {
-            return false;
-        }
-        if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX {
-            self.dialed.retain(|_, at| now.duration_since(*at) < DIAL_BACKOFF);
-            if self.dialed.len() >= DIAL_BACKOFF_ENTRIES_MAX
-                && let Some(oldest) = self.dialed.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p)
-            {
-                self.dialed.remove(&oldest);
-            }
-        }
-        self.dialed.insert(peer, now);
-        true
+        self.dialed.pass(peer, now)
     }
 
     /// Whether a walk is due at `now` (the node is short of peers).
