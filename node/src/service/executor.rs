@@ -129,10 +129,28 @@ pub enum Done {
     StoreFailed(anyhow::Error),
 }
 
+/// How long dropping the executor waits for its thread to end (the block it is executing,
+/// then what it holds — the store among it — released).
+pub const EXECUTOR_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The handle the loop keeps: the executor's queue and a count of the blocks it executed.
+/// Dropping it ends the thread and waits (at most [`EXECUTOR_STOP_TIMEOUT`]) until it has
+/// released what it holds: a process must not exit while another thread still closes the
+/// database (rocksdb's background threads would outlive its statics, and abort).
 pub struct Executor {
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
     executions: Arc<AtomicU64>,
+    /// Closed by the thread once it has dropped everything it held.
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = self.ended.recv_timeout(EXECUTOR_STOP_TIMEOUT) {
+            tracing::warn!("the block executor did not stop within {EXECUTOR_STOP_TIMEOUT:?}");
+        }
+    }
 }
 
 impl Executor {
@@ -140,6 +158,7 @@ impl Executor {
     /// takes longer over each block.
     pub fn start(events: mpsc::Sender<Event>, slow: Option<SlowBlocks>) -> anyhow::Result<Executor> {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(EXECUTOR_QUEUE);
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
         let executions = Arc::new(AtomicU64::new(0));
         let counted = executions.clone();
         std::thread::Builder::new().name("cairn-executor".into()).spawn(move || {
@@ -154,17 +173,24 @@ impl Executor {
                 };
                 if events.blocking_send(Event::Block(done)).is_err() {
                     // The loop is gone: the node is stopping.
-                    return;
+                    break;
                 }
             }
+            // Released before the handle hears of the end: the queue's jobs and the cache
+            // hold the store.
+            drop(queue);
+            drop(cache);
+            drop(events);
+            drop(ended_tx);
         })?;
-        Ok(Executor { jobs, executions })
+        Ok(Executor { jobs: Some(jobs), executions, ended })
     }
 
     /// Queues a job. The loop never has more than a few in flight; a full queue means the
     /// executor thread is gone or stuck, which the node cannot recover from.
     pub fn submit(&self, job: Job) -> anyhow::Result<()> {
-        self.jobs.try_send(job).map_err(|e| match e {
+        let jobs = self.jobs.as_ref().ok_or_else(|| anyhow::anyhow!("the block executor stopped"))?;
+        jobs.try_send(job).map_err(|e| match e {
             std::sync::mpsc::TrySendError::Full(_) => anyhow::anyhow!("the block executor's queue is full"),
             std::sync::mpsc::TrySendError::Disconnected(_) => anyhow::anyhow!("the block executor stopped"),
         })
