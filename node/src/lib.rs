@@ -83,7 +83,10 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         config: config.clone(),
         address: key.public(),
     };
-    let metrics = Arc::new(metrics::Metrics::new(rpc_server::method_names(), Some(vm.clone()), Some(config.db_path())));
+    let metrics = Arc::new(
+        metrics::Metrics::new(rpc_server::method_names(), Some(vm.clone()), Some(config.db_path()))
+            .with_store_memory(chain.store.clone()),
+    );
     let metrics_addr = match config.metrics {
         Some(addr) => {
             let bound = metrics::serve(addr, metrics.clone()).await?;

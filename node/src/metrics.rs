@@ -178,6 +178,26 @@ impl Collector for StoreCollector {
     }
 }
 
+/// The store's memory, read at each scrape: its block cache, memtables and table readers.
+#[derive(Debug)]
+struct StoreMemoryCollector(Arc<cairn_store::Store>);
+
+impl Collector for StoreMemoryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self.0.memory();
+        for (name, help, bytes) in [
+            ("store_block_cache", "The store's block cache in use (within store_cache_bytes)", m.block_cache_bytes),
+            ("store_memtable", "The store's memtables (within store_write_buffer_bytes)", m.memtable_bytes),
+            ("store_table_readers", "The store's open tables' readers, outside the cache", m.table_reader_bytes),
+        ] {
+            let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
+            let metric = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 fn seconds_buckets() -> impl Iterator<Item = f64> {
     // 100 µs to ~105 s.
     exponential_buckets(0.000_1, 2.0, 21)
@@ -302,6 +322,12 @@ impl Metrics {
             r.register_collector(Box::new(StoreCollector(dir)));
         }
         Metrics { registry: r, ..m }
+    }
+
+    /// Also reports `store`'s memory at each scrape.
+    pub fn with_store_memory(mut self, store: Arc<cairn_store::Store>) -> Metrics {
+        self.registry.register_collector(Box::new(StoreMemoryCollector(store)));
+        self
     }
 
     /// The label value of an RPC method: the API's own name, or `other`.
@@ -435,6 +461,25 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("made_up_method"), "a stranger's method name is not a label value");
+    }
+
+    #[test]
+    fn the_stores_memory_is_reported_against_its_budget() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = Arc::new(cairn_store::Store::open(dir.path(), cairn_ledger::Hash::of(b"chain")).expect("store"));
+        store.put_blob(&[7u8; 4_096]).expect("a blob");
+        let m = Metrics::new(["chain_head"], None, None).with_store_memory(store.clone());
+        let text = m.encode();
+        let value = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        };
+        // The blob just written sits in a memtable.
+        assert!(value("cairn_store_memtable_bytes") >= 4_096, "{text}");
+        assert!(value("cairn_store_block_cache_bytes") <= cairn_store::BLOCK_CACHE_BYTES as u64);
+        let _ = value("cairn_store_table_readers_bytes");
     }
 
     #[tokio::test]

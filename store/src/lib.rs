@@ -34,6 +34,6 @@ mod tests;
 pub use error::{Error, Result};
 pub use store::{
     BLOCK_CACHE_BYTES, BlockWrite, JobLocation, RECORD_BYTES_MAX, STATE_HISTORY_BLOCKS_DEFAULT, Store, StoreBudget,
-    WAL_BYTES_MAX, WRITE_BUFFER_BYTES,
+    StoreMemory, WAL_BYTES_MAX, WRITE_BUFFER_BYTES,
 };
 pub use tree::{StoreTree, init_store_genesis};

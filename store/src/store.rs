@@ -163,12 +163,25 @@ pub struct BlockWrite<'a> {
 /// The node's rocksdb database.
 pub struct Store {
     db: DB,
+    /// The block cache every table shares (kept to read its usage).
+    cache: Cache,
     /// Bytes of the blobs stored (their order entries' sizes), and the next order number.
     blobs: std::sync::Mutex<BlobTally>,
     state_history_blocks: u64,
     /// The consensus log and proposed blocks hold nothing below this height (pruning starts
     /// its scan here, not at the first key, past every tombstone it left).
     wal_pruned_below: std::sync::atomic::AtomicU64,
+}
+
+/// The memory a store holds (see [`Store::memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// The block cache's content (table blocks, indexes and filters), within `cache_bytes`.
+    pub block_cache_bytes: u64,
+    /// Every memtable, within `write_buffer_bytes`.
+    pub memtable_bytes: u64,
+    /// Open tables' readers outside the cache.
+    pub table_reader_bytes: u64,
 }
 
 /// What the store knows of its blobs without reading them.
@@ -292,6 +305,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
+            cache,
             blobs: std::sync::Mutex::new(BlobTally::default()),
             state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT,
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
@@ -701,6 +715,18 @@ impl Store {
         tally.next_seq += 1;
         tally.bytes += bytes.len() as u64;
         Ok(id)
+    }
+
+    /// The memory the store holds now, against its budget ([`StoreBudget`]).
+    pub fn memory(&self) -> StoreMemory {
+        let sum = |property: &str| -> u64 {
+            ALL_CFS.iter().filter_map(|cf| self.db.property_int_value_cf(self.cf(cf), property).ok().flatten()).sum()
+        };
+        StoreMemory {
+            block_cache_bytes: self.cache.get_usage() as u64,
+            memtable_bytes: sum("rocksdb.cur-size-all-mem-tables"),
+            table_reader_bytes: sum("rocksdb.estimate-table-readers-mem"),
+        }
     }
 
     /// Bytes of the blobs stored.
