@@ -215,6 +215,17 @@ pub enum Limit {
 }
 
 impl TxError {
+    /// Fewer eligible providers than `needed` at `max_price`: in the offer's regions if its
+    /// placement allows those only.
+    pub fn no_provider(max_price: u64, needed: u8, placement: &cairn_ledger::Placement) -> TxError {
+        match placement {
+            cairn_ledger::Placement::Only { .. } => TxError::NoProviderInRegions { max_price, needed },
+            cairn_ledger::Placement::Anywhere | cairn_ledger::Placement::Prefer { .. } => {
+                TxError::NoProvider { max_price, needed }
+            }
+        }
+    }
+
     /// The rule broken, for programs (`data.reason` of an RPC error): stable snake_case.
     pub fn reason(&self) -> &'static str {
         match self {

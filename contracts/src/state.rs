@@ -415,6 +415,15 @@ impl NonceRule {
     }
 }
 
+/// A provider's declared region: empty (none) or a region's name.
+fn provider_region_rule(region: &str) -> Result<()> {
+    if region.is_empty() || is_region(region) {
+        Ok(())
+    } else {
+        Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }))
+    }
+}
+
 /// What applying `tx` takes from its sender's balance: an offer's escrow and fee; an account
 /// transaction's fee plus the amount, stake or bond it moves; nothing for a result.
 pub fn balance_needed(tx: &Transaction) -> Result<u64> {
@@ -771,13 +780,22 @@ impl State {
         max_price: u64,
         placement: &'a Placement,
     ) -> impl Iterator<Item = (&'a PublicKey, &'a Provider)> + 'a {
+        self.priced(max_price, placement).filter(|(_, p)| p.active_jobs < p.capacity)
+    }
+
+    /// Providers with the stake to be assigned, an ask at most `max_price` and, if `placement`
+    /// allows some regions only, in one of them — capacity aside. A placement that names too
+    /// many regions (not a valid one: see [`Placement::counts_ok`]) allows nobody, so that an
+    /// unchecked offer (an estimate's) costs at most a pass over the providers.
+    fn priced<'a>(
+        &'a self,
+        max_price: u64,
+        placement: &'a Placement,
+    ) -> impl Iterator<Item = (&'a PublicKey, &'a Provider)> + 'a {
         let stake_min = self.params.stake_min;
+        let valid = placement.counts_ok();
         self.providers.iter().filter(move |(_, p)| {
-            p.stake >= stake_min
-                && p.stake > 0
-                && p.price_per_fuel <= max_price
-                && p.active_jobs < p.capacity
-                && placement.allows(&p.region)
+            valid && p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price && placement.allows(&p.region)
         })
     }
 
@@ -819,13 +837,7 @@ impl State {
     /// `placement` allows), whether or not they have capacity left: with
     /// [`State::eligible_count`], tells a price too low from providers that are all busy.
     pub fn priced_count(&self, max_price: u64, placement: &Placement) -> usize {
-        let stake_min = self.params.stake_min;
-        self.providers
-            .values()
-            .filter(|p| {
-                p.stake >= stake_min && p.stake > 0 && p.price_per_fuel <= max_price && placement.allows(&p.region)
-            })
-            .count()
+        self.priced(max_price, placement).count()
     }
 
     /// The lowest ask of a provider with the stake to be assigned (capacity aside), if any.
@@ -929,12 +941,7 @@ impl State {
         }
         let needed = usize::from(o.redundancy);
         if self.eligible(o.max_price, &o.placement).take(needed).count() < needed {
-            return Err(match o.placement {
-                Placement::Only { .. } => TxError::NoProviderInRegions { max_price: o.max_price, needed: o.redundancy },
-                Placement::Anywhere | Placement::Prefer { .. } => {
-                    TxError::NoProvider { max_price: o.max_price, needed: o.redundancy }
-                }
-            });
+            return Err(TxError::no_provider(o.max_price, o.redundancy, &o.placement));
         }
         Ok(escrow)
     }
@@ -1139,9 +1146,7 @@ impl State {
                 if *capacity == 0 {
                     return Err(TxError::Limit(Limit::Capacity));
                 }
-                if !region.is_empty() && !is_region(region) {
-                    return Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }));
-                }
+                provider_region_rule(region)?;
                 if self.provider(&tx.sender).is_none() && self.providers.len() >= PROVIDERS_MAX {
                     return Err(TxError::Limit(Limit::Providers { max: PROVIDERS_MAX }));
                 }
@@ -1157,9 +1162,7 @@ impl State {
             }
             Action::UpdateRegion { region } => {
                 self.provider(&tx.sender).ok_or(TxError::NotProvider(tx.sender))?;
-                if !region.is_empty() && !is_region(region) {
-                    return Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }));
-                }
+                provider_region_rule(region)?;
                 0
             }
             Action::Unbond { amount } => {

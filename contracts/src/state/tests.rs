@@ -641,6 +641,11 @@ fn region_names_are_checked_in_offers_registrations_and_updates() {
         let tx = placed(placement.clone());
         assert_eq!(apply(&mut s, &tx, 1).as_ref(), Err(expected), "{placement:?}");
     }
+    // An unchecked placement (an estimate's) with far too many regions allows nobody, at the
+    // cost of one pass over the providers, not one per region.
+    let huge = Placement::Only { regions: (0..100_000).map(|i| format!("r{i}")).collect() };
+    assert_eq!((s.eligible_count(1, &huge), s.priced_count(1, &huge)), (0, 0));
+    assert!(s.ranking(&Hash::of(b"j"), 1, &huge, RANKING_MAX).is_empty());
     assert_eq!(bad_name.reason(), "bad_region");
     assert_eq!(bad_count.reason(), "bad_placement");
     // A registration declares a region; an update changes it; empty clears it.

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use cairn_contracts::{Limit, REDUNDANCY_MAX, State, TxError};
-use cairn_ledger::{ChainParams, FORMAT_VERSION, Hash, JobOffer, JobStatus, Placement};
+use cairn_ledger::{ChainParams, FORMAT_VERSION, Hash, JobOffer, JobStatus};
 use cairn_rpc::error::overloaded;
 use cairn_rpc::{EstimateProblem, EstimateProvider, JobEstimate, RpcResult};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -102,12 +102,7 @@ pub fn problems(state: &State, offer: &JobOffer, job_id: &Hash, checked: Result<
     }
     let k = offer.redundancy;
     if (1..=REDUNDANCY_MAX).contains(&k) && state.eligible_count(offer.max_price, &offer.placement) < usize::from(k) {
-        found.push(match offer.placement {
-            Placement::Only { .. } => TxError::NoProviderInRegions { max_price: offer.max_price, needed: k },
-            Placement::Anywhere | Placement::Prefer { .. } => {
-                TxError::NoProvider { max_price: offer.max_price, needed: k }
-            }
-        });
+        found.push(TxError::no_provider(offer.max_price, k, &offer.placement));
     }
     let mut out: Vec<EstimateProblem> = Vec::new();
     for e in &found {

@@ -36,6 +36,10 @@ pub const BLOB_HOLDERS_ASKED_MAX: usize = 4;
 pub const BLOB_LOOKUP_ENTRIES_MAX: usize = 1_024;
 /// Stored blobs a node provides when it starts, at most.
 pub const BLOBS_PROVIDED_AT_START_MAX: usize = 1_024;
+/// The budget is enforced at most this often: over it, collecting the modules in use and
+/// walking the oldest blobs is work for the event loop, and a budget spent on modules in use
+/// stays spent until jobs end.
+pub const BLOB_EVICTION_INTERVAL: Duration = Duration::from_secs(10);
 /// A blob stored less than this long ago is not evicted (a module uploaded ahead of its jobs,
 /// or one whose offers wait in the mempool).
 pub const BLOB_EVICTION_MIN_AGE: Duration = Duration::from_secs(600);
@@ -115,10 +119,11 @@ impl Node {
     }
 
     /// Past `store_blobs_bytes_max`, deletes the oldest modules no job in the state uses (nor
-    /// a provider here waits for), none stored within [`BLOB_EVICTION_MIN_AGE`].
+    /// a provider here waits for), none stored within [`BLOB_EVICTION_MIN_AGE`]; at most once
+    /// per [`BLOB_EVICTION_INTERVAL`].
     pub(super) fn evict_blobs(&mut self) -> anyhow::Result<()> {
         let budget = self.config.store_blobs_bytes_max;
-        if self.chain.store.blob_bytes() <= budget {
+        if self.chain.store.blob_bytes() <= budget || !self.blob_evictions.pass((), Instant::now()) {
             return Ok(());
         }
         let mut used: std::collections::HashSet<Hash> =

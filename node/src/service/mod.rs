@@ -222,6 +222,8 @@ pub struct Node {
     discovery: discovery::Discovery,
     /// DHT lookups of the blobs this node misses.
     blobs: blobs::BlobLookups,
+    /// When the module budget was last enforced.
+    blob_evictions: crate::backoff::Backoff<()>,
     /// Gossip batches at the verifying threads (at most [`gossip::VERIFYING_MAX`]).
     verifying: usize,
     executor: Executor,
@@ -304,6 +306,7 @@ impl Node {
             state_sync: statesync::StateSync::default(),
             discovery: discovery::Discovery::default(),
             blobs: blobs::BlobLookups::default(),
+            blob_evictions: crate::backoff::Backoff::new(blobs::BLOB_EVICTION_INTERVAL, 1),
             verifying: 0,
             executor,
             executed: ExecutedHere::default(),
