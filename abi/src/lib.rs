@@ -19,7 +19,7 @@
 
 /// The version of the job ABI. Anything that changes a job's outcome (status, output or fuel)
 /// is a new version (`docs/JOB-ABI.md`).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The module the host functions are imported from.
 pub const HOST_MODULE: &str = "cairn";

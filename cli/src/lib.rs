@@ -39,6 +39,9 @@ enum Command {
     /// Upload modules.
     #[command(subcommand)]
     Module(ModuleCmd),
+    /// Store and fetch job data blobs (inputs and outputs larger than a chain carries inline).
+    #[command(subcommand)]
+    Blob(BlobCmd),
     /// Submit jobs and fetch their results and proofs.
     #[command(subcommand)]
     Job(JobCmd),
@@ -176,13 +179,38 @@ enum ModuleCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum BlobCmd {
+    /// Store a file as a blob (at most 4 MiB) on the node; prints its id. An offer names it as
+    /// its input with the id (`job run` does it by itself for an input file larger than the
+    /// chain carries inline).
+    Put {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Fetch a blob by id (a job's input, or an output a result left in a blob) from the node,
+    /// which fetches it from its holders if it has not got it; checks it against the id.
+    Get {
+        /// The blob's id (SHA-256 of its bytes).
+        id: Hash,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+}
+
 /// A job's input and terms, as `job run` and `job estimate` take them.
 #[derive(Args, Debug)]
 struct JobArgs {
     /// The input, as text.
     #[arg(long, conflicts_with = "input_file")]
     input: Option<String>,
-    /// The input, from a file.
+    /// The input, from a file. One larger than the chain carries inline (`input_bytes_max`)
+    /// is stored on the node as a blob (at most 4 MiB), and the offer names it.
     #[arg(long)]
     input_file: Option<PathBuf>,
     /// Most fuel the job may use.
@@ -244,6 +272,10 @@ enum JobCmd {
         /// Where to write the proof.
         #[arg(long)]
         proof_out: Option<PathBuf>,
+        /// Where to write the output (default: printed, or for an output left in a blob,
+        /// `<job id>.output`).
+        #[arg(long)]
+        output_file: Option<PathBuf>,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout_s: u64,
@@ -781,15 +813,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = client::connect(&rpc.rpc).await?;
             println!("{}", c.module_put(hex::encode(bytes)).await?);
         }
-        Command::Job(JobCmd::Run { wasm, key, job, proof_out, timeout_s, rpc }) => {
+        Command::Blob(BlobCmd::Put { file, rpc }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            anyhow::ensure!(
+                bytes.len() <= cairn_ledger::DATA_BLOB_BYTES_MAX,
+                "{} is {} bytes, over the largest blob of {} bytes",
+                file.display(),
+                bytes.len(),
+                cairn_ledger::DATA_BLOB_BYTES_MAX
+            );
+            let c = client::connect(&rpc.rpc).await?;
+            println!("{}", c.blob_put(hex::encode(bytes)).await.context("blob_put")?);
+        }
+        Command::Blob(BlobCmd::Get { id, out, rpc }) => {
+            let c = client::connect(&rpc.rpc).await?;
+            let bytes = cairn_ledger::decode_hex(&c.blob_get(id).await.context("blob_get")?, "blob")?;
+            anyhow::ensure!(Hash::of(&bytes) == id, "the node sent a blob that does not match its id");
+            match out {
+                Some(out) => std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+            }
+        }
+        Command::Job(JobCmd::Run { wasm, key, job, proof_out, output_file, timeout_s, rpc }) => {
             let (input, terms) = job.input_and_terms()?;
             let key = Keypair::load(&key)?;
-            job_run(&rpc.rpc, &key, &wasm, input, terms, proof_out, timeout_s).await?;
+            let files = RunFiles { proof: proof_out, output: output_file };
+            job_run(&rpc.rpc, &key, &wasm, input, terms, files, timeout_s).await?;
         }
         Command::Job(JobCmd::Estimate { wasm, module_id, key, job, json, rpc }) => {
-            let (input, terms) = job.input_and_terms()?;
+            let (input, mut terms) = job.input_and_terms()?;
             let key = Keypair::load(&key)?;
             let c = client::connect(&rpc.rpc).await?;
+            let input = client::place_input(&c, input, &mut terms).await?;
             let module_id = match (module_id, wasm) {
                 (Some(id), _) => id,
                 (None, Some(wasm)) => c.module_put(hex::encode(read_module(&wasm)?)).await.context("module_put")?,
@@ -1208,13 +1263,21 @@ fn estimate_summary(offer: &cairn_ledger::JobOffer, e: &cairn_rpc::JobEstimate) 
     out
 }
 
+/// Where `job run` writes what it got.
+struct RunFiles {
+    /// The proof (default: `<job id>.proof.json`).
+    proof: Option<PathBuf>,
+    /// The output (default: printed; one left in a blob: `<job id>.output`).
+    output: Option<PathBuf>,
+}
+
 async fn job_run(
     rpc: &str,
     key: &Keypair,
     wasm: &Path,
     input: Vec<u8>,
-    terms: OfferTerms,
-    proof_out: Option<PathBuf>,
+    mut terms: OfferTerms,
+    files: RunFiles,
     timeout_s: u64,
 ) -> anyhow::Result<()> {
     let spinner = indicatif::ProgressBar::new_spinner();
@@ -1222,6 +1285,7 @@ async fn job_run(
     spinner.set_message("uploading module");
     let c = client::connect(rpc).await?;
     let module_id = c.module_put(hex::encode(read_module(wasm)?)).await.context("module_put")?;
+    let input = client::place_input(&c, input, &mut terms).await?;
     spinner.set_message("signing offer");
     let offer = client::sign_offer(&c, key, module_id, input, terms, None).await?;
     spinner.set_message("submitted");
@@ -1238,14 +1302,25 @@ async fn job_run(
     .await;
     spinner.finish_and_clear();
     let run = run?;
-    let out = proof_out.unwrap_or_else(|| PathBuf::from(format!("{}.proof.json", run.job_id)));
+    let out = files.proof.unwrap_or_else(|| PathBuf::from(format!("{}.proof.json", run.job_id)));
     std::fs::write(&out, serde_json::to_string_pretty(&run.proof)?)
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("job      {}", run.job_id);
     println!("status   {}  fuel {}  provider {}", run.result.status, run.result.fuel_used, run.result.provider);
-    match &run.result.reason {
-        Some(reason) => println!("reason   {reason}"),
-        None => println!("output   {}", String::from_utf8_lossy(&run.result.output)),
+    let output_file = match files.output {
+        Some(f) => Some(f),
+        None if run.result.output_in_blob => Some(PathBuf::from(format!("{}.output", run.job_id))),
+        None => None,
+    };
+    match (&run.result.reason, output_file) {
+        (Some(reason), _) => println!("reason   {reason}"),
+        (None, Some(f)) => {
+            let output = client::output_of(&c, &run.result).await?;
+            std::fs::write(&f, &output).with_context(|| format!("cannot write {}", f.display()))?;
+            let place = if run.result.output_in_blob { "a blob, " } else { "" };
+            println!("output   {} ({} bytes, {place}sha256 {})", f.display(), output.len(), run.result.output_hash);
+        }
+        (None, None) => println!("output   {}", String::from_utf8_lossy(&run.result.output)),
     }
     println!("result   in {:.1} ms; finalized in {:.1} ms", ms(run.to_result), ms(run.to_finalized));
     println!(
@@ -1301,6 +1376,7 @@ mod tests {
             assignment_height: 0,
             deadline_height: 10,
             placement: Placement::Anywhere,
+            input_blob: None,
         };
         let provider = PublicKey([7; 32]);
         let mut e = JobEstimate {

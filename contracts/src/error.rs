@@ -136,6 +136,9 @@ pub enum Limit {
         /// `input_bytes_max`.
         max: u32,
     },
+    /// An offer names an input blob and also carries an inline input.
+    #[error("an offer with an input_blob carries no inline input")]
+    InputAndBlob,
     /// The assignment height is not a finalized height inside the assignment window.
     #[error("assignment_height {got} must be a finalized height within {window} blocks of the head {head}")]
     AssignmentHeight {
@@ -262,6 +265,7 @@ impl Limit {
             Limit::Redundancy { .. } => "redundancy_out_of_range",
             Limit::FuelLimit { .. } => "fuel_limit_out_of_range",
             Limit::Input { .. } => "input_too_large",
+            Limit::InputAndBlob => "input_and_input_blob",
             Limit::AssignmentHeight { .. } => "assignment_height_out_of_window",
             Limit::Deadline { .. } => "deadline_out_of_range",
             Limit::Capacity => "capacity_zero",

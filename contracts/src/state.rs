@@ -907,6 +907,9 @@ impl State {
         if o.input.len() > p.input_bytes_max as usize {
             return Err(TxError::Limit(Limit::Input { max: p.input_bytes_max }));
         }
+        if o.input_blob.is_some() && !o.input.is_empty() {
+            return Err(TxError::Limit(Limit::InputAndBlob));
+        }
         if !o.placement.regions().iter().all(|r| is_region(r)) {
             return Err(TxError::Limit(Limit::Region { max: REGION_BYTES_MAX }));
         }

@@ -55,6 +55,6 @@ pub use proof::{ReceiptProof, VerifiedReceipt};
 pub use state_tree::{StateChange, StateCommitment, StateProof, StateUpdate, StateValue};
 pub use status::{JobStatus, REASON_BYTES_MAX};
 pub use types::{
-    Action, Block, BlockHeader, Commit, CommitSignature, ExecutionReceipt, FORMAT_VERSION, JobOffer, JobResult,
-    ResultClaim, SignedOffer, SignedTx, Transaction, Tx, Validator, ValidatorSet, Vote, VoteKind,
+    Action, Block, BlockHeader, Commit, CommitSignature, DATA_BLOB_BYTES_MAX, ExecutionReceipt, FORMAT_VERSION,
+    JobOffer, JobResult, ResultClaim, SignedOffer, SignedTx, Transaction, Tx, Validator, ValidatorSet, Vote, VoteKind,
 };

@@ -19,6 +19,7 @@ pub(crate) fn sample_offer(chain_id: Hash) -> JobOffer {
         assignment_height: 0,
         deadline_height: 100,
         placement: Placement::Prefer { regions: vec!["eu-west".into()] },
+        input_blob: None,
     }
 }
 
@@ -177,8 +178,8 @@ fn format_fixtures_are_pinned() {
     assert_eq!(borsh::to_vec(&JobStatus::ALL).expect("encodes"), vec![0, 1, 2, 3, 4, 5]);
 }
 
-const OFFER_FIXTURE: &str = "e3e1d49aaf11f84565cee79cfbbe2b2c67d0ef6d8d42d15b8676845fbd859ac0";
-const JOB_ID_FIXTURE: &str = "58e327d76ea6865480d2ddc4a5359475301b0fae0f1714e34183861053848ac8";
+const OFFER_FIXTURE: &str = "3e0cb50ee4c78afb16ec874eec803405408343ec3d1d9dcb27cf52049ad10e37";
+const JOB_ID_FIXTURE: &str = "bcbf80f624810eee7c8dd5f6f3bad01a8a9088c63ef7d3669b198f671bac753d";
 const PROOF_FIXTURE: &str = "157a911bb17398ab90d703197a7b0c9de51bdbfb37222903a1ce1d7520033ccf";
 
 #[test]

@@ -18,6 +18,12 @@ use crate::{Error, Hash, JobStatus, REASON_BYTES_MAX, Result};
 /// The version byte every record of this format carries.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// The largest job data blob: an input an offer names by hash ([`JobOffer::input_blob`]) or
+/// an output a result leaves in a blob ([`JobResult::output_in_blob`]). A protocol constant:
+/// a job whose output exceeds it ends `output_too_large` on every node. One blob travels as one
+/// request-response message.
+pub const DATA_BLOB_BYTES_MAX: usize = 4 << 20;
+
 fn check_version(what: &'static str, version: u8) -> Result<()> {
     if version == FORMAT_VERSION { Ok(()) } else { Err(Error::Version { what, version }) }
 }
@@ -59,6 +65,10 @@ pub struct JobOffer {
     /// (absent in JSON: anywhere).
     #[serde(default)]
     pub placement: Placement,
+    /// The input as a blob, by its SHA-256 (at most [`DATA_BLOB_BYTES_MAX`] bytes), instead of
+    /// inline: `input` is then empty. Providers fetch it from any holder (absent in JSON: none).
+    #[serde(default)]
+    pub input_blob: Option<Hash>,
 }
 
 impl JobOffer {
@@ -70,9 +80,9 @@ impl JobOffer {
             .ok_or(Error::Overflow("escrow"))
     }
 
-    /// SHA-256 of the input.
+    /// SHA-256 of the input: the input blob's id, or the hash of the inline input.
     pub fn input_hash(&self) -> Hash {
-        Hash::of(&self.input)
+        self.input_blob.unwrap_or_else(|| Hash::of(&self.input))
     }
 
     /// Signs the offer with the client's key.
@@ -137,22 +147,42 @@ pub struct JobResult {
     pub claim: ResultClaim,
     /// The provider's signature over the claim in domain `cairn/v1/job-result`.
     pub signature: Signature,
-    /// The output bytes; their hash is `claim.output_hash`.
+    /// The output bytes; their hash is `claim.output_hash`. Empty when the output is in a blob.
     #[serde(with = "hex_bytes")]
     #[schemars(with = "HexBytes")]
     pub output: Vec<u8>,
+    /// Whether the output is the blob named `claim.output_hash` (held by the provider and
+    /// announced in the DHT) rather than `output`: for an `ok` output larger than the chain's
+    /// `output_bytes_max`. Not signed: a node admits such a result only once it holds the blob
+    /// (absent in JSON: false).
+    #[serde(default)]
+    pub output_in_blob: bool,
 }
 
 impl JobResult {
     /// Signs `claim` and attaches `output`.
     pub fn new(claim: ResultClaim, output: Vec<u8>, key: &Keypair) -> JobResult {
         let signature = key.sign(Domain::JobResult, &claim);
-        JobResult { claim, signature, output }
+        JobResult { claim, signature, output, output_in_blob: false }
+    }
+
+    /// Signs `claim`, whose output is the blob named `claim.output_hash`.
+    pub fn with_output_in_blob(claim: ResultClaim, key: &Keypair) -> JobResult {
+        let signature = key.sign(Domain::JobResult, &claim);
+        JobResult { claim, signature, output: Vec::new(), output_in_blob: true }
     }
 
     /// Checks the version, the provider's signature, the output's hash and size.
     pub fn verify(&self, output_bytes_max: usize) -> Result<()> {
         check_version("job result", self.claim.version)?;
+        if self.output_in_blob {
+            if !self.output.is_empty() || self.claim.status != JobStatus::Ok {
+                return Err(Error::Invalid(
+                    "a result whose output is in a blob has status ok and no inline output".into(),
+                ));
+            }
+            return self.claim.provider.verify(Domain::JobResult, &self.claim, &self.signature);
+        }
         if self.output.len() > output_bytes_max {
             return Err(Error::TooLarge { what: "job output", size: self.output.len(), max: output_bytes_max });
         }

@@ -98,9 +98,10 @@ pub struct NodeConfig {
     /// Compiled modules kept in memory by the sandbox, in bytes of machine code (the least
     /// recently used go first; the disk cache in `<home>/vm-cache` keeps them all).
     pub module_cache_bytes: u64,
-    /// Modules (wasm blobs) kept in the store, in bytes: past it the oldest are deleted,
-    /// except those a job in the state uses and those stored in the last 10 minutes (a node
-    /// missing one later fetches it from a holder again).
+    /// Blobs (modules, and jobs' input and output blobs) kept in the store, in bytes: past it
+    /// the oldest are deleted, except those a job in the state uses, those this node waits
+    /// for and those stored in the last 10 minutes (a node missing one later fetches it from a
+    /// holder again).
     pub store_blobs_bytes_max: u64,
     /// State sync: a node with no block yet whose peer is at least `state_sync_min_blocks`
     /// ahead restores the state at that peer's head — each chunk checked against the head's
@@ -158,7 +159,7 @@ pub enum SyncLie {
     TamperedState,
 }
 
-/// The default of `store_blobs_bytes_max`: 1 GiB of modules, hundreds of large ones.
+/// The default of `store_blobs_bytes_max`: 1 GiB of blobs, hundreds of large modules or inputs.
 pub const STORE_BLOBS_BYTES_DEFAULT: u64 = 1 << 30;
 
 /// The default of `peers_target`: enough for every gossip topic's mesh (3 to 6 peers) and

@@ -24,33 +24,36 @@ impl Run {
     }
 }
 
-/// Runs `wasm` on `input` within `fuel_limit`; an output above `output_bytes_max` becomes
-/// `output_too_large`.
+/// Runs `wasm` on `input` within `fuel_limit`; an output above
+/// [`DATA_BLOB_BYTES_MAX`](cairn_ledger::DATA_BLOB_BYTES_MAX) becomes `output_too_large` (one
+/// above the chain's `output_bytes_max` is not: its result leaves it in a blob).
 ///
 /// `Err` is a failure of this node, not of the job (memory it could not reserve, a panic in
 /// the sandbox): another node would not reproduce it, so it must never become a signed
 /// status. A provider signs nothing for that job; a re-execution has no verdict.
-pub fn run_job(
-    vm: &Vm,
-    module_id: &Hash,
-    wasm: &[u8],
-    input: &[u8],
-    fuel_limit: u64,
-    output_bytes_max: usize,
-) -> Result<Run, InternalError> {
+pub fn run_job(vm: &Vm, module_id: &Hash, wasm: &[u8], input: &[u8], fuel_limit: u64) -> Result<Run, InternalError> {
     let outcome = vm.execute_with_id(&module_id.0, wasm, input, fuel_limit)?;
+    let max = cairn_ledger::DATA_BLOB_BYTES_MAX;
     let (status, output) = match outcome.status {
-        // The chain's own limit may be below the sandbox's: the same rule, the same reason.
-        JobStatus::Ok if outcome.output.len() > output_bytes_max => (
+        // The chain's limit holds whatever the sandbox's: the same rule, the same reason.
+        JobStatus::Ok if outcome.output.len() > max => (
             JobStatus::OutputTooLarge,
-            format!("the output is {} bytes, over the limit of {output_bytes_max} bytes", outcome.output.len())
-                .into_bytes(),
+            format!("the output is {} bytes, over the limit of {max} bytes", outcome.output.len()).into_bytes(),
         ),
         // Otherwise the output as the sandbox gave it: the result, or the reason of a failure.
         _ => (outcome.status, outcome.output),
     };
     // The sandbox already reports the limit for out of fuel and never more than it otherwise.
     Ok(Run { status, output, fuel_used: outcome.fuel_used })
+}
+
+/// A job's input: the offer's inline input, or the blob it names read from `store` (`None`
+/// if the blob is not stored here).
+pub fn job_input(store: &Store, offer: &cairn_ledger::JobOffer) -> anyhow::Result<Option<Vec<u8>>> {
+    match offer.input_blob {
+        None => Ok(Some(offer.input.clone())),
+        Some(id) => Ok(store.blob(&id)?),
+    }
 }
 
 /// The signed offers of jobs, from the blocks that included them, each block read once; jobs

@@ -690,6 +690,7 @@ mod tests {
                 assignment_height: 0,
                 deadline_height,
                 placement: cairn_ledger::Placement::Anywhere,
+                input_blob: None,
             }
             .sign(&key)
         };
@@ -792,6 +793,7 @@ mod tests {
             assignment_height: 0,
             deadline_height: 100,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         }
         .sign(&key);
         let (offered, unknown) = (offer.job_id(), Hash::of(b"made up"));

@@ -48,6 +48,14 @@ const STATE_KEY_BYTES_MAX: usize = 33;
 /// JOB-ABI.md §5); more wait their turn.
 pub const MODULE_UPLOADS_AT_ONCE: usize = 1;
 
+/// `blob_get` calls waiting at once for a blob this node fetches; more are answered
+/// `overloaded` at once.
+pub const BLOB_GETS_WAITING_MAX: usize = 16;
+/// How long `blob_get` waits for a blob this node fetches from its holders.
+pub const BLOB_GET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a waiting `blob_get` looks whether the blob arrived.
+const BLOB_GET_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub use estimate::{ESTIMATE_RETRY_AFTER_MS, ESTIMATES_AT_ONCE};
 
 /// The RPC methods.
@@ -55,6 +63,7 @@ pub struct RpcImpl {
     node: Handle,
     uploads: Arc<tokio::sync::Semaphore>,
     estimates: estimate::Slots,
+    blob_waits: Arc<tokio::sync::Semaphore>,
 }
 
 impl RpcImpl {
@@ -64,6 +73,7 @@ impl RpcImpl {
             node,
             uploads: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE)),
             estimates: estimate::Slots::new(ESTIMATES_AT_ONCE),
+            blob_waits: Arc::new(tokio::sync::Semaphore::new(BLOB_GETS_WAITING_MAX)),
         }
     }
 }
@@ -96,6 +106,13 @@ fn module_unknown(module_id: &Hash) -> jsonrpsee::types::ErrorObjectOwned {
     err(
         error::MODULE_UNKNOWN,
         format!("module {module_id} is not stored on this node; upload it with module_put first"),
+    )
+}
+
+fn blob_unknown(id: &Hash) -> jsonrpsee::types::ErrorObjectOwned {
+    err(
+        error::BLOB_UNKNOWN,
+        format!("blob {id} is not stored on this node and no holder sent it; upload it with blob_put first"),
     )
 }
 
@@ -311,6 +328,32 @@ impl RpcImpl {
         Ok(waiting::Here { address: self.node.address, fetching_module })
     }
 
+    /// That the blob store has room for `size` more bytes within `store_blobs_bytes_max`: what
+    /// callers store (`blob_put`) or have fetched (`blob_get`) costs nobody a fee, so past the
+    /// budget they are refused until the oldest unused blobs are deleted (at most every 10 s,
+    /// none stored in the last 10 minutes), and the disk stays within it.
+    fn blob_room(&self, size: usize) -> RpcResult<()> {
+        let budget = self.node.config.store_blobs_bytes_max;
+        if self.node.store.blob_bytes().saturating_add(size as u64) > budget {
+            return Err(overloaded(
+                format!("this node's blob store is full ({budget} bytes, store_blobs_bytes_max); retry later"),
+                crate::service::blobs::BLOB_EVICTION_INTERVAL.as_millis() as u64,
+            ));
+        }
+        Ok(())
+    }
+
+    /// That the offer's module and input blob are stored here (providers fetch them from here).
+    fn check_blobs_here(&self, offer: &JobOffer) -> RpcResult<()> {
+        if !self.node.store.has_blob(&offer.module_id).map_err(internal)? {
+            return Err(module_unknown(&offer.module_id));
+        }
+        match offer.input_blob {
+            Some(input) if !self.node.store.has_blob(&input).map_err(internal)? => Err(blob_unknown(&input)),
+            _ => Ok(()),
+        }
+    }
+
     /// `job_estimate`: see [`estimate`] for what it costs this node and how it is bounded.
     async fn estimate(&self, offer: JobOffer, job_id: Hash) -> RpcResult<JobEstimate> {
         let view = self.node.view();
@@ -320,22 +363,22 @@ impl RpcImpl {
             return Err(tx_error(&TxError::Limit(Limit::Input { max: params.input_bytes_max })));
         }
         let module_id = offer.module_id;
-        if !self.node.store.has_blob(&module_id).map_err(internal)? {
-            return Err(module_unknown(&module_id));
-        }
+        self.check_blobs_here(&offer)?;
         let slot = self.estimates.try_take()?;
         // Admission's check, by the loop (it alone knows what the client's pending transactions
         // spend); the offer is unsigned, and the loop does not check signatures.
         let unsigned = SignedOffer { offer: offer.clone(), signature: Signature([0; 64]) };
         let checked = self.ask(|reply| Request::Check { tx: Box::new(Transaction::Offer(unsigned)), reply }).await?;
         let fuel_limit = estimate::fuel_to_run(&offer, params);
-        let output_bytes_max = params.output_bytes_max as usize;
-        let (vm, store, input) = (self.node.vm.clone(), self.node.store.clone(), offer.input.clone());
+        let (vm, store, run_offer) = (self.node.vm.clone(), self.node.store.clone(), offer.clone());
         let run = tokio::task::spawn_blocking(move || {
             // The slot is the run's until it ends, whether or not the caller still waits.
             let _slot = slot;
             let wasm = store.blob(&module_id).map_err(internal)?.ok_or_else(|| module_unknown(&module_id))?;
-            crate::exec::run_job(&vm, &module_id, &wasm, &input, fuel_limit, output_bytes_max).map_err(internal)
+            let input = crate::exec::job_input(&store, &run_offer)
+                .map_err(internal)?
+                .ok_or_else(|| blob_unknown(&run_offer.input_hash()))?;
+            crate::exec::run_job(&vm, &module_id, &wasm, &input, fuel_limit).map_err(internal)
         })
         .await
         .map_err(internal)??;
@@ -374,13 +417,53 @@ impl CairnApiServer for RpcImpl {
         Ok(id)
     }
 
+    async fn blob_put(&self, bytes_hex: String) -> RpcResult<Hash> {
+        let max = cairn_ledger::DATA_BLOB_BYTES_MAX;
+        // Refused before decoding: the hex of a blob is twice its size.
+        if bytes_hex.len() > 2 * max {
+            return Err(err(
+                error::INVALID_PARAMS,
+                format!("the blob is {} bytes, over the limit of {max} bytes", bytes_hex.len() / 2),
+            ));
+        }
+        let bytes = cairn_ledger::decode_hex(&bytes_hex, "blob")
+            .map_err(|e| err(error::INVALID_PARAMS, format!("the blob must be lowercase hex: {e}")))?;
+        self.blob_room(bytes.len())?;
+        let store = self.node.store.clone();
+        let id =
+            tokio::task::spawn_blocking(move || store.put_blob(&bytes).map_err(internal)).await.map_err(internal)??;
+        // Provided in the DHT by the loop; if it is busy, holders are still found by asking peers.
+        let _ = self.node.requests.try_send(Request::BlobUploaded(id));
+        Ok(id)
+    }
+
+    async fn blob_get(&self, id: Hash) -> RpcResult<String> {
+        if let Some(bytes) = self.node.store.blob(&id).map_err(internal)? {
+            return Ok(hex::encode(&bytes));
+        }
+        // Not here: the loop fetches it from its holders while this call waits, a few at once.
+        self.blob_room(cairn_ledger::DATA_BLOB_BYTES_MAX)?;
+        let _wait = self.blob_waits.clone().try_acquire_owned().map_err(|_| {
+            overloaded(
+                format!("this node waits for at most {BLOB_GETS_WAITING_MAX} fetched blobs at once; retry later"),
+                BLOB_GET_WAIT.as_millis() as u64,
+            )
+        })?;
+        let _ = self.node.requests.try_send(Request::FetchBlob(id));
+        let deadline = tokio::time::Instant::now() + BLOB_GET_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(BLOB_GET_POLL).await;
+            if let Some(bytes) = self.node.store.blob(&id).map_err(internal)? {
+                return Ok(hex::encode(&bytes));
+            }
+        }
+        Err(blob_unknown(&id))
+    }
+
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
         // A refusal reads nothing from the store.
         self.admission_open()?;
-        let module_id = offer.offer.module_id;
-        if !self.node.store.has_blob(&module_id).map_err(internal)? {
-            return Err(module_unknown(&module_id));
-        }
+        self.check_blobs_here(&offer.offer)?;
         let job_id = offer.job_id();
         self.submit(Transaction::Offer(offer)).await?;
         Ok(job_id)
@@ -863,13 +946,13 @@ mod tests {
             assignment_height: 0,
             deadline_height: 100,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         };
         let o = offer(5, b"hello estimate");
         let job_id = o.clone().sign(&client).job_id();
         let e = rpc.job_estimate(o.clone(), job_id).await.expect("an estimate");
         // What a provider's run gives.
-        let output_max = genesis.params.output_bytes_max as usize;
-        let run = crate::exec::run_job(&node.vm, &module_id, &wasm, &o.input, o.fuel_limit, output_max).expect("runs");
+        let run = crate::exec::run_job(&node.vm, &module_id, &wasm, &o.input, o.fuel_limit).expect("runs");
         assert_eq!(run.output, b"HELLO ESTIMATE");
         assert_eq!((e.status, e.fuel_used, e.output_size_bytes), (run.status, run.fuel_used, 14));
         assert!(e.fuel_used > 0 && e.reason.is_none());

@@ -73,6 +73,7 @@ pub fn result_info(r: &JobResult) -> ResultInfo {
         fuel_used: r.claim.fuel_used,
         output_hash: r.claim.output_hash,
         output: r.output.clone(),
+        output_in_blob: r.output_in_blob,
         reason: (r.claim.status != cairn_ledger::JobStatus::Ok)
             .then(|| String::from_utf8_lossy(&r.output).into_owned()),
     }

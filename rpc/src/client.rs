@@ -43,6 +43,9 @@ pub struct OfferTerms {
     pub fee: Option<u64>,
     /// Which providers' regions are ranked first, or only ones allowed.
     pub placement: Placement,
+    /// The input as a blob stored on the node (`blob_put`), by id; the inline input is then
+    /// empty.
+    pub input_blob: Option<Hash>,
 }
 
 impl Default for OfferTerms {
@@ -54,6 +57,7 @@ impl Default for OfferTerms {
             redundancy: 1,
             fee: None,
             placement: Placement::Anywhere,
+            input_blob: None,
         }
     }
 }
@@ -103,7 +107,37 @@ pub async fn build_offer(
         assignment_height: head.height,
         deadline_height: head.height + terms.deadline_blocks,
         placement: terms.placement,
+        input_blob: terms.input_blob,
     })
+}
+
+/// Puts an input larger than the chain carries inline (`input_bytes_max`) into a blob on the
+/// node (`blob_put`) and names it in `terms`; returns the input the offer carries inline (empty
+/// if it went into a blob).
+pub async fn place_input(client: &WsClient, input: Vec<u8>, terms: &mut OfferTerms) -> anyhow::Result<Vec<u8>> {
+    let inline_max = client.chain_genesis().await.context("chain_genesis")?.params.input_bytes_max as usize;
+    if input.len() <= inline_max {
+        return Ok(input);
+    }
+    anyhow::ensure!(
+        input.len() <= cairn_ledger::DATA_BLOB_BYTES_MAX,
+        "the input is {} bytes, over the largest blob of {} bytes",
+        input.len(),
+        cairn_ledger::DATA_BLOB_BYTES_MAX
+    );
+    terms.input_blob = Some(client.blob_put(hex::encode(&input)).await.context("blob_put")?);
+    Ok(Vec::new())
+}
+
+/// A result's output bytes: inline, or fetched by its hash (`blob_get`) and checked against it.
+pub async fn output_of(client: &WsClient, result: &ResultInfo) -> anyhow::Result<Vec<u8>> {
+    if !result.output_in_blob {
+        return Ok(result.output.clone());
+    }
+    let hex = client.blob_get(result.output_hash).await.context("blob_get")?;
+    let bytes = cairn_ledger::decode_hex(&hex, "blob")?;
+    anyhow::ensure!(Hash::of(&bytes) == result.output_hash, "the node sent a blob that does not match its hash");
+    Ok(bytes)
 }
 
 /// Asks the node what `offer` would use and cost if it were signed with `key` and submitted now

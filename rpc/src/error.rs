@@ -27,13 +27,15 @@ pub const NOT_FINALIZED: i32 = -33007;
 pub const OVERLOADED: i32 = -33008;
 /// Module unknown: upload it with `module_put` first.
 pub const MODULE_UNKNOWN: i32 = -33009;
+/// Blob unknown: not stored on this node, and no holder answered; upload it with `blob_put`.
+pub const BLOB_UNKNOWN: i32 = -33010;
 /// Internal error: the node failed (JSON-RPC's own code).
 pub const INTERNAL: i32 = jsonrpsee::types::error::INTERNAL_ERROR_CODE;
 /// Invalid parameters: bad hex, wrong shape (JSON-RPC's own code).
 pub const INVALID_PARAMS: i32 = jsonrpsee::types::error::INVALID_PARAMS_CODE;
 
 /// Cairn's codes, with their `data.reason` and meaning.
-pub const CAIRN_CODES: [(i32, &str, &str); 9] = [
+pub const CAIRN_CODES: [(i32, &str, &str); 10] = [
     (NOT_FOUND, "not_found", "unknown job, block or module"),
     (INVALID_TX, "invalid_tx", "the transaction breaks a chain rule"),
     (BAD_SIGNATURE, "bad_signature", "a signature does not verify"),
@@ -43,6 +45,7 @@ pub const CAIRN_CODES: [(i32, &str, &str); 9] = [
     (NOT_FINALIZED, "not_finalized", "no finalized receipt yet"),
     (OVERLOADED, "overloaded", "the node takes no new work now, or the caller is over its rate"),
     (MODULE_UNKNOWN, "module_unknown", "the module is not stored on this node"),
+    (BLOB_UNKNOWN, "blob_unknown", "the blob is not stored on this node and no holder sent it"),
 ];
 
 /// The codes JSON-RPC and the server library emit themselves, with their `data.reason` when

@@ -175,9 +175,28 @@ cairn_api! {
             wasm_hex: String,
         ) -> RpcResult<Hash>;
 
+        /// Stores a job data blob (hex, at most 4 MiB): an input an offer then names by id
+        /// (`input_blob`); returns its id (`sha256(bytes)`). The node tells the network it
+        /// holds it, and providers fetch it from here.
+        #[method(name = "blob_put")]
+        async fn blob_put(
+            &self,
+            /// The blob's bytes, as lowercase hex.
+            #[schema(HexBytes)]
+            bytes_hex: String,
+        ) -> RpcResult<Hash>;
+
+        /// A blob's bytes (hex) by id: a job's input blob, an output a result left in a blob
+        /// (its `output_hash`), or a module. A blob this node does not hold is fetched from
+        /// its holders (found through the DHT) for up to 10 s; still missing, the error is
+        /// `blob_unknown`.
+        #[errors(BLOB_UNKNOWN)]
+        #[method(name = "blob_get")]
+        async fn blob_get(&self, id: Hash) -> RpcResult<String>;
+
         /// Submits a signed job offer; returns its job id once it is accepted into the mempool
-        /// and gossiped.
-        #[errors(MODULE_UNKNOWN, INVALID_TX, BAD_SIGNATURE, INSUFFICIENT_BALANCE, BAD_NONCE)]
+        /// and gossiped. Its module and input blob (if any) must be stored on this node.
+        #[errors(MODULE_UNKNOWN, BLOB_UNKNOWN, INVALID_TX, BAD_SIGNATURE, INSUFFICIENT_BALANCE, BAD_NONCE)]
         #[method(name = "job_submit")]
         async fn job_submit(
             &self,
@@ -191,7 +210,7 @@ cairn_api! {
         /// price, the cost and refund, and whether the node would admit it now (and if not,
         /// why). The output itself is not returned. A few estimates run at once; past them the
         /// node answers `overloaded` with `retry_after_ms`.
-        #[errors(MODULE_UNKNOWN, INVALID_TX)]
+        #[errors(MODULE_UNKNOWN, BLOB_UNKNOWN, INVALID_TX)]
         #[method(name = "job_estimate")]
         async fn job_estimate(
             &self,

@@ -489,6 +489,7 @@ mod tests {
             fuel_used: 9,
             output_hash: hash,
             output: b"trap".to_vec(),
+            output_in_blob: false,
             reason: Some("trap".into()),
         };
         let values: Vec<(&str, Value)> = vec![

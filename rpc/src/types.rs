@@ -45,10 +45,14 @@ pub struct ResultInfo {
     /// SHA-256 of the output.
     pub output_hash: Hash,
     /// The output (hex): what the job returned, or for any other status than `ok` its
-    /// reason as UTF-8 bytes.
+    /// reason as UTF-8 bytes. Empty when the output is in a blob.
     #[serde(with = "hex_bytes")]
     #[schemars(with = "HexBytes")]
     pub output: Vec<u8>,
+    /// Whether the output is the blob named `output_hash` (larger than the chain carries
+    /// inline): `blob_get` it from any node (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_in_blob: bool,
     /// Why the job failed (the output as text), for any other status than `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -1155,6 +1155,7 @@ async fn submit(
         assignment_height: head,
         deadline_height: head + shared.terms.deadline_blocks,
         placement: shared.terms.placement.clone(),
+        input_blob: None,
     }
     .sign(&client.key);
     let job_id = offer.job_id();

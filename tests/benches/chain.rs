@@ -74,6 +74,7 @@ fn jobs(f: &Fixture, first_nonce: u64, n: usize, height: u64) -> Vec<Transaction
             assignment_height: height - 1,
             deadline_height: height + 100,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         }
         .sign(&f.client);
         let output = b"out".to_vec();

@@ -90,6 +90,7 @@ fn linked() -> Linked {
         assignment_height: 0,
         deadline_height: 100,
         placement: cairn_ledger::Placement::Anywhere,
+        input_blob: None,
     }
     .sign(&client());
 

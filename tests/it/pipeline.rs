@@ -60,6 +60,7 @@ fn a_job_goes_from_offer_to_verified_proof() {
         assignment_height: 0,
         deadline_height: 50,
         placement: cairn_ledger::Placement::Anywhere,
+        input_blob: None,
     }
     .sign(&k.client);
 

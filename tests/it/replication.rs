@@ -103,6 +103,7 @@ fn two_nodes_agree_on_every_state_root_and_on_state_proofs() {
                 assignment_height: height - 1,
                 deadline_height: height + 3,
                 placement: cairn_ledger::Placement::Anywhere,
+                input_blob: None,
             }
             .sign(&client);
             let lie = nonce % 6 == 0;

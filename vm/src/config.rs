@@ -9,10 +9,12 @@ pub const WASM_PAGE_SIZE_BYTES: usize = 65_536;
 pub const MEMORY_PAGES_MAX_DEFAULT: u32 = 256;
 /// Default for [`VmConfig::module_size_bytes_max`]: 4 MiB.
 pub const MODULE_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
-/// Default for [`VmConfig::input_size_bytes_max`]: 1 MiB.
-pub const INPUT_SIZE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
-/// Default for [`VmConfig::output_size_bytes_max`]: 64 KiB.
-pub const OUTPUT_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// Default for [`VmConfig::input_size_bytes_max`]: 4 MiB, the largest input blob
+/// ([`cairn_ledger::DATA_BLOB_BYTES_MAX`]).
+pub const INPUT_SIZE_BYTES_MAX_DEFAULT: usize = cairn_ledger::DATA_BLOB_BYTES_MAX;
+/// Default for [`VmConfig::output_size_bytes_max`]: 4 MiB, the largest output blob
+/// ([`cairn_ledger::DATA_BLOB_BYTES_MAX`]).
+pub const OUTPUT_SIZE_BYTES_MAX_DEFAULT: usize = cairn_ledger::DATA_BLOB_BYTES_MAX;
 /// Default for [`VmConfig::log_size_bytes_max`]: 4 KiB.
 pub const LOG_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024;
 /// Default for [`VmConfig::cache_modules_max`].

@@ -178,8 +178,11 @@ fn output_out_of_bounds_is_a_trap() {
 
 #[test]
 fn output_over_the_limit_is_output_too_large() {
-    let vm = vm();
-    let input = vec![b'x'; vm.config().output_size_bytes_max + 1];
+    // An input larger than the output limit, for the echo to return (inputs and outputs
+    // share one limit by default).
+    let output_max = VmConfig::default().output_size_bytes_max;
+    let vm = Vm::new(VmConfig { input_size_bytes_max: output_max + 1, ..VmConfig::default() });
+    let input = vec![b'x'; output_max + 1];
     let outcome = vm.execute(&fixtures::echo_wasm(), &input, FUEL).expect("no internal error");
     assert_status(&outcome, JobStatus::OutputTooLarge);
     assert!(outcome.fuel_used > 0);
@@ -594,21 +597,23 @@ fn example_jobs_run() {
         assert_status(&outcome, JobStatus::OutOfFuel);
         assert_eq!(outcome.fuel_used, 10_000);
     }
-    // The SDK's allocator at the ABI's limits: a 1 MiB input, a 64 KiB output.
+    // The SDK's allocator at the ABI's limits: a 4 MiB input, a 4 MiB output.
     let input_max = vm.config().input_size_bytes_max;
     let output_max = vm.config().output_size_bytes_max;
     {
         let wasm = example_job("sha256");
         let outcome = vm.execute(&wasm, &vec![b'a'; input_max], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
-        assert_eq!(outcome.output, b"9bc1b2a288b26af7257a36277ae3816a7d4f16e89c1e7e77d0a5c48bad62b360");
+        assert_eq!(outcome.output, b"299285fc41a44cdb038b9fdaf494c76ca9d0c866672b2b266c1a0c17dda60a05");
     }
     {
         let wasm = example_job("uppercase");
         let outcome = vm.execute(&wasm, &vec![b'a'; output_max], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::Ok);
         assert_eq!(outcome.output, vec![b'A'; output_max]);
-        let outcome = vm.execute(&wasm, &vec![b'a'; output_max + 1], 1_000_000_000).expect("no internal error");
+        // Inputs and outputs share one limit by default: a sandbox that takes a larger input.
+        let wide = Vm::new(VmConfig { input_size_bytes_max: output_max + 1, ..vm.config().clone() });
+        let outcome = wide.execute(&wasm, &vec![b'a'; output_max + 1], 1_000_000_000).expect("no internal error");
         assert_status(&outcome, JobStatus::OutputTooLarge);
     }
     {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bft;
+mod blobs;
 mod corrupt;
 mod crash;
 mod discovery;

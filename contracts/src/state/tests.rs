@@ -81,6 +81,7 @@ fn offer_at(w: &World, nonce: u64, fuel_limit: u64, max_price: u64, height: u64)
         assignment_height: height - 1,
         deadline_height: height + 9,
         placement: Placement::Anywhere,
+        input_blob: None,
     }
     .sign(&w.client)
 }
@@ -1478,4 +1479,44 @@ fn read_helpers_tell_a_price_too_low_from_busy_providers_and_price_results_as_ap
         assert_eq!(paid, vec![7 * rate], "at max_price {max_price}, provider {assigned}");
     }
     assert_eq!(s.pay_rate(&w.client.public(), 5), 5, "not a provider: the offer's price");
+}
+
+#[test]
+fn an_input_blob_is_the_jobs_input_hash_and_an_output_blob_result_is_accepted_like_an_inline_one() {
+    let w = world();
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let blob = Hash::of(&vec![7u8; 1 << 20]);
+    // An offer naming a blob carries no inline input.
+    let both = JobOffer { input_blob: Some(blob), ..offer(&w, 0, 1_000, 2).offer }.sign(&w.client);
+    let refused = apply(&mut s, &Transaction::Offer(both), 1).expect_err("input and input_blob");
+    assert_eq!(refused, TxError::Limit(Limit::InputAndBlob));
+    assert_eq!(refused.reason(), "input_and_input_blob");
+    let o = JobOffer { input: Vec::new(), input_blob: Some(blob), ..offer(&w, 0, 1_000, 2).offer }.sign(&w.client);
+    assert_eq!(apply(&mut s, &Transaction::Offer(o.clone()), 1), Ok(None));
+    let job = s.job(&o.job_id()).expect("job");
+    assert_eq!(job.input_hash, blob, "the job's input is the blob's bytes");
+    // The result's output is a blob too: the receipt commits to its hash like any output's.
+    let provider = job.ranking[0];
+    let key = w.providers.iter().find(|p| p.public() == provider).expect("a provider key");
+    let output = vec![b'X'; 1 << 20];
+    let claim = ResultClaim {
+        version: FORMAT_VERSION,
+        job_id: o.job_id(),
+        module_id: o.offer.module_id,
+        input_hash: blob,
+        output_hash: Hash::of(&output),
+        fuel_used: 300,
+        status: JobStatus::Ok,
+        provider,
+    };
+    let in_blob = JobResult::with_output_in_blob(claim.clone(), key);
+    // Not a blob result with inline bytes, nor a failure's reason left in a blob.
+    let mut with_bytes = in_blob.clone();
+    with_bytes.output = b"x".to_vec();
+    assert!(matches!(s.check_result(&with_bytes), Err(TxError::Invalid(_))));
+    let failed = JobResult::with_output_in_blob(ResultClaim { status: JobStatus::Trap, ..claim.clone() }, key);
+    assert!(matches!(s.check_result(&failed), Err(TxError::Invalid(_))));
+    let receipt = apply(&mut s, &Transaction::Result(in_blob), 1).expect("applies").expect("a receipt");
+    assert_eq!(receipt.claim.output_hash, Hash::of(&output));
+    assert_eq!(receipt.claim.input_hash, blob);
 }

@@ -346,7 +346,8 @@ fn the_record_layout_tables_of_proofs_md_are_the_encodings() {
         status: JobStatus::Ok,
         provider: pk,
     };
-    let result = JobResult { claim: claim.clone(), signature: Signature([0; 64]), output: vec![] };
+    let result =
+        JobResult { claim: claim.clone(), signature: Signature([0; 64]), output: vec![], output_in_blob: false };
     let tx = |action: Action| Tx { version: FORMAT_VERSION, chain_id: h, sender: pk, nonce: 0, fee: 1, action };
     let signed_tx = SignedTx { tx: tx(Action::Unbond { amount: 1 }), signature: Signature([0; 64]) };
     let transactions = [

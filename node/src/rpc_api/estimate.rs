@@ -201,6 +201,7 @@ mod tests {
             assignment_height: 0,
             deadline_height: 10,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         }
     }
 

@@ -248,6 +248,7 @@ mod tests {
             assignment_height: 0,
             deadline_height,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         }
         .sign(&w.client)
     }

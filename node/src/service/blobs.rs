@@ -1,17 +1,23 @@
-//! Content-addressed blobs (modules) through the DHT. A node that stores a module says so with
-//! a Kademlia provider record under its id (the SHA-256 of its bytes); a node that needs a
-//! module asks its connected peers and, at the same time, looks up the module's providers
-//! and asks them directly — request-response dials a holder it is not connected to. Whatever
-//! comes back is checked against the id, as from any peer.
+//! Content-addressed blobs through the DHT: modules, and job data — inputs offers name by hash
+//! and outputs results leave in a blob. A node that stores a blob says so with a Kademlia
+//! provider record under its id (the SHA-256 of its bytes); a node that needs a blob asks its
+//! connected peers and, at the same time, looks up the blob's providers and asks them directly
+//! — request-response dials a holder it is not connected to. Whatever comes back is checked
+//! against the id, as from any peer, and is at most [`BLOB_BYTES_MAX`] bytes.
 //!
-//! - **Announcing.** A module uploaded here or fetched is provided at once; at startup the
-//!   node provides the modules it stores (at most [`BLOBS_PROVIDED_AT_START_MAX`]).
-//!   Kademlia republishes the records and lets others' expire.
+//! - **Announcing.** A blob uploaded here (`module_put`, `blob_put`), fetched, or written by a
+//!   run here is provided at once; at startup the node provides the blobs it stores (at most
+//!   [`BLOBS_PROVIDED_AT_START_MAX`]). Kademlia republishes the records and lets others' expire.
+//! - **Availability of outputs.** A result whose output is in a blob is admitted to a node's
+//!   mempool only once the node holds the blob (fetched from the provider or any holder): so
+//!   the proposer of any block that includes it holds the output, and says so in the DHT.
+//!   Results wait for their blob in [`ResultsAwaitingBlobs`].
 //! - **Accepting.** A provider record a peer sends is kept only under a 32-byte key and only
 //!   for the peer itself (Kademlia checks that), in a store bounded by
 //!   [`crate::p2p::PROVIDER_KEYS_MAX`] keys of at most 20 providers each.
-//! - **Keeping.** The store keeps at most `store_blobs_bytes_max` bytes of modules: past it the
-//!   oldest go, except those a job in the state uses and those stored within
+//! - **Keeping.** The store keeps at most `store_blobs_bytes_max` bytes of blobs: past it the
+//!   oldest go, except those a job in the state uses (its module, its input, its delivered
+//!   outputs), those something here waits for, and those stored within
 //!   [`BLOB_EVICTION_MIN_AGE`].
 //! - **Looking up.** At most [`BLOB_LOOKUPS_MAX`] lookups at once, one per module started per
 //!   [`BLOB_LOOKUP_BACKOFF`]; each asks at most [`BLOB_HOLDERS_ASKED_MAX`] holders.
@@ -19,7 +25,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cairn_ledger::Hash;
+use cairn_ledger::{Hash, JobResult};
 use libp2p::kad;
 use libp2p::kad::store::RecordStore;
 
@@ -43,6 +49,19 @@ pub const BLOB_EVICTION_INTERVAL: Duration = Duration::from_secs(10);
 /// A blob stored less than this long ago is not evicted (a module uploaded ahead of its jobs,
 /// or one whose offers wait in the mempool).
 pub const BLOB_EVICTION_MIN_AGE: Duration = Duration::from_secs(600);
+
+/// The largest blob a node fetches or stores for others: a job data blob
+/// ([`cairn_ledger::DATA_BLOB_BYTES_MAX`]) or a module (the sandbox's default
+/// `module_size_bytes_max`), whichever is larger.
+pub const BLOB_BYTES_MAX: usize = {
+    let (data, module) = (cairn_ledger::DATA_BLOB_BYTES_MAX, cairn_vm::MODULE_SIZE_BYTES_MAX_DEFAULT);
+    if data > module { data } else { module }
+};
+/// Results held while their output blob is fetched, at most (the oldest dropped first: its
+/// provider re-broadcasts it).
+pub const RESULTS_AWAITING_BLOBS_MAX: usize = 1_024;
+/// How long a result waits for its output blob at most.
+pub const RESULT_BLOB_WAIT: Duration = Duration::from_secs(60);
 
 /// The DHT key of a blob: its id's 32 bytes.
 pub fn blob_key(id: &Hash) -> kad::RecordKey {
@@ -102,6 +121,65 @@ impl<Q: std::hash::Hash + Eq> BlobLookups<Q> {
     }
 }
 
+/// Results whose output is in a blob this node does not hold yet, by blob.
+#[derive(Debug, Default)]
+pub struct ResultsAwaitingBlobs {
+    by_blob: HashMap<Hash, Vec<(JobResult, Instant)>>,
+    len: usize,
+}
+
+impl ResultsAwaitingBlobs {
+    /// Holds `r` until its output blob arrives (a result already held is held once); past
+    /// [`RESULTS_AWAITING_BLOBS_MAX`] the oldest goes. Whether its blob was not awaited yet.
+    pub fn hold(&mut self, r: JobResult, now: Instant) -> bool {
+        let blob = r.claim.output_hash;
+        let new_blob = !self.by_blob.contains_key(&blob);
+        let held = self.by_blob.entry(blob).or_default();
+        if held.iter().any(|(h, _)| h.claim == r.claim) {
+            return false;
+        }
+        held.push((r, now));
+        self.len += 1;
+        if self.len > RESULTS_AWAITING_BLOBS_MAX
+            && let Some(oldest) = self.by_blob.values().flatten().map(|(_, at)| *at).min()
+        {
+            self.retain(|at| at > oldest);
+        }
+        new_blob
+    }
+
+    /// The results whose output is `blob`, no longer held.
+    pub fn take(&mut self, blob: &Hash) -> Vec<JobResult> {
+        let taken: Vec<JobResult> = self.by_blob.remove(blob).unwrap_or_default().into_iter().map(|(r, _)| r).collect();
+        self.len -= taken.len();
+        taken
+    }
+
+    /// Drops what waited longer than [`RESULT_BLOB_WAIT`].
+    pub fn expire(&mut self, now: Instant) {
+        self.retain(|at| now.duration_since(at) <= RESULT_BLOB_WAIT);
+    }
+
+    /// The blobs results wait for.
+    pub fn blobs(&self) -> impl Iterator<Item = &Hash> {
+        self.by_blob.keys()
+    }
+
+    /// How many results are held.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.len
+    }
+
+    fn retain(&mut self, keep: impl Fn(Instant) -> bool) {
+        for held in self.by_blob.values_mut() {
+            held.retain(|(_, at)| keep(*at));
+        }
+        self.by_blob.retain(|_, held| !held.is_empty());
+        self.len = self.by_blob.values().map(Vec::len).sum();
+    }
+}
+
 impl Node {
     /// Says in the DHT that this node holds blob `id`.
     pub(super) fn provide_blob(&mut self, id: Hash) {
@@ -118,17 +196,22 @@ impl Node {
         Ok(())
     }
 
-    /// Past `store_blobs_bytes_max`, deletes the oldest modules no job in the state uses (nor
-    /// a provider here waits for), none stored within [`BLOB_EVICTION_MIN_AGE`]; at most once
-    /// per [`BLOB_EVICTION_INTERVAL`].
+    /// Past `store_blobs_bytes_max`, deletes the oldest blobs no job in the state uses (its
+    /// module, input or delivered outputs) and nothing here waits for, none stored within
+    /// [`BLOB_EVICTION_MIN_AGE`]; at most once per [`BLOB_EVICTION_INTERVAL`].
     pub(super) fn evict_blobs(&mut self) -> anyhow::Result<()> {
         let budget = self.config.store_blobs_bytes_max;
         if self.chain.store.blob_bytes() <= budget || !self.blob_evictions.pass((), Instant::now()) {
             return Ok(());
         }
-        let mut used: std::collections::HashSet<Hash> =
-            self.chain.state().jobs().map(|(_, job)| job.module_id).collect();
-        used.extend(self.provider.iter().flat_map(|p| p.modules_awaited()).copied());
+        let mut used: std::collections::HashSet<Hash> = std::collections::HashSet::new();
+        for (_, job) in self.chain.state().jobs() {
+            used.extend([job.module_id, job.input_hash]);
+            used.extend(job.deliveries().map(|d| d.outcome.output_hash));
+        }
+        used.extend(self.provider.iter().flat_map(|p| p.blobs_awaited()).copied());
+        used.extend(self.reexec.blobs_needed().copied());
+        used.extend(self.blob_results.blobs().copied());
         let deleted = self.chain.store.evict_blobs(budget, BLOB_EVICTION_MIN_AGE, &|id| used.contains(id))?;
         for id in &deleted {
             // No longer a holder: the DHT stops naming this node for it.
@@ -139,7 +222,7 @@ impl Node {
                 deleted = deleted.len(),
                 left_bytes = self.chain.store.blob_bytes(),
                 budget,
-                "deleted the oldest modules no job uses, past store_blobs_bytes_max"
+                "deleted the oldest blobs no job uses, past store_blobs_bytes_max"
             );
         }
         Ok(())
@@ -195,6 +278,43 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn result(output: &[u8], provider: u8) -> JobResult {
+        let key = cairn_ledger::Keypair::from_seed([provider; 32]);
+        let claim = cairn_ledger::ResultClaim {
+            version: cairn_ledger::FORMAT_VERSION,
+            job_id: Hash::of(b"job"),
+            module_id: Hash::of(b"m"),
+            input_hash: Hash::of(b"i"),
+            output_hash: Hash::of(output),
+            fuel_used: 1,
+            status: cairn_ledger::JobStatus::Ok,
+            provider: key.public(),
+        };
+        JobResult::with_output_in_blob(claim, &key)
+    }
+
+    #[test]
+    fn results_wait_for_their_output_blob_within_a_bound_and_a_time() {
+        let mut w = ResultsAwaitingBlobs::default();
+        let t0 = Instant::now();
+        assert!(w.hold(result(b"a", 1), t0), "a new blob to fetch");
+        assert!(!w.hold(result(b"a", 1), t0), "held once");
+        assert!(!w.hold(result(b"a", 2), t0), "the blob is awaited already");
+        assert_eq!(w.held(), 2);
+        assert_eq!(w.take(&Hash::of(b"a")).len(), 2);
+        assert_eq!(w.held(), 0);
+        // Bounded: past the most, the oldest go.
+        for i in 0..=RESULTS_AWAITING_BLOBS_MAX {
+            w.hold(result(&(i as u64).to_le_bytes(), 1), t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(w.held(), RESULTS_AWAITING_BLOBS_MAX);
+        assert!(w.take(&Hash::of(&0u64.to_le_bytes())).is_empty(), "the oldest went");
+        // Expired after the wait.
+        w.expire(t0 + RESULT_BLOB_WAIT + Duration::from_secs(2));
+        assert_eq!(w.held(), 0);
+        assert_eq!(w.blobs().count(), 0);
+    }
 
     #[test]
     fn a_blob_is_looked_up_once_at_a_time_not_too_often_and_few_holders_are_asked() {

@@ -499,7 +499,7 @@ impl Node {
         let mut useful = false;
         for tx in txs {
             match tx {
-                Transaction::Result(r) => useful |= self.on_gossiped_result(r),
+                Transaction::Result(r) => useful |= self.on_gossiped_result(r)?,
                 tx => match self.admit(&tx) {
                     Ok(_) => {
                         useful = true;
@@ -525,13 +525,13 @@ impl Node {
     /// A gossiped result with a valid signature: kept (and relayed) only while its job awaits
     /// results — signed results cost nothing to make up. One whose offer has not arrived yet
     /// is held aside ([`crate::early`]). Returns whether it was kept.
-    fn on_gossiped_result(&mut self, r: JobResult) -> bool {
+    fn on_gossiped_result(&mut self, r: JobResult) -> anyhow::Result<bool> {
         if self.mempool.awaits_result(self.chain.state(), &r.claim.job_id) {
-            self.accept_result(r);
-            true
+            self.accept_result(r)?;
+            Ok(true)
         } else {
             self.early.hold(r, Instant::now());
-            false
+            Ok(false)
         }
     }
 

@@ -15,7 +15,7 @@
 //! Every validator runs the consensus engine ([`consensus`]), a lone validator too: there is
 //! one block path, and each block is executed once here ([`crate::chain`]).
 
-mod blobs;
+pub mod blobs;
 mod consensus;
 pub mod discovery;
 pub mod executor;
@@ -128,11 +128,13 @@ pub enum Event {
     Verdict(reexec::VerdictDone),
     /// A gossip batch's signatures were verified.
     Verified(gossip::Verified),
-    /// A module fetched from a peer was stored (`Ok(true)`), was there already, or could not
+    /// A blob fetched from a peer was stored (`Ok(true)`), was there already, or could not
     /// be stored.
-    ModuleFetched {
-        /// The module.
-        module_id: Hash,
+    BlobFetched {
+        /// The blob.
+        id: Hash,
+        /// Whether it looks like a module (starts with wasm's magic bytes): compiled ahead.
+        wasm: bool,
         /// What storing it gave.
         stored: anyhow::Result<bool>,
     },
@@ -222,8 +224,10 @@ pub struct Node {
     discovery: discovery::Discovery,
     /// DHT lookups of the blobs this node misses.
     blobs: blobs::BlobLookups,
-    /// When the module budget was last enforced.
+    /// When the blob budget was last enforced.
     blob_evictions: crate::backoff::Backoff<()>,
+    /// Results whose output blob is being fetched before they are admitted.
+    blob_results: blobs::ResultsAwaitingBlobs,
     /// Gossip batches at the verifying threads (at most [`gossip::VERIFYING_MAX`]).
     verifying: usize,
     executor: Executor,
@@ -307,6 +311,7 @@ impl Node {
             discovery: discovery::Discovery::default(),
             blobs: blobs::BlobLookups::default(),
             blob_evictions: crate::backoff::Backoff::new(blobs::BLOB_EVICTION_INTERVAL, 1),
+            blob_results: blobs::ResultsAwaitingBlobs::default(),
             verifying: 0,
             executor,
             executed: ExecutedHere::default(),
@@ -461,10 +466,10 @@ impl Node {
     fn on_event(&mut self, event: Event) -> anyhow::Result<()> {
         match event {
             Event::Block(done) => self.on_block_done(done)?,
-            Event::Ran(ran) => self.on_ran(ran),
+            Event::Ran(ran) => self.on_ran(ran)?,
             Event::Verdict(done) => self.on_verdict(done)?,
             Event::Verified(v) => self.on_verified(v)?,
-            Event::ModuleFetched { module_id, stored } => self.on_module_fetched(module_id, stored)?,
+            Event::BlobFetched { id, wasm, stored } => self.on_blob_fetched(id, wasm, stored)?,
             Event::Answer(answer) => self.on_answer(answer),
             Event::OffersOnChain { job_ids, offers } => self.on_offers_on_chain(job_ids, offers)?,
             Event::StateRestored(restored) => self.on_state_restored(restored)?,
@@ -510,17 +515,22 @@ impl Node {
                 let msg = ModuleAnnounce { version: WIRE_VERSION, module_id: id };
                 self.net.publish(Topic::Modules, borsh::to_vec(&msg).expect("encodes"));
                 self.prepare_in_background(id);
-                self.module_stored(id);
+                self.blob_stored(id)?;
             }
+            Request::BlobUploaded(id) => self.blob_stored(id)?,
+            Request::FetchBlob(id) => self.request_blob(id),
         }
         Ok(())
     }
 
-    /// A module is stored here: what waited for it can go on, and the DHT learns who holds it.
-    fn module_stored(&mut self, id: Hash) {
+    /// A blob is stored here: what waited for it can go on, and the DHT learns who holds it.
+    fn blob_stored(&mut self, id: Hash) -> anyhow::Result<()> {
         self.provide_blob(id);
-        self.verdicts_module_stored(&id);
-        self.provider_module_stored(&id);
+        self.verdicts_blob_stored(&id);
+        for r in self.blob_results.take(&id) {
+            self.accept_result(r)?;
+        }
+        self.provider_blob_stored(&id)
     }
 
     /// Checks an offer or account transaction (its signatures verified already) against the
@@ -569,7 +579,7 @@ impl Node {
                     self.want_verdicts(&[job_id]);
                 }
             }
-            Transaction::Offer(o) => self.offer_known(o.job_id()),
+            Transaction::Offer(o) => self.offer_known(o.job_id())?,
             _ => {}
         }
         if let Some((sender, _)) = nonce_key(tx) {
@@ -580,20 +590,30 @@ impl Node {
 
     /// An offer arrived here (admitted, or on chain): the results that came before it are
     /// awaited now.
-    fn offer_known(&mut self, job_id: Hash) {
+    fn offer_known(&mut self, job_id: Hash) -> anyhow::Result<()> {
         for r in self.early.take(&job_id) {
-            self.accept_result(r);
+            self.accept_result(r)?;
         }
+        Ok(())
     }
 
     /// Keeps a result in the mempool (its own room), tracks it, and asks for the re-execution
-    /// a disagreement will need.
-    fn accept_result(&mut self, r: JobResult) {
+    /// a disagreement will need. A result whose output is in a blob waits until the blob is
+    /// stored here (fetched from its holders), so that whoever includes it holds the output.
+    fn accept_result(&mut self, r: JobResult) -> anyhow::Result<()> {
+        if r.output_in_blob && !self.chain.store.has_blob(&r.claim.output_hash).context("reading the blob store")? {
+            let blob = r.claim.output_hash;
+            if self.blob_results.hold(r, Instant::now()) {
+                tracing::debug!(%blob, "fetching a result's output blob before admitting it");
+                self.request_blob(blob);
+            }
+            return Ok(());
+        }
         let new = match self.mempool.insert_result(r.clone()) {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!("result dropped: {e}");
-                return;
+                return Ok(());
             }
         };
         if new {
@@ -602,6 +622,7 @@ impl Node {
                 self.want_verdicts(&[r.claim.job_id]);
             }
         }
+        Ok(())
     }
 
     /// Whether a result disagrees with another result of its job (on chain, not yet settled by
@@ -777,7 +798,7 @@ impl Node {
             state.awaiting_resolution().take(crate::verdicts::VERDICT_REQUESTS_MAX).copied().collect();
         self.want_verdicts(&awaiting);
         for o in &offers {
-            self.offer_known(o.job_id());
+            self.offer_known(o.job_id())?;
         }
         self.provider_after_block(offers)
     }
@@ -856,7 +877,7 @@ impl Node {
                     let modules: Vec<Hash> = if self.faults.blobs_by_dht_only() {
                         Vec::new()
                     } else {
-                        self.provider.iter().flat_map(|p| p.modules_awaited()).copied().collect()
+                        self.provider.iter().flat_map(|p| p.blobs_awaited()).copied().collect()
                     };
                     for m in modules {
                         self.request_blob_from(peer_id, m);
@@ -936,6 +957,7 @@ impl Node {
         self.sync.forget_finished_announcements();
         self.evict_blobs()?;
         self.early.expire(Instant::now());
+        self.blob_results.expire(Instant::now());
         let gap_timeout = Duration::from_millis(self.config.mempool_gap_timeout_ms);
         let dropped = self.mempool.prune(self.chain.state(), self.chain.height() + 1, gap_timeout);
         self.admission.set_pending(self.mempool.txs_len());
@@ -948,15 +970,16 @@ impl Node {
         for r in results {
             self.net.queue_result(r);
         }
-        let modules: Vec<Hash> = self
+        let blobs: Vec<Hash> = self
             .provider
             .iter()
-            .flat_map(|p| p.modules_awaited())
-            .chain(self.reexec.modules_needed())
+            .flat_map(|p| p.blobs_awaited())
+            .chain(self.reexec.blobs_needed())
+            .chain(self.blob_results.blobs())
             .copied()
             .collect();
-        for m in modules {
-            self.request_blob(m);
+        for b in blobs {
+            self.request_blob(b);
         }
         Ok(())
     }

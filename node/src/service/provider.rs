@@ -16,10 +16,10 @@ use super::{Event, Node};
 
 /// Past this many remembered started jobs, those closed on chain are forgotten.
 pub const STARTED_JOBS_PRUNE_AT: usize = 10_000;
-/// Modules waited for at once by a provider.
-pub const MODULE_WAITS_MAX: usize = 1_024;
-/// Offers waiting for one module.
-pub const OFFERS_PER_MODULE_WAIT_MAX: usize = 1_024;
+/// Blobs (modules and inputs) waited for at once by a provider.
+pub const BLOB_WAITS_MAX: usize = 1_024;
+/// Offers waiting for one blob.
+pub const OFFERS_PER_BLOB_WAIT_MAX: usize = 1_024;
 /// Modules compiled ahead of their jobs at once. Not taken from the execution slots: a job
 /// never queues behind another module's preparation.
 pub const PREPARATIONS_AT_ONCE: usize = 1;
@@ -35,7 +35,7 @@ pub const EXECUTION_ATTEMPTS_MAX: u8 = 3;
 pub enum Ran {
     /// The job ran: its signed result.
     Done(Box<JobResult>),
-    /// This node failed to run the job (a sandbox failure of its own, a missing module): nothing
+    /// This node failed to run the job (a sandbox failure of its own, a missing blob): nothing
     /// was signed, and the job may be tried again.
     Failed(Hash),
 }
@@ -48,7 +48,7 @@ pub struct Provider {
     started: HashSet<Hash>,
     /// Jobs whose run failed here, with the attempts so far.
     failed_attempts: HashMap<Hash, u8>,
-    /// Offers waiting for their module, by module id.
+    /// Offers waiting for their module or input blob, by blob id.
     waiting: HashMap<Hash, Vec<SignedOffer>>,
     /// Jobs whose offers are being read from the store (at most [`OFFER_LOOKUPS_MAX`]).
     looking_up: HashSet<Hash>,
@@ -70,8 +70,8 @@ impl Provider {
         }
     }
 
-    /// The modules offers wait for.
-    pub fn modules_awaited(&self) -> impl Iterator<Item = &Hash> {
+    /// The blobs (modules and inputs) offers wait for.
+    pub fn blobs_awaited(&self) -> impl Iterator<Item = &Hash> {
         self.waiting.keys()
     }
 
@@ -86,7 +86,8 @@ struct RunJob {
     store: Arc<Store>,
     vm: Arc<Vm>,
     key: Keypair,
-    output_max: usize,
+    /// The chain's `output_bytes_max`: a larger output is left in a blob.
+    output_inline_max: usize,
     wrong_result: bool,
 }
 
@@ -107,7 +108,8 @@ impl Node {
     /// Every node keeps the modules of the offers it sees (validators re-execute challenged
     /// jobs, and a stand-in provider may need the module later); a provider runs the offer if
     /// it is assigned to it and it is on chain or can be included next (never an offer behind
-    /// a nonce gap, which may never be paid for).
+    /// a nonce gap, which may never be paid for), once it holds the module and the input blob
+    /// (fetched only by the providers assigned).
     pub(super) fn consider_executing(&mut self, offer: SignedOffer) -> anyhow::Result<()> {
         let module_id = offer.offer.module_id;
         let has = self.chain.store.has_blob(&module_id).context("reading the module store")?;
@@ -132,29 +134,35 @@ impl Node {
         if !assigned {
             return Ok(());
         }
-        if has {
+        let missing = match o.input_blob {
+            _ if !has => Some(module_id),
+            Some(input) if !self.chain.store.has_blob(&input).context("reading the blob store")? => {
+                self.request_blob(input);
+                Some(input)
+            }
+            _ => None,
+        };
+        let Some(missing) = missing else {
             self.start_run(offer);
             return Ok(());
-        }
+        };
         let Some(provider) = self.provider.as_mut() else { return Ok(()) };
-        if !provider.waiting.contains_key(&module_id) && provider.waiting.len() >= MODULE_WAITS_MAX {
-            tracing::warn!(%module_id, "too many modules awaited; dropping offer");
+        if !provider.waiting.contains_key(&missing) && provider.waiting.len() >= BLOB_WAITS_MAX {
+            tracing::warn!(blob = %missing, "too many blobs awaited; dropping offer");
             return Ok(());
         }
-        // Its module was requested above.
-        let list = provider.waiting.entry(module_id).or_default();
-        if list.len() < OFFERS_PER_MODULE_WAIT_MAX && !list.iter().any(|w| w == &offer) {
+        // Its blob was requested above.
+        let list = provider.waiting.entry(missing).or_default();
+        if list.len() < OFFERS_PER_BLOB_WAIT_MAX && !list.iter().any(|w| w == &offer) {
             list.push(offer);
         }
         Ok(())
     }
 
-    /// A module is stored here: run the offers that waited for it.
-    pub(super) fn provider_module_stored(&mut self, module_id: &Hash) {
-        let Some(offers) = self.provider.as_mut().and_then(|p| p.waiting.remove(module_id)) else { return };
-        for o in offers {
-            self.start_run(o);
-        }
+    /// A blob is stored here: the offers that waited for it run, or wait for their next blob.
+    pub(super) fn provider_blob_stored(&mut self, blob: &Hash) -> anyhow::Result<()> {
+        let Some(offers) = self.provider.as_mut().and_then(|p| p.waiting.remove(blob)) else { return Ok(()) };
+        offers.into_iter().try_for_each(|o| self.consider_executing(o))
     }
 
     fn start_run(&mut self, offer: SignedOffer) {
@@ -181,7 +189,7 @@ impl Node {
             store: self.chain.store.clone(),
             vm: self.vm.clone(),
             key: self.key.clone(),
-            output_max: self.chain.state().params().output_bytes_max as usize,
+            output_inline_max: self.chain.state().params().output_bytes_max as usize,
             wrong_result: self.faults.wrong_results(),
         };
         let metrics = self.metrics.clone();
@@ -213,14 +221,14 @@ impl Node {
     }
 
     /// A run ended: its result is gossiped and kept; a failure of this node may be tried again.
-    pub(super) fn on_ran(&mut self, ran: Ran) {
+    pub(super) fn on_ran(&mut self, ran: Ran) -> anyhow::Result<()> {
         if let Some(provider) = self.provider.as_mut() {
             provider.running = provider.running.saturating_sub(1);
         }
         let r = match ran {
             Ran::Done(r) => *r,
             Ran::Failed(job_id) => {
-                let Some(provider) = self.provider.as_mut() else { return };
+                let Some(provider) = self.provider.as_mut() else { return Ok(()) };
                 // Forgetting the start lets the next block's scan (or the offer's next gossip)
                 // try again, a bounded number of times.
                 let attempts = provider.failed_attempts.entry(job_id).or_insert(0);
@@ -230,12 +238,17 @@ impl Node {
                 } else {
                     tracing::warn!(%job_id, attempts = *attempts, "giving up on a job that keeps failing here");
                 }
-                return;
+                return Ok(());
             }
         };
         tracing::info!(job_id = %r.claim.job_id, status = %r.claim.status, fuel = r.claim.fuel_used, "executed");
-        self.accept_result(r.clone());
+        if r.output_in_blob {
+            // Stored by the run: holders of the output are found through the DHT.
+            self.provide_blob(r.claim.output_hash);
+        }
+        self.accept_result(r.clone())?;
         self.net.queue_result(r);
+        Ok(())
     }
 
     /// Compiles a stored module into the sandbox's caches off the event loop, so its first
@@ -328,13 +341,17 @@ impl Node {
     }
 }
 
-/// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread).
+/// Runs a job in the sandbox and signs the result (blocking: call from a blocking thread). An
+/// `ok` output larger than the chain's `output_bytes_max` is stored as a blob first, and the
+/// result names it.
 fn run(job: &RunJob, offer: &SignedOffer) -> anyhow::Result<JobResult> {
     let o = &offer.offer;
     let wasm = job.store.blob(&o.module_id)?.with_context(|| format!("module {} is not stored here", o.module_id))?;
+    let input = crate::exec::job_input(&job.store, o)?
+        .with_context(|| format!("input blob {} is not stored here", o.input_hash()))?;
     // A sandbox failure of this node (not of the job) is an error, logged by the caller
     // with the job id: nothing is signed for it.
-    let mut run = crate::exec::run_job(&job.vm, &o.module_id, &wasm, &o.input, o.fuel_limit, job.output_max)?;
+    let mut run = crate::exec::run_job(&job.vm, &o.module_id, &wasm, &input, o.fuel_limit)?;
     if job.wrong_result && run.status == JobStatus::Ok {
         // Test only: a provider that lies about its output (to exercise challenges).
         run.output.push(b'!');
@@ -349,6 +366,10 @@ fn run(job: &RunJob, offer: &SignedOffer) -> anyhow::Result<JobResult> {
         status: run.status,
         provider: job.key.public(),
     };
+    if run.status == JobStatus::Ok && run.output.len() > job.output_inline_max {
+        job.store.put_blob(&run.output)?;
+        return Ok(JobResult::with_output_in_blob(claim, &job.key));
+    }
     Ok(JobResult::new(claim, run.output, &job.key))
 }
 

@@ -72,18 +72,18 @@ pub struct VerdictDone {
 }
 
 enum VerdictMiss {
-    /// The job's module is not stored here yet (it is fetched).
-    Module(Hash),
+    /// The job's module or input blob is not stored here yet (it is fetched).
+    Blob(Hash),
     /// Anything else: the offer not found, a failure of this node's sandbox or store.
     Failed(String),
 }
 
-/// The re-executions of this node: the verdicts, and those waiting for their module.
+/// The re-executions of this node: the verdicts, and those waiting for a blob.
 pub struct Reexecutions {
     verdicts: Verdicts,
-    /// Re-executions waiting for their job's module to arrive, by job (at most
+    /// Re-executions waiting for their job's module or input blob to arrive, by job (at most
     /// [`VERDICT_REQUESTS_MAX`]): not asked for again until it does.
-    need_module: HashMap<Hash, Hash>,
+    need_blob: HashMap<Hash, Hash>,
     /// A finalized block could not be applied for want of a verdict: once one arrives, ask a
     /// peer for the blocks again.
     pub blocked: bool,
@@ -91,7 +91,7 @@ pub struct Reexecutions {
 
 impl Reexecutions {
     pub(super) fn new() -> Reexecutions {
-        Reexecutions { verdicts: Verdicts::default(), need_module: HashMap::new(), blocked: false }
+        Reexecutions { verdicts: Verdicts::default(), need_blob: HashMap::new(), blocked: false }
     }
 
     /// The verdicts.
@@ -99,9 +99,9 @@ impl Reexecutions {
         &self.verdicts
     }
 
-    /// The modules re-executions wait for.
-    pub fn modules_needed(&self) -> impl Iterator<Item = &Hash> {
-        self.need_module.values()
+    /// The blobs (modules and inputs) re-executions wait for.
+    pub fn blobs_needed(&self) -> impl Iterator<Item = &Hash> {
+        self.need_blob.values()
     }
 }
 
@@ -110,19 +110,18 @@ impl Node {
     /// that applies blocks needs them (it checks every block it stores), validators first.
     pub(super) fn want_verdicts(&mut self, jobs: &[Hash]) {
         for job_id in jobs {
-            if !self.reexec.need_module.contains_key(job_id) {
+            if !self.reexec.need_blob.contains_key(job_id) {
                 self.reexec.verdicts.want(*job_id);
             }
         }
         self.run_verdicts();
     }
 
-    /// A module arrived: the re-executions that waited for it can run.
-    pub(super) fn verdicts_module_stored(&mut self, module_id: &Hash) {
-        let ready: Vec<Hash> =
-            self.reexec.need_module.iter().filter(|(_, m)| *m == module_id).map(|(job, _)| *job).collect();
+    /// A blob arrived: the re-executions that waited for it can run.
+    pub(super) fn verdicts_blob_stored(&mut self, blob: &Hash) {
+        let ready: Vec<Hash> = self.reexec.need_blob.iter().filter(|(_, b)| *b == blob).map(|(job, _)| *job).collect();
         for job in &ready {
-            self.reexec.need_module.remove(job);
+            self.reexec.need_blob.remove(job);
         }
         self.want_verdicts(&ready);
     }
@@ -132,7 +131,7 @@ impl Node {
     fn run_verdicts(&mut self) {
         let Some(job_id) = self.reexec.verdicts.start_next() else { return };
         let job = self.chain.state().job(&job_id).cloned();
-        let pending_input = self.mempool.offer(&job_id).map(|o| o.offer.input.clone());
+        let pending = self.mempool.offer(&job_id).map(|o| o.offer.clone());
         let Some(job) = job else {
             // Not on chain (yet): the block that needs it will ask again.
             self.reexec.verdicts.finished(job_id, None);
@@ -140,13 +139,11 @@ impl Node {
         };
         let store = self.chain.store.clone();
         let vm = self.vm.clone();
-        let output_max = self.chain.state().params().output_bytes_max as usize;
         let events = self.events.clone();
         tokio::spawn(async move {
-            let run =
-                tokio::task::spawn_blocking(move || reexecute(&store, &vm, job_id, &job, pending_input, output_max))
-                    .await
-                    .unwrap_or_else(|e| Err(VerdictMiss::Failed(format!("the re-execution task failed: {e}"))));
+            let run = tokio::task::spawn_blocking(move || reexecute(&store, &vm, job_id, &job, pending))
+                .await
+                .unwrap_or_else(|e| Err(VerdictMiss::Failed(format!("the re-execution task failed: {e}"))));
             let _ = events.send(Event::Verdict(VerdictDone { job_id, verdict: run })).await;
         });
     }
@@ -157,19 +154,19 @@ impl Node {
         let VerdictDone { job_id, verdict } = done;
         let verdict = match verdict {
             Ok(verdict) => Some(verdict),
-            Err(VerdictMiss::Module(module_id)) => {
+            Err(VerdictMiss::Blob(blob)) => {
                 // Stored since the re-execution looked (another fetch was storing it): again now.
-                if anyhow::Context::context(self.chain.store.has_blob(&module_id), "reading the module store")? {
-                    tracing::debug!(%job_id, %module_id, "the job's module arrived meanwhile; re-executing again");
+                if anyhow::Context::context(self.chain.store.has_blob(&blob), "reading the blob store")? {
+                    tracing::debug!(%job_id, %blob, "the job's module or input arrived meanwhile; re-executing again");
                     self.reexec.verdicts.finished(job_id, None);
                     self.want_verdicts(&[job_id]);
                     return Ok(());
                 }
-                tracing::info!(%job_id, %module_id, "re-execution waits for the job's module");
-                if self.reexec.need_module.len() < VERDICT_REQUESTS_MAX {
-                    self.reexec.need_module.insert(job_id, module_id);
+                tracing::info!(%job_id, %blob, "re-execution waits for the job's module or input blob");
+                if self.reexec.need_blob.len() < VERDICT_REQUESTS_MAX {
+                    self.reexec.need_blob.insert(job_id, blob);
                 }
-                self.request_blob(module_id);
+                self.request_blob(blob);
                 None
             }
             Err(VerdictMiss::Failed(why)) => {
@@ -193,27 +190,29 @@ impl Node {
     }
 }
 
-/// Re-executes a job (blocking).
+/// Re-executes a job (blocking): its offer pending here or read from its block, its module
+/// and input (inline or a blob) from the store.
 fn reexecute(
     store: &Store,
     vm: &Arc<Vm>,
     job_id: Hash,
     job: &Job,
-    pending_input: Option<Vec<u8>>,
-    output_max: usize,
+    pending: Option<cairn_ledger::JobOffer>,
 ) -> Result<Verdict, VerdictMiss> {
-    let input = match pending_input {
-        Some(input) => input,
+    let failed = |e: anyhow::Error| VerdictMiss::Failed(format!("{e:#}"));
+    let offer = match pending {
+        Some(offer) => offer,
         None => crate::exec::offer_on_chain(store, &job_id)
-            .map_err(|e| VerdictMiss::Failed(format!("{e:#}")))?
-            .map(|o| o.offer.input)
+            .map_err(failed)?
+            .map(|o| o.offer)
             .ok_or_else(|| VerdictMiss::Failed("the job's offer is not in this node's blocks".into()))?,
     };
+    let input = crate::exec::job_input(store, &offer).map_err(failed)?.ok_or(VerdictMiss::Blob(offer.input_hash()))?;
     let wasm = store
         .blob(&job.module_id)
         .map_err(|e| VerdictMiss::Failed(e.to_string()))?
-        .ok_or(VerdictMiss::Module(job.module_id))?;
-    let run = crate::exec::run_job(vm, &job.module_id, &wasm, &input, job.fuel_limit, output_max)
+        .ok_or(VerdictMiss::Blob(job.module_id))?;
+    let run = crate::exec::run_job(vm, &job.module_id, &wasm, &input, job.fuel_limit)
         .map_err(|e| VerdictMiss::Failed(e.to_string()))?;
     Ok(run.outcome())
 }

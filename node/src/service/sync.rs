@@ -15,6 +15,8 @@ use crate::p2p::{self, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Wire};
 use cairn_ledger::snapshot::{STATE_CHUNK_BYTES_MAX, STATE_CHUNK_ENTRIES_MAX};
 use cairn_store::Store;
 
+/// Connected peers asked for a missing blob at once, at most (the DHT names other holders).
+pub const BLOB_PEERS_ASKED_MAX: usize = 8;
 /// Announced modules a provider fetches at once (announcements cost nothing to send, so
 /// beyond this they are ignored until the fetches in flight end).
 pub const ANNOUNCED_FETCHES_MAX: usize = 16;
@@ -241,26 +243,30 @@ impl Node {
         self.sync_from_any_peer();
     }
 
-    /// Asks every connected peer for a module (once at a time), and looks up in the DHT who
-    /// else holds it (`blobs.rs`).
-    pub(super) fn request_blob(&mut self, module_id: Hash) {
+    /// Asks connected peers for a blob (at most [`BLOB_PEERS_ASKED_MAX`], once at a time: each
+    /// that holds it sends all of it), and looks up in the DHT who else holds it (`blobs.rs`).
+    pub(super) fn request_blob(&mut self, blob: Hash) {
         // Arrived and being stored.
-        if self.sync.storing.contains(&module_id) {
+        if self.sync.storing.contains(&blob) {
             return;
         }
-        self.lookup_blob(module_id);
+        self.lookup_blob(blob);
         // Asked already.
-        if self.sync.blob_requests.values().any(|m| *m == module_id) || self.faults.blobs_by_dht_only() {
+        if self.sync.blob_requests.values().any(|b| *b == blob) || self.faults.blobs_by_dht_only() {
             return;
         }
-        for peer in self.net.peers() {
-            self.request_blob_from(peer, module_id);
+        let mut peers = self.net.peers();
+        // Which peers are asked varies with the blob, so that different blobs spread over them.
+        let len = peers.len().max(1);
+        peers.rotate_left(usize::from(blob.0[0]) % len);
+        for peer in peers.into_iter().take(BLOB_PEERS_ASKED_MAX) {
+            self.request_blob_from(peer, blob);
         }
     }
 
-    pub(super) fn request_blob_from(&mut self, peer: PeerId, module_id: Hash) {
-        let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(module_id)));
-        self.sync.blob_requests.insert(id, module_id);
+    pub(super) fn request_blob_from(&mut self, peer: PeerId, blob: Hash) {
+        let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(blob)));
+        self.sync.blob_requests.insert(id, blob);
     }
 
     /// Asks every connected peer for a proposed block the engine waits for.
@@ -433,10 +439,10 @@ impl Node {
             {
                 self.proposed_arrived(*block)?;
             }
-        } else if let Some(module_id) = self.sync.blob_requests.remove(&request_id)
+        } else if let Some(blob) = self.sync.blob_requests.remove(&request_id)
             && let Ok(SyncResponse::Blob(Some(bytes))) = decoded
         {
-            self.on_blob(module_id, bytes);
+            self.on_blob(blob, bytes);
         }
         Ok(())
     }
@@ -482,22 +488,23 @@ impl Node {
         }
     }
 
-    /// A module this node asked for arrived: stored off the event loop, then announced to the
+    /// A blob this node asked for arrived: stored off the event loop, then announced to the
     /// loop as stored.
-    fn on_blob(&mut self, module_id: Hash, bytes: Vec<u8>) {
+    fn on_blob(&mut self, id: Hash, bytes: Vec<u8>) {
         // Only blobs this node asked for arrive here; the hash is the check. It asks every
-        // peer, so the same module may arrive more than once.
-        if Hash::of(&bytes) != module_id || !self.sync.storing.insert(module_id) {
+        // peer, so the same blob may arrive more than once.
+        if bytes.len() > super::blobs::BLOB_BYTES_MAX || Hash::of(&bytes) != id || !self.sync.storing.insert(id) {
             return;
         }
         let store = self.chain.store.clone();
         let events = self.events.clone();
+        let wasm = bytes.starts_with(b"\0asm");
         tokio::spawn(async move {
             // Stored as it is, valid or not: a job on an invalid module ends `invalid_module`
             // everywhere (its reason says why), and re-executing one needs its bytes. Whoever
             // runs a job validates the module then.
             let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
-                if store.has_blob(&module_id)? {
+                if store.has_blob(&id)? {
                     return Ok(false);
                 }
                 store.put_blob(&bytes)?;
@@ -507,24 +514,25 @@ impl Node {
             let stored = match stored {
                 Ok(Ok(stored)) => Ok(stored),
                 Ok(Err(e)) => Err(e),
-                Err(e) => Err(anyhow::anyhow!("storing the module failed: {e}")),
+                Err(e) => Err(anyhow::anyhow!("storing the blob failed: {e}")),
             };
-            // Sent either way, so the loop forgets the module is being stored.
-            let _ = events.send(Event::ModuleFetched { module_id, stored }).await;
+            // Sent either way, so the loop forgets the blob is being stored.
+            let _ = events.send(Event::BlobFetched { id, wasm, stored }).await;
         });
     }
 
-    /// A fetched module was stored (or was there already, or storing it failed: fatal). What
+    /// A fetched blob was stored (or was there already, or storing it failed: fatal). What
     /// waits for it goes on either way: a re-execution that missed it just before another
-    /// fetch stored it asks again, and finds it here.
-    pub(super) fn on_module_fetched(&mut self, module_id: Hash, stored: anyhow::Result<bool>) -> anyhow::Result<()> {
-        self.sync.storing.remove(&module_id);
-        if stored.with_context(|| format!("storing module {module_id}"))? {
-            self.sync.announced.remove(&module_id);
-            self.prepare_in_background(module_id);
+    /// fetch stored it asks again, and finds it here. A module is compiled ahead.
+    pub(super) fn on_blob_fetched(&mut self, id: Hash, wasm: bool, stored: anyhow::Result<bool>) -> anyhow::Result<()> {
+        self.sync.storing.remove(&id);
+        if stored.with_context(|| format!("storing blob {id}"))? {
+            self.sync.announced.remove(&id);
+            if wasm {
+                self.prepare_in_background(id);
+            }
         }
-        self.module_stored(module_id);
-        Ok(())
+        self.blob_stored(id)
     }
 }
 

@@ -108,6 +108,10 @@ pub enum Request {
     },
     /// A module was uploaded to this node (validated and stored): announce it.
     ModuleUploaded(Hash),
+    /// A data blob was uploaded to this node (stored): provide it in the DHT.
+    BlobUploaded(Hash),
+    /// `blob_get` asks for a blob this node does not hold: fetch it from its holders.
+    FetchBlob(Hash),
 }
 
 /// Transactions verified on the calling task rather than a blocking thread, at most: one

@@ -234,6 +234,7 @@ fn a_block_over_block_bytes_max_is_refused() {
             assignment_height: 0,
             deadline_height: 10,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         };
         Transaction::Offer(offer.sign(&f.key))
     };

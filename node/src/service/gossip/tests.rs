@@ -75,6 +75,7 @@ impl TestChain {
             assignment_height: 0,
             deadline_height: 100,
             placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
         };
         offer.sign(&self.client)
     }
