@@ -174,4 +174,36 @@ async fn a_provider_cut_from_the_clients_node_finds_the_module_through_the_dht_a
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no cairn_blob_holder_requests_total in\n{text}"));
     assert!(asked >= 1.0, "node 3 asked {asked} holders");
+
+    // Job data too: an input blob stored on node 0 and node 1 reaches node 3 through node 1;
+    // the output blob node 3 leaves reaches node 0 through the nodes that took the result.
+    let input: Vec<u8> = (0..300 << 10).map(|i| b"abcdefghij"[i % 10]).collect();
+    for i in [0, 1] {
+        let id = net.rpc(i).await.blob_put(hex::encode(&input)).await.expect("blob_put");
+        assert_eq!(id, cairn_ledger::Hash::of(&input));
+    }
+    let terms = client::OfferTerms {
+        fuel_limit: 100_000_000,
+        input_blob: Some(cairn_ledger::Hash::of(&input)),
+        ..client::OfferTerms::default()
+    };
+    let state = cairn_contracts::State::from_genesis(&net.genesis).expect("genesis state");
+    let mut found = None;
+    for deadline_blocks in 200..456 {
+        // Another deadline, another job id: one whose only assignee is node 3.
+        let terms = client::OfferTerms { deadline_blocks, ..terms.clone() };
+        let offer = client::sign_offer(&c, &net.client_key, module_id, Vec::new(), terms, None).await.expect("sign");
+        let o = &offer.offer;
+        if state.assignment(&offer.job_id(), o.max_price, &o.placement, 1) == vec![far] {
+            found = Some(offer);
+            break;
+        }
+    }
+    let offer = found.expect("an offer ranked for node 3");
+    let run =
+        client::run_to_finality(&c, offer, TIMEOUT, |_| {}).await.unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs()));
+    assert_eq!(run.result.provider, far);
+    assert!(run.result.output_in_blob, "{:?}", run.result);
+    let output = client::output_of(&c, &run.result).await.expect("node 0 holds the output");
+    assert_eq!(output, input.to_ascii_uppercase());
 }

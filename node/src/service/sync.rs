@@ -1,6 +1,6 @@
-//! Request-response with peers: finalized blocks a node missed (sync), modules (blobs), and
-//! proposed blocks the consensus engine waits for. Answers are read from the store off the
-//! loop; synced blocks are applied one at a time by the executor, in order.
+//! Request-response with peers: finalized blocks a node missed (sync), blobs (modules and job
+//! data), and proposed blocks the consensus engine waits for. Answers are read from the store
+//! off the loop; synced blocks are applied one at a time by the executor, in order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -16,7 +16,12 @@ use cairn_ledger::snapshot::{STATE_CHUNK_BYTES_MAX, STATE_CHUNK_ENTRIES_MAX};
 use cairn_store::Store;
 
 /// Connected peers asked for a missing blob at once, at most (the DHT names other holders).
-pub const BLOB_PEERS_ASKED_MAX: usize = 8;
+pub const BLOB_PEERS_ASKED_MAX: usize = 4;
+/// Distinct blobs being fetched at once, at most: each request may bring a whole blob (up to
+/// 4 MiB, `blobs::BLOB_BYTES_MAX`) from each peer asked, so this bounds what answers can take
+/// (8 blobs × (4 peers + 4 holders) × 4 MiB = 256 MiB at the very worst). A blob past it is
+/// asked for at a later maintenance tick, while something still waits for it.
+pub const BLOB_FETCHES_MAX: usize = 8;
 /// Announced modules a provider fetches at once (announcements cost nothing to send, so
 /// beyond this they are ignored until the fetches in flight end).
 pub const ANNOUNCED_FETCHES_MAX: usize = 16;
@@ -88,7 +93,7 @@ pub struct SyncState {
     distrusted: HashMap<PeerId, (Instant, bool)>,
     /// Blob requests in flight.
     blob_requests: HashMap<OutboundRequestId, Hash>,
-    /// Fetched modules being stored, off the loop.
+    /// Fetched blobs being stored, off the loop.
     storing: HashSet<Hash>,
     /// Announced modules being fetched (at most [`ANNOUNCED_FETCHES_MAX`]).
     announced: HashSet<Hash>,
@@ -104,6 +109,13 @@ impl SyncState {
     /// The peer this node syncs blocks from now, if any.
     pub fn source(&self) -> Option<PeerId> {
         self.source
+    }
+
+    /// Whether a request for `blob` may be sent: it is being fetched already, or fewer than
+    /// [`BLOB_FETCHES_MAX`] blobs are.
+    fn may_fetch_blob(&self, blob: &Hash) -> bool {
+        let fetching: HashSet<&Hash> = self.blob_requests.values().collect();
+        fetching.contains(blob) || fetching.len() < BLOB_FETCHES_MAX
     }
 
     /// Whether an announced module is being fetched.
@@ -264,7 +276,11 @@ impl Node {
         }
     }
 
+    /// Asks `peer` for `blob`, unless [`BLOB_FETCHES_MAX`] other blobs are being fetched.
     pub(super) fn request_blob_from(&mut self, peer: PeerId, blob: Hash) {
+        if !self.sync.may_fetch_blob(&blob) {
+            return;
+        }
         let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(blob)));
         self.sync.blob_requests.insert(id, blob);
     }
