@@ -8,6 +8,7 @@ import {
   Genesis,
   H,
   type ReceiptProof,
+  type ResultInfo,
   bytesEqual,
   chainId,
   parseJson,
@@ -37,6 +38,17 @@ export async function genesisFromFile(file: File): Promise<GenesisSource> {
     throw new Error(`${file.name} is not a genesis.json: ${(e as Error).message}`);
   }
   return { genesis, chainId: toHex(chainId(genesis)), from: `the file ${file.name}` };
+}
+
+/**
+ * The output a receipt of `provider` is checked against: the node's result's output when it is
+ * that provider's and inline; when the result left it in a blob, the blob's bytes once fetched
+ * (`fetched`, already checked against `output_hash`), else none (`null`: not checked, since an
+ * empty inline `output` is not the output).
+ */
+export function outputToCheck(result: ResultInfo | null, provider: Uint8Array, fetched: Uint8Array | null): Uint8Array | null {
+  if (!result || !bytesEqual(result.provider, provider)) return null;
+  return result.output_in_blob ? fetched : result.output;
 }
 
 /** One proof's outcome. */

@@ -1,13 +1,13 @@
 // The explorer's logic that needs no browser: hash routes, search, and the verify action's
 // verdicts on docs/fixtures' real receipt proof (honest, tampered, another genesis, another job,
-// an output that is not the receipt's).
+// an output that is not the receipt's, an output left in a blob before and after it is fetched).
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import test from 'node:test';
-import { Genesis, ReceiptProof, parseJson, toHex } from '../../ts/src/index.ts';
+import { Genesis, ReceiptProof, type ResultInfo, parseJson, toHex } from '../../ts/src/index.ts';
 import { parseRoute, searchTarget } from '../src/router.ts';
-import { type ProofOutcome, verifyOne } from '../src/verify.ts';
+import { type ProofOutcome, outputToCheck, verifyOne } from '../src/verify.ts';
 import { tamperProof } from './proxy.ts';
 
 const fixtures = new URL('../../../docs/fixtures/linked/', import.meta.url);
@@ -61,4 +61,22 @@ test('verify: a tampered proof, another genesis, another job, a wrong output eac
   assert.ok(!wrongJob.ok && wrongJob.error.includes('not of'), show(wrongJob));
   const wrongOutput = await verifyOne(proof, jobId, genesis, new TextEncoder().encode('not the output'));
   assert.ok(!wrongOutput.ok && wrongOutput.error.includes('output_hash'), show(wrongOutput));
+});
+
+test('verify: an output left in a blob is checked only once fetched; another provider\'s result is not checked', async () => {
+  const claim = proof.receipt.claim;
+  const output = new TextEncoder().encode('HELLO');
+  const inline: ResultInfo = { provider: claim.provider, status: 'ok', fuel_used: claim.fuel_used, output_hash: claim.output_hash, output, output_in_blob: false, reason: null };
+  const inBlob: ResultInfo = { ...inline, output: new Uint8Array(0), output_in_blob: true };
+  assert.equal(outputToCheck(inline, claim.provider, null), output);
+  assert.equal(outputToCheck(inBlob, claim.provider, null), null, 'the empty inline output is not the output');
+  assert.equal(outputToCheck(inBlob, claim.provider, output), output);
+  assert.equal(outputToCheck(inline, new Uint8Array(32).fill(1), null), null);
+  assert.equal(outputToCheck(null, claim.provider, output), null);
+  const before = await verifyOne(proof, jobId, genesis, outputToCheck(inBlob, claim.provider, null));
+  assert.ok(before.ok && before.outputMatches === null, show(before));
+  const fetched = await verifyOne(proof, jobId, genesis, outputToCheck(inBlob, claim.provider, output));
+  assert.ok(fetched.ok && fetched.outputMatches === true, show(fetched));
+  const wrong = await verifyOne(proof, jobId, genesis, outputToCheck(inBlob, claim.provider, new TextEncoder().encode('HELLP')));
+  assert.ok(!wrong.ok && wrong.error.includes('output_hash'), show(wrong));
 });

@@ -8,7 +8,8 @@
 //
 // Each codec also maps a value to and from the JSON form of docs/PROOFS.md ("JSON form"):
 // bytes as lowercase hex without `0x`, integers as numbers, records as objects with exactly
-// their fields (an unknown or missing one is refused).
+// their fields (an unknown one is refused, and a missing one unless it is an `Option`, read as
+// null, or has a default: `withDefault`).
 
 /** A decoding or JSON-reading error: the bytes or the JSON are not what the docs describe. */
 export class DecodeError extends Error {
@@ -374,6 +375,19 @@ export function option<T>(c: Codec<T>): Codec<T | null> {
   };
 }
 
+/**
+ * `c`, whose field a record's JSON may leave out, meaning `value` (serde's `#[serde(default)]`,
+ * for a field added after a record's first form: `JobResult.output_in_blob`). Borsh is `c`'s.
+ */
+export function withDefault<T>(c: Codec<T>, value: T): Codec<T> & { readonly jsonDefault: T } {
+  return { ...c, jsonDefault: value, fromJson: (j, path = '') => (j === undefined ? value : c.fromJson(j, path)) };
+}
+
+/** Whether a record's JSON may leave out a field of codec `c`: an `Option` (null) or a `withDefault`. */
+export function mayBeAbsent(c: Codec<unknown>): boolean {
+  return c.name.startsWith('Option<') || 'jsonDefault' in c;
+}
+
 /** `Vec<T>`; JSON: an array. */
 export function vec<T>(c: Codec<T>): Codec<T[]> {
   return {
@@ -452,7 +466,7 @@ function fieldsFromJson<F extends Fields>(fields: F, j: Record<string, unknown>,
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(fields)) {
     const c = fields[k]!;
-    if (!(k in j) && !c.name.startsWith('Option<')) fail(path, `missing field ${k}`);
+    if (!(k in j) && !mayBeAbsent(c)) fail(path, `missing field ${k}`);
     out[k] = c.fromJson(j[k], path ? `${path}.${k}` : k);
   }
   return out as StructOf<F>;

@@ -7,7 +7,7 @@
 // Records come back decoded (`Uint8Array` for hashes and keys, `bigint` for u64s), see
 // rpc-types.ts and types.ts; errors are `CairnRpcError` or `CairnConnectionError`.
 
-import { hash32 as hash, toHex, vec } from './borsh.ts';
+import { bytes, hash32 as hash, toHex, vec } from './borsh.ts';
 import { CairnConnectionError } from './errors.ts';
 import {
   AccountInfo,
@@ -58,6 +58,8 @@ export interface ClientOptions extends TransportOptions {
 export const RPC_METHODS = {
   'rpc.discover': 'rpcDiscover',
   module_put: 'modulePut',
+  blob_put: 'blobPut',
+  blob_get: 'blobGet',
   job_submit: 'jobSubmit',
   job_estimate: 'jobEstimate',
   tx_submit: 'txSubmit',
@@ -134,6 +136,23 @@ export class CairnClient {
   /** `module_put`: stores a wasm module on the node (validated and compiled); answers its id `H(wasm)`. */
   async modulePut(wasm: Uint8Array | string): Promise<Uint8Array> {
     return this.get(hash, 'module_put', { wasm_hex: hexBytes(wasm) });
+  }
+
+  /**
+   * `blob_put`: stores a job data blob (at most `DATA_BLOB_BYTES_MAX`, 4 MiB) on the node;
+   * answers its id `H(bytes)`, which an offer names as its `input_blob`.
+   */
+  async blobPut(data: Uint8Array | string): Promise<Uint8Array> {
+    return this.get(hash, 'blob_put', { bytes_hex: hexBytes(data) });
+  }
+
+  /**
+   * `blob_get`: a blob's bytes by id (an input blob, or an output a result left in a blob: its
+   * `output_hash`), which the node fetches from its holders for up to 10 s if it lacks it
+   * (-33010 `blob_unknown` if none sent it). Not checked against the id here: `outputOf` does.
+   */
+  async blobGet(id: HashLike): Promise<Uint8Array> {
+    return this.get(bytes, 'blob_get', { id: hex32(id, 'id') });
   }
 
   /** `job_submit`: submits a signed offer; answers its job id. */

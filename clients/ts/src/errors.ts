@@ -14,7 +14,7 @@ export interface ErrorCodeInfo {
 }
 
 /**
- * Every code docs/RPC.md lists: Cairn's own (-33001…-33009) and those JSON-RPC and the server
+ * Every code docs/RPC.md lists: Cairn's own (-33001…-33010) and those JSON-RPC and the server
  * library emit. The test `errors.test.ts` checks this table against RPC.md's error tables and
  * the OpenRPC document's `components.errors`.
  */
@@ -63,6 +63,11 @@ export const ERROR_CODES: Readonly<Record<number, ErrorCodeInfo>> = {
     reason: 'module_unknown',
     meaning: 'the module is not stored on this node',
     hint: 'Upload the module with module_put first (runJob and estimate do when given its bytes).',
+  },
+  [-33010]: {
+    reason: 'blob_unknown',
+    meaning: 'the blob is not stored on this node and no holder sent it',
+    hint: "Upload the offer's input blob with blob_put first (runJob and estimate do for an input over input_bytes_max), or check the id: no holder sent it within blob_get's wait.",
   },
   [-32700]: { reason: 'parse_error', meaning: 'the request is not JSON', hint: 'The request was not JSON: a client bug.' },
   [-32600]: {
@@ -122,7 +127,8 @@ export const TX_RULE_HINTS: Readonly<Record<string, string>> = {
   fee_below_minimum: "Raise the fee to at least node_info's tx_fee_min.",
   redundancy_out_of_range: 'Choose a redundancy between 1 and the most the chain allows (the message says it).',
   fuel_limit_out_of_range: "Choose a fuel limit between 1 and the chain's fuel_limit_max.",
-  input_too_large: "Send a smaller input: at most the chain's input_bytes_max.",
+  input_too_large: "Send a smaller input: at most the chain's input_bytes_max inline; a larger one (up to 4 MiB) goes in a blob (blob_put) the offer names as its input_blob, as runJob does.",
+  input_and_input_blob: 'An offer with an input_blob carries no inline input: leave input empty, or set input_blob to null.',
   assignment_height_out_of_window: "Set assignment_height to the head's height (chain_head): it must be within assignment_window_blocks of the head.",
   deadline_out_of_range: "Set deadline_height past the block being built and at most deadline_max_blocks ahead (the message gives the range).",
   capacity_zero: 'A provider takes at least one job at once: capacity ≥ 1.',

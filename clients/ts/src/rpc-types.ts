@@ -7,7 +7,7 @@
 // Unlike the ledger's records (exact fields: they are hashed and signed), these are read
 // leniently: a field a newer node adds is ignored, so an older client keeps working.
 
-import { type Codec, type Infer, bool, bytes, hash32, option, string, struct, u32, u64, u8Enum, vec } from './borsh.ts';
+import { type Codec, type Infer, bool, bytes, hash32, option, string, struct, u32, u64, u8Enum, vec, withDefault } from './borsh.ts';
 import { JobStatus } from './types.ts';
 
 type Fields = Record<string, Codec<any>>;
@@ -80,13 +80,18 @@ export const ProviderInfo = info('ProviderInfo', {
 });
 export type ProviderInfo = Infer<typeof ProviderInfo>;
 
-/** A provider's result as the RPC shows it (`reason`: the output as text, unless ok). */
+/**
+ * A provider's result as the RPC shows it (`reason`: the output as text, unless ok).
+ * `output_in_blob` (sent only when true): the output is the blob named `output_hash` and
+ * `output` is empty; `blob_get` it (`outputOf` in run.ts does, and checks it).
+ */
 export const ResultInfo = info('ResultInfo', {
   provider: hash32,
   status: JobStatus,
   fuel_used: u64,
   output_hash: hash32,
   output: bytes,
+  output_in_blob: withDefault(bool, false),
   reason: option(string),
 });
 export type ResultInfo = Infer<typeof ResultInfo>;

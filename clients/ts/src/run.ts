@@ -2,15 +2,17 @@
 // offer from what the node says (chain id, head, next nonce, least fee), sign it, subscribe,
 // submit (uploading the module if the node lacks it), wait for `finalized`, then fetch the
 // receipt proof and verify it offline against the genesis — the output is returned only if the
-// proof verifies and the receipt's output hash is the hash of the output bytes.
+// proof verifies and the receipt's output hash is the hash of the output bytes. An input larger
+// than the chain carries inline goes into a blob on the node first (`place_input`), and an
+// output a provider left in a blob is fetched by its hash (`output_of`).
 
 import { bytesEqual, fromHex, toHex } from './borsh.ts';
 import type { CairnClient, HashLike, JobSubscription } from './client.ts';
 import { CairnConnectionError, CairnJobError, CairnRpcError } from './errors.ts';
 import type { Key } from './keys.ts';
 import type { JobEstimate, JobEvent, ResultInfo } from './rpc-types.ts';
-import { buildOffer, buildTx, moduleId as moduleIdOf, offerJobId, signOffer, signTx, signedTxHash } from './sign.ts';
-import type { Action, Genesis, JobOffer, Placement, ReceiptProof, SignedOffer, SignedTx, Tx } from './types.ts';
+import { buildOffer, buildTx, inputHash, moduleId as moduleIdOf, offerJobId, signOffer, signTx, signedTxHash } from './sign.ts';
+import { type Action, DATA_BLOB_BYTES_MAX, type Genesis, type JobOffer, type Placement, type ReceiptProof, type SignedOffer, type SignedTx, type Tx } from './types.ts';
 import { H, type VerifiedReceipt, VerifyError, chainId, jobId as jobIdOf, verifyReceiptProof } from './verify.ts';
 
 /** An offer's economic terms; each has the default `cairn job run` uses. */
@@ -29,13 +31,22 @@ export interface OfferTerms {
   nonce?: bigint | number;
   /** Where the job may run (default anywhere): `{kind: 'prefer' | 'only', regions: [...]}`. */
   placement?: Placement;
+  /**
+   * The input as a blob already stored on the node (`blobPut`), by id: the offer's
+   * `input_blob`, the spec's `input` then empty. Without it, an input larger than the chain's
+   * `input_bytes_max` is put into a blob by itself (`placeInput`).
+   */
+  inputBlob?: HashLike;
 }
 
 /** A job: its module (the wasm bytes, or the id of a module the node stores), its input, who pays. */
 export interface JobSpec {
   /** The wasm bytes (uploaded if the node lacks them), or `{id}` of a module already stored. */
   module: Uint8Array | { id: HashLike };
-  /** The input bytes (a string is sent as UTF-8). */
+  /**
+   * The input bytes (a string is sent as UTF-8): up to the chain's `input_bytes_max` inline,
+   * up to `DATA_BLOB_BYTES_MAX` (4 MiB) through a blob; empty when `terms.inputBlob` names it.
+   */
   input: Uint8Array | string;
   /** The client's key: signs the offer and pays. */
   key: Key;
@@ -48,14 +59,19 @@ function inputBytes(input: Uint8Array | string): Uint8Array {
   return typeof input === 'string' ? utf8.encode(input) : input;
 }
 
+function hashBytes(v: HashLike): Uint8Array {
+  return typeof v === 'string' ? fromHex(v) : v;
+}
+
 function moduleIdOfSpec(m: JobSpec['module']): Uint8Array {
   if (m instanceof Uint8Array) return moduleIdOf(m);
-  return typeof m.id === 'string' ? fromHex(m.id) : m.id;
+  return hashBytes(m.id);
 }
 
 /**
  * The unsigned offer of `spec` for the chain the node serves, assigned at its head, with the
- * deadline `deadlineBlocks` later: as rpc/src/client.rs's `build_offer`.
+ * deadline `deadlineBlocks` later: as rpc/src/client.rs's `build_offer`. The input goes in as
+ * given (see `placeInput` for one larger than the chain carries inline).
  */
 export async function prepareOffer(client: CairnClient, spec: JobSpec): Promise<JobOffer> {
   const t = spec.terms ?? {};
@@ -74,7 +90,46 @@ export async function prepareOffer(client: CairnClient, spec: JobSpec): Promise<
     assignment_height: head.height,
     deadline_height: head.height + BigInt(t.deadlineBlocks ?? 200n),
     placement: t.placement ?? { kind: 'anywhere' },
+    input_blob: t.inputBlob !== undefined ? hashBytes(t.inputBlob) : null,
   });
+}
+
+/**
+ * `spec` with its input placed as rpc/src/client.rs's `place_input` places it: inline if it
+ * fits the chain's `input_bytes_max` (from `genesis`, else asked with `chain_genesis`), else
+ * stored on the node as a blob (`blob_put`, at most `DATA_BLOB_BYTES_MAX`) that the offer names
+ * in `terms.inputBlob`, its inline input then empty. A spec that names an input blob already
+ * must carry no inline input (the chain refuses both: `input_and_input_blob`).
+ */
+export async function placeInput(client: CairnClient, spec: JobSpec, genesis?: Genesis): Promise<JobSpec & { input: Uint8Array }> {
+  const input = inputBytes(spec.input);
+  if (spec.terms?.inputBlob !== undefined) {
+    if (input.length > 0) throw new Error('an offer with an input_blob carries no inline input: give an empty input with terms.inputBlob');
+    return { ...spec, input };
+  }
+  if (input.length === 0) return { ...spec, input };
+  const inlineMax = (genesis ?? (await client.chainGenesis())).params.input_bytes_max;
+  if (input.length <= inlineMax) return { ...spec, input };
+  if (input.length > DATA_BLOB_BYTES_MAX) throw new Error(`the input is ${input.length} bytes, over the largest blob of ${DATA_BLOB_BYTES_MAX} bytes`);
+  const id = await client.blobPut(input);
+  if (!bytesEqual(id, H(input))) throw new VerifyError(`blob_put answered ${toHex(id)}, H(input) is ${toHex(H(input))}`);
+  return { ...spec, input: new Uint8Array(0), terms: { ...spec.terms, inputBlob: id } };
+}
+
+/**
+ * A result's output bytes, as rpc/src/client.rs's `output_of`: inline, or (`output_in_blob`)
+ * the blob named `output_hash`, fetched with `blob_get` (asked again when the connection drops
+ * under it or the node is busy, within `timeoutMs`, default 60,000 ms). Either way the bytes
+ * must hash to `output_hash`.
+ */
+export async function outputOf(client: CairnClient, result: ResultInfo, opts: { timeoutMs?: number } = {}): Promise<Uint8Array> {
+  if (!result.output_in_blob) {
+    check(bytesEqual(H(result.output), result.output_hash), "the output bytes do not hash to the result's output_hash");
+    return result.output;
+  }
+  const bytes = await fetchBlob(client, result.output_hash, Date.now() + (opts.timeoutMs ?? 60_000));
+  check(bytesEqual(H(bytes), result.output_hash), `the node sent a blob that does not hash to the output_hash ${toHex(result.output_hash)}`);
+  return bytes;
 }
 
 /** Calls `f`; if the node does not store the module and its bytes are at hand, uploads them and calls again. */
@@ -98,10 +153,12 @@ export interface Estimate extends JobEstimate {
  * `job_estimate` of `spec` (docs/RPC.md, "Estimates"): builds the offer, signs it locally only
  * to learn its job id (signing is deterministic: the same offer signed again to submit it has
  * the same id), and sends the offer unsigned, so that the node cannot submit it. Uploads the
- * module first if the node lacks it and its bytes are given.
+ * module first if the node lacks it and its bytes are given, and an input larger than the chain
+ * carries inline as a blob (`placeInput`: the chain's limit from `opts.genesis`, else from
+ * `chain_genesis`).
  */
-export async function estimate(client: CairnClient, spec: JobSpec): Promise<Estimate> {
-  const offer = await prepareOffer(client, spec);
+export async function estimate(client: CairnClient, spec: JobSpec, opts: { genesis?: Genesis } = {}): Promise<Estimate> {
+  const offer = await prepareOffer(client, await placeInput(client, spec, opts.genesis));
   const id = offerJobId(offer, spec.key);
   const e = await withModule(client, spec.module, () => client.jobEstimate(offer, id));
   return { ...e, offer };
@@ -124,7 +181,10 @@ export interface RunOptions {
 export interface JobRun {
   /** The job id (hex). */
   jobId: string;
-  /** The output bytes: their hash is the verified receipt's `output_hash`. */
+  /**
+   * The output bytes: their hash is the verified receipt's `output_hash` (fetched with
+   * `blob_get` when the provider left them in a blob: `result.output_in_blob`).
+   */
   output: Uint8Array;
   /** The result as the node reported it. */
   result: ResultInfo;
@@ -148,12 +208,15 @@ function check(cond: boolean, what: string): asserts cond {
 
 /**
  * Runs a job end to end and returns its output only once verified: the node must serve the
- * genesis' chain; the module is uploaded if the node lacks it; the offer is signed with
- * `spec.key`, subscribed to, submitted, and followed to `finalized` (across reconnections);
- * then the receipt proof of the result is fetched and verified offline against the genesis
- * (`verifyReceiptProof`), and its claim must be this job's, module's, input's and provider's,
- * with `output_hash = H(output)` for the output bytes the node sent. With redundancy k ≥ 2,
- * every receipt proof of the job is verified and all ok receipts must agree on the output.
+ * genesis' chain; the module is uploaded if the node lacks it; an input larger than the chain's
+ * `input_bytes_max` is stored on the node as a blob the offer names (`placeInput`); the offer
+ * is signed with `spec.key`, subscribed to, submitted, and followed to `finalized` (across
+ * reconnections); then the receipt proof of the result is fetched and verified offline against
+ * the genesis (`verifyReceiptProof`), and its claim must be this job's, module's, input's and
+ * provider's, with `output_hash = H(output)` for the output bytes the node sent (an output left
+ * in a blob is fetched by that hash with `blob_get`, and checked against it). With redundancy
+ * k ≥ 2, every receipt proof of the job is verified and all ok receipts must agree on the
+ * output.
  *
  * Throws `CairnJobError` if the job expired, was dropped, failed (a verified status other than
  * ok: `reason` says why) or timed out; `VerifyError` if anything does not verify; `CairnRpcError`
@@ -166,8 +229,7 @@ export async function runJob(client: CairnClient, spec: JobSpec, opts: RunOption
   const info = await client.nodeInfo();
   check(bytesEqual(info.chain_id, chain), `the node serves chain ${toHex(info.chain_id)}, the genesis is of chain ${toHex(chain)}`);
 
-  const input = inputBytes(spec.input);
-  const offer = signOffer(await prepareOffer(client, { ...spec, input }), spec.key);
+  const offer = signOffer(await prepareOffer(client, await placeInput(client, spec, opts.genesis)), spec.key);
   const id = jobIdOf(offer);
   const jobId = toHex(id);
 
@@ -202,11 +264,15 @@ export async function runJob(client: CairnClient, spec: JobSpec, opts: RunOption
     const claim = proof.receipt.claim;
     check(bytesEqual(claim.job_id, id), "the receipt is another job's");
     check(bytesEqual(claim.module_id, offer.offer.module_id), "the receipt is another module's");
-    check(bytesEqual(claim.input_hash, H(input)), "the receipt is another input's");
+    check(bytesEqual(claim.input_hash, inputHash(offer.offer)), "the receipt is another input's");
     check(bytesEqual(claim.provider, result.provider), "the receipt is another provider's");
     check(claim.status === result.status, `the receipt's status is ${claim.status}, the node reported ${result.status}`);
     check(bytesEqual(claim.output_hash, result.output_hash), "the receipt's output hash is not the result's");
-    check(bytesEqual(H(result.output), claim.output_hash), "the output bytes do not hash to the receipt's output_hash");
+    if (result.output_in_blob) {
+      check(claim.status === 'ok' && result.output.length === 0, 'a result whose output is in a blob has status ok and no inline output');
+    } else {
+      check(bytesEqual(H(result.output), claim.output_hash), "the output bytes do not hash to the receipt's output_hash");
+    }
 
     if (offer.offer.redundancy > 1) {
       for (const p of await client.jobProofs(id)) {
@@ -221,7 +287,8 @@ export async function runJob(client: CairnClient, spec: JobSpec, opts: RunOption
       const reason = result.reason ?? new TextDecoder().decode(result.output);
       throw new CairnJobError(jobId, 'failed', `job ${jobId} failed (${claim.status}): ${reason}`, { reason, status: claim.status });
     }
-    return { jobId, output: result.output, result, proof, receipt, offer, events: [...sub.events], resubscriptions: sub.resubscriptions };
+    const output = await outputOf(client, result, { timeoutMs: Math.max(0, deadline - Date.now()) });
+    return { jobId, output, result, proof, receipt, offer, events: [...sub.events], resubscriptions: sub.resubscriptions };
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     sub.close();
@@ -267,6 +334,24 @@ async function fetchProof(client: CairnClient, id: Uint8Array, provider: Uint8Ar
       const retry = (e instanceof CairnRpcError && e.reason === 'not_finalized') || (e instanceof CairnConnectionError && e.retryable);
       if (!retry || Date.now() + wait > deadline) throw e;
       await sleep(wait);
+    }
+  }
+}
+
+/**
+ * A blob's bytes (`blob_get`), asked again when the connection drops under the call or the node
+ * is busy (a read: asking twice is harmless), until the deadline.
+ */
+async function fetchBlob(client: CairnClient, id: Uint8Array, deadline: number): Promise<Uint8Array> {
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1_000)) {
+    try {
+      return await client.blobGet(id);
+    } catch (e) {
+      const busy = e instanceof CairnRpcError && e.reason === 'overloaded';
+      const retry = busy || (e instanceof CairnConnectionError && e.retryable);
+      const pause = busy ? Math.max(wait, (e as CairnRpcError).retryAfterMs ?? 0) : wait;
+      if (!retry || Date.now() + pause > deadline) throw e;
+      await sleep(pause);
     }
   }
 }

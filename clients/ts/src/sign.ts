@@ -24,11 +24,13 @@ export interface OfferFields {
   deadline_height: bigint;
   /** Where the job may run (default: anywhere). */
   placement?: Placement;
+  /** The input as a blob stored on the node (`blob_put`), by id; `input` is then empty (default: none). */
+  input_blob?: Uint8Array | null;
 }
 
 /** An unsigned offer of version 1. */
 export function buildOffer(fields: OfferFields): JobOffer {
-  return { version: FORMAT_VERSION, ...fields, placement: fields.placement ?? { kind: 'anywhere' } };
+  return { version: FORMAT_VERSION, ...fields, placement: fields.placement ?? { kind: 'anywhere' }, input_blob: fields.input_blob ?? null };
 }
 
 /** Signs `offer` with `key` (which must be the offer's `client`). */
@@ -70,6 +72,16 @@ export function signedTxHash(tx: SignedTx): Uint8Array {
 /** A module's id: `H(wasm)`. */
 export function moduleId(wasm: Uint8Array): Uint8Array {
   return H(wasm);
+}
+
+/** A blob's id: `H(bytes)`. */
+export function blobId(bytes: Uint8Array): Uint8Array {
+  return H(bytes);
+}
+
+/** The `input_hash` a result of `offer` claims: its input blob's id, or `H(input)` (`JobOffer::input_hash`). */
+export function inputHash(offer: JobOffer): Uint8Array {
+  return offer.input_blob ?? H(offer.input);
 }
 
 /** Each `Action` variant, built from its fields (docs/PROOFS.md, the `Action` table). */

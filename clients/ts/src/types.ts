@@ -23,6 +23,7 @@ import {
   u8,
   u8Enum,
   vec,
+  withDefault,
 } from './borsh.ts';
 
 /** `FORMAT_VERSION`: the `version` of every ledger record. */
@@ -33,6 +34,11 @@ export const WIRE_VERSION = 1;
 export const MESSAGE_VERSION = 1;
 /** `VALIDATORS_MAX`: signatures in a commit or a certificate. */
 export const VALIDATORS_MAX = 256;
+/**
+ * `DATA_BLOB_BYTES_MAX`: the largest job data blob, an input an offer names (`input_blob`) or an
+ * output a result leaves in a blob (`output_in_blob`): 4 MiB.
+ */
+export const DATA_BLOB_BYTES_MAX = 4 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Results and receipts
@@ -60,11 +66,16 @@ export const ResultClaim = struct('ResultClaim', {
 });
 export type ResultClaim = Infer<typeof ResultClaim>;
 
-/** What a provider gossips and a `Result` transaction carries. */
+/**
+ * What a provider gossips and a `Result` transaction carries. `output_in_blob` (not signed;
+ * JSON: absent meaning false): the output is the blob named `claim.output_hash`, `output` is
+ * empty and the status ok.
+ */
 export const JobResult = struct('JobResult', {
   claim: ResultClaim,
   signature: sig64,
   output: bytes,
+  output_in_blob: withDefault(bool, false),
 });
 export type JobResult = Infer<typeof JobResult>;
 
@@ -89,7 +100,11 @@ export const Placement = enumOf('Placement', {
 });
 export type Placement = Infer<typeof Placement>;
 
-/** Signed by the client in domain `cairn/v1/job-offer`. */
+/**
+ * Signed by the client in domain `cairn/v1/job-offer`. `input_blob` (JSON: a hex id, or null or
+ * absent for none): the input as a blob, by its SHA-256; `input` is then empty, and the job's
+ * `input_hash` is the blob's id (`inputHash`).
+ */
 export const JobOffer = struct('JobOffer', {
   version: u8,
   chain_id: hash32,
@@ -103,7 +118,8 @@ export const JobOffer = struct('JobOffer', {
   redundancy: u8,
   assignment_height: u64,
   deadline_height: u64,
-  placement: Placement,
+  placement: withDefault(Placement, { kind: 'anywhere' } as Placement),
+  input_blob: option(hash32),
 });
 export type JobOffer = Infer<typeof JobOffer>;
 

@@ -359,9 +359,16 @@ export const FAILURE_REASON_BYTES_MAX = 1280;
 /**
  * A result: `claim.version` 1; `output` within `output_bytes_max`; unless ok, UTF-8 of at most
  * 1,280 bytes; `H(output) = claim.output_hash`; the provider's signature in `cairn/v1/job-result`.
+ * A result whose output is in a blob (`output_in_blob`) has status ok and an empty `output`
+ * (the blob, named `claim.output_hash`, is not at hand here: only its signature is checked).
  */
 export function verifyJobResult(r: JobResult, ctx: TxContext = {}): void {
   check(r.claim.version === FORMAT_VERSION, `claim version ${r.claim.version}`);
+  if (r.output_in_blob) {
+    check(r.output.length === 0 && r.claim.status === 'ok', 'a result whose output is in a blob has status ok and no inline output');
+    verifySigned(DOMAINS.result, encode(ResultClaim, r.claim), r.claim.provider, r.signature, 'result');
+    return;
+  }
   if (ctx.outputBytesMax !== undefined) check(r.output.length <= ctx.outputBytesMax, 'output over output_bytes_max');
   if (r.claim.status !== 'ok') {
     check(r.output.length <= FAILURE_REASON_BYTES_MAX, 'failure reason over 1,280 bytes');

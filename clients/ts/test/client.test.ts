@@ -31,6 +31,7 @@ import {
   ResultInfo,
   SignedOffer,
   SignedTx,
+  mayBeAbsent,
   parseJson,
   toHex,
 } from '../src/index.ts';
@@ -81,6 +82,8 @@ test('each method sends the params the document names, by name (job_unsubscribe 
   const calls: [keyof typeof RPC_METHODS, () => Promise<unknown>][] = [
     ['rpc.discover', () => client.rpcDiscover()],
     ['module_put', () => client.modulePut(new Uint8Array([0, 0x61, 0x73, 0x6d]))],
+    ['blob_put', () => client.blobPut(new Uint8Array([1, 2, 3]))],
+    ['blob_get', () => client.blobGet(id)],
     ['job_submit', () => client.jobSubmit(offer)],
     ['job_estimate', () => client.jobEstimate(offer.offer, id)],
     ['tx_submit', () => client.txSubmit(tx)],
@@ -170,8 +173,9 @@ test("each answer record has exactly its schema's fields (required ones required
     const schema = schemas[name];
     assert.ok(schema?.properties, `schema ${name}`);
     assert.deepEqual(Object.keys(codec.fields).sort(), Object.keys(schema.properties).sort(), `${name}: fields`);
+    // Optional: an Option (null when absent) or a field with a default (`output_in_blob`: false).
     const optional = Object.entries(codec.fields)
-      .filter(([, c]) => (c as { name: string }).name.startsWith('Option<'))
+      .filter(([, c]) => mayBeAbsent(c))
       .map(([k]) => k);
     const notRequired = Object.keys(schema.properties).filter((k) => !(schema.required ?? []).includes(k));
     assert.deepEqual(optional.sort(), notRequired.sort(), `${name}: optional fields`);

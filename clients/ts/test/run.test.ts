@@ -36,7 +36,7 @@ const offer = SignedOffer.fromJson(offerJson);
 const proofJson = json('fixtures/linked/receipt-proof.json') as Record<string, unknown>;
 const block = json('fixtures/linked/block.json') as { txs: Record<string, unknown>[] };
 const resultTx = block.txs[1]!;
-const JOB = 'bb53f1e49bac773bdb050a420ca242639cc3e6af91ad08304c0ec78b77767662';
+const JOB = '76fe5859d002ac0606e4be628f74f79cb546b6e1d064b60bcc09e23d88074c5b';
 const MODULE = toHex(offer.offer.module_id);
 const key = keyFromSeed(new Uint8Array(32).fill(1));
 const spec = {
@@ -77,6 +77,7 @@ function linkedNode(opts: Options = {}): FakeNode {
     tx_fee_min: 1,
   });
   node.handlers['chain_head'] = () => ({ height: 0, hash: '00'.repeat(32), state_root: '00'.repeat(32), time_ms: 0 });
+  node.handlers['chain_genesis'] = () => json('fixtures/linked/genesis.json');
   node.handlers['account_get'] = (p) => ({ address: (p as { address: string }).address, balance: 10_000_000, nonce: 0, next_nonce: 0 });
   let submits = 0;
   node.handlers['job_get'] = (p) => {

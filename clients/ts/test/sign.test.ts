@@ -103,7 +103,7 @@ test('keys: generated keys differ and survive a key file on disk (mode 0600, nev
 
 test('offers signed here are the fixtures byte for byte: signature and job id', () => {
   for (const [base, id] of [
-    ['fixtures/job-offer', '58e327d76ea6865480d2ddc4a5359475301b0fae0f1714e34183861053848ac8'],
+    ['fixtures/job-offer', 'bcbf80f624810eee7c8dd5f6f3bad01a8a9088c63ef7d3669b198f671bac753d'],
     ['fixtures/linked/offer', null],
   ] as const) {
     const fixture = SignedOffer.fromJson(parseJson(read(`${base}.json`)));

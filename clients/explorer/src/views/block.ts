@@ -65,7 +65,7 @@ export function blockPage(app: App, root: HTMLElement, height: bigint): () => vo
                 hash(r.claim.provider, link.account(r.claim.provider)),
                 r.claim.status,
                 num(r.claim.fuel_used),
-                hash(r.claim.output_hash),
+                [hash(r.claim.output_hash), r.output_in_blob ? [' ', h('span', { class: 'tag blob', title: 'the output is this blob (blob_get)' }, 'blob')] : null],
               ]),
             ),
         h('h2', null, 'Finalized by (the commit in the next block)'),

@@ -35,10 +35,11 @@ export function txSummary(tx: Transaction): HTMLElement {
   switch (tx.kind) {
     case 'offer':
       return h('span', null, h('span', { class: 'tag offer' }, 'offer'), ' ', jobEl, ' from ', hash(tx.offer.client, link.account(tx.offer.client)),
-        ` fuel ≤ ${num(tx.offer.fuel_limit)}, ≤ ${num(tx.offer.max_price)}/fuel, ×${tx.offer.redundancy}`);
+        ` fuel ≤ ${num(tx.offer.fuel_limit)}, ≤ ${num(tx.offer.max_price)}/fuel, ×${tx.offer.redundancy}`,
+        tx.offer.input_blob ? [', input in blob ', hash(tx.offer.input_blob)] : null);
     case 'result':
       return h('span', null, h('span', { class: 'tag result' }, 'receipt'), ' ', jobEl, ' by ', hash(tx.claim.provider, link.account(tx.claim.provider)),
-        ` ${tx.claim.status}, ${num(tx.claim.fuel_used)} fuel`);
+        ` ${tx.claim.status}, ${num(tx.claim.fuel_used)} fuel`, tx.output_in_blob ? ', output in a blob' : '');
     case 'resolve':
       return h('span', null, h('span', { class: 'tag resolve' }, 'resolve'), ' ', jobEl);
     case 'account': {

@@ -1,15 +1,37 @@
 // A job: its timeline (accepted → executed → included → finalized, from `job_subscribe`, live),
 // what `job_get` says (provider, fuel, price paid, output, why it waits or failed), and the
-// "verify in this browser" action on its receipt proofs.
+// "verify in this browser" action on its receipt proofs. An output larger than the chain
+// carries inline is a blob named by its output hash: fetched on demand (`blob_get`, checked
+// against the hash), then shown and verified like an inline one.
 
-import { CairnRpcError, type JobEvent, type JobInfo, type JobStage, type ReceiptProof, isTerminalStage, toHex } from '../../../ts/src/index.ts';
+import {
+  CairnRpcError,
+  type JobEvent,
+  type JobInfo,
+  type JobStage,
+  type ReceiptProof,
+  type ResultInfo,
+  isTerminalStage,
+  outputOf,
+  toHex,
+} from '../../../ts/src/index.ts';
 import type { App } from '../app.ts';
 import { bytesView, errorBox, facts, fill, h, hash, num, time } from '../dom.ts';
-import { type GenesisSource, type ProofOutcome, genesisFromFile, verifyOne } from '../verify.ts';
+import { type GenesisSource, type ProofOutcome, genesisFromFile, outputToCheck, verifyOne } from '../verify.ts';
 import { heightLink, link } from './common.ts';
 
 /** The stages of a job that goes well, in order. */
 const HAPPY_STAGES: JobStage[] = ['accepted', 'executed', 'included', 'finalized'];
+
+/** The most bytes of a fetched output shown on the page (all of it can be downloaded). */
+export const OUTPUT_SHOWN_BYTES_MAX = 64 * 1024;
+
+/** An output left in a blob (by its hash, hex): not fetched yet, being fetched, fetched (and checked), or failed. */
+type BlobOutput =
+  | { state: 'idle' }
+  | { state: 'fetching'; hash: string }
+  | { state: 'fetched'; hash: string; bytes: Uint8Array; url: string }
+  | { state: 'failed'; hash: string; error: unknown };
 
 /** What the page knows of each stage. */
 interface Seen {
@@ -30,6 +52,7 @@ export function jobPage(app: App, root: HTMLElement, id: string): () => void {
   let info: JobInfo | null = null;
   let closed = false;
   let userGenesis: GenesisSource | null = null;
+  let blobOutput: BlobOutput = { state: 'idle' };
 
   const renderTimeline = (): void => {
     const terminal = [...seen.keys()].find((s) => s === 'expired' || s === 'dropped');
@@ -75,11 +98,47 @@ export function jobPage(app: App, root: HTMLElement, id: string): () => void {
         ['fuel used', r ? num(r.fuel_used) : h('span', { class: 'muted' }, '—')],
         ['price paid', info.paid != null ? num(info.paid) : h('span', { class: 'muted' }, 'not settled yet')],
         ['output hash', r ? hash(r.output_hash) : h('span', { class: 'muted' }, '—')],
-        ['output', r ? h('div', { id: 'job-output' }, bytesView(r.output)) : h('span', { class: 'muted' }, '—')],
+        ['output', r ? outputView(r) : h('span', { class: 'muted' }, '—')],
       ]),
     );
     details.setAttribute('data-state', 'ready');
     renderVerify();
+  };
+
+  /** The state of the blob of `r`'s output (a result of another output hash starts over). */
+  const blobOf = (r: ResultInfo): BlobOutput => (blobOutput.state !== 'idle' && blobOutput.hash === toHex(r.output_hash) ? blobOutput : { state: 'idle' });
+
+  const outputView = (r: ResultInfo): HTMLElement => {
+    if (!r.output_in_blob) return h('div', { id: 'job-output' }, bytesView(r.output));
+    const blob = blobOf(r);
+    const note = h('p', null, 'In a blob (larger than the chain carries inline), named by the output hash ', hash(r.output_hash));
+    const box = h('div', { id: 'job-output', 'data-blob': blob.state }, note);
+    if (blob.state === 'fetched') {
+      const b = blob.bytes;
+      const shown = b.length > OUTPUT_SHOWN_BYTES_MAX ? b.subarray(0, OUTPUT_SHOWN_BYTES_MAX) : b;
+      box.append(
+        h('p', null, `${num(b.length)} bytes, fetched with blob_get and checked against the output hash; `, h('a', { href: blob.url, download: `${id}.output` }, 'download'),
+          shown.length < b.length ? ` (the first ${num(shown.length)} bytes shown)` : ''),
+        bytesView(shown),
+      );
+      return box;
+    }
+    const outputHash = toHex(r.output_hash);
+    const button = h('button', { type: 'button', id: 'job-output-fetch' }, 'Fetch the output (blob_get)');
+    button.toggleAttribute('disabled', blob.state === 'fetching');
+    button.addEventListener('click', () => {
+      blobOutput = { state: 'fetching', hash: outputHash };
+      renderDetails();
+      outputOf(app.client, r).then(
+        // A copy for the Blob: its parts must be over an ArrayBuffer.
+        (bytes) => (blobOutput = { state: 'fetched', hash: outputHash, bytes, url: URL.createObjectURL(new Blob([bytes.slice()])) }),
+        (error: unknown) => (blobOutput = { state: 'failed', hash: outputHash, error }),
+      ).finally(renderDetails);
+    });
+    box.append(button);
+    if (blob.state === 'fetching') box.append(h('span', { class: 'muted' }, ' fetching…'));
+    if (blob.state === 'failed') box.append(errorBox(blob.error, 'Could not fetch the output.'));
+    return box;
   };
 
   // --- verify -------------------------------------------------------------------------------
@@ -135,7 +194,9 @@ export function jobPage(app: App, root: HTMLElement, id: string): () => void {
       return;
     }
     const started = performance.now();
-    const outcomes = await Promise.all(proofs.map((p) => verifyOne(p, id, source.genesis, info?.result && toHex(info.result.provider) === toHex(p.receipt.claim.provider) ? info.result.output : null)));
+    const blob = info?.result ? blobOf(info.result) : null;
+    const fetched = blob?.state === 'fetched' ? blob.bytes : null;
+    const outcomes = await Promise.all(proofs.map((p) => verifyOne(p, id, source.genesis, outputToCheck(info?.result ?? null, p.receipt.claim.provider, fetched))));
     const ms = performance.now() - started;
     const allOk = outcomes.every((o) => o.ok);
     verifyResult.setAttribute('data-state', allOk ? 'verified' : 'failed');
@@ -180,6 +241,7 @@ export function jobPage(app: App, root: HTMLElement, id: string): () => void {
     closed = true;
     offHead();
     sub.close();
+    if (blobOutput.state === 'fetched') URL.revokeObjectURL(blobOutput.url);
   };
 }
 
