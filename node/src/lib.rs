@@ -22,6 +22,7 @@ pub mod log_limit;
 pub mod mempool;
 pub mod metrics;
 pub mod p2p;
+pub mod provider_store;
 pub mod rpc_api;
 pub mod rpc_limits;
 pub mod rpc_server;

@@ -59,9 +59,6 @@ pub const PENDING_INBOUND_MAX: u32 = 32;
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 /// Addresses of one peer taken from its identify answer (a peer may claim any number).
 pub const PEER_ADDRESSES_MAX: usize = 8;
-/// Keys (blob ids) the DHT's provider store holds records for, at most: this node's own and
-/// those peers send (each with at most Kademlia's K = 20 providers).
-pub const PROVIDER_KEYS_MAX: usize = 4_096;
 /// Idle connections are closed after this.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Gossipsub score of each message a peer delivered that the node rejected in validation, on
@@ -97,7 +94,7 @@ mod behaviour {
         pub sync: request_response::Behaviour<request_response::cbor::codec::Codec<Wire, Wire>>,
         /// Peer discovery (a routing table of the chain's nodes, filled from identify and
         /// bootstrap walks) and who holds which blob (provider records; no other records).
-        pub kad: kad::Behaviour<kad::store::MemoryStore>,
+        pub kad: kad::Behaviour<crate::provider_store::ProviderStore>,
     }
 }
 
@@ -301,15 +298,7 @@ fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result
         // a stranger cannot fill the node's memory with them.
         .set_record_filtering(kad::StoreInserts::FilterBoth);
     let peer_id = key.public().to_peer_id();
-    let store = kad::store::MemoryStore::with_config(
-        peer_id,
-        kad::store::MemoryStoreConfig {
-            max_records: 0,
-            max_provided_keys: PROVIDER_KEYS_MAX,
-            max_providers_per_key: kad::K_VALUE.get(),
-            ..Default::default()
-        },
-    );
+    let store = crate::provider_store::ProviderStore::new(peer_id);
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
     // A server from the start: nodes of a local network (or a testnet) have no
     // confirmed external address, and clients alone find nobody.

@@ -13,8 +13,9 @@
 //!   the proposer of any block that includes it holds the output, and says so in the DHT.
 //!   Results wait for their blob in [`ResultsAwaitingBlobs`].
 //! - **Accepting.** A provider record a peer sends is kept only under a 32-byte key and only
-//!   for the peer itself (Kademlia checks that), in a store bounded by
-//!   [`crate::p2p::PROVIDER_KEYS_MAX`] keys of at most 20 providers each.
+//!   for the peer itself (Kademlia checks that), in the peers' share of the provider store
+//!   ([`crate::provider_store`]: at most 4,096 keys of at most 20 providers each), apart from
+//!   this node's own records, so that strangers' records never crowd out its own.
 //! - **Keeping.** The store keeps at most `store_blobs_bytes_max` bytes of blobs: past it the
 //!   oldest go, except those a job in the state uses (its module, its input, its delivered
 //!   outputs), those something here waits for, and those stored within
