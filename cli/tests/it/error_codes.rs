@@ -66,6 +66,10 @@ async fn every_documented_code_is_reachable_with_its_reason() {
     let unknown = offer(OfferTerms::default(), Some(next), Hash::of(b"no such module")).await;
     let r = code_and_reason(c.job_submit(unknown).await);
     reached.push((r, (error::MODULE_UNKNOWN, "module_unknown")));
+    let no_blob = OfferTerms { input_blob: Some(Hash::of(b"no such blob")), ..OfferTerms::default() };
+    let no_blob = client::sign_offer(&c, key, module_id, Vec::new(), no_blob, Some(next)).await.expect("offer");
+    let r = code_and_reason(c.job_submit(no_blob).await);
+    reached.push((r, (error::BLOB_UNKNOWN, "blob_unknown")));
     let r = code_and_reason(c.module_put("zz".into()).await);
     reached.push((r, (error::INVALID_PARAMS, "invalid_params")));
     // One rule for hex everywhere: lowercase, no `0x`.
