@@ -683,6 +683,8 @@ enum TestnetCmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Before any thread starts (a thread keeps the allocator arena it was given).
+    cairn_node::malloc::limit_arenas();
     quiet_on_closed_output();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

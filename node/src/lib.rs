@@ -19,6 +19,7 @@ pub mod explorer;
 pub mod gossip_sim;
 pub mod health;
 pub mod log_limit;
+pub mod malloc;
 pub mod mempool;
 pub mod metrics;
 pub mod p2p;

@@ -89,6 +89,13 @@ async fn the_typescript_client_runs_verifies_resumes_and_transacts_against_a_tes
     assert!(job.stage >= JobStage::Finalized, "{job:?}");
     assert_eq!(job.result.expect("a result").output, b"HELLO FROM THE TS CLIENT");
 
+    // The job through blobs: the node serves its output by hash.
+    let blob_job = &s["blob_job"];
+    assert_eq!(blob_job["output_in_blob"], true, "{pretty}");
+    assert_eq!(blob_job["output_bytes"], 300 << 10, "{pretty}");
+    let output = c.blob_get(hash(&blob_job["output_hash"])).await.expect("blob_get");
+    assert_eq!(output.len(), 2 * (300 << 10), "hex of the output");
+
     // Every tampering refused, by the offline check and by runJob.
     let tampered = s["tampered"].as_object().expect("tampered");
     assert!(tampered.len() >= 7, "{pretty}");
@@ -117,8 +124,8 @@ async fn the_typescript_client_runs_verifies_resumes_and_transacts_against_a_tes
     assert_eq!(provider.price_per_fuel, 2_000_000_000);
     assert_eq!(provider.stake, net.genesis.params.stake_min - 1);
     assert_eq!(provider.unbonding, 1);
-    // Three offers, the transfer and the provider's three transactions (and the challenge, if
+    // Four offers, the transfer and the provider's three transactions (and the challenge, if
     // it made its window) moved the client's nonce.
     let client_account = c.account_get(net.client_key.public()).await.expect("account_get");
-    assert!(client_account.nonce >= 7, "{client_account:?}\n{pretty}");
+    assert!(client_account.nonce >= 8, "{client_account:?}\n{pretty}");
 }

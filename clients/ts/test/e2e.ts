@@ -6,6 +6,7 @@
 // 1. every read method against the node (`rpc.discover` must list exactly the client's methods);
 // 2. `estimate`, then `runJob` with the module's bytes (the node lacks them: uploaded on
 //    -33009), the output returned only once its receipt proof verified against the genesis;
+//    then a job whose input and output (300 KiB each) travel as blobs;
 // 3. the job challenged (an account transaction of kind `challenge`) inside its window;
 // 4. tampered copies of the proof refused offline, and `runJob` refusing a node that serves one;
 // 5. a job run through a TCP proxy whose connections are cut right after `accepted` and refused
@@ -26,6 +27,7 @@ import {
   CairnRpcError,
   type ConnectionEvent,
   Genesis,
+  H,
   type JobEvent,
   Provider,
   RPC_METHODS,
@@ -192,6 +194,23 @@ async function main(): Promise<void> {
     estimate_cost: est.cost,
   };
   log('job ok', run1.jobId, text(run1.output));
+
+  // 2b. A job through blobs: 300 KiB of input, more than an offer carries inline, goes to the
+  // node with blob_put; its output, more than a result carries inline, comes back from a blob.
+  const big = 'cairn blobs '.repeat(25_600);
+  const runBlob = await runJob(client, { module: { id: toHex(run1.proof.receipt.claim.module_id) }, input: big, key }, { genesis });
+  must(runBlob.result.output_in_blob && runBlob.result.output.length === 0, 'the output came back in a blob');
+  must(text(runBlob.output) === big.toUpperCase(), 'the blob output is the input in uppercase');
+  must(bytesEqual(runBlob.proof.receipt.claim.input_hash, H(new TextEncoder().encode(big))), 'the receipt binds the input blob');
+  must(bytesEqual(runBlob.proof.receipt.claim.output_hash, H(runBlob.output)), 'the receipt binds the output blob');
+  summary['blob_job'] = {
+    job_id: runBlob.jobId,
+    input_bytes: big.length,
+    output_bytes: runBlob.output.length,
+    output_in_blob: runBlob.result.output_in_blob,
+    output_hash: toHex(runBlob.result.output_hash),
+  };
+  log('blob job ok', runBlob.jobId);
 
   // 3. A challenge of that job, at once (its window is challenge_window_blocks from inclusion).
   let challenge: Record<string, unknown>;
