@@ -102,17 +102,7 @@ async fn run_demo(t: &Testnet, modules: &[(String, PathBuf)]) -> anyhow::Result<
         println!("\njob {name} ({} bytes of wasm)", wasm.len());
         println!("  input     {}", String::from_utf8_lossy(&input));
         println!("  output    {}", String::from_utf8_lossy(&run.result.output));
-        println!(
-            "  status    {}, {} fuel, provider {}",
-            run.result.status,
-            run.result.fuel_used,
-            &run.result.provider.to_hex()[..16]
-        );
-        println!(
-            "  latency   submit→result {:.1} ms, submit→finalized receipt {:.1} ms",
-            ms(run.to_result),
-            ms(run.to_finalized)
-        );
+        print_status_and_latency(&run);
         println!("  proof     verified: block {}, {}/{} voting power", v.height, v.signed_power, v.total_power);
     }
     if let Some(module_id) = uppercase {
@@ -151,6 +141,13 @@ async fn blob_job(
     println!("\njob uppercase on a blob ({} bytes in, {} bytes out)", input.len(), output.len());
     println!("  input     blob {} (blob_put; the provider fetched it by hash)", claim.input_hash);
     println!("  output    blob {} (left by the provider; fetched by hash with blob_get)", claim.output_hash);
+    print_status_and_latency(&run);
+    println!("  proof     verified: block {}, and it binds both blobs' hashes", v.height);
+    Ok(())
+}
+
+/// A demo job's status, fuel, provider and latencies.
+fn print_status_and_latency(run: &JobRun) {
     println!(
         "  status    {}, {} fuel, provider {}",
         run.result.status,
@@ -162,8 +159,6 @@ async fn blob_job(
         ms(run.to_result),
         ms(run.to_finalized)
     );
-    println!("  proof     verified: block {}, and it binds both blobs' hashes", v.height);
-    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -52,7 +52,7 @@ import {
   verifyOffer,
   verifyResultBatch,
 } from '../src/index.ts';
-import { FakeNode, RpcFault } from './fake-node.ts';
+import { FakeNode, RpcFault, answerChainReads } from './fake-node.ts';
 
 const docs = new URL('../../../docs/', import.meta.url);
 const read = (path: string): string => readFileSync(new URL(path, docs), 'utf8');
@@ -229,23 +229,7 @@ function blobNode(output: Uint8Array, opts: BlobNodeOptions = {}): { node: FakeN
   const node = new FakeNode();
   const blobs = new Map<string, string>();
   const proofs = new Map<string, unknown>();
-  node.handlers['node_info'] = () => ({
-    version: '0.1.0',
-    chain_id: toHex(chain),
-    chain_name: 'test-linked',
-    address: '00'.repeat(32),
-    peer_id: '12D3Koo',
-    listen_addrs: [],
-    validator: true,
-    provider: false,
-    peers: 0,
-    height: 0,
-    blocks_executed: 0,
-    tx_fee_min: 1,
-  });
-  node.handlers['chain_head'] = () => ({ height: 0, hash: '00'.repeat(32), state_root: '00'.repeat(32), time_ms: 0 });
-  node.handlers['chain_genesis'] = () => json('fixtures/linked/genesis.json');
-  node.handlers['account_get'] = (p) => ({ address: (p as { address: string }).address, balance: 10_000_000, nonce: 0, next_nonce: 0 });
+  answerChainReads(node, toHex(chain), json('fixtures/linked/genesis.json'));
   node.handlers['blob_put'] = (p) => {
     const hex = (p as { bytes_hex: string }).bytes_hex;
     if (hex.length / 2 > DATA_BLOB_BYTES_MAX) throw new RpcFault(-32602, 'a blob is at most 4194304 bytes', { reason: 'invalid_params' });

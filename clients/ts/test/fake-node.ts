@@ -149,6 +149,31 @@ export class FakeNode {
   }
 }
 
+/**
+ * Answers the reads a client makes before it signs, as a node of a chain at height 0 would:
+ * `node_info` (chain `chainIdHex`, least fee 1), `chain_head`, `chain_genesis` (`genesisJson`)
+ * and `account_get` (every account funded, nonce 0).
+ */
+export function answerChainReads(node: FakeNode, chainIdHex: string, genesisJson: unknown): void {
+  node.handlers['node_info'] = () => ({
+    version: '0.1.0',
+    chain_id: chainIdHex,
+    chain_name: 'test-linked',
+    address: '00'.repeat(32),
+    peer_id: '12D3Koo',
+    listen_addrs: [],
+    validator: true,
+    provider: false,
+    peers: 0,
+    height: 0,
+    blocks_executed: 0,
+    tx_fee_min: 1,
+  });
+  node.handlers['chain_head'] = () => ({ height: 0, hash: '00'.repeat(32), state_root: '00'.repeat(32), time_ms: 0 });
+  node.handlers['chain_genesis'] = () => genesisJson;
+  node.handlers['account_get'] = (p) => ({ address: (p as { address: string }).address, balance: 10_000_000, nonce: 0, next_nonce: 0 });
+}
+
 /** Resolves once `cond()` holds (checked every few ms), or rejects after `ms`. */
 export async function until(cond: () => boolean, ms = 2_000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;

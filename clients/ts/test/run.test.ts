@@ -26,7 +26,7 @@ import {
   stringifyJson,
   toHex,
 } from '../src/index.ts';
-import { FakeNode, RpcFault } from './fake-node.ts';
+import { FakeNode, RpcFault, answerChainReads } from './fake-node.ts';
 
 const docs = new URL('../../../docs/', import.meta.url);
 const json = (path: string): unknown => parseJson(readFileSync(new URL(path, docs), 'utf8'));
@@ -62,23 +62,7 @@ function linkedNode(opts: Options = {}): FakeNode {
   const node = new FakeNode();
   const claim = resultTx['claim'] as Record<string, unknown>;
   const result = { provider: claim['provider'], status: 'ok', fuel_used: claim['fuel_used'], output_hash: claim['output_hash'], output: opts.output ?? resultTx['output'] };
-  node.handlers['node_info'] = () => ({
-    version: '0.1.0',
-    chain_id: toHex(offer.offer.chain_id),
-    chain_name: 'test-linked',
-    address: '00'.repeat(32),
-    peer_id: '12D3Koo',
-    listen_addrs: [],
-    validator: true,
-    provider: false,
-    peers: 0,
-    height: 0,
-    blocks_executed: 0,
-    tx_fee_min: 1,
-  });
-  node.handlers['chain_head'] = () => ({ height: 0, hash: '00'.repeat(32), state_root: '00'.repeat(32), time_ms: 0 });
-  node.handlers['chain_genesis'] = () => json('fixtures/linked/genesis.json');
-  node.handlers['account_get'] = (p) => ({ address: (p as { address: string }).address, balance: 10_000_000, nonce: 0, next_nonce: 0 });
+  answerChainReads(node, toHex(offer.offer.chain_id), json('fixtures/linked/genesis.json'));
   let submits = 0;
   node.handlers['job_get'] = (p) => {
     if (submits === 0) throw new RpcFault(-33001, 'unknown job', { reason: 'not_found' });
