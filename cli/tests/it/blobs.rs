@@ -40,6 +40,13 @@ async fn a_blob_goes_into_a_job_and_its_output_comes_back_as_a_blob_the_receipt_
     assert_eq!(code_of(&refused), Some(error::INVALID_TX), "{refused}");
     assert!(refused.to_string().contains("input_blob"), "{refused}");
 
+    // An estimate runs on the blob as the provider will.
+    let unsigned =
+        client::build_offer(&c, key.public(), module_id, Vec::new(), terms(Some(blob)), None).await.expect("offer");
+    let estimate = client::estimate(&c, key, unsigned).await.expect("job_estimate");
+    assert_eq!(estimate.status, cairn_ledger::JobStatus::Ok, "{estimate:?}");
+    assert_eq!(estimate.output_size_bytes, expected.len() as u64);
+
     // The job runs on the blob, and its output comes back as a blob.
     let offer = client::sign_offer(&c, key, module_id, Vec::new(), terms(Some(blob)), None).await.expect("sign");
     let run =
