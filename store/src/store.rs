@@ -83,7 +83,7 @@ const META_FORMAT: &[u8] = b"format";
 
 /// The layout of the rows this store writes. A database of another version is refused at open
 /// (its rows would be misread).
-pub const STORE_FORMAT_VERSION: u32 = 4;
+pub const STORE_FORMAT_VERSION: u32 = 5;
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).
@@ -780,21 +780,18 @@ impl Store {
         Ok(self.db.get_pinned_cf(self.cf(CF_BLOBS), id.0).map_err(storage)?.is_some())
     }
 
-    /// The ids of the stored blobs, in id order, at most `max` (their bytes are not read).
+    /// The ids of the stored blobs, in id order, at most `max`: read from their order entries
+    /// (48 bytes each), not from the blobs' own rows, whose blocks hold the bytes.
     pub fn blob_ids(&self, max: usize) -> Result<Vec<Hash>> {
-        let mut rows = self.db.raw_iterator_cf(self.cf(CF_BLOBS));
-        rows.seek_to_first();
-        let mut ids = Vec::new();
-        while rows.valid() && ids.len() < max {
-            if let Some(key) = rows.key()
-                && let Ok(id) = <[u8; 32]>::try_from(key)
-            {
-                ids.push(Hash(id));
+        let mut ids = std::collections::BTreeSet::new();
+        for item in self.db.iterator_cf(self.cf(CF_BLOB_ORDER), IteratorMode::Start) {
+            let (_, v) = item.map_err(storage)?;
+            ids.insert(decode_blob_order(&v)?.0);
+            if ids.len() > max {
+                ids.pop_last();
             }
-            rows.next();
         }
-        rows.status().map_err(storage)?;
-        Ok(ids)
+        Ok(ids.into_iter().collect())
     }
 }
 
