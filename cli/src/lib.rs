@@ -817,20 +817,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Blob(BlobCmd::Put { file, rpc }) => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            anyhow::ensure!(
-                bytes.len() <= cairn_ledger::DATA_BLOB_BYTES_MAX,
-                "{} is {} bytes, over the largest blob of {} bytes",
-                file.display(),
-                bytes.len(),
-                cairn_ledger::DATA_BLOB_BYTES_MAX
-            );
             let c = client::connect(&rpc.rpc).await?;
-            println!("{}", c.blob_put(hex::encode(bytes)).await.context("blob_put")?);
+            println!("{}", client::put_blob(&c, &bytes).await.with_context(|| format!("{}", file.display()))?);
         }
         Command::Blob(BlobCmd::Get { id, out, rpc }) => {
             let c = client::connect(&rpc.rpc).await?;
-            let bytes = cairn_ledger::decode_hex(&c.blob_get(id).await.context("blob_get")?, "blob")?;
-            anyhow::ensure!(Hash::of(&bytes) == id, "the node sent a blob that does not match its id");
+            let bytes = client::get_blob(&c, id).await?;
             match out {
                 Some(out) => std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?,
                 None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,

@@ -111,33 +111,42 @@ pub async fn build_offer(
     })
 }
 
+/// Stores `bytes` on the node as a blob (`blob_put`, at most
+/// [`DATA_BLOB_BYTES_MAX`](cairn_ledger::DATA_BLOB_BYTES_MAX), refused here before sending) and
+/// checks that the id it answers is their hash.
+pub async fn put_blob(client: &WsClient, bytes: &[u8]) -> anyhow::Result<Hash> {
+    let max = cairn_ledger::DATA_BLOB_BYTES_MAX;
+    anyhow::ensure!(bytes.len() <= max, "the blob is {} bytes, over the largest blob of {max} bytes", bytes.len());
+    let id = client.blob_put(hex::encode(bytes)).await.context("blob_put")?;
+    anyhow::ensure!(id == Hash::of(bytes), "the node answered blob id {id}, not the bytes' hash");
+    Ok(id)
+}
+
+/// A blob's bytes by id (`blob_get`), checked against the id.
+pub async fn get_blob(client: &WsClient, id: Hash) -> anyhow::Result<Vec<u8>> {
+    let bytes = cairn_ledger::decode_hex(&client.blob_get(id).await.context("blob_get")?, "blob")?;
+    anyhow::ensure!(Hash::of(&bytes) == id, "the node sent a blob that does not match its id {id}");
+    Ok(bytes)
+}
+
 /// Puts an input larger than the chain carries inline (`input_bytes_max`) into a blob on the
-/// node (`blob_put`) and names it in `terms`; returns the input the offer carries inline (empty
-/// if it went into a blob).
+/// node ([`put_blob`]) and names it in `terms`; returns the input the offer carries inline
+/// (empty if it went into a blob).
 pub async fn place_input(client: &WsClient, input: Vec<u8>, terms: &mut OfferTerms) -> anyhow::Result<Vec<u8>> {
+    if input.is_empty() {
+        return Ok(input);
+    }
     let inline_max = client.chain_genesis().await.context("chain_genesis")?.params.input_bytes_max as usize;
     if input.len() <= inline_max {
         return Ok(input);
     }
-    anyhow::ensure!(
-        input.len() <= cairn_ledger::DATA_BLOB_BYTES_MAX,
-        "the input is {} bytes, over the largest blob of {} bytes",
-        input.len(),
-        cairn_ledger::DATA_BLOB_BYTES_MAX
-    );
-    terms.input_blob = Some(client.blob_put(hex::encode(&input)).await.context("blob_put")?);
+    terms.input_blob = Some(put_blob(client, &input).await?);
     Ok(Vec::new())
 }
 
-/// A result's output bytes: inline, or fetched by its hash (`blob_get`) and checked against it.
+/// A result's output bytes: inline, or fetched by its hash ([`get_blob`]).
 pub async fn output_of(client: &WsClient, result: &ResultInfo) -> anyhow::Result<Vec<u8>> {
-    if !result.output_in_blob {
-        return Ok(result.output.clone());
-    }
-    let hex = client.blob_get(result.output_hash).await.context("blob_get")?;
-    let bytes = cairn_ledger::decode_hex(&hex, "blob")?;
-    anyhow::ensure!(Hash::of(&bytes) == result.output_hash, "the node sent a blob that does not match its hash");
-    Ok(bytes)
+    if result.output_in_blob { get_blob(client, result.output_hash).await } else { Ok(result.output.clone()) }
 }
 
 /// Asks the node what `offer` would use and cost if it were signed with `key` and submitted now
