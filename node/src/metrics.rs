@@ -108,7 +108,7 @@ pub struct Metrics {
     pub gossip_messages: Family<GossipLabels, Counter>,
     /// Penalties given to peers (a rejected message, a lie to sync).
     pub peers_penalised: Counter,
-    /// Requests for a module sent to holders the DHT named.
+    /// Requests for a missing blob sent to holders the DHT named.
     pub blob_holder_requests: Counter,
     /// Pending offers and account transactions.
     pub mempool_transactions: Gauge,
@@ -171,11 +171,20 @@ impl Collector for StoreCollector {
             .filter(|m| m.is_file())
             .map(|m| m.len())
             .sum();
-        let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
-        let help = "The store's size on disk (table files, write-ahead log, manifest)";
-        let metric = encoder.encode_descriptor("store_size", help, Some(&Unit::Bytes), gauge.metric_type())?;
-        gauge.encode(metric)
+        encode_bytes(
+            &mut encoder,
+            "store_size",
+            "The store's size on disk (table files, write-ahead log, manifest)",
+            bytes,
+        )
     }
+}
+
+/// One gauge in bytes, as a collector reads it at a scrape.
+fn encode_bytes(encoder: &mut DescriptorEncoder, name: &str, help: &str, bytes: u64) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
+    let metric = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), gauge.metric_type())?;
+    gauge.encode(metric)
 }
 
 /// The store's memory, read at each scrape: its block cache, memtables and table readers.
@@ -190,9 +199,7 @@ impl Collector for StoreMemoryCollector {
             ("store_memtable", "The store's memtables (within store_write_buffer_bytes)", m.memtable_bytes),
             ("store_table_readers", "The store's open tables' readers, outside the cache", m.table_reader_bytes),
         ] {
-            let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
-            let metric = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), gauge.metric_type())?;
-            gauge.encode(metric)?;
+            encode_bytes(&mut encoder, name, help, bytes)?;
         }
         Ok(())
     }
@@ -283,7 +290,7 @@ impl Metrics {
         );
         r.register(
             "blob_holder_requests",
-            "Requests for a module sent to holders the DHT named",
+            "Requests for a missing blob sent to holders the DHT named",
             m.blob_holder_requests.clone(),
         );
         r.register("mempool_transactions", "Pending offers and account transactions", m.mempool_transactions.clone());

@@ -294,8 +294,8 @@ fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result
     kad_config
         .set_query_timeout(KAD_QUERY_TIMEOUT)
         .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
-        // Records and provider records peers send are not stored (none is used yet):
-        // a stranger cannot fill the node's memory with them.
+        // Nothing a peer sends is stored by Kademlia itself: the node keeps only provider
+        // records of blobs, in their own bounded share (`service/blobs.rs`, `provider_store`).
         .set_record_filtering(kad::StoreInserts::FilterBoth);
     let peer_id = key.public().to_peer_id();
     let store = crate::provider_store::ProviderStore::new(peer_id);
