@@ -599,9 +599,17 @@ impl Node {
 
     /// Keeps a result in the mempool (its own room), tracks it, and asks for the re-execution
     /// a disagreement will need. A result whose output is in a blob waits until the blob is
-    /// stored here (fetched from its holders), so that whoever includes it holds the output.
+    /// stored here (fetched from its holders), so that whoever includes it holds the output;
+    /// only one from a provider the job is assigned to waits (and costs a fetch): signed
+    /// results cost nothing to make up.
     fn accept_result(&mut self, r: JobResult) -> anyhow::Result<()> {
         if r.output_in_blob && !self.chain.store.has_blob(&r.claim.output_hash).context("reading the blob store")? {
+            let (job_id, provider) = (r.claim.job_id, r.claim.provider);
+            let pending = self.mempool.offer(&job_id).map(|o| &o.offer);
+            if !provider::may_deliver(self.chain.state(), &job_id, pending, &provider) {
+                tracing::debug!(%job_id, %provider, "a result whose output is in a blob, from a provider not assigned");
+                return Ok(());
+            }
             let blob = r.claim.output_hash;
             if self.blob_results.hold(r, Instant::now()) {
                 tracing::debug!(%blob, "fetching a result's output blob before admitting it");

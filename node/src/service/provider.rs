@@ -124,13 +124,9 @@ impl Node {
         }
         let state = self.chain.state();
         let o = &offer.offer;
-        let assigned = match state.job(&job_id) {
-            Some(job) => job.accepts(&me),
-            None => {
-                self.mempool.is_includable(o.client, o.nonce, state.account(&o.client).nonce)
-                    && state.assignment(&job_id, o.max_price, &o.placement, usize::from(o.redundancy)).contains(&me)
-            }
-        };
+        let on_chain_or_next = state.job(&job_id).is_some()
+            || self.mempool.is_includable(o.client, o.nonce, state.account(&o.client).nonce);
+        let assigned = on_chain_or_next && may_deliver(state, &job_id, Some(o), &me);
         if !assigned {
             return Ok(());
         }
@@ -373,6 +369,23 @@ fn run(job: &RunJob, offer: &SignedOffer) -> anyhow::Result<JobResult> {
     Ok(JobResult::new(claim, run.output, &job.key))
 }
 
+/// Whether `provider` may deliver a result for job `job_id`: the job is on chain and open, and
+/// it holds or held a slot with no result yet; or, the job not on chain, its offer (`pending`)
+/// is assigned to it at the head.
+pub(super) fn may_deliver(
+    state: &cairn_contracts::State,
+    job_id: &Hash,
+    pending: Option<&cairn_ledger::JobOffer>,
+    provider: &PublicKey,
+) -> bool {
+    match state.job(job_id) {
+        Some(job) => job.accepts(provider),
+        None => pending.is_some_and(|o| {
+            state.assignment(job_id, o.max_price, &o.placement, usize::from(o.redundancy)).contains(provider)
+        }),
+    }
+}
+
 /// Whether a job this provider started is still remembered: open on chain, or (not on chain)
 /// its offer still pending here. A job not in the state and not pending is closed — finished
 /// jobs leave the state — or was dropped.
@@ -409,6 +422,66 @@ mod tests {
             settle_height: 0,
             challenge: None,
         }
+    }
+
+    #[test]
+    fn only_a_provider_the_job_is_assigned_to_may_deliver() {
+        use cairn_contracts::{NoReexecution, State, VerifyAlways};
+        use cairn_ledger::{
+            FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, JobOffer, Keypair, Placement, Transaction,
+            Validator,
+        };
+        let client = Keypair::from_seed([1; 32]);
+        let providers: Vec<Keypair> = (2..4).map(|i| Keypair::from_seed([i; 32])).collect();
+        let genesis = Genesis {
+            version: FORMAT_VERSION,
+            chain_name: "deliver".into(),
+            genesis_time_ms: 0,
+            validators: vec![Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
+            accounts: vec![GenesisAccount { address: client.public(), balance: 1_000_000 }],
+            providers: providers
+                .iter()
+                .map(|p| GenesisProvider {
+                    address: p.public(),
+                    price_per_fuel: 1,
+                    stake: 10_000,
+                    capacity: 10,
+                    region: String::new(),
+                })
+                .collect(),
+            params: cairn_ledger::ChainParams::default(),
+        };
+        let mut state = State::from_genesis(&genesis).expect("genesis");
+        let offer = JobOffer {
+            version: FORMAT_VERSION,
+            chain_id: genesis.chain_id(),
+            client: client.public(),
+            nonce: 0,
+            fee: 1,
+            module_id: Hash::of(b"m"),
+            input: b"in".to_vec(),
+            fuel_limit: 100,
+            max_price: 1,
+            redundancy: 1,
+            assignment_height: 0,
+            deadline_height: 50,
+            placement: Placement::Anywhere,
+            input_blob: None,
+        }
+        .sign(&client);
+        let job_id = offer.job_id();
+        let assigned = state.assignment(&job_id, 1, &Placement::Anywhere, 1)[0];
+        let other = providers.iter().map(Keypair::public).find(|p| *p != assigned).expect("two providers");
+        let stranger = Keypair::from_seed([7; 32]).public();
+        // Pending: the offer's assignment at the head; nothing without the offer.
+        assert!(super::may_deliver(&state, &job_id, Some(&offer.offer), &assigned));
+        assert!(!super::may_deliver(&state, &job_id, Some(&offer.offer), &other));
+        assert!(!super::may_deliver(&state, &job_id, Some(&offer.offer), &stranger));
+        assert!(!super::may_deliver(&state, &job_id, None, &assigned));
+        // On chain: the slot's holder.
+        state.apply_tx(&Transaction::Offer(offer), 1, &mut NoReexecution, &mut VerifyAlways).expect("offer");
+        assert!(super::may_deliver(&state, &job_id, None, &assigned));
+        assert!(!super::may_deliver(&state, &job_id, None, &stranger));
     }
 
     #[test]
