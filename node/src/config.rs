@@ -136,8 +136,8 @@ pub struct NodeConfig {
     pub test_slow_blocks_ms: u64,
     /// Test only: how this node lies when a peer asks it for finalized blocks (sync).
     pub test_sync_lie: Option<SyncLie>,
-    /// Test only: the node asks for a module it misses only the holders the DHT names, not
-    /// its connected peers (to show that the DHT alone finds a module).
+    /// Test only: the node asks for a blob it misses only the holders the DHT names, not its
+    /// connected peers (to show that the DHT alone finds a blob).
     pub test_blobs_by_dht_only: bool,
 }
 

@@ -114,7 +114,7 @@ impl Faults {
         None
     }
 
-    /// Whether this node asks only the DHT's holders for a module it misses.
+    /// Whether this node asks only the DHT's holders for a blob it misses.
     pub fn blobs_by_dht_only(&self) -> bool {
         #[cfg(feature = "test-faults")]
         return self.on.blobs_by_dht_only;
