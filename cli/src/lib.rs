@@ -619,6 +619,10 @@ enum TestnetCmd {
         /// Client accounts of the load.
         #[arg(long, default_value_t = cairn_testnet::load::CLIENTS_DEFAULT)]
         clients: usize,
+        /// Jobs held in flight in the state at the join: a provider that never starts takes
+        /// them, so the state to restore holds this many jobs (0: none).
+        #[arg(long, default_value_t = 0)]
+        held: u64,
         /// The job's module.
         #[arg(long, default_value = "examples/jobs/wasm/uppercase.wasm")]
         module: PathBuf,
@@ -1054,7 +1058,7 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                 cairn_testnet::load::run(&testnet_spec(&net)?, &opts).await?;
             }
         }
-        TestnetCmd::SyncBench { dir, block_time_ms, jobs, rate, blocks, clients, module, report } => {
+        TestnetCmd::SyncBench { dir, block_time_ms, jobs, rate, blocks, clients, held, module, report } => {
             let net = TestnetArgs {
                 dir,
                 validators: 1,
@@ -1066,8 +1070,15 @@ async fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
                 provider_regions: vec![],
                 netns: None,
             };
-            let opts =
-                cairn_testnet::sync_bench::SyncBenchOptions { jobs, rate_per_s: rate, blocks, clients, module, report };
+            let opts = cairn_testnet::sync_bench::SyncBenchOptions {
+                jobs,
+                rate_per_s: rate,
+                blocks,
+                clients,
+                held,
+                module,
+                report,
+            };
             cairn_testnet::sync_bench::run(&testnet_spec(&net)?, &opts).await?;
         }
     }
