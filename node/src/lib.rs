@@ -112,7 +112,9 @@ pub async fn run_node(config: NodeConfig, shutdown: impl std::future::Future<Out
         metrics_addr,
     };
     let node = service::Node::new(chain, parts)?;
+    let trimmer = malloc::spawn_trimmer();
     let result = node.run(shutdown).await;
+    trimmer.abort();
     let _ = rpc_handle.stop();
     rpc_handle.stopped().await;
     result
