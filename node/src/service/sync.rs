@@ -352,7 +352,15 @@ impl Node {
                 }),
                 SyncRequest::StateChunk { height, start, max } => {
                     let max = max.clamp(1, STATE_CHUNK_ENTRIES_MAX) as usize;
-                    Some(match Store::state_chunk(&store, height, start, max, STATE_CHUNK_BYTES_MAX) {
+                    let reading = std::time::Instant::now();
+                    let chunk = Store::state_chunk(&store, height, start, max, STATE_CHUNK_BYTES_MAX);
+                    tracing::debug!(
+                        height,
+                        entries = chunk.as_ref().map_or(0, |c| c.entries.len()),
+                        read_us = reading.elapsed().as_micros() as u64,
+                        "state sync: read a chunk for a peer"
+                    );
+                    Some(match chunk {
                         Ok(chunk) if lie == Some(crate::config::SyncLie::TamperedState) => {
                             SyncResponse::StateChunk(Some(super::faults::tampered_chunk(chunk)))
                         }
