@@ -7,8 +7,10 @@
 //!    trusted peers, one request at a time; each chunk must prove against the state root. A
 //!    peer whose chunk does not is a liar (disconnected, distrusted), and the restore starts
 //!    over from another peer. A busy peer is paused and another asked (with none to ask, the
-//!    next maintenance tick asks again); a peer that no longer keeps that height makes the
-//!    restore start over at a newer head.
+//!    next maintenance tick asks again). A peer without that height's tree is paused and
+//!    another asked too, since it may not have reached the height yet ([`after_missing_height`]);
+//!    but when the peer whose head is restored no longer keeps it, or [`MISSING_HEIGHT_MAX`]
+//!    answers said so, the restore starts over at a newer head.
 //! 3. The last chunk in, the tree is rebuilt and checked as a whole, then written with the block
 //!    and its commit in one batch off the loop; the chain reloads its head from the store
 //!    (comparing the stored tree's root with the head's), and block sync goes on from there.
@@ -29,6 +31,10 @@ use libp2p::request_response::OutboundRequestId;
 
 use super::{Event, Node};
 use crate::p2p::{SyncRequest, SyncResponse, Wire};
+
+/// Answers "that height's tree is not kept here" one restore takes from peers other than the
+/// one whose head it restores before it starts over at a newer head.
+pub const MISSING_HEIGHT_MAX: u32 = 8;
 
 /// Where state sync is.
 #[derive(Default)]
@@ -58,6 +64,10 @@ pub struct Restoring {
     request: Option<(OutboundRequestId, PeerId)>,
     /// The peer that served the last chunk added (blamed if the whole does not prove).
     last_server: Option<PeerId>,
+    /// The peer whose head is restored.
+    source: PeerId,
+    /// Answers so far that a peer does not keep the height's tree.
+    missing: u32,
     /// Chunks asked so far (the round-robin turn).
     asked: usize,
     started: Instant,
@@ -79,6 +89,22 @@ pub struct Restored {
     phases: Phases,
     /// Written, or the store failed (fatal).
     written: anyhow::Result<()>,
+}
+
+/// What a restore does when `peer` answers that it does not keep the restored height's tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingHeight {
+    /// The peer may not have reached the height yet: pause it, ask another.
+    AskAnother,
+    /// The height is pruned: start over at a newer head.
+    StartOver,
+}
+
+/// [`MissingHeight`] for an answer from the peer whose head is restored (`from_source`: it had
+/// the height, so it pruned it) or another, `missing` such answers so far in this restore (this
+/// one included).
+pub fn after_missing_height(from_source: bool, missing: u32) -> MissingHeight {
+    if from_source || missing >= MISSING_HEIGHT_MAX { MissingHeight::StartOver } else { MissingHeight::AskAnother }
 }
 
 /// What a node with no block does when a peer's head is not `min_blocks` ahead of it.
@@ -239,6 +265,8 @@ impl Node {
             restore,
             request: None,
             last_server: None,
+            source: peer,
+            missing: 0,
             asked: 0,
             started: Instant::now(),
         }));
@@ -281,10 +309,15 @@ impl Node {
                 return;
             }
             Ok(SyncResponse::StateChunk(None)) => {
-                // That height's state is no longer kept there (the chain moved on): start over
-                // at a newer head.
-                tracing::info!(%peer, height, "state sync: the peer no longer keeps this height; starting over");
+                // That height's state is not kept there: not yet (a peer behind the one whose
+                // head this is), or no longer (the chain moved on).
+                r.missing += 1;
                 self.sync.pause(peer);
+                if after_missing_height(peer == r.source, r.missing) == MissingHeight::AskAnother {
+                    tracing::debug!(%peer, height, "state sync: the peer does not keep this height; asking another");
+                    return self.request_chunk();
+                }
+                tracing::info!(%peer, height, "state sync: the peer no longer keeps this height; starting over");
                 self.state_sync = StateSync::Idle;
                 return self.sync_from_any_peer();
             }
@@ -389,5 +422,16 @@ mod tests {
         assert_eq!(after_short_head(0, 100, 100), ShortHead::AskAnother, "the minimum is inclusive");
         assert_eq!(after_short_head(10, 105, 100), ShortHead::Replay, "counted from the node's height");
         assert_eq!(after_short_head(0, 0, 0), ShortHead::Replay, "a minimum of 0 counts as 1");
+    }
+
+    #[test]
+    fn a_missing_height_starts_over_only_from_the_source_or_after_many_answers() {
+        // Another peer may be a block or two behind the head restored: ask someone else.
+        assert_eq!(after_missing_height(false, 1), MissingHeight::AskAnother);
+        assert_eq!(after_missing_height(false, MISSING_HEIGHT_MAX - 1), MissingHeight::AskAnother);
+        // The peer whose head it is had the height: it pruned it.
+        assert_eq!(after_missing_height(true, 1), MissingHeight::StartOver);
+        // Everyone pruned it, or keeps saying so: a newer head.
+        assert_eq!(after_missing_height(false, MISSING_HEIGHT_MAX), MissingHeight::StartOver);
     }
 }
