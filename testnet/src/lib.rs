@@ -104,6 +104,28 @@ pub struct Spec {
     pub binary: PathBuf,
 }
 
+impl Spec {
+    /// `validators` validators and `providers` providers in `dir`, launched from `binary`, with
+    /// a 50 ms block time and every other setting off.
+    pub fn new(dir: PathBuf, validators: usize, providers: usize, binary: PathBuf) -> Spec {
+        Spec {
+            dir,
+            validators,
+            providers,
+            block_time_ms: 50,
+            manual_providers: 0,
+            lying_providers: 0,
+            equivocating_validators: 0,
+            crash_after_wal_append: None,
+            partition_switch: false,
+            discover: false,
+            provider_regions: vec![],
+            netns: None,
+            binary,
+        }
+    }
+}
+
 /// The bootstrap addresses node `i` is started with, given the nodes started so far: all of
 /// them, or with [`Spec::discover`] the first one's (the DHT finds the rest).
 fn bootstrap_for(spec: &Spec, nodes: &[Bound], i: usize) -> Vec<String> {

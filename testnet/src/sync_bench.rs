@@ -402,21 +402,7 @@ mod tests {
     #[test]
     fn the_holder_takes_only_jobs_placed_in_its_region_until_their_deadline() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let spec = Spec {
-            dir: dir.path().to_path_buf(),
-            validators: 1,
-            providers: 3,
-            block_time_ms: 20,
-            manual_providers: 2,
-            lying_providers: 0,
-            equivocating_validators: 0,
-            crash_after_wal_append: None,
-            partition_switch: false,
-            discover: false,
-            provider_regions: vec![],
-            netns: None,
-            binary: PathBuf::from("cairn"),
-        };
+        let spec = Spec { manual_providers: 2, ..Spec::new(dir.path().to_path_buf(), 1, 3, PathBuf::from("cairn")) };
         generate_with_clients(&spec, 0).expect("generate");
         make_holder(&spec, 100_000).expect("holder");
         let genesis = Genesis::load(&dir.path().join("genesis.json")).expect("genesis");

@@ -41,19 +41,8 @@ async fn start_spec(validators: usize, providers: usize, lying: usize) -> Net {
 pub async fn start_custom(validators: usize, providers: usize, lying: usize, adjust: impl FnOnce(&mut Spec)) -> Net {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spec = Spec {
-        dir: dir.path().to_path_buf(),
-        validators,
-        providers,
-        block_time_ms: 50,
-        manual_providers: 0,
         lying_providers: lying,
-        equivocating_validators: 0,
-        crash_after_wal_append: None,
-        partition_switch: false,
-        discover: false,
-        provider_regions: vec![],
-        netns: None,
-        binary: env!("CARGO_BIN_EXE_cairn").into(),
+        ..Spec::new(dir.path().to_path_buf(), validators, providers, env!("CARGO_BIN_EXE_cairn").into())
     };
     adjust(&mut spec);
     let t = cairn_testnet::up(&spec).await.expect("testnet starts");
