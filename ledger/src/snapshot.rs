@@ -14,6 +14,7 @@
 //! The receiver learns which height and root to trust from a finalized block and its commit
 //! (checked against the genesis validators by the caller), never from the serving peer.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -259,6 +260,194 @@ impl StateRestore {
     }
 }
 
+/// Ranges of the key space a restore fetches at once, at most ([`LanedRestore`]).
+pub const RESTORE_LANES_MAX: usize = 4;
+/// A restore is split into lanes only when its first chunk shows at least this many full chunks
+/// per lane,
+pub const LANE_CHUNKS_MIN: u64 = 8;
+/// and at least this many entries per lane: with key hashes spread evenly, a lane is then
+/// empty with a chance of about e^-1024 (a lane's requests need entries from their start on).
+pub const LANE_ENTRIES_MIN: u64 = 1_024;
+/// Bytes of a lane's chunks held, not yet added, before it stops asking for more.
+pub const LANE_BYTES_MAX: usize = 32 << 20;
+
+/// A [`StateRestore`] fetched in several ranges of the key space at once: lanes.
+///
+/// It starts as one lane from the first key hash. Once that lane's first chunk shows a large
+/// state (at least [`LANE_CHUNKS_MIN`] full chunks per lane, estimated from how far into the
+/// key space the chunk reaches), the key space is cut into [`RESTORE_LANES_MAX`] equal ranges,
+/// each fetched chunk after chunk from its own start, the first lane going on from where it
+/// was. Chunks are added to the restore in key order all the same: a lane's chunks wait until
+/// the lanes before it are in, and the overlap (a lane's last chunk runs past its range's end) is
+/// trimmed off the next lane's chunks — a chunk's proof is its last entry's, so dropping a
+/// prefix already added keeps it valid. Every chunk is still checked against the root when it
+/// is added, and a bad one blames the peer that served it. A lane holds at most
+/// [`LANE_BYTES_MAX`] of chunks not yet added; past it, it asks for no more.
+pub struct LanedRestore<S> {
+    restore: StateRestore,
+    lanes: Vec<Lane<S>>,
+    /// The lane whose chunks are being added.
+    feeding: usize,
+    /// The server of the last chunk added (blamed if the whole does not prove).
+    last_server: Option<S>,
+}
+
+struct Lane<S> {
+    /// Where its next chunk starts (`None`: it has all its range).
+    next: Option<KeyHash>,
+    /// Where the next lane starts (`None` for the last).
+    end: Option<KeyHash>,
+    /// Chunks received and not added yet, with their servers, in order.
+    chunks: VecDeque<(StateChunk, S)>,
+    bytes: usize,
+}
+
+impl<S> Lane<S> {
+    fn new(next: KeyHash, end: Option<KeyHash>) -> Lane<S> {
+        Lane { next: Some(next), end, chunks: VecDeque::new(), bytes: 0 }
+    }
+}
+
+/// The key hash whose first 8 bytes are `top` and the rest zero.
+fn key_hash_at(top: u64) -> KeyHash {
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(&top.to_be_bytes());
+    KeyHash(h)
+}
+
+/// The first 8 bytes of `hash`, as a number.
+fn top_of(hash: &KeyHash) -> u64 {
+    u64::from_be_bytes(hash.0[..8].try_into().expect("8 bytes"))
+}
+
+/// The lanes' starts a restore splits into, given its first chunk (from the first key hash)
+/// ended at `last` with `entries` entries, chunks holding `chunk_max` entries: none (stay one
+/// lane) unless the state looks large enough for every lane to hold [`LANE_CHUNKS_MIN`] full
+/// chunks and [`LANE_ENTRIES_MIN`] entries.
+pub fn lane_starts(last: &KeyHash, entries: usize, chunk_max: usize) -> Vec<KeyHash> {
+    let lanes = RESTORE_LANES_MAX as u64;
+    let reach = u128::from(top_of(last)) + 1;
+    let estimated = (entries as u128) << 64;
+    let per_lane = (LANE_CHUNKS_MIN * chunk_max.max(1) as u64).max(LANE_ENTRIES_MIN);
+    let wanted = u128::from(per_lane * lanes) * reach;
+    if entries < chunk_max || estimated < wanted {
+        return Vec::new();
+    }
+    let step = u64::MAX / lanes + 1;
+    (1..lanes).map(|i| key_hash_at(i * step)).collect()
+}
+
+impl<S: Copy> LanedRestore<S> {
+    /// Over `restore` (nothing added yet), one lane from the first key hash.
+    pub fn new(restore: StateRestore) -> LanedRestore<S> {
+        LanedRestore { restore, lanes: vec![Lane::new(KeyHash([0; 32]), None)], feeding: 0, last_server: None }
+    }
+
+    /// The version (height) restored.
+    pub fn version(&self) -> u64 {
+        self.restore.version()
+    }
+
+    /// How many lanes there are now.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Where lane `lane` wants its next chunk to start, if it wants one now.
+    pub fn wants(&self, lane: usize) -> Option<KeyHash> {
+        let l = self.lanes.get(lane)?;
+        if self.is_complete() || l.bytes >= LANE_BYTES_MAX { None } else { l.next }
+    }
+
+    /// Whether every entry is in.
+    pub fn is_complete(&self) -> bool {
+        self.restore.next_start().is_none()
+    }
+
+    /// Entries added so far.
+    pub fn entries_received(&self) -> usize {
+        self.restore.entries_received()
+    }
+
+    /// Takes the chunk `server` sent for lane `lane` (asked from [`LanedRestore::wants`]),
+    /// `chunk_max` the entries a chunk was asked for, and adds what can be added; `Ok(true)`
+    /// once every entry is in. An error names the server of the chunk that is wrong.
+    pub fn take(&mut self, lane: usize, chunk: StateChunk, server: S, chunk_max: usize) -> Result<bool, (S, Error)> {
+        let bad = |why: &str| (server, Error::Invalid(format!("state chunk: {why}")));
+        let Some(l) = self.lanes.get_mut(lane) else { return Err(bad("for no lane")) };
+        let Some(start) = l.next else { return Err(bad("for a lane that has its range")) };
+        let (Some(first), Some(last)) = (chunk.entries.first(), chunk.entries.last()) else {
+            return Err(bad("no entries"));
+        };
+        let (first, last) = (key_hash(&first.0), key_hash(&last.0));
+        if first < start || last < first {
+            return Err(bad("entries before the chunk's start, or out of order"));
+        }
+        let next = if chunk.last || l.end.is_some_and(|end| last >= end) { None } else { next_key_hash(&last) };
+        l.next = next;
+        let bytes: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        // The first chunk shows how large the state is: split if it is large.
+        if self.lanes.len() == 1 && self.restore.entries_received() == 0 {
+            let starts = lane_starts(&last, chunk.entries.len(), chunk_max);
+            if let (Some(next), Some(second)) = (next, starts.first())
+                && next < *second
+            {
+                self.lanes[0].end = Some(*second);
+                for (i, s) in starts.iter().enumerate() {
+                    self.lanes.push(Lane::new(*s, starts.get(i + 1).copied()));
+                }
+            }
+        }
+        let l = &mut self.lanes[lane];
+        l.bytes += bytes;
+        l.chunks.push_back((chunk, server));
+        self.add_ready()
+    }
+
+    /// Adds the chunks that are next in key order.
+    fn add_ready(&mut self) -> Result<bool, (S, Error)> {
+        while let Some(lane) = self.lanes.get_mut(self.feeding) {
+            let Some((mut chunk, server)) = lane.chunks.pop_front() else {
+                if lane.next.is_none() {
+                    self.feeding += 1;
+                    continue;
+                }
+                break;
+            };
+            lane.bytes = lane.bytes.saturating_sub(chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum());
+            let Some(start) = self.restore.next_start() else { break };
+            // What an earlier lane's last chunk added already.
+            chunk.entries.retain(|(k, _)| key_hash(k) >= start);
+            if chunk.entries.is_empty() {
+                continue;
+            }
+            let done = self.restore.add(chunk).map_err(|e| (server, e))?;
+            self.last_server = Some(server);
+            if done {
+                return Ok(true);
+            }
+            // Later lanes whose whole range is in already ask for nothing more.
+            if let Some(next) = self.restore.next_start() {
+                for later in self.lanes.iter_mut().skip(self.feeding + 1) {
+                    if later.end.is_some_and(|end| next >= end) {
+                        later.next = None;
+                        later.chunks.clear();
+                        later.bytes = 0;
+                    }
+                }
+            }
+        }
+        Ok(self.is_complete())
+    }
+
+    /// The restored state ([`StateRestore::finish`]); an error names the server of the last
+    /// chunk added, if any (it claimed the end).
+    pub fn finish(self) -> Result<(Entries, StateUpdate), (Option<S>, Error)> {
+        let last_server = self.last_server;
+        self.restore.finish().map_err(|e| (last_server, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -302,6 +491,110 @@ mod tests {
             out.push(chunk);
         }
         out
+    }
+
+    /// Fetches `tree`'s state through a [`LanedRestore`], lanes asked in turn (last first, so
+    /// that chunks wait for the lanes before them); `tamper` may change the chunk served for a
+    /// (lane, turn). Returns the restore's lane count and what it ended with.
+    #[allow(clippy::type_complexity)]
+    fn laned(
+        tree: &Arc<MemoryTree>,
+        keys: &BTreeMap<KeyHash, Vec<u8>>,
+        root: Hash,
+        per_chunk: usize,
+        tamper: &dyn Fn(usize, usize, &mut StateChunk),
+    ) -> (usize, Result<(Entries, StateUpdate), (Option<u32>, Error)>) {
+        let key_of = |h: &KeyHash| keys.get(h).cloned().ok_or_else(|| Error::Storage("no key".into()));
+        let mut laned = LanedRestore::<u32>::new(StateRestore::new(3, root).expect("restore"));
+        let mut lanes_seen = 1;
+        for turn in 0.. {
+            assert!(turn < 10_000, "the restore does not end");
+            if laned.is_complete() {
+                break;
+            }
+            lanes_seen = lanes_seen.max(laned.lanes());
+            let wanting: Vec<(usize, KeyHash)> =
+                (0..laned.lanes()).rev().filter_map(|l| laned.wants(l).map(|s| (l, s))).collect();
+            assert!(!wanting.is_empty(), "nothing wanted, yet not complete");
+            for (lane, start) in wanting {
+                let mut chunk =
+                    read_chunk(tree.clone(), 3, start, per_chunk, STATE_CHUNK_BYTES_MAX, key_of).expect("chunk");
+                tamper(lane, turn, &mut chunk);
+                // The server's id is its lane.
+                if let Err((server, e)) = laned.take(lane, chunk, lane as u32, per_chunk) {
+                    return (lanes_seen, Err((Some(server), e)));
+                }
+            }
+        }
+        (lanes_seen, laned.finish())
+    }
+
+    #[test]
+    fn a_large_state_is_fetched_in_lanes_and_restored_in_key_order() {
+        let (big, keys, entries, root) = tree(6_000);
+        let (lanes, done) = laned(&big, &keys, root, 20, &|_, _, _| {});
+        assert_eq!(lanes, RESTORE_LANES_MAX, "6,000 entries in chunks of 20 are split");
+        let (restored, update) = done.expect("complete");
+        assert_eq!(update.root, root);
+        let mut by_key = restored.clone();
+        by_key.sort();
+        assert_eq!(by_key, entries, "every entry, once, though the lanes' chunks overlap");
+        // A smaller state stays one lane: its lanes would hold fewer than LANE_ENTRIES_MIN.
+        let (small, small_keys, small_entries, small_root) = tree(2_000);
+        let (lanes, done) = laned(&small, &small_keys, small_root, 20, &|_, _, _| {});
+        assert_eq!(lanes, 1);
+        assert_eq!(done.expect("complete").0.len(), small_entries.len());
+    }
+
+    #[test]
+    fn a_bad_chunk_in_a_later_lane_blames_its_server_when_its_turn_comes() {
+        let (big, keys, _, root) = tree(6_000);
+        // Lane 2's second chunk has one value changed.
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 2 && turn == 2 {
+                chunk.entries[3].1 = b"forged".to_vec();
+            }
+        });
+        let (server, e) = done.expect_err("caught");
+        assert_eq!(server, Some(2), "{e}");
+        // A lane server that leaves out entries between two of its chunks is caught too.
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 3 && turn == 2 {
+                chunk.entries.drain(..2);
+            }
+        });
+        assert_eq!(done.expect_err("caught").0, Some(3));
+        // Leaving out the start of its range costs nothing: the lane before covers it (its
+        // last chunk runs past the range's end), and what it adds is checked.
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 3 && turn == 1 {
+                chunk.entries.drain(..2);
+            }
+        });
+        assert_eq!(done.expect("the overlap covers it").1.root, root);
+        // One that claims the end early is caught when the whole is checked.
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 3 && turn == 3 {
+                chunk.last = true;
+            }
+        });
+        assert!(done.is_err(), "a state ended early is refused");
+    }
+
+    #[test]
+    fn lanes_split_only_a_state_that_fills_each_with_chunks() {
+        let at = |top: u64| key_hash_at(top);
+        // 2,048 entries reaching 1/64 of the key space: about 131,000 entries, 16 chunks a lane.
+        let starts = lane_starts(&at(u64::MAX / 64), 2_048, 2_048);
+        assert_eq!(starts, vec![at(1 << 62), at(2 << 62), at(3 << 62)]);
+        // Reaching 1/16: about 32,000 entries, 4 chunks a lane: not split.
+        assert!(lane_starts(&at(u64::MAX / 16), 2_048, 2_048).is_empty());
+        // Small chunks: still at least LANE_ENTRIES_MIN entries a lane (2 entries reaching
+        // 1/2,048 of the key space: about 4,096 entries, 1,024 a lane).
+        assert_eq!(lane_starts(&at(u64::MAX / 2_048), 2, 2).len(), RESTORE_LANES_MAX - 1);
+        assert!(lane_starts(&at(u64::MAX / 1_024), 2, 2).is_empty());
+        // A chunk cut short by its byte bound (fewer entries than asked) says nothing: not split.
+        assert!(lane_starts(&at(1), 100, 2_048).is_empty());
     }
 
     #[test]

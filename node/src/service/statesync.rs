@@ -4,7 +4,9 @@
 //! 1. It asks the peer for its head block and commit (`Snapshot`), and trusts the height and
 //!    state root only once the commit verifies against the genesis validators.
 //! 2. It asks for the state at that height in chunks (`StateChunk`), round-robin over its
-//!    trusted peers, one request at a time; each chunk must prove against the state root. A
+//!    trusted peers; each chunk must prove against the state root. A large state is fetched in
+//!    several ranges of the key space at once ([`LanedRestore`]), each range one request at a
+//!    time, at most [`CHUNK_REQUESTS_PER_PEER`] to one peer at once. A
 //!    peer whose chunk does not is a liar (disconnected, distrusted), and the restore starts
 //!    over from another peer. A busy peer is paused and another asked (with none to ask, the
 //!    next maintenance tick asks again). A peer without that height's tree is paused and
@@ -24,7 +26,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use cairn_ledger::snapshot::{STATE_CHUNK_ENTRIES_MAX, StateChunk, StateRestore};
+use cairn_ledger::snapshot::{LanedRestore, STATE_CHUNK_ENTRIES_MAX, StateChunk, StateRestore};
 use cairn_ledger::{Block, Commit, Result};
 use libp2p::PeerId;
 use libp2p::request_response::OutboundRequestId;
@@ -35,6 +37,10 @@ use crate::p2p::{SyncRequest, SyncResponse, Wire};
 /// Answers "that height's tree is not kept here" one restore takes from peers other than the
 /// one whose head it restores before it starts over at a newer head.
 pub const MISSING_HEIGHT_MAX: u32 = 8;
+
+/// Chunk requests a restore has in flight to one peer at once (a node answers
+/// `SYNC_ANSWERS_AT_ONCE` requests of all kinds at once).
+pub const CHUNK_REQUESTS_PER_PEER: usize = 2;
 
 /// Where state sync is.
 #[derive(Default)]
@@ -59,11 +65,9 @@ pub enum StateSync {
 pub struct Restoring {
     block: Block,
     commit: Commit,
-    restore: StateRestore,
-    /// The chunk request in flight, its peer.
-    request: Option<(OutboundRequestId, PeerId)>,
-    /// The peer that served the last chunk added (blamed if the whole does not prove).
-    last_server: Option<PeerId>,
+    restore: LanedRestore<PeerId>,
+    /// Each lane's chunk request in flight, and its peer.
+    requests: Vec<Option<(OutboundRequestId, PeerId)>>,
     /// The peer whose head is restored.
     source: PeerId,
     /// Answers so far that a peer does not keep the height's tree.
@@ -71,6 +75,13 @@ pub struct Restoring {
     /// Chunks asked so far (the round-robin turn).
     asked: usize,
     started: Instant,
+}
+
+impl Restoring {
+    /// The lane whose request `request_id` is.
+    fn lane_of(&self, request_id: OutboundRequestId) -> Option<usize> {
+        self.requests.iter().position(|r| r.is_some_and(|(id, _)| id == request_id))
+    }
 }
 
 /// How long each part of a restore took (logged when it is done).
@@ -146,7 +157,7 @@ impl Node {
             StateSync::Idle if self.state_sync_first() && self.net_info.peer_height > self.chain.height() => {
                 self.sync_from_any_peer();
             }
-            StateSync::Restoring(r) if r.request.is_none() => self.request_chunk(),
+            StateSync::Restoring(_) => self.request_chunks(),
             // Replaying from a peer that had nothing to give, while another shows a head far
             // ahead: restore after all.
             StateSync::Off
@@ -176,16 +187,21 @@ impl Node {
     pub(super) fn is_state_sync_request(&self, request_id: OutboundRequestId) -> bool {
         match &self.state_sync {
             StateSync::Asking { request, .. } => *request == request_id,
-            StateSync::Restoring(r) => r.request.is_some_and(|(id, _)| id == request_id),
+            StateSync::Restoring(r) => r.lane_of(request_id).is_some(),
             _ => false,
         }
     }
 
     /// The answer to a state sync request.
-    pub(super) fn on_state_sync_response(&mut self, peer: PeerId, decoded: Result<SyncResponse>) {
+    pub(super) fn on_state_sync_response(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        decoded: Result<SyncResponse>,
+    ) {
         match &self.state_sync {
             StateSync::Asking { .. } => self.on_snapshot(peer, decoded),
-            StateSync::Restoring(_) => self.on_chunk(peer, decoded),
+            StateSync::Restoring(_) => self.on_chunk(peer, request_id, decoded),
             _ => {}
         }
     }
@@ -203,8 +219,10 @@ impl Node {
                 self.sync_from_any_peer();
             }
             StateSync::Restoring(r) => {
-                r.request = None;
-                self.request_chunk();
+                if let Some(lane) = r.lane_of(request_id) {
+                    r.requests[lane] = None;
+                }
+                self.request_chunks();
             }
             _ => {}
         }
@@ -262,42 +280,59 @@ impl Node {
         self.state_sync = StateSync::Restoring(Box::new(Restoring {
             block,
             commit,
-            restore,
-            request: None,
-            last_server: None,
+            restore: LanedRestore::new(restore),
+            requests: vec![None],
             source: peer,
             missing: 0,
             asked: 0,
             started: Instant::now(),
         }));
-        self.request_chunk();
+        self.request_chunks();
     }
 
-    /// Asks the next peer in turn for the next chunk; with no peer to ask, starts over.
-    fn request_chunk(&mut self) {
+    /// Each lane that wants a chunk and has no request in flight asks the next peer in turn
+    /// with room for one ([`CHUNK_REQUESTS_PER_PEER`]); with none, the next maintenance tick
+    /// asks again.
+    fn request_chunks(&mut self) {
         let mut peers: Vec<PeerId> =
             self.net.peers().into_iter().filter(|p| !self.sync.is_distrusted(p)).collect::<Vec<_>>();
         peers.sort();
         let max = self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX);
         let StateSync::Restoring(r) = &mut self.state_sync else { return };
-        let Some(start) = r.restore.next_start() else { return };
-        if peers.is_empty() {
-            // Kept: the next maintenance tick asks again once a peer is there.
-            tracing::debug!("state sync: no peer to ask for the next chunk now");
-            return;
+        r.requests.resize(r.restore.lanes(), None);
+        let height = r.restore.version();
+        let mut asks = Vec::new();
+        for lane in 0..r.restore.lanes() {
+            let Some(start) = r.restore.wants(lane).filter(|_| r.requests[lane].is_none()) else { continue };
+            let busy = |p: &PeerId| {
+                r.requests.iter().flatten().filter(|(_, q)| q == p).count()
+                    + asks.iter().filter(|(_, q, _)| q == p).count()
+            };
+            let Some(peer) = (0..peers.len())
+                .map(|i| peers[(r.asked + i) % peers.len()])
+                .find(|p| busy(p) < CHUNK_REQUESTS_PER_PEER)
+            else {
+                if peers.is_empty() {
+                    tracing::debug!("state sync: no peer to ask for the next chunk now");
+                }
+                break;
+            };
+            r.asked += 1;
+            asks.push((lane, peer, start));
         }
-        let peer = peers[r.asked % peers.len()];
-        r.asked += 1;
-        let request = SyncRequest::StateChunk { height: r.restore.version(), start: start.0, max };
-        let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&request));
-        if let StateSync::Restoring(r) = &mut self.state_sync {
-            r.request = Some((id, peer));
+        for (lane, peer, start) in asks {
+            let request = SyncRequest::StateChunk { height, start: start.0, max };
+            let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&request));
+            if let StateSync::Restoring(r) = &mut self.state_sync {
+                r.requests[lane] = Some((id, peer));
+            }
         }
     }
 
-    fn on_chunk(&mut self, peer: PeerId, decoded: Result<SyncResponse>) {
+    fn on_chunk(&mut self, peer: PeerId, request_id: OutboundRequestId, decoded: Result<SyncResponse>) {
         let StateSync::Restoring(r) = &mut self.state_sync else { return };
-        r.request = None;
+        let Some(lane) = r.lane_of(request_id) else { return };
+        r.requests[lane] = None;
         let height = r.restore.version();
         let chunk: StateChunk = match decoded {
             Ok(SyncResponse::StateChunk(Some(chunk))) => chunk,
@@ -305,7 +340,7 @@ impl Node {
                 // Busy: another peer may answer.
                 tracing::debug!(%peer, height, "state sync: the peer cannot answer now");
                 self.sync.pause(peer);
-                self.request_chunk();
+                self.request_chunks();
                 return;
             }
             Ok(SyncResponse::StateChunk(None)) => {
@@ -315,7 +350,7 @@ impl Node {
                 self.sync.pause(peer);
                 if after_missing_height(peer == r.source, r.missing) == MissingHeight::AskAnother {
                     tracing::debug!(%peer, height, "state sync: the peer does not keep this height; asking another");
-                    return self.request_chunk();
+                    return self.request_chunks();
                 }
                 tracing::info!(%peer, height, "state sync: the peer no longer keeps this height; starting over");
                 self.state_sync = StateSync::Idle;
@@ -330,20 +365,16 @@ impl Node {
                 return self.sync_liar(peer, &format!("undecodable answer: {e}"));
             }
         };
-        match r.restore.add(chunk) {
-            Err(e) => {
-                // The partial tree took the bad chunk: start over, without this peer.
+        let max = self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX) as usize;
+        match r.restore.take(lane, chunk, peer, max) {
+            Err((server, e)) => {
+                // The partial tree took the bad chunk (or it came for nothing asked): start
+                // over, without its server.
                 self.state_sync = StateSync::Idle;
-                self.sync_liar(peer, &format!("served state of height {height} that does not prove ({e})"));
+                self.sync_liar(server, &format!("served state of height {height} that does not prove ({e})"));
             }
-            Ok(false) => {
-                r.last_server = Some(peer);
-                self.request_chunk();
-            }
-            Ok(true) => {
-                r.last_server = Some(peer);
-                self.write_restored_state();
-            }
+            Ok(false) => self.request_chunks(),
+            Ok(true) => self.write_restored_state(),
         }
     }
 
@@ -351,12 +382,12 @@ impl Node {
     /// whole that does not prove blames the peer that said its chunk was the last.
     fn write_restored_state(&mut self) {
         let StateSync::Restoring(r) = std::mem::replace(&mut self.state_sync, StateSync::Writing) else { return };
-        let Restoring { block, commit, restore, last_server, started, asked, .. } = *r;
+        let Restoring { block, commit, restore, started, asked, .. } = *r;
         let height = block.header.height;
         let fetched = started.elapsed();
         let (entries, tree) = match restore.finish() {
             Ok(done) => done,
-            Err(e) => {
+            Err((last_server, e)) => {
                 self.state_sync = StateSync::Idle;
                 match last_server {
                     Some(peer) => self.sync_liar(peer, &format!("ended the state of height {height} early ({e})")),

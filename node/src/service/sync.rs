@@ -415,7 +415,7 @@ impl Node {
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Wire) -> anyhow::Result<()> {
         let decoded = response.decode::<SyncResponse>("sync response");
         if self.is_state_sync_request(request_id) {
-            self.on_state_sync_response(peer, decoded);
+            self.on_state_sync_response(peer, request_id, decoded);
             return Ok(());
         }
         if let Some((_, _, from)) = self.sync.syncing.filter(|(id, _, _)| *id == request_id) {
