@@ -374,8 +374,10 @@ impl<S: Copy> LanedRestore<S> {
     /// once every entry is in. An error names the server of the chunk that is wrong.
     pub fn take(&mut self, lane: usize, chunk: StateChunk, server: S, chunk_max: usize) -> Result<bool, (S, Error)> {
         let bad = |why: &str| (server, Error::Invalid(format!("state chunk: {why}")));
-        let Some(l) = self.lanes.get_mut(lane) else { return Err(bad("for no lane")) };
-        let Some(start) = l.next else { return Err(bad("for a lane that has its range")) };
+        // A lane that has its range by now (the lane before covered it) wants nothing more:
+        // an answer asked for before is dropped, its server is not to blame.
+        let Some(l) = self.lanes.get_mut(lane) else { return Ok(self.is_complete()) };
+        let Some(start) = l.next else { return Ok(self.is_complete()) };
         let (Some(first), Some(last)) = (chunk.entries.first(), chunk.entries.last()) else {
             return Err(bad("no entries"));
         };
@@ -579,6 +581,24 @@ mod tests {
             }
         });
         assert!(done.is_err(), "a state ended early is refused");
+    }
+
+    #[test]
+    fn an_answer_for_a_lane_that_has_its_range_is_dropped_without_blame() {
+        let (big, keys, _, root) = tree(6_000);
+        let key_of = |h: &KeyHash| keys.get(h).cloned().ok_or_else(|| Error::Storage("no key".into()));
+        let read = |start| read_chunk(big.clone(), 3, start, 20, STATE_CHUNK_BYTES_MAX, key_of).expect("chunk");
+        let mut laned = LanedRestore::<u32>::new(StateRestore::new(3, root).expect("restore"));
+        assert!(!laned.take(0, read(KeyHash([0; 32])), 0, 20).expect("first chunk"));
+        assert_eq!(laned.lanes(), RESTORE_LANES_MAX);
+        // The last lane fetched to the end: it wants nothing more, and a chunk for it then (an
+        // answer to a request made before its range was covered) is dropped, not blamed.
+        let start_of_lane_3 = laned.wants(3).expect("lane 3 wants");
+        while let Some(start) = laned.wants(3) {
+            assert!(!laned.take(3, read(start), 3, 20).expect("taken"), "lanes 0 to 2 are not in yet");
+        }
+        assert!(!laned.take(3, read(start_of_lane_3), 3, 20).expect("dropped"));
+        assert!(!laned.take(9, read(start_of_lane_3), 9, 20).expect("no lane 9: dropped"));
     }
 
     #[test]
