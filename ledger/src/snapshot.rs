@@ -412,6 +412,16 @@ impl<S: Copy> LanedRestore<S> {
             let Some((mut chunk, server)) = lane.chunks.pop_front() else {
                 if lane.next.is_none() {
                     self.feeding += 1;
+                    if self.feeding == self.lanes.len() && !self.is_complete() {
+                        // Every range is in, and no chunk said it was the last: the one that
+                        // ended the state did not say so.
+                        // (Lane 0's first chunk is always added, so there is a server.)
+                        if let Some(server) = self.last_server {
+                            let why = "state chunk: the chunks ended without one saying it was the last";
+                            return Err((server, Error::Invalid(why.into())));
+                        }
+                        return Ok(false);
+                    }
                     continue;
                 }
                 break;
@@ -574,6 +584,18 @@ mod tests {
             }
         });
         assert_eq!(done.expect("the overlap covers it").1.root, root);
+        // One whose chunk runs to the end of the state without saying it is the last: the
+        // ranges after it are trimmed away, every range is in, yet the state is not complete.
+        let key_of = |h: &KeyHash| keys.get(h).cloned().ok_or_else(|| Error::Storage("no key".into()));
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 2 && turn == 3 {
+                let from = key_hash(&chunk.entries[0].0);
+                *chunk = read_chunk(big.clone(), 3, from, 4_096, usize::MAX, key_of).expect("to the end");
+                assert!(chunk.last, "the chunk reaches the end");
+                chunk.last = false;
+            }
+        });
+        assert_eq!(done.expect_err("caught, not waited for").0, Some(2));
         // One that claims the end early is caught when the whole is checked.
         let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
             if lane == 3 && turn == 3 {

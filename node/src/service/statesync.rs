@@ -34,8 +34,8 @@ use libp2p::request_response::OutboundRequestId;
 use super::{Event, Node};
 use crate::p2p::{SyncRequest, SyncResponse, Wire};
 
-/// Answers "that height's tree is not kept here" one restore takes from peers other than the
-/// one whose head it restores before it starts over at a newer head.
+/// Answers without a chunk ("that height's tree is not kept here" from peers other than the one
+/// whose head it restores, or an error) one restore takes before it starts over at a newer head.
 pub const MISSING_HEIGHT_MAX: u32 = 8;
 
 /// Chunk requests a restore has in flight to one peer at once (a node answers
@@ -70,7 +70,7 @@ pub struct Restoring {
     requests: Vec<Option<(OutboundRequestId, PeerId)>>,
     /// The peer whose head is restored.
     source: PeerId,
-    /// Answers so far that a peer does not keep the height's tree.
+    /// Answers so far without a chunk ([`MISSING_HEIGHT_MAX`]).
     missing: u32,
     /// Chunks asked so far (the round-robin turn).
     asked: usize,
@@ -337,11 +337,17 @@ impl Node {
         let chunk: StateChunk = match decoded {
             Ok(SyncResponse::StateChunk(Some(chunk))) => chunk,
             Ok(SyncResponse::Error(_)) => {
-                // Busy: another peer may answer.
-                tracing::debug!(%peer, height, "state sync: the peer cannot answer now");
+                // Busy: another peer may answer. (No chunk from some key hash on at all, as
+                // when a liar's chunk hid that it was the last, answers so too: counted.)
+                r.missing += 1;
                 self.sync.pause(peer);
-                self.request_chunks();
-                return;
+                if r.missing < MISSING_HEIGHT_MAX {
+                    tracing::debug!(%peer, height, "state sync: the peer cannot answer now");
+                    return self.request_chunks();
+                }
+                tracing::info!(height, "state sync: too many peers could not answer; starting over");
+                self.state_sync = StateSync::Idle;
+                return self.sync_from_any_peer();
             }
             Ok(SyncResponse::StateChunk(None)) => {
                 // That height's state is not kept there: not yet (a peer behind the one whose
