@@ -374,8 +374,8 @@ impl Node {
         let max = self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX) as usize;
         match r.restore.take(lane, chunk, peer, max) {
             Err((server, e)) => {
-                // The partial tree took the bad chunk (or it came for nothing asked): start
-                // over, without its server.
+                // The partial tree took the bad chunk (or the chunks ended the state without
+                // one marked last): start over, without its server.
                 self.state_sync = StateSync::Idle;
                 self.sync_liar(server, &format!("served state of height {height} that does not prove ({e})"));
             }
