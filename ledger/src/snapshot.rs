@@ -297,8 +297,10 @@ struct Lane<S> {
     next: Option<KeyHash>,
     /// Where the next lane starts (`None` for the last).
     end: Option<KeyHash>,
-    /// Chunks received and not added yet, with their servers, in order.
-    chunks: VecDeque<(StateChunk, S)>,
+    /// Chunks received and not added yet, with their servers and sizes (keys and values), in
+    /// order.
+    chunks: VecDeque<(StateChunk, S, usize)>,
+    /// Their sizes together.
     bytes: usize,
 }
 
@@ -364,11 +366,6 @@ impl<S: Copy> LanedRestore<S> {
         self.restore.next_start().is_none()
     }
 
-    /// Entries added so far.
-    pub fn entries_received(&self) -> usize {
-        self.restore.entries_received()
-    }
-
     /// Takes the chunk `server` sent for lane `lane` (asked from [`LanedRestore::wants`]),
     /// `chunk_max` the entries a chunk was asked for, and adds what can be added; `Ok(true)`
     /// once every entry is in. An error names the server of the chunk that is wrong.
@@ -402,14 +399,14 @@ impl<S: Copy> LanedRestore<S> {
         }
         let l = &mut self.lanes[lane];
         l.bytes += bytes;
-        l.chunks.push_back((chunk, server));
+        l.chunks.push_back((chunk, server, bytes));
         self.add_ready()
     }
 
     /// Adds the chunks that are next in key order.
     fn add_ready(&mut self) -> Result<bool, (S, Error)> {
         while let Some(lane) = self.lanes.get_mut(self.feeding) {
-            let Some((mut chunk, server)) = lane.chunks.pop_front() else {
+            let Some((mut chunk, server, bytes)) = lane.chunks.pop_front() else {
                 if lane.next.is_none() {
                     self.feeding += 1;
                     if self.feeding == self.lanes.len() && !self.is_complete() {
@@ -426,12 +423,15 @@ impl<S: Copy> LanedRestore<S> {
                 }
                 break;
             };
-            lane.bytes = lane.bytes.saturating_sub(chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum());
+            lane.bytes -= bytes;
             let Some(start) = self.restore.next_start() else { break };
-            // What an earlier lane's last chunk added already.
-            chunk.entries.retain(|(k, _)| key_hash(k) >= start);
-            if chunk.entries.is_empty() {
-                continue;
+            // What an earlier lane's last chunk added already (only a lane's first chunks
+            // overlap: the others start where the state received so far ends).
+            if chunk.entries.first().is_some_and(|(k, _)| key_hash(k) < start) {
+                chunk.entries.retain(|(k, _)| key_hash(k) >= start);
+                if chunk.entries.is_empty() {
+                    continue;
+                }
             }
             let done = self.restore.add(chunk).map_err(|e| (server, e))?;
             self.last_server = Some(server);

@@ -50,6 +50,8 @@ pub const HELD_MAX: u64 = 1_000_000;
 const HELD_SUBMITTERS: usize = 128;
 /// RPC connections they share (a node serves a few per client address).
 const HELD_CONNECTIONS: usize = 8;
+/// Offers a submitter signs at the head it read last, before reading it again.
+const HELD_HEAD_EVERY: u64 = 32;
 /// The longest the held offers may take to be included.
 const HELD_TIMEOUT: Duration = Duration::from_secs(1_200);
 
@@ -267,8 +269,13 @@ async fn hold(t: &Testnet, wasm: &[u8], held: u64) -> anyhow::Result<u64> {
         let fee = info.tx_fee_min;
         tasks.spawn(async move {
             let mut nonce = c.account_get(key.public()).await.context("account_get")?.next_nonce;
+            let mut head = 0;
             for n in 0..count {
-                let head = c.chain_head().await.context("chain_head")?.height;
+                // The head moves on while they are submitted; an offer's assignment height must
+                // stay within the chain's window of it (1,000 blocks by default).
+                if n % HELD_HEAD_EVERY == 0 {
+                    head = c.chain_head().await.context("chain_head")?.height;
+                }
                 let offer = JobOffer {
                     version: FORMAT_VERSION,
                     chain_id,

@@ -6,13 +6,13 @@
 //! 2. It asks for the state at that height in chunks (`StateChunk`), round-robin over its
 //!    trusted peers; each chunk must prove against the state root. A large state is fetched in
 //!    several ranges of the key space at once ([`LanedRestore`]), each range one request at a
-//!    time, at most [`CHUNK_REQUESTS_PER_PEER`] to one peer at once. A
-//!    peer whose chunk does not is a liar (disconnected, distrusted), and the restore starts
-//!    over from another peer. A busy peer is paused and another asked (with none to ask, the
-//!    next maintenance tick asks again). A peer without that height's tree is paused and
-//!    another asked too, since it may not have reached the height yet ([`after_missing_height`]);
-//!    but when the peer whose head is restored no longer keeps it, or [`MISSING_HEIGHT_MAX`]
-//!    answers said so, the restore starts over at a newer head.
+//!    time, at most [`CHUNK_REQUESTS_PER_PEER`] to one peer at once. A peer whose chunk does
+//!    not is a liar (disconnected, distrusted), and the restore starts over from another peer.
+//!    A busy peer is paused and another asked (with none to ask, the next maintenance tick asks
+//!    again). A peer without that height's tree is paused and another asked too, since it may
+//!    not have reached the height yet ([`after_missing_height`]); but when the peer whose head
+//!    is restored no longer keeps it, or [`MISSING_HEIGHT_MAX`] answers came without a chunk
+//!    (busy or not keeping it), the restore starts over at a newer head.
 //! 3. The last chunk in, the tree is rebuilt and checked as a whole, then written with the block
 //!    and its commit in one batch off the loop; the chain reloads its head from the store
 //!    (comparing the stored tree's root with the head's), and block sync goes on from there.
