@@ -28,6 +28,8 @@ pub mod rpc_api;
 pub mod rpc_limits;
 pub mod rpc_server;
 pub mod service;
+#[cfg(test)]
+mod test_genesis;
 pub mod tracker;
 pub mod verdicts;
 

@@ -898,21 +898,7 @@ mod tests {
     fn market() -> (Genesis, Keypair, PublicKey) {
         let client = Keypair::from_seed([1; 32]);
         let provider = Keypair::from_seed([2; 32]).public();
-        let genesis = Genesis {
-            version: FORMAT_VERSION,
-            chain_name: "estimates".into(),
-            genesis_time_ms: 0,
-            validators: vec![cairn_ledger::Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
-            accounts: vec![cairn_ledger::GenesisAccount { address: client.public(), balance: 1 << 40 }],
-            providers: vec![cairn_ledger::GenesisProvider {
-                address: provider,
-                price_per_fuel: 2,
-                stake: 10_000,
-                capacity: 10,
-                region: String::new(),
-            }],
-            params: cairn_ledger::ChainParams::default(),
-        };
+        let genesis = crate::test_genesis::market("estimates", &client, 1 << 40, &[(provider, 2, 10)]);
         (genesis, client, provider)
     }
 

@@ -157,32 +157,19 @@ pub fn assemble(
 
 #[cfg(test)]
 mod tests {
-    use cairn_ledger::{FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, Validator};
+    use cairn_ledger::{FORMAT_VERSION, Genesis, Keypair};
 
     use super::*;
 
     /// A client with `balance` and providers asking 1 and 3.
     fn genesis(balance: u64) -> (Genesis, Keypair) {
         let client = Keypair::from_seed([1; 32]);
-        let genesis = Genesis {
-            version: FORMAT_VERSION,
-            chain_name: "estimate".into(),
-            genesis_time_ms: 0,
-            validators: vec![Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
-            accounts: vec![GenesisAccount { address: client.public(), balance }],
-            providers: [1, 3]
-                .iter()
-                .enumerate()
-                .map(|(i, &price)| GenesisProvider {
-                    address: Keypair::from_seed([10 + i as u8; 32]).public(),
-                    price_per_fuel: price,
-                    stake: 10_000,
-                    capacity: 100,
-                    region: String::new(),
-                })
-                .collect(),
-            params: cairn_ledger::ChainParams::default(),
-        };
+        let offerings: Vec<_> = [1, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, &price)| (Keypair::from_seed([10 + i as u8; 32]).public(), price, 100))
+            .collect();
+        let genesis = crate::test_genesis::market("estimate", &client, balance, &offerings);
         (genesis, client)
     }
 

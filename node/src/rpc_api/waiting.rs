@@ -194,10 +194,7 @@ pub fn of_open(state: &State, head: u64, job: &Job, here: &Here) -> JobWaiting {
 #[cfg(test)]
 mod tests {
     use cairn_contracts::{NoReexecution, VerifyAlways};
-    use cairn_ledger::{
-        ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, SignedOffer, Transaction,
-        Validator,
-    };
+    use cairn_ledger::{FORMAT_VERSION, Genesis, Keypair, SignedOffer, Transaction};
 
     use super::*;
 
@@ -211,25 +208,12 @@ mod tests {
     fn world(providers: u8) -> World {
         let client = Keypair::from_seed([1; 32]);
         let providers: Vec<Keypair> = (0..providers).map(|i| Keypair::from_seed([10 + i; 32])).collect();
-        let genesis = Genesis {
-            version: FORMAT_VERSION,
-            chain_name: "waiting".into(),
-            genesis_time_ms: 0,
-            validators: vec![Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
-            accounts: vec![GenesisAccount { address: client.public(), balance: 1_000_000 }],
-            providers: providers
-                .iter()
-                .enumerate()
-                .map(|(i, p)| GenesisProvider {
-                    address: p.public(),
-                    price_per_fuel: 1 + i as u64,
-                    stake: 10_000,
-                    capacity: if i == 0 { 1 } else { 100 },
-                    region: String::new(),
-                })
-                .collect(),
-            params: ChainParams::default(),
-        };
+        let offerings: Vec<_> = providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.public(), 1 + i as u64, if i == 0 { 1 } else { 100 }))
+            .collect();
+        let genesis = crate::test_genesis::market("waiting", &client, 1_000_000, &offerings);
         World { genesis, client, providers }
     }
 

@@ -427,30 +427,11 @@ mod tests {
     #[test]
     fn only_a_provider_the_job_is_assigned_to_may_deliver() {
         use cairn_contracts::{NoReexecution, State, VerifyAlways};
-        use cairn_ledger::{
-            FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, JobOffer, Keypair, Placement, Transaction,
-            Validator,
-        };
+        use cairn_ledger::{FORMAT_VERSION, JobOffer, Keypair, Placement, Transaction};
         let client = Keypair::from_seed([1; 32]);
         let providers: Vec<Keypair> = (2..4).map(|i| Keypair::from_seed([i; 32])).collect();
-        let genesis = Genesis {
-            version: FORMAT_VERSION,
-            chain_name: "deliver".into(),
-            genesis_time_ms: 0,
-            validators: vec![Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
-            accounts: vec![GenesisAccount { address: client.public(), balance: 1_000_000 }],
-            providers: providers
-                .iter()
-                .map(|p| GenesisProvider {
-                    address: p.public(),
-                    price_per_fuel: 1,
-                    stake: 10_000,
-                    capacity: 10,
-                    region: String::new(),
-                })
-                .collect(),
-            params: cairn_ledger::ChainParams::default(),
-        };
+        let offerings: Vec<_> = providers.iter().map(|p| (p.public(), 1, 10)).collect();
+        let genesis = crate::test_genesis::market("deliver", &client, 1_000_000, &offerings);
         let mut state = State::from_genesis(&genesis).expect("genesis");
         let offer = JobOffer {
             version: FORMAT_VERSION,

@@ -1,0 +1,31 @@
+//! Test only: the genesis of a small market, as the node's unit tests build it.
+
+use cairn_ledger::{
+    ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, PublicKey, Validator,
+};
+
+/// A provider of [`market`]: its address, price per unit of fuel and capacity.
+pub(crate) type Offering = (PublicKey, u64, u32);
+
+/// Chain `name` with one validator, `client` funded with `balance`, and `providers` (each
+/// staking 10,000, in no region), the default parameters.
+pub(crate) fn market(name: &str, client: &Keypair, balance: u64, providers: &[Offering]) -> Genesis {
+    Genesis {
+        version: FORMAT_VERSION,
+        chain_name: name.into(),
+        genesis_time_ms: 0,
+        validators: vec![Validator { address: Keypair::from_seed([9; 32]).public(), power: 1 }],
+        accounts: vec![GenesisAccount { address: client.public(), balance }],
+        providers: providers
+            .iter()
+            .map(|&(address, price_per_fuel, capacity)| GenesisProvider {
+                address,
+                price_per_fuel,
+                stake: 10_000,
+                capacity,
+                region: String::new(),
+            })
+            .collect(),
+        params: ChainParams::default(),
+    }
+}
