@@ -38,7 +38,10 @@ pub use block::{
 };
 pub use cairn_ledger::Outcome;
 pub use error::{Limit, Result, TxError};
-pub use signatures::{SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, verify_tx};
+pub use signatures::{
+    BATCH_SIGNATURES_MAX, SIGNATURE_CACHE_ENTRIES_MAX, SignatureCache, SignatureCheck, VerifyAlways, check_all,
+    verify_tx, verify_txs,
+};
 pub use state::{
     Account, Challenge, Closed, Delivery, JOB_RETENTION_BLOCKS, Job, JobPhase, LoadError, NONCE_WINDOW, NoReexecution,
     NonceRule, Provider, REDUNDANCY_MAX, Reexecute, Slot, State, StateKey, balance_needed,

@@ -45,7 +45,7 @@ pub use genesis::{
     PARAMS_OUTPUT_BYTES_LIMIT,
 };
 pub use hash::{Hash, decode_hex};
-pub use keys::{Domain, Keypair, PublicKey, Signature};
+pub use keys::{Domain, Keypair, PublicKey, Signature, SignatureBatch, SignatureSink, VerifyNow};
 pub use merkle::MerklePath;
 pub use outcome::Outcome;
 pub use placement::{

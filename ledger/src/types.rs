@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::hex_bytes;
-use crate::keys::{Domain, Keypair, PublicKey, Signature};
+use crate::keys::{Domain, Keypair, PublicKey, Signature, SignatureBatch, SignatureSink, VerifyNow};
 use crate::placement::Placement;
 use crate::schema::HexBytes;
 use crate::{Error, Hash, JobStatus, REASON_BYTES_MAX, Result};
@@ -110,8 +110,13 @@ impl SignedOffer {
 
     /// Checks the version and the client's signature.
     pub fn verify(&self) -> Result<()> {
+        self.verify_with(&mut VerifyNow)
+    }
+
+    /// [`SignedOffer::verify`], its signature checked by `sigs` (at once, or queued in a batch).
+    pub fn verify_with<S: SignatureSink>(&self, sigs: &mut S) -> Result<()> {
         check_version("job offer", self.offer.version)?;
-        self.offer.client.verify(Domain::JobOffer, &self.offer, &self.signature)
+        sigs.check(&self.offer.client, Domain::JobOffer, &self.offer, &self.signature)
     }
 }
 
@@ -174,6 +179,11 @@ impl JobResult {
 
     /// Checks the version, the provider's signature, the output's hash and size.
     pub fn verify(&self, output_bytes_max: usize) -> Result<()> {
+        self.verify_with(output_bytes_max, &mut VerifyNow)
+    }
+
+    /// [`JobResult::verify`], its signature checked by `sigs` (at once, or queued in a batch).
+    pub fn verify_with<S: SignatureSink>(&self, output_bytes_max: usize, sigs: &mut S) -> Result<()> {
         check_version("job result", self.claim.version)?;
         if self.output_in_blob {
             if !self.output.is_empty() || self.claim.status != JobStatus::Ok {
@@ -181,7 +191,7 @@ impl JobResult {
                     "a result whose output is in a blob has status ok and no inline output".into(),
                 ));
             }
-            return self.claim.provider.verify(Domain::JobResult, &self.claim, &self.signature);
+            return sigs.check(&self.claim.provider, Domain::JobResult, &self.claim, &self.signature);
         }
         if self.output.len() > output_bytes_max {
             return Err(Error::TooLarge { what: "job output", size: self.output.len(), max: output_bytes_max });
@@ -197,7 +207,7 @@ impl JobResult {
         if Hash::of(&self.output) != self.claim.output_hash {
             return Err(Error::Invalid("output does not match output_hash".into()));
         }
-        self.claim.provider.verify(Domain::JobResult, &self.claim, &self.signature)
+        sigs.check(&self.claim.provider, Domain::JobResult, &self.claim, &self.signature)
     }
 
     /// The receipt this result becomes once accepted in a block.
@@ -321,8 +331,13 @@ pub struct SignedTx {
 impl SignedTx {
     /// Checks the version and the sender's signature.
     pub fn verify(&self) -> Result<()> {
+        self.verify_with(&mut VerifyNow)
+    }
+
+    /// [`SignedTx::verify`], its signature checked by `sigs` (at once, or queued in a batch).
+    pub fn verify_with<S: SignatureSink>(&self, sigs: &mut S) -> Result<()> {
         check_version("transaction", self.tx.version)?;
-        self.tx.sender.verify(Domain::Tx, &self.tx, &self.signature)
+        sigs.check(&self.tx.sender, Domain::Tx, &self.tx, &self.signature)
     }
 }
 
@@ -566,8 +581,16 @@ impl Commit {
         if !validators.is_quorum(signed_power) {
             return Err(Error::NoQuorum { signed: signed_power, total: validators.total_power() });
         }
+        // One batch for all (ZIP-215: it passes exactly when each would); if it fails, one by
+        // one, to name the first bad signature.
+        let mut batch = SignatureBatch::new();
         for s in &self.signatures {
-            s.validator.verify(Domain::Vote, &self.vote_of(chain_id, s.validator), &s.signature)?;
+            batch.check(&s.validator, Domain::Vote, &self.vote_of(chain_id, s.validator), &s.signature)?;
+        }
+        if !batch.verify() {
+            for s in &self.signatures {
+                s.validator.verify(Domain::Vote, &self.vote_of(chain_id, s.validator), &s.signature)?;
+            }
         }
         Ok(signed_power)
     }

@@ -161,6 +161,9 @@ impl Base {
         let at = self.head.next_position();
         let mut state = self.head.state.clone();
         let mut tree = StoreTree::new(&self.store);
+        // The signatures gossip did not bring here verified, in batches first: execution then
+        // finds every valid one in the cache (and verifies a bad one again, to name it).
+        cairn_contracts::check_all(&self.signatures, &block.txs, state.params().output_bytes_max as usize);
         let mut sigs = &*self.signatures;
         let executed = execute_block(&mut state, at, &block, &mut tree, exec, &mut sigs)
             .map_err(|e| ExecError::of_block(e, exec.missing()))?;

@@ -168,15 +168,16 @@ function leToBigint(b: Uint8Array): bigint {
 }
 
 /**
- * ed25519 verification as ed25519-dalek 2's `verify` (docs/PROOFS.md, "Signing domains"): the
- * public key must decode to a curve point, `S` must be reduced, and the encoding of
- * `[S]B − [k]A`, `k = SHA-512(R ‖ A ‖ message)`, must equal `R` byte for byte (cofactorless).
+ * ed25519 verification under the ZIP-215 rules Cairn uses (docs/PROOFS.md, "Signing domains"):
+ * the public key `A` and `R` must decode to curve points, non-canonical encodings accepted;
+ * `S` must be reduced; and `[8][S]B = [8]R + [8][k]A`, `k = SHA-512(R ‖ A ‖ message)`, must
+ * hold (the cofactored equation).
  *
  * Under Node, a signature whose `A` and `R` are canonical encodings (and `S` reduced) is first
- * checked by Node's own Ed25519 (OpenSSL: the same cofactorless equation on the same bytes,
- * ten times faster); a "valid" there is final. Everything else — a non-canonical encoding,
- * which the two libraries may read differently, or an "invalid" — is decided by the code here,
- * which follows dalek exactly.
+ * checked by Node's own Ed25519 (OpenSSL: the cofactorless equation `[S]B = R + [k]A`, ten
+ * times faster); a "valid" there is final, since whatever satisfies it satisfies the
+ * cofactored one. Everything else — a non-canonical encoding, or an "invalid", which the
+ * cofactored equation may still accept — is decided by the code here.
  */
 export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (collecting !== null) {
@@ -256,23 +257,27 @@ export async function preverify(check: () => unknown): Promise<void> {
   );
 }
 
-/** [`ed25519Verify`] in TypeScript alone (what a browser runs): dalek's rules, step by step. */
+/** [`ed25519Verify`] in TypeScript alone (what a browser runs): the ZIP-215 rules, step by step. */
 export function ed25519VerifyPortable(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
-  const r = signature.subarray(0, 32);
+  const rBytes = signature.subarray(0, 32);
   const s = leToBigint(signature.subarray(32, 64));
   if (s >= L) return false;
   let A: Point;
+  let R: Point;
   try {
-    // Decoding as curve25519-dalek's `decompress`: y taken mod p, a sign bit on x = 0 accepted.
+    // Decoding as ZIP-215 (and curve25519-dalek's `decompress`): y taken mod p, a sign bit on
+    // x = 0 accepted.
     A = Point.fromBytes(publicKey, true);
+    R = Point.fromBytes(rBytes, true);
   } catch {
     return false;
   }
-  const k = leToBigint(sha512(concat(r, publicKey, message))) % L;
-  const sB = s === 0n ? Point.ZERO : Point.BASE.multiply(s, false);
-  const kA = k === 0n ? Point.ZERO : A.multiply(k, false);
-  return bytesEqual(sB.subtract(kA).toBytes(), r);
+  const k = leToBigint(sha512(concat(rBytes, publicKey, message))) % L;
+  const sB = Point.BASE.multiply(s, false);
+  const kA = A.multiply(k, false);
+  // [8]([S]B − [k]A − R) = 0
+  return sB.subtract(kA).subtract(R).clearCofactor().is0();
 }
 
 const P = 2n ** 255n - 19n;

@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { Point } from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
+
 import {
   type Action,
   DOMAINS,
@@ -23,8 +26,10 @@ import {
   actions,
   buildOffer,
   buildTx,
+  bytesEqual,
   canonicalPoint,
   chainId,
+  concat,
   decode,
   ed25519Verify,
   ed25519VerifyPortable,
@@ -200,7 +205,7 @@ test('every Action variant: laid out as PROOFS.md says, signed in cairn/v1/tx, v
   assert.throws(() => signTx(buildTx({ chain_id: chain, sender: to, nonce: 0n, fee: 1n, action: actions.unbond(1n) }), key), /sender/);
 });
 
-test('ed25519: the native fast path and the portable dalek rules give the same verdicts', () => {
+test('ed25519: the native fast path and the portable ZIP-215 rules give the same verdicts', () => {
   const key = keyFromSeed(new Uint8Array(32).fill(7));
   const p = 2n ** 255n - 19n;
   const le = (v: bigint): Uint8Array => Uint8Array.from({ length: 32 }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
@@ -227,4 +232,31 @@ test('ed25519: the native fast path and the portable dalek rules give the same v
   const signedOne = le(1n);
   signedOne[31]! |= 0x80;
   assert.ok(canonicalPoint(le(1n)) && !canonicalPoint(signedOne), 'x = 0 with a sign bit');
+});
+
+test('ed25519: the cofactored equation and non-canonical encodings, as the node verifies (ZIP-215)', () => {
+  // A key of order 8, R the identity (canonical, and read from y = p + 1), S = 0: the
+  // cofactored equation holds for every message; the cofactorless one (OpenSSL's) for few.
+  // The same vectors are pinned in ledger/src/keys.rs.
+  const order8 = fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+  const p = 2n ** 255n - 19n;
+  const le = (v: bigint): Uint8Array => Uint8Array.from({ length: 32 }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
+  let cofactorlessRefused = 0;
+  for (let m = 0; m < 16; m++) {
+    const msg = new TextEncoder().encode(`message ${m}`);
+    for (const r of [le(1n), le(p + 1n)]) {
+      const sig = concat(r, new Uint8Array(32));
+      assert.ok(ed25519VerifyPortable(order8, msg, sig), `message ${m}`);
+      assert.ok(ed25519Verify(order8, msg, sig), `message ${m}, native path first`);
+    }
+    const sB = Point.BASE.multiply(0n, false);
+    const k = BigInt(`0x${toHex(sha512(concat(le(1n), order8, msg)).reverse())}`) % (2n ** 252n + 27742317777372353535851937790883648493n);
+    if (!bytesEqual(sB.subtract(Point.fromBytes(order8, true).multiply(k, false)).toBytes(), le(1n))) cofactorlessRefused++;
+  }
+  assert.ok(cofactorlessRefused > 0, 'the rules differ from the cofactorless ones');
+  // S unreduced, R off the curve (y = 2): refused.
+  const unreduced = concat(le(1n), new Uint8Array(32).fill(0xff));
+  assert.ok(!ed25519VerifyPortable(order8, new Uint8Array(), unreduced));
+  assert.ok(!ed25519VerifyPortable(order8, new Uint8Array(), concat(le(2n), new Uint8Array(32))));
+  assert.ok(!ed25519VerifyPortable(le(2n), new Uint8Array(), concat(le(1n), new Uint8Array(32))));
 });

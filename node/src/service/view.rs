@@ -136,7 +136,8 @@ impl Verifier {
     }
 
     /// Verifies each transaction's signatures: a few at once in place (each takes tens of
-    /// microseconds), more on a blocking thread once a slot is free.
+    /// microseconds), more on a blocking thread once a slot is free, in batches
+    /// ([`cairn_contracts::check_all`]).
     /// Fails only when this node cannot verify (it is stopping, a verifying thread failed):
     /// never the transactions' fault.
     pub async fn verify(&self, txs: &Arc<Vec<Transaction>>) -> anyhow::Result<Vec<Result<(), TxError>>> {
@@ -148,12 +149,9 @@ impl Verifier {
         let signatures = self.signatures.clone();
         let output_max = self.output_bytes_max;
         let txs = txs.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut sigs = &*signatures;
-            txs.iter().map(|tx| sigs.check(tx, output_max)).collect()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("a verifying thread failed: {e}"))
+        tokio::task::spawn_blocking(move || cairn_contracts::check_all(&signatures, &txs, output_max))
+            .await
+            .map_err(|e| anyhow::anyhow!("a verifying thread failed: {e}"))
     }
 }
 
