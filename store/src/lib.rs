@@ -25,6 +25,7 @@
 //! ```
 
 mod error;
+pub mod recent;
 pub mod store;
 pub mod tree;
 
@@ -32,6 +33,7 @@ pub mod tree;
 mod tests;
 
 pub use error::{Error, Result};
+pub use recent::{RECENT_NODES_MAX, RECENT_ROWS_MAX};
 pub use store::{
     BLOCK_CACHE_BYTES, BlockWrite, JobLocation, RECORD_BYTES_MAX, STATE_HISTORY_BLOCKS_DEFAULT, Store, StoreBudget,
     StoreMemory, WAL_BYTES_MAX, WRITE_BUFFER_BYTES,

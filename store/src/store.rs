@@ -33,6 +33,7 @@ use cairn_ledger::snapshot::StateChunk;
 use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
 
+use crate::recent::{RECENT_NODES_MAX, RECENT_ROWS_MAX, RecentNodes, RecentRows};
 use crate::tree::{decode_value, encode_value};
 use crate::{Error, Result};
 
@@ -171,6 +172,10 @@ pub struct Store {
     /// The consensus log and proposed blocks hold nothing below this height (pruning starts
     /// its scan here, not at the first key, past every tombstone it left).
     wal_pruned_below: std::sync::atomic::AtomicU64,
+    /// The state tree's nodes the last blocks wrote (read before the table).
+    recent_nodes: std::sync::Mutex<RecentNodes>,
+    /// The newest value row of keys the last blocks wrote (read before seeking the table).
+    recent_rows: std::sync::Mutex<RecentRows>,
 }
 
 /// The memory a store holds (see [`Store::memory`]).
@@ -309,6 +314,8 @@ impl Store {
             blobs: std::sync::Mutex::new(BlobTally::default()),
             state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT,
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
+            recent_nodes: std::sync::Mutex::new(RecentNodes::new(RECENT_NODES_MAX)),
+            recent_rows: std::sync::Mutex::new(RecentRows::new(RECENT_ROWS_MAX)),
         };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
@@ -428,7 +435,39 @@ impl Store {
         self.put_keys(&mut batch, w.state, &new_keys);
         self.prune_tree(&mut batch, height, w.state)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
-        self.write_synced(batch)
+        match self.write_synced(batch) {
+            Ok(()) => {
+                self.remember_tree(w.tree);
+                Ok(())
+            }
+            Err(e) => {
+                self.forget_tree();
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps what a block wrote to the state tree for the next blocks ([`crate::recent`]).
+    fn remember_tree(&self, update: &StateUpdate) {
+        let poisoned = "a thread panicked while holding the recent tree writes";
+        let mut nodes = self.recent_nodes.lock().expect(poisoned);
+        nodes.add(update.version, update.batch.node_batch.nodes().iter());
+        // What `prune_tree` may have deleted: nodes stale at or before this version.
+        if let Some(pruned) = update.version.checked_sub(self.state_history_blocks) {
+            nodes.forget_through(pruned);
+        }
+        drop(nodes);
+        let mut rows = self.recent_rows.lock().expect(poisoned);
+        for ((version, kh), v) in update.batch.node_batch.values() {
+            rows.wrote(*kh, *version, v.is_some());
+        }
+    }
+
+    /// Forgets the recent tree writes (after a failed write, or when the tree is replaced).
+    fn forget_tree(&self) {
+        let poisoned = "a thread panicked while holding the recent tree writes";
+        self.recent_nodes.lock().expect(poisoned).clear();
+        self.recent_rows.lock().expect(poisoned).clear();
     }
 
     /// Keeps `blocks` versions of the state tree; older stale nodes are deleted as blocks commit.
@@ -445,13 +484,22 @@ impl Store {
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
         }
-        // One iterator for every key's previous row (the values come in key order): creating
-        // an iterator costs more than seeking one.
-        let mut rows = self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES));
+        // A key a recent block wrote: its previous row is known. Else one iterator for every
+        // key's previous row (the values come in key order): creating an iterator costs more
+        // than seeking one.
+        let recent = self.recent_rows.lock().expect("a thread panicked while holding the recent tree writes");
+        let mut rows: Option<DBRawIterator<'_>> = None;
         for ((version, kh), v) in update.batch.node_batch.values() {
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
             let since = version.to_be_bytes();
-            match value_row_before(&mut rows, kh, *version)? {
+            let previous = match recent.newest(kh).filter(|p| p < version) {
+                Some(p) => Some(p),
+                None => {
+                    let rows = rows.get_or_insert_with(|| self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)));
+                    value_row_before(rows, kh, *version)?
+                }
+            };
+            match previous {
                 Some(previous) => {
                     batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, previous)].concat(), [])
                 }
@@ -638,6 +686,7 @@ impl Store {
         {
             batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 64].as_slice());
         }
+        self.forget_tree();
         self.write_synced(batch)?;
         let mut batch = WriteBatch::default();
         // Everything is new to the emptied tables: no previous row to find or mark stale.
@@ -823,6 +872,26 @@ impl Store {
         self.db.iterator_cf(self.cf(cf), IteratorMode::Start).count()
     }
 
+    /// Every row of every state tree table, each as its table's name, key and value (tests).
+    #[cfg(test)]
+    pub(crate) fn tree_rows(&self) -> Vec<[Vec<u8>; 3]> {
+        let mut rows = Vec::new();
+        for cf in [CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS, CF_JMT_STALE_KEYS] {
+            for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+                let (k, v) = item.expect("reads");
+                rows.push([cf.as_bytes().to_vec(), k.into_vec(), v.into_vec()]);
+            }
+        }
+        rows
+    }
+
+    /// Forgets the recent tree writes, so that the next block reads everything from the
+    /// tables (tests: the same tables with and without them).
+    #[cfg(test)]
+    pub(crate) fn forget_recent(&self) {
+        self.forget_tree();
+    }
+
     fn write_synced(&self, batch: WriteBatch) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -973,6 +1042,12 @@ impl jmt::storage::TreeReader for ChunkReader<'_> {
 
 impl jmt::storage::TreeReader for Store {
     fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
+        let recent =
+            self.recent_nodes.lock().map_err(|_| anyhow::anyhow!("a thread panicked holding the recent nodes"))?;
+        if let Some(node) = recent.get(node_key) {
+            return Ok(Some(node));
+        }
+        drop(recent);
         let key = borsh::to_vec(node_key)?;
         match self.db.get_cf(self.cf(CF_JMT_NODES), key)? {
             None => Ok(None),

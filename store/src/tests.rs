@@ -411,3 +411,64 @@ fn blobs_past_their_budget_are_deleted_oldest_first_unless_in_use_or_young() {
     assert_eq!(deleted, vec![ids[1], ids[4], newer]);
     assert_eq!(store.blob_bytes(), 0);
 }
+
+/// The store keeps the tree nodes and value row versions the last blocks wrote in memory
+/// (`crate::recent`): a store that uses them and one that forgets them after every block end
+/// with the same tables and roots, through updates, deletions, keys that come back, and
+/// pruning.
+#[test]
+fn recent_tree_writes_change_nothing_stored() {
+    let (records, chain_id) = sample();
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let stores: Vec<Store> = dirs
+        .iter()
+        .map(|d| {
+            let mut store = Store::open(d.path(), chain_id).expect("open");
+            store.set_state_history(3);
+            let g: Vec<StateChange> = (0..50u8).map(|i| (vec![i], Some(vec![i, 0]))).collect();
+            store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+            store
+        })
+        .collect();
+    // A small generator, the same for both: each block changes 20 of 80 keys; a third of the
+    // changes delete.
+    let mut seed = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for height in 1..=40u64 {
+        let mut keys = std::collections::BTreeMap::new();
+        for _ in 0..20 {
+            let r = next();
+            let value = (r % 3 != 0).then(|| vec![(r >> 8) as u8, height as u8]);
+            keys.insert(vec![((r >> 16) % 80) as u8], value);
+        }
+        let changes: Vec<StateChange> = keys.into_iter().collect();
+        let mut roots = Vec::new();
+        for (i, store) in stores.iter().enumerate() {
+            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+            block.header.height = height;
+            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let tree = state_tree::prepare(store, &changes, height).expect("update");
+            roots.push(tree.root);
+            let w =
+                BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+            store.commit_block(w).expect("commit");
+            if i == 1 {
+                store.forget_recent();
+            }
+        }
+        assert_eq!(roots[0], roots[1], "block {height}'s root");
+        assert!(stores[0].tree_rows() == stores[1].tree_rows(), "block {height}: the same tree tables");
+    }
+    for height in [37, 40] {
+        assert_eq!(
+            stores[0].state_proof(&[7], height).expect("proof"),
+            stores[1].state_proof(&[7], height).expect("proof")
+        );
+    }
+    assert!(stores[0].state_root(36).expect("read").is_none(), "pruned beyond the history in both");
+}
