@@ -38,6 +38,11 @@ pub const CONNECTION_QUEUE_MESSAGES_MAX: usize = 128;
 pub const PUBLISH_QUEUE_DURATION: Duration = Duration::from_secs(2);
 /// How long a message this node forwards may wait for a slow peer.
 pub const FORWARD_QUEUE_DURATION: Duration = Duration::from_millis(500);
+/// A received message larger than this (its protobuf encoding) is announced at once to the
+/// node's mesh peers with IDONTWANT, so that they do not send it again: each copy costs its
+/// receiver a decoding, a hash and a signature check before it is found a duplicate. Every
+/// batch of transactions or results under load is larger; single votes are not.
+pub const IDONTWANT_BYTES_MIN: usize = 1024;
 /// A peer reported slow (messages dropped for it) this many times within
 /// [`SLOW_PEER_WINDOW`] is disconnected: it can reconnect and sync, but it does not hold
 /// this node's queues meanwhile.
@@ -263,8 +268,8 @@ fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result
         .connection_handler_queue_len(CONNECTION_QUEUE_MESSAGES_MAX)
         .publish_queue_duration(PUBLISH_QUEUE_DURATION)
         .forward_queue_duration(FORWARD_QUEUE_DURATION)
-        // Large messages (blocks) are not sent to a peer that has them already.
-        .idontwant_message_size_threshold(16 << 10)
+        // Messages worth it (blocks, batches) are not sent to a peer that has them already.
+        .idontwant_message_size_threshold(IDONTWANT_BYTES_MIN)
         .idontwant_on_publish(true)
         .heartbeat_interval(Duration::from_millis(700))
         // Small clusters: a 3-4 node testnet must form a mesh.

@@ -1,16 +1,19 @@
 //! Block execution throughput (transactions applied, state tree updated and the block committed
 //! to rocksdb) — with every signature verified, and with every transaction already in the
-//! node's signature cache — and receipt/state proof generation and verification, on one node.
+//! node's signature cache — signatures verified one by one and in batches, and receipt/state
+//! proof generation and verification, on one node.
 //!
 //! `cargo bench -p cairn-tests --bench chain`
 
 use cairn_consensus::Signer;
 use cairn_contracts::{
-    NextBlock, NoReexecution, Position, SignatureCache, SignatureCheck, State, VerifyAlways, build_block,
+    NextBlock, NoReexecution, Position, SignatureCache, SignatureCheck, State, VerifyAlways, build_block, verify_tx,
+    verify_txs,
 };
 use cairn_ledger::{
-    ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash, JobOffer, JobResult,
-    JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateProof, StateValue, Transaction, Validator,
+    Action, ChainParams, ExecutionReceipt, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash, JobOffer,
+    JobResult, JobStatus, Keypair, MerklePath, ReceiptProof, ResultClaim, StateProof, StateValue, Transaction, Tx,
+    Validator,
 };
 use cairn_store::{BlockWrite, JobLocation, Store, StoreTree, init_store_genesis};
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
@@ -232,6 +235,34 @@ fn bench(c: &mut Criterion) {
                 },
                 BatchSize::PerIteration,
             )
+        });
+    }
+    g.finish();
+
+    // Verifying signatures one by one and in batches (ZIP-215: the same verdicts): the block's
+    // transactions (one client, one provider: a batch shares each key's term), and transfers
+    // signed by as many keys as transactions (as offers from many clients).
+    let transfers: Vec<Transaction> = (0..512u32)
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            let key = Keypair::from_seed(seed);
+            let action = Action::Transfer { to: f.client.public(), amount: 1 };
+            let tx =
+                Tx { version: FORMAT_VERSION, chain_id: Hash::ZERO, sender: key.public(), nonce: 0, fee: 1, action };
+            Transaction::Account(tx.sign(&key))
+        })
+        .collect();
+    let mut g = c.benchmark_group("signature_batches");
+    g.sample_size(10);
+    for (what, txs) in [("block_txs_two_keys", &f.txs), ("transfers_distinct_keys", &transfers)] {
+        g.throughput(Throughput::Elements(txs.len() as u64));
+        let refs: Vec<&Transaction> = txs.iter().collect();
+        g.bench_function(format!("verify_{}_{what}_one_by_one", txs.len()), |b| {
+            b.iter(|| refs.iter().all(|tx| verify_tx(tx, output_max).is_ok()))
+        });
+        g.bench_function(format!("verify_{}_{what}_in_batches", txs.len()), |b| {
+            b.iter(|| verify_txs(&refs, output_max).iter().all(Result::is_ok))
         });
     }
     g.finish();
