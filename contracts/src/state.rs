@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use imbl::{OrdMap, OrdSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_ledger::{
@@ -454,7 +454,9 @@ pub struct State {
     height: u64,
     accounts: OrdMap<PublicKey, Account>,
     providers: OrdMap<PublicKey, Provider>,
-    jobs: OrdMap<Hash, Job>,
+    /// Each job behind an `Arc`: copying a map node on write (after a snapshot) then copies
+    /// pointers, not every job's vectors.
+    jobs: OrdMap<Hash, Arc<Job>>,
     /// Open jobs by deadline (derived from `jobs`).
     open: OrdSet<(u64, Hash)>,
     /// Completed jobs by settlement height (derived from `jobs`).
@@ -558,7 +560,7 @@ impl State {
             StateKey::Height => Some(Value::Height(self.height)),
             StateKey::Account(a) => self.accounts.get(a).copied().map(Value::Account),
             StateKey::Provider(p) => self.providers.get(p).cloned().map(Value::Provider),
-            StateKey::Job(j) => self.jobs.get(j).cloned().map(|j| Value::Job(Box::new(j))),
+            StateKey::Job(j) => self.jobs.get(j).map(|j| Value::Job(Box::new(Job::clone(j)))),
         }
     }
 
@@ -620,7 +622,7 @@ impl State {
                     }
                     JobPhase::Challenged | JobPhase::Disputed => {}
                 }
-                self.jobs.insert(id, *j);
+                self.jobs.insert(id, Arc::new(*j));
             }
             (StateKey::Account(a), None) => {
                 self.accounts.remove(&a);
@@ -685,12 +687,12 @@ impl State {
 
     /// A job.
     pub fn job(&self, id: &Hash) -> Option<&Job> {
-        self.jobs.get(id)
+        self.jobs.get(id).map(Arc::as_ref)
     }
 
     /// Every job in the state (in progress, or finished and not retired yet), by id.
     pub fn jobs(&self) -> impl Iterator<Item = (&Hash, &Job)> {
-        self.jobs.iter()
+        self.jobs.iter().map(|(id, j)| (id, j.as_ref()))
     }
 
     /// Whether blocks must keep coming even with nothing to include: open jobs (delivery and
@@ -751,7 +753,7 @@ impl State {
 
     /// The open jobs, by deadline.
     pub fn open_jobs(&self) -> impl Iterator<Item = (&Hash, &Job)> {
-        self.open.iter().map(|(_, id)| (id, self.jobs.get(id).expect("open index follows jobs")))
+        self.open.iter().map(|(_, id)| (id, self.jobs.get(id).expect("open index follows jobs").as_ref()))
     }
 
     /// The height of the last block applied (0 at genesis).
@@ -1037,7 +1039,7 @@ impl State {
                 self.result_rules(result)?;
                 let c = &result.claim;
                 let job_id = c.job_id;
-                let mut job = self.jobs.get(&job_id).cloned().expect("checked above");
+                let mut job = self.jobs.get(&job_id).map(|j| Job::clone(j)).expect("checked above");
                 let slot = job.slot_of(&c.provider).expect("checked above");
                 let ask = self.provider(&c.provider).map_or(job.max_price, |p| p.price_per_fuel.min(job.max_price));
                 let payment = c.fuel_used.checked_mul(ask).ok_or(TxError::Overflow("payment"))?;
@@ -1072,7 +1074,7 @@ impl State {
             }
             Transaction::Resolve { job_id } => {
                 self.resolve_rules(job_id)?;
-                let job = self.jobs.get(job_id).cloned().expect("checked above");
+                let job = self.jobs.get(job_id).map(|j| Job::clone(j)).expect("checked above");
                 // The verdict first: if re-execution fails nothing changes.
                 let truth = exec.reexecute(job_id, &job)?;
                 self.resolve(*job_id, job, truth, height);
@@ -1258,7 +1260,7 @@ impl State {
                 // later block resolves (`Resolve`, see [`State::resolve`]).
                 sender.balance -= bond;
                 self.set_account(tx.sender, sender);
-                let mut job = self.jobs.get(job_id).cloned().expect("checked: the job exists");
+                let mut job = self.jobs.get(job_id).map(|j| Job::clone(j)).expect("checked: the job exists");
                 job.challenge = Some(Challenge { challenger: tx.sender, bond: *bond });
                 job.phase = JobPhase::Challenged;
                 self.set_job(*job_id, job);
@@ -1341,13 +1343,13 @@ impl State {
             .map(|(_, id)| *id)
             .collect();
         for id in retiring {
-            let job = self.jobs.get(&id).cloned().expect("finished index follows jobs");
+            let job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("finished index follows jobs");
             self.put(StateKey::Job(id), None);
             closed.retired.push((id, job));
         }
         let settled: Vec<Hash> = self.settling.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         for id in settled {
-            let mut job = self.jobs.get(&id).cloned().expect("settling index follows jobs");
+            let mut job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("settling index follows jobs");
             for d in job.deliveries() {
                 self.credit(d.provider, d.payment);
                 self.count_done(d.provider);
@@ -1371,7 +1373,7 @@ impl State {
         let late: Vec<Hash> = self.reassigning.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         let delivery = self.params.delivery_blocks;
         for id in late {
-            let mut job = self.jobs.get(&id).cloned().expect("reassigning index follows jobs");
+            let mut job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("reassigning index follows jobs");
             if job.deadline_height < height {
                 continue;
             }
@@ -1417,7 +1419,7 @@ impl State {
     /// that agree — the job completes with them alone (paid at settlement, challengeable in
     /// the window like any completed job).
     fn close_at_deadline(&mut self, id: Hash, height: u64) -> bool {
-        let mut job = self.jobs.get(&id).cloned().expect("open index follows jobs");
+        let mut job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("open index follows jobs");
         let missing: Vec<PublicKey> =
             job.slots.iter().filter(|s| s.delivery.is_none()).filter_map(|s| job.holder(s)).collect();
         for a in missing {
