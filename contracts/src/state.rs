@@ -307,7 +307,8 @@ enum Value {
     Height(u64),
     Account(Account),
     Provider(Provider),
-    Job(Box<Job>),
+    /// Shared with the jobs map: journaling a job's old value copies a pointer.
+    Job(Arc<Job>),
 }
 
 impl Value {
@@ -537,7 +538,7 @@ impl State {
                 StateKey::Height => Value::Height(borsh::from_slice(v).map_err(corrupt)?),
                 StateKey::Account(_) => Value::Account(borsh::from_slice(v).map_err(corrupt)?),
                 StateKey::Provider(_) => Value::Provider(borsh::from_slice(v).map_err(corrupt)?),
-                StateKey::Job(_) => Value::Job(Box::new(borsh::from_slice(v).map_err(corrupt)?)),
+                StateKey::Job(_) => Value::Job(Arc::new(borsh::from_slice(v).map_err(corrupt)?)),
             };
             s.put(key, Some(value));
         }
@@ -560,7 +561,7 @@ impl State {
             StateKey::Height => Some(Value::Height(self.height)),
             StateKey::Account(a) => self.accounts.get(a).copied().map(Value::Account),
             StateKey::Provider(p) => self.providers.get(p).cloned().map(Value::Provider),
-            StateKey::Job(j) => self.jobs.get(j).map(|j| Value::Job(Box::new(Job::clone(j)))),
+            StateKey::Job(j) => self.jobs.get(j).map(|j| Value::Job(Arc::clone(j))),
         }
     }
 
@@ -622,7 +623,7 @@ impl State {
                     }
                     JobPhase::Challenged | JobPhase::Disputed => {}
                 }
-                self.jobs.insert(id, Arc::new(*j));
+                self.jobs.insert(id, j);
             }
             (StateKey::Account(a), None) => {
                 self.accounts.remove(&a);
@@ -648,7 +649,7 @@ impl State {
     }
 
     fn set_job(&mut self, id: Hash, job: Job) {
-        self.put(StateKey::Job(id), Some(Value::Job(Box::new(job))));
+        self.put(StateKey::Job(id), Some(Value::Job(Arc::new(job))));
     }
 
     /// An account (zero balance and nonce if it has never been touched).
