@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use cairn_ledger::state_tree::StateUpdate;
 use jmt::storage::{Node, NodeKey};
 use jmt::{KeyHash, Version};
 
@@ -25,6 +26,36 @@ pub const RECENT_NODES_MAX: usize = 16_384;
 /// Keys whose newest value row's version is kept, at most (about 50 bytes each: at most about
 /// 8 MiB with the eviction queue).
 pub const RECENT_ROWS_MAX: usize = 131_072;
+
+/// What the last blocks wrote to the state tree: their nodes and their keys' newest rows.
+#[derive(Debug)]
+pub(crate) struct RecentWrites {
+    pub(crate) nodes: RecentNodes,
+    pub(crate) rows: RecentRows,
+}
+
+impl RecentWrites {
+    pub(crate) fn new() -> RecentWrites {
+        RecentWrites { nodes: RecentNodes::new(RECENT_NODES_MAX), rows: RecentRows::new(RECENT_ROWS_MAX) }
+    }
+
+    /// Keeps what a written block's tree `update` wrote; the store may since have pruned what
+    /// went stale at `pruned_through` or before.
+    pub(crate) fn remember(&mut self, update: &StateUpdate, pruned_through: Option<Version>) {
+        self.nodes.add(update.version, update.batch.node_batch.nodes().iter());
+        if let Some(pruned) = pruned_through {
+            self.nodes.forget_through(pruned);
+        }
+        for ((version, kh), v) in update.batch.node_batch.values() {
+            self.rows.wrote(*kh, *version, v.is_some());
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.nodes.clear();
+        self.rows.clear();
+    }
+}
 
 /// The tree nodes the last blocks wrote, by key; whole blocks are forgotten oldest first.
 #[derive(Debug)]

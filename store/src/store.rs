@@ -33,7 +33,7 @@ use cairn_ledger::snapshot::StateChunk;
 use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
 
-use crate::recent::{RECENT_NODES_MAX, RECENT_ROWS_MAX, RecentNodes, RecentRows};
+use crate::recent::RecentWrites;
 use crate::tree::{decode_value, encode_value};
 use crate::{Error, Result};
 
@@ -54,6 +54,9 @@ const CF_EVIDENCE: &str = "evidence";
 const CF_JMT_KEYS: &str = "jmt_keys";
 const CF_JMT_STALE_KEYS: &str = "jmt_stale_keys";
 const CF_BLOB_ORDER: &str = "blob_order";
+/// The state tree's tables.
+const CF_TREE: [&str; 6] =
+    [CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS, CF_JMT_STALE_KEYS];
 const ALL_CFS: [&str; 17] = [
     CF_BLOCKS,
     CF_COMMITS,
@@ -172,10 +175,9 @@ pub struct Store {
     /// The consensus log and proposed blocks hold nothing below this height (pruning starts
     /// its scan here, not at the first key, past every tombstone it left).
     wal_pruned_below: std::sync::atomic::AtomicU64,
-    /// The state tree's nodes the last blocks wrote (read before the table).
-    recent_nodes: std::sync::Mutex<RecentNodes>,
-    /// The newest value row of keys the last blocks wrote (read before seeking the table).
-    recent_rows: std::sync::Mutex<RecentRows>,
+    /// The state tree's nodes and keys' newest value rows the last blocks wrote (read before
+    /// the tables).
+    recent: std::sync::Mutex<RecentWrites>,
 }
 
 /// The memory a store holds (see [`Store::memory`]).
@@ -314,8 +316,7 @@ impl Store {
             blobs: std::sync::Mutex::new(BlobTally::default()),
             state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT,
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
-            recent_nodes: std::sync::Mutex::new(RecentNodes::new(RECENT_NODES_MAX)),
-            recent_rows: std::sync::Mutex::new(RecentRows::new(RECENT_ROWS_MAX)),
+            recent: std::sync::Mutex::new(RecentWrites::new()),
         };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
@@ -435,39 +436,25 @@ impl Store {
         self.put_keys(&mut batch, w.state, &new_keys);
         self.prune_tree(&mut batch, height, w.state)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
-        match self.write_synced(batch) {
-            Ok(()) => {
-                self.remember_tree(w.tree);
-                Ok(())
-            }
-            Err(e) => {
-                self.forget_tree();
-                Err(e)
-            }
+        let written = self.write_synced(batch);
+        // Kept for the next blocks ([`crate::recent`]); after a failed write, nothing is.
+        let mut recent = self.recent_writes();
+        match &written {
+            // `prune_tree` may have deleted what went stale at `height - history` or before.
+            Ok(()) => recent.remember(w.tree, height.checked_sub(self.state_history_blocks)),
+            Err(_) => recent.clear(),
         }
+        written
     }
 
-    /// Keeps what a block wrote to the state tree for the next blocks ([`crate::recent`]).
-    fn remember_tree(&self, update: &StateUpdate) {
-        let poisoned = "a thread panicked while holding the recent tree writes";
-        let mut nodes = self.recent_nodes.lock().expect(poisoned);
-        nodes.add(update.version, update.batch.node_batch.nodes().iter());
-        // What `prune_tree` may have deleted: nodes stale at or before this version.
-        if let Some(pruned) = update.version.checked_sub(self.state_history_blocks) {
-            nodes.forget_through(pruned);
-        }
-        drop(nodes);
-        let mut rows = self.recent_rows.lock().expect(poisoned);
-        for ((version, kh), v) in update.batch.node_batch.values() {
-            rows.wrote(*kh, *version, v.is_some());
-        }
+    fn recent_writes(&self) -> std::sync::MutexGuard<'_, RecentWrites> {
+        self.recent.lock().expect("a thread panicked while holding the recent tree writes")
     }
 
-    /// Forgets the recent tree writes (after a failed write, or when the tree is replaced).
-    fn forget_tree(&self) {
-        let poisoned = "a thread panicked while holding the recent tree writes";
-        self.recent_nodes.lock().expect(poisoned).clear();
-        self.recent_rows.lock().expect(poisoned).clear();
+    /// Forgets the recent tree writes, so that the next block reads everything from the tables
+    /// (when the tree is replaced; tests: the same tables with and without them).
+    pub(crate) fn forget_recent(&self) {
+        self.recent_writes().clear();
     }
 
     /// Keeps `blocks` versions of the state tree; older stale nodes are deleted as blocks commit.
@@ -487,12 +474,12 @@ impl Store {
         // A key a recent block wrote: its previous row is known. Else one iterator for every
         // key's previous row (the values come in key order): creating an iterator costs more
         // than seeking one.
-        let recent = self.recent_rows.lock().expect("a thread panicked while holding the recent tree writes");
+        let recent = self.recent_writes();
         let mut rows: Option<DBRawIterator<'_>> = None;
         for ((version, kh), v) in update.batch.node_batch.values() {
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
             let since = version.to_be_bytes();
-            let previous = match recent.newest(kh).filter(|p| p < version) {
+            let previous = match recent.rows.newest(kh).filter(|p| p < version) {
                 Some(p) => Some(p),
                 None => {
                     let rows = rows.get_or_insert_with(|| self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)));
@@ -681,12 +668,10 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         // The genesis state, if written, is replaced whole.
-        for cf in
-            [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS, CF_JMT_STALE_KEYS]
-        {
+        for cf in std::iter::once(CF_STATE).chain(CF_TREE) {
             batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 64].as_slice());
         }
-        self.forget_tree();
+        self.forget_recent();
         self.write_synced(batch)?;
         let mut batch = WriteBatch::default();
         // Everything is new to the emptied tables: no previous row to find or mark stale.
@@ -876,20 +861,13 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn tree_rows(&self) -> Vec<[Vec<u8>; 3]> {
         let mut rows = Vec::new();
-        for cf in [CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS, CF_JMT_STALE_KEYS] {
+        for cf in CF_TREE {
             for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
                 let (k, v) = item.expect("reads");
                 rows.push([cf.as_bytes().to_vec(), k.into_vec(), v.into_vec()]);
             }
         }
         rows
-    }
-
-    /// Forgets the recent tree writes, so that the next block reads everything from the
-    /// tables (tests: the same tables with and without them).
-    #[cfg(test)]
-    pub(crate) fn forget_recent(&self) {
-        self.forget_tree();
     }
 
     fn write_synced(&self, batch: WriteBatch) -> Result<()> {
@@ -1042,12 +1020,9 @@ impl jmt::storage::TreeReader for ChunkReader<'_> {
 
 impl jmt::storage::TreeReader for Store {
     fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
-        let recent =
-            self.recent_nodes.lock().map_err(|_| anyhow::anyhow!("a thread panicked holding the recent nodes"))?;
-        if let Some(node) = recent.get(node_key) {
+        if let Some(node) = self.recent_writes().nodes.get(node_key) {
             return Ok(Some(node));
         }
-        drop(recent);
         let key = borsh::to_vec(node_key)?;
         match self.db.get_cf(self.cf(CF_JMT_NODES), key)? {
             None => Ok(None),
