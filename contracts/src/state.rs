@@ -1040,7 +1040,7 @@ impl State {
                 self.result_rules(result)?;
                 let c = &result.claim;
                 let job_id = c.job_id;
-                let mut job = self.jobs.get(&job_id).map(|j| Job::clone(j)).expect("checked above");
+                let mut job = self.job(&job_id).cloned().expect("checked above");
                 let slot = job.slot_of(&c.provider).expect("checked above");
                 let ask = self.provider(&c.provider).map_or(job.max_price, |p| p.price_per_fuel.min(job.max_price));
                 let payment = c.fuel_used.checked_mul(ask).ok_or(TxError::Overflow("payment"))?;
@@ -1075,7 +1075,7 @@ impl State {
             }
             Transaction::Resolve { job_id } => {
                 self.resolve_rules(job_id)?;
-                let job = self.jobs.get(job_id).map(|j| Job::clone(j)).expect("checked above");
+                let job = self.job(job_id).cloned().expect("checked above");
                 // The verdict first: if re-execution fails nothing changes.
                 let truth = exec.reexecute(job_id, &job)?;
                 self.resolve(*job_id, job, truth, height);
@@ -1261,7 +1261,7 @@ impl State {
                 // later block resolves (`Resolve`, see [`State::resolve`]).
                 sender.balance -= bond;
                 self.set_account(tx.sender, sender);
-                let mut job = self.jobs.get(job_id).map(|j| Job::clone(j)).expect("checked: the job exists");
+                let mut job = self.job(job_id).cloned().expect("checked: the job exists");
                 job.challenge = Some(Challenge { challenger: tx.sender, bond: *bond });
                 job.phase = JobPhase::Challenged;
                 self.set_job(*job_id, job);
@@ -1344,13 +1344,13 @@ impl State {
             .map(|(_, id)| *id)
             .collect();
         for id in retiring {
-            let job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("finished index follows jobs");
+            let job = self.job(&id).cloned().expect("finished index follows jobs");
             self.put(StateKey::Job(id), None);
             closed.retired.push((id, job));
         }
         let settled: Vec<Hash> = self.settling.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         for id in settled {
-            let mut job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("settling index follows jobs");
+            let mut job = self.job(&id).cloned().expect("settling index follows jobs");
             for d in job.deliveries() {
                 self.credit(d.provider, d.payment);
                 self.count_done(d.provider);
@@ -1374,7 +1374,7 @@ impl State {
         let late: Vec<Hash> = self.reassigning.iter().take_while(|(at, _)| *at <= height).map(|(_, id)| *id).collect();
         let delivery = self.params.delivery_blocks;
         for id in late {
-            let mut job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("reassigning index follows jobs");
+            let mut job = self.job(&id).cloned().expect("reassigning index follows jobs");
             if job.deadline_height < height {
                 continue;
             }
@@ -1420,7 +1420,7 @@ impl State {
     /// that agree — the job completes with them alone (paid at settlement, challengeable in
     /// the window like any completed job).
     fn close_at_deadline(&mut self, id: Hash, height: u64) -> bool {
-        let mut job = self.jobs.get(&id).map(|j| Job::clone(j)).expect("open index follows jobs");
+        let mut job = self.job(&id).cloned().expect("open index follows jobs");
         let missing: Vec<PublicKey> =
             job.slots.iter().filter(|s| s.delivery.is_none()).filter_map(|s| job.holder(s)).collect();
         for a in missing {
