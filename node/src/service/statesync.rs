@@ -102,7 +102,7 @@ pub struct Restored {
     written: anyhow::Result<()>,
 }
 
-/// What a restore does when `peer` answers that it does not keep the restored height's tree.
+/// What a restore does when a peer answers without a chunk (busy, or not keeping the height).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MissingHeight {
     /// The peer may not have reached the height yet: pause it, ask another.
@@ -111,9 +111,9 @@ pub enum MissingHeight {
     StartOver,
 }
 
-/// [`MissingHeight`] for an answer from the peer whose head is restored (`from_source`: it had
-/// the height, so it pruned it) or another, `missing` such answers so far in this restore (this
-/// one included).
+/// [`MissingHeight`] after an answer without a chunk: `from_source` when the peer whose head is
+/// restored says it does not keep the height (it had it, so it pruned it); `missing` such
+/// answers so far in this restore, this one included.
 pub fn after_missing_height(from_source: bool, missing: u32) -> MissingHeight {
     if from_source || missing >= MISSING_HEIGHT_MAX { MissingHeight::StartOver } else { MissingHeight::AskAnother }
 }
@@ -290,6 +290,11 @@ impl Node {
         self.request_chunks();
     }
 
+    /// Entries a chunk is asked for (the configured count, within the wire's bound).
+    fn chunk_entries(&self) -> u32 {
+        self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX)
+    }
+
     /// Each lane that wants a chunk and has no request in flight asks the next peer in turn
     /// with room for one ([`CHUNK_REQUESTS_PER_PEER`]); with none, the next maintenance tick
     /// asks again.
@@ -297,7 +302,7 @@ impl Node {
         let mut peers: Vec<PeerId> =
             self.net.peers().into_iter().filter(|p| !self.sync.is_distrusted(p)).collect::<Vec<_>>();
         peers.sort();
-        let max = self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX);
+        let max = self.chunk_entries();
         let StateSync::Restoring(r) = &mut self.state_sync else { return };
         r.requests.resize(r.restore.lanes(), None);
         let height = r.restore.version();
@@ -330,35 +335,26 @@ impl Node {
     }
 
     fn on_chunk(&mut self, peer: PeerId, request_id: OutboundRequestId, decoded: Result<SyncResponse>) {
+        let max = self.chunk_entries() as usize;
         let StateSync::Restoring(r) = &mut self.state_sync else { return };
         let Some(lane) = r.lane_of(request_id) else { return };
         r.requests[lane] = None;
         let height = r.restore.version();
         let chunk: StateChunk = match decoded {
             Ok(SyncResponse::StateChunk(Some(chunk))) => chunk,
-            Ok(SyncResponse::Error(_)) => {
-                // Busy: another peer may answer. (No chunk from some key hash on at all, as
-                // when a liar's chunk hid that it was the last, answers so too: counted.)
+            Ok(answer @ (SyncResponse::Error(_) | SyncResponse::StateChunk(None))) => {
+                // No chunk. An error: busy, another peer may answer (no chunk from some key
+                // hash on at all, as when a liar's chunk hid that it was the last, answers so
+                // too). `None`: that height's state is not kept there, not yet (a peer behind
+                // the one whose head this is) or no longer (the chain moved on).
+                let pruned_at_source = matches!(answer, SyncResponse::StateChunk(None)) && peer == r.source;
                 r.missing += 1;
                 self.sync.pause(peer);
-                if r.missing < MISSING_HEIGHT_MAX {
-                    tracing::debug!(%peer, height, "state sync: the peer cannot answer now");
+                if after_missing_height(pruned_at_source, r.missing) == MissingHeight::AskAnother {
+                    tracing::debug!(%peer, height, "state sync: no chunk from this peer now; asking another");
                     return self.request_chunks();
                 }
-                tracing::info!(height, "state sync: too many peers could not answer; starting over");
-                self.state_sync = StateSync::Idle;
-                return self.sync_from_any_peer();
-            }
-            Ok(SyncResponse::StateChunk(None)) => {
-                // That height's state is not kept there: not yet (a peer behind the one whose
-                // head this is), or no longer (the chain moved on).
-                r.missing += 1;
-                self.sync.pause(peer);
-                if after_missing_height(peer == r.source, r.missing) == MissingHeight::AskAnother {
-                    tracing::debug!(%peer, height, "state sync: the peer does not keep this height; asking another");
-                    return self.request_chunks();
-                }
-                tracing::info!(%peer, height, "state sync: the peer no longer keeps this height; starting over");
+                tracing::info!(%peer, height, "state sync: the height is not kept, or too many peers gave no chunk; starting over");
                 self.state_sync = StateSync::Idle;
                 return self.sync_from_any_peer();
             }
@@ -371,7 +367,6 @@ impl Node {
                 return self.sync_liar(peer, &format!("undecodable answer: {e}"));
             }
         };
-        let max = self.config.state_sync_chunk_entries.clamp(1, STATE_CHUNK_ENTRIES_MAX) as usize;
         match r.restore.take(lane, chunk, peer, max) {
             Err((server, e)) => {
                 // The partial tree took the bad chunk (or the chunks ended the state without
