@@ -772,25 +772,21 @@ fn unoptimized_build_warning(config: &NodeConfig, optimized: bool) -> Option<Str
 }
 
 fn testnet_spec(net: &TestnetArgs) -> anyhow::Result<cairn_testnet::Spec> {
+    let providers = match net.nodes {
+        Some(n) => n
+            .checked_sub(net.validators)
+            .filter(|p| *p > 0)
+            .with_context(|| format!("--nodes {n} leaves no provider beside the {} validator(s)", net.validators))?,
+        None => net.providers,
+    };
+    let binary = std::env::current_exe().context("locating the cairn binary")?;
     Ok(cairn_testnet::Spec {
-        dir: net.dir.clone(),
-        validators: net.validators,
-        providers: match net.nodes {
-            Some(n) => n.checked_sub(net.validators).filter(|p| *p > 0).with_context(|| {
-                format!("--nodes {n} leaves no provider beside the {} validator(s)", net.validators)
-            })?,
-            None => net.providers,
-        },
         block_time_ms: net.block_time_ms,
         manual_providers: net.manual,
-        lying_providers: 0,
-        equivocating_validators: 0,
-        crash_after_wal_append: None,
-        partition_switch: false,
         discover: net.discover,
         provider_regions: net.provider_regions.clone(),
         netns: net.netns.as_deref().map(cairn_testnet::netem::Topology::load).transpose()?,
-        binary: std::env::current_exe().context("locating the cairn binary")?,
+        ..cairn_testnet::Spec::new(net.dir.clone(), net.validators, providers, binary)
     })
 }
 
