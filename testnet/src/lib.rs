@@ -100,13 +100,15 @@ pub struct Spec {
     /// Each node in its own network namespace, the links between them shaped by this topology
     /// (and, without [`Spec::provider_regions`], the providers in its regions).
     pub netns: Option<netem::Topology>,
+    /// The chain parameters written into the genesis.
+    pub params: ChainParams,
     /// The `cairn` binary to launch.
     pub binary: PathBuf,
 }
 
 impl Spec {
     /// `validators` validators and `providers` providers in `dir`, launched from `binary`, with
-    /// a 50 ms block time and every other setting off.
+    /// a 50 ms block time, the default chain parameters and every other setting off.
     pub fn new(dir: PathBuf, validators: usize, providers: usize, binary: PathBuf) -> Spec {
         Spec {
             dir,
@@ -121,6 +123,7 @@ impl Spec {
             discover: false,
             provider_regions: vec![],
             netns: None,
+            params: ChainParams::default(),
             binary,
         }
     }
@@ -232,7 +235,7 @@ pub fn generate_with_clients(spec: &Spec, clients: usize) -> anyhow::Result<()> 
                 region: provider_region(spec, i).to_owned(),
             })
             .collect(),
-        params: ChainParams::default(),
+        params: spec.params.clone(),
     };
     genesis.save(&genesis_path)?;
     Ok(())

@@ -145,6 +145,10 @@ async fn a_provider_cut_from_the_clients_node_finds_the_module_through_the_dht_a
     let topology = Topology::parse(CUT).expect("a valid topology");
     let net = start_custom(1, 3, 0, |s| {
         s.netns = Some(topology.clone());
+        // Node 3 finds the module's holders through the DHT before it can run the job; a busy
+        // machine's dev build may take longer than the default 20 blocks of 50 ms, after which
+        // the job would pass to the other provider, so the delivery window is 10 s here.
+        s.params.delivery_blocks = 200;
         let home = s.dir.join("nodes").join("3");
         std::fs::create_dir_all(&home).expect("node 3's folder");
         std::fs::write(home.join(cairn_testnet::NODE_CONFIG_FILE), "test_blobs_by_dht_only = true\n")
