@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -42,11 +42,114 @@ pub struct StateUpdate {
 }
 
 /// Computes the tree update of `changes` at `version` over `reader` (which holds `version - 1`).
+///
+/// The keys given a value go in first, in one pass over the tree that hashes each internal
+/// node it changes once (`batch_put_value_sets`); the deleted keys then go one at a time on
+/// top of that, at the same version (`append_value_set`: the library's batch insert takes no
+/// deletions). Inserting every key one at a time instead (`put_value_set`) hashes each internal
+/// node once per key under it, about three times the work for a block of a thousand keys
+/// (BENCHMARKS.md, "A block on a busy chain"), and gives the same update node for node: a
+/// tree's shape depends only on its keys ([`prepare_one_by_one`] is kept to pin that), for
+/// changes naming each key once, as a state's pending changes do. A key named twice takes its
+/// last change (the root is the same either way).
 pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64) -> Result<StateUpdate> {
+    let mut latest: BTreeMap<KeyHash, Option<&Vec<u8>>> = BTreeMap::new();
+    for (k, v) in changes {
+        latest.insert(key_hash(k), v.as_ref());
+    }
+    let mut set = Vec::with_capacity(latest.len());
+    let mut deleted = Vec::new();
+    for (kh, v) in latest {
+        match v {
+            Some(v) => set.push((kh, v.clone())),
+            None => deleted.push((kh, None)),
+        }
+    }
+    if set.is_empty() {
+        return put_one_by_one(reader, deleted, version);
+    }
+    let (roots, inserted) = JellyfishMerkleTree::<R, Sha256>::new(reader)
+        .batch_put_value_sets(vec![set], None, version)
+        .map_err(tree_error)?;
+    if deleted.is_empty() {
+        return Ok(StateUpdate { version, root: Hash(roots[0].0), batch: inserted });
+    }
+    let with_inserted = WithUpdate { reader, batch: &inserted.node_batch, version };
+    let (root, removed) =
+        JellyfishMerkleTree::<_, Sha256>::new(&with_inserted).append_value_set(deleted, version).map_err(tree_error)?;
+    Ok(StateUpdate { version, root: Hash(root.0), batch: merge_updates(inserted, removed, version) })
+}
+
+/// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, which
+/// [`prepare`] must match node for node.
+pub fn prepare_one_by_one<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64) -> Result<StateUpdate> {
+    put_one_by_one(reader, changes.iter().map(|(k, v)| (key_hash(k), v.clone())), version)
+}
+
+fn put_one_by_one<R: TreeReader>(
+    reader: &R,
+    changes: impl IntoIterator<Item = (KeyHash, Option<OwnedValue>)>,
+    version: u64,
+) -> Result<StateUpdate> {
     let tree = JellyfishMerkleTree::<R, Sha256>::new(reader);
-    let set = changes.iter().map(|(k, v)| (key_hash(k), v.clone()));
-    let (root, batch) = tree.put_value_set(set, version).map_err(|e| Error::Storage(format!("state tree: {e}")))?;
+    let (root, batch) = tree.put_value_set(changes, version).map_err(tree_error)?;
     Ok(StateUpdate { version, root: Hash(root.0), batch })
+}
+
+fn tree_error(e: anyhow::Error) -> Error {
+    Error::Storage(format!("state tree: {e}"))
+}
+
+/// One update at `version` made of two passes: `inserted`, then `removed` computed on top of
+/// it. A node `inserted` wrote that `removed` replaced or dropped (it marks it stale at its own
+/// version) was never stored: it leaves the nodes and is no stale node of the update.
+fn merge_updates(inserted: TreeUpdateBatch, removed: TreeUpdateBatch, version: Version) -> TreeUpdateBatch {
+    let mut nodes = inserted.node_batch.nodes().clone();
+    let mut stale = inserted.stale_node_index_batch;
+    for s in removed.stale_node_index_batch {
+        if s.node_key.version() == version {
+            nodes.remove(&s.node_key);
+        } else {
+            stale.insert(s);
+        }
+    }
+    nodes.extend(removed.node_batch.nodes().iter().map(|(k, n)| (k.clone(), n.clone())));
+    let mut values = inserted.node_batch.values().clone();
+    values.extend(removed.node_batch.values().iter().map(|(k, v)| (*k, v.clone())));
+    TreeUpdateBatch { node_batch: NodeBatch::new(nodes, values), stale_node_index_batch: stale, node_stats: Vec::new() }
+}
+
+/// A tree `reader` holds, with an update at `version` (`batch`) computed over it but not
+/// stored: what the second pass of [`prepare`] reads.
+struct WithUpdate<'a, R> {
+    reader: &'a R,
+    batch: &'a NodeBatch,
+    version: Version,
+}
+
+impl<R: TreeReader> TreeReader for WithUpdate<'_, R> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self.batch.get_node(node_key) {
+            Some(node) => Ok(Some(node.clone())),
+            None => self.reader.get_node_option(node_key),
+        }
+    }
+
+    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        match self.batch.values().get(&(self.version, key_hash)) {
+            Some(value) if max_version >= self.version => Ok(value.clone()),
+            _ => self.reader.get_value_option(max_version, key_hash),
+        }
+    }
+
+    /// `append_value_set` asks only to check that the version it appends to is the newest
+    /// one: a leaf the update wrote says so.
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Ok(self.batch.nodes().iter().find_map(|(k, n)| match n {
+            Node::Leaf(leaf) if k.version() == self.version => Some((k.clone(), leaf.clone())),
+            _ => None,
+        }))
+    }
 }
 
 /// An in-memory tree: used to recompute a root from scratch (startup checks, tests).
@@ -191,5 +294,118 @@ mod tests {
         let fresh = MemoryTree::root_of(&[(b"a".to_vec(), b"1".to_vec()), (b"c".to_vec(), b"3".to_vec())]);
         assert_eq!(fresh.expect("root"), u1.root);
         assert_ne!(u0.root, u1.root);
+    }
+
+    /// A tree as a node keeping no history stores it: each update's nodes added, the nodes it
+    /// made stale removed at once.
+    fn apply_and_prune(tree: &mut MemoryTree, update: &StateUpdate) {
+        tree.apply(update);
+        for stale in &update.batch.stale_node_index_batch {
+            assert!(stale.stale_since_version == update.version, "{stale:?} stale at its update's version");
+            assert!(tree.nodes.remove(&stale.node_key).is_some(), "{stale:?} was stored");
+        }
+    }
+
+    /// What a stored tree holds, position by position (nibble path to node hash), whatever
+    /// version wrote each node. The null roots of empty trees are left out: the library never
+    /// marks them stale.
+    fn shape(tree: &MemoryTree) -> BTreeMap<String, [u8; 32]> {
+        let nodes: Vec<_> = tree
+            .nodes
+            .iter()
+            .filter_map(|(k, n)| match n {
+                Node::Internal(n) => Some((k, n.hash::<Sha256>())),
+                Node::Leaf(n) => Some((k, n.hash::<Sha256>())),
+                Node::Null => None,
+            })
+            .collect();
+        let shape: BTreeMap<_, _> = nodes.iter().map(|(k, h)| (format!("{:?}", k.nibble_path()), *h)).collect();
+        assert_eq!(shape.len(), nodes.len(), "one node per position");
+        shape
+    }
+
+    /// The two passes of [`prepare`] make the tree that inserting one key at a time makes:
+    /// version after version, through inserts, updates, deletions (of present and absent keys,
+    /// down to an empty tree), the same root, value rows and nodes at the same
+    /// positions, every node it makes stale stored and every node it stores reachable (the
+    /// two trees, pruned of their stale nodes, hold exactly the same positions); and every key's
+    /// proof verifies. Only the versions of some nodes differ: one key at a time, a leaf a
+    /// deletion moved up and an insertion moved down again is written anew, where the two
+    /// passes leave it where it was.
+    #[test]
+    fn prepare_writes_what_one_key_at_a_time_writes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut tree = MemoryTree::default();
+        let mut reference = MemoryTree::default();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut present: Vec<u32> = Vec::new();
+        let value = |rng: &mut rand::rngs::StdRng| Some(rng.r#gen::<[u8; 8]>().to_vec());
+        for version in 0..70u64 {
+            let mut changes: Vec<StateChange> = Vec::new();
+            let (new, updated, deleted, absent) = match version % 10 {
+                0 if version == 0 => (0, 0, 0, 0),
+                1 if version == 41 => (0, 0, present.len(), 2),
+                2 => (0, 0, 5, 3),
+                3 => (3, 40, 0, 0),
+                _ => (rng.gen_range(1..400), rng.gen_range(0..50), rng.gen_range(0..60), rng.gen_range(0..3)),
+            };
+            for _ in 0..new {
+                let k = rng.r#gen::<u32>();
+                changes.push((k.to_be_bytes().to_vec(), value(&mut rng)));
+                present.push(k);
+            }
+            for _ in 0..updated.min(present.len()) {
+                let k = present[rng.gen_range(0..present.len())];
+                changes.push((k.to_be_bytes().to_vec(), value(&mut rng)));
+            }
+            for _ in 0..deleted.min(present.len()) {
+                let k = present.swap_remove(rng.gen_range(0..present.len()));
+                changes.push((k.to_be_bytes().to_vec(), None));
+            }
+            for _ in 0..absent {
+                changes.push((rng.r#gen::<u64>().to_be_bytes().to_vec(), None));
+            }
+            // A key changed twice (inserted then deleted, or updated after it was deleted)
+            // takes its last change.
+            let twice = prepare(&tree, &changes, version).expect("changes repeating keys");
+            assert_eq!(twice.root, prepare_one_by_one(&tree, &changes, version).expect("one by one").root);
+            // Each key once, as a state's pending changes are.
+            let mut last = BTreeMap::new();
+            for (k, v) in changes {
+                last.insert(k, v);
+            }
+            let changes: Vec<StateChange> = last.into_iter().collect();
+            let two_passes = prepare(&tree, &changes, version).expect("two passes");
+            let one_by_one = prepare_one_by_one(&reference, &changes, version).expect("one by one");
+            assert_eq!(twice.root, two_passes.root);
+            assert_eq!(two_passes.root, one_by_one.root, "root at {version}");
+            assert_eq!(
+                two_passes.batch.node_batch.values(),
+                one_by_one.batch.node_batch.values(),
+                "values at {version}"
+            );
+            apply_and_prune(&mut tree, &two_passes);
+            apply_and_prune(&mut reference, &one_by_one);
+            assert_eq!(shape(&tree), shape(&reference), "positions at {version}");
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => model.insert(k.clone(), v.clone()),
+                    None => model.remove(k),
+                };
+            }
+        }
+        assert!(model.len() > 2000, "the tree grew: {}", model.len());
+        let jmt = JellyfishMerkleTree::<_, Sha256>::new(&tree);
+        let root = jmt.get_root_hash(69).expect("root");
+        for (k, v) in model.iter().step_by(7) {
+            let (value, proof) = jmt.get_with_proof(key_hash(k), 69).expect("a proof");
+            assert_eq!(value.as_ref(), Some(v));
+            proof.verify_existence(root, key_hash(k), v).expect("verifies");
+        }
+        let absent = key_hash(b"never written");
+        let (value, proof) = jmt.get_with_proof(absent, 69).expect("a proof of absence");
+        assert_eq!(value, None);
+        proof.verify_nonexistence(root, absent).expect("verifies");
     }
 }

@@ -165,14 +165,20 @@ impl RecentRows {
 mod tests {
     use std::collections::BTreeMap;
 
-    use cairn_ledger::state_tree::{MemoryTree, prepare};
+    use cairn_ledger::state_tree::{MemoryTree, prepare_one_by_one};
 
     use super::*;
 
-    /// The nodes a tree of `entries` keys written at `version` has.
+    /// The nodes a tree of `entries` keys written at `version` has (over an empty tree, which
+    /// only the one-key-at-a-time insertion takes without a root at `version - 1`).
     fn written(version: Version, entries: u8) -> BTreeMap<NodeKey, Node> {
         let changes: Vec<_> = (0..entries).map(|i| (vec![i], Some(vec![i]))).collect();
-        prepare(&MemoryTree::default(), &changes, version).expect("prepares").batch.node_batch.nodes().clone()
+        prepare_one_by_one(&MemoryTree::default(), &changes, version)
+            .expect("prepares")
+            .batch
+            .node_batch
+            .nodes()
+            .clone()
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Block execution throughput (transactions applied, state tree updated and the block committed
 //! to rocksdb) — with every signature verified, and with every transaction already in the
 //! node's signature cache — signatures verified one by one and in batches, and receipt/state
-//! proof generation and verification, on one node.
+//! proof generation and verification, and a block's state tree update, on one node.
 //!
 //! `cargo bench -p cairn-tests --bench chain`
 
@@ -300,6 +300,31 @@ fn bench(c: &mut Criterion) {
         commit: commit.clone(),
     };
     g.bench_function("state_verify", |b| b.iter(|| state_proof.verify(&f.genesis).expect("valid")));
+    g.finish();
+    state_tree(c);
+}
+
+/// A block's state tree update over a tree of 40,000 keys (in memory, so only the update's
+/// own work is timed): 500 new keys, 500 changed and 250 deleted, as a busy block's new jobs,
+/// settled jobs and retired ones. In two passes (what a node does) and one key at a time.
+fn state_tree(c: &mut Criterion) {
+    use cairn_ledger::state_tree::{MemoryTree, StateChange, prepare, prepare_one_by_one};
+    let key = |i: u32| Hash::of(&i.to_be_bytes()).0.to_vec();
+    let value = |i: u32, v: u8| [Hash::of(&i.to_le_bytes()).0.as_slice(), &[v; 200]].concat();
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..40_000).map(|i| (key(i), value(i, 0))).collect();
+    let (tree, _) = MemoryTree::with_genesis(&entries).expect("a tree");
+    let mut changes: Vec<StateChange> = (40_000..40_500).map(|i| (key(i), Some(value(i, 1)))).collect();
+    changes.extend((0..500).map(|i| (key(i * 7), Some(value(i, 2)))));
+    changes.extend((0..250).map(|i| (key(i * 7 + 1), None)));
+    changes.sort();
+    let mut g = c.benchmark_group("state_tree");
+    g.throughput(Throughput::Elements(changes.len() as u64));
+    g.bench_function(format!("prepare_{}_changes_in_two_passes", changes.len()), |b| {
+        b.iter(|| prepare(&tree, &changes, 1).expect("update"))
+    });
+    g.bench_function(format!("prepare_{}_changes_one_key_at_a_time", changes.len()), |b| {
+        b.iter(|| prepare_one_by_one(&tree, &changes, 1).expect("update"))
+    });
     g.finish();
 }
 
