@@ -1,4 +1,5 @@
-//! Results that arrive before their offer.
+//! What arrives before this node can take it: results before their offer, and offers before
+//! the block they name.
 //!
 //! A provider executes an offer as soon as gossip brings it, and gossip takes different paths:
 //! its result can reach a validator before the offer does. Such a result is not yet awaited
@@ -10,11 +11,19 @@
 //! Bounded in entries ([`EARLY_RESULTS_MAX`]) and bytes ([`EARLY_RESULT_BYTES_MAX`]), the
 //! oldest evicted first, each held at most [`EARLY_RESULT_TTL`]. What is evicted or expires
 //! is not lost: its provider re-broadcasts it.
+//!
+//! An offer names the finalized height its providers are ranked at (`assignment_height`),
+//! which a client reads from the node it submits to. Gossip can bring the offer to a node
+//! that has not applied that block yet — a few milliseconds behind — and there it fails
+//! admission. Dropped, it would reach its provider only in the block that includes it, a
+//! block time or more later (about one job in a hundred under load). [`EarlyOffers`] holds
+//! those at most [`EARLY_OFFER_BLOCKS_MAX`] blocks ahead, within bounds of its own, until the
+//! node's head reaches their height.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use cairn_ledger::{Hash, JobResult, PublicKey};
+use cairn_ledger::{Hash, JobResult, PublicKey, SignedOffer};
 
 /// How many early results are held at most.
 pub const EARLY_RESULTS_MAX: usize = 4_096;
@@ -120,6 +129,83 @@ impl EarlyResults {
     }
 }
 
+/// How many offers ahead of this node's head are held at most.
+pub const EARLY_OFFERS_MAX: usize = 4_096;
+/// How many bytes of offers ahead of this node's head (encoded) are held at most.
+pub const EARLY_OFFER_BYTES_MAX: usize = 16 << 20;
+/// How far ahead of this node's head an offer's assignment height may be for it to be held.
+pub const EARLY_OFFER_BLOCKS_MAX: u64 = 4;
+/// How long an offer waits for this node's head to reach its assignment height at most.
+pub const EARLY_OFFER_TTL: Duration = Duration::from_secs(10);
+
+/// Offers whose assignment height this node has not reached, by that height.
+#[derive(Debug, Default)]
+pub struct EarlyOffers {
+    /// (assignment height, job) → the offer, its encoded size and when it arrived.
+    held: BTreeMap<(u64, Hash), (SignedOffer, usize, Instant)>,
+    bytes: usize,
+}
+
+impl EarlyOffers {
+    /// Holds `offer`, whose assignment height is ahead of this node's `head`, until the head
+    /// reaches it. Whether it is held: not if it is at most `head` (nothing to wait for), more
+    /// than [`EARLY_OFFER_BLOCKS_MAX`] ahead, or past the bounds (the offer then reaches this
+    /// node in the block that includes it, as any offer it missed).
+    pub fn hold(&mut self, offer: SignedOffer, head: u64, now: Instant) -> bool {
+        let at = offer.offer.assignment_height;
+        if at <= head || at - head > EARLY_OFFER_BLOCKS_MAX {
+            return false;
+        }
+        let key = (at, offer.job_id());
+        if self.held.contains_key(&key) {
+            return true;
+        }
+        let size = borsh::object_length(&offer).expect("borsh sizing cannot fail");
+        if self.held.len() >= EARLY_OFFERS_MAX || self.bytes + size > EARLY_OFFER_BYTES_MAX {
+            return false;
+        }
+        self.bytes += size;
+        self.held.insert(key, (offer, size, now));
+        true
+    }
+
+    /// Takes the offers this node can check now that its head is `head`: those whose
+    /// assignment height is `head` or below, lowest first.
+    pub fn take_ready(&mut self, head: u64) -> Vec<SignedOffer> {
+        let later = self.held.split_off(&(head.saturating_add(1), Hash::ZERO));
+        let ready = std::mem::replace(&mut self.held, later);
+        ready
+            .into_values()
+            .map(|(offer, size, _)| {
+                self.bytes -= size;
+                offer
+            })
+            .collect()
+    }
+
+    /// Drops what waited longer than [`EARLY_OFFER_TTL`] (a node whose head stopped).
+    pub fn expire(&mut self, now: Instant) {
+        let bytes = &mut self.bytes;
+        self.held.retain(|_, (_, size, at)| {
+            let keep = now.duration_since(*at) <= EARLY_OFFER_TTL;
+            if !keep {
+                *bytes -= *size;
+            }
+            keep
+        });
+    }
+
+    /// How many offers are held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cairn_ledger::{Keypair, ResultClaim};
@@ -177,6 +263,72 @@ mod tests {
         early.expire(later + Duration::from_millis(1));
         assert_eq!(early.len(), 1);
         assert_eq!(early.take(&Hash::of(b"late")).len(), 1);
+        assert_eq!(early.bytes, 0);
+    }
+
+    fn offer(at: u64, input: &[u8]) -> SignedOffer {
+        let client = Keypair::from_seed([3; 32]);
+        cairn_ledger::JobOffer {
+            version: cairn_ledger::FORMAT_VERSION,
+            chain_id: Hash::of(b"chain"),
+            client: client.public(),
+            nonce: 0,
+            fee: 0,
+            module_id: Hash::of(b"module"),
+            input: input.to_vec(),
+            fuel_limit: 1_000,
+            max_price: 1,
+            redundancy: 1,
+            assignment_height: at,
+            deadline_height: at + 100,
+            placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
+        }
+        .sign(&client)
+    }
+
+    #[test]
+    fn an_offer_ahead_of_the_head_is_held_until_the_head_reaches_it() {
+        let mut early = EarlyOffers::default();
+        let now = Instant::now();
+        assert!(!early.hold(offer(10, b"a"), 10, now), "at the head: nothing to wait for");
+        assert!(!early.hold(offer(9, b"a"), 10, now), "behind the head");
+        assert!(!early.hold(offer(10 + EARLY_OFFER_BLOCKS_MAX + 1, b"a"), 10, now), "too far ahead");
+        assert!(early.hold(offer(11, b"a"), 10, now));
+        assert!(early.hold(offer(11, b"a"), 10, now), "a duplicate is held once");
+        assert!(early.hold(offer(12, b"b"), 10, now));
+        assert!(early.hold(offer(10 + EARLY_OFFER_BLOCKS_MAX, b"c"), 10, now));
+        assert_eq!(early.len(), 3);
+        assert!(early.take_ready(10).is_empty());
+        let ready = early.take_ready(12);
+        assert_eq!(ready.iter().map(|o| o.offer.assignment_height).collect::<Vec<_>>(), vec![11, 12]);
+        assert_eq!(early.len(), 1);
+        let one = borsh::object_length(&offer(14, b"c")).expect("sizes");
+        assert_eq!(early.bytes, one, "bytes follow what is held");
+        assert_eq!(early.take_ready(u64::MAX).len(), 1);
+        assert!(early.is_empty());
+        assert_eq!(early.bytes, 0);
+    }
+
+    #[test]
+    fn held_offers_are_bounded_and_expire() {
+        let mut early = EarlyOffers::default();
+        let start = Instant::now();
+        for i in 0..EARLY_OFFERS_MAX + 10 {
+            let held = early.hold(offer(11, &i.to_le_bytes()), 10, start);
+            assert_eq!(held, i < EARLY_OFFERS_MAX, "offer {i}");
+        }
+        assert_eq!(early.len(), EARLY_OFFERS_MAX);
+        early.take_ready(11);
+        // Bytes bound the held offers too.
+        let big = vec![7; EARLY_OFFER_BYTES_MAX / 2];
+        assert!(early.hold(offer(11, &big), 10, start));
+        assert!(!early.hold(offer(12, &big), 10, start), "past the byte bound");
+        let later = start + EARLY_OFFER_TTL;
+        assert!(early.hold(offer(12, b"late"), 10, later));
+        early.expire(later + Duration::from_millis(1));
+        assert_eq!(early.len(), 1, "the late one stays");
+        assert_eq!(early.take_ready(12)[0].offer.input, b"late");
         assert_eq!(early.bytes, 0);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cairn_contracts::TxError;
+use cairn_contracts::{Limit, TxError};
 use cairn_ledger::{Block, Commit, Hash, JobResult, Transaction};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, TopicHash};
 use libp2p::{PeerId, Swarm};
@@ -511,6 +511,12 @@ impl Node {
                     )) => {
                         self.penalise(topic, &message_id, &source, &format!("an invalid transaction: {e}"));
                         return Ok(());
+                    }
+                    // Ranked at a height this node has not reached: held until it does.
+                    Err(super::AdmitError::Tx(TxError::Limit(Limit::AssignmentHeight { .. }))) => {
+                        if let Transaction::Offer(offer) = tx {
+                            self.early_offers.hold(offer, self.chain.height(), Instant::now());
+                        }
                     }
                     // Stale (already included, nonce used) or full: not the sender's fault.
                     Err(_) => {}

@@ -55,7 +55,7 @@ use crate::backpressure::{Admission, BlockSizer};
 use crate::bft::Bft;
 use crate::chain::{Chain, ExecutedBlock};
 use crate::config::{BoundAddresses, NodeConfig};
-use crate::early::EarlyResults;
+use crate::early::{EarlyOffers, EarlyResults};
 use crate::mempool::{Admitted, Dropped, Mempool, MempoolError, nonce_key};
 use crate::metrics::{self, Metrics};
 use crate::p2p::{self, BehaviourEvent, ModuleAnnounce, Topics, WIRE_VERSION};
@@ -212,6 +212,8 @@ pub struct Node {
     mempool: Mempool,
     tracker: Tracker,
     early: EarlyResults,
+    /// Gossiped offers naming a height this node has not reached yet.
+    early_offers: EarlyOffers,
     admission: Arc<Admission>,
     sizer: BlockSizer,
     verifier: Verifier,
@@ -303,6 +305,7 @@ impl Node {
             mempool: Mempool::new(config.mempool_limits()),
             tracker: Tracker::default(),
             early: EarlyResults::default(),
+            early_offers: EarlyOffers::default(),
             sizer,
             net,
             net_info,
@@ -588,6 +591,18 @@ impl Node {
         Ok(())
     }
 
+    /// The held offers whose assignment height the head (`height`) now reaches are admitted
+    /// as if they had just arrived (one the block included fails admission as a stale one).
+    fn admit_early_offers(&mut self, height: u64) -> anyhow::Result<()> {
+        for offer in self.early_offers.take_ready(height) {
+            let tx = Transaction::Offer(offer);
+            if self.admit(&tx).is_ok() {
+                self.admitted(&tx, false)?;
+            }
+        }
+        Ok(())
+    }
+
     /// An offer arrived here (admitted, or on chain): the results that came before it are
     /// awaited now.
     fn offer_known(&mut self, job_id: Hash) -> anyhow::Result<()> {
@@ -763,6 +778,7 @@ impl Node {
         self.mempool.remove_included(&f.block);
         self.admission.set_pending(self.mempool.txs_len());
         let state = self.chain.head.state.clone();
+        self.admit_early_offers(height)?;
         // A job with redundancy k is final once its k-th result is (until then its results are
         // only included).
         let open = |id: &Hash| {
@@ -965,6 +981,7 @@ impl Node {
         self.sync.forget_finished_announcements();
         self.evict_blobs()?;
         self.early.expire(Instant::now());
+        self.early_offers.expire(Instant::now());
         self.blob_results.expire(Instant::now());
         let gap_timeout = Duration::from_millis(self.config.mempool_gap_timeout_ms);
         let dropped = self.mempool.prune(self.chain.state(), self.chain.height() + 1, gap_timeout);
