@@ -46,6 +46,31 @@ const REFUSAL_DRAIN_BYTES_MAX: usize = 64 << 10;
 /// not spin while the condition lasts.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// Worker threads of the RPC server's own runtime.
+pub const RPC_THREADS: usize = 2;
+
+/// The runtime the RPC server runs on, one per process, apart from the node's: calls are
+/// answered, and refused under overload, on threads of their own instead of waiting behind
+/// the node's gossip and consensus tasks. Its sockets are registered with its own I/O driver,
+/// so a busy node runtime delays neither their reading nor their writing.
+fn rpc_runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::Mutex<Option<&'static tokio::runtime::Runtime>> = std::sync::Mutex::new(None);
+    let mut runtime = RUNTIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = *runtime {
+        return Ok(r);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(RPC_THREADS)
+        .thread_name("cairn-rpc")
+        .enable_all()
+        .build()
+        .context("starting the RPC server's runtime")?;
+    // Kept for the life of the process: a runtime may not be dropped from async code.
+    let r: &'static tokio::runtime::Runtime = Box::leak(Box::new(built));
+    *runtime = Some(r);
+    Ok(r)
+}
+
 /// Starts the RPC server on the configured address; records the address bound.
 ///
 /// The server runs its own accept loop so that it can be fair (see [`crate::rpc_limits`]): a
@@ -92,8 +117,15 @@ pub async fn start_with_metrics(
         ),
     );
     let listener =
-        TcpListener::bind(c.rpc).await.with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
+        std::net::TcpListener::bind(c.rpc).with_context(|| format!("cannot bind the RPC server to {}", c.rpc))?;
+    listener.set_nonblocking(true).context("the RPC server's socket")?;
     let addr = listener.local_addr()?;
+    let runtime = rpc_runtime()?;
+    // Registered with the RPC runtime's I/O driver.
+    let listener = {
+        let _in_it = runtime.enter();
+        TcpListener::from_std(listener).context("the RPC server's socket")?
+    };
     // `GET /health`, `GET /ready` and the explorer's files are answered before the JSON-RPC
     // server (crate::health, crate::explorer).
     let health = crate::health::HealthLayer::new(node.view.clone(), node.address);
@@ -103,7 +135,7 @@ pub async fn start_with_metrics(
         .to_service_builder();
     let methods: Methods = RpcImpl::new(node).into_rpc().into();
     let (stop, handle) = stop_channel();
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
         let stopped = stop.clone().shutdown();
         tokio::pin!(stopped);
