@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, StaleNodeIndex, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,13 +71,17 @@ pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64)
     let (roots, inserted) = JellyfishMerkleTree::<R, Sha256>::new(reader)
         .batch_put_value_sets(vec![set], None, version)
         .map_err(tree_error)?;
-    if deleted.is_empty() {
-        return Ok(StateUpdate { version, root: Hash(roots[0].0), batch: inserted });
-    }
-    let with_inserted = WithUpdate { reader, batch: &inserted.node_batch, version };
-    let (root, removed) =
-        JellyfishMerkleTree::<_, Sha256>::new(&with_inserted).append_value_set(deleted, version).map_err(tree_error)?;
-    Ok(StateUpdate { version, root: Hash(root.0), batch: merge_updates(inserted, removed, version) })
+    let (root, mut batch) = if deleted.is_empty() {
+        (Hash(roots[0].0), inserted)
+    } else {
+        let with_inserted = WithUpdate { reader, batch: &inserted.node_batch, version };
+        let (root, removed) = JellyfishMerkleTree::<_, Sha256>::new(&with_inserted)
+            .append_value_set(deleted, version)
+            .map_err(tree_error)?;
+        (Hash(root.0), merge_updates(inserted, removed, version))
+    };
+    mark_previous_root(reader, &mut batch, version)?;
+    Ok(StateUpdate { version, root, batch })
 }
 
 /// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, which
@@ -92,8 +96,30 @@ fn put_one_by_one<R: TreeReader>(
     version: u64,
 ) -> Result<StateUpdate> {
     let tree = JellyfishMerkleTree::<R, Sha256>::new(reader);
-    let (root, batch) = tree.put_value_set(changes, version).map_err(tree_error)?;
+    let (root, mut batch) = tree.put_value_set(changes, version).map_err(tree_error)?;
+    mark_previous_root(reader, &mut batch, version)?;
     Ok(StateUpdate { version, root: Hash(root.0), batch })
+}
+
+/// Marks the previous version's root stale at `version` where the library leaves it unmarked
+/// though `batch` writes a root of its own: a version that changes nothing copies the root,
+/// and the first key into an empty tree replaces its null root. Left unmarked, it would never
+/// be pruned: a node for each such block, for ever.
+fn mark_previous_root<R: TreeReader>(reader: &R, batch: &mut TreeUpdateBatch, version: Version) -> Result<()> {
+    let Some(before) = version.checked_sub(1) else { return Ok(()) };
+    // The root is the node at the empty path.
+    let Some(root) = batch.node_batch.nodes().keys().find(|k| k.version() == version && k.nibble_path().is_empty())
+    else {
+        return Ok(());
+    };
+    let previous = NodeKey::new(before, root.nibble_path().clone());
+    if batch.stale_node_index_batch.iter().any(|s| s.node_key == previous)
+        || reader.get_node_option(&previous).map_err(tree_error)?.is_none()
+    {
+        return Ok(());
+    }
+    batch.stale_node_index_batch.insert(StaleNodeIndex { stale_since_version: version, node_key: previous });
+    Ok(())
 }
 
 fn tree_error(e: anyhow::Error) -> Error {
@@ -307,16 +333,17 @@ mod tests {
     }
 
     /// What a stored tree holds, position by position (nibble path to node hash), whatever
-    /// version wrote each node. The null roots of empty trees are left out: the library never
-    /// marks them stale.
+    /// version wrote each node, and that it holds one node at each position: every node
+    /// replaced was marked stale (the root an empty set copies, the null root of an empty
+    /// tree, too).
     fn shape(tree: &MemoryTree) -> BTreeMap<String, [u8; 32]> {
         let nodes: Vec<_> = tree
             .nodes
             .iter()
-            .filter_map(|(k, n)| match n {
-                Node::Internal(n) => Some((k, n.hash::<Sha256>())),
-                Node::Leaf(n) => Some((k, n.hash::<Sha256>())),
-                Node::Null => None,
+            .map(|(k, n)| match n {
+                Node::Internal(n) => (k, n.hash::<Sha256>()),
+                Node::Leaf(n) => (k, n.hash::<Sha256>()),
+                Node::Null => (k, [0; 32]),
             })
             .collect();
         let shape: BTreeMap<_, _> = nodes.iter().map(|(k, h)| (format!("{:?}", k.nibble_path()), *h)).collect();
@@ -326,7 +353,7 @@ mod tests {
 
     /// The two passes of [`prepare`] make the tree that inserting one key at a time makes:
     /// version after version, through inserts, updates, deletions (of present and absent keys,
-    /// down to an empty tree), the same root, value rows and nodes at the same
+    /// down to an empty tree, and into it again) and empty sets, the same root, value rows and nodes at the same
     /// positions, every node it makes stale stored and every node it stores reachable (the
     /// two trees, pruned of their stale nodes, hold exactly the same positions); and every key's
     /// proof verifies. Only the versions of some nodes differ: one key at a time, a leaf a
@@ -344,7 +371,7 @@ mod tests {
         for version in 0..70u64 {
             let mut changes: Vec<StateChange> = Vec::new();
             let (new, updated, deleted, absent) = match version % 10 {
-                0 if version == 0 => (0, 0, 0, 0),
+                0 => (0, 0, 0, 0),
                 1 if version == 41 => (0, 0, present.len(), 2),
                 2 => (0, 0, 5, 3),
                 3 => (3, 40, 0, 0),
