@@ -47,11 +47,13 @@ pub struct StateUpdate {
 /// node it changes once (`batch_put_value_sets`); the deleted keys then go one at a time on
 /// top of that, at the same version (`append_value_set`: the library's batch insert takes no
 /// deletions). Inserting every key one at a time instead (`put_value_set`) hashes each internal
-/// node once per key under it, about three times the work for a block of a thousand keys
-/// (BENCHMARKS.md, "A block on a busy chain"), and gives the same update node for node: a
-/// tree's shape depends only on its keys ([`prepare_one_by_one`] is kept to pin that), for
-/// changes naming each key once, as a state's pending changes do. A key named twice takes its
-/// last change (the root is the same either way).
+/// node once per key under it: 1.45 times the work for a busy block's 1,250 keys (BENCHMARKS.md,
+/// "A block's state tree update in two passes"). Both store the same tree, position by
+/// position, and mark the same positions stale: a tree's shape depends only on its keys
+/// ([`prepare_one_by_one`] is kept to pin that). Only the versions of some nodes differ (one
+/// key at a time rewrites a leaf that a deletion moved up and an insertion moved back down;
+/// the two passes leave it where it was). `changes` name each key once, as a state's pending
+/// changes do; a key named twice takes its last change.
 pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64) -> Result<StateUpdate> {
     let mut latest: BTreeMap<KeyHash, Option<&Vec<u8>>> = BTreeMap::new();
     for (k, v) in changes {
@@ -84,8 +86,8 @@ pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64)
     Ok(StateUpdate { version, root, batch })
 }
 
-/// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, which
-/// [`prepare`] must match node for node.
+/// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, whose
+/// tree [`prepare`] must store position by position.
 pub fn prepare_one_by_one<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64) -> Result<StateUpdate> {
     put_one_by_one(reader, changes.iter().map(|(k, v)| (key_hash(k), v.clone())), version)
 }
@@ -351,14 +353,14 @@ mod tests {
         shape
     }
 
-    /// The two passes of [`prepare`] make the tree that inserting one key at a time makes:
-    /// version after version, through inserts, updates, deletions (of present and absent keys,
-    /// down to an empty tree, and into it again) and empty sets, the same root, value rows and nodes at the same
-    /// positions, every node it makes stale stored and every node it stores reachable (the
-    /// two trees, pruned of their stale nodes, hold exactly the same positions); and every key's
-    /// proof verifies. Only the versions of some nodes differ: one key at a time, a leaf a
-    /// deletion moved up and an insertion moved down again is written anew, where the two
-    /// passes leave it where it was.
+    /// The two passes of [`prepare`] make the tree that inserting one key at a time makes,
+    /// version after version, through inserts, updates, deletions (of present and absent
+    /// keys, down to an empty tree, and into it again) and empty sets: the same root, value
+    /// rows and nodes at the same positions, every node it makes stale stored and every node
+    /// it stores reachable (the two trees, pruned of their stale nodes, hold exactly the same
+    /// positions); and every key's proof verifies. Only the versions of some nodes differ:
+    /// one key at a time, a leaf a deletion moved up and an insertion moved down again is
+    /// written anew, where the two passes leave it where it was.
     #[test]
     fn prepare_writes_what_one_key_at_a_time_writes() {
         use rand::{Rng, SeedableRng};
