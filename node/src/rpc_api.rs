@@ -27,6 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
 use crate::chain::{RetiredJob, proofs_from_store};
+use crate::early::EARLY_OFFER_BLOCKS_MAX;
 use crate::mempool::MempoolError;
 use crate::service::AdmitError;
 use crate::service::view::{Handle, LocalJob, Request, View};
@@ -55,6 +56,10 @@ pub const BLOB_GETS_WAITING_MAX: usize = 16;
 pub const BLOB_GET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often a waiting `blob_get` looks whether the blob arrived.
 const BLOB_GET_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long a submitted offer ranked at a height just ahead of this node's head (read from a
+/// node a block or so ahead) waits for the head to reach it, at most, before it is checked.
+pub const AHEAD_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub use estimate::{ESTIMATE_RETRY_AFTER_MS, ESTIMATES_AT_ONCE};
 
@@ -144,6 +149,20 @@ impl RpcImpl {
             tokio::sync::mpsc::error::TrySendError::Closed(_) => internal("the node is stopping"),
         })?;
         answer.await.map_err(|_| internal("the node is stopping"))
+    }
+
+    /// Waits until this node's head reaches `height`, when it is ahead by at most
+    /// [`EARLY_OFFER_BLOCKS_MAX`] (the client read it from a node a little ahead of this one),
+    /// for at most [`AHEAD_WAIT_MAX`]: the offer is then checked at a head that can rank it,
+    /// instead of refused as naming a height not finalized here. Gossip holds such offers the
+    /// same way ([`crate::early::EarlyOffers`]).
+    async fn head_reaches(&self, height: u64) {
+        let mut view = self.node.view.clone();
+        let head = view.borrow().height();
+        if height <= head || height - head > EARLY_OFFER_BLOCKS_MAX {
+            return;
+        }
+        let _ = tokio::time::timeout(AHEAD_WAIT_MAX, view.wait_for(|v| v.height() >= height)).await;
     }
 
     /// Whether the node takes a submission now: refused at once, from two atomics, when it is
@@ -463,6 +482,7 @@ impl CairnApiServer for RpcImpl {
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
         // A refusal reads nothing from the store.
         self.admission_open()?;
+        self.head_reaches(offer.offer.assignment_height).await;
         self.check_blobs_here(&offer.offer)?;
         let job_id = offer.job_id();
         self.submit(Transaction::Offer(offer)).await?;
@@ -799,6 +819,7 @@ mod tests {
     use crate::backpressure::Admission;
     use crate::chain::Chain;
     use crate::config::NodeConfig;
+    use crate::mempool::Admitted;
     use crate::service::view::Verifier;
 
     /// What the RPC server holds of a node over a fresh chain (the genesis of `docs/fixtures`),
@@ -813,6 +834,15 @@ mod tests {
 
     /// [`handle`] over a chain of `genesis`.
     fn handle_of(home: &std::path::Path, genesis: Genesis) -> (Handle, mpsc::Receiver<Request>) {
+        let (handle, requests, _) = handle_with_view(home, genesis);
+        (handle, requests)
+    }
+
+    /// [`handle_of`], and the loop's end of the published view.
+    fn handle_with_view(
+        home: &std::path::Path,
+        genesis: Genesis,
+    ) -> (Handle, mpsc::Receiver<Request>, watch::Sender<Arc<View>>) {
         let chain = Chain::open(genesis, &home.join("db")).expect("open the chain");
         let config = Arc::new(NodeConfig {
             home: home.to_path_buf(),
@@ -820,7 +850,7 @@ mod tests {
             ..NodeConfig::default()
         });
         let (requests, requests_rx) = mpsc::channel(1);
-        let (_, view) = watch::channel(Arc::new(crate::service::Node::initial_view(&chain)));
+        let (view_tx, view) = watch::channel(Arc::new(crate::service::Node::initial_view(&chain)));
         let output_bytes_max = chain.state().params().output_bytes_max as usize;
         let handle = Handle {
             requests,
@@ -832,7 +862,7 @@ mod tests {
             config,
             address: Keypair::from_seed([1; 32]).public(),
         };
-        (handle, requests_rx)
+        (handle, requests_rx, view_tx)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -973,5 +1003,86 @@ mod tests {
         assert!(refused.data().expect("data").get().contains("retry_after_ms"));
         drop(held);
         rpc.job_estimate(o, job_id).await.expect("a slot is free again");
+    }
+
+    /// An offer ranked at a height just ahead of this node's head waits for the head to reach
+    /// it before the loop checks it; one further ahead is checked (and refused) at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_offer_ranked_just_ahead_of_the_head_waits_for_it() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let (genesis, client, _) = market();
+        let (node, mut loop_end, view) = handle_with_view(home.path(), genesis.clone());
+        let module_id = node.store.put_blob(&cairn_vm::fixtures::uppercase_wasm()).expect("store the module");
+        let offer = |assignment_height: u64| {
+            JobOffer {
+                version: FORMAT_VERSION,
+                chain_id: genesis.chain_id(),
+                client: client.public(),
+                nonce: 0,
+                fee: 1,
+                module_id,
+                input: b"ahead".to_vec(),
+                fuel_limit: 10_000_000,
+                max_price: 5,
+                redundancy: 1,
+                assignment_height,
+                deadline_height: 100,
+                placement: cairn_ledger::Placement::Anywhere,
+                input_blob: None,
+            }
+            .sign(&client)
+        };
+        let rpc = Arc::new(RpcImpl::new(node.clone()));
+        let submitted = |o: SignedOffer| {
+            let rpc = rpc.clone();
+            tokio::spawn(async move { rpc.job_submit(o).await })
+        };
+        let answer = |request: Option<Request>, admitted: Result<Admitted, AdmitError>| match request {
+            Some(Request::Submit { reply, .. }) => {
+                let _ = reply.send(admitted);
+            }
+            _ => panic!("a submission"),
+        };
+        let quiet = std::time::Duration::from_millis(300);
+
+        // One block ahead: nothing reaches the loop until the head is there.
+        let near = offer(1);
+        let call = submitted(near.clone());
+        assert!(tokio::time::timeout(quiet, loop_end.recv()).await.is_err(), "it waits for the head");
+        let mut next = (*node.view()).clone();
+        let mut header = genesis_header(&genesis);
+        header.height = 1;
+        next.head = Some(header);
+        view.send(Arc::new(next)).expect("the view is watched");
+        let request = tokio::time::timeout(AHEAD_WAIT_MAX, loop_end.recv()).await.expect("checked once there");
+        answer(request, Ok(Admitted::New));
+        assert_eq!(call.await.expect("the call ends").expect("accepted"), near.job_id());
+
+        // Past what gossip would hold: checked at once, and refused by the loop's rules.
+        let far = offer(1 + EARLY_OFFER_BLOCKS_MAX + 1);
+        let call = submitted(far);
+        let request = tokio::time::timeout(quiet, loop_end.recv()).await.expect("checked at once");
+        let refusal = TxError::Limit(Limit::AssignmentHeight { got: 6, window: 64, head: 1 });
+        answer(request, Err(AdmitError::Tx(refusal)));
+        let refused = call.await.expect("the call ends").expect_err("refused");
+        assert_eq!(error::reason_of(&refused).as_deref(), Some("assignment_height_out_of_window"));
+    }
+
+    /// A header of `genesis`'s chain at height 0.
+    fn genesis_header(genesis: &Genesis) -> cairn_ledger::BlockHeader {
+        cairn_ledger::BlockHeader {
+            version: FORMAT_VERSION,
+            chain_id: genesis.chain_id(),
+            height: 0,
+            parent_hash: Hash::ZERO,
+            time_ms: genesis.genesis_time_ms,
+            proposer: Keypair::from_seed([9; 32]).public(),
+            tx_root: Hash::ZERO,
+            receipt_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+            last_commit_hash: Hash::ZERO,
+            tx_count: 0,
+            receipt_count: 0,
+        }
     }
 }
