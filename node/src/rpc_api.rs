@@ -932,6 +932,34 @@ mod tests {
         (genesis, client, provider)
     }
 
+    /// An offer of `client` on the [`market`] chain for the stored `module_id`, ranked at
+    /// `assignment_height`.
+    fn market_offer(
+        genesis: &Genesis,
+        client: &Keypair,
+        module_id: Hash,
+        max_price: u64,
+        input: &[u8],
+        assignment_height: u64,
+    ) -> JobOffer {
+        JobOffer {
+            version: FORMAT_VERSION,
+            chain_id: genesis.chain_id(),
+            client: client.public(),
+            nonce: 0,
+            fee: 1,
+            module_id,
+            input: input.to_vec(),
+            fuel_limit: 10_000_000,
+            max_price,
+            redundancy: 1,
+            assignment_height,
+            deadline_height: 100,
+            placement: cairn_ledger::Placement::Anywhere,
+            input_blob: None,
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_estimate_runs_the_stored_module_as_a_provider_would_and_prices_it() {
         let home = tempfile::tempdir().expect("a temporary home");
@@ -948,22 +976,7 @@ mod tests {
         let wasm = cairn_vm::fixtures::uppercase_wasm();
         let module_id = node.store.put_blob(&wasm).expect("store the module");
         let rpc = RpcImpl::new(node.clone());
-        let offer = |max_price: u64, input: &[u8]| JobOffer {
-            version: FORMAT_VERSION,
-            chain_id: genesis.chain_id(),
-            client: client.public(),
-            nonce: 0,
-            fee: 1,
-            module_id,
-            input: input.to_vec(),
-            fuel_limit: 10_000_000,
-            max_price,
-            redundancy: 1,
-            assignment_height: 0,
-            deadline_height: 100,
-            placement: cairn_ledger::Placement::Anywhere,
-            input_blob: None,
-        };
+        let offer = |max_price: u64, input: &[u8]| market_offer(&genesis, &client, module_id, max_price, input, 0);
         let o = offer(5, b"hello estimate");
         let job_id = o.clone().sign(&client).job_id();
         let e = rpc.job_estimate(o.clone(), job_id).await.expect("an estimate");
@@ -1014,23 +1027,7 @@ mod tests {
         let (node, mut loop_end, view) = handle_with_view(home.path(), genesis.clone());
         let module_id = node.store.put_blob(&cairn_vm::fixtures::uppercase_wasm()).expect("store the module");
         let offer = |assignment_height: u64| {
-            JobOffer {
-                version: FORMAT_VERSION,
-                chain_id: genesis.chain_id(),
-                client: client.public(),
-                nonce: 0,
-                fee: 1,
-                module_id,
-                input: b"ahead".to_vec(),
-                fuel_limit: 10_000_000,
-                max_price: 5,
-                redundancy: 1,
-                assignment_height,
-                deadline_height: 100,
-                placement: cairn_ledger::Placement::Anywhere,
-                input_blob: None,
-            }
-            .sign(&client)
+            market_offer(&genesis, &client, module_id, 5, b"ahead", assignment_height).sign(&client)
         };
         let rpc = Arc::new(RpcImpl::new(node.clone()));
         let submitted = |o: SignedOffer| {
@@ -1050,9 +1047,10 @@ mod tests {
         let call = submitted(near.clone());
         assert!(tokio::time::timeout(quiet, loop_end.recv()).await.is_err(), "it waits for the head");
         let mut next = (*node.view()).clone();
-        let mut header = genesis_header(&genesis);
-        header.height = 1;
-        next.head = Some(header);
+        // A header at height 1 (only its height is read here).
+        let proof: cairn_ledger::ReceiptProof =
+            serde_json::from_str(include_str!("../../docs/fixtures/receipt-proof.json")).expect("the fixture proof");
+        next.head = Some(cairn_ledger::BlockHeader { height: 1, ..proof.header });
         view.send(Arc::new(next)).expect("the view is watched");
         let request = tokio::time::timeout(AHEAD_WAIT_MAX, loop_end.recv()).await.expect("checked once there");
         answer(request, Ok(Admitted::New));
@@ -1066,23 +1064,5 @@ mod tests {
         answer(request, Err(AdmitError::Tx(refusal)));
         let refused = call.await.expect("the call ends").expect_err("refused");
         assert_eq!(error::reason_of(&refused).as_deref(), Some("assignment_height_out_of_window"));
-    }
-
-    /// A header of `genesis`'s chain at height 0.
-    fn genesis_header(genesis: &Genesis) -> cairn_ledger::BlockHeader {
-        cairn_ledger::BlockHeader {
-            version: FORMAT_VERSION,
-            chain_id: genesis.chain_id(),
-            height: 0,
-            parent_hash: Hash::ZERO,
-            time_ms: genesis.genesis_time_ms,
-            proposer: Keypair::from_seed([9; 32]).public(),
-            tx_root: Hash::ZERO,
-            receipt_root: Hash::ZERO,
-            state_root: Hash::ZERO,
-            last_commit_hash: Hash::ZERO,
-            tx_count: 0,
-            receipt_count: 0,
-        }
     }
 }
