@@ -60,6 +60,9 @@ const BLOB_GET_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// How long a submitted offer ranked at a height just ahead of this node's head (read from a
 /// node a block or so ahead) waits for the head to reach it, at most, before it is checked.
 pub const AHEAD_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// Submissions waiting at once for the head to reach their offer's height; past that an offer
+/// is checked at once (and refused if its height is not finalized here).
+pub const AHEAD_WAITS_MAX: usize = 64;
 
 pub use estimate::{ESTIMATE_RETRY_AFTER_MS, ESTIMATES_AT_ONCE};
 
@@ -69,6 +72,7 @@ pub struct RpcImpl {
     uploads: Arc<tokio::sync::Semaphore>,
     estimates: estimate::Slots,
     blob_waits: Arc<tokio::sync::Semaphore>,
+    ahead_waits: Arc<tokio::sync::Semaphore>,
 }
 
 impl RpcImpl {
@@ -79,6 +83,7 @@ impl RpcImpl {
             uploads: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE)),
             estimates: estimate::Slots::new(ESTIMATES_AT_ONCE),
             blob_waits: Arc::new(tokio::sync::Semaphore::new(BLOB_GETS_WAITING_MAX)),
+            ahead_waits: Arc::new(tokio::sync::Semaphore::new(AHEAD_WAITS_MAX)),
         }
     }
 }
@@ -153,15 +158,16 @@ impl RpcImpl {
 
     /// Waits until this node's head reaches `height`, when it is ahead by at most
     /// [`EARLY_OFFER_BLOCKS_MAX`] (the client read it from a node a little ahead of this one),
-    /// for at most [`AHEAD_WAIT_MAX`]: the offer is then checked at a head that can rank it,
-    /// instead of refused as naming a height not finalized here. Gossip holds such offers the
-    /// same way ([`crate::early::EarlyOffers`]).
+    /// for at most [`AHEAD_WAIT_MAX`], [`AHEAD_WAITS_MAX`] calls at once: the offer is then
+    /// checked at a head that can rank it, instead of refused as naming a height not finalized
+    /// here. Gossip holds such offers the same way ([`crate::early::EarlyOffers`]).
     async fn head_reaches(&self, height: u64) {
         let mut view = self.node.view.clone();
         let head = view.borrow().height();
         if height <= head || height - head > EARLY_OFFER_BLOCKS_MAX {
             return;
         }
+        let Ok(_slot) = self.ahead_waits.try_acquire() else { return };
         let _ = tokio::time::timeout(AHEAD_WAIT_MAX, view.wait_for(|v| v.height() >= height)).await;
     }
 
@@ -482,8 +488,8 @@ impl CairnApiServer for RpcImpl {
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
         // A refusal reads nothing from the store.
         self.admission_open()?;
-        self.head_reaches(offer.offer.assignment_height).await;
         self.check_blobs_here(&offer.offer)?;
+        self.head_reaches(offer.offer.assignment_height).await;
         let job_id = offer.job_id();
         self.submit(Transaction::Offer(offer)).await?;
         Ok(job_id)
@@ -1064,5 +1070,14 @@ mod tests {
         answer(request, Err(AdmitError::Tx(refusal)));
         let refused = call.await.expect("the call ends").expect_err("refused");
         assert_eq!(error::reason_of(&refused).as_deref(), Some("assignment_height_out_of_window"));
+
+        // Every waiting slot taken: one block ahead is checked at once too.
+        let held = rpc.ahead_waits.try_acquire_many(AHEAD_WAITS_MAX as u32).expect("every slot");
+        let call = submitted(offer(2));
+        let request = tokio::time::timeout(quiet, loop_end.recv()).await.expect("checked at once");
+        let refusal = TxError::Limit(Limit::AssignmentHeight { got: 2, window: 64, head: 1 });
+        answer(request, Err(AdmitError::Tx(refusal)));
+        call.await.expect("the call ends").expect_err("refused");
+        drop(held);
     }
 }
