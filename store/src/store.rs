@@ -471,15 +471,19 @@ impl Store {
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
         }
-        // A key a recent block wrote: its previous row is known. Else one iterator for every
-        // key's previous row (the values come in key order): creating an iterator costs more
-        // than seeking one.
-        let recent = self.recent_writes();
+        // A key a recent block wrote: its previous row is known (read at once, so that the
+        // lock is not held over the seeks below). Else one iterator for every key's previous
+        // row (the values come in key order): creating an iterator costs more than seeking one.
+        let known: Vec<Option<jmt::Version>> = {
+            let recent = self.recent_writes();
+            let values = update.batch.node_batch.values();
+            values.keys().map(|(version, kh)| recent.rows.newest(kh).filter(|p| p < version)).collect()
+        };
         let mut rows: Option<DBRawIterator<'_>> = None;
-        for ((version, kh), v) in update.batch.node_batch.values() {
+        for (((version, kh), v), known) in update.batch.node_batch.values().iter().zip(known) {
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
             let since = version.to_be_bytes();
-            let previous = match recent.rows.newest(kh).filter(|p| p < version) {
+            let previous = match known {
                 Some(p) => Some(p),
                 None => {
                     let rows = rows.get_or_insert_with(|| self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)));
