@@ -269,20 +269,10 @@ mod tests {
     fn offer(at: u64, input: &[u8]) -> SignedOffer {
         let client = Keypair::from_seed([3; 32]);
         cairn_ledger::JobOffer {
-            version: cairn_ledger::FORMAT_VERSION,
-            chain_id: Hash::of(b"chain"),
-            client: client.public(),
-            nonce: 0,
-            fee: 0,
-            module_id: Hash::of(b"module"),
             input: input.to_vec(),
-            fuel_limit: 1_000,
-            max_price: 1,
-            redundancy: 1,
             assignment_height: at,
             deadline_height: at + 100,
-            placement: cairn_ledger::Placement::Anywhere,
-            input_blob: None,
+            ..crate::test_genesis::offer(Hash::of(b"chain"), &client)
         }
         .sign(&client)
     }

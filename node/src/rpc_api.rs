@@ -949,20 +949,12 @@ mod tests {
         assignment_height: u64,
     ) -> JobOffer {
         JobOffer {
-            version: FORMAT_VERSION,
-            chain_id: genesis.chain_id(),
-            client: client.public(),
-            nonce: 0,
-            fee: 1,
             module_id,
             input: input.to_vec(),
             fuel_limit: 10_000_000,
             max_price,
-            redundancy: 1,
             assignment_height,
-            deadline_height: 100,
-            placement: cairn_ledger::Placement::Anywhere,
-            input_blob: None,
+            ..crate::test_genesis::offer(genesis.chain_id(), client)
         }
     }
 

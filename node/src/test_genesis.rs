@@ -1,7 +1,8 @@
 //! Test only: the genesis of a small market, as the node's unit tests build it.
 
 use cairn_ledger::{
-    ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Keypair, PublicKey, Validator,
+    ChainParams, FORMAT_VERSION, Genesis, GenesisAccount, GenesisProvider, Hash, JobOffer, Keypair, Placement,
+    PublicKey, Validator,
 };
 
 /// A provider of [`market`]: its address, price per unit of fuel and capacity.
@@ -27,5 +28,27 @@ pub(crate) fn market(name: &str, client: &Keypair, balance: u64, providers: &[Of
             })
             .collect(),
         params: ChainParams::default(),
+    }
+}
+
+/// An offer of `client` on chain `chain_id`, for tests to adjust: nonce 0, fee 1, the module
+/// `H("module")`, no input, 1,000 fuel at 1 a unit, one provider, ranked at height 0, due by
+/// height 100, anywhere.
+pub(crate) fn offer(chain_id: Hash, client: &Keypair) -> JobOffer {
+    JobOffer {
+        version: FORMAT_VERSION,
+        chain_id,
+        client: client.public(),
+        nonce: 0,
+        fee: 1,
+        module_id: Hash::of(b"module"),
+        input: Vec::new(),
+        fuel_limit: 1_000,
+        max_price: 1,
+        redundancy: 1,
+        assignment_height: 0,
+        deadline_height: 100,
+        placement: Placement::Anywhere,
+        input_blob: None,
     }
 }

@@ -157,7 +157,7 @@ pub fn assemble(
 
 #[cfg(test)]
 mod tests {
-    use cairn_ledger::{FORMAT_VERSION, Genesis, Keypair};
+    use cairn_ledger::{Genesis, Keypair};
 
     use super::*;
 
@@ -175,20 +175,12 @@ mod tests {
 
     fn offer(genesis: &Genesis, client: &Keypair, max_price: u64, redundancy: u8) -> JobOffer {
         JobOffer {
-            version: FORMAT_VERSION,
-            chain_id: genesis.chain_id(),
-            client: client.public(),
-            nonce: 0,
-            fee: 1,
             module_id: Hash::of(b"wasm"),
             input: b"in".to_vec(),
-            fuel_limit: 1_000,
             max_price,
             redundancy,
-            assignment_height: 0,
             deadline_height: 10,
-            placement: cairn_ledger::Placement::Anywhere,
-            input_blob: None,
+            ..crate::test_genesis::offer(genesis.chain_id(), client)
         }
     }
 
