@@ -1,7 +1,7 @@
-//! Block execution throughput (transactions applied, state tree updated and the block committed
-//! to rocksdb) — with every signature verified, and with every transaction already in the
-//! node's signature cache — signatures verified one by one and in batches, and receipt/state
-//! proof generation and verification, and a block's state tree update, on one node.
+//! On one node: block execution throughput (transactions applied, state tree updated and the
+//! block committed to rocksdb), with every signature verified and with every transaction
+//! already in the node's signature cache; signatures verified one by one and in batches;
+//! receipt and state proofs built and verified; a block's state tree update alone.
 //!
 //! `cargo bench -p cairn-tests --bench chain`
 
