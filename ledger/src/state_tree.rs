@@ -114,13 +114,15 @@ fn mark_previous_root<R: TreeReader>(reader: &R, batch: &mut TreeUpdateBatch, ve
     else {
         return Ok(());
     };
-    let previous = NodeKey::new(before, root.nibble_path().clone());
-    if batch.stale_node_index_batch.iter().any(|s| s.node_key == previous)
-        || reader.get_node_option(&previous).map_err(tree_error)?.is_none()
+    // The library marks what an update replaces stale at the update's version.
+    let stale =
+        StaleNodeIndex { stale_since_version: version, node_key: NodeKey::new(before, root.nibble_path().clone()) };
+    if batch.stale_node_index_batch.contains(&stale)
+        || reader.get_node_option(&stale.node_key).map_err(tree_error)?.is_none()
     {
         return Ok(());
     }
-    batch.stale_node_index_batch.insert(StaleNodeIndex { stale_since_version: version, node_key: previous });
+    batch.stale_node_index_batch.insert(stale);
     Ok(())
 }
 
