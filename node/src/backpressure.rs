@@ -17,6 +17,11 @@
 //!   and the mempool would only grow. A refused client gets `overloaded` with the time the
 //!   backlog should take to drain as a retry hint. Results are never refused for this: they
 //!   have a room of their own in the mempool.
+//!   A submission over RPC that passes takes a place ([`Admission::reserve`]) that counts as
+//!   pending until the event loop has answered it: a burst cannot pass the check all at once
+//!   while the first of it is still on its way (its signatures checked, then its turn in the
+//!   loop), which would leave the loop to refuse the rest after that wait instead of the door
+//!   at once. The loop does not check a reserved submission again.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -96,6 +101,8 @@ pub struct Admission {
     limit: AtomicUsize,
     /// Offers and account transactions pending now (kept by whoever changes the mempool).
     pending: AtomicUsize,
+    /// Submissions that passed the check and are on their way to the mempool ([`Reserved`]).
+    in_flight: AtomicUsize,
     /// Time to drain a full backlog, for the retry hint.
     drain_ms: AtomicU64,
     /// The mempool's own bound.
@@ -125,6 +132,7 @@ impl Admission {
         Admission {
             limit: AtomicUsize::new(txs_max),
             pending: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             drain_ms: AtomicU64::new(block_time_ms),
             txs_max,
             block_time_ms: block_time_ms.max(1),
@@ -155,9 +163,18 @@ impl Admission {
         self.pending.store(pending, Ordering::Relaxed);
     }
 
-    /// Whether one more can be admitted now.
+    /// Whether one more can be admitted now: pending and on their way, under the limit.
     pub fn check_now(&self) -> Result<(), Overloaded> {
-        self.check(self.pending.load(Ordering::Relaxed))
+        self.check(self.pending.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// Takes a place for one submission if one more can be admitted now: it counts as pending
+    /// until the returned guard is dropped (once the mempool holds it, or it was refused).
+    pub fn reserve(&self) -> Result<Reserved<'_>, Overloaded> {
+        let ahead = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let place = Reserved(self);
+        self.check(self.pending.load(Ordering::Relaxed) + ahead)?;
+        Ok(place)
     }
 
     /// Whether one more can be admitted with `pending` waiting.
@@ -172,6 +189,17 @@ impl Admission {
             .max(self.drain_ms.load(Ordering::Relaxed) / ADMISSION_BLOCKS as u64)
             .clamp(1, RETRY_AFTER_MS_MAX);
         Err(Overloaded { pending, limit, retry_after_ms })
+    }
+}
+
+/// A place taken at admission ([`Admission::reserve`]), given back when dropped.
+#[derive(Debug)]
+#[must_use = "the place is given back when dropped"]
+pub struct Reserved<'a>(&'a Admission);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -226,5 +254,30 @@ mod tests {
         // The mempool's own bound stays the ceiling.
         a.update(1_000_000);
         assert!(a.check(20_000).is_err());
+    }
+
+    #[test]
+    fn submissions_on_their_way_count_as_pending_until_they_give_their_place_back() {
+        let a = Admission::new(20_000, 100);
+        a.update(1_000);
+        a.set_pending(1_497);
+        let first = a.reserve().expect("1,497 pending");
+        let second = a.reserve().expect("1,498 pending or on their way");
+        let third = a.reserve().expect("1,499");
+        let refused = a.reserve().expect_err("1,500: the limit");
+        assert_eq!((refused.pending, refused.limit), (1_500, 1_500));
+        assert_eq!(a.check_now().expect_err("three on their way").pending, 1_500);
+        // A refused reservation holds no place.
+        assert_eq!(a.in_flight.load(Ordering::Relaxed), 3);
+        drop(first);
+        assert!(a.check_now().is_ok());
+        // Admitted: the mempool holds it, and its place is given back.
+        a.set_pending(1_498);
+        drop(second);
+        assert!(a.check_now().is_ok(), "1,498 pending, one on its way");
+        let fourth = a.reserve().expect("1,499");
+        assert!(a.reserve().is_err());
+        drop((third, fourth));
+        assert_eq!(a.in_flight.load(Ordering::Relaxed), 0);
     }
 }

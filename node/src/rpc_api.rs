@@ -26,6 +26,7 @@ use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionMessage};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
+use crate::backpressure::Reserved;
 use crate::chain::{RetiredJob, proofs_from_store};
 use crate::early::EARLY_OFFER_BLOCKS_MAX;
 use crate::mempool::MempoolError;
@@ -171,17 +172,18 @@ impl RpcImpl {
         let _ = tokio::time::timeout(AHEAD_WAIT_MAX, view.wait_for(|v| v.height() >= height)).await;
     }
 
-    /// Whether the node takes a submission now: refused at once, from two atomics, when it is
-    /// stopping or past admission's limit — before anything else is read or verified.
-    fn admission_open(&self) -> RpcResult<()> {
+    /// A place for one submission, if the node takes one now: refused at once, from atomics,
+    /// when it is stopping or past admission's limit — before anything else is read or
+    /// verified. The place counts as pending until the loop has answered.
+    fn admission_place(&self) -> RpcResult<Reserved<'_>> {
         if self.node.admission.is_closed() {
             return Err(overloaded("the node is stopping: submit to another node", STOPPING_RETRY_MS));
         }
-        self.node.admission.check_now().map_err(|o| overloaded(o.to_string(), o.retry_after_ms))
+        self.node.admission.reserve().map_err(|o| overloaded(o.to_string(), o.retry_after_ms))
     }
 
-    async fn submit(&self, tx: Transaction) -> RpcResult<()> {
-        self.admission_open()?;
+    /// Submits `tx`, which holds `_place` until the loop has answered.
+    async fn submit(&self, tx: Transaction, _place: Reserved<'_>) -> RpcResult<()> {
         if let Some(Err(e)) = self.node.verifier.verify(&Arc::new(vec![tx.clone()])).await.map_err(internal)?.pop() {
             return Err(tx_error(&e));
         }
@@ -487,11 +489,11 @@ impl CairnApiServer for RpcImpl {
 
     async fn job_submit(&self, offer: SignedOffer) -> RpcResult<Hash> {
         // A refusal reads nothing from the store.
-        self.admission_open()?;
+        let place = self.admission_place()?;
         self.check_blobs_here(&offer.offer)?;
         self.head_reaches(offer.offer.assignment_height).await;
         let job_id = offer.job_id();
-        self.submit(Transaction::Offer(offer)).await?;
+        self.submit(Transaction::Offer(offer), place).await?;
         Ok(job_id)
     }
 
@@ -500,9 +502,10 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn tx_submit(&self, tx: SignedTx) -> RpcResult<Hash> {
+        let place = self.admission_place()?;
         let tx = Transaction::Account(tx);
         let hash = tx.hash();
-        self.submit(tx).await?;
+        self.submit(tx, place).await?;
         Ok(hash)
     }
 
@@ -1071,5 +1074,55 @@ mod tests {
         answer(request, Err(AdmitError::Tx(refusal)));
         call.await.expect("the call ends").expect_err("refused");
         drop(held);
+    }
+
+    /// Submissions that passed the door count against admission's limit until the loop has
+    /// answered them: past it, the next one is refused at once, without reaching the loop,
+    /// and the door opens again once their answers came.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn submissions_on_their_way_to_the_loop_count_against_the_limit() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let (genesis, client, _) = market();
+        let (node, mut loop_end) = handle_of(home.path(), genesis.clone());
+        let module_id = node.store.put_blob(&cairn_vm::fixtures::uppercase_wasm()).expect("store the module");
+        let offer =
+            |nonce: u64| JobOffer { nonce, ..market_offer(&genesis, &client, module_id, 5, b"burst", 0) }.sign(&client);
+        // Blocks of 4 transactions: room for 6 pending; 4 are.
+        node.admission.update(4);
+        node.admission.set_pending(4);
+        let rpc = Arc::new(RpcImpl::new(node.clone()));
+        let submitted = |o: SignedOffer| {
+            let rpc = rpc.clone();
+            tokio::spawn(async move { rpc.job_submit(o).await })
+        };
+        let quiet = std::time::Duration::from_millis(300);
+        let mut waiting = Vec::new();
+        for nonce in 0..2 {
+            let call = submitted(offer(nonce));
+            let Some(Request::Submit { reply, .. }) = loop_end.recv().await else { panic!("a submission") };
+            waiting.push((call, reply));
+        }
+        // Two on their way (the loop has not answered): the third is refused at the door.
+        let refused = tokio::time::timeout(quiet, rpc.job_submit(offer(2)))
+            .await
+            .expect("answered without the loop")
+            .expect_err("past the limit");
+        assert_eq!(refused.code(), error::OVERLOADED);
+        assert!(tokio::time::timeout(quiet, loop_end.recv()).await.is_err(), "the loop never saw it");
+        // The loop admits them; their places are given back once their answers came.
+        node.admission.set_pending(6);
+        for (call, reply) in waiting.drain(..) {
+            let _ = reply.send(Ok(Admitted::New));
+            call.await.expect("the call ends").expect("accepted");
+        }
+        tokio::time::timeout(quiet, rpc.job_submit(offer(2)))
+            .await
+            .expect("answered without the loop")
+            .expect_err("six pending");
+        node.admission.set_pending(5);
+        let call = submitted(offer(2));
+        let Some(Request::Submit { reply, .. }) = loop_end.recv().await else { panic!("a submission") };
+        let _ = reply.send(Ok(Admitted::New));
+        call.await.expect("the call ends").expect("room again");
     }
 }

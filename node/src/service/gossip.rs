@@ -15,7 +15,7 @@ use cairn_ledger::{Block, Commit, Hash, JobResult, Transaction};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, TopicHash};
 use libp2p::{PeerId, Swarm};
 
-use super::{Event, Node};
+use super::{Arrival, Event, Node};
 use crate::mempool::nonce_key;
 use crate::p2p::{
     self, BATCH_ITEMS_MAX, BATCH_MESSAGE_BYTES_MAX, Behaviour, BlockMsg, GOSSIP_MESSAGE_BYTES_MAX,
@@ -500,7 +500,7 @@ impl Node {
         for tx in txs {
             match tx {
                 Transaction::Result(r) => useful |= self.on_gossiped_result(r)?,
-                tx => match self.admit(&tx) {
+                tx => match self.admit(&tx, Arrival::Unreserved) {
                     Ok(_) => {
                         useful = true;
                         self.admitted(&tx, false)?;

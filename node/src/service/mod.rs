@@ -151,6 +151,15 @@ pub enum Event {
     },
 }
 
+/// How an offer or account transaction reached admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Over RPC, with a place taken at the door ([`crate::backpressure::Admission::reserve`]).
+    Reserved,
+    /// From a peer, or held until the head reached its height.
+    Unreserved,
+}
+
 /// Why an offer or account transaction was not admitted.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmitError {
@@ -483,7 +492,8 @@ impl Node {
     fn on_request(&mut self, request: Request) -> anyhow::Result<()> {
         match request {
             Request::Submit { tx, reply } => {
-                let admitted = self.admit(&tx);
+                // Its place was taken at the door: not refused here as overload.
+                let admitted = self.admit(&tx, Arrival::Reserved);
                 if admitted.is_ok() {
                     self.admitted(&tx, true)?;
                 }
@@ -540,12 +550,14 @@ impl Node {
     /// head state under the mempool's nonce rule (the window, and a balance that covers it on
     /// top of the sender's other pending transactions), and admits it to the mempool, or lets
     /// it replace the pending one with the same nonce ([`crate::mempool`]).
-    fn admit(&mut self, tx: &Transaction) -> Result<Admitted, AdmitError> {
+    fn admit(&mut self, tx: &Transaction, arrival: Arrival) -> Result<Admitted, AdmitError> {
         let Some((sender, nonce)) = nonce_key(tx) else {
             return Err(AdmitError::Tx(TxError::NotSubmittable));
         };
-        // Overloaded: refused at once, unless it replaces a pending transaction (not new work).
-        if let Err(overloaded) = self.admission.check_now()
+        // Overloaded: refused at once, unless it replaces a pending transaction (not new work)
+        // or admission counted it already.
+        if arrival == Arrival::Unreserved
+            && let Err(overloaded) = self.admission.check_now()
             && !self.mempool.has_nonce(sender, nonce)
         {
             return Err(AdmitError::Overloaded(overloaded));
@@ -596,7 +608,7 @@ impl Node {
     fn admit_early_offers(&mut self, height: u64) -> anyhow::Result<()> {
         for offer in self.early_offers.take_ready(height) {
             let tx = Transaction::Offer(offer);
-            if self.admit(&tx).is_ok() {
+            if self.admit(&tx, Arrival::Unreserved).is_ok() {
                 self.admitted(&tx, false)?;
             }
         }
