@@ -24,7 +24,8 @@
 //! # What it measures, and how
 //!
 //! - **submit→accepted**: the `job_submit` round trip, for every accepted offer. Refusals are
-//!   counted by JSON-RPC error code, each with how long its answer took (p99 and max).
+//!   counted by JSON-RPC error code, each with how long its answer took (p50, p90, p99 and
+//!   max).
 //! - **submit→finalized**, for every accepted job, without a subscription per job (thousands
 //!   of subscriptions a second would load the node being measured): a watcher polls
 //!   `chain_head` every [`HEAD_POLL_INTERVAL`] on its own connection and reads each new block
@@ -158,7 +159,7 @@ pub const SUBMISSIONS_MAX: u64 = 2_000_000;
 /// The most rates in a sweep.
 pub const RATES_MAX: usize = 64;
 /// The version of the JSON report's format.
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
 /// Blocks from the head to an offer's deadline.
 pub const DEADLINE_BLOCKS: u64 = 200;
 /// `/proc` counts CPU time in `USER_HZ` ticks: 100 a second on Linux (its ABI fixes it).
@@ -447,7 +448,11 @@ pub struct Refusals {
     pub name: String,
     /// How many.
     pub count: u64,
-    /// How long their answers took: 99th percentile, milliseconds.
+    /// How long their answers took: the median, milliseconds.
+    pub answer_p50_ms: f64,
+    /// 90th percentile, milliseconds.
+    pub answer_p90_ms: f64,
+    /// 99th percentile, milliseconds.
     pub answer_p99_ms: f64,
     /// And the longest.
     pub answer_max_ms: f64,
@@ -587,6 +592,8 @@ pub fn aggregate(d: &RunData) -> Point {
                 code,
                 name: code_name(code).into(),
                 count: p.count,
+                answer_p50_ms: p.p50,
+                answer_p90_ms: p.p90,
                 answer_p99_ms: p.p99,
                 answer_max_ms: p.max,
                 message: d.refusal_messages.get(&code).cloned().unwrap_or_default(),
@@ -1287,8 +1294,8 @@ pub fn print_point(p: &Point) {
     println!("{}", row("send lag", &p.send_lag_ms));
     for r in &p.refusals {
         println!(
-            "refused     {} {}: {} (answer p99 {:.2} ms, max {:.2} ms) \"{}\"",
-            r.code, r.name, r.count, r.answer_p99_ms, r.answer_max_ms, r.message
+            "refused     {} {}: {} (answer p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms) \"{}\"",
+            r.code, r.name, r.count, r.answer_p50_ms, r.answer_p90_ms, r.answer_p99_ms, r.answer_max_ms, r.message
         );
     }
     if let Some(e) = &p.error_example {
@@ -1492,6 +1499,10 @@ mod tests {
             (error::OVERLOADED, "overloaded", 2, "mempool full")
         );
         assert!((r.answer_max_ms - 7.0).abs() < 0.01);
+        // Answered in 5 and 7 ms: every percentile between them, in order.
+        let answers = [r.answer_p50_ms, r.answer_p90_ms, r.answer_p99_ms, r.answer_max_ms];
+        assert!(answers.windows(2).all(|w| w[0] <= w[1]), "{answers:?}");
+        assert!((4.99..=7.01).contains(&r.answer_p50_ms), "{answers:?}");
         assert_eq!(p.blocks, 7);
         // It round-trips through the report's JSON.
         let json = serde_json::to_string(&p).expect("serializes");
