@@ -46,8 +46,12 @@ const REFUSAL_DRAIN_BYTES_MAX: usize = 64 << 10;
 /// not spin while the condition lasts.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Worker threads of the RPC server's own runtime.
-pub const RPC_THREADS: usize = 2;
+/// Worker threads of the RPC server's own runtime. Idle, a thread costs nothing; on cores the
+/// node's own work keeps busy, each is one more turn the scheduler gives to answering calls:
+/// at 3× the peak on two cores the refusals' p99 was ~40 ms with 2, ~15 ms with 4 and over
+/// 500 ms with 1 (BENCHMARKS.md). More would take still more of the cores from consensus when
+/// the calls themselves are what floods the node.
+pub const RPC_THREADS: usize = 4;
 
 /// The runtime the RPC server runs on, one per process, apart from the node's: calls are
 /// answered, and refused under overload, on threads of their own instead of waiting behind
