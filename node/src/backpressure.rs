@@ -10,7 +10,7 @@
 //!   The rest of a height (consensus rounds, the wait for the block time) does not depend on
 //!   its size, so it is left out. Local (no other node checks the cap), so it needs no
 //!   agreement.
-//! - [`Admission`]: new offers and account transactions are refused, at once — from two
+//! - [`Admission`]: new offers and account transactions are refused, at once — from
 //!   atomics, before any lock is taken or signature checked — once the pending ones fill
 //!   [`ADMISSION_BLOCKS`] blocks of the current cap (a job takes two transactions: its offer
 //!   and its result): past that, what is admitted now would wait longer than a few heights,

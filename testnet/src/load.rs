@@ -159,7 +159,7 @@ pub const SUBMISSIONS_MAX: u64 = 2_000_000;
 /// The most rates in a sweep.
 pub const RATES_MAX: usize = 64;
 /// The version of the JSON report's format.
-pub const REPORT_VERSION: u32 = 3;
+pub const REPORT_VERSION: u32 = 4;
 /// Blocks from the head to an offer's deadline.
 pub const DEADLINE_BLOCKS: u64 = 200;
 /// `/proc` counts CPU time in `USER_HZ` ticks: 100 a second on Linux (its ABI fixes it).
@@ -446,16 +446,8 @@ pub struct Refusals {
     pub code: i32,
     /// Its name (`overloaded`, `bad_nonce`, …).
     pub name: String,
-    /// How many.
-    pub count: u64,
-    /// How long their answers took: the median, milliseconds.
-    pub answer_p50_ms: f64,
-    /// 90th percentile, milliseconds.
-    pub answer_p90_ms: f64,
-    /// 99th percentile, milliseconds.
-    pub answer_p99_ms: f64,
-    /// And the longest.
-    pub answer_max_ms: f64,
+    /// How many, and how long their answers took.
+    pub answer_ms: Percentiles,
     /// The first one's message.
     pub message: String,
 }
@@ -586,21 +578,14 @@ pub fn aggregate(d: &RunData) -> Point {
     let finalized = finalized_at.len() as u64;
     let refusals: Vec<Refusals> = refusal_times
         .into_iter()
-        .map(|(code, times)| {
-            let p = Percentiles::of(times);
-            Refusals {
-                code,
-                name: code_name(code).into(),
-                count: p.count,
-                answer_p50_ms: p.p50,
-                answer_p90_ms: p.p90,
-                answer_p99_ms: p.p99,
-                answer_max_ms: p.max,
-                message: d.refusal_messages.get(&code).cloned().unwrap_or_default(),
-            }
+        .map(|(code, times)| Refusals {
+            code,
+            name: code_name(code).into(),
+            answer_ms: Percentiles::of(times),
+            message: d.refusal_messages.get(&code).cloned().unwrap_or_default(),
         })
         .collect();
-    let refused = refusals.iter().map(|r| r.count).sum();
+    let refused = refusals.iter().map(|r| r.answer_ms.count).sum();
     Point {
         rate_per_s: d.rate_per_s,
         duration_s: d.duration.as_secs_f64(),
@@ -1295,7 +1280,14 @@ pub fn print_point(p: &Point) {
     for r in &p.refusals {
         println!(
             "refused     {} {}: {} (answer p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms) \"{}\"",
-            r.code, r.name, r.count, r.answer_p50_ms, r.answer_p90_ms, r.answer_p99_ms, r.answer_max_ms, r.message
+            r.code,
+            r.name,
+            r.answer_ms.count,
+            r.answer_ms.p50,
+            r.answer_ms.p90,
+            r.answer_ms.p99,
+            r.answer_ms.max,
+            r.message
         );
     }
     if let Some(e) = &p.error_example {
@@ -1495,14 +1487,14 @@ mod tests {
         assert_eq!(p.refusals.len(), 1);
         let r = &p.refusals[0];
         assert_eq!(
-            (r.code, r.name.as_str(), r.count, r.message.as_str()),
+            (r.code, r.name.as_str(), r.answer_ms.count, r.message.as_str()),
             (error::OVERLOADED, "overloaded", 2, "mempool full")
         );
-        assert!((r.answer_max_ms - 7.0).abs() < 0.01);
+        assert!((r.answer_ms.max - 7.0).abs() < 0.01);
         // Answered in 5 and 7 ms: every percentile between them, in order.
-        let answers = [r.answer_p50_ms, r.answer_p90_ms, r.answer_p99_ms, r.answer_max_ms];
+        let answers = [r.answer_ms.p50, r.answer_ms.p90, r.answer_ms.p99, r.answer_ms.max];
         assert!(answers.windows(2).all(|w| w[0] <= w[1]), "{answers:?}");
-        assert!((4.99..=7.01).contains(&r.answer_p50_ms), "{answers:?}");
+        assert!((4.99..=7.01).contains(&r.answer_ms.p50), "{answers:?}");
         assert_eq!(p.blocks, 7);
         // It round-trips through the report's JSON.
         let json = serde_json::to_string(&p).expect("serializes");
