@@ -184,9 +184,16 @@ impl RpcImpl {
 
     /// Submits `tx`, which holds `_place` until the loop has answered.
     async fn submit(&self, tx: Transaction, _place: Reserved<'_>) -> RpcResult<()> {
-        if let Some(Err(e)) = self.node.verifier.verify(&Arc::new(vec![tx.clone()])).await.map_err(internal)?.pop() {
+        let one = Arc::new(vec![tx]);
+        if let Some(Err(e)) = self.node.verifier.verify(&one).await.map_err(internal)?.pop() {
             return Err(tx_error(&e));
         }
+        // One transaction is verified in place, so nothing else holds it: not copied (an
+        // offer may carry an input of up to `input_bytes_max`).
+        let tx = Arc::try_unwrap(one)
+            .unwrap_or_else(|one| (*one).clone())
+            .pop()
+            .ok_or_else(|| internal("the submitted transaction went missing"))?;
         let admitted = self.ask(|reply| Request::Submit { tx: Box::new(tx), reply }).await?;
         match admitted {
             Ok(_) => Ok(()),
