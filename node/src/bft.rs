@@ -34,6 +34,14 @@ pub const TIMERS_MAX: usize = 1_024;
 pub const INPUTS_MAX: usize = 16_384;
 /// A missing proposed block is asked for again after this long.
 pub const BLOCK_FETCH_RETRY: Duration = Duration::from_millis(500);
+/// A repeat of one vote or proposal is passed on at most once in this long: shorter than the
+/// validators' rebroadcast timeout (2 s by default), so that each of a validator's re-sends
+/// gets through, while copies that anyone re-publishes cost the network at most one relay
+/// per message and interval.
+pub const REPEAT_RELAY_INTERVAL: Duration = Duration::from_secs(1);
+/// Repeats whose last relay is remembered, at most (the engine looks at a few heights of a
+/// few rounds of one vote per validator; past this, repeats are not passed on).
+pub const REPEATS_TRACKED_MAX: usize = 4_096;
 
 /// Key of a consensus timer.
 pub type TimerKey = (u64, u32, TimeoutKind);
@@ -45,14 +53,12 @@ pub enum GossipVerdict {
     /// (decoded and verified once, here).
     Accept(VerifiedMessage),
     /// The very bytes of a vote or proposal the engine already has (a re-send): valid, so
-    /// neither verified nor fed again. Forward it only if the gossip message was published by
-    /// `signer` itself (its rebroadcast, for peers that missed the first one): anyone else
-    /// re-publishing it would only make the network carry copies.
+    /// neither verified nor fed again. Forwarded at most once a [`REPEAT_RELAY_INTERVAL`]
+    /// ([`Bft::relay_repeat`]): a validator's rebroadcast reaches peers that missed the first
+    /// one, and copies re-published by anyone else do not multiply across the network.
     Repeat {
         /// The height it is for.
         height: u64,
-        /// The validator that signed it.
-        signer: PublicKey,
     },
     /// For a height already stored or further ahead than the engine looks: neither forwarded
     /// nor fed, and not held against the sender (it may simply be ahead or behind).
@@ -133,6 +139,9 @@ pub struct Bft {
     /// A height this validator does not vote at: its consensus log there is corrupt, so it
     /// cannot know what it signed (it takes the block the others finalize).
     pub sit_out: Option<u64>,
+    /// Repeats passed on, by the hash of their bytes: their height and when (bounded by
+    /// [`REPEATS_TRACKED_MAX`]).
+    relayed: HashMap<Hash, (u64, Instant)>,
 }
 
 impl Bft {
@@ -151,6 +160,7 @@ impl Bft {
             started_at: Instant::now(),
             peers_started: false,
             sit_out: None,
+            relayed: HashMap::new(),
         }
     }
 
@@ -180,20 +190,35 @@ impl Bft {
             return GossipVerdict::Ignore;
         }
         if self.engine.is_repeat(&msg) {
-            let signer = match &msg {
-                ConsensusMessage::Vote(v) => v.vote.validator,
-                ConsensusMessage::Proposal(p) => p.proposal.proposer,
-                // `is_repeat` is false for certificates.
-                ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_) => {
-                    return GossipVerdict::Ignore;
-                }
-            };
-            return GossipVerdict::Repeat { height: msg.height(), signer };
+            return GossipVerdict::Repeat { height: msg.height() };
         }
         match self.engine.verify_message(msg) {
             Ok(v) => GossipVerdict::Accept(v),
             Err(e) => GossipVerdict::Reject(e.to_string()),
         }
+    }
+
+    /// Whether to pass on a repeat (`message`, its bytes, for `height`) received at `now`: not
+    /// if one of the same bytes was passed on less than [`REPEAT_RELAY_INTERVAL`] ago, nor
+    /// when [`REPEATS_TRACKED_MAX`] repeats of the heights the engine looks at are remembered.
+    pub fn relay_repeat(&mut self, message: &[u8], height: u64, now: Instant) -> bool {
+        let key = Hash::of(message);
+        if let Some((_, at)) = self.relayed.get(&key)
+            && now.saturating_duration_since(*at) < REPEAT_RELAY_INTERVAL
+        {
+            return false;
+        }
+        if self.relayed.len() >= REPEATS_TRACKED_MAX && !self.relayed.contains_key(&key) {
+            // What is older than the interval or below the engine's height tells nothing.
+            let current = self.engine.height();
+            self.relayed
+                .retain(|_, (h, at)| *h >= current && now.saturating_duration_since(*at) < REPEAT_RELAY_INTERVAL);
+            if self.relayed.len() >= REPEATS_TRACKED_MAX {
+                return false;
+            }
+        }
+        self.relayed.insert(key, (height, now));
+        true
     }
 
     /// Starts `height`: fed to the engine before every input queued.
@@ -298,6 +323,7 @@ impl Bft {
         self.unconfirmed.retain(|(b, _)| b.header.height > head);
         self.needed.retain(|(h, _), _| *h > head);
         self.timers.retain(|(h, _, _), _| *h > head);
+        self.relayed.retain(|_, (h, _)| *h > head);
         if self.engine.height() <= head {
             self.next_height = Some(head + 1);
             self.peers_started = false;
@@ -514,8 +540,7 @@ mod tests {
         let GossipVerdict::Accept(verified) = b.check_gossip(0, &vote) else { panic!("a valid vote") };
         b.engine.handle(EngineInput::Verified(verified));
         let verified = b.engine.stats().signatures_verified;
-        let GossipVerdict::Repeat { height: 1, signer } = b.check_gossip(0, &vote) else { panic!("a repeat") };
-        assert_eq!(signer, keys[1].public());
+        let GossipVerdict::Repeat { height: 1 } = b.check_gossip(0, &vote) else { panic!("a repeat") };
         assert_eq!(b.engine.stats().signatures_verified, verified, "a repeat is not verified again");
         // The same step signed differently is not a repeat: it is verified (and is evidence).
         let mut other = cairn_consensus::ConsensusMessage::decode(&vote).expect("decodes");
@@ -524,6 +549,27 @@ mod tests {
             *v = cairn_consensus::SignedVote::sign(&keys[1], v.vote.clone());
         }
         assert!(matches!(b.check_gossip(0, &other.encode()), GossipVerdict::Accept(_)));
+    }
+
+    #[test]
+    fn a_repeat_is_passed_on_at_most_once_an_interval_and_within_a_bound() {
+        let mut b = bft();
+        let t0 = Instant::now();
+        assert!(b.relay_repeat(b"vote a", 1, t0), "the first repeat");
+        assert!(!b.relay_repeat(b"vote a", 1, t0 + REPEAT_RELAY_INTERVAL / 2), "a copy within the interval");
+        assert!(b.relay_repeat(b"vote b", 1, t0), "another message");
+        assert!(b.relay_repeat(b"vote a", 1, t0 + REPEAT_RELAY_INTERVAL), "the next re-send");
+        // Forgotten with their height.
+        b.head_moved(1);
+        assert!(b.relay_repeat(b"vote a", 2, t0 + REPEAT_RELAY_INTERVAL), "a new height's");
+        // Bounded: once full of recent repeats, no more are passed on, until they age.
+        for i in 0..REPEATS_TRACKED_MAX {
+            b.relay_repeat(&i.to_le_bytes(), 2, t0);
+        }
+        assert_eq!(b.relayed.len(), REPEATS_TRACKED_MAX);
+        assert!(!b.relay_repeat(b"vote c", 2, t0 + REPEAT_RELAY_INTERVAL / 2), "full");
+        assert!(b.relay_repeat(b"vote c", 2, t0 + REPEAT_RELAY_INTERVAL * 2), "the old ones made room");
+        assert!(b.relayed.len() < REPEATS_TRACKED_MAX);
     }
 
     #[test]

@@ -22,9 +22,9 @@ use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, noise, pin
 
 pub use cairn_wire::{
     BATCH_BYTES_MAX, BATCH_ITEMS_MAX, BATCH_MESSAGE_BYTES_MAX, BlockMsg, CONSENSUS_MESSAGE_BYTES_MAX,
-    GOSSIP_ENVELOPE_BYTES, GOSSIP_MESSAGE_BYTES_MAX, MODULE_ANNOUNCE_BYTES_MAX, ModuleAnnounce, ProposedBlock,
-    ResultBatch, SYNC_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX, SyncRequest, SyncResponse, TxBatch,
-    WIRE_VERSION, Wire,
+    CONSENSUS_SEND_BYTES, GOSSIP_ENVELOPE_BYTES, GOSSIP_MESSAGE_BYTES_MAX, MODULE_ANNOUNCE_BYTES_MAX, ModuleAnnounce,
+    ProposedBlock, ResultBatch, SYNC_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX, SyncRequest,
+    SyncResponse, TxBatch, WIRE_VERSION, Wire, consensus_data, split_consensus_data,
 };
 
 /// Messages waiting to be sent on one connection. A peer too slow to keep up loses the
@@ -180,23 +180,12 @@ pub fn peer_score(topics: &Topics) -> (gossipsub::PeerScoreParams, gossipsub::Pe
 /// transactions, results or blocks published by several nodes are one message, and the same
 /// bytes on two topics are two (junk sent on one topic must not pass for a duplicate of an
 /// honest message on another: gossipsub would drop the honest one unseen and penalise its
-/// senders as it penalised the junk's). On the consensus topic the publisher and its
-/// sequence number are hashed in too: a validator re-sends its last votes while a round
-/// does not end (Tendermint's rebroadcast), byte for byte, and with a content id each
-/// re-send would be dropped as a duplicate — by the publisher first — for as long as
-/// gossipsub remembers the first one (a minute), leaving a validator that missed them (one
-/// that just restarted, say) without them. The copies of one publication still share one
-/// id.
-pub fn message_id(consensus: &gossipsub::TopicHash, m: &gossipsub::Message) -> gossipsub::MessageId {
-    let id = if m.topic == *consensus {
-        let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
-        let seq = m.sequence_number.unwrap_or(0).to_be_bytes();
-        let source_len = (source.len() as u64).to_be_bytes();
-        Hash::of_parts(&[&seq, &source_len, &source, &m.data])
-    } else {
-        let topic = m.topic.as_str().as_bytes();
-        Hash::of_parts(&[&(topic.len() as u64).to_be_bytes(), topic, &m.data])
-    };
+/// senders as it penalised the junk's). Gossip is not signed, so nothing else identifies a
+/// message; a validator's re-sends of its votes differ in their send number
+/// ([`cairn_wire::consensus_data`]).
+pub fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    let topic = m.topic.as_str().as_bytes();
+    let id = Hash::of_parts(&[&(topic.len() as u64).to_be_bytes(), topic, &m.data]);
     gossipsub::MessageId::from(id.0.to_vec())
 }
 
@@ -252,18 +241,23 @@ fn subscribed(mut swarm: Swarm<Behaviour>, topics: &Topics) -> anyhow::Result<Sw
 /// The node's behaviours: gossipsub as the chain needs it, identify, ping, sync, Kademlia and
 /// the connection limits.
 fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result<Behaviour> {
-    let consensus = topics.consensus.hash();
     let gossip_config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Strict)
+        // Not signed: every payload worth trusting carries its own signature (offers,
+        // results, votes, commits), and each copy of a signed gossip message cost its
+        // receiver a signature check before it was found a duplicate. A message that carries
+        // an author, a sequence number or a signature is rejected.
+        .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
-        .message_id_fn(move |m| message_id(&consensus, m))
+        .message_id_fn(message_id)
         .max_transmit_size(GOSSIP_MESSAGE_BYTES_MAX)
-        // Received messages are held to these with their envelope (signature, key,
-        // source, sequence number, topic); validation then holds the data to its own
-        // limit.
+        // Received messages are held to these with their envelope (topic, framing);
+        // validation then holds the data to its own limit.
         .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.txs.hash())
         .max_transmit_size_for_topic(BATCH_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.results.hash())
-        .max_transmit_size_for_topic(CONSENSUS_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.consensus.hash())
+        .max_transmit_size_for_topic(
+            CONSENSUS_MESSAGE_BYTES_MAX + CONSENSUS_SEND_BYTES + GOSSIP_ENVELOPE_BYTES,
+            topics.consensus.hash(),
+        )
         .max_transmit_size_for_topic(MODULE_ANNOUNCE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES, topics.modules.hash())
         .connection_handler_queue_len(CONNECTION_QUEUE_MESSAGES_MAX)
         .publish_queue_duration(PUBLISH_QUEUE_DURATION)
@@ -282,7 +276,7 @@ fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result
         .max_control_messages_sent(400)
         .build()
         .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
-    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
         .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
     let (params, thresholds) = peer_score(topics);
     gossipsub.with_peer_score(params, thresholds).map_err(|e| anyhow::anyhow!("gossipsub scoring: {e}"))?;
@@ -448,18 +442,17 @@ mod tests {
     #[test]
     fn a_rebroadcast_consensus_message_is_a_new_gossip_message_and_a_repeated_transaction_is_not() {
         let topics = Topics::new(&Hash::of(b"ids"));
-        let consensus = topics.consensus.hash();
-        let source = Some(identity(&Keypair::from_seed([1; 32])).expect("identity").public().to_peer_id());
-        let message = |topic: &IdentTopic, seq: u64| gossipsub::Message {
-            source,
-            data: b"the same bytes".to_vec(),
-            sequence_number: Some(seq),
+        let message = |topic: &IdentTopic, data: Vec<u8>| gossipsub::Message {
+            source: None,
+            data,
+            sequence_number: None,
             topic: topic.hash(),
         };
-        let id = |m: &gossipsub::Message| message_id(&consensus, m);
-        assert_eq!(id(&message(&topics.consensus, 1)), id(&message(&topics.consensus, 1)), "one publication");
-        assert_ne!(id(&message(&topics.consensus, 1)), id(&message(&topics.consensus, 2)), "a re-send");
-        assert_eq!(id(&message(&topics.txs, 1)), id(&message(&topics.txs, 2)), "the same transactions");
+        let vote = |send: u64| message(&topics.consensus, cairn_wire::consensus_data(b"the same vote", send));
+        assert_eq!(message_id(&vote(1)), message_id(&vote(1)), "one publication");
+        assert_ne!(message_id(&vote(1)), message_id(&vote(2)), "a re-send");
+        let txs = || message(&topics.txs, b"the same transactions".to_vec());
+        assert_eq!(message_id(&txs()), message_id(&txs()), "published by two nodes: one message");
     }
 
     #[test]

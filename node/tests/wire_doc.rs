@@ -1,6 +1,6 @@
 //! The worked example of `docs/WIRE.md`, recomputed from the code: topic names, a gossip
-//! message and its id on an ordinary topic, a consensus vote and its id on the consensus
-//! topic, and the bytes of a `/cairn/sync/1` request and answer on their stream. If a layout
+//! message and its id on an ordinary topic, a consensus vote with its send number and its id
+//! on the consensus topic, and the bytes of a `/cairn/sync/1` request and answer on their stream. If a layout
 //! changes, this fails and says which value of the document is no longer true.
 
 use std::collections::HashMap;
@@ -72,20 +72,19 @@ fn the_worked_example_of_wire_md_is_what_the_code_does() {
     preimage.extend_from_slice(&data);
     check(&values, &mut wrong, "announce id preimage", &hex::encode(&preimage));
     let key = Keypair::from_seed([10; 32]);
-    let source = p2p::identity(&key).expect("identity").public().to_peer_id();
-    let consensus = topics.consensus.hash();
-    let message = |topic: gossipsub::TopicHash, data: Vec<u8>, seq: u64| gossipsub::Message {
-        source: Some(source),
+    // Gossip is not signed: no author, sequence number or signature.
+    let message = |topic: gossipsub::TopicHash, data: Vec<u8>| gossipsub::Message {
+        source: None,
         data,
-        sequence_number: Some(seq),
+        sequence_number: None,
         topic,
     };
-    let id = p2p::message_id(&consensus, &message(topics.modules.hash(), data.clone(), 1));
+    let id = p2p::message_id(&message(topics.modules.hash(), data.clone()));
     assert_eq!(id.0, Sha256::digest(&preimage).to_vec(), "the id is the hash of the preimage");
     check(&values, &mut wrong, "announce message id", &hex::encode(&id.0));
 
-    // A prevote for nil by a validator of the fixture genesis, on `consensus`, and its id:
-    // H(u64 BE seqno ‖ u64 BE source length ‖ source ‖ data).
+    // A prevote for nil by a validator of the fixture genesis, on `consensus` with its send
+    // number, and its id: the same rule.
     let vote = Vote {
         version: FORMAT_VERSION,
         chain_id,
@@ -97,16 +96,16 @@ fn the_worked_example_of_wire_md_is_what_the_code_does() {
     };
     assert!(genesis.validator_set().expect("set").power_of(&key.public()).is_some(), "a validator");
     let vote = ConsensusMessage::Vote(SignedVote::sign(&key, vote)).encode();
-    check(&values, &mut wrong, "vote data", &hex::encode(&vote));
-    check(&values, &mut wrong, "source", &hex::encode(source.to_bytes()));
-    let seq: u64 = 1_767_225_600_000_000_000;
-    check(&values, &mut wrong, "seqno", &hex::encode(seq.to_be_bytes()));
-    let mut preimage = seq.to_be_bytes().to_vec();
-    preimage.extend_from_slice(&(source.to_bytes().len() as u64).to_be_bytes());
-    preimage.extend_from_slice(&source.to_bytes());
-    preimage.extend_from_slice(&vote);
+    let send: u64 = 1_767_225_600_000_000_000;
+    let data = p2p::consensus_data(&vote, send);
+    assert_eq!(data, [&vote[..], &send.to_le_bytes()].concat(), "the message, then the send number");
+    check(&values, &mut wrong, "vote data", &hex::encode(&data));
+    let topic = topics.consensus.hash().as_str().as_bytes().to_vec();
+    let mut preimage = (topic.len() as u64).to_be_bytes().to_vec();
+    preimage.extend_from_slice(&topic);
+    preimage.extend_from_slice(&data);
     check(&values, &mut wrong, "vote id preimage", &hex::encode(&preimage));
-    let id = p2p::message_id(&consensus, &message(consensus.clone(), vote, seq));
+    let id = p2p::message_id(&message(topics.consensus.hash(), data));
     assert_eq!(id.0, Sha256::digest(&preimage).to_vec(), "the id is the hash of the preimage");
     check(&values, &mut wrong, "vote message id", &hex::encode(&id.0));
 

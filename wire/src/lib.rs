@@ -6,7 +6,8 @@
 //! Gossip topics carry [`TxBatch`] (offers and account transactions), [`ResultBatch`],
 //! [`BlockMsg`], [`ModuleAnnounce`] and [`ProposedBlock`] — each borsh with a leading version
 //! byte ([`WIRE_VERSION`]) — and consensus messages (`cairn_consensus::ConsensusMessage`
-//! bytes, at most [`CONSENSUS_MESSAGE_BYTES_MAX`]). Request-response (`/cairn/sync/1`) carries a
+//! bytes, at most [`CONSENSUS_MESSAGE_BYTES_MAX`], followed by the publisher's send number:
+//! [`consensus_data`]). Request-response (`/cairn/sync/1`) carries a
 //! [`SyncRequest`] and answers a [`SyncResponse`], borsh inside a CBOR byte string ([`Wire`]).
 //!
 //! Every encoding is canonical: a decoder accepts only what the encoder writes (no trailing
@@ -38,8 +39,8 @@ pub const GOSSIP_MESSAGE_BYTES_MAX: usize = 10 << 20;
 /// items, and one item may be an offer with an input of `input_bytes_max` (256 KiB by
 /// default) or a result with an output of `output_bytes_max`.
 pub const BATCH_MESSAGE_BYTES_MAX: usize = 2 << 20;
-/// What a gossip message carries besides its data (signature, public key, source, sequence
-/// number, topic, framing), with room to spare: per-topic size limits apply to the whole.
+/// What a gossip message carries besides its data (its topic and the protobuf framing; gossip
+/// is not signed), with room to spare: per-topic size limits apply to the whole.
 pub const GOSSIP_ENVELOPE_BYTES: usize = 1 << 10;
 // What a chain may set fits the wire: one offer or result with the largest input or output
 // (plus its other fields, under 1 KiB) in a batch message, and the largest block with a
@@ -59,6 +60,8 @@ pub const BATCH_BYTES_MAX: usize = 1 << 20;
 /// The largest consensus message (a vote, proposal or certificate): the version byte and the
 /// largest body [`cairn_consensus::ConsensusMessage::decode`] accepts.
 pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 1 + cairn_consensus::message::MESSAGE_SIZE_MAX;
+/// The bytes after a consensus message on the consensus topic: its publisher's send number.
+pub const CONSENSUS_SEND_BYTES: usize = 8;
 /// The most items in one offer or result batch.
 pub const BATCH_ITEMS_MAX: usize = 1_000;
 /// The most blocks in one sync response.
@@ -198,6 +201,34 @@ impl Wire {
 
 /// Decodes a gossip envelope: at most `bytes_max` bytes, [`WIRE_VERSION`] first (every
 /// envelope's first field is its version), then borsh of a `T` without trailing bytes.
+/// The `data` of a gossip message on the consensus topic: the consensus message's bytes, then
+/// `send`, a `u64` little-endian that the publisher changes with every message it publishes.
+/// Gossip is not signed and a message's id is the hash of its topic and data, so a
+/// validator's re-send of its last votes (Tendermint's rebroadcast, byte for byte) is a new
+/// gossip message only thanks to it; the copies of one publication still share one id.
+pub fn consensus_data(message: &[u8], send: u64) -> Vec<u8> {
+    let mut data = Vec::with_capacity(message.len() + CONSENSUS_SEND_BYTES);
+    data.extend_from_slice(message);
+    data.extend_from_slice(&send.to_le_bytes());
+    data
+}
+
+/// The consensus message and the send number of a consensus topic's `data`
+/// ([`consensus_data`]); an error if it is shorter than [`CONSENSUS_SEND_BYTES`] or its
+/// message longer than [`CONSENSUS_MESSAGE_BYTES_MAX`].
+pub fn split_consensus_data(data: &[u8]) -> Result<(&[u8], u64)> {
+    let Some(at) = data.len().checked_sub(CONSENSUS_SEND_BYTES) else {
+        return Err(Error::Invalid(format!("consensus data of {} bytes, shorter than its send number", data.len())));
+    };
+    if at > CONSENSUS_MESSAGE_BYTES_MAX {
+        return Err(Error::Invalid(format!(
+            "a consensus message of {at} bytes, more than {CONSENSUS_MESSAGE_BYTES_MAX}"
+        )));
+    }
+    let (message, send) = data.split_at(at);
+    Ok((message, u64::from_le_bytes(send.try_into().expect("8 bytes"))))
+}
+
 fn decode_envelope<T: BorshDeserialize>(what: &'static str, data: &[u8], bytes_max: usize) -> Result<T> {
     if data.len() > bytes_max {
         return Err(Error::TooLarge { what, size: data.len(), max: bytes_max });

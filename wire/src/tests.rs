@@ -89,3 +89,15 @@ fn state_sync_messages_have_their_documented_bytes() {
         SyncResponse::StateChunk(Some(chunk))
     );
 }
+
+#[test]
+fn consensus_data_is_the_message_then_its_send_number() {
+    let data = consensus_data(b"\x01vote", 0x0102_0304_0506_0708);
+    assert_eq!(data, b"\x01vote\x08\x07\x06\x05\x04\x03\x02\x01", "the send number, u64 little-endian, last");
+    assert_eq!(split_consensus_data(&data).expect("splits"), (&b"\x01vote"[..], 0x0102_0304_0506_0708));
+    assert_eq!(split_consensus_data(&[0; CONSENSUS_SEND_BYTES]).expect("an empty message").0, b"");
+    assert!(split_consensus_data(&[0; CONSENSUS_SEND_BYTES - 1]).is_err(), "shorter than a send number");
+    let largest = vec![1; CONSENSUS_MESSAGE_BYTES_MAX + CONSENSUS_SEND_BYTES];
+    assert_eq!(split_consensus_data(&largest).expect("the largest").0.len(), CONSENSUS_MESSAGE_BYTES_MAX);
+    assert!(split_consensus_data(&[&largest[..], &[1]].concat()).is_err(), "a message over the limit");
+}

@@ -1,9 +1,10 @@
 // What a peer needs beside the payloads to take part in Cairn's gossip (docs/WIRE.md): topic
-// names, gossipsub message ids, peer ids of ed25519 keys, and the libp2p pubsub signature of a
-// message's author.
+// names, gossipsub message ids, the send number after a consensus message, and peer ids of
+// ed25519 keys. Gossip is not signed (libp2p's `StrictNoSign`): every payload carries its own
+// signatures.
 
 import { bytesEqual, concat, toHex } from './borsh.ts';
-import { H, ed25519Verify } from './verify.ts';
+import { H } from './verify.ts';
 
 /** The six topic names, in docs/WIRE.md's order. */
 export const TOPIC_NAMES = ['txs', 'results', 'blocks', 'modules', 'consensus', 'proposals'] as const;
@@ -34,17 +35,33 @@ function u64be(v: bigint): Uint8Array {
 }
 
 /**
- * A gossip message's id (`p2p::message_id`): on this chain's consensus topic
- * `H(seqno u64 BE ‖ len(source) u64 BE ‖ source ‖ data)`, `source` the author's peer id bytes;
- * on every other topic `H(len(topic) u64 BE ‖ topic ‖ data)`.
+ * A gossip message's id (`p2p::message_id`), on every topic: `H(len(topic) u64 BE ‖ topic ‖ data)`.
  */
-export function messageId(chainId: Uint8Array, msg: { topic: string; data: Uint8Array; seqno?: bigint | null; from?: Uint8Array | null }): Uint8Array {
-  if (msg.topic === topic(chainId, 'consensus')) {
-    const from = msg.from ?? new Uint8Array(0);
-    return H(concat(u64be(msg.seqno ?? 0n), u64be(BigInt(from.length)), from, msg.data));
-  }
+export function messageId(msg: { topic: string; data: Uint8Array }): Uint8Array {
   const t = new TextEncoder().encode(msg.topic);
   return H(concat(u64be(BigInt(t.length)), t, msg.data));
+}
+
+/** The bytes after a consensus message on the consensus topic: its publisher's send number. */
+export const CONSENSUS_SEND_BYTES = 8;
+
+/**
+ * The `data` of a gossip message on the consensus topic (`p2p::consensus_data`): the consensus
+ * message's bytes, then `send`, a u64 little-endian that the publisher changes with every
+ * message, so that a validator's re-sends of its votes are new gossip messages.
+ */
+export function consensusData(message: Uint8Array, send: bigint): Uint8Array {
+  const b = new Uint8Array(CONSENSUS_SEND_BYTES);
+  new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, send), true);
+  return concat(message, b);
+}
+
+/** The consensus message and send number of a consensus topic's `data`; throws if it is shorter than the send number. */
+export function splitConsensusData(data: Uint8Array): { message: Uint8Array; send: bigint } {
+  const at = data.length - CONSENSUS_SEND_BYTES;
+  if (at < 0) throw new Error(`consensus data of ${data.length} bytes, shorter than its send number`);
+  const send = new DataView(data.buffer, data.byteOffset + at, CONSENSUS_SEND_BYTES).getBigUint64(0, true);
+  return { message: data.subarray(0, at), send };
 }
 
 const PEER_ID_PREFIX = Uint8Array.of(0x00, 0x24, 0x08, 0x01, 0x12, 0x20);
@@ -76,43 +93,4 @@ export function base58btc(b: Uint8Array): string {
     s = '1' + s;
   }
   return s;
-}
-
-function varint(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
-
-function field(number: number, value: Uint8Array): Uint8Array {
-  return concat(varint((number << 3) | 2), varint(value.length), value);
-}
-
-/**
- * What the author of a gossip message signs: `"libp2p-pubsub:" ‖ protobuf(Message)` with `from`
- * (1), `data` (2), `seqno` (3), `topic` (4), without `signature` (5) and `key` (6).
- */
-export function pubsubSigningBytes(msg: { from: Uint8Array; data: Uint8Array; seqno: Uint8Array; topic: string }): Uint8Array {
-  return concat(
-    new TextEncoder().encode('libp2p-pubsub:'),
-    field(1, msg.from),
-    field(2, msg.data),
-    field(3, msg.seqno),
-    field(4, new TextEncoder().encode(msg.topic)),
-  );
-}
-
-/** The author's signature of a gossip message, with the ed25519 key inlined in `from`. */
-export function verifyPubsubSignature(msg: { from: Uint8Array; data: Uint8Array; seqno: Uint8Array; topic: string; signature: Uint8Array }): boolean {
-  const key = publicKeyOfPeerId(msg.from);
-  return key !== null && ed25519Verify(key, pubsubSigningBytes(msg), msg.signature);
-}
-
-/** The seqno's 8 bytes (u64 big-endian). */
-export function seqnoBytes(seqno: bigint): Uint8Array {
-  return u64be(seqno);
 }

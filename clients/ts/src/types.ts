@@ -385,7 +385,7 @@ export const ConsensusMessage = enumOf('ConsensusMessage', {
 });
 export type ConsensusMessage = Infer<typeof ConsensusMessage>;
 
-/** On `consensus`: `MESSAGE_VERSION (0x01) ‖ borsh(ConsensusMessage)`. */
+/** A consensus message: `MESSAGE_VERSION (0x01) ‖ borsh(ConsensusMessage)` (on `consensus`, followed by its send number: `splitConsensusData`). */
 export const ConsensusData = prefixed('ConsensusData', MESSAGE_VERSION, ConsensusMessage);
 
 // ---------------------------------------------------------------------------------------------

@@ -29,8 +29,11 @@ import {
   jobId,
   jobKey,
   messageId,
+  consensusData,
+  splitConsensusData,
   parseJson,
   peerIdBytes,
+  publicKeyOfPeerId,
   receiptLeaf,
   stringifyJson,
   toHex,
@@ -228,23 +231,26 @@ test('WIRE.md worked example: topics, an announcement, a vote, message ids, sync
   const announce = fromHex(v.get('announce data')!);
   const a = decode(ModuleAnnounce, announce);
   assert.equal(toHex(a.module_id), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
-  assert.equal(toHex(messageId(chain, { topic: topic(chain, 'modules'), data: announce })), v.get('announce message id'));
+  assert.equal(toHex(messageId({ topic: topic(chain, 'modules'), data: announce })), v.get('announce message id'));
 
+  // On the consensus topic: the consensus message, then its send number (u64 LE).
   const voteData = fromHex(v.get('vote data')!);
-  const vote = decode(ConsensusData, voteData);
+  const { message: voteBytes, send } = splitConsensusData(voteData);
+  assert.equal(send, 1767225600000000000n);
+  assert.equal(toHex(consensusData(voteBytes, send)), toHex(voteData));
+  const vote = decode(ConsensusData, voteBytes);
   assert.equal(vote.kind, 'vote');
   verifyConsensusMessage(vote, genesis);
-  assert.equal(toHex(encode(ConsensusData, vote)), toHex(voteData));
-  assert.equal(voteData.length, 145);
+  assert.equal(toHex(encode(ConsensusData, vote)), toHex(voteBytes));
+  assert.equal(voteBytes.length, 145);
   if (vote.kind === 'vote') {
-    assert.equal(toHex(peerIdBytes(vote.vote.validator)), v.get('source'));
+    // A validator's peer id inlines its key.
+    assert.equal(toHex(publicKeyOfPeerId(peerIdBytes(vote.vote.validator))!), toHex(vote.vote.validator));
     // A changed round is another vote: its signature no longer verifies.
     assert.throws(() => verifyConsensusMessage({ ...vote, vote: { ...vote.vote, round: 1 } }, genesis), /bad signature/);
   }
-  const seqno = BigInt('0x' + v.get('seqno')!);
-  assert.equal(seqno, 1767225600000000000n);
-  const id = messageId(chain, { topic: topic(chain, 'consensus'), data: voteData, seqno, from: fromHex(v.get('source')!) });
-  assert.equal(toHex(id), v.get('vote message id'));
+  assert.equal(toHex(messageId({ topic: topic(chain, 'consensus'), data: voteData })), v.get('vote message id'));
+  assert.throws(() => splitConsensusData(voteData.subarray(0, 7)), /shorter than its send number/);
 
   const request = fromHex(v.get('sync request stream')!);
   assert.equal(request[0], 0x40 + request.length - 1, 'a CBOR byte string head');

@@ -49,7 +49,7 @@ import {
   messageId,
   parseJson,
   receiptOf,
-  seqnoBytes,
+  splitConsensusData,
   stringifyJson,
   toHex,
   topicName,
@@ -60,7 +60,6 @@ import {
   verifyFinalizedBlock,
   verifyModuleAnnounce,
   verifyProposedBlock,
-  verifyPubsubSignature,
   verifyReceiptProof,
   verifyResultBatch,
   verifyStateProof,
@@ -163,8 +162,9 @@ function handle(name: TopicName, data: Uint8Array, r: TopicReport): void {
       return;
     }
     case 'consensus': {
-      if (data.length > 65537) throw new Error(`consensus message of ${data.length} bytes`);
-      const m = decode(ConsensusData, data);
+      const { message } = splitConsensusData(data);
+      if (message.length > 65537) throw new Error(`consensus message of ${message.length} bytes`);
+      const m = decode(ConsensusData, message);
       verifyConsensusMessage(m, genesis, chain);
       if (m.kind === 'vote') note(r, `${m.vote.kind}${m.vote.block_hash ? '' : ' nil'}`);
       else if (m.kind === 'proposal') {
@@ -190,10 +190,8 @@ function validate(msg: Message): TopicValidatorResult {
   if (!name || !r) return TopicValidatorResult.Ignore;
   r.messages++;
   try {
-    if (msg.type !== 'signed') throw new Error('unsigned gossip message');
-    const from = msg.from.toMultihash().bytes;
-    const envelope = { from, data: msg.data, seqno: seqnoBytes(msg.sequenceNumber), topic: msg.topic, signature: msg.signature };
-    if (!verifyPubsubSignature(envelope)) throw new Error("the author's libp2p-pubsub signature does not verify");
+    // StrictNoSign already drops a message with an author, a sequence number or a signature.
+    if (msg.type !== 'unsigned') throw new Error('a signed gossip message');
     handle(name, msg.data, r);
     r.verified++;
     return TopicValidatorResult.Accept;
@@ -218,15 +216,9 @@ const node = await createLibp2p({
     identify: identify(),
     ping: ping(),
     pubsub: gossipsub({
-      // docs/WIRE.md, Gossipsub: signed messages, strict validation, Cairn's message ids.
-      globalSignaturePolicy: 'StrictSign',
-      msgIdFn: (msg: Message) =>
-        messageId(chain, {
-          topic: msg.topic,
-          data: msg.data,
-          seqno: msg.type === 'signed' ? msg.sequenceNumber : null,
-          from: msg.type === 'signed' ? msg.from.toMultihash().bytes : null,
-        }),
+      // docs/WIRE.md, Gossipsub: unsigned messages, Cairn's message ids.
+      globalSignaturePolicy: 'StrictNoSign',
+      msgIdFn: (msg: Message) => messageId({ topic: msg.topic, data: msg.data }),
       fallbackToFloodsub: false,
       floodPublish: true,
       doPX: false,

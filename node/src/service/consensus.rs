@@ -20,7 +20,7 @@ use super::reexec::VerdictLookup;
 use crate::bft::{BLOCK_FETCH_RETRY, Bft, GossipVerdict, Step};
 use crate::chain::{ExecError, ExecutedBlock};
 use crate::metrics;
-use crate::p2p::{self, ProposedBlock, WIRE_VERSION};
+use crate::p2p::{ProposedBlock, WIRE_VERSION};
 
 /// A validator's consensus: the engine's state, the block being built for a proposal, and
 /// the proposals being checked.
@@ -429,14 +429,8 @@ impl Node {
         self.check_needed_blocks()
     }
 
-    /// `source` sent the message to this node; `author` published it (gossipsub's signed
-    /// source).
-    pub(super) fn on_consensus_gossip(
-        &mut self,
-        source: PeerId,
-        author: Option<PeerId>,
-        data: &[u8],
-    ) -> MessageAcceptance {
+    /// A consensus message (its bytes, without the send number) that `source` sent this node.
+    pub(super) fn on_consensus_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
         let head = self.chain.height();
         let Some(c) = self.consensus.as_mut() else { return MessageAcceptance::Ignore };
         // Decoded and verified once, here (cheap checks first); the engine gets the result.
@@ -451,10 +445,11 @@ impl Node {
         let Some(c) = self.consensus.as_mut() else { return MessageAcceptance::Ignore };
         let (height, msg) = match verdict {
             GossipVerdict::Accept(m) => (m.height(), Some(m)),
-            // Valid (the same bytes as one verified before): not fed again, and passed on only
-            // as its signer's own rebroadcast.
-            GossipVerdict::Repeat { height, signer } => {
-                if author.is_none() || author != p2p::peer_id_of(&signer) {
+            // Valid (the same bytes as one verified before): not fed again, and passed on at
+            // most once a `REPEAT_RELAY_INTERVAL` (a validator's rebroadcast, for peers that
+            // missed the first one).
+            GossipVerdict::Repeat { height } => {
+                if !c.bft.relay_repeat(data, height, Instant::now()) {
                     return MessageAcceptance::Ignore;
                 }
                 (height, None)

@@ -186,6 +186,10 @@ pub struct Net {
     /// Peers reported slow, with the start of their window and the reports in it (entries
     /// removed when the peer disconnects).
     slow_peers: HashMap<PeerId, (Instant, u32)>,
+    /// The send number of this node's next consensus message ([`p2p::consensus_data`]): from
+    /// the Unix time in nanoseconds when the node started, one more per message, so that a
+    /// restarted validator's re-sends are new messages too.
+    consensus_send: u64,
 }
 
 impl Net {
@@ -202,7 +206,18 @@ impl Net {
         .into_iter()
         .map(|(t, topic)| (t.hash(), topic))
         .collect();
-        Net { swarm, topics, by_hash, outbox_txs: Vec::new(), outbox_results: Vec::new(), slow_peers: HashMap::new() }
+        let consensus_send = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        Net {
+            swarm,
+            topics,
+            by_hash,
+            outbox_txs: Vec::new(),
+            outbox_results: Vec::new(),
+            slow_peers: HashMap::new(),
+            consensus_send,
+        }
     }
 
     /// The swarm.
@@ -239,9 +254,16 @@ impl Net {
         self.swarm.behaviour().gossipsub.mesh_peers(&self.ident(topic).hash()).count()
     }
 
-    /// Publishes `data` on `topic`.
+    /// Publishes `data` on `topic` (a consensus message with this node's next send number).
     pub fn publish(&mut self, topic: Topic, data: Vec<u8>) {
         let ident = self.ident(topic).clone();
+        let data = match topic {
+            Topic::Consensus => {
+                self.consensus_send = self.consensus_send.wrapping_add(1);
+                p2p::consensus_data(&data, self.consensus_send)
+            }
+            _ => data,
+        };
         match self.swarm.behaviour_mut().gossipsub.publish(ident, data) {
             Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
             // Alone for now (or a lone validator): the mempool re-broadcasts once peers arrive.
@@ -410,7 +432,13 @@ impl Node {
                 Ok(msg) => self.on_module_announced(msg.module_id)?,
                 Err(r) => r.into(),
             },
-            Topic::Consensus => self.on_consensus_gossip(source, message.source, &message.data),
+            Topic::Consensus => match p2p::split_consensus_data(&message.data) {
+                Ok((consensus, _send)) => self.on_consensus_gossip(source, consensus),
+                Err(e) => {
+                    tracing::debug!(%source, "invalid consensus gossip: {e}");
+                    MessageAcceptance::Reject
+                }
+            },
             Topic::Proposals => self.on_proposed_gossip(&message.data)?,
         };
         if acceptance == MessageAcceptance::Reject {
