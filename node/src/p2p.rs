@@ -127,12 +127,12 @@ impl Topics {
     pub fn new(chain_id: &Hash) -> Topics {
         let id = &chain_id.to_hex()[..16];
         Topics {
-            txs: IdentTopic::new(format!("/cairn/{id}/txs/1")),
-            results: IdentTopic::new(format!("/cairn/{id}/results/1")),
-            blocks: IdentTopic::new(format!("/cairn/{id}/blocks/1")),
-            consensus: IdentTopic::new(format!("/cairn/{id}/consensus/1")),
-            proposals: IdentTopic::new(format!("/cairn/{id}/proposals/1")),
-            modules: IdentTopic::new(format!("/cairn/{id}/modules/1")),
+            txs: IdentTopic::new(format!("/cairn/{id}/txs/2")),
+            results: IdentTopic::new(format!("/cairn/{id}/results/2")),
+            blocks: IdentTopic::new(format!("/cairn/{id}/blocks/2")),
+            consensus: IdentTopic::new(format!("/cairn/{id}/consensus/2")),
+            proposals: IdentTopic::new(format!("/cairn/{id}/proposals/2")),
+            modules: IdentTopic::new(format!("/cairn/{id}/modules/2")),
             kad: StreamProtocol::try_from_owned(format!("/cairn/{id}/kad/1")).expect("starts with a slash"),
         }
     }

@@ -12,7 +12,7 @@ export type TopicName = (typeof TOPIC_NAMES)[number];
 
 /** `/cairn/<chain>/<name>/1`, `<chain>` the hex of the chain id's first 8 bytes. */
 export function topic(chainId: Uint8Array, name: TopicName): string {
-  return `/cairn/${toHex(chainId.subarray(0, 8))}/${name}/1`;
+  return `/cairn/${toHex(chainId.subarray(0, 8))}/${name}/2`;
 }
 
 /** Every topic of the chain, by name. */
