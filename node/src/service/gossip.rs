@@ -186,9 +186,9 @@ pub struct Net {
     /// Peers reported slow, with the start of their window and the reports in it (entries
     /// removed when the peer disconnects).
     slow_peers: HashMap<PeerId, (Instant, u32)>,
-    /// The send number of this node's next consensus message ([`p2p::consensus_data`]): from
-    /// the Unix time in nanoseconds when the node started, one more per message, so that a
-    /// restarted validator's re-sends are new messages too.
+    /// The send number of this node's last consensus message ([`p2p::consensus_data`]): it
+    /// starts from the Unix time in nanoseconds when the node started and adds one per
+    /// message, so that a restarted validator's re-sends are new messages too.
     consensus_send: u64,
 }
 
