@@ -76,8 +76,15 @@ pub async fn sign_offer(
     Ok(build_offer(client, key.public(), module_id, input, terms, nonce).await?.sign(key))
 }
 
+/// How many blocks before the head it read a client's offer names as its `assignment_height`.
+/// A job's providers learn a block after the validators that decide it (gossip, then its
+/// execution), and hold an offer that names a block they have not applied until they have:
+/// naming the newest block made that wait a third of the submit→result p99 at half the peak.
+/// Any height within the chain's `assignment_window_blocks` is valid.
+pub const ASSIGNMENT_LAG_BLOCKS: u64 = 1;
+
 /// Builds the offer [`sign_offer`] signs, unsigned: for the chain the node serves, assigned at
-/// its head, with `terms` (the fee defaults to the chain's minimum) and `nonce` (`None`: the
+/// the block before its head ([`ASSIGNMENT_LAG_BLOCKS`]), with `terms` (the fee defaults to the chain's minimum) and `nonce` (`None`: the
 /// account's next one, counting offers in the node's mempool).
 pub async fn build_offer(
     client: &WsClient,
@@ -104,7 +111,7 @@ pub async fn build_offer(
         fuel_limit: terms.fuel_limit,
         max_price: terms.max_price,
         redundancy: terms.redundancy,
-        assignment_height: head.height,
+        assignment_height: head.height.saturating_sub(ASSIGNMENT_LAG_BLOCKS),
         deadline_height: head.height + terms.deadline_blocks,
         placement: terms.placement,
         input_blob: terms.input_blob,

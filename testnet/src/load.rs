@@ -1144,7 +1144,7 @@ async fn submit(
         fuel_limit: shared.terms.fuel_limit,
         max_price: shared.terms.max_price,
         redundancy: shared.terms.redundancy,
-        assignment_height: head,
+        assignment_height: head.saturating_sub(client::ASSIGNMENT_LAG_BLOCKS),
         deadline_height: head + shared.terms.deadline_blocks,
         placement: shared.terms.placement.clone(),
         input_blob: None,

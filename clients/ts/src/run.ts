@@ -69,8 +69,17 @@ function moduleIdOfSpec(m: JobSpec['module']): Uint8Array {
 }
 
 /**
- * The unsigned offer of `spec` for the chain the node serves, assigned at its head, with the
- * deadline `deadlineBlocks` later: as rpc/src/client.rs's `build_offer`. The input goes in as
+ * How many blocks before the head it read an offer names as its `assignment_height` (as
+ * rpc/src/client.rs's `ASSIGNMENT_LAG_BLOCKS`): a job's providers learn a block after the
+ * validators that decide it, and hold an offer naming a block they have not applied until
+ * they have.
+ */
+export const ASSIGNMENT_LAG_BLOCKS = 1n;
+
+/**
+ * The unsigned offer of `spec` for the chain the node serves, assigned at the block before its
+ * head (`ASSIGNMENT_LAG_BLOCKS`), with the deadline `deadlineBlocks` after the head: as
+ * rpc/src/client.rs's `build_offer`. The input goes in as
  * given (see `placeInput` for one larger than the chain carries inline).
  */
 export async function prepareOffer(client: CairnClient, spec: JobSpec): Promise<JobOffer> {
@@ -87,7 +96,7 @@ export async function prepareOffer(client: CairnClient, spec: JobSpec): Promise<
     fuel_limit: BigInt(t.fuelLimit ?? 100_000_000n),
     max_price: BigInt(t.maxPrice ?? 1n),
     redundancy: t.redundancy ?? 1,
-    assignment_height: head.height,
+    assignment_height: head.height > ASSIGNMENT_LAG_BLOCKS ? head.height - ASSIGNMENT_LAG_BLOCKS : 0n,
     deadline_height: head.height + BigInt(t.deadlineBlocks ?? 200n),
     placement: t.placement ?? { kind: 'anywhere' },
     input_blob: t.inputBlob !== undefined ? hashBytes(t.inputBlob) : null,
