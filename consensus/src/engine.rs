@@ -2,7 +2,8 @@
 //!
 //! The caller feeds [`EngineInput`]s to [`Engine::handle`] and carries out the returned
 //! [`EngineOutput`]s *in order*: a [`EngineOutput::WalAppend`] must be durable before any
-//! output after it is acted on (that is what keeps a restarted validator from signing twice).
+//! output after it is acted on beyond the caller's memory — timers may be set first, a restart
+//! sets them again (that is what keeps a restarted validator from signing twice).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,7 +205,7 @@ pub enum EngineInput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineOutput {
     /// Append these bytes (a [`WalEntry`]) to the WAL of the current height and make them
-    /// durable before acting on any later output.
+    /// durable before acting on any later output beyond the caller's memory.
     WalAppend(Vec<u8>),
     /// Send this consensus message (wire bytes) to the other validators.
     Publish(Vec<u8>),

@@ -98,6 +98,28 @@ pub fn steps(outputs: Vec<EngineOutput>) -> Vec<Step> {
     steps
 }
 
+/// Whether acting on `output` needs the consensus log's entries before it to be durable: it
+/// leaves this process's memory (a message or block sent, a decision stored, a block built or
+/// asked for, evidence kept). Timers, round starts and refusals do not: a restart replays the
+/// log and sets them again.
+pub fn needs_durable_log(output: &EngineOutput) -> bool {
+    match output {
+        EngineOutput::Publish(_)
+        | EngineOutput::RestreamBlock { .. }
+        | EngineOutput::Decided { .. }
+        | EngineOutput::Equivocation(_)
+        | EngineOutput::RequestValue { .. }
+        | EngineOutput::NeedBlock { .. } => true,
+        EngineOutput::WalAppend(_)
+        | EngineOutput::ScheduleTimeout { .. }
+        | EngineOutput::CancelTimeout { .. }
+        | EngineOutput::CancelAllTimeouts
+        | EngineOutput::RoundStarted { .. }
+        | EngineOutput::Rejected { .. }
+        | EngineOutput::Fault { .. } => false,
+    }
+}
+
 /// A block the engine is waiting for.
 #[derive(Clone, Debug)]
 pub struct Needed {
@@ -122,6 +144,8 @@ pub struct Bft {
     pub wal_height: u64,
     /// The next sequence number in that log.
     pub wal_seq: u64,
+    /// Entries were written to the log since its last synced write.
+    pub wal_unsynced: bool,
     /// Proposed blocks a verified proposal named, by (height, hash).
     blocks: BTreeMap<(u64, Hash), Block>,
     /// Proposed blocks no verified proposal has named yet, oldest first, with their sizes: a
@@ -153,6 +177,7 @@ impl Bft {
             inputs: VecDeque::new(),
             wal_height: 0,
             wal_seq: 0,
+            wal_unsynced: false,
             blocks: BTreeMap::new(),
             unconfirmed: VecDeque::new(),
             needed: BTreeMap::new(),
@@ -570,6 +595,27 @@ mod tests {
         assert!(!b.relay_repeat(b"vote c", 2, t0 + REPEAT_RELAY_INTERVAL / 2), "full");
         assert!(b.relay_repeat(b"vote c", 2, t0 + REPEAT_RELAY_INTERVAL * 2), "the old ones made room");
         assert!(b.relayed.len() < REPEATS_TRACKED_MAX);
+    }
+
+    #[test]
+    fn the_log_is_made_durable_before_what_leaves_memory_and_not_before_timers() {
+        let publish = EngineOutput::Publish(vec![1]);
+        let decided = EngineOutput::Decided {
+            height: 1,
+            round: 0,
+            block_hash: Hash::ZERO,
+            commit: cairn_ledger::Commit {
+                version: cairn_ledger::FORMAT_VERSION,
+                height: 1,
+                round: 0,
+                block_hash: Hash::ZERO,
+                signatures: vec![],
+            },
+        };
+        assert!(needs_durable_log(&publish) && needs_durable_log(&decided));
+        let timer = EngineOutput::ScheduleTimeout { height: 1, round: 0, kind: TimeoutKind::Propose, duration_ms: 1 };
+        assert!(!needs_durable_log(&timer) && !needs_durable_log(&EngineOutput::CancelAllTimeouts));
+        assert!(!needs_durable_log(&EngineOutput::WalAppend(vec![1])));
     }
 
     #[test]

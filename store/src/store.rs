@@ -908,13 +908,20 @@ impl Store {
     }
 
     /// Appends `entries` as entries `first_seq..` of the consensus write-ahead log of
-    /// `height` in one synced write: all of them are durable, or none, before it returns.
-    pub fn wal_append_batch(&self, height: u64, first_seq: u64, entries: &[Vec<u8>]) -> Result<()> {
+    /// `height` in one write, all of them or none: with `synced`, durable before it returns
+    /// (and so is everything written before it); without, durable with the next synced write
+    /// or [`Store::sync_wal`] — or lost in a crash before that, with whatever came after.
+    pub fn wal_append_batch(&self, height: u64, first_seq: u64, entries: &[Vec<u8>], synced: bool) -> Result<()> {
         let mut batch = WriteBatch::default();
         for (seq, entry) in (first_seq..).zip(entries) {
             batch.put_cf(self.cf(CF_WAL), height_pair_key(height, &seq.to_be_bytes()), entry);
         }
-        self.write_synced(batch)
+        if synced { self.write_synced(batch) } else { self.db.write(batch).map_err(storage) }
+    }
+
+    /// Makes every write so far durable (an fsync of rocksdb's log).
+    pub fn sync_wal(&self) -> Result<()> {
+        self.db.flush_wal(true).map_err(storage)
     }
 
     /// The consensus write-ahead log of `height`, in append order.
@@ -1058,7 +1065,10 @@ mod tests {
             }
             // One step's entries in one synced write, after the single ones.
             let batch: Vec<Vec<u8>> = (100..300u64).map(|seq| seq.to_le_bytes().to_vec()).collect();
-            store.wal_append_batch(5, 100, &batch).expect("append a batch");
+            store.wal_append_batch(5, 100, &batch[..150], true).expect("append a batch");
+            // Not synced, then synced: reopened, they are there.
+            store.wal_append_batch(5, 250, &batch[150..], false).expect("append a batch");
+            store.sync_wal().expect("sync");
             store.wal_append(6, 0, b"next").expect("append");
             store.put_evidence(5, b"two votes").expect("evidence");
             store.put_evidence(5, b"two votes").expect("idempotent");

@@ -137,17 +137,28 @@ impl Node {
 
     /// Carries out the engine's outputs in order. Inputs they lead to are queued, not fed
     /// here, so that every output of one call is done before the next call.
+    ///
+    /// The consensus log's entries are written before anything after them is acted on
+    /// beyond this process's memory ([`crate::bft::needs_durable_log`]): then in one synced
+    /// write, so that a restart never signs twice. Entries that nothing such follows — most
+    /// are the votes of others, logged as they arrive — are written at the end without waiting
+    /// for the disk: the next synced write makes them durable with it, and were they lost in a
+    /// crash before that, so would be everything that followed them (nothing left the node).
     fn carry_out(&mut self, height: u64, outputs: Vec<EngineOutput>) -> anyhow::Result<()> {
+        let mut unwritten: Vec<Vec<u8>> = Vec::new();
         for step in crate::bft::steps(outputs) {
             let output = match step {
                 Step::WalWrite(entries) => {
-                    self.wal_write(height, &entries)?;
+                    unwritten.extend(entries);
                     continue;
                 }
                 Step::Output(output) => output,
             };
+            if crate::bft::needs_durable_log(&output) {
+                self.wal_write(height, &mut unwritten, true)?;
+            }
             match output {
-                EngineOutput::WalAppend(bytes) => self.wal_write(height, &[bytes])?,
+                EngineOutput::WalAppend(bytes) => unwritten.push(bytes),
                 EngineOutput::Publish(bytes) => {
                     let conflicting = self.faults.conflicting_vote(&bytes, &self.key);
                     self.net.publish(Topic::Consensus, bytes);
@@ -194,25 +205,35 @@ impl Node {
                 EngineOutput::Fault { reason } => tracing::error!("consensus engine fault: {reason}"),
             }
         }
-        Ok(())
+        self.wal_write(height, &mut unwritten, false)
     }
 
     fn bft_mut(&mut self) -> anyhow::Result<&mut Bft> {
         self.consensus.as_mut().map(|c| &mut c.bft).context("consensus output on a node that does not validate")
     }
 
-    /// Appends consecutive consensus log entries of `height` in one synced write: durable
-    /// before anything after them is acted on, so a restart never signs twice.
-    fn wal_write(&mut self, height: u64, entries: &[Vec<u8>]) -> anyhow::Result<()> {
+    /// Appends consecutive consensus log entries of `height` in one write (and takes them
+    /// from `entries`); `synced`: durable before it returns, with every entry written before
+    /// (a sync of the log alone when there is nothing new but earlier writes were not synced).
+    fn wal_write(&mut self, height: u64, entries: &mut Vec<Vec<u8>>, synced: bool) -> anyhow::Result<()> {
         let store = self.chain.store.clone();
         let bft = self.bft_mut()?;
+        if entries.is_empty() {
+            if synced && bft.wal_unsynced {
+                store.sync_wal().context("syncing the consensus log")?;
+                bft.wal_unsynced = false;
+            }
+            return Ok(());
+        }
         if bft.wal_height != height {
             bft.wal_height = height;
             bft.wal_seq = store.wal_entries(height).context("reading the consensus log")?.len() as u64;
         }
-        store.wal_append_batch(height, bft.wal_seq, entries).context("writing the consensus log")?;
+        store.wal_append_batch(height, bft.wal_seq, entries, synced).context("writing the consensus log")?;
         bft.wal_seq += entries.len() as u64;
+        bft.wal_unsynced = !synced;
         self.faults.after_wal_write(&self.config, height, entries, &self.key.public());
+        entries.clear();
         Ok(())
     }
 
