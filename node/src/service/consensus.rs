@@ -216,6 +216,9 @@ impl Node {
     /// from `entries`); `synced`: durable before it returns, with every entry written before
     /// (a sync of the log alone when there is nothing new but earlier writes were not synced).
     fn wal_write(&mut self, height: u64, entries: &mut Vec<Vec<u8>>, synced: bool) -> anyhow::Result<()> {
+        if entries.is_empty() && !synced {
+            return Ok(());
+        }
         let store = self.chain.store.clone();
         let bft = self.bft_mut()?;
         if entries.is_empty() {
