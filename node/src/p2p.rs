@@ -40,7 +40,7 @@ pub const PUBLISH_QUEUE_DURATION: Duration = Duration::from_secs(2);
 pub const FORWARD_QUEUE_DURATION: Duration = Duration::from_millis(500);
 /// A received message larger than this (its protobuf encoding) is announced at once to the
 /// node's mesh peers with IDONTWANT, so that they do not send it again: each copy costs its
-/// receiver a decoding, a hash and a signature check before it is found a duplicate. Every
+/// receiver a decoding and a hash before it is found a duplicate. Every
 /// batch of transactions or results under load is larger; single votes are not.
 pub const IDONTWANT_BYTES_MIN: usize = 1024;
 /// A peer reported slow (messages dropped for it) this many times within

@@ -84,8 +84,9 @@ pub async fn sign_offer(
 pub const ASSIGNMENT_LAG_BLOCKS: u64 = 1;
 
 /// Builds the offer [`sign_offer`] signs, unsigned: for the chain the node serves, assigned at
-/// the block before its head ([`ASSIGNMENT_LAG_BLOCKS`]), with `terms` (the fee defaults to the chain's minimum) and `nonce` (`None`: the
-/// account's next one, counting offers in the node's mempool).
+/// the block before its head ([`ASSIGNMENT_LAG_BLOCKS`]), with `terms` (the fee defaults to
+/// the chain's minimum; the deadline counts from the head) and `nonce` (`None`: the account's
+/// next one, counting offers in the node's mempool).
 pub async fn build_offer(
     client: &WsClient,
     payer: PublicKey,

@@ -199,8 +199,6 @@ impl Wire {
     }
 }
 
-/// Decodes a gossip envelope: at most `bytes_max` bytes, [`WIRE_VERSION`] first (every
-/// envelope's first field is its version), then borsh of a `T` without trailing bytes.
 /// The `data` of a gossip message on the consensus topic: the consensus message's bytes, then
 /// `send`, a `u64` little-endian that the publisher changes with every message it publishes.
 /// Gossip is not signed and a message's id is the hash of its topic and data, so a
@@ -229,6 +227,8 @@ pub fn split_consensus_data(data: &[u8]) -> Result<(&[u8], u64)> {
     Ok((message, u64::from_le_bytes(send.try_into().expect("8 bytes"))))
 }
 
+/// Decodes a gossip envelope: at most `bytes_max` bytes, [`WIRE_VERSION`] first (every
+/// envelope's first field is its version), then borsh of a `T` without trailing bytes.
 fn decode_envelope<T: BorshDeserialize>(what: &'static str, data: &[u8], bytes_max: usize) -> Result<T> {
     if data.len() > bytes_max {
         return Err(Error::TooLarge { what, size: data.len(), max: bytes_max });

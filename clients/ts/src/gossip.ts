@@ -10,7 +10,7 @@ import { H } from './verify.ts';
 export const TOPIC_NAMES = ['txs', 'results', 'blocks', 'modules', 'consensus', 'proposals'] as const;
 export type TopicName = (typeof TOPIC_NAMES)[number];
 
-/** `/cairn/<chain>/<name>/1`, `<chain>` the hex of the chain id's first 8 bytes. */
+/** `/cairn/<chain>/<name>/2`, `<chain>` the hex of the chain id's first 8 bytes. */
 export function topic(chainId: Uint8Array, name: TopicName): string {
   return `/cairn/${toHex(chainId.subarray(0, 8))}/${name}/2`;
 }

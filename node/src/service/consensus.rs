@@ -216,18 +216,15 @@ impl Node {
     /// from `entries`); `synced`: durable before it returns, with every entry written before
     /// (a sync of the log alone when there is nothing new but earlier writes were not synced).
     fn wal_write(&mut self, height: u64, entries: &mut Vec<Vec<u8>>, synced: bool) -> anyhow::Result<()> {
-        if entries.is_empty() && !synced {
+        if entries.is_empty() {
+            if synced && self.bft_mut()?.wal_unsynced {
+                self.chain.store.sync_wal().context("syncing the consensus log")?;
+                self.bft_mut()?.wal_unsynced = false;
+            }
             return Ok(());
         }
         let store = self.chain.store.clone();
         let bft = self.bft_mut()?;
-        if entries.is_empty() {
-            if synced && bft.wal_unsynced {
-                store.sync_wal().context("syncing the consensus log")?;
-                bft.wal_unsynced = false;
-            }
-            return Ok(());
-        }
         if bft.wal_height != height {
             bft.wal_height = height;
             bft.wal_seq = store.wal_entries(height).context("reading the consensus log")?.len() as u64;
