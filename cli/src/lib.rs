@@ -105,6 +105,9 @@ enum NodeCmd {
     },
 }
 
+/// The most worker threads `--async-threads` gives a node's async runtime.
+pub const ASYNC_THREADS_MAX: u16 = 256;
+
 #[derive(Args, Debug)]
 struct RunArgs {
     /// TOML config file; flags override it.
@@ -140,6 +143,13 @@ struct RunArgs {
     /// Serve Prometheus metrics (`GET /metrics`) on this address (off by default).
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Worker threads of the node's async runtime, which carries its network connections,
+    /// timers and tasks (block execution, signature checks and the RPC server have threads of
+    /// their own). Default: one per core. Nodes sharing one machine do better with fewer:
+    /// each wake-up handed from one worker to another costs a context switch
+    /// (`cairn testnet` gives each of its nodes its share of the cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=ASYNC_THREADS_MAX as i64))]
+    async_threads: Option<u16>,
     /// Log format: `text`, or `json` — one JSON object a line, with the fields `timestamp`,
     /// `level`, `target`, `message` and the event's own (such as `peer`, `reason`, `height`).
     #[arg(long, value_enum)]
@@ -691,7 +701,13 @@ pub fn main() -> ExitCode {
     cairn_node::malloc::limit_arenas();
     quiet_on_closed_output();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Node(NodeCmd::Run(args)) = &cli.command
+        && let Some(threads) = args.async_threads
+    {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -1359,6 +1375,24 @@ mod tests {
         let warning = unoptimized_build_warning(&config, false).expect("a dev build warns a validator");
         assert!(warning.contains("started as a validator:"), "{warning}");
         assert_eq!(unoptimized_build_warning(&config, true), None);
+    }
+
+    #[test]
+    fn async_threads_are_a_count_within_their_bound() {
+        let threads = |arg: &str| match Cli::try_parse_from(["cairn", "node", "run", "--async-threads", arg]) {
+            Ok(Cli { command: Command::Node(NodeCmd::Run(args)) }) => Ok(args.async_threads),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        assert_eq!(threads("1"), Ok(Some(1)));
+        assert_eq!(threads(&ASYNC_THREADS_MAX.to_string()), Ok(Some(ASYNC_THREADS_MAX)));
+        assert_eq!(threads("0"), Err(clap::error::ErrorKind::ValueValidation), "a runtime needs a worker");
+        assert_eq!(threads(&(ASYNC_THREADS_MAX + 1).to_string()), Err(clap::error::ErrorKind::ValueValidation));
+        let Ok(Cli { command: Command::Node(NodeCmd::Run(args)) }) = Cli::try_parse_from(["cairn", "node", "run"])
+        else {
+            panic!("node run parses");
+        };
+        assert_eq!(args.async_threads, None, "one per core by default");
     }
 
     #[test]

@@ -440,6 +440,16 @@ fn terminate(pid: u32) {
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
+/// The worker threads of each node's async runtime when `nodes` nodes share this machine: its
+/// share of the cores, at least one (each node has threads of its own besides, for block
+/// execution, signature checks and RPC). Measured with six nodes on two cores, one worker each
+/// instead of two: node CPU per job −3.5 % at half the peak, and no lower a peak (BENCHMARKS.md,
+/// "One async worker per node on a shared machine").
+pub fn async_threads(nodes: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / nodes.max(1)).max(1)
+}
+
 async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Result<(Child, Bound)> {
     let home = node_home(&spec.dir, i);
     let log = std::fs::OpenOptions::new()
@@ -468,6 +478,7 @@ async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Resu
         .arg(spec.dir.join("genesis.json"))
         .arg("--block-time-ms")
         .arg(spec.block_time_ms.to_string())
+        .args(["--async-threads", &async_threads(spec.validators.max(1) + spec.providers).to_string()])
         .arg(if is_validator { "--validator" } else { "--provider" })
         .args((!is_validator && i - validators < spec.lying_providers).then_some("--test-wrong-results"))
         .args((is_validator && i < spec.equivocating_validators).then_some("--test-equivocate"))
@@ -656,4 +667,22 @@ pub async fn print_status(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_gets_its_share_of_the_cores_and_at_least_one_worker() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(async_threads(1), cores);
+        assert_eq!(async_threads(0), cores, "no nodes counts as one");
+        assert_eq!(async_threads(cores), 1);
+        assert_eq!(async_threads(cores + 1), 1, "never none");
+        assert_eq!(async_threads(6 * cores), 1);
+        if cores >= 4 {
+            assert_eq!(async_threads(2), cores / 2);
+        }
+    }
 }
