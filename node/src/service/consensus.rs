@@ -422,12 +422,14 @@ impl Node {
     }
 
     /// The engine decided: the block is committed (its execution here, if any, written; if
-    /// none, executed and written), then told to the network by its proposer alone. Every
-    /// validator announcing it sent each node up to one copy per validator, each a whole block
-    /// to receive, decode and check (a provider accepted and forwarded two a height); one is
-    /// enough for the nodes that follow the chain by gossip. If the proposer stops before it
-    /// announces, they learn the block from the next one announced, which is ahead of their
-    /// head by two: they sync the one they missed (`sync.rs`).
+    /// none, executed and written), then told to the network by the proposer of the round that
+    /// decided it alone. Every validator announcing it sent each node up to one copy per
+    /// validator, each a whole block to receive, decode and check (a provider accepted and
+    /// forwarded two a height); one is enough for the nodes that follow the chain by gossip.
+    /// That round's proposer, not the block's builder: a block re-proposed in a later round was
+    /// built by a proposer that may be why the round changed. If it stops before it announces,
+    /// the others learn the block from the next one announced, which is ahead of their head by
+    /// two: they sync the one they missed (`sync.rs`).
     fn on_decided(&mut self, height: u64, round: u32, block_hash: Hash, commit: Commit) -> anyhow::Result<()> {
         if height <= self.chain.height() {
             return self.consensus_head_moved();
@@ -439,8 +441,8 @@ impl Node {
         };
         tracing::debug!(height, round, signatures = commit.signatures.len(), "decided");
         self.metrics.consensus_rounds_per_height.observe(f64::from(round) + 1.0);
-        let proposed_here = block.header.proposer == self.key.public();
-        self.on_finalized_block(block, commit, proposed_here)?;
+        let announce = cairn_consensus::proposer(&self.chain.validators, height, round) == self.key.public();
+        self.on_finalized_block(block, commit, announce)?;
         Ok(())
     }
 
