@@ -163,7 +163,12 @@ impl Executor {
         let counted = executions.clone();
         std::thread::Builder::new().name("cairn-executor".into()).spawn(move || {
             let mut cache = BlockCache::default();
+            // The execution of the last block stored, kept until the next job: by then the
+            // loop has let go of it, so it is freed here rather than on the loop (a busy
+            // block's tree update, changes and receipts take milliseconds to free).
+            let mut stored: Option<Arc<ExecutedBlock>> = None;
             while let Ok(job) = queue.recv() {
+                drop(stored.take());
                 let done = match &slow {
                     Some(slow) => {
                         let height = job.height();
@@ -171,6 +176,9 @@ impl Executor {
                     }
                     None => run(job, &counted, &mut cache),
                 };
+                if let Done::Stored { executed, .. } = &done {
+                    stored = Some(executed.clone());
+                }
                 if events.blocking_send(Event::Block(done)).is_err() {
                     // The loop is gone: the node is stopping.
                     break;
@@ -179,6 +187,7 @@ impl Executor {
             // Released before the handle hears of the end: the queue's jobs and the cache
             // hold the store.
             drop(queue);
+            drop(stored);
             drop(cache);
             drop(events);
             drop(ended_tx);
