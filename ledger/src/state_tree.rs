@@ -37,8 +37,9 @@ pub struct StateUpdate {
     pub version: u64,
     /// The root after the update.
     pub root: Hash,
-    /// What to write.
-    pub batch: TreeUpdateBatch,
+    /// What to write: shared, so that the store keeps the last blocks' updates for the next
+    /// ones' reads without copying their nodes.
+    pub batch: std::sync::Arc<TreeUpdateBatch>,
 }
 
 /// Computes the tree update of `changes` at `version` over `reader` (which holds `version - 1`).
@@ -83,7 +84,7 @@ pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64)
         (Hash(root.0), merge_updates(inserted, removed, version))
     };
     mark_previous_root(reader, &mut batch, version)?;
-    Ok(StateUpdate { version, root, batch })
+    Ok(StateUpdate { version, root, batch: std::sync::Arc::new(batch) })
 }
 
 /// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, whose
@@ -100,7 +101,7 @@ fn put_one_by_one<R: TreeReader>(
     let tree = JellyfishMerkleTree::<R, Sha256>::new(reader);
     let (root, mut batch) = tree.put_value_set(changes, version).map_err(tree_error)?;
     mark_previous_root(reader, &mut batch, version)?;
-    Ok(StateUpdate { version, root: Hash(root.0), batch })
+    Ok(StateUpdate { version, root: Hash(root.0), batch: std::sync::Arc::new(batch) })
 }
 
 /// Marks the previous version's root stale at `version` where the library leaves it unmarked

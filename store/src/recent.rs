@@ -14,13 +14,15 @@
 //! one are). A miss reads the store, as before.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use cairn_ledger::state_tree::StateUpdate;
-use jmt::storage::{Node, NodeKey};
+use jmt::storage::{Node, NodeKey, TreeUpdateBatch};
 use jmt::{KeyHash, Version};
 
-/// Tree nodes kept, at most: the last blocks' nodes, newest first (an internal node takes
-/// about 1 KiB, so at most about 16 MiB).
+/// Tree nodes kept, at most, in the last blocks' updates, newest first (an internal node takes
+/// about 1 KiB, so at most about 16 MiB with the updates' value rows) — except the newest
+/// block's, kept whatever its size (its update was in memory as the block executed).
 pub const RECENT_NODES_MAX: usize = 16_384;
 
 /// Keys whose newest value row's version is kept, at most (about 50 bytes each: at most about
@@ -42,7 +44,7 @@ impl RecentWrites {
     /// Keeps what a written block's tree `update` wrote; the store may since have pruned what
     /// went stale at `pruned_through` or before.
     pub(crate) fn remember(&mut self, update: &StateUpdate, pruned_through: Option<Version>) {
-        self.nodes.add(update.version, update.batch.node_batch.nodes().iter());
+        self.nodes.add(update.version, Arc::clone(&update.batch));
         if let Some(pruned) = pruned_through {
             self.nodes.forget_through(pruned);
         }
@@ -57,41 +59,43 @@ impl RecentWrites {
     }
 }
 
-/// The tree nodes the last blocks wrote, by key; whole blocks are forgotten oldest first.
+/// The tree updates of the last blocks, oldest first; whole blocks are forgotten oldest first.
+///
+/// An update is shared with the block that wrote it, not copied: a node's key holds the
+/// version that wrote it, so the node is looked up in that version's update alone.
 #[derive(Debug)]
 pub(crate) struct RecentNodes {
-    nodes: HashMap<NodeKey, Node>,
-    /// The version (height) of each block's nodes and their keys, oldest first.
-    blocks: VecDeque<(Version, Vec<NodeKey>)>,
+    /// Each kept block's version and update, in increasing versions.
+    blocks: VecDeque<(Version, Arc<TreeUpdateBatch>)>,
+    /// The nodes in `blocks`.
+    nodes: usize,
     nodes_max: usize,
 }
 
 impl RecentNodes {
     pub(crate) fn new(nodes_max: usize) -> RecentNodes {
-        RecentNodes { nodes: HashMap::new(), blocks: VecDeque::new(), nodes_max }
+        RecentNodes { blocks: VecDeque::new(), nodes: 0, nodes_max }
     }
 
     pub(crate) fn get(&self, key: &NodeKey) -> Option<Node> {
-        self.nodes.get(key).cloned()
+        let i = self.blocks.binary_search_by_key(&key.version(), |(v, _)| *v).ok()?;
+        self.blocks[i].1.node_batch.get_node(key).cloned()
     }
 
-    /// Adds the nodes the block at `version` wrote: internal nodes first (every update under
-    /// them reads them), then leaves, while they fit; older blocks' nodes make room.
-    pub(crate) fn add<'a>(&mut self, version: Version, written: impl Iterator<Item = (&'a NodeKey, &'a Node)> + Clone) {
-        let internal = written.clone().filter(|(_, n)| matches!(n, Node::Internal(_)));
-        let others = written.filter(|(_, n)| !matches!(n, Node::Internal(_)));
-        let mut keys = Vec::new();
-        for (key, node) in internal.chain(others).take(self.nodes_max) {
-            keys.push(key.clone());
-            self.nodes.insert(key.clone(), node.clone());
+    /// Adds the update of the block at `version`; older blocks make room, and a version not
+    /// above the newest kept (the store started over from another state) replaces them all.
+    pub(crate) fn add(&mut self, version: Version, update: Arc<TreeUpdateBatch>) {
+        if self.blocks.back().is_some_and(|(newest, _)| *newest >= version) {
+            self.clear();
         }
-        self.blocks.push_back((version, keys));
-        while self.nodes.len() > self.nodes_max {
+        self.nodes += update.node_batch.nodes().len();
+        self.blocks.push_back((version, update));
+        while self.nodes > self.nodes_max && self.blocks.len() > 1 {
             self.forget_oldest();
         }
     }
 
-    /// Forgets the nodes of blocks at `version` or before: the store may have pruned them (a
+    /// Forgets the blocks at `version` or before: the store may have pruned their nodes (a
     /// node of a later block was stale at no version pruned yet).
     pub(crate) fn forget_through(&mut self, version: Version) {
         while self.blocks.front().is_some_and(|(v, _)| *v <= version) {
@@ -100,21 +104,19 @@ impl RecentNodes {
     }
 
     fn forget_oldest(&mut self) {
-        if let Some((_, keys)) = self.blocks.pop_front() {
-            for key in keys {
-                self.nodes.remove(&key);
-            }
+        if let Some((_, update)) = self.blocks.pop_front() {
+            self.nodes -= update.node_batch.nodes().len();
         }
     }
 
     pub(crate) fn clear(&mut self) {
-        self.nodes.clear();
         self.blocks.clear();
+        self.nodes = 0;
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.nodes.len()
+        self.nodes
     }
 }
 
@@ -163,58 +165,62 @@ impl RecentRows {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use cairn_ledger::state_tree::{MemoryTree, prepare_one_by_one};
 
     use super::*;
 
-    /// The nodes a tree of `entries` keys written at `version` has (over an empty tree, which
+    /// The update of a tree of `entries` keys written at `version` (over an empty tree, which
     /// only the one-key-at-a-time insertion takes without a root at `version - 1`).
-    fn written(version: Version, entries: u8) -> BTreeMap<NodeKey, Node> {
+    fn written(version: Version, entries: u8) -> Arc<TreeUpdateBatch> {
         let changes: Vec<_> = (0..entries).map(|i| (vec![i], Some(vec![i]))).collect();
-        prepare_one_by_one(&MemoryTree::default(), &changes, version)
-            .expect("prepares")
-            .batch
-            .node_batch
-            .nodes()
-            .clone()
+        prepare_one_by_one(&MemoryTree::default(), &changes, version).expect("prepares").batch
+    }
+
+    fn first(update: &TreeUpdateBatch) -> (NodeKey, Node) {
+        let (k, n) = update.node_batch.nodes().iter().next().expect("a node");
+        (k.clone(), n.clone())
     }
 
     #[test]
     fn nodes_are_kept_by_block_and_the_oldest_blocks_make_room() {
         let (a, b, c) = (written(1, 1), written(2, 1), written(3, 1));
-        assert_eq!((a.len(), b.len(), c.len()), (1, 1, 1), "one leaf each");
+        let count = |u: &TreeUpdateBatch| u.node_batch.nodes().len();
+        assert_eq!((count(&a), count(&b), count(&c)), (1, 1, 1), "one leaf each");
         let mut recent = RecentNodes::new(2);
-        recent.add(1, a.iter());
-        recent.add(2, b.iter());
+        recent.add(1, a.clone());
+        recent.add(2, b.clone());
         assert_eq!(recent.len(), 2);
-        let (ka, na) = a.iter().next().expect("a node");
-        assert_eq!(recent.get(ka).as_ref(), Some(na));
+        let (ka, na) = first(&a);
+        assert_eq!(recent.get(&ka), Some(na));
+        // A node under another version is not there, even at the same position.
+        let elsewhere = NodeKey::new(2, ka.nibble_path().clone());
+        assert_eq!(recent.get(&elsewhere), b.node_batch.get_node(&elsewhere).cloned());
+        assert_eq!(recent.get(&NodeKey::new(9, ka.nibble_path().clone())), None);
         // A third node: the whole oldest block goes.
-        recent.add(3, c.iter());
+        recent.add(3, c.clone());
         assert_eq!(recent.len(), 2);
-        assert_eq!(recent.get(ka), None);
-        let (kc, nc) = c.iter().next().expect("a node");
-        assert_eq!(recent.get(kc).as_ref(), Some(nc));
-        // A block larger than the bound keeps its internal nodes first, and nothing older.
+        assert_eq!(recent.get(&ka), None);
+        let (kc, nc) = first(&c);
+        assert_eq!(recent.get(&kc), Some(nc.clone()));
+        // A block larger than the bound is kept alone.
         let big = written(4, 40);
-        assert!(big.len() > 2 && big.values().any(|n| matches!(n, Node::Internal(_))));
-        recent.add(4, big.iter());
-        assert_eq!(recent.len(), 2);
-        assert_eq!(recent.get(kc), None);
-        let kept: Vec<_> = big.keys().filter_map(|k| recent.get(k)).collect();
-        assert_eq!(kept.len(), 2);
-        assert!(kept.iter().all(|n| matches!(n, Node::Internal(_))));
+        assert!(count(&big) > 2);
+        recent.add(4, big.clone());
+        assert_eq!(recent.len(), count(&big));
+        assert_eq!(recent.get(&kc), None);
+        assert!(big.node_batch.nodes().iter().all(|(k, n)| recent.get(k).as_ref() == Some(n)));
+        // An older version than the newest kept: the store started over, the rest goes.
+        recent.add(2, b.clone());
+        assert_eq!(recent.len(), 1);
         recent.clear();
         assert_eq!(recent.len(), 0);
         // Blocks at a version the store may have pruned are forgotten.
         let mut recent = RecentNodes::new(100);
-        recent.add(1, a.iter());
-        recent.add(2, b.iter());
-        recent.add(3, c.iter());
+        recent.add(1, a);
+        recent.add(2, b);
+        recent.add(3, c);
         recent.forget_through(2);
-        assert_eq!((recent.get(ka), recent.get(kc).as_ref()), (None, Some(nc)));
+        assert_eq!((recent.get(&ka), recent.get(&kc)), (None, Some(nc)));
         assert_eq!(recent.len(), 1);
     }
 
