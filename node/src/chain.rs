@@ -211,7 +211,15 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
     let mut receipt_index = 0u32;
     for tx in &block.txs {
         let Some(id) = tx.job_id() else { continue };
-        let loc = location(&mut jobs, store, id)?;
+        // An offer's job is new: its offer is included once (its nonce is then spent), so its
+        // location has nothing to read.
+        let loc = match tx {
+            Transaction::Offer(_) => {
+                debug_assert!(store.job(&id)?.is_none(), "job {id} offered twice");
+                jobs.entry(id).or_default()
+            }
+            _ => location(&mut jobs, store, id)?,
+        };
         match tx {
             Transaction::Offer(_) => loc.offer_height = Some(height),
             Transaction::Result(_) => {
