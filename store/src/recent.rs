@@ -21,8 +21,8 @@ use jmt::storage::{Node, NodeKey, TreeUpdateBatch};
 use jmt::{KeyHash, Version};
 
 /// Tree nodes kept, at most, in the last blocks' updates, newest first (an internal node takes
-/// about 1 KiB, so at most about 16 MiB with the updates' value rows) — except the newest
-/// block's, kept whatever its size (its update was in memory as the block executed).
+/// about 1 KiB: about 16 MiB, and the same updates' value rows) — except that the newest
+/// block's update is kept whatever its size (it was in memory as the block executed).
 pub const RECENT_NODES_MAX: usize = 16_384;
 
 /// Keys whose newest value row's version is kept, at most (about 50 bytes each: at most about

@@ -165,7 +165,8 @@ impl Executor {
             let mut cache = BlockCache::default();
             // The execution of the last block stored, kept until the next job: by then the
             // loop has let go of it, so it is freed here rather than on the loop (a busy
-            // block's tree update, changes and receipts take milliseconds to free).
+            // block's transactions, changes and receipts take milliseconds to free; its tree
+            // update goes when the store forgets it, on this thread too).
             let mut stored: Option<Arc<ExecutedBlock>> = None;
             while let Ok(job) = queue.recv() {
                 drop(stored.take());
