@@ -105,8 +105,9 @@ enum NodeCmd {
     },
 }
 
-/// The most worker threads `--async-threads` gives a node's async runtime.
-pub const ASYNC_THREADS_MAX: u16 = 256;
+/// The most worker threads `--async-threads` gives a node's async runtime (defined with the
+/// testnet, which starts nodes with their share of the cores).
+pub use cairn_testnet::ASYNC_THREADS_MAX;
 
 #[derive(Args, Debug)]
 struct RunArgs {

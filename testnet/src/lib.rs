@@ -447,8 +447,11 @@ fn terminate(pid: u32) {
 /// "One async worker per node on a shared machine").
 pub fn async_threads(nodes: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    (cores / nodes.max(1)).max(1)
+    (cores / nodes.max(1)).clamp(1, usize::from(ASYNC_THREADS_MAX))
 }
+
+/// The most worker threads a node's async runtime takes (`cairn node run --async-threads`).
+pub const ASYNC_THREADS_MAX: u16 = 256;
 
 async fn start_node(spec: &Spec, i: usize, bootstrap: &[String]) -> anyhow::Result<(Child, Bound)> {
     let home = node_home(&spec.dir, i);
@@ -676,8 +679,9 @@ mod tests {
     #[test]
     fn each_node_gets_its_share_of_the_cores_and_at_least_one_worker() {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        assert_eq!(async_threads(1), cores);
-        assert_eq!(async_threads(0), cores, "no nodes counts as one");
+        let all = cores.min(usize::from(ASYNC_THREADS_MAX));
+        assert_eq!(async_threads(1), all, "never past what the node takes");
+        assert_eq!(async_threads(0), all, "no nodes counts as one");
         assert_eq!(async_threads(cores), 1);
         assert_eq!(async_threads(cores + 1), 1, "never none");
         assert_eq!(async_threads(6 * cores), 1);
