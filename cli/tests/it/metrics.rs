@@ -258,9 +258,10 @@ async fn ready_is_206_while_a_late_node_syncs_and_200_once_caught_up() {
     assert_eq!(syncing["peers"].as_u64(), Some(1), "{syncing}");
 }
 
-/// Each decided block is announced on `blocks` by the proposer of the round that decided it alone: a provider, which
-/// follows the chain by that gossip, takes in one block message a height — not one from each
-/// of the four validators (it accepted two a height when every validator announced).
+/// Each decided block is announced on `blocks` by the proposer of the round that decided it
+/// alone: a provider, which follows the chain by that gossip, takes in one block message a
+/// height — not one from each of the four validators (it accepted two a height when every
+/// validator announced).
 #[tokio::test(flavor = "multi_thread")]
 async fn each_block_is_announced_once_by_its_proposer() {
     let net = start_validators(4, 1).await;
