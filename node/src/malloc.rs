@@ -1,5 +1,10 @@
 //! glibc's allocator, held to a few arenas.
 //!
+//! The `cairn` binary allocates Rust's memory with jemalloc (its `main.rs`); glibc's `malloc`
+//! still serves what C and C++ libraries allocate, rocksdb's memtables and caches above all,
+//! and everything when the node runs inside another program (the tests). What follows holds
+//! for that part.
+//!
 //! glibc's `malloc` gives a thread that meets contention an arena of its own, up to eight per
 //! core, and memory freed into an arena is reused only by the threads that allocate from it.
 //! A node has many threads that allocate and free in turn (the async workers, the blocking

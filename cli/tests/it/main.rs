@@ -1,6 +1,7 @@
 //! End-to-end tests: real `cairn` processes on loopback, real rocksdb, real wasmer, real
 //! JSON-RPC.
 
+mod allocator;
 mod bench;
 mod bft;
 mod blobs;
