@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Cairn needs on a fresh Debian machine, and nothing twice:
 #   - libclang (rocksdb's bindings are generated with bindgen at build time),
-#   - a C++ compiler and make (rocksdb itself),
+#   - a C++ compiler and make (rocksdb itself, and jemalloc, the `cairn` binary's allocator),
 #   - the wasm32-unknown-unknown target (the example jobs),
 #   - Prometheus (the metrics test scrapes real nodes with it; its promtool checks ops/).
 # `--build-only`: only what building the `cairn` binary needs (the first two), as
