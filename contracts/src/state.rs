@@ -1479,6 +1479,16 @@ impl State {
         })
     }
 
+    /// The keys the changes since the last commit give a value that had none before them, in
+    /// key order (encoded as in [`State::pending_changes`]): keys new to the state.
+    pub fn pending_created(&self) -> Vec<Vec<u8>> {
+        self.journal
+            .iter()
+            .filter(|(key, old)| old.is_none() && self.get(key).is_some())
+            .map(|(key, _)| key.to_bytes())
+            .collect()
+    }
+
     /// Accepts every change since the last commit and returns them as store writes.
     pub fn commit(&mut self) -> Vec<StateChange> {
         self.pending_changes();

@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+pub use jmt::KeyHash;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, StaleNodeIndex, TreeReader, TreeUpdateBatch};
-use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use jmt::{JellyfishMerkleTree, OwnedValue, Version};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;

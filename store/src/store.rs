@@ -162,6 +162,10 @@ pub struct BlockWrite<'a> {
     pub state: &'a [StateChange],
     /// The state tree's update for this block (version = height).
     pub tree: &'a StateUpdate,
+    /// Hashes of the keys this block gives a value that had none before it, sorted (may be
+    /// left empty). Every value row of a key without a value is already marked stale (a
+    /// deletion marks the row before it and its own), so for these no earlier row is looked up.
+    pub created: &'a [jmt::KeyHash],
 }
 
 /// The node's rocksdb database.
@@ -265,15 +269,21 @@ fn value_at(
     }
 }
 
-/// The version of `key_hash`'s latest value row strictly before `version`, if any, sought with
-/// `rows` (an iterator over `jmt_values`).
-fn value_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, version: u64) -> Result<Option<u64>> {
+/// The version of `key_hash`'s latest value row strictly before `version` if that row holds a
+/// value, sought with `rows` (an iterator over `jmt_values`). None if there is no such row or
+/// it is a deletion's: a deletion marks its own row stale with the one before it, so the key
+/// then has no row left to mark.
+fn live_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, version: u64) -> Result<Option<u64>> {
     let Some(below) = version.checked_sub(1) else { return Ok(None) };
     rows.seek_for_prev(value_row_key(key_hash, below));
     if !rows.valid() {
         return rows.status().map(|()| None).map_err(storage);
     }
-    Ok(rows.key().and_then(parse_value_row_key).filter(|(kh, _)| kh == key_hash).map(|(_, v)| v))
+    let Some(found) = rows.key().and_then(parse_value_row_key).filter(|(kh, _)| kh == key_hash).map(|(_, v)| v) else {
+        return Ok(None);
+    };
+    let deleted = decode_value(rows.value().unwrap_or_default())?.is_none();
+    Ok((!deleted).then_some(found))
 }
 
 fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {
@@ -432,7 +442,7 @@ impl Store {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
         }
         self.put_state(&mut batch, w.state);
-        let new_keys = self.put_tree(&mut batch, w.tree)?;
+        let new_keys = self.put_tree(&mut batch, w.tree, w.created)?;
         self.put_keys(&mut batch, w.state, &new_keys);
         self.prune_tree(&mut batch, height, w.state)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
@@ -463,10 +473,17 @@ impl Store {
     }
 
     /// Adds a tree update to `batch`: its nodes and value rows, and what they make stale — the
-    /// nodes the tree reports, and each key's previous value row (plus the row itself when the
-    /// update deletes the key: once no version before it is read, absence needs no row).
-    /// Returns the keys (hashes) written that had no row before: new keys.
-    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) -> Result<Vec<jmt::KeyHash>> {
+    /// nodes the tree reports, and each key's previous value row if it holds a value (plus the
+    /// row itself when the update deletes the key: once no version before it is read, absence
+    /// needs no row; so a deleted key has no row left unmarked). Returns the keys (hashes) given
+    /// a value they did not have before: new keys. `created`: sorted
+    /// keys known to have no row that is not marked stale yet ([`BlockWrite::created`]).
+    fn put_tree(
+        &self,
+        batch: &mut WriteBatch,
+        update: &StateUpdate,
+        created: &[jmt::KeyHash],
+    ) -> Result<Vec<jmt::KeyHash>> {
         let mut new_keys = Vec::new();
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
@@ -485,9 +502,16 @@ impl Store {
             let since = version.to_be_bytes();
             let previous = match known {
                 Some(p) => Some(p),
+                None if v.is_some() && created.binary_search(kh).is_ok() => {
+                    debug_assert!(
+                        live_row_before(&mut self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)), kh, *version)?.is_none(),
+                        "a key given as created has a value row not marked stale"
+                    );
+                    None
+                }
                 None => {
                     let rows = rows.get_or_insert_with(|| self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)));
-                    value_row_before(rows, kh, *version)?
+                    live_row_before(rows, kh, *version)?
                 }
             };
             match previous {
@@ -579,7 +603,7 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         self.put_state(&mut batch, changes);
-        let new_keys = self.put_tree(&mut batch, tree)?;
+        let new_keys = self.put_tree(&mut batch, tree, &[])?;
         self.put_keys(&mut batch, changes, &new_keys);
         self.write_synced(batch)
     }
@@ -595,7 +619,8 @@ impl Store {
     }
 
     /// Adds the keys of `changes` that are new to the tree (`new`, by hash) to `jmt_keys` in
-    /// `batch`: a key is written there once, when it first gets a value. A deleted key's row
+    /// `batch`: a key is written there when it gets a value it did not have (the same row again
+    /// when a deleted key comes back). A deleted key's row
     /// stays while a kept version holds the key (a snapshot of it needs the key), then pruning
     /// drops it (`jmt_stale_keys`).
     fn put_keys(&self, batch: &mut WriteBatch, changes: &[StateChange], new: &[jmt::KeyHash]) {

@@ -73,10 +73,19 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
                 jobs: &jobs,
                 state: &state,
                 tree: &tree,
+                created: &[],
             })
             .expect("commit");
         assert_eq!(store.state_root(1).expect("root"), Some(tree.root));
-        let not_next = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &[], tree: &tree };
+        let not_next = BlockWrite {
+            block: &block,
+            commit: &commit,
+            receipts: &[],
+            jobs: &[],
+            state: &[],
+            tree: &tree,
+            created: &[],
+        };
         assert!(store.commit_block(not_next).is_err(), "height 1 again must be refused");
         let id = store.put_blob(b"wasm").expect("blob");
         assert_eq!(store.blob(&id).expect("read"), Some(b"wasm".to_vec()));
@@ -123,7 +132,15 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
         block.header.height = height;
         let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
         let tree = state_tree::prepare(store, changes, height).expect("update");
-        let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: changes, tree: &tree };
+        let w = BlockWrite {
+            block: &block,
+            commit: &commit,
+            receipts: &[],
+            jobs: &[],
+            state: changes,
+            tree: &tree,
+            created: &[],
+        };
         store.commit_block(w).expect("commit");
     };
     for height in 1..=6u64 {
@@ -223,8 +240,15 @@ fn the_write_ahead_log_stays_within_the_budget() {
             let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
             let changes = vec![(b"k".to_vec(), Some(vec![height as u8; 64 << 10]))];
             let tree = state_tree::prepare(&store, &changes, height).expect("update");
-            let w =
-                BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+            let w = BlockWrite {
+                block: &block,
+                commit: &commit,
+                receipts: &[],
+                jobs: &[],
+                state: &changes,
+                tree: &tree,
+                created: &[],
+            };
             store.commit_block(w).expect("commit");
         }
         wal_bytes(dir)
@@ -266,7 +290,15 @@ fn a_state_served_in_chunks_restores_into_an_empty_store() {
         let mut block = block_at(height);
         block.header.state_root = tree.root;
         let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
-        let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+        let w = BlockWrite {
+            block: &block,
+            commit: &commit,
+            receipts: &[],
+            jobs: &[],
+            state: &changes,
+            tree: &tree,
+            created: &[],
+        };
         source.commit_block(w).expect("commit");
         last = Some((block, commit));
     }
@@ -305,7 +337,8 @@ fn a_state_served_in_chunks_restores_into_an_empty_store() {
     assert_eq!(a.root, b.root);
     let block6 = block_at(6);
     let commit6 = Commit { height: 6, block_hash: block6.hash(), ..records.commit.clone() };
-    let w = BlockWrite { block: &block6, commit: &commit6, receipts: &[], jobs: &[], state: &next, tree: &b };
+    let w =
+        BlockWrite { block: &block6, commit: &commit6, receipts: &[], jobs: &[], state: &next, tree: &b, created: &[] };
     restored.commit_block(w).expect("the next block commits on the restored state");
     assert_eq!(restored.state_root(6).expect("root"), Some(a.root));
 }
@@ -353,7 +386,15 @@ fn state_sync_costs() {
     block.header.height = 1;
     block.header.state_root = tree.root;
     let commit = Commit { height: 1, block_hash: block.hash(), ..records.commit.clone() };
-    let w = BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+    let w = BlockWrite {
+        block: &block,
+        commit: &commit,
+        receipts: &[],
+        jobs: &[],
+        state: &changes,
+        tree: &tree,
+        created: &[],
+    };
     source.commit_block(w).expect("commit");
     let mut restore = cairn_ledger::snapshot::StateRestore::new(1, block.header.state_root).expect("restore");
     let (mut read, mut encode, mut add, mut chunks) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
@@ -413,7 +454,8 @@ fn blobs_past_their_budget_are_deleted_oldest_first_unless_in_use_or_young() {
 }
 
 /// The store keeps the tree nodes and value row versions the last blocks wrote in memory
-/// (`crate::recent`): a store that uses them and one that forgets them after every block end
+/// (`crate::recent`), and is told which keys a block creates (`BlockWrite::created`): a store
+/// that uses both and one that forgets the first after every block and is told nothing end
 /// with the same tables and roots, through updates, deletions, keys that come back, and
 /// pruning.
 #[test]
@@ -439,6 +481,9 @@ fn recent_tree_writes_change_nothing_stored() {
         seed ^= seed << 17;
         seed
     };
+    // Which keys have a value, to tell the first store which ones each block creates.
+    let mut valued: std::collections::BTreeSet<Vec<u8>> = (0..50u8).map(|i| vec![i]).collect();
+    let mut told = 0;
     for height in 1..=40u64 {
         let mut keys = std::collections::BTreeMap::new();
         for _ in 0..20 {
@@ -447,6 +492,19 @@ fn recent_tree_writes_change_nothing_stored() {
             keys.insert(vec![((r >> 16) % 80) as u8], value);
         }
         let changes: Vec<StateChange> = keys.into_iter().collect();
+        let mut created: Vec<jmt::KeyHash> = changes
+            .iter()
+            .filter(|(k, v)| v.is_some() && !valued.contains(k))
+            .map(|(k, _)| state_tree::key_hash(k))
+            .collect();
+        created.sort_unstable();
+        told += created.len();
+        for (k, v) in &changes {
+            match v {
+                Some(_) => valued.insert(k.clone()),
+                None => valued.remove(k),
+            };
+        }
         let mut roots = Vec::new();
         for (i, store) in stores.iter().enumerate() {
             let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
@@ -454,8 +512,16 @@ fn recent_tree_writes_change_nothing_stored() {
             let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
             let tree = state_tree::prepare(store, &changes, height).expect("update");
             roots.push(tree.root);
-            let w =
-                BlockWrite { block: &block, commit: &commit, receipts: &[], jobs: &[], state: &changes, tree: &tree };
+            let created = if i == 0 { &created[..] } else { &[] };
+            let w = BlockWrite {
+                block: &block,
+                commit: &commit,
+                receipts: &[],
+                jobs: &[],
+                state: &changes,
+                tree: &tree,
+                created,
+            };
             store.commit_block(w).expect("commit");
             if i == 1 {
                 store.forget_recent();
@@ -471,4 +537,5 @@ fn recent_tree_writes_change_nothing_stored() {
         );
     }
     assert!(stores[0].state_root(36).expect("read").is_none(), "pruned beyond the history in both");
+    assert!(told > 40, "keys created, some of them deleted before: {told}");
 }

@@ -140,6 +140,8 @@ fn commit_block_at(
         build_block(state, next, txs, &mut disk, &mut NoReexecution, sigs).expect("block builds");
     assert!(rejected.is_empty(), "{:?}", rejected.first());
     let commit = signer.solo_commit(height, block.hash()).expect("commit");
+    let mut created: Vec<_> = state.pending_created().iter().map(|k| cairn_ledger::state_tree::key_hash(k)).collect();
+    created.sort_unstable();
     let changes = state.commit();
     let jobs: Vec<(Hash, JobLocation)> = executed
         .receipts
@@ -161,6 +163,7 @@ fn commit_block_at(
             jobs: &jobs,
             state: &changes,
             tree: &tree,
+            created: &created,
         })
         .expect("stored");
     (block, executed.receipts)
