@@ -475,9 +475,9 @@ impl Store {
     /// Adds a tree update to `batch`: its nodes and value rows, and what they make stale — the
     /// nodes the tree reports, and each key's previous value row if it holds a value (plus the
     /// row itself when the update deletes the key: once no version before it is read, absence
-    /// needs no row; so a deleted key has no row left unmarked). Returns the keys (hashes) given
-    /// a value they did not have before: new keys. `created`: sorted
-    /// keys known to have no row that is not marked stale yet ([`BlockWrite::created`]).
+    /// needs no row; so a deleted key has no row left unmarked). `created`: sorted keys known
+    /// to have no row left unmarked ([`BlockWrite::created`]), not sought. Returns the keys
+    /// (hashes) given a value they did not have before: new keys.
     fn put_tree(
         &self,
         batch: &mut WriteBatch,
@@ -620,9 +620,8 @@ impl Store {
 
     /// Adds the keys of `changes` that are new to the tree (`new`, by hash) to `jmt_keys` in
     /// `batch`: a key is written there when it gets a value it did not have (the same row again
-    /// when a deleted key comes back). A deleted key's row
-    /// stays while a kept version holds the key (a snapshot of it needs the key), then pruning
-    /// drops it (`jmt_stale_keys`).
+    /// when a deleted key comes back). A deleted key's row stays while a kept version holds the
+    /// key (a snapshot of it needs the key), then pruning drops it (`jmt_stale_keys`).
     fn put_keys(&self, batch: &mut WriteBatch, changes: &[StateChange], new: &[jmt::KeyHash]) {
         if new.is_empty() {
             return;
