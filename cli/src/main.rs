@@ -13,7 +13,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// adds to them): one arena, since a node's threads hand memory to each other, and free pages
 /// handed back to the system after 300 ms instead of 10 s, so resident memory follows what the
 /// node holds. With jemalloc's defaults (four arenas per core, 10 s) each node held 20–25 MiB
-/// more at the peak, for the same throughput.
+/// more at the peak than with these, for the same throughput.
 #[cfg(all(unix, not(target_env = "musl")))]
 #[allow(unsafe_code, non_upper_case_globals)] // jemalloc reads this C string, by this name.
 #[unsafe(export_name = "_rjem_malloc_conf")]
