@@ -34,7 +34,7 @@ use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
 
 use crate::recent::RecentWrites;
-use crate::tree::{decode_value, encode_value};
+use crate::tree::{decode_value, encode_value, value_in};
 use crate::{Error, Result};
 
 const CF_BLOCKS: &str = "blocks";
@@ -282,8 +282,8 @@ fn live_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, versio
     let Some(found) = rows.key().and_then(parse_value_row_key).filter(|(kh, _)| kh == key_hash).map(|(_, v)| v) else {
         return Ok(None);
     };
-    let deleted = decode_value(rows.value().unwrap_or_default())?.is_none();
-    Ok((!deleted).then_some(found))
+    // Read in place: only whether the row holds a value matters.
+    Ok(value_in(rows.value().unwrap_or_default())?.is_some().then_some(found))
 }
 
 fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {

@@ -71,9 +71,14 @@ pub(crate) fn encode_value(v: &Option<OwnedValue>) -> Vec<u8> {
 
 /// Decodes a value row of `jmt_values`.
 pub(crate) fn decode_value(b: &[u8]) -> Result<Option<OwnedValue>> {
+    Ok(value_in(b)?.map(<[u8]>::to_vec))
+}
+
+/// The value a row of `jmt_values` holds, in place (`None`: a deletion's row).
+pub(crate) fn value_in(b: &[u8]) -> Result<Option<&[u8]>> {
     match b.split_first() {
         Some((0, [])) => Ok(None),
-        Some((1, v)) => Ok(Some(v.to_vec())),
+        Some((1, v)) => Ok(Some(v)),
         _ => Err(Error::Corrupt("bad state value row".into())),
     }
 }
