@@ -1479,14 +1479,18 @@ impl State {
         })
     }
 
-    /// The keys the changes since the last commit give a value that had none before them, in
-    /// key order (encoded as in [`State::pending_changes`]): keys new to the state.
-    pub fn pending_created(&self) -> Vec<Vec<u8>> {
-        self.journal
+    /// The keys the changes since the last commit give a value that had none before them (keys
+    /// new to the state), as the state tree names them (`state_tree::key_hash` of the keys of
+    /// [`State::pending_changes`]), sorted: what the store's `BlockWrite::created` takes.
+    pub fn pending_created(&self) -> Vec<cairn_ledger::state_tree::KeyHash> {
+        let mut created: Vec<_> = self
+            .journal
             .iter()
             .filter(|(key, old)| old.is_none() && self.get(key).is_some())
-            .map(|(key, _)| key.to_bytes())
-            .collect()
+            .map(|(key, _)| cairn_ledger::state_tree::key_hash(&key.to_bytes()))
+            .collect();
+        created.sort_unstable();
+        created
     }
 
     /// Accepts every change since the last commit and returns them as store writes.

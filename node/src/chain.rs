@@ -176,9 +176,7 @@ impl Base {
 }
 
 fn executed_block(block: Block, mut state: State, tree: StateUpdate, executed: Executed) -> ExecutedBlock {
-    let mut created: Vec<cairn_ledger::state_tree::KeyHash> =
-        state.pending_created().iter().map(|k| cairn_ledger::state_tree::key_hash(k)).collect();
-    created.sort_unstable();
+    let created = state.pending_created();
     let changes = state.commit();
     ExecutedBlock { hash: block.hash(), block, state, changes, created, tree, executed }
 }

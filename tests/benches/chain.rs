@@ -140,8 +140,7 @@ fn commit_block_at(
         build_block(state, next, txs, &mut disk, &mut NoReexecution, sigs).expect("block builds");
     assert!(rejected.is_empty(), "{:?}", rejected.first());
     let commit = signer.solo_commit(height, block.hash()).expect("commit");
-    let mut created: Vec<_> = state.pending_created().iter().map(|k| cairn_ledger::state_tree::key_hash(k)).collect();
-    created.sort_unstable();
+    let created = state.pending_created();
     let changes = state.commit();
     let jobs: Vec<(Hash, JobLocation)> = executed
         .receipts
