@@ -15,6 +15,16 @@ struct Sample {
     receipt: ExecutionReceipt,
 }
 
+/// A write of `block` with no receipts, job index entries or created keys.
+fn bare<'a>(
+    block: &'a Block,
+    commit: &'a Commit,
+    state: &'a [StateChange],
+    tree: &'a state_tree::StateUpdate,
+) -> BlockWrite<'a> {
+    BlockWrite { block, commit, receipts: &[], jobs: &[], state, tree, created: &[] }
+}
+
 /// A chain id, and a block header at height 7 with its (unsigned) commit and a receipt.
 fn sample() -> (Sample, Hash) {
     let chain_id = Hash::of(b"store tests");
@@ -77,15 +87,7 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
             })
             .expect("commit");
         assert_eq!(store.state_root(1).expect("root"), Some(tree.root));
-        let not_next = BlockWrite {
-            block: &block,
-            commit: &commit,
-            receipts: &[],
-            jobs: &[],
-            state: &[],
-            tree: &tree,
-            created: &[],
-        };
+        let not_next = bare(&block, &commit, &[], &tree);
         assert!(store.commit_block(not_next).is_err(), "height 1 again must be refused");
         let id = store.put_blob(b"wasm").expect("blob");
         assert_eq!(store.blob(&id).expect("read"), Some(b"wasm".to_vec()));
@@ -132,15 +134,7 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
         block.header.height = height;
         let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
         let tree = state_tree::prepare(store, changes, height).expect("update");
-        let w = BlockWrite {
-            block: &block,
-            commit: &commit,
-            receipts: &[],
-            jobs: &[],
-            state: changes,
-            tree: &tree,
-            created: &[],
-        };
+        let w = bare(&block, &commit, changes, &tree);
         store.commit_block(w).expect("commit");
     };
     for height in 1..=6u64 {
@@ -240,15 +234,7 @@ fn the_write_ahead_log_stays_within_the_budget() {
             let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
             let changes = vec![(b"k".to_vec(), Some(vec![height as u8; 64 << 10]))];
             let tree = state_tree::prepare(&store, &changes, height).expect("update");
-            let w = BlockWrite {
-                block: &block,
-                commit: &commit,
-                receipts: &[],
-                jobs: &[],
-                state: &changes,
-                tree: &tree,
-                created: &[],
-            };
+            let w = bare(&block, &commit, &changes, &tree);
             store.commit_block(w).expect("commit");
         }
         wal_bytes(dir)
@@ -290,15 +276,7 @@ fn a_state_served_in_chunks_restores_into_an_empty_store() {
         let mut block = block_at(height);
         block.header.state_root = tree.root;
         let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
-        let w = BlockWrite {
-            block: &block,
-            commit: &commit,
-            receipts: &[],
-            jobs: &[],
-            state: &changes,
-            tree: &tree,
-            created: &[],
-        };
+        let w = bare(&block, &commit, &changes, &tree);
         source.commit_block(w).expect("commit");
         last = Some((block, commit));
     }
@@ -337,8 +315,7 @@ fn a_state_served_in_chunks_restores_into_an_empty_store() {
     assert_eq!(a.root, b.root);
     let block6 = block_at(6);
     let commit6 = Commit { height: 6, block_hash: block6.hash(), ..records.commit.clone() };
-    let w =
-        BlockWrite { block: &block6, commit: &commit6, receipts: &[], jobs: &[], state: &next, tree: &b, created: &[] };
+    let w = bare(&block6, &commit6, &next, &b);
     restored.commit_block(w).expect("the next block commits on the restored state");
     assert_eq!(restored.state_root(6).expect("root"), Some(a.root));
 }
@@ -386,15 +363,7 @@ fn state_sync_costs() {
     block.header.height = 1;
     block.header.state_root = tree.root;
     let commit = Commit { height: 1, block_hash: block.hash(), ..records.commit.clone() };
-    let w = BlockWrite {
-        block: &block,
-        commit: &commit,
-        receipts: &[],
-        jobs: &[],
-        state: &changes,
-        tree: &tree,
-        created: &[],
-    };
+    let w = bare(&block, &commit, &changes, &tree);
     source.commit_block(w).expect("commit");
     let mut restore = cairn_ledger::snapshot::StateRestore::new(1, block.header.state_root).expect("restore");
     let (mut read, mut encode, mut add, mut chunks) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
@@ -513,15 +482,7 @@ fn recent_tree_writes_change_nothing_stored() {
             let tree = state_tree::prepare(store, &changes, height).expect("update");
             roots.push(tree.root);
             let created = if i == 0 { &created[..] } else { &[] };
-            let w = BlockWrite {
-                block: &block,
-                commit: &commit,
-                receipts: &[],
-                jobs: &[],
-                state: &changes,
-                tree: &tree,
-                created,
-            };
+            let w = BlockWrite { created, ..bare(&block, &commit, &changes, &tree) };
             store.commit_block(w).expect("commit");
             if i == 1 {
                 store.forget_recent();
