@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use borsh::{BorshDeserialize, BorshSerialize};
 pub use jmt::KeyHash;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, StaleNodeIndex, TreeReader, TreeUpdateBatch};
-use jmt::{JellyfishMerkleTree, OwnedValue, Version};
+use jmt::{JellyfishMerkleTree, OwnedValue, ValueHash, Version};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -22,6 +22,8 @@ use sha2::Sha256;
 use crate::genesis::Genesis;
 use crate::types::{BlockHeader, Commit, FORMAT_VERSION};
 use crate::{Error, Hash, Result};
+
+mod update;
 
 /// A state change: set `key` to `value`, or delete it when `None`.
 pub type StateChange = (Vec<u8>, Option<Vec<u8>>);
@@ -45,47 +47,33 @@ pub struct StateUpdate {
 
 /// Computes the tree update of `changes` at `version` over `reader` (which holds `version - 1`).
 ///
-/// The keys given a value go in first, in one pass over the tree that hashes each internal
-/// node it changes once (`batch_put_value_sets`); the deleted keys then go one at a time on
-/// top of that, at the same version (`append_value_set`: the library's batch insert takes no
-/// deletions). Inserting every key one at a time instead (`put_value_set`) hashes each internal
-/// node once per key under it: 1.45 times the work for a busy block's 1,250 keys (BENCHMARKS.md,
-/// "A block's state tree update in two passes"). Both store the same tree, position by
-/// position, and mark the same positions stale: a tree's shape depends only on its keys
-/// ([`prepare_one_by_one`] is kept to pin that). Only the versions of some nodes differ (one
-/// key at a time rewrites a leaf that a deletion moved up and an insertion moved back down;
-/// the two passes leave it where it was). `changes` name each key once, as a state's pending
-/// changes do; a key named twice takes its last change.
+/// One pass over the tree with every changed key, inserted, updated or deleted alike
+/// ([`update`]): each internal node it changes is built once, from its finished children. The
+/// library's own batch insert takes no deletions, and deleting one key at a time rehashes
+/// every node above it: a busy block's update took 1.5 times as long in the library's batch
+/// insert followed by the deletions one at a time (BENCHMARKS.md, "A block's state tree
+/// update in one pass"). It stores the tree
+/// that inserting one key at a time stores, position by position, and marks the same positions
+/// stale ([`prepare_one_by_one`] is kept to pin that: a tree's shape depends only on its keys);
+/// only the versions of some nodes differ (one key at a time rewrites a leaf that a deletion
+/// moved up and an insertion moved back down; one pass leaves it where it was). A key named
+/// twice in `changes` takes its last change.
 pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64) -> Result<StateUpdate> {
     let mut latest: BTreeMap<KeyHash, Option<&Vec<u8>>> = BTreeMap::new();
     for (k, v) in changes {
         latest.insert(key_hash(k), v.as_ref());
     }
-    let mut set = Vec::with_capacity(latest.len());
-    let mut deleted = Vec::new();
-    for (kh, v) in latest {
-        match v {
-            Some(v) => set.push((kh, v.clone())),
-            None => deleted.push((kh, None)),
-        }
-    }
-    if set.is_empty() {
-        return put_one_by_one(reader, deleted, version);
-    }
-    let (roots, inserted) = JellyfishMerkleTree::<R, Sha256>::new(reader)
-        .batch_put_value_sets(vec![set], None, version)
-        .map_err(tree_error)?;
-    let (root, mut batch) = if deleted.is_empty() {
-        (Hash(roots[0].0), inserted)
-    } else {
-        let with_inserted = WithUpdate { reader, batch: &inserted.node_batch, version };
-        let (root, removed) = JellyfishMerkleTree::<_, Sha256>::new(&with_inserted)
-            .append_value_set(deleted, version)
-            .map_err(tree_error)?;
-        (Hash(root.0), merge_updates(inserted, removed, version))
+    let hashed: Vec<(KeyHash, Option<ValueHash>)> =
+        latest.iter().map(|(kh, v)| (*kh, v.map(|v| ValueHash::with::<Sha256>(v)))).collect();
+    let written = update::update(reader, &hashed, version)?;
+    let values = latest.into_iter().map(|(kh, v)| ((version, kh), v.cloned())).collect();
+    let mut batch = TreeUpdateBatch {
+        node_batch: NodeBatch::new(written.nodes, values),
+        stale_node_index_batch: written.stale,
+        node_stats: Vec::new(),
     };
     mark_previous_root(reader, &mut batch, version)?;
-    Ok(StateUpdate { version, root, batch: std::sync::Arc::new(batch) })
+    Ok(StateUpdate { version, root: Hash(written.root), batch: std::sync::Arc::new(batch) })
 }
 
 /// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, whose
@@ -94,7 +82,7 @@ pub fn prepare_one_by_one<R: TreeReader>(reader: &R, changes: &[StateChange], ve
     put_one_by_one(reader, changes.iter().map(|(k, v)| (key_hash(k), v.clone())), version)
 }
 
-fn put_one_by_one<R: TreeReader>(
+pub(crate) fn put_one_by_one<R: TreeReader>(
     reader: &R,
     changes: impl IntoIterator<Item = (KeyHash, Option<OwnedValue>)>,
     version: u64,
@@ -109,7 +97,11 @@ fn put_one_by_one<R: TreeReader>(
 /// though `batch` writes a root of its own: a version that changes nothing copies the root,
 /// and the first key into an empty tree replaces its null root. Left unmarked, it would never
 /// be pruned: a node for each such block, for ever.
-fn mark_previous_root<R: TreeReader>(reader: &R, batch: &mut TreeUpdateBatch, version: Version) -> Result<()> {
+pub(crate) fn mark_previous_root<R: TreeReader>(
+    reader: &R,
+    batch: &mut TreeUpdateBatch,
+    version: Version,
+) -> Result<()> {
     let Some(before) = version.checked_sub(1) else { return Ok(()) };
     // The root is the node at the empty path.
     let Some(root) = batch.node_batch.nodes().keys().find(|k| k.version() == version && k.nibble_path().is_empty())
@@ -130,58 +122,6 @@ fn mark_previous_root<R: TreeReader>(reader: &R, batch: &mut TreeUpdateBatch, ve
 
 fn tree_error(e: anyhow::Error) -> Error {
     Error::Storage(format!("state tree: {e}"))
-}
-
-/// One update at `version` made of two passes: `inserted`, then `removed` computed on top of
-/// it. A node `inserted` wrote that `removed` replaced or dropped (it marks it stale at its own
-/// version) was never stored: it leaves the nodes and is no stale node of the update.
-fn merge_updates(inserted: TreeUpdateBatch, removed: TreeUpdateBatch, version: Version) -> TreeUpdateBatch {
-    let mut nodes = inserted.node_batch.nodes().clone();
-    let mut stale = inserted.stale_node_index_batch;
-    for s in removed.stale_node_index_batch {
-        if s.node_key.version() == version {
-            nodes.remove(&s.node_key);
-        } else {
-            stale.insert(s);
-        }
-    }
-    nodes.extend(removed.node_batch.nodes().iter().map(|(k, n)| (k.clone(), n.clone())));
-    let mut values = inserted.node_batch.values().clone();
-    values.extend(removed.node_batch.values().iter().map(|(k, v)| (*k, v.clone())));
-    TreeUpdateBatch { node_batch: NodeBatch::new(nodes, values), stale_node_index_batch: stale, node_stats: Vec::new() }
-}
-
-/// A tree `reader` holds, with an update at `version` (`batch`) computed over it but not
-/// stored: what the second pass of [`prepare`] reads.
-struct WithUpdate<'a, R> {
-    reader: &'a R,
-    batch: &'a NodeBatch,
-    version: Version,
-}
-
-impl<R: TreeReader> TreeReader for WithUpdate<'_, R> {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        match self.batch.get_node(node_key) {
-            Some(node) => Ok(Some(node.clone())),
-            None => self.reader.get_node_option(node_key),
-        }
-    }
-
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
-        match self.batch.values().get(&(self.version, key_hash)) {
-            Some(value) if max_version >= self.version => Ok(value.clone()),
-            _ => self.reader.get_value_option(max_version, key_hash),
-        }
-    }
-
-    /// `append_value_set` asks only to check that the version it appends to is the newest
-    /// one: a leaf the update wrote says so.
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        Ok(self.batch.nodes().iter().find_map(|(k, n)| match n {
-            Node::Leaf(leaf) if k.version() == self.version => Some((k.clone(), leaf.clone())),
-            _ => None,
-        }))
-    }
 }
 
 /// An in-memory tree: used to recompute a root from scratch (startup checks, tests).
@@ -206,6 +146,29 @@ impl TreeReader for MemoryTree {
 }
 
 impl MemoryTree {
+    /// The nodes it holds, in node key order.
+    #[cfg(test)]
+    pub(crate) fn nodes_for_tests(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    /// The keys of the nodes it holds.
+    #[cfg(test)]
+    pub(crate) fn live_keys_for_tests(&self) -> Vec<NodeKey> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn node_for_tests(&self, key: &NodeKey) -> Option<&Node> {
+        self.nodes.get(key)
+    }
+
+    /// Removes a node; whether it was there.
+    #[cfg(test)]
+    pub(crate) fn remove_for_tests(&mut self, key: &NodeKey) -> bool {
+        self.nodes.remove(key).is_some()
+    }
+
     /// Applies a computed update.
     pub fn apply(&mut self, update: &StateUpdate) {
         self.apply_batch(&update.batch.node_batch);
@@ -357,14 +320,14 @@ mod tests {
         shape
     }
 
-    /// The two passes of [`prepare`] make the tree that inserting one key at a time makes,
+    /// [`prepare`]'s single pass makes the tree that inserting one key at a time makes,
     /// version after version, through inserts, updates, deletions (of present and absent
     /// keys, down to an empty tree, and into it again) and empty sets: the same root, value
     /// rows and nodes at the same positions, every node it makes stale stored and every node
     /// it stores reachable (the two trees, pruned of their stale nodes, hold exactly the same
     /// positions); and every key's proof verifies. Only the versions of some nodes differ:
     /// one key at a time, a leaf a deletion moved up and an insertion moved down again is
-    /// written anew, where the two passes leave it where it was.
+    /// written anew, where the single pass leaves it where it was.
     #[test]
     fn prepare_writes_what_one_key_at_a_time_writes() {
         use rand::{Rng, SeedableRng};
@@ -409,16 +372,12 @@ mod tests {
                 last.insert(k, v);
             }
             let changes: Vec<StateChange> = last.into_iter().collect();
-            let two_passes = prepare(&tree, &changes, version).expect("two passes");
+            let one_pass = prepare(&tree, &changes, version).expect("one pass");
             let one_by_one = prepare_one_by_one(&reference, &changes, version).expect("one by one");
-            assert_eq!(twice.root, two_passes.root);
-            assert_eq!(two_passes.root, one_by_one.root, "root at {version}");
-            assert_eq!(
-                two_passes.batch.node_batch.values(),
-                one_by_one.batch.node_batch.values(),
-                "values at {version}"
-            );
-            apply_and_prune(&mut tree, &two_passes);
+            assert_eq!(twice.root, one_pass.root);
+            assert_eq!(one_pass.root, one_by_one.root, "root at {version}");
+            assert_eq!(one_pass.batch.node_batch.values(), one_by_one.batch.node_batch.values(), "values at {version}");
+            apply_and_prune(&mut tree, &one_pass);
             apply_and_prune(&mut reference, &one_by_one);
             assert_eq!(shape(&tree), shape(&reference), "positions at {version}");
             for (k, v) in &changes {

@@ -308,7 +308,7 @@ fn bench(c: &mut Criterion) {
 
 /// A block's state tree update over a tree of 40,000 keys (in memory, so only the update's
 /// own work is timed): 500 new keys, 500 changed and 250 deleted, as a busy block's new jobs,
-/// settled jobs and retired ones. In two passes (what a node does) and one key at a time.
+/// settled jobs and retired ones. In one pass (what a node does) and one key at a time.
 fn state_tree(c: &mut Criterion) {
     use cairn_ledger::state_tree::{MemoryTree, StateChange, prepare, prepare_one_by_one};
     let key = |i: u32| Hash::of(&i.to_be_bytes()).0.to_vec();
@@ -321,7 +321,7 @@ fn state_tree(c: &mut Criterion) {
     changes.sort();
     let mut g = c.benchmark_group("state_tree");
     g.throughput(Throughput::Elements(changes.len() as u64));
-    g.bench_function(format!("prepare_{}_changes_in_two_passes", changes.len()), |b| {
+    g.bench_function(format!("prepare_{}_changes_in_one_pass", changes.len()), |b| {
         b.iter(|| prepare(&tree, &changes, 1).expect("update"))
     });
     g.bench_function(format!("prepare_{}_changes_one_key_at_a_time", changes.len()), |b| {
