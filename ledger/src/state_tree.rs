@@ -50,14 +50,13 @@ pub struct StateUpdate {
 /// One pass over the tree with every changed key, inserted, updated or deleted alike
 /// ([`update`]): each internal node it changes is built once, from its finished children. The
 /// library's own batch insert takes no deletions, and deleting one key at a time rehashes
-/// every node above it: a busy block's update took 1.5 times as long in the library's batch
-/// insert followed by the deletions one at a time (BENCHMARKS.md, "A block's state tree
-/// update in one pass"). It stores the tree
-/// that inserting one key at a time stores, position by position, and marks the same positions
-/// stale ([`prepare_one_by_one`] is kept to pin that: a tree's shape depends only on its keys);
-/// only the versions of some nodes differ (one key at a time rewrites a leaf that a deletion
-/// moved up and an insertion moved back down; one pass leaves it where it was). A key named
-/// twice in `changes` takes its last change.
+/// every node above it: a busy block's update took about 1.4 times as long in the library's
+/// batch insert followed by the deletions one at a time (BENCHMARKS.md, "A block's state tree
+/// update in one pass"). It stores the tree that inserting one key at a time stores, position
+/// by position, and marks the same positions stale ([`prepare_one_by_one`] is kept to pin
+/// that: a tree's shape depends only on its keys); only the versions of some nodes differ (one
+/// key at a time rewrites a leaf that a deletion moved up and an insertion moved back down;
+/// one pass leaves it where it was). A key named twice in `changes` takes its last change.
 pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64) -> Result<StateUpdate> {
     let mut latest: BTreeMap<KeyHash, Option<&Vec<u8>>> = BTreeMap::new();
     for (k, v) in changes {
