@@ -63,7 +63,7 @@ pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64)
         latest.insert(key_hash(k), v.as_ref());
     }
     let hashed: Vec<(KeyHash, Option<ValueHash>)> =
-        latest.iter().map(|(kh, v)| (*kh, v.map(|v| ValueHash::with::<Sha256>(v)))).collect();
+        latest.iter().map(|(kh, v)| (*kh, v.map(ValueHash::with::<Sha256>))).collect();
     let written = update::update(reader, &hashed, version)?;
     let values = latest.into_iter().map(|(kh, v)| ((version, kh), v.cloned())).collect();
     let mut batch = TreeUpdateBatch {

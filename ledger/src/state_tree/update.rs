@@ -289,11 +289,11 @@ fn leaves(carried: Option<NewLeaf>, changes: &[(KeyHash, Option<ValueHash>)]) ->
 /// The nibble of `key` at `depth` (0 is the high half of the first byte).
 fn nibble(key: &KeyHash, depth: usize) -> usize {
     let byte = key.0[depth / 2];
-    usize::from(if depth % 2 == 0 { byte >> 4 } else { byte & 0x0f })
+    usize::from(if depth.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f })
 }
 
 /// `items` (in increasing key order) split into runs by their keys' nibble at `depth`.
-fn runs<'a, T>(items: &'a [T], depth: usize, key: impl Fn(&T) -> KeyHash) -> Vec<(usize, &'a [T])> {
+fn runs<T>(items: &[T], depth: usize, key: impl Fn(&T) -> KeyHash) -> Vec<(usize, &[T])> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < items.len() {
@@ -429,7 +429,7 @@ mod tests {
                 }
             }
             let hashed: Vec<(KeyHash, Option<ValueHash>)> =
-                changes.iter().map(|(k, v)| (*k, v.as_ref().map(|v| ValueHash::with::<Sha256>(v)))).collect();
+                changes.iter().map(|(k, v)| (*k, v.as_ref().map(ValueHash::with::<Sha256>))).collect();
             let written = update(&ours, &hashed, version).expect("one pass");
             let mut batch = jmt::storage::TreeUpdateBatch {
                 node_batch: jmt::storage::NodeBatch::new(written.nodes, BTreeMap::new()),
