@@ -3,12 +3,13 @@
 //! The library's own updates take either many keys at once but no deletion
 //! (`batch_put_value_sets`) or one key at a time (`put_value_set`), and a deletion one at a
 //! time rehashes every internal node above its key: with a block's retired jobs a quarter of
-//! its keys, the deletions cost as much as all the rest (BENCHMARKS.md, "What the state tree
-//! costs: two probes"). This pass walks the tree once, top down, with every changed key —
+//! its keys, the deletions cost nearly as much as all the rest (BENCHMARKS.md, "What the state
+//! tree costs: two probes"). This pass walks the tree once, top down, with every changed key —
 //! inserted, updated or deleted — and builds each internal node it changes once, from its
-//! finished children. It writes what the library writes: the same nodes at the same positions
-//! (a tree's shape depends only on its keys), in the library's node format (the one
-//! `jmt_nodes` holds on disk), each replaced node marked stale at the update's version.
+//! finished children. It writes what the library writes: nodes of the same hashes at the same
+//! positions (a tree's shape depends only on its keys; some versions differ), in the library's
+//! node format (the one `jmt_nodes` holds on disk), each replaced node marked stale at the
+//! update's version.
 //!
 //! The shape, as the library lays it out: an empty subtree has no node; a subtree of one key
 //! is that key's leaf, at the subtree's top position; a subtree of two keys or more is an
@@ -108,7 +109,7 @@ struct NewLeaf {
 enum Sub {
     Empty,
     Leaf(NewLeaf),
-    /// An internal node: written by this update, or an unchanged one of the old tree.
+    /// An internal node this update wrote.
     Internal(ChildRef),
 }
 
