@@ -145,29 +145,6 @@ impl TreeReader for MemoryTree {
 }
 
 impl MemoryTree {
-    /// The nodes it holds, in node key order.
-    #[cfg(test)]
-    pub(crate) fn nodes_for_tests(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
-    }
-
-    /// The keys of the nodes it holds.
-    #[cfg(test)]
-    pub(crate) fn live_keys_for_tests(&self) -> Vec<NodeKey> {
-        self.nodes.keys().cloned().collect()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn node_for_tests(&self, key: &NodeKey) -> Option<&Node> {
-        self.nodes.get(key)
-    }
-
-    /// Removes a node; whether it was there.
-    #[cfg(test)]
-    pub(crate) fn remove_for_tests(&mut self, key: &NodeKey) -> bool {
-        self.nodes.remove(key).is_some()
-    }
-
     /// Applies a computed update.
     pub fn apply(&mut self, update: &StateUpdate) {
         self.apply_batch(&update.batch.node_batch);
@@ -292,7 +269,7 @@ mod tests {
 
     /// A tree as a node keeping no history stores it: each update's nodes added, the nodes it
     /// made stale removed at once.
-    fn apply_and_prune(tree: &mut MemoryTree, update: &StateUpdate) {
+    pub(super) fn apply_and_prune(tree: &mut MemoryTree, update: &StateUpdate) {
         tree.apply(update);
         for stale in &update.batch.stale_node_index_batch {
             assert!(stale.stale_since_version == update.version, "{stale:?} stale at its update's version");
@@ -304,7 +281,7 @@ mod tests {
     /// version wrote each node, and that it holds one node at each position: every node
     /// replaced was marked stale (the root an empty set copies, the null root of an empty
     /// tree, too).
-    fn shape(tree: &MemoryTree) -> BTreeMap<String, [u8; 32]> {
+    pub(super) fn shape(tree: &MemoryTree) -> BTreeMap<String, [u8; 32]> {
         let nodes: Vec<_> = tree
             .nodes
             .iter()

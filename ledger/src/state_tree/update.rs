@@ -366,7 +366,7 @@ mod tests {
             (0..3000u32).map(|i| (i.to_be_bytes().to_vec(), vec![i as u8; 3])).collect();
         let (tree, _) = crate::state_tree::MemoryTree::with_genesis(&entries).expect("a tree");
         let mut checked = 0;
-        for node in tree.nodes_for_tests() {
+        for node in tree.nodes.values() {
             let Node::Internal(internal) = node else { continue };
             let mut children = [None; 16];
             for (nibble, c) in internal.children_sorted() {
@@ -387,6 +387,7 @@ mod tests {
     /// time, version after version, every node made stale stored.
     #[test]
     fn deep_paths_match_one_key_at_a_time() {
+        use crate::state_tree::tests::{apply_and_prune, shape};
         use crate::state_tree::{MemoryTree, StateUpdate, put_one_by_one};
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -399,15 +400,6 @@ mod tests {
             k[31] = rng.r#gen();
             KeyHash(k)
         };
-        fn positions(tree: &MemoryTree, update: &StateUpdate) -> BTreeMap<String, [u8; 32]> {
-            let mut out = BTreeMap::new();
-            for node_key in tree.live_keys_for_tests() {
-                let node = tree.node_for_tests(&node_key).expect("stored");
-                assert!(out.insert(format!("{:?}", node_key.nibble_path()), node_hash(node)).is_none());
-            }
-            assert!(update.batch.stale_node_index_batch.iter().all(|s| s.stale_since_version == update.version));
-            out
-        }
         let (mut ours, mut theirs) = (MemoryTree::default(), MemoryTree::default());
         let mut present: Vec<KeyHash> = Vec::new();
         let mut deepest = 0;
@@ -441,14 +433,10 @@ mod tests {
             let one = StateUpdate { version, root: crate::Hash(written.root), batch: std::sync::Arc::new(batch) };
             let reference = put_one_by_one(&theirs, changes.clone(), version).expect("one by one");
             assert_eq!(one.root, reference.root, "root at {version}");
-            for (tree, update) in [(&mut ours, &one), (&mut theirs, &reference)] {
-                tree.apply(update);
-                for stale in &update.batch.stale_node_index_batch {
-                    assert!(tree.remove_for_tests(&stale.node_key), "{stale:?} was stored");
-                }
-            }
-            let ours_positions = positions(&ours, &one);
-            assert_eq!(ours_positions, positions(&theirs, &reference), "positions at {version}");
+            apply_and_prune(&mut ours, &one);
+            apply_and_prune(&mut theirs, &reference);
+            let ours_positions = shape(&ours);
+            assert_eq!(ours_positions, shape(&theirs), "positions at {version}");
             deepest = deepest.max(ours_positions.keys().map(String::len).max().unwrap_or(0));
         }
         assert!(deepest >= 30, "the deepest position has {deepest} nibbles");
