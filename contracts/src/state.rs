@@ -1479,20 +1479,6 @@ impl State {
         })
     }
 
-    /// The keys the changes since the last commit give a value that had none before them (keys
-    /// new to the state), as the state tree names them (`state_tree::key_hash` of the keys of
-    /// [`State::pending_changes`]), sorted: what the store's `BlockWrite::created` takes.
-    pub fn pending_created(&self) -> Vec<cairn_ledger::state_tree::KeyHash> {
-        let mut created: Vec<_> = self
-            .journal
-            .iter()
-            .filter(|(key, old)| old.is_none() && self.get(key).is_some())
-            .map(|(key, _)| cairn_ledger::state_tree::key_hash(&key.to_bytes()))
-            .collect();
-        created.sort_unstable();
-        created
-    }
-
     /// Accepts every change since the last commit and returns them as store writes.
     pub fn commit(&mut self) -> Vec<StateChange> {
         self.pending_changes();

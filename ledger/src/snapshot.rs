@@ -256,7 +256,7 @@ impl StateRestore {
         }
         let batch =
             TreeUpdateBatch { node_batch: batch, stale_node_index_batch: Default::default(), node_stats: vec![] };
-        Ok((entries, StateUpdate { version, root, batch: std::sync::Arc::new(batch) }))
+        Ok((entries, StateUpdate { version, root, batch: std::sync::Arc::new(batch), created: Vec::new() }))
     }
 }
 

@@ -43,6 +43,10 @@ pub struct StateUpdate {
     /// What to write: shared, so that the store keeps the last blocks' updates for the next
     /// ones' reads without copying their nodes.
     pub batch: std::sync::Arc<TreeUpdateBatch>,
+    /// The keys (hashes) this version gives a value that the version before did not hold,
+    /// sorted, as [`prepare`] finds them on its way; left empty by an update that does not
+    /// tell them. A store needs to look up no earlier value row for these.
+    pub created: Vec<KeyHash>,
 }
 
 /// Computes the tree update of `changes` at `version` over `reader` (which holds `version - 1`).
@@ -72,7 +76,7 @@ pub fn prepare<R: TreeReader>(reader: &R, changes: &[StateChange], version: u64)
         node_stats: Vec::new(),
     };
     mark_previous_root(reader, &mut batch, version)?;
-    Ok(StateUpdate { version, root: Hash(written.root), batch: std::sync::Arc::new(batch) })
+    Ok(StateUpdate { version, root: Hash(written.root), batch: std::sync::Arc::new(batch), created: written.created })
 }
 
 /// [`prepare`] one key at a time (`put_value_set`): the library's reference insertion, whose
@@ -89,7 +93,7 @@ pub(crate) fn put_one_by_one<R: TreeReader>(
     let tree = JellyfishMerkleTree::<R, Sha256>::new(reader);
     let (root, mut batch) = tree.put_value_set(changes, version).map_err(tree_error)?;
     mark_previous_root(reader, &mut batch, version)?;
-    Ok(StateUpdate { version, root: Hash(root.0), batch: std::sync::Arc::new(batch) })
+    Ok(StateUpdate { version, root: Hash(root.0), batch: std::sync::Arc::new(batch), created: Vec::new() })
 }
 
 /// Marks the previous version's root stale at `version` where the library leaves it unmarked

@@ -60,9 +60,6 @@ pub struct ExecutedBlock {
     pub state: State,
     /// Its changes, as store writes.
     pub changes: Vec<StateChange>,
-    /// Hashes of the keys it gives a value that had none before it, sorted
-    /// ([`BlockWrite::created`]: the store looks up no earlier value row for them).
-    pub created: Vec<cairn_ledger::state_tree::KeyHash>,
     /// The state tree's update (version = the block's height).
     pub tree: StateUpdate,
     /// Receipts, and the jobs that expired or closed at its end.
@@ -176,9 +173,8 @@ impl Base {
 }
 
 fn executed_block(block: Block, mut state: State, tree: StateUpdate, executed: Executed) -> ExecutedBlock {
-    let created = state.pending_created();
     let changes = state.commit();
-    ExecutedBlock { hash: block.hash(), block, state, changes, created, tree, executed }
+    ExecutedBlock { hash: block.hash(), block, state, changes, tree, executed }
 }
 
 /// What the job index keeps of a job the chain retired from the state (`JobLocation::retired`,
@@ -248,7 +244,6 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
             jobs: &jobs,
             state: &executed.changes,
             tree: &executed.tree,
-            created: &executed.created,
         })
         .context("writing the block to the store")
 }

@@ -160,12 +160,11 @@ pub struct BlockWrite<'a> {
     pub jobs: &'a [(Hash, JobLocation)],
     /// State changes (the flat `state` table).
     pub state: &'a [StateChange],
-    /// The state tree's update for this block (version = height).
+    /// The state tree's update for this block (version = height). For the keys it names
+    /// created (`StateUpdate::created`) no earlier value row is looked up: every value row of
+    /// a key without a value is already marked stale (a deletion marks the row before it and
+    /// its own).
     pub tree: &'a StateUpdate,
-    /// Hashes of the keys this block gives a value that had none before it, sorted (may be
-    /// left empty). Every value row of a key without a value is already marked stale (a
-    /// deletion marks the row before it and its own), so for these no earlier row is looked up.
-    pub created: &'a [jmt::KeyHash],
 }
 
 /// The node's rocksdb database.
@@ -442,7 +441,7 @@ impl Store {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
         }
         self.put_state(&mut batch, w.state);
-        let new_keys = self.put_tree(&mut batch, w.tree, w.created)?;
+        let new_keys = self.put_tree(&mut batch, w.tree)?;
         self.put_keys(&mut batch, w.state, &new_keys);
         self.prune_tree(&mut batch, height, w.state)?;
         batch.put_cf(self.cf(CF_META), META_HEAD, key);
@@ -475,15 +474,11 @@ impl Store {
     /// Adds a tree update to `batch`: its nodes and value rows, and what they make stale — the
     /// nodes the tree reports, and each key's previous value row if it holds a value (plus the
     /// row itself when the update deletes the key: once no version before it is read, absence
-    /// needs no row; so a deleted key has no row left unmarked). `created`: sorted keys known
-    /// to have no row left unmarked ([`BlockWrite::created`]), not sought. Returns the keys
-    /// (hashes) given a value they did not have before: new keys.
-    fn put_tree(
-        &self,
-        batch: &mut WriteBatch,
-        update: &StateUpdate,
-        created: &[jmt::KeyHash],
-    ) -> Result<Vec<jmt::KeyHash>> {
+    /// needs no row; so a deleted key has no row left unmarked). The keys the update names
+    /// created have no row left unmarked: not sought. Returns the keys (hashes) given a value
+    /// they did not have before: new keys.
+    fn put_tree(&self, batch: &mut WriteBatch, update: &StateUpdate) -> Result<Vec<jmt::KeyHash>> {
+        let created = &update.created;
         let mut new_keys = Vec::new();
         for (k, n) in update.batch.node_batch.nodes() {
             batch.put_cf(self.cf(CF_JMT_NODES), borsh::to_vec(k).expect("encodes"), borsh::to_vec(n).expect("encodes"));
@@ -603,7 +598,7 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         self.put_state(&mut batch, changes);
-        let new_keys = self.put_tree(&mut batch, tree, &[])?;
+        let new_keys = self.put_tree(&mut batch, tree)?;
         self.put_keys(&mut batch, changes, &new_keys);
         self.write_synced(batch)
     }

@@ -140,7 +140,6 @@ fn commit_block_at(
         build_block(state, next, txs, &mut disk, &mut NoReexecution, sigs).expect("block builds");
     assert!(rejected.is_empty(), "{:?}", rejected.first());
     let commit = signer.solo_commit(height, block.hash()).expect("commit");
-    let created = state.pending_created();
     let changes = state.commit();
     let jobs: Vec<(Hash, JobLocation)> = executed
         .receipts
@@ -162,7 +161,6 @@ fn commit_block_at(
             jobs: &jobs,
             state: &changes,
             tree: &tree,
-            created: &created,
         })
         .expect("stored");
     (block, executed.receipts)

@@ -143,7 +143,6 @@ fn linked() -> Linked {
         jobs: &jobs,
         state: &changes,
         tree: &tree1,
-        created: &[],
     };
     store.commit_block(write).expect("commit to disk");
 

@@ -119,7 +119,6 @@ fn a_job_goes_from_offer_to_verified_proof() {
             jobs: &jobs,
             state: &changes,
             tree: &tree1,
-            created: &[],
         })
         .expect("commit to disk");
     drop(store);

@@ -36,7 +36,7 @@ impl Node {
         tree: &StateUpdate,
     ) {
         let changes = self.state.commit();
-        let w = BlockWrite { block, commit, receipts, jobs: &[], state: &changes, tree, created: &[] };
+        let w = BlockWrite { block, commit, receipts, jobs: &[], state: &changes, tree };
         self.store.commit_block(w).expect("stored");
     }
 }

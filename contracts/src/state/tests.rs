@@ -1520,35 +1520,3 @@ fn an_input_blob_is_the_jobs_input_hash_and_an_output_blob_result_is_accepted_li
     assert_eq!(receipt.claim.output_hash, Hash::of(&output));
     assert_eq!(receipt.claim.input_hash, blob);
 }
-
-#[test]
-fn pending_created_lists_the_keys_given_a_value_they_did_not_have() {
-    let w = world();
-    let mut s = State::from_genesis(&w.genesis).expect("genesis");
-    assert!(s.pending_created().is_empty(), "the genesis state is committed");
-    let newcomer = Keypair::from_seed([42; 32]).public();
-    let o = offer(&w, 0, 1_000, 2);
-    apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
-    apply(&mut s, &account_tx(&w, &w.client, 1, 1, Action::Transfer { to: newcomer, amount: 10 }), 1)
-        .expect("transfer");
-    // The new job and the new account; not the client's account, changed but not new.
-    let created = s.pending_created();
-    let mut expected: Vec<_> = [StateKey::Account(newcomer), StateKey::Job(o.job_id())]
-        .iter()
-        .map(|k| cairn_ledger::state_tree::key_hash(&k.to_bytes()))
-        .collect();
-    expected.sort_unstable();
-    assert_eq!(created, expected);
-    assert!(
-        created.iter().all(|k| s
-            .pending_changes()
-            .iter()
-            .any(|(c, v)| cairn_ledger::state_tree::key_hash(c) == *k && v.is_some()))
-    );
-    s.commit();
-    assert!(s.pending_created().is_empty());
-    // Changed again in a later block: not new any more.
-    let r = result(&w, &s, &o, 300);
-    apply(&mut s, &Transaction::Result(r), 2).expect("result");
-    assert!(s.pending_created().is_empty());
-}

@@ -33,6 +33,8 @@ pub(super) struct Written {
     pub(super) root: [u8; 32],
     pub(super) nodes: BTreeMap<NodeKey, Node>,
     pub(super) stale: BTreeSet<StaleNodeIndex>,
+    /// The keys given a value that the tree did not hold before, in increasing order.
+    pub(super) created: Vec<KeyHash>,
 }
 
 /// Updates the tree `reader` holds at `version - 1` (none at version 0) with `changes` — key
@@ -44,7 +46,7 @@ pub(super) fn update<R: TreeReader>(
     version: Version,
 ) -> Result<Written> {
     debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "changes in increasing key order, each once");
-    let mut pass = Pass { reader, version, nodes: BTreeMap::new(), stale: BTreeSet::new() };
+    let mut pass = Pass { reader, version, nodes: BTreeMap::new(), stale: BTreeSet::new(), replaced: Vec::new() };
     let mut path = Vec::with_capacity(64);
     let old_root = match version.checked_sub(1) {
         None => None,
@@ -64,7 +66,7 @@ pub(super) fn update<R: TreeReader>(
     } else {
         let sub = match old_root {
             None => pass.build(&mut path, &leaves(None, changes))?,
-            Some((key, node)) => pass.descend(&mut path, key, node, changes)?,
+            Some((key, node)) => pass.descend(&mut path, key, node, None, changes)?,
         };
         match sub {
             Sub::Empty => {
@@ -82,7 +84,16 @@ pub(super) fn update<R: TreeReader>(
             Sub::Internal(child) => child.hash,
         }
     };
-    Ok(Written { root, nodes: pass.nodes, stale: pass.stale })
+    // A key the old tree held has its leaf there, which the walk met: every other key given a
+    // value is new.
+    let mut replaced = pass.replaced;
+    replaced.sort_unstable();
+    let created = changes
+        .iter()
+        .filter(|(kh, vh)| vh.is_some() && replaced.binary_search(kh).is_err())
+        .map(|(kh, _)| *kh)
+        .collect();
+    Ok(Written { root, nodes: pass.nodes, stale: pass.stale, created })
 }
 
 /// A child as its parent internal node records it.
@@ -125,6 +136,8 @@ struct Pass<'a, R> {
     version: Version,
     nodes: BTreeMap<NodeKey, Node>,
     stale: BTreeSet<StaleNodeIndex>,
+    /// The keys of the old tree's leaves that a change names (replaced or deleted).
+    replaced: Vec<KeyHash>,
 }
 
 impl<R: TreeReader> Pass<'_, R> {
@@ -143,13 +156,14 @@ impl<R: TreeReader> Pass<'_, R> {
         self.stale.insert(StaleNodeIndex { stale_since_version: self.version, node_key: key });
     }
 
-    /// The subtree at `path` of the old tree, whose top node is `node` (stored at `key`), with
-    /// `changes` (all under `path`).
+    /// The subtree at `path` of the old tree, whose top node is `node` (stored at `key`; its
+    /// hash if its parent records it), with `changes` (all under `path`).
     fn descend(
         &mut self,
         path: &mut Vec<u8>,
         key: NodeKey,
         node: Node,
+        hash: Option<[u8; 32]>,
         changes: &[(KeyHash, Option<ValueHash>)],
     ) -> Result<Sub> {
         match node {
@@ -160,10 +174,12 @@ impl<R: TreeReader> Pass<'_, R> {
             Node::Leaf(node) => {
                 let carried = if changes.binary_search_by_key(&node.key_hash(), |c| c.0).is_ok() {
                     // Replaced or deleted.
+                    self.replaced.push(node.key_hash());
                     self.stale(key);
                     None
                 } else {
-                    Some(NewLeaf { hash: node.hash::<Sha256>(), node, stored: Some(key) })
+                    let hash = hash.unwrap_or_else(|| node.hash::<Sha256>());
+                    Some(NewLeaf { hash, node, stored: Some(key) })
                 };
                 self.build(path, &leaves(carried, changes))
             }
@@ -181,7 +197,7 @@ impl<R: TreeReader> Pass<'_, R> {
                         Some(Slot::Old(child)) => {
                             let key = NodeKey::new(child.version, nibble_path(path));
                             let node = self.read(&key)?;
-                            self.descend(path, key, node, part)?
+                            self.descend(path, key, node, Some(child.hash), part)?
                         }
                         _ => self.build(path, &leaves(None, part))?,
                     };
@@ -409,6 +425,10 @@ mod tests {
                 let k = key(&mut rng);
                 changes.insert(k, Some(vec![rng.r#gen(); 4]));
             }
+            // Some keys the tree holds get a new value.
+            for _ in 0..rng.gen_range(0..4).min(present.len()) {
+                changes.insert(present[rng.gen_range(0..present.len())], Some(vec![rng.r#gen(); 4]));
+            }
             for _ in 0..rng.gen_range(0..8).min(present.len()) {
                 let k = present.swap_remove(rng.gen_range(0..present.len()));
                 changes.insert(k, None);
@@ -416,6 +436,8 @@ mod tests {
             if version % 13 == 12 {
                 changes.extend(present.drain(..).map(|k| (k, None)));
             }
+            let created: Vec<KeyHash> =
+                changes.iter().filter(|(k, v)| v.is_some() && !present.contains(k)).map(|(k, _)| *k).collect();
             for (k, v) in &changes {
                 if v.is_some() && !present.contains(k) {
                     present.push(*k);
@@ -424,13 +446,19 @@ mod tests {
             let hashed: Vec<(KeyHash, Option<ValueHash>)> =
                 changes.iter().map(|(k, v)| (*k, v.as_ref().map(ValueHash::with::<Sha256>))).collect();
             let written = update(&ours, &hashed, version).expect("one pass");
+            assert_eq!(written.created, created, "keys new at {version}");
             let mut batch = jmt::storage::TreeUpdateBatch {
                 node_batch: jmt::storage::NodeBatch::new(written.nodes, BTreeMap::new()),
                 stale_node_index_batch: written.stale,
                 node_stats: Vec::new(),
             };
             crate::state_tree::mark_previous_root(&ours, &mut batch, version).expect("root marked");
-            let one = StateUpdate { version, root: crate::Hash(written.root), batch: std::sync::Arc::new(batch) };
+            let one = StateUpdate {
+                version,
+                root: crate::Hash(written.root),
+                batch: std::sync::Arc::new(batch),
+                created: written.created,
+            };
             let reference = put_one_by_one(&theirs, changes.clone(), version).expect("one by one");
             assert_eq!(one.root, reference.root, "root at {version}");
             apply_and_prune(&mut ours, &one);
