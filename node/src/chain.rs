@@ -10,7 +10,6 @@
 //! state's maps are persistent) and can be sent to another thread.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -191,35 +190,19 @@ pub struct RetiredJob {
 }
 
 /// A job's location in `jobs`, read from the store the first time (once per block).
-fn location<'a>(
-    jobs: &'a mut BTreeMap<Hash, JobLocation>,
-    store: &Store,
-    id: Hash,
-) -> anyhow::Result<&'a mut JobLocation> {
-    Ok(match jobs.entry(id) {
-        Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(store.job(&id)?.unwrap_or_default()),
-    })
-}
-
 /// Writes an executed block with its commit to the store, in one synced batch: its
 /// transactions, receipts, job index, state changes and state tree update.
 pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyhow::Result<()> {
     let block = &executed.block;
     let height = block.header.height;
+    // What the block adds to each job's location: the store merges it in, reading nothing.
     let mut jobs: BTreeMap<Hash, JobLocation> = BTreeMap::new();
     let mut receipt_index = 0u32;
     for tx in &block.txs {
         let Some(id) = tx.job_id() else { continue };
-        // An offer's job is new: its offer is included once (its nonce is then spent), so its
-        // location has nothing to read.
-        let loc = match tx {
-            Transaction::Offer(_) => {
-                debug_assert!(store.job(&id)?.is_none(), "job {id} offered twice");
-                jobs.entry(id).or_default()
-            }
-            _ => location(&mut jobs, store, id)?,
-        };
+        // An offer is included once (its nonce is then spent).
+        debug_assert!(!matches!(tx, Transaction::Offer(_)) || store.job(&id)?.is_none(), "job {id} offered twice");
+        let loc = jobs.entry(id).or_default();
         match tx {
             Transaction::Offer(_) => loc.offer_height = Some(height),
             Transaction::Result(_) => {
@@ -231,7 +214,7 @@ pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyh
     }
     // Jobs the block retired from the state: what job_get tells of them goes to the job index.
     for (id, job) in &executed.executed.retired {
-        let loc = location(&mut jobs, store, *id)?;
+        let loc = jobs.entry(*id).or_default();
         let retired = RetiredJob { phase: job.phase, paid: job.paid, assigned: job.assignees().to_vec() };
         loc.retired = Some(borsh::to_vec(&retired).expect("borsh encoding into a Vec cannot fail"));
     }

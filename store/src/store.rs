@@ -5,7 +5,7 @@
 //! | `blocks` | height (u64 big-endian) | borsh [`Block`] |
 //! | `commits` | height | borsh [`Commit`] that finalized that block |
 //! | `receipts` | height | borsh `Vec<ExecutionReceipt>`, the block's receipts in order |
-//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are, and what is kept of it once retired from the state |
+//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are, and what is kept of it once retired from the state; each block merges in what it adds ([`JobLocation::merge`]), read back whole |
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
@@ -86,8 +86,13 @@ const META_CHAIN_ID: &[u8] = b"chain_id";
 const META_FORMAT: &[u8] = b"format";
 
 /// The layout of the rows this store writes. A database of another version is refused at open
-/// (its rows would be misread).
-pub const STORE_FORMAT_VERSION: u32 = 5;
+/// (its rows would be misread), but for format 5, which differs only in that its job index
+/// rows are whole ([`JobLocation::merge`]): it is marked format 6 at open, nothing rewritten.
+pub const STORE_FORMAT_VERSION: u32 = 6;
+/// The one earlier format this store opens and upgrades ([`STORE_FORMAT_VERSION`]).
+const STORE_FORMAT_UPGRADED: u32 = 5;
+/// The name of the job index's merge operator (rocksdb keeps it with the tables).
+const JOB_MERGE_OPERATOR: &str = "cairn.job_location.1";
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).
@@ -147,6 +152,33 @@ pub struct JobLocation {
     pub retired: Option<Vec<u8>>,
 }
 
+impl JobLocation {
+    /// Adds what a later block wrote of the job: its offer height and retired record, if set,
+    /// replace these; its receipts follow these. A block writes only what it adds, and rocksdb
+    /// merges the rows (when read, and as it compacts them), so that writing a block reads
+    /// nothing from the index.
+    pub fn merge(&mut self, later: JobLocation) {
+        self.offer_height = later.offer_height.or(self.offer_height);
+        self.receipts.extend(later.receipts);
+        self.retired = later.retired.or(self.retired.take());
+    }
+}
+
+/// The job index's merge operator: `existing` (if any) and then each operand, oldest first,
+/// merged ([`JobLocation::merge`]). A row that does not decode fails the read (rocksdb reports
+/// a corruption) rather than being dropped.
+fn merge_job_locations(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeOperands) -> Option<Vec<u8>> {
+    let read = |bytes: &[u8]| decode::<JobLocation>("job location", bytes, RECORD_BYTES_MAX).ok();
+    let mut merged = match existing {
+        Some(bytes) => read(bytes)?,
+        None => JobLocation::default(),
+    };
+    for operand in operands {
+        merged.merge(read(operand)?);
+    }
+    Some(borsh::to_vec(&merged).expect("borsh encoding into a Vec cannot fail"))
+}
+
 /// Everything a finalized block writes.
 #[derive(Debug)]
 pub struct BlockWrite<'a> {
@@ -156,7 +188,8 @@ pub struct BlockWrite<'a> {
     pub commit: &'a Commit,
     /// Its receipts, in order.
     pub receipts: &'a [ExecutionReceipt],
-    /// Job index updates.
+    /// What the block adds to the job index: for each job, merged into its location
+    /// ([`JobLocation::merge`]).
     pub jobs: &'a [(Hash, JobLocation)],
     /// State changes (the flat `state` table).
     pub state: &'a [StateChange],
@@ -316,6 +349,9 @@ impl Store {
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf = Options::default();
             cf.set_block_based_table_factory(&tables);
+            if *name == CF_JOBS {
+                cf.set_merge_operator_associative(JOB_MERGE_OPERATOR, merge_job_locations);
+            }
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
@@ -335,7 +371,9 @@ impl Store {
             Some(found) if found == chain_id.0 => {
                 let format =
                     store.get(CF_META, META_FORMAT)?.and_then(|b| Some(u32::from_be_bytes(b.try_into().ok()?)));
-                if format != Some(STORE_FORMAT_VERSION) {
+                if format == Some(STORE_FORMAT_UPGRADED) {
+                    store.put_synced(CF_META, META_FORMAT, &STORE_FORMAT_VERSION.to_be_bytes())?;
+                } else if format != Some(STORE_FORMAT_VERSION) {
                     return Err(Error::Storage(format!(
                         "the database at {} has store format {}, this node writes format {STORE_FORMAT_VERSION}: \
                          move the folder aside and start again to sync the chain from peers",
@@ -435,7 +473,7 @@ impl Store {
         batch.put_cf(self.cf(CF_COMMITS), key, borsh::to_vec(w.commit).expect("encodes"));
         batch.put_cf(self.cf(CF_RECEIPTS), key, borsh::to_vec(w.receipts).expect("encodes"));
         for (job_id, location) in w.jobs {
-            batch.put_cf(self.cf(CF_JOBS), job_id.0, borsh::to_vec(location).expect("encodes"));
+            batch.merge_cf(self.cf(CF_JOBS), job_id.0, borsh::to_vec(location).expect("encodes"));
         }
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
@@ -857,6 +895,36 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn forget_format(&self) {
         self.db.delete_cf(self.cf(CF_META), META_FORMAT).expect("delete");
+    }
+
+    /// The format the database is marked with (tests).
+    #[cfg(test)]
+    pub(crate) fn format(&self) -> Option<u32> {
+        self.get(CF_META, META_FORMAT).expect("read").map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+    }
+
+    /// Records format `format` for the database, as an older node wrote it (tests).
+    #[cfg(test)]
+    pub(crate) fn set_format(&self, format: u32) {
+        self.db.put_cf(self.cf(CF_META), META_FORMAT, format.to_be_bytes()).expect("put");
+    }
+
+    /// Writes `location` whole as job `id`'s row, as format 5 did (tests).
+    #[cfg(test)]
+    pub(crate) fn put_whole_job(&self, id: &Hash, location: &JobLocation) {
+        self.db.put_cf(self.cf(CF_JOBS), id.0, borsh::to_vec(location).expect("encodes")).expect("put");
+    }
+
+    /// Merges `bytes` into job `id`'s row as they are (tests of rows that do not decode).
+    #[cfg(test)]
+    pub(crate) fn merge_job_bytes(&self, id: &Hash, bytes: &[u8]) {
+        self.db.merge_cf(self.cf(CF_JOBS), id.0, bytes).expect("merge");
+    }
+
+    /// Compacts the job index: its merged rows are written whole (tests).
+    #[cfg(test)]
+    pub(crate) fn compact_jobs(&self) {
+        self.db.compact_range_cf(self.cf(CF_JOBS), None::<&[u8]>, None::<&[u8]>);
     }
 
     /// Empties the key index, as in a database written before it existed (tests).

@@ -201,6 +201,81 @@ fn a_database_of_another_store_format_is_refused_with_what_to_do() {
     assert!(message.contains("store format 1") && message.contains("move the folder aside"), "{message}");
 }
 
+/// Each block writes only what it adds to a job's location, and the store merges it in: a
+/// read gives the whole location, before and after the rows are compacted and the store
+/// reopened. A row that does not decode fails the read.
+#[test]
+fn job_locations_are_merged_block_by_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (records, chain_id) = sample();
+    let (job, other) = (Hash::of(b"job"), Hash::of(b"other"));
+    let adds = [
+        vec![(job, JobLocation { offer_height: Some(1), ..JobLocation::default() })],
+        vec![
+            (job, JobLocation { receipts: vec![(2, 0), (2, 3)], ..JobLocation::default() }),
+            (other, JobLocation { offer_height: Some(2), ..JobLocation::default() }),
+        ],
+        vec![(job, JobLocation { receipts: vec![(3, 1)], ..JobLocation::default() })],
+        vec![(job, JobLocation { retired: Some(b"retired".to_vec()), ..JobLocation::default() })],
+    ];
+    let whole = JobLocation {
+        offer_height: Some(1),
+        receipts: vec![(2, 0), (2, 3), (3, 1)],
+        retired: Some(b"retired".to_vec()),
+    };
+    {
+        let store = Store::open(dir.path(), chain_id).expect("open");
+        let genesis = [(b"k".to_vec(), Some(b"v".to_vec()))];
+        store.init_genesis_state(&genesis, &state_tree::prepare(&store, &genesis, 0).expect("v0")).expect("genesis");
+        for (i, jobs) in adds.iter().enumerate() {
+            let height = i as u64 + 1;
+            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+            block.header.height = height;
+            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let tree = state_tree::prepare(&store, &[], height).expect("update");
+            store.commit_block(BlockWrite { jobs, ..bare(&block, &commit, &[], &tree) }).expect("commit");
+        }
+        assert_eq!(store.job(&job).expect("read"), Some(whole.clone()));
+        assert_eq!(store.job(&other).expect("read").and_then(|l| l.offer_height), Some(2));
+        store.compact_jobs();
+        assert_eq!(store.job(&job).expect("read"), Some(whole.clone()));
+    }
+    let store = Store::open(dir.path(), chain_id).expect("reopen");
+    assert_eq!(store.job(&job).expect("read"), Some(whole));
+    assert_eq!(store.job(&Hash::of(b"never")).expect("read"), None);
+    store.merge_job_bytes(&other, &[0xff; 3]);
+    assert!(store.job(&other).is_err(), "a row that does not decode is an error, not a job");
+}
+
+/// A database of format 5 (job index rows written whole) opens as format 6 and its rows
+/// merge with what later blocks add; older formats are still refused.
+#[test]
+fn a_format_5_database_is_upgraded_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain_id = Hash::of(b"chain");
+    let job = Hash::of(b"job");
+    {
+        let store = Store::open(dir.path(), chain_id).expect("open");
+        store.set_format(5);
+        store.put_whole_job(&job, &JobLocation { offer_height: Some(4), ..JobLocation::default() });
+    }
+    {
+        let store = Store::open(dir.path(), chain_id).expect("format 5 opens");
+        assert_eq!(store.format(), Some(crate::store::STORE_FORMAT_VERSION), "marked as this format at open");
+        store.merge_job_bytes(
+            &job,
+            &borsh::to_vec(&JobLocation { receipts: vec![(5, 0)], ..JobLocation::default() }).expect("encodes"),
+        );
+        assert_eq!(
+            store.job(&job).expect("read"),
+            Some(JobLocation { offer_height: Some(4), receipts: vec![(5, 0)], retired: None })
+        );
+        store.set_format(4);
+    }
+    let e = Store::open(dir.path(), chain_id).expect_err("format 4 is refused");
+    assert!(e.to_string().contains("store format 4"), "{e}");
+}
+
 /// Bytes of the write-ahead log's files in a store's folder (a file rocksdb deletes while
 /// they are listed counts as gone).
 fn wal_bytes(dir: &std::path::Path) -> u64 {
