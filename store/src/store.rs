@@ -5,13 +5,13 @@
 //! | `blocks` | height (u64 big-endian) | borsh [`Block`] |
 //! | `commits` | height | borsh [`Commit`] that finalized that block |
 //! | `receipts` | height | borsh `Vec<ExecutionReceipt>`, the block's receipts in order |
-//! | `jobs` | job id | borsh [`JobLocation`]: where its offer and each of its receipts are, and what is kept of it once retired from the state; each block merges in what it adds ([`JobLocation::merge`]), read back whole |
+//! | `jobs` | job id ‖ height (u64 BE) | borsh [`JobLocation`]: what the block at that height added to where the job's offer and receipts are, and what is kept of it once retired from the state; read back as one ([`JobLocation::merge`], in height order) |
 //! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
 //! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
 //! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::tree`] | the state tree |
 //! | `jmt_keys` | sha256(state key) | the state key (the tree holds only hashes; state sync serves keys) |
-//! | `jmt_stale_keys` | deleted-at version (u64 BE) ‖ sha256(state key) | empty: a key deleted then, whose `jmt_keys` row goes once no kept version holds it (unless the key came back) |
+//! | `jmt_stale_keys` | deleted-at version (u64 BE) | sha256 of each state key deleted then, end to end: its `jmt_keys` row goes once no kept version holds it (unless the key came back) |
 //! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
 //! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
 //! | `evidence` | height ‖ sha256(evidence) | borsh evidence of equivocation (opaque bytes), kept |
@@ -86,13 +86,14 @@ const META_CHAIN_ID: &[u8] = b"chain_id";
 const META_FORMAT: &[u8] = b"format";
 
 /// The layout of the rows this store writes. A database of another version is refused at open
-/// (its rows would be misread), but for format 5, which differs only in that its job index
-/// rows are whole ([`JobLocation::merge`]): it is marked format 6 at open, nothing rewritten.
-pub const STORE_FORMAT_VERSION: u32 = 6;
-/// The one earlier format this store opens and upgrades ([`STORE_FORMAT_VERSION`]).
+/// (its rows would be misread), but for format 5, which this store reads as it is: it is
+/// marked format 7 at open, nothing rewritten. Format 5 kept each job's location in one row
+/// under its id, rewritten by every block that added to it (this store reads such a row as
+/// the first of the job's), and indexed what goes stale in the state tree one row per entry,
+/// not one row per version (pruning reads both, and the old rows age out).
+pub const STORE_FORMAT_VERSION: u32 = 7;
+/// The earlier format this store opens and upgrades ([`STORE_FORMAT_VERSION`]).
 const STORE_FORMAT_UPGRADED: u32 = 5;
-/// The name of the job index's merge operator (rocksdb keeps it with the tables).
-const JOB_MERGE_OPERATOR: &str = "cairn.job_location.1";
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).
@@ -154,29 +155,13 @@ pub struct JobLocation {
 
 impl JobLocation {
     /// Adds what a later block wrote of the job: its offer height and retired record, if set,
-    /// replace these; its receipts follow these. A block writes only what it adds, and rocksdb
-    /// merges the rows (when read, and as it compacts them), so that writing a block reads
-    /// nothing from the index.
+    /// replace these; its receipts follow these. Each block writes only what it adds, in a row
+    /// of its own, so that writing a block reads nothing from the index.
     pub fn merge(&mut self, later: JobLocation) {
         self.offer_height = later.offer_height.or(self.offer_height);
         self.receipts.extend(later.receipts);
         self.retired = later.retired.or(self.retired.take());
     }
-}
-
-/// The job index's merge operator: `existing` (if any) and then each operand, oldest first,
-/// merged ([`JobLocation::merge`]). A row that does not decode fails the read (rocksdb reports
-/// a corruption) rather than being dropped.
-fn merge_job_locations(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeOperands) -> Option<Vec<u8>> {
-    let read = |bytes: &[u8]| decode::<JobLocation>("job location", bytes, RECORD_BYTES_MAX).ok();
-    let mut merged = match existing {
-        Some(bytes) => read(bytes)?,
-        None => JobLocation::default(),
-    };
-    for operand in operands {
-        merged.merge(read(operand)?);
-    }
-    Some(borsh::to_vec(&merged).expect("borsh encoding into a Vec cannot fail"))
 }
 
 /// Everything a finalized block writes.
@@ -188,8 +173,8 @@ pub struct BlockWrite<'a> {
     pub commit: &'a Commit,
     /// Its receipts, in order.
     pub receipts: &'a [ExecutionReceipt],
-    /// What the block adds to the job index: for each job, merged into its location
-    /// ([`JobLocation::merge`]).
+    /// What the block adds to the job index: for each job, what it adds to its location
+    /// ([`JobLocation::merge`]), in a row of its own.
     pub jobs: &'a [(Hash, JobLocation)],
     /// State changes (the flat `state` table).
     pub state: &'a [StateChange],
@@ -318,6 +303,64 @@ fn live_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, versio
     Ok(value_in(rows.value().unwrap_or_default())?.is_some().then_some(found))
 }
 
+/// What one version makes stale, as `put_tree` gathers it: the encoded keys of the tree nodes,
+/// the `jmt_values` keys (40 bytes each) and the deleted keys' hashes (32 bytes each).
+#[derive(Default)]
+struct StaleAt {
+    nodes: Vec<Vec<u8>>,
+    values: Vec<u8>,
+    keys: Vec<u8>,
+}
+
+/// The version a row of stale index `index` (`jmt_stale`, `jmt_stale_values` or
+/// `jmt_stale_keys`) is stale since: its key's first 8 bytes.
+fn stale_since(index: &str, key: &[u8]) -> Result<u64> {
+    let since = key.get(..8).ok_or_else(|| Error::Corrupt(format!("{index} key")))?;
+    Ok(u64::from_be_bytes(since.try_into().expect("8 bytes")))
+}
+
+/// The entries a row of stale index `index` names: those of its version (its key is the
+/// version alone; the value lists them: borsh `Vec<Vec<u8>>` of node keys, or 40-byte value
+/// row keys, or 32-byte key hashes, end to end), or, in a row of store format 5,
+/// the one its key holds after the version.
+fn stale_entries<'a>(index: &str, key: &'a [u8], value: &'a [u8]) -> Result<Vec<&'a [u8]>> {
+    let corrupt = || Error::Corrupt(format!("{index} row {} does not list its entries", hex::encode(key)));
+    if key.len() > 8 {
+        return Ok(vec![&key[8..]]);
+    }
+    match index {
+        CF_JMT_STALE => {
+            // Read in place: each entry is a u32 length and that many bytes.
+            let mut entries = Vec::new();
+            let count = value.get(..4).ok_or_else(corrupt)?;
+            let mut rest = &value[4..];
+            for _ in 0..u32::from_le_bytes(count.try_into().expect("4 bytes")) {
+                let len = rest.get(..4).ok_or_else(corrupt)?;
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+                let entry = rest.get(4..4 + len).ok_or_else(corrupt)?;
+                entries.push(entry);
+                rest = &rest[4 + len..];
+            }
+            if !rest.is_empty() {
+                return Err(corrupt());
+            }
+            Ok(entries)
+        }
+        _ => {
+            let width = if index == CF_JMT_STALE_VALUES { 40 } else { 32 };
+            if !value.len().is_multiple_of(width) {
+                return Err(corrupt());
+            }
+            Ok(value.chunks_exact(width).collect())
+        }
+    }
+}
+
+/// `head` ‖ `height` (u64 BE): rows of one thing, one per height, in height order.
+fn height_pair_key_after(head: &[u8], height: u64) -> Vec<u8> {
+    [head, &height.to_be_bytes()].concat()
+}
+
 fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {
     let mut k = height.to_be_bytes().to_vec();
     k.extend_from_slice(tail);
@@ -349,9 +392,6 @@ impl Store {
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf = Options::default();
             cf.set_block_based_table_factory(&tables);
-            if *name == CF_JOBS {
-                cf.set_merge_operator_associative(JOB_MERGE_OPERATOR, merge_job_locations);
-            }
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
@@ -455,9 +495,23 @@ impl Store {
         self.get_decoded(CF_RECEIPTS, &height_key(height))
     }
 
-    /// Where a job's offer and receipt landed.
+    /// Where a job's offer and receipts landed: its rows, one per block that added to it, in
+    /// height order (a row of store format 5 first: it is the job id alone), read as one.
     pub fn job(&self, job_id: &Hash) -> Result<Option<JobLocation>> {
-        self.get_decoded(CF_JOBS, &job_id.0)
+        let mut rows = self.db.raw_iterator_cf(self.cf(CF_JOBS));
+        rows.seek(job_id.0);
+        let mut location: Option<JobLocation> = None;
+        while let (Some(k), Some(v)) = (rows.key(), rows.value()) {
+            if !k.starts_with(&job_id.0) {
+                break;
+            }
+            let added: JobLocation = decode(CF_JOBS, v, RECORD_BYTES_MAX)
+                .map_err(|e| Error::Corrupt(format!("{CF_JOBS} row {}: {e}", hex::encode(k))))?;
+            location.get_or_insert_default().merge(added);
+            rows.next();
+        }
+        rows.status().map_err(storage)?;
+        Ok(location)
     }
 
     /// Writes a finalized block atomically (synced to disk) and moves the head to it.
@@ -473,7 +527,11 @@ impl Store {
         batch.put_cf(self.cf(CF_COMMITS), key, borsh::to_vec(w.commit).expect("encodes"));
         batch.put_cf(self.cf(CF_RECEIPTS), key, borsh::to_vec(w.receipts).expect("encodes"));
         for (job_id, location) in w.jobs {
-            batch.merge_cf(self.cf(CF_JOBS), job_id.0, borsh::to_vec(location).expect("encodes"));
+            batch.put_cf(
+                self.cf(CF_JOBS),
+                height_pair_key_after(&job_id.0, height),
+                borsh::to_vec(location).expect("encodes"),
+            );
         }
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
@@ -530,9 +588,11 @@ impl Store {
             values.keys().map(|(version, kh)| recent.rows.newest(kh).filter(|p| p < version)).collect()
         };
         let mut rows: Option<DBRawIterator<'_>> = None;
+        // What goes stale, by the version it goes stale at (every entry of an update's, in
+        // practice): one index row per version and table.
+        let mut stale: std::collections::BTreeMap<jmt::Version, StaleAt> = Default::default();
         for (((version, kh), v), known) in update.batch.node_batch.values().iter().zip(known) {
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
-            let since = version.to_be_bytes();
             let previous = match known {
                 Some(p) => Some(p),
                 None if v.is_some() && created.binary_search(kh).is_ok() => {
@@ -547,22 +607,32 @@ impl Store {
                     live_row_before(rows, kh, *version)?
                 }
             };
+            let at = stale.entry(*version).or_default();
             match previous {
-                Some(previous) => {
-                    batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, previous)].concat(), [])
-                }
+                Some(previous) => at.values.extend_from_slice(&value_row_key(kh, previous)),
                 None if v.is_some() => new_keys.push(*kh),
                 None => {}
             }
             if v.is_none() {
-                batch.put_cf(self.cf(CF_JMT_STALE_VALUES), [&since[..], &value_row_key(kh, *version)].concat(), []);
-                batch.put_cf(self.cf(CF_JMT_STALE_KEYS), [&since[..], &kh.0[..]].concat(), []);
+                at.values.extend_from_slice(&value_row_key(kh, *version));
+                at.keys.extend_from_slice(&kh.0);
             }
         }
-        for stale in &update.batch.stale_node_index_batch {
-            let mut k = stale.stale_since_version.to_be_bytes().to_vec();
-            k.extend(borsh::to_vec(&stale.node_key).expect("encodes"));
-            batch.put_cf(self.cf(CF_JMT_STALE), k, []);
+        for node in &update.batch.stale_node_index_batch {
+            let at = stale.entry(node.stale_since_version).or_default();
+            at.nodes.push(borsh::to_vec(&node.node_key).expect("encodes"));
+        }
+        for (since, at) in stale {
+            let key = since.to_be_bytes();
+            if !at.nodes.is_empty() {
+                batch.put_cf(self.cf(CF_JMT_STALE), key, borsh::to_vec(&at.nodes).expect("encodes"));
+            }
+            if !at.values.is_empty() {
+                batch.put_cf(self.cf(CF_JMT_STALE_VALUES), key, &at.values);
+            }
+            if !at.keys.is_empty() {
+                batch.put_cf(self.cf(CF_JMT_STALE_KEYS), key, &at.keys);
+            }
         }
         Ok(new_keys)
     }
@@ -589,12 +659,13 @@ impl Store {
         for (index, target) in [(CF_JMT_STALE, CF_JMT_NODES), (CF_JMT_STALE_VALUES, CF_JMT_VALUES)] {
             let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
             for item in self.db.iterator_cf(self.cf(index), mode) {
-                let (k, _) = item.map_err(storage)?;
-                let since = k.get(..8).ok_or_else(|| Error::Corrupt(format!("{index} key")))?;
-                if u64::from_be_bytes(since.try_into().expect("8 bytes")) > cutoff {
+                let (k, v) = item.map_err(storage)?;
+                if stale_since(index, &k)? > cutoff {
                     break;
                 }
-                batch.delete_cf(self.cf(target), &k[8..]);
+                for entry in stale_entries(index, &k, &v)? {
+                    batch.delete_cf(self.cf(target), entry);
+                }
                 batch.delete_cf(self.cf(index), &k);
             }
         }
@@ -603,22 +674,23 @@ impl Store {
         let mut given: Option<std::collections::HashSet<&[u8]>> = None;
         let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
         for item in self.db.iterator_cf(self.cf(CF_JMT_STALE_KEYS), mode) {
-            let (k, _) = item.map_err(storage)?;
-            let (since, hash) = k.split_at_checked(8).ok_or_else(|| Error::Corrupt("jmt_stale_keys key".into()))?;
-            if u64::from_be_bytes(since.try_into().expect("8 bytes")) > cutoff {
+            let (k, v) = item.map_err(storage)?;
+            if stale_since(CF_JMT_STALE_KEYS, &k)? > cutoff {
                 break;
             }
-            let back = match self.get(CF_JMT_KEYS, hash)? {
-                Some(key) => {
-                    let given = given.get_or_insert_with(|| {
-                        changes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.as_slice()).collect()
-                    });
-                    self.get(CF_STATE, &key)?.is_some() || given.contains(key.as_slice())
+            for hash in stale_entries(CF_JMT_STALE_KEYS, &k, &v)? {
+                let back = match self.get(CF_JMT_KEYS, hash)? {
+                    Some(key) => {
+                        let given = given.get_or_insert_with(|| {
+                            changes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.as_slice()).collect()
+                        });
+                        self.get(CF_STATE, &key)?.is_some() || given.contains(key.as_slice())
+                    }
+                    None => true,
+                };
+                if !back {
+                    batch.delete_cf(self.cf(CF_JMT_KEYS), hash);
                 }
-                None => true,
-            };
-            if !back {
-                batch.delete_cf(self.cf(CF_JMT_KEYS), hash);
             }
             batch.delete_cf(self.cf(CF_JMT_STALE_KEYS), &k);
         }
@@ -909,22 +981,38 @@ impl Store {
         self.db.put_cf(self.cf(CF_META), META_FORMAT, format.to_be_bytes()).expect("put");
     }
 
-    /// Writes `location` whole as job `id`'s row, as format 5 did (tests).
+    /// Writes `location` whole as job `id`'s one row, as format 5 did (tests).
     #[cfg(test)]
     pub(crate) fn put_whole_job(&self, id: &Hash, location: &JobLocation) {
         self.db.put_cf(self.cf(CF_JOBS), id.0, borsh::to_vec(location).expect("encodes")).expect("put");
     }
 
-    /// Merges `bytes` into job `id`'s row as they are (tests of rows that do not decode).
+    /// Writes `bytes` as what the block at `height` added to job `id` (tests of rows that do
+    /// not decode).
     #[cfg(test)]
-    pub(crate) fn merge_job_bytes(&self, id: &Hash, bytes: &[u8]) {
-        self.db.merge_cf(self.cf(CF_JOBS), id.0, bytes).expect("merge");
+    pub(crate) fn put_job_row(&self, id: &Hash, height: u64, bytes: &[u8]) {
+        self.db.put_cf(self.cf(CF_JOBS), height_pair_key_after(&id.0, height), bytes).expect("put");
     }
 
-    /// Compacts the job index: its merged rows are written whole (tests).
+    /// Rewrites the stale indexes as stores of format 5 wrote them: a row per entry,
+    /// its key the version ‖ the entry, its value empty (tests). Returns the rows written.
     #[cfg(test)]
-    pub(crate) fn compact_jobs(&self) {
-        self.db.compact_range_cf(self.cf(CF_JOBS), None::<&[u8]>, None::<&[u8]>);
+    pub(crate) fn rewrite_stale_rows_one_per_entry(&self) -> usize {
+        let mut batch = WriteBatch::default();
+        let mut written = 0;
+        for index in [CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_STALE_KEYS] {
+            for item in self.db.iterator_cf(self.cf(index), IteratorMode::Start) {
+                let (k, v) = item.expect("reads");
+                assert_eq!(k.len(), 8, "a row per version");
+                for entry in stale_entries(index, &k, &v).expect("decodes") {
+                    batch.put_cf(self.cf(index), [&k[..], entry].concat(), []);
+                    written += 1;
+                }
+                batch.delete_cf(self.cf(index), &k);
+            }
+        }
+        self.db.write(batch).expect("write");
+        written
     }
 
     /// Empties the key index, as in a database written before it existed (tests).
@@ -1140,6 +1228,37 @@ impl jmt::storage::TreeReader for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `jmt_stale` row is borsh `Vec<Vec<u8>>`, read in place: the entries borsh wrote, in
+    /// order; a row cut short or with bytes left over is corrupt, as is a value list whose
+    /// length is not a whole number of entries.
+    #[test]
+    fn stale_rows_read_what_was_written() {
+        let version = 7u64.to_be_bytes();
+        let nodes: Vec<Vec<u8>> = vec![vec![], vec![1, 2, 3], vec![9; 300]];
+        let row = borsh::to_vec(&nodes).expect("encodes");
+        let read = stale_entries(CF_JMT_STALE, &version, &row).expect("reads");
+        assert_eq!(read, nodes.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert_eq!(
+            stale_entries(CF_JMT_STALE, &version, &borsh::to_vec(&Vec::<Vec<u8>>::new()).expect("encodes"))
+                .expect("reads")
+                .len(),
+            0
+        );
+        for bad in [&row[..row.len() - 1], &[row.as_slice(), &[0]].concat(), &row[..2]] {
+            assert!(stale_entries(CF_JMT_STALE, &version, bad).is_err());
+        }
+        let values = [[1u8; 40], [2; 40]].concat();
+        assert_eq!(
+            stale_entries(CF_JMT_STALE_VALUES, &version, &values).expect("reads"),
+            vec![&[1u8; 40][..], &[2; 40]]
+        );
+        assert!(stale_entries(CF_JMT_STALE_VALUES, &version, &values[..39]).is_err());
+        assert!(stale_entries(CF_JMT_STALE_KEYS, &version, &[0; 33]).is_err());
+        // A row of the older layout names its one entry in its key.
+        let old = [&version[..], &[5; 32]].concat();
+        assert_eq!(stale_entries(CF_JMT_STALE_KEYS, &old, &[]).expect("reads"), vec![&[5u8; 32][..]]);
+    }
 
     #[test]
     fn the_consensus_wal_keeps_order_per_height_survives_reopen_and_prunes() {

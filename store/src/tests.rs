@@ -201,9 +201,9 @@ fn a_database_of_another_store_format_is_refused_with_what_to_do() {
     assert!(message.contains("store format 1") && message.contains("move the folder aside"), "{message}");
 }
 
-/// Each block writes only what it adds to a job's location, and the store merges it in: a
-/// read gives the whole location, before and after the rows are compacted and the store
-/// reopened. A row that does not decode fails the read.
+/// Each block writes only what it adds to a job's location, in a row of its own: a read gives
+/// the whole location, in height order, before and after the store is reopened, and nothing
+/// of another job's. A row that does not decode fails the read.
 #[test]
 fn job_locations_are_merged_block_by_block() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -236,19 +236,18 @@ fn job_locations_are_merged_block_by_block() {
             store.commit_block(BlockWrite { jobs, ..bare(&block, &commit, &[], &tree) }).expect("commit");
         }
         assert_eq!(store.job(&job).expect("read"), Some(whole.clone()));
-        assert_eq!(store.job(&other).expect("read").and_then(|l| l.offer_height), Some(2));
-        store.compact_jobs();
-        assert_eq!(store.job(&job).expect("read"), Some(whole.clone()));
+        let other_alone = JobLocation { offer_height: Some(2), ..JobLocation::default() };
+        assert_eq!(store.job(&other).expect("read"), Some(other_alone));
     }
     let store = Store::open(dir.path(), chain_id).expect("reopen");
     assert_eq!(store.job(&job).expect("read"), Some(whole));
     assert_eq!(store.job(&Hash::of(b"never")).expect("read"), None);
-    store.merge_job_bytes(&other, &[0xff; 3]);
+    store.put_job_row(&other, 9, &[0xff; 3]);
     assert!(store.job(&other).is_err(), "a row that does not decode is an error, not a job");
 }
 
-/// A database of format 5 (job index rows written whole) opens as format 6 and its rows
-/// merge with what later blocks add; older formats are still refused.
+/// A database of format 5 (a job's location in one row, rewritten whole) opens as this format,
+/// and a job's row there comes first of what later blocks add; other formats are refused.
 #[test]
 fn a_format_5_database_is_upgraded_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -262,8 +261,9 @@ fn a_format_5_database_is_upgraded_at_open() {
     {
         let store = Store::open(dir.path(), chain_id).expect("format 5 opens");
         assert_eq!(store.format(), Some(crate::store::STORE_FORMAT_VERSION), "marked as this format at open");
-        store.merge_job_bytes(
+        store.put_job_row(
             &job,
+            5,
             &borsh::to_vec(&JobLocation { receipts: vec![(5, 0)], ..JobLocation::default() }).expect("encodes"),
         );
         assert_eq!(
@@ -274,6 +274,55 @@ fn a_format_5_database_is_upgraded_at_open() {
     }
     let e = Store::open(dir.path(), chain_id).expect_err("format 4 is refused");
     assert!(e.to_string().contains("store format 4"), "{e}");
+    for format in [6, 8] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Store::open(dir.path(), chain_id).expect("open").set_format(format);
+        let e = Store::open(dir.path(), chain_id).expect_err("refused");
+        assert!(e.to_string().contains(&format!("store format {format}")), "{e}");
+    }
+}
+
+/// Stores of format 5 indexed what goes stale in the state tree one row per entry;
+/// this store writes a row per version and prunes both: a store whose index was rewritten in
+/// the older layout midway ends with the same tables as one whose index never was.
+#[test]
+fn stale_rows_of_the_older_layout_are_pruned_too() {
+    let (records, chain_id) = sample();
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let stores: Vec<Store> = dirs
+        .iter()
+        .map(|d| {
+            let mut store = Store::open(d.path(), chain_id).expect("open");
+            store.set_state_history(3);
+            let g: Vec<StateChange> = (0..30u8).map(|i| (vec![i], Some(vec![i, 0]))).collect();
+            store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+            store
+        })
+        .collect();
+    for height in 1..=14u64 {
+        // Twelve of forty keys a block, a quarter of them deleted.
+        let changes: Vec<StateChange> = (0..12u64)
+            .map(|i| {
+                (vec![((height * 7 + i * 3) % 40) as u8], ((height + i) % 4 != 0).then(|| vec![height as u8, i as u8]))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        for store in &stores {
+            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
+            block.header.height = height;
+            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let tree = state_tree::prepare(store, &changes, height).expect("update");
+            store.commit_block(bare(&block, &commit, &changes, &tree)).expect("commit");
+        }
+        if height == 6 {
+            let rows = stores[1].rewrite_stale_rows_one_per_entry();
+            assert!(rows > 3 * 12, "every entry of versions 4 to 6 in a row of its own: {rows}");
+        }
+        assert_eq!(stores[0].state_root(height).expect("read"), stores[1].state_root(height).expect("read"));
+    }
+    assert!(stores[0].tree_rows() == stores[1].tree_rows(), "the same tree tables once the older rows are pruned");
+    assert!(stores[1].state_root(10).expect("read").is_none(), "pruned beyond the history");
 }
 
 /// Bytes of the write-ahead log's files in a store's folder (a file rocksdb deletes while
