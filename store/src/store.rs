@@ -199,6 +199,8 @@ pub struct Store {
     /// The state tree's nodes and keys' newest value rows the last blocks wrote (read before
     /// the tables).
     recent: std::sync::Mutex<RecentWrites>,
+    /// The rows of the stale indexes a block writes, built here ([`StaleRows`]).
+    stale_rows: std::sync::Mutex<StaleRows>,
 }
 
 /// The memory a store holds (see [`Store::memory`]).
@@ -303,13 +305,52 @@ fn live_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, versio
     Ok(value_in(rows.value().unwrap_or_default())?.is_some().then_some(found))
 }
 
-/// What one version makes stale, as `put_tree` gathers it: the encoded keys of the tree nodes,
-/// the `jmt_values` keys (40 bytes each) and the deleted keys' hashes (32 bytes each).
+/// The stale index rows of the block being written, built in buffers kept from one block to
+/// the next: a busy block's rows are hundreds of KiB, and memory that large, freed after each
+/// block, went back to the system and was faulted in again for the next (about 1 % of the
+/// machine at the peak). At most [`STALE_ROWS_BYTES_KEPT`] stay allocated between blocks.
 #[derive(Default)]
-struct StaleAt {
-    nodes: Vec<Vec<u8>>,
+struct StaleRows {
+    /// `jmt_stale`'s row: borsh `Vec<Vec<u8>>` of the nodes' borsh keys.
+    nodes: Vec<u8>,
+    /// How many node keys `nodes` holds.
+    node_count: u32,
+    /// `jmt_stale_values`'s row: `jmt_values` keys, 40 bytes each.
     values: Vec<u8>,
+    /// `jmt_stale_keys`' row: key hashes, 32 bytes each.
     keys: Vec<u8>,
+}
+
+/// The most bytes [`StaleRows`] keeps allocated between blocks.
+const STALE_ROWS_BYTES_KEPT: usize = 4 << 20;
+
+impl StaleRows {
+    fn clear(&mut self) {
+        self.nodes.clear();
+        self.nodes.extend_from_slice(&[0; 4]);
+        self.node_count = 0;
+        self.values.clear();
+        self.keys.clear();
+    }
+
+    fn push_node(&mut self, key: &jmt::storage::NodeKey) {
+        let start = self.nodes.len();
+        self.nodes.extend_from_slice(&[0; 4]);
+        borsh::to_writer(&mut self.nodes, key).expect("borsh encoding into a Vec cannot fail");
+        let len = (self.nodes.len() - start - 4) as u32;
+        self.nodes[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        self.node_count += 1;
+        self.nodes[..4].copy_from_slice(&self.node_count.to_le_bytes());
+    }
+
+    /// Lets go of buffers grown past [`STALE_ROWS_BYTES_KEPT`] by an unusually large block.
+    fn trim(&mut self) {
+        for buffer in [&mut self.nodes, &mut self.values, &mut self.keys] {
+            if buffer.capacity() > STALE_ROWS_BYTES_KEPT {
+                *buffer = Vec::new();
+            }
+        }
+    }
 }
 
 /// The version a row of stale index `index` (`jmt_stale`, `jmt_stale_values` or
@@ -402,6 +443,7 @@ impl Store {
             state_history_blocks: STATE_HISTORY_BLOCKS_DEFAULT,
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
             recent: std::sync::Mutex::new(RecentWrites::new()),
+            stale_rows: std::sync::Mutex::new(StaleRows::default()),
         };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
@@ -588,10 +630,16 @@ impl Store {
             values.keys().map(|(version, kh)| recent.rows.newest(kh).filter(|p| p < version)).collect()
         };
         let mut rows: Option<DBRawIterator<'_>> = None;
-        // What goes stale, by the version it goes stale at (every entry of an update's, in
-        // practice): one index row per version and table.
-        let mut stale: std::collections::BTreeMap<jmt::Version, StaleAt> = Default::default();
+        // What goes stale goes stale at the update's version: one index row per table.
+        let mut stale = self.stale_rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stale.clear();
         for (((version, kh), v), known) in update.batch.node_batch.values().iter().zip(known) {
+            if *version != update.version {
+                return Err(Error::Invalid(format!(
+                    "a value of version {version} in the update of {}",
+                    update.version
+                )));
+            }
             batch.put_cf(self.cf(CF_JMT_VALUES), value_row_key(kh, *version), encode_value(v));
             let previous = match known {
                 Some(p) => Some(p),
@@ -607,33 +655,36 @@ impl Store {
                     live_row_before(rows, kh, *version)?
                 }
             };
-            let at = stale.entry(*version).or_default();
             match previous {
-                Some(previous) => at.values.extend_from_slice(&value_row_key(kh, previous)),
+                Some(previous) => stale.values.extend_from_slice(&value_row_key(kh, previous)),
                 None if v.is_some() => new_keys.push(*kh),
                 None => {}
             }
             if v.is_none() {
-                at.values.extend_from_slice(&value_row_key(kh, *version));
-                at.keys.extend_from_slice(&kh.0);
+                stale.values.extend_from_slice(&value_row_key(kh, *version));
+                stale.keys.extend_from_slice(&kh.0);
             }
         }
         for node in &update.batch.stale_node_index_batch {
-            let at = stale.entry(node.stale_since_version).or_default();
-            at.nodes.push(borsh::to_vec(&node.node_key).expect("encodes"));
+            if node.stale_since_version != update.version {
+                return Err(Error::Invalid(format!(
+                    "a node stale since {} in the update of {}",
+                    node.stale_since_version, update.version
+                )));
+            }
+            stale.push_node(&node.node_key);
         }
-        for (since, at) in stale {
-            let key = since.to_be_bytes();
-            if !at.nodes.is_empty() {
-                batch.put_cf(self.cf(CF_JMT_STALE), key, borsh::to_vec(&at.nodes).expect("encodes"));
-            }
-            if !at.values.is_empty() {
-                batch.put_cf(self.cf(CF_JMT_STALE_VALUES), key, &at.values);
-            }
-            if !at.keys.is_empty() {
-                batch.put_cf(self.cf(CF_JMT_STALE_KEYS), key, &at.keys);
-            }
+        let key = update.version.to_be_bytes();
+        if stale.node_count > 0 {
+            batch.put_cf(self.cf(CF_JMT_STALE), key, &stale.nodes);
         }
+        if !stale.values.is_empty() {
+            batch.put_cf(self.cf(CF_JMT_STALE_VALUES), key, &stale.values);
+        }
+        if !stale.keys.is_empty() {
+            batch.put_cf(self.cf(CF_JMT_STALE_KEYS), key, &stale.keys);
+        }
+        stale.trim();
         Ok(new_keys)
     }
 
@@ -1255,6 +1306,21 @@ mod tests {
         );
         assert!(stale_entries(CF_JMT_STALE_VALUES, &version, &values[..39]).is_err());
         assert!(stale_entries(CF_JMT_STALE_KEYS, &version, &[0; 33]).is_err());
+        // What a block writes is that layout: its node keys, each borsh, in a borsh list.
+        let keys: Vec<jmt::storage::NodeKey> = (0..5u8)
+            .map(|i| {
+                jmt::storage::NodeKey::new(u64::from(i), (0..i).map(Into::into).collect::<jmt::storage::NibblePath>())
+            })
+            .collect();
+        let mut rows = StaleRows::default();
+        rows.clear();
+        for key in &keys {
+            rows.push_node(key);
+        }
+        let encoded: Vec<Vec<u8>> = keys.iter().map(|k| borsh::to_vec(k).expect("encodes")).collect();
+        assert_eq!(rows.nodes, borsh::to_vec(&encoded).expect("encodes"));
+        rows.clear();
+        assert_eq!(rows.nodes, borsh::to_vec(&Vec::<Vec<u8>>::new()).expect("encodes"), "cleared for the next block");
         // A row of the older layout names its one entry in its key.
         let old = [&version[..], &[5; 32]].concat();
         assert_eq!(stale_entries(CF_JMT_STALE_KEYS, &old, &[]).expect("reads"), vec![&[5u8; 32][..]]);
