@@ -189,13 +189,13 @@ pub struct RetiredJob {
     pub assigned: Vec<cairn_ledger::PublicKey>,
 }
 
-/// A job's location in `jobs`, read from the store the first time (once per block).
 /// Writes an executed block with its commit to the store, in one synced batch: its
 /// transactions, receipts, job index, state changes and state tree update.
 pub fn persist(store: &Store, executed: &ExecutedBlock, commit: &Commit) -> anyhow::Result<()> {
     let block = &executed.block;
     let height = block.header.height;
-    // What the block adds to each job's location: the store merges it in, reading nothing.
+    // What the block adds to each job's location: the store keeps it in a row of its own, so
+    // nothing is read here.
     let mut jobs: BTreeMap<Hash, JobLocation> = BTreeMap::new();
     let mut receipt_index = 0u32;
     for tx in &block.txs {
