@@ -258,9 +258,14 @@ fn height_key(height: u64) -> [u8; 8] {
 
 /// A `jmt_values` key: key hash ‖ version (big-endian).
 fn value_row_key(key_hash: &jmt::KeyHash, version: u64) -> [u8; 40] {
+    hash_then(&key_hash.0, version)
+}
+
+/// `hash` ‖ `n` (u64 big-endian): the rows of one thing, in the order of `n`.
+fn hash_then(hash: &[u8; 32], n: u64) -> [u8; 40] {
     let mut k = [0u8; 40];
-    k[..32].copy_from_slice(&key_hash.0);
-    k[32..].copy_from_slice(&version.to_be_bytes());
+    k[..32].copy_from_slice(hash);
+    k[32..].copy_from_slice(&n.to_be_bytes());
     k
 }
 
@@ -311,10 +316,8 @@ fn live_row_before(rows: &mut DBRawIterator<'_>, key_hash: &jmt::KeyHash, versio
 /// machine at the peak). At most [`STALE_ROWS_BYTES_KEPT`] stay allocated between blocks.
 #[derive(Default)]
 struct StaleRows {
-    /// `jmt_stale`'s row: borsh `Vec<Vec<u8>>` of the nodes' borsh keys.
+    /// `jmt_stale`'s row: the nodes' borsh keys, end to end.
     nodes: Vec<u8>,
-    /// How many node keys `nodes` holds.
-    node_count: u32,
     /// `jmt_stale_values`'s row: `jmt_values` keys, 40 bytes each.
     values: Vec<u8>,
     /// `jmt_stale_keys`' row: key hashes, 32 bytes each.
@@ -327,20 +330,12 @@ const STALE_ROWS_BYTES_KEPT: usize = 4 << 20;
 impl StaleRows {
     fn clear(&mut self) {
         self.nodes.clear();
-        self.nodes.extend_from_slice(&[0; 4]);
-        self.node_count = 0;
         self.values.clear();
         self.keys.clear();
     }
 
     fn push_node(&mut self, key: &jmt::storage::NodeKey) {
-        let start = self.nodes.len();
-        self.nodes.extend_from_slice(&[0; 4]);
         borsh::to_writer(&mut self.nodes, key).expect("borsh encoding into a Vec cannot fail");
-        let len = (self.nodes.len() - start - 4) as u32;
-        self.nodes[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        self.node_count += 1;
-        self.nodes[..4].copy_from_slice(&self.node_count.to_le_bytes());
     }
 
     /// Lets go of buffers grown past [`STALE_ROWS_BYTES_KEPT`] by an unusually large block.
@@ -361,9 +356,9 @@ fn stale_since(index: &str, key: &[u8]) -> Result<u64> {
 }
 
 /// The entries a row of stale index `index` names: those of its version (its key is the
-/// version alone; the value lists them: borsh `Vec<Vec<u8>>` of node keys, or 40-byte value
-/// row keys, or 32-byte key hashes, end to end), or, in a row of store format 5,
-/// the one its key holds after the version.
+/// version alone; the value lists them end to end: borsh node keys, each as long as its own
+/// encoding says, or 40-byte value row keys, or 32-byte key hashes), or, in a row of store
+/// format 5, the one its key holds after the version.
 fn stale_entries<'a>(index: &str, key: &'a [u8], value: &'a [u8]) -> Result<Vec<&'a [u8]>> {
     let corrupt = || Error::Corrupt(format!("{index} row {} does not list its entries", hex::encode(key)));
     if key.len() > 8 {
@@ -371,19 +366,14 @@ fn stale_entries<'a>(index: &str, key: &'a [u8], value: &'a [u8]) -> Result<Vec<
     }
     match index {
         CF_JMT_STALE => {
-            // Read in place: each entry is a u32 length and that many bytes.
+            // Each key's bytes, as far as decoding it reads (a node key ends where its own
+            // encoding says).
             let mut entries = Vec::new();
-            let count = value.get(..4).ok_or_else(corrupt)?;
-            let mut rest = &value[4..];
-            for _ in 0..u32::from_le_bytes(count.try_into().expect("4 bytes")) {
-                let len = rest.get(..4).ok_or_else(corrupt)?;
-                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-                let entry = rest.get(4..4 + len).ok_or_else(corrupt)?;
-                entries.push(entry);
-                rest = &rest[4 + len..];
-            }
-            if !rest.is_empty() {
-                return Err(corrupt());
+            let mut rest = value;
+            while !rest.is_empty() {
+                let start = rest;
+                <jmt::storage::NodeKey as BorshDeserialize>::deserialize_reader(&mut rest).map_err(|_| corrupt())?;
+                entries.push(&start[..start.len() - rest.len()]);
             }
             Ok(entries)
         }
@@ -395,11 +385,6 @@ fn stale_entries<'a>(index: &str, key: &'a [u8], value: &'a [u8]) -> Result<Vec<
             Ok(value.chunks_exact(width).collect())
         }
     }
-}
-
-/// `head` ‖ `height` (u64 BE): rows of one thing, one per height, in height order.
-fn height_pair_key_after(head: &[u8], height: u64) -> Vec<u8> {
-    [head, &height.to_be_bytes()].concat()
 }
 
 fn height_pair_key(height: u64, tail: &[u8]) -> Vec<u8> {
@@ -569,11 +554,7 @@ impl Store {
         batch.put_cf(self.cf(CF_COMMITS), key, borsh::to_vec(w.commit).expect("encodes"));
         batch.put_cf(self.cf(CF_RECEIPTS), key, borsh::to_vec(w.receipts).expect("encodes"));
         for (job_id, location) in w.jobs {
-            batch.put_cf(
-                self.cf(CF_JOBS),
-                height_pair_key_after(&job_id.0, height),
-                borsh::to_vec(location).expect("encodes"),
-            );
+            batch.put_cf(self.cf(CF_JOBS), hash_then(&job_id.0, height), borsh::to_vec(location).expect("encodes"));
         }
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
@@ -675,7 +656,7 @@ impl Store {
             stale.push_node(&node.node_key);
         }
         let key = update.version.to_be_bytes();
-        if stale.node_count > 0 {
+        if !stale.nodes.is_empty() {
             batch.put_cf(self.cf(CF_JMT_STALE), key, &stale.nodes);
         }
         if !stale.values.is_empty() {
@@ -1042,7 +1023,7 @@ impl Store {
     /// not decode).
     #[cfg(test)]
     pub(crate) fn put_job_row(&self, id: &Hash, height: u64, bytes: &[u8]) {
-        self.db.put_cf(self.cf(CF_JOBS), height_pair_key_after(&id.0, height), bytes).expect("put");
+        self.db.put_cf(self.cf(CF_JOBS), hash_then(&id.0, height), bytes).expect("put");
     }
 
     /// Rewrites the stale indexes as stores of format 5 wrote them: a row per entry,
@@ -1280,25 +1261,31 @@ impl jmt::storage::TreeReader for Store {
 mod tests {
     use super::*;
 
-    /// A `jmt_stale` row is borsh `Vec<Vec<u8>>`, read in place: the entries borsh wrote, in
-    /// order; a row cut short or with bytes left over is corrupt, as is a value list whose
-    /// length is not a whole number of entries.
+    /// A `jmt_stale` row is the node keys a block wrote (`StaleRows::push_node`), end to end,
+    /// read back key by key; a row cut short or with bytes left over is corrupt, as is a value
+    /// list whose length is not a whole number of entries.
     #[test]
     fn stale_rows_read_what_was_written() {
         let version = 7u64.to_be_bytes();
-        let nodes: Vec<Vec<u8>> = vec![vec![], vec![1, 2, 3], vec![9; 300]];
-        let row = borsh::to_vec(&nodes).expect("encodes");
+        let keys: Vec<jmt::storage::NodeKey> = (0..5u8)
+            .map(|i| {
+                jmt::storage::NodeKey::new(u64::from(i), (0..i).map(Into::into).collect::<jmt::storage::NibblePath>())
+            })
+            .collect();
+        let mut rows = StaleRows::default();
+        for key in &keys {
+            rows.push_node(key);
+        }
+        let encoded: Vec<Vec<u8>> = keys.iter().map(|k| borsh::to_vec(k).expect("encodes")).collect();
+        let row = rows.nodes.clone();
         let read = stale_entries(CF_JMT_STALE, &version, &row).expect("reads");
-        assert_eq!(read, nodes.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        assert_eq!(
-            stale_entries(CF_JMT_STALE, &version, &borsh::to_vec(&Vec::<Vec<u8>>::new()).expect("encodes"))
-                .expect("reads")
-                .len(),
-            0
-        );
+        assert_eq!(read, encoded.iter().map(Vec::as_slice).collect::<Vec<_>>());
         for bad in [&row[..row.len() - 1], &[row.as_slice(), &[0]].concat(), &row[..2]] {
             assert!(stale_entries(CF_JMT_STALE, &version, bad).is_err());
         }
+        assert!(stale_entries(CF_JMT_STALE, &version, &[]).expect("reads").is_empty());
+        rows.clear();
+        assert!(rows.nodes.is_empty(), "cleared for the next block");
         let values = [[1u8; 40], [2; 40]].concat();
         assert_eq!(
             stale_entries(CF_JMT_STALE_VALUES, &version, &values).expect("reads"),
@@ -1306,21 +1293,6 @@ mod tests {
         );
         assert!(stale_entries(CF_JMT_STALE_VALUES, &version, &values[..39]).is_err());
         assert!(stale_entries(CF_JMT_STALE_KEYS, &version, &[0; 33]).is_err());
-        // What a block writes is that layout: its node keys, each borsh, in a borsh list.
-        let keys: Vec<jmt::storage::NodeKey> = (0..5u8)
-            .map(|i| {
-                jmt::storage::NodeKey::new(u64::from(i), (0..i).map(Into::into).collect::<jmt::storage::NibblePath>())
-            })
-            .collect();
-        let mut rows = StaleRows::default();
-        rows.clear();
-        for key in &keys {
-            rows.push_node(key);
-        }
-        let encoded: Vec<Vec<u8>> = keys.iter().map(|k| borsh::to_vec(k).expect("encodes")).collect();
-        assert_eq!(rows.nodes, borsh::to_vec(&encoded).expect("encodes"));
-        rows.clear();
-        assert_eq!(rows.nodes, borsh::to_vec(&Vec::<Vec<u8>>::new()).expect("encodes"), "cleared for the next block");
         // A row of the older layout names its one entry in its key.
         let old = [&version[..], &[5; 32]].concat();
         assert_eq!(stale_entries(CF_JMT_STALE_KEYS, &old, &[]).expect("reads"), vec![&[5u8; 32][..]]);

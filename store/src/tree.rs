@@ -3,13 +3,13 @@
 //!
 //! Column families: `jmt_nodes` (borsh node key → borsh node), `jmt_values` (key hash ‖
 //! version BE → `0x00` deleted | `0x01` ‖ value), and, for pruning, one row per version in
-//! each of `jmt_stale` (stale-since version BE → borsh `Vec<Vec<u8>>` of the borsh node keys
-//! that went stale then) and `jmt_stale_values` (stale-since version BE → the `jmt_values`
-//! keys that went stale then, 40 bytes each, end to end). A value row goes stale when its key
-//! is next written (and a deletion row when it is written); once no version before that is
-//! kept, reads never reach it. (Stores of format 5 wrote a row per entry, its key
-//! the version ‖ the entry, its value empty: pruning still reads them.) The [`Store`] reads the tree (it is a
-//! [`TreeReader`](jmt::storage::TreeReader)), writes each block's update in that block's
+//! each of `jmt_stale` (stale-since version BE → the borsh node keys that went stale then,
+//! end to end) and `jmt_stale_values` (stale-since version BE → the `jmt_values` keys that
+//! went stale then, 40 bytes each, end to end). A value row goes stale when its key is next
+//! written (and a deletion row when it is written); once no version before that is kept,
+//! reads never reach it. (Stores of format 5 wrote a row per entry, its key the version ‖
+//! the entry, its value empty: pruning still reads them.) The [`Store`] reads the tree (it is
+//! a [`TreeReader`](jmt::storage::TreeReader)), writes each block's update in that block's
 //! batch, prunes, and answers proofs ([`Store::state_proof`]).
 //!
 //! [`StoreTree`] is the [`StateCommitment`] a node builds and checks blocks with.
