@@ -25,6 +25,33 @@ fn bare<'a>(
     BlockWrite { block, commit, receipts: &[], jobs: &[], state, tree }
 }
 
+impl Sample {
+    /// An empty block at `height` on the sample header, and its commit.
+    fn block_at(&self, height: u64) -> (Block, Commit) {
+        let mut block = Block { header: self.header.clone(), txs: vec![], last_commit: None };
+        block.header.height = height;
+        let commit = Commit { height, block_hash: block.hash(), ..self.commit.clone() };
+        (block, commit)
+    }
+}
+
+/// Two stores of `chain_id`, in folders of their own, that keep 3 versions of the state, each
+/// with the same genesis state: keys `0..keys`.
+fn two_stores_keeping_3_versions(chain_id: Hash, keys: u8) -> ([tempfile::TempDir; 2], Vec<Store>) {
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let stores = dirs
+        .iter()
+        .map(|d| {
+            let mut store = Store::open(d.path(), chain_id).expect("open");
+            store.set_state_history(3);
+            let g: Vec<StateChange> = (0..keys).map(|i| (vec![i], Some(vec![i, 0]))).collect();
+            store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+            store
+        })
+        .collect();
+    (dirs, stores)
+}
+
 /// A chain id, and a block header at height 7 with its (unsigned) commit and a receipt.
 fn sample() -> (Sample, Hash) {
     let chain_id = Hash::of(b"store tests");
@@ -63,9 +90,7 @@ fn sample() -> (Sample, Hash) {
 fn store_reopens_at_its_head_and_refuses_another_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (records, chain_id) = sample();
-    let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
-    block.header.height = 1;
-    let commit = Commit { height: 1, block_hash: block.hash(), ..records.commit.clone() };
+    let (block, commit) = records.block_at(1);
     {
         let store = Store::open(dir.path(), chain_id).expect("open");
         assert_eq!(store.head_height().expect("head"), 0);
@@ -129,9 +154,7 @@ fn stale_state_tree_nodes_and_values_are_pruned_beyond_the_history() {
     let g = [(b"k".to_vec(), Some(b"0".to_vec())), (b"gone".to_vec(), Some(b"x".to_vec()))];
     store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
     let commit_at = |store: &Store, height: u64, changes: &[StateChange]| {
-        let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
-        block.header.height = height;
-        let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+        let (block, commit) = records.block_at(height);
         let tree = state_tree::prepare(store, changes, height).expect("update");
         let w = bare(&block, &commit, changes, &tree);
         store.commit_block(w).expect("commit");
@@ -229,9 +252,7 @@ fn job_locations_are_merged_block_by_block() {
         store.init_genesis_state(&genesis, &state_tree::prepare(&store, &genesis, 0).expect("v0")).expect("genesis");
         for (i, jobs) in adds.iter().enumerate() {
             let height = i as u64 + 1;
-            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
-            block.header.height = height;
-            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let (block, commit) = records.block_at(height);
             let tree = state_tree::prepare(&store, &[], height).expect("update");
             store.commit_block(BlockWrite { jobs, ..bare(&block, &commit, &[], &tree) }).expect("commit");
         }
@@ -288,17 +309,7 @@ fn a_format_5_database_is_upgraded_at_open() {
 #[test]
 fn stale_rows_of_the_older_layout_are_pruned_too() {
     let (records, chain_id) = sample();
-    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
-    let stores: Vec<Store> = dirs
-        .iter()
-        .map(|d| {
-            let mut store = Store::open(d.path(), chain_id).expect("open");
-            store.set_state_history(3);
-            let g: Vec<StateChange> = (0..30u8).map(|i| (vec![i], Some(vec![i, 0]))).collect();
-            store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
-            store
-        })
-        .collect();
+    let (_dirs, stores) = two_stores_keeping_3_versions(chain_id, 30);
     for height in 1..=14u64 {
         // Twelve of forty keys a block, a quarter of them deleted.
         let changes: Vec<StateChange> = (0..12u64)
@@ -309,9 +320,7 @@ fn stale_rows_of_the_older_layout_are_pruned_too() {
             .into_iter()
             .collect();
         for store in &stores {
-            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
-            block.header.height = height;
-            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let (block, commit) = records.block_at(height);
             let tree = state_tree::prepare(store, &changes, height).expect("update");
             store.commit_block(bare(&block, &commit, &changes, &tree)).expect("commit");
         }
@@ -352,9 +361,7 @@ fn the_write_ahead_log_stays_within_the_budget() {
         // since, until something flushes it.
         store.put_blob(b"a module").expect("blob");
         for height in 1..=96u64 {
-            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
-            block.header.height = height;
-            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let (block, commit) = records.block_at(height);
             let changes = vec![(b"k".to_vec(), Some(vec![height as u8; 64 << 10]))];
             let tree = state_tree::prepare(&store, &changes, height).expect("update");
             let w = bare(&block, &commit, &changes, &tree);
@@ -553,17 +560,7 @@ fn blobs_past_their_budget_are_deleted_oldest_first_unless_in_use_or_young() {
 #[test]
 fn recent_tree_writes_change_nothing_stored() {
     let (records, chain_id) = sample();
-    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
-    let stores: Vec<Store> = dirs
-        .iter()
-        .map(|d| {
-            let mut store = Store::open(d.path(), chain_id).expect("open");
-            store.set_state_history(3);
-            let g: Vec<StateChange> = (0..50u8).map(|i| (vec![i], Some(vec![i, 0]))).collect();
-            store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
-            store
-        })
-        .collect();
+    let (_dirs, stores) = two_stores_keeping_3_versions(chain_id, 50);
     // A small generator, the same for both: each block changes 20 of 80 keys; a third of the
     // changes delete.
     let mut seed = 0x2545f4914f6cdd1du64;
@@ -599,9 +596,7 @@ fn recent_tree_writes_change_nothing_stored() {
         }
         let mut roots = Vec::new();
         for (i, store) in stores.iter().enumerate() {
-            let mut block = Block { header: records.header.clone(), txs: vec![], last_commit: None };
-            block.header.height = height;
-            let commit = Commit { height, block_hash: block.hash(), ..records.commit.clone() };
+            let (block, commit) = records.block_at(height);
             let mut tree = state_tree::prepare(store, &changes, height).expect("update");
             assert_eq!(tree.created, created, "block {height}'s new keys");
             if i == 1 {
