@@ -137,6 +137,30 @@ impl Default for StoreBudget {
 /// Bloom filter bits per key (≈ 1 % false positives).
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
+/// The file a store creates, and removes, in its folder to learn whether the file system
+/// takes direct I/O.
+pub(crate) const DIRECT_IO_PROBE: &str = "DIRECT_IO_PROBE";
+
+/// Whether files in the folder `path` (created if missing) can be opened for direct I/O
+/// (`O_DIRECT`): most local file systems can; some cannot (older tmpfs, some network and
+/// FUSE file systems), and rocksdb would then fail its first flush rather than fall back.
+pub(crate) fn direct_io_works(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::create_dir_all(path).is_err() {
+        return false;
+    }
+    let probe = path.join(DIRECT_IO_PROBE);
+    let works = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    works
+}
+
 /// The largest record read back from disk (a block with all its transactions).
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
 
@@ -201,6 +225,8 @@ pub struct Store {
     recent: std::sync::Mutex<RecentWrites>,
     /// The rows of the stale indexes a block writes, built here ([`StaleRows`]).
     stale_rows: std::sync::Mutex<StaleRows>,
+    /// Whether flushes and compactions write table files with direct I/O ([`direct_io_works`]).
+    direct_io: bool,
 }
 
 /// The memory a store holds (see [`Store::memory`]).
@@ -408,6 +434,12 @@ impl Store {
         opts.set_max_open_files(256);
         opts.set_db_write_buffer_size(budget.write_buffer_bytes);
         opts.set_max_total_wal_size(budget.wal_bytes_max);
+        // Table files are written past the page cache where the file system allows it: a
+        // flush or compaction then neither copies its bytes into the cache nor leaves them
+        // dirty for the kernel to write back while the block writes wait (measured in
+        // BENCHMARKS.md, "Table files written past the page cache").
+        let direct_io = direct_io_works(path);
+        opts.set_use_direct_io_for_flush_and_compaction(direct_io);
         // One block cache for every table, and whole-key bloom filters: the state tree's
         // point reads (a node per level of each key written) mostly miss the newest files.
         let cache = Cache::new_lru_cache(budget.cache_bytes);
@@ -429,6 +461,7 @@ impl Store {
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
             recent: std::sync::Mutex::new(RecentWrites::new()),
             stale_rows: std::sync::Mutex::new(StaleRows::default()),
+            direct_io,
         };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
@@ -495,6 +528,12 @@ impl Store {
     /// The folder the database is in.
     pub fn path(&self) -> std::path::PathBuf {
         self.db.path().to_path_buf()
+    }
+
+    /// Whether flushes and compactions write table files with direct I/O (the file system
+    /// takes it), past the page cache.
+    pub fn direct_io(&self) -> bool {
+        self.direct_io
     }
 
     /// The height of the last committed block (0 before the first).
@@ -1129,6 +1168,13 @@ impl Store {
     /// Makes every write so far durable (an fsync of rocksdb's log).
     pub fn sync_wal(&self) -> Result<()> {
         self.db.flush_wal(true).map_err(storage)
+    }
+
+    /// Writes every memtable to table files (tests: what flushes write reads back).
+    #[cfg(test)]
+    pub(crate) fn flush_tables(&self) -> Result<()> {
+        let cfs: Vec<_> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
+        self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default()).map_err(storage)
     }
 
     /// The consensus write-ahead log of `height`, in append order.
