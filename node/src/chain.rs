@@ -288,16 +288,17 @@ impl Chain {
 
     /// Reads the head again from the store, after a state restored from peers was written into
     /// it: the restore checked every entry against the head's state root, so the root is not
-    /// recomputed from the state table here (only the stored tree's is compared).
+    /// recomputed from the entries here (only the stored tree's is compared).
     pub fn reload(&mut self) -> anyhow::Result<()> {
         let path = self.store.path();
         self.head = Chain::load_head(&self.genesis, &self.store, &path, false)?;
         Ok(())
     }
 
-    /// The head the store holds, its state rebuilt from the state table and checked against
-    /// the head header's root — recomputed from the table when `recompute_root` — (the genesis
-    /// state is written first into a new store).
+    /// The head the store holds, its state rebuilt from the state tree's newest value rows
+    /// ([`Store::state_entries`]) and checked against the head header's root — recomputed from
+    /// the entries when `recompute_root` — (the genesis state is written first into a new
+    /// store).
     fn load_head(genesis: &Genesis, store: &Arc<Store>, path: &Path, recompute_root: bool) -> anyhow::Result<Head> {
         let state = State::from_entries(genesis, &store.state_entries().map_err(|e| corrupt(path, e))?)
             .map_err(|e| corrupt(path, format!("rebuilding the state: {e}")))?;

@@ -1,9 +1,9 @@
 //! Cairn's block store: the rocksdb database a node keeps its chain in.
 //!
 //! - [`Store`]: one column family per table (blocks, commits, receipts, the job index, the
-//!   flat state, the state tree, blobs (modules, job data), the consensus write-ahead log…), each block
-//!   written with everything it changes in one synced batch ([`Store::commit_block`],
-//!   [`BlockWrite`]), so a crash never leaves half a block.
+//!   state tree with its value rows and key index, blobs (modules, job data), the consensus
+//!   write-ahead log…), each block written with everything it changes in one synced batch
+//!   ([`Store::commit_block`], [`BlockWrite`]), so a crash never leaves half a block.
 //! - [`tree`]: the state tree in the store — [`StoreTree`], the
 //!   [`StateCommitment`](cairn_ledger::StateCommitment) a node builds and checks blocks with,
 //!   and [`init_store_genesis`]; [`Store`] prunes old versions and answers proofs.

@@ -34,14 +34,16 @@ use cairn_ledger::state_tree::StateUpdate;
 use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
 
 use crate::recent::RecentWrites;
-use crate::tree::{decode_value, encode_value, value_in};
+use crate::tree::{encode_value, value_in};
 use crate::{Error, Result};
 
 const CF_BLOCKS: &str = "blocks";
 const CF_COMMITS: &str = "commits";
 const CF_RECEIPTS: &str = "receipts";
 const CF_JOBS: &str = "jobs";
-const CF_STATE: &str = "state";
+/// The flat state table of formats 5 and 7 (each key's latest value, as the newest value rows
+/// hold it): read once to index the keys of a database older than the key index, then dropped.
+const CF_FLAT_STATE: &str = "state";
 const CF_BLOBS: &str = "blobs";
 const CF_META: &str = "meta";
 const CF_JMT_NODES: &str = "jmt_nodes";
@@ -57,12 +59,11 @@ const CF_BLOB_ORDER: &str = "blob_order";
 /// The state tree's tables.
 const CF_TREE: [&str; 6] =
     [CF_JMT_NODES, CF_JMT_VALUES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_KEYS, CF_JMT_STALE_KEYS];
-const ALL_CFS: [&str; 17] = [
+const ALL_CFS: [&str; 16] = [
     CF_BLOCKS,
     CF_COMMITS,
     CF_RECEIPTS,
     CF_JOBS,
-    CF_STATE,
     CF_BLOBS,
     CF_META,
     CF_JMT_NODES,
@@ -86,14 +87,19 @@ const META_CHAIN_ID: &[u8] = b"chain_id";
 const META_FORMAT: &[u8] = b"format";
 
 /// The layout of the rows this store writes. A database of another version is refused at open
-/// (its rows would be misread), but for format 5, which this store reads as it is: it is
-/// marked format 7 at open, nothing rewritten. Format 5 kept each job's location in one row
-/// under its id, rewritten by every block that added to it (this store reads such a row as
-/// the first of the job's), and indexed what goes stale in the state tree one row per entry,
-/// not one row per version (pruning reads both, and the old rows age out).
-pub const STORE_FORMAT_VERSION: u32 = 7;
-/// The earlier format this store opens and upgrades ([`STORE_FORMAT_VERSION`]).
-const STORE_FORMAT_UPGRADED: u32 = 5;
+/// (its rows would be misread), but for formats 5 and 7, which this store upgrades at open:
+/// their flat state table is dropped (after its keys are indexed, for a database older than
+/// the key index), the rest is read as it is, and the database is marked format 8.
+/// - Format 7 kept every key's latest value twice: in the flat `state` table and in the
+///   state tree's newest value row. Format 8 keeps the value rows only, and rebuilds the
+///   state from them and the key index at startup.
+/// - Format 5 also kept each job's location in one row under its id, rewritten by every block
+///   that added to it (this store reads such a row as the first of the job's), and indexed
+///   what goes stale in the state tree one row per entry, not one row per version (pruning
+///   reads both, and the old rows age out).
+pub const STORE_FORMAT_VERSION: u32 = 8;
+/// The earlier formats this store opens and upgrades ([`STORE_FORMAT_VERSION`]).
+const STORE_FORMATS_UPGRADED: [u32; 2] = [5, 7];
 /// The highest stale-since version whose tree nodes and value rows are already deleted.
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).
@@ -308,13 +314,22 @@ fn value_at(
     key_hash: &jmt::KeyHash,
     max_version: u64,
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    rows.seek_for_prev(value_row_key(key_hash, max_version));
+    Ok(newest_value(rows, key_hash, max_version)?.map(<[u8]>::to_vec))
+}
+
+/// The value `key_hash`'s newest row at or before `version` holds, in place (None: no row, or a
+/// deletion's), sought with `rows` (an iterator over `jmt_values`).
+fn newest_value<'a>(
+    rows: &'a mut DBRawIterator<'_>,
+    key_hash: &jmt::KeyHash,
+    version: u64,
+) -> Result<Option<&'a [u8]>> {
+    rows.seek_for_prev(value_row_key(key_hash, version));
     if !rows.valid() {
-        rows.status()?;
-        return Ok(None);
+        return rows.status().map(|()| None).map_err(storage);
     }
-    match (rows.key(), rows.value()) {
-        (Some(k), Some(v)) if k.len() == 40 && k[..32] == key_hash.0 => Ok(decode_value(v)?),
+    match rows.key().and_then(parse_value_row_key) {
+        Some((kh, _)) if kh == *key_hash => value_in(rows.value().unwrap_or_default()),
         _ => Ok(None),
     }
 }
@@ -447,13 +462,16 @@ impl Store {
         tables.set_block_cache(&cache);
         tables.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
         tables.set_cache_index_and_filter_blocks(true);
-        let cfs = ALL_CFS.iter().map(|name| {
+        // A database of an older format may still have its flat state table: opened to be
+        // dropped (rocksdb opens a database only with every table it has).
+        let flat_state = DB::list_cf(&opts, path).is_ok_and(|cfs| cfs.iter().any(|cf| cf == CF_FLAT_STATE));
+        let cfs = ALL_CFS.iter().chain(flat_state.then_some(&CF_FLAT_STATE)).map(|name| {
             let mut cf = Options::default();
             cf.set_block_based_table_factory(&tables);
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(storage)?;
-        let store = Store {
+        let mut store = Store {
             db,
             cache,
             blobs: std::sync::Mutex::new(BlobTally::default()),
@@ -465,13 +483,17 @@ impl Store {
         };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
-                store.db.put_cf(store.cf(CF_META), META_FORMAT, STORE_FORMAT_VERSION.to_be_bytes()).map_err(storage)?;
-                store.db.put_cf(store.cf(CF_META), META_CHAIN_ID, chain_id.0).map_err(storage)?;
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(CF_META), META_FORMAT, STORE_FORMAT_VERSION.to_be_bytes());
+                batch.put_cf(store.cf(CF_META), META_KEYS_INDEXED, []);
+                batch.put_cf(store.cf(CF_META), META_CHAIN_ID, chain_id.0);
+                store.write_synced(batch)?;
             }
             Some(found) if found == chain_id.0 => {
                 let format =
                     store.get(CF_META, META_FORMAT)?.and_then(|b| Some(u32::from_be_bytes(b.try_into().ok()?)));
-                if format == Some(STORE_FORMAT_UPGRADED) {
+                if format.is_some_and(|f| STORE_FORMATS_UPGRADED.contains(&f)) {
+                    store.drop_flat_state(flat_state)?;
                     store.put_synced(CF_META, META_FORMAT, &STORE_FORMAT_VERSION.to_be_bytes())?;
                 } else if format != Some(STORE_FORMAT_VERSION) {
                     return Err(Error::Storage(format!(
@@ -489,7 +511,6 @@ impl Store {
                 )));
             }
         }
-        store.index_state_keys()?;
         store.tally_blobs()?;
         Ok(store)
     }
@@ -598,7 +619,6 @@ impl Store {
         if w.tree.version != height {
             return Err(Error::Invalid(format!("state update for version {} in block {height}", w.tree.version)));
         }
-        self.put_state(&mut batch, w.state);
         let new_keys = self.put_tree(&mut batch, w.tree)?;
         self.put_keys(&mut batch, w.state, &new_keys);
         self.prune_tree(&mut batch, height, w.state)?;
@@ -741,8 +761,9 @@ impl Store {
             }
         }
         // Keys deleted at or before the cutoff are in no kept version: their index rows go,
-        // unless the key has a value again (the flat state table has it).
+        // unless the key has a value again (its newest value row holds one).
         let mut given: Option<std::collections::HashSet<&[u8]>> = None;
+        let mut rows: Option<DBRawIterator<'_>> = None;
         let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
         for item in self.db.iterator_cf(self.cf(CF_JMT_STALE_KEYS), mode) {
             let (k, v) = item.map_err(storage)?;
@@ -755,7 +776,11 @@ impl Store {
                         let given = given.get_or_insert_with(|| {
                             changes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.as_slice()).collect()
                         });
-                        self.get(CF_STATE, &key)?.is_some() || given.contains(key.as_slice())
+                        let rows = rows.get_or_insert_with(|| self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES)));
+                        let hash = jmt::KeyHash(
+                            hash.try_into().map_err(|_| Error::Corrupt("a stale key is not 32 bytes".into()))?,
+                        );
+                        newest_value(rows, &hash, u64::MAX)?.is_some() || given.contains(key.as_slice())
                     }
                     None => true,
                 };
@@ -769,7 +794,7 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the genesis state (tree version 0 and the flat state table), once.
+    /// Writes the genesis state (tree version 0 and its keys), once.
     pub fn init_genesis_state(&self, changes: &[StateChange], tree: &StateUpdate) -> Result<()> {
         if tree.version != 0 {
             return Err(Error::Invalid("the genesis state is version 0".into()));
@@ -778,20 +803,9 @@ impl Store {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        self.put_state(&mut batch, changes);
         let new_keys = self.put_tree(&mut batch, tree)?;
         self.put_keys(&mut batch, changes, &new_keys);
         self.write_synced(batch)
-    }
-
-    /// Adds state changes to the flat `state` table in `batch`.
-    fn put_state(&self, batch: &mut WriteBatch, changes: &[StateChange]) {
-        for (k, v) in changes {
-            match v {
-                Some(v) => batch.put_cf(self.cf(CF_STATE), k, v),
-                None => batch.delete_cf(self.cf(CF_STATE), k),
-            }
-        }
     }
 
     /// Adds the keys of `changes` that are new to the tree (`new`, by hash) to `jmt_keys` in
@@ -811,18 +825,24 @@ impl Store {
         }
     }
 
-    /// Fills `jmt_keys` from the `state` table, once (databases written before it existed).
-    fn index_state_keys(&self) -> Result<()> {
-        if self.get(CF_META, META_KEYS_INDEXED)?.is_some() {
+    /// Drops the flat state table of an older format (`present`: the database has it), once
+    /// `jmt_keys` holds every key: a database written before the key index existed has its
+    /// keys indexed from the table first. A crash between the steps leaves a database that
+    /// the next open upgrades the same way.
+    fn drop_flat_state(&mut self, present: bool) -> Result<()> {
+        if !present {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        for item in self.db.iterator_cf(self.cf(CF_STATE), IteratorMode::Start) {
-            let (k, _) = item.map_err(storage)?;
-            batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(&k).0, &k);
+        if self.get(CF_META, META_KEYS_INDEXED)?.is_none() {
+            let mut batch = WriteBatch::default();
+            for item in self.db.iterator_cf(self.cf(CF_FLAT_STATE), IteratorMode::Start) {
+                let (k, _) = item.map_err(storage)?;
+                batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(&k).0, &k);
+            }
+            batch.put_cf(self.cf(CF_META), META_KEYS_INDEXED, []);
+            self.write_synced(batch)?;
         }
-        batch.put_cf(self.cf(CF_META), META_KEYS_INDEXED, []);
-        self.write_synced(batch)
+        self.db.drop_cf(CF_FLAT_STATE).map_err(storage)
     }
 
     /// The chunk of the state at `version` that starts at key hash `start` (state sync): at
@@ -872,15 +892,14 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         // The genesis state, if written, is replaced whole.
-        for cf in std::iter::once(CF_STATE).chain(CF_TREE) {
+        for cf in CF_TREE {
             batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 64].as_slice());
         }
         self.forget_recent();
         self.write_synced(batch)?;
         let mut batch = WriteBatch::default();
         // Everything is new to the emptied tables: no previous row to find or mark stale.
-        for (k, v) in entries {
-            batch.put_cf(self.cf(CF_STATE), k, v);
+        for (k, _) in entries {
             batch.put_cf(self.cf(CF_JMT_KEYS), cairn_ledger::state_tree::key_hash(k).0, k);
         }
         for (k, n) in tree.batch.node_batch.nodes() {
@@ -926,12 +945,26 @@ impl Store {
         Ok((value, borsh::to_vec(&proof).expect("encodes")))
     }
 
-    /// Every state entry, in key order (to rebuild the in-memory state at startup).
+    /// Every state entry at the head, in key order (to rebuild the in-memory state at
+    /// startup): each key of the key index with its newest value row, if that holds a value
+    /// (a deleted key stays indexed while a kept version holds it).
     pub fn state_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.db
-            .iterator_cf(self.cf(CF_STATE), IteratorMode::Start)
-            .map(|item| item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(storage))
-            .collect()
+        let version = self.head_height()?;
+        let mut rows = self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES));
+        let mut entries = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_JMT_KEYS), IteratorMode::Start) {
+            let (hash, key) = item.map_err(storage)?;
+            let hash = jmt::KeyHash(
+                hash.as_ref()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("a key index row's hash is not 32 bytes".into()))?,
+            );
+            if let Some(value) = newest_value(&mut rows, &hash, version)? {
+                entries.push((key.into_vec(), value.to_vec()));
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
     }
 
     /// Stores a blob under its hash (idempotent, synced), and notes when, in the order blobs
@@ -1084,15 +1117,6 @@ impl Store {
         }
         self.db.write(batch).expect("write");
         written
-    }
-
-    /// Empties the key index, as in a database written before it existed (tests).
-    #[cfg(test)]
-    pub(crate) fn forget_key_index(&self) {
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_JMT_KEYS), [].as_slice(), [0xffu8; 33].as_slice());
-        batch.delete_cf(self.cf(CF_META), META_KEYS_INDEXED);
-        self.db.write(batch).expect("write");
     }
 
     /// Whether `key` has its row in the key index.

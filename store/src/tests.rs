@@ -268,7 +268,8 @@ fn job_locations_are_merged_block_by_block() {
 }
 
 /// A database of format 5 (a job's location in one row, rewritten whole) opens as this format,
-/// and a job's row there comes first of what later blocks add; other formats are refused.
+/// and a job's row there comes first of what later blocks add; formats other than 5, 7 and 8
+/// are refused.
 #[test]
 fn a_format_5_database_is_upgraded_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -295,7 +296,7 @@ fn a_format_5_database_is_upgraded_at_open() {
     }
     let e = Store::open(dir.path(), chain_id).expect_err("format 4 is refused");
     assert!(e.to_string().contains("store format 4"), "{e}");
-    for format in [6, 8] {
+    for format in [6, 9] {
         let dir = tempfile::tempdir().expect("tempdir");
         Store::open(dir.path(), chain_id).expect("open").set_format(format);
         let e = Store::open(dir.path(), chain_id).expect_err("refused");
@@ -450,23 +451,62 @@ fn a_state_served_in_chunks_restores_into_an_empty_store() {
     assert_eq!(restored.state_root(6).expect("root"), Some(a.root));
 }
 
-/// A database written before the key index existed gets it at open.
-#[test]
-fn state_keys_are_indexed_at_open_for_older_databases() {
-    let (_, chain_id) = sample();
-    let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let store = Store::open(dir.path(), chain_id).expect("open");
-        let g = [(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), Some(b"2".to_vec()))];
-        store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
-        store.forget_key_index();
-        assert_eq!(store.row_count("jmt_keys"), 0);
+/// Rewrites the stopped store at `path` as a node of format `format` left it: `entries`
+/// (the state at its head) also in the flat `state` table, and when `key_index` is false no
+/// key index (a database written before it existed).
+fn as_older_format(path: &std::path::Path, format: u32, entries: &[(Vec<u8>, Vec<u8>)], key_index: bool) {
+    let opts = rocksdb::Options::default();
+    let tables = rocksdb::DB::list_cf(&opts, path).expect("tables");
+    let mut db = rocksdb::DB::open_cf(&opts, path, &tables).expect("open the stopped store");
+    db.create_cf("state", &opts).expect("the flat state table");
+    let mut batch = rocksdb::WriteBatch::default();
+    for (k, v) in entries {
+        batch.put_cf(db.cf_handle("state").expect("table"), k, v);
     }
-    let store = std::sync::Arc::new(Store::open(dir.path(), chain_id).expect("reopen"));
-    assert_eq!(store.row_count("jmt_keys"), 2);
-    let chunk = Store::state_chunk(&store, 0, [0; 32], 10, 1 << 20).expect("chunk");
-    assert_eq!(chunk.entries.len(), 2);
-    assert!(chunk.last);
+    let meta = db.cf_handle("meta").expect("table");
+    batch.put_cf(meta, b"format", format.to_be_bytes());
+    if !key_index {
+        batch.delete_range_cf(db.cf_handle("jmt_keys").expect("table"), [].as_slice(), [0xffu8; 33].as_slice());
+        batch.delete_cf(meta, b"keys_indexed");
+    }
+    db.write(batch).expect("write");
+}
+
+/// Databases of formats 5 and 7 kept each key's latest value in a flat `state` table too;
+/// opened, the table is dropped (a database older than the key index has its keys indexed
+/// from it first), the state read from the tree's value rows is the same, and the database
+/// is marked format 8. One whose table was dropped before a crash (format 7, no table)
+/// upgrades the same way.
+#[test]
+fn the_flat_state_table_of_older_formats_is_dropped_at_open() {
+    let (records, chain_id) = sample();
+    for (format, key_index, table) in [(5, false, true), (7, true, true), (7, false, true), (7, true, false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entries = {
+            let store = Store::open(dir.path(), chain_id).expect("open");
+            let g: Vec<StateChange> = (0..6u8).map(|i| (vec![b'k', i], Some(vec![i; 20]))).collect();
+            store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
+            // A key changed, one deleted, one new.
+            let changes = vec![(vec![b'k', 1], Some(vec![9; 5])), (vec![b'k', 2], None), (vec![b'n'], Some(vec![1]))];
+            let (block, commit) = records.block_at(1);
+            let tree = state_tree::prepare(&store, &changes, 1).expect("update");
+            store.commit_block(bare(&block, &commit, &changes, &tree)).expect("commit");
+            store.state_entries().expect("entries")
+        };
+        assert_eq!(entries.len(), 6, "six keys left");
+        assert!(entries.contains(&(vec![b'k', 1], vec![9; 5])) && !entries.iter().any(|(k, _)| k == &[b'k', 2]));
+        if table {
+            as_older_format(dir.path(), format, &entries, key_index);
+        } else {
+            Store::open(dir.path(), chain_id).expect("open").set_format(format);
+        }
+        let store = Store::open(dir.path(), chain_id).expect("an older format opens");
+        assert_eq!(store.format(), Some(crate::store::STORE_FORMAT_VERSION), "marked as this format at open");
+        assert_eq!(store.state_entries().expect("entries"), entries, "format {format}, key index {key_index}");
+        drop(store);
+        let tables = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).expect("tables");
+        assert!(!tables.iter().any(|t| t == "state"), "the flat state table is gone: {tables:?}");
+    }
 }
 
 /// What serving and checking a large state costs, chunk by chunk (state sync): 100,000 entries

@@ -13,10 +13,13 @@ use crate::support::{TIMEOUT, start, start_custom, uppercase_module};
 use cairn_rpc::CairnApiClient;
 use cairn_rpc::client::{self, OfferTerms};
 
+/// Bytes that decode as no record of the node's.
+const GARBAGE: [u8; 3] = [0xff, 0xff, 0xff];
+
 /// Overwrites the value of the first row of column family `cf` in the database at `db` (the
-/// node is stopped) — or of every row when `every` — with bytes that decode as nothing.
-/// Returns how many rows it overwrote.
-fn corrupt_rows(db: &Path, cf: &str, every: bool, select: impl Fn(&[u8]) -> bool) -> usize {
+/// node is stopped) — or of every row when `every` — with `bytes`. Returns how many rows it
+/// overwrote.
+fn corrupt_rows(db: &Path, cf: &str, every: bool, select: impl Fn(&[u8]) -> bool, bytes: &[u8]) -> usize {
     let cfs = DB::list_cf(&Options::default(), db).expect("list column families");
     let handle = DB::open_cf(&Options::default(), db, &cfs).expect("open the stopped node's database");
     let family = handle.cf_handle(cf).expect("column family");
@@ -27,7 +30,7 @@ fn corrupt_rows(db: &Path, cf: &str, every: bool, select: impl Fn(&[u8]) -> bool
         .take(if every { usize::MAX } else { 1 })
         .collect();
     for k in &keys {
-        handle.put_cf(family, k, [0xff, 0xff, 0xff]).expect("overwrite");
+        handle.put_cf(family, k, bytes).expect("overwrite");
     }
     handle.flush_cf(family).expect("flush");
     keys.len()
@@ -65,8 +68,10 @@ async fn a_corrupt_state_row_or_head_block_stops_the_node_with_how_to_recover() 
     let copy = home.join("db-copy");
     copy_dir(&db, &copy);
 
-    // A state row that does not decode.
-    assert_eq!(corrupt_rows(&db, "state", false, |_| true), 1);
+    // State rows that do not decode: every value row of the state tree (the state is read from
+    // each key's newest) holds bytes that are no state value.
+    let value_row = [&[1u8][..], &GARBAGE].concat();
+    assert!(corrupt_rows(&db, "jmt_values", true, |_| true, &value_row) > 0);
     let e = Chain::open(net.genesis.clone(), &db).err().expect("a corrupt state row is refused");
     let message = format!("{e:#}");
     for part in ["rebuilding the state", "does not decode", "is corrupt", "move that folder aside"] {
@@ -74,7 +79,7 @@ async fn a_corrupt_state_row_or_head_block_stops_the_node_with_how_to_recover() 
     }
     // The head block.
     let head_key = head.to_be_bytes();
-    assert_eq!(corrupt_rows(&copy, "blocks", false, |k| k == head_key), 1);
+    assert_eq!(corrupt_rows(&copy, "blocks", false, |k| k == head_key, &GARBAGE), 1);
     let e = Chain::open(net.genesis.clone(), &copy).err().expect("a corrupt head block is refused");
     let message = format!("{e:#}");
     for part in ["blocks", "is corrupt", "move that folder aside"] {
@@ -114,7 +119,8 @@ async fn a_validator_with_a_corrupt_consensus_log_sits_that_height_out_and_votes
     // Its log of CRASH_HEIGHT holds the vote it signed: make every entry unreadable.
     let home = net.t.dir.join("nodes").join("0");
     let height_prefix = CRASH_HEIGHT.to_be_bytes();
-    let overwritten = corrupt_rows(&home.join("db"), "consensus_wal", true, |k| k.starts_with(&height_prefix));
+    let overwritten =
+        corrupt_rows(&home.join("db"), "consensus_wal", true, |k| k.starts_with(&height_prefix), &GARBAGE);
     assert!(overwritten > 0, "the crashed validator logged at height {CRASH_HEIGHT}");
     job(&net, VALIDATORS, module_id, "three of four").await;
 
