@@ -267,12 +267,6 @@ impl Chain {
         let chain_id = genesis.chain_id();
         let validators = Arc::new(genesis.validator_set()?);
         let mut store = Store::open_with_budget(path, chain_id, budget)?;
-        if !store.direct_io() {
-            tracing::info!(
-                "the file system of {} takes no direct I/O: table files are written through the page cache",
-                path.display()
-            );
-        }
         store.set_state_history(state_history_blocks);
         let store = Arc::new(store);
         let head = Chain::load_head(&genesis, &store, path, true)?;

@@ -143,29 +143,11 @@ impl Default for StoreBudget {
 /// Bloom filter bits per key (≈ 1 % false positives).
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
-/// The file a store creates, and removes, in its folder to learn whether the file system
-/// takes direct I/O.
-pub(crate) const DIRECT_IO_PROBE: &str = "DIRECT_IO_PROBE";
-
-/// Whether files in the folder `path` (created if missing) can be opened for direct I/O
-/// (`O_DIRECT`): most local file systems can; some cannot (older tmpfs, some network and
-/// FUSE file systems), and rocksdb would then fail its first flush rather than fall back.
-pub(crate) fn direct_io_works(path: &Path) -> bool {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::fs::create_dir_all(path).is_err() {
-        return false;
-    }
-    let probe = path.join(DIRECT_IO_PROBE);
-    let works = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&probe)
-        .is_ok();
-    let _ = std::fs::remove_file(&probe);
-    works
-}
+/// How many bytes of a table file rocksdb writes before it asks the kernel to start writing
+/// them out (`bytes_per_sync`): a flush or compaction then leaves at most this much dirty in
+/// the page cache at a time, rather than all of a file for the kernel to write back in one
+/// burst beside the next blocks' synced writes. The file's pages stay cached for reads.
+pub(crate) const TABLE_SYNC_BYTES: u64 = 1 << 20;
 
 /// The largest record read back from disk (a block with all its transactions).
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
@@ -231,8 +213,6 @@ pub struct Store {
     recent: std::sync::Mutex<RecentWrites>,
     /// The rows of the stale indexes a block writes, built here ([`StaleRows`]).
     stale_rows: std::sync::Mutex<StaleRows>,
-    /// Whether flushes and compactions write table files with direct I/O ([`direct_io_works`]).
-    direct_io: bool,
 }
 
 /// The memory a store holds (see [`Store::memory`]).
@@ -449,12 +429,7 @@ impl Store {
         opts.set_max_open_files(256);
         opts.set_db_write_buffer_size(budget.write_buffer_bytes);
         opts.set_max_total_wal_size(budget.wal_bytes_max);
-        // Table files are written past the page cache where the file system allows it: a
-        // flush or compaction then neither copies its bytes into the cache nor leaves them
-        // dirty for the kernel to write back while the block writes wait (measured in
-        // BENCHMARKS.md, "Table files written past the page cache").
-        let direct_io = direct_io_works(path);
-        opts.set_use_direct_io_for_flush_and_compaction(direct_io);
+        opts.set_bytes_per_sync(TABLE_SYNC_BYTES);
         // One block cache for every table, and whole-key bloom filters: the state tree's
         // point reads (a node per level of each key written) mostly miss the newest files.
         let cache = Cache::new_lru_cache(budget.cache_bytes);
@@ -479,7 +454,6 @@ impl Store {
             wal_pruned_below: std::sync::atomic::AtomicU64::new(0),
             recent: std::sync::Mutex::new(RecentWrites::new()),
             stale_rows: std::sync::Mutex::new(StaleRows::default()),
-            direct_io,
         };
         match store.get(CF_META, META_CHAIN_ID)? {
             None => {
@@ -549,12 +523,6 @@ impl Store {
     /// The folder the database is in.
     pub fn path(&self) -> std::path::PathBuf {
         self.db.path().to_path_buf()
-    }
-
-    /// Whether flushes and compactions write table files with direct I/O (the file system
-    /// takes it), past the page cache.
-    pub fn direct_io(&self) -> bool {
-        self.direct_io
     }
 
     /// The height of the last committed block (0 before the first).

@@ -668,26 +668,19 @@ fn recent_tree_writes_change_nothing_stored() {
     assert!(told > 40, "keys created, some of them deleted before: {told}");
 }
 
-/// A store learns whether its file system takes direct I/O from a probe file it opens in its
-/// folder (created if missing) and removes; what it then writes and flushes, past the page
-/// cache or not, reads back after a reopen.
+/// rocksdb runs with the store's settings: its options file says that table files are synced
+/// as they are written, every [`TABLE_SYNC_BYTES`](crate::store::TABLE_SYNC_BYTES).
 #[test]
-fn the_direct_io_probe_leaves_nothing_behind() {
-    let (records, chain_id) = sample();
+fn table_files_are_synced_as_they_are_written() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("db");
-    let store = Store::open(&path, chain_id).expect("open");
-    assert!(!path.join(crate::store::DIRECT_IO_PROBE).exists(), "the probe is removed");
-    assert_eq!(store.direct_io(), crate::store::direct_io_works(&path));
-    let g = [(b"k".to_vec(), Some(b"0".to_vec()))];
-    store.init_genesis_state(&g, &state_tree::prepare(&store, &g, 0).expect("v0")).expect("genesis");
-    let (block, commit) = records.block_at(1);
-    let changes = vec![(b"k".to_vec(), Some(vec![7; 1 << 20]))];
-    let tree = state_tree::prepare(&store, &changes, 1).expect("update");
-    store.commit_block(bare(&block, &commit, &changes, &tree)).expect("commit");
-    store.flush_tables().expect("flush");
-    drop(store);
-    let store = Store::open(&path, chain_id).expect("reopen");
-    assert_eq!(store.head_height().expect("head"), 1);
-    assert_eq!(store.state_proof(b"k", 1).expect("read").0, Some(vec![7; 1 << 20]));
+    let _store = Store::open(dir.path(), Hash::of(b"chain")).expect("open");
+    let options = std::fs::read_dir(dir.path())
+        .expect("folder")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("options file"))
+        .last()
+        .expect("rocksdb writes its options file");
+    let line = format!("bytes_per_sync={}", crate::store::TABLE_SYNC_BYTES);
+    assert!(options.lines().any(|l| l.trim() == line), "{line} in:\n{options}");
 }
