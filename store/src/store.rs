@@ -1162,7 +1162,7 @@ impl Store {
         self.db.flush_wal(true).map_err(storage)
     }
 
-    /// Writes every memtable to table files (tests: what flushes write reads back).
+    /// Writes every memtable to table files (tests: reads then come from the files).
     #[cfg(test)]
     pub(crate) fn flush_tables(&self) -> Result<()> {
         let cfs: Vec<_> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
