@@ -6,11 +6,10 @@
 //! | `commits` | height | borsh [`Commit`] that finalized that block |
 //! | `receipts` | height | borsh `Vec<ExecutionReceipt>`, the block's receipts in order |
 //! | `jobs` | job id ‖ height (u64 BE) | borsh [`JobLocation`]: what the block at that height added to where the job's offer and receipts are, and what is kept of it once retired from the state; read back as one ([`JobLocation::merge`], in height order) |
-//! | `state` | contract state key | contract state value (opaque here) |
 //! | `blobs` | module id | wasm bytes |
-//! | `meta` | `b"head"`, `b"chain_id"`, `b"base"` | height (u64 BE), chain id; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
-//! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::tree`] | the state tree |
-//! | `jmt_keys` | sha256(state key) | the state key (the tree holds only hashes; state sync serves keys) |
+//! | `meta` | `b"head"`, `b"chain_id"`, `b"format"`, `b"pruned"`, `b"base"` | height (u64 BE), chain id, [`STORE_FORMAT_VERSION`] (u32 BE), the state tree pruned up to; `base`: the height of the snapshot the state was restored from (blocks below it are not here) |
+//! | `jmt_nodes`, `jmt_values`, `jmt_stale`, `jmt_stale_values` | see [`crate::tree`] | the state tree; each key's newest `jmt_values` row is the state's value (opaque here) |
+//! | `jmt_keys` | sha256(state key) | the state key (the tree holds only hashes; the state is loaded from it and the newest value rows at startup, and state sync serves keys) |
 //! | `jmt_stale_keys` | deleted-at version (u64 BE) | sha256 of each state key deleted then, end to end: its `jmt_keys` row goes once no kept version holds it (unless the key came back) |
 //! | `consensus_wal` | height ‖ seq (u64 BE each) | one consensus write-ahead log entry (opaque bytes) |
 //! | `proposed` | height ‖ block hash | borsh [`Block`] this validator proposed (kept until decided) |
@@ -104,8 +103,9 @@ const STORE_FORMATS_UPGRADED: [u32; 2] = [5, 7];
 const META_PRUNED: &[u8] = b"pruned";
 /// The height of the snapshot a restored state started from (absent: the chain from genesis).
 const META_BASE: &[u8] = b"base";
-/// Set once `jmt_keys` holds the key of every state entry (a database written before the
-/// table existed is filled in at open).
+/// In a database of format 5 or 7: set once `jmt_keys` holds the key of every state entry (a
+/// database written before the table existed has it filled in from its flat state table at
+/// open). Format 8 databases always have the index and never read this.
 const META_KEYS_INDEXED: &[u8] = b"keys_indexed";
 
 /// The block cache shared by every column family, by default.
@@ -188,7 +188,9 @@ pub struct BlockWrite<'a> {
     /// What the block adds to the job index: for each job, what it adds to its location
     /// ([`JobLocation::merge`]), in a row of its own.
     pub jobs: &'a [(Hash, JobLocation)],
-    /// State changes (the flat `state` table).
+    /// The block's state changes (their values are in `tree`): the keys given a value for the
+    /// first time are indexed in `jmt_keys`, and pruning keeps the index row of a key given a
+    /// value again.
     pub state: &'a [StateChange],
     /// The state tree's update for this block (version = height). For the keys it names
     /// created (`StateUpdate::created`) no earlier value row is looked up: every value row of
@@ -459,7 +461,6 @@ impl Store {
             None => {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(store.cf(CF_META), META_FORMAT, STORE_FORMAT_VERSION.to_be_bytes());
-                batch.put_cf(store.cf(CF_META), META_KEYS_INDEXED, []);
                 batch.put_cf(store.cf(CF_META), META_CHAIN_ID, chain_id.0);
                 store.write_synced(batch)?;
             }
@@ -748,7 +749,7 @@ impl Store {
                         let hash = jmt::KeyHash(
                             hash.try_into().map_err(|_| Error::Corrupt("a stale key is not 32 bytes".into()))?,
                         );
-                        newest_value(rows, &hash, u64::MAX)?.is_some() || given.contains(key.as_slice())
+                        given.contains(key.as_slice()) || newest_value(rows, &hash, u64::MAX)?.is_some()
                     }
                     None => true,
                 };

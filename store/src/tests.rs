@@ -465,9 +465,10 @@ fn as_older_format(path: &std::path::Path, format: u32, entries: &[(Vec<u8>, Vec
     }
     let meta = db.cf_handle("meta").expect("table");
     batch.put_cf(meta, b"format", format.to_be_bytes());
-    if !key_index {
+    if key_index {
+        batch.put_cf(meta, b"keys_indexed", []);
+    } else {
         batch.delete_range_cf(db.cf_handle("jmt_keys").expect("table"), [].as_slice(), [0xffu8; 33].as_slice());
-        batch.delete_cf(meta, b"keys_indexed");
     }
     db.write(batch).expect("write");
 }
