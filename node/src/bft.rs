@@ -201,14 +201,18 @@ impl Bft {
             Err(e) => return GossipVerdict::Reject(e.to_string()),
         };
         if msg.height() > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
-            // Not verified (too far to feed), so only a validator's vote or proposal, by its
+            // Not fed to the engine (too far), so only a validator's vote or proposal, by its
             // verified signature, makes this node fetch blocks: nobody else can point its sync
-            // at themselves with made-up heights.
+            // at themselves with made-up heights. One whose signature fails is its sender's
+            // own (no node relays what it did not verify): rejected, so that a peer cannot
+            // have this node check signatures on the loop for nothing, without a penalty.
             let one_signature = matches!(msg, ConsensusMessage::Vote(_) | ConsensusMessage::Proposal(_));
-            return if one_signature && msg.check(self.engine.chain_id(), self.engine.validators()).is_ok() {
-                GossipVerdict::Ahead { height: msg.height() }
-            } else {
-                GossipVerdict::Ignore
+            if !one_signature {
+                return GossipVerdict::Ignore;
+            }
+            return match msg.check(self.engine.chain_id(), self.engine.validators()) {
+                Ok(_) => GossipVerdict::Ahead { height: msg.height() },
+                Err(e) => GossipVerdict::Reject(format!("a message far ahead: {e}")),
             };
         }
         if msg.height() <= head || !self.engine.round_in_range(msg.height(), msg.round()) {
@@ -492,13 +496,14 @@ mod tests {
             b.check_gossip(head, &prevote(&keys[1], Hash::ZERO, far)),
             GossipVerdict::Ahead { height } if height == far
         ));
-        // Far ahead but not a validator's signed message: ignored, and no reason to sync.
+        // Far ahead but not a validator's signed message: no reason to sync, and the sender's
+        // fault (no node relays a message it could not verify).
         let stranger_far = prevote(&Keypair::from_seed([9; 32]), Hash::ZERO, far);
-        assert!(matches!(b.check_gossip(head, &stranger_far), GossipVerdict::Ignore));
+        assert!(matches!(b.check_gossip(head, &stranger_far), GossipVerdict::Reject(_)));
         let mut forged_far = prevote(&keys[1], Hash::ZERO, far);
         let end = forged_far.len() - 1;
         forged_far[end] ^= 1;
-        assert!(matches!(b.check_gossip(head, &forged_far), GossipVerdict::Ignore));
+        assert!(matches!(b.check_gossip(head, &forged_far), GossipVerdict::Reject(_)));
         // The sender's fault: undecodable, too large, a bad signature, a stranger, another chain.
         assert!(matches!(b.check_gossip(head, b"\x01garbage"), GossipVerdict::Reject(_)));
         let huge = vec![1u8; CONSENSUS_MESSAGE_BYTES_MAX + 1];

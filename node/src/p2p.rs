@@ -51,6 +51,11 @@ pub const SLOW_PEER_REPORTS_MAX: u32 = 3;
 pub const SLOW_PEER_WINDOW: Duration = Duration::from_secs(10);
 /// How long a sync request may take.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+/// Sync streams open at once on one connection, requests this node sends and answers it
+/// owes together, at most (libp2p's own default is 100): a peer cannot have more requests
+/// waiting here on a connection than this. A node's own requests to one peer stay well under
+/// it: four state-sync lanes, one block request, its blob fetches and proposed blocks.
+pub const SYNC_STREAMS_PER_CONNECTION_MAX: usize = 32;
 /// How long a Kademlia query (a bootstrap's random walk, a lookup) may take.
 pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kademlia re-bootstraps this often on its own (besides when the node is short of peers).
@@ -287,7 +292,9 @@ fn behaviour(key: &libp2p::identity::Keypair, topics: &Topics) -> anyhow::Result
     let sync = request_response::Behaviour::with_codec(
         codec,
         [(StreamProtocol::new("/cairn/sync/1"), ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(SYNC_TIMEOUT),
+        request_response::Config::default()
+            .with_request_timeout(SYNC_TIMEOUT)
+            .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION_MAX),
     );
     let mut kad_config = kad::Config::new(topics.kad.clone());
     kad_config

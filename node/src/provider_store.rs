@@ -19,6 +19,16 @@ pub const OWN_PROVIDER_KEYS_MAX: usize = 16_384;
 /// Keys (blob ids) under which records peers send are kept at most, each with at most
 /// Kademlia's K = 20 providers.
 pub const PEER_PROVIDER_KEYS_MAX: usize = 4_096;
+/// Addresses kept of a provider record, at most, each at most [`PROVIDER_ADDRESS_BYTES_MAX`]
+/// bytes (longer ones, and those past the count, are dropped as the record is stored). A
+/// record may list as many as fit in a Kademlia message (16 KiB) and is kept for 48 hours:
+/// without this the peers' share could hold 4,096 keys × 20 providers × 16 KiB (1.3 GB); with
+/// it, at most 512 bytes of addresses a record (42 MB for a full share). A holder's addresses
+/// are only where to dial it for a blob: a real node listens on one to three.
+pub const PROVIDER_ADDRESSES_MAX: usize = 4;
+/// The longest address kept of a provider record, in bytes (a DNS name of 63 characters with
+/// its protocol parts, or any IP address with its port and peer id, fits).
+pub const PROVIDER_ADDRESS_BYTES_MAX: usize = 128;
 
 /// This node's provider records and peers', apart.
 pub struct ProviderStore {
@@ -68,7 +78,9 @@ impl RecordStore for ProviderStore {
         self.peers.records()
     }
 
-    fn add_provider(&mut self, record: ProviderRecord) -> Result<()> {
+    fn add_provider(&mut self, mut record: ProviderRecord) -> Result<()> {
+        record.addresses.retain(|a| a.len() <= PROVIDER_ADDRESS_BYTES_MAX);
+        record.addresses.truncate(PROVIDER_ADDRESSES_MAX);
         self.share(&record.provider).add_provider(record)
     }
 
@@ -126,5 +138,26 @@ mod tests {
         // No value records at all.
         assert!(store.put(Record::new(mine.clone(), vec![1])).is_err());
         assert!(store.get(&mine).is_none());
+    }
+
+    /// A record is kept with at most [`PROVIDER_ADDRESSES_MAX`] of the addresses its sender
+    /// listed, however many it listed.
+    #[test]
+    fn a_record_keeps_a_bounded_number_of_addresses() {
+        let mut store = ProviderStore::new(PeerId::random());
+        let key = RecordKey::new(&cairn_ledger::Hash::of(b"a blob").0);
+        let stranger = PeerId::random();
+        let long: libp2p::Multiaddr =
+            format!("/dns4/{}/tcp/1", "a".repeat(PROVIDER_ADDRESS_BYTES_MAX)).parse().expect("an address");
+        let mut addresses = vec![long];
+        addresses.extend((0..1_000u16).map(|port| format!("/ip4/10.0.0.1/tcp/{port}").parse().expect("an address")));
+        store.add_provider(ProviderRecord::new(key.clone(), stranger, addresses.clone())).expect("room");
+        let kept = store.providers(&key);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].addresses,
+            addresses[1..=PROVIDER_ADDRESSES_MAX],
+            "the long one and those past the count dropped"
+        );
     }
 }

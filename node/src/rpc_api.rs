@@ -47,8 +47,16 @@ const EVIDENCE_LIST_MAX: usize = 1_000;
 const STATE_KEY_BYTES_MAX: usize = 33;
 
 /// Module uploads validated and compiled at once (each takes up to the compile bound of
-/// JOB-ABI.md §5); more wait their turn.
+/// JOB-ABI.md §5); more wait their turn, up to [`MODULE_UPLOADS_WAITING_MAX`].
 pub const MODULE_UPLOADS_AT_ONCE: usize = 1;
+/// Module uploads held at once, compiled or waiting their turn; past it `module_put` is
+/// answered `overloaded` at once. Each holds its hex and its bytes (at most 3 × the sandbox's
+/// `module_size_bytes_max`: 12 MiB by default, 48 MiB for all), and waits at most this many
+/// compile bounds.
+pub const MODULE_UPLOADS_WAITING_MAX: usize = 4;
+/// The retry hint of a `module_put` refused for [`MODULE_UPLOADS_WAITING_MAX`]: about one
+/// compilation at the bound.
+pub const MODULE_UPLOAD_RETRY_AFTER_MS: u64 = 2_000;
 
 /// `blob_get` calls waiting at once for a blob this node fetches; more are answered
 /// `overloaded` at once.
@@ -71,6 +79,7 @@ pub use estimate::{ESTIMATE_RETRY_AFTER_MS, ESTIMATES_AT_ONCE};
 pub struct RpcImpl {
     node: Handle,
     uploads: Arc<tokio::sync::Semaphore>,
+    upload_waits: Arc<tokio::sync::Semaphore>,
     estimates: estimate::Slots,
     blob_waits: Arc<tokio::sync::Semaphore>,
     ahead_waits: Arc<tokio::sync::Semaphore>,
@@ -82,6 +91,7 @@ impl RpcImpl {
         RpcImpl {
             node,
             uploads: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_AT_ONCE)),
+            upload_waits: Arc::new(tokio::sync::Semaphore::new(MODULE_UPLOADS_WAITING_MAX)),
             estimates: estimate::Slots::new(ESTIMATES_AT_ONCE),
             blob_waits: Arc::new(tokio::sync::Semaphore::new(BLOB_GETS_WAITING_MAX)),
             ahead_waits: Arc::new(tokio::sync::Semaphore::new(AHEAD_WAITS_MAX)),
@@ -433,8 +443,25 @@ impl CairnApiServer for RpcImpl {
     }
 
     async fn module_put(&self, wasm_hex: String) -> RpcResult<Hash> {
+        // Refused before decoding: the hex of a module is twice its size.
+        let size_bytes_max = self.node.vm.config().module_size_bytes_max;
+        if wasm_hex.len() > 2 * size_bytes_max {
+            let too_large = cairn_vm::VmError::ModuleTooLarge { size_bytes: wasm_hex.len() / 2, size_bytes_max };
+            return Err(err(error::INVALID_MODULE, too_large.to_string()));
+        }
+        // Stored like any blob: within `store_blobs_bytes_max`.
+        self.blob_room(wasm_hex.len() / 2)?;
+        let _waiting = self.upload_waits.clone().try_acquire_owned().map_err(|_| {
+            overloaded(
+                format!(
+                    "this node compiles at most {MODULE_UPLOADS_WAITING_MAX} uploaded modules in turn; retry later"
+                ),
+                MODULE_UPLOAD_RETRY_AFTER_MS,
+            )
+        })?;
         let wasm = cairn_ledger::decode_hex(&wasm_hex, "module")
             .map_err(|e| err(error::INVALID_PARAMS, format!("the module must be lowercase hex: {e}")))?;
+        drop(wasm_hex);
         // Validated and compiled (what a job's execution compiles, within the bound of
         // JOB-ABI.md §5), a few uploads at a time, off the async threads.
         let _slot = self.uploads.acquire().await.map_err(internal)?;
@@ -631,6 +658,8 @@ impl CairnApiServer for RpcImpl {
                         last = Some(ev.stage);
                         sink.send(message(&ev)?).await?;
                     }
+                    // The channel is this job's own (see `tracker`): no other job's event
+                    // comes, but one would be skipped.
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => {
                         // Missed events: resend those past the last stage sent.
@@ -1024,6 +1053,34 @@ mod tests {
         assert!(refused.data().expect("data").get().contains("retry_after_ms"));
         drop(held);
         rpc.job_estimate(o, job_id).await.expect("a slot is free again");
+    }
+
+    /// `module_put` stores a valid module; one past the size limit is refused before its hex is
+    /// decoded, and past [`MODULE_UPLOADS_WAITING_MAX`] uploads in turn the next is answered
+    /// `overloaded` at once, with a hint of when to retry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn module_uploads_are_bounded_in_size_and_in_number() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let (genesis, _, _) = market();
+        let (node, _loop_end) = handle_of(home.path(), genesis);
+        let rpc = RpcImpl::new(node.clone());
+        let wasm = cairn_vm::fixtures::uppercase_wasm();
+        let id = rpc.module_put(hex::encode(&wasm)).await.expect("a valid module");
+        assert!(node.store.has_blob(&id).expect("read"));
+
+        let max = node.vm.config().module_size_bytes_max;
+        // Not hex at all: refused for its size alone, before any decoding.
+        let refused = rpc.module_put("z".repeat(2 * max + 2)).await.expect_err("too large");
+        assert_eq!(refused.code(), error::INVALID_MODULE);
+        assert!(refused.message().contains(&format!("over the limit of {max} bytes")), "{}", refused.message());
+
+        let held =
+            rpc.upload_waits.clone().try_acquire_many_owned(MODULE_UPLOADS_WAITING_MAX as u32).expect("every place");
+        let refused = rpc.module_put(hex::encode(&wasm)).await.expect_err("overloaded");
+        assert_eq!(refused.code(), error::OVERLOADED);
+        assert!(refused.data().expect("data").get().contains("retry_after_ms"));
+        drop(held);
+        rpc.module_put(hex::encode(&wasm)).await.expect("a place is free again");
     }
 
     /// An offer ranked at a height just ahead of this node's head waits for the head to reach

@@ -1,8 +1,14 @@
 //! What this node has seen of each job, for `job_get` and `job_subscribe`: stages reached and
 //! the result, with a broadcast of every new event. Bounded in jobs ([`TRACKED_JOBS_MAX`]) and
 //! in bytes ([`TRACKED_BYTES_MAX`], outputs counted where they are held): the oldest jobs are
-//! forgotten first (finalized ones stay answerable from the chain). The broadcast keeps at most
-//! [`EVENT_BUFFER`] events for subscribers that lag (they then catch up from the tracker).
+//! forgotten first (finalized ones stay answerable from the chain).
+//!
+//! Events fan out per job: a job someone subscribes to gets its own broadcast channel (of
+//! [`JOB_EVENT_BUFFER`] events), and a new event goes only to its job's channel, if any. So an
+//! event costs a clone and a wake-up for each subscription to its job and nothing for the
+//! others, however many there are. A channel is dropped once no subscription holds a receiver
+//! of it: when an event finds it so, when its job is forgotten, and in a sweep when
+//! [`WATCHED_JOBS_MAX`] channels are held. Subscribers that lag catch up from the tracker.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,9 +22,19 @@ pub const TRACKED_JOBS_MAX: usize = 32_768;
 /// How many bytes the tracker holds at most: its entries, events, results and dropped offers,
 /// each counted with its struct's size and what it holds on the heap.
 pub const TRACKED_BYTES_MAX: usize = 32 << 20;
-/// Events buffered for slow subscribers before they lag (each may carry an output: at most
-/// about 64 MiB in all with the default output limit).
-pub const EVENT_BUFFER: usize = 1_024;
+/// Events one job's channel buffers for its slow subscribers before they lag: more than a job
+/// has (accepted, dropped, executed, included, finalized), so in practice none lags. Only
+/// unread events are held, each at most one output (three of a job's events carry one).
+pub const JOB_EVENT_BUFFER: usize = 8;
+/// How many jobs' channels the tracker holds before it sweeps those no subscription listens to
+/// any more (and again each time the map doubles past what the last sweep left). Each channel
+/// a sweep keeps has a live `job_subscribe` holding a receiver, so the map holds at most this
+/// many or twice the subscriptions live at its last sweep, and those the RPC server bounds:
+/// `rpc_connections_max × rpc_subscriptions_per_connection_max` (16,384 by default). A
+/// channel costs about [`JOB_EVENT_BUFFER`] empty event slots (under 3 KiB) plus the events
+/// its subscribers have not read; a sweep costs a look at each channel, amortized over the
+/// subscriptions that grew the map to it.
+pub const WATCHED_JOBS_MAX: usize = 16_384;
 /// What an entry costs besides its events, result and offer: the entry, its id in the map and
 /// in the order, and the map's own overhead per slot.
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<Hash>() + 16;
@@ -55,13 +71,22 @@ fn result_heap_bytes(r: &ResultInfo) -> usize {
 pub struct Tracker {
     jobs: HashMap<Hash, Entry>,
     order: VecDeque<Hash>,
-    events: broadcast::Sender<JobEvent>,
+    /// The channel of each job someone subscribed to: the only ones its events are sent to.
+    watched: HashMap<Hash, broadcast::Sender<JobEvent>>,
+    /// How many channels `watched` may hold before the next sweep.
+    sweep_at: usize,
     bytes: usize,
 }
 
 impl Default for Tracker {
     fn default() -> Self {
-        Tracker { jobs: HashMap::new(), order: VecDeque::new(), events: broadcast::channel(EVENT_BUFFER).0, bytes: 0 }
+        Tracker {
+            jobs: HashMap::new(),
+            order: VecDeque::new(),
+            watched: HashMap::new(),
+            sweep_at: WATCHED_JOBS_MAX,
+            bytes: 0,
+        }
     }
 }
 
@@ -100,6 +125,9 @@ impl Tracker {
             if let Some(entry) = self.jobs.remove(&old) {
                 self.bytes -= entry.bytes;
             }
+            if self.watched.get(&old).is_some_and(|tx| tx.receiver_count() == 0) {
+                self.watched.remove(&old);
+            }
         }
     }
 
@@ -117,11 +145,23 @@ impl Tracker {
         self.bytes
     }
 
+    /// Sends `ev` to the subscribers of its job, if it has any, and drops the job's channel if
+    /// none is left.
+    fn publish(&mut self, ev: JobEvent) {
+        let job_id = ev.job_id;
+        if let Some(tx) = self.watched.get(&job_id)
+            && tx.send(ev).is_err()
+        {
+            // No receiver left: nobody watches the job any more.
+            self.watched.remove(&job_id);
+        }
+    }
+
     /// Records that `job_id` reached `stage` (and every stage before it not yet seen), with its
     /// result if known, and broadcasts the new events.
     pub fn advance(&mut self, job_id: Hash, stage: JobStage, result: Option<&JobResult>, height: Option<u64>) {
-        let sender = self.events.clone();
         let mut added = 0usize;
+        let mut new = Vec::new();
         let entry = self.entry(job_id);
         if let Some(r) = result
             && entry.result.is_none()
@@ -165,8 +205,10 @@ impl Tracker {
             };
             added += event_bytes(&ev);
             entry.events.push(ev.clone());
-            // No subscriber is not an error.
-            let _ = sender.send(ev);
+            new.push(ev);
+        }
+        for ev in new {
+            self.publish(ev);
         }
         self.grew(&job_id, added);
     }
@@ -176,7 +218,6 @@ impl Tracker {
     pub fn drop_offer(&mut self, offer: &SignedOffer, reason: &str) {
         let job_id = offer.job_id();
         self.advance(job_id, JobStage::Accepted, None, None);
-        let sender = self.events.clone();
         let entry = self.entry(job_id);
         if entry.events.last().is_some_and(|e| e.stage.is_terminal()) {
             return;
@@ -185,7 +226,7 @@ impl Tracker {
         let added = event_bytes(&ev) + borsh::object_length(offer).unwrap_or(0);
         entry.events.push(ev.clone());
         entry.dropped = Some(Box::new(offer.clone()));
-        let _ = sender.send(ev);
+        self.publish(ev);
         self.grew(&job_id, added);
     }
 
@@ -196,10 +237,20 @@ impl Tracker {
         Some((offer, entry.events.last().and_then(|e| e.reason.as_deref())))
     }
 
-    /// The events so far and a receiver for the next ones, taken together so none is missed.
-    pub fn subscribe(&self, job_id: &Hash) -> (Vec<JobEvent>, broadcast::Receiver<JobEvent>) {
+    /// The events so far and a receiver for the next ones of this job only, taken together so
+    /// none is missed.
+    pub fn subscribe(&mut self, job_id: &Hash) -> (Vec<JobEvent>, broadcast::Receiver<JobEvent>) {
         let past = self.jobs.get(job_id).map(|e| e.events.clone()).unwrap_or_default();
-        (past, self.events.subscribe())
+        if let Some(tx) = self.watched.get(job_id) {
+            return (past, tx.subscribe());
+        }
+        if self.watched.len() >= self.sweep_at {
+            self.watched.retain(|_, tx| tx.receiver_count() > 0);
+            self.sweep_at = WATCHED_JOBS_MAX.max(2 * self.watched.len());
+        }
+        let (tx, rx) = broadcast::channel(JOB_EVENT_BUFFER);
+        self.watched.insert(*job_id, tx);
+        (past, rx)
     }
 
     /// The furthest stage and the result seen for a job.
@@ -257,5 +308,79 @@ mod tests {
         let stages: Vec<JobStage> = std::iter::from_fn(|| rx.try_recv().ok()).map(|e| e.stage).collect();
         assert_eq!(stages, vec![JobStage::Accepted, JobStage::Included, JobStage::Finalized]);
         assert_eq!(t.get(&id).map(|g| g.0), Some(JobStage::Finalized));
+    }
+
+    #[test]
+    fn a_subscriber_hears_only_its_jobs_events() {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut t = Tracker::default();
+        let a = Hash::of(b"a");
+        let (past, mut rx) = t.subscribe(&a);
+        assert!(past.is_empty());
+        // Others' events, more than a job's channel holds: not one reaches A's subscriber.
+        for i in 0..(4 * JOB_EVENT_BUFFER as u32) {
+            let b = Hash::of(&i.to_le_bytes());
+            t.advance(b, JobStage::Accepted, None, None);
+            t.advance(b, JobStage::Finalized, None, Some(1));
+        }
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "no other job's event, and no lag");
+        assert_eq!(t.watched.len(), 1, "only watched jobs have a channel");
+        t.advance(a, JobStage::Accepted, None, None);
+        let ev = rx.try_recv().expect("A's own event");
+        assert_eq!((ev.job_id, ev.stage), (a, JobStage::Accepted));
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+        // A second subscriber of the same job shares its channel and gets the past replayed.
+        let (past, mut rx2) = t.subscribe(&a);
+        assert_eq!(past.iter().map(|e| e.stage).collect::<Vec<_>>(), vec![JobStage::Accepted]);
+        assert_eq!(t.watched.len(), 1);
+        t.advance(a, JobStage::Expired, None, Some(2));
+        assert_eq!(rx.try_recv().map(|e| e.stage).ok(), Some(JobStage::Expired));
+        assert_eq!(rx2.try_recv().map(|e| e.stage).ok(), Some(JobStage::Expired));
+    }
+
+    #[test]
+    fn a_jobs_channel_goes_once_nobody_listens() {
+        let mut t = Tracker::default();
+        let a = Hash::of(b"a");
+        let (_, rx) = t.subscribe(&a);
+        let (_, rx2) = t.subscribe(&a);
+        drop(rx);
+        t.advance(a, JobStage::Accepted, None, None);
+        assert!(t.watched.contains_key(&a), "one subscriber is left");
+        drop(rx2);
+        // The next event finds nobody listening.
+        t.advance(a, JobStage::Finalized, None, Some(1));
+        assert!(t.watched.is_empty());
+
+        // Subscriptions to jobs that never have an event are swept once the map is full: it
+        // never holds more than its bound or twice the live subscriptions.
+        let ids: Vec<Hash> = (0..WATCHED_JOBS_MAX as u32 + 1).map(|i| Hash::of(&i.to_le_bytes())).collect();
+        let mut live = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let (_, rx) = t.subscribe(id);
+            // One in four stays subscribed.
+            if i % 4 == 0 {
+                live.push(rx);
+            }
+            assert!(t.watched.len() <= WATCHED_JOBS_MAX.max(2 * live.len()), "{} channels", t.watched.len());
+        }
+        // The last one, kept, came in after the sweep: only live ones are left.
+        assert_eq!(t.watched.len(), live.len(), "swept down to the live ones");
+        assert!(t.watched.values().all(|tx| tx.receiver_count() > 0));
+
+        // A forgotten job's channel goes with it when nobody listens, and stays while someone does.
+        let mut t = Tracker::default();
+        let (old, kept) = (Hash::of(b"old"), Hash::of(b"kept"));
+        let (_, rx) = t.subscribe(&old);
+        let (_, _kept_rx) = t.subscribe(&kept);
+        t.advance(old, JobStage::Accepted, None, None);
+        t.advance(kept, JobStage::Accepted, None, None);
+        drop(rx);
+        for i in 0..TRACKED_JOBS_MAX as u32 {
+            t.advance(Hash::of(&i.to_le_bytes()), JobStage::Accepted, None, None);
+        }
+        assert!(t.get(&old).is_none() && t.get(&kept).is_none(), "both forgotten");
+        assert!(!t.watched.contains_key(&old));
+        assert!(t.watched.contains_key(&kept));
     }
 }

@@ -19,6 +19,9 @@ pub const OUTPUT_SIZE_BYTES_MAX_DEFAULT: usize = cairn_ledger::DATA_BLOB_BYTES_M
 pub const LOG_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024;
 /// Default for [`VmConfig::cache_modules_max`].
 pub const CACHE_MODULES_MAX_DEFAULT: usize = 64;
+/// Default for [`VmConfig::cache_dir_bytes_max`]: 1 GiB (a module at the size limit compiles
+/// to tens of MiB per compiler; most to far less).
+pub const CACHE_DIR_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 /// Default for [`VmConfig::table_elements_max`].
 pub const TABLE_ELEMENTS_MAX_DEFAULT: u32 = 10_000;
 /// Default for [`VmConfig::stack_units_max`]: 131,072 units (2 MiB at
@@ -141,6 +144,10 @@ pub struct VmConfig {
     /// node may write there: artifacts are machine code that is loaded as is, after its
     /// checksum is checked. Local tuning: no effect on outcomes.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of files [`cache_dir`](Self::cache_dir) holds: past it, storing a
+    /// module deletes the files used least recently (a load counts as a use) until the folder
+    /// is within seven eighths of it. Local tuning: no effect on outcomes.
+    pub cache_dir_bytes_max: u64,
     /// How many jobs' memory regions (6 GiB of address space each, wasmer's static
     /// reservation) are kept, zeroed and re-protected, for the next jobs, instead of a
     /// fresh reservation per job; 0: no pool. When the pool is empty a job reserves a
@@ -158,6 +165,7 @@ impl Default for VmConfig {
             output_size_bytes_max: OUTPUT_SIZE_BYTES_MAX_DEFAULT,
             log_size_bytes_max: LOG_SIZE_BYTES_MAX_DEFAULT,
             cache_modules_max: CACHE_MODULES_MAX_DEFAULT,
+            cache_dir_bytes_max: CACHE_DIR_BYTES_MAX_DEFAULT,
             table_elements_max: TABLE_ELEMENTS_MAX_DEFAULT,
             stack_units_max: STACK_UNITS_MAX_DEFAULT,
             cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,

@@ -19,11 +19,18 @@
 //! else (truncated, corrupted, another version or configuration) is deleted and the
 //! module compiled again. Files are written to a temporary name and renamed, so a
 //! reader never sees half a file. Only the node writes the folder.
+//!
+//! The folder is bounded in bytes ([`DiskBudget`], `VmConfig::cache_dir_bytes_max`), shared
+//! by the caches of both compilers: storing a file that takes it past the bound deletes the
+//! files used least recently (by modification time, which a load refreshes) until it is
+//! within seven eighths of it.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use cairn_ledger::Hash;
 use sha2::{Digest, Sha256};
@@ -44,17 +51,85 @@ pub(crate) enum Miss {
     Rejected(&'static str),
 }
 
+/// The bytes the cache folder may hold, and what it holds: counted once by reading the
+/// folder, then kept up to date as files are stored and deleted here.
+#[derive(Debug)]
+pub(crate) struct DiskBudget {
+    dir: PathBuf,
+    bytes_max: u64,
+    /// The bytes of the folder's cache files (`None` until first counted).
+    bytes: Mutex<Option<u64>>,
+}
+
+impl DiskBudget {
+    pub(crate) fn new(dir: PathBuf, bytes_max: u64) -> DiskBudget {
+        DiskBudget { dir, bytes_max, bytes: Mutex::new(None) }
+    }
+
+    /// A file of `len` bytes was stored at `kept`: past the bound, the files used least
+    /// recently go (never `kept`) until the folder is within seven eighths of it.
+    fn stored(&self, kept: &Path, len: u64) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        let total = match *bytes {
+            Some(total) => total + len,
+            // The first count includes the file just stored.
+            None => cache_files(&self.dir).iter().map(|f| f.1).sum(),
+        };
+        *bytes = Some(if total > self.bytes_max { self.evict(kept) } else { total });
+    }
+
+    /// Deletes the files used least recently, but `kept`, until the folder is within seven
+    /// eighths of the bound; returns what is left.
+    fn evict(&self, kept: &Path) -> u64 {
+        let mut files = cache_files(&self.dir);
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        files.sort_by_key(|f| f.2);
+        let target = self.bytes_max / 8 * 7;
+        for (path, len, _) in files {
+            if total <= target {
+                break;
+            }
+            if path != kept && fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+        total
+    }
+
+    /// A file was deleted here (rejected): its bytes no longer count.
+    fn deleted(&self, len: u64) {
+        if let Some(total) = self.bytes.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            *total = total.saturating_sub(len);
+        }
+    }
+}
+
+/// The folder's cache files: each one's path, length and last use.
+fn cache_files(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cairnmod"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 pub(crate) struct DiskCache {
     dir: PathBuf,
     config_hash: [u8; 32],
     /// Makes temporary file names unique within the process.
     counter: AtomicU64,
+    budget: Arc<DiskBudget>,
 }
 
 impl DiskCache {
-    pub(crate) fn new(dir: PathBuf, config_hash: [u8; 32]) -> Self {
-        DiskCache { dir, config_hash, counter: AtomicU64::new(0) }
+    /// The cache of one engine configuration in `budget`'s folder.
+    pub(crate) fn new(config_hash: [u8; 32], budget: Arc<DiskBudget>) -> Self {
+        DiskCache { dir: budget.dir.clone(), config_hash, counter: AtomicU64::new(0), budget }
     }
 
     /// The file of a module.
@@ -82,7 +157,10 @@ impl DiskCache {
         #[allow(unsafe_code)]
         let module = unsafe { Module::deserialize(engine, artifact.to_vec()) };
         match module {
-            Ok(module) => Ok((module, artifact.len())),
+            Ok(module) => {
+                used(&path);
+                Ok((module, artifact.len()))
+            }
             Err(_) => self.reject(&path, "the artifact does not deserialize"),
         }
     }
@@ -116,7 +194,10 @@ impl DiskCache {
 
     fn reject<T>(&self, path: &Path, why: &'static str) -> Result<T, Miss> {
         // Best effort: a file that cannot be removed is rejected again next time.
-        let _ = fs::remove_file(path);
+        let len = fs::metadata(path).map(|m| m.len());
+        if fs::remove_file(path).is_ok() {
+            self.budget.deleted(len.unwrap_or(0));
+        }
         Err(Miss::Rejected(why))
     }
 
@@ -141,12 +222,23 @@ impl DiskCache {
         let written = file.write_all(&header).and_then(|()| file.write_all(artifact)).and_then(|()| file.sync_all());
         drop(file);
         match written.and_then(|()| fs::rename(&tmp, &path)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.budget.stored(&path, (HEADER_BYTES + artifact.len()) as u64);
+                Ok(())
+            }
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 Err(e)
             }
         }
+    }
+}
+
+/// Marks a file as just used (its modification time), so that it is among the last to go.
+/// Best effort: a file whose time cannot be set goes in the order it was written.
+fn used(path: &Path) {
+    if let Ok(file) = fs::File::options().write(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
     }
 }
 
@@ -157,4 +249,59 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     fs::read(path).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder_bytes(dir: &Path) -> u64 {
+        cache_files(dir).iter().map(|f| f.1).sum()
+    }
+
+    fn set_time(path: &Path, secs: u64) {
+        let file = fs::File::options().write(true).open(path).expect("a cache file");
+        file.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).expect("set its time");
+    }
+
+    /// Past its bound the folder loses the files used least recently, never the one just
+    /// stored, down to seven eighths of the bound; a load makes a file the last to go, and the
+    /// count follows what is deleted here.
+    #[test]
+    fn the_folder_keeps_within_its_bytes_the_files_used_last() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let file_bytes = (HEADER_BYTES + 3_000) as u64;
+        let budget = Arc::new(DiskBudget::new(dir.path().to_owned(), 4 * file_bytes));
+        let cache = DiskCache::new([7; 32], budget.clone());
+        let id = |i: u8| [i; 32];
+        for i in 1..=4 {
+            cache.store(&id(i), &[i; 3_000]);
+            set_time(&cache.path(&id(i)), u64::from(i));
+        }
+        assert_eq!(folder_bytes(dir.path()), 4 * file_bytes, "at the bound, nothing goes");
+        // Module 1, the oldest, is used again.
+        used(&cache.path(&id(1)));
+        cache.store(&id(5), &[5; 3_000]);
+        let left: Vec<bool> = (1..=5).map(|i| cache.path(&id(i)).exists()).collect();
+        // Over the bound: down to 7/8 of it, 3.5 files' worth, so three files stay.
+        assert_eq!(left, vec![true, false, false, true, true], "the least recently used went first");
+        assert!(folder_bytes(dir.path()) <= 4 * file_bytes / 8 * 7);
+        assert_eq!(*budget.bytes.lock().expect("count"), Some(folder_bytes(dir.path())));
+
+        // A rejected file (one byte of its artifact changed) no longer counts.
+        let mut bytes = fs::read(cache.path(&id(4))).expect("read");
+        *bytes.last_mut().expect("an artifact") ^= 1;
+        fs::write(cache.path(&id(4)), bytes).expect("write");
+        let engine = crate::engine::headless_engine(&crate::VmConfig::default(), None);
+        assert_eq!(cache.load(&id(4), &engine).err(), Some(Miss::Rejected("checksum mismatch")));
+        assert!(!cache.path(&id(4)).exists());
+        assert_eq!(*budget.bytes.lock().expect("count"), Some(folder_bytes(dir.path())), "the count follows");
+
+        // A bound smaller than one file keeps the file just stored, alone.
+        let small = tempfile::tempdir().expect("a temporary folder");
+        let cache = DiskCache::new([7; 32], Arc::new(DiskBudget::new(small.path().to_owned(), 10)));
+        cache.store(&id(1), &[1; 100]);
+        cache.store(&id(2), &[2; 100]);
+        assert!(!cache.path(&id(1)).exists() && cache.path(&id(2)).exists());
+    }
 }

@@ -94,7 +94,7 @@ pub use error::{InternalError, Result, VmError};
 pub use meter::{FUEL_BYTES_PER_UNIT, FUEL_PER_PAGE_GROWN, FUEL_PER_TABLE_ELEMENT, MeterMode, operator_cost};
 
 use cache::Lru;
-use disk::{DiskCache, Miss};
+use disk::{DiskBudget, DiskCache, Miss};
 use engine::Compiled;
 pub use engine::Compiler;
 pub use reason::REASON_BYTES_MAX;
@@ -330,12 +330,15 @@ impl Vm {
     }
 
     fn build(config: VmConfig, mode: Option<MeterMode>, tiering: Tiering) -> Vm {
-        let disk = |compiler: Compiler| match (&config.cache_dir, mode) {
-            (Some(dir), Some(mode)) => {
+        // One bound for the folder, whichever compiler's files fill it.
+        let budget =
+            config.cache_dir.as_ref().map(|dir| Arc::new(DiskBudget::new(dir.clone(), config.cache_dir_bytes_max)));
+        let disk = |compiler: Compiler| match (&budget, mode) {
+            (Some(budget), Some(mode)) => {
                 // The mode changes the code, hence the hash.
                 let mut hash = engine::engine_config_hash(&config, compiler);
                 hash[0] ^= mode as u8;
-                Some(DiskCache::new(dir.clone(), hash))
+                Some(DiskCache::new(hash, budget.clone()))
             }
             _ => None,
         };

@@ -51,6 +51,12 @@ pub const BLOB_EVICTION_INTERVAL: Duration = Duration::from_secs(10);
 /// or one whose offers wait in the mempool).
 pub const BLOB_EVICTION_MIN_AGE: Duration = Duration::from_secs(600);
 
+/// Whether a blob store holding `stored` bytes has room, within `budget`
+/// (`store_blobs_bytes_max`), for one more blob of the largest size ([`BLOB_BYTES_MAX`]).
+pub fn room_for_a_blob(stored: u64, budget: u64) -> bool {
+    stored.saturating_add(BLOB_BYTES_MAX as u64) <= budget
+}
+
 /// The largest blob a node fetches or stores for others: a job data blob
 /// ([`cairn_ledger::DATA_BLOB_BYTES_MAX`]) or a module (the sandbox's default
 /// `module_size_bytes_max`), whichever is larger.
@@ -293,6 +299,18 @@ mod tests {
             provider: key.public(),
         };
         JobResult::with_output_in_blob(claim, &key)
+    }
+
+    #[test]
+    fn announced_modules_are_fetched_ahead_only_while_the_store_has_room_for_one_more() {
+        let max = BLOB_BYTES_MAX as u64;
+        let budget = 10 * max;
+        assert!(room_for_a_blob(0, budget));
+        assert!(room_for_a_blob(budget - max, budget), "the largest blob still fits");
+        assert!(!room_for_a_blob(budget - max + 1, budget));
+        assert!(!room_for_a_blob(budget, budget));
+        assert!(!room_for_a_blob(u64::MAX, budget), "no overflow");
+        assert!(!room_for_a_blob(0, max - 1), "a budget smaller than a blob has no room");
     }
 
     #[test]

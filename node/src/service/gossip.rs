@@ -401,10 +401,17 @@ impl Node {
         };
         let acceptance = match topic {
             Topic::Txs => match tx_batch(&message.data) {
-                Ok(batch) => {
-                    self.verify_then(topic, message_id, source, batch.txs);
-                    return Ok(());
-                }
+                Ok(batch) => match self.worth_verifying(batch.txs) {
+                    Ok(txs) if txs.is_empty() => MessageAcceptance::Ignore,
+                    Ok(txs) => {
+                        self.verify_then(topic, message_id, source, txs);
+                        return Ok(());
+                    }
+                    Err(why) => {
+                        self.penalise(Some(topic), &message_id, &source, &why);
+                        return Ok(());
+                    }
+                },
                 Err(r) => r.into(),
             },
             Topic::Results => match result_batch(&message.data) {
@@ -484,6 +491,37 @@ impl Node {
         self.net.report(message_id, source, acceptance);
     }
 
+    /// The transactions of a gossiped batch worth their signature checks, judged first
+    /// without their signatures against the head and the mempool: those admission could take
+    /// now, and offers ranked at a height this node has not reached (held until it does). The
+    /// rest — stale, unfunded, past the nonce window, or refused while the node is overloaded —
+    /// cost no signature check, so that nobody can keep the verifying threads busy with
+    /// transactions no block will hold (admission judges the others again once verified). A
+    /// transaction no honest node relays (malformed, for another chain) makes the batch its
+    /// sender's fault: `Err` says why.
+    fn worth_verifying(&self, txs: Vec<Transaction>) -> Result<Vec<Transaction>, String> {
+        let state = self.chain.state();
+        let height = self.chain.height() + 1;
+        let overloaded = self.admission.check_now().is_err();
+        let mut worth = Vec::with_capacity(txs.len());
+        for tx in txs {
+            // A batch of transactions holds no result or resolution (`tx_batch`).
+            let Some((sender, nonce)) = nonce_key(&tx) else { continue };
+            if overloaded && !self.mempool.has_nonce(sender, nonce) {
+                continue;
+            }
+            let rule = cairn_contracts::NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
+            match state.check_tx(&tx, height, rule, &mut super::AlreadyVerified) {
+                Ok(()) | Err(TxError::Limit(Limit::AssignmentHeight { .. })) => worth.push(tx),
+                Err(e @ (TxError::Invalid(_) | TxError::NotSubmittable | TxError::WrongChain)) => {
+                    return Err(format!("an invalid transaction: {e}"));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(worth)
+    }
+
     /// Sends a batch's signatures to the verifying threads; the batch comes back as an
     /// [`Event::Verified`].
     /// At most [`VERIFYING_MAX`] batches wait or are verified at once; past that a batch is
@@ -557,16 +595,27 @@ impl Node {
     }
 
     /// A gossiped result with a valid signature: kept (and relayed) only while its job awaits
-    /// results — signed results cost nothing to make up. One whose offer has not arrived yet
-    /// is held aside ([`crate::early`]). Returns whether it was kept.
+    /// results, and only from a provider that may have been assigned it
+    /// ([`super::provider::may_keep_result`]) — signed results cost nothing to make up. One
+    /// whose offer has not arrived yet is held aside ([`crate::early`]), and judged when the
+    /// offer comes. Returns whether it was kept.
     fn on_gossiped_result(&mut self, r: JobResult) -> anyhow::Result<bool> {
-        if self.mempool.awaits_result(self.chain.state(), &r.claim.job_id) {
-            self.accept_result(r)?;
-            Ok(true)
-        } else {
+        if !self.mempool.awaits_result(self.chain.state(), &r.claim.job_id) {
             self.early.hold(r, Instant::now());
-            Ok(false)
+            return Ok(false);
         }
+        if !self.may_keep_result(&r) {
+            tracing::debug!(job_id = %r.claim.job_id, provider = %r.claim.provider, "a result from a provider not assigned");
+            return Ok(false);
+        }
+        self.accept_result(r)?;
+        Ok(true)
+    }
+
+    /// [`super::provider::may_keep_result`] at this node's head and mempool.
+    pub(super) fn may_keep_result(&self, r: &JobResult) -> bool {
+        let pending = self.mempool.offer(&r.claim.job_id).map(|o| &o.offer);
+        super::provider::may_keep_result(self.chain.state(), pending, r)
     }
 
     /// An announced module: a provider fetches it (and compiles it) before its first job.
@@ -576,7 +625,13 @@ impl Node {
         if self.chain.store.has_blob(&id)? || self.sync.is_announced(&id) {
             return Ok(MessageAcceptance::Accept);
         }
-        if self.provider.is_some() && self.sync.announce(id) {
+        // Fetched ahead only while the blob store has room within `store_blobs_bytes_max`
+        // (a fetch in flight may pass it by a blob; at most `BLOB_FETCHES_MAX` are): nothing
+        // is paid for an announcement, and what is fetched stays at least
+        // `BLOB_EVICTION_MIN_AGE`. A provider without room fetches the module with its first
+        // job instead.
+        let room = super::blobs::room_for_a_blob(self.chain.store.blob_bytes(), self.config.store_blobs_bytes_max);
+        if self.provider.is_some() && room && self.sync.announce(id) {
             self.request_blob(id);
             return Ok(MessageAcceptance::Accept);
         }

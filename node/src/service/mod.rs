@@ -625,7 +625,9 @@ impl Node {
     /// awaited now.
     fn offer_known(&mut self, job_id: Hash) -> anyhow::Result<()> {
         for r in self.early.take(&job_id) {
-            self.accept_result(r)?;
+            if self.may_keep_result(&r) {
+                self.accept_result(r)?;
+            }
         }
         Ok(())
     }

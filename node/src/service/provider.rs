@@ -386,6 +386,25 @@ pub(super) fn may_deliver(
     }
 }
 
+/// Whether a result a peer sent may be kept (and relayed): from a provider that may deliver it
+/// ([`may_deliver`]) or, while the job's offer is still pending, from any provider registered
+/// with the stake to be assigned — the offer's ranking at the head the provider ran it on may
+/// differ from this node's by a block's changes of capacity. Results cost nothing to sign:
+/// from anyone else they would take the mempool's room for results, be relayed to every node,
+/// and make every node re-execute the jobs they disagree on.
+pub(super) fn may_keep_result(
+    state: &cairn_contracts::State,
+    pending: Option<&cairn_ledger::JobOffer>,
+    result: &JobResult,
+) -> bool {
+    let (job_id, provider) = (&result.claim.job_id, &result.claim.provider);
+    let stake_min = state.params().stake_min;
+    may_deliver(state, job_id, pending, provider)
+        || (pending.is_some()
+            && state.job(job_id).is_none()
+            && state.provider(provider).is_some_and(|p| p.stake >= stake_min && p.stake > 0))
+}
+
 /// Whether a job this provider started is still remembered: open on chain, or (not on chain)
 /// its offer still pending here. A job not in the state and not pending is closed — finished
 /// jobs leave the state — or was dropped.
@@ -463,6 +482,66 @@ mod tests {
         state.apply_tx(&Transaction::Offer(offer), 1, &mut NoReexecution, &mut VerifyAlways).expect("offer");
         assert!(super::may_deliver(&state, &job_id, None, &assigned));
         assert!(!super::may_deliver(&state, &job_id, None, &stranger));
+    }
+
+    /// A result from a key that is no provider is never kept, whatever job it names; while the
+    /// offer is pending, one from a registered provider is (its ranking may have been another
+    /// head's); once the job is on chain, only the slot's holder's.
+    #[test]
+    fn results_are_kept_only_from_providers_that_may_have_been_assigned() {
+        use cairn_contracts::{NoReexecution, State, VerifyAlways};
+        use cairn_ledger::{
+            FORMAT_VERSION, JobOffer, JobResult, JobStatus, Keypair, Placement, ResultClaim, Transaction,
+        };
+        let client = Keypair::from_seed([1; 32]);
+        let providers: Vec<Keypair> = (2..4).map(|i| Keypair::from_seed([i; 32])).collect();
+        let offerings: Vec<_> = providers.iter().map(|p| (p.public(), 1, 10)).collect();
+        let genesis = crate::test_genesis::market("keep", &client, 1_000_000, &offerings);
+        let mut state = State::from_genesis(&genesis).expect("genesis");
+        let offer = JobOffer {
+            version: FORMAT_VERSION,
+            chain_id: genesis.chain_id(),
+            client: client.public(),
+            nonce: 0,
+            fee: 1,
+            module_id: Hash::of(b"m"),
+            input: b"in".to_vec(),
+            fuel_limit: 100,
+            max_price: 1,
+            redundancy: 1,
+            assignment_height: 0,
+            deadline_height: 50,
+            placement: Placement::Anywhere,
+            input_blob: None,
+        }
+        .sign(&client);
+        let job_id = offer.job_id();
+        let result_by = |key: &Keypair| {
+            let claim = ResultClaim {
+                version: FORMAT_VERSION,
+                job_id,
+                module_id: Hash::of(b"m"),
+                input_hash: Hash::of(b"in"),
+                output_hash: Hash::of(b"out"),
+                fuel_used: 1,
+                status: JobStatus::Ok,
+                provider: key.public(),
+            };
+            JobResult::new(claim, b"out".to_vec(), key)
+        };
+        let assigned_key = state.assignment(&job_id, 1, &Placement::Anywhere, 1)[0];
+        let assigned = providers.iter().find(|p| p.public() == assigned_key).expect("a provider");
+        let other = providers.iter().find(|p| p.public() != assigned_key).expect("two providers");
+        let stranger = Keypair::from_seed([7; 32]);
+        let pending = Some(&offer.offer);
+        assert!(super::may_keep_result(&state, pending, &result_by(assigned)));
+        assert!(super::may_keep_result(&state, pending, &result_by(other)), "registered, ranked on another head");
+        assert!(!super::may_keep_result(&state, pending, &result_by(&stranger)), "no provider");
+        assert!(!super::may_keep_result(&state, None, &result_by(assigned)), "no offer known");
+        state.apply_tx(&Transaction::Offer(offer), 1, &mut NoReexecution, &mut VerifyAlways).expect("offer");
+        assert!(super::may_keep_result(&state, None, &result_by(assigned)));
+        assert!(!super::may_keep_result(&state, None, &result_by(other)), "on chain: the slot's holder only");
+        assert!(!super::may_keep_result(&state, None, &result_by(&stranger)));
     }
 
     #[test]

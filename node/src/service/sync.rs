@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cairn_ledger::{Block, Commit, Hash};
 use libp2p::PeerId;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
+use rand::seq::SliceRandom;
 
 use super::{Event, Node};
 use crate::p2p::{self, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, Wire};
@@ -28,6 +29,22 @@ pub const ANNOUNCED_FETCHES_MAX: usize = 16;
 /// Requests from peers answered at once; past it a request is answered with an error (the
 /// peer asks again or another peer).
 pub const SYNC_ANSWERS_AT_ONCE: usize = 4;
+/// Bytes of answers handed to libp2p that their peers have not read yet, at most. An answer
+/// waits in its stream until its peer reads it (at most `p2p::SYNC_TIMEOUT`), and a block
+/// answer may be 32 MiB: a peer that asks and never reads would pile answers up. Past it a
+/// request is answered "busy" (each answer in the making may pass it by one answer, and at
+/// most [`SYNC_ANSWERS_AT_ONCE`] are: 128 MiB + 4 × 64 MiB at the very worst).
+pub const SYNC_UNREAD_ANSWER_BYTES_MAX: usize = 128 << 20;
+/// Answers one peer has not read yet, at most; past it its requests are answered "busy".
+pub const SYNC_UNREAD_ANSWERS_PER_PEER_MAX: usize = 4;
+/// Peers asked at once for a proposed block the engine waits for, at most (validators first:
+/// they hold it), each asked again after `bft::BLOCK_FETCH_RETRY` if it does not arrive: each
+/// peer that holds the block sends all of it, and every answer is decoded here.
+pub const PROPOSED_PEERS_ASKED_MAX: usize = 3;
+/// The framing an answer adds to what it carries (its version byte, the answer's variant and
+/// an option's tag, a length): an answer to a proposed-block or blob request is refused
+/// undecoded past what it may carry plus this.
+pub const ANSWER_FRAMING_BYTES: usize = 64;
 
 /// How long a peer that lied to sync (blocks it could not have meant: stale, not linking, a
 /// forged commit, or bytes that do not decode) is neither asked again nor kept connected.
@@ -75,6 +92,65 @@ pub fn classify_answer(head: u64, heights: &[u64]) -> Answered {
     }
 }
 
+/// Answers handed to libp2p and not yet read by their peer (nor failed), by request, with the
+/// peer and their size: while [`SYNC_UNREAD_ANSWER_BYTES_MAX`] bytes in all or
+/// [`SYNC_UNREAD_ANSWERS_PER_PEER_MAX`] of a peer's are, the peer's requests are answered
+/// "busy" (each limit passed by at most the answers in the making). Generic over the request
+/// id, which only libp2p makes.
+#[derive(Debug)]
+pub struct Unread<Id> {
+    answers: HashMap<Id, (PeerId, usize)>,
+    bytes: usize,
+}
+
+impl<Id> Default for Unread<Id> {
+    fn default() -> Self {
+        Unread { answers: HashMap::new(), bytes: 0 }
+    }
+}
+
+impl<Id: std::hash::Hash + Eq> Unread<Id> {
+    /// Whether a request of `peer` may be answered now.
+    pub fn allows(&self, peer: &PeerId) -> bool {
+        self.bytes < SYNC_UNREAD_ANSWER_BYTES_MAX
+            && self.answers.values().filter(|(p, _)| p == peer).count() < SYNC_UNREAD_ANSWERS_PER_PEER_MAX
+    }
+
+    /// An answer of `bytes` to `peer`'s request `id` was handed to libp2p.
+    pub fn handed(&mut self, id: Id, peer: PeerId, bytes: usize) {
+        if let Some((_, old)) = self.answers.insert(id, (peer, bytes)) {
+            self.bytes -= old;
+        }
+        self.bytes += bytes;
+    }
+
+    /// The answer to request `id` was read, or never will be.
+    pub fn gone(&mut self, id: &Id) {
+        if let Some((_, bytes)) = self.answers.remove(id) {
+            self.bytes -= bytes;
+        }
+    }
+
+    /// The bytes not read yet.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Which of `peers` to ask for a proposed block: at most [`PROPOSED_PEERS_ASKED_MAX`], the
+/// `validators` among them first, each group in a random order (so that a retry asks others).
+pub fn peers_for_a_proposed_block(
+    mut peers: Vec<PeerId>,
+    validators: &HashSet<PeerId>,
+    rng: &mut impl rand::Rng,
+) -> Vec<PeerId> {
+    peers.shuffle(rng);
+    peers.sort_by_key(|p| !validators.contains(p));
+    peers.truncate(PROPOSED_PEERS_ASKED_MAX);
+    peers
+}
+
 /// Requests in flight and what arrived.
 #[derive(Default)]
 pub struct SyncState {
@@ -101,6 +177,8 @@ pub struct SyncState {
     proposed_requests: HashMap<OutboundRequestId, (u64, Hash)>,
     /// Requests from peers being answered.
     answering: usize,
+    /// Answers handed to libp2p and not yet read by their peer.
+    unread: Unread<InboundRequestId>,
     /// When the last block request was sent.
     last_request: Option<Instant>,
 }
@@ -178,6 +256,8 @@ impl SyncState {
 /// A peer's request, answered from the store off the loop (`None`: not answered, a test's
 /// silent peer).
 pub struct Answer {
+    peer: PeerId,
+    request_id: InboundRequestId,
     channel: ResponseChannel<Wire>,
     response: Option<SyncResponse>,
 }
@@ -285,9 +365,13 @@ impl Node {
         self.sync.blob_requests.insert(id, blob);
     }
 
-    /// Asks every connected peer for a proposed block the engine waits for.
+    /// Asks connected peers for a proposed block the engine waits for: at most
+    /// [`PROPOSED_PEERS_ASKED_MAX`], the validators among them first (they hold it), picked
+    /// anew at each retry.
     pub(super) fn request_proposed(&mut self, height: u64, block_hash: Hash) {
-        for peer in self.net.peers() {
+        let validators: HashSet<PeerId> =
+            self.chain.validators.validators().iter().filter_map(|v| p2p::peer_id_of(&v.address)).collect();
+        for peer in peers_for_a_proposed_block(self.net.peers(), &validators, &mut rand::thread_rng()) {
             let req = Wire::encode(&SyncRequest::Proposed { height, block_hash });
             let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, req);
             self.sync.proposed_requests.insert(id, (height, block_hash));
@@ -297,7 +381,9 @@ impl Node {
     pub(super) fn on_sync(&mut self, ev: request_response::Event<Wire, Wire>) -> anyhow::Result<()> {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => self.answer(request, channel),
+                request_response::Message::Request { request_id, request, channel } => {
+                    self.answer(peer, request_id, request, channel);
+                }
                 request_response::Message::Response { request_id, response } => {
                     self.on_response(peer, request_id, response)?;
                 }
@@ -315,18 +401,28 @@ impl Node {
                 self.sync.proposed_requests.remove(&request_id);
                 self.state_sync_request_failed(peer, request_id);
             }
-            _ => {}
+            request_response::Event::ResponseSent { request_id, .. }
+            | request_response::Event::InboundFailure { request_id, .. } => self.answer_gone(request_id),
         }
         Ok(())
     }
 
+    /// An answer was read by its peer, or will never be: its bytes no longer count.
+    fn answer_gone(&mut self, request_id: InboundRequestId) {
+        self.sync.unread.gone(&request_id);
+    }
+
     /// Answers a peer's request: proposed blocks from memory at once, the rest read from the
-    /// store on a blocking thread.
-    fn answer(&mut self, request: Wire, channel: ResponseChannel<Wire>) {
+    /// store on a blocking thread; "busy" while too much of what was answered is not read yet.
+    fn answer(&mut self, peer: PeerId, request_id: InboundRequestId, request: Wire, channel: ResponseChannel<Wire>) {
         let request = match request.decode::<SyncRequest>("sync request") {
             Ok(r) => r,
-            Err(e) => return self.respond(channel, SyncResponse::Error(e.to_string())),
+            Err(e) => return self.respond(peer, request_id, channel, SyncResponse::Error(e.to_string())),
         };
+        if !self.sync.unread.allows(&peer) {
+            let busy = SyncResponse::Error("busy: earlier answers are not read yet; ask again shortly".into());
+            return self.respond(peer, request_id, channel, busy);
+        }
         // A proposed block in memory is answered at once; the rest (a block this validator
         // proposed before a restart, blocks, blobs) is read from the store off the loop, a few
         // answers at a time.
@@ -334,10 +430,10 @@ impl Node {
             && let Some(block) = self.proposed_in_memory(height, &block_hash)
         {
             let block = Some(Box::new(block.clone()));
-            return self.respond(channel, SyncResponse::Proposed(block));
+            return self.respond(peer, request_id, channel, SyncResponse::Proposed(block));
         }
         if self.sync.answering >= SYNC_ANSWERS_AT_ONCE {
-            return self.respond(channel, SyncResponse::Error("busy; ask again shortly".into()));
+            return self.respond(peer, request_id, channel, SyncResponse::Error("busy; ask again shortly".into()));
         }
         self.sync.answering += 1;
         let store = self.chain.store.clone();
@@ -396,7 +492,7 @@ impl Node {
             })
             .await
             .unwrap_or_else(|e| Some(SyncResponse::Error(format!("reading the store failed: {e}"))));
-            let _ = events.send(Event::Answer(Answer { channel, response })).await;
+            let _ = events.send(Event::Answer(Answer { peer, request_id, channel, response })).await;
         });
     }
 
@@ -404,15 +500,46 @@ impl Node {
     pub(super) fn on_answer(&mut self, answer: Answer) {
         self.sync.answering = self.sync.answering.saturating_sub(1);
         if let Some(response) = answer.response {
-            self.respond(answer.channel, response);
+            self.respond(answer.peer, answer.request_id, answer.channel, response);
         }
     }
 
-    fn respond(&mut self, channel: ResponseChannel<Wire>, response: SyncResponse) {
-        let _ = self.net.swarm().behaviour_mut().sync.send_response(channel, Wire::encode(&response));
+    /// Hands an answer to libp2p; its bytes count as unread until its peer reads it.
+    fn respond(
+        &mut self,
+        peer: PeerId,
+        request_id: InboundRequestId,
+        channel: ResponseChannel<Wire>,
+        response: SyncResponse,
+    ) {
+        let wire = Wire::encode(&response);
+        let bytes = wire.0.len();
+        if self.net.swarm().behaviour_mut().sync.send_response(channel, wire).is_ok() {
+            self.sync.unread.handed(request_id, peer, bytes);
+        }
     }
 
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Wire) -> anyhow::Result<()> {
+        // What a proposed block or a blob may take, checked before the bytes are decoded here:
+        // a larger answer is no honest peer's.
+        let carries = if self.sync.proposed_requests.contains_key(&request_id) {
+            Some(p2p::GOSSIP_MESSAGE_BYTES_MAX)
+        } else if self.sync.blob_requests.contains_key(&request_id) {
+            Some(super::blobs::BLOB_BYTES_MAX)
+        } else {
+            None
+        };
+        if let Some(carries) = carries
+            && response.0.len() > carries + ANSWER_FRAMING_BYTES
+        {
+            self.sync.proposed_requests.remove(&request_id);
+            self.sync.blob_requests.remove(&request_id);
+            self.sync_liar(
+                peer,
+                &format!("an answer of {} bytes, more than what was asked for can be", response.0.len()),
+            );
+            return Ok(());
+        }
         let decoded = response.decode::<SyncResponse>("sync response");
         if self.is_state_sync_request(request_id) {
             self.on_state_sync_response(peer, request_id, decoded);
@@ -591,6 +718,52 @@ mod tests {
         assert_eq!(classify_answer(10, &[12, 11]), Answered::Unlinked);
         assert_eq!(classify_answer(10, &[10, 11]), Answered::Unlinked);
         assert_eq!(classify_answer(10, &[11, 13]), Answered::Unlinked);
+    }
+
+    /// A peer that asks and does not read its answers gets "busy" once it has its share of
+    /// answers unread, and every peer once the unread bytes reach their bound; an answer read
+    /// (or failed) frees its share.
+    #[test]
+    fn answers_not_read_yet_are_bounded_per_peer_and_in_bytes() {
+        let mut u: Unread<u64> = Unread::default();
+        let (greedy, other) = (PeerId::random(), PeerId::random());
+        for id in 0..SYNC_UNREAD_ANSWERS_PER_PEER_MAX as u64 {
+            assert!(u.allows(&greedy));
+            u.handed(id, greedy, 1_000);
+        }
+        assert!(!u.allows(&greedy), "its share of unread answers");
+        assert!(u.allows(&other), "another peer is answered");
+        u.gone(&0);
+        assert!(u.allows(&greedy), "one read, one more answered");
+        u.gone(&0);
+        assert_eq!(u.bytes(), 1_000 * (SYNC_UNREAD_ANSWERS_PER_PEER_MAX - 1), "gone twice counts once");
+        // Large answers to many peers: once the bytes reach the bound, nobody is answered.
+        let mut id = 100;
+        while u.bytes() < SYNC_UNREAD_ANSWER_BYTES_MAX {
+            assert!(u.allows(&other) || u.bytes() >= SYNC_UNREAD_ANSWER_BYTES_MAX);
+            u.handed(id, PeerId::random(), 32 << 20);
+            id += 1;
+        }
+        assert!(!u.allows(&PeerId::random()) && !u.allows(&other));
+        u.gone(&100);
+        assert!(u.allows(&other));
+    }
+
+    /// A proposed block is asked of a few peers, the validators among them first.
+    #[test]
+    fn a_proposed_block_is_asked_of_a_few_peers_validators_first() {
+        let peers: Vec<PeerId> = (0..20).map(|_| PeerId::random()).collect();
+        let validators: HashSet<PeerId> = [peers[7], peers[13]].into_iter().collect();
+        let mut rng = rand::thread_rng();
+        let mut asked_others = HashSet::new();
+        for _ in 0..50 {
+            let asked = peers_for_a_proposed_block(peers.clone(), &validators, &mut rng);
+            assert_eq!(asked.len(), PROPOSED_PEERS_ASKED_MAX);
+            assert!(validators.iter().all(|v| asked[..2].contains(v)), "validators first: {asked:?}");
+            asked_others.extend(asked[2..].iter().copied());
+        }
+        assert!(asked_others.len() > 1, "retries ask other peers");
+        assert_eq!(peers_for_a_proposed_block(peers[..2].to_vec(), &HashSet::new(), &mut rng).len(), 2);
     }
 
     #[test]

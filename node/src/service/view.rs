@@ -96,7 +96,7 @@ pub enum Request {
     Subscribe {
         /// The job.
         job_id: Hash,
-        /// The events so far, and every new event (of every job).
+        /// The events so far, and a receiver of the job's new events (of this job only).
         reply: oneshot::Sender<(Vec<JobEvent>, broadcast::Receiver<JobEvent>)>,
     },
     /// An account's next nonce counting its pending transactions.

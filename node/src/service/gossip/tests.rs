@@ -513,6 +513,15 @@ fn consensus_messages_are_rejected_or_ignored() {
     let far = head + 2 + HEIGHTS_AHEAD_MAX;
     let p = c.proposal(c.proposer(far, 0), far, block);
     assert!(matches!(check(&p), GossipVerdict::Ahead { height } if height == far));
+    // But a signature that fails is the sender's own, however far ahead.
+    let mut forged_far = p.clone();
+    let last = forged_far.len() - 1;
+    forged_far[last] ^= 1;
+    assert!(rejected(check(&forged_far)), "forged, far ahead");
+    let mut vote_far = c.vote(0, VoteKind::Prevote, far, 0, Some(block));
+    assert!(matches!(check(&ConsensusMessage::Vote(vote_far.clone()).encode()), GossipVerdict::Ahead { .. }));
+    vote_far.vote.round = 1;
+    assert!(rejected(check(&ConsensusMessage::Vote(vote_far).encode())), "a vote whose signature fails, far ahead");
 }
 
 /// A gossip message's id covers its topic: the same bytes on two topics are two messages (so

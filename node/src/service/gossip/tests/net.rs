@@ -209,23 +209,19 @@ impl Harness {
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                         propagation_source,
                         message_id,
-                        message,
+                        message: _,
                     })) => {
-                        // Batches whose signatures go to the verifying threads are judged when
-                        // they come back.
-                        let verified_later = match self.node.net.topic_of(&message.topic) {
-                            Some(Topic::Txs) => tx_batch(&message.data).is_ok(),
-                            Some(Topic::Results) => result_batch(&message.data).is_ok(),
-                            _ => false,
-                        };
-                        if !verified_later {
-                            judged = Some((message_id.clone(), *propagation_source));
-                        }
+                        judged = Some((message_id.clone(), *propagation_source));
                     }
                     _ => {}
                 }
+                // Batches whose signatures went to the verifying threads are judged when they
+                // come back.
+                let verifying = self.node.verifying;
                 self.node.on_swarm_event(*ev).expect("the node handles a swarm event");
-                self.judged.extend(judged);
+                if self.node.verifying == verifying {
+                    self.judged.extend(judged);
+                }
             }
             Turn::Event(ev) => {
                 let judged = match &ev {
@@ -437,7 +433,9 @@ async fn finalized_block_verdicts() {
 
 /// Offers, account transactions and results: valid ones are accepted (a result while its
 /// job awaits it); a sender without the balance, a nonce past the window, a result for a job
-/// nobody knows or an empty batch are ignored (honest nodes may send them); a forged
+/// nobody knows or an empty batch are ignored (honest nodes may send them), and so are a
+/// transaction no block would hold (its signature unchecked) and a result from a key that is
+/// no provider; a forged
 /// signature, a transaction for another chain, a result among transactions, another wire
 /// version or undecodable bytes are rejected.
 #[tokio::test]
@@ -455,9 +453,24 @@ async fn transaction_and_result_verdicts() {
     assert_eq!(h.judge(a, Topic::Results, data).await, Verdict::Accept, "a result its job awaits");
 
     let unfunded = h.c.transfer(&Keypair::from_seed([40; 32]), 0);
+    let Transaction::Account(mut forged_unfunded) = unfunded.clone() else { unreachable!("a transfer") };
+    forged_unfunded.signature.0[0] ^= 1;
     let far = h.c.transfer(&h.c.client, 2 + NONCE_WINDOW);
+    let stranger = Keypair::from_seed([41; 32]);
+    let not_a_provider = JobResult::new(
+        ResultClaim { provider: stranger.public(), ..result.claim.clone() },
+        result.output.clone(),
+        &stranger,
+    );
     let ignored = [
         ("a sender without the balance", Topic::Txs, h.txs(WIRE_VERSION, vec![unfunded])),
+        // Its signature is not even checked: no block would hold it.
+        (
+            "a forged transfer of a sender without the balance",
+            Topic::Txs,
+            h.txs(WIRE_VERSION, vec![Transaction::Account(forged_unfunded)]),
+        ),
+        ("a result from a key that is no provider", Topic::Results, h.results(WIRE_VERSION, vec![not_a_provider])),
         ("a nonce past the window", Topic::Txs, h.txs(WIRE_VERSION, vec![far])),
         ("an empty transaction batch", Topic::Txs, h.txs(WIRE_VERSION, vec![])),
         ("a result nobody awaits", Topic::Results, h.results(WIRE_VERSION, vec![h.c.result(Hash::of(b"?"), 1)])),
@@ -491,8 +504,8 @@ async fn transaction_and_result_verdicts() {
     for (line, count) in [
         ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"accepted\"}", 2),
         ("cairn_gossip_messages_total{topic=\"results\",verdict=\"accepted\"}", 1),
-        ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"ignored\"}", 3),
-        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"ignored\"}", 2),
+        ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"ignored\"}", 4),
+        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"ignored\"}", 3),
         ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"rejected\"}", 4),
         ("cairn_gossip_messages_total{topic=\"results\",verdict=\"rejected\"}", 2),
         ("cairn_peers_penalised_total", 6),
