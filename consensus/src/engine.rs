@@ -775,6 +775,15 @@ impl Engine {
         }
     }
 
+    /// Whether `msg` is a certificate of the engine's height of a kind and round it has one of
+    /// already, which it would drop once verified. Its signatures (up to `VALIDATORS_MAX`)
+    /// need not be checked: anyone can send a certificate again, as often as they like, under
+    /// a new gossip message id.
+    pub fn is_spent_certificate(&self, msg: &ConsensusMessage) -> bool {
+        certificate_slot(msg)
+            .is_some_and(|slot| msg.height() == self.core.height && self.core.certificates_logged.contains(&slot))
+    }
+
     /// What the engine did with the messages it was given so far.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
@@ -1236,14 +1245,19 @@ mod tests {
         ConsensusMessage::PolkaCertificate(PolkaCertificate { height: 1, round: 0, block_hash: block, signatures })
     }
 
-    /// One certificate per kind and round is logged and handed to the core, whoever signed it.
+    /// One certificate per kind and round is logged and handed to the core, whoever signed it;
+    /// once it is, another of its kind and round is spent (its signatures need no check).
     #[test]
     fn one_certificate_per_round_is_logged() {
         let (keys, set) = keys();
         let mut e = follower(&keys, &set);
         let block = Hash::of(b"block");
+        assert!(!e.is_spent_certificate(&polka(&keys, &[0, 1, 2], block)), "none logged yet");
         let first = e.handle(EngineInput::Message(polka(&keys, &[0, 1, 2], block).encode()));
         assert_eq!(wal_appends(&first), 1, "the certificate is logged");
+        assert!(e.is_spent_certificate(&polka(&keys, &[0, 1, 2], block)), "the same again");
+        assert!(e.is_spent_certificate(&polka(&keys, &[1, 2, 3], block)), "another of the round");
+        assert!(!e.is_spent_certificate(&ConsensusMessage::Vote(vote(&keys[1], VoteKind::Prevote, 0, Some(block)))));
         let other_signers = e.handle(EngineInput::Message(polka(&keys, &[1, 2, 3], block).encode()));
         assert_eq!(wal_appends(&other_signers), 0, "a second certificate for the round is not: {other_signers:?}");
         assert!(!other_signers.iter().any(|o| matches!(o, EngineOutput::Rejected { .. })));

@@ -221,6 +221,9 @@ impl Bft {
         if self.engine.is_repeat(&msg) {
             return GossipVerdict::Repeat { height: msg.height() };
         }
+        if self.engine.is_spent_certificate(&msg) {
+            return GossipVerdict::Ignore;
+        }
         match self.engine.verify_message(msg) {
             Ok(v) => GossipVerdict::Accept(v),
             Err(e) => GossipVerdict::Reject(e.to_string()),
