@@ -528,6 +528,12 @@ impl Core {
 
     /// Records a received vote; reports equivocation; learns this validator's own votes
     /// (e.g. echoed back by peers after a restart) so it never signs a conflicting one.
+    /// [`Engine::is_further_equivocation`] of a vote.
+    fn is_further_equivocation(&self, v: &SignedVote) -> bool {
+        let key = vote_key(&v.vote);
+        self.reported.contains(&(key, false)) && self.seen_votes.get(&key).is_some_and(|first| first.vote != v.vote)
+    }
+
     fn note_vote(&mut self, v: &SignedVote) {
         let vote = &v.vote;
         if vote.validator == self.address && vote.height == self.height {
@@ -784,6 +790,15 @@ impl Engine {
             .is_some_and(|slot| msg.height() == self.core.height && self.core.certificates_logged.contains(&slot))
     }
 
+    /// Whether `msg` is a vote of a validator already caught signing two votes for its height,
+    /// round and kind (the evidence is reported), other than its first there: the engine drops
+    /// it once verified, so its signature need not be checked. An equivocating validator could
+    /// otherwise sign conflicting votes without end, each checked, logged and relayed.
+    pub fn is_further_equivocation(&self, msg: &ConsensusMessage) -> bool {
+        let ConsensusMessage::Vote(v) = msg else { return false };
+        self.core.is_further_equivocation(v)
+    }
+
     /// What the engine did with the messages it was given so far.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
@@ -1003,6 +1018,12 @@ impl Engine {
                     self.core.stats.duplicates_dropped += 1;
                     return;
                 }
+                // A third vote or more of a validator caught equivocating there: the evidence
+                // is out, and the core has the two it needs.
+                if self.core.is_further_equivocation(&v) {
+                    self.core.stats.duplicates_dropped += 1;
+                    return;
+                }
                 self.core.remember_vote(&v);
                 self.core.note_vote(&v);
                 self.core.stats.messages_to_core += 1;
@@ -1189,9 +1210,18 @@ mod tests {
         }
         assert_eq!(e.stats().duplicates_dropped, 4);
         assert_eq!(e.stats().messages_to_core, 2);
-        let conflicting = ConsensusMessage::Vote(vote(other, VoteKind::Prevote, 0, None)).encode();
-        let out = e.handle(EngineInput::Message(conflicting));
+        let conflicting = ConsensusMessage::Vote(vote(other, VoteKind::Prevote, 0, None));
+        assert!(!e.is_further_equivocation(&conflicting), "not caught yet");
+        let out = e.handle(EngineInput::Message(conflicting.encode()));
         assert!(out.iter().any(|o| matches!(o, EngineOutput::Equivocation(_))));
+        assert_eq!(e.stats().messages_to_core, 3);
+        // Caught: its further conflicting votes are dropped (and need no signature check); its
+        // first stays a repeat, not an equivocation.
+        let third = ConsensusMessage::Vote(vote(other, VoteKind::Prevote, 0, Some(Hash::of(b"another block"))));
+        assert!(e.is_further_equivocation(&third) && e.is_further_equivocation(&conflicting));
+        assert!(!e.is_further_equivocation(&ConsensusMessage::Vote(vote(other, VoteKind::Prevote, 0, Some(block)))));
+        assert!(!e.is_further_equivocation(&ConsensusMessage::Vote(vote(other, VoteKind::Precommit, 0, None))));
+        assert!(e.handle(EngineInput::Message(third.encode())).is_empty(), "dropped, not logged nor reported");
         assert_eq!(e.stats().messages_to_core, 3);
     }
 

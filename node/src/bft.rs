@@ -221,7 +221,7 @@ impl Bft {
         if self.engine.is_repeat(&msg) {
             return GossipVerdict::Repeat { height: msg.height() };
         }
-        if self.engine.is_spent_certificate(&msg) {
+        if self.engine.is_spent_certificate(&msg) || self.engine.is_further_equivocation(&msg) {
             return GossipVerdict::Ignore;
         }
         match self.engine.verify_message(msg) {
