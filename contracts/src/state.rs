@@ -818,10 +818,20 @@ impl State {
             })
             .collect();
         // a/sa < b/sb  ⇔  a·sb < b·sa (no division, exact in u128: a < 2^39, stakes < 2^64).
-        scored.sort_by(|(ta, a, sa, pa), (tb, b, sb, pb)| {
+        // A total order (ties go by address, each once): the first `n` are found in linear time
+        // and only they are sorted, whatever the number of providers (`PROVIDERS_MAX`).
+        let order = |(ta, a, sa, pa): &(bool, u128, u64, PublicKey), (tb, b, sb, pb): &(bool, u128, u64, PublicKey)| {
             ta.cmp(tb).then((a * u128::from(*sb)).cmp(&(b * u128::from(*sa)))).then(pa.cmp(pb))
-        });
-        scored.into_iter().take(n).map(|(_, _, _, a)| a).collect()
+        };
+        if n == 0 {
+            return Vec::new();
+        }
+        if n < scored.len() {
+            scored.select_nth_unstable_by(n - 1, order);
+            scored.truncate(n);
+        }
+        scored.sort_unstable_by(order);
+        scored.into_iter().map(|(_, _, _, a)| a).collect()
     }
 
     /// The first `k` ranked providers: who executes the job now.

@@ -487,6 +487,26 @@ fn ranking_is_weighted_by_stake() {
     assert!((2_850..=3_150).contains(&firsts), "{firsts}");
 }
 
+/// The first `n` of a ranking are the first `n` of the whole ranking, for every `n`, whatever
+/// the stakes and ties (the first `n` are selected, then only they are sorted).
+#[test]
+fn the_first_n_ranked_are_those_of_the_whole_ranking() {
+    let mut w = world_of(40);
+    for (i, p) in w.genesis.providers.iter_mut().enumerate() {
+        // Stakes that repeat, so that scores tie and the address decides.
+        p.stake = 10_000 * (1 + (i as u64 % 3));
+    }
+    let s = State::from_genesis(&w.genesis).expect("genesis");
+    for j in 0..50u32 {
+        let job = Hash::of(&j.to_le_bytes());
+        let whole = s.ranking(&job, 1, &ANY, usize::MAX);
+        assert_eq!(whole.len(), 40);
+        for n in 0..=45 {
+            assert_eq!(s.ranking(&job, 1, &ANY, n), whole[..n.min(40)], "job {j}, n {n}");
+        }
+    }
+}
+
 #[test]
 fn neg_log2_is_exact_at_powers_of_two_and_monotone() {
     assert_eq!(super::neg_log2_q32(1 << 63), 1 << 32);
