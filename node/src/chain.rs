@@ -398,7 +398,7 @@ pub fn proofs_from_store(store: &Store, job_id: &Hash) -> anyhow::Result<Vec<Rec
         .iter()
         .map(|&(height, index)| {
             let receipts = store.receipts(height)?.with_context(|| format!("receipts of block {height} missing"))?;
-            let header = store.block(height)?.with_context(|| format!("block {height} missing"))?.header;
+            let header = store.header(height)?.with_context(|| format!("block {height} missing"))?;
             let commit = store.commit(height)?.with_context(|| format!("commit {height} missing"))?;
             let leaves: Vec<Hash> = receipts.iter().map(ExecutionReceipt::leaf_hash).collect();
             let path = MerklePath::new(&leaves, index as usize).context("receipt index out of range")?;

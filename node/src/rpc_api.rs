@@ -737,7 +737,7 @@ impl CairnApiServer for RpcImpl {
             return Err(err(error::NOT_FOUND, format!("no finalized block at height {height} (head is {head})")));
         }
         let store = &self.node.store;
-        let header = store.block(height).map_err(internal)?.ok_or_else(|| internal("block missing"))?.header;
+        let header = store.header(height).map_err(internal)?.ok_or_else(|| internal("block missing"))?;
         let commit = store.commit(height).map_err(internal)?.ok_or_else(|| internal("commit missing"))?;
         let (value, proof) = store.state_proof(&key, height).map_err(|e| {
             err(error::NOT_FOUND, format!("no state proof at height {height}: {e}; older versions are pruned"))

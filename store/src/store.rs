@@ -30,7 +30,7 @@ use rocksdb::{
 
 use cairn_ledger::snapshot::StateChunk;
 use cairn_ledger::state_tree::StateUpdate;
-use cairn_ledger::{Block, Commit, ExecutionReceipt, Hash, StateChange, decode};
+use cairn_ledger::{Block, BlockHeader, Commit, ExecutionReceipt, Hash, StateChange, decode};
 
 use crate::recent::RecentWrites;
 use crate::tree::{encode_value, value_in};
@@ -539,6 +539,19 @@ impl Store {
     /// The block at `height`.
     pub fn block(&self, height: u64) -> Result<Option<Block>> {
         self.get_decoded(CF_BLOCKS, &height_key(height))
+    }
+
+    /// The header of the block at `height`, decoded alone from the front of the stored block
+    /// (a block's header comes first, then its transactions): what a proof needs, without
+    /// decoding (or copying) up to `block_bytes_max` of transactions.
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>> {
+        let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_BLOCKS), height_key(height)).map_err(storage)? else {
+            return Ok(None);
+        };
+        let mut rest: &[u8] = &bytes;
+        BlockHeader::deserialize(&mut rest)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("{CF_BLOCKS}: the header of block {height}: {e}")))
     }
 
     /// The commit that finalized the block at `height`.

@@ -124,6 +124,8 @@ fn store_reopens_at_its_head_and_refuses_another_chain() {
     }
     let store = Store::open(dir.path(), chain_id).expect("reopen");
     assert_eq!(store.head_height().expect("head"), 1);
+    assert_eq!(store.header(1).expect("read"), Some(block.header.clone()), "the header alone");
+    assert_eq!(store.header(2).expect("read"), None);
     assert_eq!(store.block(1).expect("read"), Some(block));
     assert_eq!(store.commit(1).expect("read"), Some(commit));
     assert_eq!(store.receipts(1).expect("read"), Some(vec![records.receipt.clone()]));
