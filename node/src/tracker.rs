@@ -145,23 +145,24 @@ impl Tracker {
         self.bytes
     }
 
-    /// Sends `ev` to the subscribers of its job, if it has any, and drops the job's channel if
-    /// none is left.
-    fn publish(&mut self, ev: JobEvent) {
-        let job_id = ev.job_id;
-        if let Some(tx) = self.watched.get(&job_id)
-            && tx.send(ev).is_err()
-        {
-            // No receiver left: nobody watches the job any more.
-            self.watched.remove(&job_id);
-        }
+    /// The channel of `job_id`'s subscribers, if it has any (a clone: sending on it while the
+    /// job's entry is borrowed).
+    fn watchers(&self, job_id: &Hash) -> Option<broadcast::Sender<JobEvent>> {
+        self.watched.get(job_id).cloned()
+    }
+
+    /// Sends `ev` to `watchers` (an event is cloned only for a job someone watches); `false`
+    /// once no receiver is left, and then the job's channel is to be dropped.
+    fn publish(watchers: Option<&broadcast::Sender<JobEvent>>, ev: &JobEvent) -> bool {
+        watchers.is_none_or(|tx| tx.send(ev.clone()).is_ok())
     }
 
     /// Records that `job_id` reached `stage` (and every stage before it not yet seen), with its
     /// result if known, and broadcasts the new events.
     pub fn advance(&mut self, job_id: Hash, stage: JobStage, result: Option<&JobResult>, height: Option<u64>) {
         let mut added = 0usize;
-        let mut new = Vec::new();
+        let watchers = self.watchers(&job_id);
+        let mut listened = true;
         let entry = self.entry(job_id);
         if let Some(r) = result
             && entry.result.is_none()
@@ -204,11 +205,12 @@ impl Tracker {
                 reason: None,
             };
             added += event_bytes(&ev);
-            entry.events.push(ev.clone());
-            new.push(ev);
+            listened &= Self::publish(watchers.as_ref(), &ev);
+            entry.events.push(ev);
         }
-        for ev in new {
-            self.publish(ev);
+        if !listened {
+            // No receiver left: nobody watches the job any more.
+            self.watched.remove(&job_id);
         }
         self.grew(&job_id, added);
     }
@@ -218,15 +220,19 @@ impl Tracker {
     pub fn drop_offer(&mut self, offer: &SignedOffer, reason: &str) {
         let job_id = offer.job_id();
         self.advance(job_id, JobStage::Accepted, None, None);
+        let watchers = self.watchers(&job_id);
         let entry = self.entry(job_id);
         if entry.events.last().is_some_and(|e| e.stage.is_terminal()) {
             return;
         }
         let ev = JobEvent { job_id, stage: JobStage::Dropped, result: None, height: None, reason: Some(reason.into()) };
         let added = event_bytes(&ev) + borsh::object_length(offer).unwrap_or(0);
-        entry.events.push(ev.clone());
+        let listened = Self::publish(watchers.as_ref(), &ev);
+        entry.events.push(ev);
         entry.dropped = Some(Box::new(offer.clone()));
-        self.publish(ev);
+        if !listened {
+            self.watched.remove(&job_id);
+        }
         self.grew(&job_id, added);
     }
 

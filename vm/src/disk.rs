@@ -119,7 +119,6 @@ fn cache_files(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
 
 #[derive(Debug)]
 pub(crate) struct DiskCache {
-    dir: PathBuf,
     config_hash: [u8; 32],
     /// Makes temporary file names unique within the process.
     counter: AtomicU64,
@@ -129,12 +128,16 @@ pub(crate) struct DiskCache {
 impl DiskCache {
     /// The cache of one engine configuration in `budget`'s folder.
     pub(crate) fn new(config_hash: [u8; 32], budget: Arc<DiskBudget>) -> Self {
-        DiskCache { dir: budget.dir.clone(), config_hash, counter: AtomicU64::new(0), budget }
+        DiskCache { config_hash, counter: AtomicU64::new(0), budget }
     }
 
     /// The file of a module.
     pub(crate) fn path(&self, module_id: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}-{}.cairnmod", Hash(*module_id).to_hex(), &Hash(self.config_hash).to_hex()[..16]))
+        self.budget.dir.join(format!(
+            "{}-{}.cairnmod",
+            Hash(*module_id).to_hex(),
+            &Hash(self.config_hash).to_hex()[..16]
+        ))
     }
 
     /// The module from its file, if the file passes every check, with the artifact's size
@@ -207,10 +210,10 @@ impl DiskCache {
     }
 
     fn try_store(&self, module_id: &[u8; 32], artifact: &[u8]) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
+        fs::create_dir_all(&self.budget.dir)?;
         let path = self.path(module_id);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir.join(format!(".{}.{}.{n}.tmp", Hash(*module_id).to_hex(), std::process::id()));
+        let tmp = self.budget.dir.join(format!(".{}.{}.{n}.tmp", Hash(*module_id).to_hex(), std::process::id()));
         let mut file = fs::File::create(&tmp)?;
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);

@@ -500,22 +500,13 @@ impl Node {
     /// transaction no honest node relays (malformed, for another chain) makes the batch its
     /// sender's fault: `Err` says why.
     fn worth_verifying(&self, txs: Vec<Transaction>) -> Result<Vec<Transaction>, String> {
-        let state = self.chain.state();
-        let height = self.chain.height() + 1;
-        let overloaded = self.admission.check_now().is_err();
         let mut worth = Vec::with_capacity(txs.len());
         for tx in txs {
-            // A batch of transactions holds no result or resolution (`tx_batch`).
-            let Some((sender, nonce)) = nonce_key(&tx) else { continue };
-            if overloaded && !self.mempool.has_nonce(sender, nonce) {
-                continue;
-            }
-            let rule = cairn_contracts::NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
-            match state.check_tx(&tx, height, rule, &mut super::AlreadyVerified) {
-                Ok(()) | Err(TxError::Limit(Limit::AssignmentHeight { .. })) => worth.push(tx),
-                Err(e @ (TxError::Invalid(_) | TxError::NotSubmittable | TxError::WrongChain)) => {
-                    return Err(format!("an invalid transaction: {e}"));
-                }
+            match self.admissible(&tx, Arrival::Unreserved) {
+                Ok(()) | Err(super::AdmitError::Tx(TxError::Limit(Limit::AssignmentHeight { .. }))) => worth.push(tx),
+                Err(super::AdmitError::Tx(
+                    e @ (TxError::Invalid(_) | TxError::NotSubmittable | TxError::WrongChain),
+                )) => return Err(format!("an invalid transaction: {e}")),
                 Err(_) => {}
             }
         }

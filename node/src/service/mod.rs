@@ -557,20 +557,7 @@ impl Node {
     /// top of the sender's other pending transactions), and admits it to the mempool, or lets
     /// it replace the pending one with the same nonce ([`crate::mempool`]).
     fn admit(&mut self, tx: &Transaction, arrival: Arrival) -> Result<Admitted, AdmitError> {
-        let Some((sender, nonce)) = nonce_key(tx) else {
-            return Err(AdmitError::Tx(TxError::NotSubmittable));
-        };
-        // Overloaded: refused at once, unless it replaces a pending transaction (not new work)
-        // or admission counted it already.
-        if arrival == Arrival::Unreserved
-            && let Err(overloaded) = self.admission.check_now()
-            && !self.mempool.has_nonce(sender, nonce)
-        {
-            return Err(AdmitError::Overloaded(overloaded));
-        }
-        let state = self.chain.state();
-        let rule = NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
-        state.check_tx(tx, self.chain.height() + 1, rule, &mut AlreadyVerified).map_err(AdmitError::Tx)?;
+        self.admissible(tx, arrival)?;
         let admitted = self.mempool.insert_nonced(tx.clone()).map_err(AdmitError::Mempool)?;
         self.admission.set_pending(self.mempool.txs_len());
         if let Transaction::Offer(o) = tx
@@ -585,6 +572,24 @@ impl Node {
             }]);
         }
         Ok(admitted)
+    }
+
+    /// Whether `tx` would be admitted now, its signature aside (the caller's): the node not
+    /// overloaded (unless `tx` replaces a pending transaction, which is no new work, or
+    /// admission counted it already), and the chain's rules against the head and what the
+    /// sender has pending. The mempool's own room is not looked at.
+    fn admissible(&self, tx: &Transaction, arrival: Arrival) -> Result<(), AdmitError> {
+        let Some((sender, nonce)) = nonce_key(tx) else {
+            return Err(AdmitError::Tx(TxError::NotSubmittable));
+        };
+        if arrival == Arrival::Unreserved
+            && let Err(overloaded) = self.admission.check_now()
+            && !self.mempool.has_nonce(sender, nonce)
+        {
+            return Err(AdmitError::Overloaded(overloaded));
+        }
+        let rule = NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
+        self.chain.state().check_tx(tx, self.chain.height() + 1, rule, &mut AlreadyVerified).map_err(AdmitError::Tx)
     }
 
     /// What follows an admission: gossip (what came over RPC; gossip relays the rest), the

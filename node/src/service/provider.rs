@@ -418,7 +418,7 @@ fn still_started(on_chain: Option<&cairn_contracts::Job>, pending: bool) -> bool
 #[cfg(test)]
 mod tests {
     use cairn_contracts::{Job, JobPhase};
-    use cairn_ledger::{Hash, PublicKey};
+    use cairn_ledger::{Hash, Keypair, PublicKey, SignedOffer};
 
     use super::still_started;
 
@@ -443,32 +443,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_a_provider_the_job_is_assigned_to_may_deliver() {
-        use cairn_contracts::{NoReexecution, State, VerifyAlways};
-        use cairn_ledger::{FORMAT_VERSION, JobOffer, Keypair, Placement, Transaction};
+    /// A market of two providers (price 1, capacity 10) and a pending offer of its client.
+    fn two_providers_and_an_offer() -> (cairn_contracts::State, Vec<Keypair>, SignedOffer) {
         let client = Keypair::from_seed([1; 32]);
         let providers: Vec<Keypair> = (2..4).map(|i| Keypair::from_seed([i; 32])).collect();
         let offerings: Vec<_> = providers.iter().map(|p| (p.public(), 1, 10)).collect();
         let genesis = crate::test_genesis::market("deliver", &client, 1_000_000, &offerings);
-        let mut state = State::from_genesis(&genesis).expect("genesis");
-        let offer = JobOffer {
-            version: FORMAT_VERSION,
-            chain_id: genesis.chain_id(),
-            client: client.public(),
-            nonce: 0,
-            fee: 1,
-            module_id: Hash::of(b"m"),
-            input: b"in".to_vec(),
-            fuel_limit: 100,
-            max_price: 1,
-            redundancy: 1,
-            assignment_height: 0,
-            deadline_height: 50,
-            placement: Placement::Anywhere,
-            input_blob: None,
-        }
-        .sign(&client);
+        let state = cairn_contracts::State::from_genesis(&genesis).expect("genesis");
+        let offer = crate::test_genesis::offer(genesis.chain_id(), &client).sign(&client);
+        (state, providers, offer)
+    }
+
+    #[test]
+    fn only_a_provider_the_job_is_assigned_to_may_deliver() {
+        use cairn_contracts::{NoReexecution, VerifyAlways};
+        use cairn_ledger::{Placement, Transaction};
+        let (mut state, providers, offer) = two_providers_and_an_offer();
         let job_id = offer.job_id();
         let assigned = state.assignment(&job_id, 1, &Placement::Anywhere, 1)[0];
         let other = providers.iter().map(Keypair::public).find(|p| *p != assigned).expect("two providers");
@@ -489,32 +479,9 @@ mod tests {
     /// head's); once the job is on chain, only the slot's holder's.
     #[test]
     fn results_are_kept_only_from_providers_that_may_have_been_assigned() {
-        use cairn_contracts::{NoReexecution, State, VerifyAlways};
-        use cairn_ledger::{
-            FORMAT_VERSION, JobOffer, JobResult, JobStatus, Keypair, Placement, ResultClaim, Transaction,
-        };
-        let client = Keypair::from_seed([1; 32]);
-        let providers: Vec<Keypair> = (2..4).map(|i| Keypair::from_seed([i; 32])).collect();
-        let offerings: Vec<_> = providers.iter().map(|p| (p.public(), 1, 10)).collect();
-        let genesis = crate::test_genesis::market("keep", &client, 1_000_000, &offerings);
-        let mut state = State::from_genesis(&genesis).expect("genesis");
-        let offer = JobOffer {
-            version: FORMAT_VERSION,
-            chain_id: genesis.chain_id(),
-            client: client.public(),
-            nonce: 0,
-            fee: 1,
-            module_id: Hash::of(b"m"),
-            input: b"in".to_vec(),
-            fuel_limit: 100,
-            max_price: 1,
-            redundancy: 1,
-            assignment_height: 0,
-            deadline_height: 50,
-            placement: Placement::Anywhere,
-            input_blob: None,
-        }
-        .sign(&client);
+        use cairn_contracts::{NoReexecution, VerifyAlways};
+        use cairn_ledger::{FORMAT_VERSION, JobResult, JobStatus, Placement, ResultClaim, Transaction};
+        let (mut state, providers, offer) = two_providers_and_an_offer();
         let job_id = offer.job_id();
         let result_by = |key: &Keypair| {
             let claim = ResultClaim {
