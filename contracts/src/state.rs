@@ -61,6 +61,12 @@ pub const PROVIDERS_MAX: usize = 1_024;
 /// in progress and only the last few finished ones, whatever the chain's history. The nodes
 /// keep what `job_get` tells of a retired job in their job index.
 pub const JOB_RETENTION_BLOCKS: u64 = 16;
+/// The end of a block closes at most `block_txs_max` open jobs past their deadline, or this
+/// many if it is more. Due jobs past it close at the end of the next blocks, in deadline then
+/// job id order, and refuse results meanwhile. So the end of a block costs about what its body
+/// may, even when the jobs of thousands of blocks share one deadline, and the due jobs never
+/// pile up faster than they close (a block opens at most `block_txs_max` jobs).
+pub const DEADLINE_CLOSES_PER_BLOCK_MIN: usize = 1_024;
 /// The highest redundancy an offer may ask for: how many providers execute one job. Below
 /// [`RANKING_MAX`], so a job with the highest redundancy still has stand-ins.
 pub const REDUNDANCY_MAX: u8 = 4;
@@ -205,10 +211,28 @@ impl Job {
         self.slots.iter().position(|s| s.holders.iter().any(|h| usize::from(*h) == index))
     }
 
-    /// Whether a result from `provider` would be accepted now: the job is open and the slot
-    /// the provider holds or held has no result yet.
+    /// Whether a result from `provider` would be accepted, the deadline aside
+    /// ([`Job::takes_results_in`]): the job is open and the slot the provider holds or held has
+    /// no result yet.
     pub fn accepts(&self, provider: &PublicKey) -> bool {
         self.phase == JobPhase::Open && self.slot_of(provider).is_some_and(|i| self.slots[i].delivery.is_none())
+    }
+
+    /// Whether the job takes results in block `height`: it is open, and `height` is at most the
+    /// block after its deadline (whose end closes it; one still open later waits its turn to
+    /// close, [`DEADLINE_CLOSES_PER_BLOCK_MIN`]).
+    pub fn takes_results_in(&self, height: u64) -> bool {
+        self.phase == JobPhase::Open && height <= self.deadline_height.saturating_add(1)
+    }
+
+    /// The providers whose result the job would accept now ([`Job::accepts`]): while it is
+    /// open, every holder, current or replaced, of each slot without a result.
+    pub fn accepting(&self) -> impl Iterator<Item = PublicKey> + '_ {
+        let open = self.phase == JobPhase::Open;
+        self.slots
+            .iter()
+            .filter(move |s| open && s.delivery.is_none())
+            .flat_map(|s| s.holders.iter().filter_map(|i| self.ranking.get(usize::from(*i)).copied()))
     }
 
     /// Whether `provider` holds, as a stand-in, a slot still waiting for its result.
@@ -471,6 +495,10 @@ pub struct State {
     resolving: OrdSet<Hash>,
     /// Jobs in a final phase by the height they reached it, to retire (derived from `jobs`).
     finished: OrdSet<(u64, Hash)>,
+    /// The open jobs that would accept a result from each provider ([`Job::accepting`];
+    /// derived from `jobs`): what a provider looks up after each block, in the time of its
+    /// own jobs rather than of every open one.
+    accepting: OrdSet<(PublicKey, Hash)>,
     /// Value of each key before the first uncommitted change to it.
     journal: BTreeMap<StateKey, Option<Value>>,
     /// The journal's changes as store writes, once encoded (cleared by every change).
@@ -492,6 +520,7 @@ impl State {
             releasing: OrdSet::new(),
             resolving: OrdSet::new(),
             finished: OrdSet::new(),
+            accepting: OrdSet::new(),
             journal: BTreeMap::new(),
             encoded: OnceLock::new(),
         }
@@ -583,6 +612,9 @@ impl State {
                     if let Some(at) = old.reassign_height(delivery_blocks) {
                         self.reassigning.remove(&(at, id));
                     }
+                    for p in old.accepting() {
+                        self.accepting.remove(&(p, id));
+                    }
                 }
             }
             StateKey::Provider(address) => {
@@ -611,6 +643,7 @@ impl State {
                 if j.needs_resolution() {
                     self.resolving.insert(id);
                 }
+                self.accepting.extend(j.accepting().map(|p| (p, id)));
                 match j.phase {
                     JobPhase::Open => {
                         self.open.insert((j.deadline_height, id));
@@ -703,7 +736,7 @@ impl State {
     }
 
     /// The derived indexes recomputed from the entries, as `(open, settling, reassigning,
-    /// releasing, resolving, finished)`: what the maintained ones must equal.
+    /// releasing, resolving, finished, accepting)`: what the maintained ones must equal.
     #[cfg(test)]
     #[allow(clippy::type_complexity)]
     fn recomputed_indexes(
@@ -715,6 +748,7 @@ impl State {
         OrdSet<(u64, PublicKey)>,
         OrdSet<Hash>,
         OrdSet<(u64, Hash)>,
+        OrdSet<(PublicKey, Hash)>,
     ) {
         let delivery = self.params.delivery_blocks;
         let open = self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Open).map(|(id, j)| (j.deadline_height, *id));
@@ -724,6 +758,7 @@ impl State {
         let releasing = self.providers.iter().flat_map(|(a, p)| p.unbonding.iter().map(|(at, _)| (*at, *a)));
         let resolving = self.jobs.iter().filter(|(_, j)| j.needs_resolution()).map(|(id, _)| *id);
         let finished = self.jobs.iter().filter(|(_, j)| j.is_final()).map(|(id, j)| (j.settle_height, *id));
+        let accepting = self.jobs.iter().flat_map(|(id, j)| j.accepting().map(move |p| (p, *id)));
         (
             open.collect(),
             settling.collect(),
@@ -731,25 +766,33 @@ impl State {
             releasing.collect(),
             resolving.collect(),
             finished.collect(),
+            accepting.collect(),
         )
     }
 
     /// Whether the maintained indexes equal a recomputation from the entries.
     #[cfg(test)]
     pub(crate) fn indexes_are_consistent(&self) -> bool {
-        let (open, settling, reassigning, releasing, resolving, finished) = self.recomputed_indexes();
+        let (open, settling, reassigning, releasing, resolving, finished, accepting) = self.recomputed_indexes();
         open == self.open
             && settling == self.settling
             && reassigning == self.reassigning
             && releasing == self.releasing
             && resolving == self.resolving
             && finished == self.finished
+            && accepting == self.accepting
     }
 
     /// The jobs waiting for a re-execution: a block proposer adds a `Resolve` transaction for
     /// each one it has re-executed.
     pub fn awaiting_resolution(&self) -> impl Iterator<Item = &Hash> {
         self.resolving.iter()
+    }
+
+    /// The open jobs that would accept a result from `provider` ([`Job::accepts`]), by id.
+    pub fn accepting(&self, provider: &PublicKey) -> impl Iterator<Item = &Hash> {
+        let provider = *provider;
+        self.accepting.range((provider, Hash::ZERO)..).take_while(move |(p, _)| *p == provider).map(|(_, id)| id)
     }
 
     /// The open jobs, by deadline.
@@ -879,7 +922,7 @@ impl State {
         sigs.check(tx, self.params.output_bytes_max as usize)?;
         match tx {
             Transaction::Offer(o) => self.offer_rules(o, height, nonce_rule).map(|_| ()),
-            Transaction::Result(r) => self.result_rules(r),
+            Transaction::Result(r) => self.result_rules(r, height),
             Transaction::Account(t) => self.account_rules(t, nonce_rule),
             Transaction::Resolve { job_id } => self.resolve_rules(job_id),
         }
@@ -962,17 +1005,18 @@ impl State {
         Ok(escrow)
     }
 
-    /// Checks a result (its signature included) against its job, without applying it.
+    /// Checks a result (its signature included) against its job, for the next block, without
+    /// applying it.
     pub fn check_result(&self, result: &JobResult) -> Result<()> {
         result.verify(self.params.output_bytes_max as usize)?;
-        self.result_rules(result)
+        self.result_rules(result, self.height() + 1)
     }
 
-    /// The rules of a result, its signature aside (checked by the caller).
-    fn result_rules(&self, result: &JobResult) -> Result<()> {
+    /// The rules of a result in block `height`, its signature aside (checked by the caller).
+    fn result_rules(&self, result: &JobResult, height: u64) -> Result<()> {
         let c = &result.claim;
         let job = self.jobs.get(&c.job_id).ok_or(TxError::UnknownJob(c.job_id))?;
-        if job.phase != JobPhase::Open {
+        if !job.takes_results_in(height) {
             return Err(TxError::JobClosed(c.job_id));
         }
         let slot = job.slot_of(&c.provider).ok_or(TxError::NotAssigned(c.provider))?;
@@ -1047,7 +1091,7 @@ impl State {
                 Ok(None)
             }
             Transaction::Result(result) => {
-                self.result_rules(result)?;
+                self.result_rules(result, height)?;
                 let c = &result.claim;
                 let job_id = c.job_id;
                 let mut job = self.job(&job_id).cloned().expect("checked above");
@@ -1334,10 +1378,11 @@ impl State {
     /// at least [`JOB_RETENTION_BLOCKS`] ago leave the state; completed jobs whose challenge window has passed settle
     /// (the providers are paid, the client refunded the rest); unbonded stake due is released;
     /// each slot whose holder has not delivered within `delivery_blocks` passes to the next
-    /// ranked provider; open jobs past their deadline close: the holders of undelivered slots
-    /// pay a penalty from their stake to the client, and the job settles with what was
-    /// delivered (see [`State::close_at_deadline`]). Returns the jobs that expired without any
-    /// result.
+    /// ranked provider; open jobs past their deadline close, the earliest deadlines first and at
+    /// most [`DEADLINE_CLOSES_PER_BLOCK_MIN`] or `block_txs_max` of them: the holders of
+    /// undelivered slots pay a penalty from their stake to the client, and the job settles
+    /// with what was delivered (see [`State::close_at_deadline`]). Returns the jobs that
+    /// expired without any result.
     pub fn end_block(&mut self, height: u64) -> Vec<Hash> {
         self.end_block_closing(height).expired
     }
@@ -1411,8 +1456,13 @@ impl State {
                 self.count_job(new, 1);
             }
         }
-        let due: Vec<Hash> =
-            self.open.iter().take_while(|(deadline, _)| *deadline < height).map(|(_, id)| *id).collect();
+        let due: Vec<Hash> = self
+            .open
+            .iter()
+            .take_while(|(deadline, _)| *deadline < height)
+            .take(DEADLINE_CLOSES_PER_BLOCK_MIN.max(self.params.block_txs_max as usize))
+            .map(|(_, id)| *id)
+            .collect();
         for id in due {
             if self.close_at_deadline(id, height) {
                 closed.expired.push(id);

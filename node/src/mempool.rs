@@ -491,11 +491,11 @@ impl Mempool {
         dropped
     }
 
-    /// Whether a result for `job_id` may still apply: its job is open on chain, or its offer is
-    /// pending here.
+    /// Whether a result for `job_id` may still apply: its job takes results in the next block
+    /// on chain ([`cairn_contracts::Job::takes_results_in`]), or its offer is pending here.
     pub fn awaits_result(&self, state: &State, job_id: &Hash) -> bool {
         match state.job(job_id) {
-            Some(job) => job.phase == cairn_contracts::JobPhase::Open,
+            Some(job) => job.takes_results_in(state.height() + 1),
             None => self.offer_ids.contains_key(job_id),
         }
     }

@@ -346,6 +346,53 @@ fn unexecuted_jobs_expire_and_refund() {
     assert_eq!(s.job(&o.job_id()).expect("job").phase, JobPhase::Expired);
 }
 
+#[test]
+fn jobs_sharing_a_deadline_close_a_bounded_number_per_block_and_refuse_late_results() {
+    let mut w = world();
+    w.genesis.params.block_txs_max = 10;
+    let mut s = State::from_genesis(&w.genesis).expect("genesis");
+    let total = s.total_value();
+    // More jobs share deadline 10 than one block's end may close.
+    let n = DEADLINE_CLOSES_PER_BLOCK_MIN + 100;
+    let offers: Vec<SignedOffer> = (0..n as u64)
+        .map(|nonce| {
+            let mut o = offer(&w, nonce, 1, 1).offer;
+            o.deadline_height = 10;
+            o.sign(&w.client)
+        })
+        .collect();
+    for o in &offers {
+        apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+    }
+    s.commit();
+    assert!(s.end_block(10).is_empty(), "the deadline is inclusive");
+    s.commit();
+    // The job that closes last still takes a result in the block after its deadline, like any.
+    let mut by_id: Vec<Hash> = offers.iter().map(|o| o.job_id()).collect();
+    by_id.sort();
+    let last = offers.iter().find(|o| o.job_id() == by_id[n - 1]).expect("an offer");
+    let late = offers.iter().find(|o| o.job_id() == by_id[n - 2]).expect("an offer");
+    let in_time = result(&w, &s, last, 1);
+    apply(&mut s, &Transaction::Result(in_time), 11).expect("in time");
+    assert_eq!(s.job(&last.job_id()).expect("job").phase, JobPhase::Completed);
+    let expired = s.end_block(11);
+    assert_eq!(expired, by_id[..DEADLINE_CLOSES_PER_BLOCK_MIN].to_vec(), "the first by id, no more");
+    assert!(expired.len() < n - 1, "some are left to close");
+    assert_eq!(s.job(&late.job_id()).expect("job").phase, JobPhase::Open, "waits its turn");
+    assert!(s.indexes_are_consistent());
+    s.commit();
+    // Past the block after its deadline, a job waiting to close refuses results.
+    let refused = result(&w, &s, late, 1);
+    assert_eq!(apply(&mut s, &Transaction::Result(refused.clone()), 12), Err(TxError::JobClosed(late.job_id())));
+    assert_eq!(s.check_result(&refused), Err(TxError::JobClosed(late.job_id())));
+    let closed = s.end_block_closing(12);
+    assert_eq!(closed.expired, by_id[DEADLINE_CLOSES_PER_BLOCK_MIN..n - 1].to_vec(), "the rest, in order");
+    assert!(closed.with_results.is_empty());
+    assert!(s.indexes_are_consistent());
+    assert!(offers.iter().all(|o| s.job(&o.job_id()).expect("job").phase != JobPhase::Open));
+    assert_eq!(s.total_value(), total - u128::from(OFFER_FEE) * n as u128);
+}
+
 fn account_tx(w: &World, key: &Keypair, nonce: u64, fee: u64, action: Action) -> Transaction {
     Transaction::Account(
         Tx { version: FORMAT_VERSION, chain_id: w.genesis.chain_id(), sender: key.public(), nonce, fee, action }
@@ -469,9 +516,13 @@ fn an_undelivered_job_passes_to_the_next_ranked_provider() {
     assert_eq!(s.provider(&job.ranking[0]).expect("p").active_jobs, 0);
     assert_eq!(s.provider(&job.ranking[1]).expect("p").active_jobs, 1);
     // Both the stand-in and the late first provider may deliver; the first result wins.
+    let id = o.job_id();
+    assert!(job.ranking[..2].iter().all(|p| s.accepting(p).eq([&id])), "each finds the job it may deliver");
     let r = result(&w, &s, &o, 10);
     assert_eq!(r.claim.provider, job.ranking[0]);
     apply(&mut s, &Transaction::Result(r), 1 + delivery).expect("a late delivery still counts");
+    assert!(job.ranking[..2].iter().all(|p| s.accepting(p).next().is_none()), "and none once it is in");
+    assert!(s.indexes_are_consistent());
 }
 
 #[test]

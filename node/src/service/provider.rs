@@ -291,10 +291,12 @@ impl Node {
             provider.failed_attempts.retain(|id, _| started.contains(id));
         }
         let room = OFFER_LOOKUPS_MAX.saturating_sub(provider.looking_up.len());
+        let next = state.height() + 1;
         let mine: Vec<Hash> = state
-            .open_jobs()
-            .filter(|(id, job)| !provider.started.contains(id) && !provider.looking_up.contains(id) && job.accepts(&me))
-            .map(|(id, _)| *id)
+            .accepting(&me)
+            .filter(|id| !provider.started.contains(*id) && !provider.looking_up.contains(*id))
+            .filter(|id| state.job(id).is_some_and(|job| job.takes_results_in(next)))
+            .copied()
             .take(room)
             .collect();
         if mine.is_empty() {
@@ -379,7 +381,7 @@ pub(super) fn may_deliver(
     provider: &PublicKey,
 ) -> bool {
     match state.job(job_id) {
-        Some(job) => job.accepts(provider),
+        Some(job) => job.accepts(provider) && job.takes_results_in(state.height() + 1),
         None => pending.is_some_and(|o| {
             state.assignment(job_id, o.max_price, &o.placement, usize::from(o.redundancy)).contains(provider)
         }),
