@@ -19,6 +19,8 @@ pub mod blobs;
 mod consensus;
 pub mod discovery;
 pub mod executor;
+#[cfg(test)]
+mod fairness_tests;
 mod faults;
 mod gossip;
 mod provider;
@@ -37,11 +39,12 @@ use cairn_contracts::{NonceRule, SignatureCheck, TxError};
 use cairn_ledger::{Hash, JobResult, Keypair, SignedOffer, Transaction};
 use cairn_rpc::JobStage;
 use cairn_vm::Vm;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use libp2p::Multiaddr;
 use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Interval;
 
 use self::consensus::Consensus;
 use self::executor::{Done, ExecutedHere, Executor, Job};
@@ -385,8 +388,9 @@ impl Node {
             let deadline = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
             let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into());
             // Requests first (a client waits on each), then the node's own work, then the
-            // network: under load every source is ready at once, and none is starved (each
-            // turn handles one network event, and the queues are drained in bounded batches).
+            // network: under load every source is ready at once, and none is starved (the
+            // queues are drained in bounded batches, each turn handles one network event, and
+            // after it the others have their share: `fair_share`).
             let input = tokio::select! {
                 biased;
                 _ = &mut shutdown, if stop_by.is_none() => Input::Stop,
@@ -408,6 +412,7 @@ impl Node {
                         let Ok(request) = self.requests.try_recv() else { break };
                         self.on_request(request)?;
                     }
+                    self.after_requests()?;
                 }
                 Input::Event(event) => {
                     self.on_event(event)?;
@@ -449,6 +454,7 @@ impl Node {
                 }
             }
             let handled = woke.elapsed();
+            self.fair_share(&mut maintenance, &mut gossip)?;
             self.pump_consensus()?;
             self.net.flush_outbox_if_full();
             let took = woke.elapsed();
@@ -463,6 +469,35 @@ impl Node {
         }
         self.net.flush_outbox();
         tracing::info!("node stopped");
+        Ok(())
+    }
+
+    /// After a batch of requests, which come first: one event of the node's own work and one
+    /// of the network, if either is ready. So a flood of requests slows the rest without
+    /// stopping it: blocks still commit, peers are still heard.
+    fn after_requests(&mut self) -> anyhow::Result<()> {
+        if let Ok(event) = self.events_rx.try_recv() {
+            self.on_event(event)?;
+        }
+        if let Some(ev) = self.net.swarm().select_next_some().now_or_never() {
+            self.on_swarm_event(ev)?;
+        }
+        Ok(())
+    }
+
+    /// After every turn: the consensus timers that are due, and maintenance and the outbox if
+    /// their time came, whatever woke the loop. They come last in its order, so a flood of
+    /// anything before them (requests, network events) would otherwise keep them waiting.
+    fn fair_share(&mut self, maintenance: &mut Interval, gossip: &mut Interval) -> anyhow::Result<()> {
+        if let Some(c) = self.consensus.as_mut() {
+            c.fire_due(Instant::now());
+        }
+        if maintenance.tick().now_or_never().is_some() {
+            self.maintain()?;
+        }
+        if self.net.has_outbox() && gossip.tick().now_or_never().is_some() {
+            self.net.flush_outbox();
+        }
         Ok(())
     }
 

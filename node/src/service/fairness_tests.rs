@@ -1,0 +1,99 @@
+//! The loop's fairness: a flood of one input slows the others without stopping them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_ledger::{Keypair, Transaction};
+use cairn_vm::{Vm, VmConfig};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::view::{Request, Verifier};
+use super::{Node, Parts};
+use crate::backpressure::Admission;
+use crate::chain::Chain;
+use crate::config::NodeConfig;
+use crate::test_genesis;
+
+/// How many heights the lone validator must finalize while its request queue stays full.
+const HEIGHTS: u64 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn blocks_keep_coming_while_requests_flood_the_loop() {
+    let client = Keypair::from_seed([1; 32]);
+    let provider = Keypair::from_seed([2; 32]);
+    let genesis = test_genesis::market("flood", &client, 1_000_000, &[(provider.public(), 1, 100)]);
+    let home = tempfile::tempdir().expect("tempdir");
+    // A lone validator (the genesis one) that makes a block every 20 ms, work or not.
+    let config = Arc::new(NodeConfig {
+        home: home.path().to_path_buf(),
+        validator: true,
+        empty_blocks: true,
+        block_time_ms: 20,
+        ..NodeConfig::default()
+    });
+    let chain = Chain::open(genesis.clone(), &config.db_path()).expect("chain");
+    let (requests_tx, requests) = mpsc::channel(super::REQUEST_QUEUE);
+    let (view_tx, mut view) = watch::channel(Arc::new(Node::initial_view(&chain)));
+    let admission = Arc::new(Admission::new(config.mempool_txs_max, config.block_time_ms));
+    let verifier = Verifier::new(chain.signatures.clone(), chain.state().params().output_bytes_max as usize);
+    let vm = Arc::new(Vm::new(VmConfig { cache_dir: None, memory_pool_regions: 0, ..VmConfig::default() }));
+    let parts = Parts {
+        config,
+        key: Keypair::from_seed([9; 32]),
+        vm,
+        admission,
+        verifier,
+        requests,
+        view: view_tx,
+        rpc_addr: ([127, 0, 0, 1], 0).into(),
+        metrics: Arc::new(crate::metrics::Metrics::new([], None, None)),
+        metrics_addr: None,
+    };
+    let node = Node::new(chain, parts).expect("node");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let stopping = async {
+        let _ = stopped.await;
+    };
+
+    // Requests the loop answers with a check of the chain's rules, sent faster than it answers
+    // them, by senders that never wait for an answer: the queue stays full.
+    let offer = Transaction::Offer(test_genesis::offer(genesis.chain_id(), &client).sign(&client));
+    let flooding = Arc::new(AtomicBool::new(true));
+    let mut flooders = Vec::new();
+    for _ in 0..2 {
+        let (requests, flooding, offer) = (requests_tx.clone(), flooding.clone(), offer.clone());
+        flooders.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            while flooding.load(Ordering::Relaxed) {
+                let (reply, _) = oneshot::channel();
+                if requests.send(Request::Check { tx: Box::new(offer.clone()), reply }).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    // The loop runs on this task (its future is not `Send`), the flooders on the others.
+    let test = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(requests_tx.capacity() < super::REQUEST_QUEUE / 2, "the queue is kept full");
+        let from = view.borrow().height();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while view.borrow().height() < from + HEIGHTS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "heights stopped at {} while requests flooded the loop", view.borrow().height());
+            let _ = tokio::time::timeout(left, view.changed()).await;
+        }
+        flooding.store(false, Ordering::Relaxed);
+        let mut sent = 0;
+        for f in flooders {
+            sent += f.await.expect("a flooder");
+        }
+        assert!(sent > 0);
+        let _ = stop.send(());
+    };
+    let (ran, ()) = tokio::join!(node.run(stopping), test);
+    ran.expect("the loop stops cleanly");
+}
