@@ -8,6 +8,7 @@
 //! | `rpc_requests_per_ip_per_second`, `rpc_requests_per_ip_burst` | calls of one [`Client`] (each batch entry counts) | error `OVERLOADED` with a retry hint |
 //! | [`RATE_CLIENTS_TRACKED_MAX`] | clients whose rate is tracked at once | error `OVERLOADED` for clients not tracked yet |
 //! | `rpc_subscriptions_per_connection_max` | subscriptions of one connection (enforced by jsonrpsee) | JSON-RPC error |
+//! | [`UNSENT_ANSWER_BYTES_MAX`], [`CALLS_IN_PROGRESS_MAX`] | answers of one connection its client has not taken, calls being answered | the connection is not read until they drain ([`Backlog`]) |
 //!
 //! A client is an IPv4 address or an IPv6 /64 network ([`Client::of`]). Subscriptions are
 //! bounded per connection, so per client by `rpc_connections_per_ip_max ×
@@ -15,14 +16,17 @@
 //! rpc_subscriptions_per_connection_max`.
 //!
 //! This module is the state only, with the time passed in: [`ConnectionTable`] counts open
-//! connections, [`RateTable`] keeps a token bucket per client. [`Limits`] shares them between
-//! the accept loop and the RPC middleware of [`crate::rpc_server`], which do the I/O.
+//! connections, [`RateTable`] keeps a token bucket per client, [`Backlog`] counts what one
+//! connection owes its client. [`Limits`] shares the tables between the accept loop and the RPC
+//! middleware of [`crate::rpc_server`], which do the I/O.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// The most clients whose request rate is tracked at once. Each entry is an address and an
@@ -326,6 +330,79 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// A connection stops being read once the answers made for it and not written to its socket
+/// yet pass this many bytes, until they drain below it. Answers are made on tasks of their own
+/// (WebSocket calls run concurrently), so without it a client that sends calls and never reads
+/// the answers would have them pile up in the server's memory for as long as it keeps sending.
+pub const UNSENT_ANSWER_BYTES_MAX: usize = 8 << 20;
+
+/// A connection stops being read while this many of its calls are being answered: each may
+/// make an answer up to `rpc_response_bytes_max`, so a connection holds at most about
+/// [`UNSENT_ANSWER_BYTES_MAX`] plus this many answers its client has not taken.
+pub const CALLS_IN_PROGRESS_MAX: usize = 32;
+
+/// What one connection owes its client: the bytes of answers made and not yet written to its
+/// socket, and its calls being answered. Past [`UNSENT_ANSWER_BYTES_MAX`] or
+/// [`CALLS_IN_PROGRESS_MAX`] the connection is not read (so no new call starts) until its
+/// client takes its answers: a client reading slowly is served at its own pace, and one that
+/// never reads holds a bounded amount, then is closed by the WebSocket ping's inactivity limit.
+///
+/// Writes are counted as they leave, frames and subscription notifications included, which
+/// answers (the only ones counted as made) do not cover: the count never goes below zero, so it
+/// may only undercount what waits, by what notifications wrote meanwhile (bounded by
+/// jsonrpsee's per-subscription buffer).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    unsent: AtomicUsize,
+    in_progress: AtomicUsize,
+    /// The connection's reader, waiting for the backlog to drain.
+    reader: Mutex<Option<Waker>>,
+}
+
+impl Backlog {
+    /// Whether the connection may be read: its backlog is within both bounds.
+    pub fn may_read(&self) -> bool {
+        self.unsent.load(Ordering::Acquire) <= UNSENT_ANSWER_BYTES_MAX
+            && self.in_progress.load(Ordering::Acquire) < CALLS_IN_PROGRESS_MAX
+    }
+
+    /// Whether the connection may be read; if not, `waker` is woken once it may.
+    pub fn may_read_or_wake(&self, waker: &Waker) -> bool {
+        if self.may_read() {
+            return true;
+        }
+        *lock(&self.reader) = Some(waker.clone());
+        // Drained between the check and the registration: read now.
+        self.may_read()
+    }
+
+    /// A call started.
+    pub fn call_started(&self) {
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A call ended with an answer of `bytes` (0 for none).
+    pub fn call_ended(&self, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::AcqRel);
+        self.in_progress.fetch_sub(1, Ordering::AcqRel);
+        self.wake_if_readable();
+    }
+
+    /// `bytes` were written to the socket.
+    pub fn written(&self, bytes: usize) {
+        let _ = self.unsent.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(bytes)));
+        self.wake_if_readable();
+    }
+
+    fn wake_if_readable(&self) {
+        if self.may_read()
+            && let Some(waker) = lock(&self.reader).take()
+        {
+            waker.wake();
+        }
+    }
+}
+
 /// The tables' locks are held for a few map operations; a panic while holding one leaves
 /// nothing half-done that matters, so a poisoned lock is used as it is.
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -335,6 +412,50 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_connection_is_not_read_past_its_unsent_answers_or_calls_and_is_woken_when_they_drain() {
+        let b = Backlog::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        // Answers up to the bound: still read.
+        b.call_started();
+        b.call_ended(UNSENT_ANSWER_BYTES_MAX);
+        assert!(b.may_read_or_wake(&waker));
+        // One byte more: not read, until a write takes it back under.
+        b.call_started();
+        b.call_ended(1);
+        assert!(!b.may_read_or_wake(&waker));
+        b.written(0);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "nothing drained");
+        b.written(1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once readable");
+        assert!(b.may_read());
+        // Writes beyond what was counted (frames, notifications) never go below zero.
+        b.written(usize::MAX);
+        b.call_started();
+        b.call_ended(UNSENT_ANSWER_BYTES_MAX + 1);
+        assert!(!b.may_read(), "no credit was kept from the extra writes");
+        b.written(usize::MAX);
+        // Calls in progress up to the bound: not read until one ends.
+        for _ in 0..CALLS_IN_PROGRESS_MAX {
+            assert!(b.may_read_or_wake(&waker));
+            b.call_started();
+        }
+        assert!(!b.may_read_or_wake(&waker));
+        b.call_ended(0);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(b.may_read());
+    }
 
     fn client(last: u8) -> Client {
         Client::of(IpAddr::from([127, 0, 0, last]))

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use crate::metrics::Metrics;
 use crate::rpc_api::RpcImpl;
 use crate::rpc_limits::{
-    Client, ConnectionRefusal, ConnectionSlot, ConnectionTable, Limits, RATE_CLIENTS_TRACKED_MAX, RateLimit,
+    Backlog, Client, ConnectionRefusal, ConnectionSlot, ConnectionTable, Limits, RATE_CLIENTS_TRACKED_MAX, RateLimit,
     RateRefusal, RateTable,
 };
 use crate::service::view::Handle;
@@ -167,17 +167,20 @@ pub async fn start_with_metrics(
             let _ = socket.set_nodelay(true);
             let calls = fair.clone();
             let counted = metrics.clone();
+            let backlog = Arc::new(Backlog::default());
+            let owed = backlog.clone();
             let middleware = RpcServiceBuilder::new().layer_fn(move |inner| FairCalls {
                 inner,
                 client,
                 limits: calls.clone(),
                 metrics: counted.clone(),
+                backlog: owed.clone(),
             });
             let service = services.clone().set_rpc_middleware(middleware).build(methods.clone(), stop.clone());
             let stopped = stop.clone().shutdown();
             tokio::spawn(async move {
                 if let Err(e) =
-                    serve_with_graceful_shutdown(CountedSocket { socket, _slot: slot }, service, stopped).await
+                    serve_with_graceful_shutdown(CountedSocket { socket, backlog, _slot: slot }, service, stopped).await
                 {
                     tracing::debug!(%client, error = %e, "RPC connection ended with an error");
                 }
@@ -222,9 +225,11 @@ fn refuse(mut socket: TcpStream, refusal: ConnectionRefusal, in_flight: &Arc<Sem
 
 /// An accepted socket and its client's connection slot, given back when the socket closes —
 /// also after a WebSocket upgrade, which moves the socket out of the HTTP connection into the
-/// WebSocket's task.
+/// WebSocket's task. It is read only while the connection's [`Backlog`] allows, and counts
+/// what it writes there.
 struct CountedSocket {
     socket: TcpStream,
+    backlog: Arc<Backlog>,
     _slot: ConnectionSlot,
 }
 
@@ -234,13 +239,28 @@ impl AsyncRead for CountedSocket {
         cx: &mut std::task::Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.backlog.may_read_or_wake(cx.waker()) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.socket).poll_read(cx, buf)
+    }
+}
+
+impl CountedSocket {
+    fn count(&self, written: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = written {
+            self.backlog.written(n);
+        }
+        written
     }
 }
 
 impl AsyncWrite for CountedSocket {
     fn poll_write(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.socket).poll_write(cx, buf);
+        this.count(written)
     }
 
     fn poll_write_vectored(
@@ -248,7 +268,9 @@ impl AsyncWrite for CountedSocket {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.socket).poll_write_vectored(cx, bufs);
+        this.count(written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -267,12 +289,43 @@ impl AsyncWrite for CountedSocket {
 /// RPC middleware charging every call of a connection to its client's token bucket: a call
 /// over the rate is not run and gets [`error::OVERLOADED`] with a retry hint. Each entry of a
 /// batch is charged like a call; a notification over the rate is dropped (it has no answer).
+/// Every call, batch and notification counts in the connection's [`Backlog`] while it runs,
+/// and its answer's bytes after.
 #[derive(Clone)]
 struct FairCalls<S> {
     inner: S,
     client: Client,
     limits: Arc<Limits>,
     metrics: Option<Arc<Metrics>>,
+    backlog: Arc<Backlog>,
+}
+
+/// A call of a connection in progress; it ends when dropped, with its answer's bytes once it
+/// has one (a call whose connection closed is dropped unanswered).
+struct InProgress {
+    backlog: Arc<Backlog>,
+    answer_bytes: usize,
+}
+
+impl InProgress {
+    fn start(backlog: &Arc<Backlog>) -> InProgress {
+        backlog.call_started();
+        InProgress { backlog: backlog.clone(), answer_bytes: 0 }
+    }
+
+    /// Ends the call with `answer` (a notification's is never sent).
+    fn answered(mut self, answer: MethodResponse) -> MethodResponse {
+        if !answer.is_notification() {
+            self.answer_bytes = answer.as_json().get().len();
+        }
+        answer
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.backlog.call_ended(self.answer_bytes);
+    }
 }
 
 /// The error of a call over its client's rate: the refusal's text, and `retry_after_ms`.
@@ -300,12 +353,13 @@ where
             Ok(()) => Either::Left(self.inner.call(request)),
             Err(refusal) => Either::Right(std::future::ready(MethodResponse::error(request.id, over_rate(&refusal)))),
         };
+        let call = InProgress::start(&self.backlog);
         async move {
             let response = answer.await;
             if let (Some(metrics), Some(method)) = (metrics, method) {
                 metrics.rpc_call_of(method, response.as_error_code());
             }
-            response
+            call.answered(response)
         }
     }
 
@@ -330,18 +384,22 @@ where
                 Err(e) => Some(Err(e)),
             })
             .collect();
-        if entries.is_empty() && !was_empty {
+        let answer = if entries.is_empty() && !was_empty {
             // Only notifications, all over the rate: nothing to answer.
             Either::Right(std::future::ready(MethodResponse::notification()))
         } else {
             Either::Left(self.inner.batch(Batch::from(entries)))
-        }
+        };
+        let call = InProgress::start(&self.backlog);
+        async move { call.answered(answer.await) }
     }
 
     fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        match self.limits.take_call(self.client) {
+        let answer = match self.limits.take_call(self.client) {
             Ok(()) => Either::Left(self.inner.notification(n)),
             Err(_) => Either::Right(std::future::ready(MethodResponse::notification())),
-        }
+        };
+        let call = InProgress::start(&self.backlog);
+        async move { call.answered(answer.await) }
     }
 }

@@ -228,3 +228,97 @@ async fn an_address_over_its_request_rate_gets_overloaded_while_others_are_serve
     assert!(ok >= 20, "a fresh bucket serves its burst: {ok}");
     assert!(overloaded > 0, "a batch is charged per entry");
 }
+
+/// A client WebSocket frame (masked, as a client's must be) carrying `text`.
+fn ws_text_frame(text: &str) -> Vec<u8> {
+    let payload = text.as_bytes();
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask = [0x5a, 0x17, 0xc3, 0x81];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// A WebSocket opened by hand from `source`: its socket, past the server's 101 answer.
+async fn raw_websocket(source: Ipv4Addr, node: SocketAddr) -> TcpStream {
+    let mut s = connect_from(source, node).await.expect("connect");
+    let upgrade = format!(
+        "GET / HTTP/1.1\r\nhost: {node}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: \
+         dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    );
+    s.write_all(upgrade.as_bytes()).await.expect("upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(head.len() < HEAD_BYTES_MAX, "no end to the answer's head");
+        s.read_exact(&mut byte).await.expect("the upgrade's answer");
+        head.push(byte[0]);
+    }
+    assert_eq!(status_of(&String::from_utf8_lossy(&head)), 101, "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+/// What a client that never reads may make the server take from it, at most, in this test:
+/// the kernel's buffers on both sides plus the answers the server keeps for the connection
+/// (a few tens of MiB), well below what it sends.
+const NEVER_READ_SENT_MAX: usize = 64 << 20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_client_that_never_reads_is_not_read_either_while_others_are_served() {
+    let net = start_with_config("rpc_requests_per_ip_burst = 10000\n").await;
+    let node = net.t.nodes[0].rpc;
+    // Calls whose answers are large (a call's id comes back in its answer), sent without ever
+    // reading an answer.
+    let mut ws = raw_websocket(FIRST, node).await;
+    let id = "x".repeat(60_000);
+    let frame = ws_text_frame(&format!(r#"{{"jsonrpc":"2.0","id":"{id}","method":"chain_head","params":[]}}"#));
+    let mut sent = 0;
+    let stalled = loop {
+        let at = sent % frame.len();
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ws.write(&frame[at..])).await {
+            Err(_) => break true,
+            Ok(written) => sent += written.expect("the server keeps the connection while it is read"),
+        }
+        if sent > NEVER_READ_SENT_MAX {
+            break false;
+        }
+    };
+    assert!(stalled, "the server kept reading {sent} bytes of calls whose answers were never taken");
+
+    // Other clients are served meanwhile.
+    let served = http_call(SECOND, node, CHAIN_HEAD).await.expect("answered");
+    assert_eq!(served.status, 200, "{served:?}");
+
+    // Once the client takes its answers, the connection is read again: every call is answered.
+    let calls = sent / frame.len();
+    // The rest of the call the client was writing when the server stopped reading, and one more.
+    let mut more = frame[sent % frame.len()..].to_vec();
+    more.extend_from_slice(&frame);
+    let reading = tokio::spawn(async move {
+        let (mut reader, mut writer) = ws.into_split();
+        let more = tokio::spawn(async move { writer.write_all(&more).await.map(|()| writer) });
+        let mut answers = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0usize;
+        // Each answer carries the 60,000-byte id: count answers by their bytes.
+        while answers <= calls {
+            let n = reader.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the server closed the connection after {answers} answers");
+            got += n;
+            answers = got / 60_000;
+        }
+        more.await.expect("the writer").expect("one more call is taken once the answers are read");
+    });
+    tokio::time::timeout(TIMEOUT, reading).await.expect("answers read in time").expect("the reader");
+}
