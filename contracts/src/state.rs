@@ -269,7 +269,9 @@ impl Job {
     }
 
     /// The height at which some slot's holder becomes late (`delivery_blocks` after its
-    /// assignment), if the job is open and a stand-in is left to replace it.
+    /// assignment), if the job is open, a stand-in is left to replace it, and that height is
+    /// not past the deadline (no slot passes on after it: a job waiting its turn to close is not
+    /// looked at again by every block).
     fn reassign_height(&self, delivery_blocks: u64) -> Option<u64> {
         if self.phase != JobPhase::Open || usize::from(self.next) >= self.ranking.len() {
             return None;
@@ -279,6 +281,7 @@ impl Job {
             .filter(|s| s.delivery.is_none())
             .map(|s| s.assigned_height.saturating_add(delivery_blocks))
             .min()
+            .filter(|at| *at <= self.deadline_height)
     }
 }
 
@@ -491,8 +494,10 @@ pub struct State {
     reassigning: OrdSet<(u64, Hash)>,
     /// Unbonding entries by release height (derived from `providers`).
     releasing: OrdSet<(u64, PublicKey)>,
-    /// Jobs waiting for a re-execution ([`Job::needs_resolution`]; derived from `jobs`).
-    resolving: OrdSet<Hash>,
+    /// Jobs waiting for a re-execution ([`Job::needs_resolution`]; derived from `jobs`), by
+    /// deadline: the oldest first, whatever their ids (which a client could grind to come
+    /// first), since a deadline is never before the height its offer was made.
+    resolving: OrdSet<(u64, Hash)>,
     /// Jobs in a final phase by the height they reached it, to retire (derived from `jobs`).
     finished: OrdSet<(u64, Hash)>,
     /// The open jobs that would accept a result from each provider ([`Job::accepting`];
@@ -607,7 +612,7 @@ impl State {
                 if let Some(old) = self.jobs.get(&id) {
                     self.open.remove(&(old.deadline_height, id));
                     self.settling.remove(&(old.settle_height, id));
-                    self.resolving.remove(&id);
+                    self.resolving.remove(&(old.deadline_height, id));
                     self.finished.remove(&(old.settle_height, id));
                     if let Some(at) = old.reassign_height(delivery_blocks) {
                         self.reassigning.remove(&(at, id));
@@ -641,7 +646,7 @@ impl State {
                     self.reassigning.insert((at, id));
                 }
                 if j.needs_resolution() {
-                    self.resolving.insert(id);
+                    self.resolving.insert((j.deadline_height, id));
                 }
                 self.accepting.extend(j.accepting().map(|p| (p, id)));
                 match j.phase {
@@ -746,7 +751,7 @@ impl State {
         OrdSet<(u64, Hash)>,
         OrdSet<(u64, Hash)>,
         OrdSet<(u64, PublicKey)>,
-        OrdSet<Hash>,
+        OrdSet<(u64, Hash)>,
         OrdSet<(u64, Hash)>,
         OrdSet<(PublicKey, Hash)>,
     ) {
@@ -756,7 +761,7 @@ impl State {
             self.jobs.iter().filter(|(_, j)| j.phase == JobPhase::Completed).map(|(id, j)| (j.settle_height, *id));
         let reassigning = self.jobs.iter().filter_map(|(id, j)| Some((j.reassign_height(delivery)?, *id)));
         let releasing = self.providers.iter().flat_map(|(a, p)| p.unbonding.iter().map(|(at, _)| (*at, *a)));
-        let resolving = self.jobs.iter().filter(|(_, j)| j.needs_resolution()).map(|(id, _)| *id);
+        let resolving = self.jobs.iter().filter(|(_, j)| j.needs_resolution()).map(|(id, j)| (j.deadline_height, *id));
         let finished = self.jobs.iter().filter(|(_, j)| j.is_final()).map(|(id, j)| (j.settle_height, *id));
         let accepting = self.jobs.iter().flat_map(|(id, j)| j.accepting().map(move |p| (p, *id)));
         (
@@ -783,10 +788,10 @@ impl State {
             && accepting == self.accepting
     }
 
-    /// The jobs waiting for a re-execution: a block proposer adds a `Resolve` transaction for
-    /// each one it has re-executed.
+    /// The jobs waiting for a re-execution, the earliest deadlines first: a block proposer adds
+    /// a `Resolve` transaction for each one it has re-executed.
     pub fn awaiting_resolution(&self) -> impl Iterator<Item = &Hash> {
-        self.resolving.iter()
+        self.resolving.iter().map(|(_, id)| id)
     }
 
     /// The open jobs that would accept a result from `provider` ([`Job::accepts`]), by id.

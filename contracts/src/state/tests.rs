@@ -1174,6 +1174,30 @@ mod redundancy {
     }
 
     #[test]
+    fn jobs_awaiting_resolution_come_earliest_deadline_first_whatever_their_ids() {
+        let (w, mut s) = state_of(2, 10_000);
+        // Two disputes; the one with the earlier deadline has the greater id.
+        let make = |nonce: u64, deadline: u64, fuel: u64| {
+            let mut o = offer_k(&w, nonce, fuel, 2, 1, 2).offer;
+            o.deadline_height = deadline;
+            o.sign(&w.client)
+        };
+        let offers = (1_000..)
+            .map(|fuel| vec![make(0, 50, fuel), make(1, 20, fuel)])
+            .find(|o| o[1].job_id() > o[0].job_id())
+            .expect("ids of either order");
+        for o in &offers {
+            apply(&mut s, &Transaction::Offer(o.clone()), 1).expect("offer");
+            let [a, b] = s.job(&o.job_id()).expect("job").assigned()[..] else { panic!("two assigned") };
+            apply(&mut s, &honest(&w, o, a), 1).expect("a result");
+            apply(&mut s, &lying(&w, o, b, b"lie"), 1).expect("a disagreeing result");
+        }
+        let by_deadline = vec![offers[1].job_id(), offers[0].job_id()];
+        assert_eq!(s.awaiting_resolution().copied().collect::<Vec<_>>(), by_deadline);
+        assert!(s.indexes_are_consistent());
+    }
+
+    #[test]
     fn disagreeing_results_are_settled_by_re_execution_without_a_challenge() {
         let (w, mut s) = state_of(2, 10_000);
         let total = s.total_value();
