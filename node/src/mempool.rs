@@ -150,6 +150,11 @@ impl Room {
         self.len < len_max && self.bytes.saturating_add(size_bytes) <= bytes_max
     }
 
+    /// Whether an entry of `size_bytes` fits in place of one of `old_bytes`.
+    fn fits_instead(&self, old_bytes: usize, size_bytes: usize, bytes_max: usize) -> bool {
+        (self.bytes - old_bytes).saturating_add(size_bytes) <= bytes_max
+    }
+
     fn add(&mut self, size_bytes: usize) {
         self.len += 1;
         self.bytes += size_bytes;
@@ -274,12 +279,17 @@ impl Mempool {
             if fee_of(&tx) < fee_min {
                 return Err(MempoolError::Underpriced { fee_min });
             }
+            // A larger replacement needs the room for what it adds.
+            let entry = Entry::new(tx);
+            if !self.tx_room.fits_instead(pending.size_bytes, entry.size_bytes, self.limits.tx_bytes_max) {
+                return Err(MempoolError::Full(self.limits.txs_max));
+            }
             let old = self.nonced.remove(&key).expect("just found");
             self.tx_room.remove(old.size_bytes);
             if let Transaction::Offer(o) = &old.item {
                 self.offer_ids.remove(&o.job_id());
             }
-            self.put_nonced(key, Entry::new(tx));
+            self.put_nonced(key, entry);
             return Ok(Admitted::Replaced(Box::new(old.item)));
         }
         let entry = Entry::new(tx);
@@ -669,6 +679,25 @@ mod tests {
         m.insert_nonced(transfer(&a, 1, 5)).expect("room");
         assert_eq!(m.pending_spend(a.public(), u64::MAX), (110 + 1) + (5 + 1));
         assert_eq!(m.pending_spend(a.public(), 0), 5 + 1);
+    }
+
+    #[test]
+    fn a_larger_replacement_needs_the_room_for_what_it_adds() {
+        let key = Keypair::from_seed([1; 32]);
+        let offer = |fee: u64, input: usize| {
+            let mut o = crate::test_genesis::offer(Hash::ZERO, &key);
+            (o.fee, o.input) = (fee, vec![7; input]);
+            Transaction::Offer(o.sign(&key))
+        };
+        let small = offer(10, 10);
+        let room = Entry::new(small.clone()).size_bytes + 500;
+        let mut m = Mempool::new(MempoolLimits { tx_bytes_max: room, ..MempoolLimits::counts(10, 10) });
+        assert_eq!(m.insert_nonced(small), Ok(Admitted::New));
+        // A higher fee does not buy the bytes the mempool does not have.
+        assert_eq!(m.insert_nonced(offer(20, 1_000)), Err(MempoolError::Full(10)));
+        let larger = offer(20, 400);
+        assert!(matches!(m.insert_nonced(larger.clone()), Ok(Admitted::Replaced(_))));
+        assert_eq!(m.tx_room.bytes, Entry::new(larger).size_bytes);
     }
 
     #[test]
