@@ -34,6 +34,14 @@ pub const STATE_CHUNK_BYTES_MAX: usize = 4 << 20;
 /// The largest encoded range proof: one sibling per bit of the key hash at most, each a tag
 /// and two hashes at most.
 pub const RANGE_PROOF_BYTES_MAX: usize = 4 + 256 * 65;
+/// The largest encoding of a chunk an honest node sends: entries of at most twice
+/// [`STATE_CHUNK_BYTES_MAX`] (what [`StateRestore::add`] takes), their length prefixes, the
+/// proof and the rest. A larger answer is refused before it is decoded.
+pub const STATE_CHUNK_ANSWER_BYTES_MAX: usize =
+    2 * STATE_CHUNK_BYTES_MAX + 8 * STATE_CHUNK_ENTRIES_MAX as usize + RANGE_PROOF_BYTES_MAX + 64;
+/// What a chunk waiting in a lane is counted for per entry, beyond its keys' and values'
+/// bytes: the two vectors that hold them.
+pub const QUEUED_ENTRY_OVERHEAD_BYTES: usize = 2 * std::mem::size_of::<Vec<u8>>();
 /// The most state a node restores: keys and values together (past it the snapshot is refused).
 pub const RESTORED_STATE_BYTES_MAX: u64 = 4 << 30;
 
@@ -382,9 +390,18 @@ impl<S: Copy> LanedRestore<S> {
         if first < start || last < first {
             return Err(bad("entries before the chunk's start, or out of order"));
         }
+        // What `add` checks, before the chunk waits in its lane: the lane's budget counts what
+        // waits in memory.
+        if chunk.entries.len() > STATE_CHUNK_ENTRIES_MAX as usize {
+            return Err(bad("more entries than a chunk holds"));
+        }
+        let raw: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if raw > 2 * STATE_CHUNK_BYTES_MAX || chunk.proof.len() > RANGE_PROOF_BYTES_MAX {
+            return Err(bad("more bytes than a chunk holds"));
+        }
         let next = if chunk.last || l.end.is_some_and(|end| last >= end) { None } else { next_key_hash(&last) };
         l.next = next;
-        let bytes: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let bytes = raw + chunk.entries.len() * QUEUED_ENTRY_OVERHEAD_BYTES + chunk.proof.len();
         // The first chunk shows how large the state is: split if it is large.
         if self.lanes.len() == 1 && self.restore.entries_received() == 0 {
             let starts = lane_starts(&last, chunk.entries.len(), chunk_max);
@@ -603,6 +620,32 @@ mod tests {
             }
         });
         assert!(done.is_err(), "a state ended early is refused");
+    }
+
+    #[test]
+    fn a_chunk_larger_than_any_honest_one_is_refused_before_it_waits_in_its_lane() {
+        assert_eq!(STATE_CHUNK_ANSWER_BYTES_MAX, 8_438_084, "WIRE.md states it");
+        let (big, keys, _, root) = tree(6_000);
+        // Lane 3's first chunk, waiting for the lanes before it, with more entries than a chunk
+        // holds (empty ones cost a few bytes each on the wire, a vector pair each in memory).
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 3 && turn == 1 {
+                let last = chunk.entries.last().cloned().expect("entries");
+                chunk.entries.extend(std::iter::repeat_n(last, STATE_CHUNK_ENTRIES_MAX as usize));
+            }
+        });
+        let (server, e) = done.expect_err("refused");
+        assert_eq!(server, Some(3));
+        assert!(e.to_string().contains("more entries than a chunk holds"), "{e}");
+        // One whose values pass twice what a chunk holds.
+        let (_, done) = laned(&big, &keys, root, 20, &|lane, turn, chunk| {
+            if lane == 3 && turn == 1 {
+                chunk.entries[0].1 = vec![0; 2 * STATE_CHUNK_BYTES_MAX + 1];
+            }
+        });
+        let (server, e) = done.expect_err("refused");
+        assert_eq!(server, Some(3));
+        assert!(e.to_string().contains("more bytes than a chunk holds"), "{e}");
     }
 
     #[test]

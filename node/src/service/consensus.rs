@@ -565,7 +565,10 @@ impl Node {
         let state = self.chain.state();
         state.has_pending_work()
             || self.mempool.has_includable(state)
-            || state.awaiting_resolution().any(|job_id| self.reexec.verdicts().get(job_id).is_some())
+            || state
+                .awaiting_resolution()
+                .take(crate::verdicts::VERDICT_REQUESTS_MAX)
+                .any(|job_id| self.reexec.verdicts().get(job_id).is_some())
     }
 }
 

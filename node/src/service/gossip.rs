@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use borsh::BorshDeserialize;
 use cairn_contracts::{Limit, TxError};
-use cairn_ledger::{Block, Commit, Hash, JobResult, Transaction};
+use cairn_ledger::{Block, BlockHeader, Commit, Hash, JobResult, Transaction};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, TopicHash};
 use libp2p::{PeerId, Swarm};
 
@@ -111,23 +112,37 @@ pub fn result_batch(data: &[u8]) -> Result<ResultBatch, Refused> {
     Ok(batch)
 }
 
+/// The wire version and the block header at the front of a block message (a [`BlockMsg`] or a
+/// [`ProposedBlock`] starts with them), read without decoding the block's transactions: a
+/// message judged on its header alone costs no more than the header.
+fn block_head(data: &[u8]) -> Result<(u8, BlockHeader), Refused> {
+    if data.len() > GOSSIP_MESSAGE_BYTES_MAX {
+        return Err(Refused::Reject);
+    }
+    let mut rest = data;
+    let version = u8::deserialize(&mut rest).map_err(|_| Refused::Reject)?;
+    let header = BlockHeader::deserialize(&mut rest).map_err(|_| Refused::Reject)?;
+    Ok((version, header))
+}
+
 /// A finalized block: decodable, this wire version, its commit for this very block, and the
 /// commit's signatures more than 2/3 of `validators`' power. A block at or below `head` is
-/// ignored before its signatures are checked: nothing to apply, and old blocks (anyone can
-/// replay them) cost no verification.
+/// ignored on its header, before the rest is decoded and its signatures checked: nothing to
+/// apply, and old blocks (anyone can replay them) cost no decoding or verification.
 pub fn finalized_block(
     data: &[u8],
     chain_id: Hash,
     validators: &cairn_ledger::ValidatorSet,
     head: u64,
 ) -> Result<BlockMsg, Refused> {
-    let msg = cairn_ledger::decode::<BlockMsg>("block", data, GOSSIP_MESSAGE_BYTES_MAX).map_err(|_| Refused::Reject)?;
-    if msg.version != WIRE_VERSION {
+    let (version, header) = block_head(data)?;
+    if version != WIRE_VERSION {
         return Err(Refused::Reject);
     }
-    if msg.block.header.height <= head {
+    if header.height <= head {
         return Err(Refused::Ignore);
     }
+    let msg = cairn_ledger::decode::<BlockMsg>("block", data, GOSSIP_MESSAGE_BYTES_MAX).map_err(|_| Refused::Reject)?;
     if msg.commit.block_hash != msg.block.hash()
         || msg.commit.height != msg.block.header.height
         || msg.commit.verify(chain_id, validators).is_err()
@@ -150,22 +165,23 @@ pub fn module_announce(data: &[u8]) -> Result<ModuleAnnounce, Refused> {
 }
 
 /// A proposed block: decodable, this wire version, of this chain, by one of `validators`, for
-/// a height the engine looks at (after `head`, at most `HEIGHTS_AHEAD_MAX` ahead).
+/// a height the engine looks at (after `head`, at most `HEIGHTS_AHEAD_MAX` ahead). The header
+/// is judged before the transactions are decoded.
 pub fn proposed_block(
     data: &[u8],
     chain_id: Hash,
     validators: &cairn_ledger::ValidatorSet,
     head: u64,
 ) -> Result<ProposedBlock, Refused> {
-    let msg = cairn_ledger::decode::<ProposedBlock>("proposed block", data, GOSSIP_MESSAGE_BYTES_MAX)
-        .map_err(|_| Refused::Reject)?;
-    let h = &msg.block.header;
-    if msg.version != WIRE_VERSION || h.chain_id != chain_id || validators.power_of(&h.proposer).is_none() {
+    let (version, h) = block_head(data)?;
+    if version != WIRE_VERSION || h.chain_id != chain_id || validators.power_of(&h.proposer).is_none() {
         return Err(Refused::Reject);
     }
     if h.height <= head || h.height > head + 1 + cairn_consensus::HEIGHTS_AHEAD_MAX {
         return Err(Refused::Ignore);
     }
+    let msg = cairn_ledger::decode::<ProposedBlock>("proposed block", data, GOSSIP_MESSAGE_BYTES_MAX)
+        .map_err(|_| Refused::Reject)?;
     // A proposal signs the header's hash: a body that is not the header's (other
     // transactions under the same header) would pass for the proposed block and make
     // validators vote nil. No honest node relays one.
@@ -416,9 +432,22 @@ impl Node {
             },
             Topic::Results => match result_batch(&message.data) {
                 Ok(batch) => {
-                    let txs = batch.results.into_iter().map(Transaction::Result).collect();
-                    self.verify_then(topic, message_id, source, txs);
-                    return Ok(());
+                    // Only a provider registered at the head may ever have a result taken: the
+                    // others' (keys cost nothing to make) cost no signature check. Not held
+                    // against the sender: this node may lack the block that registered one.
+                    let state = self.chain.state();
+                    let txs: Vec<Transaction> = batch
+                        .results
+                        .into_iter()
+                        .filter(|r| state.provider(&r.claim.provider).is_some())
+                        .map(Transaction::Result)
+                        .collect();
+                    if txs.is_empty() {
+                        MessageAcceptance::Ignore
+                    } else {
+                        self.verify_then(topic, message_id, source, txs);
+                        return Ok(());
+                    }
                 }
                 Err(r) => r.into(),
             },

@@ -26,7 +26,9 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use cairn_ledger::snapshot::{LanedRestore, STATE_CHUNK_ENTRIES_MAX, StateChunk, StateRestore};
+use cairn_ledger::snapshot::{
+    LanedRestore, STATE_CHUNK_ANSWER_BYTES_MAX, STATE_CHUNK_ENTRIES_MAX, StateChunk, StateRestore,
+};
 use cairn_ledger::{Block, Commit, Result};
 use libp2p::PeerId;
 use libp2p::request_response::OutboundRequestId;
@@ -189,6 +191,16 @@ impl Node {
             StateSync::Asking { request, .. } => *request == request_id,
             StateSync::Restoring(r) => r.lane_of(request_id).is_some(),
             _ => false,
+        }
+    }
+
+    /// What an answer to `request_id` may take, if it is a state sync request: a head block
+    /// with its commit, or a chunk. A larger one is refused before it is decoded.
+    pub(super) fn state_sync_carries(&self, request_id: OutboundRequestId) -> Option<usize> {
+        match &self.state_sync {
+            StateSync::Asking { request, .. } if *request == request_id => Some(crate::p2p::GOSSIP_MESSAGE_BYTES_MAX),
+            StateSync::Restoring(r) if r.lane_of(request_id).is_some() => Some(STATE_CHUNK_ANSWER_BYTES_MAX),
+            _ => None,
         }
     }
 

@@ -19,10 +19,14 @@ use cairn_store::Store;
 /// Connected peers asked for a missing blob at once, at most (the DHT names other holders).
 pub const BLOB_PEERS_ASKED_MAX: usize = 4;
 /// Distinct blobs being fetched at once, at most: each request may bring a whole blob (up to
-/// 4 MiB, `blobs::BLOB_BYTES_MAX`) from each peer asked, so this bounds what answers can take
-/// (8 blobs × (4 peers + 4 holders) × 4 MiB = 256 MiB at the very worst). A blob past it is
-/// asked for at a later maintenance tick, while something still waits for it.
+/// 4 MiB, `blobs::BLOB_BYTES_MAX`) from each peer asked, so with
+/// [`BLOB_REQUESTS_PER_BLOB_MAX`] this bounds what honest answers can take (8 blobs × 8
+/// requests × 4 MiB = 256 MiB at the very worst). A blob past it is asked for at a later
+/// maintenance tick, while something still waits for it.
 pub const BLOB_FETCHES_MAX: usize = 8;
+/// Requests for one blob in flight at once, at most (the peers asked, then the holders the
+/// DHT names), each to a different peer.
+pub const BLOB_REQUESTS_PER_BLOB_MAX: usize = 2 * BLOB_PEERS_ASKED_MAX;
 /// Announced modules a provider fetches at once (announcements cost nothing to send, so
 /// beyond this they are ignored until the fetches in flight end).
 pub const ANNOUNCED_FETCHES_MAX: usize = 16;
@@ -168,7 +172,7 @@ pub struct SyncState {
     /// not kept connected either) or only did not answer; at most [`SYNC_DISTRUSTED_MAX`].
     distrusted: HashMap<PeerId, (Instant, bool)>,
     /// Blob requests in flight.
-    blob_requests: HashMap<OutboundRequestId, Hash>,
+    blob_requests: HashMap<OutboundRequestId, (Hash, PeerId)>,
     /// Fetched blobs being stored, off the loop.
     storing: HashSet<Hash>,
     /// Announced modules being fetched (at most [`ANNOUNCED_FETCHES_MAX`]).
@@ -189,11 +193,15 @@ impl SyncState {
         self.source
     }
 
-    /// Whether a request for `blob` may be sent: it is being fetched already, or fewer than
-    /// [`BLOB_FETCHES_MAX`] blobs are.
-    fn may_fetch_blob(&self, blob: &Hash) -> bool {
-        let fetching: HashSet<&Hash> = self.blob_requests.values().collect();
-        fetching.contains(blob) || fetching.len() < BLOB_FETCHES_MAX
+    /// Whether `peer` may be asked for `blob`: it is not asked already, fewer than
+    /// [`BLOB_REQUESTS_PER_BLOB_MAX`] are, and the blob is being fetched already or fewer
+    /// than [`BLOB_FETCHES_MAX`] blobs are.
+    fn may_fetch_blob(&self, blob: &Hash, peer: &PeerId) -> bool {
+        let fetching: HashSet<&Hash> = self.blob_requests.values().map(|(b, _)| b).collect();
+        let asked: Vec<&PeerId> = self.blob_requests.values().filter(|(b, _)| b == blob).map(|(_, p)| p).collect();
+        !asked.contains(&peer)
+            && asked.len() < BLOB_REQUESTS_PER_BLOB_MAX
+            && (fetching.contains(blob) || fetching.len() < BLOB_FETCHES_MAX)
     }
 
     /// Whether an announced module is being fetched.
@@ -208,7 +216,7 @@ impl SyncState {
 
     /// Announced fetches that ended without the module (no peer had it) free their place.
     pub fn forget_finished_announcements(&mut self) {
-        let requested: HashSet<Hash> = self.blob_requests.values().copied().collect();
+        let requested: HashSet<Hash> = self.blob_requests.values().map(|(b, _)| *b).collect();
         self.announced.retain(|id| requested.contains(id));
     }
 
@@ -344,7 +352,7 @@ impl Node {
         }
         self.lookup_blob(blob);
         // Asked already.
-        if self.sync.blob_requests.values().any(|b| *b == blob) || self.faults.blobs_by_dht_only() {
+        if self.sync.blob_requests.values().any(|(b, _)| *b == blob) || self.faults.blobs_by_dht_only() {
             return;
         }
         let mut peers = self.net.peers();
@@ -356,13 +364,14 @@ impl Node {
         }
     }
 
-    /// Asks `peer` for `blob`, unless [`BLOB_FETCHES_MAX`] other blobs are being fetched.
+    /// Asks `peer` for `blob`, unless it is asked already, or the requests for the blob or the
+    /// blobs being fetched are at their bounds ([`SyncState::may_fetch_blob`]).
     pub(super) fn request_blob_from(&mut self, peer: PeerId, blob: Hash) {
-        if !self.sync.may_fetch_blob(&blob) {
+        if !self.sync.may_fetch_blob(&blob, &peer) {
             return;
         }
         let id = self.net.swarm().behaviour_mut().sync.send_request(&peer, Wire::encode(&SyncRequest::Blob(blob)));
-        self.sync.blob_requests.insert(id, blob);
+        self.sync.blob_requests.insert(id, (blob, peer));
     }
 
     /// Asks connected peers for a proposed block the engine waits for: at most
@@ -527,13 +536,21 @@ impl Node {
         } else if self.sync.blob_requests.contains_key(&request_id) {
             Some(super::blobs::BLOB_BYTES_MAX)
         } else {
-            None
+            self.state_sync_carries(request_id)
         };
         if let Some(carries) = carries
             && response.0.len() > carries + ANSWER_FRAMING_BYTES
         {
             self.sync.proposed_requests.remove(&request_id);
             self.sync.blob_requests.remove(&request_id);
+            if self.is_state_sync_request(request_id) {
+                self.on_state_sync_response(
+                    peer,
+                    request_id,
+                    Err(cairn_ledger::Error::Invalid("an answer larger than asked for".into())),
+                );
+                return Ok(());
+            }
             self.sync_liar(
                 peer,
                 &format!("an answer of {} bytes, more than what was asked for can be", response.0.len()),
@@ -590,7 +607,7 @@ impl Node {
             {
                 self.proposed_arrived(*block)?;
             }
-        } else if let Some(blob) = self.sync.blob_requests.remove(&request_id)
+        } else if let Some((blob, _)) = self.sync.blob_requests.remove(&request_id)
             && let Ok(SyncResponse::Blob(Some(bytes))) = decoded
         {
             self.on_blob(blob, bytes);
