@@ -291,6 +291,10 @@ fn finalized_blocks_are_rejected_unless_their_commit_finalizes_them() {
     for bytes in [valid.clone(), block_msg_bytes(WIRE_VERSION, block.clone(), forged)] {
         assert_eq!(finalized_block(&bytes, c.chain_id, &c.validators, 5).map(|_| ()), Err(Refused::Ignore));
     }
+    // ... on its header alone: the rest is not even decoded.
+    let header_then_junk = [&[WIRE_VERSION][..], &borsh::to_vec(&block.header).expect("encodes"), b"junk"].concat();
+    assert_eq!(finalized_block(&header_then_junk, c.chain_id, &c.validators, 5).map(|_| ()), Err(Refused::Ignore));
+    assert_eq!(check(&header_then_junk), Err(Refused::Reject), "above the head, decoded and refused");
     for height in [1, 1_000] {
         let b = c.block(height, 0, 0);
         let commit = c.commit(&[1, 2, 3], height, b.hash());
@@ -375,6 +379,10 @@ fn proposed_blocks_are_rejected_or_ignored() {
 
     for height in [1, head, last + 1, u64::MAX] {
         assert_eq!(check(&proposed_bytes(WIRE_VERSION, c.block(height, 1, 0))), Err(Refused::Ignore), "{height}");
+        // Judged on the header alone: the rest is not even decoded.
+        let header = borsh::to_vec(&c.block(height, 1, 0).header).expect("encodes");
+        let header_then_junk = [&[WIRE_VERSION][..], &header, b"junk"].concat();
+        assert_eq!(check(&header_then_junk), Err(Refused::Ignore), "{height}");
     }
 
     let sized = |n| {

@@ -462,6 +462,8 @@ async fn transaction_and_result_verdicts() {
         result.output.clone(),
         &stranger,
     );
+    let mut forged_not_a_provider = not_a_provider.clone();
+    forged_not_a_provider.signature.0[0] ^= 1;
     let ignored = [
         ("a sender without the balance", Topic::Txs, h.txs(WIRE_VERSION, vec![unfunded])),
         // Its signature is not even checked: no block would hold it.
@@ -471,6 +473,12 @@ async fn transaction_and_result_verdicts() {
             h.txs(WIRE_VERSION, vec![Transaction::Account(forged_unfunded)]),
         ),
         ("a result from a key that is no provider", Topic::Results, h.results(WIRE_VERSION, vec![not_a_provider])),
+        // Its signature is not even checked: no block would take it.
+        (
+            "a forged result from a key that is no provider",
+            Topic::Results,
+            h.results(WIRE_VERSION, vec![forged_not_a_provider]),
+        ),
         ("a nonce past the window", Topic::Txs, h.txs(WIRE_VERSION, vec![far])),
         ("an empty transaction batch", Topic::Txs, h.txs(WIRE_VERSION, vec![])),
         ("a result nobody awaits", Topic::Results, h.results(WIRE_VERSION, vec![h.c.result(Hash::of(b"?"), 1)])),
@@ -505,7 +513,7 @@ async fn transaction_and_result_verdicts() {
         ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"accepted\"}", 2),
         ("cairn_gossip_messages_total{topic=\"results\",verdict=\"accepted\"}", 1),
         ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"ignored\"}", 4),
-        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"ignored\"}", 3),
+        ("cairn_gossip_messages_total{topic=\"results\",verdict=\"ignored\"}", 4),
         ("cairn_gossip_messages_total{topic=\"txs\",verdict=\"rejected\"}", 4),
         ("cairn_gossip_messages_total{topic=\"results\",verdict=\"rejected\"}", 2),
         ("cairn_peers_penalised_total", 6),
