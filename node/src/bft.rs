@@ -24,8 +24,17 @@ use crate::p2p::CONSENSUS_MESSAGE_BYTES_MAX;
 pub const BLOCKS_CACHED_MAX: usize = 64;
 /// Proposed blocks kept before any verified proposal names them, at most.
 pub const UNCONFIRMED_BLOCKS_MAX: usize = 8;
-/// Bytes of such blocks kept at once, at most.
+/// Bytes of such blocks kept at once, at most, counted as they take memory
+/// ([`unconfirmed_bytes`]): nobody vouches for them yet, and an encoding of small
+/// transactions takes several times its size once decoded.
 pub const UNCONFIRMED_BLOCK_BYTES_MAX: usize = 32 << 20;
+
+/// What a decoded block of `encoded` bytes is counted for among the unconfirmed ones: its
+/// bytes, plus each transaction's in-memory size (a `Resolve` is 33 bytes on the wire, a few
+/// hundred in a `Vec<Transaction>`).
+pub fn unconfirmed_bytes(block: &Block, encoded: usize) -> usize {
+    encoded.saturating_add(block.txs.len().saturating_mul(std::mem::size_of::<cairn_ledger::Transaction>()))
+}
 /// Blocks the engine waits for at once, at most.
 pub const BLOCKS_NEEDED_MAX: usize = 64;
 /// Timers at once, at most (the engine keeps a handful per round).
@@ -319,9 +328,9 @@ impl Bft {
         }
     }
 
-    /// Keeps a proposed block that arrived before any proposal named it (`size`: its encoded
-    /// bytes), within [`UNCONFIRMED_BLOCKS_MAX`] and [`UNCONFIRMED_BLOCK_BYTES_MAX`], oldest
-    /// dropped first.
+    /// Keeps a proposed block that arrived before any proposal named it (`size`: what it takes,
+    /// [`unconfirmed_bytes`]), within [`UNCONFIRMED_BLOCKS_MAX`] and
+    /// [`UNCONFIRMED_BLOCK_BYTES_MAX`], oldest dropped first.
     pub fn keep_unconfirmed(&mut self, block: Block, size: usize) {
         if size > UNCONFIRMED_BLOCK_BYTES_MAX || self.block(block.header.height, &block.hash()).is_some() {
             return;
@@ -449,6 +458,11 @@ mod tests {
         // A decided height forgets them.
         bft.head_moved(2);
         assert!(bft.unconfirmed.is_empty());
+        // They count as they take memory: small transactions, decoded, take more than their bytes.
+        let mut resolves = block(3, 0);
+        resolves.txs = vec![cairn_ledger::Transaction::Resolve { job_id: Hash::ZERO }; 1_000];
+        let encoded = borsh::to_vec(&resolves).expect("encodes").len();
+        assert!(unconfirmed_bytes(&resolves, encoded) > 3 * encoded, "{encoded} bytes on the wire");
     }
 
     #[test]

@@ -519,7 +519,8 @@ impl Node {
             self.check_needed_blocks()?;
             return Ok(MessageAcceptance::Accept);
         }
-        c.bft.keep_unconfirmed(msg.block, data.len());
+        let size = crate::bft::unconfirmed_bytes(&msg.block, data.len());
+        c.bft.keep_unconfirmed(msg.block, size);
         Ok(MessageAcceptance::Ignore)
     }
 
