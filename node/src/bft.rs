@@ -29,6 +29,11 @@ pub const UNCONFIRMED_BLOCKS_MAX: usize = 8;
 /// transactions takes several times its size once decoded.
 pub const UNCONFIRMED_BLOCK_BYTES_MAX: usize = 32 << 20;
 
+/// Whether `msg` is a certificate (many signatures, checked one by one).
+fn is_certificate(msg: &ConsensusMessage) -> bool {
+    matches!(msg, ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_))
+}
+
 /// What a decoded block of `encoded` bytes is counted for among the unconfirmed ones: its
 /// bytes, plus each transaction's in-memory size (a `Resolve` is 33 bytes on the wire, a few
 /// hundred in a `Vec<Transaction>`).
@@ -37,6 +42,11 @@ pub fn unconfirmed_bytes(block: &Block, encoded: usize) -> usize {
 }
 /// Blocks the engine waits for at once, at most.
 pub const BLOCKS_NEEDED_MAX: usize = 64;
+/// Certificates verified here remembered (by the hash of their bytes), at most: one sent again
+/// is dropped before its signatures (up to `VALIDATORS_MAX`) are checked again. The engine
+/// knows which certificates of its own height it has ([`Engine::is_spent_certificate`]); this
+/// covers those of the heights ahead it looks at, which anyone could re-send without end.
+pub const CERTIFICATES_REMEMBERED_MAX: usize = 256;
 /// Timers at once, at most (the engine keeps a handful per round).
 pub const TIMERS_MAX: usize = 1_024;
 /// Inputs queued for the engine, at most.
@@ -175,6 +185,9 @@ pub struct Bft {
     /// Repeats passed on, by the hash of their bytes: their height and when (bounded by
     /// [`REPEATS_TRACKED_MAX`]).
     relayed: HashMap<Hash, (u64, Instant)>,
+    /// Certificates verified here, by the hash of their bytes, oldest first (at most
+    /// [`CERTIFICATES_REMEMBERED_MAX`]).
+    certificates: VecDeque<Hash>,
 }
 
 impl Bft {
@@ -195,6 +208,7 @@ impl Bft {
             peers_started: false,
             sit_out: None,
             relayed: HashMap::new(),
+            certificates: VecDeque::new(),
         }
     }
 
@@ -233,10 +247,29 @@ impl Bft {
         if self.engine.is_spent_certificate(&msg) || self.engine.is_further_equivocation(&msg) {
             return GossipVerdict::Ignore;
         }
+        if is_certificate(&msg) && self.certificates.contains(&Hash::of(data)) {
+            return GossipVerdict::Ignore;
+        }
         match self.engine.verify_message(msg) {
             Ok(v) => GossipVerdict::Accept(v),
             Err(e) => GossipVerdict::Reject(e.to_string()),
         }
+    }
+
+    /// Remembers a certificate's bytes once it was verified ([`Bft::check_gossip`] then drops
+    /// the same bytes unchecked); other messages are not remembered here.
+    pub fn verified(&mut self, msg: &VerifiedMessage, data: &[u8]) {
+        if !is_certificate(msg.message()) {
+            return;
+        }
+        let key = Hash::of(data);
+        if self.certificates.contains(&key) {
+            return;
+        }
+        if self.certificates.len() >= CERTIFICATES_REMEMBERED_MAX {
+            self.certificates.pop_front();
+        }
+        self.certificates.push_back(key);
     }
 
     /// Whether to pass on a repeat (`message`, its bytes, for `height`) received at `now`: not

@@ -473,7 +473,10 @@ impl Node {
         }
         let Some(c) = self.consensus.as_mut() else { return MessageAcceptance::Ignore };
         let (height, msg) = match verdict {
-            GossipVerdict::Accept(m) => (m.height(), Some(m)),
+            GossipVerdict::Accept(m) => {
+                c.bft.verified(&m, data);
+                (m.height(), Some(m))
+            }
             // Valid (the same bytes as one verified before): not fed again, and passed on at
             // most once a `REPEAT_RELAY_INTERVAL` (a validator's rebroadcast, for peers that
             // missed the first one).

@@ -485,6 +485,14 @@ fn consensus_messages_are_rejected_or_ignored() {
             .encode()
     };
     assert!(matches!(check(&polka(prevote_sigs(&[0, 1, 2]))), GossipVerdict::Accept(_)));
+    // Once verified, the same certificate sent again is dropped unchecked, even for a height
+    // the engine has not reached (where it cannot tell it has one already).
+    let mut remembering = bft(&c);
+    let cert = polka(prevote_sigs(&[0, 1, 2]));
+    let GossipVerdict::Accept(verified) = remembering.check_gossip(head, &cert) else { panic!("verified") };
+    remembering.verified(&verified, &cert);
+    assert!(matches!(remembering.check_gossip(head, &cert), GossipVerdict::Ignore));
+    assert!(matches!(remembering.check_gossip(head, &polka(prevote_sigs(&[0, 1, 3]))), GossipVerdict::Accept(_)));
     assert!(rejected(check(&polka(prevote_sigs(&[0, 1])))), "a polka of two of four");
     let mut unsorted = prevote_sigs(&[0, 1, 2]);
     unsorted.reverse();
