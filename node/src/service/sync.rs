@@ -158,6 +158,9 @@ pub fn peers_for_a_proposed_block(
 /// Requests in flight and what arrived.
 #[derive(Default)]
 pub struct SyncState {
+    /// The last proposed block answered from memory, encoded: peers ask for the same block,
+    /// and each answer is then a copy of its bytes rather than a clone and an encoding.
+    proposed_answer: Option<(u64, Hash, Wire)>,
     /// The block sync request in flight, the peer asked, and the first height asked for.
     syncing: Option<(OutboundRequestId, PeerId, u64)>,
     /// Finalized blocks received, to apply in order (at most one response's worth).
@@ -435,11 +438,18 @@ impl Node {
         // A proposed block in memory is answered at once; the rest (a block this validator
         // proposed before a restart, blocks, blobs) is read from the store off the loop, a few
         // answers at a time.
-        if let SyncRequest::Proposed { height, block_hash } = request
-            && let Some(block) = self.proposed_in_memory(height, &block_hash)
-        {
-            let block = Some(Box::new(block.clone()));
-            return self.respond(peer, request_id, channel, SyncResponse::Proposed(block));
+        if let SyncRequest::Proposed { height, block_hash } = request {
+            if let Some((h, hash, wire)) = &self.sync.proposed_answer
+                && (*h, *hash) == (height, block_hash)
+            {
+                let wire = wire.clone();
+                return self.respond_wire(peer, request_id, channel, wire);
+            }
+            if let Some(block) = self.proposed_in_memory(height, &block_hash) {
+                let wire = Wire::encode(&SyncResponse::Proposed(Some(Box::new(block.clone()))));
+                self.sync.proposed_answer = Some((height, block_hash, wire.clone()));
+                return self.respond_wire(peer, request_id, channel, wire);
+            }
         }
         if self.sync.answering >= SYNC_ANSWERS_AT_ONCE {
             return self.respond(peer, request_id, channel, SyncResponse::Error("busy; ask again shortly".into()));
@@ -521,7 +531,11 @@ impl Node {
         channel: ResponseChannel<Wire>,
         response: SyncResponse,
     ) {
-        let wire = Wire::encode(&response);
+        self.respond_wire(peer, request_id, channel, Wire::encode(&response));
+    }
+
+    /// Hands an encoded answer to libp2p, as [`Node::respond`].
+    fn respond_wire(&mut self, peer: PeerId, request_id: InboundRequestId, channel: ResponseChannel<Wire>, wire: Wire) {
         let bytes = wire.0.len();
         if self.net.swarm().behaviour_mut().sync.send_response(channel, wire).is_ok() {
             self.sync.unread.handed(request_id, peer, bytes);
