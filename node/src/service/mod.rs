@@ -44,7 +44,6 @@ use libp2p::Multiaddr;
 use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Interval;
 
 use self::consensus::Consensus;
 use self::executor::{Done, ExecutedHere, Executor, Job};
@@ -97,14 +96,60 @@ pub const STOP_SEND_TIME: Duration = Duration::from_millis(300);
 /// How often a stopping node checks whether it is done.
 pub const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
+/// When the loop's own work is next due: maintenance every `maintenance_every`, and the
+/// outbox's flush [`OUTBOX_FLUSH_INTERVAL`] after the last one. One timer wakes the loop for
+/// the earliest of them and of the consensus timers; each is checked after every turn.
+#[derive(Debug)]
+struct Clocks {
+    maintenance_every: Duration,
+    next_maintenance: Instant,
+    next_flush: Instant,
+}
+
+impl Clocks {
+    /// Maintenance due at once (then every `maintenance_every`), and a flush as soon as there
+    /// is something to send.
+    fn new(maintenance_every: Duration, now: Instant) -> Clocks {
+        Clocks { maintenance_every, next_maintenance: now, next_flush: now }
+    }
+
+    /// When the loop must wake at the latest: the earliest of `consensus` (its next timer or
+    /// height), maintenance, and the flush if the outbox holds something.
+    fn next_due(&self, consensus: Option<Instant>, has_outbox: bool) -> Instant {
+        let mut at = self.next_maintenance;
+        if has_outbox {
+            at = at.min(self.next_flush);
+        }
+        consensus.map_or(at, |c| c.min(at))
+    }
+
+    /// Whether maintenance is due at `now`; if so, the next is `maintenance_every` later.
+    fn maintenance_due(&mut self, now: Instant) -> bool {
+        let due = now >= self.next_maintenance;
+        if due {
+            self.next_maintenance = now + self.maintenance_every;
+        }
+        due
+    }
+
+    /// Whether the outbox's flush is due at `now`; if so, the next is an interval later. An
+    /// outbox that stayed empty for a whole interval goes out at once.
+    fn flush_due(&mut self, now: Instant) -> bool {
+        let due = now >= self.next_flush;
+        if due {
+            self.next_flush = now + OUTBOX_FLUSH_INTERVAL;
+        }
+        due
+    }
+}
+
 /// What woke the loop.
 enum Input {
     Network(Box<SwarmEvent<BehaviourEvent>>),
     Request(Request),
     Event(Event),
+    /// The timer of the consensus engine, maintenance or the outbox ([`Clocks`]).
     Timers,
-    Maintenance,
-    Flush,
     /// Asked to stop (SIGTERM, Ctrl-C).
     Stop,
     /// A stopping node's next check of whether it is done.
@@ -119,9 +164,7 @@ impl Input {
             Input::Event(Event::Block(_)) => "a block executed or stored",
             Input::Event(Event::Verified(_)) => "verified gossip",
             Input::Event(_) => "background work",
-            Input::Timers => "timers",
-            Input::Maintenance => "maintenance",
-            Input::Flush => "gossip",
+            Input::Timers => "timers, maintenance or gossip",
             Input::Stop | Input::StopCheck => "stopping",
         }
     }
@@ -371,9 +414,7 @@ impl Node {
 
     /// Runs until `shutdown` resolves or a fatal error (storage) occurs.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let mut maintenance = tokio::time::interval(Duration::from_millis(self.config.rebroadcast_ms.max(100) / 2));
-        let mut gossip = tokio::time::interval(OUTBOX_FLUSH_INTERVAL);
-        gossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clocks = Clocks::new(Duration::from_millis(self.config.rebroadcast_ms.max(100) / 2), Instant::now());
         tokio::pin!(shutdown);
         self.publish_view();
         self.provide_stored_blobs()?;
@@ -385,8 +426,8 @@ impl Node {
         let mut stop_check = tokio::time::interval(STOP_CHECK_INTERVAL);
         loop {
             let block_time = self.block_time();
-            let deadline = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
-            let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into());
+            let consensus = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
+            let timer = tokio::time::sleep_until(clocks.next_due(consensus, self.net.has_outbox()).into());
             // Requests first (a client waits on each), then the node's own work, then the
             // network: under load every source is ready at once, and none is starved (the
             // queues are drained in bounded batches, each turn handles one network event, and
@@ -398,9 +439,7 @@ impl Node {
                 Some(request) = self.requests.recv() => Input::Request(request),
                 Some(event) = self.events_rx.recv() => Input::Event(event),
                 ev = self.net.swarm().select_next_some() => Input::Network(Box::new(ev)),
-                _ = timer, if deadline.is_some() => Input::Timers,
-                _ = maintenance.tick() => Input::Maintenance,
-                _ = gossip.tick(), if self.net.has_outbox() => Input::Flush,
+                _ = timer => Input::Timers,
             };
             let woke = Instant::now();
             let what = input.what();
@@ -421,13 +460,8 @@ impl Node {
                         self.on_event(event)?;
                     }
                 }
-                Input::Timers => {
-                    if let Some(c) = self.consensus.as_mut() {
-                        c.fire_due(Instant::now());
-                    }
-                }
-                Input::Maintenance => self.maintain()?,
-                Input::Flush => self.net.flush_outbox(),
+                // Carried out below, after every turn.
+                Input::Timers => {}
                 Input::Stop => {
                     stop_by = Some(Instant::now() + STOP_GRACE);
                     self.begin_stop();
@@ -454,7 +488,7 @@ impl Node {
                 }
             }
             let handled = woke.elapsed();
-            self.fair_share(&mut maintenance, &mut gossip)?;
+            self.due_work(&mut clocks)?;
             self.pump_consensus()?;
             self.net.flush_outbox_if_full();
             let took = woke.elapsed();
@@ -485,17 +519,19 @@ impl Node {
         Ok(())
     }
 
-    /// After every turn: the consensus timers that are due, and maintenance and the outbox if
-    /// their time came, whatever woke the loop. They come last in its order, so a flood of
-    /// anything before them (requests, network events) would otherwise keep them waiting.
-    fn fair_share(&mut self, maintenance: &mut Interval, gossip: &mut Interval) -> anyhow::Result<()> {
+    /// After every turn, whatever woke the loop: the consensus timers that are due, and
+    /// maintenance and the outbox if their time came. The loop's timer comes last in its
+    /// order, so a flood of anything before it (requests, network events) would otherwise keep
+    /// them waiting.
+    fn due_work(&mut self, clocks: &mut Clocks) -> anyhow::Result<()> {
+        let now = Instant::now();
         if let Some(c) = self.consensus.as_mut() {
-            c.fire_due(Instant::now());
+            c.fire_due(now);
         }
-        if maintenance.tick().now_or_never().is_some() {
+        if clocks.maintenance_due(now) {
             self.maintain()?;
         }
-        if self.net.has_outbox() && gossip.tick().now_or_never().is_some() {
+        if self.net.has_outbox() && clocks.flush_due(now) {
             self.net.flush_outbox();
         }
         Ok(())
