@@ -424,6 +424,9 @@ impl Node {
         let mut stop_by: Option<Instant> = None;
         let mut sent_by: Option<Instant> = None;
         let mut stop_check = tokio::time::interval(STOP_CHECK_INTERVAL);
+        // Whether the last turn handled requests too: requests kept coming, and the others
+        // wait behind them.
+        let mut requests_before = false;
         loop {
             let block_time = self.block_time();
             let consensus = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
@@ -443,6 +446,7 @@ impl Node {
             };
             let woke = Instant::now();
             let what = input.what();
+            let requests_now = matches!(input, Input::Request(_));
             match input {
                 Input::Network(ev) => self.on_swarm_event(*ev)?,
                 Input::Request(request) => {
@@ -451,7 +455,9 @@ impl Node {
                         let Ok(request) = self.requests.try_recv() else { break };
                         self.on_request(request)?;
                     }
-                    self.after_requests()?;
+                    if requests_before {
+                        self.after_requests()?;
+                    }
                 }
                 Input::Event(event) => {
                     self.on_event(event)?;
@@ -487,6 +493,7 @@ impl Node {
                     break;
                 }
             }
+            requests_before = requests_now;
             let handled = woke.elapsed();
             self.due_work(&mut clocks)?;
             self.pump_consensus()?;
@@ -506,9 +513,10 @@ impl Node {
         Ok(())
     }
 
-    /// After a batch of requests, which come first: one event of the node's own work and one
-    /// of the network, if either is ready. So a flood of requests slows the rest without
-    /// stopping it: blocks still commit, peers are still heard.
+    /// After a second turn of requests in a row (they come first): one event of the node's
+    /// own work and one of the network, if either is ready. So a flood of requests slows the
+    /// rest without stopping it: blocks still commit, peers are still heard. Under ordinary
+    /// load a turn of requests is followed by others, and this costs nothing.
     fn after_requests(&mut self) -> anyhow::Result<()> {
         if let Ok(event) = self.events_rx.try_recv() {
             self.on_event(event)?;
