@@ -83,6 +83,11 @@ pub const OUTBOX_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 /// next turn, after the network had its turn.
 pub const TURN_BATCH_MAX: usize = 256;
 
+/// The loop's own work (consensus timers, maintenance, the outbox's flush) waits for a turn
+/// with nothing else ready, but never longer than this past its time: then it runs after
+/// whatever turn comes ([`Node::due_work`]).
+pub const LATE_WORK: Duration = Duration::from_millis(20);
+
 /// A turn of the loop taking longer than this is logged (at debug level) with what it did.
 pub const LOOP_TURN_SLOW: Duration = Duration::from_millis(20);
 
@@ -123,19 +128,21 @@ impl Clocks {
         consensus.map_or(at, |c| c.min(at))
     }
 
-    /// Whether maintenance is due at `now`; if so, the next is `maintenance_every` later.
-    fn maintenance_due(&mut self, now: Instant) -> bool {
-        let due = now >= self.next_maintenance;
+    /// Whether maintenance is due at `now` and has waited at least `late`; if so, the next is
+    /// `maintenance_every` later.
+    fn maintenance_due(&mut self, now: Instant, late: Duration) -> bool {
+        let due = now >= self.next_maintenance + late;
         if due {
             self.next_maintenance = now + self.maintenance_every;
         }
         due
     }
 
-    /// Whether the outbox's flush is due at `now`; if so, the next is an interval later. An
-    /// outbox that stayed empty for a whole interval goes out at once.
-    fn flush_due(&mut self, now: Instant) -> bool {
-        let due = now >= self.next_flush;
+    /// Whether the outbox's flush is due at `now` and has waited at least `late`; if so, the
+    /// next is an interval later. An outbox that stayed empty for a whole interval goes out at
+    /// once.
+    fn flush_due(&mut self, now: Instant, late: Duration) -> bool {
+        let due = now >= self.next_flush + late;
         if due {
             self.next_flush = now + OUTBOX_FLUSH_INTERVAL;
         }
@@ -466,8 +473,8 @@ impl Node {
                         self.on_event(event)?;
                     }
                 }
-                // Carried out below, after every turn.
-                Input::Timers => {}
+                // Nothing else was ready: whatever is due.
+                Input::Timers => self.due_work(&mut clocks, Duration::ZERO)?,
                 Input::Stop => {
                     stop_by = Some(Instant::now() + STOP_GRACE);
                     self.begin_stop();
@@ -495,7 +502,7 @@ impl Node {
             }
             requests_before = requests_now;
             let handled = woke.elapsed();
-            self.due_work(&mut clocks)?;
+            self.due_work(&mut clocks, LATE_WORK)?;
             self.pump_consensus()?;
             self.net.flush_outbox_if_full();
             let took = woke.elapsed();
@@ -527,19 +534,23 @@ impl Node {
         Ok(())
     }
 
-    /// After every turn, whatever woke the loop: the consensus timers that are due, and
-    /// maintenance and the outbox if their time came. The loop's timer comes last in its
-    /// order, so a flood of anything before it (requests, network events) would otherwise keep
-    /// them waiting.
-    fn due_work(&mut self, clocks: &mut Clocks) -> anyhow::Result<()> {
+    /// The loop's own work that has been due for at least `late`: the consensus timers,
+    /// maintenance and the outbox's flush. On the loop's timer (nothing else was ready) all
+    /// that is due; after every other turn what waited [`LATE_WORK`], so that a flood of
+    /// anything before the timer in the loop's order (requests, network events) delays them by
+    /// that much at most, while under ordinary load they wait for the end of a burst (a flush
+    /// then sends the whole burst's gossip at once).
+    fn due_work(&mut self, clocks: &mut Clocks, late: Duration) -> anyhow::Result<()> {
         let now = Instant::now();
-        if let Some(c) = self.consensus.as_mut() {
-            c.fire_due(now);
+        if let Some(c) = self.consensus.as_mut()
+            && let Some(cutoff) = now.checked_sub(late)
+        {
+            c.fire_due(cutoff);
         }
-        if clocks.maintenance_due(now) {
+        if clocks.maintenance_due(now, late) {
             self.maintain()?;
         }
-        if self.net.has_outbox() && clocks.flush_due(now) {
+        if self.net.has_outbox() && clocks.flush_due(now, late) {
             self.net.flush_outbox();
         }
         Ok(())
