@@ -103,7 +103,8 @@ pub const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// When the loop's own work is next due: maintenance every `maintenance_every`, and the
 /// outbox's flush [`OUTBOX_FLUSH_INTERVAL`] after the last one. One timer wakes the loop for
-/// the earliest of them and of the consensus timers; each is checked after every turn.
+/// the earliest of them and of the consensus timers; after every other turn each runs once it
+/// is [`LATE_WORK`] late ([`Node::due_work`]).
 #[derive(Debug)]
 struct Clocks {
     maintenance_every: Duration,
@@ -436,12 +437,13 @@ impl Node {
         let mut requests_before = false;
         loop {
             let block_time = self.block_time();
-            let consensus = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
-            let timer = tokio::time::sleep_until(clocks.next_due(consensus, self.net.has_outbox()).into());
+            let consensus_due = self.consensus.as_ref().and_then(|c| c.next_deadline(block_time));
+            let timer = tokio::time::sleep_until(clocks.next_due(consensus_due, self.net.has_outbox()).into());
             // Requests first (a client waits on each), then the node's own work, then the
-            // network: under load every source is ready at once, and none is starved (the
-            // queues are drained in bounded batches, each turn handles one network event, and
-            // after it the others have their share: `fair_share`).
+            // network, then the timer: under load every source is ready at once, and none is
+            // starved (the queues are drained in bounded batches, each turn handles one
+            // network event, the others get theirs after two turns of requests in a row,
+            // `after_requests`, and due work runs once it is late, `due_work`).
             let input = tokio::select! {
                 biased;
                 _ = &mut shutdown, if stop_by.is_none() => Input::Stop,
