@@ -43,25 +43,28 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     }
 
     /// Inserts or replaces `key`'s value, evicting least recently used entries until the
-    /// bounds hold.
-    pub(crate) fn insert(&mut self, key: K, value: V, weight: usize) {
+    /// bounds hold; returns the keys evicted (last used just before they went).
+    pub(crate) fn insert(&mut self, key: K, value: V, weight: usize) -> Vec<K> {
         if let Some((_, old_weight, used)) = self.entries.remove(&key) {
             self.order.remove(&used);
             self.weight -= old_weight;
         }
+        let mut evicted = Vec::new();
         if self.capacity == 0 || weight > self.weight_max {
-            return;
+            return evicted;
         }
         while self.entries.len() >= self.capacity || self.weight + weight > self.weight_max {
             let Some((_, oldest)) = self.order.pop_first() else { break };
             if let Some((_, old_weight, _)) = self.entries.remove(&oldest) {
                 self.weight -= old_weight;
             }
+            evicted.push(oldest);
         }
         let now = self.tick();
         self.order.insert(now, key.clone());
         self.entries.insert(key, (value, weight, now));
         self.weight += weight;
+        evicted
     }
 
     /// Whether `key` is cached (without touching its recency).
@@ -90,7 +93,7 @@ mod tests {
         lru.insert(1, "one", 1);
         lru.insert(2, "two", 1);
         assert_eq!(lru.get(&1), Some("one")); // 2 is now the oldest
-        lru.insert(3, "three", 1);
+        assert_eq!(lru.insert(3, "three", 1), vec![2], "the evicted keys are told");
         assert_eq!(lru.len(), 2);
         assert_eq!(lru.get(&2), None);
         assert_eq!(lru.get(&1), Some("one"));

@@ -204,6 +204,11 @@ impl DiskCache {
         Err(Miss::Rejected(why))
     }
 
+    /// Marks a module's file, if there is one, as just used.
+    pub(crate) fn mark_used(&self, module_id: &[u8; 32]) {
+        used(&self.path(module_id));
+    }
+
     /// Writes a module's artifact. Failures are ignored: the cache is an optimisation.
     pub(crate) fn store(&self, module_id: &[u8; 32], artifact: &[u8]) {
         let _ = self.try_store(module_id, artifact);

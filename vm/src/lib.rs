@@ -251,11 +251,33 @@ impl Caches {
             disk.store(&id, artifact);
         }
         let compiled = Arc::new(compiled);
-        let mut memory = self.lock_memory();
-        if wanted(&memory) {
-            memory.insert(id, Arc::clone(&compiled), weight);
-        }
+        let left = {
+            let mut memory = self.lock_memory();
+            if !wanted(&memory) {
+                return compiled;
+            }
+            memory.insert(id, Arc::clone(&compiled), weight)
+        };
+        self.left_memory(&left);
         compiled
+    }
+
+    /// Keeps a module loaded from disk in memory.
+    fn keep_loaded(&self, id: [u8; 32], compiled: &Arc<Compiled>, weight: usize) {
+        let left = self.lock_memory().insert(id, Arc::clone(compiled), weight);
+        self.left_memory(&left);
+    }
+
+    /// Modules the memory cache let go were in use until now: their files on disk say so,
+    /// so that the folder's eviction (least recently used first) keeps them over modules
+    /// used longer ago. A module served from memory never touches its file, so without this
+    /// the most used modules would have the oldest files and go first.
+    fn left_memory(&self, ids: &[[u8; 32]]) {
+        for id in ids {
+            for disk in [&self.disk_singlepass, &self.disk_cranelift].into_iter().flatten() {
+                disk.mark_used(id);
+            }
+        }
     }
 }
 
@@ -544,7 +566,7 @@ impl Vm {
                 Ok((module, weight)) => {
                     self.caches.disk_loads.fetch_add(1, Ordering::Relaxed);
                     let compiled = Arc::new(Compiled::new(engine, module, compiler));
-                    self.caches.lock_memory().insert(id, Arc::clone(&compiled), weight);
+                    self.caches.keep_loaded(id, &compiled, weight);
                     return Ok(compiled);
                 }
                 Err(Miss::Rejected(_)) => {
