@@ -60,6 +60,25 @@ pub struct StateChunk {
     pub last: bool,
 }
 
+/// The bytes of a chunk's keys and values, or why it is larger than any honest chunk: more
+/// entries than a request asks for, more than twice [`STATE_CHUNK_BYTES_MAX`] of keys and
+/// values (a server stops a chunk once it reaches it), or a proof past
+/// [`RANGE_PROOF_BYTES_MAX`]. Counted before anything is hashed.
+fn chunk_size(chunk: &StateChunk) -> std::result::Result<usize, String> {
+    let entries = chunk.entries.len();
+    if entries > STATE_CHUNK_ENTRIES_MAX as usize {
+        return Err(format!("{entries} entries: more entries than a chunk holds ({STATE_CHUNK_ENTRIES_MAX})"));
+    }
+    let bytes: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > 2 * STATE_CHUNK_BYTES_MAX || chunk.proof.len() > RANGE_PROOF_BYTES_MAX {
+        return Err(format!(
+            "{bytes} bytes of entries, a {}-byte proof: more bytes than a chunk holds",
+            chunk.proof.len()
+        ));
+    }
+    Ok(bytes)
+}
+
 /// The key hash right after `key` (`None` after the last possible one).
 pub fn next_key_hash(key: &KeyHash) -> Option<KeyHash> {
     let mut next = key.0;
@@ -198,15 +217,7 @@ impl StateRestore {
         if chunk.entries.is_empty() {
             return Err(bad("no entries".into()));
         }
-        if chunk.entries.len() > STATE_CHUNK_ENTRIES_MAX as usize {
-            return Err(bad(format!("{} entries, more than {STATE_CHUNK_ENTRIES_MAX}", chunk.entries.len())));
-        }
-        // Counted before anything is hashed: a server stops a chunk once it reaches
-        // STATE_CHUNK_BYTES_MAX, so twice that is more than any honest chunk holds.
-        let chunk_bytes: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if chunk_bytes > 2 * STATE_CHUNK_BYTES_MAX {
-            return Err(bad(format!("{chunk_bytes} bytes of entries, more than {}", 2 * STATE_CHUNK_BYTES_MAX)));
-        }
+        chunk_size(&chunk).map_err(bad)?;
         let proof: SparseMerkleRangeProof<Sha256> =
             crate::decode("state chunk range proof", &chunk.proof, RANGE_PROOF_BYTES_MAX)
                 .map_err(|e| bad(e.to_string()))?;
@@ -392,13 +403,7 @@ impl<S: Copy> LanedRestore<S> {
         }
         // What `add` checks, before the chunk waits in its lane: the lane's budget counts what
         // waits in memory.
-        if chunk.entries.len() > STATE_CHUNK_ENTRIES_MAX as usize {
-            return Err(bad("more entries than a chunk holds"));
-        }
-        let raw: usize = chunk.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if raw > 2 * STATE_CHUNK_BYTES_MAX || chunk.proof.len() > RANGE_PROOF_BYTES_MAX {
-            return Err(bad("more bytes than a chunk holds"));
-        }
+        let raw = chunk_size(&chunk).map_err(|why| bad(&why))?;
         let next = if chunk.last || l.end.is_some_and(|end| last >= end) { None } else { next_key_hash(&last) };
         l.next = next;
         let bytes = raw + chunk.entries.len() * QUEUED_ENTRY_OVERHEAD_BYTES + chunk.proof.len();
