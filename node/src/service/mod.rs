@@ -599,11 +599,7 @@ impl Node {
             }
             Request::Check { tx, reply } => {
                 // What `admit` checks, without admitting.
-                let checked = nonce_key(&tx).map_or(Err(TxError::NotSubmittable), |(sender, nonce)| {
-                    let rule = NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
-                    self.chain.state().check_tx(&tx, self.chain.height() + 1, rule, &mut AlreadyVerified)
-                });
-                let _ = reply.send(checked);
+                let _ = reply.send(self.rules_admit(&tx));
             }
             Request::Job { job_id, reply } => {
                 let pending = self.mempool.offer(&job_id).map(|o| {
@@ -680,8 +676,15 @@ impl Node {
         {
             return Err(AdmitError::Overloaded(overloaded));
         }
+        self.rules_admit(tx).map_err(AdmitError::Tx)
+    }
+
+    /// The chain's rules `tx` must pass to be admitted, its signature aside: against the head,
+    /// under the mempool's nonce rule with what its sender has pending.
+    fn rules_admit(&self, tx: &Transaction) -> Result<(), TxError> {
+        let (sender, nonce) = nonce_key(tx).ok_or(TxError::NotSubmittable)?;
         let rule = NonceRule::Pending { pending_spend: self.mempool.pending_spend(sender, nonce) };
-        self.chain.state().check_tx(tx, self.chain.height() + 1, rule, &mut AlreadyVerified).map_err(AdmitError::Tx)
+        self.chain.state().check_tx(tx, self.chain.height() + 1, rule, &mut AlreadyVerified)
     }
 
     /// What follows an admission: gossip (what came over RPC; gossip relays the rest), the
