@@ -303,15 +303,15 @@ impl Chain {
         let (header, commit) = if height == 0 {
             (None, None)
         } else {
-            let block = store
-                .block(height)
+            let header = store
+                .header(height)
                 .map_err(|e| corrupt(path, e))?
                 .ok_or_else(|| corrupt(path, format!("block {height}, the head, is missing")))?;
             let commit = store
                 .commit(height)
                 .map_err(|e| corrupt(path, e))?
                 .ok_or_else(|| corrupt(path, format!("the commit of block {height}, the head, is missing")))?;
-            (Some(block.header), Some(commit))
+            (Some(header), Some(commit))
         };
         // The state rebuilt from its table must be the state the head header commits to.
         let expected = match &header {

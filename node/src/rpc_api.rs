@@ -378,7 +378,7 @@ impl RpcImpl {
     /// none stored in the last 10 minutes), and the disk stays within it.
     fn blob_room(&self, size: usize) -> RpcResult<()> {
         let budget = self.node.config.store_blobs_bytes_max;
-        if self.node.store.blob_bytes().saturating_add(size as u64) > budget {
+        if !crate::service::blobs::has_room(self.node.store.blob_bytes(), size as u64, budget) {
             return Err(overloaded(
                 format!("this node's blob store is full ({budget} bytes, store_blobs_bytes_max); retry later"),
                 crate::service::blobs::BLOB_EVICTION_INTERVAL.as_millis() as u64,
@@ -653,14 +653,13 @@ impl CairnApiServer for RpcImpl {
                     }
                 }
                 ev = rx.recv() => match ev {
-                    Ok(ev) if ev.job_id == job_id => {
+                    // The channel is this job's own (see `tracker`): only its events come.
+                    Ok(ev) => {
+                        debug_assert_eq!(ev.job_id, job_id);
                         unknown_until = None;
                         last = Some(ev.stage);
                         sink.send(message(&ev)?).await?;
                     }
-                    // The channel is this job's own (see `tracker`): no other job's event
-                    // comes, but one would be skipped.
-                    Ok(_) => {}
                     Err(RecvError::Lagged(_)) => {
                         // Missed events: resend those past the last stage sent.
                         let (past, fresh) = self.ask(|reply| Request::Subscribe { job_id, reply }).await?;

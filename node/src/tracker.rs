@@ -33,7 +33,10 @@ pub const JOB_EVENT_BUFFER: usize = 8;
 /// `rpc_connections_max × rpc_subscriptions_per_connection_max` (16,384 by default). A
 /// channel costs about [`JOB_EVENT_BUFFER`] empty event slots (under 3 KiB) plus the events
 /// its subscribers have not read; a sweep costs a look at each channel, amortized over the
-/// subscriptions that grew the map to it.
+/// subscriptions that grew the map to it. Those unread events are copies, not counted in
+/// [`TRACKED_BYTES_MAX`]: a job has a few events, at most three carrying an output of up to
+/// 64 KiB, so subscribers that all stop reading hold at most 16,384 × 3 × 64 KiB (3 GiB) at the
+/// very worst — less than what jsonrpsee may buffer for the same connections.
 pub const WATCHED_JOBS_MAX: usize = 16_384;
 /// What an entry costs besides its events, result and offer: the entry, its id in the map and
 /// in the order, and the map's own overhead per slot.

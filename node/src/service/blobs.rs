@@ -52,9 +52,15 @@ pub const BLOB_EVICTION_INTERVAL: Duration = Duration::from_secs(10);
 pub const BLOB_EVICTION_MIN_AGE: Duration = Duration::from_secs(600);
 
 /// Whether a blob store holding `stored` bytes has room, within `budget`
-/// (`store_blobs_bytes_max`), for one more blob of the largest size ([`BLOB_BYTES_MAX`]).
+/// (`store_blobs_bytes_max`), for `size` more.
+pub fn has_room(stored: u64, size: u64, budget: u64) -> bool {
+    stored.saturating_add(size) <= budget
+}
+
+/// Whether a blob store holding `stored` bytes has room, within `budget`, for one more blob
+/// of the largest size ([`BLOB_BYTES_MAX`]).
 pub fn room_for_a_blob(stored: u64, budget: u64) -> bool {
-    stored.saturating_add(BLOB_BYTES_MAX as u64) <= budget
+    has_room(stored, BLOB_BYTES_MAX as u64, budget)
 }
 
 /// The largest blob a node fetches or stores for others: a job data blob
