@@ -22,8 +22,9 @@
 //!
 //! The folder is bounded in bytes ([`DiskBudget`], `VmConfig::cache_dir_bytes_max`), shared
 //! by the caches of both compilers: storing a file that takes it past the bound deletes the
-//! files used least recently (by modification time, which a load refreshes) until it is
-//! within seven eighths of it.
+//! files used least recently (by modification time, which a load refreshes, and so does a
+//! module leaving the memory cache) until it is within seven eighths of it. Temporary files
+//! another process left unfinished are deleted when the folder is first counted.
 
 use std::fs;
 use std::io::Write;
@@ -72,8 +73,12 @@ impl DiskBudget {
         let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
         let total = match *bytes {
             Some(total) => total + len,
-            // The first count includes the file just stored.
-            None => cache_files(&self.dir).iter().map(|f| f.1).sum(),
+            // The first count includes the file just stored; writes another process left
+            // unfinished (it died mid-write) go first, or nothing would ever count them.
+            None => {
+                remove_unfinished_writes(&self.dir);
+                cache_files(&self.dir).iter().map(|f| f.1).sum()
+            }
         };
         *bytes = Some(if total > self.bytes_max { self.evict(kept) } else { total });
     }
@@ -100,6 +105,22 @@ impl DiskBudget {
     fn deleted(&self, len: u64) {
         if let Some(total) = self.bytes.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             *total = total.saturating_sub(len);
+        }
+    }
+}
+
+/// Deletes the temporary files of writes by other processes (`.<id>.<pid>.<n>.tmp`, see
+/// [`DiskCache::store`]): a process that dies mid-write leaves one behind.
+fn remove_unfinished_writes(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mine = std::process::id().to_string();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let parts: Vec<&str> = name.to_str().unwrap_or_default().split('.').collect();
+        if let ["", _id, pid, _n, "tmp"] = parts[..]
+            && pid != mine
+        {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
@@ -282,10 +303,18 @@ mod tests {
         let budget = Arc::new(DiskBudget::new(dir.path().to_owned(), 4 * file_bytes));
         let cache = DiskCache::new([7; 32], budget.clone());
         let id = |i: u8| [i; 32];
+        // A write another process left unfinished goes when the folder is first counted; one
+        // of this process's own (in progress) stays.
+        let theirs = dir.path().join(format!(".{}.0.0.tmp", Hash([9; 32]).to_hex()));
+        let ours = dir.path().join(format!(".{}.{}.0.tmp", Hash([9; 32]).to_hex(), std::process::id()));
+        fs::write(&theirs, [0; 100]).expect("write");
+        fs::write(&ours, [0; 100]).expect("write");
         for i in 1..=4 {
             cache.store(&id(i), &[i; 3_000]);
             set_time(&cache.path(&id(i)), u64::from(i));
         }
+        assert!(!theirs.exists() && ours.exists());
+        fs::remove_file(&ours).expect("remove");
         assert_eq!(folder_bytes(dir.path()), 4 * file_bytes, "at the bound, nothing goes");
         // Module 1, the oldest, is used again.
         used(&cache.path(&id(1)));
